@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod av1;
 pub mod demux;
 pub mod ids;
 pub mod rtcp;

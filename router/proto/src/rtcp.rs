@@ -306,7 +306,10 @@ pub fn parse_one(b: &[u8]) -> Result<(RtcpPacket, usize), RtcpError> {
             if body.len() < 4 {
                 return Err(RtcpError::Malformed);
             }
-            RtcpPacket::ReceiverReport(ReceiverReport { ssrc: Ssrc(u32_at(body, 0)), reports: parse_blocks(&body[4..], count)? })
+            RtcpPacket::ReceiverReport(ReceiverReport {
+                ssrc: Ssrc(u32_at(body, 0)),
+                reports: parse_blocks(&body[4..], count)?,
+            })
         }
         pt::SDES => {
             let mut chunks = Vec::with_capacity(count);
@@ -401,7 +404,8 @@ pub fn parse_one(b: &[u8]) -> Result<(RtcpPacket, usize), RtcpError> {
                         return Err(RtcpError::Malformed);
                     }
                     let ssrcs = (0..n).map(|i| Ssrc(u32_at(fci, 8 + 4 * i))).collect();
-                    let bitrate_bps = mantissa.checked_shl(exp as u32).filter(|v| v >> exp == mantissa).unwrap_or(u64::MAX);
+                    let bitrate_bps =
+                        mantissa.checked_shl(exp as u32).filter(|v| v >> exp == mantissa).unwrap_or(u64::MAX);
                     RtcpPacket::Remb(Remb { sender_ssrc, bitrate_bps, ssrcs })
                 }
                 _ => RtcpPacket::Unknown { pt: ty, fmt: count as u8, raw: b[..len].to_vec() },
@@ -704,29 +708,37 @@ mod tests {
         let blocks = proptest::collection::vec(arb_block(), 0..4);
         prop_oneof![
             (ssrc.clone(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>(), blocks.clone()).prop_map(
-                |(ssrc, ntp_time, rtp_time, packet_count, octet_count, reports)| RtcpPacket::SenderReport(SenderReport {
-                    ssrc,
-                    ntp_time,
-                    rtp_time,
-                    packet_count,
-                    octet_count,
-                    reports
-                })
+                |(ssrc, ntp_time, rtp_time, packet_count, octet_count, reports)| RtcpPacket::SenderReport(
+                    SenderReport { ssrc, ntp_time, rtp_time, packet_count, octet_count, reports }
+                )
             ),
-            (ssrc.clone(), blocks).prop_map(|(ssrc, reports)| RtcpPacket::ReceiverReport(ReceiverReport { ssrc, reports })),
+            (ssrc.clone(), blocks)
+                .prop_map(|(ssrc, reports)| RtcpPacket::ReceiverReport(ReceiverReport { ssrc, reports })),
             proptest::collection::vec(
-                (ssrc.clone(), proptest::collection::vec((1u8..=8, proptest::collection::vec(any::<u8>(), 0..20)), 0..3))
+                (
+                    ssrc.clone(),
+                    proptest::collection::vec((1u8..=8, proptest::collection::vec(any::<u8>(), 0..20)), 0..3)
+                )
                     .prop_map(|(ssrc, items)| SdesChunk { ssrc, items }),
                 0..3
             )
             .prop_map(RtcpPacket::Sdes),
-            (proptest::collection::vec(ssrc.clone(), 0..4), proptest::option::of(proptest::collection::vec(any::<u8>(), 1..30)))
+            (
+                proptest::collection::vec(ssrc.clone(), 0..4),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 1..30))
+            )
                 .prop_map(|(ssrcs, reason)| RtcpPacket::Bye(Bye { ssrcs, reason })),
             (0u8..32, ssrc.clone(), any::<[u8; 4]>(), proptest::collection::vec(any::<[u8; 4]>(), 0..4))
                 .prop_map(|(subtype, ssrc, name, d)| RtcpPacket::App(App { subtype, ssrc, name, data: d.concat() })),
-            (ssrc.clone(), ssrc.clone(), proptest::collection::vec((any::<u16>(), any::<u16>()), 0..5)).prop_map(|(a, b, p)| {
-                RtcpPacket::Nack(Nack { sender_ssrc: a, media_ssrc: b, pairs: p.into_iter().map(|(x, y)| (SeqNo(x), y)).collect() })
-            }),
+            (ssrc.clone(), ssrc.clone(), proptest::collection::vec((any::<u16>(), any::<u16>()), 0..5)).prop_map(
+                |(a, b, p)| {
+                    RtcpPacket::Nack(Nack {
+                        sender_ssrc: a,
+                        media_ssrc: b,
+                        pairs: p.into_iter().map(|(x, y)| (SeqNo(x), y)).collect(),
+                    })
+                }
+            ),
             (ssrc.clone(), ssrc.clone()).prop_map(|(a, b)| RtcpPacket::Pli(Pli { sender_ssrc: a, media_ssrc: b })),
             (ssrc.clone(), proptest::collection::vec((ssrc.clone(), any::<u8>()), 0..4))
                 .prop_map(|(a, entries)| RtcpPacket::Fir(Fir { sender_ssrc: a, entries })),

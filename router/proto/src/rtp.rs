@@ -128,9 +128,7 @@ impl RtpHeader {
     /// The CSRC list of the packet this header was parsed from.
     pub fn csrcs<'a>(&self, b: &'a [u8]) -> impl Iterator<Item = Ssrc> + 'a {
         let n = self.csrc_count as usize;
-        b[12..12 + 4 * n]
-            .chunks_exact(4)
-            .map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        b[12..12 + 4 * n].chunks_exact(4).map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
     }
 
     /// The RFC 8285 extension elements of the packet this header was parsed from.
@@ -290,10 +288,8 @@ impl RtpPacket {
             return Err(RtpError::Range);
         }
         let has_ext = !self.extensions.is_empty();
-        let b0 = 0x80
-            | if self.padding > 0 { 0x20 } else { 0 }
-            | if has_ext { 0x10 } else { 0 }
-            | self.csrcs.len() as u8;
+        let b0 =
+            0x80 | if self.padding > 0 { 0x20 } else { 0 } | if has_ext { 0x10 } else { 0 } | self.csrcs.len() as u8;
         out.push(b0);
         out.push(if self.marker { 0x80 } else { 0 } | self.pt.0);
         out.extend_from_slice(&self.seq.0.to_be_bytes());
@@ -303,10 +299,7 @@ impl RtpPacket {
             out.extend_from_slice(&c.0.to_be_bytes());
         }
         if has_ext {
-            let one = self
-                .extensions
-                .iter()
-                .all(|(id, d)| (1..=14).contains(id) && (1..=16).contains(&d.len()));
+            let one = self.extensions.iter().all(|(id, d)| (1..=14).contains(id) && (1..=16).contains(&d.len()));
             let mut body = Vec::new();
             for (id, d) in &self.extensions {
                 if one {

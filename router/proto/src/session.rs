@@ -400,10 +400,9 @@ impl SessionMessage {
                 let token = m.get(attr::TOKEN).ok_or(SessionError::Attribute(attr::TOKEN))?.to_vec();
                 let ssrcs = match m.get(attr::SSRCS) {
                     None => Vec::new(),
-                    Some(v) if v.len() % 4 == 0 && v.len() / 4 <= MAX_SSRCS => v
-                        .chunks_exact(4)
-                        .map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-                        .collect(),
+                    Some(v) if v.len() % 4 == 0 && v.len() / 4 <= MAX_SSRCS => {
+                        v.chunks_exact(4).map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect()
+                    }
                     Some(_) => return Err(SessionError::Attribute(attr::SSRCS)),
                 };
                 let quality = m.get(attr::QUALITY).map(parse_quality).transpose()?.unwrap_or_default();
@@ -558,12 +557,33 @@ mod tests {
         let tx = any::<[u8; 12]>();
         let q = prop_oneof![Just(Quality::Hd), Just(Quality::Sd)];
         prop_oneof![
-            (tx, proptest::collection::vec(any::<u8>(), 1..120), proptest::collection::vec(any::<u32>(), 0..=16), q.clone())
-                .prop_map(|(txid, token, s, quality)| SessionMessage::Join { txid, token, ssrcs: s.into_iter().map(Ssrc).collect(), quality }),
-            (tx, arb_addr(), any::<u64>(), any::<u32>())
-                .prop_map(|(txid, mapped, participant, timeout_ms)| SessionMessage::JoinAck { txid, mapped, participant, timeout_ms }),
-            (tx, prop_oneof![Just(300u16), Just(400), Just(401), Just(403), Just(486), Just(508)], "[a-z ]{0,40}", proptest::option::of(arb_addr()))
-                .prop_map(|(txid, c, reason, alternate)| SessionMessage::JoinError { txid, code: JoinErrorCode::from_code(c).unwrap(), reason, alternate }),
+            (
+                tx,
+                proptest::collection::vec(any::<u8>(), 1..120),
+                proptest::collection::vec(any::<u32>(), 0..=16),
+                q.clone()
+            )
+                .prop_map(|(txid, token, s, quality)| SessionMessage::Join {
+                    txid,
+                    token,
+                    ssrcs: s.into_iter().map(Ssrc).collect(),
+                    quality
+                }),
+            (tx, arb_addr(), any::<u64>(), any::<u32>()).prop_map(|(txid, mapped, participant, timeout_ms)| {
+                SessionMessage::JoinAck { txid, mapped, participant, timeout_ms }
+            }),
+            (
+                tx,
+                prop_oneof![Just(300u16), Just(400), Just(401), Just(403), Just(486), Just(508)],
+                "[a-z ]{0,40}",
+                proptest::option::of(arb_addr())
+            )
+                .prop_map(|(txid, c, reason, alternate)| SessionMessage::JoinError {
+                    txid,
+                    code: JoinErrorCode::from_code(c).unwrap(),
+                    reason,
+                    alternate
+                }),
             tx.prop_map(|txid| SessionMessage::Keepalive { txid }),
             tx.prop_map(|txid| SessionMessage::Leave { txid }),
             tx.prop_map(|txid| SessionMessage::CallEnded { txid }),

@@ -192,9 +192,7 @@ pub fn encode_text(token: &[u8; TOKEN_LEN]) -> String {
 
 /// Decodes the base64url text form into the binary token.
 pub fn decode_text(s: &str) -> Result<[u8; TOKEN_LEN], TokenError> {
-    let v = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim())
-        .map_err(|_| TokenError::Malformed)?;
+    let v = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).map_err(|_| TokenError::Malformed)?;
     v.try_into().map_err(|_| TokenError::Malformed)
 }
 
@@ -220,8 +218,7 @@ pub fn verify(key: &VerifyingKey, token: &[u8], now_ms: u64) -> Result<Claims, T
     let claims = peek(token)?;
     let sig_bytes: [u8; 64] = token[BODY_LEN..].try_into().map_err(|_| TokenError::Malformed)?;
     let sig = Signature::from_bytes(&sig_bytes);
-    key.verify(&signed_message(&token[..BODY_LEN]), &sig)
-        .map_err(|_| TokenError::Signature)?;
+    key.verify(&signed_message(&token[..BODY_LEN]), &sig).map_err(|_| TokenError::Signature)?;
     if claims.expires_at_ms <= now_ms {
         return Err(TokenError::Expired);
     }

@@ -1,0 +1,1 @@
+//! corecast codec pool.

@@ -1,0 +1,1 @@
+//! corecast control plane (auth and calls services).

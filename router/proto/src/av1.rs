@@ -1,0 +1,1 @@
+//! AV1 RTP payload format (AOM "RTP Payload Format for AV1"): packetizer and depacketizer.
