@@ -1,0 +1,102 @@
+//! Router counters: plain integers, one set per worker (no atomics).
+
+/// Why a datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Not RTP, RTCP or a session message, or failed to parse.
+    Malformed,
+    /// From an address no valid join admitted.
+    Unadmitted,
+    /// A join whose token is malformed, forged or expired.
+    BadToken,
+    /// RTP with an SSRC the sender does not own.
+    SsrcNotOwned,
+    /// RTP from a subscriber.
+    NotPublisher,
+    /// A keyframe request within the throttle interval of the previous one.
+    KeyframeThrottled,
+    /// RTCP with nothing to route (unknown SSRCs, APP, unknown types).
+    RtcpUnroutable,
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Datagrams received.
+    pub rx_datagrams: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Datagrams emitted as transmits.
+    pub tx_datagrams: u64,
+    /// RTP packets forwarded (one per receiver).
+    pub forwarded_rtp: u64,
+    /// RTCP compounds forwarded (one per receiver).
+    pub forwarded_rtcp: u64,
+    /// Session messages handled.
+    pub session_messages: u64,
+    /// Participants admitted.
+    pub joins: u64,
+    /// Joins refused.
+    pub joins_refused: u64,
+    /// Joins redirected to another worker.
+    pub joins_redirected: u64,
+    /// Participants removed for any reason.
+    pub leaves: u64,
+    /// Participants removed for silence.
+    pub timeouts: u64,
+    /// Keyframe requests (PLI/FIR) forwarded to producers.
+    pub keyframe_requests: u64,
+    /// NACKs forwarded to producers.
+    pub nacks: u64,
+    /// Dropped: malformed.
+    pub dropped_malformed: u64,
+    /// Dropped: unadmitted source.
+    pub dropped_unadmitted: u64,
+    /// Dropped: bad token.
+    pub dropped_bad_token: u64,
+    /// Dropped: SSRC not owned by the sender.
+    pub dropped_ssrc_not_owned: u64,
+    /// Dropped: RTP from a subscriber.
+    pub dropped_not_publisher: u64,
+    /// Dropped: keyframe request throttled.
+    pub dropped_keyframe_throttled: u64,
+    /// Dropped: RTCP with nothing to route.
+    pub dropped_rtcp_unroutable: u64,
+}
+
+impl RouterStats {
+    pub(crate) fn count_drop(&mut self, r: DropReason) {
+        let c = match r {
+            DropReason::Malformed => &mut self.dropped_malformed,
+            DropReason::Unadmitted => &mut self.dropped_unadmitted,
+            DropReason::BadToken => &mut self.dropped_bad_token,
+            DropReason::SsrcNotOwned => &mut self.dropped_ssrc_not_owned,
+            DropReason::NotPublisher => &mut self.dropped_not_publisher,
+            DropReason::KeyframeThrottled => &mut self.dropped_keyframe_throttled,
+            DropReason::RtcpUnroutable => &mut self.dropped_rtcp_unroutable,
+        };
+        *c += 1;
+    }
+
+    /// All drops together.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_malformed
+            + self.dropped_unadmitted
+            + self.dropped_bad_token
+            + self.dropped_ssrc_not_owned
+            + self.dropped_not_publisher
+            + self.dropped_keyframe_throttled
+            + self.dropped_rtcp_unroutable
+    }
+
+    /// Adds another worker's counters to these.
+    pub fn add(&mut self, o: &RouterStats) {
+        macro_rules! sum { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
+        sum!(
+            rx_datagrams, rx_bytes, tx_datagrams, forwarded_rtp, forwarded_rtcp, session_messages, joins,
+            joins_refused, joins_redirected, leaves, timeouts, keyframe_requests, nacks, dropped_malformed,
+            dropped_unadmitted, dropped_bad_token, dropped_ssrc_not_owned, dropped_not_publisher,
+            dropped_keyframe_throttled, dropped_rtcp_unroutable
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! Core unit tests, driven with synthetic time.
+
+use super::*;
+use corecast_proto::rtcp::{self, RtcpPacket};
+use corecast_proto::rtp::RtpPacket;
+use corecast_proto::session::SessionMessage;
+use corecast_proto::token::{Claims, SigningKey};
+use corecast_proto::{Pt, SeqNo};
+use proptest::prelude::*;
+
+const EPOCH_MS: u64 = 1_700_000_000_000;
+
+struct H {
+    r: Router,
+    now: Instant,
+    key: SigningKey,
+    transmits: Vec<Transmit>,
+    events: Vec<Event>,
+}
+
+fn addr(i: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 10_000 + i))
+}
+
+fn call(n: u8) -> CallId {
+    CallId([n; 16])
+}
+
+impl H {
+    fn new() -> H {
+        H::with(RouterConfig::default())
+    }
+    fn with(cfg: RouterConfig) -> H {
+        let key = token::dev_signing_key();
+        let now = Instant::now();
+        H { r: Router::new(cfg, key.verifying_key(), now, EPOCH_MS), now, key, transmits: vec![], events: vec![] }
+    }
+    fn token(&self, c: CallId, pid: u64, role: Role) -> Vec<u8> {
+        let claims = Claims { call_id: c, participant_id: ParticipantId(pid), role, expires_at_ms: EPOCH_MS + 60_000 };
+        token::sign(&self.key, &claims).to_vec()
+    }
+    fn input(&mut self, source: SocketAddr, b: Vec<u8>) {
+        self.r.handle_input(self.now, Input::Receive { source, contents: Bytes::from(b) });
+        self.drain();
+    }
+    fn drain(&mut self) {
+        loop {
+            match self.r.poll_output() {
+                Output::Transmit(t) => self.transmits.push(t),
+                Output::Event(e) => self.events.push(e),
+                Output::Timeout(_) => break,
+            }
+        }
+    }
+    fn take(&mut self) -> Vec<Transmit> {
+        std::mem::take(&mut self.transmits)
+    }
+    fn join_with(&mut self, a: SocketAddr, tok: Vec<u8>, ssrcs: Vec<Ssrc>) -> SessionMessage {
+        let m = SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd };
+        self.input(a, m.to_vec());
+        let t = self.take();
+        assert_eq!(t.len(), 1, "one reply to a join");
+        assert_eq!(t[0].destination, a);
+        SessionMessage::parse(&t[0].contents).unwrap()
+    }
+    fn join(&mut self, a: SocketAddr, c: CallId, pid: u64, ssrc: u32) {
+        let tok = self.token(c, pid, Role::Publisher);
+        let reply = self.join_with(a, tok, vec![Ssrc(ssrc)]);
+        assert!(matches!(reply, SessionMessage::JoinAck { participant, .. } if participant == pid), "{reply:?}");
+    }
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.r.handle_input(self.now, Input::Timeout);
+        self.drain();
+    }
+}
+
+fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+    RtpPacket { pt: Pt(96), seq: SeqNo(seq), ssrc: Ssrc(ssrc), payload: vec![seq as u8; 100], ..Default::default() }
+        .to_vec()
+        .unwrap()
+}
+
+#[test]
+fn four_participants_each_get_the_other_three() {
+    let mut h = H::new();
+    for i in 0..4u16 {
+        h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
+    }
+    assert_eq!(h.r.participant_count(), 4);
+    for seq in 0..50u16 {
+        for i in 0..4u16 {
+            let pkt = rtp(100 + i as u32, seq);
+            h.input(addr(i), pkt.clone());
+            let t = h.take();
+            assert_eq!(t.len(), 3);
+            let mut dests: Vec<_> = t.iter().map(|t| t.destination).collect();
+            dests.sort();
+            let mut want: Vec<_> = (0..4).filter(|&j| j != i).map(addr).collect();
+            want.sort();
+            assert_eq!(dests, want);
+            assert!(t.iter().all(|t| t.contents[..] == pkt[..]));
+        }
+    }
+    assert_eq!(h.r.stats().forwarded_rtp, 50 * 4 * 3);
+    assert_eq!(h.r.stats().dropped(), 0);
+}
+
+#[test]
+fn calls_are_isolated() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    h.join(addr(1), call(1), 2, 101);
+    h.join(addr(2), call(2), 3, 102);
+    h.input(addr(0), rtp(100, 1));
+    let t = h.take();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].destination, addr(1));
+}
+
+#[test]
+fn unadmitted_forged_expired_spoofing_and_malformed_get_nothing_forwarded() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    h.join(addr(1), call(1), 2, 101);
+    // Unadmitted sender.
+    h.input(addr(9), rtp(555, 1));
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_unadmitted, 1);
+    // Forged token (other key).
+    let other = SigningKey::from_bytes(&[1; 32]);
+    let forged = token::sign(
+        &other,
+        &Claims { call_id: call(1), participant_id: ParticipantId(7), role: Role::Publisher, expires_at_ms: u64::MAX },
+    );
+    let reply = h.join_with(addr(7), forged.to_vec(), vec![]);
+    assert!(matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Unauthorized, .. }));
+    h.input(addr(7), rtp(777, 1));
+    assert!(h.take().is_empty());
+    // Expired token.
+    let expired = token::sign(
+        &h.key,
+        &Claims { call_id: call(1), participant_id: ParticipantId(8), role: Role::Publisher, expires_at_ms: EPOCH_MS },
+    );
+    let reply = h.join_with(addr(8), expired.to_vec(), vec![]);
+    assert!(matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Unauthorized, ref reason, .. } if reason.contains("expired")));
+    h.input(addr(8), rtp(888, 1));
+    assert!(h.take().is_empty());
+    // Spoofing another's SSRC.
+    h.input(addr(1), rtp(100, 1));
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_ssrc_not_owned, 1);
+    // Malformed bytes from an admitted sender.
+    h.input(addr(0), vec![0x80, 96, 1]);
+    h.input(addr(0), vec![0xff; 40]);
+    h.input(addr(0), vec![0x8f, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 100]);
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_malformed, 3);
+    assert_eq!(h.r.stats().dropped_bad_token, 2);
+    // The call goes on.
+    h.input(addr(0), rtp(100, 2));
+    assert_eq!(h.take().len(), 1);
+    h.input(addr(1), rtp(101, 2));
+    assert_eq!(h.take().len(), 1);
+}
+
+#[test]
+fn learned_ssrcs_cannot_be_stolen() {
+    let mut h = H::new();
+    for i in 0..2u16 {
+        let tok = h.token(call(1), i as u64 + 1, Role::Publisher);
+        assert!(matches!(h.join_with(addr(i), tok, vec![]), SessionMessage::JoinAck { .. }));
+    }
+    h.input(addr(0), rtp(100, 1));
+    assert_eq!(h.take().len(), 1);
+    assert!(h.events.contains(&Event::ProducerAdded { call: call(1), participant: ParticipantId(1), ssrc: Ssrc(100) }));
+    h.input(addr(1), rtp(100, 2));
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_ssrc_not_owned, 1);
+}
+
+#[test]
+fn declared_ssrc_in_use_is_refused() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    let tok = h.token(call(1), 2, Role::Publisher);
+    let reply = h.join_with(addr(1), tok, vec![Ssrc(100)]);
+    assert!(matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }));
+}
+
+#[test]
+fn subscriber_receives_but_cannot_publish() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    let tok = h.token(call(1), 2, Role::Subscriber);
+    assert!(matches!(h.join_with(addr(1), tok, vec![]), SessionMessage::JoinAck { .. }));
+    h.input(addr(1), rtp(200, 1));
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_not_publisher, 1);
+    h.input(addr(0), rtp(100, 1));
+    assert_eq!(h.take()[0].destination, addr(1));
+}
+
+#[test]
+fn join_is_idempotent_and_follows_address_changes() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    h.join(addr(0), call(1), 1, 100); // retransmitted join
+    assert_eq!(h.r.participant_count(), 1);
+    h.join(addr(1), call(1), 2, 101);
+    // Participant 1 reconnects from a new port with a fresh token.
+    let tok = h.token(call(1), 1, Role::Publisher);
+    assert!(matches!(h.join_with(addr(5), tok, vec![Ssrc(100)]), SessionMessage::JoinAck { .. }));
+    assert_eq!(h.r.participant_count(), 2);
+    h.input(addr(1), rtp(101, 1));
+    assert_eq!(h.take()[0].destination, addr(5));
+    h.input(addr(0), rtp(100, 1));
+    assert!(h.take().is_empty(), "old address is no longer admitted");
+}
+
+#[test]
+fn call_cap_gives_call_full() {
+    let mut h = H::with(RouterConfig { max_participants_per_call: 2, ..Default::default() });
+    h.join(addr(0), call(1), 1, 100);
+    h.join(addr(1), call(1), 2, 101);
+    let tok = h.token(call(1), 3, Role::Publisher);
+    let r = h.join_with(addr(2), tok, vec![]);
+    assert!(matches!(r, SessionMessage::JoinError { code: JoinErrorCode::CallFull, .. }));
+}
+
+#[test]
+fn silence_timeout_with_synthetic_time() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    h.join(addr(1), call(1), 2, 101);
+    h.events.clear();
+    for _ in 0..20 {
+        h.advance(Duration::from_secs(1));
+        h.input(addr(0), SessionMessage::Keepalive { txid: [0; 12] }.to_vec());
+    }
+    assert_eq!(h.r.participant_count(), 1);
+    assert_eq!(
+        h.events,
+        vec![Event::ParticipantLeft { call: call(1), participant: ParticipantId(2), reason: LeaveReason::Timeout }]
+    );
+    h.advance(Duration::from_secs(16));
+    assert_eq!(h.r.participant_count(), 0);
+    assert_eq!(h.r.call_count(), 0);
+    assert!(h.events.contains(&Event::CallClosed(call(1))));
+}
+
+#[test]
+fn timeout_output_is_the_next_sweep() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    match h.r.poll_output() {
+        Output::Timeout(t) => assert_eq!(t, h.now + RouterConfig::default().sweep_interval),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn leave_and_end_call() {
+    let mut h = H::new();
+    for i in 0..3u16 {
+        h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
+    }
+    h.input(addr(2), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    assert_eq!(h.r.participant_count(), 2);
+    h.events.clear();
+    h.r.handle_input(h.now, Input::Command(Command::EndCall(call(1))));
+    h.drain();
+    let t = h.take();
+    assert_eq!(t.len(), 2);
+    assert!(t.iter().all(|t| matches!(SessionMessage::parse(&t.contents), Ok(SessionMessage::CallEnded { .. }))));
+    assert_eq!(h.r.call_count(), 0);
+    assert!(h.events.contains(&Event::CallClosed(call(1))));
+    // A token for the ended call no longer admits anyone.
+    let tok = h.token(call(1), 1, Role::Publisher);
+    assert!(matches!(h.join_with(addr(0), tok, vec![]), SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }));
+}
+
+#[test]
+fn pli_goes_to_the_producer_and_is_throttled() {
+    let mut h = H::new();
+    for i in 0..3u16 {
+        h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
+    }
+    let pli = |from: u32| {
+        rtcp::write_compound(&[RtcpPacket::Pli(rtcp::Pli { sender_ssrc: Ssrc(from), media_ssrc: Ssrc(100) })]).unwrap()
+    };
+    h.input(addr(1), pli(101));
+    let t = h.take();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].destination, addr(0));
+    h.input(addr(2), pli(102)); // within the throttle interval
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_keyframe_throttled, 1);
+    h.now += Duration::from_millis(400);
+    h.input(addr(2), pli(102));
+    assert_eq!(h.take().len(), 1);
+    // FIR too.
+    h.now += Duration::from_millis(400);
+    let fir = rtcp::write_compound(&[RtcpPacket::Fir(rtcp::Fir { sender_ssrc: Ssrc(101), entries: vec![(Ssrc(100), 1)] })])
+        .unwrap();
+    h.input(addr(1), fir);
+    assert_eq!(h.take()[0].destination, addr(0));
+}
+
+#[test]
+fn nack_goes_to_the_producer_and_sr_to_everyone() {
+    let mut h = H::new();
+    for i in 0..3u16 {
+        h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
+    }
+    let nack = rtcp::Nack::from_lost(Ssrc(101), Ssrc(100), &[SeqNo(5), SeqNo(6)]);
+    h.input(addr(1), rtcp::write_compound(&[RtcpPacket::Nack(nack.clone())]).unwrap());
+    let t = h.take();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].destination, addr(0));
+    assert_eq!(rtcp::parse_compound(&t[0].contents).unwrap(), vec![RtcpPacket::Nack(nack)]);
+    let sr = RtcpPacket::SenderReport(rtcp::SenderReport { ssrc: Ssrc(100), ntp_time: 5, ..Default::default() });
+    h.input(addr(0), rtcp::write_compound(std::slice::from_ref(&sr)).unwrap());
+    assert_eq!(h.take().len(), 2);
+    // An SR about someone else's SSRC is not forwarded.
+    let fake = RtcpPacket::SenderReport(rtcp::SenderReport { ssrc: Ssrc(101), ..Default::default() });
+    h.input(addr(0), rtcp::write_compound(&[fake]).unwrap());
+    assert!(h.take().is_empty());
+    assert_eq!(h.r.stats().dropped_rtcp_unroutable, 1);
+}
+
+#[test]
+fn receiver_reports_are_kept_and_routed() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    h.join(addr(1), call(1), 2, 101);
+    let rr = RtcpPacket::ReceiverReport(rtcp::ReceiverReport {
+        ssrc: Ssrc(101),
+        reports: vec![rtcp::ReportBlock { ssrc: Ssrc(100), fraction_lost: 64, ..Default::default() }],
+    });
+    h.input(addr(1), rtcp::write_compound(&[rr]).unwrap());
+    assert_eq!(h.take()[0].destination, addr(0));
+    let snap = h.r.snapshot();
+    let p = snap[0].participants.iter().find(|p| p.participant == ParticipantId(2)).unwrap();
+    assert_eq!(p.reported_loss_fraction, 64);
+}
+
+#[test]
+fn placement_redirects_to_the_owning_worker() {
+    let addrs = vec![addr(100), addr(101)];
+    let c = (0u8..=255).map(call).find(|c| Placement::worker_for(c, 2) == 1).unwrap();
+    let mut h = H::with(RouterConfig { placement: Placement { index: 0, addresses: addrs.clone() }, ..Default::default() });
+    let tok = h.token(c, 1, Role::Publisher);
+    match h.join_with(addr(0), tok, vec![]) {
+        SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, alternate, .. } => assert_eq!(alternate, Some(addrs[1])),
+        m => panic!("{m:?}"),
+    }
+    assert_eq!(h.r.participant_count(), 0);
+}
+
+#[test]
+fn mixer_output_goes_to_sd_receivers_only() {
+    let mut h = H::new();
+    h.join(addr(0), call(1), 1, 100);
+    let tok = h.token(call(1), 2, Role::Subscriber);
+    let m = SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Sd };
+    h.input(addr(1), m.to_vec());
+    h.take();
+    let tok = h.token(call(1), 3, Role::Mixer);
+    assert!(matches!(h.join_with(addr(2), tok, vec![Ssrc(900)]), SessionMessage::JoinAck { .. }));
+    h.input(addr(2), rtp(900, 1));
+    let t = h.take();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].destination, addr(1));
+}
+
+proptest! {
+    /// Whatever arrives, from admitted or unadmitted addresses, the router
+    /// never panics and only forwards valid RTP whose SSRC the sender owns.
+    #[test]
+    fn random_traffic_never_forwards_what_it_should_not(
+        pkts in proptest::collection::vec((0u16..4, proptest::collection::vec(any::<u8>(), 0..64), any::<bool>()), 1..100)
+    ) {
+        let mut h = H::new();
+        h.join(addr(0), call(1), 1, 100);
+        h.join(addr(1), call(1), 2, 101);
+        for (from, mut bytes, make_rtp) in pkts {
+            if make_rtp && bytes.len() >= 12 {
+                bytes[0] = 0x80;
+                bytes[1] &= 0x7f;
+            }
+            h.input(addr(from), bytes.clone());
+            for t in h.take() {
+                if let Ok(hdr) = RtpHeader::parse(&t.contents) {
+                    if classify(&t.contents) == Kind::Rtp {
+                        prop_assert!(from < 2);
+                        prop_assert_eq!(hdr.ssrc, Ssrc(100 + from as u32));
+                    }
+                }
+            }
+        }
+    }
+}
