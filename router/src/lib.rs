@@ -1,1 +1,16 @@
-//! corecast-router
+//! corecast-router: the UDP media router.
+//!
+//! - [`net`]: socket backends (all `unsafe` code of the router lives there);
+//! - [`worker`]: one pinned thread per core running the sans-IO
+//!   [`corecast_core::Router`] over one backend;
+//! - [`server`]: starts the workers, places calls on them and gives the control
+//!   plane a handle (end a call, list calls, collect events and counters);
+//! - [`config`]: the TOML configuration with environment overrides.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod net;
+pub mod server;
+pub mod worker;
+
+pub use server::{RouterServer, ServerEvent};

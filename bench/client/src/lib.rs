@@ -1,1 +1,23 @@
-//! corecast-client
+//! corecast reference client.
+//!
+//! Joins a call on a router with a join token, sends paced synthetic media
+//! (audio at 50 packets/s; video at a chosen frame rate with each frame split
+//! into equal-sized packets), and verifies every packet it receives: loss,
+//! duplicates, reordering, corruption and latency (see [`media`]).
+//!
+//! The same library drives the bench's synthetic participants and the
+//! end-to-end tests.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod media;
+pub mod report;
+
+pub use client::{Client, ClientError, MediaPlan, ReceiveHandle, SendReport};
+pub use report::{Latency, RecvReport};
+
+/// Microseconds since the Unix epoch (the clock probes carry).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}

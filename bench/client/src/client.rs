@@ -1,0 +1,414 @@
+//! A participant: one UDP socket, a join, a paced sender and a verifying receiver.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use corecast_proto::demux::{classify, Kind};
+use corecast_proto::ids::SeqExtender;
+use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
+use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
+
+use crate::media::{self, Probe};
+use crate::report::{Latency, RecvReport};
+
+/// Why a join failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Socket trouble.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// The router refused the join.
+    #[error("join refused: {code:?}: {reason}")]
+    Refused {
+        /// Code.
+        code: JoinErrorCode,
+        /// Reason the router gave.
+        reason: String,
+    },
+    /// No answer after every retry.
+    #[error("no answer from the router at {0}")]
+    NoAnswer(SocketAddr),
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct MediaPlan {
+    /// Send an audio stream (50 packets/s of `audio_packet_size` bytes).
+    pub audio: bool,
+    /// Audio packet size in bytes.
+    pub audio_packet_size: usize,
+    /// Video frames per second (0: no video).
+    pub video_fps: u32,
+    /// Packets per video frame (equal-sized).
+    pub video_packets_per_frame: u16,
+    /// Video packet size in bytes (≤ 1200).
+    pub video_packet_size: usize,
+    /// How long to send.
+    pub duration: Duration,
+    /// Stop after this many packets in all (if set).
+    pub max_packets: Option<u64>,
+}
+
+impl Default for MediaPlan {
+    fn default() -> Self {
+        MediaPlan {
+            audio: true,
+            audio_packet_size: 160,
+            video_fps: 30,
+            video_packets_per_frame: 4,
+            video_packet_size: 1200,
+            duration: Duration::from_secs(5),
+            max_packets: None,
+        }
+    }
+}
+
+/// What a sender sent.
+#[derive(Debug, Clone, Default)]
+pub struct SendReport {
+    /// Packets sent.
+    pub sent: u64,
+    /// Packets the socket refused (counted, not retried).
+    pub send_errors: u64,
+    /// Raw packets sent, when recording was asked for.
+    pub recorded: Vec<Vec<u8>>,
+}
+
+/// A joined participant.
+#[derive(Debug)]
+pub struct Client {
+    socket: Arc<UdpSocket>,
+    router: SocketAddr,
+    participant: u64,
+    audio_ssrc: Ssrc,
+    video_ssrc: Ssrc,
+    timeout_ms: u32,
+}
+
+/// SSRCs derived from the participant id, so that tests can predict them.
+pub fn ssrcs_for(participant: u64) -> (Ssrc, Ssrc) {
+    let base = (participant as u32).wrapping_mul(2).wrapping_add(0x1000);
+    (Ssrc(base), Ssrc(base.wrapping_add(1)))
+}
+
+/// Opens a UDP socket on `bind` with large buffers.
+pub fn open_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if bind.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&bind.into())?;
+    Ok(s.into())
+}
+
+impl Client {
+    /// Joins with `token` (raw 98 bytes), declaring `ssrcs_for(participant)`.
+    /// Follows a 300 redirect to another worker. Retries 5 times, 400 ms apart.
+    pub fn join(router: SocketAddr, token: &[u8], participant_hint: u64, quality: Quality) -> Result<Client, ClientError> {
+        let bind: SocketAddr = if router.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+        let socket = open_socket(bind)?;
+        Self::join_on(socket, router, token, participant_hint, quality)
+    }
+
+    /// [`join`](Self::join) on a socket of the caller's.
+    pub fn join_on(
+        socket: UdpSocket,
+        mut router: SocketAddr,
+        token: &[u8],
+        participant_hint: u64,
+        quality: Quality,
+    ) -> Result<Client, ClientError> {
+        let (a, v) = ssrcs_for(participant_hint);
+        socket.set_read_timeout(Some(Duration::from_millis(400)))?;
+        let mut buf = vec![0u8; 2048];
+        let mut redirects = 0;
+        let mut tries = 0;
+        while tries < 5 {
+            tries += 1;
+            let txid: [u8; 12] = rand::random();
+            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: vec![a, v], quality };
+            socket.send_to(&join.to_vec(), router)?;
+            let deadline = Instant::now() + Duration::from_millis(400);
+            while Instant::now() < deadline {
+                let (n, from) = match socket.recv_from(&mut buf) {
+                    Ok(x) => x,
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
+                    Err(e) => return Err(e.into()),
+                };
+                if from != router || classify(&buf[..n]) != Kind::Stun {
+                    continue;
+                }
+                match SessionMessage::parse(&buf[..n]) {
+                    Ok(SessionMessage::JoinAck { txid: t, participant, timeout_ms, .. }) if t == txid => {
+                        return Ok(Client {
+                            socket: Arc::new(socket),
+                            router,
+                            participant,
+                            audio_ssrc: a,
+                            video_ssrc: v,
+                            timeout_ms,
+                        });
+                    }
+                    Ok(SessionMessage::JoinError { txid: t, code, reason, alternate }) if t == txid => {
+                        match (code, alternate) {
+                            (JoinErrorCode::TryAlternate, Some(alt)) if redirects < 3 => {
+                                redirects += 1;
+                                router = alt;
+                                tries = 0;
+                                break;
+                            }
+                            _ => return Err(ClientError::Refused { code, reason }),
+                        }
+                    }
+                    _ => continue,
+                }
+            }
+        }
+        Err(ClientError::NoAnswer(router))
+    }
+
+    /// The participant id the router admitted.
+    pub fn participant(&self) -> u64 {
+        self.participant
+    }
+
+    /// The router address (after any redirect).
+    pub fn router(&self) -> SocketAddr {
+        self.router
+    }
+
+    /// The SSRCs this client sends (audio, video).
+    pub fn ssrcs(&self) -> (Ssrc, Ssrc) {
+        (self.audio_ssrc, self.video_ssrc)
+    }
+
+    /// The socket (for tests that send hand-made datagrams).
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Sends a keepalive.
+    pub fn keepalive(&self) -> io::Result<()> {
+        self.socket.send_to(&SessionMessage::Keepalive { txid: rand::random() }.to_vec(), self.router).map(|_| ())
+    }
+
+    /// Asks the router for HD or SD.
+    pub fn set_quality(&self, quality: Quality) -> io::Result<()> {
+        self.socket.send_to(&SessionMessage::Quality { txid: rand::random(), quality }.to_vec(), self.router).map(|_| ())
+    }
+
+    /// Leaves the call.
+    pub fn leave(&self) -> io::Result<()> {
+        self.socket.send_to(&SessionMessage::Leave { txid: rand::random() }.to_vec(), self.router).map(|_| ())
+    }
+
+    /// Starts a thread that receives and verifies until [`ReceiveHandle::finish`].
+    /// It also sends a keepalive every third of the router's silence timeout.
+    pub fn start_receiving(&self, record: bool) -> ReceiveHandle {
+        let socket = self.socket.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(AtomicU64::new(0));
+        let (s, p) = (stop.clone(), progress.clone());
+        let router = self.router;
+        let keepalive_every = Duration::from_millis((self.timeout_ms as u64 / 3).clamp(100, 5000));
+        let thread = std::thread::spawn(move || receive_loop(&socket, router, &s, &p, record, keepalive_every));
+        ReceiveHandle { stop, progress, thread: Some(thread) }
+    }
+
+    /// Sends media per `plan`, paced, on the calling thread.
+    pub fn send_media(&self, plan: &MediaPlan, record: bool) -> SendReport {
+        let mut rep = SendReport::default();
+        let start = Instant::now();
+        let end = start + plan.duration;
+        let audio_every = Duration::from_millis(20);
+        let video_every = if plan.video_fps > 0 { Duration::from_secs(1) / plan.video_fps } else { Duration::MAX };
+        let (mut next_audio, mut next_video) = (start, start);
+        let (mut aseq, mut vseq) = (SeqNo(rand::random()), SeqNo(rand::random()));
+        let (mut aframe, mut vframe) = (0u32, 0u32);
+        let mut buf = Vec::with_capacity(1500);
+        let limit = plan.max_packets.unwrap_or(u64::MAX);
+        loop {
+            let now = Instant::now();
+            if now >= end || rep.sent >= limit {
+                break;
+            }
+            if plan.audio && now >= next_audio {
+                let probe = Probe {
+                    sender: self.participant,
+                    ssrc: self.audio_ssrc,
+                    frame: aframe,
+                    index: 0,
+                    count: 1,
+                    sent_us: crate::now_us(),
+                };
+                buf.clear();
+                let ts = MediaTime(aframe.wrapping_mul(960));
+                if media::build(&probe, Pt(111), aseq, ts, true, plan.audio_packet_size, &mut buf).is_ok() {
+                    self.send(&buf, record, &mut rep);
+                }
+                aseq = aseq.next();
+                aframe += 1;
+                next_audio += audio_every;
+            }
+            if plan.video_fps > 0 && now >= next_video {
+                let n = plan.video_packets_per_frame.max(1);
+                for i in 0..n {
+                    if rep.sent >= limit {
+                        break;
+                    }
+                    let probe = Probe {
+                        sender: self.participant,
+                        ssrc: self.video_ssrc,
+                        frame: vframe,
+                        index: i,
+                        count: n,
+                        sent_us: crate::now_us(),
+                    };
+                    buf.clear();
+                    let ts = MediaTime(vframe.wrapping_mul(90_000 / plan.video_fps.max(1)));
+                    if media::build(&probe, Pt(96), vseq, ts, i + 1 == n, plan.video_packet_size, &mut buf).is_ok() {
+                        self.send(&buf, record, &mut rep);
+                    }
+                    vseq = vseq.next();
+                }
+                vframe += 1;
+                next_video += video_every;
+            }
+            let next = if plan.audio { next_audio } else { end };
+            let next = if plan.video_fps > 0 { next.min(next_video) } else { next };
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep((next - now).min(end.saturating_duration_since(now)));
+            }
+        }
+        rep
+    }
+
+    fn send(&self, b: &[u8], record: bool, rep: &mut SendReport) {
+        match self.socket.send_to(b, self.router) {
+            Ok(_) => {
+                rep.sent += 1;
+                if record {
+                    rep.recorded.push(b.to_vec());
+                }
+            }
+            Err(_) => rep.send_errors += 1,
+        }
+    }
+}
+
+/// A running receiver.
+#[derive(Debug)]
+pub struct ReceiveHandle {
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicU64>,
+    thread: Option<JoinHandle<RecvReport>>,
+}
+
+impl ReceiveHandle {
+    /// Verified packets so far (duplicates included).
+    pub fn received(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `received() >= n` or `timeout` passes; true if reached.
+    pub fn wait_for(&self, n: u64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.received() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.received() >= n
+    }
+
+    /// Stops the receiver and returns what it saw.
+    pub fn finish(mut self) -> RecvReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl Drop for ReceiveHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct StreamState {
+    ext: SeqExtender,
+    seen: HashSet<u64>,
+}
+
+fn receive_loop(
+    socket: &UdpSocket,
+    router: SocketAddr,
+    stop: &AtomicBool,
+    progress: &AtomicU64,
+    record: bool,
+    keepalive_every: Duration,
+) -> RecvReport {
+    let mut rep = RecvReport::default();
+    let mut streams: HashMap<u32, StreamState> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut next_keepalive = Instant::now() + keepalive_every;
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next_keepalive {
+            let _ = socket.send_to(&SessionMessage::Keepalive { txid: [0; 12] }.to_vec(), router);
+            next_keepalive += keepalive_every;
+        }
+        let n = match socket.recv_from(&mut buf) {
+            Ok((n, _)) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(_) => continue,
+        };
+        let b = &buf[..n];
+        rep.datagrams += 1;
+        match classify(b) {
+            Kind::Rtp => match media::verify(b) {
+                Ok((h, probe)) => {
+                    let lat = crate::now_us().saturating_sub(probe.sent_us);
+                    rep.samples.push(lat.min(u32::MAX as u64) as u32);
+                    rep.received += 1;
+                    progress.fetch_add(1, Ordering::Relaxed);
+                    let st = streams.entry(h.ssrc.0).or_default();
+                    let before = st.ext.highest();
+                    let e = st.ext.extend(h.seq);
+                    if before.is_some_and(|hi| e < hi) {
+                        rep.reordered += 1;
+                    }
+                    if st.seen.insert(e) {
+                        rep.unique += 1;
+                        *rep.per_sender.entry(probe.sender).or_default() += 1;
+                    } else {
+                        rep.duplicates += 1;
+                    }
+                    if record {
+                        rep.recorded.push(b.to_vec());
+                    }
+                }
+                Err(_) => rep.corrupt += 1,
+            },
+            Kind::Rtcp => rep.rtcp += 1,
+            Kind::Stun => {
+                rep.session += 1;
+                if let Ok(SessionMessage::CallEnded { .. }) = SessionMessage::parse(b) {
+                    rep.call_ended = true;
+                }
+            }
+            _ => rep.corrupt += 1,
+        }
+    }
+    let mut s = rep.samples.clone();
+    rep.latency = Latency::from_samples(&mut s);
+    rep
+}

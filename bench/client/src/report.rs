@@ -1,0 +1,61 @@
+//! What a receiver saw.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+impl Latency {
+    /// Percentiles of a sample (sorted in place).
+    pub fn from_samples(s: &mut [u32]) -> Latency {
+        if s.is_empty() {
+            return Latency::default();
+        }
+        s.sort_unstable();
+        let at = |q: f64| s[((s.len() as f64 - 1.0) * q).round() as usize] as u64;
+        Latency { p50_us: at(0.50), p99_us: at(0.99), max_us: *s.last().unwrap_or(&0) as u64 }
+    }
+}
+
+/// Counters of one receiver.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecvReport {
+    /// Datagrams received (any kind).
+    pub datagrams: u64,
+    /// Verified RTP packets, duplicates included.
+    pub received: u64,
+    /// Distinct verified RTP packets.
+    pub unique: u64,
+    /// Packets seen more than once.
+    pub duplicates: u64,
+    /// Packets that arrived after a later one of the same stream.
+    pub reordered: u64,
+    /// RTP packets that failed verification.
+    pub corrupt: u64,
+    /// RTCP compounds received.
+    pub rtcp: u64,
+    /// Session messages received.
+    pub session: u64,
+    /// Whether the router said the call ended.
+    pub call_ended: bool,
+    /// Distinct packets per sending participant.
+    pub per_sender: BTreeMap<u64, u64>,
+    /// Latency of verified packets.
+    pub latency: Latency,
+    /// Raw packets received, when recording was asked for.
+    #[serde(skip)]
+    pub recorded: Vec<Vec<u8>>,
+    /// Latency samples (µs), for merging percentiles over receivers.
+    #[serde(skip)]
+    pub samples: Vec<u32>,
+}

@@ -1,0 +1,209 @@
+//! Starts the workers and gives the rest of the process a handle on them.
+//!
+//! Call placement: each worker has its own UDP port (base port + index), and a
+//! call lives on worker `hash(call id) % workers` ([`Placement::worker_for`]).
+//! We chose distinct ports over one `SO_REUSEPORT` group because the kernel's
+//! reuseport hash spreads by *source address*, which would scatter one call's
+//! participants over all workers; steering by call would need a BPF program
+//! that parses our join message. With distinct ports, the calls service tells
+//! the client the right port at join time ([`RouterServer::address_for`]); a
+//! client that joins on the wrong port is redirected (STUN 300 Try Alternate),
+//! so even a client that only knows the base port ends up in the right place.
+//! No state is shared between workers and the packet path takes no lock.
+
+use std::net::{IpAddr, SocketAddr};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use corecast_core::{CallSnapshot, Command, Event, Placement, Router, RouterConfig};
+use corecast_proto::token::{CallId, VerifyingKey};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::net::{BackendKind, BackendOptions};
+use crate::worker::{self, WorkerCommand, WorkerStats};
+
+/// An event from one worker.
+#[derive(Debug, Clone)]
+pub struct ServerEvent {
+    /// Which worker.
+    pub worker: usize,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What [`RouterServer::start`] needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address of worker 0; worker `i` binds port `+ i` (port 0: any free port each).
+    pub listen: SocketAddr,
+    /// Address to advertise in redirects when `listen` is a wildcard.
+    pub advertise_ip: Option<IpAddr>,
+    /// Number of workers (threads, one per core).
+    pub workers: usize,
+    /// Pin worker `i` to `cpus[i % cpus.len()]` (empty: no pinning).
+    pub cpus: Vec<usize>,
+    /// `auto`, `basic`, `mmsg` or `uring` (the `CORECAST_BACKEND` variable overrides it).
+    pub backend: String,
+    /// The core's tunables (placement is filled in here).
+    pub core: RouterConfig,
+    /// Key that verifies join tokens.
+    pub public_key: VerifyingKey,
+}
+
+struct WorkerHandle {
+    commands: Sender<WorkerCommand>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A running router: its workers and their addresses.
+pub struct RouterServer {
+    workers: Vec<WorkerHandle>,
+    addresses: Vec<SocketAddr>,
+    backend: &'static str,
+    events: Receiver<ServerEvent>,
+}
+
+impl std::fmt::Debug for RouterServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterServer").field("addresses", &self.addresses).field("backend", &self.backend).finish()
+    }
+}
+
+impl RouterServer {
+    /// Binds every worker's socket, then starts the workers.
+    pub fn start(cfg: ServerConfig) -> std::io::Result<RouterServer> {
+        let n = cfg.workers.max(1);
+        let kind: BackendKind = cfg.backend.parse()?;
+        let opts = BackendOptions::default();
+        let mut backends = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut a = cfg.listen;
+            if a.port() != 0 {
+                a.set_port(a.port() + i as u16);
+            }
+            backends.push(crate::net::open(kind, a, &opts)?);
+        }
+        let mut addresses: Vec<SocketAddr> = backends.iter().map(|b| b.local_addr()).collect();
+        for a in &mut addresses {
+            if a.ip().is_unspecified() {
+                a.set_ip(cfg.advertise_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])));
+            }
+        }
+        let (ev_tx, ev_rx) = bounded(65_536);
+        let epoch = Instant::now();
+        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut workers = Vec::with_capacity(n);
+        let mut backend_name = "";
+        for (i, backend) in backends.into_iter().enumerate() {
+            backend_name = backend.name();
+            let mut core = cfg.core.clone();
+            core.placement = Placement { index: i, addresses: if n > 1 { addresses.clone() } else { Vec::new() } };
+            let router = Router::new(core, cfg.public_key, epoch, epoch_ms);
+            let (tx, rx) = bounded(1024);
+            let ev = ev_tx.clone();
+            let cpu = (!cfg.cpus.is_empty()).then(|| cfg.cpus[i % cfg.cpus.len()]);
+            let thread = std::thread::Builder::new().name(format!("corecast-w{i}")).spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_to(cpu);
+                }
+                let r = worker::run(i, backend, router, rx, ev);
+                if let Err(e) = &r {
+                    tracing::error!(worker = i, error = %e, "worker stopped on a socket error");
+                }
+                r
+            })?;
+            workers.push(WorkerHandle { commands: tx, thread: Some(thread) });
+        }
+        tracing::info!(workers = n, backend = backend_name, addresses = ?addresses, "router started");
+        Ok(RouterServer { workers, addresses, backend: backend_name, events: ev_rx })
+    }
+
+    /// Every worker's address, in index order.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    /// Name of the backend the workers run on.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The address of the worker a call is placed on.
+    pub fn address_for(&self, call: &CallId) -> SocketAddr {
+        self.addresses[Placement::worker_for(call, self.addresses.len())]
+    }
+
+    /// Events from every worker (joins, leaves, timeouts, calls opening and closing).
+    pub fn events(&self) -> &Receiver<ServerEvent> {
+        &self.events
+    }
+
+    /// Sends a command to the worker that owns `call`.
+    pub fn command(&self, call: &CallId, cmd: Command) {
+        let w = Placement::worker_for(call, self.workers.len());
+        let _ = self.workers[w].commands.send(WorkerCommand::Core(cmd));
+    }
+
+    /// Ends a call: its participants are dropped at once.
+    pub fn end_call(&self, call: CallId) {
+        self.command(&call, Command::EndCall(call));
+    }
+
+    /// Snapshot of every call on every worker.
+    pub fn snapshot(&self) -> Vec<CallSnapshot> {
+        let mut all = Vec::new();
+        for w in &self.workers {
+            let (tx, rx) = bounded(1);
+            if w.commands.send(WorkerCommand::Snapshot(tx)).is_ok() {
+                if let Ok(v) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
+                    all.extend(v);
+                }
+            }
+        }
+        all
+    }
+
+    /// Counters of every worker.
+    pub fn stats(&self) -> Vec<WorkerStats> {
+        let mut all = Vec::new();
+        for w in &self.workers {
+            let (tx, rx) = bounded(1);
+            if w.commands.send(WorkerCommand::Stats(tx)).is_ok() {
+                if let Ok(s) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
+                    all.push(s);
+                }
+            }
+        }
+        all
+    }
+
+    /// Stops every worker and waits for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        for w in &self.workers {
+            let _ = w.commands.send(WorkerCommand::Stop);
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for RouterServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn pin_to(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    match set.set(cpu).and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)) {
+        Ok(()) => tracing::debug!(cpu, "worker pinned"),
+        Err(e) => tracing::warn!(cpu, error = %e, "could not pin worker"),
+    }
+}
