@@ -46,7 +46,9 @@ fn exact_call(backend: &str, workers: usize) {
     let router = server.addresses()[0]; // may redirect to the owning worker
     let key = token::dev_signing_key();
     let clients: Vec<Client> = (1..=4u64)
-        .map(|pid| Client::join(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, Quality::Hd).unwrap())
+        .map(|pid| {
+            Client::join(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, Quality::Hd).unwrap()
+        })
         .collect();
     assert!(clients.iter().all(|c| c.router() == server.address_for(&call)));
     let receivers: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
@@ -72,7 +74,8 @@ fn exact_call(backend: &str, workers: usize) {
     std::thread::sleep(Duration::from_millis(200)); // would-be duplicates
     let reports: Vec<_> = receivers.into_iter().map(|r| r.finish()).collect();
     for (i, rep) in reports.iter().enumerate() {
-        let mut want: Vec<&Vec<u8>> = sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
+        let mut want: Vec<&Vec<u8>> =
+            sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
         let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
         want.sort();
         got.sort();

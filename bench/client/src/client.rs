@@ -109,7 +109,12 @@ pub fn open_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
 impl Client {
     /// Joins with `token` (raw 98 bytes), declaring `ssrcs_for(participant)`.
     /// Follows a 300 redirect to another worker. Retries 5 times, 400 ms apart.
-    pub fn join(router: SocketAddr, token: &[u8], participant_hint: u64, quality: Quality) -> Result<Client, ClientError> {
+    pub fn join(
+        router: SocketAddr,
+        token: &[u8],
+        participant_hint: u64,
+        quality: Quality,
+    ) -> Result<Client, ClientError> {
         let bind: SocketAddr = if router.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
         let socket = open_socket(bind)?;
         Self::join_on(socket, router, token, participant_hint, quality)
@@ -200,7 +205,9 @@ impl Client {
 
     /// Asks the router for HD or SD.
     pub fn set_quality(&self, quality: Quality) -> io::Result<()> {
-        self.socket.send_to(&SessionMessage::Quality { txid: rand::random(), quality }.to_vec(), self.router).map(|_| ())
+        self.socket
+            .send_to(&SessionMessage::Quality { txid: rand::random(), quality }.to_vec(), self.router)
+            .map(|_| ())
     }
 
     /// Leaves the call.

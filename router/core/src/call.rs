@@ -25,7 +25,14 @@ pub(crate) struct Producer {
 
 impl Producer {
     fn new(ssrc: Ssrc) -> Producer {
-        Producer { ssrc, packets: 0, bytes: 0, seq: SeqExtender::default(), first_ext_seq: None, last_keyframe_request: None }
+        Producer {
+            ssrc,
+            packets: 0,
+            bytes: 0,
+            seq: SeqExtender::default(),
+            first_ext_seq: None,
+            last_keyframe_request: None,
+        }
     }
 
     pub fn on_rtp(&mut self, h: &RtpHeader, len: usize) {

@@ -361,7 +361,11 @@ impl Router {
                 }
                 sender.add_producer(header.ssrc);
                 call.ssrc_owner.insert(header.ssrc, pid);
-                self.out.push_back(Output::Event(Event::ProducerAdded { call: call_id, participant: pid, ssrc: header.ssrc }));
+                self.out.push_back(Output::Event(Event::ProducerAdded {
+                    call: call_id,
+                    participant: pid,
+                    ssrc: header.ssrc,
+                }));
             }
         }
         let sender = &mut call.participants[sender_idx];

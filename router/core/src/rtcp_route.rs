@@ -105,7 +105,10 @@ pub(crate) fn route(
                     if let Some(oi) = call.owner_index(ssrc).filter(|&oi| oi != si) {
                         if keyframe_allowed(call, oi, ssrc, now, cfg) {
                             stats.keyframe_requests += 1;
-                            out.push(oi, RtcpPacket::Fir(Fir { sender_ssrc: fir.sender_ssrc, entries: vec![(ssrc, seq)] }));
+                            out.push(
+                                oi,
+                                RtcpPacket::Fir(Fir { sender_ssrc: fir.sender_ssrc, entries: vec![(ssrc, seq)] }),
+                            );
                             routed_any = true;
                         } else {
                             stats.count_drop(DropReason::KeyframeThrottled);

@@ -93,10 +93,26 @@ impl RouterStats {
     pub fn add(&mut self, o: &RouterStats) {
         macro_rules! sum { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
         sum!(
-            rx_datagrams, rx_bytes, tx_datagrams, forwarded_rtp, forwarded_rtcp, session_messages, joins,
-            joins_refused, joins_redirected, leaves, timeouts, keyframe_requests, nacks, dropped_malformed,
-            dropped_unadmitted, dropped_bad_token, dropped_ssrc_not_owned, dropped_not_publisher,
-            dropped_keyframe_throttled, dropped_rtcp_unroutable
+            rx_datagrams,
+            rx_bytes,
+            tx_datagrams,
+            forwarded_rtp,
+            forwarded_rtcp,
+            session_messages,
+            joins,
+            joins_refused,
+            joins_redirected,
+            leaves,
+            timeouts,
+            keyframe_requests,
+            nacks,
+            dropped_malformed,
+            dropped_unadmitted,
+            dropped_bad_token,
+            dropped_ssrc_not_owned,
+            dropped_not_publisher,
+            dropped_keyframe_throttled,
+            dropped_rtcp_unroutable
         );
     }
 }

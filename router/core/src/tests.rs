@@ -143,7 +143,9 @@ fn unadmitted_forged_expired_spoofing_and_malformed_get_nothing_forwarded() {
         &Claims { call_id: call(1), participant_id: ParticipantId(8), role: Role::Publisher, expires_at_ms: EPOCH_MS },
     );
     let reply = h.join_with(addr(8), expired.to_vec(), vec![]);
-    assert!(matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Unauthorized, ref reason, .. } if reason.contains("expired")));
+    assert!(
+        matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Unauthorized, ref reason, .. } if reason.contains("expired"))
+    );
     h.input(addr(8), rtp(888, 1));
     assert!(h.take().is_empty());
     // Spoofing another's SSRC.
@@ -277,7 +279,10 @@ fn leave_and_end_call() {
     assert!(h.events.contains(&Event::CallClosed(call(1))));
     // A token for the ended call no longer admits anyone.
     let tok = h.token(call(1), 1, Role::Publisher);
-    assert!(matches!(h.join_with(addr(0), tok, vec![]), SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }));
+    assert!(matches!(
+        h.join_with(addr(0), tok, vec![]),
+        SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }
+    ));
 }
 
 #[test]
@@ -301,8 +306,9 @@ fn pli_goes_to_the_producer_and_is_throttled() {
     assert_eq!(h.take().len(), 1);
     // FIR too.
     h.now += Duration::from_millis(400);
-    let fir = rtcp::write_compound(&[RtcpPacket::Fir(rtcp::Fir { sender_ssrc: Ssrc(101), entries: vec![(Ssrc(100), 1)] })])
-        .unwrap();
+    let fir =
+        rtcp::write_compound(&[RtcpPacket::Fir(rtcp::Fir { sender_ssrc: Ssrc(101), entries: vec![(Ssrc(100), 1)] })])
+            .unwrap();
     h.input(addr(1), fir);
     assert_eq!(h.take()[0].destination, addr(0));
 }
@@ -349,10 +355,13 @@ fn receiver_reports_are_kept_and_routed() {
 fn placement_redirects_to_the_owning_worker() {
     let addrs = vec![addr(100), addr(101)];
     let c = (0u8..=255).map(call).find(|c| Placement::worker_for(c, 2) == 1).unwrap();
-    let mut h = H::with(RouterConfig { placement: Placement { index: 0, addresses: addrs.clone() }, ..Default::default() });
+    let mut h =
+        H::with(RouterConfig { placement: Placement { index: 0, addresses: addrs.clone() }, ..Default::default() });
     let tok = h.token(c, 1, Role::Publisher);
     match h.join_with(addr(0), tok, vec![]) {
-        SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, alternate, .. } => assert_eq!(alternate, Some(addrs[1])),
+        SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, alternate, .. } => {
+            assert_eq!(alternate, Some(addrs[1]))
+        }
         m => panic!("{m:?}"),
     }
     assert_eq!(h.r.participant_count(), 0);

@@ -38,7 +38,7 @@ impl SeqNo {
         SeqNo(self.0.wrapping_add(1))
     }
     /// `self + n` modulo 2^16.
-    pub fn add(self, n: u16) -> SeqNo {
+    pub fn wrapping_add(self, n: u16) -> SeqNo {
         SeqNo(self.0.wrapping_add(n))
     }
     /// Signed distance from `self` to `other` (`other - self`), in `-32768..=32767`.
@@ -122,7 +122,7 @@ mod tests {
 
         #[test]
         fn add_then_delta(a in any::<u16>(), n in 0u16..0x8000) {
-            prop_assert_eq!(SeqNo(a).delta(SeqNo(a).add(n)), n as i16);
+            prop_assert_eq!(SeqNo(a).delta(SeqNo(a).wrapping_add(n)), n as i16);
         }
 
         #[test]
@@ -131,7 +131,7 @@ mod tests {
             let mut s = SeqNo(start);
             let mut prev = e.extend(s);
             for st in steps {
-                s = s.add(st);
+                s = s.wrapping_add(st);
                 let v = e.extend(s);
                 prop_assert_eq!(v - prev, st as u64);
                 prev = v;

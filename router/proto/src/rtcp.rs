@@ -132,7 +132,7 @@ impl Nack {
     /// Every sequence number the NACK asks for.
     pub fn lost(&self) -> impl Iterator<Item = SeqNo> + '_ {
         self.pairs.iter().flat_map(|&(pid, blp)| {
-            std::iter::once(pid).chain((0..16).filter(move |i| blp & (1 << i) != 0).map(move |i| pid.add(i + 1)))
+            std::iter::once(pid).chain((0..16).filter(move |i| blp & (1 << i) != 0).map(move |i| pid.wrapping_add(i + 1)))
         })
     }
 
@@ -379,7 +379,7 @@ pub fn parse_one(b: &[u8]) -> Result<(RtcpPacket, usize), RtcpError> {
             let fci = &body[8..];
             match (ty, count) {
                 (pt::RTPFB, 1) => {
-                    if fci.len() % 4 != 0 {
+                    if !fci.len().is_multiple_of(4) {
                         return Err(RtcpError::Malformed);
                     }
                     let pairs = fci
@@ -390,7 +390,7 @@ pub fn parse_one(b: &[u8]) -> Result<(RtcpPacket, usize), RtcpError> {
                 }
                 (pt::PSFB, 1) => RtcpPacket::Pli(Pli { sender_ssrc, media_ssrc }),
                 (pt::PSFB, 4) => {
-                    if fci.len() % 8 != 0 {
+                    if !fci.len().is_multiple_of(8) {
                         return Err(RtcpError::Malformed);
                     }
                     let entries = fci.chunks_exact(8).map(|c| (Ssrc(u32_at(c, 0)), c[4])).collect();
@@ -486,7 +486,7 @@ impl RtcpPacket {
                         out.extend_from_slice(v);
                     }
                     out.push(0);
-                    while (out.len() - at) % 4 != 0 {
+                    while !(out.len() - at).is_multiple_of(4) {
                         out.push(0);
                     }
                 }
@@ -506,14 +506,14 @@ impl RtcpPacket {
                     }
                     out.push(r.len() as u8);
                     out.extend_from_slice(r);
-                    while (out.len() - at) % 4 != 0 {
+                    while !(out.len() - at).is_multiple_of(4) {
                         out.push(0);
                     }
                 }
                 finish(out, at)
             }
             RtcpPacket::App(app) => {
-                if app.subtype > 31 || app.data.len() % 4 != 0 {
+                if app.subtype > 31 || !app.data.len().is_multiple_of(4) {
                     return Err(RtcpError::Range);
                 }
                 let at = header(out, app.subtype, pt::APP);
@@ -575,7 +575,7 @@ impl RtcpPacket {
                 finish(out, at)
             }
             RtcpPacket::Unknown { raw, .. } => {
-                if raw.len() % 4 != 0 || raw.len() < 4 {
+                if !raw.len().is_multiple_of(4) || raw.len() < 4 {
                     return Err(RtcpError::Range);
                 }
                 out.extend_from_slice(raw);

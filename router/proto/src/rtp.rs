@@ -313,7 +313,7 @@ impl RtpPacket {
                 }
                 body.extend_from_slice(d);
             }
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             let words = u16::try_from(body.len() / 4).map_err(|_| RtpError::Range)?;

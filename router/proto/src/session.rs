@@ -111,7 +111,7 @@ impl StunMessage {
             return Err(SessionError::NotStun);
         }
         let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-        if u32::from_be_bytes([b[4], b[5], b[6], b[7]]) != MAGIC_COOKIE || len % 4 != 0 {
+        if u32::from_be_bytes([b[4], b[5], b[6], b[7]]) != MAGIC_COOKIE || !len.is_multiple_of(4) {
             return Err(SessionError::NotStun);
         }
         if b.len() != HEADER_LEN + len {
@@ -163,7 +163,7 @@ impl StunMessage {
             out.extend_from_slice(&t.to_be_bytes());
             out.extend_from_slice(&(v.len() as u16).to_be_bytes());
             out.extend_from_slice(v);
-            while out.len() % 4 != 0 {
+            while !out.len().is_multiple_of(4) {
                 out.push(0);
             }
         }
@@ -400,7 +400,7 @@ impl SessionMessage {
                 let token = m.get(attr::TOKEN).ok_or(SessionError::Attribute(attr::TOKEN))?.to_vec();
                 let ssrcs = match m.get(attr::SSRCS) {
                     None => Vec::new(),
-                    Some(v) if v.len() % 4 == 0 && v.len() / 4 <= MAX_SSRCS => {
+                    Some(v) if v.len().is_multiple_of(4) && v.len() / 4 <= MAX_SSRCS => {
                         v.chunks_exact(4).map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect()
                     }
                     Some(_) => return Err(SessionError::Attribute(attr::SSRCS)),

@@ -6,8 +6,16 @@
 //!
 //! - [`basic`]: one `recv_from`/`send_to` per datagram on a std socket; the
 //!   simplest possible backend, kept as the reference for correctness;
-//! - `mmsg`: `recvmmsg`/`sendmmsg` with UDP GRO and GSO (issue 4);
-//! - `uring`: io_uring with multishot `recvmsg` and a provided-buffer ring (issue 4).
+//! - [`mmsg`]: `recvmmsg`/`sendmmsg` with UDP GRO and GSO (issue 4);
+//! - [`uring`]: io_uring with multishot `recvmsg` and a provided-buffer ring (issue 4).
+//!
+//! [`open`] picks one ([`BackendKind`], overridable with `CORECAST_BACKEND`)
+//! and logs which runs and why. `CORECAST_GSO=0` / `CORECAST_GRO=0` turn UDP
+//! GSO / GRO off.
+//!
+//! Datagrams a fast backend returns share one allocation per received batch:
+//! drop them (and clear the `recv` output vector) before the next `recv` so
+//! the backend can reuse its memory, and copy any datagram kept for long.
 //!
 //! All `unsafe` code of the router lives under this module.
 
@@ -18,6 +26,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub mod basic;
+pub mod mmsg;
+pub mod plan;
+pub mod sock;
+pub mod uring;
+
+pub use sock::SocketOptions;
 
 /// One received datagram.
 #[derive(Debug, Clone)]
@@ -47,6 +61,10 @@ pub struct IoStats {
     pub send_errors: u64,
     /// Datagrams dropped on receive (buffer exhaustion, truncation).
     pub recv_drops: u64,
+    /// Times the io_uring provided-buffer ring ran out (the receive was
+    /// re-armed; datagrams wait in the socket buffer meanwhile, and any the
+    /// socket buffer could not hold are counted in `recv_drops`).
+    pub recv_ring_exhausted: u64,
 }
 
 /// A UDP socket driver the worker loop runs on.
@@ -67,4 +85,124 @@ pub trait IoBackend: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Counters so far.
     fn stats(&self) -> IoStats;
+}
+
+/// Which backend [`open`] should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// The fastest one that works here (see [`open`]).
+    #[default]
+    Auto,
+    /// [`basic::BasicBackend`].
+    Basic,
+    /// [`mmsg::MmsgBackend`].
+    Mmsg,
+    /// [`uring::UringBackend`].
+    Uring,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = io::Error;
+    fn from_str(s: &str) -> io::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(BackendKind::Auto),
+            "basic" => Ok(BackendKind::Basic),
+            "mmsg" => Ok(BackendKind::Mmsg),
+            "uring" | "io_uring" | "io-uring" => Ok(BackendKind::Uring),
+            other => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unknown backend {other:?}"))),
+        }
+    }
+}
+
+/// Options of [`open`].
+#[derive(Debug, Clone)]
+pub struct BackendOptions {
+    /// Socket options.
+    pub socket: SocketOptions,
+    /// Receive with UDP GRO when the kernel supports it (`CORECAST_GRO=0` turns it off).
+    pub gro: bool,
+    /// Send with UDP GSO when the kernel supports it (`CORECAST_GSO=0` turns it off).
+    pub gso: bool,
+    /// Most datagrams (or GRO super-datagrams) received per batch.
+    pub batch: usize,
+    /// Largest datagram received without GRO (longer ones are dropped and counted).
+    pub max_datagram: usize,
+    /// io_uring: buffers in the provided-buffer ring (a power of two, at most 32768).
+    pub ring_buffers: u16,
+    /// io_uring: submission queue entries.
+    pub ring_entries: u32,
+    /// Test hook: the first this-many GSO sends fail as if the kernel returned EIO.
+    #[doc(hidden)]
+    pub fail_gso_sends: u32,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions {
+            socket: SocketOptions::default(),
+            gro: true,
+            gso: true,
+            batch: 64,
+            max_datagram: 2048,
+            ring_buffers: 1024,
+            ring_entries: 1024,
+            fail_gso_sends: 0,
+        }
+    }
+}
+
+impl BackendOptions {
+    /// Applies `CORECAST_GSO` / `CORECAST_GRO` from the environment.
+    pub fn with_env(mut self) -> Self {
+        if let Some(v) = sock::env_flag("CORECAST_GSO") {
+            self.gso = self.gso && v;
+        }
+        if let Some(v) = sock::env_flag("CORECAST_GRO") {
+            self.gro = self.gro && v;
+        }
+        self
+    }
+}
+
+/// Opens a UDP socket on `addr` and wraps it in a backend.
+///
+/// `CORECAST_BACKEND=basic|mmsg|uring|auto` overrides `kind`; `CORECAST_GSO=0`
+/// and `CORECAST_GRO=0` override `opts`. If io_uring is asked for but the
+/// kernel lacks what it needs (probed at startup), `mmsg` runs instead.
+///
+/// `Auto` picks `mmsg`: on these VMs (`corecast-bench fanout`, see the report
+/// of issue 4) recvmmsg/sendmmsg with GSO moved the most packets per core of
+/// CPU, and io_uring's multishot receive plus sendmsg SQEs used more CPU for
+/// the same traffic (as design §3 measured, and as mediasoup found).
+pub fn open(kind: BackendKind, addr: SocketAddr, opts: &BackendOptions) -> io::Result<Box<dyn IoBackend>> {
+    let (kind, why) = match std::env::var("CORECAST_BACKEND") {
+        Ok(v) if !v.trim().is_empty() => (v.parse::<BackendKind>()?, "CORECAST_BACKEND"),
+        _ => (kind, "configuration"),
+    };
+    let opts = opts.clone().with_env();
+    let (kind, why) = match kind {
+        BackendKind::Auto => (BackendKind::Mmsg, "auto: recvmmsg/sendmmsg + GSO is fastest per core here"),
+        k => (k, why),
+    };
+    let socket = sock::bind(addr, &opts.socket)?;
+    let backend: Box<dyn IoBackend> = match kind {
+        BackendKind::Basic => Box::new(basic::BasicBackend::new(socket)?),
+        BackendKind::Mmsg | BackendKind::Auto => Box::new(mmsg::MmsgBackend::new(socket, &opts)?),
+        BackendKind::Uring => match uring::probe() {
+            Ok(()) => Box::new(uring::UringBackend::new(socket, &opts)?),
+            Err(e) => {
+                tracing::warn!(error = %e, "io_uring unavailable; falling back to mmsg");
+                Box::new(mmsg::MmsgBackend::new(socket, &opts)?)
+            }
+        },
+    };
+    tracing::info!(
+        backend = backend.name(),
+        reason = why,
+        local = %backend.local_addr(),
+        gso = opts.gso,
+        gro = opts.gro,
+        "socket backend"
+    );
+    Ok(backend)
 }

@@ -1,0 +1,36 @@
+# corecast — see README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all deps build run test lint fmt unit bench demo clean
+
+all: build
+
+deps:
+	bash tuning/scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --workspace
+
+# The main job on embedded defaults: the router, and a short live call through it.
+run: build
+	bash tuning/scripts/run-local.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+test: deps lint unit
+
+bench: build
+	./target/release/corecast-bench demo --participants 4 --seconds 5
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,695 @@
+//! io_uring backend: multishot `recvmsg` into a provided-buffer ring, and one
+//! `sendmsg` SQE per planned send (a plain datagram or a GSO run) submitted
+//! once per flush.
+//!
+//! Ownership rules, since the kernel reads and writes our memory
+//! asynchronously:
+//! - the buffer ring and its buffers are `mmap`ed once and unmapped only after
+//!   the multishot receive has been cancelled and its last completion seen and
+//!   the ring unregistered (if that cannot be confirmed on drop, they leak);
+//! - the `msghdr` of the multishot receive is boxed and lives as long as the
+//!   backend;
+//! - every send's `msghdr`, iovecs, address, control message and the queued
+//!   [`Bytes`] live in a [`SendBatch`] that is not reused until every one of
+//!   its completions has arrived (a batch with stragglers is parked in
+//!   `stranded` and a fresh one used).
+//!
+//! Received payloads are copied out of the ring buffers into one [`BytesMut`]
+//! per batch (reused once the previous batch's datagrams are dropped), so each
+//! ring buffer goes back to the kernel at once.
+
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
+
+use super::mmsg::{gso_refusal, split_gro, GsoState};
+use super::plan::SendPlan;
+use super::sock::{self, CmsgBuf, DropCounter, GSO_CMSG_SPACE, RECV_CMSG_SPACE};
+use super::{BackendOptions, Datagram, IoBackend, IoStats};
+
+const RECV_TAG: u64 = 1 << 62;
+const CANCEL_TAG: u64 = 1 << 61;
+const SEND_TAG: u64 = 1 << 63;
+const BGID: u16 = 0x00cc;
+/// Size of `struct io_uring_recvmsg_out`, which starts every multishot receive buffer.
+const RECVMSG_OUT_LEN: usize = 16;
+
+/// Checks that this kernel has what the backend needs: `RECVMSG` and `SENDMSG`
+/// opcodes, provided-buffer rings (5.19) and multishot `recvmsg` (6.0), and the
+/// `EXT_ARG` enter feature for receive timeouts.
+pub fn probe() -> io::Result<()> {
+    let unsupported = |what: &str| io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks {what}"));
+    let (major, minor) = kernel_version().ok_or_else(|| unsupported("a readable kernel version"))?;
+    if (major, minor) < (6, 0) {
+        return Err(unsupported("multishot recvmsg (kernel < 6.0)"));
+    }
+    let ring: IoUring = IoUring::new(8)?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(unsupported("IORING_FEAT_EXT_ARG"));
+    }
+    let mut p = Probe::new();
+    ring.submitter().register_probe(&mut p)?;
+    for (code, name) in [(opcode::RecvMsg::CODE, "RECVMSG"), (opcode::SendMsg::CODE, "SENDMSG")] {
+        if !p.is_supported(code) {
+            return Err(unsupported(name));
+        }
+    }
+    let br = BufRing::new(1, 64)?;
+    // SAFETY: `br`'s ring memory is valid for 1 entry and outlives the
+    // registration (unregistered just below, before `br` drops).
+    unsafe { ring.submitter().register_buf_ring_with_flags(br.ring_addr(), 1, BGID, 0) }?;
+    ring.submitter().unregister_buf_ring(BGID)?;
+    Ok(())
+}
+
+fn kernel_version() -> Option<(u32, u32)> {
+    let s = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut it = s.trim().split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// An anonymous private mapping (page aligned, zeroed).
+#[derive(Debug)]
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Self> {
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing does not alias any existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned; owners only drop a
+        // Mapping once the kernel no longer uses it (see the module docs).
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// A provided-buffer ring: `entries` ring slots and as many buffers of `buf_size` bytes.
+#[derive(Debug)]
+struct BufRing {
+    ring: Mapping,
+    bufs: Mapping,
+    entries: u16,
+    buf_size: usize,
+    tail: u16,
+}
+
+impl BufRing {
+    fn new(entries: u16, buf_size: usize) -> io::Result<Self> {
+        let ring = Mapping::new((entries as usize * mem::size_of::<BufRingEntry>()).max(4096))?;
+        let bufs = Mapping::new(entries as usize * buf_size)?;
+        Ok(BufRing { ring, bufs, entries, buf_size, tail: 0 })
+    }
+
+    fn ring_addr(&self) -> u64 {
+        self.ring.ptr as u64
+    }
+
+    /// Writes buffer `bid` into the next ring slot (not yet visible to the kernel).
+    fn push(&mut self, bid: u16) {
+        let mask = self.entries - 1;
+        let slot = (self.tail & mask) as usize;
+        // SAFETY: slot < entries, and the ring mapping holds `entries` entries;
+        // the kernel does not read slots past the published tail.
+        let e = unsafe { &mut *self.ring.ptr.cast::<BufRingEntry>().add(slot) };
+        // SAFETY: bid < entries, so the buffer lies inside the buffer mapping.
+        e.set_addr(unsafe { self.bufs.ptr.add(bid as usize * self.buf_size) } as u64);
+        e.set_len(self.buf_size as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Makes every pushed buffer visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: the ring mapping starts with entry 0, whose `resv` field is the
+        // ring's tail; the kernel reads it concurrently, hence the atomic store.
+        let tail = unsafe { BufRingEntry::tail(self.ring.ptr.cast::<BufRingEntry>()) } as *mut u16;
+        // SAFETY: `tail` is a valid, 2-aligned u16 inside the mapping, only ever
+        // accessed atomically by us and the kernel.
+        unsafe { AtomicU16::from_ptr(tail) }.store(self.tail, Ordering::Release);
+    }
+
+    /// The first `len` bytes of buffer `bid`.
+    ///
+    /// # Safety
+    /// The kernel must have handed `bid` back (a completion named it) and it
+    /// must not have been pushed again yet.
+    unsafe fn buf(&self, bid: u16, len: usize) -> &[u8] {
+        let len = len.min(self.buf_size);
+        // SAFETY: bid < entries (checked by the caller's lookup) keeps the range
+        // inside the mapping; the caller guarantees the kernel is not writing it.
+        unsafe { std::slice::from_raw_parts(self.bufs.ptr.add(bid as usize * self.buf_size), len) }
+    }
+}
+
+/// Everything one flush's sends point at; kept until all their completions arrive.
+#[derive(Debug, Default)]
+struct SendBatch {
+    gen: u32,
+    outstanding: usize,
+    queue: Vec<(SocketAddr, Bytes)>,
+    plan: SendPlan,
+    iovs: Vec<libc::iovec>,
+    cmsgs: Vec<CmsgBuf<GSO_CMSG_SPACE>>,
+    msgs: Vec<libc::msghdr>,
+}
+
+/// io_uring backend.
+pub struct UringBackend {
+    ring: IoUring,
+    socket: UdpSocket,
+    fd: RawFd,
+    local: SocketAddr,
+    v6: bool,
+    needs_enable: bool,
+    flags_desc: &'static str,
+    br: Option<BufRing>,
+    registered: bool,
+    recv_msg: Box<libc::msghdr>,
+    armed: bool,
+    gro: bool,
+    gso: GsoState,
+    send_cqes: Vec<(u64, i32)>,
+    /// Completions reaped but not yet handled: (user_data, result, flags).
+    pending: Vec<(u64, i32, u32)>,
+    rbuf: BytesMut,
+    drops: DropCounter,
+    queue: Vec<(SocketAddr, Bytes)>,
+    send: SendBatch,
+    stranded: Vec<SendBatch>,
+    next_gen: u32,
+    stats: IoStats,
+}
+
+impl std::fmt::Debug for UringBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringBackend")
+            .field("local", &self.local)
+            .field("setup", &self.flags_desc)
+            .field("gro", &self.gro)
+            .field("gso", &self.gso)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the raw pointers in `recv_msg`, the send batches and the mappings
+// point into memory the backend owns; the ring is driven only by the thread
+// that currently owns the backend (with SINGLE_ISSUER, the ring is enabled on
+// the first use, i.e. by the worker thread, which must then keep it).
+unsafe impl Send for UringBackend {}
+
+impl UringBackend {
+    /// Wraps a bound socket (see [`sock::bind`]). Call [`probe`] first.
+    ///
+    /// The ring is created disabled when `SINGLE_ISSUER` is available and is
+    /// enabled by the first `recv`/`flush`: the thread that makes that call
+    /// becomes the only thread allowed to drive the backend.
+    pub fn new(socket: UdpSocket, opts: &BackendOptions) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let fd = socket.as_raw_fd();
+        let local = socket.local_addr()?;
+        let gro = opts.gro && sock::enable_gro(fd);
+        let gso = opts.gso && sock::probe_gso(fd);
+        sock::enable_rxq_ovfl(fd);
+        let entries = opts.ring_entries.clamp(8, 32768);
+        let cq = entries.saturating_mul(4).max(u32::from(opts.ring_buffers) * 2);
+        let (ring, needs_enable, flags_desc) = match IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_r_disabled()
+            .setup_cqsize(cq)
+            .build(entries)
+        {
+            Ok(r) => (r, true, "SINGLE_ISSUER|DEFER_TASKRUN"),
+            Err(e) => {
+                tracing::info!(error = %e, "io_uring SINGLE_ISSUER/DEFER_TASKRUN unavailable; using default setup");
+                (IoUring::builder().setup_cqsize(cq).build(entries)?, false, "default")
+            }
+        };
+        let nbufs = opts.ring_buffers.clamp(1, 32768).next_power_of_two();
+        let payload = if gro { 65536 } else { opts.max_datagram.max(64) };
+        let name_len = mem::size_of::<libc::sockaddr_storage>();
+        let buf_size = (RECVMSG_OUT_LEN + name_len + RECV_CMSG_SPACE + payload + 63) & !63;
+        let br = BufRing::new(nbufs, buf_size)?;
+        // SAFETY: msghdr is plain old data; all-zero is valid.
+        let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
+        recv_msg.msg_namelen = name_len as libc::socklen_t;
+        recv_msg.msg_controllen = RECV_CMSG_SPACE as _;
+        tracing::debug!(%local, gro, gso, setup = flags_desc, buffers = nbufs, buf_size, "io_uring backend ready");
+        let mut b = UringBackend {
+            ring,
+            fd,
+            local,
+            v6: local.is_ipv6(),
+            needs_enable,
+            flags_desc,
+            br: Some(br),
+            registered: false,
+            recv_msg,
+            armed: false,
+            gro,
+            gso: GsoState::new(gso, opts.fail_gso_sends),
+            send_cqes: Vec::new(),
+            pending: Vec::new(),
+            rbuf: BytesMut::new(),
+            drops: DropCounter::default(),
+            queue: Vec::new(),
+            send: SendBatch::default(),
+            stranded: Vec::new(),
+            next_gen: 1,
+            stats: IoStats::default(),
+            socket,
+        };
+        b.register()?;
+        Ok(b)
+    }
+
+    /// Registers the buffer ring and hands every buffer to the kernel.
+    fn register(&mut self) -> io::Result<()> {
+        let br = self.br.as_mut().expect("buffer ring present until drop");
+        // SAFETY: the ring mapping holds `entries` slots and stays mapped until
+        // after `unregister_buf_ring` (see Drop).
+        unsafe { self.ring.submitter().register_buf_ring_with_flags(br.ring_addr(), br.entries, BGID, 0) }?;
+        self.registered = true;
+        for bid in 0..br.entries {
+            br.push(bid);
+        }
+        br.publish();
+        Ok(())
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Setup flags in use (for logs).
+    pub fn setup(&self) -> &'static str {
+        self.flags_desc
+    }
+
+    /// Whether UDP GRO is on.
+    pub fn gro(&self) -> bool {
+        self.gro
+    }
+
+    /// Whether UDP GSO is supported and allowed.
+    pub fn gso(&self) -> bool {
+        self.gso.supported
+    }
+
+    /// Enables a disabled ring on first use (this thread becomes its issuer).
+    fn start(&mut self) -> io::Result<()> {
+        if self.needs_enable {
+            self.ring.submitter().register_enable_rings()?;
+            self.needs_enable = false;
+        }
+        if !self.armed {
+            let e = opcode::RecvMsgMulti::new(Fd(self.fd), &*self.recv_msg, BGID).build().user_data(RECV_TAG);
+            self.push_sqe(&e)?;
+            self.armed = true;
+        }
+        Ok(())
+    }
+
+    fn push_sqe(&mut self, e: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every SQE we build points at memory that stays alive until
+            // its completion (see the module docs).
+            if unsafe { self.ring.submission().push(e) }.is_ok() {
+                return Ok(());
+            }
+            // Queue full: submit what is there to make room.
+            self.ring.submit()?;
+        }
+    }
+
+    /// Moves every available completion into `pending` (send completions are
+    /// handled at once).
+    fn reap(&mut self) {
+        let mut sends = mem::take(&mut self.send_cqes);
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for c in cq {
+            let ud = c.user_data();
+            if ud & SEND_TAG != 0 {
+                sends.push((ud, c.result()));
+            } else {
+                self.pending.push((ud, c.result(), c.flags()));
+            }
+        }
+        for &(ud, res) in &sends {
+            self.on_send_completion(ud, res);
+        }
+        sends.clear();
+        self.send_cqes = sends;
+    }
+
+    fn on_send_completion(&mut self, ud: u64, res: i32) {
+        let gen = ((ud >> 32) & 0x3fff_ffff) as u32;
+        let idx = (ud & 0xffff_ffff) as usize;
+        let batch = if self.send.gen == gen {
+            &mut self.send
+        } else if let Some(b) = self.stranded.iter_mut().find(|b| b.gen == gen) {
+            b
+        } else {
+            return;
+        };
+        batch.outstanding = batch.outstanding.saturating_sub(1);
+        let e = batch.plan.entries[idx];
+        if res >= 0 {
+            self.stats.sent_datagrams += u64::from(e.count);
+            if e.is_gso() {
+                self.stats.gso_sends += 1;
+            }
+        } else {
+            let errno = -res;
+            let dest = batch.plan.dests[e.dest as usize];
+            if e.is_gso() && errno != libc::EAGAIN {
+                self.stats.gso_fallbacks += 1;
+                if gso_refusal(errno) {
+                    self.gso.refused(errno);
+                }
+            }
+            if e.is_gso() || errno == libc::EAGAIN || errno == libc::EINTR {
+                // Retry as plain sends (waiting for room, bounded).
+                let mut deadline = None;
+                for &p in batch.plan.packets(&e) {
+                    sock::send_one(self.fd, &dest, &batch.queue[p as usize].1, &mut deadline, &mut self.stats);
+                }
+            } else {
+                self.stats.send_errors += u64::from(e.count);
+            }
+        }
+        self.stranded.retain(|b| b.outstanding > 0);
+    }
+
+    /// Waits for completions: at most `timeout` (forever if `None`) for at least one.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let r = match timeout {
+            None => self.ring.submitter().submit_and_wait(1),
+            Some(t) => {
+                let ts = Timespec::from(t);
+                let args = SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handles the pending receive completions; returns datagrams appended.
+    fn process_recv(&mut self, out: &mut Vec<Datagram>) -> usize {
+        if self.pending.is_empty() {
+            return 0;
+        }
+        let Some(br) = self.br.as_mut() else { return 0 };
+        // Pass 1: total payload, so the copy target is allocated once.
+        let mut total = 0;
+        for &(ud, res, flags) in &self.pending {
+            if ud == RECV_TAG && res > 0 {
+                if let Some(bid) = cqueue::buffer_select(flags) {
+                    if bid < br.entries {
+                        // SAFETY: the completion handed `bid` back to us.
+                        let buf = unsafe { br.buf(bid, res as usize) };
+                        if let Ok(m) = RecvMsgOut::parse(buf, &self.recv_msg) {
+                            total += m.payload_data().len();
+                        }
+                    }
+                }
+            }
+        }
+        self.rbuf.clear();
+        self.rbuf.reserve(total);
+        let mut appended = 0;
+        let mut returned = false;
+        for i in 0..self.pending.len() {
+            let (ud, res, flags) = self.pending[i];
+            if ud != RECV_TAG {
+                continue; // cancel completions and the like
+            }
+            if !cqueue::more(flags) {
+                self.armed = false;
+            }
+            if res < 0 {
+                if -res == libc::ENOBUFS {
+                    self.stats.recv_ring_exhausted += 1;
+                } else if -res != libc::ECANCELED {
+                    tracing::debug!(errno = -res, "io_uring multishot recvmsg ended");
+                }
+                continue;
+            }
+            let Some(bid) = cqueue::buffer_select(flags) else { continue };
+            if bid >= br.entries {
+                continue;
+            }
+            self.stats.recv_calls += 1;
+            {
+                // SAFETY: the completion handed `bid` back; it is pushed again only below.
+                let buf = unsafe { br.buf(bid, res as usize) };
+                match RecvMsgOut::parse(buf, &self.recv_msg) {
+                    Ok(m) => {
+                        let meta = sock::parse_recv_cmsgs(m.control_data());
+                        if let Some(c) = meta.drop_counter {
+                            self.drops.update(c, &mut self.stats);
+                        }
+                        // SAFETY: name_data is a slice of the buffer holding what the kernel wrote.
+                        let source = unsafe { sock::sockaddr_to_std(m.name_data().as_ptr(), m.name_data().len()) };
+                        match source {
+                            Some(source) if !m.is_payload_truncated() => {
+                                self.rbuf.extend_from_slice(m.payload_data());
+                                let data = self.rbuf.split().freeze();
+                                appended += split_gro(data, source, meta.gro_segment, out, &mut self.stats);
+                            }
+                            _ => self.stats.recv_drops += 1,
+                        }
+                    }
+                    Err(()) => self.stats.recv_drops += 1,
+                }
+            }
+            br.push(bid);
+            returned = true;
+        }
+        if returned {
+            br.publish();
+        }
+        self.pending.clear();
+        appended
+    }
+
+    /// Waits (bounded) for the current send batch's completions; parks it if
+    /// some never arrive.
+    fn settle_sends(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while self.send.outstanding > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    outstanding = self.send.outstanding,
+                    "io_uring sends slow to complete; parking their buffers"
+                );
+                let fresh = SendBatch::default();
+                self.stranded.push(mem::replace(&mut self.send, fresh));
+                break;
+            }
+            let ts = Timespec::from(deadline - now);
+            let args = SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(self.send.outstanding, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+                Err(e) => return Err(e),
+            }
+            self.reap();
+        }
+        Ok(())
+    }
+}
+
+impl IoBackend for UringBackend {
+    fn name(&self) -> &'static str {
+        "uring"
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn recv(&mut self, timeout: Option<Duration>, out: &mut Vec<Datagram>) -> io::Result<usize> {
+        self.start()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            self.reap();
+            if !self.pending.is_empty() {
+                let n = self.process_recv(out);
+                if !self.armed {
+                    self.start()?;
+                }
+                if n > 0 {
+                    return Ok(n);
+                }
+            }
+            let wait = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        // Submit any re-arm without waiting, then give up.
+                        self.ring.submit()?;
+                        return Ok(0);
+                    }
+                    Some(d - now)
+                }
+            };
+            self.wait(wait)?;
+        }
+    }
+
+    fn queue(&mut self, destination: SocketAddr, contents: Bytes) {
+        self.queue.push((destination, contents));
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.queue.is_empty() {
+            return Ok(());
+        }
+        self.start()?;
+        // The previous batch is settled (flush waits), so its memory is free to reuse.
+        let gso = self.gso.enabled();
+        let gen = self.next_gen;
+        self.next_gen = (self.next_gen + 1) & 0x3fff_ffff;
+        let b = &mut self.send;
+        b.gen = gen;
+        mem::swap(&mut b.queue, &mut self.queue);
+        self.queue.clear();
+        b.plan.build(&b.queue, gso, self.v6);
+        b.iovs.clear();
+        b.cmsgs.clear();
+        b.msgs.clear();
+        for &p in &b.plan.order {
+            let d = &b.queue[p as usize].1;
+            b.iovs.push(libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() });
+        }
+        for e in &b.plan.entries {
+            if e.is_gso() {
+                let mut c = CmsgBuf::default();
+                sock::write_gso_cmsg(&mut c, e.segment);
+                b.cmsgs.push(c);
+            }
+        }
+        let mut gso_i = 0;
+        for e in &b.plan.entries {
+            // SAFETY: msghdr is plain old data; all-zero is valid.
+            let mut h: libc::msghdr = unsafe { mem::zeroed() };
+            let dest = &b.plan.dests[e.dest as usize];
+            h.msg_name = &dest.storage as *const libc::sockaddr_storage as *mut libc::c_void;
+            h.msg_namelen = dest.len;
+            h.msg_iov = b.iovs[e.start as usize..].as_mut_ptr();
+            h.msg_iovlen = e.count as _;
+            if e.is_gso() {
+                h.msg_control = b.cmsgs[gso_i].0.as_mut_ptr().cast();
+                h.msg_controllen = GSO_CMSG_SPACE as _;
+                gso_i += 1;
+            }
+            b.msgs.push(h);
+        }
+        // The batch's vectors no longer change until all completions are in.
+        let n = self.send.msgs.len();
+        let mut injected = Vec::new();
+        for i in 0..n {
+            let e = self.send.plan.entries[i];
+            if e.is_gso() && self.gso.take_injected() {
+                injected.push(i);
+                continue;
+            }
+            let sqe = opcode::SendMsg::new(Fd(self.fd), &self.send.msgs[i])
+                .flags(libc::MSG_DONTWAIT as u32)
+                .build()
+                .user_data(SEND_TAG | (u64::from(gen) << 32) | i as u64);
+            self.send.outstanding += 1;
+            self.push_sqe(&sqe)?;
+        }
+        self.stats.send_calls += 1;
+        let want = self.send.outstanding;
+        match self.ring.submitter().submit_and_wait(want.min(1)) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        for i in injected {
+            self.send.outstanding += 1;
+            let ud = SEND_TAG | (u64::from(gen) << 32) | i as u64;
+            self.on_send_completion(ud, -libc::EIO);
+        }
+        self.settle_sends()
+    }
+
+    fn stats(&self) -> IoStats {
+        self.stats
+    }
+}
+
+impl Drop for UringBackend {
+    fn drop(&mut self) {
+        // Stop the multishot receive and wait for its last completion, and for
+        // outstanding sends, before the memory they use goes away.
+        let mut quiet = !self.armed;
+        if self.armed && !self.needs_enable {
+            let cancel = opcode::AsyncCancel::new(RECV_TAG).build().user_data(CANCEL_TAG);
+            if self.push_sqe(&cancel).is_ok() {
+                let deadline = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < deadline {
+                    let _ = self.wait(Some(Duration::from_millis(20)));
+                    self.reap();
+                    if self.pending.iter().any(|&(ud, _, f)| ud == RECV_TAG && !cqueue::more(f)) {
+                        quiet = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = self.settle_sends();
+        let sends_done = self.send.outstanding == 0 && self.stranded.is_empty();
+        if quiet && sends_done && self.registered && self.ring.submitter().unregister_buf_ring(BGID).is_ok() {
+            self.registered = false;
+        }
+        if self.registered || !sends_done {
+            // Could not confirm the kernel is done with our memory: leak it rather than free it.
+            tracing::warn!("io_uring backend dropped with operations in flight; leaking its buffers");
+            mem::forget(self.br.take());
+            mem::forget(mem::take(&mut self.send));
+            mem::forget(mem::take(&mut self.stranded));
+        }
+    }
+}
