@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
-use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
+use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
 
 use crate::media::{self, Probe};
 use crate::report::{Latency, RecvReport};
@@ -136,7 +136,12 @@ impl Client {
         while tries < 5 {
             tries += 1;
             let txid: [u8; 12] = rand::random();
-            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: vec![a, v], quality };
+            let join = SessionMessage::Join {
+                txid,
+                token: token.to_vec(),
+                ssrcs: vec![(a, MediaKind::Audio), (v, MediaKind::Video)],
+                quality,
+            };
             socket.send_to(&join.to_vec(), router)?;
             let deadline = Instant::now() + Duration::from_millis(400);
             while Instant::now() < deadline {

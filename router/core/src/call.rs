@@ -7,7 +7,7 @@ use corecast_proto::ids::SeqExtender;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{CallId, ParticipantId, Role};
-use corecast_proto::Ssrc;
+use corecast_proto::{MediaKind, SeqNo, Ssrc};
 
 use crate::hash::FxHashMap;
 
@@ -15,6 +15,14 @@ use crate::hash::FxHashMap;
 #[derive(Debug)]
 pub(crate) struct Producer {
     pub ssrc: Ssrc,
+    /// Declared, or resolved from the payload type of the first packet.
+    pub kind: MediaKind,
+    /// Sequence number of the previous packet (what receivers last got).
+    pub prev_seq: Option<SeqNo>,
+    /// Bytes since the last rate update.
+    pub window_bytes: u64,
+    /// Measured bitrate over the last sweep interval, bits/s.
+    pub bitrate_bps: u64,
     pub packets: u64,
     pub bytes: u64,
     pub seq: SeqExtender,
@@ -24,9 +32,13 @@ pub(crate) struct Producer {
 }
 
 impl Producer {
-    fn new(ssrc: Ssrc) -> Producer {
+    fn new(ssrc: Ssrc, kind: MediaKind) -> Producer {
         Producer {
             ssrc,
+            kind,
+            prev_seq: None,
+            window_bytes: 0,
+            bitrate_bps: 0,
             packets: 0,
             bytes: 0,
             seq: SeqExtender::default(),
@@ -38,6 +50,7 @@ impl Producer {
     pub fn on_rtp(&mut self, h: &RtpHeader, len: usize) {
         self.packets += 1;
         self.bytes += len as u64;
+        self.window_bytes += len as u64;
         let e = self.seq.extend(h.seq);
         if self.first_ext_seq.is_none() {
             self.first_ext_seq = Some(e);
@@ -61,6 +74,15 @@ pub(crate) struct Participant {
     pub addr: SocketAddr,
     pub last_seen: Instant,
     pub quality: Quality,
+    /// The participant asked for SD itself: no automatic switching.
+    pub quality_pinned: bool,
+    /// Consecutive receiver reports (or estimates) that said HD does not fit.
+    pub bad_reports: u32,
+    /// Since when reports have said HD fits again (while on automatic SD).
+    pub good_since: Option<Instant>,
+    /// Per-producer forwarding state that differs from "as received"
+    /// (paused streams and rewritten sequence numbers). Empty on the fast path.
+    pub consumers: Vec<Consumer>,
     /// Claim SSRCs on first use (the join declared none).
     pub learn_ssrcs: bool,
     pub producers: Vec<Producer>,
@@ -78,6 +100,10 @@ impl Participant {
             addr,
             last_seen: now,
             quality,
+            quality_pinned: quality == Quality::Sd,
+            bad_reports: 0,
+            good_since: None,
+            consumers: Vec::new(),
             learn_ssrcs: false,
             producers: Vec::new(),
             reported_loss: 0,
@@ -85,13 +111,31 @@ impl Participant {
         }
     }
 
-    pub fn add_producer(&mut self, ssrc: Ssrc) {
-        self.producers.push(Producer::new(ssrc));
+    pub fn add_producer(&mut self, ssrc: Ssrc, kind: MediaKind) {
+        self.producers.push(Producer::new(ssrc, kind));
+    }
+
+    pub fn consumer_mut(&mut self, ssrc: Ssrc) -> Option<&mut Consumer> {
+        self.consumers.iter_mut().find(|c| c.ssrc == ssrc)
     }
 
     pub fn producer_mut(&mut self, ssrc: Ssrc) -> Option<&mut Producer> {
         self.producers.iter_mut().find(|p| p.ssrc == ssrc)
     }
+}
+
+/// How one receiver gets one producer's stream when that differs from "as
+/// received": the stream is paused (an SD receiver does not get raw video),
+/// or it resumed after a pause and its sequence numbers are shifted so that
+/// the receiver sees no gap (mediasoup's SeqManager does the same).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Consumer {
+    pub ssrc: Ssrc,
+    pub paused: bool,
+    /// Outgoing = incoming + offset (mod 2^16).
+    pub offset: u16,
+    /// Last sequence number sent to this receiver.
+    pub last_out: Option<SeqNo>,
 }
 
 /// One call on this worker.
@@ -100,16 +144,27 @@ pub(crate) struct Call {
     pub id: CallId,
     pub participants: Vec<Participant>,
     pub ssrc_owner: FxHashMap<Ssrc, ParticipantId>,
+    /// Whether a mixer was wanted at the last check (SD receivers present).
+    pub mixer_wanted: bool,
 }
 
 impl Call {
     pub fn new(id: CallId) -> Call {
-        Call { id, participants: Vec::with_capacity(8), ssrc_owner: FxHashMap::default() }
+        Call { id, participants: Vec::with_capacity(8), ssrc_owner: FxHashMap::default(), mixer_wanted: false }
     }
 
     #[inline]
     pub fn index_of(&self, pid: ParticipantId) -> Option<usize> {
         self.participants.iter().position(|p| p.id == pid)
+    }
+
+    pub fn has_mixer(&self) -> bool {
+        self.participants.iter().any(|p| p.role == Role::Mixer)
+    }
+
+    /// Receivers that take SD (the mixer itself excluded).
+    pub fn sd_receivers(&self) -> usize {
+        self.participants.iter().filter(|p| p.quality == Quality::Sd && p.role != Role::Mixer).count()
     }
 
     pub fn owner_index(&self, ssrc: Ssrc) -> Option<usize> {
@@ -129,6 +184,7 @@ impl Call {
                     source: p.addr,
                     quality: p.quality,
                     ssrcs: p.producers.iter().map(|s| s.ssrc).collect(),
+                    bitrate_bps: p.producers.iter().map(|s| s.bitrate_bps).sum(),
                     packets_received: p.producers.iter().map(|s| s.packets).sum(),
                     packets_lost: p.producers.iter().map(|s| s.lost()).sum(),
                     reported_loss_fraction: p.reported_loss,
@@ -161,6 +217,8 @@ pub struct ParticipantSnapshot {
     pub quality: Quality,
     /// SSRCs it produces.
     pub ssrcs: Vec<Ssrc>,
+    /// Bitrate it sends, bits/s (last sweep interval).
+    pub bitrate_bps: u64,
     /// RTP packets received from it.
     pub packets_received: u64,
     /// RTP packets of its streams that never arrived (sequence gaps).

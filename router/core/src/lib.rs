@@ -33,15 +33,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corecast_proto::demux::{classify, Kind};
+use corecast_proto::rtcp::{Pli, RtcpPacket};
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
 use corecast_proto::token::{self, CallId, ParticipantId, Role, VerifyingKey};
-use corecast_proto::Ssrc;
+use corecast_proto::{MediaKind, Ssrc};
 
 pub use call::{CallSnapshot, ParticipantSnapshot};
 pub use stats::{DropReason, RouterStats};
 
-use call::{Call, Participant};
+use call::{Call, Consumer, Participant};
+
+/// SSRC the router uses as the sender of the RTCP it originates (keyframe requests).
+pub const ROUTER_SSRC: Ssrc = Ssrc(0x4343_5254);
 use hash::FxHashMap;
 
 /// Tunables of one router worker.
@@ -62,6 +66,19 @@ pub struct RouterConfig {
     /// How long an ended call's id is remembered, so that tokens issued for
     /// it cannot bring it back (should exceed the token lifetime).
     pub ended_call_memory: Duration,
+    /// A receiver moves to SD when its reported loss fraction (1/256) is at
+    /// least this in `sd_after_reports` consecutive reports (default ≈ 10%).
+    pub sd_loss_threshold: u8,
+    /// Consecutive bad reports (loss, or an estimate below what HD needs) before moving to SD.
+    pub sd_after_reports: u32,
+    /// An automatically moved receiver goes back to HD once reports stay
+    /// below this loss fraction (default ≈ 2%) ...
+    pub hd_loss_threshold: u8,
+    /// ... for this long. Between the two thresholds nothing changes (hysteresis).
+    pub hd_recovery: Duration,
+    /// Payload types taken as audio for streams whose kind was not declared
+    /// (besides the static audio types 0..=23).
+    pub audio_payload_types: Vec<u8>,
     /// Placement of calls over workers: this worker's index and every worker's
     /// address. A join for a call placed on another worker gets a 300 redirect.
     /// Empty: this worker takes every call.
@@ -78,6 +95,11 @@ impl Default for RouterConfig {
             max_learned_ssrcs: 8,
             keyframe_request_interval: Duration::from_millis(300),
             ended_call_memory: Duration::from_secs(600),
+            sd_loss_threshold: 26,
+            sd_after_reports: 2,
+            hd_loss_threshold: 5,
+            hd_recovery: Duration::from_secs(10),
+            audio_payload_types: vec![111, 109, 110],
             placement: Placement::default(),
         }
     }
@@ -205,6 +227,14 @@ pub enum Event {
         participant: ParticipantId,
         /// The SSRC.
         ssrc: Ssrc,
+    },
+    /// The call's first SD receiver appeared (`needed: true`: start a mixer
+    /// for it) or its last one went (`needed: false`: the mixer may leave).
+    MixerDemand {
+        /// Call.
+        call: CallId,
+        /// Whether a mixer is needed now.
+        needed: bool,
     },
     /// A receiver switched between HD and SD.
     QualityChanged {
@@ -359,7 +389,7 @@ impl Router {
                 if !sender.learn_ssrcs || sender.producers.len() >= max_learned {
                     return self.drop_packet(DropReason::SsrcNotOwned);
                 }
-                sender.add_producer(header.ssrc);
+                sender.add_producer(header.ssrc, MediaKind::Unknown);
                 call.ssrc_owner.insert(header.ssrc, pid);
                 self.out.push_back(Output::Event(Event::ProducerAdded {
                     call: call_id,
@@ -368,25 +398,106 @@ impl Router {
                 }));
             }
         }
-        let sender = &mut call.participants[sender_idx];
-        if let Some(p) = sender.producer_mut(header.ssrc) {
-            p.on_rtp(&header, contents.len());
+        let Some(producer) = call.participants[sender_idx].producer_mut(header.ssrc) else {
+            return self.drop_packet(DropReason::SsrcNotOwned);
+        };
+        if producer.kind == MediaKind::Unknown {
+            let pt = header.pt.0;
+            producer.kind = if pt <= 23 || self.config.audio_payload_types.contains(&pt) {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            };
         }
-        // Fan-out: every other participant, as received. The mixer's composite
-        // goes to SD receivers only; everything else goes to everyone.
+        producer.on_rtp(&header, contents.len());
+        let kind = producer.kind;
+        let prev_seq = producer.prev_seq.replace(header.seq);
+        let has_mixer = sender_role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
+        // Fan-out: one pass over the call. Receivers on the fast path (no
+        // paused or shifted streams) get the received buffer itself.
         let mut n = 0u64;
-        for (i, r) in call.participants.iter().enumerate() {
+        let mut keyframe_for_resume = false;
+        for (i, r) in call.participants.iter_mut().enumerate() {
             if i == sender_idx {
                 continue;
             }
-            if sender_role == Role::Mixer && r.quality != Quality::Sd {
+            let want = match (sender_role, r.role) {
+                (Role::Mixer, _) => r.quality == Quality::Sd && r.role != Role::Mixer,
+                (_, Role::Mixer) => kind == MediaKind::Video,
+                _ => !(has_mixer && r.quality == Quality::Sd),
+            };
+            if r.consumers.is_empty() {
+                if want {
+                    self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: contents.clone() }));
+                    n += 1;
+                } else if sender_role != Role::Mixer {
+                    // Remember where this receiver's copy of the stream stopped.
+                    r.consumers.push(Consumer { ssrc: header.ssrc, paused: true, offset: 0, last_out: prev_seq });
+                }
                 continue;
             }
-            self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: contents.clone() }));
+            let c = match r.consumer_mut(header.ssrc) {
+                Some(c) => c,
+                None if want => {
+                    self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: contents.clone() }));
+                    n += 1;
+                    continue;
+                }
+                None => {
+                    if sender_role != Role::Mixer {
+                        r.consumers.push(Consumer { ssrc: header.ssrc, paused: true, offset: 0, last_out: prev_seq });
+                    }
+                    continue;
+                }
+            };
+            if !want {
+                c.paused = true;
+                continue;
+            }
+            if c.paused {
+                // Resume where the receiver's sequence left off, and get it a keyframe.
+                if let Some(last) = c.last_out {
+                    c.offset = last.next().0.wrapping_sub(header.seq.0);
+                }
+                c.paused = false;
+                keyframe_for_resume |= kind == MediaKind::Video;
+            }
+            let out_seq = header.seq.wrapping_add(c.offset);
+            c.last_out = Some(out_seq);
+            let bytes = if c.offset == 0 {
+                contents.clone()
+            } else {
+                let mut v = contents.to_vec();
+                corecast_proto::rtp::set_seq(&mut v, out_seq);
+                Bytes::from(v)
+            };
+            self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: bytes }));
             n += 1;
         }
         self.stats.forwarded_rtp += n;
         self.stats.tx_datagrams += n;
+        if keyframe_for_resume {
+            self.request_keyframe(now, call_id, header.ssrc);
+        }
+    }
+
+    /// Sends a router-originated PLI to the producer of `ssrc` (throttled).
+    fn request_keyframe(&mut self, now: Instant, call_id: CallId, ssrc: Ssrc) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(oi) = call.owner_index(ssrc) else { return };
+        let owner = &mut call.participants[oi];
+        let addr = owner.addr;
+        let Some(p) = owner.producer_mut(ssrc) else { return };
+        if p.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < interval) {
+            return;
+        }
+        p.last_keyframe_request = Some(now);
+        let pli = RtcpPacket::Pli(Pli { sender_ssrc: ROUTER_SSRC, media_ssrc: ssrc });
+        if let Ok(b) = corecast_proto::rtcp::write_compound(&[pli]) {
+            self.stats.keyframe_requests += 1;
+            self.transmit(addr, Bytes::from(b));
+        }
     }
 
     fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
@@ -401,9 +512,12 @@ impl Router {
             return self.drop_packet(DropReason::Unadmitted);
         };
         let routed = rtcp_route::route(call, pid, pkts, now, &self.config, &mut self.stats);
-        for (dest, bytes) in routed {
+        for (dest, bytes) in routed.transmits {
             self.stats.forwarded_rtcp += 1;
             self.transmit(dest, Bytes::from(bytes));
+        }
+        if routed.loss.is_some() || routed.estimate.is_some() {
+            self.on_quality_signal(now, call_id, pid, routed.loss, routed.estimate);
         }
     }
 
@@ -426,7 +540,7 @@ impl Router {
                 None => self.drop_packet(DropReason::Unadmitted),
             },
             SessionMessage::Quality { quality, .. } => match self.by_addr.get(&source).copied() {
-                Some((call, pid)) => self.set_quality(now, call, pid, quality),
+                Some((call, pid)) => self.set_quality(now, call, pid, quality, true),
                 None => self.drop_packet(DropReason::Unadmitted),
             },
             // Messages only a router sends.
@@ -443,14 +557,100 @@ impl Router {
         Some(&mut c.participants[i])
     }
 
-    fn set_quality(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, quality: Quality) {
+    /// Switches a receiver between HD and SD. `explicit`: the participant
+    /// asked (SD then stays until it asks for HD; HD re-enables automatic switching).
+    fn set_quality(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, quality: Quality, explicit: bool) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
         let p = &mut call.participants[i];
         p.last_seen = now;
-        if p.quality != quality {
-            p.quality = quality;
-            self.event(Event::QualityChanged { call: call_id, participant: pid, quality });
+        if explicit {
+            p.quality_pinned = quality == Quality::Sd;
+            p.bad_reports = 0;
+            p.good_since = None;
+        }
+        if p.quality == quality {
+            return;
+        }
+        p.quality = quality;
+        // The composite must start with a keyframe for the newcomer.
+        let mixer_ssrcs: Vec<Ssrc> = if quality == Quality::Sd {
+            call.participants
+                .iter()
+                .filter(|m| m.role == Role::Mixer)
+                .flat_map(|m| m.producers.iter().filter(|s| s.kind != MediaKind::Audio).map(|s| s.ssrc))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.event(Event::QualityChanged { call: call_id, participant: pid, quality });
+        self.update_mixer_demand(call_id);
+        for ssrc in mixer_ssrcs {
+            self.request_keyframe(now, call_id, ssrc);
+        }
+    }
+
+    fn update_mixer_demand(&mut self, call_id: CallId) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let wanted = call.sd_receivers() > 0;
+        if wanted != call.mixer_wanted {
+            call.mixer_wanted = wanted;
+            self.event(Event::MixerDemand { call: call_id, needed: wanted });
+        }
+    }
+
+    /// Automatic HD/SD decision for one receiver after a receiver report
+    /// (`loss`, fraction in 1/256) or a bandwidth estimate (`estimate`, bits/s).
+    fn on_quality_signal(
+        &mut self,
+        now: Instant,
+        call_id: CallId,
+        pid: ParticipantId,
+        loss: Option<u8>,
+        estimate: Option<u64>,
+    ) {
+        let cfg = &self.config;
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(i) = call.index_of(pid) else { return };
+        // What HD needs for this receiver: every other non-mixer stream.
+        let need_bps: u64 = call
+            .participants
+            .iter()
+            .enumerate()
+            .filter(|(j, o)| *j != i && o.role != Role::Mixer)
+            .flat_map(|(_, o)| o.producers.iter().map(|s| s.bitrate_bps))
+            .sum();
+        let p = &mut call.participants[i];
+        if p.quality_pinned || p.role == Role::Mixer {
+            return;
+        }
+        let low_estimate = estimate.is_some_and(|e| need_bps > 0 && e < need_bps);
+        let bad = low_estimate || loss.is_some_and(|l| l >= cfg.sd_loss_threshold);
+        let good = !bad && loss.is_none_or(|l| l < cfg.hd_loss_threshold);
+        let mut switch = None;
+        if bad {
+            p.bad_reports += 1;
+            p.good_since = None;
+            if p.quality == Quality::Hd && p.bad_reports >= cfg.sd_after_reports {
+                switch = Some(Quality::Sd);
+            }
+        } else if good {
+            p.bad_reports = 0;
+            if p.quality == Quality::Sd {
+                let since = *p.good_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= cfg.hd_recovery {
+                    switch = Some(Quality::Hd);
+                }
+            }
+        } else {
+            p.bad_reports = 0;
+            p.good_since = None;
+        }
+        if let Some(q) = switch {
+            let p = &mut call.participants[i];
+            p.bad_reports = 0;
+            p.good_since = None;
+            self.set_quality(now, call_id, pid, q, false);
         }
     }
 
@@ -467,7 +667,7 @@ impl Router {
         source: SocketAddr,
         txid: [u8; 12],
         token_bytes: &[u8],
-        ssrcs: Vec<Ssrc>,
+        ssrcs: Vec<(Ssrc, MediaKind)>,
         quality: Quality,
     ) {
         let claims = match token::verify(&self.key, token_bytes, self.unix_ms(now)) {
@@ -532,10 +732,10 @@ impl Router {
             }
             return self.join_error(source, txid, JoinErrorCode::Forbidden, "a subscriber cannot send media");
         }
-        let mut unique = ssrcs.clone();
+        let mut unique: Vec<Ssrc> = ssrcs.iter().map(|(s, _)| *s).collect();
         unique.sort_unstable();
         unique.dedup();
-        if unique.len() != ssrcs.len() || ssrcs.iter().any(|s| call.ssrc_owner.contains_key(s)) {
+        if unique.len() != ssrcs.len() || ssrcs.iter().any(|(s, _)| call.ssrc_owner.contains_key(s)) {
             if is_new_call {
                 self.calls.remove(&call_id);
             }
@@ -543,8 +743,8 @@ impl Router {
         }
         let mut p = Participant::new(pid, claims.role, source, now, quality);
         p.learn_ssrcs = ssrcs.is_empty() && claims.role != Role::Subscriber;
-        for s in &ssrcs {
-            p.add_producer(*s);
+        for (s, kind) in &ssrcs {
+            p.add_producer(*s, *kind);
             call.ssrc_owner.insert(*s, pid);
         }
         call.participants.push(p);
@@ -554,11 +754,12 @@ impl Router {
             self.event(Event::CallStarted(call_id));
         }
         self.event(Event::ParticipantJoined { call: call_id, participant: pid, role: claims.role, source });
-        for s in ssrcs {
+        for (s, _) in ssrcs {
             self.event(Event::ProducerAdded { call: call_id, participant: pid, ssrc: s });
         }
         if quality != Quality::Hd {
             self.event(Event::QualityChanged { call: call_id, participant: pid, quality });
+            self.update_mixer_demand(call_id);
         }
         self.join_ack(source, txid, pid);
     }
@@ -594,6 +795,8 @@ impl Router {
         self.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });
         if empty {
             self.event(Event::CallClosed(call_id));
+        } else {
+            self.update_mixer_demand(call_id);
         }
     }
 
@@ -620,8 +823,21 @@ impl Router {
             Some(t) if now >= t => {}
             _ => return,
         }
+        let elapsed = match self.next_sweep {
+            Some(t) => now.saturating_duration_since(t) + self.config.sweep_interval,
+            None => self.config.sweep_interval,
+        };
         self.next_sweep = Some(now + self.config.sweep_interval);
         let timeout = self.config.silence_timeout;
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        for call in self.calls.values_mut() {
+            for p in &mut call.participants {
+                for s in &mut p.producers {
+                    s.bitrate_bps = (s.window_bytes as f64 * 8.0 / secs) as u64;
+                    s.window_bytes = 0;
+                }
+            }
+        }
         let mut silent = Vec::new();
         for (cid, call) in &self.calls {
             for p in &call.participants {

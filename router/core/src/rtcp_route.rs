@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use corecast_proto::rtcp::{Fir, Nack, Pli, ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
 use corecast_proto::token::ParticipantId;
+use corecast_proto::SeqNo;
 
 use crate::call::Call;
 use crate::stats::{DropReason, RouterStats};
@@ -34,6 +35,17 @@ impl Outbox {
     }
 }
 
+/// What routing one compound produced.
+#[derive(Debug, Default)]
+pub(crate) struct Routed {
+    /// Compounds to send.
+    pub transmits: Vec<(SocketAddr, Vec<u8>)>,
+    /// Worst loss fraction the sender reported as a receiver, if it sent reports.
+    pub loss: Option<u8>,
+    /// Bandwidth estimate the sender sent (REMB), if any.
+    pub estimate: Option<u64>,
+}
+
 pub(crate) fn route(
     call: &mut Call,
     sender: ParticipantId,
@@ -41,8 +53,9 @@ pub(crate) fn route(
     now: Instant,
     cfg: &RouterConfig,
     stats: &mut RouterStats,
-) -> Vec<(SocketAddr, Vec<u8>)> {
-    let Some(si) = call.index_of(sender) else { return Vec::new() };
+) -> Routed {
+    let mut res = Routed::default();
+    let Some(si) = call.index_of(sender) else { return res };
     call.participants[si].last_seen = now;
     let n = call.participants.len();
     let mut out = Outbox { per: (0..n).map(|_| Vec::new()).collect() };
@@ -60,6 +73,7 @@ pub(crate) fn route(
             RtcpPacket::ReceiverReport(rr) => {
                 if let Some(worst) = rr.reports.iter().map(|b| b.fraction_lost).max() {
                     call.participants[si].reported_loss = worst;
+                    res.loss = Some(res.loss.map_or(worst, |l: u8| l.max(worst)));
                 }
                 route_blocks(call, si, rr.ssrc, &rr.reports, &mut out);
                 routed_any = true;
@@ -82,10 +96,17 @@ pub(crate) fn route(
                     routed_any = true;
                 }
             }
-            RtcpPacket::Nack(nack) => {
+            RtcpPacket::Nack(mut nack) => {
                 if let Some(oi) = call.owner_index(nack.media_ssrc).filter(|&oi| oi != si) {
+                    // Undo this receiver's sequence shift, if its copy of the stream is shifted.
+                    if let Some(c) = call.participants[si].consumers.iter().find(|c| c.ssrc == nack.media_ssrc) {
+                        if c.offset != 0 {
+                            let lost: Vec<_> = nack.lost().map(|s| SeqNo(s.0.wrapping_sub(c.offset))).collect();
+                            nack = Nack::from_lost(nack.sender_ssrc, nack.media_ssrc, &lost);
+                        }
+                    }
                     stats.nacks += 1;
-                    out.push(oi, RtcpPacket::Nack(Nack { ..nack }));
+                    out.push(oi, RtcpPacket::Nack(nack));
                     routed_any = true;
                 }
             }
@@ -118,6 +139,7 @@ pub(crate) fn route(
             }
             RtcpPacket::Remb(remb) => {
                 call.participants[si].estimate_bps = Some(remb.bitrate_bps);
+                res.estimate = Some(remb.bitrate_bps);
                 routed_any = true;
             }
             _ => {}
@@ -126,16 +148,15 @@ pub(crate) fn route(
     if !routed_any {
         stats.count_drop(DropReason::RtcpUnroutable);
     }
-    let mut v = Vec::new();
     for (i, pkts) in out.per.into_iter().enumerate() {
         if pkts.is_empty() {
             continue;
         }
         if let Ok(bytes) = corecast_proto::rtcp::write_compound(&pkts) {
-            v.push((call.participants[i].addr, bytes));
+            res.transmits.push((call.participants[i].addr, bytes));
         }
     }
-    v
+    res
 }
 
 fn broadcast(si: usize, n: usize, p: &RtcpPacket, out: &mut Outbox) {

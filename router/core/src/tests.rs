@@ -55,7 +55,7 @@ impl H {
     fn take(&mut self) -> Vec<Transmit> {
         std::mem::take(&mut self.transmits)
     }
-    fn join_with(&mut self, a: SocketAddr, tok: Vec<u8>, ssrcs: Vec<Ssrc>) -> SessionMessage {
+    fn join_with(&mut self, a: SocketAddr, tok: Vec<u8>, ssrcs: Vec<(Ssrc, MediaKind)>) -> SessionMessage {
         let m = SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd };
         self.input(a, m.to_vec());
         let t = self.take();
@@ -65,7 +65,7 @@ impl H {
     }
     fn join(&mut self, a: SocketAddr, c: CallId, pid: u64, ssrc: u32) {
         let tok = self.token(c, pid, Role::Publisher);
-        let reply = self.join_with(a, tok, vec![Ssrc(ssrc)]);
+        let reply = self.join_with(a, tok, vec![(Ssrc(ssrc), MediaKind::Video)]);
         assert!(matches!(reply, SessionMessage::JoinAck { participant, .. } if participant == pid), "{reply:?}");
     }
     fn advance(&mut self, d: Duration) {
@@ -186,7 +186,7 @@ fn declared_ssrc_in_use_is_refused() {
     let mut h = H::new();
     h.join(addr(0), call(1), 1, 100);
     let tok = h.token(call(1), 2, Role::Publisher);
-    let reply = h.join_with(addr(1), tok, vec![Ssrc(100)]);
+    let reply = h.join_with(addr(1), tok, vec![(Ssrc(100), MediaKind::Video)]);
     assert!(matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }));
 }
 
@@ -212,7 +212,7 @@ fn join_is_idempotent_and_follows_address_changes() {
     h.join(addr(1), call(1), 2, 101);
     // Participant 1 reconnects from a new port with a fresh token.
     let tok = h.token(call(1), 1, Role::Publisher);
-    assert!(matches!(h.join_with(addr(5), tok, vec![Ssrc(100)]), SessionMessage::JoinAck { .. }));
+    assert!(matches!(h.join_with(addr(5), tok, vec![(Ssrc(100), MediaKind::Video)]), SessionMessage::JoinAck { .. }));
     assert_eq!(h.r.participant_count(), 2);
     h.input(addr(1), rtp(101, 1));
     assert_eq!(h.take()[0].destination, addr(5));
@@ -376,7 +376,7 @@ fn mixer_output_goes_to_sd_receivers_only() {
     h.input(addr(1), m.to_vec());
     h.take();
     let tok = h.token(call(1), 3, Role::Mixer);
-    assert!(matches!(h.join_with(addr(2), tok, vec![Ssrc(900)]), SessionMessage::JoinAck { .. }));
+    assert!(matches!(h.join_with(addr(2), tok, vec![(Ssrc(900), MediaKind::Video)]), SessionMessage::JoinAck { .. }));
     h.input(addr(2), rtp(900, 1));
     let t = h.take();
     assert_eq!(t.len(), 1);
@@ -409,4 +409,186 @@ proptest! {
             }
         }
     }
+}
+
+fn rtp_pt(ssrc: u32, seq: u16, pt: u8) -> Vec<u8> {
+    RtpPacket { pt: Pt(pt), seq: SeqNo(seq), ssrc: Ssrc(ssrc), payload: vec![1; 50], ..Default::default() }
+        .to_vec()
+        .unwrap()
+}
+
+/// Publisher 1 (audio 100, video 101) at addr 0; HD receiver 2 at addr 1
+/// (audio 200, video 201); receiver 3 at addr 2 (audio 300, video 301).
+fn sd_call(h: &mut H, mixer: bool) {
+    for (i, pid) in [(0u16, 1u64), (1, 2), (2, 3)] {
+        let tok = h.token(call(1), pid, Role::Publisher);
+        let base = pid as u32 * 100;
+        let r = h.join_with(addr(i), tok, vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)]);
+        assert!(matches!(r, SessionMessage::JoinAck { .. }));
+    }
+    if mixer {
+        let tok = h.token(call(1), 9, Role::Mixer);
+        assert!(matches!(
+            h.join_with(addr(9), tok, vec![(Ssrc(900), MediaKind::Video)]),
+            SessionMessage::JoinAck { .. }
+        ));
+    }
+}
+
+fn rr(from: u32, about: u32, fraction_lost: u8) -> Vec<u8> {
+    rtcp::write_compound(&[RtcpPacket::ReceiverReport(rtcp::ReceiverReport {
+        ssrc: Ssrc(from),
+        reports: vec![rtcp::ReportBlock { ssrc: Ssrc(about), fraction_lost, ..Default::default() }],
+    })])
+    .unwrap()
+}
+
+fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
+    let mut d: Vec<_> = t.iter().filter(|t| classify(&t.contents) == Kind::Rtp).map(|t| t.destination).collect();
+    d.sort();
+    d
+}
+
+#[test]
+fn sd_receiver_gets_composite_and_audio_hd_receivers_are_unaffected() {
+    let mut h = H::new();
+    sd_call(&mut h, true);
+    h.events.clear();
+    h.input(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: true }));
+    h.take();
+    // Publisher video: HD receiver and mixer get it, SD receiver does not.
+    h.input(addr(0), rtp_pt(101, 1, 96));
+    assert_eq!(dests(&h.take()), vec![addr(1), addr(9)]);
+    // Publisher audio: every human receiver, not the mixer.
+    h.input(addr(0), rtp_pt(100, 1, 111));
+    assert_eq!(dests(&h.take()), vec![addr(1), addr(2)]);
+    // The composite: SD receiver only.
+    h.input(addr(9), rtp_pt(900, 1, 96));
+    assert_eq!(dests(&h.take()), vec![addr(2)]);
+    // Leaving removes the demand.
+    h.events.clear();
+    h.input(addr(2), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: false }));
+}
+
+#[test]
+fn without_a_mixer_sd_receivers_keep_raw_video() {
+    let mut h = H::new();
+    sd_call(&mut h, false);
+    h.input(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    h.take();
+    h.input(addr(0), rtp_pt(101, 1, 96));
+    assert_eq!(dests(&h.take()), vec![addr(1), addr(2)]);
+}
+
+#[test]
+fn heavy_loss_moves_a_receiver_to_sd_and_back_with_hysteresis_and_no_sequence_gap() {
+    let mut h = H::new();
+    sd_call(&mut h, true);
+    let mut seq = 1000u16;
+    let mut send_video = |h: &mut H| {
+        seq = seq.wrapping_add(1);
+        h.input(addr(0), rtp_pt(101, seq, 96));
+        h.take()
+    };
+    for _ in 0..5 {
+        send_video(&mut h);
+    }
+    h.events.clear();
+    // One bad report is not enough; in-band loss changes nothing.
+    h.input(addr(2), rr(300, 101, 60));
+    h.input(addr(2), rr(300, 101, 15));
+    h.input(addr(2), rr(300, 101, 60));
+    assert!(h.events.iter().all(|e| !matches!(e, Event::QualityChanged { .. })));
+    h.input(addr(2), rr(300, 101, 60));
+    assert!(h.events.contains(&Event::QualityChanged {
+        call: call(1),
+        participant: ParticipantId(3),
+        quality: Quality::Sd
+    }));
+    assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: true }));
+    // Moving to SD asks the mixer for a keyframe of the composite.
+    let t = h.take();
+    assert!(t.iter().any(|t| t.destination == addr(9) && classify(&t.contents) == Kind::Rtcp));
+    // While on SD, raw video skips this receiver (sequence numbers run on).
+    for _ in 0..20 {
+        let t = send_video(&mut h);
+        assert_eq!(dests(&t), vec![addr(1), addr(9)]);
+    }
+    // Loss stops: back to HD only after `hd_recovery` of good reports.
+    h.events.clear();
+    for _ in 0..9 {
+        h.now += Duration::from_secs(1);
+        h.input(addr(2), rr(300, 900, 0));
+    }
+    assert!(h.events.iter().all(|e| !matches!(e, Event::QualityChanged { .. })));
+    h.now += Duration::from_secs(2);
+    h.input(addr(2), rr(300, 900, 0));
+    assert!(h.events.contains(&Event::QualityChanged {
+        call: call(1),
+        participant: ParticipantId(3),
+        quality: Quality::Hd
+    }));
+    assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: false }));
+    // Raw video resumes with the next sequence number the receiver expects,
+    // and the producer is asked for a keyframe.
+    h.take();
+    let t = send_video(&mut h);
+    let to_r = t.iter().find(|t| t.destination == addr(2)).expect("raw video resumes");
+    assert_eq!(RtpHeader::parse(&to_r.contents).unwrap().seq, SeqNo(1006));
+    let to_hd = t.iter().find(|t| t.destination == addr(1)).unwrap();
+    assert_eq!(RtpHeader::parse(&to_hd.contents).unwrap().seq, SeqNo(1026), "HD receivers see the real numbers");
+    assert!(t.iter().any(|t| t.destination == addr(0) && classify(&t.contents) == Kind::Rtcp), "PLI to the producer");
+    let t = send_video(&mut h);
+    let to_r = t.iter().find(|t| t.destination == addr(2)).unwrap();
+    assert_eq!(RtpHeader::parse(&to_r.contents).unwrap().seq, SeqNo(1007));
+    // A NACK for a shifted number reaches the producer as the real number.
+    let nack = rtcp::Nack::from_lost(Ssrc(300), Ssrc(101), &[SeqNo(1007)]);
+    h.input(addr(2), rtcp::write_compound(&[RtcpPacket::Nack(nack)]).unwrap());
+    let t = h.take();
+    let RtcpPacket::Nack(n) = &rtcp::parse_compound(&t[0].contents).unwrap()[0] else { panic!() };
+    assert_eq!(n.lost().collect::<Vec<_>>(), vec![SeqNo(1027)]);
+}
+
+#[test]
+fn explicit_sd_is_not_undone_by_good_reports() {
+    let mut h = H::new();
+    sd_call(&mut h, true);
+    h.input(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    h.events.clear();
+    for _ in 0..30 {
+        h.now += Duration::from_secs(1);
+        h.input(addr(2), rr(300, 900, 0));
+    }
+    assert!(h.events.iter().all(|e| !matches!(e, Event::QualityChanged { .. })));
+}
+
+#[test]
+fn low_bandwidth_estimate_moves_to_sd() {
+    let mut h = H::new();
+    sd_call(&mut h, true);
+    for s in 0..100u16 {
+        h.input(addr(0), rtp_pt(101, s, 96)); // 100 x 62 bytes
+    }
+    h.advance(Duration::from_millis(500)); // rates are measured at the sweep
+    h.events.clear();
+    let remb = |bps| {
+        rtcp::write_compound(&[RtcpPacket::Remb(rtcp::Remb {
+            sender_ssrc: Ssrc(300),
+            bitrate_bps: bps,
+            ssrcs: vec![],
+        })])
+        .unwrap()
+    };
+    h.input(addr(2), remb(1_000_000));
+    h.input(addr(2), remb(1_000_000));
+    assert!(h.events.is_empty(), "enough bandwidth: stays HD");
+    h.input(addr(2), remb(10_000));
+    h.input(addr(2), remb(10_000));
+    assert!(h.events.contains(&Event::QualityChanged {
+        call: call(1),
+        participant: ParticipantId(3),
+        quality: Quality::Sd
+    }));
 }

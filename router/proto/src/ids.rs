@@ -10,6 +10,38 @@ impl std::fmt::Display for Ssrc {
     }
 }
 
+/// What a stream carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum MediaKind {
+    /// Audio: forwarded to SD receivers too.
+    Audio,
+    /// Video: SD receivers get the composite instead.
+    Video,
+    /// Not declared: classified by payload type (see `corecast-core`).
+    #[default]
+    Unknown,
+}
+
+impl MediaKind {
+    /// Wire code (0 audio, 1 video, 2 unknown).
+    pub fn code(self) -> u8 {
+        match self {
+            MediaKind::Audio => 0,
+            MediaKind::Video => 1,
+            MediaKind::Unknown => 2,
+        }
+    }
+    /// From the wire code.
+    pub fn from_code(c: u8) -> Option<MediaKind> {
+        match c {
+            0 => Some(MediaKind::Audio),
+            1 => Some(MediaKind::Video),
+            2 => Some(MediaKind::Unknown),
+            _ => None,
+        }
+    }
+}
+
 /// RTP payload type (7 bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Pt(pub u8);

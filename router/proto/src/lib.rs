@@ -23,4 +23,4 @@ pub mod rtp;
 pub mod session;
 pub mod token;
 
-pub use ids::{MediaTime, Pt, SeqNo, Ssrc};
+pub use ids::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};

@@ -4,7 +4,7 @@
 //!
 //! | message    | STUN class / method            | attributes                              |
 //! |------------|--------------------------------|-----------------------------------------|
-//! | Join       | Binding request (0x0001)       | TOKEN, SSRCS?, QUALITY?                  |
+//! | Join       | Binding request (0x0001)       | TOKEN, SSRCS?, MEDIA?, QUALITY?          |
 //! | JoinAck    | Binding success (0x0101)       | XOR-MAPPED-ADDRESS, PARTICIPANT, TIMEOUT |
 //! | JoinError  | Binding error (0x0111)         | ERROR-CODE, ALTERNATE-SERVER?            |
 //! | Keepalive  | Binding indication (0x0011)    | (none)                                   |
@@ -16,7 +16,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::ids::Ssrc;
+use crate::ids::{MediaKind, Ssrc};
 
 /// STUN magic cookie (RFC 8489 §5).
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
@@ -49,6 +49,8 @@ pub mod attr {
     pub const LEAVE: u16 = 0xC006;
     /// Call-ended marker (empty).
     pub const CALL_ENDED: u16 = 0xC007;
+    /// Media kind of each SSRC in SSRCS, 1 byte each in the same order (0 audio, 1 video, 2 unknown).
+    pub const MEDIA: u16 = 0xC008;
 }
 
 /// Why a datagram is not a valid session message.
@@ -239,8 +241,8 @@ pub enum SessionMessage {
         txid: [u8; 12],
         /// The 98-byte join token.
         token: Vec<u8>,
-        /// SSRCs the participant will send (empty: learn them on first use).
-        ssrcs: Vec<Ssrc>,
+        /// SSRCs the participant will send, with their kinds (empty: learn them on first use).
+        ssrcs: Vec<(Ssrc, MediaKind)>,
         /// Requested quality.
         quality: Quality,
     },
@@ -398,13 +400,23 @@ impl SessionMessage {
         match m.class {
             Class::Request => {
                 let token = m.get(attr::TOKEN).ok_or(SessionError::Attribute(attr::TOKEN))?.to_vec();
-                let ssrcs = match m.get(attr::SSRCS) {
+                let list: Vec<Ssrc> = match m.get(attr::SSRCS) {
                     None => Vec::new(),
                     Some(v) if v.len().is_multiple_of(4) && v.len() / 4 <= MAX_SSRCS => {
                         v.chunks_exact(4).map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect()
                     }
                     Some(_) => return Err(SessionError::Attribute(attr::SSRCS)),
                 };
+                let kinds: Vec<MediaKind> = match m.get(attr::MEDIA) {
+                    None => vec![MediaKind::Unknown; list.len()],
+                    Some(v) if v.len() == list.len() => v
+                        .iter()
+                        .map(|&c| MediaKind::from_code(c))
+                        .collect::<Option<_>>()
+                        .ok_or(SessionError::Attribute(attr::MEDIA))?,
+                    Some(_) => return Err(SessionError::Attribute(attr::MEDIA)),
+                };
+                let ssrcs = list.into_iter().zip(kinds).collect();
                 let quality = m.get(attr::QUALITY).map(parse_quality).transpose()?.unwrap_or_default();
                 Ok(SessionMessage::Join { txid, token, ssrcs, quality })
             }
@@ -457,7 +469,10 @@ impl SessionMessage {
             SessionMessage::Join { txid, token, ssrcs, quality } => {
                 let mut a = vec![(attr::TOKEN, token.clone())];
                 if !ssrcs.is_empty() {
-                    a.push((attr::SSRCS, ssrcs.iter().flat_map(|s| s.0.to_be_bytes()).collect()));
+                    a.push((attr::SSRCS, ssrcs.iter().flat_map(|(s, _)| s.0.to_be_bytes()).collect()));
+                    if ssrcs.iter().any(|(_, k)| *k != MediaKind::Unknown) {
+                        a.push((attr::MEDIA, ssrcs.iter().map(|(_, k)| k.code()).collect()));
+                    }
                 }
                 if *quality != Quality::Hd {
                     a.push((attr::QUALITY, quality_attr(*quality)));
@@ -536,6 +551,13 @@ mod tests {
         j[4] = 0;
         assert_eq!(SessionMessage::parse(&j), Err(SessionError::NotStun));
         let join = SessionMessage::Join { txid: [1; 12], token: vec![1; 98], ssrcs: vec![], quality: Quality::Hd };
+        let kinds_mismatch = StunMessage {
+            class: Class::Request,
+            method: 1,
+            txid: [0; 12],
+            attrs: vec![(attr::TOKEN, vec![1; 98]), (attr::SSRCS, vec![0, 0, 0, 1]), (attr::MEDIA, vec![0, 1])],
+        };
+        assert_eq!(SessionMessage::parse(&kinds_mismatch.to_vec()), Err(SessionError::Attribute(attr::MEDIA)));
         let mut b = join.to_vec();
         b.truncate(b.len() - 4);
         assert_eq!(SessionMessage::parse(&b), Err(SessionError::Truncated));
@@ -560,13 +582,13 @@ mod tests {
             (
                 tx,
                 proptest::collection::vec(any::<u8>(), 1..120),
-                proptest::collection::vec(any::<u32>(), 0..=16),
+                proptest::collection::vec((any::<u32>(), 0u8..3), 0..=16),
                 q.clone()
             )
                 .prop_map(|(txid, token, s, quality)| SessionMessage::Join {
                     txid,
                     token,
-                    ssrcs: s.into_iter().map(Ssrc).collect(),
+                    ssrcs: s.into_iter().map(|(x, k)| (Ssrc(x), MediaKind::from_code(k).unwrap())).collect(),
                     quality
                 }),
             (tx, arb_addr(), any::<u64>(), any::<u32>()).prop_map(|(txid, mapped, participant, timeout_ms)| {
