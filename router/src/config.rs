@@ -11,6 +11,10 @@
 //! silence_timeout_ms = 15000
 //! max_participants_per_call = 100
 //! admin_listen = "127.0.0.1:40100"
+//! calls_url = "http://127.0.0.1:8082" # register and report to the calls service
+//! router_id = "r1"
+//! router_secret = "..."              # shared with the calls service
+//! heartbeat_ms = 5000
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +45,14 @@ pub struct FileConfig {
     pub max_participants_per_call: Option<usize>,
     /// Admin HTTP address.
     pub admin_listen: Option<SocketAddr>,
+    /// Base URL of the calls service (enables registration and event reports).
+    pub calls_url: Option<String>,
+    /// This router's id at the calls service.
+    pub router_id: Option<String>,
+    /// Secret shared with the calls service.
+    pub router_secret: Option<String>,
+    /// Registration / heartbeat interval.
+    pub heartbeat_ms: Option<u64>,
 }
 
 impl FileConfig {

@@ -5,10 +5,14 @@
 //!   [`corecast_core::Router`] over one backend;
 //! - [`server`]: starts the workers, places calls on them and gives the control
 //!   plane a handle (end a call, list calls, collect events and counters);
-//! - [`config`]: the TOML configuration with environment overrides.
+//! - [`config`]: the TOML configuration with environment overrides;
+//! - [`admin`]: the admin HTTP API (end a call, list calls, counters, metrics);
+//! - [`link`]: registration, heartbeat, re-sync and event reports to the calls service.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod config;
+pub mod link;
 pub mod net;
 pub mod server;
 pub mod worker;

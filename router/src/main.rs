@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use corecast_core::RouterConfig;
 use corecast_proto::token;
 use corecast_router::config::FileConfig;
 use corecast_router::server::{RouterServer, ServerConfig};
+use corecast_router::{admin, link};
 
 /// corecast media router: admits clients with a join token and forwards each
 /// participant's RTP and RTCP to the rest of its call.
@@ -38,6 +40,21 @@ struct Args {
     /// Silence timeout in milliseconds.
     #[arg(long, env = "CORECAST_ROUTER_SILENCE_TIMEOUT_MS")]
     silence_timeout_ms: Option<u64>,
+    /// Admin HTTP API address (end calls, list calls, counters, /metrics).
+    #[arg(long, env = "CORECAST_ROUTER_ADMIN")]
+    admin_listen: Option<SocketAddr>,
+    /// Base URL of the calls service: register there and report leaves/timeouts.
+    #[arg(long, env = "CORECAST_CALLS_URL")]
+    calls_url: Option<String>,
+    /// This router's id at the calls service.
+    #[arg(long, env = "CORECAST_ROUTER_ID")]
+    router_id: Option<String>,
+    /// Secret shared with the calls service (admin API and registration).
+    #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true)]
+    router_secret: Option<String>,
+    /// Registration / heartbeat interval in milliseconds.
+    #[arg(long, env = "CORECAST_ROUTER_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
     /// Print counters every this many seconds (0: never).
     #[arg(long, default_value_t = 10)]
     stats_interval: u64,
@@ -82,26 +99,72 @@ fn main() -> anyhow::Result<()> {
         core,
         public_key,
     };
-    let server = RouterServer::start(cfg).context("starting the router")?;
+    let server = Arc::new(RouterServer::start(cfg).context("starting the router")?);
     println!("corecast-router listening on {:?} (backend {})", server.addresses(), server.backend());
-    loop {
-        // Drain events to the log; the control-plane link forwards them too.
-        let deadline = std::time::Instant::now() + Duration::from_secs(args.stats_interval.max(1));
-        while let Ok(ev) = server.events().recv_deadline(deadline) {
+    let secret = args.router_secret.or(file.router_secret);
+    let admin_listen = args.admin_listen.or(file.admin_listen);
+    let calls_url = args.calls_url.or(file.calls_url);
+    let router_id = args.router_id.or(file.router_id).unwrap_or_else(|| format!("router-{}", server.addresses()[0]));
+    let heartbeat = Duration::from_millis(args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(5000).max(100));
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Events: logged, and forwarded to the link when there is one.
+    let events = server.events().clone();
+    let has_link = calls_url.is_some();
+    std::thread::Builder::new().name("corecast-events".into()).spawn(move || {
+        while let Ok(ev) = events.recv() {
             tracing::info!(worker = ev.worker, event = ?ev.event, "event");
-        }
-        if args.stats_interval > 0 {
-            for (i, s) in server.stats().iter().enumerate() {
-                tracing::info!(
-                    worker = i,
-                    calls = s.calls,
-                    participants = s.participants,
-                    rx = s.router.rx_datagrams,
-                    forwarded = s.router.forwarded_rtp,
-                    dropped = s.router.dropped(),
-                    "counters"
-                );
+            if has_link && ev_tx.send(ev).is_err() {
+                break;
             }
         }
-    }
+    })?;
+    rt.block_on(async move {
+        let mut admin_url = String::new();
+        if let Some(addr) = admin_listen {
+            let listener = tokio::net::TcpListener::bind(addr).await.context("binding the admin API")?;
+            let local = listener.local_addr()?;
+            admin_url = format!("http://{local}");
+            println!("admin API on {admin_url}");
+            let app = admin::routes(admin::AdminState { server: server.clone(), secret: secret.clone() });
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "admin API stopped");
+                }
+            });
+        }
+        if let Some(url) = calls_url {
+            let cfg = link::LinkConfig { calls_url: url, router_id, secret, admin_url, heartbeat };
+            tokio::spawn(link::run(cfg, server.clone(), ev_rx));
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(args.stats_interval.max(1)));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if args.stats_interval == 0 {
+                        continue;
+                    }
+                    let s = server.clone();
+                    let stats = tokio::task::spawn_blocking(move || s.stats()).await.unwrap_or_default();
+                    for (i, s) in stats.iter().enumerate() {
+                        tracing::info!(
+                            worker = i,
+                            calls = s.calls,
+                            participants = s.participants,
+                            rx = s.router.rx_datagrams,
+                            forwarded = s.router.forwarded_rtp,
+                            dropped = s.router.dropped(),
+                            "counters"
+                        );
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("stopping");
+                    server.shutdown();
+                    return Ok::<(), anyhow::Error>(());
+                }
+            }
+        }
+    })
 }

@@ -52,7 +52,7 @@ pub struct ServerConfig {
 
 struct WorkerHandle {
     commands: Sender<WorkerCommand>,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
+    thread: std::sync::Mutex<Option<JoinHandle<std::io::Result<()>>>>,
 }
 
 /// A running router: its workers and their addresses.
@@ -112,7 +112,7 @@ impl RouterServer {
                 }
                 r
             })?;
-            workers.push(WorkerHandle { commands: tx, thread: Some(thread) });
+            workers.push(WorkerHandle { commands: tx, thread: std::sync::Mutex::new(Some(thread)) });
         }
         tracing::info!(workers = n, backend = backend_name, addresses = ?addresses, "router started");
         Ok(RouterServer { workers, addresses, backend: backend_name, events: ev_rx })
@@ -178,16 +178,18 @@ impl RouterServer {
     }
 
     /// Stops every worker and waits for them.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
         self.shutdown();
     }
 
-    fn shutdown(&mut self) {
+    /// Stops every worker and waits for them (usable through an `Arc`).
+    pub fn shutdown(&self) {
         for w in &self.workers {
             let _ = w.commands.send(WorkerCommand::Stop);
         }
-        for w in &mut self.workers {
-            if let Some(t) = w.thread.take() {
+        for w in &self.workers {
+            let t = w.thread.lock().ok().and_then(|mut g| g.take());
+            if let Some(t) = t {
                 let _ = t.join();
             }
         }

@@ -1,0 +1,149 @@
+//! The router's admin API and its link to the calls service: registration
+//! with re-sync, leave reports, and ending a call over HTTP.
+//!
+//! The calls side here is a minimal stand-in that records what it is sent;
+//! the control crate's full-flow test runs the real calls service.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::routing::post;
+use axum::Json;
+use corecast_client::Client;
+use corecast_core::RouterConfig;
+use corecast_proto::session::Quality;
+use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
+use corecast_router::server::{RouterServer, ServerConfig};
+use corecast_router::{admin, link};
+use serde_json::{json, Value};
+
+fn tok(call: CallId, pid: u64) -> Vec<u8> {
+    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+    let c = Claims { call_id: call, participant_id: ParticipantId(pid), role: Role::Publisher, expires_at_ms: exp };
+    token::sign(&token::dev_signing_key(), &c).to_vec()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
+    let server = Arc::new(
+        RouterServer::start(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise_ip: None,
+            workers: 1,
+            cpus: vec![],
+            backend: "basic".into(),
+            core: RouterConfig::default(),
+            public_key: token::dev_signing_key().verifying_key(),
+        })
+        .unwrap(),
+    );
+    let router = server.addresses()[0];
+    let (call_a, call_b) = (CallId([0xA; 16]), CallId([0xB; 16]));
+    let p1 = Client::join(router, &tok(call_a, 1), 1, Quality::Hd).unwrap();
+    let p2 = Client::join(router, &tok(call_a, 2), 2, Quality::Hd).unwrap();
+    let _ghost = Client::join(router, &tok(call_a, 5), 5, Quality::Hd).unwrap();
+    let _other = Client::join(router, &tok(call_b, 3), 3, Quality::Hd).unwrap();
+    let r1 = p1.start_receiving(false);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let registrations: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (regs, evs) = (registrations.clone(), events.clone());
+    let call_a_text = call_a.to_string();
+    let calls_stub = axum::Router::new()
+        .route(
+            "/v1/routers",
+            post(move |Json(v): Json<Value>| {
+                let regs = regs.clone();
+                let call_a_text = call_a_text.clone();
+                async move {
+                    regs.lock().unwrap().push(v);
+                    Json(json!({ "calls": [{ "call_id": call_a_text, "participants": [1, 2] }] }))
+                }
+            }),
+        )
+        .route(
+            "/v1/routers/{id}/events",
+            post(move |Json(v): Json<Value>| {
+                let evs = evs.clone();
+                async move {
+                    evs.lock().unwrap().extend(v["events"].as_array().cloned().unwrap_or_default());
+                    Json(json!({}))
+                }
+            }),
+        );
+    let (calls_url, admin_url) = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let calls_url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, calls_stub).await.unwrap() });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_url = format!("http://{}", l.local_addr().unwrap());
+        let app = admin::routes(admin::AdminState { server: server.clone(), secret: Some("s3cret".into()) });
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (calls_url, admin_url)
+    });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let evs_in = server.events().clone();
+    std::thread::spawn(move || {
+        while let Ok(e) = evs_in.recv() {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    let cfg = link::LinkConfig {
+        calls_url,
+        router_id: "r1".into(),
+        secret: Some("s3cret".into()),
+        admin_url: admin_url.clone(),
+        heartbeat: Duration::from_millis(200),
+    };
+    rt.spawn(link::run(cfg, server.clone(), rx));
+
+    // Re-sync: call B and participant 5 are unknown to the calls service.
+    wait_until("re-sync", || {
+        let s = server.snapshot();
+        s.len() == 1 && s[0].call == call_a && s[0].participants.len() == 2
+    });
+    let reg = registrations.lock().unwrap()[0].clone();
+    assert_eq!(reg["id"], "r1");
+    assert_eq!(reg["address"], router.to_string());
+    assert_eq!(reg["admin"], admin_url);
+
+    // A leave is reported to the calls service.
+    p2.leave().unwrap();
+    wait_until("leave report", || {
+        events.lock().unwrap().iter().any(|e| e["type"] == "left" && e["participant_id"] == 2)
+    });
+    assert!(events.lock().unwrap().iter().any(|e| e["type"] == "removed" && e["participant_id"] == 5));
+
+    // Admin API: the secret is required; ending the call drops participant 1.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let url = format!("{admin_url}/v1/calls/{call_a}");
+    let status = rt.block_on(async { http.delete(&url).send().await.unwrap().status() });
+    assert_eq!(status, 401);
+    let listed: Value = rt.block_on(async {
+        http.get(format!("{admin_url}/v1/calls")).bearer_auth("s3cret").send().await.unwrap().json().await.unwrap()
+    });
+    assert_eq!(listed["calls"][0]["participants"], json!([1]));
+    let status = rt.block_on(async { http.delete(&url).bearer_auth("s3cret").send().await.unwrap().status() });
+    assert_eq!(status, 204);
+    wait_until("call end", || server.snapshot().is_empty());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(r1.finish().call_ended);
+    let metrics =
+        rt.block_on(async { http.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap() });
+    assert!(metrics.contains("corecast_joins_total{worker=\"0\"} 4"), "{metrics}");
+    server.shutdown();
+}
