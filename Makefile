@@ -18,6 +18,7 @@ run: build
 	bash tuning/scripts/run-local.sh
 
 lint:
+	for f in tuning/*.sh tuning/scripts/*.sh .ci/run; do bash -n "$$f" || exit 1; done
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
