@@ -20,7 +20,7 @@ use corecast_proto::token::{CallId, VerifyingKey};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::net::{BackendKind, BackendOptions};
-use crate::worker::{self, WorkerCommand, WorkerStats};
+use crate::worker::{self, RelayLinks, WorkerCommand, WorkerStats};
 
 /// An event from one worker.
 #[derive(Debug, Clone)]
@@ -89,6 +89,28 @@ impl RouterServer {
                 a.set_ip(cfg.advertise_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])));
             }
         }
+        // Where workers send each other wake datagrams: their own addresses,
+        // with a wildcard bind reached over loopback.
+        let wake_addrs: Vec<SocketAddr> = backends
+            .iter()
+            .map(|b| {
+                let mut a = b.local_addr();
+                if a.ip().is_unspecified() {
+                    a.set_ip(if a.is_ipv4() {
+                        IpAddr::from([127, 0, 0, 1])
+                    } else {
+                        IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+                    });
+                }
+                a
+            })
+            .collect();
+        let channels: Vec<_> = (0..n).map(|_| bounded::<WorkerCommand>(4096)).collect();
+        let peers: Vec<Sender<WorkerCommand>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let mut links = if n > 1 { RelayLinks::build(n, &peers, &wake_addrs) } else { Vec::new() };
+        links.reverse();
+        let mut channels = channels;
+        channels.reverse();
         let (ev_tx, ev_rx) = bounded(65_536);
         let epoch = Instant::now();
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -99,14 +121,15 @@ impl RouterServer {
             let mut core = cfg.core.clone();
             core.placement = Placement { index: i, addresses: if n > 1 { addresses.clone() } else { Vec::new() } };
             let router = Router::new(core, cfg.public_key, epoch, epoch_ms);
-            let (tx, rx) = bounded(1024);
+            let (tx, rx) = channels.pop().expect("one channel per worker");
+            let relay = links.pop().unwrap_or_default();
             let ev = ev_tx.clone();
             let cpu = (!cfg.cpus.is_empty()).then(|| cfg.cpus[i % cfg.cpus.len()]);
             let thread = std::thread::Builder::new().name(format!("corecast-w{i}")).spawn(move || {
                 if let Some(cpu) = cpu {
                     pin_to(cpu);
                 }
-                let r = worker::run(i, backend, router, rx, ev);
+                let r = worker::run(i, backend, router, rx, ev, relay);
                 if let Err(e) = &r {
                     tracing::error!(worker = i, error = %e, "worker stopped on a socket error");
                 }
@@ -138,15 +161,21 @@ impl RouterServer {
         &self.events
     }
 
-    /// Sends a command to the worker that owns `call`.
+    /// Sends a command about `call` to every worker (a spread call has a
+    /// share on several; the others ignore it).
     pub fn command(&self, call: &CallId, cmd: Command) {
-        let w = Placement::worker_for(call, self.workers.len());
-        let _ = self.workers[w].commands.send(WorkerCommand::Core(cmd));
+        let _ = call;
+        for w in &self.workers {
+            let _ = w.commands.send(WorkerCommand::Core(cmd.clone()));
+        }
     }
 
-    /// Ends a call: its participants are dropped at once.
+    /// Ends a call: its participants are dropped at once (on every worker
+    /// its share may be spread over).
     pub fn end_call(&self, call: CallId) {
-        self.command(&call, Command::EndCall(call));
+        for w in &self.workers {
+            let _ = w.commands.send(WorkerCommand::Core(Command::EndCall(call)));
+        }
     }
 
     /// Snapshot of every call on every worker.

@@ -19,13 +19,17 @@ fn backends() -> Vec<&'static str> {
 }
 
 fn start(backend: &str, workers: usize) -> RouterServer {
+    start_with(backend, workers, RouterConfig::default())
+}
+
+fn start_with(backend: &str, workers: usize, core: RouterConfig) -> RouterServer {
     RouterServer::start(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise_ip: None,
         workers,
         cpus: Vec::new(),
         backend: backend.to_string(),
-        core: RouterConfig::default(),
+        core,
         public_key: token::dev_signing_key().verifying_key(),
     })
     .expect("router starts")
@@ -41,7 +45,10 @@ fn token_for(key: &SigningKey, call: CallId, pid: u64, role: Role, ttl_ms: i64) 
 }
 
 fn exact_call(backend: &str, workers: usize) {
-    let server = start(backend, workers);
+    exact_call_on(start(backend, workers), backend, false)
+}
+
+fn exact_call_on(server: RouterServer, backend: &str, spread: bool) {
     let call = CallId(rand::random());
     let router = server.addresses()[0]; // may redirect to the owning worker
     let key = token::dev_signing_key();
@@ -50,7 +57,14 @@ fn exact_call(backend: &str, workers: usize) {
             Client::join(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, Quality::Hd).unwrap()
         })
         .collect();
-    assert!(clients.iter().all(|c| c.router() == server.address_for(&call)));
+    if spread {
+        let mut used: Vec<_> = clients.iter().map(|c| c.router()).collect();
+        used.sort();
+        used.dedup();
+        assert_eq!(used.len(), 2, "the call is spread over both workers");
+    } else {
+        assert!(clients.iter().all(|c| c.router() == server.address_for(&call)));
+    }
     let receivers: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
     let plan = MediaPlan {
         audio: true,
@@ -99,6 +113,15 @@ fn four_participants_receive_exactly_the_others_packets() {
 #[test]
 fn call_on_a_two_worker_router_is_redirected_and_exact() {
     exact_call(backends()[0], 2);
+}
+
+#[test]
+fn call_spread_over_two_workers_is_exact() {
+    for backend in ["mmsg", "uring"] {
+        let core = RouterConfig { max_receivers_per_worker: 2, ..Default::default() };
+        let server = start_with(backend, 2, core);
+        exact_call_on(server, backend, true);
+    }
 }
 
 fn rtp(ssrc: Ssrc, seq: u16) -> Vec<u8> {

@@ -86,6 +86,9 @@ pub(crate) struct Participant {
     /// Claim SSRCs on first use (the join declared none).
     pub learn_ssrcs: bool,
     pub producers: Vec<Producer>,
+    /// Set for the stand-in of another worker's share of the call (a relay
+    /// link): its packets go to that worker, not to an address.
+    pub relay_worker: Option<usize>,
     /// Latest loss fraction (1/256) this participant reported as a receiver.
     pub reported_loss: u8,
     /// Latest bandwidth estimate (REMB) this participant sent, bits/s.
@@ -108,7 +111,12 @@ impl Participant {
             producers: Vec::new(),
             reported_loss: 0,
             estimate_bps: None,
+            relay_worker: None,
         }
+    }
+
+    pub fn is_relay(&self) -> bool {
+        self.relay_worker.is_some()
     }
 
     pub fn add_producer(&mut self, ssrc: Ssrc, kind: MediaKind) {
@@ -146,11 +154,19 @@ pub(crate) struct Call {
     pub ssrc_owner: FxHashMap<Ssrc, ParticipantId>,
     /// Whether a mixer was wanted at the last check (SD receivers present).
     pub mixer_wanted: bool,
+    /// Round-robin position for spreading new receivers over other workers.
+    pub next_spread: usize,
 }
 
 impl Call {
     pub fn new(id: CallId) -> Call {
-        Call { id, participants: Vec::with_capacity(8), ssrc_owner: FxHashMap::default(), mixer_wanted: false }
+        Call {
+            id,
+            participants: Vec::with_capacity(8),
+            ssrc_owner: FxHashMap::default(),
+            mixer_wanted: false,
+            next_spread: 0,
+        }
     }
 
     #[inline]
@@ -164,7 +180,16 @@ impl Call {
 
     /// Receivers that take SD (the mixer itself excluded).
     pub fn sd_receivers(&self) -> usize {
-        self.participants.iter().filter(|p| p.quality == Quality::Sd && p.role != Role::Mixer).count()
+        self.participants.iter().filter(|p| p.quality == Quality::Sd && p.role != Role::Mixer && !p.is_relay()).count()
+    }
+
+    /// Participants on this worker (relay links excluded).
+    pub fn local_participants(&self) -> usize {
+        self.participants.iter().filter(|p| !p.is_relay()).count()
+    }
+
+    pub fn relay_index(&self, worker: usize) -> Option<usize> {
+        self.participants.iter().position(|p| p.relay_worker == Some(worker))
     }
 
     pub fn owner_index(&self, ssrc: Ssrc) -> Option<usize> {
@@ -178,6 +203,7 @@ impl Call {
             participants: self
                 .participants
                 .iter()
+                .filter(|p| !p.is_relay())
                 .map(|p| ParticipantSnapshot {
                     participant: p.id,
                     role: p.role,

@@ -44,6 +44,32 @@ pub use stats::{DropReason, RouterStats};
 
 use call::{Call, Consumer, Participant};
 
+/// Participant ids from here up stand for relay links to other workers.
+pub const RELAY_PARTICIPANT_BASE: u64 = u64::MAX - 4096;
+
+fn relay_participant(worker: usize, now: Instant) -> Participant {
+    let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut p = Participant::new(
+        ParticipantId(RELAY_PARTICIPANT_BASE + worker as u64),
+        Role::Publisher,
+        addr,
+        now,
+        Quality::Hd,
+    );
+    p.quality_pinned = true;
+    p.learn_ssrcs = true;
+    p.relay_worker = Some(worker);
+    p
+}
+
+#[inline]
+fn emit(out: &mut VecDeque<Output>, call: CallId, r: &Participant, contents: Bytes) {
+    match r.relay_worker {
+        None => out.push_back(Output::Transmit(Transmit { destination: r.addr, contents })),
+        Some(worker) => out.push_back(Output::Relay(Relay { worker, call, contents })),
+    }
+}
+
 /// SSRC the router uses as the sender of the RTCP it originates (keyframe requests).
 pub const ROUTER_SSRC: Ssrc = Ssrc(0x4343_5254);
 use hash::FxHashMap;
@@ -76,6 +102,9 @@ pub struct RouterConfig {
     pub hd_loss_threshold: u8,
     /// ... for this long. Between the two thresholds nothing changes (hysteresis).
     pub hd_recovery: Duration,
+    /// Most participants of one call on this worker before new ones are
+    /// spread to other workers through relay links (with several workers).
+    pub max_receivers_per_worker: usize,
     /// Payload types taken as audio for streams whose kind was not declared
     /// (besides the static audio types 0..=23).
     pub audio_payload_types: Vec<u8>,
@@ -100,6 +129,7 @@ impl Default for RouterConfig {
             hd_loss_threshold: 5,
             hd_recovery: Duration::from_secs(10),
             audio_payload_types: vec![111, 109, 110],
+            max_receivers_per_worker: 500,
             placement: Placement::default(),
         }
     }
@@ -107,7 +137,8 @@ impl Default for RouterConfig {
 
 /// Which worker owns which call.
 ///
-/// A call goes to worker `hash(call id) % workers`: every worker computes the
+/// A call goes to worker `hash(call id) % workers` (FNV-1a + splitmix64 finalizer, see
+/// `router/PROTOCOL.md`): every worker computes the
 /// same answer with no shared state, so the calls service, the client and
 /// every worker agree without talking to each other.
 #[derive(Debug, Clone, Default)]
@@ -124,12 +155,17 @@ impl Placement {
         if workers <= 1 {
             return 0;
         }
-        // FNV-1a over the id: stable across processes and versions.
+        // FNV-1a over the id, then the splitmix64 finalizer so that every
+        // output bit depends on every input bit (FNV's low bits alone are
+        // weak): stable across processes, versions and languages.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in call.0 {
             h ^= b as u64;
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
         (h % workers as u64) as usize
     }
 }
@@ -142,6 +178,16 @@ pub enum Input {
         /// Its source address.
         source: SocketAddr,
         /// Its bytes.
+        contents: Bytes,
+    },
+    /// A packet from another worker's share of a spread call (already
+    /// admitted and parsed there).
+    Relayed {
+        /// The worker it came from.
+        from_worker: usize,
+        /// The call.
+        call: CallId,
+        /// The packet.
         contents: Bytes,
     },
     /// The deadline of the last [`Output::Timeout`] passed.
@@ -157,6 +203,20 @@ pub enum Command {
     EndCall(CallId),
     /// Remove one participant.
     RemoveParticipant(CallId, ParticipantId),
+    /// Exchange this call's media with another worker (a relay link).
+    AttachRelay {
+        /// The call.
+        call: CallId,
+        /// The other worker.
+        worker: usize,
+    },
+    /// Drop the relay link to another worker (it has no participants left).
+    DetachRelay {
+        /// The call.
+        call: CallId,
+        /// The other worker.
+        worker: usize,
+    },
 }
 
 /// An output of the router.
@@ -164,7 +224,9 @@ pub enum Command {
 pub enum Output {
     /// Send `contents` to `destination`.
     Transmit(Transmit),
-    /// Something the control plane should know.
+    /// Hand `contents` to another worker's share of the call.
+    Relay(Relay),
+    /// Something the control plane (or the driver) should know.
     Event(Event),
     /// Nothing more to do until this instant (then pass [`Input::Timeout`]).
     Timeout(Instant),
@@ -176,6 +238,17 @@ pub struct Transmit {
     /// Where to.
     pub destination: SocketAddr,
     /// What (for forwarded RTP, the received buffer itself).
+    pub contents: Bytes,
+}
+
+/// A packet for another worker.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// The worker.
+    pub worker: usize,
+    /// The call.
+    pub call: CallId,
+    /// The packet (the received buffer itself).
     pub contents: Bytes,
 }
 
@@ -235,6 +308,22 @@ pub enum Event {
         call: CallId,
         /// Whether a mixer is needed now.
         needed: bool,
+    },
+    /// For the driver: worker `worker` must attach a relay link for `call` to
+    /// this worker (send it [`Command::AttachRelay`] naming this worker).
+    RelayNeeded {
+        /// Call.
+        call: CallId,
+        /// The worker to attach.
+        worker: usize,
+    },
+    /// For the driver: this worker's share of `call` is empty; tell `worker`
+    /// to drop its relay link to this worker ([`Command::DetachRelay`]).
+    RelayClosed {
+        /// Call.
+        call: CallId,
+        /// The worker to tell.
+        worker: usize,
     },
     /// A receiver switched between HD and SD.
     QualityChanged {
@@ -321,6 +410,7 @@ impl Router {
         }
         match input {
             Input::Receive { source, contents } => self.handle_receive(now, source, contents),
+            Input::Relayed { from_worker, call, contents } => self.handle_relayed(now, from_worker, call, contents),
             Input::Timeout => self.handle_timeout(now),
             Input::Command(c) => self.handle_command(now, c),
         }
@@ -364,11 +454,29 @@ impl Router {
         let Some(&(call_id, pid)) = self.by_addr.get(&source) else {
             return self.drop_packet(DropReason::Unadmitted);
         };
+        self.rtp_from(now, call_id, pid, contents)
+    }
+
+    fn handle_relayed(&mut self, now: Instant, from_worker: usize, call_id: CallId, contents: Bytes) {
+        let pid = ParticipantId(RELAY_PARTICIPANT_BASE + from_worker as u64);
+        let known = self.calls.get(&call_id).is_some_and(|c| c.relay_index(from_worker).is_some());
+        if !known {
+            return self.drop_packet(DropReason::Unadmitted);
+        }
+        match classify(&contents) {
+            Kind::Rtp => self.rtp_from(now, call_id, pid, contents),
+            Kind::Rtcp => self.rtcp_from(now, call_id, pid, &contents),
+            _ => self.drop_packet(DropReason::Malformed),
+        }
+    }
+
+    fn rtp_from(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, contents: Bytes) {
         let header = match RtpHeader::parse(&contents) {
             Ok(h) => h,
             Err(_) => return self.drop_packet(DropReason::Malformed),
         };
         let max_learned = self.config.max_learned_ssrcs;
+        let workers = self.config.placement.addresses.len();
         let Some(call) = self.calls.get_mut(&call_id) else {
             return self.drop_packet(DropReason::Unadmitted);
         };
@@ -386,16 +494,19 @@ impl Router {
             Some(_) => return self.drop_packet(DropReason::SsrcNotOwned),
             None => {
                 let sender = &mut call.participants[sender_idx];
-                if !sender.learn_ssrcs || sender.producers.len() >= max_learned {
+                if !sender.learn_ssrcs || (!sender.is_relay() && sender.producers.len() >= max_learned) {
                     return self.drop_packet(DropReason::SsrcNotOwned);
                 }
                 sender.add_producer(header.ssrc, MediaKind::Unknown);
+                let relay = sender.is_relay();
                 call.ssrc_owner.insert(header.ssrc, pid);
-                self.out.push_back(Output::Event(Event::ProducerAdded {
-                    call: call_id,
-                    participant: pid,
-                    ssrc: header.ssrc,
-                }));
+                if !relay {
+                    self.out.push_back(Output::Event(Event::ProducerAdded {
+                        call: call_id,
+                        participant: pid,
+                        ssrc: header.ssrc,
+                    }));
+                }
             }
         }
         let Some(producer) = call.participants[sender_idx].producer_mut(header.ssrc) else {
@@ -413,23 +524,31 @@ impl Router {
         let kind = producer.kind;
         let prev_seq = producer.prev_seq.replace(header.seq);
         let has_mixer = sender_role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
+        let sender_is_relay = call.participants[sender_idx].is_relay();
         // Fan-out: one pass over the call. Receivers on the fast path (no
         // paused or shifted streams) get the received buffer itself.
         let mut n = 0u64;
+        let mut relayed = 0u64;
         let mut keyframe_for_resume = false;
         for (i, r) in call.participants.iter_mut().enumerate() {
             if i == sender_idx {
                 continue;
             }
-            let want = match (sender_role, r.role) {
-                (Role::Mixer, _) => r.quality == Quality::Sd && r.role != Role::Mixer,
-                (_, Role::Mixer) => kind == MediaKind::Video,
-                _ => !(has_mixer && r.quality == Quality::Sd),
+            let want = if r.is_relay() {
+                // The other worker filters for its own receivers; relayed
+                // packets go on only from the hub (the call's owner) outwards.
+                !sender_is_relay || self.config.placement.index == Placement::worker_for(&call_id, workers)
+            } else {
+                match (sender_role, r.role) {
+                    (Role::Mixer, _) => r.quality == Quality::Sd && r.role != Role::Mixer,
+                    (_, Role::Mixer) => kind == MediaKind::Video,
+                    _ => !(has_mixer && r.quality == Quality::Sd),
+                }
             };
             if r.consumers.is_empty() {
                 if want {
-                    self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: contents.clone() }));
-                    n += 1;
+                    emit(&mut self.out, call_id, r, contents.clone());
+                    *if r.is_relay() { &mut relayed } else { &mut n } += 1;
                 } else if sender_role != Role::Mixer {
                     // Remember where this receiver's copy of the stream stopped.
                     r.consumers.push(Consumer { ssrc: header.ssrc, paused: true, offset: 0, last_out: prev_seq });
@@ -439,8 +558,8 @@ impl Router {
             let c = match r.consumer_mut(header.ssrc) {
                 Some(c) => c,
                 None if want => {
-                    self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: contents.clone() }));
-                    n += 1;
+                    emit(&mut self.out, call_id, r, contents.clone());
+                    *if r.is_relay() { &mut relayed } else { &mut n } += 1;
                     continue;
                 }
                 None => {
@@ -471,11 +590,12 @@ impl Router {
                 corecast_proto::rtp::set_seq(&mut v, out_seq);
                 Bytes::from(v)
             };
-            self.out.push_back(Output::Transmit(Transmit { destination: r.addr, contents: bytes }));
-            n += 1;
+            emit(&mut self.out, call_id, r, bytes);
+            *if r.is_relay() { &mut relayed } else { &mut n } += 1;
         }
         self.stats.forwarded_rtp += n;
         self.stats.tx_datagrams += n;
+        self.stats.relayed_rtp += relayed;
         if keyframe_for_resume {
             self.request_keyframe(now, call_id, header.ssrc);
         }
@@ -487,7 +607,6 @@ impl Router {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(oi) = call.owner_index(ssrc) else { return };
         let owner = &mut call.participants[oi];
-        let addr = owner.addr;
         let Some(p) = owner.producer_mut(ssrc) else { return };
         if p.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < interval) {
             return;
@@ -496,7 +615,8 @@ impl Router {
         let pli = RtcpPacket::Pli(Pli { sender_ssrc: ROUTER_SSRC, media_ssrc: ssrc });
         if let Ok(b) = corecast_proto::rtcp::write_compound(&[pli]) {
             self.stats.keyframe_requests += 1;
-            self.transmit(addr, Bytes::from(b));
+            self.stats.tx_datagrams += 1;
+            emit(&mut self.out, call_id, &call.participants[oi], Bytes::from(b));
         }
     }
 
@@ -504,6 +624,10 @@ impl Router {
         let Some(&(call_id, pid)) = self.by_addr.get(&source) else {
             return self.drop_packet(DropReason::Unadmitted);
         };
+        self.rtcp_from(now, call_id, pid, contents)
+    }
+
+    fn rtcp_from(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, contents: &[u8]) {
         let pkts = match corecast_proto::rtcp::parse_compound(contents) {
             Ok(p) => p,
             Err(_) => return self.drop_packet(DropReason::Malformed),
@@ -512,9 +636,11 @@ impl Router {
             return self.drop_packet(DropReason::Unadmitted);
         };
         let routed = rtcp_route::route(call, pid, pkts, now, &self.config, &mut self.stats);
-        for (dest, bytes) in routed.transmits {
+        let call = &*call;
+        for (idx, bytes) in routed.transmits {
             self.stats.forwarded_rtcp += 1;
-            self.transmit(dest, Bytes::from(bytes));
+            self.stats.tx_datagrams += 1;
+            emit(&mut self.out, call_id, &call.participants[idx], Bytes::from(bytes));
         }
         if routed.loss.is_some() || routed.estimate.is_some() {
             self.on_quality_signal(now, call_id, pid, routed.loss, routed.estimate);
@@ -681,7 +807,7 @@ impl Router {
         let pid = claims.participant_id;
         let workers = self.config.placement.addresses.len();
         let owner = Placement::worker_for(&call_id, workers);
-        if workers > 1 && owner != self.config.placement.index {
+        if workers > 1 && owner != self.config.placement.index && !self.calls.contains_key(&call_id) {
             self.stats.joins_redirected += 1;
             let m = SessionMessage::JoinError {
                 txid,
@@ -709,8 +835,11 @@ impl Router {
             return self.join_error(source, txid, JoinErrorCode::Overloaded, "router is at its call capacity");
         }
         let cap = self.config.max_participants_per_call;
+        let budget = self.config.max_receivers_per_worker;
+        let index = self.config.placement.index;
+        let created = !self.calls.contains_key(&call_id);
         let call = self.calls.entry(call_id).or_insert_with(|| Call::new(call_id));
-        let is_new_call = call.participants.is_empty();
+        let is_new_call = call.local_participants() == 0;
         // The same participant from a new address (NAT rebinding, reconnect): move it.
         if let Some(i) = call.index_of(pid) {
             let old = call.participants[i].addr;
@@ -720,14 +849,34 @@ impl Router {
             self.by_addr.insert(source, (call_id, pid));
             return self.join_ack(source, txid, pid);
         }
-        if call.participants.len() >= cap {
-            if is_new_call {
+        // This worker's share of a large call is full: spread new receivers
+        // over the other workers, linked to this one by relay rings.
+        if workers > 1 && owner == index && call.local_participants() >= budget {
+            let others: Vec<usize> = (0..workers).filter(|&w| w != index).collect();
+            let target = others[call.next_spread % others.len()];
+            call.next_spread += 1;
+            let attach = call.relay_index(target).is_none();
+            if attach {
+                call.participants.push(relay_participant(target, now));
+                self.event(Event::RelayNeeded { call: call_id, worker: target });
+            }
+            self.stats.joins_redirected += 1;
+            let m = SessionMessage::JoinError {
+                txid,
+                code: JoinErrorCode::TryAlternate,
+                reason: "call is spread over several workers".into(),
+                alternate: Some(self.config.placement.addresses[target]),
+            };
+            return self.transmit(source, Bytes::from(m.to_vec()));
+        }
+        if call.local_participants() >= cap {
+            if created {
                 self.calls.remove(&call_id);
             }
             return self.join_error(source, txid, JoinErrorCode::CallFull, "call is full");
         }
         if claims.role == Role::Subscriber && !ssrcs.is_empty() {
-            if is_new_call {
+            if created {
                 self.calls.remove(&call_id);
             }
             return self.join_error(source, txid, JoinErrorCode::Forbidden, "a subscriber cannot send media");
@@ -736,7 +885,7 @@ impl Router {
         unique.sort_unstable();
         unique.dedup();
         if unique.len() != ssrcs.len() || ssrcs.iter().any(|(s, _)| call.ssrc_owner.contains_key(s)) {
-            if is_new_call {
+            if created {
                 self.calls.remove(&call_id);
             }
             return self.join_error(source, txid, JoinErrorCode::Forbidden, "SSRC already in use in this call");
@@ -775,25 +924,41 @@ impl Router {
     }
 
     /// Removes a participant; `notify` sends it a call-ended message.
+    /// Removes a participant; `notify` sends it a call-ended message.
     fn remove_participant(&mut self, call_id: CallId, pid: ParticipantId, reason: LeaveReason, notify: bool) {
+        let workers = self.config.placement.addresses.len();
+        let is_owner = Placement::worker_for(&call_id, workers) == self.config.placement.index;
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
         let p = call.participants.swap_remove(i);
         for prod in &p.producers {
             call.ssrc_owner.remove(&prod.ssrc);
         }
-        let empty = call.participants.is_empty();
-        self.by_addr.remove(&p.addr);
-        if empty {
+        // A helper worker whose share of the call is empty drops the call and
+        // its relay links; the owner (the hub) keeps the call while any link remains.
+        let local_left = call.local_participants();
+        let relays: Vec<usize> = call.participants.iter().filter_map(|r| r.relay_worker).collect();
+        let close = call.participants.is_empty() || (local_left == 0 && !is_owner);
+        if close {
             self.calls.remove(&call_id);
         }
+        if p.is_relay() {
+            if close {
+                self.event(Event::CallClosed(call_id));
+            }
+            return;
+        }
+        self.by_addr.remove(&p.addr);
         if notify {
             let m = SessionMessage::CallEnded { txid: [0; 12] };
             self.transmit(p.addr, Bytes::from(m.to_vec()));
         }
         self.stats.leaves += 1;
         self.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });
-        if empty {
+        if close {
+            for worker in relays {
+                self.event(Event::RelayClosed { call: call_id, worker });
+            }
             self.event(Event::CallClosed(call_id));
         } else {
             self.update_mixer_demand(call_id);
@@ -805,15 +970,34 @@ impl Router {
             Command::EndCall(call_id) => {
                 self.ended.insert(call_id, now + self.config.ended_call_memory);
                 let pids: Vec<ParticipantId> = match self.calls.get(&call_id) {
-                    Some(call) => call.participants.iter().map(|p| p.id).collect(),
+                    // Local participants first, relay links last.
+                    Some(call) => {
+                        let mut v: Vec<_> = call.participants.iter().filter(|p| !p.is_relay()).map(|p| p.id).collect();
+                        v.extend(call.participants.iter().filter(|p| p.is_relay()).map(|p| p.id));
+                        v
+                    }
                     None => return,
                 };
                 for pid in pids {
                     self.remove_participant(call_id, pid, LeaveReason::CallEnded, true);
                 }
+                self.calls.remove(&call_id);
             }
             Command::RemoveParticipant(call_id, pid) => {
                 self.remove_participant(call_id, pid, LeaveReason::Removed, true);
+            }
+            Command::AttachRelay { call: call_id, worker } => {
+                if self.ended.contains_key(&call_id) || worker == self.config.placement.index {
+                    return;
+                }
+                let call = self.calls.entry(call_id).or_insert_with(|| Call::new(call_id));
+                if call.relay_index(worker).is_none() {
+                    call.participants.push(relay_participant(worker, now));
+                }
+            }
+            Command::DetachRelay { call, worker } => {
+                let pid = ParticipantId(RELAY_PARTICIPANT_BASE + worker as u64);
+                self.remove_participant(call, pid, LeaveReason::Removed, false);
             }
         }
     }
@@ -840,7 +1024,7 @@ impl Router {
         }
         let mut silent = Vec::new();
         for (cid, call) in &self.calls {
-            for p in &call.participants {
+            for p in call.participants.iter().filter(|p| !p.is_relay()) {
                 if now.saturating_duration_since(p.last_seen) >= timeout {
                     silent.push((*cid, p.id));
                 }

@@ -13,7 +13,6 @@
 //!
 //! Nothing about an SSRC the sender does not own is forwarded.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use corecast_proto::rtcp::{Fir, Nack, Pli, ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
@@ -38,8 +37,8 @@ impl Outbox {
 /// What routing one compound produced.
 #[derive(Debug, Default)]
 pub(crate) struct Routed {
-    /// Compounds to send.
-    pub transmits: Vec<(SocketAddr, Vec<u8>)>,
+    /// Compounds to send, by participant index.
+    pub transmits: Vec<(usize, Vec<u8>)>,
     /// Worst loss fraction the sender reported as a receiver, if it sent reports.
     pub loss: Option<u8>,
     /// Bandwidth estimate the sender sent (REMB), if any.
@@ -153,7 +152,7 @@ pub(crate) fn route(
             continue;
         }
         if let Ok(bytes) = corecast_proto::rtcp::write_compound(&pkts) {
-            res.transmits.push((call.participants[i].addr, bytes));
+            res.transmits.push((i, bytes));
         }
     }
     res

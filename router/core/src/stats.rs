@@ -30,6 +30,8 @@ pub struct RouterStats {
     pub tx_datagrams: u64,
     /// RTP packets forwarded (one per receiver).
     pub forwarded_rtp: u64,
+    /// RTP packets handed to other workers' shares of spread calls (one per worker).
+    pub relayed_rtp: u64,
     /// RTCP compounds forwarded (one per receiver).
     pub forwarded_rtcp: u64,
     /// Session messages handled.
@@ -97,6 +99,7 @@ impl RouterStats {
             rx_bytes,
             tx_datagrams,
             forwarded_rtp,
+            relayed_rtp,
             forwarded_rtcp,
             session_messages,
             joins,
