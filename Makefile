@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build run test lint fmt unit bench demo clean
+.PHONY: all deps build run test lint fmt unit bench demo clean fuzz
 
 all: build
 
@@ -29,6 +29,12 @@ test: deps lint unit
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5
+
+FUZZ_SECONDS ?= 30
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in rtp rtcp session token router; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 fmt:
 	$(CARGO) fmt --all

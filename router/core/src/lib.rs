@@ -716,12 +716,25 @@ impl Router {
         }
     }
 
+    /// Emits [`Event::MixerDemand`] when the call's first SD receiver
+    /// appears or its last one goes; in the latter case the mixer is also
+    /// removed (it gets CallEnded), so the codec pool stops working for a
+    /// call nobody watches in SD.
     fn update_mixer_demand(&mut self, call_id: CallId) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let wanted = call.sd_receivers() > 0;
-        if wanted != call.mixer_wanted {
-            call.mixer_wanted = wanted;
-            self.event(Event::MixerDemand { call: call_id, needed: wanted });
+        if wanted == call.mixer_wanted {
+            return;
+        }
+        call.mixer_wanted = wanted;
+        let mixers: Vec<ParticipantId> = if wanted {
+            Vec::new()
+        } else {
+            call.participants.iter().filter(|p| p.role == Role::Mixer && !p.is_relay()).map(|p| p.id).collect()
+        };
+        self.event(Event::MixerDemand { call: call_id, needed: wanted });
+        for m in mixers {
+            self.remove_participant(call_id, m, LeaveReason::Removed, true);
         }
     }
 

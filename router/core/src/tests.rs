@@ -485,6 +485,16 @@ fn sd_receiver_gets_composite_and_audio_hd_receivers_are_unaffected() {
     h.events.clear();
     h.input(addr(2), SessionMessage::Leave { txid: [0; 12] }.to_vec());
     assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: false }));
+    // ... and the mixer is told to go.
+    assert!(h.events.contains(&Event::ParticipantLeft {
+        call: call(1),
+        participant: ParticipantId(9),
+        reason: LeaveReason::Removed
+    }));
+    let t = h.take();
+    assert!(t.iter().any(|t| t.destination == addr(9)
+        && matches!(SessionMessage::parse(&t.contents), Ok(SessionMessage::CallEnded { .. }))));
+    assert_eq!(h.r.snapshot()[0].participants.len(), 2);
 }
 
 #[test]
