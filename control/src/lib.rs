@@ -1,1 +1,21 @@
-//! corecast control plane (auth and calls services).
+//! corecast control plane: the `auth` and `calls` services.
+//!
+//! * [`auth`]: users (PostgreSQL or embedded redb) and sessions (Redis or memory).
+//! * [`calls`]: active calls (Tarantool or memory), join tokens, router placement and the
+//!   router link.
+//!
+//! Each service is an [`axum::Router`] built from a state value, so the binaries, `make run`
+//! and the tests start them the same way (see [`run`]).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod calls;
+pub mod config;
+pub mod error;
+pub mod openapi;
+pub mod routers;
+pub mod run;
+pub mod stores;
+pub mod tarantool;
+pub mod util;

@@ -11,10 +11,12 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod control;
 pub mod media;
 pub mod report;
 
 pub use client::{Client, ClientError, MediaPlan, ReceiveHandle, SendReport};
+pub use control::{ControlClient, ControlError, JoinGrant};
 pub use report::{Latency, RecvReport};
 
 /// Microseconds since the Unix epoch (the clock probes carry).

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use corecast_client::{Client, MediaPlan};
+use corecast_client::{Client, ControlClient, ControlError, MediaPlan};
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
 
@@ -37,14 +37,82 @@ enum Cmd {
         #[arg(long, env = "CORECAST_SIGNING_KEY")]
         key_hex: Option<String>,
     },
+    /// Create an account (auth service). Prints the user id.
+    Register {
+        /// Auth service URL.
+        #[arg(long, env = "CORECAST_AUTH_URL", default_value = "http://127.0.0.1:8081")]
+        auth: String,
+        /// Login (≤ 20 characters).
+        #[arg(long)]
+        login: String,
+        /// Password (8..=128 characters).
+        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Email (default: LOGIN@example.com).
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name (default: the login).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Log in (auth service). Prints the session token. With --register, creates the account first if needed.
+    Login {
+        /// Auth service URL.
+        #[arg(long, env = "CORECAST_AUTH_URL", default_value = "http://127.0.0.1:8081")]
+        auth: String,
+        /// Login.
+        #[arg(long)]
+        login: String,
+        /// Password.
+        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Register first (an existing account is fine).
+        #[arg(long)]
+        register: bool,
+    },
+    /// Start a call (calls service). Prints the call id.
+    Start {
+        /// Calls service URL.
+        #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
+        calls: String,
+        /// Session token from `login`.
+        #[arg(long, env = "CORECAST_SESSION")]
+        session: String,
+    },
+    /// End a call you own (calls service).
+    End {
+        /// Calls service URL.
+        #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
+        calls: String,
+        /// Session token.
+        #[arg(long, env = "CORECAST_SESSION")]
+        session: String,
+        /// Call id.
+        #[arg(long)]
+        call: String,
+    },
     /// Join a call and send/receive synthetic media, then print a report.
+    /// Either with --router and --token, or through the calls service with
+    /// --calls, --session and --call.
     Join {
-        /// Router address.
-        #[arg(long)]
-        router: SocketAddr,
+        /// Router address (with --token).
+        #[arg(long, requires = "token")]
+        router: Option<SocketAddr>,
         /// Join token (base64url), as the calls service returns it.
+        #[arg(long, requires = "router")]
+        token: Option<String>,
+        /// Calls service URL (with --session and --call).
+        #[arg(long, env = "CORECAST_CALLS_URL", conflicts_with = "token")]
+        calls: Option<String>,
+        /// Session token from `login`.
+        #[arg(long, env = "CORECAST_SESSION")]
+        session: Option<String>,
+        /// Call id.
         #[arg(long)]
-        token: String,
+        call: Option<String>,
+        /// Join as `subscriber` (receive only) instead of publisher.
+        #[arg(long)]
+        role: Option<String>,
         /// Seconds to send.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
@@ -80,7 +148,41 @@ fn main() -> anyhow::Result<()> {
             };
             println!("{}", token::sign_text(&key, &claims));
         }
-        Cmd::Join { router, token: text, seconds, fps, packets_per_frame, sd, json } => {
+        Cmd::Register { auth, login, password, email, name } => {
+            let email = email.unwrap_or_else(|| format!("{login}@example.com"));
+            let name = name.unwrap_or_else(|| login.clone());
+            println!("{}", ControlClient::new().register(&auth, &login, &email, &name, &password)?);
+        }
+        Cmd::Login { auth, login, password, register } => {
+            let c = ControlClient::new();
+            if register {
+                match c.register(&auth, &login, &format!("{login}@example.com"), &login, &password) {
+                    Ok(_) | Err(ControlError::Status { status: 409, .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            println!("{}", c.login(&auth, &login, &password)?);
+        }
+        Cmd::Start { calls, session } => {
+            println!("{}", ControlClient::new().start_call(&calls, &session)?);
+        }
+        Cmd::End { calls, session, call } => {
+            ControlClient::new().end_call(&calls, &session, &call)?;
+        }
+        Cmd::Join { router, token: text, calls, session, call, role, seconds, fps, packets_per_frame, sd, json } => {
+            let via_calls = match (&calls, &session, &call) {
+                (Some(c), Some(s), Some(id)) => Some((c.clone(), s.clone(), id.clone())),
+                _ => None,
+            };
+            let (router, text) = match (&via_calls, router, text) {
+                (_, Some(r), Some(t)) => (r, t),
+                (Some((c, s, id)), _, _) => {
+                    let g = ControlClient::new().join_call(c, s, id, role.as_deref())?;
+                    eprintln!("calls service granted participant {} on router {}", g.participant_id, g.router);
+                    (g.router, g.token)
+                }
+                _ => anyhow::bail!("join needs --router and --token, or --calls, --session and --call"),
+            };
             let raw = token::decode_text(&text).context("token is not base64url")?;
             let claims = token::peek(&raw).context("token is malformed")?;
             let quality = if sd { Quality::Sd } else { Quality::Hd };
@@ -102,6 +204,9 @@ fn main() -> anyhow::Result<()> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let _ = client.leave();
+            if let Some((c, s, id)) = &via_calls {
+                ControlClient::new().leave_call(c, s, id)?;
+            }
             let rep = rx.finish();
             if json {
                 let v = serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "report": rep });

@@ -1,0 +1,36 @@
+//! `corecast-calls`: the calls service (start/end/join/leave, join tokens, router link).
+
+use clap::Parser;
+
+/// corecast calls service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML config file (see control/README.md); defaults apply without it.
+    #[arg(long, env = "CORECAST_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Listen address (overrides `calls.listen`).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    corecast_control::run::init_tracing();
+    let args = Args::parse();
+    let mut cfg = corecast_control::run::load_config(args.config.as_deref())?;
+    if let Some(l) = args.listen {
+        cfg.calls.listen = l;
+    }
+    let sessions = corecast_control::run::calls_session_store(&cfg)?;
+    let state = corecast_control::run::calls_state(&cfg, sessions)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.calls.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "calls listening");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        corecast_control::run::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    corecast_control::run::serve(listener, corecast_control::calls::router(state), rx).await?;
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! The calls service: start, end, join, leave and inspect calls; the router link.
+//!
+//! Calls live in a [`CallStore`] (Tarantool or memory). Every user endpoint checks the bearer
+//! session in the shared [`SessionStore`]. A join returns the router's media address and a
+//! join token signed with the service's Ed25519 key (`corecast_proto::token`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use corecast_proto::token::{self, Claims, ParticipantId, Role, SigningKey};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::session_user;
+use crate::config::CallsConfig;
+use crate::error::{ApiError, ApiJson};
+use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
+use crate::stores::{Call, CallError, CallStore, Participant, SessionStore};
+use crate::util;
+
+/// Shared state of the calls service.
+#[derive(Debug)]
+pub struct CallsState {
+    calls: Arc<dyn CallStore>,
+    sessions: Arc<dyn SessionStore>,
+    routers: RouterRegistry,
+    router_client: RouterClient,
+    router_secret: String,
+    key: SigningKey,
+    cfg: CallsConfig,
+    session_ttl: Duration,
+}
+
+impl CallsState {
+    /// Builds the state.
+    pub fn new(
+        calls: Arc<dyn CallStore>,
+        sessions: Arc<dyn SessionStore>,
+        routers: RouterRegistry,
+        router_secret: String,
+        key: SigningKey,
+        cfg: CallsConfig,
+        session_ttl: Duration,
+    ) -> Arc<Self> {
+        Arc::new(CallsState {
+            calls,
+            sessions,
+            routers,
+            router_client: RouterClient::new(router_secret.clone()),
+            router_secret,
+            key,
+            cfg,
+            session_ttl,
+        })
+    }
+
+    /// The router registry.
+    pub fn routers(&self) -> &RouterRegistry {
+        &self.routers
+    }
+}
+
+/// The calls service's routes (see `control/openapi.json`).
+pub fn router(state: Arc<CallsState>) -> Router {
+    let limit = state.cfg.max_body_bytes;
+    Router::new()
+        .route("/v1/calls", post(start))
+        .route("/v1/calls/{id}", get(get_call).delete(end))
+        .route("/v1/calls/{id}/join", post(join))
+        .route("/v1/calls/{id}/leave", post(leave))
+        .route("/v1/keys", get(keys))
+        .route("/v1/routers", post(register_router))
+        .route("/v1/routers/{id}/events", post(router_events))
+        .route("/v1/health", get(health))
+        .fallback(crate::error::fallback)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::NotFound => ApiError::not_found("call not found"),
+            CallError::NotOwner => ApiError::forbidden("only the call's owner may end it"),
+            CallError::Full(cap) => ApiError::new(
+                StatusCode::CONFLICT,
+                "call_full",
+                format!("the call has reached its cap of {cap} participants"),
+            ),
+            CallError::AlreadyJoined => {
+                ApiError::new(StatusCode::CONFLICT, "already_joined", "you have already joined this call")
+            }
+            CallError::NotJoined => {
+                ApiError::new(StatusCode::CONFLICT, "not_joined", "you are not a participant of this call")
+            }
+            CallError::Store(s) => s.into(),
+        }
+    }
+}
+
+fn parse_call_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::not_found("call not found"))
+}
+
+async fn user(st: &CallsState, headers: &HeaderMap) -> Result<i32, ApiError> {
+    Ok(session_user(st.sessions.as_ref(), headers, st.session_ttl).await?.0)
+}
+
+/// Public view of a call.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallView {
+    /// Call id.
+    pub call_id: Uuid,
+    /// Owner's user id.
+    pub owner: i32,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Media address of the router.
+    pub router: String,
+    /// Participants.
+    pub participants: Vec<Participant>,
+}
+
+impl From<Call> for CallView {
+    fn from(c: Call) -> Self {
+        CallView {
+            call_id: c.id,
+            owner: c.owner,
+            created_at: c.created_at,
+            router: c.router.address,
+            participants: c.participants,
+        }
+    }
+}
+
+async fn start(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    let uid = user(&st, &headers).await?;
+    let router = st.routers.place();
+    let id = Uuid::new_v4();
+    st.calls.start(id, uid, util::now_ms(), &router).await?;
+    tracing::info!(call_id = %id, owner = uid, router = %router.id, "call started");
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "call_id": id, "router": router.address }))))
+}
+
+async fn end(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let uid = user(&st, &headers).await?;
+    let id = parse_call_id(&id)?;
+    let call = st.calls.end(id, uid).await?;
+    tracing::info!(call_id = %id, "call ended");
+    let admin = st.routers.admin_of(&call.router);
+    let client = st.router_client.clone();
+    tokio::spawn(async move {
+        client.end_call(&admin, id).await;
+    });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/calls/{id}/join` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// `publisher` (default) or `subscriber`.
+    pub role: Option<String>,
+}
+
+/// `POST /v1/calls/{id}/join` response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// The new participant's id.
+    pub participant_id: u64,
+    /// Router media address `host:port`.
+    pub router: String,
+    /// Join token (base64url) for the router.
+    pub token: String,
+    /// Token expiry, Unix milliseconds.
+    pub expires_at: u64,
+    /// Granted role.
+    pub role: String,
+}
+
+fn join_body(body: Result<Bytes, BytesRejection>) -> Result<JoinRequest, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body is too large")
+        } else {
+            ApiError::new(r.status(), "bad_request", r.body_text())
+        }
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JoinRequest::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("malformed JSON: {e}"))
+        }
+    })
+}
+
+async fn join(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let uid = user(&st, &headers).await?;
+    let id = parse_call_id(&id)?;
+    let req = join_body(body)?;
+    let role = match req.role.as_deref() {
+        None | Some("publisher") => Role::Publisher,
+        Some("subscriber") => Role::Subscriber,
+        Some(_) => return Err(ApiError::invalid("role", "role must be \"publisher\" or \"subscriber\"")),
+    };
+    let pid = util::participant_id();
+    let p = Participant { participant_id: pid, user_id: uid, role: role.name().to_owned(), joined_at: util::now_ms() };
+    let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
+    let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
+    let claims = Claims {
+        call_id: token::CallId(*id.as_bytes()),
+        participant_id: ParticipantId(pid),
+        role,
+        expires_at_ms: expires_at,
+    };
+    let token = token::sign_text(&st.key, &claims);
+    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "joined");
+    Ok(Json(JoinResponse {
+        participant_id: pid,
+        router: call.router.address,
+        token,
+        expires_at,
+        role: role.name().to_owned(),
+    }))
+}
+
+async fn leave(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let uid = user(&st, &headers).await?;
+    let id = parse_call_id(&id)?;
+    let pid = st.calls.leave(id, uid).await?;
+    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "left");
+    Ok(Json(serde_json::json!({ "participant_id": pid })))
+}
+
+async fn get_call(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, ApiError> {
+    let uid = user(&st, &headers).await?;
+    let id = parse_call_id(&id)?;
+    let call = st.calls.get(id).await?.ok_or_else(|| ApiError::not_found("call not found"))?;
+    if call.owner != uid && !call.participants.iter().any(|p| p.user_id == uid) {
+        return Err(ApiError::forbidden("only the owner and participants may see a call"));
+    }
+    Ok(Json(call.into()))
+}
+
+async fn keys(State(st): State<Arc<CallsState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "public_key_hex": hex::encode(st.key.verifying_key().to_bytes()) }))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_router_secret(st: &CallsState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match util::bearer(headers) {
+        Some(t) if ct_eq(t.as_bytes(), st.router_secret.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("bad router secret")),
+        None => Err(ApiError::unauthorized("missing router secret")),
+    }
+}
+
+async fn register_router(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    ApiJson(reg): ApiJson<RouterRegistration>,
+) -> Result<Json<RouterCalls>, ApiError> {
+    check_router_secret(&st, &headers)?;
+    if reg.id.is_empty() || reg.id.len() > 64 {
+        return Err(ApiError::invalid("id", "router id must be 1 to 64 characters"));
+    }
+    if reg.address.parse::<std::net::SocketAddr>().is_err() && !reg.address.contains(':') {
+        return Err(ApiError::invalid("address", "address must be host:port"));
+    }
+    if !(reg.admin.starts_with("http://") || reg.admin.starts_with("https://")) {
+        return Err(ApiError::invalid("admin", "admin must be an http(s) URL"));
+    }
+    if !reg.load.is_finite() {
+        return Err(ApiError::invalid("load", "load must be a number"));
+    }
+    let id = reg.id.clone();
+    let admin = reg.admin.clone();
+    if st.routers.heartbeat(reg) {
+        tracing::info!(router = %id, "router registered (new or restarted); reconciling");
+        tokio::spawn(reconcile_router(st.clone(), id.clone(), admin));
+    }
+    let calls = st.calls.by_router(&id).await?;
+    Ok(Json(RouterCalls {
+        calls: calls
+            .into_iter()
+            .map(|c| RouterCall {
+                call_id: c.id,
+                participants: c.participants.iter().map(|p| p.participant_id).collect(),
+            })
+            .collect(),
+    }))
+}
+
+/// Reconciles with a new or restarted router, now and once more after the join-token TTL:
+/// reads the router's `GET {admin}/v1/calls`, drops from the store the participants the
+/// router does not hold and whose token has expired (they can no longer connect: ghosts),
+/// and tells the router to end calls the store does not know.
+pub async fn reconcile_router(st: Arc<CallsState>, router_id: String, admin: String) {
+    let grace = Duration::from_secs(st.cfg.token_ttl_secs) + Duration::from_secs(1);
+    for pass in 0..2 {
+        if pass == 1 {
+            tokio::time::sleep(grace).await;
+        }
+        let held = match st.router_client.list_calls(&admin).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(router = %router_id, error = %e, "cannot read the router's calls; skipping reconcile");
+                continue;
+            }
+        };
+        match reconcile_once(&st, &router_id, &admin, held).await {
+            Ok((dropped, ended)) if dropped + ended > 0 => {
+                tracing::info!(router = %router_id, dropped, ended, "reconciled with router")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(router = %router_id, error = %e, "reconcile failed"),
+        }
+    }
+}
+
+async fn reconcile_once(
+    st: &CallsState,
+    router_id: &str,
+    admin: &str,
+    held: RouterCalls,
+) -> Result<(u32, u32), CallError> {
+    let now = util::now_ms();
+    let grace_ms = st.cfg.token_ttl_secs * 1000;
+    let held_map: std::collections::HashMap<Uuid, std::collections::HashSet<u64>> =
+        held.calls.iter().map(|c| (c.call_id, c.participants.iter().copied().collect())).collect();
+    let ours = st.calls.by_router(router_id).await?;
+    let mut dropped = 0;
+    for call in &ours {
+        for p in &call.participants {
+            let on_router = held_map.get(&call.id).is_some_and(|s| s.contains(&p.participant_id));
+            let expired = p.joined_at.saturating_add(grace_ms) < now;
+            if !on_router && expired && st.calls.drop_participant(call.id, p.participant_id).await? {
+                dropped += 1;
+            }
+        }
+    }
+    let our_ids: std::collections::HashSet<Uuid> = ours.iter().map(|c| c.id).collect();
+    let mut ended = 0;
+    for c in held.calls {
+        if !our_ids.contains(&c.call_id) {
+            st.router_client.end_call(admin, c.call_id).await;
+            ended += 1;
+        }
+    }
+    Ok((dropped, ended))
+}
+
+/// One router → calls event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouterEvent {
+    /// `left` or `timeout`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The call.
+    pub call_id: Uuid,
+    /// The participant who is gone.
+    pub participant_id: u64,
+}
+
+/// `POST /v1/routers/{id}/events` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouterEvents {
+    /// Events, in order.
+    pub events: Vec<RouterEvent>,
+}
+
+async fn router_events(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(router_id): Path<String>,
+    ApiJson(ev): ApiJson<RouterEvents>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_router_secret(&st, &headers)?;
+    let mut removed = 0u32;
+    for e in &ev.events {
+        if e.kind != "left" && e.kind != "timeout" {
+            return Err(ApiError::invalid("type", "event type must be \"left\" or \"timeout\""));
+        }
+    }
+    for e in ev.events {
+        if st.calls.drop_participant(e.call_id, e.participant_id).await? {
+            removed += 1;
+            tracing::info!(router = %router_id, call_id = %e.call_id, participant_id = e.participant_id, kind = %e.kind, "participant gone (router event)");
+        }
+    }
+    Ok(Json(serde_json::json!({ "removed": removed })))
+}

@@ -1,0 +1,258 @@
+//! Configuration of both services (one TOML file; every key has a default).
+//!
+//! ```toml
+//! [stores]
+//! postgres_url = "postgres://corecast@127.0.0.1:5432/corecast"   # absent: embedded redb
+//! redis_url = "redis://127.0.0.1:6379/"                            # absent: memory
+//! tarantool_url = "tarantool://corecast:corecast@127.0.0.1:3301"   # absent: memory
+//! data_dir = "./data"                                              # embedded user db
+//!
+//! [auth]
+//! listen = "127.0.0.1:8081"
+//!
+//! [calls]
+//! listen = "127.0.0.1:8082"
+//! signing_key_hex = "..."   # 64 hex digits; absent: the public dev key (warned)
+//!
+//! [router]
+//! address = "127.0.0.1:40000"
+//! admin = "http://127.0.0.1:40100"
+//! secret = "..."
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Backing servers.
+    pub stores: StoresConfig,
+    /// Session settings (shared by both services).
+    pub sessions: SessionsConfig,
+    /// The auth service.
+    pub auth: AuthConfig,
+    /// The calls service.
+    pub calls: CallsConfig,
+    /// Router link.
+    pub router: RouterConfig,
+}
+
+/// Which backend each store uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoresConfig {
+    /// PostgreSQL URL for users; `None` selects the embedded redb file in `data_dir`.
+    pub postgres_url: Option<String>,
+    /// Redis URL for sessions; `None` selects memory (shared only in-process).
+    pub redis_url: Option<String>,
+    /// Tarantool URL for calls; `None` selects memory.
+    pub tarantool_url: Option<String>,
+    /// Directory of the embedded user database.
+    pub data_dir: PathBuf,
+    /// PostgreSQL pool size.
+    pub postgres_pool: usize,
+}
+
+impl Default for StoresConfig {
+    fn default() -> Self {
+        StoresConfig {
+            postgres_url: None,
+            redis_url: None,
+            tarantool_url: None,
+            data_dir: PathBuf::from("./data"),
+            postgres_pool: 16,
+        }
+    }
+}
+
+/// Sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Idle lifetime of a session in seconds (renewed on every use).
+    pub ttl_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig { ttl_secs: 24 * 3600 }
+    }
+}
+
+/// The auth service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Concurrent argon2 computations (0: number of CPUs).
+    pub hash_workers: usize,
+    /// How long a request may wait for an argon2 slot before getting 503.
+    pub hash_wait_ms: u64,
+    /// Maximum request body size in bytes.
+    pub max_body_bytes: usize,
+    /// Failed logins per login within `throttle_window_secs` before 429.
+    pub max_failures_per_login: u32,
+    /// Failed logins per client address within `throttle_window_secs` before 429.
+    pub max_failures_per_ip: u32,
+    /// Window of the failure counters, seconds.
+    pub throttle_window_secs: u64,
+    /// Use the first `X-Forwarded-For` address as the client address (behind nginx).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            listen: "127.0.0.1:8081".into(),
+            hash_workers: 0,
+            hash_wait_ms: 5000,
+            max_body_bytes: 16 * 1024,
+            max_failures_per_login: 5,
+            max_failures_per_ip: 20,
+            throttle_window_secs: 300,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The calls service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Ed25519 seed (64 hex digits) for join tokens; `None` uses the dev key (warned).
+    pub signing_key_hex: Option<String>,
+    /// Join-token lifetime in seconds.
+    pub token_ttl_secs: u64,
+    /// Participant cap per call.
+    pub max_participants: u32,
+    /// Base URL of the auth service, used to check sessions when no Redis is configured.
+    pub auth_url: Option<String>,
+    /// Maximum request body size in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            listen: "127.0.0.1:8082".into(),
+            signing_key_hex: None,
+            token_ttl_secs: 60,
+            max_participants: 16,
+            auth_url: None,
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Router link.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Media address of the default router (used while no router is registered).
+    pub address: String,
+    /// Admin base URL of the default router.
+    pub admin: String,
+    /// Shared secret routers present as a bearer token; `None` uses a dev secret (warned).
+    pub secret: Option<String>,
+    /// Expected router heartbeat interval; a router silent for 3× this is not chosen.
+    pub heartbeat_interval_secs: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            address: "127.0.0.1:40000".into(),
+            admin: "http://127.0.0.1:40100".into(),
+            secret: None,
+            heartbeat_interval_secs: 5,
+        }
+    }
+}
+
+/// The router secret used when none is configured. Never use it in production.
+pub const DEV_ROUTER_SECRET: &str = "corecast-dev-router-secret";
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// File path.
+        path: PathBuf,
+        /// Cause.
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies `CORECAST_POSTGRES_URL`, `CORECAST_REDIS_URL`, `CORECAST_TARANTOOL_URL`,
+    /// `CORECAST_SIGNING_KEY_HEX` and `CORECAST_ROUTER_SECRET` from the environment.
+    pub fn apply_env(&mut self) {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = get("CORECAST_POSTGRES_URL") {
+            self.stores.postgres_url = Some(v);
+        }
+        if let Some(v) = get("CORECAST_REDIS_URL") {
+            self.stores.redis_url = Some(v);
+        }
+        if let Some(v) = get("CORECAST_TARANTOOL_URL") {
+            self.stores.tarantool_url = Some(v);
+        }
+        if let Some(v) = get("CORECAST_SIGNING_KEY_HEX") {
+            self.calls.signing_key_hex = Some(v);
+        }
+        if let Some(v) = get("CORECAST_ROUTER_SECRET") {
+            self.router.secret = Some(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_parse() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.calls.token_ttl_secs, 60);
+        assert_eq!(c.router.heartbeat_interval_secs, 5);
+        let c = Config::parse("[stores]\nredis_url = \"redis://x/\"\n[calls]\nmax_participants = 3\n").unwrap();
+        assert_eq!(c.stores.redis_url.as_deref(), Some("redis://x/"));
+        assert_eq!(c.calls.max_participants, 3);
+        assert!(Config::parse("[calls]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let c = Config::parse(include_str!("../corecast.example.toml")).unwrap();
+        assert!(c.stores.postgres_url.is_some());
+        assert!(c.auth.trust_forwarded_for);
+    }
+}

@@ -1,0 +1,227 @@
+//! Building the services from a [`Config`] and serving them.
+//!
+//! `make run` and tests start both services in one process with [`start_both`]:
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! let cfg = corecast_control::config::Config::default(); // embedded stores
+//! let auth = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
+//! let calls = tokio::net::TcpListener::bind("127.0.0.1:8082").await?;
+//! let running = corecast_control::run::start_both(&cfg, auth, calls).await?;
+//! println!("auth on {}, calls on {}", running.auth_addr, running.calls_addr);
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use corecast_proto::token::SigningKey;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{self, AuthState};
+use crate::calls::{self, CallsState};
+use crate::config::{Config, DEV_ROUTER_SECRET};
+use crate::routers::RouterRegistry;
+use crate::stores::embedded::RedbUserStore;
+use crate::stores::memory::{MemoryCallStore, MemoryFailureStore, MemorySessionStore};
+use crate::stores::pg::PgUserStore;
+use crate::stores::redis::RedisSessionStore;
+use crate::stores::remote::RemoteSessionStore;
+use crate::stores::tarantool::TarantoolCallStore;
+use crate::stores::{CallStore, FailureStore, RouterRef, SessionStore, UserStore};
+use crate::tarantool::{Tarantool, TarantoolUrl};
+
+/// The user store the config selects: PostgreSQL when `stores.postgres_url` is set, else
+/// the embedded redb file `stores.data_dir/users.redb`.
+pub async fn user_store(cfg: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
+    Ok(match &cfg.stores.postgres_url {
+        Some(url) => Arc::new(PgUserStore::connect(url, cfg.stores.postgres_pool).await?),
+        None => {
+            let path = cfg.stores.data_dir.join("users.redb");
+            tracing::info!(path = %path.display(), "users: embedded database");
+            Arc::new(RedbUserStore::open(&path).with_context(|| format!("opening {}", path.display()))?)
+        }
+    })
+}
+
+/// The session store the config selects: Redis when `stores.redis_url` is set, else memory.
+pub fn session_store(cfg: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+    Ok(match &cfg.stores.redis_url {
+        Some(url) => Arc::new(RedisSessionStore::connect(url)?),
+        None => Arc::new(MemorySessionStore::new()),
+    })
+}
+
+/// The failed-login counter store: Redis when `stores.redis_url` is set (shared by all auth
+/// instances), else memory (per process).
+pub fn failure_store(cfg: &Config) -> anyhow::Result<Arc<dyn FailureStore>> {
+    Ok(match &cfg.stores.redis_url {
+        Some(url) => Arc::new(RedisSessionStore::connect(url)?),
+        None => Arc::new(MemoryFailureStore::new()),
+    })
+}
+
+/// The call store the config selects: Tarantool when `stores.tarantool_url` is set, else memory.
+pub fn call_store(cfg: &Config) -> anyhow::Result<Arc<dyn CallStore>> {
+    Ok(match &cfg.stores.tarantool_url {
+        Some(url) => Arc::new(TarantoolCallStore::new(Tarantool::new(&TarantoolUrl::parse(url)?))),
+        None => Arc::new(MemoryCallStore::new()),
+    })
+}
+
+/// The join-token signing key (`calls.signing_key_hex`, or the dev key with a warning).
+pub fn signing_key(cfg: &Config) -> anyhow::Result<SigningKey> {
+    match &cfg.calls.signing_key_hex {
+        Some(h) => corecast_proto::token::signing_key_from_hex(h)
+            .map_err(|e| anyhow::anyhow!("calls.signing_key_hex must be 64 hex digits: {e}")),
+        None => {
+            tracing::warn!(
+                "!!! calls.signing_key_hex is not set: using the PUBLIC development key; anyone can mint join tokens !!!"
+            );
+            Ok(corecast_proto::token::dev_signing_key())
+        }
+    }
+}
+
+/// The router secret (`router.secret`, or the dev secret with a warning).
+pub fn router_secret(cfg: &Config) -> String {
+    cfg.router.secret.clone().unwrap_or_else(|| {
+        tracing::warn!("router.secret is not set: using the development router secret");
+        DEV_ROUTER_SECRET.to_owned()
+    })
+}
+
+/// Auth state from config, with the given session store.
+pub async fn auth_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Result<Arc<AuthState>> {
+    let users = user_store(cfg).await?;
+    let failures = failure_store(cfg)?;
+    Ok(AuthState::new(users, sessions, failures, cfg.auth.clone(), Duration::from_secs(cfg.sessions.ttl_secs)))
+}
+
+/// Calls state from config, with the given session store.
+pub fn calls_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Result<Arc<CallsState>> {
+    let default =
+        RouterRef { id: "default".into(), address: cfg.router.address.clone(), admin: cfg.router.admin.clone() };
+    let registry = RouterRegistry::new(default, Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1)));
+    Ok(CallsState::new(
+        call_store(cfg)?,
+        sessions,
+        registry,
+        router_secret(cfg),
+        signing_key(cfg)?,
+        cfg.calls.clone(),
+        Duration::from_secs(cfg.sessions.ttl_secs),
+    ))
+}
+
+/// The session store for a calls service running in its own process: Redis if configured,
+/// else the auth service over HTTP (`calls.auth_url`), else memory (nobody can log in).
+pub fn calls_session_store(cfg: &Config) -> anyhow::Result<Arc<dyn SessionStore>> {
+    if cfg.stores.redis_url.is_some() {
+        return session_store(cfg);
+    }
+    if let Some(url) = &cfg.calls.auth_url {
+        return Ok(Arc::new(RemoteSessionStore::new(url)?));
+    }
+    tracing::warn!("calls: neither stores.redis_url nor calls.auth_url is set; sessions are local to this process");
+    session_store(cfg)
+}
+
+/// Serves an app on a listener (with client addresses) until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await
+}
+
+/// Both services running in this process.
+#[derive(Debug)]
+pub struct Running {
+    /// Where auth listens.
+    pub auth_addr: SocketAddr,
+    /// Where calls listens.
+    pub calls_addr: SocketAddr,
+    /// Calls state (router registry etc.).
+    pub calls: Arc<CallsState>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// Stops both services and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts auth and calls in this process on the given listeners, sharing one session store.
+pub async fn start_both(
+    cfg: &Config,
+    auth_listener: TcpListener,
+    calls_listener: TcpListener,
+) -> anyhow::Result<Running> {
+    let sessions = session_store(cfg)?;
+    let auth_state = auth_state(cfg, sessions.clone()).await?;
+    let calls_state = calls_state(cfg, sessions)?;
+    let (stop, rx) = watch::channel(false);
+    let auth_addr = auth_listener.local_addr()?;
+    let calls_addr = calls_listener.local_addr()?;
+    let tasks = vec![
+        tokio::spawn(serve(auth_listener, auth::router(auth_state), rx.clone())),
+        tokio::spawn(serve(calls_listener, calls::router(calls_state.clone()), rx)),
+    ];
+    tracing::info!(%auth_addr, %calls_addr, "control plane listening");
+    Ok(Running { auth_addr, calls_addr, calls: calls_state, stop, tasks })
+}
+
+/// Loads `--config` (optional) and the environment overrides.
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let mut cfg = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    cfg.apply_env();
+    Ok(cfg)
+}
+
+/// Logging for the binaries to stderr (`RUST_LOG`, default `info`); stdout stays for output.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,173 @@
+//! In-memory session and call stores (the embedded default; lost on restart).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{Call, CallError, CallStore, FailureStore, Participant, RouterRef, SessionStore, StoreError};
+
+fn poisoned() -> StoreError {
+    StoreError::Internal("lock poisoned".into())
+}
+
+/// Sessions in a hash map with expiry instants.
+#[derive(Debug, Default)]
+pub struct MemorySessionStore {
+    map: Mutex<HashMap<String, (i32, Instant)>>,
+}
+
+impl MemorySessionStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn put(&self, token: &str, user_id: i32, ttl: Duration) -> Result<(), StoreError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        if m.len() > 1024 {
+            m.retain(|_, (_, exp)| *exp > now);
+        }
+        m.insert(token.to_owned(), (user_id, now + ttl));
+        Ok(())
+    }
+
+    async fn touch(&self, token: &str, ttl: Duration) -> Result<Option<i32>, StoreError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        match m.get_mut(token) {
+            Some((uid, exp)) if *exp > now => {
+                *exp = now + ttl;
+                Ok(Some(*uid))
+            }
+            Some(_) => {
+                m.remove(token);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+        self.map.lock().map_err(|_| poisoned())?.remove(token);
+        Ok(())
+    }
+}
+
+/// Failed-login counters in a hash map: key → (failures, window end).
+#[derive(Debug, Default)]
+pub struct MemoryFailureStore {
+    map: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl MemoryFailureStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl FailureStore for MemoryFailureStore {
+    async fn bump(&self, key: &str, window: Duration) -> Result<(), StoreError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        if m.len() > 100_000 {
+            m.retain(|_, (_, end)| *end > now);
+        }
+        let e = m.entry(key.to_owned()).or_insert((0, now + window));
+        if e.1 <= now {
+            *e = (0, now + window);
+        }
+        e.0 = e.0.saturating_add(1);
+        Ok(())
+    }
+
+    async fn count(&self, key: &str) -> Result<Option<(u32, Duration)>, StoreError> {
+        let m = self.map.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        Ok(m.get(key).filter(|(_, end)| *end > now).map(|(n, end)| (*n, *end - now)))
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        self.map.lock().map_err(|_| poisoned())?.remove(key);
+        Ok(())
+    }
+}
+
+/// Calls in a hash map under one mutex (each operation is atomic).
+#[derive(Debug, Default)]
+pub struct MemoryCallStore {
+    map: Mutex<HashMap<Uuid, Call>>,
+}
+
+impl MemoryCallStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl CallStore for MemoryCallStore {
+    async fn start(&self, id: Uuid, owner: i32, created_at: u64, router: &RouterRef) -> Result<(), CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        if m.contains_key(&id) {
+            return Err(StoreError::Internal("duplicate call id".into()).into());
+        }
+        m.insert(id, Call { id, owner, created_at, router: router.clone(), participants: Vec::new() });
+        Ok(())
+    }
+
+    async fn join(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
+        if call.participants.iter().any(|q| q.user_id == p.user_id) {
+            return Err(CallError::AlreadyJoined);
+        }
+        if call.participants.len() >= cap as usize {
+            return Err(CallError::Full(cap));
+        }
+        call.participants.push(p.clone());
+        Ok(call.clone())
+    }
+
+    async fn leave(&self, id: Uuid, user_id: i32) -> Result<u64, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
+        let pos = call.participants.iter().position(|q| q.user_id == user_id).ok_or(CallError::NotJoined)?;
+        Ok(call.participants.remove(pos).participant_id)
+    }
+
+    async fn drop_participant(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let Some(call) = m.get_mut(&id) else { return Ok(false) };
+        let before = call.participants.len();
+        call.participants.retain(|q| q.participant_id != participant_id);
+        Ok(call.participants.len() != before)
+    }
+
+    async fn end(&self, id: Uuid, user_id: i32) -> Result<Call, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let call = m.get(&id).ok_or(CallError::NotFound)?;
+        if call.owner != user_id {
+            return Err(CallError::NotOwner);
+        }
+        m.remove(&id).ok_or(CallError::NotFound)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Call>, CallError> {
+        Ok(self.map.lock().map_err(|_| poisoned())?.get(&id).cloned())
+    }
+
+    async fn by_router(&self, router_id: &str) -> Result<Vec<Call>, CallError> {
+        let m = self.map.lock().map_err(|_| poisoned())?;
+        Ok(m.values().filter(|c| c.router.id == router_id).cloned().collect())
+    }
+}

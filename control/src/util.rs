@@ -1,0 +1,65 @@
+//! Small helpers: clock, random identifiers, bearer tokens.
+
+use base64::Engine as _;
+use rand::RngCore as _;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A fresh 256-bit random session token, unpadded base64url (43 characters).
+pub fn session_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Whether a string has the shape of a session token (so junk never reaches the store).
+pub fn is_token_shaped(s: &str) -> bool {
+    s.len() == 43 && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// A fresh participant id: random, non-zero, below 2^53 (exact in JSON numbers and Lua).
+pub fn participant_id() -> u64 {
+    loop {
+        let v = rand::rngs::OsRng.next_u64() & ((1u64 << 53) - 1);
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+/// The bearer token of an `Authorization` header value, if any.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_ids() {
+        let t = session_token();
+        assert!(is_token_shaped(&t));
+        assert_ne!(t, session_token());
+        assert!(!is_token_shaped("short"));
+        for _ in 0..1000 {
+            let p = participant_id();
+            assert!(p != 0 && p < (1 << 53));
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! Fault tests: stop a real PostgreSQL, Redis or Tarantool under the running services, check
+//! for 503 JSON errors and no half-written state, restart it and check the services recover
+//! by themselves. Need `control/scripts/test-with-servers.sh` (skipped otherwise).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// The scenarios stop shared servers, so they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Script {
+    path: String,
+    dir: String,
+}
+
+fn script(test: &str) -> Option<Script> {
+    let path = std::env::var("CORECAST_TEST_SERVERS_SCRIPT").ok()?;
+    let dir = std::env::var("CORECAST_TEST_SERVERS_DIR").ok()?;
+    if real_servers().pg.is_none() {
+        skip(test, "CORECAST_TEST_PG");
+        return None;
+    }
+    Some(Script { path, dir })
+}
+
+impl Script {
+    async fn run(&self, cmd: &str, server: &str) {
+        let st = tokio::process::Command::new("bash")
+            .arg(&self.path)
+            .arg(cmd)
+            .arg(&self.dir)
+            .arg(server)
+            .status()
+            .await
+            .expect("run servers.sh");
+        assert!(st.success(), "servers.sh {cmd} {server} failed");
+    }
+}
+
+fn assert_503(r: &Resp, what: &str) {
+    assert_eq!(r.status, 503, "{what}: {:?}", r.body);
+    assert_eq!(r.code(), "unavailable", "{what}");
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+const RECOVERY: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn postgres_down_then_back() {
+    let Some(sc) = script("postgres_down_then_back") else {
+        return skip("postgres_down_then_back", "CORECAST_TEST_SERVERS_SCRIPT");
+    };
+    let _g = SERIAL.lock().await;
+    let pg = real_servers().pg.unwrap();
+    let s = start(|c| c.stores.postgres_url = Some(pg)).await;
+    let (login, _) = s.user().await;
+    sc.run("stop-one", "pg").await;
+    let ghost = format!("g{}", uniq());
+    assert_503(&s.register(&ghost).await, "register with postgres down");
+    assert_503(&s.login(&login, "correct horse").await, "login with postgres down");
+    sc.run("start-one", "pg").await;
+    let back = eventually(RECOVERY, || async { s.login(&login, "correct horse").await.status == 200 }).await;
+    assert!(back, "auth recovers when postgres is back");
+    assert_eq!(s.login(&ghost, "correct horse").await.status, 401, "nothing half-written");
+    assert_eq!(s.register(&ghost).await.status, 201);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn redis_down_then_back() {
+    let Some(sc) = script("redis_down_then_back") else {
+        return skip("redis_down_then_back", "CORECAST_TEST_SERVERS_SCRIPT");
+    };
+    let _g = SERIAL.lock().await;
+    let redis = real_servers().redis.unwrap();
+    let s = start(|c| c.stores.redis_url = Some(redis)).await;
+    let (login, token) = s.user().await;
+    let me = format!("{}/v1/me", s.auth);
+    assert_eq!(s.get(me.clone(), Some(&token)).await.status, 200);
+    sc.run("stop-one", "redis").await;
+    assert_503(&s.get(me.clone(), Some(&token)).await, "me with redis down");
+    assert_503(&s.login(&login, "correct horse").await, "login with redis down");
+    assert_503(&s.post(format!("{}/v1/calls", s.calls), Some(&token), json!({})).await, "start with redis down");
+    sc.run("start-one", "redis").await;
+    let back = eventually(RECOVERY, || async { s.login(&login, "correct horse").await.status == 200 }).await;
+    assert!(back, "auth recovers when redis is back");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn tarantool_down_then_back() {
+    let Some(sc) = script("tarantool_down_then_back") else {
+        return skip("tarantool_down_then_back", "CORECAST_TEST_SERVERS_SCRIPT");
+    };
+    let _g = SERIAL.lock().await;
+    let tt = real_servers().tarantool.unwrap();
+    let s = start(|c| c.stores.tarantool_url = Some(tt)).await;
+    let (_, owner) = s.user().await;
+    let (_, other) = s.user().await;
+    let call = s.start_call(&owner).await;
+    assert_eq!(s.join(&call, &owner).await.status, 200);
+    sc.run("stop-one", "tarantool").await;
+    assert_503(&s.post(format!("{}/v1/calls", s.calls), Some(&owner), json!({})).await, "start with tarantool down");
+    assert_503(&s.join(&call, &other).await, "join with tarantool down");
+    assert_503(&s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await, "get with tarantool down");
+    sc.run("start-one", "tarantool").await;
+    let url = format!("{}/v1/calls/{call}", s.calls);
+    let back = eventually(RECOVERY, || async { s.get(url.clone(), Some(&owner)).await.status == 200 }).await;
+    assert!(back, "calls recovers when tarantool is back");
+    let r = s.get(url.clone(), Some(&owner)).await;
+    let n = r.body["participants"].as_array().unwrap().len();
+    assert_eq!(n, 1, "the join refused during the outage left nothing behind: {:?}", r.body);
+    assert_eq!(s.join(&call, &other).await.status, 200);
+    assert_eq!(s.delete(url.clone(), Some(&owner)).await.status, 204);
+    s.shutdown().await;
+}
