@@ -13,7 +13,7 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace
 
-# The main job on embedded defaults: the router, and a short live call through it.
+# The main job on embedded defaults: auth, calls and the router, a live call through them.
 run: build
 	bash tuning/scripts/run-local.sh
 
@@ -22,8 +22,11 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# Everything but the control plane, then the control plane against throwaway
+# PostgreSQL, Redis and Tarantool (installed if missing, always stopped).
 unit:
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked --exclude corecast-control
+	bash control/scripts/test-with-servers.sh --locked
 
 test: deps lint unit
 

@@ -253,6 +253,14 @@ async fn leave(
     let id = parse_call_id(&id)?;
     let pid = st.calls.leave(id, uid).await?;
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "left");
+    // Best effort: the router stops the participant's media now (else at its silence timeout).
+    if let Ok(Some(call)) = st.calls.get(id).await {
+        let admin = st.routers.admin_of(&call.router);
+        let client = st.router_client.clone();
+        tokio::spawn(async move {
+            client.remove_participant(&admin, id, pid).await;
+        });
+    }
     Ok(Json(serde_json::json!({ "participant_id": pid })))
 }
 

@@ -118,19 +118,30 @@ impl RouterClient {
     /// Returns whether the router acknowledged (2xx or 404: already gone).
     pub async fn end_call(&self, admin: &str, call_id: Uuid) -> bool {
         let url = format!("{}/v1/calls/{call_id}", admin.trim_end_matches('/'));
+        self.delete_with_retries(&url, "call end").await
+    }
+
+    /// Tells the router a participant left through the calls service, so its
+    /// media stops at once instead of at the router's silence timeout.
+    pub async fn remove_participant(&self, admin: &str, call_id: Uuid, participant_id: u64) -> bool {
+        let url = format!("{}/v1/calls/{call_id}/participants/{participant_id}", admin.trim_end_matches('/'));
+        self.delete_with_retries(&url, "participant removal").await
+    }
+
+    async fn delete_with_retries(&self, url: &str, what: &str) -> bool {
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=self.retries {
-            match self.http.delete(&url).bearer_auth(&self.secret).send().await {
+            match self.http.delete(url).bearer_auth(&self.secret).send().await {
                 Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => return true,
-                Ok(r) => tracing::warn!(%url, status = %r.status(), attempt, "router refused call end"),
-                Err(e) => tracing::warn!(%url, error = %e, attempt, "router unreachable for call end"),
+                Ok(r) => tracing::warn!(%url, status = %r.status(), attempt, "router refused {what}"),
+                Err(e) => tracing::warn!(%url, error = %e, attempt, "router unreachable for {what}"),
             }
             if attempt < self.retries {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
         }
-        tracing::error!(%url, "giving up telling the router about the call end; its silence timeout will drop the participants");
+        tracing::error!(%url, "giving up telling the router about the {what}; its silence timeout will drop the participants");
         false
     }
 

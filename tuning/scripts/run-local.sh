@@ -1,29 +1,87 @@
 #!/usr/bin/env bash
-# `make run`: starts the router on 127.0.0.1:40000 (development key), runs a
-# short live call through it with progress, then keeps the router running
-# until Ctrl-C (or for RUN_SECONDS seconds if set).
+# `make run`: the whole system on embedded defaults (no external server):
+#   auth + calls (users in an embedded on-disk database under .run/data,
+#   sessions and calls in memory) and the router, linked to each other;
+# then a short live call through all of it (3 users register, log in, start
+# and join a call, and send media for 5 seconds), a copy-paste walk-through,
+# and everything keeps running until Ctrl-C (or RUN_SECONDS seconds if set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=./target/release
-listen=${CORECAST_ROUTER_LISTEN:-127.0.0.1:40000}
+AUTH=http://127.0.0.1:${AUTH_PORT:-8081}
+CALLS=http://127.0.0.1:${CALLS_PORT:-8082}
+ROUTER=127.0.0.1:${ROUTER_PORT:-40000}
+ADMIN=127.0.0.1:${ADMIN_PORT:-40100}
+SECRET=corecast-dev-router-secret
+mkdir -p .run/data
+cat > .run/control.toml <<TOML
+[stores]
+data_dir = ".run/data"
+[router]
+address = "$ROUTER"
+admin = "http://$ADMIN"
+secret = "$SECRET"
+TOML
 
-"$bin/corecast-router" --listen "$listen" --stats-interval 5 &
-router=$!
-trap 'kill $router 2>/dev/null; wait $router 2>/dev/null || true' EXIT INT TERM
-sleep 0.5
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
 
-echo
-echo "== a 5-second live call with 4 synthetic participants through the router at $listen =="
-"$bin/corecast-bench" demo --router "$listen" --participants 4 --seconds 5
+RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-control" --config .run/control.toml \
+  --auth-listen "${AUTH#http://}" --calls-listen "${CALLS#http://}" > .run/control.out 2> .run/control.log &
+pids+=($!)
+RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-router" --listen "$ROUTER" --admin-listen "$ADMIN" \
+  --calls-url "$CALLS" --router-id local --router-secret "$SECRET" --heartbeat-ms 1000 --stats-interval 0 \
+  > .run/router.out 2> .run/router.log &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf "$CALLS/v1/keys" >/dev/null 2>&1 && curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -sf "$CALLS/v1/keys" >/dev/null || { echo "control plane did not start; see .run/control.log" >&2; exit 1; }
+sleep 1.2 # the router registers with calls
+
+cat <<TXT
+corecast is running:
+  auth    $AUTH
+  calls   $CALLS
+  router  $ROUTER (UDP)   admin http://$ADMIN   (/v1/stats, /metrics)
+  logs    .run/*.log
+
+== a 5-second live call: 3 users register, log in, start and join a call, send and check media ==
+TXT
+C="$bin/corecast-client"
+export CORECAST_PASSWORD=demo-password-1
+S1=$($C login --auth "$AUTH" --login demo-alice --register)
+S2=$($C login --auth "$AUTH" --login demo-bob --register)
+S3=$($C login --auth "$AUTH" --login demo-carol --register)
+CALL=$($C start --calls "$CALLS" --session "$S1")
+echo "call $CALL"
+for s in "$S1" "$S2" "$S3"; do
+  $C join --calls "$CALLS" --session "$s" --call "$CALL" --seconds 5 &
+done
+wait -n; wait -n; wait -n || true
+$C end --calls "$CALLS" --session "$S1" --call "$CALL"
+echo "call ended; router stats:"
+curl -s -H "authorization: Bearer $SECRET" "http://$ADMIN/v1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workers"][0]; print("  backend", d["backend"], "| joins", w["joins"], "| forwarded", w["forwarded_rtp"], "| dropped", sum(w["dropped"].values()))'
 
 cat <<TXT
 
-== the router keeps running at $listen (development key) ==
-Join it yourself from another terminal:
-  CALL=\$(cat /proc/sys/kernel/random/uuid)
-  TOKEN=\$($bin/corecast-client token --call \$CALL --participant 1)
-  $bin/corecast-client join --router $listen --token \$TOKEN --seconds 10 &
-  $bin/corecast-client join --router $listen --token \$($bin/corecast-client token --call \$CALL --participant 2) --seconds 10
-Ctrl-C stops the router.
+== walk-through (copy and paste into another terminal) ==
+  # with curl:
+  curl -s -XPOST $AUTH/v1/register -H 'content-type: application/json' \\
+       -d '{"login":"me","email":"me@example.com","name":"Me","password":"a-long-password"}'
+  SESSION=\$(curl -s -XPOST $AUTH/v1/login -H 'content-type: application/json' \\
+       -d '{"login":"me","password":"a-long-password"}' | jq -r .session)
+  CALL=\$(curl -s -XPOST $CALLS/v1/calls -H "authorization: Bearer \$SESSION" | jq -r .call_id)
+  curl -s -XPOST $CALLS/v1/calls/\$CALL/join -H "authorization: Bearer \$SESSION"   # router + token
+  # or the whole flow with the client (it joins the router with the returned token):
+  export CORECAST_PASSWORD=a-long-password
+  SESSION=\$($C login --auth $AUTH --login me --register)
+  CALL=\$($C start --calls $CALLS --session \$SESSION)
+  $C join --calls $CALLS --session \$SESSION --call \$CALL --seconds 30 &
+  SESSION2=\$($C login --auth $AUTH --login friend --register)
+  $C join --calls $CALLS --session \$SESSION2 --call \$CALL --seconds 30
+Ctrl-C stops everything.
 TXT
-if [ -n "${RUN_SECONDS:-}" ]; then sleep "$RUN_SECONDS"; else wait $router; fi
+if [ -n "${RUN_SECONDS:-}" ]; then sleep "$RUN_SECONDS"; else wait; fi

@@ -77,7 +77,14 @@ impl ControlClient {
     }
 
     /// `POST /v1/register`; returns the user id.
-    pub fn register(&self, auth: &str, login: &str, email: &str, name: &str, password: &str) -> Result<u64, ControlError> {
+    pub fn register(
+        &self,
+        auth: &str,
+        login: &str,
+        email: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<u64, ControlError> {
         let v = check(
             self.http
                 .post(format!("{auth}/v1/register"))
