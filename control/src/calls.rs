@@ -146,7 +146,8 @@ async fn start(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<
     let id = Uuid::new_v4();
     st.calls.start(id, uid, util::now_ms(), &router).await?;
     tracing::info!(call_id = %id, owner = uid, router = %router.id, "call started");
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "call_id": id, "router": router.address }))))
+    let address = st.routers.media_address(&router, id);
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "call_id": id, "router": address }))))
 }
 
 async fn end(
@@ -237,7 +238,7 @@ async fn join(
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "joined");
     Ok(Json(JoinResponse {
         participant_id: pid,
-        router: call.router.address,
+        router: st.routers.media_address(&call.router, id),
         token,
         expires_at,
         role: role.name().to_owned(),

@@ -26,6 +26,10 @@ pub struct RouterRegistration {
     pub load: f64,
     /// Admin base URL (`http://host:port`).
     pub admin: String,
+    /// Every worker's media address, in worker order (a router with several
+    /// workers places each call on one of them, see `corecast_core::Placement`).
+    #[serde(default)]
+    pub workers: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +90,22 @@ impl RouterRegistry {
             }
         }
         r.admin.clone()
+    }
+
+    /// The media address a client should join `call` on: the owning worker's
+    /// when the router has several (it would redirect there anyway), else the
+    /// router's address.
+    pub fn media_address(&self, r: &RouterRef, call: uuid::Uuid) -> String {
+        if let Ok(m) = self.routers.lock() {
+            if let Some(e) = m.get(&r.id) {
+                let n = e.reg.workers.len();
+                if n > 1 {
+                    let w = corecast_core::Placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), n);
+                    return e.reg.workers[w].clone();
+                }
+            }
+        }
+        r.address.clone()
     }
 
     /// The default router.
@@ -179,7 +199,28 @@ mod tests {
             cores: 2,
             load,
             admin: format!("http://{id}:2"),
+            workers: vec![],
         }
+    }
+
+    #[test]
+    fn clients_are_sent_to_the_worker_that_owns_the_call() {
+        let d = RouterRef { id: "default".into(), address: "d:1".into(), admin: "http://d:2".into() };
+        let r = RouterRegistry::new(d.clone(), Duration::from_secs(5));
+        let mut multi = reg("m", 0.0);
+        multi.workers = vec!["m:1".into(), "m:2".into()];
+        r.heartbeat(multi);
+        let placed = r.place();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let call = uuid::Uuid::new_v4();
+            let a = r.media_address(&placed, call);
+            let w = corecast_core::Placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), 2);
+            assert_eq!(a, format!("m:{}", w + 1));
+            seen.insert(a);
+        }
+        assert_eq!(seen.len(), 2, "calls land on both workers");
+        assert_eq!(r.media_address(&d, uuid::Uuid::new_v4()), "d:1", "single-address routers unchanged");
     }
 
     #[test]
