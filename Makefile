@@ -22,11 +22,10 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-# Everything but the control plane, then the control plane against throwaway
-# PostgreSQL, Redis and Tarantool (installed if missing, always stopped).
+# Every crate's tests in one run, with throwaway PostgreSQL, Redis and
+# Tarantool up for the control plane's suites (installed if missing, always stopped).
 unit:
-	$(CARGO) test --workspace --locked --exclude corecast-control
-	bash control/scripts/test-with-servers.sh --locked
+	bash control/scripts/test-with-servers.sh --workspace --locked
 
 test: deps lint unit
 

@@ -94,6 +94,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             backend: a.backend.clone(),
             core: RouterConfig::default(),
             public_key: key.verifying_key(),
+            io: Default::default(),
         })?),
     };
     let router = a.router.or_else(|| server.as_ref().map(|s| s.addresses()[0])).context("no router")?;

@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod fanout;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "corecast load generator and benchmarks")]
@@ -19,6 +20,9 @@ struct Args {
 enum Cmd {
     /// Run one bounded call through a router and check every packet.
     Demo(demo::DemoArgs),
+    /// Forwarding throughput per router core, side by side with an ideal
+    /// (recvmmsg/sendmmsg, with and without GSO) and a naive (tokio) forwarder.
+    Fanout(fanout::FanoutArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +32,6 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Args::parse().cmd {
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Fanout(a) => fanout::run(a),
     }
 }

@@ -1,1 +1,48 @@
-//! corecast codec pool.
+//! corecast codec pool: the media core of the RTP mixer that composes a
+//! call's video sources into one SD stream.
+//!
+//! - [`frame`], [`scale`], [`compose`], [`pattern`]: I420 frames, a bilinear
+//!   scaler, grid layouts for 1..=9 sources at 640x360, test patterns;
+//! - [`decode`]: dav1d decoder; [`svt`]: SVT-AV1 encoder (the only `unsafe`);
+//! - [`mixer`]: the sans-IO per-call mixer (RTP in, composite RTP, keyframe
+//!   requests and events out).
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod compose;
+pub mod decode;
+pub mod frame;
+pub mod mixer;
+pub mod pattern;
+pub mod scale;
+pub mod svt;
+
+pub use compose::{Compositor, Rect};
+pub use decode::{Decoder, Picture};
+pub use frame::{I420Frame, YuvView};
+pub use mixer::{Mixer, MixerConfig, MixerEvent, MixerOutput, MixerStats};
+pub use pattern::TestPattern;
+pub use svt::{EncodedFrame, Encoder, EncoderConfig};
+
+/// Errors from the codec libraries and the mixer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// dav1d failed.
+    #[error("dav1d: {0}")]
+    Decoder(String),
+    /// An SVT-AV1 call failed.
+    #[error("SVT-AV1 {what} failed with {code:#x}")]
+    Encoder {
+        /// The call or parameter.
+        what: &'static str,
+        /// SVT error code.
+        code: i64,
+    },
+    /// Input or settings outside what this crate supports.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// AV1 bitstream or payload error.
+    #[error("AV1: {0}")]
+    Av1(#[from] corecast_proto::av1::Av1Error),
+}

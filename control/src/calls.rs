@@ -397,7 +397,7 @@ async fn reconcile_once(
 /// One router → calls event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouterEvent {
-    /// `left` or `timeout`.
+    /// `left`, `timeout` or `removed` (dropped by the router, e.g. on a re-sync).
     #[serde(rename = "type")]
     pub kind: String,
     /// The call.
@@ -422,8 +422,8 @@ async fn router_events(
     check_router_secret(&st, &headers)?;
     let mut removed = 0u32;
     for e in &ev.events {
-        if e.kind != "left" && e.kind != "timeout" {
-            return Err(ApiError::invalid("type", "event type must be \"left\" or \"timeout\""));
+        if !matches!(e.kind.as_str(), "left" | "timeout" | "removed") {
+            return Err(ApiError::invalid("type", "event type must be \"left\", \"timeout\" or \"removed\""));
         }
     }
     for e in ev.events {

@@ -31,8 +31,10 @@ async fn start_router(calls_url: &str) -> LiveRouter {
             workers: 1,
             cpus: vec![],
             backend: "auto".into(),
-            core: RouterConfig::default(),
+            // Short, so that the test can watch a silent participant time out.
+            core: RouterConfig { silence_timeout: Duration::from_secs(3), ..RouterConfig::default() },
             public_key: token::dev_signing_key().verifying_key(),
+            io: Default::default(),
         })
         .expect("router starts"),
     );
@@ -116,6 +118,18 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
     .await
     .unwrap();
     let (reps, clients) = reports;
+    // The owner keeps its place with keepalives until it is told to go silent.
+    let clients = Arc::new(clients);
+    let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keepalive = {
+        let (clients, alive) = (clients.clone(), alive.clone());
+        std::thread::spawn(move || {
+            while alive.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = clients[0].keepalive();
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
     for rep in &reps {
         assert_eq!(
             (rep.unique, rep.corrupt, rep.per_sender.len()),
@@ -144,6 +158,18 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
     })
     .await;
     assert!(only_owner, "a leave through the calls service reaches the router");
+
+    // The owner goes silent: the router times it out and the call store
+    // forgets it too (after the router's report of B's removal, which must not
+    // hold later events back).
+    alive.store(false, std::sync::atomic::Ordering::Relaxed);
+    keepalive.join().unwrap();
+    let timed_out = eventually(Duration::from_secs(20), || async {
+        let g = s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await;
+        g.body["participants"].as_array().map(|a| a.len()) == Some(0)
+    })
+    .await;
+    assert!(timed_out, "a silence timeout at the router reaches the call store");
 
     // End: the router drops the call at once and the store holds nothing.
     assert_eq!(s.delete(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await.status, 204);

@@ -151,6 +151,13 @@ async fn router_registration_placement_events_and_end() {
     assert_eq!((r.status, r.body["removed"].as_u64()), (200, Some(1)));
     let r = s.post(ev.clone(), Some("test-router-secret"), body).await;
     assert_eq!((r.status, r.body["removed"].as_u64()), (200, Some(0)));
+    // Every kind of leave the router reports is accepted ("removed": dropped by
+    // the router itself, e.g. on a re-sync); the call store keeps no ghost.
+    let (_, c) = s.user().await;
+    let p3 = s.join(&call, &c).await.body["participant_id"].as_u64().unwrap();
+    let body = json!({"events": [{"type": "removed", "call_id": call, "participant_id": p3}]});
+    let r = s.post(ev.clone(), Some("test-router-secret"), body).await;
+    assert_eq!((r.status, r.body["removed"].as_u64()), (200, Some(1)), "{:?}", r.body);
     let r = s.post(ev.clone(), None, json!({"events": []})).await;
     assert_eq!(r.status, 401);
     let r = s

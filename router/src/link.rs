@@ -112,6 +112,12 @@ async fn flush(cfg: &LinkConfig, http: &reqwest::Client, pending: &mut VecDeque<
             Ok(r) if r.status().is_success() => {
                 pending.drain(..n);
             }
+            Ok(r) if r.status().is_client_error() && !matches!(r.status().as_u16(), 401 | 403 | 408 | 429) => {
+                // The calls service will never accept this batch as it is:
+                // drop it rather than block every later event behind it.
+                tracing::error!(status = %r.status(), events = n, "calls service rejected router events; dropping them");
+                pending.drain(..n);
+            }
             Ok(r) => {
                 tracing::warn!(status = %r.status(), "calls service refused router events; will retry");
                 return;

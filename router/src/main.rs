@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         backend: args.backend.or(file.backend).unwrap_or_else(|| "auto".into()),
         core,
         public_key,
+        io: Default::default(),
     };
     let server = Arc::new(RouterServer::start(cfg).context("starting the router")?);
     println!("corecast-router listening on {:?} (backend {})", server.addresses(), server.backend());

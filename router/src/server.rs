@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub core: RouterConfig,
     /// Key that verifies join tokens.
     pub public_key: VerifyingKey,
+    /// Socket backend options (GSO, GRO, batch size, buffers); the
+    /// `CORECAST_GSO` / `CORECAST_GRO` variables still override them.
+    pub io: BackendOptions,
 }
 
 struct WorkerHandle {
@@ -74,7 +77,7 @@ impl RouterServer {
     pub fn start(cfg: ServerConfig) -> std::io::Result<RouterServer> {
         let n = cfg.workers.max(1);
         let kind: BackendKind = cfg.backend.parse()?;
-        let opts = BackendOptions::default();
+        let opts = cfg.io.clone();
         let mut backends = Vec::with_capacity(n);
         for i in 0..n {
             let mut a = cfg.listen;

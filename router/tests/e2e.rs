@@ -31,6 +31,7 @@ fn start_with(backend: &str, workers: usize, core: RouterConfig) -> RouterServer
         backend: backend.to_string(),
         core,
         public_key: token::dev_signing_key().verifying_key(),
+        io: Default::default(),
     })
     .expect("router starts")
 }

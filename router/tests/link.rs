@@ -45,6 +45,7 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
             backend: "basic".into(),
             core: RouterConfig::default(),
             public_key: token::dev_signing_key().verifying_key(),
+            io: Default::default(),
         })
         .unwrap(),
     );

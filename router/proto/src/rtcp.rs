@@ -132,7 +132,8 @@ impl Nack {
     /// Every sequence number the NACK asks for.
     pub fn lost(&self) -> impl Iterator<Item = SeqNo> + '_ {
         self.pairs.iter().flat_map(|&(pid, blp)| {
-            std::iter::once(pid).chain((0..16).filter(move |i| blp & (1 << i) != 0).map(move |i| pid.wrapping_add(i + 1)))
+            std::iter::once(pid)
+                .chain((0..16).filter(move |i| blp & (1 << i) != 0).map(move |i| pid.wrapping_add(i + 1)))
         })
     }
 

@@ -1,12 +1,16 @@
 //! `recvmmsg`/`sendmmsg` backend with UDP GRO on receive and UDP GSO on send.
 //!
-//! Receive: one `recvmmsg` fills up to `batch` slots of one preallocated
-//! [`BytesMut`] slab; after the call the slab is split into one [`Bytes`] per
-//! datagram (GRO super-datagrams are cut into their segments with
-//! [`Bytes::slice`]), so a batch costs one allocation at most, and none once
-//! the previous batch's datagrams have all been dropped (the slab's memory is
-//! then reclaimed in place). A consumer that keeps a datagram long after the
-//! batch (a retransmission buffer) should copy it, or it pins the whole slab.
+//! Receive: one `recvmmsg` fills up to `batch` slots of a receive area
+//! allocated once; after the call the datagrams are copied back to back into
+//! one [`BytesMut`] of exactly their total size, which is split into one
+//! [`Bytes`] per datagram (GRO super-datagrams are cut into their segments
+//! with [`Bytes::slice`]). So a batch costs one allocation at most, and none
+//! once the previous batch's datagrams have all been dropped (the `BytesMut`
+//! is then reclaimed in place). The copy (≈1.2 KB per datagram, far below the
+//! kernel's ≈5 µs per datagram) is deliberate: with GRO each slot must hold
+//! 64 KiB, so handing out slices of the slots would let one datagram kept by a
+//! retransmission buffer pin megabytes; this way a kept datagram pins at most
+//! its own batch's bytes.
 //!
 //! Send: [`SendPlan`] groups the queued datagrams per destination and cuts GSO
 //! runs; one `sendmmsg` carries every plain datagram and every GSO run (an
@@ -44,8 +48,13 @@ pub struct MmsgBackend {
     slot: usize,
     gro: bool,
     gso: GsoState,
-    slab: BytesMut,
-    slab_base: *const u8,
+    gso_max_segment: usize,
+    /// Receive slots (`batch * slot` bytes, allocated on the first receive).
+    slots: Vec<u8>,
+    /// Copy target for one batch's datagrams.
+    rbuf: BytesMut,
+    /// The socket's SO_RCVTIMEO, once set.
+    rcvtimeo: Option<Option<Duration>>,
     rmsgs: Vec<libc::mmsghdr>,
     riov: Vec<libc::iovec>,
     rnames: Vec<libc::sockaddr_storage>,
@@ -72,7 +81,7 @@ impl std::fmt::Debug for MmsgBackend {
 }
 
 // SAFETY: the raw pointers stored in the scratch vectors (`rmsgs`, `riov`,
-// `smsgs`, `siov`, `slab_base`) point into memory the backend itself owns and
+// `smsgs`, `siov`) point into memory the backend itself owns and
 // are rewritten before every system call; nothing is shared with another
 // thread, so moving the whole backend to another thread is sound.
 unsafe impl Send for MmsgBackend {}
@@ -130,17 +139,20 @@ impl GsoState {
 
 impl MmsgBackend {
     /// Wraps a bound socket (see [`sock::bind`]); turns on GRO and probes GSO as `opts` allow.
+    ///
+    /// The socket is left blocking (receives wait in `recvmmsg` itself, bounded
+    /// by `SO_RCVTIMEO`); every send is `MSG_DONTWAIT`.
     pub fn new(socket: UdpSocket, opts: &BackendOptions) -> io::Result<Self> {
-        socket.set_nonblocking(true)?;
+        socket.set_nonblocking(false)?;
         let fd = socket.as_raw_fd();
         let local = socket.local_addr()?;
         let gro = opts.gro && sock::enable_gro(fd);
         let gso = opts.gso && sock::probe_gso(fd);
         sock::enable_rxq_ovfl(fd);
         let batch = opts.batch.clamp(1, MAX_MMSG);
+        // With GRO each slot must hold a 64 KiB super-datagram (64 slots: a 4 MiB
+        // receive area, allocated once).
         let slot = if gro { 65536 } else { opts.max_datagram.max(64) };
-        // With GRO each slot must hold a 64 KiB super-datagram: use fewer slots.
-        let batch = if gro { batch.min(32) } else { batch };
         tracing::debug!(%local, gro, gso, batch, slot, "mmsg backend ready");
         // SAFETY: the libc structs below are plain old data; all-zero is a valid value.
         let (mmsg, iov, name) = unsafe {
@@ -154,8 +166,10 @@ impl MmsgBackend {
             slot,
             gro,
             gso: GsoState::new(gso, opts.fail_gso_sends),
-            slab: BytesMut::new(),
-            slab_base: std::ptr::null(),
+            gso_max_segment: opts.gso_max_segment,
+            slots: Vec::new(),
+            rbuf: BytesMut::new(),
+            rcvtimeo: None,
             rmsgs: vec![mmsg; batch],
             riov: vec![iov; batch],
             rnames: vec![name; batch],
@@ -186,33 +200,22 @@ impl MmsgBackend {
         &self.socket
     }
 
-    /// Prepares the slab so `batch * slot` initialized bytes are available.
-    fn prepare_slab(&mut self) {
-        let need = self.batch * self.slot;
-        self.slab.clear();
-        self.slab.reserve(need);
-        if self.slab.as_ptr() == self.slab_base && !self.slab_base.is_null() {
-            // SAFETY: the same allocation as last time was reclaimed in place (the
-            // pointer equality shows no new allocation was made while the old one
-            // was alive); its first `need` bytes were initialized when it was
-            // first zero-filled below and have only been written since.
-            unsafe { self.slab.set_len(need) };
-        } else {
-            self.slab.resize(need, 0);
-            self.slab_base = self.slab.as_ptr();
+    /// Sets `SO_RCVTIMEO` (`None`: wait forever) unless it already has that value.
+    fn set_rcvtimeo(&mut self, t: Option<Duration>) -> io::Result<()> {
+        if self.rcvtimeo != Some(t) {
+            self.socket.set_read_timeout(t)?;
+            self.rcvtimeo = Some(t);
         }
+        Ok(())
     }
 
-    /// One non-blocking `recvmmsg`; returns (messages received, datagrams appended).
-    fn recv_batch(&mut self, out: &mut Vec<Datagram>) -> io::Result<(usize, usize)> {
-        self.prepare_slab();
-        let base = self.slab.as_mut_ptr();
-        for i in 0..self.batch {
-            self.riov[i] = libc::iovec {
-                // SAFETY: `i * slot < batch * slot == slab.len()`: in bounds.
-                iov_base: unsafe { base.add(i * self.slot) }.cast(),
-                iov_len: self.slot,
-            };
+    /// One `recvmmsg` with `flags`; returns (messages received, datagrams appended).
+    fn recv_batch(&mut self, out: &mut Vec<Datagram>, flags: libc::c_int) -> io::Result<(usize, usize)> {
+        if self.slots.is_empty() {
+            self.slots = vec![0; self.batch * self.slot];
+        }
+        for (i, slot) in self.slots.chunks_exact_mut(self.slot).enumerate() {
+            self.riov[i] = libc::iovec { iov_base: slot.as_mut_ptr().cast(), iov_len: slot.len() };
             let h = &mut self.rmsgs[i].msg_hdr;
             h.msg_name = (&mut self.rnames[i] as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -224,17 +227,11 @@ impl MmsgBackend {
             self.rmsgs[i].msg_len = 0;
         }
         let n = loop {
-            // SAFETY: every msghdr points at live buffers owned by `self` (slab
+            // SAFETY: every msghdr points at live buffers owned by `self` (receive
             // slots, names, control buffers) of the lengths given; the kernel
             // writes within them and the call returns before they are touched.
             let r = unsafe {
-                libc::recvmmsg(
-                    self.fd,
-                    self.rmsgs.as_mut_ptr(),
-                    self.batch as _,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
+                libc::recvmmsg(self.fd, self.rmsgs.as_mut_ptr(), self.batch as _, flags, std::ptr::null_mut())
             };
             if r >= 0 {
                 break r as usize;
@@ -251,9 +248,12 @@ impl MmsgBackend {
         if n > 0 {
             self.stats.recv_calls += 1;
         }
+        // One allocation for the batch (none if the last batch's datagrams are gone).
+        let total: usize = self.rmsgs[..n].iter().map(|m| (m.msg_len as usize).min(self.slot)).sum();
+        self.rbuf.clear();
+        self.rbuf.reserve(total);
         let mut appended = 0;
         for i in 0..n {
-            let mut chunk = self.slab.split_to(self.slot);
             let m = &self.rmsgs[i];
             let len = (m.msg_len as usize).min(self.slot);
             let flags = m.msg_hdr.msg_flags;
@@ -278,8 +278,9 @@ impl MmsgBackend {
                 self.stats.recv_drops += 1;
                 continue;
             }
-            chunk.truncate(len);
-            appended += split_gro(chunk.freeze(), source, meta.gro_segment, out, &mut self.stats);
+            self.rbuf.extend_from_slice(&self.slots[i * self.slot..i * self.slot + len]);
+            let data = self.rbuf.split().freeze();
+            appended += split_gro(data, source, meta.gro_segment, out, &mut self.stats);
         }
         Ok((n, appended))
     }
@@ -378,8 +379,27 @@ impl IoBackend for MmsgBackend {
 
     fn recv(&mut self, timeout: Option<Duration>, out: &mut Vec<Datagram>) -> io::Result<usize> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        if timeout.is_none_or(|t| t >= Duration::from_millis(1)) {
+            // One system call per batch: a blocking `recvmmsg` that returns as
+            // soon as one datagram is there (MSG_WAITFORONE) with whatever else
+            // is queued, bounded by SO_RCVTIMEO. The timeout is rounded down to
+            // whole milliseconds so that it rarely changes (a shorter wait only
+            // means an early return with nothing).
+            self.set_rcvtimeo(timeout.map(|t| Duration::from_millis(t.as_millis() as u64)))?;
+            loop {
+                let (msgs, appended) = self.recv_batch(out, libc::MSG_WAITFORONE)?;
+                if appended > 0 {
+                    return Ok(appended);
+                }
+                if msgs == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(0);
+                }
+                // Everything was dropped (truncated): look again.
+            }
+        }
+        // Sub-millisecond timeouts: a non-blocking try, then ppoll.
         loop {
-            let (msgs, appended) = self.recv_batch(out)?;
+            let (msgs, appended) = self.recv_batch(out, libc::MSG_DONTWAIT)?;
             if appended > 0 {
                 return Ok(appended);
             }
@@ -411,7 +431,7 @@ impl IoBackend for MmsgBackend {
             return Ok(());
         }
         let gso = self.gso.enabled();
-        self.plan.build(&self.queue, gso, self.v6);
+        self.plan.build(&self.queue, gso, self.v6, self.gso_max_segment);
         self.build_send_msgs();
         let total = self.smsgs.len();
         let mut i = 0;
@@ -471,5 +491,17 @@ impl IoBackend for MmsgBackend {
 
     fn stats(&self) -> IoStats {
         self.stats
+    }
+
+    fn describe(&self) -> String {
+        format!("mmsg (batch {}, gro {}, gso {})", self.batch, on(self.gro), on(self.gso.supported))
+    }
+}
+
+pub(crate) fn on(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
     }
 }

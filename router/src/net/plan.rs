@@ -94,8 +94,10 @@ pub struct SendPlan {
 const NONE: u32 = u32::MAX;
 
 impl SendPlan {
-    /// Plans the sends of `queue`. With `gso` false every datagram is a plain entry.
-    pub fn build(&mut self, queue: &[(SocketAddr, Bytes)], gso: bool, v6_socket: bool) {
+    /// Plans the sends of `queue`. With `gso` false every datagram is a plain
+    /// entry; datagrams longer than `max_segment` are never GSO segments (a
+    /// segment must fit the path MTU or the kernel refuses the send).
+    pub fn build(&mut self, queue: &[(SocketAddr, Bytes)], gso: bool, v6_socket: bool, max_segment: usize) {
         self.slots.clear();
         self.heads.clear();
         self.next.clear();
@@ -166,7 +168,7 @@ impl SendPlan {
                             self.push_run(e, seg);
                         }
                         let e = PlanEntry { dest: d as u32, start: pos, count: 1, segment: 0 };
-                        if len == 0 || len > usize::from(u16::MAX) {
+                        if len == 0 || len > max_segment.min(usize::from(u16::MAX)) {
                             self.entries.push(e);
                             None
                         } else {
@@ -211,7 +213,7 @@ mod tests {
     fn groups_by_destination_in_order() {
         let queue = q(&[(1, 100), (2, 100), (1, 100), (2, 100), (1, 60), (1, 100)]);
         let mut plan = SendPlan::default();
-        plan.build(&queue, true, false);
+        plan.build(&queue, true, false, 1472);
         let got: Vec<(u32, Vec<u32>, u16)> =
             plan.entries.iter().map(|e| (e.dest, plan.packets(e).to_vec(), e.segment)).collect();
         assert_eq!(got, vec![(0, vec![0, 2, 4], 100), (0, vec![5], 0), (1, vec![1, 3], 100)]);
@@ -223,7 +225,7 @@ mod tests {
         items.extend(std::iter::repeat_n((1, 1000), 70));
         let queue = q(&items);
         let mut plan = SendPlan::default();
-        plan.build(&queue, true, false);
+        plan.build(&queue, true, false, 1472);
         let counts: Vec<(u32, u16)> = plan.entries.iter().map(|e| (e.count, e.segment)).collect();
         // 65 * 1000 > MAX_GSO_BYTES, so the 1000-byte runs are capped at 64 segments / 65 KB.
         assert_eq!(counts, vec![(1, 0), (2, 80), (64, 1000), (6, 1000)]);
@@ -232,10 +234,19 @@ mod tests {
     }
 
     #[test]
+    fn datagrams_over_the_segment_limit_go_plain() {
+        let queue = q(&[(1, 2000), (1, 2000), (1, 1400), (1, 1400)]);
+        let mut plan = SendPlan::default();
+        plan.build(&queue, true, false, 1472);
+        let counts: Vec<(u32, u16)> = plan.entries.iter().map(|e| (e.count, e.segment)).collect();
+        assert_eq!(counts, vec![(1, 0), (1, 0), (2, 1400)]);
+    }
+
+    #[test]
     fn without_gso_every_datagram_is_plain_in_queue_order() {
         let queue = q(&[(1, 10), (2, 10), (1, 10)]);
         let mut plan = SendPlan::default();
-        plan.build(&queue, false, false);
+        plan.build(&queue, false, false, 1472);
         assert!(plan.entries.iter().all(|e| e.count == 1 && !e.is_gso()));
         assert_eq!(plan.order, vec![0, 1, 2]);
         assert_eq!(plan.dests.len(), 2);

@@ -10,7 +10,7 @@
 //! - the `msghdr` of the multishot receive is boxed and lives as long as the
 //!   backend;
 //! - every send's `msghdr`, iovecs, address, control message and the queued
-//!   [`Bytes`] live in a [`SendBatch`] that is not reused until every one of
+//!   [`Bytes`] live in a `SendBatch` that is not reused until every one of
 //!   its completions has arrived (a batch with stragglers is parked in
 //!   `stranded` and a fresh one used).
 //!
@@ -23,13 +23,14 @@ use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
-use super::mmsg::{gso_refusal, split_gro, GsoState};
+use super::mmsg::{gso_refusal, on, split_gro, GsoState};
 use super::plan::SendPlan;
 use super::sock::{self, CmsgBuf, DropCounter, GSO_CMSG_SPACE, RECV_CMSG_SPACE};
 use super::{BackendOptions, Datagram, IoBackend, IoStats};
@@ -44,7 +45,30 @@ const RECVMSG_OUT_LEN: usize = 16;
 /// Checks that this kernel has what the backend needs: `RECVMSG` and `SENDMSG`
 /// opcodes, provided-buffer rings (5.19) and multishot `recvmsg` (6.0), and the
 /// `EXT_ARG` enter feature for receive timeouts.
+///
+/// The result is computed once per process, on a short-lived helper thread:
+/// the thread that creates (or closes) a ring gets io_uring task work
+/// notifications, which interrupt its timed blocking calls with EINTR; the
+/// caller must not be that thread.
 pub fn probe() -> io::Result<()> {
+    static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBED
+        .get_or_init(|| on_helper_thread(probe_here).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e))
+}
+
+/// Runs `f` on a new thread and waits for it. Rings are created there so that
+/// neither the caller (often a test or the server's main thread) nor the
+/// helper keeps io_uring task state; the worker that drives the ring is the
+/// only thread the kernel then notifies.
+fn on_helper_thread<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(f).join().unwrap_or_else(|_| Err(io::Error::other("io_uring setup thread panicked")))
+    })
+}
+
+fn probe_here() -> io::Result<()> {
     let unsupported = |what: &str| io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks {what}"));
     let (major, minor) = kernel_version().ok_or_else(|| unsupported("a readable kernel version"))?;
     if (major, minor) < (6, 0) {
@@ -67,6 +91,27 @@ pub fn probe() -> io::Result<()> {
     unsafe { ring.submitter().register_buf_ring_with_flags(br.ring_addr(), 1, BGID, 0) }?;
     ring.submitter().unregister_buf_ring(BGID)?;
     Ok(())
+}
+
+/// Creates the ring: SINGLE_ISSUER + DEFER_TASKRUN (created disabled, enabled by
+/// the worker's first call) where the kernel has them (6.1), else COOP_TASKRUN
+/// (5.19), else the default setup. Returns the ring, whether it must be
+/// enabled, and the setup's name.
+fn build_ring(entries: u32, cq: u32) -> io::Result<(IoUring, bool, &'static str)> {
+    match IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_r_disabled()
+        .setup_cqsize(cq)
+        .build(entries)
+    {
+        Ok(r) => return Ok((r, true, "SINGLE_ISSUER|DEFER_TASKRUN")),
+        Err(e) => tracing::info!(error = %e, "io_uring SINGLE_ISSUER/DEFER_TASKRUN unavailable"),
+    }
+    match IoUring::builder().setup_coop_taskrun().setup_cqsize(cq).build(entries) {
+        Ok(r) => Ok((r, false, "COOP_TASKRUN")),
+        Err(_) => Ok((IoUring::builder().setup_cqsize(cq).build(entries)?, false, "default")),
+    }
 }
 
 fn kernel_version() -> Option<(u32, u32)> {
@@ -196,6 +241,7 @@ pub struct UringBackend {
     armed: bool,
     gro: bool,
     gso: GsoState,
+    gso_max_segment: usize,
     send_cqes: Vec<(u64, i32)>,
     /// Completions reaped but not yet handled: (user_data, result, flags).
     pending: Vec<(u64, i32, u32)>,
@@ -241,24 +287,20 @@ impl UringBackend {
         sock::enable_rxq_ovfl(fd);
         let entries = opts.ring_entries.clamp(8, 32768);
         let cq = entries.saturating_mul(4).max(u32::from(opts.ring_buffers) * 2);
-        let (ring, needs_enable, flags_desc) = match IoUring::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_r_disabled()
-            .setup_cqsize(cq)
-            .build(entries)
-        {
-            Ok(r) => (r, true, "SINGLE_ISSUER|DEFER_TASKRUN"),
-            Err(e) => {
-                tracing::info!(error = %e, "io_uring SINGLE_ISSUER/DEFER_TASKRUN unavailable; using default setup");
-                (IoUring::builder().setup_cqsize(cq).build(entries)?, false, "default")
-            }
-        };
         let nbufs = opts.ring_buffers.clamp(1, 32768).next_power_of_two();
         let payload = if gro { 65536 } else { opts.max_datagram.max(64) };
         let name_len = mem::size_of::<libc::sockaddr_storage>();
         let buf_size = (RECVMSG_OUT_LEN + name_len + RECV_CMSG_SPACE + payload + 63) & !63;
         let br = BufRing::new(nbufs, buf_size)?;
+        let (ring_addr, ring_entries) = (br.ring_addr(), br.entries);
+        let (ring, needs_enable, flags_desc) = on_helper_thread(move || {
+            let (ring, needs_enable, flags_desc) = build_ring(entries, cq)?;
+            // SAFETY: the ring mapping holds `ring_entries` slots and stays mapped
+            // until after `unregister_buf_ring` (see Drop; on an error here the
+            // ring is closed before `br` is dropped).
+            unsafe { ring.submitter().register_buf_ring_with_flags(ring_addr, ring_entries, BGID, 0) }?;
+            Ok((ring, needs_enable, flags_desc))
+        })?;
         // SAFETY: msghdr is plain old data; all-zero is valid.
         let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
         recv_msg.msg_namelen = name_len as libc::socklen_t;
@@ -272,11 +314,12 @@ impl UringBackend {
             needs_enable,
             flags_desc,
             br: Some(br),
-            registered: false,
+            registered: true,
             recv_msg,
             armed: false,
             gro,
             gso: GsoState::new(gso, opts.fail_gso_sends),
+            gso_max_segment: opts.gso_max_segment,
             send_cqes: Vec::new(),
             pending: Vec::new(),
             rbuf: BytesMut::new(),
@@ -288,22 +331,14 @@ impl UringBackend {
             stats: IoStats::default(),
             socket,
         };
-        b.register()?;
-        Ok(b)
-    }
-
-    /// Registers the buffer ring and hands every buffer to the kernel.
-    fn register(&mut self) -> io::Result<()> {
-        let br = self.br.as_mut().expect("buffer ring present until drop");
-        // SAFETY: the ring mapping holds `entries` slots and stays mapped until
-        // after `unregister_buf_ring` (see Drop).
-        unsafe { self.ring.submitter().register_buf_ring_with_flags(br.ring_addr(), br.entries, BGID, 0) }?;
-        self.registered = true;
-        for bid in 0..br.entries {
-            br.push(bid);
+        // Hand every buffer to the kernel.
+        if let Some(br) = b.br.as_mut() {
+            for bid in 0..br.entries {
+                br.push(bid);
+            }
+            br.publish();
         }
-        br.publish();
-        Ok(())
+        Ok(b)
     }
 
     /// The socket.
@@ -374,7 +409,7 @@ impl UringBackend {
     }
 
     fn on_send_completion(&mut self, ud: u64, res: i32) {
-        let gen = ((ud >> 32) & 0x3fff_ffff) as u32;
+        let gen = ((ud >> 32) & 0x1fff_ffff) as u32;
         let idx = (ud & 0xffff_ffff) as usize;
         let batch = if self.send.gen == gen {
             &mut self.send
@@ -548,8 +583,9 @@ impl IoBackend for UringBackend {
     fn recv(&mut self, timeout: Option<Duration>, out: &mut Vec<Datagram>) -> io::Result<usize> {
         self.start()?;
         let deadline = timeout.map(|t| Instant::now() + t);
+        // Completions reaped earlier (during a flush) count too.
+        self.reap();
         loop {
-            self.reap();
             if !self.pending.is_empty() {
                 let n = self.process_recv(out);
                 if !self.armed {
@@ -559,19 +595,14 @@ impl IoBackend for UringBackend {
                     return Ok(n);
                 }
             }
-            let wait = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        // Submit any re-arm without waiting, then give up.
-                        self.ring.submit()?;
-                        return Ok(0);
-                    }
-                    Some(d - now)
-                }
-            };
+            // Enter the kernel even when the time is up: with DEFER_TASKRUN the
+            // receive completions are only posted by an enter with GETEVENTS.
+            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             self.wait(wait)?;
+            self.reap();
+            if self.pending.is_empty() && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(0);
+            }
         }
     }
 
@@ -587,12 +618,12 @@ impl IoBackend for UringBackend {
         // The previous batch is settled (flush waits), so its memory is free to reuse.
         let gso = self.gso.enabled();
         let gen = self.next_gen;
-        self.next_gen = (self.next_gen + 1) & 0x3fff_ffff;
+        self.next_gen = (self.next_gen + 1) & 0x1fff_ffff;
         let b = &mut self.send;
         b.gen = gen;
         mem::swap(&mut b.queue, &mut self.queue);
         self.queue.clear();
-        b.plan.build(&b.queue, gso, self.v6);
+        b.plan.build(&b.queue, gso, self.v6, self.gso_max_segment);
         b.iovs.clear();
         b.cmsgs.clear();
         b.msgs.clear();
@@ -658,6 +689,17 @@ impl IoBackend for UringBackend {
     fn stats(&self) -> IoStats {
         self.stats
     }
+
+    fn describe(&self) -> String {
+        let buffers = self.br.as_ref().map_or(0, |b| b.entries);
+        format!(
+            "uring ({}, {} ring buffers, gro {}, gso {})",
+            self.flags_desc,
+            buffers,
+            on(self.gro),
+            on(self.gso.supported)
+        )
+    }
 }
 
 impl Drop for UringBackend {
@@ -670,7 +712,9 @@ impl Drop for UringBackend {
             if self.push_sqe(&cancel).is_ok() {
                 let deadline = Instant::now() + Duration::from_millis(500);
                 while Instant::now() < deadline {
-                    let _ = self.wait(Some(Duration::from_millis(20)));
+                    if self.wait(Some(Duration::from_millis(20))).is_err() {
+                        break; // e.g. EEXIST: dropped on a thread that is not the ring's issuer
+                    }
                     self.reap();
                     if self.pending.iter().any(|&(ud, _, f)| ud == RECV_TAG && !cqueue::more(f)) {
                         quiet = true;

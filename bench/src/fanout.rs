@@ -1,0 +1,999 @@
+//! `corecast-bench fanout`: forwarding cost per router core.
+//!
+//! A load generator sends paced synthetic RTP frames (several equal-size
+//! packets per frame) from every participant of every call over loopback;
+//! the forwarder under test sends each packet to the call's other
+//! participants; receivers count loss and one-way latency from a timestamp in
+//! the payload. The forwarder's threads' CPU time comes from
+//! `/proc/self/task/<tid>/schedstat`, so the headline figure is
+//! **egress packets per second of router CPU** ("per core"), which does not
+//! depend on how busy the load generator keeps the shared machine.
+//!
+//! The same load runs, in the same invocation, through:
+//! - **corecast itself**: a [`RouterServer`] with its sans-IO core and worker
+//!   loop on each socket backend (every client joins with a signed token and
+//!   sends RTP with its own SSRC, exactly as a real client does);
+//! - with `--backend-loops`, the bare socket backends driven by
+//!   [`forward_with_backend`] (a trivial fan-out loop with no core): the
+//!   difference to the row above is what the core costs;
+//! - an *ideal forwarder*: the simplest `recvmmsg`/`sendmmsg` loop with no
+//!   logic beyond the fan-out table, and its GSO variant (one `UDP_SEGMENT`
+//!   send per receiver per batch): the kernel's ceiling;
+//! - a *naive forwarder*: tokio `recv_from`/`send_to`.
+//!
+//! Results are printed as ratios to the ideal (plain mmsg) forwarder; `--json`
+//! prints them as JSON on stdout (the table then goes to stderr).
+//!
+//! On loopback the receiving socket's kernel work runs in the sender's system
+//! call, so each forwarder's CPU includes delivering to the clients' sockets
+//! (the clients receive with GRO so GSO sends stay whole); absolute figures
+//! are for comparing forwarders on one machine.
+
+use std::collections::HashMap;
+use std::io;
+use std::mem;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use corecast_client::client::ssrcs_for;
+use corecast_client::Client;
+use corecast_core::RouterConfig;
+use corecast_proto::session::Quality;
+use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
+use corecast_router::net::basic::BasicBackend;
+use corecast_router::net::mmsg::MmsgBackend;
+use corecast_router::net::sock::{self, CmsgBuf, RawAddr, SocketOptions, GSO_CMSG_SPACE};
+use corecast_router::net::uring::{self, UringBackend};
+use corecast_router::net::{BackendKind, BackendOptions, IoBackend, IoStats};
+use corecast_router::server::{RouterServer, ServerConfig};
+use serde_json::{json, Value};
+
+/// Options of `corecast-bench fanout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    /// Concurrent calls.
+    #[arg(long, default_value_t = 20)]
+    pub calls: usize,
+    /// Participants per call (each receives the other participants' packets).
+    #[arg(long, default_value_t = 5)]
+    pub participants: usize,
+    /// Receivers of each packet (sets `--participants` to this + 1).
+    #[arg(long)]
+    pub fanout: Option<usize>,
+    /// Frames per second each participant sends.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Packets per frame (equal size, as a paced client splits a frame).
+    #[arg(long, default_value_t = 8)]
+    pub packets_per_frame: usize,
+    /// Packet size in bytes (at least 32).
+    #[arg(long, default_value_t = 1200)]
+    pub packet_size: usize,
+    /// Forwarder threads (one socket each, SO_REUSEPORT on one address).
+    #[arg(long, default_value_t = 1)]
+    pub router_cores: usize,
+    /// Router backend: auto, basic, mmsg, uring, or all (mmsg, mmsg+gso, uring, uring+gso).
+    #[arg(long, default_value = "all")]
+    pub backend: String,
+    /// Also run the bare socket backends under a trivial fan-out loop (no core).
+    #[arg(long)]
+    pub backend_loops: bool,
+    /// Do not use UDP GSO in the router backends (ignored for `all`).
+    #[arg(long)]
+    pub no_gso: bool,
+    /// Seconds of load per configuration (at most 30).
+    #[arg(long, alias = "seconds", default_value_t = 3.0)]
+    pub duration: f64,
+    /// Skip the ideal and naive reference forwarders.
+    #[arg(long)]
+    pub no_references: bool,
+    /// Print JSON on stdout (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+// ---------------------------------------------------------------------------
+// fan-out table
+
+/// Which addresses are in which call: the whole "logic" of the stand-in router.
+#[derive(Debug, Clone, Default)]
+pub struct FanoutTable {
+    index: HashMap<SocketAddr, u32>,
+    call_of: Vec<u32>,
+    calls: Vec<Vec<u32>>,
+    addrs: Vec<SocketAddr>,
+    raw: Vec<RawAddr>,
+}
+
+impl FanoutTable {
+    /// Builds the table from each call's member addresses.
+    pub fn new(calls: &[Vec<SocketAddr>]) -> Self {
+        let mut t = FanoutTable::default();
+        for (c, members) in calls.iter().enumerate() {
+            let mut ids = Vec::new();
+            for a in members {
+                let id = t.addrs.len() as u32;
+                t.index.insert(*a, id);
+                t.call_of.push(c as u32);
+                t.addrs.push(*a);
+                t.raw.push(RawAddr::new(*a, false));
+                ids.push(id);
+            }
+            t.calls.push(ids);
+        }
+        t
+    }
+
+    /// The member id of `source` and the ids of its call's members (itself included).
+    pub fn lookup(&self, source: &SocketAddr) -> Option<(u32, &[u32])> {
+        let id = *self.index.get(source)?;
+        Some((id, &self.calls[self.call_of[id as usize] as usize]))
+    }
+
+    /// Address of member `id`.
+    pub fn addr(&self, id: u32) -> SocketAddr {
+        self.addrs[id as usize]
+    }
+}
+
+/// The stand-in for the router's worker loop: receive a batch, queue every
+/// packet to the other members of its call, flush. Measures a backend
+/// without the core (`--backend-loops`); the `corecast-*` rows run the real
+/// worker and core.
+pub fn forward_with_backend(backend: &mut dyn IoBackend, table: &FanoutTable, stop: &AtomicBool) -> io::Result<()> {
+    let mut batch = Vec::with_capacity(256);
+    while !stop.load(Ordering::Relaxed) {
+        batch.clear();
+        backend.recv(Some(Duration::from_millis(20)), &mut batch)?;
+        for d in batch.drain(..) {
+            if let Some((me, members)) = table.lookup(&d.source) {
+                for &m in members {
+                    if m != me {
+                        backend.queue(table.addr(m), d.contents.clone());
+                    }
+                }
+            }
+        }
+        backend.flush()?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// reference forwarders
+
+/// The ideal forwarder: `recvmmsg` into fixed buffers, one `sendmmsg` per
+/// batch pointing straight at them; with `gso`, the packets of one batch for
+/// one receiver go as `UDP_SEGMENT` runs. No per-packet logic but the lookup.
+fn ideal_forwarder(socket: UdpSocket, table: &FanoutTable, gso: bool, stop: &AtomicBool) -> io::Result<IoStats> {
+    const BATCH: usize = 64;
+    const SLOT: usize = 2048;
+    let fd = socket.as_raw_fd();
+    let mut stats = IoStats::default();
+    let mut bufs = vec![0u8; BATCH * SLOT];
+    // SAFETY: these libc structs are plain old data; all-zero is valid.
+    let (z_mmsg, z_iov, z_name) = unsafe {
+        (mem::zeroed::<libc::mmsghdr>(), mem::zeroed::<libc::iovec>(), mem::zeroed::<libc::sockaddr_storage>())
+    };
+    let mut rmsgs = vec![z_mmsg; BATCH];
+    let mut riov = vec![z_iov; BATCH];
+    let mut names = vec![z_name; BATCH];
+    let mut src_ids = vec![0u32; BATCH];
+    let mut siov: Vec<libc::iovec> = Vec::new();
+    let mut smsgs: Vec<libc::mmsghdr> = Vec::new();
+    let mut cmsgs: Vec<CmsgBuf<GSO_CMSG_SPACE>> = Vec::new();
+    let mut runs: Vec<(u32, usize, usize, u16)> = Vec::new(); // (dest, iov start, count, segment)
+    let mut per_dest: Vec<Vec<u32>> = vec![Vec::new(); table.addrs.len()];
+    let mut touched: Vec<u32> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if !sock::wait_fd(fd, libc::POLLIN, Some(Duration::from_millis(20)))? {
+            continue;
+        }
+        for i in 0..BATCH {
+            riov[i] = libc::iovec { iov_base: bufs[i * SLOT..].as_mut_ptr().cast(), iov_len: SLOT };
+            let h = &mut rmsgs[i].msg_hdr;
+            h.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut riov[i];
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: every msghdr points at live buffers of the lengths given.
+        let n = unsafe { libc::recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as _, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+        if n <= 0 {
+            continue;
+        }
+        let n = n as usize;
+        stats.recv_calls += 1;
+        stats.recv_datagrams += n as u64;
+        for i in 0..n {
+            // SAFETY: the kernel wrote a socket address of msg_namelen bytes into names[i].
+            let src = unsafe {
+                sock::sockaddr_to_std(
+                    (&names[i] as *const libc::sockaddr_storage).cast(),
+                    rmsgs[i].msg_hdr.msg_namelen as usize,
+                )
+            };
+            src_ids[i] = src.and_then(|s| table.index.get(&s).copied()).unwrap_or(u32::MAX);
+            riov[i].iov_len = rmsgs[i].msg_len as usize;
+        }
+        siov.clear();
+        smsgs.clear();
+        cmsgs.clear();
+        runs.clear();
+        if gso {
+            for (i, &src) in src_ids.iter().enumerate().take(n) {
+                if src == u32::MAX {
+                    continue;
+                }
+                for &m in &table.calls[table.call_of[src as usize] as usize] {
+                    if m != src {
+                        if per_dest[m as usize].is_empty() {
+                            touched.push(m);
+                        }
+                        per_dest[m as usize].push(i as u32);
+                    }
+                }
+            }
+            for &m in &touched {
+                let list = &per_dest[m as usize];
+                let mut k = 0;
+                while k < list.len() {
+                    let seg = riov[list[k] as usize].iov_len;
+                    let start = siov.len();
+                    let mut count = 0;
+                    while k < list.len() && count < 64 {
+                        let len = riov[list[k] as usize].iov_len;
+                        if len > seg || (count > 0 && len == 0) {
+                            break;
+                        }
+                        siov.push(riov[list[k] as usize]);
+                        count += 1;
+                        k += 1;
+                        if len < seg {
+                            break;
+                        }
+                    }
+                    runs.push((m, start, count, if count > 1 { seg as u16 } else { 0 }));
+                    if runs.last().is_some_and(|r| r.3 != 0) {
+                        let mut c = CmsgBuf::default();
+                        sock::write_gso_cmsg(&mut c, seg as u16);
+                        cmsgs.push(c);
+                    }
+                }
+            }
+            for &m in &touched {
+                per_dest[m as usize].clear();
+            }
+            touched.clear();
+        } else {
+            for (i, &src) in src_ids.iter().enumerate().take(n) {
+                if src == u32::MAX {
+                    continue;
+                }
+                for &m in &table.calls[table.call_of[src as usize] as usize] {
+                    if m != src {
+                        runs.push((m, i, 1, 0));
+                    }
+                }
+            }
+        }
+        let mut c = 0;
+        for &(m, start, count, seg) in &runs {
+            // SAFETY: msghdr is plain old data; all-zero is valid.
+            let mut h: libc::msghdr = unsafe { mem::zeroed() };
+            let a = &table.raw[m as usize];
+            h.msg_name = &a.storage as *const libc::sockaddr_storage as *mut libc::c_void;
+            h.msg_namelen = a.len;
+            h.msg_iov = if gso { siov[start..].as_mut_ptr() } else { riov[start..].as_mut_ptr() };
+            h.msg_iovlen = count as _;
+            if seg != 0 {
+                h.msg_control = cmsgs[c].0.as_mut_ptr().cast();
+                h.msg_controllen = GSO_CMSG_SPACE as _;
+                c += 1;
+                stats.gso_sends += 1;
+            }
+            smsgs.push(libc::mmsghdr { msg_hdr: h, msg_len: 0 });
+            stats.sent_datagrams += count as u64;
+        }
+        let mut i = 0;
+        while i < smsgs.len() {
+            let end = (i + 1024).min(smsgs.len());
+            stats.send_calls += 1;
+            // SAFETY: the messages point at the receive buffers, iovecs, addresses
+            // and control buffers above, all alive and unchanged during the call.
+            let r = unsafe { libc::sendmmsg(fd, smsgs[i..].as_mut_ptr(), (end - i) as _, 0) };
+            if r > 0 {
+                i += r as usize;
+            } else {
+                stats.send_errors += 1;
+                i += 1;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// The naive forwarder: tokio `recv_from` / `send_to`, one await per packet.
+fn naive_forwarder(socket: UdpSocket, table: &FanoutTable, stop: &AtomicBool) -> io::Result<IoStats> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        socket.set_nonblocking(true)?;
+        let s = tokio::net::UdpSocket::from_std(socket)?;
+        let mut stats = IoStats::default();
+        let mut buf = vec![0u8; 2048];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(r) = tokio::time::timeout(Duration::from_millis(20), s.recv_from(&mut buf)).await else { continue };
+            let Ok((len, src)) = r else { continue };
+            stats.recv_datagrams += 1;
+            if let Some((me, members)) = table.lookup(&src) {
+                for &m in members {
+                    if m != me {
+                        stats.send_calls += 1;
+                        match s.send_to(&buf[..len], table.addr(m)).await {
+                            Ok(_) => stats.sent_datagrams += 1,
+                            Err(_) => stats.send_errors += 1,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// load generator
+
+/// What forwards the load in one configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarder {
+    /// The real router (core + worker loop) on a backend.
+    Corecast {
+        kind: BackendKind,
+        gso: bool,
+    },
+    /// A bare backend under [`forward_with_backend`].
+    Router {
+        kind: BackendKind,
+        gso: bool,
+    },
+    Ideal {
+        gso: bool,
+    },
+    Naive,
+}
+
+impl Forwarder {
+    fn label(&self) -> String {
+        let backend = |kind: &BackendKind, gso: bool| {
+            let k = match kind {
+                BackendKind::Auto => "auto",
+                BackendKind::Basic => "basic",
+                BackendKind::Mmsg => "mmsg",
+                BackendKind::Uring => "uring",
+            };
+            if gso && *kind != BackendKind::Basic {
+                format!("{k}+gso")
+            } else {
+                k.to_string()
+            }
+        };
+        match self {
+            Forwarder::Corecast { kind, gso } => format!("corecast-{}", backend(kind, *gso)),
+            Forwarder::Router { kind, gso } => format!("loop-{}", backend(kind, *gso)),
+            Forwarder::Ideal { gso: false } => "ideal-mmsg".into(),
+            Forwarder::Ideal { gso: true } => "ideal-mmsg+gso".into(),
+            Forwarder::Naive => "naive-tokio".into(),
+        }
+    }
+}
+
+/// Figures of one configuration.
+#[derive(Debug, Clone, Default)]
+struct Measured {
+    label: String,
+    sent: u64,
+    expected: u64,
+    received: u64,
+    cpu_s: f64,
+    wall_s: f64,
+    lat_us: Vec<u32>,
+    io: IoStats,
+    note: String,
+}
+
+impl Measured {
+    fn egress_pps(&self) -> f64 {
+        self.received as f64 / self.wall_s.max(1e-9)
+    }
+    fn pps_per_core(&self) -> f64 {
+        self.received as f64 / self.cpu_s.max(1e-9)
+    }
+    fn loss(&self) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            1.0 - (self.received as f64 / self.expected as f64).min(1.0)
+        }
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.lat_us.len() - 1) as f64 * p).round() as usize;
+        f64::from(self.lat_us[i])
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "label": self.label,
+            "egress_pps": self.egress_pps(),
+            "egress_pps_per_core": self.pps_per_core(),
+            "router_cpu_s": self.cpu_s,
+            "router_cpu_util": self.cpu_s / self.wall_s.max(1e-9),
+            "sent": self.sent,
+            "expected": self.expected,
+            "received": self.received,
+            "loss": self.loss(),
+            "p50_latency_us": self.pct(0.50),
+            "p99_latency_us": self.pct(0.99),
+            "max_latency_us": self.pct(1.0),
+            "send_calls": self.io.send_calls,
+            "gso_sends": self.io.gso_sends,
+            "gso_fallbacks": self.io.gso_fallbacks,
+            "send_errors": self.io.send_errors,
+            "recv_drops": self.io.recv_drops,
+            "note": self.note,
+        })
+    }
+}
+
+const MAGIC: u8 = 0x80;
+/// The payload type of the load (dynamic video).
+const PT: u8 = 96;
+/// Payload layout: [0] 0x80 (RTP v2), [1] payload type, [2..4] seq, [4..8]
+/// RTP timestamp, [8..12] sender id (as SSRC), [12..20] send time (ns since
+/// the bench epoch), [20..24] frame.
+fn fill_packet(buf: &mut [u8], sender: u32, seq: u16, frame: u32, sent_ns: u64) {
+    buf[0] = MAGIC;
+    buf[1] = PT;
+    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+    buf[4..8].copy_from_slice(&frame.wrapping_mul(3000).to_be_bytes());
+    buf[8..12].copy_from_slice(&sender.to_be_bytes());
+    buf[12..20].copy_from_slice(&sent_ns.to_be_bytes());
+    buf[20..24].copy_from_slice(&frame.to_be_bytes());
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// CPU time of thread `tid` of this process in seconds (from schedstat, ns).
+fn thread_cpu_s(tid: i32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
+fn cpu_of(tids: &[i32]) -> f64 {
+    tids.iter().filter_map(|&t| thread_cpu_s(t)).sum()
+}
+
+fn router_options(gso: bool, reuse: bool) -> BackendOptions {
+    BackendOptions {
+        socket: SocketOptions { reuse_port: reuse, recv_buffer: 16 << 20, send_buffer: 16 << 20, only_v6: false },
+        gso,
+        ..Default::default()
+    }
+    .with_env()
+}
+
+fn make_backend(kind: BackendKind, socket: UdpSocket, opts: &BackendOptions) -> io::Result<Box<dyn IoBackend>> {
+    Ok(match kind {
+        BackendKind::Basic => Box::new(BasicBackend::new(socket)?),
+        BackendKind::Mmsg | BackendKind::Auto => Box::new(MmsgBackend::new(socket, opts)?),
+        BackendKind::Uring => Box::new(UringBackend::new(socket, opts)?),
+    })
+}
+
+/// Starts `cores` forwarder threads on one address; returns the address, the
+/// threads' ids and their handles.
+#[allow(clippy::type_complexity)]
+fn start_forwarder(
+    fwd: Forwarder,
+    cores: usize,
+    table: &Arc<FanoutTable>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<(SocketAddr, Vec<i32>, Vec<JoinHandle<io::Result<IoStats>>>)> {
+    let opts = router_options(matches!(fwd, Forwarder::Router { gso: true, .. }), cores > 1);
+    let mut addr: SocketAddr = "127.0.0.1:0".parse()?;
+    let mut sockets = Vec::new();
+    for _ in 0..cores {
+        let s = sock::bind(addr, &opts.socket)?;
+        addr = s.local_addr()?;
+        sockets.push(s);
+    }
+    let (tx, rx) = mpsc::channel();
+    let mut handles = Vec::new();
+    for (i, s) in sockets.into_iter().enumerate() {
+        let table = Arc::clone(table);
+        let stop = Arc::clone(stop);
+        let tx = tx.clone();
+        let opts = opts.clone();
+        let h = std::thread::Builder::new().name(format!("fwd-{i}")).spawn(move || -> io::Result<IoStats> {
+            let _ = tx.send(gettid());
+            match fwd {
+                Forwarder::Router { kind, .. } => {
+                    let mut b = make_backend(kind, s, &opts)?;
+                    forward_with_backend(b.as_mut(), &table, &stop)?;
+                    Ok(b.stats())
+                }
+                Forwarder::Ideal { gso } => ideal_forwarder(s, &table, gso, &stop),
+                Forwarder::Naive => naive_forwarder(s, &table, &stop),
+                Forwarder::Corecast { .. } => unreachable!("the real router is started by start_corecast"),
+            }
+        })?;
+        handles.push(h);
+    }
+    let mut tids = Vec::new();
+    for _ in 0..cores {
+        tids.push(rx.recv_timeout(Duration::from_secs(5)).context("forwarder thread did not start")?);
+    }
+    Ok((addr, tids, handles))
+}
+
+/// The real router under test, and the clients it admitted.
+struct Corecast {
+    server: RouterServer,
+    /// Where each client sends (its call's worker).
+    dests: Vec<SocketAddr>,
+    /// Each client's video SSRC.
+    ssrcs: Vec<u32>,
+    /// Kept so the admitted sockets stay registered as joined clients.
+    _clients: Vec<Client>,
+}
+
+/// Starts a [`RouterServer`] on `kind` with `cores` workers and joins every
+/// client socket with a dev-key token (participants of one call are
+/// consecutive sockets). The router's worker threads are found by name.
+fn start_corecast(
+    kind: BackendKind,
+    gso: bool,
+    cores: usize,
+    participants: usize,
+    sockets: &[UdpSocket],
+) -> anyhow::Result<(Corecast, Vec<i32>)> {
+    let key = token::dev_signing_key();
+    let before = worker_tids();
+    let server = RouterServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse()?,
+        advertise_ip: None,
+        workers: cores,
+        cpus: Vec::new(),
+        backend: match kind {
+            BackendKind::Auto => "auto",
+            BackendKind::Basic => "basic",
+            BackendKind::Mmsg => "mmsg",
+            BackendKind::Uring => "uring",
+        }
+        .into(),
+        core: RouterConfig {
+            max_participants_per_call: participants.max(2),
+            max_receivers_per_worker: participants.max(2),
+            ..RouterConfig::default()
+        },
+        public_key: key.verifying_key(),
+        io: router_options(gso, false),
+    })?;
+    let mut tids: Vec<i32> = worker_tids().into_iter().filter(|t| !before.contains(t)).collect();
+    tids.sort_unstable();
+    if tids.len() != cores {
+        bail!("found {} router worker threads, expected {cores}", tids.len());
+    }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let mut clients = Vec::with_capacity(sockets.len());
+    let (mut dests, mut ssrcs) = (Vec::new(), Vec::new());
+    let mut call = CallId(rand::random());
+    for (i, s) in sockets.iter().enumerate() {
+        if i % participants == 0 {
+            call = CallId(rand::random());
+        }
+        let pid = 1 + i as u64;
+        let claims = Claims {
+            call_id: call,
+            participant_id: ParticipantId(pid),
+            role: Role::Publisher,
+            expires_at_ms: now_ms + 3_600_000,
+        };
+        let tok = token::sign(&key, &claims);
+        // Any worker's address will do: a join on the wrong one is redirected.
+        let c = Client::join_on(s.try_clone()?, server.addresses()[0], &tok, pid, Quality::Hd)
+            .with_context(|| format!("participant {pid} joining the router"))?;
+        dests.push(c.router());
+        ssrcs.push(ssrcs_for(pid).1 .0);
+        clients.push(c);
+    }
+    Ok((Corecast { server, dests, ssrcs, _clients: clients }, tids))
+}
+
+/// Ids of this process's threads named like router workers (`corecast-w<i>`).
+fn worker_tids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        comm.starts_with("corecast-w").then(|| e.file_name().to_str()?.parse().ok())?
+    })
+    .collect()
+}
+
+/// Runs the load once through `fwd`.
+fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
+    let n_clients = args.calls * args.participants;
+    let client_opts = BackendOptions {
+        socket: SocketOptions { recv_buffer: 4 << 20, send_buffer: 4 << 20, ..Default::default() },
+        batch: 4,
+        gso: false,
+        ..Default::default()
+    };
+    let mut sockets = Vec::with_capacity(n_clients);
+    let mut addrs = Vec::with_capacity(n_clients);
+    for _ in 0..n_clients {
+        let s = sock::bind("127.0.0.1:0".parse()?, &client_opts.socket)?;
+        addrs.push(s.local_addr()?);
+        sockets.push(s);
+    }
+    let calls: Vec<Vec<SocketAddr>> = addrs.chunks(args.participants).map(|c| c.to_vec()).collect();
+    let table = Arc::new(FanoutTable::new(&calls));
+    let stop_fwd = Arc::new(AtomicBool::new(false));
+    let (mut corecast, mut handles) = (None, Vec::new());
+    let (dests, ssrcs, tids) = match fwd {
+        Forwarder::Corecast { kind, gso } => {
+            let (c, tids) = start_corecast(kind, gso, args.router_cores, args.participants, &sockets)?;
+            let r = (c.dests.clone(), c.ssrcs.clone(), tids);
+            corecast = Some(c);
+            r
+        }
+        _ => {
+            let (router, tids, h) = start_forwarder(fwd, args.router_cores, &table, &stop_fwd)?;
+            handles = h;
+            (vec![router; n_clients], (0..n_clients as u32).collect(), tids)
+        }
+    };
+    // Each client: one socket; the receiver side wraps it (GRO on), the sender a clone (plain sendmmsg).
+    let mut rx_backends = Vec::with_capacity(n_clients);
+    let mut tx_backends = Vec::with_capacity(n_clients);
+    for s in sockets {
+        let clone = s.try_clone()?;
+        rx_backends.push(MmsgBackend::new(s, &BackendOptions { gro: true, ..client_opts.clone() })?);
+        tx_backends.push(MmsgBackend::new(clone, &BackendOptions { gro: false, ..client_opts.clone() })?);
+    }
+
+    // Receiver thread: poll every client socket, count and time what arrives.
+    let stop_rx = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let rx_stop = Arc::clone(&stop_rx);
+    let receiver = std::thread::spawn(move || -> (u64, Vec<u32>) {
+        let mut pfds: Vec<libc::pollfd> = rx_backends
+            .iter()
+            .map(|b| libc::pollfd { fd: b.socket().as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        let mut out = Vec::with_capacity(256);
+        let mut received = 0u64;
+        let mut lat = Vec::with_capacity(1 << 20);
+        while !rx_stop.load(Ordering::Relaxed) {
+            // SAFETY: `pfds` is a live array of pollfds of the given length.
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 20) };
+            if r <= 0 {
+                continue;
+            }
+            for (i, p) in pfds.iter_mut().enumerate() {
+                if p.revents == 0 {
+                    continue;
+                }
+                p.revents = 0;
+                loop {
+                    out.clear();
+                    match rx_backends[i].recv(Some(Duration::ZERO), &mut out) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let now = epoch.elapsed().as_nanos() as u64;
+                    for d in &out {
+                        let c = &d.contents;
+                        // Media only: RTCP from the router (reports, feedback) is not counted.
+                        if c.len() >= 24 && c[0] == MAGIC && c[1] == PT {
+                            received += 1;
+                            let sent = u64::from_be_bytes(c[12..20].try_into().unwrap_or([0; 8]));
+                            if lat.len() < (8 << 20) {
+                                lat.push((now.saturating_sub(sent) / 1000).min(u64::from(u32::MAX)) as u32);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (received, lat)
+    });
+
+    // Sender: paced frames, participants' phases spread over the frame interval.
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.fps.max(1)));
+    let duration = Duration::from_secs_f64(args.duration.clamp(0.2, 30.0));
+    let frames = (duration.as_secs_f64() * f64::from(args.fps)).ceil() as u64;
+    let size = args.packet_size.max(32);
+    let cpu0 = cpu_of(&tids);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    let mut seqs = vec![0u16; n_clients];
+    let mut buf = vec![0u8; size];
+    'frames: for f in 0..frames {
+        for (c, tx) in tx_backends.iter_mut().enumerate() {
+            let at = t0 + interval * f as u32 + interval.mul_f64(c as f64 / n_clients as f64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if t0.elapsed() > duration + Duration::from_secs(2) {
+                break 'frames; // the machine is too slow for this load: stop, the loss shows it
+            }
+            let ns = epoch.elapsed().as_nanos() as u64;
+            for _ in 0..args.packets_per_frame {
+                fill_packet(&mut buf, ssrcs[c], seqs[c], f as u32, ns);
+                seqs[c] = seqs[c].wrapping_add(1);
+                tx.queue(dests[c], Bytes::copy_from_slice(&buf));
+            }
+            tx.flush()?;
+            sent += args.packets_per_frame as u64;
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    // Drain: let queued packets arrive, then read CPU while the threads live.
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu1 = cpu_of(&tids);
+    stop_fwd.store(true, Ordering::Relaxed);
+    let mut io = IoStats::default();
+    let mut note = String::new();
+    if let Some(c) = corecast.take() {
+        for w in c.server.stats() {
+            add_io(&mut io, &w.io);
+            let dropped = w.router.dropped();
+            if dropped > 0 {
+                note.push_str(&format!("router dropped {dropped}; "));
+            }
+        }
+        c.server.stop();
+    }
+    for h in handles {
+        match h.join() {
+            Ok(Ok(s)) => add_io(&mut io, &s),
+            Ok(Err(e)) => note = format!("forwarder error: {e}"),
+            Err(_) => note = "forwarder panicked".into(),
+        }
+    }
+    stop_rx.store(true, Ordering::Relaxed);
+    let (received, mut lat) = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
+    lat.sort_unstable();
+    let tx_errors: u64 = tx_backends.iter().map(|b| b.stats().send_errors).sum();
+    if tx_errors > 0 {
+        note.push_str(&format!("load generator send errors: {tx_errors}; "));
+    }
+    Ok(Measured {
+        label: fwd.label(),
+        sent,
+        expected: sent * (args.participants.saturating_sub(1)) as u64,
+        received,
+        cpu_s: cpu1 - cpu0,
+        wall_s: wall,
+        lat_us: lat,
+        io,
+        note,
+    })
+}
+
+fn add_io(sum: &mut IoStats, s: &IoStats) {
+    sum.send_calls += s.send_calls;
+    sum.sent_datagrams += s.sent_datagrams;
+    sum.gso_sends += s.gso_sends;
+    sum.gso_fallbacks += s.gso_fallbacks;
+    sum.send_errors += s.send_errors;
+    sum.recv_drops += s.recv_drops;
+    sum.recv_datagrams += s.recv_datagrams;
+}
+
+fn print_table(rows: &[&Measured], ideal: Option<&Measured>, to_stderr: bool) {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<16} {:>11} {:>14} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+        "forwarder", "egress pps", "pps/core(cpu)", "vs ideal", "cpu", "loss", "p50 us", "p99 us", "gso sends"
+    ));
+    for m in rows {
+        let ratio = ideal.map(|i| m.pps_per_core() / i.pps_per_core().max(1e-9));
+        s.push_str(&format!(
+            "{:<16} {:>11.0} {:>14.0} {:>8} {:>7.0}% {:>8.3}% {:>9.0} {:>9.0} {:>9}{}\n",
+            m.label,
+            m.egress_pps(),
+            m.pps_per_core(),
+            ratio.map_or("-".to_string(), |r| format!("{r:.2}x")),
+            100.0 * m.cpu_s / m.wall_s.max(1e-9),
+            100.0 * m.loss(),
+            m.pct(0.5),
+            m.pct(0.99),
+            m.io.gso_sends,
+            if m.note.is_empty() { String::new() } else { format!("  ({})", m.note) },
+        ));
+    }
+    if to_stderr {
+        eprint!("{s}");
+    } else {
+        print!("{s}");
+    }
+}
+
+/// Runs the fan-out benchmark.
+pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
+    if let Some(f) = args.fanout {
+        args.participants = f + 1;
+    }
+    if args.participants < 2 || args.calls == 0 {
+        bail!("need at least one call of two participants");
+    }
+    if args.router_cores == 0 || args.router_cores > 64 {
+        bail!("--router-cores must be 1..=64");
+    }
+    let uring_ok = uring::probe().map_err(|e| eprintln!("io_uring unavailable, skipping it: {e}")).is_ok();
+    let kinds: Vec<(BackendKind, bool)> = match args.backend.as_str() {
+        "all" => {
+            let mut k = vec![(BackendKind::Mmsg, false), (BackendKind::Mmsg, true)];
+            if uring_ok {
+                k.extend([(BackendKind::Uring, false), (BackendKind::Uring, true)]);
+            }
+            k
+        }
+        other => {
+            let kind: BackendKind = other.parse()?;
+            // Auto as `net::open` decides it: mmsg with GSO, io_uring without.
+            let kind = match kind {
+                BackendKind::Auto if args.no_gso && uring_ok => BackendKind::Uring,
+                BackendKind::Auto => BackendKind::Mmsg,
+                k => k,
+            };
+            if kind == BackendKind::Uring && !uring_ok {
+                bail!("io_uring is not available here");
+            }
+            vec![(kind, !args.no_gso)]
+        }
+    };
+    let mut routers: Vec<Forwarder> = kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso }).collect();
+    if args.backend_loops {
+        routers.extend(kinds.iter().map(|&(kind, gso)| Forwarder::Router { kind, gso }));
+    }
+    let fanout = args.participants - 1;
+    let clients = args.calls * args.participants;
+    let ingress = clients as f64 * f64::from(args.fps) * args.packets_per_frame as f64;
+    eprintln!(
+        "fanout: {} calls x {} participants ({} clients), {} fps x {} packets of {} B: {:.0} pps in, {:.0} pps out; {} router core(s), {:.1} s each",
+        args.calls,
+        args.participants,
+        clients,
+        args.fps,
+        args.packets_per_frame,
+        args.packet_size,
+        ingress,
+        ingress * fanout as f64,
+        args.router_cores,
+        args.duration
+    );
+    // References first, then the router: paired in one run on the same machine state.
+    let mut refs = Vec::new();
+    if !args.no_references {
+        for f in [Forwarder::Ideal { gso: false }, Forwarder::Ideal { gso: true }, Forwarder::Naive] {
+            refs.push(run_one(&args, f)?);
+        }
+    }
+    let mut results = Vec::new();
+    for f in routers {
+        results.push(run_one(&args, f)?);
+    }
+    let ideal = refs.first();
+    let rows: Vec<&Measured> = results.iter().chain(refs.iter()).collect();
+    print_table(&rows, ideal, args.json);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report_json(&args, fanout, &results, &refs))?);
+    }
+    Ok(())
+}
+
+/// The JSON report: the first router run's figures at the top level (with
+/// every reference), and every router run under `runs`.
+fn report_json(args: &FanoutArgs, fanout: usize, results: &[Measured], refs: &[Measured]) -> Value {
+    let ideal = refs.first();
+    let ratio = |m: &Measured| ideal.map(|i| m.pps_per_core() / i.pps_per_core().max(1e-9));
+    let references: serde_json::Map<String, Value> = refs
+        .iter()
+        .map(|m| {
+            let mut v = m.to_json();
+            if let (Some(r), Some(o)) = (ratio(m), v.as_object_mut()) {
+                o.insert("ratio_to_ideal".into(), json!(r));
+            }
+            (m.label.clone(), v)
+        })
+        .collect();
+    let run_json = |m: &Measured| {
+        let mut v = m.to_json();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("backend".into(), json!(m.label));
+            o.insert("router_cores".into(), json!(args.router_cores));
+            o.insert("fanout".into(), json!(fanout));
+            o.insert("calls".into(), json!(args.calls));
+            o.insert("participants".into(), json!(args.participants));
+            o.insert("fps".into(), json!(args.fps));
+            o.insert("packets_per_frame".into(), json!(args.packets_per_frame));
+            o.insert("packet_size".into(), json!(args.packet_size));
+            o.insert("duration_s".into(), json!(args.duration));
+            if let Some(r) = ratio(m) {
+                o.insert("ratio_to_ideal".into(), json!(r));
+            }
+            if let Some(g) = refs.iter().find(|r| r.label == "ideal-mmsg+gso") {
+                o.insert("ratio_to_ideal_gso".into(), json!(m.pps_per_core() / g.pps_per_core().max(1e-9)));
+            }
+        }
+        v
+    };
+    let mut top = results.first().map(run_json).unwrap_or_else(|| json!({}));
+    if let Some(o) = top.as_object_mut() {
+        o.insert("references".into(), Value::Object(references));
+        o.insert("runs".into(), Value::Array(results.iter().map(run_json).collect()));
+    }
+    top
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lookup() {
+        let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        let t = FanoutTable::new(&[vec![a(1), a(2)], vec![a(3), a(4), a(5)]]);
+        let (me, members) = t.lookup(&a(4)).unwrap();
+        assert_eq!(t.addr(me), a(4));
+        assert_eq!(members.iter().map(|&m| t.addr(m)).collect::<Vec<_>>(), vec![a(3), a(4), a(5)]);
+        assert!(t.lookup(&a(9)).is_none());
+    }
+
+    #[test]
+    fn tiny_run_through_every_forwarder() {
+        let args = FanoutArgs {
+            calls: 2,
+            participants: 3,
+            fanout: None,
+            fps: 20,
+            packets_per_frame: 3,
+            packet_size: 200,
+            router_cores: 1,
+            backend: "mmsg".into(),
+            backend_loops: false,
+            no_gso: false,
+            duration: 0.3,
+            no_references: false,
+            json: false,
+        };
+        for f in [
+            Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true },
+            Forwarder::Router { kind: BackendKind::Mmsg, gso: true },
+            Forwarder::Ideal { gso: false },
+            Forwarder::Ideal { gso: true },
+            Forwarder::Naive,
+        ] {
+            let m = run_one(&args, f).unwrap();
+            assert!(m.sent > 0);
+            assert_eq!(m.received, m.expected, "{f:?}: {m:?}");
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! The per-call mixer (RFC 3550 §7.1 "mixer"): sans-IO.
+//!
+//! Inputs: the AV1 RTP packets of the call's video sources (as the router
+//! forwards them to the mixer participant), RTCP feedback from SD
+//! receivers, and time. Outputs ([`Mixer::poll_output`]): the RTP packets of
+//! one composite AV1 stream (640x360 by default, own SSRC, sources listed
+//! as CSRCs), keyframe requests for sources (to send as PLI), and events.
+//!
+//! The mixer never reads the clock and never sleeps: the driver passes
+//! `now` with every input and calls [`Mixer::handle_timeout`] at
+//! [`Mixer::poll_timeout`]. The only waiting is inside the encoder, for the
+//! picture just sent (a few ms at 640x360).
+//!
+//! Per source: depacketize ([`corecast_proto::av1::Depacketizer`]), decode
+//! every unit once (dav1d), keep the newest picture. A composite is made
+//! when every shown source has a new picture (at most at twice the frame
+//! rate) or when the frame interval has passed, whichever is first; it
+//! shows the nine most recently active sources in join order.
+//!
+//! Overload never blocks the caller: a source picture replaced before it was
+//! shown, an output slot missed because `handle_timeout` came late, and a
+//! unit that failed to decode are each counted in [`MixerStats`] and
+//! reported as a [`MixerEvent`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use corecast_proto::av1::{Depacketizer, Packetizer};
+use corecast_proto::rtcp::{self, RtcpPacket};
+use corecast_proto::rtp::{RtpHeader, RtpPacket};
+use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
+
+use crate::compose::{Compositor, MAX_CELLS};
+use crate::decode::{Decoder, Picture};
+use crate::svt::{Encoder, EncoderConfig};
+use crate::CodecError;
+
+/// Mixer settings.
+#[derive(Debug, Clone)]
+pub struct MixerConfig {
+    /// Output width (even).
+    pub width: usize,
+    /// Output height (even).
+    pub height: usize,
+    /// Output frame rate.
+    pub fps: u32,
+    /// Output bitrate in kbit/s (CBR).
+    pub bitrate_kbps: u32,
+    /// SVT-AV1 preset.
+    pub preset: u8,
+    /// Encoder threads (SVT `lp`).
+    pub encoder_threads: u32,
+    /// SSRC of the composite stream (also the sender SSRC of PLIs).
+    pub ssrc: Ssrc,
+    /// Payload type of the composite stream.
+    pub pt: Pt,
+    /// Largest RTP payload to produce.
+    pub max_payload: usize,
+    /// First RTP sequence number.
+    pub initial_seq: SeqNo,
+    /// RTP timestamp of the first output frame.
+    pub initial_timestamp: MediaTime,
+    /// Repeat a source's keyframe request this often while it is missing.
+    pub pli_interval: Duration,
+    /// A source silent for this long leaves the layout.
+    pub source_timeout: Duration,
+    /// Forced composite keyframes are at least this far apart (PLI/FIR coalescing).
+    pub min_keyframe_interval: Duration,
+}
+
+impl Default for MixerConfig {
+    fn default() -> Self {
+        MixerConfig {
+            width: 640,
+            height: 360,
+            fps: 30,
+            bitrate_kbps: 600,
+            preset: 12,
+            encoder_threads: 1,
+            ssrc: Ssrc(0x6d69_7872),
+            pt: Pt(45),
+            max_payload: 1200,
+            initial_seq: SeqNo(0),
+            initial_timestamp: MediaTime(0),
+            pli_interval: Duration::from_millis(500),
+            source_timeout: Duration::from_secs(5),
+            min_keyframe_interval: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Something the mixer reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MixerEvent {
+    /// First packet from a source.
+    SourceAdded(Ssrc),
+    /// A source was removed (explicitly or after `source_timeout`).
+    SourceRemoved(Ssrc),
+    /// A decoded source picture was replaced before any composite showed it.
+    SourceFrameDropped(Ssrc),
+    /// A source unit failed to decode; the decoder was reset and a keyframe requested.
+    DecodeError {
+        /// The source.
+        ssrc: Ssrc,
+        /// dav1d's message.
+        error: String,
+    },
+    /// Output frames not produced because `handle_timeout` came late (overload).
+    OutputFramesSkipped(u32),
+    /// A composite keyframe was produced on request (PLI/FIR).
+    KeyframeForced,
+}
+
+/// One output of [`Mixer::poll_output`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MixerOutput {
+    /// An RTP packet of the composite stream, for the router to forward to SD receivers.
+    Rtp(Vec<u8>),
+    /// Ask this source for a keyframe: send it an RTCP PLI ([`Mixer::pli_for`] builds one).
+    KeyframeRequest(Ssrc),
+    /// A report.
+    Event(MixerEvent),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MixerStats {
+    /// RTP packets handled.
+    pub rtp_in: u64,
+    /// Source pictures decoded.
+    pub decoded: u64,
+    /// Source pictures replaced before being shown.
+    pub source_frames_dropped: u64,
+    /// Units that failed to decode.
+    pub decode_errors: u64,
+    /// Composite frames encoded.
+    pub composites: u64,
+    /// Output frame slots missed (overload).
+    pub output_frames_skipped: u64,
+    /// Composite keyframes forced by requests.
+    pub keyframes_forced: u64,
+    /// Keyframe requests sent to sources.
+    pub keyframe_requests: u64,
+    /// RTP packets produced.
+    pub rtp_out: u64,
+    /// Payload bytes produced.
+    pub bytes_out: u64,
+}
+
+#[derive(Debug)]
+struct Source {
+    ssrc: Ssrc,
+    order: u64,
+    depack: Depacketizer,
+    decoder: Decoder,
+    picture: Option<Picture>,
+    /// Arrival of the picture if no composite has shown it yet.
+    fresh: Option<Instant>,
+    last_active: Instant,
+    last_pli: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    rtp_ts: MediaTime,
+    csrcs: Vec<Ssrc>,
+    arrivals: Vec<Instant>,
+}
+
+/// The per-call mixer. See the module docs for the contract.
+#[derive(Debug)]
+pub struct Mixer {
+    cfg: MixerConfig,
+    interval: Duration,
+    sources: Vec<Source>,
+    next_order: u64,
+    compositor: Compositor,
+    encoder: Encoder,
+    packetizer: Packetizer,
+    start: Option<Instant>,
+    next_output: Option<Instant>,
+    last_output: Option<Instant>,
+    keyframe_wanted: bool,
+    last_forced: Option<Instant>,
+    frames_sent: i64,
+    in_flight: VecDeque<InFlight>,
+    seq: SeqNo,
+    out: VecDeque<MixerOutput>,
+    stats: MixerStats,
+    latencies: Vec<Duration>,
+    payloads: Vec<Vec<u8>>,
+}
+
+/// Most latency samples kept between [`Mixer::drain_latencies`] calls.
+const MAX_LATENCY_SAMPLES: usize = 100_000;
+
+impl Mixer {
+    /// Creates a mixer (and its encoder).
+    pub fn new(cfg: MixerConfig) -> Result<Mixer, CodecError> {
+        if cfg.fps == 0 {
+            return Err(CodecError::Unsupported("fps must be positive"));
+        }
+        let encoder = Encoder::new(&EncoderConfig {
+            width: cfg.width,
+            height: cfg.height,
+            fps: cfg.fps,
+            bitrate_kbps: cfg.bitrate_kbps,
+            preset: cfg.preset,
+            keyint: cfg.fps * 10,
+            threads: cfg.encoder_threads,
+            extra: Vec::new(),
+        })?;
+        let packetizer = Packetizer::new(cfg.max_payload)?;
+        Ok(Mixer {
+            interval: Duration::from_secs(1) / cfg.fps,
+            sources: Vec::new(),
+            next_order: 0,
+            compositor: Compositor::new(cfg.width, cfg.height),
+            encoder,
+            packetizer,
+            start: None,
+            next_output: None,
+            last_output: None,
+            keyframe_wanted: false,
+            last_forced: None,
+            frames_sent: 0,
+            in_flight: VecDeque::new(),
+            seq: cfg.initial_seq,
+            out: VecDeque::new(),
+            stats: MixerStats::default(),
+            latencies: Vec::new(),
+            payloads: Vec::new(),
+            cfg,
+        })
+    }
+
+    // ---- getters ----
+
+    /// Counters.
+    pub fn stats(&self) -> MixerStats {
+        self.stats
+    }
+
+    /// SSRC of the composite stream.
+    pub fn ssrc(&self) -> Ssrc {
+        self.cfg.ssrc
+    }
+
+    /// SSRCs of the sources the mixer knows, in join order.
+    pub fn sources(&self) -> Vec<Ssrc> {
+        self.sources.iter().map(|s| s.ssrc).collect()
+    }
+
+    /// The sources shown, in cell order (the nine most recently active, in join order).
+    pub fn layout(&self) -> Vec<Ssrc> {
+        self.shown().into_iter().map(|i| self.sources[i].ssrc).collect()
+    }
+
+    /// The composite frame as last drawn.
+    pub fn last_composite(&self) -> &crate::frame::I420Frame {
+        self.compositor.frame()
+    }
+
+    /// Takes the added-latency samples collected so far: for every source
+    /// picture shown, the time from the arrival of its last packet to the
+    /// output of the composite packets that first show it.
+    pub fn drain_latencies(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.latencies)
+    }
+
+    /// An RTCP PLI asking `source` for a keyframe, sent by the mixer.
+    pub fn pli_for(&self, source: Ssrc) -> Vec<u8> {
+        let pli = RtcpPacket::Pli(rtcp::Pli { sender_ssrc: self.cfg.ssrc, media_ssrc: source });
+        rtcp::write_compound(&[pli]).unwrap_or_default()
+    }
+
+    // ---- inputs ----
+
+    /// Handles one RTP packet of a source (any SSRC but the mixer's own).
+    /// Malformed packets are ignored.
+    pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) {
+        let Ok(h) = RtpHeader::parse(packet) else { return };
+        if h.ssrc == self.cfg.ssrc {
+            return;
+        }
+        self.start.get_or_insert(now);
+        self.stats.rtp_in += 1;
+        let idx = match self.sources.iter().position(|s| s.ssrc == h.ssrc) {
+            Some(i) => i,
+            None => {
+                let Ok(decoder) = Decoder::new() else { return };
+                self.sources.push(Source {
+                    ssrc: h.ssrc,
+                    order: self.next_order,
+                    depack: Depacketizer::new(),
+                    decoder,
+                    picture: None,
+                    fresh: None,
+                    last_active: now,
+                    last_pli: None,
+                    // A new source needs a keyframe; its depacketizer asks for it.
+                });
+                self.next_order += 1;
+                self.out.push_back(MixerOutput::Event(MixerEvent::SourceAdded(h.ssrc)));
+                self.sources.len() - 1
+            }
+        };
+        let src = &mut self.sources[idx];
+        src.last_active = now;
+        src.depack.handle_packet(h.seq, h.timestamp, h.marker, h.payload(packet));
+        while let Some(unit) = src.depack.poll_frame() {
+            match src.decoder.decode(unit.data, i64::from(unit.timestamp.0)) {
+                Ok(Some(pic)) => {
+                    self.stats.decoded += 1;
+                    if src.fresh.is_some() {
+                        self.stats.source_frames_dropped += 1;
+                        self.out.push_back(MixerOutput::Event(MixerEvent::SourceFrameDropped(src.ssrc)));
+                    }
+                    src.picture = Some(pic);
+                    src.fresh = Some(now);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.stats.decode_errors += 1;
+                    src.decoder.flush();
+                    src.depack.request_keyframe();
+                    self.out.push_back(MixerOutput::Event(MixerEvent::DecodeError {
+                        ssrc: src.ssrc,
+                        error: e.to_string(),
+                    }));
+                }
+            }
+        }
+        if src.depack.poll_keyframe_request() {
+            src.last_pli = Some(now);
+            self.stats.keyframe_requests += 1;
+            self.out.push_back(MixerOutput::KeyframeRequest(src.ssrc));
+        }
+        // Output early when every shown source has something new.
+        if self.all_fresh() && self.last_output.is_none_or(|t| now >= t + self.interval / 2) {
+            self.output(now);
+        }
+    }
+
+    /// Handles an RTCP compound from an SD receiver: PLI or FIR for the
+    /// composite SSRC force a composite keyframe. Other packets are ignored.
+    pub fn handle_rtcp(&mut self, now: Instant, packet: &[u8]) {
+        let Ok(pkts) = rtcp::parse_compound(packet) else { return };
+        for p in pkts {
+            match p {
+                RtcpPacket::Pli(p) if p.media_ssrc == self.cfg.ssrc => self.request_keyframe(now),
+                RtcpPacket::Fir(f) if f.entries.iter().any(|(s, _)| *s == self.cfg.ssrc) => self.request_keyframe(now),
+                _ => {}
+            }
+        }
+    }
+
+    /// Makes the next composite a keyframe (requests closer together than
+    /// `min_keyframe_interval` are served by one keyframe).
+    pub fn request_keyframe(&mut self, _now: Instant) {
+        self.keyframe_wanted = true;
+    }
+
+    /// Removes a source (participant left).
+    pub fn remove_source(&mut self, ssrc: Ssrc) {
+        if let Some(i) = self.sources.iter().position(|s| s.ssrc == ssrc) {
+            self.sources.remove(i);
+            self.out.push_back(MixerOutput::Event(MixerEvent::SourceRemoved(ssrc)));
+        }
+    }
+
+    /// Does what is due at `now`: repeats keyframe requests, drops silent
+    /// sources, produces the composite when its slot has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timeout = self.cfg.source_timeout;
+        let mut i = 0;
+        while i < self.sources.len() {
+            if now.saturating_duration_since(self.sources[i].last_active) > timeout {
+                let s = self.sources.remove(i);
+                self.out.push_back(MixerOutput::Event(MixerEvent::SourceRemoved(s.ssrc)));
+            } else {
+                i += 1;
+            }
+        }
+        for s in &mut self.sources {
+            if s.depack.waiting_for_keyframe()
+                && s.last_pli.is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.pli_interval)
+            {
+                s.last_pli = Some(now);
+                self.stats.keyframe_requests += 1;
+                self.out.push_back(MixerOutput::KeyframeRequest(s.ssrc));
+            }
+        }
+        if let Some(due) = self.next_output {
+            if now >= due {
+                let late = now.saturating_duration_since(due);
+                let skipped = (late.as_nanos() / self.interval.as_nanos()) as u32;
+                if skipped > 0 {
+                    self.stats.output_frames_skipped += u64::from(skipped);
+                    self.out.push_back(MixerOutput::Event(MixerEvent::OutputFramesSkipped(skipped)));
+                }
+                // Without anything new, refresh only once a second.
+                let stale = self.sources.iter().all(|s| s.fresh.is_none());
+                if !stale || self.last_output.is_none_or(|t| now >= t + Duration::from_secs(1)) || self.keyframe_wanted
+                {
+                    self.output(now);
+                } else {
+                    self.next_output = Some(due + self.interval * (skipped + 1));
+                }
+            }
+        } else if !self.sources.is_empty() && self.sources.iter().any(|s| s.picture.is_some()) {
+            self.output(now);
+        }
+    }
+
+    // ---- outputs ----
+
+    /// When [`Mixer::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let pli = self
+            .sources
+            .iter()
+            .filter(|s| s.depack.waiting_for_keyframe())
+            .filter_map(|s| s.last_pli.map(|t| t + self.cfg.pli_interval))
+            .min();
+        match (self.next_output, pli) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next output, in order.
+    pub fn poll_output(&mut self) -> Option<MixerOutput> {
+        self.out.pop_front()
+    }
+
+    // ---- internals ----
+
+    /// Indices of the shown sources: the nine most recently active, in join order.
+    fn shown(&self) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.sources.len()).collect();
+        if idx.len() > MAX_CELLS {
+            idx.sort_by_key(|&i| std::cmp::Reverse(self.sources[i].last_active));
+            idx.truncate(MAX_CELLS);
+        }
+        idx.sort_by_key(|&i| self.sources[i].order);
+        idx
+    }
+
+    fn all_fresh(&self) -> bool {
+        let shown = self.shown();
+        !shown.is_empty() && shown.iter().all(|&i| self.sources[i].fresh.is_some())
+    }
+
+    fn output(&mut self, now: Instant) {
+        let shown = self.shown();
+        if shown.is_empty() {
+            return;
+        }
+        let start = *self.start.get_or_insert(now);
+        let views: Vec<_> = shown.iter().map(|&i| self.sources[i].picture.as_ref().map(|p| p.view())).collect();
+        let frame = self.compositor.compose(&views);
+        let mut arrivals = Vec::new();
+        for &i in &shown {
+            if let Some(t) = self.sources[i].fresh.take() {
+                arrivals.push(t);
+            }
+        }
+        let csrcs: Vec<Ssrc> = shown.iter().take(15).map(|&i| self.sources[i].ssrc).collect();
+        let force = self.keyframe_wanted
+            && self.last_forced.is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.min_keyframe_interval);
+        let elapsed = now.saturating_duration_since(start);
+        let rtp_ts = MediaTime(self.cfg.initial_timestamp.0.wrapping_add((elapsed.as_micros() * 9 / 100) as u32));
+        if let Err(e) = self.encoder.send_frame(frame, self.frames_sent, force && self.frames_sent > 0) {
+            tracing::warn!(error = %e, "composite encode failed");
+            return;
+        }
+        if force {
+            self.keyframe_wanted = false;
+            self.last_forced = Some(now);
+            self.stats.keyframes_forced += 1;
+            self.out.push_back(MixerOutput::Event(MixerEvent::KeyframeForced));
+        }
+        self.frames_sent += 1;
+        self.stats.composites += 1;
+        self.in_flight.push_back(InFlight { rtp_ts, csrcs, arrivals });
+        self.last_output = Some(now);
+        let due = self.next_output.unwrap_or(now);
+        // Keep the slot grid, but never schedule in the past.
+        let mut next = due + self.interval;
+        while next <= now {
+            next += self.interval;
+        }
+        self.next_output = Some(next);
+
+        loop {
+            match self.encoder.poll_frame(true) {
+                Ok(Some(unit)) => {
+                    let Some(meta) = self.in_flight.pop_front() else { break };
+                    self.send_unit(now, &unit.data, meta);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "composite encoder poll failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn send_unit(&mut self, now: Instant, data: &[u8], meta: InFlight) {
+        self.payloads.clear();
+        let n = match self.packetizer.packetize(data, &mut self.payloads) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "composite packetize failed");
+                return;
+            }
+        };
+        for (i, payload) in self.payloads.drain(..).enumerate() {
+            let pkt = RtpPacket {
+                marker: i + 1 == n,
+                pt: self.cfg.pt,
+                seq: self.seq,
+                timestamp: meta.rtp_ts,
+                ssrc: self.cfg.ssrc,
+                csrcs: meta.csrcs.clone(),
+                extensions: Vec::new(),
+                payload,
+                padding: 0,
+            };
+            self.seq = self.seq.next();
+            if let Ok(b) = pkt.to_vec() {
+                self.stats.rtp_out += 1;
+                self.stats.bytes_out += pkt.payload.len() as u64;
+                self.out.push_back(MixerOutput::Rtp(b));
+            }
+        }
+        if self.latencies.len() < MAX_LATENCY_SAMPLES {
+            self.latencies.extend(meta.arrivals.iter().map(|&t| now.saturating_duration_since(t)));
+        }
+    }
+}

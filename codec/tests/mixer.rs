@@ -1,0 +1,181 @@
+//! The mixer with real AV1 sources: four coloured test patterns in, one
+//! 640x360 composite out, decoded and checked cell by cell.
+
+use std::time::{Duration, Instant};
+
+use corecast_codec::compose::grid_cells;
+use corecast_codec::pattern::{participant_colour, TestPattern};
+use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, Mixer, MixerConfig, MixerEvent, MixerOutput};
+use corecast_proto::av1::{Depacketizer, Packetizer};
+use corecast_proto::rtcp::{self, RtcpPacket};
+use corecast_proto::rtp::{RtpHeader, RtpPacket};
+use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
+
+const FRAMES: usize = 12;
+
+fn encode_source(colour: (u8, u8, u8), frames: usize) -> Vec<EncodedFrame> {
+    let (w, h) = (160, 90);
+    let mut p = TestPattern::new(w, h, colour);
+    let mut enc =
+        Encoder::new(&EncoderConfig { width: w, height: h, bitrate_kbps: 200, ..Default::default() }).unwrap();
+    let mut units = Vec::new();
+    for i in 0..frames {
+        enc.send_frame(p.next_frame(), i as i64, false).unwrap();
+        while let Some(u) = enc.poll_frame(true).unwrap() {
+            units.push(u);
+        }
+    }
+    units.extend(enc.finish().unwrap());
+    units
+}
+
+/// RTP packets of one source frame.
+fn rtp_of(ssrc: Ssrc, seq: &mut SeqNo, ts: u32, unit: &EncodedFrame) -> Vec<Vec<u8>> {
+    let mut payloads = Vec::new();
+    let n = Packetizer::new(1000).unwrap().packetize(&unit.data, &mut payloads).unwrap();
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let p = RtpPacket {
+                marker: i + 1 == n,
+                pt: Pt(45),
+                seq: *seq,
+                timestamp: MediaTime(ts),
+                ssrc,
+                payload,
+                ..Default::default()
+            };
+            *seq = seq.next();
+            p.to_vec().unwrap()
+        })
+        .collect()
+}
+
+struct Receiver {
+    depack: Depacketizer,
+    decoder: Decoder,
+    pictures: Vec<(bool, corecast_codec::Picture)>,
+}
+
+impl Receiver {
+    fn new() -> Receiver {
+        Receiver { depack: Depacketizer::new(), decoder: Decoder::new().unwrap(), pictures: Vec::new() }
+    }
+    fn handle(&mut self, pkt: &[u8]) {
+        let h = RtpHeader::parse(pkt).unwrap();
+        self.depack.handle_packet(h.seq, h.timestamp, h.marker, h.payload(pkt));
+        while let Some(tu) = self.depack.poll_frame() {
+            let key = tu.keyframe;
+            if let Some(p) = self.decoder.decode(tu.data, 0).unwrap() {
+                self.pictures.push((key, p));
+            }
+        }
+    }
+}
+
+#[test]
+#[allow(clippy::needless_range_loop)] // frame f of every source s: units[s][f]
+fn four_sources_composite_decodes_with_cell_colours() {
+    let ssrcs: Vec<Ssrc> = (0..4).map(|i| Ssrc(1000 + i)).collect();
+    let colours: Vec<_> = (0..4).map(participant_colour).collect();
+    let units: Vec<Vec<EncodedFrame>> = colours.iter().map(|&c| encode_source(c, FRAMES)).collect();
+
+    let cfg = MixerConfig::default();
+    let mixer_ssrc = cfg.ssrc;
+    let mut mixer = Mixer::new(cfg).unwrap();
+    let mut rx = Receiver::new();
+    let mut seqs = [SeqNo(100); 4];
+    let t0 = Instant::now();
+    let mut key_requests = Vec::new();
+    let mut events = Vec::new();
+    let mut forced_at = None;
+    let mut last_csrcs = Vec::new();
+    for f in 0..FRAMES {
+        let now = t0 + Duration::from_millis(33 * f as u64);
+        for s in 0..4 {
+            // Sources are a few ms apart, as on a real network.
+            let at = now + Duration::from_millis(2 * s as u64);
+            for pkt in rtp_of(ssrcs[s], &mut seqs[s], f as u32 * 3000, &units[s][f]) {
+                mixer.handle_rtp(at, &pkt);
+            }
+        }
+        if f == 8 {
+            // An SD receiver asks for a keyframe of the composite.
+            let pli =
+                rtcp::write_compound(&[RtcpPacket::Pli(rtcp::Pli { sender_ssrc: Ssrc(7), media_ssrc: mixer_ssrc })])
+                    .unwrap();
+            mixer.handle_rtcp(now, &pli);
+            forced_at = Some(rx.pictures.len());
+        }
+        mixer.handle_timeout(now + Duration::from_millis(20));
+        while let Some(o) = mixer.poll_output() {
+            match o {
+                MixerOutput::Rtp(p) => {
+                    let h = RtpHeader::parse(&p).unwrap();
+                    assert_eq!(h.ssrc, mixer_ssrc);
+                    assert!(p.len() <= 1200 + 12 + 4 * 4);
+                    last_csrcs = h.csrcs(&p).collect::<Vec<_>>();
+                    rx.handle(&p);
+                }
+                MixerOutput::KeyframeRequest(s) => key_requests.push(s),
+                MixerOutput::Event(e) => events.push(e),
+            }
+        }
+    }
+    // Sources are contributing sources (CSRC) of the composite.
+    assert_eq!(last_csrcs, ssrcs);
+    // Each source was asked for a keyframe when the mixer started decoding it.
+    key_requests.sort();
+    assert_eq!(key_requests, ssrcs);
+    assert!(events.contains(&MixerEvent::SourceAdded(ssrcs[3])));
+    assert!(events.contains(&MixerEvent::KeyframeForced));
+    let stats = mixer.stats();
+    assert_eq!(stats.decoded, (4 * FRAMES) as u64);
+    assert_eq!(stats.keyframes_forced, 1);
+
+    // The encoder holds one picture, so all but the last composite are out.
+    assert!(rx.pictures.len() >= FRAMES - 2, "{} composites decoded", rx.pictures.len());
+    assert!(rx.pictures[0].0, "first composite is a keyframe");
+    let forced_at = forced_at.unwrap();
+    // The encoder holds one picture and restarts for a forced key frame: the
+    // key frame is among the next three composites (≈100 ms at 30 fps).
+    assert!(rx.pictures[forced_at..].iter().take(3).any(|(k, _)| *k), "PLI forced a keyframe");
+    assert_eq!(rx.pictures.iter().filter(|(k, _)| *k).count(), 2);
+
+    let cells = grid_cells(4, 640, 360);
+    // The first composites show the sources known so far; from the third on, all four.
+    for (n, (_, pic)) in rx.pictures.iter().enumerate().skip(2) {
+        assert_eq!((pic.width(), pic.height()), (640, 360));
+        let v = pic.view();
+        for (cell, c) in cells.iter().zip(&colours) {
+            // Inner part of the cell, away from edges.
+            let (y, u, vv) = v.mean_yuv(cell.x + 16, cell.y + 16, cell.w - 32, cell.h - 32);
+            let d = (y - f64::from(c.0)).abs().max((u - f64::from(c.1)).abs()).max((vv - f64::from(c.2)).abs());
+            // The moving square is 1/64 of the cell area in luma.
+            assert!(d < 16.0, "composite {n}, cell {cell:?}: got ({y:.0},{u:.0},{vv:.0}) want {c:?}");
+        }
+    }
+}
+
+#[test]
+fn layout_keeps_the_nine_most_recently_active() {
+    let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
+    let t0 = Instant::now();
+    for i in 0..12u32 {
+        // Junk payloads: enough to register the source, nothing decodes.
+        let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(1), payload: vec![0x10, 0x00], ..Default::default() };
+        mixer.handle_rtp(t0 + Duration::from_millis(u64::from(i)), &p.to_vec().unwrap());
+    }
+    assert_eq!(mixer.sources().len(), 12);
+    assert_eq!(mixer.layout(), (3..12).map(Ssrc).collect::<Vec<_>>());
+    // Source 0 speaks again: it comes back, in its join position.
+    let p = RtpPacket { ssrc: Ssrc(0), seq: SeqNo(2), payload: vec![0x10, 0x00], ..Default::default() };
+    mixer.handle_rtp(t0 + Duration::from_millis(100), &p.to_vec().unwrap());
+    let layout = mixer.layout();
+    assert_eq!(layout[0], Ssrc(0));
+    assert!(!layout.contains(&Ssrc(3)));
+    // Silent sources time out.
+    mixer.handle_timeout(t0 + Duration::from_secs(60));
+    assert!(mixer.sources().is_empty());
+}
