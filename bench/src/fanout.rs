@@ -591,7 +591,13 @@ fn start_corecast(
         public_key: key.verifying_key(),
         io: router_options(gso, false),
     })?;
-    let mut tids: Vec<i32> = worker_tids().into_iter().filter(|t| !before.contains(t)).collect();
+    // A new thread names itself when it starts: look until all are there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut tids: Vec<i32> = Vec::new();
+    while tids.len() < cores && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        tids = worker_tids().into_iter().filter(|t| !before.contains(t)).collect();
+    }
     tids.sort_unstable();
     if tids.len() != cores {
         bail!("found {} router worker threads, expected {cores}", tids.len());

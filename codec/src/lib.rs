@@ -5,7 +5,9 @@
 //!   scaler, grid layouts for 1..=9 sources at 640x360, test patterns;
 //! - [`decode`]: dav1d decoder; [`svt`]: SVT-AV1 encoder (the only `unsafe`);
 //! - [`mixer`]: the sans-IO per-call mixer (RTP in, composite RTP, keyframe
-//!   requests and events out).
+//!   requests and events out);
+//! - [`pool`]: worker threads that join calls as their mixer at the router
+//!   and move the mixers' packets.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -14,6 +16,7 @@ pub mod decode;
 pub mod frame;
 pub mod mixer;
 pub mod pattern;
+pub mod pool;
 pub mod scale;
 pub mod svt;
 
@@ -22,6 +25,7 @@ pub use decode::{Decoder, Picture};
 pub use frame::{I420Frame, YuvView};
 pub use mixer::{Mixer, MixerConfig, MixerEvent, MixerOutput, MixerStats};
 pub use pattern::TestPattern;
+pub use pool::{CodecPool, MixRequest, PoolConfig, PoolEvent};
 pub use svt::{EncodedFrame, Encoder, EncoderConfig};
 
 /// Errors from the codec libraries and the mixer.
