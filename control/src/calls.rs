@@ -75,6 +75,7 @@ pub fn router(state: Arc<CallsState>) -> Router {
         .route("/v1/calls/{id}", get(get_call).delete(end))
         .route("/v1/calls/{id}/join", post(join))
         .route("/v1/calls/{id}/leave", post(leave))
+        .route("/v1/calls/{id}/mixer", post(mixer_token))
         .route("/v1/keys", get(keys))
         .route("/v1/routers", post(register_router))
         .route("/v1/routers/{id}/events", post(router_events))
@@ -242,6 +243,37 @@ async fn join(
         token,
         expires_at,
         role: role.name().to_owned(),
+    }))
+}
+
+/// `POST /v1/calls/{id}/mixer`: a join token with role `mixer` for the codec
+/// pool (router secret required). The mixer is infrastructure, not a user: it
+/// is not stored among the call's participants and does not count against
+/// the participant cap.
+async fn mixer_token(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    check_router_secret(&st, &headers)?;
+    let id = parse_call_id(&id)?;
+    let call = st.calls.get(id).await?.ok_or_else(|| ApiError::from(CallError::NotFound))?;
+    let pid = util::participant_id();
+    let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
+    let claims = Claims {
+        call_id: token::CallId(*id.as_bytes()),
+        participant_id: ParticipantId(pid),
+        role: Role::Mixer,
+        expires_at_ms: expires_at,
+    };
+    let token = token::sign_text(&st.key, &claims);
+    tracing::info!(call_id = %id, participant_id = pid, "mixer token issued");
+    Ok(Json(JoinResponse {
+        participant_id: pid,
+        router: st.routers.media_address(&call.router, id),
+        token,
+        expires_at,
+        role: Role::Mixer.name().to_owned(),
     }))
 }
 

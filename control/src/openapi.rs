@@ -19,6 +19,7 @@ pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/calls/{id}"),
     ("POST", "/v1/calls/{id}/join"),
     ("POST", "/v1/calls/{id}/leave"),
+    ("POST", "/v1/calls/{id}/mixer"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/routers"),
     ("POST", "/v1/routers/{id}/events"),

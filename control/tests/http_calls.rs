@@ -144,6 +144,23 @@ async fn router_registration_placement_events_and_end() {
     assert_eq!(r.body["calls"][0]["call_id"], json!(call));
     assert_eq!(r.body["calls"][0]["participants"], json!([p1, p2]));
 
+    // The codec pool gets mixer tokens with the router secret; the mixer is
+    // not stored as a participant.
+    let mx = format!("{}/v1/calls/{call}/mixer", s.calls);
+    assert_eq!(s.post(mx.clone(), None, json!({})).await.status, 401);
+    assert_eq!(s.post(mx.clone(), Some(&owner), json!({})).await.status, 401, "a session is not the secret");
+    let r = s.post(mx.clone(), Some("test-router-secret"), json!({})).await;
+    assert_eq!((r.status, r.body["role"].as_str()), (200, Some("mixer")), "{:?}", r.body);
+    assert_eq!(r.body["router"], json!("127.0.0.1:41000"));
+    let raw = token::decode_text(r.body["token"].as_str().unwrap()).unwrap();
+    let claims = token::peek(&raw).unwrap();
+    assert_eq!(claims.role, token::Role::Mixer);
+    assert_eq!(claims.participant_id.0, r.body["participant_id"].as_u64().unwrap());
+    let missing = format!("{}/v1/calls/{}/mixer", s.calls, uuid::Uuid::new_v4());
+    assert_eq!(s.post(missing, Some("test-router-secret"), json!({})).await.status, 404);
+    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await;
+    assert_eq!(r.body["participants"].as_array().unwrap().len(), 2, "the mixer is no participant");
+
     // Router events remove participants, idempotently.
     let ev = format!("{}/v1/routers/r1/events", s.calls);
     let body = json!({"events": [{"type": "timeout", "call_id": call, "participant_id": p2}]});

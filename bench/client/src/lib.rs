@@ -5,11 +5,15 @@
 //! into equal-sized packets), and verifies every packet it receives: loss,
 //! duplicates, reordering, corruption and latency (see [`media`]).
 //!
+//! With [`av1`] it sends real AV1 (a live-encoded test pattern or an IVF
+//! file) and saves what it receives as IVF files.
+//!
 //! The same library drives the bench's synthetic participants and the
 //! end-to-end tests.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod av1;
 pub mod client;
 pub mod control;
 pub mod media;

@@ -2,10 +2,14 @@
 //! development token.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use corecast_client::av1::Av1Source;
 use corecast_client::{Client, ControlClient, ControlError, MediaPlan};
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
@@ -125,6 +129,19 @@ enum Cmd {
         /// Receive the SD composite instead of every stream.
         #[arg(long)]
         sd: bool,
+        /// Send real AV1 video: a moving test pattern in this participant's colour.
+        #[arg(long)]
+        av1: bool,
+        /// Size of the AV1 test pattern, WIDTHxHEIGHT.
+        #[arg(long, default_value = "640x360")]
+        av1_size: String,
+        /// Send the AV1 frames of this IVF file (looped) instead.
+        #[arg(long, conflicts_with = "av1")]
+        ivf: Option<PathBuf>,
+        /// Save every AV1 stream received as DIR/ssrc-XXXXXXXX.ivf (with --av1 or
+        /// --ivf the default is a temporary directory).
+        #[arg(long)]
+        save_ivf: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -169,7 +186,23 @@ fn main() -> anyhow::Result<()> {
         Cmd::End { calls, session, call } => {
             ControlClient::new().end_call(&calls, &session, &call)?;
         }
-        Cmd::Join { router, token: text, calls, session, call, role, seconds, fps, packets_per_frame, sd, json } => {
+        Cmd::Join {
+            router,
+            token: text,
+            calls,
+            session,
+            call,
+            role,
+            seconds,
+            fps,
+            packets_per_frame,
+            sd,
+            av1,
+            av1_size,
+            ivf,
+            save_ivf,
+            json,
+        } => {
             let via_calls = match (&calls, &session, &call) {
                 (Some(c), Some(s), Some(id)) => Some((c.clone(), s.clone(), id.clone())),
                 _ => None,
@@ -188,6 +221,53 @@ fn main() -> anyhow::Result<()> {
             let quality = if sd { Quality::Sd } else { Quality::Hd };
             let client = Client::join(router, &raw, claims.participant_id.0, quality)?;
             eprintln!("joined {} as participant {} via {}", claims.call_id, client.participant(), client.router());
+            if av1 || ivf.is_some() || save_ivf.is_some() {
+                let mut source = match (&ivf, av1) {
+                    (Some(path), _) => {
+                        Some(Av1Source::ivf(path).with_context(|| format!("reading {}", path.display()))?)
+                    }
+                    (None, true) => {
+                        let (w, h) = av1_size
+                            .split_once('x')
+                            .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+                            .context("--av1-size is WIDTHxHEIGHT")?;
+                        Some(Av1Source::pattern(w, h, fps.max(1), claims.participant_id.0 as usize % 9)?)
+                    }
+                    _ => None,
+                };
+                let dir = save_ivf
+                    .unwrap_or_else(|| std::env::temp_dir().join(format!("corecast-ivf-{}", client.participant())));
+                let key = Arc::new(AtomicBool::new(false));
+                let rec = client.start_recording_av1(&dir, key.clone())?;
+                let sent = match (&mut source, claims.role != Role::Subscriber) {
+                    (Some(src), true) => client.send_av1(src, fps.max(1), Duration::from_secs(seconds), &key),
+                    _ => {
+                        std::thread::sleep(Duration::from_secs(seconds));
+                        Default::default()
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = client.leave();
+                leave_via_calls(&via_calls);
+                let saved = rec.finish()?;
+                if json {
+                    let v =
+                        serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "saved": saved });
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    println!("sent {} AV1 packets; saved {} stream(s) in {}", sent.sent, saved.len(), dir.display());
+                    for s in &saved {
+                        println!(
+                            "  ssrc {:08x}: {} frames ({} key) -> {}",
+                            s.ssrc,
+                            s.frames,
+                            s.keyframes,
+                            s.path.display()
+                        );
+                    }
+                }
+                return Ok(());
+            }
             let rx = client.start_receiving(false);
             let plan = MediaPlan {
                 video_fps: fps,
@@ -204,13 +284,7 @@ fn main() -> anyhow::Result<()> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let _ = client.leave();
-            if let Some((c, s, id)) = &via_calls {
-                // The router may have reported the leave already (409/404: nothing left to do).
-                match ControlClient::new().leave_call(c, s, id) {
-                    Ok(()) | Err(ControlError::Status { status: 404 | 409, .. }) => {}
-                    Err(e) => eprintln!("leaving through the calls service failed: {e}"),
-                }
-            }
+            leave_via_calls(&via_calls);
             let rep = rx.finish();
             if json {
                 let v = serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "report": rep });
@@ -234,4 +308,15 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Leaves through the calls service too, when the join went through it.
+fn leave_via_calls(via_calls: &Option<(String, String, String)>) {
+    if let Some((c, s, id)) = via_calls {
+        // The router may have reported the leave already (409/404: nothing left to do).
+        match ControlClient::new().leave_call(c, s, id) {
+            Ok(()) | Err(ControlError::Status { status: 404 | 409, .. }) => {}
+            Err(e) => eprintln!("leaving through the calls service failed: {e}"),
+        }
+    }
 }
