@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build run test lint fmt unit bench demo clean fuzz
+.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz
 
 all: build
 
@@ -25,9 +25,14 @@ lint:
 # Every crate's tests in one run, with throwaway PostgreSQL, Redis and
 # Tarantool up for the control plane's suites (installed if missing, always stopped).
 unit:
-	bash control/scripts/test-with-servers.sh --workspace --locked
+	timeout 3600 bash control/scripts/test-with-servers.sh --workspace --locked
 
-test: deps lint unit
+# The foundation's acceptance run: a 5-second, 4-participant call that must
+# lose and corrupt nothing (the demo exits non-zero otherwise).
+demo-check:
+	timeout 300 $(CARGO) run --locked -q -p corecast-bench -- demo --participants 4 --seconds 5 --json >/dev/null
+
+test: deps lint unit demo-check
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5

@@ -296,3 +296,55 @@ async fn separate_calls_service_checks_sessions_with_auth() {
     assert_eq!(r.status, 401);
     s.shutdown().await;
 }
+
+/// Every endpoint that takes a JSON body: malformed JSON is 400, an oversize
+/// body 413, both with a JSON error, and neither changes anything stored.
+#[tokio::test]
+async fn every_json_endpoint_rejects_malformed_and_oversize_bodies() {
+    let s = start(|_| {}).await;
+    let (_, owner) = s.user().await;
+    let call = s.start_call(&owner).await;
+    let big = format!("{{\"x\": \"{}\"}}", "a".repeat(64 * 1024));
+    let secret = "test-router-secret";
+    let endpoints: Vec<(String, Option<&str>)> = vec![
+        (format!("{}/v1/register", s.auth), None),
+        (format!("{}/v1/login", s.auth), None),
+        (format!("{}/v1/calls/{call}/join", s.calls), Some(&owner)),
+        (format!("{}/v1/routers", s.calls), Some(secret)),
+        (format!("{}/v1/routers/r9/events", s.calls), Some(secret)),
+    ];
+    for (url, token) in &endpoints {
+        let with = |rb: reqwest::RequestBuilder| match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        let r = send(with(s.http.post(url).header("content-type", "application/json").body("{\"a\": "))).await;
+        assert_eq!((r.status, r.code()), (400, "malformed_json"), "{url}");
+        let r = send(with(s.http.post(url).header("content-type", "application/json").body(big.clone()))).await;
+        assert_eq!((r.status, r.code()), (413, "body_too_large"), "{url}");
+    }
+    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await;
+    assert_eq!(r.body["participants"].as_array().map(Vec::len), Some(0), "nothing was joined");
+    s.shutdown().await;
+}
+
+/// An expired session is refused by every calls endpoint.
+#[tokio::test]
+async fn expired_sessions_are_refused_by_every_calls_endpoint() {
+    let s = start(|c| c.sessions.ttl_secs = 1).await;
+    let (_, owner) = s.user().await;
+    let call = s.start_call(&owner).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let c = &s.calls;
+    let rs = [
+        s.post(format!("{c}/v1/calls"), Some(&owner), json!({})).await,
+        s.get(format!("{c}/v1/calls/{call}"), Some(&owner)).await,
+        s.post(format!("{c}/v1/calls/{call}/join"), Some(&owner), json!({})).await,
+        s.post(format!("{c}/v1/calls/{call}/leave"), Some(&owner), json!({})).await,
+        s.delete(format!("{c}/v1/calls/{call}"), Some(&owner)).await,
+    ];
+    for r in rs {
+        assert_eq!((r.status, r.code()), (401, "unauthorized"), "{:?}", r.body);
+    }
+    s.shutdown().await;
+}

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use corecast_core::{Command, Event, LeaveReason};
-use corecast_proto::token::{CallId, ParticipantId};
+use corecast_proto::token::{CallId, ParticipantId, Role};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -161,7 +161,8 @@ async fn register(cfg: &LinkConfig, http: &reqwest::Client, server: &Arc<RouterS
     }
 }
 
-/// Drops every call and participant the calls service does not know.
+/// Drops every call and participant the calls service does not know (but
+/// not the calls' mixers, which it does not list).
 pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
     let mut want: HashMap<CallId, HashSet<u64>> = HashMap::new();
     for c in known {
@@ -183,7 +184,9 @@ pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
             }
             Some(ps) => {
                 for p in call.participants {
-                    if !ps.contains(&p.participant.0) {
+                    // Mixers (the codec pool) are infrastructure: calls issues their
+                    // tokens but never lists them among the participants.
+                    if p.role != Role::Mixer && !ps.contains(&p.participant.0) {
                         tracing::info!(call = %call.call, participant = p.participant.0, "re-sync: removing");
                         server
                             .command(&call.call, Command::RemoveParticipant(call.call, ParticipantId(p.participant.0)));

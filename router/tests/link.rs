@@ -55,6 +55,10 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     let p2 = Client::join(router, &tok(call_a, 2), 2, Quality::Hd).unwrap();
     let _ghost = Client::join(router, &tok(call_a, 5), 5, Quality::Hd).unwrap();
     let _other = Client::join(router, &tok(call_b, 3), 3, Quality::Hd).unwrap();
+    // The call's mixer: calls issued its token but does not list it.
+    let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
+    let mc = Claims { call_id: call_a, participant_id: ParticipantId(9), role: Role::Mixer, expires_at_ms: exp };
+    let _mixer = Client::join(router, &token::sign(&token::dev_signing_key(), &mc), 9, Quality::Hd).unwrap();
     let r1 = p1.start_receiving(false);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -112,10 +116,13 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     };
     rt.spawn(link::run(cfg, server.clone(), rx));
 
-    // Re-sync: call B and participant 5 are unknown to the calls service.
+    // Re-sync: call B and participant 5 are unknown to the calls service; the mixer stays.
     wait_until("re-sync", || {
         let s = server.snapshot();
-        s.len() == 1 && s[0].call == call_a && s[0].participants.len() == 2
+        s.len() == 1
+            && s[0].call == call_a
+            && s[0].participants.iter().map(|p| p.participant.0).collect::<std::collections::BTreeSet<_>>()
+                == [1, 2, 9].into_iter().collect()
     });
     let reg = registrations.lock().unwrap()[0].clone();
     assert_eq!(reg["id"], "r1");
@@ -137,7 +144,10 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     let listed: Value = rt.block_on(async {
         http.get(format!("{admin_url}/v1/calls")).bearer_auth("s3cret").send().await.unwrap().json().await.unwrap()
     });
-    assert_eq!(listed["calls"][0]["participants"], json!([1]));
+    let mut listed: Vec<u64> =
+        listed["calls"][0]["participants"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, vec![1, 9]);
     let status = rt.block_on(async { http.delete(&url).bearer_auth("s3cret").send().await.unwrap().status() });
     assert_eq!(status, 204);
     wait_until("call end", || server.snapshot().is_empty());
@@ -145,6 +155,6 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     assert!(r1.finish().call_ended);
     let metrics =
         rt.block_on(async { http.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap() });
-    assert!(metrics.contains("corecast_joins_total{worker=\"0\"} 4"), "{metrics}");
+    assert!(metrics.contains("corecast_joins_total{worker=\"0\"} 5"), "{metrics}");
     server.shutdown();
 }

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # `make run`: the whole system on embedded defaults (no external server):
 #   auth + calls (users in an embedded on-disk database under .run/data,
-#   sessions and calls in memory) and the router, linked to each other;
-# then a short live call through all of it (3 users register, log in, start
-# and join a call, and send media for 5 seconds), a copy-paste walk-through,
-# and everything keeps running until Ctrl-C (or RUN_SECONDS seconds if set).
+#   sessions and calls in memory), the router and the codec pool, linked to
+#   each other;
+# then two short live calls through all of it: 3 users register, log in,
+# start and join a call, and send media for 5 seconds (every packet checked);
+# then 2 users send real AV1 and a third asks for SD and saves the composite
+# the codec pool makes as IVF. A copy-paste walk-through follows, and
+# everything keeps running until Ctrl-C (or RUN_SECONDS seconds if set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=./target/release
+# SVT-AV1 logs at info level by default; errors only here.
+export SVT_LOG=${SVT_LOG:-1}
 AUTH=http://127.0.0.1:${AUTH_PORT:-8081}
 CALLS=http://127.0.0.1:${CALLS_PORT:-8082}
 ROUTER=127.0.0.1:${ROUTER_PORT:-40000}
@@ -34,6 +39,9 @@ RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-router" --listen "$ROUTER" --admin-lis
   --calls-url "$CALLS" --router-id local --router-secret "$SECRET" --heartbeat-ms 1000 --stats-interval 0 \
   > .run/router.out 2> .run/router.log &
 pids+=($!)
+RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-codec" --router-admin "http://$ADMIN" --calls-url "$CALLS" \
+  --router-secret "$SECRET" --poll-ms 200 > .run/codec.out 2> .run/codec.log &
+pids+=($!)
 for _ in $(seq 100); do
   curl -sf "$CALLS/v1/keys" >/dev/null 2>&1 && curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -46,6 +54,7 @@ corecast is running:
   auth    $AUTH
   calls   $CALLS
   router  $ROUTER (UDP)   admin http://$ADMIN   (/v1/stats, /metrics)
+  codec   SD composites for calls with SD receivers (corecast-codec)
   logs    .run/*.log
 
 == a 5-second live call: 3 users register, log in, start and join a call, send and check media ==
@@ -64,6 +73,23 @@ wait -n; wait -n; wait -n || true
 $C end --calls "$CALLS" --session "$S1" --call "$CALL"
 echo "call ended; router stats:"
 curl -s -H "authorization: Bearer $SECRET" "http://$ADMIN/v1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workers"][0]; print("  backend", d["backend"], "| joins", w["joins"], "| forwarded", w["forwarded_rtp"], "| dropped", sum(w["dropped"].values()))'
+
+
+echo
+echo "== SD: 2 users send real AV1 test patterns, a third asks for SD; the codec pool composites =="
+S4=$($C login --auth "$AUTH" --login demo-dave --register)
+CALL2=$($C start --calls "$CALLS" --session "$S1")
+rm -rf .run/ivf
+$C join --calls "$CALLS" --session "$S4" --call "$CALL2" --seconds 6 --sd --fps 30 --save-ivf .run/ivf/sd &
+sdpid=$!
+sleep 1 # the pool joins as the call's mixer
+$C join --calls "$CALLS" --session "$S1" --call "$CALL2" --seconds 4 --av1 --fps 30 --save-ivf .run/ivf/alice >/dev/null &
+apid=$!
+$C join --calls "$CALLS" --session "$S2" --call "$CALL2" --seconds 4 --av1 --fps 30 --save-ivf .run/ivf/bob >/dev/null &
+bpid=$!
+wait "$sdpid" "$apid" "$bpid" || true
+$C end --calls "$CALLS" --session "$S1" --call "$CALL2" || true
+echo "  play the SD composite: ffplay .run/ivf/sd/ssrc-*.ivf, or dav1d -i FILE -o out.y4m (apt-get install dav1d)"
 
 cat <<TXT
 
