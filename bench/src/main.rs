@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod codec;
 mod demo;
 mod fanout;
 
@@ -23,6 +24,9 @@ enum Cmd {
     /// Forwarding throughput per router core, side by side with an ideal
     /// (recvmmsg/sendmmsg, with and without GSO) and a naive (tokio) forwarder.
     Fanout(fanout::FanoutArgs),
+    /// Cost of one SD composite in the codec pool: CPU per composite, added
+    /// latency and memory of a mixer fed pre-encoded 720p or 360p sources.
+    Codec(codec::CodecArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +37,6 @@ fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
         Cmd::Demo(a) => demo::run(a),
         Cmd::Fanout(a) => fanout::run(a),
+        Cmd::Codec(a) => codec::run(a),
     }
 }
