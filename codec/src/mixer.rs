@@ -12,10 +12,14 @@
 //! picture just sent (a few ms at 640x360).
 //!
 //! Per source: depacketize ([`corecast_proto::av1::Depacketizer`]), decode
-//! every unit once (dav1d), keep the newest picture. A composite is made
-//! when every shown source has a new picture (at most at twice the frame
-//! rate) or when the frame interval has passed, whichever is first; it
-//! shows the nine most recently active sources in join order.
+//! every unit once (dav1d), keep the newest picture. A composite is made as
+//! soon as every shown source has a new picture (at most at twice the frame
+//! rate); a source that is late is waited for at most half a frame interval
+//! after the first new picture, so the composite follows the sources' own
+//! timing instead of a fixed grid that could lag them by a whole frame.
+//! Without any new picture a composite is still made once a second (and at
+//! once when a keyframe is asked for), so new receivers can start. It shows
+//! the nine most recently active sources in join order.
 //!
 //! Overload never blocks the caller: a source picture replaced before it was
 //! shown, an output slot missed because `handle_timeout` came late, and a
@@ -337,10 +341,7 @@ impl Mixer {
             self.stats.keyframe_requests += 1;
             self.out.push_back(MixerOutput::KeyframeRequest(src.ssrc));
         }
-        // Output early when every shown source has something new.
-        if self.all_fresh() && self.last_output.is_none_or(|t| now >= t + self.interval / 2) {
-            self.output(now);
-        }
+        self.schedule(now);
     }
 
     /// Handles an RTCP compound from an SD receiver: PLI or FIR for the
@@ -358,8 +359,9 @@ impl Mixer {
 
     /// Makes the next composite a keyframe (requests closer together than
     /// `min_keyframe_interval` are served by one keyframe).
-    pub fn request_keyframe(&mut self, _now: Instant) {
+    pub fn request_keyframe(&mut self, now: Instant) {
         self.keyframe_wanted = true;
+        self.schedule(now);
     }
 
     /// Removes a source (participant left).
@@ -393,25 +395,13 @@ impl Mixer {
             }
         }
         if let Some(due) = self.next_output {
-            if now >= due {
-                let late = now.saturating_duration_since(due);
-                let skipped = (late.as_nanos() / self.interval.as_nanos()) as u32;
-                if skipped > 0 {
-                    self.stats.output_frames_skipped += u64::from(skipped);
-                    self.out.push_back(MixerOutput::Event(MixerEvent::OutputFramesSkipped(skipped)));
-                }
-                // Without anything new, refresh only once a second.
-                let stale = self.sources.iter().all(|s| s.fresh.is_none());
-                if !stale || self.last_output.is_none_or(|t| now >= t + Duration::from_secs(1)) || self.keyframe_wanted
-                {
-                    self.output(now);
-                } else {
-                    self.next_output = Some(due + self.interval * (skipped + 1));
-                }
+            let skipped = (now.saturating_duration_since(due).as_nanos() / self.interval.as_nanos()) as u32;
+            if skipped > 0 {
+                self.stats.output_frames_skipped += u64::from(skipped);
+                self.out.push_back(MixerOutput::Event(MixerEvent::OutputFramesSkipped(skipped)));
             }
-        } else if !self.sources.is_empty() && self.sources.iter().any(|s| s.picture.is_some()) {
-            self.output(now);
         }
+        self.schedule(now);
     }
 
     // ---- outputs ----
@@ -453,6 +443,36 @@ impl Mixer {
         !shown.is_empty() && shown.iter().all(|&i| self.sources[i].fresh.is_some())
     }
 
+    /// Makes the composite if it is due at `now`, and records when the next
+    /// one is due (`next_output`). See the module docs for the rule.
+    fn schedule(&mut self, now: Instant) {
+        if self.due(now).is_some_and(|d| d <= now) {
+            self.output(now);
+        }
+        self.next_output = self.due(now);
+    }
+
+    /// When the next composite is due; `None` with nothing to show.
+    fn due(&self, now: Instant) -> Option<Instant> {
+        let shown = self.shown();
+        if !shown.iter().any(|&i| self.sources[i].picture.is_some()) {
+            return None;
+        }
+        let half = self.interval / 2;
+        // Never more than twice the frame rate.
+        let earliest = self.last_output.map_or(now, |t| t + half);
+        let oldest_fresh = shown.iter().filter_map(|&i| self.sources[i].fresh).min();
+        Some(if self.all_fresh() || (self.keyframe_wanted && oldest_fresh.is_none()) {
+            earliest
+        } else if let Some(first) = oldest_fresh {
+            // Wait for the late sources, but not for long.
+            earliest.max(first + half)
+        } else {
+            // Nothing new: a refresh once a second.
+            self.last_output.map_or(now, |t| t + Duration::from_secs(1))
+        })
+    }
+
     fn output(&mut self, now: Instant) {
         let shown = self.shown();
         if shown.is_empty() {
@@ -486,13 +506,7 @@ impl Mixer {
         self.stats.composites += 1;
         self.in_flight.push_back(InFlight { rtp_ts, csrcs, arrivals });
         self.last_output = Some(now);
-        let due = self.next_output.unwrap_or(now);
-        // Keep the slot grid, but never schedule in the past.
-        let mut next = due + self.interval;
-        while next <= now {
-            next += self.interval;
-        }
-        self.next_output = Some(next);
+        self.next_output = None;
 
         loop {
             match self.encoder.poll_frame(true) {
