@@ -96,6 +96,11 @@ pub struct FanoutArgs {
     /// Print JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Also find where loss starts for the first router configuration (frame
+    /// rate raised ×1.5 a step, at most 8 steps, until loss exceeds 0.1%), then
+    /// run it at 80% of that rate.
+    #[arg(long)]
+    pub sweep: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -902,6 +907,10 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
             refs.push(run_one(&args, f)?);
         }
     }
+    let sweep = match (args.sweep, routers.first()) {
+        (true, Some(&f)) => Some(sweep(&args, f)?),
+        _ => None,
+    };
     let mut results = Vec::new();
     for f in routers {
         results.push(run_one(&args, f)?);
@@ -910,9 +919,65 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
     let rows: Vec<&Measured> = results.iter().chain(refs.iter()).collect();
     print_table(&rows, ideal, args.json);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report_json(&args, fanout, &results, &refs))?);
+        let mut v = report_json(&args, fanout, &results, &refs);
+        if let (Some(sw), Some(o)) = (sweep, v.as_object_mut()) {
+            o.insert("sweep".into(), sw);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
+}
+
+/// Raises the frame rate until `fwd` loses more than 0.1% (the loss onset),
+/// then runs at 80% of the onset rate. Returns every step and that run.
+fn sweep(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Value> {
+    let mut steps = Vec::new();
+    let mut fps = f64::from(args.fps.max(1));
+    let mut onset = None;
+    for _ in 0..8 {
+        let a = FanoutArgs { fps: fps.round() as u32, ..args.clone() };
+        let m = run_one(&a, fwd)?;
+        eprintln!(
+            "sweep {}: {} fps -> {:.0} pps out, loss {:.3}%, p99 {:.0} us",
+            m.label,
+            a.fps,
+            m.egress_pps(),
+            100.0 * m.loss(),
+            m.pct(0.99)
+        );
+        steps
+            .push(json!({"fps": a.fps, "egress_pps": m.egress_pps(), "loss": m.loss(), "p99_latency_us": m.pct(0.99)}));
+        if m.loss() > 0.001 {
+            let offered =
+                (a.calls * a.participants * a.packets_per_frame * (a.participants - 1)) as f64 * f64::from(a.fps);
+            onset = Some((a.fps, offered));
+            break;
+        }
+        fps *= 1.5;
+    }
+    let at80 = match onset {
+        Some((onset_fps, _)) => {
+            let a = FanoutArgs { fps: ((f64::from(onset_fps) * 0.8).round() as u32).max(1), ..args.clone() };
+            let m = run_one(&a, fwd)?;
+            eprintln!(
+                "sweep {}: at 80% of the onset ({} fps): {:.0} pps out, loss {:.3}%, p99 {:.0} us",
+                m.label,
+                a.fps,
+                m.egress_pps(),
+                100.0 * m.loss(),
+                m.pct(0.99)
+            );
+            json!({"fps": a.fps, "egress_pps": m.egress_pps(), "loss": m.loss(), "p99_latency_us": m.pct(0.99)})
+        }
+        None => Value::Null,
+    };
+    Ok(json!({
+        "backend": fwd.label(),
+        "steps": steps,
+        "loss_onset_fps": onset.map(|o| o.0),
+        "loss_onset_offered_egress_pps": onset.map(|o| o.1),
+        "at_80_percent": at80,
+    }))
 }
 
 /// The JSON report: the first router run's figures at the top level (with
@@ -989,6 +1054,7 @@ mod tests {
             duration: 0.3,
             no_references: false,
             json: false,
+            sweep: false,
         };
         for f in [
             Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true },

@@ -119,6 +119,7 @@ fn wait_event(pool: &CodecPool, what: impl Fn(&PoolEvent) -> bool, timeout: Dura
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)] // frame f of every publisher p: streams[p][f]
 fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
     let server = RouterServer::start(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
