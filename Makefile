@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+# SVT-AV1 logs its banner at info level: errors only.
+export SVT_LOG ?= 1
 
 .PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz
 
