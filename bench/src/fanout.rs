@@ -24,6 +24,10 @@
 //! Results are printed as ratios to the ideal (plain mmsg) forwarder; `--json`
 //! prints them as JSON on stdout (the table then goes to stderr).
 //!
+//! With `--pin` the forwarder's threads are pinned to CPUs 0..`--router-cores`
+//! and the load generator's to the CPUs after them, so that the two do not
+//! preempt each other (on 2 vCPUs the generator then limits the load).
+//!
 //! On loopback the receiving socket's kernel work runs in the sender's system
 //! call, so each forwarder's CPU includes delivering to the clients' sockets
 //! (the clients receive with GRO so GSO sends stay whole); absolute figures
@@ -96,6 +100,13 @@ pub struct FanoutArgs {
     /// Print JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Pin the forwarder's threads to CPUs 0..router-cores and the load
+    /// generator's to the CPUs after them (when there are more CPUs than
+    /// router cores). Off by default: on a 2-vCPU machine one CPU cannot
+    /// generate and receive the load (the kernel's loopback work for every
+    /// client socket runs on it), so the generator, not the router, limits.
+    #[arg(long)]
+    pub pin: bool,
     /// Also find where loss starts for the first router configuration (frame
     /// rate raised ×1.5 a step, at most 8 steps, until loss exceeds 0.1%), then
     /// run it at 80% of that rate.
@@ -515,6 +526,7 @@ fn start_forwarder(
     cores: usize,
     table: &Arc<FanoutTable>,
     stop: &Arc<AtomicBool>,
+    cpus: &[usize],
 ) -> anyhow::Result<(SocketAddr, Vec<i32>, Vec<JoinHandle<io::Result<IoStats>>>)> {
     let opts = router_options(matches!(fwd, Forwarder::Router { gso: true, .. }), cores > 1);
     let mut addr: SocketAddr = "127.0.0.1:0".parse()?;
@@ -531,7 +543,9 @@ fn start_forwarder(
         let stop = Arc::clone(stop);
         let tx = tx.clone();
         let opts = opts.clone();
+        let cpu: Vec<usize> = cpus.get(i).copied().into_iter().collect();
         let h = std::thread::Builder::new().name(format!("fwd-{i}")).spawn(move || -> io::Result<IoStats> {
+            pin_current(&cpu);
             let _ = tx.send(gettid());
             match fwd {
                 Forwarder::Router { kind, .. } => {
@@ -573,6 +587,7 @@ fn start_corecast(
     cores: usize,
     participants: usize,
     sockets: &[UdpSocket],
+    cpus: &[usize],
 ) -> anyhow::Result<(Corecast, Vec<i32>)> {
     let key = token::dev_signing_key();
     let before = worker_tids();
@@ -580,7 +595,7 @@ fn start_corecast(
         listen: "127.0.0.1:0".parse()?,
         advertise_ip: None,
         workers: cores,
-        cpus: Vec::new(),
+        cpus: cpus.to_vec(),
         backend: match kind {
             BackendKind::Auto => "auto",
             BackendKind::Basic => "basic",
@@ -633,6 +648,42 @@ fn start_corecast(
     Ok((Corecast { server, dests, ssrcs, _clients: clients }, tids))
 }
 
+/// Where threads run: forwarder thread `i` on `router[i]`, the load
+/// generator's threads on `generator` (empty: wherever the kernel likes).
+#[derive(Debug, Clone, Default)]
+struct Placement {
+    router: Vec<usize>,
+    generator: Vec<usize>,
+}
+
+impl Placement {
+    fn new(args: &FanoutArgs) -> Placement {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if !args.pin || n <= args.router_cores {
+            return Placement::default();
+        }
+        Placement { router: (0..args.router_cores).collect(), generator: (args.router_cores..n).collect() }
+    }
+}
+
+/// Pins the calling thread to `cpus` (nothing if empty).
+fn pin_current(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    for &c in cpus {
+        // SAFETY: `set` is a valid cpu_set_t and `c` is below CPU_SETSIZE (a CPU index of this machine).
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size given; pid 0 is the calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        eprintln!("fanout: could not pin a thread to CPUs {cpus:?}: {}", io::Error::last_os_error());
+    }
+}
+
 /// Ids of this process's threads named like router workers (`corecast-w<i>`).
 fn worker_tids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
@@ -646,6 +697,9 @@ fn worker_tids() -> Vec<i32> {
 
 /// Runs the load once through `fwd`.
 fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
+    // The sender runs on this thread: on the load generator's CPUs.
+    let place = Placement::new(args);
+    pin_current(&place.generator);
     let n_clients = args.calls * args.participants;
     let client_opts = BackendOptions {
         socket: SocketOptions { recv_buffer: 4 << 20, send_buffer: 4 << 20, ..Default::default() },
@@ -666,13 +720,13 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
     let (mut corecast, mut handles) = (None, Vec::new());
     let (dests, ssrcs, tids) = match fwd {
         Forwarder::Corecast { kind, gso } => {
-            let (c, tids) = start_corecast(kind, gso, args.router_cores, args.participants, &sockets)?;
+            let (c, tids) = start_corecast(kind, gso, args.router_cores, args.participants, &sockets, &place.router)?;
             let r = (c.dests.clone(), c.ssrcs.clone(), tids);
             corecast = Some(c);
             r
         }
         _ => {
-            let (router, tids, h) = start_forwarder(fwd, args.router_cores, &table, &stop_fwd)?;
+            let (router, tids, h) = start_forwarder(fwd, args.router_cores, &table, &stop_fwd, &place.router)?;
             handles = h;
             (vec![router; n_clients], (0..n_clients as u32).collect(), tids)
         }
@@ -690,7 +744,9 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
     let stop_rx = Arc::new(AtomicBool::new(false));
     let epoch = Instant::now();
     let rx_stop = Arc::clone(&stop_rx);
+    let gen_cpus = place.generator.clone();
     let receiver = std::thread::spawn(move || -> (u64, Vec<u32>) {
+        pin_current(&gen_cpus);
         let mut pfds: Vec<libc::pollfd> = rx_backends
             .iter()
             .map(|b| libc::pollfd { fd: b.socket().as_raw_fd(), events: libc::POLLIN, revents: 0 })
@@ -1054,6 +1110,7 @@ mod tests {
             duration: 0.3,
             no_references: false,
             json: false,
+            pin: false,
             sweep: false,
         };
         for f in [
