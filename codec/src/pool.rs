@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use corecast_proto::demux::{classify, Kind};
-use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
+use corecast_proto::session::{join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
 use corecast_proto::token::CallId;
 use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -433,30 +433,24 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
             if from != router || classify(&buf[..n]) != Kind::Stun {
                 continue;
             }
-            match SessionMessage::parse(&buf[..n]) {
-                Ok(SessionMessage::JoinAck { txid: t, .. }) if t == txid => {
+            match join_reply(&buf[..n], &txid) {
+                Some(JoinReply::Admitted { .. }) => {
                     socket.set_nonblocking(true)?;
-                    return Ok(CallMix {
-                        call: req.call,
-                        socket,
-                        router,
-                        mixer,
-                        last_keepalive: Instant::now(),
-                        send_drops: 0,
-                    });
+                    let last_keepalive = Instant::now();
+                    return Ok(CallMix { call: req.call, socket, router, mixer, last_keepalive, send_drops: 0 });
                 }
-                Ok(SessionMessage::JoinError { txid: t, code, reason, alternate }) if t == txid => {
-                    match (code, alternate) {
-                        (JoinErrorCode::TryAlternate, Some(alt)) if redirects < 3 => {
-                            redirects += 1;
-                            router = alt;
-                            tries = 0;
-                            break;
-                        }
-                        _ => return Err(JoinError::Refused { code, reason }),
-                    }
+                Some(JoinReply::Redirect(alt)) if redirects < 3 => {
+                    redirects += 1;
+                    router = alt;
+                    tries = 0;
+                    break;
                 }
-                _ => continue,
+                Some(JoinReply::Redirect(_)) => {
+                    let reason = "redirected more than 3 times".into();
+                    return Err(JoinError::Refused { code: JoinErrorCode::TryAlternate, reason });
+                }
+                Some(JoinReply::Refused { code, reason }) => return Err(JoinError::Refused { code, reason }),
+                None => continue,
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
-use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
+use corecast_proto::session::{join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
 use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
 
 use crate::media::{self, Probe};
@@ -90,6 +90,10 @@ pub struct Client {
     timeout_ms: u32,
 }
 
+fn too_many_redirects() -> ClientError {
+    ClientError::Refused { code: JoinErrorCode::TryAlternate, reason: "redirected more than 3 times".into() }
+}
+
 /// SSRCs derived from the participant id, so that tests can predict them.
 pub fn ssrcs_for(participant: u64) -> (Ssrc, Ssrc) {
     let base = (participant as u32).wrapping_mul(2).wrapping_add(0x1000);
@@ -154,8 +158,8 @@ impl Client {
                 if from != router || classify(&buf[..n]) != Kind::Stun {
                     continue;
                 }
-                match SessionMessage::parse(&buf[..n]) {
-                    Ok(SessionMessage::JoinAck { txid: t, participant, timeout_ms, .. }) if t == txid => {
+                match join_reply(&buf[..n], &txid) {
+                    Some(JoinReply::Admitted { participant, timeout_ms }) => {
                         return Ok(Client {
                             socket: Arc::new(socket),
                             router,
@@ -165,18 +169,15 @@ impl Client {
                             timeout_ms,
                         });
                     }
-                    Ok(SessionMessage::JoinError { txid: t, code, reason, alternate }) if t == txid => {
-                        match (code, alternate) {
-                            (JoinErrorCode::TryAlternate, Some(alt)) if redirects < 3 => {
-                                redirects += 1;
-                                router = alt;
-                                tries = 0;
-                                break;
-                            }
-                            _ => return Err(ClientError::Refused { code, reason }),
-                        }
+                    Some(JoinReply::Redirect(alt)) if redirects < 3 => {
+                        redirects += 1;
+                        router = alt;
+                        tries = 0;
+                        break;
                     }
-                    _ => continue,
+                    Some(JoinReply::Redirect(_)) => return Err(too_many_redirects()),
+                    Some(JoinReply::Refused { code, reason }) => return Err(ClientError::Refused { code, reason }),
+                    None => continue,
                 }
             }
         }

@@ -389,6 +389,47 @@ fn parse_quality(v: &[u8]) -> Result<Quality, SessionError> {
     }
 }
 
+/// What the router's answer to a join means for the joining side
+/// ([`SessionMessage::join_reply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinReply {
+    /// Admitted.
+    Admitted {
+        /// Participant id from the token.
+        participant: u64,
+        /// The router's silence timeout, milliseconds.
+        timeout_ms: u32,
+    },
+    /// Join this other worker instead (300 Try Alternate).
+    Redirect(SocketAddr),
+    /// Refused.
+    Refused {
+        /// Why.
+        code: JoinErrorCode,
+        /// The router's words.
+        reason: String,
+    },
+}
+
+/// Parses `datagram` as the answer to the join with `txid`; `None` if it is
+/// anything else (another transaction, media, garbage).
+pub fn join_reply(datagram: &[u8], txid: &[u8; 12]) -> Option<JoinReply> {
+    match SessionMessage::parse(datagram).ok()? {
+        SessionMessage::JoinAck { txid: t, participant, timeout_ms, .. } if &t == txid => {
+            Some(JoinReply::Admitted { participant, timeout_ms })
+        }
+        SessionMessage::JoinError { txid: t, code: JoinErrorCode::TryAlternate, alternate: Some(alt), .. }
+            if &t == txid =>
+        {
+            Some(JoinReply::Redirect(alt))
+        }
+        SessionMessage::JoinError { txid: t, code, reason, .. } if &t == txid => {
+            Some(JoinReply::Refused { code, reason })
+        }
+        _ => None,
+    }
+}
+
 impl SessionMessage {
     /// Parses a session message.
     pub fn parse(b: &[u8]) -> Result<SessionMessage, SessionError> {
@@ -522,6 +563,31 @@ impl SessionMessage {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn join_replies_are_classified_for_their_transaction_only() {
+        let (t, other) = ([1u8; 12], [2u8; 12]);
+        let mapped: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let ack = SessionMessage::JoinAck { txid: t, mapped, participant: 7, timeout_ms: 15_000 }.to_vec();
+        assert_eq!(join_reply(&ack, &t), Some(JoinReply::Admitted { participant: 7, timeout_ms: 15_000 }));
+        assert_eq!(join_reply(&ack, &other), None, "another transaction");
+        let alt: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        let redirect = SessionMessage::JoinError {
+            txid: t,
+            code: JoinErrorCode::TryAlternate,
+            reason: "other worker".into(),
+            alternate: Some(alt),
+        };
+        assert_eq!(join_reply(&redirect.to_vec(), &t), Some(JoinReply::Redirect(alt)));
+        let refused =
+            SessionMessage::JoinError { txid: t, code: JoinErrorCode::Forbidden, reason: "no".into(), alternate: None };
+        assert_eq!(
+            join_reply(&refused.to_vec(), &t),
+            Some(JoinReply::Refused { code: JoinErrorCode::Forbidden, reason: "no".into() })
+        );
+        assert_eq!(join_reply(b"\x80\x60 not a session message", &t), None);
+        assert_eq!(join_reply(&[], &t), None);
+    }
 
     /// RFC 5769 §2.1 sample request header: a Binding request parses as STUN.
     #[test]
