@@ -2,6 +2,8 @@
 //! saved by a receiver as IVF, which dav1d decodes to the sender's colour;
 //! a PLI from the receiver makes the sender's next frame a keyframe.
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,25 +12,13 @@ use corecast_client::av1::{read_ivf, Av1Source};
 use corecast_client::Client;
 use corecast_codec::pattern::participant_colour;
 use corecast_codec::Decoder;
-use corecast_core::RouterConfig;
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
-use corecast_router::server::{RouterServer, ServerConfig};
 
 #[test]
 fn av1_pattern_is_saved_as_ivf_that_decodes_and_pli_brings_a_keyframe() {
-    let server = RouterServer::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise_ip: None,
-        workers: 1,
-        cpus: vec![],
-        backend: "auto".into(),
-        core: RouterConfig::default(),
-        public_key: token::dev_signing_key().verifying_key(),
-        io: Default::default(),
-    })
-    .unwrap();
+    let server = common::start_router();
     let call = CallId(rand::random());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
     let join = |pid: u64| {

@@ -1,15 +1,18 @@
 //! The mixer with real AV1 sources: four coloured test patterns in, one
 //! 640x360 composite out, decoded and checked cell by cell.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::rtp_of;
 use corecast_codec::compose::grid_cells;
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, Mixer, MixerConfig, MixerEvent, MixerOutput};
-use corecast_proto::av1::{Depacketizer, Packetizer};
+use corecast_proto::av1::Depacketizer;
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
-use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
+use corecast_proto::{SeqNo, Ssrc};
 
 const FRAMES: usize = 12;
 
@@ -27,29 +30,6 @@ fn encode_source(colour: (u8, u8, u8), frames: usize) -> Vec<EncodedFrame> {
     }
     units.extend(enc.finish().unwrap());
     units
-}
-
-/// RTP packets of one source frame.
-fn rtp_of(ssrc: Ssrc, seq: &mut SeqNo, ts: u32, unit: &EncodedFrame) -> Vec<Vec<u8>> {
-    let mut payloads = Vec::new();
-    let n = Packetizer::new(1000).unwrap().packetize(&unit.data, &mut payloads).unwrap();
-    payloads
-        .into_iter()
-        .enumerate()
-        .map(|(i, payload)| {
-            let p = RtpPacket {
-                marker: i + 1 == n,
-                pt: Pt(45),
-                seq: *seq,
-                timestamp: MediaTime(ts),
-                ssrc,
-                payload,
-                ..Default::default()
-            };
-            *seq = seq.next();
-            p.to_vec().unwrap()
-        })
-        .collect()
 }
 
 struct Receiver {
@@ -96,7 +76,7 @@ fn four_sources_composite_decodes_with_cell_colours() {
         for s in 0..4 {
             // Sources are a few ms apart, as on a real network.
             let at = now + Duration::from_millis(2 * s as u64);
-            for pkt in rtp_of(ssrcs[s], &mut seqs[s], f as u32 * 3000, &units[s][f]) {
+            for pkt in rtp_of(ssrcs[s], &mut seqs[s], f as u32 * 3000, &units[s][f].data, 1000) {
                 mixer.handle_rtp(at, &pkt);
             }
         }

@@ -11,26 +11,28 @@
 //! The test plays the calls service: on the router's `MixerDemand` event it
 //! hands the pool a mixer token signed with the development key.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{rtp_of, start_router};
 use corecast_client::client::ssrcs_for;
 use corecast_client::Client;
 use corecast_codec::compose::grid_cells;
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::pool::mixer_ssrc;
 use corecast_codec::{CodecPool, Decoder, EncodedFrame, Encoder, EncoderConfig, MixRequest, PoolConfig, PoolEvent};
-use corecast_core::{Event, RouterConfig};
-use corecast_proto::av1::{Depacketizer, Packetizer};
+use corecast_core::Event;
+use corecast_proto::av1::Depacketizer;
 use corecast_proto::demux::{classify, Kind};
-use corecast_proto::rtp::{RtpHeader, RtpPacket};
+use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
-use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
-use corecast_router::server::{RouterServer, ServerConfig};
+use corecast_proto::{SeqNo, Ssrc};
 
 const FRAMES: usize = 60;
 const FPS: u64 = 30;
@@ -60,33 +62,8 @@ fn publisher_stream(index: usize, ssrc: Ssrc) -> Vec<Vec<Vec<u8>>> {
     }
     units.extend(enc.finish().unwrap());
     assert_eq!(units.len(), FRAMES);
-    let pk = Packetizer::new(1100).unwrap();
     let mut seq = SeqNo(1000 * index as u16);
-    units
-        .iter()
-        .enumerate()
-        .map(|(f, u)| {
-            let mut payloads = Vec::new();
-            let n = pk.packetize(&u.data, &mut payloads).unwrap();
-            payloads
-                .into_iter()
-                .enumerate()
-                .map(|(i, payload)| {
-                    let p = RtpPacket {
-                        marker: i + 1 == n,
-                        pt: Pt(45),
-                        seq,
-                        timestamp: MediaTime(f as u32 * 3000),
-                        ssrc,
-                        payload,
-                        ..Default::default()
-                    };
-                    seq = seq.next();
-                    p.to_vec().unwrap()
-                })
-                .collect()
-        })
-        .collect()
+    units.iter().enumerate().map(|(f, u)| rtp_of(ssrc, &mut seq, f as u32 * 3000, &u.data, 1100)).collect()
 }
 
 /// Collects every RTP packet arriving on `socket` until `stop`.
@@ -121,17 +98,7 @@ fn wait_event(pool: &CodecPool, what: impl Fn(&PoolEvent) -> bool, timeout: Dura
 #[test]
 #[allow(clippy::needless_range_loop)] // frame f of every publisher p: streams[p][f]
 fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
-    let server = RouterServer::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise_ip: None,
-        workers: 1,
-        cpus: vec![],
-        backend: "auto".into(),
-        core: RouterConfig::default(),
-        public_key: token::dev_signing_key().verifying_key(),
-        io: Default::default(),
-    })
-    .unwrap();
+    let server = start_router();
     let router = server.addresses()[0];
     let mut pool = CodecPool::start(PoolConfig::default()).unwrap();
     let call = CallId(rand::random());
