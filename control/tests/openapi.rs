@@ -54,3 +54,35 @@ async fn every_listed_route_is_served() {
     }
     s.shutdown().await;
 }
+
+/// The route lists above are checked against the services' own `.route(..)`
+/// calls, so a route added in code but not to the lists (and the document)
+/// fails here.
+#[test]
+fn the_route_lists_are_the_routes_in_the_code() {
+    fn routes_in(src: &str) -> std::collections::BTreeSet<(String, String)> {
+        let mut out = std::collections::BTreeSet::new();
+        for line in src.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
+            let rest = &line[".route(\"".len()..];
+            let Some(end) = rest.find('"') else { continue };
+            let path = &rest[..end];
+            // The handlers: `get(h)`, `.delete(h)`, ... after the path.
+            let handlers = &rest[end..];
+            for m in ["get", "post", "put", "patch", "delete"] {
+                let pat = format!("{m}(");
+                let routed = handlers
+                    .match_indices(&pat)
+                    .any(|(i, _)| i == 0 || matches!(handlers.as_bytes()[i - 1], b' ' | b'.' | b','));
+                if routed {
+                    out.insert((m.to_uppercase(), path.to_string()));
+                }
+            }
+        }
+        out
+    }
+    let listed = |r: &[(&str, &str)]| -> std::collections::BTreeSet<(String, String)> {
+        r.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect()
+    };
+    assert_eq!(routes_in(include_str!("../src/auth.rs")), listed(AUTH_ROUTES), "auth routes");
+    assert_eq!(routes_in(include_str!("../src/calls.rs")), listed(CALLS_ROUTES), "calls routes");
+}
