@@ -31,8 +31,11 @@ unit:
 
 # The foundation's acceptance run: a 5-second, 4-participant call that must
 # lose and corrupt nothing (the demo exits non-zero otherwise).
+# Built for the whole workspace, so that it reuses what the tests built
+# (`cargo run -p` alone would resolve features anew and rebuild dependencies).
 demo-check:
-	timeout 300 $(CARGO) run --locked -q -p corecast-bench -- demo --participants 4 --seconds 5 --json >/dev/null
+	$(CARGO) build --locked --workspace --bins
+	timeout 120 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench demo --participants 4 --seconds 5 --json >/dev/null
 
 test: deps lint unit demo-check
 
