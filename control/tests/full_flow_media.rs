@@ -118,7 +118,9 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
     .await
     .unwrap();
     let (reps, clients) = reports;
-    // The owner keeps its place with keepalives until it is told to go silent.
+    // The owner (and B, until B leaves through the calls service) keep their
+    // places with keepalives until told to go silent: on a slow machine the
+    // steps below may take longer than the 3 s silence timeout.
     let clients = Arc::new(clients);
     let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let keepalive = {
@@ -126,6 +128,7 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
         std::thread::spawn(move || {
             while alive.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = clients[0].keepalive();
+                let _ = clients[1].keepalive();
                 std::thread::sleep(Duration::from_millis(250));
             }
         })
