@@ -22,7 +22,12 @@
 //! - a *naive forwarder*: tokio `recv_from`/`send_to`.
 //!
 //! Results are printed as ratios to the ideal (plain mmsg) forwarder; `--json`
-//! prints them as JSON on stdout (the table then goes to stderr).
+//! prints them as JSON on stdout (the table then goes to stderr): the first
+//! router run's figures at the top level, every run under `runs`.
+//!
+//! `--sweep` finds the loss onset of the first router configuration by
+//! raising the frame rate ×1.5 a step, then runs at 80% of that rate (JSON
+//! `sweep`).
 //!
 //! With `--pin` the forwarder's threads are pinned to CPUs 0..`--router-cores`
 //! and the load generator's to the CPUs after them, so that the two do not
