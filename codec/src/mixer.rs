@@ -438,18 +438,21 @@ impl Mixer {
         idx
     }
 
-    fn all_fresh(&self) -> bool {
-        let shown = self.shown();
+    fn all_fresh(&self, shown: &[usize]) -> bool {
         !shown.is_empty() && shown.iter().all(|&i| self.sources[i].fresh.is_some())
     }
 
     /// Makes the composite if it is due at `now`, and records when the next
     /// one is due (`next_output`). See the module docs for the rule.
     fn schedule(&mut self, now: Instant) {
-        if self.due(now).is_some_and(|d| d <= now) {
+        let due = self.due(now);
+        // Only an output changes what is due next.
+        self.next_output = if due.is_some_and(|d| d <= now) {
             self.output(now);
-        }
-        self.next_output = self.due(now);
+            self.due(now)
+        } else {
+            due
+        };
     }
 
     /// When the next composite is due; `None` with nothing to show.
@@ -462,7 +465,7 @@ impl Mixer {
         // Never more than twice the frame rate.
         let earliest = self.last_output.map_or(now, |t| t + half);
         let oldest_fresh = shown.iter().filter_map(|&i| self.sources[i].fresh).min();
-        Some(if self.all_fresh() || (self.keyframe_wanted && oldest_fresh.is_none()) {
+        Some(if self.all_fresh(&shown) || (self.keyframe_wanted && oldest_fresh.is_none()) {
             earliest
         } else if let Some(first) = oldest_fresh {
             // Wait for the late sources, but not for long.
