@@ -3,8 +3,12 @@
 //! A load generator sends paced synthetic RTP frames (several equal-size
 //! packets per frame) from every participant of every call over loopback;
 //! the forwarder under test sends each packet to the call's other
-//! participants; receivers count loss and one-way latency from a timestamp in
-//! the payload. The forwarder's threads' CPU time comes from
+//! participants; receivers count loss and one-way latency from a send
+//! timestamp in the payload. The latency ends at the kernel's receive
+//! timestamp on the client socket (`SO_TIMESTAMPNS`), so it is the
+//! forwarding latency and leaves out how long the bench's receiving thread
+//! waits for a CPU; `p99_app_latency_us` is the same up to that thread's
+//! read. The forwarder's threads' CPU time comes from
 //! `/proc/self/task/<tid>/schedstat`, so the headline figure is
 //! **egress packets per second of router CPU** ("per core"), which does not
 //! depend on how busy the load generator keeps the shared machine.
@@ -31,7 +35,10 @@
 //!
 //! With `--pin` the forwarder's threads are pinned to CPUs 0..`--router-cores`
 //! and the load generator's to the CPUs after them, so that the two do not
-//! preempt each other (on 2 vCPUs the generator then limits the load).
+//! preempt each other (on 2 vCPUs the generator then limits the load); the
+//! forwarder's CPU time is then its CPUs' whole busy time (`/proc/stat`:
+//! the loopback softirq work the kernel defers to `ksoftirqd` included),
+//! or its threads' time if that is larger.
 //!
 //! On loopback the receiving socket's kernel work runs in the sender's system
 //! call, so each forwarder's CPU includes delivering to the clients' sockets
@@ -107,9 +114,11 @@ pub struct FanoutArgs {
     pub json: bool,
     /// Pin the forwarder's threads to CPUs 0..router-cores and the load
     /// generator's to the CPUs after them (when there are more CPUs than
-    /// router cores). Off by default: on a 2-vCPU machine one CPU cannot
-    /// generate and receive the load (the kernel's loopback work for every
-    /// client socket runs on it), so the generator, not the router, limits.
+    /// router cores), as the latency target assumes; router CPU time
+    /// is then the router CPUs' whole busy time from `/proc/stat`. Off by
+    /// default: on a 2-vCPU machine one CPU cannot offer more than about
+    /// 350k packets/s out, so for throughput the generator, not the router,
+    /// limits.
     #[arg(long)]
     pub pin: bool,
     /// Also find where loss starts for the first router configuration (frame
@@ -422,9 +431,19 @@ struct Measured {
     sent: u64,
     expected: u64,
     received: u64,
+    /// Router CPU time the per-core figure uses.
     cpu_s: f64,
+    /// CPU time of the router's threads alone (schedstat).
+    thread_cpu_s: f64,
+    /// Where `cpu_s` comes from.
+    cpu_from: &'static str,
     wall_s: f64,
+    /// Forwarding latency: from the load generator's send call to the
+    /// kernel's receive timestamp on the client socket (sorted).
     lat_us: Vec<u32>,
+    /// The same up to the receiving thread reading the packet (sorted): adds
+    /// the load generator's own scheduling on the shared CPUs.
+    app_lat_us: Vec<u32>,
     io: IoStats,
     note: String,
 }
@@ -444,11 +463,7 @@ impl Measured {
         }
     }
     fn pct(&self, p: f64) -> f64 {
-        if self.lat_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.lat_us.len() - 1) as f64 * p).round() as usize;
-        f64::from(self.lat_us[i])
+        percentile(&self.lat_us, p)
     }
     fn to_json(&self) -> Value {
         json!({
@@ -457,6 +472,8 @@ impl Measured {
             "egress_pps_per_core": self.pps_per_core(),
             "router_cpu_s": self.cpu_s,
             "router_cpu_util": self.cpu_s / self.wall_s.max(1e-9),
+            "router_thread_cpu_s": self.thread_cpu_s,
+            "router_cpu_from": self.cpu_from,
             "sent": self.sent,
             "expected": self.expected,
             "received": self.received,
@@ -464,6 +481,8 @@ impl Measured {
             "p50_latency_us": self.pct(0.50),
             "p99_latency_us": self.pct(0.99),
             "max_latency_us": self.pct(1.0),
+            "p50_app_latency_us": percentile(&self.app_lat_us, 0.50),
+            "p99_app_latency_us": percentile(&self.app_lat_us, 0.99),
             "send_calls": self.io.send_calls,
             "gso_sends": self.io.gso_sends,
             "gso_fallbacks": self.io.gso_fallbacks,
@@ -474,12 +493,131 @@ impl Measured {
     }
 }
 
+/// The `p` quantile of sorted samples (0 when there are none).
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    f64::from(sorted[i])
+}
+
+/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`, the clock of the
+/// kernel's receive timestamps).
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What the clients received.
+#[derive(Debug, Default)]
+struct Received {
+    /// Media packets (RTCP from the router is not counted).
+    count: u64,
+    /// Send call → kernel receive timestamp, per packet, µs.
+    fwd_lat_us: Vec<u32>,
+    /// Send call → read by the receiving thread, per packet, µs.
+    app_lat_us: Vec<u32>,
+    /// Packets that came without a kernel timestamp (timed on receipt).
+    untimestamped: u64,
+}
+
+/// Largest number of latency samples kept per run.
+const MAX_LATENCY_SAMPLES: usize = 8 << 20;
+
+/// Receives on every client socket until `stop`, with GRO (so the router's
+/// GSO sends arrive whole) and `SO_TIMESTAMPNS`: each packet's forwarding
+/// latency ends at the kernel's receive timestamp, so it does not include
+/// the time this thread waits for a CPU it shares with the sender.
+fn receive_load(sockets: &[UdpSocket], stop: &AtomicBool) -> io::Result<Received> {
+    const BATCH: usize = 16;
+    const SLOT: usize = 1 << 16;
+    const CMSG: usize = sock::TIMESTAMP_CMSG_SPACE + sock::RECV_CMSG_SPACE;
+    for s in sockets {
+        sock::enable_gro(s.as_raw_fd());
+        sock::enable_rx_timestamps(s.as_raw_fd());
+    }
+    let mut pfds: Vec<libc::pollfd> =
+        sockets.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut bufs = vec![0u8; BATCH * SLOT];
+    let mut cmsgs = vec![CmsgBuf::<CMSG>::default(); BATCH];
+    // SAFETY: these libc structs are plain old data; all-zero is valid.
+    let (z_mmsg, z_iov) = unsafe { (mem::zeroed::<libc::mmsghdr>(), mem::zeroed::<libc::iovec>()) };
+    let mut msgs = vec![z_mmsg; BATCH];
+    let mut iovs = vec![z_iov; BATCH];
+    let mut rx = Received {
+        fwd_lat_us: Vec::with_capacity(1 << 20),
+        app_lat_us: Vec::with_capacity(1 << 20),
+        ..Default::default()
+    };
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: `pfds` is a live array of pollfds of the given length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 20) };
+        if r <= 0 {
+            continue;
+        }
+        for p in pfds.iter_mut() {
+            if p.revents == 0 {
+                continue;
+            }
+            p.revents = 0;
+            loop {
+                for i in 0..BATCH {
+                    iovs[i] = libc::iovec { iov_base: bufs[i * SLOT..].as_mut_ptr().cast(), iov_len: SLOT };
+                    let h = &mut msgs[i].msg_hdr;
+                    h.msg_name = std::ptr::null_mut();
+                    h.msg_namelen = 0;
+                    h.msg_iov = &mut iovs[i];
+                    h.msg_iovlen = 1;
+                    h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
+                    h.msg_controllen = CMSG as _;
+                }
+                // SAFETY: every msghdr points at live buffers of the lengths given.
+                let n = unsafe {
+                    libc::recvmmsg(p.fd, msgs.as_mut_ptr(), BATCH as _, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                };
+                if n <= 0 {
+                    break;
+                }
+                let now = unix_ns();
+                for (i, m) in msgs.iter().enumerate().take(n as usize) {
+                    #[allow(clippy::unnecessary_cast)] // socklen_t on some libcs, size_t on glibc
+                    let clen = (m.msg_hdr.msg_controllen as usize).min(CMSG);
+                    let meta = sock::parse_recv_cmsgs(&cmsgs[i].0[..clen]);
+                    let len = (m.msg_len as usize).min(SLOT);
+                    let data = &bufs[i * SLOT..i * SLOT + len];
+                    let stamp = meta.timestamp.map(|t| t.as_nanos() as u64);
+                    for c in data.chunks(meta.gro_segment.unwrap_or(len).max(1)) {
+                        // Media only: RTCP from the router (reports, feedback) is not counted.
+                        if c.len() < 24 || c[0] != MAGIC || c[1] != PT {
+                            continue;
+                        }
+                        rx.count += 1;
+                        let sent = u64::from_be_bytes(c[12..20].try_into().unwrap_or([0; 8]));
+                        if stamp.is_none() {
+                            rx.untimestamped += 1;
+                        }
+                        if rx.fwd_lat_us.len() < MAX_LATENCY_SAMPLES {
+                            let us = |t: u64| (t.saturating_sub(sent) / 1000).min(u64::from(u32::MAX)) as u32;
+                            rx.fwd_lat_us.push(us(stamp.unwrap_or(now)));
+                            rx.app_lat_us.push(us(now));
+                        }
+                    }
+                }
+                if (n as usize) < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(rx)
+}
+
 const MAGIC: u8 = 0x80;
 /// The payload type of the load (dynamic video).
 const PT: u8 = 96;
 /// Payload layout: [0] 0x80 (RTP v2), [1] payload type, [2..4] seq, [4..8]
 /// RTP timestamp, [8..12] sender id (as SSRC), [12..20] send time (ns since
-/// the bench epoch), [20..24] frame.
+/// the Unix epoch), [20..24] frame.
 fn fill_packet(buf: &mut [u8], sender: u32, seq: u16, frame: u32, sent_ns: u64) {
     buf[0] = MAGIC;
     buf[1] = PT;
@@ -504,6 +642,26 @@ fn thread_cpu_s(tid: i32) -> Option<f64> {
 
 fn cpu_of(tids: &[i32]) -> f64 {
     tids.iter().filter_map(|&t| thread_cpu_s(t)).sum()
+}
+
+/// Busy time of `cpus` in seconds from `/proc/stat` (user, nice, system, irq
+/// and softirq: everything those CPUs did, the kernel's network work done
+/// outside the router's system calls included). `None` without `cpus`.
+fn cpus_busy_s(cpus: &[usize]) -> Option<f64> {
+    if cpus.is_empty() {
+        return None;
+    }
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut total = 0u64;
+    for &c in cpus {
+        let line = stat.lines().find(|l| l.split_whitespace().next() == Some(&format!("cpu{c}")))?;
+        let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        total += [0, 1, 2, 5, 6].iter().filter_map(|&i| v.get(i)).sum::<u64>();
+    }
+    Some(total as f64 / hz)
 }
 
 fn router_options(gso: bool, reuse: bool) -> BackendOptions {
@@ -736,62 +894,19 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
             (vec![router; n_clients], (0..n_clients as u32).collect(), tids)
         }
     };
-    // Each client: one socket; the receiver side wraps it (GRO on), the sender a clone (plain sendmmsg).
-    let mut rx_backends = Vec::with_capacity(n_clients);
+    // Each client: one socket; the receiver reads it raw (GRO and kernel
+    // receive timestamps on), the sender a clone (plain sendmmsg).
     let mut tx_backends = Vec::with_capacity(n_clients);
-    for s in sockets {
+    for s in &sockets {
         let clone = s.try_clone()?;
-        rx_backends.push(MmsgBackend::new(s, &BackendOptions { gro: true, ..client_opts.clone() })?);
         tx_backends.push(MmsgBackend::new(clone, &BackendOptions { gro: false, ..client_opts.clone() })?);
     }
-
-    // Receiver thread: poll every client socket, count and time what arrives.
     let stop_rx = Arc::new(AtomicBool::new(false));
-    let epoch = Instant::now();
     let rx_stop = Arc::clone(&stop_rx);
     let gen_cpus = place.generator.clone();
-    let receiver = std::thread::spawn(move || -> (u64, Vec<u32>) {
+    let receiver = std::thread::spawn(move || -> io::Result<Received> {
         pin_current(&gen_cpus);
-        let mut pfds: Vec<libc::pollfd> = rx_backends
-            .iter()
-            .map(|b| libc::pollfd { fd: b.socket().as_raw_fd(), events: libc::POLLIN, revents: 0 })
-            .collect();
-        let mut out = Vec::with_capacity(256);
-        let mut received = 0u64;
-        let mut lat = Vec::with_capacity(1 << 20);
-        while !rx_stop.load(Ordering::Relaxed) {
-            // SAFETY: `pfds` is a live array of pollfds of the given length.
-            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 20) };
-            if r <= 0 {
-                continue;
-            }
-            for (i, p) in pfds.iter_mut().enumerate() {
-                if p.revents == 0 {
-                    continue;
-                }
-                p.revents = 0;
-                loop {
-                    out.clear();
-                    match rx_backends[i].recv(Some(Duration::ZERO), &mut out) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                    let now = epoch.elapsed().as_nanos() as u64;
-                    for d in &out {
-                        let c = &d.contents;
-                        // Media only: RTCP from the router (reports, feedback) is not counted.
-                        if c.len() >= 24 && c[0] == MAGIC && c[1] == PT {
-                            received += 1;
-                            let sent = u64::from_be_bytes(c[12..20].try_into().unwrap_or([0; 8]));
-                            if lat.len() < (8 << 20) {
-                                lat.push((now.saturating_sub(sent) / 1000).min(u64::from(u32::MAX)) as u32);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        (received, lat)
+        receive_load(&sockets, &rx_stop)
     });
 
     // Sender: paced frames, participants' phases spread over the frame interval.
@@ -800,6 +915,7 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
     let frames = (duration.as_secs_f64() * f64::from(args.fps)).ceil() as u64;
     let size = args.packet_size.max(32);
     let cpu0 = cpu_of(&tids);
+    let busy0 = cpus_busy_s(&place.router);
     let t0 = Instant::now();
     let mut sent = 0u64;
     let mut seqs = vec![0u16; n_clients];
@@ -814,7 +930,7 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
             if t0.elapsed() > duration + Duration::from_secs(2) {
                 break 'frames; // the machine is too slow for this load: stop, the loss shows it
             }
-            let ns = epoch.elapsed().as_nanos() as u64;
+            let ns = unix_ns();
             for _ in 0..args.packets_per_frame {
                 fill_packet(&mut buf, ssrcs[c], seqs[c], f as u32, ns);
                 seqs[c] = seqs[c].wrapping_add(1);
@@ -828,6 +944,7 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
     // Drain: let queued packets arrive, then read CPU while the threads live.
     std::thread::sleep(Duration::from_millis(300));
     let cpu1 = cpu_of(&tids);
+    let busy1 = cpus_busy_s(&place.router);
     stop_fwd.store(true, Ordering::Relaxed);
     let mut io = IoStats::default();
     let mut note = String::new();
@@ -849,8 +966,12 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
         }
     }
     stop_rx.store(true, Ordering::Relaxed);
-    let (received, mut lat) = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
-    lat.sort_unstable();
+    let mut rx = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?.context("receiving the load")?;
+    rx.fwd_lat_us.sort_unstable();
+    rx.app_lat_us.sort_unstable();
+    if rx.untimestamped > 0 {
+        note.push_str(&format!("{} packets without a kernel timestamp (timed on receipt); ", rx.untimestamped));
+    }
     let tx_errors: u64 = tx_backends.iter().map(|b| b.stats().send_errors).sum();
     if tx_errors > 0 {
         note.push_str(&format!("load generator send errors: {tx_errors}; "));
@@ -859,10 +980,18 @@ fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Measured> {
         label: fwd.label(),
         sent,
         expected: sent * (args.participants.saturating_sub(1)) as u64,
-        received,
-        cpu_s: cpu1 - cpu0,
+        received: rx.count,
+        // Pinned, the router's CPUs do nothing else: their whole busy time
+        // (softirq work outside the router's threads included) is its cost.
+        cpu_s: match (busy0, busy1) {
+            (Some(a), Some(b)) => (b - a).max(cpu1 - cpu0),
+            _ => cpu1 - cpu0,
+        },
+        thread_cpu_s: cpu1 - cpu0,
+        cpu_from: if busy0.is_some() { "pinned router CPUs (/proc/stat)" } else { "router threads (schedstat)" },
         wall_s: wall,
-        lat_us: lat,
+        lat_us: rx.fwd_lat_us,
+        app_lat_us: rx.app_lat_us,
         io,
         note,
     })
@@ -1128,6 +1257,19 @@ mod tests {
             let m = run_one(&args, f).unwrap();
             assert!(m.sent > 0);
             assert_eq!(m.received, m.expected, "{f:?}: {m:?}");
+            // Every packet is timed, by the kernel's receive timestamp.
+            assert_eq!(m.lat_us.len() as u64, m.received, "{f:?}");
+            assert_eq!(m.app_lat_us.len() as u64, m.received, "{f:?}");
+            assert!(!m.note.contains("kernel timestamp"), "{f:?}: {}", m.note);
+            assert_eq!(m.cpu_from, "router threads (schedstat)");
+        }
+        // Pinned (where there is a CPU to spare), the router CPUs' busy time is the cost.
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            let pinned = FanoutArgs { pin: true, ..args };
+            let m = run_one(&pinned, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }).unwrap();
+            assert_eq!(m.received, m.expected, "{m:?}");
+            assert_eq!(m.cpu_from, "pinned router CPUs (/proc/stat)");
+            assert!(m.cpu_s >= m.thread_cpu_s);
         }
     }
 }
