@@ -219,3 +219,65 @@ fn ending_a_call_drops_everyone_and_tells_them() {
     let again = Client::join(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd);
     assert!(again.is_err(), "an ended call cannot be rejoined");
 }
+
+/// Automatic HD/SD switching over real sockets: a receiver whose RTCP
+/// receiver reports say it loses half of what it gets moves to SD; once its
+/// reports show no loss for `hd_recovery` it is back on HD. Waits are
+/// bounded; the only timing claim is a lower bound (the hysteresis).
+#[test]
+fn reported_loss_switches_a_receiver_to_sd_and_back_over_sockets() {
+    use corecast_proto::rtcp::{write_compound, ReceiverReport, ReportBlock, RtcpPacket};
+    let hd_recovery = Duration::from_millis(1500);
+    for backend in backends() {
+        let server = start_with(backend, 1, RouterConfig { hd_recovery, ..RouterConfig::default() });
+        let call = CallId(rand::random());
+        let key = token::dev_signing_key();
+        let router = server.addresses()[0];
+        let a = Client::join(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
+        let b = Client::join(router, &token_for(&key, call, 2, Role::Publisher, 60_000), 2, Quality::Hd).unwrap();
+        let plan = MediaPlan {
+            audio: false,
+            video_fps: 50,
+            video_packets_per_frame: 2,
+            video_packet_size: 400,
+            duration: Duration::from_secs(5),
+            max_packets: Some(20),
+            ..Default::default()
+        };
+        a.send_media(&plan, false);
+        let quality_of_b = || {
+            server
+                .snapshot()
+                .into_iter()
+                .filter(|c| c.call == call)
+                .flat_map(|c| c.participants)
+                .find(|p| p.participant == ParticipantId(2))
+                .map(|p| p.quality)
+        };
+        assert_eq!(quality_of_b(), Some(Quality::Hd), "{backend}");
+        let report = |fraction_lost: u8| {
+            let rr = RtcpPacket::ReceiverReport(ReceiverReport {
+                ssrc: b.ssrcs().1,
+                reports: vec![ReportBlock { ssrc: a.ssrcs().1, fraction_lost, ..Default::default() }],
+            });
+            b.socket().send_to(&write_compound(&[rr]).unwrap(), b.router()).unwrap();
+        };
+        // Heavy loss (50%), reported a few times: B moves to SD.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while quality_of_b() != Some(Quality::Sd) {
+            assert!(std::time::Instant::now() < deadline, "{backend}: B never moved to SD");
+            report(128);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Loss stops: B goes back to HD, but only after `hd_recovery` of good reports.
+        let good_from = std::time::Instant::now();
+        let deadline = good_from + Duration::from_secs(30);
+        while quality_of_b() != Some(Quality::Hd) {
+            assert!(std::time::Instant::now() < deadline, "{backend}: B never came back to HD");
+            report(0);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(good_from.elapsed() >= hd_recovery, "{backend}: back to HD before the hysteresis ran out");
+        server.stop();
+    }
+}
