@@ -104,13 +104,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let mut clients = Vec::new();
     for i in 0..a.participants {
         let pid = 1000 + i;
-        let claims = Claims {
-            call_id: call,
-            participant_id: ParticipantId(pid),
-            role: Role::Publisher,
-            expires_at_ms: now_ms + 600_000,
-        };
-        let tok = token::sign(&key, &claims);
+        let tok = publisher_token(&key, call, pid, now_ms + 600_000);
         clients
             .push(Client::join(router, &tok, pid, Quality::Hd).with_context(|| format!("participant {pid} joining"))?);
     }
@@ -232,4 +226,15 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(result.total_lost == 0 && result.total_corrupt == 0, "packets were lost or corrupted");
     Ok(())
+}
+
+/// A signed publisher token for participant `pid` of `call`.
+pub(crate) fn publisher_token(
+    key: &token::SigningKey,
+    call: CallId,
+    pid: u64,
+    expires_at_ms: u64,
+) -> [u8; token::TOKEN_LEN] {
+    let claims = Claims { call_id: call, participant_id: ParticipantId(pid), role: Role::Publisher, expires_at_ms };
+    token::sign(key, &claims)
 }

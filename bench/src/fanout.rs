@@ -61,7 +61,7 @@ use corecast_client::client::ssrcs_for;
 use corecast_client::Client;
 use corecast_core::RouterConfig;
 use corecast_proto::session::Quality;
-use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
+use corecast_proto::token::{self, CallId};
 use corecast_router::net::basic::BasicBackend;
 use corecast_router::net::mmsg::MmsgBackend;
 use corecast_router::net::sock::{self, CmsgBuf, RawAddr, SocketOptions, GSO_CMSG_SPACE};
@@ -794,13 +794,7 @@ fn start_corecast(
             call = CallId(rand::random());
         }
         let pid = 1 + i as u64;
-        let claims = Claims {
-            call_id: call,
-            participant_id: ParticipantId(pid),
-            role: Role::Publisher,
-            expires_at_ms: now_ms + 3_600_000,
-        };
-        let tok = token::sign(&key, &claims);
+        let tok = crate::demo::publisher_token(&key, call, pid, now_ms + 3_600_000);
         // Any worker's address will do: a join on the wrong one is redirected.
         let c = Client::join_on(s.try_clone()?, server.addresses()[0], &tok, pid, Quality::Hd)
             .with_context(|| format!("participant {pid} joining the router"))?;
