@@ -135,6 +135,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "forwarded_rtp": r.forwarded_rtp, "forwarded_rtcp": r.forwarded_rtcp,
                 "joins": r.joins, "joins_refused": r.joins_refused, "joins_redirected": r.joins_redirected,
                 "leaves": r.leaves, "timeouts": r.timeouts, "keyframe_requests": r.keyframe_requests, "nacks": r.nacks,
+                "sd_audio_withheld": r.sd_audio_withheld,
                 "dropped": {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
                     "bad_token": r.dropped_bad_token, "ssrc_not_owned": r.dropped_ssrc_not_owned,

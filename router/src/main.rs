@@ -90,6 +90,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(m) = file.max_participants_per_call {
         core.max_participants_per_call = m;
     }
+    if let Some(id) = file.audio_level_ext_id {
+        core.audio_level_ext_id = id;
+    }
+    if let Some(n) = file.sd_audio_streams {
+        core.sd_audio_streams = n;
+    }
     let cfg = ServerConfig {
         listen: args.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:40000".parse().expect("valid address")),
         advertise_ip: file.advertise_ip,

@@ -281,3 +281,69 @@ fn reported_loss_switches_a_receiver_to_sd_and_back_over_sockets() {
         server.stop();
     }
 }
+
+/// Five speakers at distinct RFC 6464 levels, one SD and one HD receiver:
+/// the SD receiver hears the three loudest (the others only until the first
+/// ranking, 200 ms in), the HD receiver hears everyone byte for byte. The
+/// bounds leave room for a loaded machine (a sender stalled for a ranking
+/// window briefly loses its place); the exact rules are tested in the core.
+#[test]
+fn sd_receivers_hear_only_the_loudest_speakers_over_sockets() {
+    const PACKETS: u64 = 150;
+    for backend in backends() {
+        let server = start(backend, 1);
+        let call = CallId(rand::random());
+        let key = token::dev_signing_key();
+        let router = server.addresses()[0];
+        let join = |pid: u64, q: Quality| {
+            Client::join(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, q).unwrap()
+        };
+        let sd = join(50, Quality::Sd);
+        let hd = join(51, Quality::Hd);
+        let (sd_rx, hd_rx) = (sd.start_receiving(false), hd.start_receiving(true));
+        let levels = [(1u64, 40u8), (2, 10), (3, 90), (4, 25), (5, 70)];
+        let speakers: Vec<Client> = levels.iter().map(|&(pid, _)| join(pid, Quality::Hd)).collect();
+        let sent: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = speakers
+                .iter()
+                .zip(levels)
+                .map(|(c, (_, level))| {
+                    let plan = MediaPlan {
+                        audio: true,
+                        audio_level: Some(level),
+                        video_fps: 0,
+                        duration: Duration::from_secs(30),
+                        max_packets: Some(PACKETS),
+                        ..Default::default()
+                    };
+                    s.spawn(move || c.send_media(&plan, true))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        hd_rx.wait_for(5 * PACKETS, Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(200));
+        let (sd_rep, hd_rep) = (sd_rx.finish(), hd_rx.finish());
+        let mut want: Vec<&Vec<u8>> = sent.iter().flat_map(|s| &s.recorded).collect();
+        let mut got: Vec<&Vec<u8>> = hd_rep.recorded.iter().collect();
+        want.sort();
+        got.sort();
+        assert!(
+            got == want,
+            "{backend}: the HD receiver got {} of {} packets, or not byte for byte",
+            got.len(),
+            want.len()
+        );
+        let heard = |pid: u64| sd_rep.per_sender.get(&pid).copied().unwrap_or(0);
+        for pid in [2, 4, 1] {
+            assert!(heard(pid) >= PACKETS * 8 / 10, "{backend}: SD receiver heard {} of speaker {pid}", heard(pid));
+        }
+        for pid in [5, 3] {
+            assert!(heard(pid) <= PACKETS / 2, "{backend}: SD receiver heard {} of quiet speaker {pid}", heard(pid));
+        }
+        assert_eq!(sd_rep.corrupt, 0, "{backend}");
+        let withheld: u64 = server.stats().iter().map(|s| s.router.sd_audio_withheld).sum();
+        assert!(withheld >= PACKETS, "{backend}: {withheld} packets withheld");
+        server.stop();
+    }
+}

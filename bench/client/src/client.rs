@@ -42,6 +42,9 @@ pub struct MediaPlan {
     pub audio: bool,
     /// Audio packet size in bytes.
     pub audio_packet_size: usize,
+    /// RFC 6464 level every audio packet carries, dBov (0 loudest ..= 127
+    /// silence; `None`: no level extension).
+    pub audio_level: Option<u8>,
     /// Video frames per second (0: no video).
     pub video_fps: u32,
     /// Packets per video frame (equal-sized).
@@ -59,6 +62,7 @@ impl Default for MediaPlan {
         MediaPlan {
             audio: true,
             audio_packet_size: 160,
+            audio_level: Some(30),
             video_fps: 30,
             video_packets_per_frame: 4,
             video_packet_size: 1200,
@@ -262,7 +266,9 @@ impl Client {
                 };
                 buf.clear();
                 let ts = MediaTime(aframe.wrapping_mul(960));
-                if media::build(&probe, Pt(111), aseq, ts, true, plan.audio_packet_size, &mut buf).is_ok() {
+                if media::build(&probe, Pt(111), aseq, ts, true, plan.audio_packet_size, plan.audio_level, &mut buf)
+                    .is_ok()
+                {
                     self.send(&buf, record, &mut rep);
                 }
                 aseq = aseq.next();
@@ -285,7 +291,9 @@ impl Client {
                     };
                     buf.clear();
                     let ts = MediaTime(vframe.wrapping_mul(90_000 / plan.video_fps.max(1)));
-                    if media::build(&probe, Pt(96), vseq, ts, i + 1 == n, plan.video_packet_size, &mut buf).is_ok() {
+                    if media::build(&probe, Pt(96), vseq, ts, i + 1 == n, plan.video_packet_size, None, &mut buf)
+                        .is_ok()
+                    {
                         self.send(&buf, record, &mut rep);
                     }
                     vseq = vseq.next();

@@ -126,6 +126,10 @@ enum Cmd {
         /// Packets per video frame.
         #[arg(long, default_value_t = 4)]
         packets_per_frame: u16,
+        /// RFC 6464 level of the audio, dBov (0 loudest ..= 127 silence): the
+        /// router lets SD receivers hear only the loudest few speakers.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u8).range(0..=127))]
+        audio_level: u8,
         /// Receive the SD composite instead of every stream.
         #[arg(long)]
         sd: bool,
@@ -196,6 +200,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             fps,
             packets_per_frame,
+            audio_level,
             sd,
             av1,
             av1_size,
@@ -274,6 +279,7 @@ fn main() -> anyhow::Result<()> {
                 video_packets_per_frame: packets_per_frame,
                 duration: Duration::from_secs(seconds),
                 audio: claims.role != Role::Subscriber,
+                audio_level: Some(audio_level),
                 ..Default::default()
             };
             let sent = if claims.role == Role::Subscriber {

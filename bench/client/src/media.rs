@@ -73,7 +73,12 @@ fn filler(seed: u64, out: &mut [u8]) {
     }
 }
 
-/// Builds one synthetic RTP packet of exactly `size` bytes (≥ 12 + 40).
+/// RFC 8285 id the client gives the RFC 6464 audio level (the router's default).
+pub const AUDIO_LEVEL_EXT_ID: u8 = 1;
+
+/// Builds one synthetic RTP packet of exactly `size` bytes (≥ 12 + 40, plus
+/// 8 with a level). `audio_level` (dBov, 0 loudest ..= 127 silence) adds an
+/// RFC 6464 audio level header extension, as WebRTC senders do on audio.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     probe: &Probe,
@@ -82,9 +87,17 @@ pub fn build(
     ts: MediaTime,
     marker: bool,
     size: usize,
+    audio_level: Option<u8>,
     out: &mut Vec<u8>,
 ) -> Result<(), corecast_proto::rtp::RtpError> {
-    let payload_len = size.saturating_sub(12).max(PROBE_LEN);
+    let extensions = match audio_level.map(|l| l.min(127)) {
+        // The V bit: voice activity, for anything above silence.
+        Some(l) => vec![(AUDIO_LEVEL_EXT_ID, vec![if l < 127 { 0x80 | l } else { l }])],
+        None => Vec::new(),
+    };
+    // One one-byte element of one byte: 4 bytes of extension header + 1 word.
+    let header_len = 12 + if extensions.is_empty() { 0 } else { 8 };
+    let payload_len = size.saturating_sub(header_len).max(PROBE_LEN);
     let mut payload = vec![0u8; payload_len];
     payload[0..4].copy_from_slice(&MAGIC);
     payload[4..12].copy_from_slice(&probe.sender.to_be_bytes());
@@ -95,10 +108,10 @@ pub fn build(
     payload[24..32].copy_from_slice(&probe.sent_us.to_be_bytes());
     payload[36..38].copy_from_slice(&(payload_len as u16).to_be_bytes());
     filler(probe.sent_us ^ ((seq.0 as u64) << 32) ^ probe.ssrc.0 as u64, &mut payload[PROBE_LEN..]);
-    let p = RtpPacket { marker, pt, seq, timestamp: ts, ssrc: probe.ssrc, payload, ..Default::default() };
+    let p = RtpPacket { marker, pt, seq, timestamp: ts, ssrc: probe.ssrc, payload, extensions, ..Default::default() };
     let start = out.len();
     p.write_to(out)?;
-    let at = start + 12 + CKSUM_AT;
+    let at = start + header_len + CKSUM_AT;
     let c = fnv(&out[start..], at - start..at - start + 4);
     out[at..at + 4].copy_from_slice(&c.to_be_bytes());
     Ok(())
@@ -145,7 +158,7 @@ mod tests {
     fn build_verify_and_detect_corruption() {
         let probe = Probe { sender: 7, ssrc: Ssrc(9), frame: 3, index: 1, count: 4, sent_us: 123 };
         let mut b = Vec::new();
-        build(&probe, Pt(96), SeqNo(5), MediaTime(90), false, 1200, &mut b).unwrap();
+        build(&probe, Pt(96), SeqNo(5), MediaTime(90), false, 1200, None, &mut b).unwrap();
         assert_eq!(b.len(), 1200);
         let (h, p) = verify(&b).unwrap();
         assert_eq!((h.seq, p), (SeqNo(5), probe));
@@ -153,6 +166,20 @@ mod tests {
             let mut c = b.clone();
             c[i] ^= 0x10;
             assert!(verify(&c).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn audio_level_extension_keeps_the_size_and_reads_back() {
+        let probe = Probe { sender: 7, ssrc: Ssrc(9), frame: 3, index: 0, count: 1, sent_us: 123 };
+        for (level, byte) in [(30u8, 0x80 | 30), (127, 127), (200, 127)] {
+            let mut b = Vec::new();
+            build(&probe, Pt(111), SeqNo(5), MediaTime(960), true, 160, Some(level), &mut b).unwrap();
+            assert_eq!(b.len(), 160);
+            let (h, p) = verify(&b).unwrap();
+            assert_eq!(p, probe);
+            let e: Vec<_> = h.extensions(&b).map(|e| e.unwrap()).collect();
+            assert_eq!((e.len(), e[0].id, e[0].data), (1, AUDIO_LEVEL_EXT_ID, &[byte][..]));
         }
     }
 }

@@ -29,6 +29,17 @@ pub(crate) struct Producer {
     pub first_ext_seq: Option<u64>,
     /// Last keyframe request forwarded to this producer.
     pub last_keyframe_request: Option<Instant>,
+    /// Audio only: loudness (127 − dBov, RFC 6464) summed over the packets
+    /// of the current ranking window, and their count.
+    pub level_sum: u32,
+    pub level_packets: u32,
+    /// Smoothed loudness, 0 (silence) ..= 127 (0 dBov).
+    pub loudness: u8,
+    /// An audio level was seen on this stream: it takes part in the ranking.
+    pub level_seen: bool,
+    /// Forwarded to SD receivers: one of the call's loudest audio streams,
+    /// or a stream that carries no level (it cannot be ranked, so it is kept).
+    pub sd_audible: bool,
 }
 
 impl Producer {
@@ -44,7 +55,32 @@ impl Producer {
             seq: SeqExtender::default(),
             first_ext_seq: None,
             last_keyframe_request: None,
+            level_sum: 0,
+            level_packets: 0,
+            loudness: 0,
+            level_seen: false,
+            sd_audible: true,
         }
+    }
+
+    /// Records one packet's RFC 6464 level (`dbov`: 0 loudest ..= 127 silence).
+    pub fn on_audio_level(&mut self, dbov: u8) {
+        self.level_seen = true;
+        self.level_sum = self.level_sum.saturating_add(127 - u32::from(dbov.min(127)));
+        self.level_packets = self.level_packets.saturating_add(1);
+    }
+
+    /// Ends a ranking window. A level meter's attack and release: the
+    /// smoothed loudness rises at once to a louder window's mean (a new
+    /// speaker is heard after one window) and falls halfway to a quieter one
+    /// (a pause between words does not lose the slot). A window without
+    /// packets, as in DTX, counts as silence.
+    pub fn end_level_window(&mut self) {
+        let mean = self.level_sum.checked_div(self.level_packets).unwrap_or(0).min(127);
+        let old = u32::from(self.loudness);
+        self.loudness = if mean >= old { mean } else { (old + mean).div_ceil(2) } as u8;
+        self.level_sum = 0;
+        self.level_packets = 0;
     }
 
     pub fn on_rtp(&mut self, h: &RtpHeader, len: usize) {

@@ -25,6 +25,7 @@
 mod call;
 pub mod hash;
 mod rtcp_route;
+mod speakers;
 mod stats;
 
 use std::collections::VecDeque;
@@ -108,6 +109,14 @@ pub struct RouterConfig {
     /// Payload types taken as audio for streams whose kind was not declared
     /// (besides the static audio types 0..=23).
     pub audio_payload_types: Vec<u8>,
+    /// RFC 8285 id of the RFC 6464 audio level extension in senders' audio
+    /// packets (0: levels are not read, SD receivers get every audio stream).
+    pub audio_level_ext_id: u8,
+    /// SD receivers get the audio of this many loudest speakers (0: every
+    /// speaker). HD receivers always get every stream.
+    pub sd_audio_streams: usize,
+    /// How often the loudest speakers are ranked (see `speakers`).
+    pub audio_rank_interval: Duration,
     /// Placement of calls over workers: this worker's index and every worker's
     /// address. A join for a call placed on another worker gets a 300 redirect.
     /// Empty: this worker takes every call.
@@ -129,6 +138,9 @@ impl Default for RouterConfig {
             hd_loss_threshold: 5,
             hd_recovery: Duration::from_secs(10),
             audio_payload_types: vec![111, 109, 110],
+            audio_level_ext_id: 1,
+            sd_audio_streams: 3,
+            audio_rank_interval: Duration::from_millis(200),
             max_receivers_per_worker: 500,
             placement: Placement::default(),
         }
@@ -334,6 +346,17 @@ pub enum Event {
         /// New quality.
         quality: Quality,
     },
+    /// The audio streams SD receivers get (the call's loudest speakers,
+    /// loudest first) changed. Emitted only when the ranking holds some
+    /// stream back or lets one through again; calls with at most
+    /// [`RouterConfig::sd_audio_streams`] speakers never see it.
+    ActiveSpeakers {
+        /// Call.
+        call: CallId,
+        /// The SSRCs forwarded to SD receivers, loudest first (streams
+        /// without audio levels are forwarded too but not listed).
+        ssrcs: Vec<Ssrc>,
+    },
 }
 
 /// The routing state machine of one worker.
@@ -348,6 +371,7 @@ pub struct Router {
     ended: FxHashMap<CallId, Instant>,
     out: VecDeque<Output>,
     next_sweep: Option<Instant>,
+    next_rank: Option<Instant>,
     stats: RouterStats,
 }
 
@@ -368,6 +392,7 @@ impl Router {
             ended: FxHashMap::default(),
             out: VecDeque::with_capacity(1024),
             next_sweep: None,
+            next_rank: None,
             stats: RouterStats::default(),
         }
     }
@@ -407,6 +432,9 @@ impl Router {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now + self.config.sweep_interval);
+            if self.ranks_speakers() {
+                self.next_rank = Some(now + self.config.audio_rank_interval);
+            }
         }
         match input {
             Input::Receive { source, contents } => self.handle_receive(now, source, contents),
@@ -421,7 +449,12 @@ impl Router {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        Output::Timeout(self.next_sweep.unwrap_or(self.epoch + self.config.sweep_interval))
+        let sweep = self.next_sweep.unwrap_or(self.epoch + self.config.sweep_interval);
+        Output::Timeout(self.next_rank.map_or(sweep, |r| r.min(sweep)))
+    }
+
+    fn ranks_speakers(&self) -> bool {
+        self.config.audio_level_ext_id != 0 && self.config.sd_audio_streams > 0
     }
 
     fn drop_packet(&mut self, reason: DropReason) {
@@ -476,6 +509,7 @@ impl Router {
             Err(_) => return self.drop_packet(DropReason::Malformed),
         };
         let max_learned = self.config.max_learned_ssrcs;
+        let level_ext = if self.ranks_speakers() { self.config.audio_level_ext_id } else { 0 };
         let workers = self.config.placement.addresses.len();
         let Some(call) = self.calls.get_mut(&call_id) else {
             return self.drop_packet(DropReason::Unadmitted);
@@ -522,6 +556,14 @@ impl Router {
         }
         producer.on_rtp(&header, contents.len());
         let kind = producer.kind;
+        if kind == MediaKind::Audio && level_ext != 0 {
+            let level = header.extensions(&contents).flatten().find(|e| e.id == level_ext);
+            if let Some((_, dbov)) = level.and_then(|e| corecast_proto::rtp::parse_audio_level(e.data)) {
+                producer.on_audio_level(dbov);
+            }
+        }
+        // Audio held back from SD receivers: not among the loudest speakers.
+        let sd_mute = kind == MediaKind::Audio && !producer.sd_audible;
         let prev_seq = producer.prev_seq.replace(header.seq);
         let has_mixer = sender_role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
         let sender_is_relay = call.participants[sender_idx].is_relay();
@@ -530,6 +572,7 @@ impl Router {
         let mut n = 0u64;
         let mut relayed = 0u64;
         let mut keyframe_for_resume = false;
+        let mut withheld = 0u64;
         for (i, r) in call.participants.iter_mut().enumerate() {
             if i == sender_idx {
                 continue;
@@ -542,6 +585,10 @@ impl Router {
                 match (sender_role, r.role) {
                     (Role::Mixer, _) => r.quality == Quality::Sd && r.role != Role::Mixer,
                     (_, Role::Mixer) => kind == MediaKind::Video,
+                    _ if r.quality == Quality::Sd && sd_mute => {
+                        withheld += 1;
+                        false
+                    }
                     _ => !(has_mixer && r.quality == Quality::Sd),
                 }
             };
@@ -596,6 +643,7 @@ impl Router {
         self.stats.forwarded_rtp += n;
         self.stats.tx_datagrams += n;
         self.stats.relayed_rtp += relayed;
+        self.stats.sd_audio_withheld += withheld;
         if keyframe_for_resume {
             self.request_keyframe(now, call_id, header.ssrc);
         }
@@ -1016,6 +1064,15 @@ impl Router {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.next_rank.is_some_and(|t| now >= t) {
+            self.next_rank = Some(now + self.config.audio_rank_interval);
+            let n = self.config.sd_audio_streams;
+            for (id, call) in &mut self.calls {
+                if let Some(ssrcs) = speakers::rank(call, n) {
+                    self.out.push_back(Output::Event(Event::ActiveSpeakers { call: *id, ssrcs }));
+                }
+            }
+        }
         match self.next_sweep {
             Some(t) if now >= t => {}
             _ => return,

@@ -50,6 +50,9 @@ pub struct RouterStats {
     pub keyframe_requests: u64,
     /// NACKs forwarded to producers.
     pub nacks: u64,
+    /// Audio packets not sent to an SD receiver because their speaker is not
+    /// among the call's loudest (one per receiver; not a drop).
+    pub sd_audio_withheld: u64,
     /// Dropped: malformed.
     pub dropped_malformed: u64,
     /// Dropped: unadmitted source.
@@ -109,6 +112,7 @@ impl RouterStats {
             timeouts,
             keyframe_requests,
             nacks,
+            sd_audio_withheld,
             dropped_malformed,
             dropped_unadmitted,
             dropped_bad_token,

@@ -1,0 +1,54 @@
+//! The loudest few audio streams of a call, for its SD receivers.
+//!
+//! An SD receiver is one whose link cannot take everything; besides the
+//! composite video it gets audio forwarded as received (not mixed), but only
+//! from the `n` loudest speakers, as `../shared/design.md` §4 asks. Loudness
+//! comes from the RFC 6464 client-to-mixer audio level that senders put in a
+//! header extension of every audio packet (WebRTC does so by default).
+//!
+//! Every ranking window (`RouterConfig::audio_rank_interval`, 200 ms) each
+//! audio stream's loudness is updated from the mean of its packets' levels in
+//! the window, rising at once and falling halfway (a level meter's attack and
+//! release), then the streams are ranked. A stream already forwarded gets
+//! [`HYSTERESIS`] dB of head start, so two speakers of about the same level
+//! do not swap places every window (Jitsi's dominant-speaker detector and
+//! mediasoup's `AudioLevelObserver` smooth in the same spirit). Streams that
+//! carry no level cannot be ranked and are always forwarded; a call with at
+//! most `n` ranked streams forwards them all, exactly as to HD receivers.
+//!
+//! Forwarding a stream again after a pause goes through the receiver's
+//! consumer state, so its sequence numbers continue without a gap.
+
+use corecast_proto::{MediaKind, Ssrc};
+
+use crate::call::Call;
+
+/// Head start (dB) of a stream that is already forwarded.
+pub(crate) const HYSTERESIS: u16 = 6;
+
+/// Ends the window for every audio stream of `call` and chooses the `n`
+/// loudest. Returns the chosen SSRCs, loudest first, when the choice changed.
+pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
+    let mut ranked: Vec<(u16, Ssrc)> = Vec::new();
+    for s in call.participants.iter_mut().flat_map(|p| p.producers.iter_mut()) {
+        if s.kind != MediaKind::Audio || !s.level_seen {
+            continue;
+        }
+        s.end_level_window();
+        let head_start = if s.sd_audible { HYSTERESIS } else { 0 };
+        ranked.push((u16::from(s.loudness) + head_start, s.ssrc));
+    }
+    // Loudest first; equal scores by SSRC, so the choice is deterministic.
+    ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let keep = if n == 0 { ranked.len() } else { n.min(ranked.len()) };
+    let chosen: Vec<Ssrc> = ranked[..keep].iter().map(|r| r.1).collect();
+    let mut changed = false;
+    for s in call.participants.iter_mut().flat_map(|p| p.producers.iter_mut()) {
+        if s.kind == MediaKind::Audio && s.level_seen {
+            let audible = chosen.contains(&s.ssrc);
+            changed |= audible != s.sd_audible;
+            s.sd_audible = audible;
+        }
+    }
+    changed.then_some(chosen)
+}
