@@ -111,6 +111,11 @@ pub struct CodecArgs {
     /// Print the figures as JSON on stdout (the table still goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Also write a report into this directory: `codec.md` (the command, the
+    /// host, the table against the targets), `codec.json`, and SVG plots of
+    /// cores and memory per composite and added latency by percentile.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 /// Grid of the composite.
@@ -306,6 +311,13 @@ impl Measured {
             "bitrate_kbps": round3(self.bitrate_kbps()),
             "input_bitrate_kbps": round3(self.input_kbps),
         });
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let points: Vec<Value> =
+            crate::plot::percentile_points(&sorted, 12).iter().map(|&(p, ms)| json!([p, round3(ms)])).collect();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("latency_percentiles_ms".into(), Value::Array(points));
+        }
         if let (Some(met), Some(o)) = (self.target_met(), v.as_object_mut()) {
             o.insert(
                 "target".into(),
@@ -844,6 +856,9 @@ pub fn run(args: CodecArgs) -> anyhow::Result<()> {
     if !args.all {
         let v = run_one(&base)?.to_json();
         print_table(std::slice::from_ref(&v));
+        if let Some(dir) = &args.report {
+            report_files(dir, std::slice::from_ref(&v), &v)?;
+        }
         if args.json {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
@@ -858,10 +873,128 @@ pub fn run(args: CodecArgs) -> anyhow::Result<()> {
     }
     eprintln!();
     print_table(&rows);
+    let all = json!({ "runs": rows });
+    if let Some(dir) = &args.report {
+        report_files(dir, &rows, &all)?;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "runs": rows }))?);
+        println!("{}", serde_json::to_string_pretty(&all)?);
     }
     Ok(())
+}
+
+/// Writes the `--report` files and says where.
+fn report_files(dir: &Path, rows: &[Value], json: &Value) -> anyhow::Result<()> {
+    let files = write_report(dir, rows, json)?;
+    eprintln!("report: {}", files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    Ok(())
+}
+
+/// The `--report` files: Markdown, JSON and plots.
+fn write_report(dir: &Path, rows: &[Value], json: &Value) -> anyhow::Result<Vec<PathBuf>> {
+    use crate::plot::{self, Axis, Bar, Series};
+    use crate::report;
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let t = |v: &Value, k: &str| match &v[k] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let name = |v: &Value| format!("{} of {} ({} fps)", t(v, "layout"), t(v, "input"), t(v, "fps"));
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|v| {
+            vec![
+                t(v, "layout"),
+                t(v, "input"),
+                t(v, "fps"),
+                t(v, "preset"),
+                format!("{}/{}", t(v, "composites"), t(v, "frames_expected")),
+                t(v, "output_frames_skipped"),
+                format!("{:.2}", f(v, "cores_per_composite")),
+                format!("{:.2}", f(v, "driver_thread_cores")),
+                format!("{:.1}", f(v, "cpu_ms_per_frame")),
+                format!("{:.1} / {:.1}", f(v, "added_latency_ms_p50"), f(v, "added_latency_ms_p99")),
+                format!("{:.1}", f(v, "rss_mb")),
+                format!("{:.0}", f(v, "bitrate_kbps")),
+                match v["target"]["met"].as_bool() {
+                    Some(true) => "met".into(),
+                    Some(false) => "**not met**".into(),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    let mut md = String::new();
+    md.push_str("# corecast-bench codec\n\n");
+    md.push_str(&format!("- command: `{}`\n", report::command_line()));
+    md.push_str(&format!("- host: {}\n", report::host_line()));
+    md.push_str(&format!(
+        "- target (2x2 of 720p30): <= {TARGET_CORES} core, <= {TARGET_RSS_MB} MB, <= {TARGET_LATENCY_P50_MS} ms added latency at p50\n\n"
+    ));
+    md.push_str(&report::md_table(
+        &[
+            "layout",
+            "input",
+            "fps",
+            "preset",
+            "composites",
+            "skipped",
+            "cores",
+            "driver",
+            "cpu ms/frame",
+            "latency p50 / p99 ms",
+            "rss MB",
+            "kbit/s",
+            "target",
+        ],
+        &table,
+    ));
+    md.push_str("\n![cores per composite](cores.svg)\n\n![memory per composite](memory.svg)\n\n![added latency by percentile](latency.svg)\n");
+    let bars = |k: &str, target: f64| -> Vec<Bar> {
+        rows.iter()
+            .map(|v| Bar {
+                label: name(v),
+                value: f(v, k),
+                note: if v["target"].is_object() { format!("(target <= {target})") } else { String::new() },
+            })
+            .collect()
+    };
+    let latency: Vec<Series> = rows
+        .iter()
+        .map(|v| Series {
+            label: name(v),
+            points: v["latency_percentiles_ms"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?))).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let files = vec![
+        (
+            "cores.svg".to_string(),
+            plot::bar_chart(
+                "CPU per composite",
+                "cores (process CPU time / wall time)",
+                &bars("cores_per_composite", TARGET_CORES),
+            ),
+        ),
+        (
+            "memory.svg".to_string(),
+            plot::bar_chart("Memory per composite", "peak RSS added by the mixer (MB)", &bars("rss_mb", TARGET_RSS_MB)),
+        ),
+        (
+            "latency.svg".to_string(),
+            plot::line_chart(
+                "Added latency by percentile",
+                &Axis::nines("percentile"),
+                &Axis::linear("source frame to composite out (ms)"),
+                &latency,
+            ),
+        ),
+        ("codec.json".to_string(), serde_json::to_string_pretty(json)? + "\n"),
+        ("codec.md".to_string(), md),
+    ];
+    report::write_all(dir, &files)
 }
 
 #[cfg(test)]
@@ -888,6 +1021,37 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn report_has_the_table_and_plots() {
+        let row = |layout: &str, met: Option<bool>| {
+            let mut v = json!({"layout": layout, "input": "720p", "fps": 30, "preset": 12, "composites": 150,
+                "frames_expected": 150, "output_frames_skipped": 0, "cores_per_composite": 0.39,
+                "driver_thread_cores": 0.2, "cpu_ms_per_frame": 12.9, "added_latency_ms_p50": 45.0,
+                "added_latency_ms_p99": 56.5, "rss_mb": 92.0, "bitrate_kbps": 370.0,
+                "latency_percentiles_ms": [[0.0, 30.0], [0.9, 50.0], [0.99, 56.5]]});
+            if let Some(m) = met {
+                v["target"] = json!({"met": m});
+            }
+            v
+        };
+        let rows = vec![row("2x2", Some(false)), row("3x3", None)];
+        let dir = std::env::temp_dir().join(format!("corecast-codec-report-{}", std::process::id()));
+        let files = write_report(&dir, &rows, &json!({ "runs": rows })).unwrap();
+        assert_eq!(files.len(), 5);
+        let md = fs::read_to_string(dir.join("codec.md")).unwrap();
+        assert!(
+            md.contains(
+                "| 2x2 | 720p | 30 | 12 | 150/150 | 0 | 0.39 | 0.20 | 12.9 | 45.0 / 56.5 | 92.0 | 370 | **not met** |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 3x3 | 720p |") && md.ends_with("(latency.svg)\n"));
+        let latency = fs::read_to_string(dir.join("latency.svg")).unwrap();
+        assert_eq!(latency.matches("<polyline").count(), 2);
+        assert!(fs::read_to_string(dir.join("memory.svg")).unwrap().contains("(target &lt;= 64)"));
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

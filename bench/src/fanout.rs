@@ -126,6 +126,12 @@ pub struct FanoutArgs {
     /// run it at 80% of that rate.
     #[arg(long)]
     pub sweep: bool,
+    /// Also write a report into this directory: `fanout.md` (the command,
+    /// the host, the tables), `fanout.json`, and SVG plots of packets/s per
+    /// core, latency by percentile and, with `--sweep`, delivered against
+    /// offered rate and p99 against delivered rate.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1102,14 +1108,180 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
     let ideal = refs.first();
     let rows: Vec<&Measured> = results.iter().chain(refs.iter()).collect();
     print_table(&rows, ideal, args.json);
+    let mut v = report_json(&args, fanout, &results, &refs);
+    if let (Some(sw), Some(o)) = (sweep, v.as_object_mut()) {
+        o.insert("sweep".into(), sw);
+    }
+    if let Some(dir) = &args.report {
+        let files = write_report(dir, &args, &rows, &v)?;
+        eprintln!("report: {}", files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
     if args.json {
-        let mut v = report_json(&args, fanout, &results, &refs);
-        if let (Some(sw), Some(o)) = (sweep, v.as_object_mut()) {
-            o.insert("sweep".into(), sw);
-        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
+}
+
+/// The `--report` files: Markdown, JSON and plots.
+fn write_report(
+    dir: &std::path::Path,
+    args: &FanoutArgs,
+    rows: &[&Measured],
+    json: &Value,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use crate::plot::{self, Axis, Bar, Series};
+    use crate::report;
+    let fanout = args.participants - 1;
+    let clients = args.calls * args.participants;
+    let offered_out = |fps: f64| (clients * args.packets_per_frame * fanout) as f64 * fps;
+    let ideal = rows.iter().find(|m| m.label == "ideal-mmsg");
+    let ideal_gso = rows.iter().find(|m| m.label == "ideal-mmsg+gso");
+    let ratio = |m: &Measured, r: Option<&&Measured>| {
+        r.map_or("-".to_string(), |r| format!("{:.2}x", m.pps_per_core() / r.pps_per_core().max(1e-9)))
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|m| {
+            vec![
+                m.label.clone(),
+                format!("{:.0}", m.egress_pps()),
+                format!("{:.0}", m.pps_per_core()),
+                ratio(m, ideal),
+                ratio(m, ideal_gso),
+                format!("{:.0}%", 100.0 * m.cpu_s / m.wall_s.max(1e-9)),
+                format!("{:.3}%", 100.0 * m.loss()),
+                format!("{:.0}", m.pct(0.5)),
+                format!("{:.0}", m.pct(0.99)),
+                format!("{:.0}", m.pct(1.0)),
+                m.io.gso_sends.to_string(),
+                m.note.clone(),
+            ]
+        })
+        .collect();
+    let mut md = String::new();
+    md.push_str("# corecast-bench fanout\n\n");
+    md.push_str(&format!("- command: `{}`\n", report::command_line()));
+    md.push_str(&format!("- host: {}\n", report::host_line()));
+    md.push_str(&format!(
+        "- load: {} calls x {} participants ({clients} clients), {} fps x {} packets of {} B: {:.0} pps out; {} router core(s){}, {:.1} s per row\n",
+        args.calls,
+        args.participants,
+        args.fps,
+        args.packets_per_frame,
+        args.packet_size,
+        offered_out(f64::from(args.fps)),
+        args.router_cores,
+        if args.pin { ", pinned" } else { "" },
+        args.duration
+    ));
+    md.push_str(&format!(
+        "- router CPU: {}; latency: send call to the client socket's kernel receive timestamp\n\n",
+        rows.first().map_or("-", |m| m.cpu_from)
+    ));
+    md.push_str(&report::md_table(
+        &[
+            "forwarder",
+            "egress pps",
+            "pps/core",
+            "x ideal mmsg",
+            "x ideal GSO",
+            "router CPU",
+            "loss",
+            "p50 us",
+            "p99 us",
+            "max us",
+            "GSO sends",
+            "note",
+        ],
+        &table,
+    ));
+    md.push_str("\n![egress packets/s per router core](pps_per_core.svg)\n\n![latency by percentile](latency.svg)\n");
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|m| Bar { label: m.label.clone(), value: m.pps_per_core(), note: format!("({} ideal)", ratio(m, ideal)) })
+        .collect();
+    let mut files = vec![
+        (
+            "pps_per_core.svg".to_string(),
+            plot::bar_chart("Egress packets/s per router core", "packets/s of router CPU", &bars),
+        ),
+        (
+            "latency.svg".to_string(),
+            plot::line_chart(
+                "Forwarding latency by percentile",
+                &Axis::nines("percentile"),
+                &Axis::log("latency (us)"),
+                &rows
+                    .iter()
+                    .map(|m| Series { label: m.label.clone(), points: plot::percentile_points(&m.lat_us, 12) })
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ];
+    if let Some(steps) = json.pointer("/sweep/steps").and_then(Value::as_array) {
+        let label = json.pointer("/sweep/backend").and_then(Value::as_str).unwrap_or("router").to_string();
+        let f = |s: &Value, k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        let sweep_rows: Vec<Vec<String>> = steps
+            .iter()
+            .map(|s| {
+                vec![
+                    format!("{:.0}", f(s, "fps")),
+                    format!("{:.0}", offered_out(f(s, "fps"))),
+                    format!("{:.0}", f(s, "egress_pps")),
+                    format!("{:.3}%", 100.0 * f(s, "loss")),
+                    format!("{:.0}", f(s, "p99_latency_us")),
+                ]
+            })
+            .collect();
+        md.push_str(&format!("\n## Sweep ({label})\n\n"));
+        md.push_str(&report::md_table(&["fps", "offered pps out", "egress pps", "loss", "p99 us"], &sweep_rows));
+        if let Some(o) = json.pointer("/sweep/loss_onset_offered_egress_pps").and_then(Value::as_f64) {
+            md.push_str(&format!("\nLoss starts at {o:.0} pps offered out."));
+            if let Some(at) = json.pointer("/sweep/at_80_percent").filter(|v| !v.is_null()) {
+                md.push_str(&format!(
+                    " At 80% of that rate ({:.0} fps): {:.0} pps out, loss {:.3}%, p99 {:.0} us.",
+                    f(at, "fps"),
+                    f(at, "egress_pps"),
+                    100.0 * f(at, "loss"),
+                    f(at, "p99_latency_us")
+                ));
+            }
+            md.push('\n');
+        } else {
+            md.push_str("\nNo loss onset within the sweep (where delivered stops following offered, the load generator is the limit).\n");
+        }
+        md.push_str(
+            "\n![delivered against offered rate](sweep_throughput.svg)\n\n![p99 against delivered rate](sweep_latency.svg)\n",
+        );
+        let target: Vec<(f64, f64)> =
+            steps.iter().map(|s| (offered_out(f(s, "fps")), offered_out(f(s, "fps")))).collect();
+        let delivered: Vec<(f64, f64)> = steps.iter().map(|s| (offered_out(f(s, "fps")), f(s, "egress_pps"))).collect();
+        let p99: Vec<(f64, f64)> = steps.iter().map(|s| (f(s, "egress_pps"), f(s, "p99_latency_us"))).collect();
+        files.push((
+            "sweep_throughput.svg".into(),
+            plot::line_chart(
+                "Delivered against offered load",
+                &Axis::linear("offered egress packets/s"),
+                &Axis::linear("delivered egress packets/s"),
+                &[
+                    Series { label: label.clone(), points: delivered },
+                    Series { label: "offered".into(), points: target },
+                ],
+            ),
+        ));
+        files.push((
+            "sweep_latency.svg".into(),
+            plot::line_chart(
+                "p99 latency against delivered load",
+                &Axis::linear("delivered egress packets/s"),
+                &Axis::log("p99 latency (us)"),
+                &[Series { label, points: p99 }],
+            ),
+        ));
+    }
+    files.push(("fanout.json".into(), serde_json::to_string_pretty(json)? + "\n"));
+    files.push(("fanout.md".into(), md));
+    report::write_all(dir, &files)
 }
 
 /// Raises the frame rate until `fwd` loses more than 0.1% (the loss onset),
@@ -1223,8 +1395,68 @@ mod tests {
     }
 
     #[test]
-    fn tiny_run_through_every_forwarder() {
-        let args = FanoutArgs {
+    fn report_has_tables_plots_and_json() {
+        let args = FanoutArgs { calls: 2, participants: 3, fps: 20, packets_per_frame: 3, ..tiny_args() };
+        let m = |label: &str, received: u64, cpu_s: f64| Measured {
+            label: label.into(),
+            sent: 100,
+            expected: received,
+            received,
+            cpu_s,
+            thread_cpu_s: cpu_s,
+            cpu_from: "router threads (schedstat)",
+            wall_s: 1.0,
+            lat_us: (50..250).collect(),
+            app_lat_us: (60..260).collect(),
+            ..Default::default()
+        };
+        let rows =
+            [m("corecast-mmsg+gso", 1000, 0.002), m("ideal-mmsg", 1000, 0.01), m("ideal-mmsg+gso", 1000, 0.0015)];
+        let refs: Vec<&Measured> = rows.iter().collect();
+        let mut v = report_json(&args, 2, &rows[..1], &rows[1..]);
+        let step =
+            |fps: u32, loss: f64| json!({"fps": fps, "egress_pps": 1000.0, "loss": loss, "p99_latency_us": 300.0});
+        v.as_object_mut().unwrap().insert(
+            "sweep".into(),
+            json!({"backend": "corecast-mmsg+gso", "steps": [step(20, 0.0), step(30, 0.01)],
+                   "loss_onset_offered_egress_pps": 540.0, "at_80_percent": step(24, 0.0)}),
+        );
+        let dir = std::env::temp_dir().join(format!("corecast-report-{}", std::process::id()));
+        let files = write_report(&dir, &args, &refs, &v).unwrap();
+        let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "pps_per_core.svg",
+                "latency.svg",
+                "sweep_throughput.svg",
+                "sweep_latency.svg",
+                "fanout.json",
+                "fanout.md"
+            ]
+        );
+        let md = std::fs::read_to_string(dir.join("fanout.md")).unwrap();
+        assert!(md.contains("| corecast-mmsg+gso | 1000 | 500000 | 5.00x | 0.75x |"), "{md}");
+        assert!(
+            md.contains("Loss starts at 540 pps offered out. At 80% of that rate (24 fps): 1000 pps out, loss 0.000%"),
+            "{md}"
+        );
+        for f in names.iter().filter(|n| n.ends_with(".svg")) {
+            let svg = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(
+                svg.starts_with("<svg")
+                    && svg.ends_with("</svg>\n")
+                    && svg.contains("<polyline") | svg.contains("class=\"bar\""),
+                "{f}"
+            );
+        }
+        let back: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("fanout.json")).unwrap()).unwrap();
+        assert_eq!(back["backend"], "corecast-mmsg+gso");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tiny_args() -> FanoutArgs {
+        FanoutArgs {
             calls: 2,
             participants: 3,
             fanout: None,
@@ -1240,7 +1472,13 @@ mod tests {
             json: false,
             pin: false,
             sweep: false,
-        };
+            report: None,
+        }
+    }
+
+    #[test]
+    fn tiny_run_through_every_forwarder() {
+        let args = tiny_args();
         for f in [
             Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true },
             Forwarder::Router { kind: BackendKind::Mmsg, gso: true },

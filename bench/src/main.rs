@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 mod codec;
 mod demo;
 mod fanout;
+mod plot;
+mod report;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "corecast load generator and benchmarks")]
