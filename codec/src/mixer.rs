@@ -19,7 +19,10 @@
 //! timing instead of a fixed grid that could lag them by a whole frame.
 //! Without any new picture a composite is still made once a second (and at
 //! once when a keyframe is asked for), so new receivers can start. It shows
-//! the nine most recently active sources in join order.
+//! at most nine sources, in join order (a cell does not move while its source
+//! stays shown): with more, the nine loudest speakers as the router reports
+//! them (RTCP APP `SPKR`, from RFC 6464 audio levels), then the most recently
+//! active.
 //!
 //! Overload never blocks the caller: a source picture replaced before it was
 //! shown, an output slot missed because `handle_timeout` came late, and a
@@ -179,6 +182,8 @@ pub struct Mixer {
     interval: Duration,
     sources: Vec<Source>,
     next_order: u64,
+    /// Who speaks, loudest first (video SSRCs), as the router last said.
+    speakers: Vec<Ssrc>,
     compositor: Compositor,
     encoder: Encoder,
     packetizer: Packetizer,
@@ -220,6 +225,7 @@ impl Mixer {
             interval: Duration::from_secs(1) / cfg.fps,
             sources: Vec::new(),
             next_order: 0,
+            speakers: Vec::new(),
             compositor: Compositor::new(cfg.width, cfg.height),
             encoder,
             packetizer,
@@ -256,7 +262,7 @@ impl Mixer {
         self.sources.iter().map(|s| s.ssrc).collect()
     }
 
-    /// The sources shown, in cell order (the nine most recently active, in join order).
+    /// The sources shown, in cell order (see the module docs for which).
     pub fn layout(&self) -> Vec<Ssrc> {
         self.shown().into_iter().map(|i| self.sources[i].ssrc).collect()
     }
@@ -344,14 +350,21 @@ impl Mixer {
         self.schedule(now);
     }
 
-    /// Handles an RTCP compound from an SD receiver: PLI or FIR for the
-    /// composite SSRC force a composite keyframe. Other packets are ignored.
+    /// Handles an RTCP compound: PLI or FIR for the composite SSRC (from SD
+    /// receivers) force a composite keyframe; the router's speakers list
+    /// (APP `SPKR`) decides who is shown when there are more than nine
+    /// sources. Other packets are ignored.
     pub fn handle_rtcp(&mut self, now: Instant, packet: &[u8]) {
         let Ok(pkts) = rtcp::parse_compound(packet) else { return };
         for p in pkts {
             match p {
                 RtcpPacket::Pli(p) if p.media_ssrc == self.cfg.ssrc => self.request_keyframe(now),
                 RtcpPacket::Fir(f) if f.entries.iter().any(|(s, _)| *s == self.cfg.ssrc) => self.request_keyframe(now),
+                RtcpPacket::App(a) => {
+                    if let Some(list) = a.parse_speakers() {
+                        self.speakers = list;
+                    }
+                }
                 _ => {}
             }
         }
@@ -427,11 +440,13 @@ impl Mixer {
 
     // ---- internals ----
 
-    /// Indices of the shown sources: the nine most recently active, in join order.
+    /// Indices of the shown sources: the nine loudest speakers, then the most
+    /// recently active, in join order.
     fn shown(&self) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.sources.len()).collect();
         if idx.len() > MAX_CELLS {
-            idx.sort_by_key(|&i| std::cmp::Reverse(self.sources[i].last_active));
+            let rank = |i: usize| self.speakers.iter().position(|&s| s == self.sources[i].ssrc).unwrap_or(usize::MAX);
+            idx.sort_by_key(|&i| (rank(i), std::cmp::Reverse(self.sources[i].last_active)));
             idx.truncate(MAX_CELLS);
         }
         idx.sort_by_key(|&i| self.sources[i].order);

@@ -159,3 +159,39 @@ fn layout_keeps_the_nine_most_recently_active() {
     mixer.handle_timeout(t0 + Duration::from_secs(60));
     assert!(mixer.sources().is_empty());
 }
+
+#[test]
+fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
+    use corecast_proto::rtcp::{write_compound, App, RtcpPacket};
+    let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
+    let t0 = Instant::now();
+    let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| {
+        let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
+        mixer.handle_rtp(t0 + at, &p.to_vec().unwrap());
+    };
+    for i in 0..12u32 {
+        send(&mut mixer, i, 1, Duration::from_millis(u64::from(i)));
+    }
+    assert_eq!(mixer.layout(), (3..12).map(Ssrc).collect::<Vec<_>>());
+    // The router says 0, 1 and 2 speak (loudest first) and names someone who
+    // is not a source: those three are shown, the rest by recency, in join order.
+    let spkr = |list: &[u32]| {
+        let ssrcs: Vec<Ssrc> = list.iter().map(|&s| Ssrc(s)).collect();
+        write_compound(&[RtcpPacket::App(App::speakers(Ssrc(0x4343_5254), &ssrcs))]).unwrap()
+    };
+    mixer.handle_rtcp(t0 + Duration::from_millis(20), &spkr(&[2, 0, 77, 1]));
+    assert_eq!(mixer.layout(), [0, 1, 2, 6, 7, 8, 9, 10, 11].map(Ssrc).to_vec());
+    // Recent video alone does not push a speaker out.
+    for i in 3..12u32 {
+        send(&mut mixer, i, 2, Duration::from_millis(50 + u64::from(i)));
+    }
+    assert!(mixer.layout().starts_with(&[Ssrc(0), Ssrc(1), Ssrc(2)]));
+    // An APP packet that is not a speakers list changes nothing.
+    let junk = App { subtype: 1, name: *b"SPKR", data: vec![0, 0, 0, 5], ..Default::default() };
+    let junk = write_compound(&[RtcpPacket::App(junk)]).unwrap();
+    mixer.handle_rtcp(t0 + Duration::from_millis(80), &junk);
+    assert!(mixer.layout().starts_with(&[Ssrc(0), Ssrc(1), Ssrc(2)]));
+    // With the list emptied, recency decides again.
+    mixer.handle_rtcp(t0 + Duration::from_millis(90), &spkr(&[]));
+    assert_eq!(mixer.layout(), (3..12).map(Ssrc).collect::<Vec<_>>());
+}

@@ -192,6 +192,8 @@ pub(crate) struct Call {
     pub mixer_wanted: bool,
     /// Round-robin position for spreading new receivers over other workers.
     pub next_spread: usize,
+    /// The speakers list last sent to the call's mixer (video SSRCs, loudest first).
+    pub speakers_sent: Vec<Ssrc>,
 }
 
 impl Call {
@@ -202,6 +204,7 @@ impl Call {
             ssrc_owner: FxHashMap::default(),
             mixer_wanted: false,
             next_spread: 0,
+            speakers_sent: Vec::new(),
         }
     }
 

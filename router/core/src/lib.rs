@@ -110,7 +110,8 @@ pub struct RouterConfig {
     /// (besides the static audio types 0..=23).
     pub audio_payload_types: Vec<u8>,
     /// RFC 8285 id of the RFC 6464 audio level extension in senders' audio
-    /// packets (0: levels are not read, SD receivers get every audio stream).
+    /// packets (0: levels are not read: SD receivers get every audio stream
+    /// and the mixer is not told who speaks).
     pub audio_level_ext_id: u8,
     /// SD receivers get the audio of this many loudest speakers (0: every
     /// speaker). HD receivers always get every stream.
@@ -453,8 +454,9 @@ impl Router {
         Output::Timeout(self.next_rank.map_or(sweep, |r| r.min(sweep)))
     }
 
+    /// Audio levels are read and ranked (for SD receivers and for the mixer).
     fn ranks_speakers(&self) -> bool {
-        self.config.audio_level_ext_id != 0 && self.config.sd_audio_streams > 0
+        self.config.audio_level_ext_id != 0
     }
 
     fn drop_packet(&mut self, reason: DropReason) {
@@ -958,6 +960,9 @@ impl Router {
             call.ssrc_owner.insert(*s, pid);
         }
         call.participants.push(p);
+        if claims.role == Role::Mixer {
+            call.speakers_sent.clear(); // a new mixer is told who speaks at the next ranking
+        }
         self.by_addr.insert(source, (call_id, pid));
         self.stats.joins += 1;
         if is_new_call {
@@ -1070,6 +1075,17 @@ impl Router {
             for (id, call) in &mut self.calls {
                 if let Some(ssrcs) = speakers::rank(call, n) {
                     self.out.push_back(Output::Event(Event::ActiveSpeakers { call: *id, ssrcs }));
+                }
+                if !call.has_mixer() {
+                    continue;
+                }
+                let Some(list) = speakers::for_mixer(call) else { continue };
+                let app = RtcpPacket::App(corecast_proto::rtcp::App::speakers(ROUTER_SSRC, &list));
+                let Ok(b) = corecast_proto::rtcp::write_compound(&[app]) else { continue };
+                let b = Bytes::from(b);
+                for m in call.participants.iter().filter(|p| p.role == Role::Mixer && !p.is_relay()) {
+                    self.stats.tx_datagrams += 1;
+                    emit(&mut self.out, *id, m, b.clone());
                 }
             }
         }

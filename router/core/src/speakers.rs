@@ -18,7 +18,13 @@
 //!
 //! Forwarding a stream again after a pause goes through the receiver's
 //! consumer state, so its sequence numbers continue without a gap.
+//!
+//! The same loudness tells the call's mixer whom to show: [`for_mixer`]
+//! lists the publishers' video SSRCs, loudest first, and the router sends the
+//! list to the mixer (an RTCP APP `SPKR` packet) when it changes, so that a
+//! call with more sources than cells shows the people who speak.
 
+use corecast_proto::token::Role;
 use corecast_proto::{MediaKind, Ssrc};
 
 use crate::call::Call;
@@ -51,4 +57,42 @@ pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
         }
     }
     changed.then_some(chosen)
+}
+
+/// Most sources a composite shows, so most speakers the mixer is told of.
+pub(crate) const MIXER_SPEAKERS: usize = 9;
+
+/// The call's publishers ranked by their loudest audio stream, as the video
+/// SSRCs the mixer knows them by (loudest first, at most [`MIXER_SPEAKERS`]).
+/// Returns the list when it differs from the one last sent, in its members
+/// or in who is first; the last list's members, and its first even more, get
+/// [`HYSTERESIS`] dB of head start so the composite does not flicker.
+pub(crate) fn for_mixer(call: &mut Call) -> Option<Vec<Ssrc>> {
+    let sent = &call.speakers_sent;
+    let mut ranked: Vec<(u16, u64, Ssrc)> = call
+        .participants
+        .iter()
+        .filter(|p| !p.is_relay() && p.role == Role::Publisher)
+        .filter_map(|p| {
+            let audio = p.producers.iter().filter(|s| s.kind == MediaKind::Audio && s.level_seen);
+            let loudness = audio.map(|s| s.loudness).max()?;
+            let video = p.producers.iter().find(|s| s.kind == MediaKind::Video)?.ssrc;
+            let head_start = match sent.iter().position(|&s| s == video) {
+                Some(0) => 2 * HYSTERESIS,
+                Some(_) => HYSTERESIS,
+                None => 0,
+            };
+            Some((u16::from(loudness) + head_start, p.id.0, video))
+        })
+        .collect();
+    ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let list: Vec<Ssrc> = ranked.into_iter().take(MIXER_SPEAKERS).map(|r| r.2).collect();
+    let (mut a, mut b) = (list.clone(), sent.clone());
+    a.sort_unstable();
+    b.sort_unstable();
+    if a == b && list.first() == sent.first() {
+        return None;
+    }
+    call.speakers_sent = list.clone();
+    Some(list)
 }

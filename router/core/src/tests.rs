@@ -262,7 +262,7 @@ fn timeout_output_is_the_next_deadline() {
         o => panic!("{o:?}"),
     }
     // ... and without it the sweep is the only deadline.
-    let mut h = H::with(RouterConfig { sd_audio_streams: 0, ..RouterConfig::default() });
+    let mut h = H::with(RouterConfig { audio_level_ext_id: 0, ..RouterConfig::default() });
     h.join(addr(0), call(1), 1, 100);
     match h.r.poll_output() {
         Output::Timeout(t) => assert_eq!(t, h.now + RouterConfig::default().sweep_interval),
@@ -788,7 +788,10 @@ impl Talk {
         h.r.handle_input(h.now, Input::Timeout);
         h.drain();
         let (mut sd, mut hd, mut sd_seq) = (vec![], vec![], vec![]);
-        for t in h.take().iter().filter(|t| classify(&t.contents) == Kind::Rtp) {
+        let (rtp, other): (Vec<Transmit>, Vec<Transmit>) =
+            h.take().into_iter().partition(|t| classify(&t.contents) == Kind::Rtp);
+        h.transmits = other; // left for the caller (RTCP to the mixer)
+        for t in &rtp {
             let p = RtpHeader::parse(&t.contents).unwrap();
             if t.destination == addr(50) {
                 sd.push(p.ssrc.0);
@@ -940,4 +943,59 @@ fn streams_without_levels_and_small_calls_are_always_heard() {
     speakers_call(&mut h, 5);
     let (sd, _, _) = talk.frames(&mut h, 20, &levels);
     assert_eq!(sd, vec![100, 200, 300, 400, 500]);
+}
+
+/// The speakers lists (video SSRCs) the mixer at addr(9) was sent.
+fn speakers_to_mixer(t: &[Transmit]) -> Vec<Vec<u32>> {
+    t.iter()
+        .filter(|t| t.destination == addr(9) && classify(&t.contents) == Kind::Rtcp)
+        .flat_map(|t| rtcp::parse_compound(&t.contents).unwrap())
+        .filter_map(|p| match p {
+            RtcpPacket::App(a) => Some(a.parse_speakers().unwrap().iter().map(|s| s.0).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_mixer_is_told_who_speaks_loudest_first_only_when_it_changes() {
+    let mut h = H::new();
+    // Publishers 1..=4: audio pid*100, video pid*100+1.
+    for pid in 1..=4u64 {
+        let tok = h.token(call(1), pid, Role::Publisher);
+        let base = pid as u32 * 100;
+        let r = h.join_with(
+            addr(pid as u16),
+            tok,
+            vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)],
+        );
+        assert!(matches!(r, SessionMessage::JoinAck { .. }));
+    }
+    let mut talk = Talk { seq: 0 };
+    let levels = [(1, Some(60)), (2, Some(20)), (3, Some(40)), (4, Some(100))];
+    talk.frames(&mut h, 20, &levels);
+    // No mixer yet: nothing to tell.
+    let tok = h.token(call(1), 9, Role::Mixer);
+    assert!(matches!(h.join_with(addr(9), tok, vec![(Ssrc(900), MediaKind::Video)]), SessionMessage::JoinAck { .. }));
+    let mut sent = Vec::new();
+    for _ in 0..30 {
+        talk.frame(&mut h, &levels);
+        sent.extend(speakers_to_mixer(&h.transmits));
+        h.take();
+    }
+    assert_eq!(sent, vec![vec![201, 301, 101, 401]], "once, loudest first, as video SSRCs");
+    // Speaker 4 starts talking loudest: a new list, with 4 first.
+    let levels = [(1, Some(60)), (2, Some(20)), (3, Some(40)), (4, Some(5))];
+    let mut sent = Vec::new();
+    for _ in 0..30 {
+        talk.frame(&mut h, &levels);
+        sent.extend(speakers_to_mixer(&h.transmits));
+        h.take();
+    }
+    assert_eq!(sent.last().unwrap()[0], 401);
+    assert!(sent.len() <= 2, "{sent:?}");
+    // Nobody but the router can send one: an APP from a participant is dropped, not forwarded.
+    let forged = rtcp::write_compound(&[RtcpPacket::App(rtcp::App::speakers(Ssrc(100), &[Ssrc(101)]))]).unwrap();
+    h.input(addr(1), forged);
+    assert!(speakers_to_mixer(&h.take()).is_empty());
 }

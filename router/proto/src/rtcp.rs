@@ -117,6 +117,34 @@ pub struct App {
     pub data: Vec<u8>,
 }
 
+/// Name of the APP packet in which the router tells a call's mixer who is
+/// speaking: the data is the video SSRCs of the call's loudest participants,
+/// loudest first, four bytes each (corecast's own, see `router/PROTOCOL.md`).
+pub const SPEAKERS_APP_NAME: [u8; 4] = *b"SPKR";
+
+/// Most SSRCs a speakers APP packet carries.
+pub const MAX_SPEAKERS: usize = 32;
+
+impl App {
+    /// A speakers packet from `sender` listing `video_ssrcs` (loudest first;
+    /// beyond [`MAX_SPEAKERS`] dropped).
+    pub fn speakers(sender: Ssrc, video_ssrcs: &[Ssrc]) -> App {
+        let data = video_ssrcs.iter().take(MAX_SPEAKERS).flat_map(|s| s.0.to_be_bytes()).collect();
+        App { subtype: 0, ssrc: sender, name: SPEAKERS_APP_NAME, data }
+    }
+
+    /// The SSRCs of a speakers packet; `None` for any other APP packet or a
+    /// malformed one.
+    pub fn parse_speakers(&self) -> Option<Vec<Ssrc>> {
+        if self.name != SPEAKERS_APP_NAME || self.subtype != 0 || !self.data.len().is_multiple_of(4) {
+            return None;
+        }
+        let v: Vec<Ssrc> =
+            self.data.chunks_exact(4).map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect();
+        (v.len() <= MAX_SPEAKERS).then_some(v)
+    }
+}
+
 /// Generic NACK: packets the receiver asks to be retransmitted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Nack {
@@ -769,5 +797,20 @@ mod tests {
             b.extend_from_slice(&body[..words * 4]);
             let _ = parse_compound(&b);
         }
+    }
+
+    #[test]
+    fn speakers_app_round_trips_and_rejects_others() {
+        let ssrcs = [Ssrc(7), Ssrc(0xdead_beef), Ssrc(3)];
+        let b = write_compound(&[RtcpPacket::App(App::speakers(Ssrc(1), &ssrcs))]).unwrap();
+        let back = parse_compound(&b).unwrap();
+        let RtcpPacket::App(app) = &back[0] else { panic!("{back:?}") };
+        assert_eq!(app.parse_speakers().unwrap(), ssrcs);
+        assert_eq!(App::speakers(Ssrc(1), &[]).parse_speakers(), Some(vec![]));
+        let many: Vec<Ssrc> = (0..40).map(Ssrc).collect();
+        assert_eq!(App::speakers(Ssrc(1), &many).parse_speakers().unwrap().len(), MAX_SPEAKERS);
+        assert_eq!(App { name: *b"XXXX", ..App::speakers(Ssrc(1), &ssrcs) }.parse_speakers(), None);
+        assert_eq!(App { data: vec![0; 6], ..App::speakers(Ssrc(1), &ssrcs) }.parse_speakers(), None);
+        assert_eq!(App { data: vec![0; 4 * 33], ..App::speakers(Ssrc(1), &ssrcs) }.parse_speakers(), None);
     }
 }
