@@ -118,7 +118,7 @@ pub struct FanoutArgs {
     /// is then the router CPUs' whole busy time from `/proc/stat`. Off by
     /// default: on a 2-vCPU machine one CPU cannot offer more than about
     /// 350k packets/s out, so for throughput the generator, not the router,
-    /// limits.
+    /// limits (unless with `--sender-gso`).
     #[arg(long)]
     pub pin: bool,
     /// Also find where loss starts for the first router configuration (frame

@@ -79,6 +79,8 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
                     "bitrate_bps": p.bitrate_bps,
                     "reported_loss_fraction": p.reported_loss_fraction,
                     "estimate_bps": p.estimate_bps,
+                    "loudness": p.loudness,
+                    "sd_audible": p.sd_audible,
                 })).collect::<Vec<_>>(),
             })
         })

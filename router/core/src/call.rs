@@ -254,6 +254,13 @@ impl Call {
                     packets_lost: p.producers.iter().map(|s| s.lost()).sum(),
                     reported_loss_fraction: p.reported_loss,
                     estimate_bps: p.estimate_bps,
+                    loudness: p
+                        .producers
+                        .iter()
+                        .filter(|s| s.kind == MediaKind::Audio && s.level_seen)
+                        .map(|s| s.loudness)
+                        .max(),
+                    sd_audible: p.producers.iter().filter(|s| s.kind == MediaKind::Audio).any(|s| s.sd_audible),
                 })
                 .collect(),
         }
@@ -292,4 +299,9 @@ pub struct ParticipantSnapshot {
     pub reported_loss_fraction: u8,
     /// Its last bandwidth estimate (REMB), bits/s.
     pub estimate_bps: Option<u64>,
+    /// Smoothed loudness of its loudest audio stream, 0 (silence) ..= 127
+    /// (0 dBov), from RFC 6464 levels; `None` without levels.
+    pub loudness: Option<u8>,
+    /// Whether SD receivers hear it (one of the loudest, or no levels to rank).
+    pub sd_audible: bool,
 }

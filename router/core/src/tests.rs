@@ -839,6 +839,12 @@ fn sd_receivers_hear_the_three_loudest_speakers_and_hd_receivers_hear_everyone()
     assert_eq!(sd, vec![100, 200, 400], "the three loudest: -10, -25 and -40 dBov");
     assert_eq!(hd, vec![100, 200, 300, 400, 500]);
     assert_eq!(active_speakers(&h), vec![vec![200, 400, 100]], "loudest first, announced once");
+    // The snapshot shows who is heard and how loud.
+    let snap = &h.r.snapshot()[0];
+    let of = |pid: u64| snap.participants.iter().find(|p| p.participant == ParticipantId(pid)).unwrap();
+    assert_eq!(of(2).loudness, Some(127 - 10));
+    assert!(of(2).sd_audible && !of(3).sd_audible);
+    assert_eq!((of(50).loudness, of(50).sd_audible), (None, false));
     // Two streams held back from one receiver for at least the last 5 frames.
     assert!(h.r.stats().sd_audio_withheld >= 2 * 5);
 }
