@@ -30,8 +30,8 @@
 //! router run's figures at the top level, every run under `runs`.
 //!
 //! `--sweep` finds the loss onset of the first router configuration by
-//! raising the frame rate ×1.5 a step, then runs at 80% of that rate (JSON
-//! `sweep`).
+//! raising the frame rate ×1.5 a step and bisecting between the last clean
+//! and the first lossy rate, then runs at 80% of that rate (JSON `sweep`).
 //!
 //! With `--pin` the forwarder's threads are pinned to CPUs 0..`--router-cores`
 //! and the load generator's to the CPUs after them, so that the two do not
@@ -122,8 +122,9 @@ pub struct FanoutArgs {
     #[arg(long)]
     pub pin: bool,
     /// Also find where loss starts for the first router configuration (frame
-    /// rate raised ×1.5 a step, at most 8 steps, until loss exceeds 0.1%), then
-    /// run it at 80% of that rate.
+    /// rate raised ×1.5 a step, at most 8 steps, until loss exceeds 0.1%, then
+    /// narrowed down by bisection, at most 3 more steps), then run it at 80%
+    /// of that rate.
     #[arg(long)]
     pub sweep: bool,
     /// Also write a report into this directory: `fanout.md` (the command,
@@ -1251,6 +1252,9 @@ fn write_report(
         md.push_str(&report::md_table(&["fps", "offered pps out", "egress pps", "loss", "p99 us"], &sweep_rows));
         if let Some(o) = json.pointer("/sweep/loss_onset_offered_egress_pps").and_then(Value::as_f64) {
             md.push_str(&format!("\nLoss starts at {o:.0} pps offered out."));
+            if let Some(c) = json.pointer("/sweep/highest_clean_fps").and_then(Value::as_f64) {
+                md.push_str(&format!(" The highest rate without loss: {:.0} pps ({c:.0} fps).", offered_out(c)));
+            }
             if let Some(at) = json.pointer("/sweep/at_80_percent").filter(|v| !v.is_null()) {
                 md.push_str(&format!(
                     " At 80% of that rate ({:.0} fps): {:.0} pps out, loss {:.3}%, p99 {:.0} us.",
@@ -1298,14 +1302,54 @@ fn write_report(
     report::write_all(dir, &files)
 }
 
+/// The loss onset search: from `start` fps up ×1.5 a step (at most 8) until
+/// `lossy(fps)` says a rate loses, then three bisection steps at most
+/// between the last clean and the first lossy rate. Returns (highest clean
+/// rate, lowest lossy rate), either `None` when the search did not see one.
+fn find_onset(
+    start: u32,
+    lossy: &mut impl FnMut(u32) -> anyhow::Result<bool>,
+) -> anyhow::Result<(Option<u32>, Option<u32>)> {
+    let mut fps = f64::from(start.max(1));
+    let mut clean: Option<u32> = None;
+    let mut onset: Option<u32> = None;
+    for _ in 0..8 {
+        let f = fps.round() as u32;
+        if lossy(f)? {
+            onset = Some(f);
+            break;
+        }
+        clean = Some(f);
+        fps *= 1.5;
+    }
+    if let (Some(mut good), Some(mut bad)) = (clean, onset) {
+        for _ in 0..3 {
+            let mid = (good + bad) / 2;
+            if mid == good || mid == bad {
+                break;
+            }
+            if lossy(mid)? {
+                bad = mid;
+            } else {
+                good = mid;
+            }
+        }
+        return Ok((Some(good), Some(bad)));
+    }
+    Ok((clean, onset))
+}
+
 /// Raises the frame rate until `fwd` loses more than 0.1% (the loss onset),
-/// then runs at 80% of the onset rate. Returns every step and that run.
+/// narrows the onset down by bisecting between the last clean and the first
+/// lossy rate (three more runs at most), then runs at 80% of the onset rate.
+/// Returns every step (in rate order) and that run.
 fn sweep(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Value> {
     let mut steps = Vec::new();
-    let mut fps = f64::from(args.fps.max(1));
-    let mut onset = None;
-    for _ in 0..8 {
-        let a = FanoutArgs { fps: fps.round() as u32, ..args.clone() };
+    let offered = |a: &FanoutArgs| {
+        (a.calls * a.participants * a.packets_per_frame * (a.participants - 1)) as f64 * f64::from(a.fps)
+    };
+    let mut step = |fps: u32| -> anyhow::Result<bool> {
+        let a = FanoutArgs { fps, ..args.clone() };
         let m = run_one(&a, fwd)?;
         eprintln!(
             "sweep {}: {} fps -> {:.0} pps out, loss {:.3}%, p99 {:.0} us",
@@ -1315,16 +1359,13 @@ fn sweep(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Value> {
             100.0 * m.loss(),
             m.pct(0.99)
         );
-        steps
-            .push(json!({"fps": a.fps, "egress_pps": m.egress_pps(), "loss": m.loss(), "p99_latency_us": m.pct(0.99)}));
-        if m.loss() > 0.001 {
-            let offered =
-                (a.calls * a.participants * a.packets_per_frame * (a.participants - 1)) as f64 * f64::from(a.fps);
-            onset = Some((a.fps, offered));
-            break;
-        }
-        fps *= 1.5;
-    }
+        steps.push(json!({"fps": a.fps, "offered_egress_pps": offered(&a), "egress_pps": m.egress_pps(),
+            "loss": m.loss(), "p99_latency_us": m.pct(0.99)}));
+        Ok(m.loss() > 0.001)
+    };
+    let (clean, onset) = find_onset(args.fps, &mut step)?;
+    steps.sort_by_key(|s| s["fps"].as_u64());
+    let onset = onset.map(|f| (f, offered(&FanoutArgs { fps: f, ..args.clone() })));
     let at80 = match onset {
         Some((onset_fps, _)) => {
             let a = FanoutArgs { fps: ((f64::from(onset_fps) * 0.8).round() as u32).max(1), ..args.clone() };
@@ -1345,6 +1386,7 @@ fn sweep(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Value> {
         "backend": fwd.label(),
         "steps": steps,
         "loss_onset_fps": onset.map(|o| o.0),
+        "highest_clean_fps": clean,
         "loss_onset_offered_egress_pps": onset.map(|o| o.1),
         "at_80_percent": at80,
     }))
@@ -1408,6 +1450,29 @@ mod tests {
         assert_eq!(t.addr(me), a(4));
         assert_eq!(members.iter().map(|&m| t.addr(m)).collect::<Vec<_>>(), vec![a(3), a(4), a(5)]);
         assert!(t.lookup(&a(9)).is_none());
+    }
+
+    #[test]
+    fn onset_search_brackets_the_threshold() {
+        let run = |threshold: u32| {
+            let mut tried = Vec::new();
+            let r = find_onset(30, &mut |f| {
+                tried.push(f);
+                Ok(f >= threshold)
+            })
+            .unwrap();
+            (r, tried)
+        };
+        // Steps 30, 45, 68, 101, 152, 228; then bisection between 152 and 228.
+        let ((clean, onset), tried) = run(200);
+        assert_eq!(&tried[..6], &[30, 45, 68, 101, 152, 228]);
+        assert_eq!(tried.len(), 9);
+        let (c, o) = (clean.unwrap(), onset.unwrap());
+        assert!(c < 200 && o >= 200 && o - c <= 10, "{c}..{o}");
+        // Lossy from the start: no clean rate; never lossy: no onset.
+        assert_eq!(run(1).0, (None, Some(30)));
+        assert_eq!(run(u32::MAX).0, (Some(513), None));
+        assert_eq!(run(u32::MAX).1.len(), 8);
     }
 
     #[test]
