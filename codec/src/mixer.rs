@@ -21,8 +21,8 @@
 //! once when a keyframe is asked for), so new receivers can start. It shows
 //! at most nine sources, in join order (a cell does not move while its source
 //! stays shown): with more, the nine loudest speakers as the router reports
-//! them (RTCP APP `SPKR`, from RFC 6464 audio levels), then the most recently
-//! active.
+//! them (RTCP APP `SPKR`, from RFC 6464 audio levels), then sources that sent
+//! in the last [`ACTIVE_WINDOW`], earliest joined first.
 //!
 //! Overload never blocks the caller: a source picture replaced before it was
 //! shown, an output slot missed because `handle_timeout` came late, and a
@@ -41,6 +41,10 @@ use crate::compose::{Compositor, MAX_CELLS};
 use crate::decode::{Decoder, Picture};
 use crate::svt::{Encoder, EncoderConfig};
 use crate::CodecError;
+
+/// With more than nine sources, a source that sent within this long of the
+/// newest packet counts as active.
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(2);
 
 /// Mixer settings.
 #[derive(Debug, Clone)]
@@ -440,13 +444,19 @@ impl Mixer {
 
     // ---- internals ----
 
-    /// Indices of the shown sources: the nine loudest speakers, then the most
-    /// recently active, in join order.
+    /// Indices of the shown sources: the nine loudest speakers, then sources
+    /// active within [`ACTIVE_WINDOW`] of the newest activity, earliest
+    /// joined first (not the very latest packet, which would change the
+    /// layout with every packet when all sources send), in join order.
     fn shown(&self) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..self.sources.len()).collect();
         if idx.len() > MAX_CELLS {
             let rank = |i: usize| self.speakers.iter().position(|&s| s == self.sources[i].ssrc).unwrap_or(usize::MAX);
-            idx.sort_by_key(|&i| (rank(i), std::cmp::Reverse(self.sources[i].last_active)));
+            let newest = self.sources.iter().map(|s| s.last_active).max();
+            let idle = |i: usize| {
+                newest.is_none_or(|n| n.saturating_duration_since(self.sources[i].last_active) >= ACTIVE_WINDOW)
+            };
+            idx.sort_by_key(|&i| (rank(i), idle(i), self.sources[i].order));
             idx.truncate(MAX_CELLS);
         }
         idx.sort_by_key(|&i| self.sources[i].order);

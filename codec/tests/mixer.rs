@@ -139,22 +139,36 @@ fn four_sources_composite_decodes_with_cell_colours() {
 }
 
 #[test]
-fn layout_keeps_the_nine_most_recently_active() {
+fn layout_keeps_nine_active_sources_and_does_not_flicker() {
     let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
     let t0 = Instant::now();
-    for i in 0..12u32 {
+    let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| {
         // Junk payloads: enough to register the source, nothing decodes.
-        let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(1), payload: vec![0x10, 0x00], ..Default::default() };
-        mixer.handle_rtp(t0 + Duration::from_millis(u64::from(i)), &p.to_vec().unwrap());
+        let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
+        mixer.handle_rtp(t0 + at, &p.to_vec().unwrap());
+    };
+    for i in 0..12u32 {
+        send(&mut mixer, i, 1, Duration::from_millis(u64::from(i)));
     }
     assert_eq!(mixer.sources().len(), 12);
+    // All twelve active: the first nine to join, and every packet leaves it so.
+    assert_eq!(mixer.layout(), (0..9).map(Ssrc).collect::<Vec<_>>());
+    for round in 0..3u16 {
+        for i in 0..12u32 {
+            send(&mut mixer, i, 2 + round, Duration::from_millis(100 + 33 * u64::from(round) + u64::from(i)));
+            assert_eq!(mixer.layout(), (0..9).map(Ssrc).collect::<Vec<_>>());
+        }
+    }
+    // Sources 0, 1 and 2 stop sending: after the activity window the others take their cells.
+    for i in 3..12u32 {
+        send(&mut mixer, i, 9, Duration::from_secs(3) + Duration::from_millis(u64::from(i)));
+    }
     assert_eq!(mixer.layout(), (3..12).map(Ssrc).collect::<Vec<_>>());
-    // Source 0 speaks again: it comes back, in its join position.
-    let p = RtpPacket { ssrc: Ssrc(0), seq: SeqNo(2), payload: vec![0x10, 0x00], ..Default::default() };
-    mixer.handle_rtp(t0 + Duration::from_millis(100), &p.to_vec().unwrap());
+    // Source 0 sends again: it is back, in its join position; the last joined gives way.
+    send(&mut mixer, 0, 10, Duration::from_millis(3100));
     let layout = mixer.layout();
     assert_eq!(layout[0], Ssrc(0));
-    assert!(!layout.contains(&Ssrc(3)));
+    assert!(!layout.contains(&Ssrc(11)));
     // Silent sources time out.
     mixer.handle_timeout(t0 + Duration::from_secs(60));
     assert!(mixer.sources().is_empty());
@@ -172,26 +186,28 @@ fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
     for i in 0..12u32 {
         send(&mut mixer, i, 1, Duration::from_millis(u64::from(i)));
     }
-    assert_eq!(mixer.layout(), (3..12).map(Ssrc).collect::<Vec<_>>());
-    // The router says 0, 1 and 2 speak (loudest first) and names someone who
-    // is not a source: those three are shown, the rest by recency, in join order.
+    assert_eq!(mixer.layout(), (0..9).map(Ssrc).collect::<Vec<_>>());
+    // The router says 11, 10 and 9 speak (loudest first) and names someone who
+    // is not a source: those three are shown, then the first active ones to
+    // join, all in join order.
     let spkr = |list: &[u32]| {
         let ssrcs: Vec<Ssrc> = list.iter().map(|&s| Ssrc(s)).collect();
         write_compound(&[RtcpPacket::App(App::speakers(Ssrc(0x4343_5254), &ssrcs))]).unwrap()
     };
-    mixer.handle_rtcp(t0 + Duration::from_millis(20), &spkr(&[2, 0, 77, 1]));
-    assert_eq!(mixer.layout(), [0, 1, 2, 6, 7, 8, 9, 10, 11].map(Ssrc).to_vec());
-    // Recent video alone does not push a speaker out.
-    for i in 3..12u32 {
-        send(&mut mixer, i, 2, Duration::from_millis(50 + u64::from(i)));
+    mixer.handle_rtcp(t0 + Duration::from_millis(20), &spkr(&[11, 10, 77, 9]));
+    let with_speakers = [0, 1, 2, 3, 4, 5, 9, 10, 11].map(Ssrc).to_vec();
+    assert_eq!(mixer.layout(), with_speakers);
+    // Video alone does not push a speaker out, even after the speaker's own video stopped.
+    for i in 0..9u32 {
+        send(&mut mixer, i, 2, Duration::from_secs(5) + Duration::from_millis(u64::from(i)));
     }
-    assert!(mixer.layout().starts_with(&[Ssrc(0), Ssrc(1), Ssrc(2)]));
+    assert_eq!(mixer.layout(), with_speakers);
     // An APP packet that is not a speakers list changes nothing.
     let junk = App { subtype: 1, name: *b"SPKR", data: vec![0, 0, 0, 5], ..Default::default() };
     let junk = write_compound(&[RtcpPacket::App(junk)]).unwrap();
     mixer.handle_rtcp(t0 + Duration::from_millis(80), &junk);
-    assert!(mixer.layout().starts_with(&[Ssrc(0), Ssrc(1), Ssrc(2)]));
-    // With the list emptied, recency decides again.
+    assert_eq!(mixer.layout(), with_speakers);
+    // With the list emptied, activity decides again: 9, 10 and 11 are idle now.
     mixer.handle_rtcp(t0 + Duration::from_millis(90), &spkr(&[]));
-    assert_eq!(mixer.layout(), (3..12).map(Ssrc).collect::<Vec<_>>());
+    assert_eq!(mixer.layout(), (0..9).map(Ssrc).collect::<Vec<_>>());
 }
