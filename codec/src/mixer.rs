@@ -22,7 +22,9 @@
 //! at most nine sources, in join order (a cell does not move while its source
 //! stays shown): with more, the nine loudest speakers as the router reports
 //! them (RTCP APP `SPKR`, from RFC 6464 audio levels), then sources that sent
-//! in the last [`ACTIVE_WINDOW`], earliest joined first.
+//! in the last [`ACTIVE_WINDOW`], earliest joined first. Sources not shown
+//! are not decoded; one that is shown again asks for a keyframe (PLI) and
+//! starts from it.
 //!
 //! Overload never blocks the caller: a source picture replaced before it was
 //! shown, an output slot missed because `handle_timeout` came late, and a
@@ -145,6 +147,8 @@ pub struct MixerStats {
     pub source_frames_dropped: u64,
     /// Units that failed to decode.
     pub decode_errors: u64,
+    /// Units of sources not shown (more than nine), left undecoded.
+    pub units_skipped: u64,
     /// Composite frames encoded.
     pub composites: u64,
     /// Output frame slots missed (overload).
@@ -170,6 +174,9 @@ struct Source {
     fresh: Option<Instant>,
     last_active: Instant,
     last_pli: Option<Instant>,
+    /// Not shown: its units are not decoded (decoder flushed, picture
+    /// dropped); shown again, it restarts at a keyframe it asks for.
+    parked: bool,
 }
 
 #[derive(Debug)]
@@ -313,6 +320,7 @@ impl Mixer {
                     fresh: None,
                     last_active: now,
                     last_pli: None,
+                    parked: false,
                     // A new source needs a keyframe; its depacketizer asks for it.
                 });
                 self.next_order += 1;
@@ -320,8 +328,27 @@ impl Mixer {
                 self.sources.len() - 1
             }
         };
+        self.sources[idx].last_active = now;
+        let shown = self.sources.len() <= MAX_CELLS || self.shown().contains(&idx);
         let src = &mut self.sources[idx];
-        src.last_active = now;
+        if !shown {
+            // Not in the composite: no decoding, no keyframe requests.
+            if !src.parked {
+                src.parked = true;
+                src.picture = None;
+                src.fresh = None;
+                src.decoder.flush();
+            }
+            src.depack.handle_packet(h.seq, h.timestamp, h.marker, h.payload(packet));
+            while src.depack.poll_frame().is_some() {
+                self.stats.units_skipped += 1;
+            }
+            let _ = src.depack.poll_keyframe_request();
+            return self.schedule(now);
+        }
+        if std::mem::take(&mut src.parked) {
+            src.depack.request_keyframe(); // the decoder restarts at a keyframe
+        }
         src.depack.handle_packet(h.seq, h.timestamp, h.marker, h.payload(packet));
         while let Some(unit) = src.depack.poll_frame() {
             match src.decoder.decode(unit.data, i64::from(unit.timestamp.0)) {
@@ -403,7 +430,8 @@ impl Mixer {
             }
         }
         for s in &mut self.sources {
-            if s.depack.waiting_for_keyframe()
+            if !s.parked
+                && s.depack.waiting_for_keyframe()
                 && s.last_pli.is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.pli_interval)
             {
                 s.last_pli = Some(now);
@@ -428,7 +456,7 @@ impl Mixer {
         let pli = self
             .sources
             .iter()
-            .filter(|s| s.depack.waiting_for_keyframe())
+            .filter(|s| !s.parked && s.depack.waiting_for_keyframe())
             .filter_map(|s| s.last_pli.map(|t| t + self.cfg.pli_interval))
             .min();
         match (self.next_output, pli) {

@@ -211,3 +211,53 @@ fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
     mixer.handle_rtcp(t0 + Duration::from_millis(90), &spkr(&[]));
     assert_eq!(mixer.layout(), (0..9).map(Ssrc).collect::<Vec<_>>());
 }
+
+#[test]
+fn sources_not_shown_are_not_decoded_until_shown_again_from_a_keyframe() {
+    use corecast_proto::rtcp::{write_compound, App, RtcpPacket};
+    let units = encode_source(participant_colour(0), 6);
+    assert!(units[0].keyframe && !units[1].keyframe);
+    let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
+    let t0 = Instant::now();
+    let mut seqs = [SeqNo(1); 10];
+    let mut requests = Vec::new();
+    let mut feed = |mixer: &mut Mixer, s: usize, unit: usize, frame: u32| -> Vec<u32> {
+        let at = t0 + Duration::from_millis(33 * u64::from(frame) + s as u64);
+        for pkt in rtp_of(Ssrc(s as u32), &mut seqs[s], frame * 3000, &units[unit].data, 1000) {
+            mixer.handle_rtp(at, &pkt);
+        }
+        let mut asked = Vec::new();
+        while let Some(o) = mixer.poll_output() {
+            if let MixerOutput::KeyframeRequest(ssrc) = o {
+                asked.push(ssrc.0);
+            }
+        }
+        asked
+    };
+    // Ten sources send the same stream; the tenth to join is not shown.
+    for f in 0..6u32 {
+        for s in 0..10 {
+            requests.extend(feed(&mut mixer, s, f as usize, f));
+        }
+    }
+    assert_eq!(mixer.layout(), (0..9).map(Ssrc).collect::<Vec<_>>());
+    let st = mixer.stats();
+    assert_eq!(st.decoded, 9 * 6, "only the shown sources are decoded");
+    assert_eq!(st.units_skipped, 6);
+    assert!(!requests.contains(&9), "no keyframe request for a source not shown: {requests:?}");
+    // The router says source 9 speaks: it is shown (source 8 gives way) and
+    // asks for a keyframe at its next packet; until it comes nothing decodes.
+    let spkr = write_compound(&[RtcpPacket::App(App::speakers(Ssrc(1), &[Ssrc(9)]))]).unwrap();
+    mixer.handle_rtcp(t0 + Duration::from_millis(200), &spkr);
+    assert!(mixer.layout().contains(&Ssrc(9)) && !mixer.layout().contains(&Ssrc(8)));
+    let before = mixer.stats();
+    requests.extend(feed(&mut mixer, 9, 1, 6)); // a delta frame: dropped while waiting for the keyframe
+    assert!(requests.contains(&9));
+    assert_eq!(mixer.stats().decoded, before.decoded);
+    requests.extend(feed(&mut mixer, 9, 0, 7)); // the keyframe
+    assert_eq!(mixer.stats().decoded, before.decoded + 1);
+    // Source 8, no longer shown, is skipped.
+    requests.extend(feed(&mut mixer, 8, 1, 7));
+    assert_eq!(mixer.stats().decoded, before.decoded + 1);
+    assert_eq!(mixer.stats().units_skipped, before.units_skipped + 1);
+}
