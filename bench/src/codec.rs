@@ -747,11 +747,7 @@ fn print_table(rows: &[Value]) {
         "proc MB",
         "kbps"
     );
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let t = |v: &Value, k: &str| match &v[k] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let (f, t) = (crate::report::num, crate::report::text);
     for v in rows {
         let frames = format!("{}/{}", t(v, "composites"), t(v, "frames_expected"));
         let _ = writeln!(
@@ -894,11 +890,7 @@ fn report_files(dir: &Path, rows: &[Value], json: &Value) -> anyhow::Result<()> 
 fn write_report(dir: &Path, rows: &[Value], json: &Value) -> anyhow::Result<Vec<PathBuf>> {
     use crate::plot::{self, Axis, Bar, Series};
     use crate::report;
-    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    let t = |v: &Value, k: &str| match &v[k] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let (f, t) = (crate::report::num, crate::report::text);
     let name = |v: &Value| format!("{} of {} ({} fps)", t(v, "layout"), t(v, "input"), t(v, "fps"));
     let table: Vec<Vec<String>> = rows
         .iter()
@@ -924,10 +916,7 @@ fn write_report(dir: &Path, rows: &[Value], json: &Value) -> anyhow::Result<Vec<
             ]
         })
         .collect();
-    let mut md = String::new();
-    md.push_str("# corecast-bench codec\n\n");
-    md.push_str(&format!("- command: `{}`\n", report::command_line()));
-    md.push_str(&format!("- host: {}\n", report::host_line()));
+    let mut md = report::md_header("corecast-bench codec");
     md.push_str(&format!(
         "- target (2x2 of 720p30): <= {TARGET_CORES} core, <= {TARGET_RSS_MB} MB, <= {TARGET_LATENCY_P50_MS} ms added latency at p50\n\n"
     ));

@@ -470,6 +470,10 @@ impl Measured {
     fn pps_per_core(&self) -> f64 {
         self.received as f64 / self.cpu_s.max(1e-9)
     }
+    /// pps/core as a multiple of `base`'s.
+    fn ratio_to(&self, base: &Measured) -> f64 {
+        self.pps_per_core() / base.pps_per_core().max(1e-9)
+    }
     fn loss(&self) -> f64 {
         if self.expected == 0 {
             0.0
@@ -1024,7 +1028,7 @@ fn print_table(rows: &[&Measured], ideal: Option<&Measured>, to_stderr: bool) {
         "forwarder", "egress pps", "pps/core(cpu)", "vs ideal", "cpu", "loss", "p50 us", "p99 us", "gso sends"
     ));
     for m in rows {
-        let ratio = ideal.map(|i| m.pps_per_core() / i.pps_per_core().max(1e-9));
+        let ratio = ideal.map(|i| m.ratio_to(i));
         s.push_str(&format!(
             "{:<16} {:>11.0} {:>14.0} {:>8} {:>7.0}% {:>8.3}% {:>9.0} {:>9.0} {:>9}{}\n",
             m.label,
@@ -1146,9 +1150,7 @@ fn write_report(
     let offered_out = |fps: f64| (clients * args.packets_per_frame * fanout) as f64 * fps;
     let ideal = rows.iter().find(|m| m.label == "ideal-mmsg");
     let ideal_gso = rows.iter().find(|m| m.label == "ideal-mmsg+gso");
-    let ratio = |m: &Measured, r: Option<&&Measured>| {
-        r.map_or("-".to_string(), |r| format!("{:.2}x", m.pps_per_core() / r.pps_per_core().max(1e-9)))
-    };
+    let ratio = |m: &Measured, r: Option<&&Measured>| r.map_or("-".to_string(), |r| format!("{:.2}x", m.ratio_to(r)));
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|m| {
@@ -1168,10 +1170,7 @@ fn write_report(
             ]
         })
         .collect();
-    let mut md = String::new();
-    md.push_str("# corecast-bench fanout\n\n");
-    md.push_str(&format!("- command: `{}`\n", report::command_line()));
-    md.push_str(&format!("- host: {}\n", report::host_line()));
+    let mut md = report::md_header("corecast-bench fanout");
     md.push_str(&format!(
         "- load: {} calls x {} participants ({clients} clients), {} fps x {} packets of {} B: {:.0} pps out; {} router core(s){}, {:.1} s per row\n",
         args.calls,
@@ -1235,7 +1234,7 @@ fn write_report(
     ];
     if let Some(steps) = json.pointer("/sweep/steps").and_then(Value::as_array) {
         let label = json.pointer("/sweep/backend").and_then(Value::as_str).unwrap_or("router").to_string();
-        let f = |s: &Value, k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        let f = report::num;
         let sweep_rows: Vec<Vec<String>> = steps
             .iter()
             .map(|s| {
@@ -1396,7 +1395,7 @@ fn sweep(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Value> {
 /// every reference), and every router run under `runs`.
 fn report_json(args: &FanoutArgs, fanout: usize, results: &[Measured], refs: &[Measured]) -> Value {
     let ideal = refs.first();
-    let ratio = |m: &Measured| ideal.map(|i| m.pps_per_core() / i.pps_per_core().max(1e-9));
+    let ratio = |m: &Measured| ideal.map(|i| m.ratio_to(i));
     let references: serde_json::Map<String, Value> = refs
         .iter()
         .map(|m| {
@@ -1425,7 +1424,7 @@ fn report_json(args: &FanoutArgs, fanout: usize, results: &[Measured], refs: &[M
                 o.insert("ratio_to_ideal".into(), json!(r));
             }
             if let Some(g) = refs.iter().find(|r| r.label == "ideal-mmsg+gso") {
-                o.insert("ratio_to_ideal_gso".into(), json!(m.pps_per_core() / g.pps_per_core().max(1e-9)));
+                o.insert("ratio_to_ideal_gso".into(), json!(m.ratio_to(g)));
             }
         }
         v

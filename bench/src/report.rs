@@ -35,6 +35,25 @@ pub fn host_line() -> String {
     format!("Linux {}, {cpus} CPUs ({model}), at Unix time {unix}", kernel.trim())
 }
 
+/// The top of a report: its title, the command line and the host.
+pub fn md_header(title: &str) -> String {
+    format!("# {title}\n\n- command: `{}`\n- host: {}\n", command_line(), host_line())
+}
+
+/// A number field of a JSON row (NaN when missing).
+pub fn num(v: &serde_json::Value, k: &str) -> f64 {
+    v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// A field of a JSON row as text (strings without quotes).
+pub fn text(v: &serde_json::Value, k: &str) -> String {
+    match v.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "null".into(),
+    }
+}
+
 /// A Markdown table.
 pub fn md_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = String::new();

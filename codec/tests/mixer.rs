@@ -138,15 +138,18 @@ fn four_sources_composite_decodes_with_cell_colours() {
     }
 }
 
+/// A packet with a junk payload from source `i`: enough to register the
+/// source, nothing decodes.
+fn send_junk(mixer: &mut Mixer, at: Instant, i: u32, seq: u16) {
+    let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
+    mixer.handle_rtp(at, &p.to_vec().unwrap());
+}
+
 #[test]
 fn layout_keeps_nine_active_sources_and_does_not_flicker() {
     let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
     let t0 = Instant::now();
-    let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| {
-        // Junk payloads: enough to register the source, nothing decodes.
-        let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
-        mixer.handle_rtp(t0 + at, &p.to_vec().unwrap());
-    };
+    let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| send_junk(mixer, t0 + at, i, seq);
     for i in 0..12u32 {
         send(&mut mixer, i, 1, Duration::from_millis(u64::from(i)));
     }
@@ -179,10 +182,7 @@ fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
     use corecast_proto::rtcp::{write_compound, App, RtcpPacket};
     let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
     let t0 = Instant::now();
-    let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| {
-        let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
-        mixer.handle_rtp(t0 + at, &p.to_vec().unwrap());
-    };
+    let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| send_junk(mixer, t0 + at, i, seq);
     for i in 0..12u32 {
         send(&mut mixer, i, 1, Duration::from_millis(u64::from(i)));
     }

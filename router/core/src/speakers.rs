@@ -87,10 +87,8 @@ pub(crate) fn for_mixer(call: &mut Call) -> Option<Vec<Ssrc>> {
         .collect();
     ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let list: Vec<Ssrc> = ranked.into_iter().take(MIXER_SPEAKERS).map(|r| r.2).collect();
-    let (mut a, mut b) = (list.clone(), sent.clone());
-    a.sort_unstable();
-    b.sort_unstable();
-    if a == b && list.first() == sent.first() {
+    let same_members = list.len() == sent.len() && list.iter().all(|s| sent.contains(s));
+    if same_members && list.first() == sent.first() {
         return None;
     }
     call.speakers_sent = list.clone();
