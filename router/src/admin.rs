@@ -121,7 +121,7 @@ async fn remove_participant(
     let Ok(call) = CallId::parse(&call_id) else {
         return error(StatusCode::BAD_REQUEST, "call_id is not a UUID");
     };
-    s.server.command(&call, Command::RemoveParticipant(call, ParticipantId(participant_id)));
+    s.server.command(Command::RemoveParticipant(call, ParticipantId(participant_id)));
     (StatusCode::NO_CONTENT, ()).into_response()
 }
 

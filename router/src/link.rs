@@ -188,8 +188,7 @@ pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
                     // tokens but never lists them among the participants.
                     if p.role != Role::Mixer && !ps.contains(&p.participant.0) {
                         tracing::info!(call = %call.call, participant = p.participant.0, "re-sync: removing");
-                        server
-                            .command(&call.call, Command::RemoveParticipant(call.call, ParticipantId(p.participant.0)));
+                        server.command(Command::RemoveParticipant(call.call, ParticipantId(p.participant.0)));
                     }
                 }
             }

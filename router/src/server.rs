@@ -15,21 +15,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use corecast_core::{CallSnapshot, Command, Event, Placement, Router, RouterConfig};
+use corecast_core::{CallSnapshot, Command, Placement, Router, RouterConfig};
 use corecast_proto::token::{CallId, VerifyingKey};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::net::{BackendKind, BackendOptions};
-use crate::worker::{self, RelayLinks, WorkerCommand, WorkerStats};
-
-/// An event from one worker.
-#[derive(Debug, Clone)]
-pub struct ServerEvent {
-    /// Which worker.
-    pub worker: usize,
-    /// What happened.
-    pub event: Event,
-}
+pub use crate::worker::ServerEvent;
+use crate::worker::{self, PipeLinks, WorkerCommand, WorkerStats};
 
 /// What [`RouterServer::start`] needs.
 #[derive(Debug, Clone)]
@@ -109,8 +101,7 @@ impl RouterServer {
             })
             .collect();
         let channels: Vec<_> = (0..n).map(|_| bounded::<WorkerCommand>(4096)).collect();
-        let peers: Vec<Sender<WorkerCommand>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
-        let mut links = if n > 1 { RelayLinks::build(n, &peers, &wake_addrs) } else { Vec::new() };
+        let mut links = if n > 1 { PipeLinks::build(n, &wake_addrs) } else { Vec::new() };
         links.reverse();
         let mut channels = channels;
         channels.reverse();
@@ -125,14 +116,14 @@ impl RouterServer {
             core.placement = Placement { index: i, addresses: if n > 1 { addresses.clone() } else { Vec::new() } };
             let router = Router::new(core, cfg.public_key, epoch, epoch_ms);
             let (tx, rx) = channels.pop().expect("one channel per worker");
-            let relay = links.pop().unwrap_or_default();
+            let pipes = links.pop().unwrap_or_default();
             let ev = ev_tx.clone();
             let cpu = (!cfg.cpus.is_empty()).then(|| cfg.cpus[i % cfg.cpus.len()]);
             let thread = std::thread::Builder::new().name(format!("corecast-w{i}")).spawn(move || {
                 if let Some(cpu) = cpu {
                     pin_to(cpu);
                 }
-                let r = worker::run(i, backend, router, rx, ev, relay);
+                let r = worker::run(i, backend, router, rx, ev, pipes);
                 if let Err(e) = &r {
                     tracing::error!(worker = i, error = %e, "worker stopped on a socket error");
                 }
@@ -164,10 +155,10 @@ impl RouterServer {
         &self.events
     }
 
-    /// Sends a command about `call` to every worker (a spread call has a
-    /// share on several; the others ignore it).
-    pub fn command(&self, call: &CallId, cmd: Command) {
-        let _ = call;
+    /// Sends a command to every worker: a call spread over several workers
+    /// has a share (and participants) on each, which the router does not
+    /// track centrally; workers without a share of [`Command::call`] ignore it.
+    pub fn command(&self, cmd: Command) {
         for w in &self.workers {
             let _ = w.commands.send(WorkerCommand::Core(cmd.clone()));
         }

@@ -6,15 +6,22 @@
 //! receive; the receive wait is bounded by the core's next deadline and by
 //! [`COMMAND_POLL`].
 //!
-//! ## Relay rings (calls spread over workers)
-//! Packets for another worker's share of a call go through a lock-free ring
-//! per (from, to) pair of workers: each ring has exactly one producer thread
-//! and one consumer thread, and carries the received `Bytes` itself, so the
-//! packet is parsed once and never copied. A worker about to block in
-//! `recv` sets its *parked* flag and re-checks its rings; a producer that
-//! pushes to a parked worker's ring sends it one tiny wake datagram from its
-//! own socket (first byte 0xFF, which no protocol on the port uses), so
-//! relayed packets wait neither for a timer nor for polling.
+//! ## Pipe rings (calls spread over workers)
+//! The core's pipe transports ([`PipeMessage`]) between workers' shares of
+//! a call travel through a lock-free ring per (from, to) pair of workers:
+//! each ring has exactly one producer thread and one consumer thread and is
+//! FIFO, so a pipe's messages arrive in order. Media crosses as the received
+//! `Bytes` itself (never copied; the far side parses the header again). A
+//! control message that finds its ring full waits in an overflow queue and
+//! goes first at the next turn (they must not be lost: they reserve seats and
+//! announce producers); media that finds a ring full is dropped and counted.
+//! A worker about to block in `recv` sets its *parked* flag and re-checks
+//! its rings; a producer that pushes to a parked worker's ring sends it one
+//! tiny wake datagram from its own socket (first byte 0xFF, which no
+//! protocol on the port uses), so piped packets wait neither for a timer nor
+//! for polling. Rings are drained right after every receive, before the
+//! batch is handled: a seat granted before a redirect is always seen before
+//! the redirected join.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,18 +29,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use corecast_core::{Command, Event, Input, Output, Router, RouterStats};
+use std::collections::VecDeque;
+
+use corecast_core::{Command, Event, Input, Output, PipeMessage, PipeSend, Router, RouterStats};
 use corecast_proto::token::CallId;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_queue::ArrayQueue;
 
 use crate::net::{Datagram, IoBackend, IoStats};
-use crate::server::ServerEvent;
+
+/// An event from one worker.
+#[derive(Debug, Clone)]
+pub struct ServerEvent {
+    /// Which worker.
+    pub worker: usize,
+    /// What happened.
+    pub event: Event,
+}
 
 /// Longest the loop waits in `recv` before looking at commands.
 pub const COMMAND_POLL: Duration = Duration::from_millis(20);
-/// Capacity of each relay ring, in packets.
-pub const RELAY_RING: usize = 16_384;
+/// Capacity of each pipe ring, in messages.
+pub const PIPE_RING: usize = 16_384;
 const WAKE: &[u8] = &[0xFF, b'w'];
 
 /// Requests to a worker.
@@ -62,54 +79,53 @@ pub struct WorkerStats {
     pub calls: usize,
     /// Admitted participants.
     pub participants: usize,
-    /// Packets handed to other workers.
-    pub relayed_out: u64,
-    /// Packets taken from other workers.
-    pub relayed_in: u64,
-    /// Packets dropped because a relay ring was full.
-    pub relay_drops: u64,
+    /// Pipe messages handed to other workers.
+    pub piped_out: u64,
+    /// Pipe messages taken from other workers.
+    pub piped_in: u64,
+    /// Pipe media dropped because a ring was full.
+    pub pipe_drops: u64,
 }
 
-/// One packet in a relay ring.
+/// One message in a pipe ring.
 #[derive(Debug)]
-pub struct RelayMsg {
+pub struct PipeMsg {
     /// Sending worker.
     pub from: usize,
     /// The call.
     pub call: CallId,
-    /// The packet.
-    pub contents: Bytes,
+    /// The message.
+    pub message: PipeMessage,
 }
 
-/// A worker's ends of the relay rings.
+type Ring = Arc<ArrayQueue<PipeMsg>>;
+
+/// A worker's ends of the pipe rings.
 #[derive(Debug, Default)]
-pub struct RelayLinks {
+pub struct PipeLinks {
     /// `outbound[w]`: ring to worker `w` (None for this worker).
-    pub outbound: Vec<Option<Arc<ArrayQueue<RelayMsg>>>>,
+    pub outbound: Vec<Option<Ring>>,
     /// Rings from every other worker.
-    pub inbound: Vec<Arc<ArrayQueue<RelayMsg>>>,
+    pub inbound: Vec<Ring>,
     /// Every worker's parked flag.
     pub parked: Arc<Vec<AtomicBool>>,
     /// Where to send a worker its wake datagram (also how wakes are recognised).
     pub wake_addrs: Vec<SocketAddr>,
-    /// Every worker's command channel (to attach relays on the other side).
-    pub peers: Vec<Sender<WorkerCommand>>,
 }
 
-impl RelayLinks {
-    /// Builds the rings and flags for `n` workers; `peers` and `wake_addrs` in index order.
-    pub fn build(n: usize, peers: &[Sender<WorkerCommand>], wake_addrs: &[SocketAddr]) -> Vec<RelayLinks> {
-        let rings: Vec<Vec<Option<Arc<ArrayQueue<RelayMsg>>>>> = (0..n)
-            .map(|from| (0..n).map(|to| (from != to).then(|| Arc::new(ArrayQueue::new(RELAY_RING)))).collect())
+impl PipeLinks {
+    /// Builds the rings and flags for `n` workers; `wake_addrs` in index order.
+    pub fn build(n: usize, wake_addrs: &[SocketAddr]) -> Vec<PipeLinks> {
+        let rings: Vec<Vec<Option<Ring>>> = (0..n)
+            .map(|from| (0..n).map(|to| (from != to).then(|| Arc::new(ArrayQueue::new(PIPE_RING)))).collect())
             .collect();
         let parked: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
         (0..n)
-            .map(|me| RelayLinks {
+            .map(|me| PipeLinks {
                 outbound: rings[me].clone(),
                 inbound: (0..n).filter(|&f| f != me).filter_map(|f| rings[f][me].clone()).collect(),
                 parked: parked.clone(),
                 wake_addrs: wake_addrs.to_vec(),
-                peers: peers.to_vec(),
             })
             .collect()
     }
@@ -121,13 +137,15 @@ struct Worker {
     router: Router,
     commands: Receiver<WorkerCommand>,
     events: Sender<ServerEvent>,
-    relay: RelayLinks,
+    pipes: PipeLinks,
+    /// Control messages waiting for room in the ring to each worker.
+    overflow: Vec<VecDeque<PipeMsg>>,
     wake: Vec<bool>,
     deadline: Instant,
     batches: u64,
-    relayed_out: u64,
-    relayed_in: u64,
-    relay_drops: u64,
+    piped_out: u64,
+    piped_in: u64,
+    pipe_drops: u64,
 }
 
 /// Runs the loop until [`WorkerCommand::Stop`] or a fatal socket error.
@@ -137,22 +155,23 @@ pub fn run(
     router: Router,
     commands: Receiver<WorkerCommand>,
     events: Sender<ServerEvent>,
-    relay: RelayLinks,
+    pipes: PipeLinks,
 ) -> std::io::Result<()> {
-    let n = relay.outbound.len();
+    let n = pipes.outbound.len();
     let mut w = Worker {
         index,
         backend,
         router,
         commands,
         events,
-        relay,
+        pipes,
+        overflow: (0..n).map(|_| VecDeque::new()).collect(),
         wake: vec![false; n],
         deadline: Instant::now() + COMMAND_POLL,
         batches: 0,
-        relayed_out: 0,
-        relayed_in: 0,
-        relay_drops: 0,
+        piped_out: 0,
+        piped_in: 0,
+        pipe_drops: 0,
     };
     w.run()
 }
@@ -164,37 +183,38 @@ impl Worker {
             if !self.handle_commands()? {
                 return Ok(());
             }
-            self.take_relayed();
+            self.take_piped();
             let now = Instant::now();
             let mut wait = self.deadline.saturating_duration_since(now).min(COMMAND_POLL);
-            if let Some(p) = self.relay.parked.get(self.index) {
+            if let Some(p) = self.pipes.parked.get(self.index) {
                 p.store(true, Ordering::SeqCst);
-                if self.relay.inbound.iter().any(|q| !q.is_empty()) {
+                if self.pipes.inbound.iter().any(|q| !q.is_empty()) || self.overflow.iter().any(|o| !o.is_empty()) {
                     wait = Duration::ZERO;
                 }
             }
             batch.clear();
             let n = self.backend.recv(Some(wait), &mut batch);
-            if let Some(p) = self.relay.parked.get(self.index) {
+            if let Some(p) = self.pipes.parked.get(self.index) {
                 p.store(false, Ordering::SeqCst);
             }
             let n = n?;
             let now = Instant::now();
             if n > 0 {
                 self.batches += 1;
-                // A relay attachment sent before a redirect must be seen before the redirected join.
                 if !self.handle_commands()? {
                     return Ok(());
                 }
+                // A seat granted before a redirect must be seen before the redirected join.
+                self.take_piped();
                 for d in batch.drain(..) {
-                    if d.contents.first() == Some(&0xFF) && self.relay.wake_addrs.contains(&d.source) {
+                    if d.contents.first() == Some(&0xFF) && self.pipes.wake_addrs.contains(&d.source) {
                         continue; // a wake from another worker
                     }
                     self.router.handle_input(now, Input::Receive { source: d.source, contents: d.contents });
                     self.drain();
                 }
             }
-            self.take_relayed();
+            self.take_piped();
             if now >= self.deadline {
                 self.router.handle_input(now, Input::Timeout);
                 self.drain();
@@ -224,9 +244,9 @@ impl Worker {
                         batches: self.batches,
                         calls: self.router.call_count(),
                         participants: self.router.participant_count(),
-                        relayed_out: self.relayed_out,
-                        relayed_in: self.relayed_in,
-                        relay_drops: self.relay_drops,
+                        piped_out: self.piped_out,
+                        piped_in: self.piped_in,
+                        pipe_drops: self.pipe_drops,
                     });
                 }
                 WorkerCommand::Stop => return Ok(false),
@@ -235,15 +255,16 @@ impl Worker {
         Ok(true)
     }
 
-    /// Feeds packets from other workers' rings to the core (bounded per turn).
-    fn take_relayed(&mut self) {
+    /// Feeds messages from other workers' rings to the core (bounded per
+    /// turn), after retrying control messages that waited for room.
+    fn take_piped(&mut self) {
+        self.retry_overflow();
         let now = Instant::now();
-        for qi in 0..self.relay.inbound.len() {
+        for qi in 0..self.pipes.inbound.len() {
             for _ in 0..1024 {
-                let Some(m) = self.relay.inbound[qi].pop() else { break };
-                self.relayed_in += 1;
-                self.router
-                    .handle_input(now, Input::Relayed { from_worker: m.from, call: m.call, contents: m.contents });
+                let Some(m) = self.pipes.inbound[qi].pop() else { break };
+                self.piped_in += 1;
+                self.router.handle_input(now, Input::Pipe { from_worker: m.from, call: m.call, message: m.message });
                 self.drain();
             }
         }
@@ -256,26 +277,8 @@ impl Worker {
         loop {
             match self.router.poll_output() {
                 Output::Transmit(t) => self.backend.queue(t.destination, t.contents),
-                Output::Relay(r) => {
-                    let msg = RelayMsg { from: self.index, call: r.call, contents: r.contents };
-                    match self.relay.outbound.get(r.worker).and_then(|q| q.as_ref()) {
-                        Some(q) if q.push(msg).is_ok() => {
-                            self.relayed_out += 1;
-                            self.wake[r.worker] = true;
-                        }
-                        _ => self.relay_drops += 1,
-                    }
-                }
+                Output::Pipe(p) => self.pipe(p),
                 Output::Event(e) => {
-                    match &e {
-                        Event::RelayNeeded { call, worker } => {
-                            self.tell(*worker, Command::AttachRelay { call: *call, worker: self.index })
-                        }
-                        Event::RelayClosed { call, worker } => {
-                            self.tell(*worker, Command::DetachRelay { call: *call, worker: self.index })
-                        }
-                        _ => {}
-                    }
                     let _ = self.events.try_send(ServerEvent { worker: self.index, event: e });
                 }
                 Output::Timeout(t) => {
@@ -286,17 +289,50 @@ impl Worker {
         }
     }
 
-    fn tell(&self, worker: usize, cmd: Command) {
-        if let Some(p) = self.relay.peers.get(worker) {
-            let _ = p.send(WorkerCommand::Core(cmd));
+    #[inline]
+    fn pipe(&mut self, p: PipeSend) {
+        let Some(Some(ring)) = self.pipes.outbound.get(p.worker) else {
+            self.pipe_drops += 1;
+            return;
+        };
+        let media = matches!(p.message, PipeMessage::Media(_));
+        let msg = PipeMsg { from: self.index, call: p.call, message: p.message };
+        let overflow = &mut self.overflow[p.worker];
+        if overflow.is_empty() {
+            match ring.push(msg) {
+                Ok(()) => {
+                    self.piped_out += 1;
+                    self.wake[p.worker] = true;
+                }
+                Err(msg) if !media => overflow.push_back(msg),
+                Err(_) => self.pipe_drops += 1,
+            }
+        } else if !media {
+            overflow.push_back(msg);
+        } else {
+            self.pipe_drops += 1;
+        }
+    }
+
+    fn retry_overflow(&mut self) {
+        for (w, overflow) in self.overflow.iter_mut().enumerate() {
+            let Some(Some(ring)) = self.pipes.outbound.get(w) else { continue };
+            while let Some(msg) = overflow.pop_front() {
+                if let Err(msg) = ring.push(msg) {
+                    overflow.push_front(msg);
+                    break;
+                }
+                self.piped_out += 1;
+                self.wake[w] = true;
+            }
         }
     }
 
     /// One wake datagram to each parked worker this turn pushed packets to.
     fn send_wakes(&mut self) {
         for w in 0..self.wake.len() {
-            if std::mem::take(&mut self.wake[w]) && self.relay.parked[w].load(Ordering::SeqCst) {
-                self.backend.queue(self.relay.wake_addrs[w], Bytes::from_static(WAKE));
+            if std::mem::take(&mut self.wake[w]) && self.pipes.parked[w].load(Ordering::SeqCst) {
+                self.backend.queue(self.pipes.wake_addrs[w], Bytes::from_static(WAKE));
             }
         }
     }

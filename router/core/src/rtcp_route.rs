@@ -7,80 +7,115 @@
 //! - NACK goes to the producer of the media SSRC;
 //! - PLI and FIR go to the producer of the media SSRC, at most one per
 //!   `keyframe_request_interval` per producer (N receivers asking at once must
-//!   not make the producer send N keyframes);
+//!   not make the producer send N keyframes; the throttle is `keyframe`'s);
 //! - REMB is kept as the receiver's bandwidth estimate and not forwarded;
 //! - APP and unknown types are dropped and counted.
 //!
-//! Nothing about an SSRC the sender does not own is forwarded.
+//! Nothing about an SSRC the sender does not own is forwarded. A producer on
+//! another worker is reached through its pipe; what comes in over a pipe is
+//! routed the same way (and passed on by the hub to the other pipes).
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use corecast_proto::rtcp::{Fir, Nack, Pli, ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
-use corecast_proto::token::ParticipantId;
+use corecast_proto::token::CallId;
 use corecast_proto::SeqNo;
 
-use crate::call::Call;
+use crate::call::{Call, Endpoint};
+use crate::forward::{sender_endpoint, Origin};
 use crate::stats::{DropReason, RouterStats};
-use crate::RouterConfig;
+use crate::{Router, RouterConfig};
 
-/// Per-destination packet lists, in participant order.
-struct Outbox {
+/// Per-destination packet lists: participants first, then pipes.
+struct PerEndpoint {
+    participants: usize,
     per: Vec<Vec<RtcpPacket>>,
 }
 
-impl Outbox {
-    fn push(&mut self, idx: usize, p: RtcpPacket) {
-        self.per[idx].push(p);
+impl PerEndpoint {
+    fn push(&mut self, to: Endpoint, p: RtcpPacket) {
+        let i = match to {
+            Endpoint::Participant(i) => i,
+            Endpoint::Pipe(i) => self.participants + i,
+        };
+        self.per[i].push(p);
+    }
+
+    fn endpoint(&self, i: usize) -> Endpoint {
+        if i < self.participants {
+            Endpoint::Participant(i)
+        } else {
+            Endpoint::Pipe(i - self.participants)
+        }
     }
 }
 
 /// What routing one compound produced.
 #[derive(Debug, Default)]
 pub(crate) struct Routed {
-    /// Compounds to send, by participant index.
-    pub transmits: Vec<(usize, Vec<u8>)>,
+    /// Compounds to send, by endpoint.
+    pub transmits: Vec<(Endpoint, Vec<u8>)>,
     /// Worst loss fraction the sender reported as a receiver, if it sent reports.
     pub loss: Option<u8>,
     /// Bandwidth estimate the sender sent (REMB), if any.
     pub estimate: Option<u64>,
 }
 
+/// Routes one parsed compound that came from `from` (`origin` says who that is).
 pub(crate) fn route(
     call: &mut Call,
-    sender: ParticipantId,
+    origin: Origin,
+    from: Endpoint,
     pkts: Vec<RtcpPacket>,
     now: Instant,
     cfg: &RouterConfig,
+    hub: bool,
     stats: &mut RouterStats,
 ) -> Routed {
     let mut res = Routed::default();
-    let Some(si) = call.index_of(sender) else { return res };
-    call.participants[si].last_seen = now;
-    let n = call.participants.len();
-    let mut out = Outbox { per: (0..n).map(|_| Vec::new()).collect() };
+    let sender = match origin {
+        Origin::Participant(pid) => crate::call::Owner::Participant(pid),
+        Origin::Pipe(w) => crate::call::Owner::Pipe(w),
+    };
+    let participant = match from {
+        Endpoint::Participant(i) => {
+            call.participants[i].last_seen = now;
+            Some(i)
+        }
+        Endpoint::Pipe(_) => None,
+    };
+    let mut out = PerEndpoint {
+        participants: call.participants.len(),
+        per: (0..call.participants.len() + call.pipes.len()).map(|_| Vec::new()).collect(),
+    };
     let owns = |call: &Call, ssrc| call.ssrc_owner.get(&ssrc) == Some(&sender);
+    // The producer's endpoint, unless that is where the packet came from.
+    let owner = |call: &Call, ssrc| call.owner_endpoint(ssrc).filter(|&e| e != from);
     let mut routed_any = false;
 
     for p in pkts {
         match p {
             RtcpPacket::SenderReport(sr) if owns(call, sr.ssrc) => {
-                route_blocks(call, si, sr.ssrc, &sr.reports, &mut out);
+                route_blocks(call, from, sr.ssrc, &sr.reports, &mut out);
                 let bare = RtcpPacket::SenderReport(SenderReport { reports: Vec::new(), ..sr });
-                broadcast(si, n, &bare, &mut out);
+                broadcast(call, origin, from, hub, &bare, &mut out);
                 routed_any = true;
             }
             RtcpPacket::ReceiverReport(rr) => {
                 if let Some(worst) = rr.reports.iter().map(|b| b.fraction_lost).max() {
-                    call.participants[si].reported_loss = worst;
-                    res.loss = Some(res.loss.map_or(worst, |l: u8| l.max(worst)));
+                    if let Some(i) = participant {
+                        call.participants[i].reported_loss = worst;
+                        res.loss = Some(res.loss.map_or(worst, |l: u8| l.max(worst)));
+                    }
                 }
-                route_blocks(call, si, rr.ssrc, &rr.reports, &mut out);
+                route_blocks(call, from, rr.ssrc, &rr.reports, &mut out);
                 routed_any = true;
             }
             RtcpPacket::Sdes(chunks) => {
                 let own: Vec<_> = chunks.into_iter().filter(|c| owns(call, c.ssrc)).collect();
                 if !own.is_empty() {
-                    broadcast(si, n, &RtcpPacket::Sdes(own), &mut out);
+                    broadcast(call, origin, from, hub, &RtcpPacket::Sdes(own), &mut out);
                     routed_any = true;
                 }
             }
@@ -90,30 +125,33 @@ pub(crate) fn route(
                     for s in &bye.ssrcs {
                         call.ssrc_owner.remove(s);
                     }
-                    call.participants[si].producers.retain(|p| !bye.ssrcs.contains(&p.ssrc));
-                    broadcast(si, n, &RtcpPacket::Bye(bye), &mut out);
+                    let producers = match from {
+                        Endpoint::Participant(i) => &mut call.participants[i].producers,
+                        Endpoint::Pipe(i) => &mut call.pipes[i].producers,
+                    };
+                    producers.retain(|p| !bye.ssrcs.contains(&p.ssrc));
+                    broadcast(call, origin, from, hub, &RtcpPacket::Bye(bye), &mut out);
                     routed_any = true;
                 }
             }
             RtcpPacket::Nack(mut nack) => {
-                if let Some(oi) = call.owner_index(nack.media_ssrc).filter(|&oi| oi != si) {
+                if let Some(to) = owner(call, nack.media_ssrc) {
                     // Undo this receiver's sequence shift, if its copy of the stream is shifted.
-                    if let Some(c) = call.participants[si].consumers.iter().find(|c| c.ssrc == nack.media_ssrc) {
-                        if c.offset != 0 {
-                            let lost: Vec<_> = nack.lost().map(|s| SeqNo(s.0.wrapping_sub(c.offset))).collect();
-                            nack = Nack::from_lost(nack.sender_ssrc, nack.media_ssrc, &lost);
-                        }
+                    let consumer = participant.and_then(|i| call.participants[i].consumers.get(nack.media_ssrc));
+                    if let Some(c) = consumer.filter(|c| c.offset != 0) {
+                        let lost: Vec<_> = nack.lost().map(|s| SeqNo(s.0.wrapping_sub(c.offset))).collect();
+                        nack = Nack::from_lost(nack.sender_ssrc, nack.media_ssrc, &lost);
                     }
                     stats.nacks += 1;
-                    out.push(oi, RtcpPacket::Nack(nack));
+                    out.push(to, RtcpPacket::Nack(nack));
                     routed_any = true;
                 }
             }
             RtcpPacket::Pli(pli) => {
-                if let Some(oi) = call.owner_index(pli.media_ssrc).filter(|&oi| oi != si) {
-                    if keyframe_allowed(call, oi, pli.media_ssrc, now, cfg) {
+                if let Some(to) = owner(call, pli.media_ssrc) {
+                    if keyframe_allowed(call, pli.media_ssrc, now, cfg) {
                         stats.keyframe_requests += 1;
-                        out.push(oi, RtcpPacket::Pli(Pli { ..pli }));
+                        out.push(to, RtcpPacket::Pli(Pli { ..pli }));
                         routed_any = true;
                     } else {
                         stats.count_drop(DropReason::KeyframeThrottled);
@@ -122,13 +160,11 @@ pub(crate) fn route(
             }
             RtcpPacket::Fir(fir) => {
                 for (ssrc, seq) in fir.entries {
-                    if let Some(oi) = call.owner_index(ssrc).filter(|&oi| oi != si) {
-                        if keyframe_allowed(call, oi, ssrc, now, cfg) {
+                    if let Some(to) = owner(call, ssrc) {
+                        if keyframe_allowed(call, ssrc, now, cfg) {
                             stats.keyframe_requests += 1;
-                            out.push(
-                                oi,
-                                RtcpPacket::Fir(Fir { sender_ssrc: fir.sender_ssrc, entries: vec![(ssrc, seq)] }),
-                            );
+                            let one = Fir { sender_ssrc: fir.sender_ssrc, entries: vec![(ssrc, seq)] };
+                            out.push(to, RtcpPacket::Fir(one));
                             routed_any = true;
                         } else {
                             stats.count_drop(DropReason::KeyframeThrottled);
@@ -137,9 +173,11 @@ pub(crate) fn route(
                 }
             }
             RtcpPacket::Remb(remb) => {
-                call.participants[si].estimate_bps = Some(remb.bitrate_bps);
-                res.estimate = Some(remb.bitrate_bps);
-                routed_any = true;
+                if let Some(i) = participant {
+                    call.participants[i].estimate_bps = Some(remb.bitrate_bps);
+                    res.estimate = Some(remb.bitrate_bps);
+                    routed_any = true;
+                }
             }
             _ => {}
         }
@@ -147,40 +185,69 @@ pub(crate) fn route(
     if !routed_any {
         stats.count_drop(DropReason::RtcpUnroutable);
     }
-    for (i, pkts) in out.per.into_iter().enumerate() {
+    for (i, pkts) in out.per.iter().enumerate() {
         if pkts.is_empty() {
             continue;
         }
-        if let Ok(bytes) = corecast_proto::rtcp::write_compound(&pkts) {
-            res.transmits.push((i, bytes));
+        if let Ok(bytes) = corecast_proto::rtcp::write_compound(pkts) {
+            res.transmits.push((out.endpoint(i), bytes));
         }
     }
     res
 }
 
-fn broadcast(si: usize, n: usize, p: &RtcpPacket, out: &mut Outbox) {
-    for i in 0..n {
-        if i != si {
-            out.push(i, p.clone());
+/// To every participant but the sender, and on along the pipes.
+fn broadcast(call: &Call, origin: Origin, from: Endpoint, hub: bool, p: &RtcpPacket, out: &mut PerEndpoint) {
+    for i in 0..call.participants.len() {
+        if from != Endpoint::Participant(i) {
+            out.push(Endpoint::Participant(i), p.clone());
+        }
+    }
+    for (i, pipe) in call.pipes.iter().enumerate() {
+        if crate::fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
+            out.push(Endpoint::Pipe(i), p.clone());
         }
     }
 }
 
-fn route_blocks(call: &Call, si: usize, reporter: corecast_proto::Ssrc, blocks: &[ReportBlock], out: &mut Outbox) {
+fn route_blocks(
+    call: &Call,
+    from: Endpoint,
+    reporter: corecast_proto::Ssrc,
+    blocks: &[ReportBlock],
+    out: &mut PerEndpoint,
+) {
     for b in blocks {
-        if let Some(oi) = call.owner_index(b.ssrc).filter(|&oi| oi != si) {
-            out.push(oi, RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports: vec![*b] }));
+        if let Some(to) = call.owner_endpoint(b.ssrc).filter(|&e| e != from) {
+            out.push(to, RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports: vec![*b] }));
         }
     }
 }
 
-fn keyframe_allowed(call: &mut Call, oi: usize, ssrc: corecast_proto::Ssrc, now: Instant, cfg: &RouterConfig) -> bool {
-    let Some(p) = call.participants[oi].producer_mut(ssrc) else { return false };
-    match p.last_keyframe_request {
-        Some(t) if now.saturating_duration_since(t) < cfg.keyframe_request_interval => false,
-        _ => {
-            p.last_keyframe_request = Some(now);
-            true
+fn keyframe_allowed(call: &mut Call, ssrc: corecast_proto::Ssrc, now: Instant, cfg: &RouterConfig) -> bool {
+    call.producer_mut(ssrc).is_some_and(|p| p.keyframe.allow(now, cfg.keyframe_request_interval))
+}
+
+impl Router {
+    pub(crate) fn route_rtcp(&mut self, now: Instant, call_id: CallId, origin: Origin, contents: &[u8]) {
+        let pkts = match corecast_proto::rtcp::parse_compound(contents) {
+            Ok(p) => p,
+            Err(_) => return self.out.drop_packet(DropReason::Malformed),
+        };
+        let hub = self.config.placement.owns(&call_id);
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return self.out.drop_packet(DropReason::Unadmitted);
+        };
+        let Some(from) = sender_endpoint(call, origin) else {
+            return self.out.drop_packet(DropReason::Unadmitted);
+        };
+        let routed = route(call, origin, from, pkts, now, &self.config, hub, &mut self.out.stats);
+        for (to, bytes) in routed.transmits {
+            self.out.stats.forwarded_rtcp += 1;
+            call.send_to(&mut self.out, to, Bytes::from(bytes));
+        }
+        if let (Origin::Participant(pid), true) = (origin, routed.loss.is_some() || routed.estimate.is_some()) {
+            self.on_quality_signal(now, call_id, pid, routed.loss, routed.estimate);
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! An SD receiver is one whose link cannot take everything; besides the
 //! composite video it gets audio forwarded as received (not mixed), but only
-//! from the `n` loudest speakers, as `../shared/design.md` §4 asks. Loudness
+//! from the `n` loudest speakers rather than a transcoded mix. Loudness
 //! comes from the RFC 6464 client-to-mixer audio level that senders put in a
 //! header extension of every audio packet (WebRTC does so by default).
 //!
@@ -24,7 +24,7 @@
 //! list to the mixer (an RTCP APP `SPKR` packet) when it changes, so that a
 //! call with more sources than cells shows the people who speak.
 
-use corecast_proto::token::Role;
+use corecast_proto::token::{ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
 use crate::call::Call;
@@ -36,7 +36,7 @@ pub(crate) const HYSTERESIS: u16 = 6;
 /// loudest. Returns the chosen SSRCs, loudest first, when the choice changed.
 pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
     let mut ranked: Vec<(u16, Ssrc)> = Vec::new();
-    for s in call.participants.iter_mut().flat_map(|p| p.producers.iter_mut()) {
+    for s in call.producers_mut() {
         if s.kind != MediaKind::Audio || !s.level_seen {
             continue;
         }
@@ -49,7 +49,7 @@ pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
     let keep = if n == 0 { ranked.len() } else { n.min(ranked.len()) };
     let chosen: Vec<Ssrc> = ranked[..keep].iter().map(|r| r.1).collect();
     let mut changed = false;
-    for s in call.participants.iter_mut().flat_map(|p| p.producers.iter_mut()) {
+    for s in call.producers_mut() {
         if s.kind == MediaKind::Audio && s.level_seen {
             let audible = chosen.contains(&s.ssrc);
             changed |= audible != s.sd_audible;
@@ -69,20 +69,34 @@ pub(crate) const MIXER_SPEAKERS: usize = 9;
 /// [`HYSTERESIS`] dB of head start so the composite does not flicker.
 pub(crate) fn for_mixer(call: &mut Call) -> Option<Vec<Ssrc>> {
     let sent = &call.speakers_sent;
-    let mut ranked: Vec<(u16, u64, Ssrc)> = call
-        .participants
-        .iter()
-        .filter(|p| !p.is_relay() && p.role == Role::Publisher)
-        .filter_map(|p| {
-            let audio = p.producers.iter().filter(|s| s.kind == MediaKind::Audio && s.level_seen);
-            let loudness = audio.map(|s| s.loudness).max()?;
-            let video = p.producers.iter().find(|s| s.kind == MediaKind::Video)?.ssrc;
+    // Per publisher (here or on another worker): its loudest audio stream
+    // and its first video stream.
+    let mut by_participant: Vec<(ParticipantId, Option<u8>, Option<Ssrc>)> = Vec::new();
+    for s in call.producers().filter(|s| s.role == Role::Publisher) {
+        let i = match by_participant.iter().position(|e| e.0 == s.participant) {
+            Some(i) => i,
+            None => {
+                by_participant.push((s.participant, None, None));
+                by_participant.len() - 1
+            }
+        };
+        let e = &mut by_participant[i];
+        match s.kind {
+            MediaKind::Audio if s.level_seen => e.1 = e.1.max(Some(s.loudness)),
+            MediaKind::Video if e.2.is_none() => e.2 = Some(s.ssrc),
+            _ => {}
+        }
+    }
+    let mut ranked: Vec<(u16, u64, Ssrc)> = by_participant
+        .into_iter()
+        .filter_map(|(pid, loudness, video)| {
+            let (loudness, video) = (loudness?, video?);
             let head_start = match sent.iter().position(|&s| s == video) {
                 Some(0) => 2 * HYSTERESIS,
                 Some(_) => HYSTERESIS,
                 None => 0,
             };
-            Some((u16::from(loudness) + head_start, p.id.0, video))
+            Some((u16::from(loudness) + head_start, pid.0, video))
         })
         .collect();
     ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));

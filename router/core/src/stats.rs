@@ -30,8 +30,10 @@ pub struct RouterStats {
     pub tx_datagrams: u64,
     /// RTP packets forwarded (one per receiver).
     pub forwarded_rtp: u64,
-    /// RTP packets handed to other workers' shares of spread calls (one per worker).
-    pub relayed_rtp: u64,
+    /// Media packets (RTP and RTCP) handed to pipe transports (one per pipe).
+    pub pipe_media: u64,
+    /// Control messages on pipe transports (opens, seats, producers, leaves).
+    pub pipe_control: u64,
     /// RTCP compounds forwarded (one per receiver).
     pub forwarded_rtcp: u64,
     /// Session messages handled.
@@ -102,7 +104,8 @@ impl RouterStats {
             rx_bytes,
             tx_datagrams,
             forwarded_rtp,
-            relayed_rtp,
+            pipe_media,
+            pipe_control,
             forwarded_rtcp,
             session_messages,
             joins,

@@ -1,0 +1,166 @@
+//! The RTP hot path: one lookup for the sender, one for the SSRC, then one
+//! pass over the call's consumers (its participants, then its pipes).
+//! Receivers on the fast path get the received buffer itself.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use corecast_proto::rtp::RtpHeader;
+use corecast_proto::token::{CallId, ParticipantId, Role};
+use corecast_proto::MediaKind;
+
+use crate::call::{Call, Endpoint, Owner};
+use crate::consumer::Consumed;
+use crate::fanout::{self, Decision, Receiving, Sending};
+use crate::pipe::PipeMessage;
+use crate::stats::DropReason;
+use crate::Router;
+
+/// Where a packet entered the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A participant on this worker.
+    Participant(ParticipantId),
+    /// The pipe from another worker.
+    Pipe(usize),
+}
+
+impl Origin {
+    fn owner(self) -> Owner {
+        match self {
+            Origin::Participant(pid) => Owner::Participant(pid),
+            Origin::Pipe(w) => Owner::Pipe(w),
+        }
+    }
+}
+
+/// Where in the call the sender sits.
+pub(crate) fn sender_endpoint(call: &Call, origin: Origin) -> Option<Endpoint> {
+    match origin {
+        Origin::Participant(pid) => call.index_of(pid).map(Endpoint::Participant),
+        Origin::Pipe(w) => call.pipe_index(w).map(Endpoint::Pipe),
+    }
+}
+
+impl Router {
+    pub(crate) fn forward_rtp(&mut self, now: Instant, call_id: CallId, origin: Origin, contents: Bytes) {
+        let header = match RtpHeader::parse(&contents) {
+            Ok(h) => h,
+            Err(_) => return self.out.drop_packet(DropReason::Malformed),
+        };
+        let hub = self.config.placement.owns(&call_id);
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return self.out.drop_packet(DropReason::Unadmitted);
+        };
+        let Some(from) = sender_endpoint(call, origin) else {
+            return self.out.drop_packet(DropReason::Unadmitted);
+        };
+        let sender_idx = match from {
+            Endpoint::Participant(i) => Some(i),
+            Endpoint::Pipe(_) => None,
+        };
+        if let Some(si) = sender_idx {
+            let sender = &mut call.participants[si];
+            sender.last_seen = now;
+            if sender.role == Role::Subscriber {
+                return self.out.drop_packet(DropReason::NotPublisher);
+            }
+        }
+        match call.ssrc_owner.get(&header.ssrc) {
+            Some(&owner) if owner == origin.owner() => {}
+            Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
+            None => {
+                // Only a participant that declared no SSRCs claims them by
+                // sending; a pipe announces its producers before their media.
+                let Some(si) = sender_idx else { return self.out.drop_packet(DropReason::SsrcNotOwned) };
+                let sender = &mut call.participants[si];
+                if !sender.learn_ssrcs || sender.producers.len() >= self.config.max_learned_ssrcs {
+                    return self.out.drop_packet(DropReason::SsrcNotOwned);
+                }
+                sender.add_producer(header.ssrc, MediaKind::Unknown);
+                call.ssrc_owner.insert(header.ssrc, origin.owner());
+                self.out.event(crate::Event::ProducerAdded {
+                    call: call_id,
+                    participant: sender.id,
+                    ssrc: header.ssrc,
+                });
+            }
+        }
+        let level_ext = if self.config.ranks_speakers() { self.config.audio_level_ext_id } else { 0 };
+        let producers = match from {
+            Endpoint::Participant(i) => &mut call.participants[i].producers,
+            Endpoint::Pipe(i) => &mut call.pipes[i].producers,
+        };
+        let Some(producer) = producers.iter_mut().find(|p| p.ssrc == header.ssrc) else {
+            return self.out.drop_packet(DropReason::SsrcNotOwned);
+        };
+        let announce = producer.kind == MediaKind::Unknown;
+        producer.resolve_kind(header.pt.0, &self.config.audio_payload_types);
+        producer.on_rtp(&header, contents.len());
+        if producer.kind == MediaKind::Audio && level_ext != 0 {
+            let level = header.extensions(&contents).flatten().find(|e| e.id == level_ext);
+            if let Some((_, dbov)) = level.and_then(|e| corecast_proto::rtp::parse_audio_level(e.data)) {
+                producer.on_audio_level(dbov);
+            }
+        }
+        let prev_seq = producer.prev_seq.replace(header.seq);
+        let kind = producer.kind;
+        let sending = Sending { role: producer.role, kind, sd_audible: producer.sd_audible, composite: false };
+        let announcement = announce.then(|| PipeMessage::producer(producer));
+        // A learned stream is announced to the other workers (with its
+        // resolved kind) before its first packet crosses a pipe.
+        if let Some(m) = announcement {
+            for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.worker, hub)) {
+                pipe.send(&mut self.out, call_id, m.clone());
+            }
+        }
+        let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
+        let sending = Sending { composite, ..sending };
+        // The mixer's own stream is never paused for anyone: nobody resumes it.
+        let keep_state = sending.role != Role::Mixer;
+        let mut forwarded = 0u64;
+        let mut withheld = 0u64;
+        let mut resumed = false;
+        for (i, r) in call.participants.iter_mut().enumerate() {
+            if Some(i) == sender_idx {
+                continue;
+            }
+            let decision = fanout::decide(sending, Receiving { role: r.role, quality: r.quality.current });
+            withheld += u64::from(decision == Decision::Withhold);
+            let want = decision == Decision::Forward;
+            match r.consumers.on_packet(header.ssrc, header.seq, prev_seq, want, keep_state, &contents) {
+                Consumed::Send(b) => {
+                    r.transport.send(&mut self.out, b);
+                    forwarded += 1;
+                }
+                Consumed::Resumed(b) => {
+                    r.transport.send(&mut self.out, b);
+                    forwarded += 1;
+                    resumed |= kind == MediaKind::Video;
+                }
+                Consumed::Nothing => {}
+            }
+        }
+        for pipe in &call.pipes {
+            if fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
+                pipe.send_media(&mut self.out, call_id, contents.clone());
+            }
+        }
+        self.out.stats.forwarded_rtp += forwarded;
+        self.out.stats.sd_audio_withheld += withheld;
+        if resumed {
+            // The receiver that resumes needs a keyframe to decode from.
+            self.request_keyframe(now, call_id, header.ssrc);
+        }
+    }
+}
+
+impl Origin {
+    /// The worker of the pipe the packet came in on.
+    pub(crate) fn pipe(self) -> Option<usize> {
+        match self {
+            Origin::Pipe(w) => Some(w),
+            Origin::Participant(_) => None,
+        }
+    }
+}

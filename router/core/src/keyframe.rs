@@ -1,0 +1,65 @@
+//! Keyframe requests: one throttle per producer, used both for requests
+//! that receivers send (PLI/FIR routed by `rtcp_route`) and for those the
+//! router originates (a consumer that resumes, a receiver that moves to SD),
+//! so N receivers asking at once never make a producer send N keyframes.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corecast_proto::rtcp::{Pli, RtcpPacket};
+use corecast_proto::token::CallId;
+use corecast_proto::Ssrc;
+
+use crate::{Router, ROUTER_SSRC};
+
+/// When a producer was last asked for a keyframe.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyframeThrottle {
+    last: Option<Instant>,
+}
+
+impl KeyframeThrottle {
+    /// Whether a request may go now (at most one per `interval`); records it if so.
+    pub fn allow(&mut self, now: Instant, interval: Duration) -> bool {
+        if self.last.is_some_and(|t| now.saturating_duration_since(t) < interval) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
+impl Router {
+    /// Sends a router-originated PLI to the producer of `ssrc` (throttled),
+    /// wherever it is: on a local participant's transport or across a pipe.
+    pub(crate) fn request_keyframe(&mut self, now: Instant, call_id: CallId, ssrc: Ssrc) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(owner) = call.owner_endpoint(ssrc) else { return };
+        let Some(p) = call.producer_mut(ssrc) else { return };
+        if !p.keyframe.allow(now, interval) {
+            return;
+        }
+        let pli = RtcpPacket::Pli(Pli { sender_ssrc: ROUTER_SSRC, media_ssrc: ssrc });
+        if let Ok(b) = corecast_proto::rtcp::write_compound(&[pli]) {
+            self.out.stats.keyframe_requests += 1;
+            call.send_to(&mut self.out, owner, Bytes::from(b));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_one_request_per_interval() {
+        let t0 = Instant::now();
+        let i = Duration::from_millis(300);
+        let mut k = KeyframeThrottle::default();
+        assert!(k.allow(t0, i));
+        assert!(!k.allow(t0 + Duration::from_millis(299), i));
+        assert!(k.allow(t0 + i, i));
+        assert!(!k.allow(t0 + i, i));
+    }
+}

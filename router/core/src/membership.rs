@@ -1,0 +1,347 @@
+//! Who is in a call: joins (token check, placement, spreading, caps),
+//! session messages, leaves, control-plane commands and silence timeouts.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
+use corecast_proto::token::{self, CallId, ParticipantId, Role};
+use corecast_proto::{MediaKind, Ssrc};
+
+use crate::api::{Command, Event, LeaveReason};
+use crate::call::{Call, Owner};
+use crate::participant::Participant;
+use crate::pipe::{PipeMessage, Seat};
+use crate::quality::QualityState;
+use crate::stats::DropReason;
+use crate::transport::Transport;
+use crate::Router;
+
+/// A join's claims and declarations, once its token verified.
+struct Join {
+    txid: [u8; 12],
+    source: SocketAddr,
+    call: CallId,
+    participant: ParticipantId,
+    role: Role,
+    ssrcs: Vec<(Ssrc, MediaKind)>,
+    quality: Quality,
+}
+
+impl Router {
+    pub(crate) fn handle_session(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let msg = match SessionMessage::parse(contents) {
+            Ok(m) => m,
+            Err(_) => return self.out.drop_packet(DropReason::Malformed),
+        };
+        self.out.stats.session_messages += 1;
+        match msg {
+            SessionMessage::Join { txid, token, ssrcs, quality } => {
+                self.handle_join(now, source, txid, &token, ssrcs, quality)
+            }
+            SessionMessage::Keepalive { .. } => match self.participant_mut(source) {
+                Some(p) => p.last_seen = now,
+                None => self.out.drop_packet(DropReason::Unadmitted),
+            },
+            SessionMessage::Leave { .. } => match self.by_addr.get(&source).copied() {
+                Some((call, pid)) => self.remove_participant(call, pid, LeaveReason::Left, false),
+                None => self.out.drop_packet(DropReason::Unadmitted),
+            },
+            SessionMessage::Quality { quality, .. } => match self.by_addr.get(&source).copied() {
+                Some((call, pid)) => self.set_quality(now, call, pid, quality, true),
+                None => self.out.drop_packet(DropReason::Unadmitted),
+            },
+            // Messages only a router sends.
+            SessionMessage::JoinAck { .. } | SessionMessage::JoinError { .. } | SessionMessage::CallEnded { .. } => {
+                self.out.drop_packet(DropReason::Malformed)
+            }
+        }
+    }
+
+    fn participant_mut(&mut self, source: SocketAddr) -> Option<&mut Participant> {
+        let (call, pid) = *self.by_addr.get(&source)?;
+        let c = self.calls.get_mut(&call)?;
+        let i = c.index_of(pid)?;
+        Some(&mut c.participants[i])
+    }
+
+    fn join_error(&mut self, source: SocketAddr, txid: [u8; 12], code: JoinErrorCode, reason: &str) {
+        self.out.stats.joins_refused += 1;
+        let m = SessionMessage::JoinError { txid, code, reason: reason.to_string(), alternate: None };
+        self.out.transmit(source, Bytes::from(m.to_vec()));
+    }
+
+    fn redirect(&mut self, source: SocketAddr, txid: [u8; 12], worker: usize, reason: &str) {
+        self.out.stats.joins_redirected += 1;
+        let m = SessionMessage::JoinError {
+            txid,
+            code: JoinErrorCode::TryAlternate,
+            reason: reason.into(),
+            alternate: Some(self.config.placement.addresses[worker]),
+        };
+        self.out.transmit(source, Bytes::from(m.to_vec()));
+    }
+
+    fn join_ack(&mut self, source: SocketAddr, txid: [u8; 12], pid: ParticipantId) {
+        let m = SessionMessage::JoinAck {
+            txid,
+            mapped: source,
+            participant: pid.0,
+            timeout_ms: self.config.silence_timeout.as_millis().min(u32::MAX as u128) as u32,
+        };
+        self.out.transmit(source, Bytes::from(m.to_vec()));
+    }
+
+    fn handle_join(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        txid: [u8; 12],
+        token_bytes: &[u8],
+        ssrcs: Vec<(Ssrc, MediaKind)>,
+        quality: Quality,
+    ) {
+        let claims = match token::verify(&self.key, token_bytes, self.unix_ms(now)) {
+            Ok(c) => c,
+            Err(e) => {
+                self.out.drop_packet(DropReason::BadToken);
+                return self.join_error(source, txid, JoinErrorCode::Unauthorized, &e.to_string());
+            }
+        };
+        let j = Join {
+            txid,
+            source,
+            call: claims.call_id,
+            participant: claims.participant_id,
+            role: claims.role,
+            ssrcs,
+            quality,
+        };
+        let placement = &self.config.placement;
+        let hub = placement.owns(&j.call);
+        let granted = self
+            .calls
+            .get(&j.call)
+            .is_some_and(|c| c.granted.iter().any(|g| g.0 == j.participant) || c.index_of(j.participant).is_some());
+        if !hub && !granted {
+            // Only the owner admits into a call; it spreads joins itself.
+            let owner = placement.owner(&j.call);
+            return self.redirect(source, txid, owner, "call is placed on another worker");
+        }
+        if self.ended.contains_key(&j.call) {
+            return self.join_error(source, txid, JoinErrorCode::Forbidden, "call has ended");
+        }
+        // A retransmitted join from an admitted address: answer again.
+        if let Some(&(c, p)) = self.by_addr.get(&source) {
+            if c == j.call && p == j.participant {
+                if let Some(part) = self.participant_mut(source) {
+                    part.last_seen = now;
+                }
+                return self.join_ack(source, txid, p);
+            }
+            // The address now speaks for someone else: the old one is gone.
+            self.remove_participant(c, p, LeaveReason::Left, false);
+        }
+        if !self.calls.contains_key(&j.call) && self.calls.len() >= self.config.max_calls {
+            return self.join_error(source, txid, JoinErrorCode::Overloaded, "router is at its call capacity");
+        }
+        let created = !self.calls.contains_key(&j.call);
+        let call = self.calls.entry(j.call).or_insert_with(|| Call::new(j.call));
+        // The same participant from a new address (NAT rebinding, reconnect): move it.
+        if let Some(i) = call.index_of(j.participant) {
+            let old = call.participants[i].transport.remote();
+            call.participants[i].transport.set_remote(source);
+            call.participants[i].last_seen = now;
+            self.by_addr.remove(&old);
+            self.by_addr.insert(source, (j.call, j.participant));
+            return self.join_ack(source, txid, j.participant);
+        }
+        if let Some(reason) = self.refusal(&j) {
+            if created {
+                self.calls.remove(&j.call);
+            }
+            let (code, text) = reason;
+            return self.join_error(source, txid, code, text);
+        }
+        if hub && self.spread(now, &j) {
+            return;
+        }
+        self.admit(now, j);
+    }
+
+    /// Why a join cannot be admitted, if it cannot.
+    fn refusal(&self, j: &Join) -> Option<(JoinErrorCode, &'static str)> {
+        let call = self.calls.get(&j.call)?;
+        let cap = self.config.max_participants_per_call;
+        let hub = self.config.placement.owns(&j.call);
+        // The hub counts every seat on every worker; another worker admits
+        // only joins the hub granted a seat to.
+        let seated_elsewhere = call.pipes.iter().any(|p| p.seats.iter().any(|s| s.participant == j.participant));
+        if hub && !seated_elsewhere && call.members() >= cap {
+            return Some((JoinErrorCode::CallFull, "call is full"));
+        }
+        if j.role == Role::Subscriber && !j.ssrcs.is_empty() {
+            return Some((JoinErrorCode::Forbidden, "a subscriber cannot send media"));
+        }
+        let mut unique: Vec<Ssrc> = j.ssrcs.iter().map(|(s, _)| *s).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.len() != j.ssrcs.len() || j.ssrcs.iter().any(|(s, _)| call.ssrc_owner.contains_key(s)) {
+            return Some((JoinErrorCode::Forbidden, "SSRC already in use in this call"));
+        }
+        None
+    }
+
+    /// On the hub: when its share of the call is full, reserves a seat on
+    /// another worker (opening a pipe to it first) and redirects the join
+    /// there. A participant already seated on another worker goes back there.
+    fn spread(&mut self, now: Instant, j: &Join) -> bool {
+        let workers = self.config.placement.workers();
+        let index = self.config.placement.index;
+        let Some(call) = self.calls.get_mut(&j.call) else { return false };
+        let seated = call.pipes.iter().find(|p| p.seats.iter().any(|s| s.participant == j.participant));
+        let target = match seated {
+            Some(p) => p.worker,
+            None if workers > 1 && call.participants.len() >= self.config.max_receivers_per_worker => {
+                let others: Vec<usize> = (0..workers).filter(|&w| w != index).collect();
+                let t = others[call.next_spread % others.len()];
+                call.next_spread += 1;
+                t
+            }
+            None => return false,
+        };
+        self.open_pipe(j.call, target);
+        let Some(call) = self.calls.get_mut(&j.call) else { return false };
+        let Some(pi) = call.pipe_index(target) else { return false };
+        let pipe = &mut call.pipes[pi];
+        match pipe.seats.iter_mut().find(|s| s.participant == j.participant) {
+            Some(s) if s.granted_at.is_some() => s.granted_at = Some(now),
+            Some(_) => {}
+            None => pipe.seats.push(Seat { participant: j.participant, granted_at: Some(now) }),
+        }
+        pipe.send(&mut self.out, j.call, PipeMessage::Grant(j.participant));
+        self.redirect(j.source, j.txid, target, "call is spread over several workers");
+        true
+    }
+
+    fn admit(&mut self, now: Instant, j: Join) {
+        let hub = self.config.placement.owns(&j.call);
+        let Some(call) = self.calls.get_mut(&j.call) else { return };
+        let is_new_call = call.participants.is_empty();
+        let mut p =
+            Participant::new(j.participant, j.role, Transport::udp(j.source), now, QualityState::joined(j.quality));
+        p.learn_ssrcs = j.ssrcs.is_empty() && j.role != Role::Subscriber;
+        for (s, kind) in &j.ssrcs {
+            p.add_producer(*s, *kind);
+            call.ssrc_owner.insert(*s, Owner::Participant(j.participant));
+        }
+        call.granted.retain(|g| g.0 != j.participant);
+        if !hub {
+            call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::Joined(j.participant));
+        }
+        for prod in &p.producers {
+            call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::producer(prod));
+        }
+        call.participants.push(p);
+        if j.role == Role::Mixer {
+            call.speakers_sent.clear(); // a new mixer is told who speaks at the next ranking
+        }
+        self.by_addr.insert(j.source, (j.call, j.participant));
+        self.out.stats.joins += 1;
+        if is_new_call {
+            self.out.event(Event::CallStarted(j.call));
+        }
+        self.out.event(Event::ParticipantJoined {
+            call: j.call,
+            participant: j.participant,
+            role: j.role,
+            source: j.source,
+        });
+        for (s, _) in &j.ssrcs {
+            self.out.event(Event::ProducerAdded { call: j.call, participant: j.participant, ssrc: *s });
+        }
+        if j.quality != Quality::Hd {
+            self.out.event(Event::QualityChanged { call: j.call, participant: j.participant, quality: j.quality });
+            self.update_mixer_demand(j.call);
+        }
+        self.join_ack(j.source, j.txid, j.participant);
+    }
+
+    /// Removes a participant; `notify` sends it a call-ended message.
+    pub(crate) fn remove_participant(
+        &mut self,
+        call_id: CallId,
+        pid: ParticipantId,
+        reason: LeaveReason,
+        notify: bool,
+    ) {
+        let hub = self.config.placement.owns(&call_id);
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(i) = call.index_of(pid) else { return };
+        let p = call.participants.swap_remove(i);
+        for prod in &p.producers {
+            call.ssrc_owner.remove(&prod.ssrc);
+        }
+        call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::Left(pid));
+        self.by_addr.remove(&p.transport.remote());
+        if notify {
+            let m = SessionMessage::CallEnded { txid: [0; 12] };
+            p.transport.send(&mut self.out, Bytes::from(m.to_vec()));
+        }
+        self.out.stats.leaves += 1;
+        self.out.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });
+        // The hub keeps the call while any pipe remains; another worker's
+        // share closes with its last participant.
+        let call = &self.calls[&call_id];
+        if call.participants.is_empty() && !(hub && !call.pipes.is_empty()) {
+            if hub {
+                self.calls.remove(&call_id);
+                self.out.event(Event::CallClosed(call_id));
+            } else {
+                self.close_share(call_id);
+            }
+        } else {
+            self.update_mixer_demand(call_id);
+        }
+    }
+
+    pub(crate) fn handle_command(&mut self, now: Instant, c: Command) {
+        match c {
+            Command::EndCall(call_id) => {
+                self.ended.insert(call_id, now + self.config.ended_call_memory);
+                let pids: Vec<ParticipantId> = match self.calls.get(&call_id) {
+                    Some(call) => call.participants.iter().map(|p| p.id).collect(),
+                    None => return,
+                };
+                for pid in pids {
+                    self.remove_participant(call_id, pid, LeaveReason::CallEnded, true);
+                }
+                // Every worker gets the command: pipes close on both ends.
+                if self.calls.remove(&call_id).is_some() {
+                    self.out.event(Event::CallClosed(call_id));
+                }
+            }
+            Command::RemoveParticipant(call_id, pid) => {
+                self.remove_participant(call_id, pid, LeaveReason::Removed, true);
+            }
+        }
+    }
+
+    /// Removes participants silent for longer than the silence timeout.
+    pub(crate) fn sweep_silent(&mut self, now: Instant) {
+        let timeout = self.config.silence_timeout;
+        let mut silent = Vec::new();
+        for (cid, call) in &self.calls {
+            for p in &call.participants {
+                if now.saturating_duration_since(p.last_seen) >= timeout {
+                    silent.push((*cid, p.id));
+                }
+            }
+        }
+        for (cid, pid) in silent {
+            self.out.stats.timeouts += 1;
+            self.remove_participant(cid, pid, LeaveReason::Timeout, false);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Participants: the members of a call on this worker.
+
+use std::time::Instant;
+
+use corecast_proto::token::{ParticipantId, Role};
+use corecast_proto::{MediaKind, Ssrc};
+
+use crate::consumer::Consumers;
+use crate::producer::Producer;
+use crate::quality::QualityState;
+use crate::transport::Transport;
+
+/// A member of a call, reached over one transport.
+#[derive(Debug)]
+pub(crate) struct Participant {
+    pub id: ParticipantId,
+    pub role: Role,
+    pub transport: Transport,
+    pub last_seen: Instant,
+    /// HD or SD, and what the automatic switching has seen.
+    pub quality: QualityState,
+    /// Per-producer forwarding state that differs from "as received"
+    /// (paused streams and rewritten sequence numbers). Empty on the fast path.
+    pub consumers: Consumers,
+    /// Claim SSRCs on first use (the join declared none).
+    pub learn_ssrcs: bool,
+    pub producers: Vec<Producer>,
+    /// Latest loss fraction (1/256) this participant reported as a receiver.
+    pub reported_loss: u8,
+    /// Latest bandwidth estimate (REMB) this participant sent, bits/s.
+    pub estimate_bps: Option<u64>,
+}
+
+impl Participant {
+    pub fn new(
+        id: ParticipantId,
+        role: Role,
+        transport: Transport,
+        now: Instant,
+        quality: QualityState,
+    ) -> Participant {
+        Participant {
+            id,
+            role,
+            transport,
+            last_seen: now,
+            quality,
+            consumers: Consumers::default(),
+            learn_ssrcs: false,
+            producers: Vec::new(),
+            reported_loss: 0,
+            estimate_bps: None,
+        }
+    }
+
+    pub fn add_producer(&mut self, ssrc: Ssrc, kind: MediaKind) {
+        self.producers.push(Producer::new(ssrc, kind, self.id, self.role));
+    }
+}

@@ -1,0 +1,234 @@
+//! Pipe transports: the links between the shares of a call spread over
+//! several workers (and, later, several routers).
+//!
+//! A call lives on its owning worker (see [`Placement`](crate::Placement)).
+//! When its share there holds `max_receivers_per_worker` participants, the
+//! owner opens a pipe to another worker, reserves a seat there for the
+//! joining participant ([`PipeMessage::Grant`]) and redirects the join to
+//! it. The pipes form a star around the owner (the hub): every share sends
+//! what its participants produce to the hub, and the hub sends everything to
+//! every other share. Each end announces its producers (SSRC, kind, who
+//! sends it, in which role) before their first packet, so the far side
+//! applies the same fan-out policy as for its own participants. The hub
+//! counts every seat on every worker, so the per-call participant cap holds
+//! across workers.
+//!
+//! Messages on one pipe arrive in order (the driver's rings are FIFO per
+//! pair of workers); media crosses as the received buffer itself and is
+//! parsed again on the far side.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use corecast_proto::demux::{classify, Kind};
+use corecast_proto::token::{CallId, ParticipantId, Role};
+use corecast_proto::{MediaKind, Ssrc};
+
+use crate::api::Event;
+use crate::call::{Call, Owner};
+use crate::forward::Origin;
+use crate::outbox::Outbox;
+use crate::producer::Producer;
+use crate::stats::DropReason;
+use crate::Router;
+
+/// What crosses a pipe between two workers' shares of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipeMessage {
+    /// An RTP or RTCP packet of the call, as received (the buffer itself).
+    Media(Bytes),
+    /// From the hub: this worker now holds a share of the call.
+    Open,
+    /// From the hub: a seat is reserved here for this participant, whose
+    /// join the hub redirected here.
+    Grant(ParticipantId),
+    /// To the hub: a participant joined here (it took its seat).
+    Joined(ParticipantId),
+    /// A producer exists on the sending side (sent before its first packet).
+    Producer {
+        /// Who sends it.
+        participant: ParticipantId,
+        /// In which role.
+        role: Role,
+        /// Its SSRC.
+        ssrc: Ssrc,
+        /// Audio or video (`Unknown` until its first packet, then announced again).
+        kind: MediaKind,
+    },
+    /// A participant on the sending side left; its producers go with it.
+    Left(ParticipantId),
+    /// The sending side's share of the call is empty: the pipe closes.
+    Close,
+}
+
+impl PipeMessage {
+    pub(crate) fn producer(p: &Producer) -> PipeMessage {
+        PipeMessage::Producer { participant: p.participant, role: p.role, ssrc: p.ssrc, kind: p.kind }
+    }
+}
+
+/// A seat on the far side of a pipe, as the hub counts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seat {
+    pub participant: ParticipantId,
+    /// Reserved at this instant and not taken yet (`None`: the participant joined).
+    pub granted_at: Option<Instant>,
+}
+
+/// The link to another worker's share of a call.
+#[derive(Debug)]
+pub(crate) struct PipeTransport {
+    pub worker: usize,
+    /// Producers announced by the far side.
+    pub producers: Vec<Producer>,
+    /// On the hub: the seats on the far side (always empty elsewhere).
+    pub seats: Vec<Seat>,
+}
+
+impl PipeTransport {
+    pub fn new(worker: usize) -> PipeTransport {
+        PipeTransport { worker, producers: Vec::new(), seats: Vec::new() }
+    }
+
+    pub fn send(&self, out: &mut Outbox, call: CallId, message: PipeMessage) {
+        out.pipe(self.worker, call, message);
+    }
+
+    #[inline]
+    pub fn send_media(&self, out: &mut Outbox, call: CallId, contents: Bytes) {
+        out.pipe(self.worker, call, PipeMessage::Media(contents));
+    }
+}
+
+impl Call {
+    /// Sends `m` on every pipe it goes on from here (see `fanout::to_pipe`).
+    pub(crate) fn broadcast_pipes(&self, out: &mut Outbox, from_pipe: Option<usize>, hub: bool, m: &PipeMessage) {
+        for p in self.pipes.iter().filter(|p| crate::fanout::to_pipe(from_pipe, p.worker, hub)) {
+            p.send(out, self.id, m.clone());
+        }
+    }
+}
+
+impl Router {
+    /// Opens the pipe from the hub to `worker` for `call`, and announces
+    /// every producer known here so the far side can route them at once.
+    pub(crate) fn open_pipe(&mut self, call_id: CallId, worker: usize) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        if call.pipe_index(worker).is_some() {
+            return;
+        }
+        let pipe = PipeTransport::new(worker);
+        pipe.send(&mut self.out, call_id, PipeMessage::Open);
+        for p in call.producers() {
+            pipe.send(&mut self.out, call_id, PipeMessage::producer(p));
+        }
+        call.pipes.push(pipe);
+    }
+
+    pub(crate) fn handle_pipe(&mut self, now: Instant, from: usize, call_id: CallId, message: PipeMessage) {
+        let hub = self.config.placement.owns(&call_id);
+        if let PipeMessage::Media(contents) = message {
+            if !self.calls.get(&call_id).is_some_and(|c| c.pipe_index(from).is_some()) {
+                return self.out.drop_packet(DropReason::Unadmitted);
+            }
+            return match classify(&contents) {
+                Kind::Rtp => self.forward_rtp(now, call_id, Origin::Pipe(from), contents),
+                Kind::Rtcp => self.route_rtcp(now, call_id, Origin::Pipe(from), &contents),
+                _ => self.out.drop_packet(DropReason::Malformed),
+            };
+        }
+        if let PipeMessage::Open = message {
+            if self.ended.contains_key(&call_id) || hub {
+                return;
+            }
+            let call = self.calls.entry(call_id).or_insert_with(|| Call::new(call_id));
+            if call.pipe_index(from).is_none() {
+                call.pipes.push(PipeTransport::new(from));
+            }
+            return;
+        }
+        let grant_for = self.config.spread_grant_timeout / 2;
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(i) = call.pipe_index(from) else { return };
+        match message {
+            PipeMessage::Grant(pid) => {
+                call.granted.retain(|g| g.0 != pid);
+                call.granted.push((pid, now + grant_for));
+            }
+            PipeMessage::Joined(pid) => {
+                let seats = &mut call.pipes[i].seats;
+                match seats.iter_mut().find(|s| s.participant == pid) {
+                    Some(s) => s.granted_at = None,
+                    None => seats.push(Seat { participant: pid, granted_at: None }),
+                }
+            }
+            PipeMessage::Producer { participant, role, ssrc, kind } => {
+                match call.ssrc_owner.get(&ssrc) {
+                    Some(Owner::Pipe(w)) if *w == from => {
+                        if let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) {
+                            p.kind = kind;
+                        }
+                    }
+                    Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
+                    None => {
+                        call.ssrc_owner.insert(ssrc, Owner::Pipe(from));
+                        call.pipes[i].producers.push(Producer::new(ssrc, kind, participant, role));
+                    }
+                }
+                call.broadcast_pipes(
+                    &mut self.out,
+                    Some(from),
+                    hub,
+                    &PipeMessage::Producer { participant, role, ssrc, kind },
+                );
+            }
+            PipeMessage::Left(pid) => {
+                call.drop_remote_participant(i, pid);
+                call.broadcast_pipes(&mut self.out, Some(from), hub, &PipeMessage::Left(pid));
+            }
+            PipeMessage::Close => {
+                let pipe = call.pipes.swap_remove(i);
+                for p in &pipe.producers {
+                    call.ssrc_owner.remove(&p.ssrc);
+                }
+                if call.participants.is_empty() && call.pipes.is_empty() {
+                    self.calls.remove(&call_id);
+                    self.out.event(Event::CallClosed(call_id));
+                }
+            }
+            PipeMessage::Media(_) | PipeMessage::Open => {}
+        }
+    }
+
+    /// Expires seats: on the hub, those granted and never taken (the seat
+    /// frees up); elsewhere, grants the participant did not use, and a share
+    /// left with neither participants nor grants closes.
+    pub(crate) fn sweep_pipes(&mut self, now: Instant) {
+        let timeout = self.config.spread_grant_timeout;
+        let mut close = Vec::new();
+        for (id, call) in &mut self.calls {
+            if call.pipes.is_empty() {
+                continue;
+            }
+            for pipe in &mut call.pipes {
+                pipe.seats.retain(|s| s.granted_at.is_none_or(|t| now.saturating_duration_since(t) < timeout));
+            }
+            call.granted.retain(|g| g.1 > now);
+            if !self.config.placement.owns(id) && call.participants.is_empty() && call.granted.is_empty() {
+                close.push(*id);
+            }
+        }
+        for id in close {
+            self.close_share(id);
+        }
+    }
+
+    /// Closes this worker's (non-owning) share of a call: the hub drops its pipe.
+    pub(crate) fn close_share(&mut self, call_id: CallId) {
+        let Some(call) = self.calls.remove(&call_id) else { return };
+        for p in &call.pipes {
+            p.send(&mut self.out, call_id, PipeMessage::Close);
+        }
+        self.out.event(Event::CallClosed(call_id));
+    }
+}

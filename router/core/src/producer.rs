@@ -1,0 +1,119 @@
+//! Producers: the streams (one SSRC each) that participants send.
+
+use corecast_proto::ids::SeqExtender;
+use corecast_proto::rtp::RtpHeader;
+use corecast_proto::token::{ParticipantId, Role};
+use corecast_proto::{MediaKind, SeqNo, Ssrc};
+
+use crate::keyframe::KeyframeThrottle;
+
+/// A stream a participant sends (one SSRC), on this worker or, for a
+/// producer announced over a pipe, on another worker's share of the call.
+#[derive(Debug)]
+pub(crate) struct Producer {
+    pub ssrc: Ssrc,
+    /// Who sends it and in which role (a mixer's composite goes to SD receivers only).
+    pub participant: ParticipantId,
+    pub role: Role,
+    /// Declared, or resolved from the payload type of the first packet.
+    pub kind: MediaKind,
+    /// Sequence number of the previous packet (what receivers last got).
+    pub prev_seq: Option<SeqNo>,
+    /// Bytes since the last rate update.
+    pub window_bytes: u64,
+    /// Measured bitrate over the last sweep interval, bits/s.
+    pub bitrate_bps: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub seq: SeqExtender,
+    pub first_ext_seq: Option<u64>,
+    /// Keyframe requests forwarded to this producer.
+    pub keyframe: KeyframeThrottle,
+    /// Audio only: loudness (127 − dBov, RFC 6464) summed over the packets
+    /// of the current ranking window, and their count.
+    pub level_sum: u32,
+    pub level_packets: u32,
+    /// Smoothed loudness, 0 (silence) ..= 127 (0 dBov).
+    pub loudness: u8,
+    /// An audio level was seen on this stream: it takes part in the ranking.
+    pub level_seen: bool,
+    /// Forwarded to SD receivers: one of the call's loudest audio streams,
+    /// or a stream that carries no level (it cannot be ranked, so it is kept).
+    pub sd_audible: bool,
+}
+
+impl Producer {
+    pub fn new(ssrc: Ssrc, kind: MediaKind, participant: ParticipantId, role: Role) -> Producer {
+        Producer {
+            ssrc,
+            participant,
+            role,
+            kind,
+            prev_seq: None,
+            window_bytes: 0,
+            bitrate_bps: 0,
+            packets: 0,
+            bytes: 0,
+            seq: SeqExtender::default(),
+            first_ext_seq: None,
+            keyframe: KeyframeThrottle::default(),
+            level_sum: 0,
+            level_packets: 0,
+            loudness: 0,
+            level_seen: false,
+            sd_audible: true,
+        }
+    }
+
+    /// Resolves an undeclared kind from the first packet's payload type:
+    /// the static audio types 0..=23 and the configured dynamic ones are audio.
+    pub fn resolve_kind(&mut self, pt: u8, audio_payload_types: &[u8]) {
+        if self.kind == MediaKind::Unknown {
+            self.kind = if pt <= 23 || audio_payload_types.contains(&pt) { MediaKind::Audio } else { MediaKind::Video };
+        }
+    }
+
+    /// Records one packet's RFC 6464 level (`dbov`: 0 loudest ..= 127 silence).
+    pub fn on_audio_level(&mut self, dbov: u8) {
+        self.level_seen = true;
+        self.level_sum = self.level_sum.saturating_add(127 - u32::from(dbov.min(127)));
+        self.level_packets = self.level_packets.saturating_add(1);
+    }
+
+    /// Ends a ranking window. A level meter's attack and release: the
+    /// smoothed loudness rises at once to a louder window's mean (a new
+    /// speaker is heard after one window) and falls halfway to a quieter one
+    /// (a pause between words does not lose the slot). A window without
+    /// packets, as in DTX, counts as silence.
+    pub fn end_level_window(&mut self) {
+        let mean = self.level_sum.checked_div(self.level_packets).unwrap_or(0).min(127);
+        let old = u32::from(self.loudness);
+        self.loudness = if mean >= old { mean } else { (old + mean).div_ceil(2) } as u8;
+        self.level_sum = 0;
+        self.level_packets = 0;
+    }
+
+    pub fn on_rtp(&mut self, h: &RtpHeader, len: usize) {
+        self.packets += 1;
+        self.bytes += len as u64;
+        self.window_bytes += len as u64;
+        let e = self.seq.extend(h.seq);
+        if self.first_ext_seq.is_none() {
+            self.first_ext_seq = Some(e);
+        }
+    }
+
+    /// Ends a rate window of `secs` seconds.
+    pub fn end_rate_window(&mut self, secs: f64) {
+        self.bitrate_bps = (self.window_bytes as f64 * 8.0 / secs) as u64;
+        self.window_bytes = 0;
+    }
+
+    /// Packets expected minus received (RFC 3550 §A.3), never negative.
+    pub fn lost(&self) -> u64 {
+        match (self.first_ext_seq, self.seq.highest()) {
+            (Some(f), Some(h)) => (h - f + 1).saturating_sub(self.packets),
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Core unit tests, driven with synthetic time, by topic; `net` is a
+//! simulated network (links with loss, bursts, reordering, duplication,
+//! delay, jitter and a bandwidth cap) and `scenarios` run calls over it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corecast_proto::demux::{classify, Kind};
+use corecast_proto::rtp::RtpHeader;
+use corecast_proto::session::{JoinErrorCode, Quality};
+use corecast_proto::token::{self, CallId, ParticipantId, Role};
+use corecast_proto::{MediaKind, Ssrc};
+
+use crate::{Command, Event, Input, LeaveReason, Output, PipeMessage, Placement, Router, RouterConfig, Transmit};
+use corecast_proto::rtcp::{self, RtcpPacket};
+use corecast_proto::rtp::RtpPacket;
+use corecast_proto::session::SessionMessage;
+use corecast_proto::token::{Claims, SigningKey};
+use corecast_proto::{Pt, SeqNo};
+use proptest::prelude::*;
+
+const EPOCH_MS: u64 = 1_700_000_000_000;
+
+struct H {
+    r: Router,
+    now: Instant,
+    key: SigningKey,
+    transmits: Vec<Transmit>,
+    events: Vec<Event>,
+}
+
+fn addr(i: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 10_000 + i))
+}
+
+fn call(n: u8) -> CallId {
+    CallId([n; 16])
+}
+
+impl H {
+    fn new() -> H {
+        H::with(RouterConfig::default())
+    }
+    fn with(cfg: RouterConfig) -> H {
+        let key = token::dev_signing_key();
+        let now = Instant::now();
+        H { r: Router::new(cfg, key.verifying_key(), now, EPOCH_MS), now, key, transmits: vec![], events: vec![] }
+    }
+    fn token(&self, c: CallId, pid: u64, role: Role) -> Vec<u8> {
+        let claims = Claims { call_id: c, participant_id: ParticipantId(pid), role, expires_at_ms: EPOCH_MS + 60_000 };
+        token::sign(&self.key, &claims).to_vec()
+    }
+    fn input(&mut self, source: SocketAddr, b: Vec<u8>) {
+        self.r.handle_input(self.now, Input::Receive { source, contents: Bytes::from(b) });
+        self.drain();
+    }
+    fn drain(&mut self) {
+        loop {
+            match self.r.poll_output() {
+                Output::Transmit(t) => self.transmits.push(t),
+                Output::Pipe(p) => panic!("single worker piped {p:?}"),
+                Output::Event(e) => self.events.push(e),
+                Output::Timeout(_) => break,
+            }
+        }
+    }
+    fn take(&mut self) -> Vec<Transmit> {
+        std::mem::take(&mut self.transmits)
+    }
+    fn join_with(&mut self, a: SocketAddr, tok: Vec<u8>, ssrcs: Vec<(Ssrc, MediaKind)>) -> SessionMessage {
+        let m = SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd };
+        self.input(a, m.to_vec());
+        let t = self.take();
+        assert_eq!(t.len(), 1, "one reply to a join");
+        assert_eq!(t[0].destination, a);
+        SessionMessage::parse(&t[0].contents).unwrap()
+    }
+    fn join(&mut self, a: SocketAddr, c: CallId, pid: u64, ssrc: u32) {
+        let tok = self.token(c, pid, Role::Publisher);
+        let reply = self.join_with(a, tok, vec![(Ssrc(ssrc), MediaKind::Video)]);
+        assert!(matches!(reply, SessionMessage::JoinAck { participant, .. } if participant == pid), "{reply:?}");
+    }
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.r.handle_input(self.now, Input::Timeout);
+        self.drain();
+    }
+}
+
+fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+    RtpPacket { pt: Pt(96), seq: SeqNo(seq), ssrc: Ssrc(ssrc), payload: vec![seq as u8; 100], ..Default::default() }
+        .to_vec()
+        .unwrap()
+}
+
+fn rtp_pt(ssrc: u32, seq: u16, pt: u8) -> Vec<u8> {
+    RtpPacket { pt: Pt(pt), seq: SeqNo(seq), ssrc: Ssrc(ssrc), payload: vec![1; 50], ..Default::default() }
+        .to_vec()
+        .unwrap()
+}
+
+/// Publisher 1 (audio 100, video 101) at addr 0; HD receiver 2 at addr 1
+/// (audio 200, video 201); receiver 3 at addr 2 (audio 300, video 301).
+fn sd_call(h: &mut H, mixer: bool) {
+    for (i, pid) in [(0u16, 1u64), (1, 2), (2, 3)] {
+        let tok = h.token(call(1), pid, Role::Publisher);
+        let base = pid as u32 * 100;
+        let r = h.join_with(addr(i), tok, vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)]);
+        assert!(matches!(r, SessionMessage::JoinAck { .. }));
+    }
+    if mixer {
+        let tok = h.token(call(1), 9, Role::Mixer);
+        assert!(matches!(
+            h.join_with(addr(9), tok, vec![(Ssrc(900), MediaKind::Video)]),
+            SessionMessage::JoinAck { .. }
+        ));
+    }
+}
+
+fn rr(from: u32, about: u32, fraction_lost: u8) -> Vec<u8> {
+    rtcp::write_compound(&[RtcpPacket::ReceiverReport(rtcp::ReceiverReport {
+        ssrc: Ssrc(from),
+        reports: vec![rtcp::ReportBlock { ssrc: Ssrc(about), fraction_lost, ..Default::default() }],
+    })])
+    .unwrap()
+}
+
+fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
+    let mut d: Vec<_> = t.iter().filter(|t| classify(&t.contents) == Kind::Rtp).map(|t| t.destination).collect();
+    d.sort();
+    d
+}
+
+mod admission;
+mod quality;
+mod rtcp_routing;
+mod speakers;
+mod spread;

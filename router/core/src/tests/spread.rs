@@ -1,0 +1,160 @@
+//! Placement of calls on workers, and calls spread over two workers through pipes.
+
+use super::*;
+
+#[test]
+fn placement_spreads_calls_evenly() {
+    for workers in [2usize, 3, 4] {
+        let mut count = vec![0usize; workers];
+        for i in 0..4000u32 {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            count[Placement::worker_for(&CallId(id), workers)] += 1;
+        }
+        let even = 4000 / workers;
+        assert!(count.iter().all(|&c| c > even * 8 / 10 && c < even * 12 / 10), "{workers}: {count:?}");
+    }
+}
+
+#[test]
+fn placement_redirects_to_the_owning_worker() {
+    let addrs = vec![addr(100), addr(101)];
+    let c = (0u8..=255).map(call).find(|c| Placement::worker_for(c, 2) == 1).unwrap();
+    let mut h =
+        H::with(RouterConfig { placement: Placement { index: 0, addresses: addrs.clone() }, ..Default::default() });
+    let tok = h.token(c, 1, Role::Publisher);
+    match h.join_with(addr(0), tok, vec![]) {
+        SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, alternate, .. } => {
+            assert_eq!(alternate, Some(addrs[1]))
+        }
+        m => panic!("{m:?}"),
+    }
+    assert_eq!(h.r.participant_count(), 0);
+}
+
+/// Two workers of one router, wired the way the driver wires them: pipe
+/// outputs go to the other worker as `Input::Pipe`, in order.
+struct Pair {
+    w: Vec<Router>,
+    now: Instant,
+    key: SigningKey,
+    delivered: Vec<(SocketAddr, Bytes)>,
+    events: Vec<Event>,
+}
+
+impl Pair {
+    fn new(budget: usize) -> Pair {
+        Pair::with(RouterConfig { max_receivers_per_worker: budget, ..Default::default() })
+    }
+
+    /// Two workers with `cfg` (placement filled in).
+    fn with(cfg: RouterConfig) -> Pair {
+        let key = token::dev_signing_key();
+        let now = Instant::now();
+        let addrs = vec![addr(500), addr(501)];
+        let w = (0..2)
+            .map(|i| {
+                let cfg = RouterConfig { placement: Placement { index: i, addresses: addrs.clone() }, ..cfg.clone() };
+                Router::new(cfg, key.verifying_key(), now, EPOCH_MS)
+            })
+            .collect();
+        Pair { w, now, key, delivered: vec![], events: vec![] }
+    }
+
+    fn input(&mut self, worker: usize, source: SocketAddr, b: Vec<u8>) {
+        self.feed(worker, Input::Receive { source, contents: Bytes::from(b) });
+    }
+
+    fn feed(&mut self, worker: usize, input: Input) {
+        let mut work = std::collections::VecDeque::from([(worker, input)]);
+        while let Some((i, inp)) = work.pop_front() {
+            self.w[i].handle_input(self.now, inp);
+            loop {
+                match self.w[i].poll_output() {
+                    Output::Transmit(t) => self.delivered.push((t.destination, t.contents)),
+                    Output::Pipe(p) => {
+                        work.push_back((p.worker, Input::Pipe { from_worker: i, call: p.call, message: p.message }))
+                    }
+                    Output::Event(e) => self.events.push(e),
+                    Output::Timeout(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Joins through worker 0 and follows redirects; returns the worker that admitted.
+    fn join(&mut self, c: CallId, pid: u64, a: SocketAddr) -> usize {
+        let claims = Claims {
+            call_id: c,
+            participant_id: ParticipantId(pid),
+            role: Role::Publisher,
+            expires_at_ms: EPOCH_MS + 60_000,
+        };
+        let tok = token::sign(&self.key, &claims).to_vec();
+        let mut at = 0;
+        for _ in 0..3 {
+            let m = SessionMessage::Join {
+                txid: [1; 12],
+                token: tok.clone(),
+                ssrcs: vec![(Ssrc(pid as u32 * 10), MediaKind::Video)],
+                quality: Quality::Hd,
+            };
+            self.input(at, a, m.to_vec());
+            let (_, reply) = self.delivered.pop().unwrap();
+            if !matches!(
+                SessionMessage::parse(&reply),
+                Ok(SessionMessage::JoinAck { .. }) | Ok(SessionMessage::JoinError { .. })
+            ) {
+                panic!("the last datagram is not the join's answer");
+            }
+            match SessionMessage::parse(&reply).unwrap() {
+                SessionMessage::JoinAck { .. } => return at,
+                SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, alternate: Some(alt), .. } => {
+                    at = if alt == addr(500) { 0 } else { 1 };
+                }
+                m => panic!("{m:?}"),
+            }
+        }
+        panic!("too many redirects");
+    }
+}
+
+#[test]
+fn a_large_call_spreads_over_two_workers_and_everyone_gets_everything_once() {
+    let mut p = Pair::new(2);
+    let c = (0u8..=255).map(call).find(|c| Placement::worker_for(c, 2) == 0).unwrap();
+    let placed: Vec<usize> = (1..=5u64).map(|pid| p.join(c, pid, addr(pid as u16))).collect();
+    assert_eq!(placed, vec![0, 0, 1, 1, 1], "two on the owner, the rest spread");
+    assert_eq!(p.w[0].participant_count() + p.w[1].participant_count(), 5);
+    for seq in 0..10u16 {
+        for pid in 1..=5u64 {
+            p.delivered.clear();
+            let worker = placed[pid as usize - 1];
+            p.input(worker, addr(pid as u16), rtp(pid as u32 * 10, seq));
+            let mut got: Vec<SocketAddr> = p.delivered.iter().map(|(a, _)| *a).collect();
+            got.sort();
+            let want: Vec<SocketAddr> = (1..=5u16).filter(|&q| q as u64 != pid).map(addr).collect();
+            assert_eq!(got, want, "packet from {pid}");
+        }
+    }
+    // A keyframe request from a receiver on worker 1 reaches a producer on worker 0.
+    p.delivered.clear();
+    let pli =
+        rtcp::write_compound(&[RtcpPacket::Pli(rtcp::Pli { sender_ssrc: Ssrc(30), media_ssrc: Ssrc(10) })]).unwrap();
+    p.input(1, addr(3), pli);
+    assert_eq!(p.delivered.iter().map(|(a, _)| *a).collect::<Vec<_>>(), vec![addr(1)]);
+    // Everyone on worker 1 leaves: its share closes and the owner drops the link.
+    for pid in 3..=5u16 {
+        p.input(1, addr(pid), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    }
+    assert_eq!(p.w[1].call_count(), 0);
+    p.delivered.clear();
+    p.input(0, addr(1), rtp(10, 99));
+    assert_eq!(p.delivered.iter().map(|(a, _)| *a).collect::<Vec<_>>(), vec![addr(2)]);
+    assert_eq!(p.w[0].snapshot()[0].participants.len(), 2);
+    // Ending the call on both workers leaves nothing behind.
+    for i in 0..2 {
+        p.feed(i, Input::Command(Command::EndCall(c)));
+    }
+    assert_eq!(p.w[0].call_count() + p.w[1].call_count(), 0);
+}
