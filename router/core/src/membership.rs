@@ -294,7 +294,7 @@ impl Router {
         // The hub keeps the call while any pipe remains; another worker's
         // share closes with its last participant.
         let call = &self.calls[&call_id];
-        if call.participants.is_empty() && !(hub && !call.pipes.is_empty()) {
+        if call.participants.is_empty() && (!hub || call.pipes.is_empty()) {
             if hub {
                 self.calls.remove(&call_id);
                 self.out.event(Event::CallClosed(call_id));

@@ -128,7 +128,7 @@ impl Router {
     pub(crate) fn handle_pipe(&mut self, now: Instant, from: usize, call_id: CallId, message: PipeMessage) {
         let hub = self.config.placement.owns(&call_id);
         if let PipeMessage::Media(contents) = message {
-            if !self.calls.get(&call_id).is_some_and(|c| c.pipe_index(from).is_some()) {
+            if self.calls.get(&call_id).is_none_or(|c| c.pipe_index(from).is_none()) {
                 return self.out.drop_packet(DropReason::Unadmitted);
             }
             return match classify(&contents) {

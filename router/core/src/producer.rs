@@ -23,6 +23,10 @@ pub(crate) struct Producer {
     pub window_bytes: u64,
     /// Measured bitrate over the last sweep interval, bits/s.
     pub bitrate_bps: u64,
+    /// Packets since the last rate update, and the packet rate over the
+    /// last sweep interval (packets/s).
+    pub window_packets: u64,
+    pub packet_rate: u64,
     pub packets: u64,
     pub bytes: u64,
     pub seq: SeqExtender,
@@ -52,6 +56,8 @@ impl Producer {
             prev_seq: None,
             window_bytes: 0,
             bitrate_bps: 0,
+            window_packets: 0,
+            packet_rate: 0,
             packets: 0,
             bytes: 0,
             seq: SeqExtender::default(),
@@ -97,6 +103,7 @@ impl Producer {
         self.packets += 1;
         self.bytes += len as u64;
         self.window_bytes += len as u64;
+        self.window_packets += 1;
         let e = self.seq.extend(h.seq);
         if self.first_ext_seq.is_none() {
             self.first_ext_seq = Some(e);
@@ -106,7 +113,9 @@ impl Producer {
     /// Ends a rate window of `secs` seconds.
     pub fn end_rate_window(&mut self, secs: f64) {
         self.bitrate_bps = (self.window_bytes as f64 * 8.0 / secs) as u64;
+        self.packet_rate = (self.window_packets as f64 / secs).round() as u64;
         self.window_bytes = 0;
+        self.window_packets = 0;
     }
 
     /// Packets expected minus received (RFC 3550 §A.3), never negative.

@@ -2,8 +2,10 @@
 //!
 //! - SR, SDES and BYE about the sender's own SSRCs go to every other participant
 //!   (receivers need SRs for lip-sync); SR report blocks are routed like RR blocks;
-//! - RR report blocks go to the producer of the SSRC they report on, and their
-//!   loss fraction is kept as the receiver's latest loss figure;
+//! - RR report blocks go to the producer of the SSRC they report on, and
+//!   their loss fractions, weighted by each stream's packet rate, are kept as
+//!   the receiver's latest loss figure (what fraction of everything sent to
+//!   it was lost: a low-rate stream's fraction is too noisy to count alone);
 //! - NACK goes to the producer of the media SSRC;
 //! - PLI and FIR go to the producer of the media SSRC, at most one per
 //!   `keyframe_request_interval` per producer (N receivers asking at once must
@@ -62,17 +64,25 @@ pub(crate) struct Routed {
     pub estimate: Option<u64>,
 }
 
-/// Routes one parsed compound that came from `from` (`origin` says who that is).
+/// Who sent a compound: its origin, where that sits in the call, and
+/// whether this worker is the call's hub.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct From {
+    pub origin: Origin,
+    pub endpoint: Endpoint,
+    pub hub: bool,
+}
+
+/// Routes one parsed compound.
 pub(crate) fn route(
     call: &mut Call,
-    origin: Origin,
-    from: Endpoint,
+    sent_by: From,
     pkts: Vec<RtcpPacket>,
     now: Instant,
     cfg: &RouterConfig,
-    hub: bool,
     stats: &mut RouterStats,
 ) -> Routed {
+    let From { origin, endpoint: from, hub } = sent_by;
     let mut res = Routed::default();
     let sender = match origin {
         Origin::Participant(pid) => crate::call::Owner::Participant(pid),
@@ -103,11 +113,9 @@ pub(crate) fn route(
                 routed_any = true;
             }
             RtcpPacket::ReceiverReport(rr) => {
-                if let Some(worst) = rr.reports.iter().map(|b| b.fraction_lost).max() {
-                    if let Some(i) = participant {
-                        call.participants[i].reported_loss = worst;
-                        res.loss = Some(res.loss.map_or(worst, |l: u8| l.max(worst)));
-                    }
+                if let (Some(loss), Some(i)) = (aggregate_loss(call, &rr.reports), participant) {
+                    call.participants[i].reported_loss = loss;
+                    res.loss = Some(res.loss.map_or(loss, |l: u8| l.max(loss)));
                 }
                 route_blocks(call, from, rr.ssrc, &rr.reports, &mut out);
                 routed_any = true;
@@ -224,6 +232,21 @@ fn route_blocks(
     }
 }
 
+/// The loss over every stream a report covers, in 1/256: each block's
+/// fraction weighted by its stream's packet rate (a plain mean while any
+/// rate is not measured yet).
+fn aggregate_loss(call: &Call, blocks: &[ReportBlock]) -> Option<u8> {
+    if blocks.is_empty() {
+        return None;
+    }
+    let rate = |b: &ReportBlock| call.producers().find(|p| p.ssrc == b.ssrc).map_or(0, |p| p.packet_rate);
+    let weights: Vec<u64> = blocks.iter().map(rate).collect();
+    let weights = if weights.contains(&0) { vec![1; blocks.len()] } else { weights };
+    let total: u64 = weights.iter().sum();
+    let sum: u64 = blocks.iter().zip(&weights).map(|(b, w)| u64::from(b.fraction_lost) * w).sum();
+    Some((sum / total) as u8)
+}
+
 fn keyframe_allowed(call: &mut Call, ssrc: corecast_proto::Ssrc, now: Instant, cfg: &RouterConfig) -> bool {
     call.producer_mut(ssrc).is_some_and(|p| p.keyframe.allow(now, cfg.keyframe_request_interval))
 }
@@ -241,7 +264,8 @@ impl Router {
         let Some(from) = sender_endpoint(call, origin) else {
             return self.out.drop_packet(DropReason::Unadmitted);
         };
-        let routed = route(call, origin, from, pkts, now, &self.config, hub, &mut self.out.stats);
+        let sent_by = From { origin, endpoint: from, hub };
+        let routed = route(call, sent_by, pkts, now, &self.config, &mut self.out.stats);
         for (to, bytes) in routed.transmits {
             self.out.stats.forwarded_rtcp += 1;
             call.send_to(&mut self.out, to, Bytes::from(bytes));

@@ -12,7 +12,7 @@ use corecast_proto::session::{JoinErrorCode, Quality};
 use corecast_proto::token::{self, CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
-use crate::{Command, Event, Input, LeaveReason, Output, PipeMessage, Placement, Router, RouterConfig, Transmit};
+use crate::{Command, Event, Input, LeaveReason, Output, Placement, Router, RouterConfig, Transmit};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::RtpPacket;
 use corecast_proto::session::SessionMessage;
@@ -133,7 +133,9 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 }
 
 mod admission;
+mod net;
 mod quality;
 mod rtcp_routing;
+mod scenarios;
 mod speakers;
 mod spread;
