@@ -84,14 +84,14 @@ impl Pair {
 
     /// Joins through worker 0 and follows redirects; returns the worker that admitted.
     fn join(&mut self, c: CallId, pid: u64, a: SocketAddr) -> usize {
-        let claims = Claims {
-            call_id: c,
-            participant_id: ParticipantId(pid),
-            role: Role::Publisher,
-            expires_at_ms: EPOCH_MS + 60_000,
-        };
+        self.try_join(c, pid, Role::Publisher, a, 0).unwrap_or_else(|e| panic!("join of {pid} refused: {e:?}"))
+    }
+
+    /// Joins through worker `at` and follows redirects: the worker that
+    /// admitted, or the refusal.
+    fn try_join(&mut self, c: CallId, pid: u64, role: Role, a: SocketAddr, mut at: usize) -> Result<usize, JoinErrorCode> {
+        let claims = Claims { call_id: c, participant_id: ParticipantId(pid), role, expires_at_ms: EPOCH_MS + 60_000 };
         let tok = token::sign(&self.key, &claims).to_vec();
-        let mut at = 0;
         for _ in 0..3 {
             let m = SessionMessage::Join {
                 txid: [1; 12],
@@ -101,28 +101,112 @@ impl Pair {
             };
             self.input(at, a, m.to_vec());
             let (_, reply) = self.delivered.pop().unwrap();
-            if !matches!(
-                SessionMessage::parse(&reply),
-                Ok(SessionMessage::JoinAck { .. }) | Ok(SessionMessage::JoinError { .. })
-            ) {
-                panic!("the last datagram is not the join's answer");
-            }
             match SessionMessage::parse(&reply).unwrap() {
-                SessionMessage::JoinAck { .. } => return at,
+                SessionMessage::JoinAck { .. } => return Ok(at),
                 SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, alternate: Some(alt), .. } => {
                     at = if alt == addr(500) { 0 } else { 1 };
                 }
+                SessionMessage::JoinError { code, .. } => return Err(code),
                 m => panic!("{m:?}"),
             }
         }
         panic!("too many redirects");
     }
+
+    /// Moves time on and lets both workers' timers run.
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        for i in 0..2 {
+            self.feed(i, Input::Timeout);
+        }
+    }
+
+    /// Where a packet from `from` (admitted on `worker`) was delivered.
+    fn send(&mut self, worker: usize, from: SocketAddr, pkt: Vec<u8>) -> Vec<SocketAddr> {
+        self.delivered.clear();
+        self.input(worker, from, pkt);
+        let mut got: Vec<SocketAddr> = self.delivered.iter().map(|(a, _)| *a).collect();
+        got.sort();
+        got
+    }
+}
+
+/// A call the first of two workers owns.
+fn call_on_worker_0() -> CallId {
+    (0u8..=255).map(call).find(|c| Placement::worker_for(c, 2) == 0).unwrap()
+}
+
+#[test]
+fn with_the_default_config_a_call_larger_than_one_workers_budget_spreads_and_the_cap_holds_across_workers() {
+    // The default config, with only the worker count changed (two workers).
+    let mut p = Pair::with(RouterConfig::default());
+    let budget = RouterConfig::default().max_receivers_per_worker;
+    let cap = RouterConfig::default().max_participants_per_call;
+    assert!(budget < cap, "a full call does not fit on one worker by default");
+    let c = call_on_worker_0();
+    let placed: Vec<usize> = (1..=cap as u64).map(|pid| p.join(c, pid, addr(pid as u16))).collect();
+    assert_eq!(placed.iter().filter(|&&w| w == 0).count(), budget);
+    assert_eq!(placed.iter().filter(|&&w| w == 1).count(), cap - budget);
+    assert_eq!(p.w[0].participant_count() + p.w[1].participant_count(), cap);
+    // The 101st join is refused, whichever worker it reaches first.
+    let extra = cap as u64 + 1;
+    assert_eq!(p.try_join(c, extra, Role::Publisher, addr(900), 0), Err(JoinErrorCode::CallFull));
+    assert_eq!(p.try_join(c, extra, Role::Publisher, addr(900), 1), Err(JoinErrorCode::CallFull));
+    // Everyone gets everyone's media once, across the pipe.
+    let everyone_but = |pid: u64| -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = (1..=cap as u16).filter(|&q| q as u64 != pid).map(addr).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(p.send(0, addr(1), rtp(10, 1)), everyone_but(1));
+    assert_eq!(p.send(1, addr(cap as u16), rtp(cap as u32 * 10, 1)), everyone_but(cap as u64));
+    // One leaves on the second worker: its seat frees up for the next join.
+    p.input(1, addr(cap as u16), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    assert_eq!(p.try_join(c, extra, Role::Publisher, addr(900), 0), Ok(1));
+}
+
+#[test]
+fn a_seat_whose_participant_never_follows_the_redirect_frees_up() {
+    let mut p = Pair::with(RouterConfig { max_receivers_per_worker: 1, max_participants_per_call: 2, ..Default::default() });
+    let c = call_on_worker_0();
+    p.join(c, 1, addr(1));
+    // Participant 2 is redirected (a seat is reserved on worker 1) but never arrives there.
+    let tok = token::sign(
+        &p.key,
+        &Claims { call_id: c, participant_id: ParticipantId(2), role: Role::Publisher, expires_at_ms: EPOCH_MS + 60_000 },
+    );
+    let join = SessionMessage::Join { txid: [1; 12], token: tok.to_vec(), ssrcs: vec![], quality: Quality::Hd };
+    p.input(0, addr(2), join.to_vec());
+    assert!(matches!(
+        SessionMessage::parse(&p.delivered.pop().unwrap().1),
+        Ok(SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, .. })
+    ));
+    assert_eq!(p.try_join(c, 3, Role::Publisher, addr(3), 0), Err(JoinErrorCode::CallFull), "the seat is held");
+    p.advance(RouterConfig::default().spread_grant_timeout + Duration::from_secs(1));
+    assert_eq!(p.try_join(c, 3, Role::Publisher, addr(3), 0), Ok(1), "the seat expired");
+    // Worker 1 never admits the participant whose grant expired.
+    assert_eq!(p.try_join(c, 2, Role::Publisher, addr(2), 1), Err(JoinErrorCode::CallFull));
+}
+
+#[test]
+fn a_mixer_on_another_worker_reaches_only_the_sd_receivers() {
+    let mut p = Pair::new(2);
+    let c = call_on_worker_0();
+    p.join(c, 1, addr(1));
+    p.join(c, 2, addr(2));
+    p.input(0, addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    assert_eq!(p.try_join(c, 9, Role::Mixer, addr(9), 0), Ok(1), "the mixer lands on worker 1");
+    // The composite (the mixer's SSRC 90) goes to the SD receiver only;
+    // raw video goes to the HD receiver and the mixer, not to the SD receiver.
+    assert_eq!(p.send(1, addr(9), rtp(90, 1)), vec![addr(2)]);
+    assert_eq!(p.send(0, addr(1), rtp(10, 1)), vec![addr(9)]);
+    assert_eq!(p.send(0, addr(2), rtp(20, 1)), vec![addr(1), addr(9)]);
 }
 
 #[test]
 fn a_large_call_spreads_over_two_workers_and_everyone_gets_everything_once() {
     let mut p = Pair::new(2);
-    let c = (0u8..=255).map(call).find(|c| Placement::worker_for(c, 2) == 0).unwrap();
+    let c = call_on_worker_0();
     let placed: Vec<usize> = (1..=5u64).map(|pid| p.join(c, pid, addr(pid as u16))).collect();
     assert_eq!(placed, vec![0, 0, 1, 1, 1], "two on the owner, the rest spread");
     assert_eq!(p.w[0].participant_count() + p.w[1].participant_count(), 5);
