@@ -37,6 +37,10 @@ struct Args {
     /// development key (never use it in production).
     #[arg(long, env = "CORECAST_ROUTER_PUBLIC_KEY")]
     public_key_hex: Option<String>,
+    /// Participants of one call on its owning worker before the call spreads
+    /// to the other workers (default: the largest full mesh one core carries).
+    #[arg(long, env = "CORECAST_ROUTER_MAX_RECEIVERS_PER_WORKER")]
+    max_receivers_per_worker: Option<usize>,
     /// Silence timeout in milliseconds.
     #[arg(long, env = "CORECAST_ROUTER_SILENCE_TIMEOUT_MS")]
     silence_timeout_ms: Option<u64>,
@@ -50,7 +54,7 @@ struct Args {
     #[arg(long, env = "CORECAST_ROUTER_ID")]
     router_id: Option<String>,
     /// Secret shared with the calls service (admin API and registration).
-    #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true)]
+    #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     router_secret: Option<String>,
     /// Registration / heartbeat interval in milliseconds.
     #[arg(long, env = "CORECAST_ROUTER_HEARTBEAT_MS")]
@@ -89,6 +93,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(m) = file.max_participants_per_call {
         core.max_participants_per_call = m;
+    }
+    if let Some(n) = args.max_receivers_per_worker.or(file.max_receivers_per_worker) {
+        core.max_receivers_per_worker = n.max(1);
     }
     if let Some(id) = file.audio_level_ext_id {
         core.audio_level_ext_id = id;

@@ -125,6 +125,31 @@ fn call_spread_over_two_workers_is_exact() {
     }
 }
 
+#[test]
+fn a_full_call_spreads_over_two_workers_by_default_and_the_cap_holds_across_them() {
+    // The default config with two workers: 100 participants do not fit one
+    // worker's budget, and the 101st is refused though they sit on two.
+    let core = RouterConfig::default();
+    let (budget, cap) = (core.max_receivers_per_worker, core.max_participants_per_call);
+    let server = start_with("mmsg", 2, core);
+    let call = CallId(rand::random());
+    let key = token::dev_signing_key();
+    let clients: Vec<Client> = (1..=cap as u64)
+        .map(|pid| {
+            let tok = token_for(&key, call, pid, Role::Publisher, 60_000);
+            Client::join(server.addresses()[0], &tok, pid, Quality::Hd).unwrap()
+        })
+        .collect();
+    let owner = server.address_for(&call);
+    assert_eq!(clients.iter().filter(|c| c.router() == owner).count(), budget);
+    assert_eq!(clients.iter().filter(|c| c.router() != owner).count(), cap - budget);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tok = token_for(&key, call, cap as u64 + 1, Role::Publisher, 60_000);
+    assert!(matches!(join_reply(&sock, owner, tok), SessionMessage::JoinError { code: JoinErrorCode::CallFull, .. }));
+    let participants: usize = server.stats().iter().map(|s| s.participants).sum();
+    assert_eq!(participants, cap);
+}
+
 fn rtp(ssrc: Ssrc, seq: u16) -> Vec<u8> {
     RtpPacket { pt: Pt(96), seq: SeqNo(seq), ssrc, payload: vec![0xAB; 200], ..Default::default() }.to_vec().unwrap()
 }

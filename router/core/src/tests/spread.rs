@@ -89,7 +89,14 @@ impl Pair {
 
     /// Joins through worker `at` and follows redirects: the worker that
     /// admitted, or the refusal.
-    fn try_join(&mut self, c: CallId, pid: u64, role: Role, a: SocketAddr, mut at: usize) -> Result<usize, JoinErrorCode> {
+    fn try_join(
+        &mut self,
+        c: CallId,
+        pid: u64,
+        role: Role,
+        a: SocketAddr,
+        mut at: usize,
+    ) -> Result<usize, JoinErrorCode> {
         let claims = Claims { call_id: c, participant_id: ParticipantId(pid), role, expires_at_ms: EPOCH_MS + 60_000 };
         let tok = token::sign(&self.key, &claims).to_vec();
         for _ in 0..3 {
@@ -167,13 +174,19 @@ fn with_the_default_config_a_call_larger_than_one_workers_budget_spreads_and_the
 
 #[test]
 fn a_seat_whose_participant_never_follows_the_redirect_frees_up() {
-    let mut p = Pair::with(RouterConfig { max_receivers_per_worker: 1, max_participants_per_call: 2, ..Default::default() });
+    let mut p =
+        Pair::with(RouterConfig { max_receivers_per_worker: 1, max_participants_per_call: 2, ..Default::default() });
     let c = call_on_worker_0();
     p.join(c, 1, addr(1));
     // Participant 2 is redirected (a seat is reserved on worker 1) but never arrives there.
     let tok = token::sign(
         &p.key,
-        &Claims { call_id: c, participant_id: ParticipantId(2), role: Role::Publisher, expires_at_ms: EPOCH_MS + 60_000 },
+        &Claims {
+            call_id: c,
+            participant_id: ParticipantId(2),
+            role: Role::Publisher,
+            expires_at_ms: EPOCH_MS + 60_000,
+        },
     );
     let join = SessionMessage::Join { txid: [1; 12], token: tok.to_vec(), ssrcs: vec![], quality: Quality::Hd };
     p.input(0, addr(2), join.to_vec());
