@@ -12,6 +12,8 @@ use corecast_proto::MediaKind;
 use crate::call::{Call, Endpoint, Owner};
 use crate::consumer::Consumed;
 use crate::fanout::{self, Decision, Receiving, Sending};
+use crate::hash::FxHashMap;
+use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
 use crate::stats::DropReason;
 use crate::Router;
@@ -26,7 +28,8 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
-    fn owner(self) -> Owner {
+    /// The owner of the SSRCs this origin may send.
+    pub(crate) fn owner(self) -> Owner {
         match self {
             Origin::Participant(pid) => Owner::Participant(pid),
             Origin::Pipe(w) => Owner::Pipe(w),
@@ -34,12 +37,25 @@ impl Origin {
     }
 }
 
-/// Where in the call the sender sits.
-pub(crate) fn sender_endpoint(call: &Call, origin: Origin) -> Option<Endpoint> {
-    match origin {
-        Origin::Participant(pid) => call.index_of(pid).map(Endpoint::Participant),
-        Origin::Pipe(w) => call.pipe_index(w).map(Endpoint::Pipe),
+/// The call and where in it the sender sits; counts an unadmitted drop
+/// when either is gone.
+pub(crate) fn locate<'a>(
+    calls: &'a mut FxHashMap<CallId, Call>,
+    out: &mut Outbox,
+    call_id: CallId,
+    origin: Origin,
+) -> Option<(&'a mut Call, Endpoint)> {
+    let found = calls.get_mut(&call_id).and_then(|call| {
+        let at = match origin {
+            Origin::Participant(pid) => call.index_of(pid).map(Endpoint::Participant),
+            Origin::Pipe(w) => call.pipe_index(w).map(Endpoint::Pipe),
+        }?;
+        Some((call, at))
+    });
+    if found.is_none() {
+        out.drop_packet(DropReason::Unadmitted);
     }
+    found
 }
 
 impl Router {
@@ -49,12 +65,7 @@ impl Router {
             Err(_) => return self.out.drop_packet(DropReason::Malformed),
         };
         let hub = self.config.placement.owns(&call_id);
-        let Some(call) = self.calls.get_mut(&call_id) else {
-            return self.out.drop_packet(DropReason::Unadmitted);
-        };
-        let Some(from) = sender_endpoint(call, origin) else {
-            return self.out.drop_packet(DropReason::Unadmitted);
-        };
+        let Some((call, from)) = locate(&mut self.calls, &mut self.out, call_id, origin) else { return };
         let sender_idx = match from {
             Endpoint::Participant(i) => Some(i),
             Endpoint::Pipe(_) => None,

@@ -25,7 +25,7 @@ use corecast_proto::token::CallId;
 use corecast_proto::SeqNo;
 
 use crate::call::{Call, Endpoint};
-use crate::forward::{sender_endpoint, Origin};
+use crate::forward::{locate, Origin};
 use crate::stats::{DropReason, RouterStats};
 use crate::{Router, RouterConfig};
 
@@ -84,10 +84,7 @@ pub(crate) fn route(
 ) -> Routed {
     let From { origin, endpoint: from, hub } = sent_by;
     let mut res = Routed::default();
-    let sender = match origin {
-        Origin::Participant(pid) => crate::call::Owner::Participant(pid),
-        Origin::Pipe(w) => crate::call::Owner::Pipe(w),
-    };
+    let sender = origin.owner();
     let participant = match from {
         Endpoint::Participant(i) => {
             call.participants[i].last_seen = now;
@@ -258,12 +255,7 @@ impl Router {
             Err(_) => return self.out.drop_packet(DropReason::Malformed),
         };
         let hub = self.config.placement.owns(&call_id);
-        let Some(call) = self.calls.get_mut(&call_id) else {
-            return self.out.drop_packet(DropReason::Unadmitted);
-        };
-        let Some(from) = sender_endpoint(call, origin) else {
-            return self.out.drop_packet(DropReason::Unadmitted);
-        };
+        let Some((call, from)) = locate(&mut self.calls, &mut self.out, call_id, origin) else { return };
         let sent_by = From { origin, endpoint: from, hub };
         let routed = route(call, sent_by, pkts, now, &self.config, &mut self.out.stats);
         for (to, bytes) in routed.transmits {
