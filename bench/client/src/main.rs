@@ -38,7 +38,7 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         ttl: u64,
         /// Signing key seed, 64 hex digits (default: the development key).
-        #[arg(long, env = "CORECAST_SIGNING_KEY")]
+        #[arg(long, env = "CORECAST_SIGNING_KEY", allow_hyphen_values = true)]
         key_hex: Option<String>,
     },
     /// Create an account (auth service). Prints the user id.
@@ -50,7 +50,7 @@ enum Cmd {
         #[arg(long)]
         login: String,
         /// Password (8..=128 characters).
-        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true, allow_hyphen_values = true)]
         password: String,
         /// Email (default: LOGIN@example.com).
         #[arg(long)]
@@ -68,7 +68,7 @@ enum Cmd {
         #[arg(long)]
         login: String,
         /// Password.
-        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true, allow_hyphen_values = true)]
         password: String,
         /// Register first (an existing account is fine).
         #[arg(long)]
@@ -80,7 +80,7 @@ enum Cmd {
         #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
         calls: String,
         /// Session token from `login`.
-        #[arg(long, env = "CORECAST_SESSION")]
+        #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
         session: String,
     },
     /// End a call you own (calls service).
@@ -89,7 +89,7 @@ enum Cmd {
         #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
         calls: String,
         /// Session token.
-        #[arg(long, env = "CORECAST_SESSION")]
+        #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
         session: String,
         /// Call id.
         #[arg(long)]
@@ -103,13 +103,13 @@ enum Cmd {
         #[arg(long, requires = "token")]
         router: Option<SocketAddr>,
         /// Join token (base64url), as the calls service returns it.
-        #[arg(long, requires = "router")]
+        #[arg(long, requires = "router", allow_hyphen_values = true)]
         token: Option<String>,
         /// Calls service URL (with --session and --call).
         #[arg(long, env = "CORECAST_CALLS_URL", conflicts_with = "token")]
         calls: Option<String>,
         /// Session token from `login`.
-        #[arg(long, env = "CORECAST_SESSION")]
+        #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
         session: Option<String>,
         /// Call id.
         #[arg(long)]
@@ -167,6 +167,7 @@ fn main() -> anyhow::Result<()> {
                 role: Role::from_name(&role).context("role is publisher, subscriber or mixer")?,
                 expires_at_ms: now_ms + ttl * 1000,
             };
+            // Never begins with `-`: the first character encodes the version byte (1), so it is `A`.
             println!("{}", token::sign_text(&key, &claims));
         }
         Cmd::Register { auth, login, password, email, name } => {
@@ -323,6 +324,86 @@ fn leave_via_calls(via_calls: &Option<(String, String, String)>) {
         match ControlClient::new().leave_call(c, s, id) {
             Ok(()) | Err(ControlError::Status { status: 404 | 409, .. }) => {}
             Err(e) => eprintln!("leaving through the calls service failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// A base64url token that begins with `-` (as 1 session token in 64 did).
+    const HYPHEN: &str = "-Iq0Xv3kQ2mZ7yLwP1cR8sT4uV6aB9dE0fG5hJ_kLmN";
+    const CALL: &str = "9b2f1a3e-0000-4000-8000-000000000001";
+
+    fn parse(argv: &[&str]) -> Args {
+        let mut full = vec!["corecast-client"];
+        full.extend_from_slice(argv);
+        Args::try_parse_from(full).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn tokens_and_secrets_may_begin_with_a_hyphen() {
+        for argv in [["start", "--session", HYPHEN].as_slice(), &["start", &format!("--session={HYPHEN}")]] {
+            let Cmd::Start { session, .. } = parse(argv).cmd else { panic!("{argv:?}") };
+            assert_eq!(session, HYPHEN);
+        }
+        let Cmd::End { session, call, .. } = parse(&["end", "--session", HYPHEN, "--call", CALL]).cmd else { panic!() };
+        assert_eq!((session.as_str(), call.as_str()), (HYPHEN, CALL));
+        let Cmd::Join { session, call, role, .. } =
+            parse(&["join", "--calls", "http://x", "--session", HYPHEN, "--call", CALL, "--role", "subscriber"]).cmd
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (session.as_deref(), call.as_deref(), role.as_deref()),
+            (Some(HYPHEN), Some(CALL), Some("subscriber"))
+        );
+        let join_token = format!("-{}", &"A".repeat(130));
+        for argv in [
+            ["join", "--router", "127.0.0.1:40000", "--token", &join_token].as_slice(),
+            &["join", "--token", &join_token, "--router", "127.0.0.1:40000"],
+            &["join", &format!("--token={join_token}"), "--router=127.0.0.1:40000"],
+        ] {
+            let Cmd::Join { token, router, .. } = parse(argv).cmd else { panic!("{argv:?}") };
+            assert_eq!(token.as_deref(), Some(join_token.as_str()));
+            assert_eq!(router, Some("127.0.0.1:40000".parse().unwrap()));
+        }
+        for sub in ["login", "register"] {
+            let args = parse(&[sub, "--login", "me", "--password", "-a-long-password"]);
+            let password = match args.cmd {
+                Cmd::Login { password, .. } | Cmd::Register { password, .. } => password,
+                _ => panic!(),
+            };
+            assert_eq!(password, "-a-long-password");
+        }
+        let Cmd::Token { key_hex, .. } =
+            parse(&["token", "--call", CALL, "--participant", "1", "--key-hex", "-00"]).cmd
+        else {
+            panic!()
+        };
+        assert_eq!(key_hex.as_deref(), Some("-00"));
+    }
+
+    #[test]
+    fn minted_join_tokens_never_begin_with_a_hyphen() {
+        for i in 0..200u64 {
+            let claims = Claims {
+                call_id: CallId(rand::random()),
+                participant_id: ParticipantId(rand::random()),
+                role: [Role::Publisher, Role::Subscriber, Role::Mixer][i as usize % 3],
+                expires_at_ms: rand::random(),
+            };
+            let key = token::SigningKey::from_bytes(&rand::random());
+            let t = token::sign_text(&key, &claims);
+            assert!(t.starts_with('A'), "{t}");
         }
     }
 }
