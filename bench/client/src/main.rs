@@ -114,7 +114,9 @@ enum Cmd {
         /// Call id.
         #[arg(long)]
         call: Option<String>,
-        /// Join as `subscriber` (receive only) instead of publisher.
+        /// Join as `subscriber` (receive only: declares no SSRC, sends nothing,
+        /// verifies what it receives) instead of publisher. With --calls; a
+        /// --token carries its own role.
         #[arg(long)]
         role: Option<String>,
         /// Seconds to send.
@@ -225,8 +227,15 @@ fn main() -> anyhow::Result<()> {
             let raw = token::decode_text(&text).context("token is not base64url")?;
             let claims = token::peek(&raw).context("token is malformed")?;
             let quality = if sd { Quality::Sd } else { Quality::Hd };
+            // A subscriber's join declares no SSRCs (the router refuses one that does) and it sends nothing.
             let client = Client::join(router, &raw, claims.participant_id.0, quality)?;
-            eprintln!("joined {} as participant {} via {}", claims.call_id, client.participant(), client.router());
+            eprintln!(
+                "joined {} as participant {} ({}) via {}",
+                claims.call_id,
+                client.participant(),
+                if client.sends() { "publisher" } else { "subscriber, receive only" },
+                client.router()
+            );
             if av1 || ivf.is_some() || save_ivf.is_some() {
                 let mut source = match (&ivf, av1) {
                     (Some(path), _) => {
@@ -245,7 +254,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_else(|| std::env::temp_dir().join(format!("corecast-ivf-{}", client.participant())));
                 let key = Arc::new(AtomicBool::new(false));
                 let rec = client.start_recording_av1(&dir, key.clone())?;
-                let sent = match (&mut source, claims.role != Role::Subscriber) {
+                let sent = match (&mut source, client.sends()) {
                     (Some(src), true) => client.send_av1(src, fps.max(1), Duration::from_secs(seconds), &key),
                     _ => {
                         std::thread::sleep(Duration::from_secs(seconds));
@@ -279,15 +288,15 @@ fn main() -> anyhow::Result<()> {
                 video_fps: fps,
                 video_packets_per_frame: packets_per_frame,
                 duration: Duration::from_secs(seconds),
-                audio: claims.role != Role::Subscriber,
+                audio: true,
                 audio_level: Some(audio_level),
                 ..Default::default()
             };
-            let sent = if claims.role == Role::Subscriber {
+            let sent = if client.sends() {
+                client.send_media(&plan, false)
+            } else {
                 std::thread::sleep(plan.duration);
                 Default::default()
-            } else {
-                client.send_media(&plan, false)
             };
             std::thread::sleep(Duration::from_millis(300));
             let _ = client.leave();
