@@ -1,8 +1,10 @@
 //! `corecast-client`: join a call and send/verify synthetic media, or mint a
 //! development token.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -154,8 +156,37 @@ enum Cmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// Writes `text` (whole lines; a final newline is added if missing) to stdout
+/// in one write. Clients run side by side (as in `make run`) share one
+/// terminal: written piecemeal, their lines would interleave mid-line.
+fn say(text: impl Into<String>) -> std::io::Result<()> {
+    let mut s = text.into();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    std::io::stdout().lock().write_all(s.as_bytes())
+}
+
+/// [`say`] on stderr (errors writing it are ignored).
+fn note(text: impl Into<String>) {
+    let mut s = text.into();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            note(format!("Error: {e:?}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Token { call, participant, role, ttl, key_hex } => {
             let key = match key_hex {
@@ -170,12 +201,12 @@ fn main() -> anyhow::Result<()> {
                 expires_at_ms: now_ms + ttl * 1000,
             };
             // Never begins with `-`: the first character encodes the version byte (1), so it is `A`.
-            println!("{}", token::sign_text(&key, &claims));
+            say(token::sign_text(&key, &claims))?;
         }
         Cmd::Register { auth, login, password, email, name } => {
             let email = email.unwrap_or_else(|| format!("{login}@example.com"));
             let name = name.unwrap_or_else(|| login.clone());
-            println!("{}", ControlClient::new().register(&auth, &login, &email, &name, &password)?);
+            say(ControlClient::new().register(&auth, &login, &email, &name, &password)?.to_string())?;
         }
         Cmd::Login { auth, login, password, register } => {
             let c = ControlClient::new();
@@ -185,10 +216,10 @@ fn main() -> anyhow::Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            println!("{}", c.login(&auth, &login, &password)?);
+            say(c.login(&auth, &login, &password)?)?;
         }
         Cmd::Start { calls, session } => {
-            println!("{}", ControlClient::new().start_call(&calls, &session)?);
+            say(ControlClient::new().start_call(&calls, &session)?)?;
         }
         Cmd::End { calls, session, call } => {
             ControlClient::new().end_call(&calls, &session, &call)?;
@@ -219,7 +250,10 @@ fn main() -> anyhow::Result<()> {
                 (_, Some(r), Some(t)) => (r, t),
                 (Some((c, s, id)), _, _) => {
                     let g = ControlClient::new().join_call(c, s, id, role.as_deref())?;
-                    eprintln!("calls service granted participant {} on router {}", g.participant_id, g.router);
+                    note(format!(
+                        "participant {}: the calls service granted a join on router {}",
+                        g.participant_id, g.router
+                    ));
                     (g.router, g.token)
                 }
                 _ => anyhow::bail!("join needs --router and --token, or --calls, --session and --call"),
@@ -229,13 +263,13 @@ fn main() -> anyhow::Result<()> {
             let quality = if sd { Quality::Sd } else { Quality::Hd };
             // A subscriber's join declares no SSRCs (the router refuses one that does) and it sends nothing.
             let client = Client::join(router, &raw, claims.participant_id.0, quality)?;
-            eprintln!(
-                "joined {} as participant {} ({}) via {}",
+            let who = format!("participant {}", client.participant());
+            note(format!(
+                "{who}: joined {} as {} via {}",
                 claims.call_id,
-                client.participant(),
-                if client.sends() { "publisher" } else { "subscriber, receive only" },
+                if client.sends() { "publisher" } else { "subscriber (receive only)" },
                 client.router()
-            );
+            ));
             if av1 || ivf.is_some() || save_ivf.is_some() {
                 let mut source = match (&ivf, av1) {
                     (Some(path), _) => {
@@ -263,23 +297,29 @@ fn main() -> anyhow::Result<()> {
                 };
                 std::thread::sleep(Duration::from_millis(300));
                 let _ = client.leave();
-                leave_via_calls(&via_calls);
+                leave_via_calls(&via_calls, &who);
                 let saved = rec.finish()?;
                 if json {
                     let v =
                         serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "saved": saved });
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    say(serde_json::to_string_pretty(&v)?)?;
                 } else {
-                    println!("sent {} AV1 packets; saved {} stream(s) in {}", sent.sent, saved.len(), dir.display());
+                    let mut out = format!(
+                        "{who}: sent {} AV1 packets; saved {} stream(s) in {}\n",
+                        sent.sent,
+                        saved.len(),
+                        dir.display()
+                    );
                     for s in &saved {
-                        println!(
-                            "  ssrc {:08x}: {} frames ({} key) -> {}",
+                        out += &format!(
+                            "{who}:   ssrc {:08x}: {} frames ({} key) -> {}\n",
                             s.ssrc,
                             s.frames,
                             s.keyframes,
                             s.path.display()
                         );
                     }
+                    say(out)?;
                 }
                 return Ok(());
             }
@@ -300,14 +340,14 @@ fn main() -> anyhow::Result<()> {
             };
             std::thread::sleep(Duration::from_millis(300));
             let _ = client.leave();
-            leave_via_calls(&via_calls);
+            leave_via_calls(&via_calls, &who);
             let rep = rx.finish();
             if json {
                 let v = serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "report": rep });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say(serde_json::to_string_pretty(&v)?)?;
             } else {
-                println!(
-                    "sent {}  received {} (unique {}, dup {}, reordered {}, corrupt {})  latency p50 {} us p99 {} us",
+                let mut out = format!(
+                    "{who}: sent {}  received {} (unique {}, dup {}, reordered {}, corrupt {})  latency p50 {} us p99 {} us\n",
                     sent.sent,
                     rep.received,
                     rep.unique,
@@ -318,8 +358,9 @@ fn main() -> anyhow::Result<()> {
                     rep.latency.p99_us
                 );
                 for (sender, n) in &rep.per_sender {
-                    println!("  from participant {sender}: {n} packets");
+                    out += &format!("{who}:   from participant {sender}: {n} packets\n");
                 }
+                say(out)?;
             }
         }
     }
@@ -327,12 +368,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Leaves through the calls service too, when the join went through it.
-fn leave_via_calls(via_calls: &Option<(String, String, String)>) {
+fn leave_via_calls(via_calls: &Option<(String, String, String)>, who: &str) {
     if let Some((c, s, id)) = via_calls {
         // The router may have reported the leave already (409/404: nothing left to do).
         match ControlClient::new().leave_call(c, s, id) {
             Ok(()) | Err(ControlError::Status { status: 404 | 409, .. }) => {}
-            Err(e) => eprintln!("leaving through the calls service failed: {e}"),
+            Err(e) => note(format!("{who}: leaving through the calls service failed: {e}")),
         }
     }
 }
