@@ -7,10 +7,17 @@
 # start and join a call, and send media for 5 seconds (every packet checked);
 # then 2 users send real AV1 and a third asks for SD and saves the composite
 # the codec pool makes as IVF. A copy-paste walk-through follows, and
-# everything keeps running until Ctrl-C (or RUN_SECONDS seconds if set).
+# everything keeps running until Ctrl-C (or RUN_SECONDS seconds if set), or
+# until one of the services (control, router, codec) exits.
+#
+# The demo calls cannot take the system down: a demo client that fails is
+# reported (which one, its exit code) and the script goes on.
+#
+# Environment: CORECAST_BIN_DIR (default ./target/release, e.g. a debug build's
+# target/debug), AUTH_PORT, CALLS_PORT, ROUTER_PORT, ADMIN_PORT, RUN_SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=./target/release
+bin=${CORECAST_BIN_DIR:-./target/release}
 # SVT-AV1 logs at info level by default; errors only here.
 export SVT_LOG=${SVT_LOG:-1}
 AUTH=http://127.0.0.1:${AUTH_PORT:-8081}
@@ -28,26 +35,56 @@ admin = "http://$ADMIN"
 secret = "$SECRET"
 TOML
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# The services: their pids and names (name.log under .run/ is each one's log).
+svc_pids=()
+svc_names=()
+# Demo clients running in the background: pids and what each is.
+client_pids=()
+client_names=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${svc_pids[@]}" "${client_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-control" --config .run/control.toml \
+# Exits (stopping everything) if a service is no longer running.
+check_services() {
+  local i rc
+  for i in "${!svc_pids[@]}"; do
+    if ! kill -0 "${svc_pids[$i]}" 2>/dev/null; then
+      rc=0
+      wait "${svc_pids[$i]}" || rc=$?
+      echo "!! service ${svc_names[$i]} exited (exit code $rc); see .run/${svc_names[$i]}.log. Stopping everything." >&2
+      exit 1
+    fi
+  done
+}
+
+# Each service runs in a session of its own (setsid): Ctrl-C reaches this script
+# only, which then stops them, rather than some services first (which would look
+# like a service dying). Without job control a background command is no process
+# group leader, so setsid runs it in place: $! is the service's own pid.
+RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-control" --config .run/control.toml \
   --auth-listen "${AUTH#http://}" --calls-listen "${CALLS#http://}" > .run/control.out 2> .run/control.log &
-pids+=($!)
-RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-router" --listen "$ROUTER" --admin-listen "$ADMIN" \
+svc_pids+=($!) svc_names+=(control)
+RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "$ROUTER" --admin-listen "$ADMIN" \
   --calls-url "$CALLS" --router-id local --router-secret "$SECRET" --heartbeat-ms 1000 --stats-interval 0 \
   > .run/router.out 2> .run/router.log &
-pids+=($!)
-RUST_LOG=${RUST_LOG:-warn} "$bin/corecast-codec" --router-admin "http://$ADMIN" --calls-url "$CALLS" \
+svc_pids+=($!) svc_names+=(router)
+RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-codec" --router-admin "http://$ADMIN" --calls-url "$CALLS" \
   --router-secret "$SECRET" --poll-ms 200 > .run/codec.out 2> .run/codec.log &
-pids+=($!)
+svc_pids+=($!) svc_names+=(codec)
 for _ in $(seq 100); do
   curl -sf "$CALLS/v1/keys" >/dev/null 2>&1 && curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1 && break
+  check_services
   sleep 0.1
 done
 curl -sf "$CALLS/v1/keys" >/dev/null || { echo "control plane did not start; see .run/control.log" >&2; exit 1; }
 sleep 1.2 # the router registers with calls
+check_services
 
 cat <<TXT
 corecast is running:
@@ -56,40 +93,91 @@ corecast is running:
   router  $ROUTER (UDP)   admin http://$ADMIN   (/v1/stats, /metrics)
   codec   SD composites for calls with SD receivers (corecast-codec)
   logs    .run/*.log
-
-== a 5-second live call: 3 users register, log in, start and join a call, send and check media ==
 TXT
+
+# From here on the demo runs: its failures are reported, never fatal (no
+# errexit; every step is checked by hand). Only a service exiting stops the script.
+set +e
 C="$bin/corecast-client"
 export CORECAST_PASSWORD=demo-password-1
-S1=$($C login --auth "$AUTH" --login demo-alice --register)
-S2=$($C login --auth "$AUTH" --login demo-bob --register)
-S3=$($C login --auth "$AUTH" --login demo-carol --register)
-CALL=$($C start --calls "$CALLS" --session "$S1")
-echo "call $CALL"
-for s in "$S1" "$S2" "$S3"; do
-  $C join --calls "$CALLS" --session "$s" --call "$CALL" --seconds 5 &
-done
-wait -n; wait -n; wait -n || true
-$C end --calls "$CALLS" --session "$S1" --call "$CALL"
-echo "call ended; router stats:"
-curl -s -H "authorization: Bearer $SECRET" "http://$ADMIN/v1/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workers"][0]; print("  backend", d["backend"], "| joins", w["joins"], "| forwarded", w["forwarded_rtp"], "| dropped", sum(w["dropped"].values()))'
+demo_failures=0
+# failed WHAT CODE: reports a failed demo step.
+failed() {
+  echo "!! demo: $1 failed (exit code $2); the system keeps running" >&2
+  demo_failures=$((demo_failures + 1))
+}
+# login USER VAR: sets VAR to USER's session token (registering USER first if needed).
+login() {
+  local _out _rc=0
+  _out=$("$C" login --auth "$AUTH" --login "$1" --register) || _rc=$?
+  if [ "$_rc" -ne 0 ] || [ -z "$_out" ]; then failed "login of $1" "$_rc"; return 1; fi
+  printf -v "$2" '%s' "$_out"
+}
+# start_call SESSION VAR: starts a call, sets VAR to its id.
+start_call() {
+  local _out _rc=0
+  _out=$("$C" start --calls "$CALLS" --session "$1") || _rc=$?
+  if [ "$_rc" -ne 0 ] || [ -z "$_out" ]; then failed "start of a call" "$_rc"; return 1; fi
+  printf -v "$2" '%s' "$_out"
+}
+# Waits for every background demo client, reporting each one that failed.
+await_clients() {
+  local i rc
+  for i in "${!client_pids[@]}"; do
+    rc=0
+    wait "${client_pids[$i]}" || rc=$?
+    [ "$rc" -eq 0 ] || failed "${client_names[$i]} (pid ${client_pids[$i]})" "$rc"
+  done
+  client_pids=()
+  client_names=()
+}
 
+demo_call() {
+  local s1 s2 s3 call u s stats
+  login demo-alice s1 && login demo-bob s2 && login demo-carol s3 || return 1
+  start_call "$s1" call || return 1
+  echo "call $call"
+  for u in alice bob carol; do
+    case $u in alice) s=$s1 ;; bob) s=$s2 ;; carol) s=$s3 ;; esac
+    "$C" join --calls "$CALLS" --session "$s" --call "$call" --seconds 5 &
+    client_pids+=($!) client_names+=("client of demo-$u (join, call 1)")
+  done
+  await_clients
+  "$C" end --calls "$CALLS" --session "$s1" --call "$call" || failed "end of call 1" $?
+  echo "call ended; router stats:"
+  stats=$(curl -sf -H "authorization: Bearer $SECRET" "http://$ADMIN/v1/stats") || { failed "reading the router's stats" $?; return 1; }
+  python3 -c 'import json,sys; d=json.load(sys.stdin); w=d["workers"][0]; print("  backend", d["backend"], "| joins", w["joins"], "| forwarded", w["forwarded_rtp"], "| dropped", sum(w["dropped"].values()))' <<<"$stats" \
+    || failed "reading the router's stats" $?
+}
+
+demo_sd() {
+  local s1 s2 s4 call
+  login demo-alice s1 && login demo-bob s2 && login demo-dave s4 || return 1
+  start_call "$s1" call || return 1
+  rm -rf .run/ivf
+  "$C" join --calls "$CALLS" --session "$s4" --call "$call" --seconds 6 --sd --fps 30 --save-ivf .run/ivf/sd &
+  client_pids+=($!) client_names+=("client of demo-dave (SD receiver, call 2)")
+  sleep 1 # the pool joins as the call's mixer
+  "$C" join --calls "$CALLS" --session "$s1" --call "$call" --seconds 4 --av1 --fps 30 --save-ivf .run/ivf/alice >/dev/null &
+  client_pids+=($!) client_names+=("client of demo-alice (AV1 sender, call 2)")
+  "$C" join --calls "$CALLS" --session "$s2" --call "$call" --seconds 4 --av1 --fps 30 --save-ivf .run/ivf/bob >/dev/null &
+  client_pids+=($!) client_names+=("client of demo-bob (AV1 sender, call 2)")
+  await_clients
+  "$C" end --calls "$CALLS" --session "$s1" --call "$call" || failed "end of call 2" $?
+  echo "  play the SD composite: ffplay .run/ivf/sd/ssrc-*.ivf, or dav1d -i FILE -o out.y4m (apt-get install dav1d)"
+}
 
 echo
+echo "== a 5-second live call: 3 users register, log in, start and join a call, send and check media =="
+demo_call
+check_services
+echo
 echo "== SD: 2 users send real AV1 test patterns, a third asks for SD; the codec pool composites =="
-S4=$($C login --auth "$AUTH" --login demo-dave --register)
-CALL2=$($C start --calls "$CALLS" --session "$S1")
-rm -rf .run/ivf
-$C join --calls "$CALLS" --session "$S4" --call "$CALL2" --seconds 6 --sd --fps 30 --save-ivf .run/ivf/sd &
-sdpid=$!
-sleep 1 # the pool joins as the call's mixer
-$C join --calls "$CALLS" --session "$S1" --call "$CALL2" --seconds 4 --av1 --fps 30 --save-ivf .run/ivf/alice >/dev/null &
-apid=$!
-$C join --calls "$CALLS" --session "$S2" --call "$CALL2" --seconds 4 --av1 --fps 30 --save-ivf .run/ivf/bob >/dev/null &
-bpid=$!
-wait "$sdpid" "$apid" "$bpid" || true
-$C end --calls "$CALLS" --session "$S1" --call "$CALL2" || true
-echo "  play the SD composite: ffplay .run/ivf/sd/ssrc-*.ivf, or dav1d -i FILE -o out.y4m (apt-get install dav1d)"
+demo_sd
+check_services
+if [ "$demo_failures" -gt 0 ]; then
+  echo "!! $demo_failures demo step(s) failed (see above); the system is up all the same" >&2
+fi
 
 cat <<TXT
 
@@ -104,10 +192,17 @@ cat <<TXT
   # or the whole flow with the client (it joins the router with the returned token):
   export CORECAST_PASSWORD=a-long-password
   SESSION=\$($C login --auth $AUTH --login me --register)
-  CALL=\$($C start --calls $CALLS --session \$SESSION)
-  $C join --calls $CALLS --session \$SESSION --call \$CALL --seconds 30 &
+  CALL=\$($C start --calls $CALLS --session "\$SESSION")
+  $C join --calls $CALLS --session "\$SESSION" --call \$CALL --seconds 30 &
+  VIEWER=\$($C login --auth $AUTH --login viewer --register)         # receives only:
+  $C join --calls $CALLS --session "\$VIEWER" --call \$CALL --role subscriber --seconds 30 &
   SESSION2=\$($C login --auth $AUTH --login friend --register)
-  $C join --calls $CALLS --session \$SESSION2 --call \$CALL --seconds 30
+  $C join --calls $CALLS --session "\$SESSION2" --call \$CALL --seconds 30
 Ctrl-C stops everything.
 TXT
-if [ -n "${RUN_SECONDS:-}" ]; then sleep "$RUN_SECONDS"; else wait; fi
+# Up until Ctrl-C, RUN_SECONDS, or a service exiting.
+end=$((SECONDS + ${RUN_SECONDS:-0}))
+while [ -z "${RUN_SECONDS:-}" ] || [ "$SECONDS" -lt "$end" ]; do
+  check_services
+  sleep 1
+done

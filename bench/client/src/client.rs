@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::session::{join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
+use corecast_proto::token::{self, Role};
 use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
 
 use crate::media::{self, Probe};
@@ -91,6 +92,7 @@ pub struct Client {
     participant: u64,
     audio_ssrc: Ssrc,
     video_ssrc: Ssrc,
+    sends: bool,
     timeout_ms: u32,
 }
 
@@ -115,7 +117,10 @@ pub fn open_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 impl Client {
-    /// Joins with `token` (raw 98 bytes), declaring `ssrcs_for(participant)`.
+    /// Joins with `token` (raw 98 bytes), declaring `ssrcs_for(participant)`,
+    /// or no SSRC at all when the token's role is subscriber (the router
+    /// refuses a subscriber that declares any; such a client only receives,
+    /// see [`sends`](Self::sends)).
     /// Follows a 300 redirect to another worker. Retries 5 times, 400 ms apart.
     pub fn join(
         router: SocketAddr,
@@ -137,6 +142,8 @@ impl Client {
         quality: Quality,
     ) -> Result<Client, ClientError> {
         let (a, v) = ssrcs_for(participant_hint);
+        let sends = !token::peek(token).is_ok_and(|c| c.role == Role::Subscriber);
+        let ssrcs = if sends { vec![(a, MediaKind::Audio), (v, MediaKind::Video)] } else { Vec::new() };
         socket.set_read_timeout(Some(Duration::from_millis(400)))?;
         let mut buf = vec![0u8; 2048];
         let mut redirects = 0;
@@ -144,12 +151,7 @@ impl Client {
         while tries < 5 {
             tries += 1;
             let txid: [u8; 12] = rand::random();
-            let join = SessionMessage::Join {
-                txid,
-                token: token.to_vec(),
-                ssrcs: vec![(a, MediaKind::Audio), (v, MediaKind::Video)],
-                quality,
-            };
+            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: ssrcs.clone(), quality };
             socket.send_to(&join.to_vec(), router)?;
             let deadline = Instant::now() + Duration::from_millis(400);
             while Instant::now() < deadline {
@@ -170,6 +172,7 @@ impl Client {
                             participant,
                             audio_ssrc: a,
                             video_ssrc: v,
+                            sends,
                             timeout_ms,
                         });
                     }
@@ -198,9 +201,16 @@ impl Client {
         self.router
     }
 
-    /// The SSRCs this client sends (audio, video).
+    /// The SSRCs this client sends (audio, video); a subscriber declared them
+    /// not and sends nothing.
     pub fn ssrcs(&self) -> (Ssrc, Ssrc) {
         (self.audio_ssrc, self.video_ssrc)
+    }
+
+    /// Whether this client sends media: false when it joined as a subscriber
+    /// (receive only), whose [`send_media`](Self::send_media) sends nothing.
+    pub fn sends(&self) -> bool {
+        self.sends
     }
 
     /// The socket (for tests that send hand-made datagrams).
@@ -238,9 +248,13 @@ impl Client {
         ReceiveHandle { stop, progress, thread: Some(thread) }
     }
 
-    /// Sends media per `plan`, paced, on the calling thread.
+    /// Sends media per `plan`, paced, on the calling thread. A subscriber
+    /// sends nothing and returns at once.
     pub fn send_media(&self, plan: &MediaPlan, record: bool) -> SendReport {
         let mut rep = SendReport::default();
+        if !self.sends {
+            return rep;
+        }
         let start = Instant::now();
         let end = start + plan.duration;
         let audio_every = Duration::from_millis(20);

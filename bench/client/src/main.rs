@@ -1,8 +1,10 @@
 //! `corecast-client`: join a call and send/verify synthetic media, or mint a
 //! development token.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,7 +40,7 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         ttl: u64,
         /// Signing key seed, 64 hex digits (default: the development key).
-        #[arg(long, env = "CORECAST_SIGNING_KEY")]
+        #[arg(long, env = "CORECAST_SIGNING_KEY", allow_hyphen_values = true)]
         key_hex: Option<String>,
     },
     /// Create an account (auth service). Prints the user id.
@@ -50,7 +52,7 @@ enum Cmd {
         #[arg(long)]
         login: String,
         /// Password (8..=128 characters).
-        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true, allow_hyphen_values = true)]
         password: String,
         /// Email (default: LOGIN@example.com).
         #[arg(long)]
@@ -68,7 +70,7 @@ enum Cmd {
         #[arg(long)]
         login: String,
         /// Password.
-        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = "CORECAST_PASSWORD", hide_env_values = true, allow_hyphen_values = true)]
         password: String,
         /// Register first (an existing account is fine).
         #[arg(long)]
@@ -80,7 +82,7 @@ enum Cmd {
         #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
         calls: String,
         /// Session token from `login`.
-        #[arg(long, env = "CORECAST_SESSION")]
+        #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
         session: String,
     },
     /// End a call you own (calls service).
@@ -89,7 +91,7 @@ enum Cmd {
         #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
         calls: String,
         /// Session token.
-        #[arg(long, env = "CORECAST_SESSION")]
+        #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
         session: String,
         /// Call id.
         #[arg(long)]
@@ -103,18 +105,20 @@ enum Cmd {
         #[arg(long, requires = "token")]
         router: Option<SocketAddr>,
         /// Join token (base64url), as the calls service returns it.
-        #[arg(long, requires = "router")]
+        #[arg(long, requires = "router", allow_hyphen_values = true)]
         token: Option<String>,
         /// Calls service URL (with --session and --call).
         #[arg(long, env = "CORECAST_CALLS_URL", conflicts_with = "token")]
         calls: Option<String>,
         /// Session token from `login`.
-        #[arg(long, env = "CORECAST_SESSION")]
+        #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
         session: Option<String>,
         /// Call id.
         #[arg(long)]
         call: Option<String>,
-        /// Join as `subscriber` (receive only) instead of publisher.
+        /// Join as `subscriber` (receive only: declares no SSRC, sends nothing,
+        /// verifies what it receives) instead of publisher. With --calls; a
+        /// --token carries its own role.
         #[arg(long)]
         role: Option<String>,
         /// Seconds to send.
@@ -152,8 +156,37 @@ enum Cmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// Writes `text` (whole lines; a final newline is added if missing) to stdout
+/// in one write. Clients run side by side (as in `make run`) share one
+/// terminal: written piecemeal, their lines would interleave mid-line.
+fn say(text: impl Into<String>) -> std::io::Result<()> {
+    let mut s = text.into();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    std::io::stdout().lock().write_all(s.as_bytes())
+}
+
+/// [`say`] on stderr (errors writing it are ignored).
+fn note(text: impl Into<String>) {
+    let mut s = text.into();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            note(format!("Error: {e:?}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Token { call, participant, role, ttl, key_hex } => {
             let key = match key_hex {
@@ -167,12 +200,13 @@ fn main() -> anyhow::Result<()> {
                 role: Role::from_name(&role).context("role is publisher, subscriber or mixer")?,
                 expires_at_ms: now_ms + ttl * 1000,
             };
-            println!("{}", token::sign_text(&key, &claims));
+            // Never begins with `-`: the first character encodes the version byte (1), so it is `A`.
+            say(token::sign_text(&key, &claims))?;
         }
         Cmd::Register { auth, login, password, email, name } => {
             let email = email.unwrap_or_else(|| format!("{login}@example.com"));
             let name = name.unwrap_or_else(|| login.clone());
-            println!("{}", ControlClient::new().register(&auth, &login, &email, &name, &password)?);
+            say(ControlClient::new().register(&auth, &login, &email, &name, &password)?.to_string())?;
         }
         Cmd::Login { auth, login, password, register } => {
             let c = ControlClient::new();
@@ -182,10 +216,10 @@ fn main() -> anyhow::Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            println!("{}", c.login(&auth, &login, &password)?);
+            say(c.login(&auth, &login, &password)?)?;
         }
         Cmd::Start { calls, session } => {
-            println!("{}", ControlClient::new().start_call(&calls, &session)?);
+            say(ControlClient::new().start_call(&calls, &session)?)?;
         }
         Cmd::End { calls, session, call } => {
             ControlClient::new().end_call(&calls, &session, &call)?;
@@ -216,7 +250,10 @@ fn main() -> anyhow::Result<()> {
                 (_, Some(r), Some(t)) => (r, t),
                 (Some((c, s, id)), _, _) => {
                     let g = ControlClient::new().join_call(c, s, id, role.as_deref())?;
-                    eprintln!("calls service granted participant {} on router {}", g.participant_id, g.router);
+                    note(format!(
+                        "participant {}: the calls service granted a join on router {}",
+                        g.participant_id, g.router
+                    ));
                     (g.router, g.token)
                 }
                 _ => anyhow::bail!("join needs --router and --token, or --calls, --session and --call"),
@@ -224,8 +261,15 @@ fn main() -> anyhow::Result<()> {
             let raw = token::decode_text(&text).context("token is not base64url")?;
             let claims = token::peek(&raw).context("token is malformed")?;
             let quality = if sd { Quality::Sd } else { Quality::Hd };
+            // A subscriber's join declares no SSRCs (the router refuses one that does) and it sends nothing.
             let client = Client::join(router, &raw, claims.participant_id.0, quality)?;
-            eprintln!("joined {} as participant {} via {}", claims.call_id, client.participant(), client.router());
+            let who = format!("participant {}", client.participant());
+            note(format!(
+                "{who}: joined {} as {} via {}",
+                claims.call_id,
+                if client.sends() { "publisher" } else { "subscriber (receive only)" },
+                client.router()
+            ));
             if av1 || ivf.is_some() || save_ivf.is_some() {
                 let mut source = match (&ivf, av1) {
                     (Some(path), _) => {
@@ -244,7 +288,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_else(|| std::env::temp_dir().join(format!("corecast-ivf-{}", client.participant())));
                 let key = Arc::new(AtomicBool::new(false));
                 let rec = client.start_recording_av1(&dir, key.clone())?;
-                let sent = match (&mut source, claims.role != Role::Subscriber) {
+                let sent = match (&mut source, client.sends()) {
                     (Some(src), true) => client.send_av1(src, fps.max(1), Duration::from_secs(seconds), &key),
                     _ => {
                         std::thread::sleep(Duration::from_secs(seconds));
@@ -253,23 +297,29 @@ fn main() -> anyhow::Result<()> {
                 };
                 std::thread::sleep(Duration::from_millis(300));
                 let _ = client.leave();
-                leave_via_calls(&via_calls);
+                leave_via_calls(&via_calls, &who);
                 let saved = rec.finish()?;
                 if json {
                     let v =
                         serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "saved": saved });
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    say(serde_json::to_string_pretty(&v)?)?;
                 } else {
-                    println!("sent {} AV1 packets; saved {} stream(s) in {}", sent.sent, saved.len(), dir.display());
+                    let mut out = format!(
+                        "{who}: sent {} AV1 packets; saved {} stream(s) in {}\n",
+                        sent.sent,
+                        saved.len(),
+                        dir.display()
+                    );
                     for s in &saved {
-                        println!(
-                            "  ssrc {:08x}: {} frames ({} key) -> {}",
+                        out += &format!(
+                            "{who}:   ssrc {:08x}: {} frames ({} key) -> {}\n",
                             s.ssrc,
                             s.frames,
                             s.keyframes,
                             s.path.display()
                         );
                     }
+                    say(out)?;
                 }
                 return Ok(());
             }
@@ -278,26 +328,26 @@ fn main() -> anyhow::Result<()> {
                 video_fps: fps,
                 video_packets_per_frame: packets_per_frame,
                 duration: Duration::from_secs(seconds),
-                audio: claims.role != Role::Subscriber,
+                audio: true,
                 audio_level: Some(audio_level),
                 ..Default::default()
             };
-            let sent = if claims.role == Role::Subscriber {
+            let sent = if client.sends() {
+                client.send_media(&plan, false)
+            } else {
                 std::thread::sleep(plan.duration);
                 Default::default()
-            } else {
-                client.send_media(&plan, false)
             };
             std::thread::sleep(Duration::from_millis(300));
             let _ = client.leave();
-            leave_via_calls(&via_calls);
+            leave_via_calls(&via_calls, &who);
             let rep = rx.finish();
             if json {
                 let v = serde_json::json!({ "participant": client.participant(), "sent": sent.sent, "report": rep });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                say(serde_json::to_string_pretty(&v)?)?;
             } else {
-                println!(
-                    "sent {}  received {} (unique {}, dup {}, reordered {}, corrupt {})  latency p50 {} us p99 {} us",
+                let mut out = format!(
+                    "{who}: sent {}  received {} (unique {}, dup {}, reordered {}, corrupt {})  latency p50 {} us p99 {} us\n",
                     sent.sent,
                     rep.received,
                     rep.unique,
@@ -308,8 +358,9 @@ fn main() -> anyhow::Result<()> {
                     rep.latency.p99_us
                 );
                 for (sender, n) in &rep.per_sender {
-                    println!("  from participant {sender}: {n} packets");
+                    out += &format!("{who}:   from participant {sender}: {n} packets\n");
                 }
+                say(out)?;
             }
         }
     }
@@ -317,12 +368,92 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Leaves through the calls service too, when the join went through it.
-fn leave_via_calls(via_calls: &Option<(String, String, String)>) {
+fn leave_via_calls(via_calls: &Option<(String, String, String)>, who: &str) {
     if let Some((c, s, id)) = via_calls {
         // The router may have reported the leave already (409/404: nothing left to do).
         match ControlClient::new().leave_call(c, s, id) {
             Ok(()) | Err(ControlError::Status { status: 404 | 409, .. }) => {}
-            Err(e) => eprintln!("leaving through the calls service failed: {e}"),
+            Err(e) => note(format!("{who}: leaving through the calls service failed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    /// A base64url token that begins with `-` (as 1 session token in 64 did).
+    const HYPHEN: &str = "-Iq0Xv3kQ2mZ7yLwP1cR8sT4uV6aB9dE0fG5hJ_kLmN";
+    const CALL: &str = "9b2f1a3e-0000-4000-8000-000000000001";
+
+    fn parse(argv: &[&str]) -> Args {
+        let mut full = vec!["corecast-client"];
+        full.extend_from_slice(argv);
+        Args::try_parse_from(full).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn tokens_and_secrets_may_begin_with_a_hyphen() {
+        for argv in [["start", "--session", HYPHEN].as_slice(), &["start", &format!("--session={HYPHEN}")]] {
+            let Cmd::Start { session, .. } = parse(argv).cmd else { panic!("{argv:?}") };
+            assert_eq!(session, HYPHEN);
+        }
+        let Cmd::End { session, call, .. } = parse(&["end", "--session", HYPHEN, "--call", CALL]).cmd else { panic!() };
+        assert_eq!((session.as_str(), call.as_str()), (HYPHEN, CALL));
+        let Cmd::Join { session, call, role, .. } =
+            parse(&["join", "--calls", "http://x", "--session", HYPHEN, "--call", CALL, "--role", "subscriber"]).cmd
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (session.as_deref(), call.as_deref(), role.as_deref()),
+            (Some(HYPHEN), Some(CALL), Some("subscriber"))
+        );
+        let join_token = format!("-{}", &"A".repeat(130));
+        for argv in [
+            ["join", "--router", "127.0.0.1:40000", "--token", &join_token].as_slice(),
+            &["join", "--token", &join_token, "--router", "127.0.0.1:40000"],
+            &["join", &format!("--token={join_token}"), "--router=127.0.0.1:40000"],
+        ] {
+            let Cmd::Join { token, router, .. } = parse(argv).cmd else { panic!("{argv:?}") };
+            assert_eq!(token.as_deref(), Some(join_token.as_str()));
+            assert_eq!(router, Some("127.0.0.1:40000".parse().unwrap()));
+        }
+        for sub in ["login", "register"] {
+            let args = parse(&[sub, "--login", "me", "--password", "-a-long-password"]);
+            let password = match args.cmd {
+                Cmd::Login { password, .. } | Cmd::Register { password, .. } => password,
+                _ => panic!(),
+            };
+            assert_eq!(password, "-a-long-password");
+        }
+        let Cmd::Token { key_hex, .. } =
+            parse(&["token", "--call", CALL, "--participant", "1", "--key-hex", "-00"]).cmd
+        else {
+            panic!()
+        };
+        assert_eq!(key_hex.as_deref(), Some("-00"));
+    }
+
+    #[test]
+    fn minted_join_tokens_never_begin_with_a_hyphen() {
+        for i in 0..200u64 {
+            let claims = Claims {
+                call_id: CallId(rand::random()),
+                participant_id: ParticipantId(rand::random()),
+                role: [Role::Publisher, Role::Subscriber, Role::Mixer][i as usize % 3],
+                expires_at_ms: rand::random(),
+            };
+            let key = token::SigningKey::from_bytes(&rand::random());
+            let t = token::sign_text(&key, &claims);
+            assert!(t.starts_with('A'), "{t}");
         }
     }
 }

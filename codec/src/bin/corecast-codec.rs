@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, env = "CORECAST_CALLS_URL")]
     calls_url: String,
     /// Shared router secret (admin API and mixer tokens).
-    #[arg(long, env = "CORECAST_ROUTER_SECRET")]
+    #[arg(long, env = "CORECAST_ROUTER_SECRET", allow_hyphen_values = true)]
     router_secret: String,
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
@@ -149,5 +149,19 @@ mod tests {
         ]});
         assert_eq!(calls_wanting_sd(&v), vec![CallId::parse(a).unwrap()]);
         assert!(calls_wanting_sd(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn a_secret_may_begin_with_a_hyphen() {
+        use clap::CommandFactory as _;
+        Args::command().debug_assert();
+        for argv in [
+            ["x", "--router-admin", "http://a", "--calls-url", "http://c", "--router-secret", "-s3cret"].as_slice(),
+            &["x", "--router-secret=-s3cret", "--router-admin", "http://a", "--calls-url", "http://c"],
+        ] {
+            let a = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(a.router_secret, "-s3cret");
+            assert_eq!((a.router_admin.as_str(), a.calls_url.as_str()), ("http://a", "http://c"));
+        }
     }
 }
