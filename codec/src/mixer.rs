@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use corecast_proto::av1::{Depacketizer, Packetizer};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
+use corecast_proto::session::speakers;
 use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
 
 use crate::compose::{Compositor, MAX_CELLS};
@@ -392,7 +393,7 @@ impl Mixer {
                 RtcpPacket::Pli(p) if p.media_ssrc == self.cfg.ssrc => self.request_keyframe(now),
                 RtcpPacket::Fir(f) if f.entries.iter().any(|(s, _)| *s == self.cfg.ssrc) => self.request_keyframe(now),
                 RtcpPacket::App(a) => {
-                    if let Some(list) = a.parse_speakers() {
+                    if let Some(list) = speakers::parse(&a) {
                         self.speakers = list;
                     }
                 }

@@ -12,7 +12,8 @@
 //! - `rr`: [`ReceiverReport`] and the [`ReportBlock`] both reports carry;
 //! - `sdes`: [`SdesChunk`];
 //! - `bye`: [`Bye`];
-//! - `app`: [`App`];
+//! - `app`: [`App`] (corecast's speakers list in an APP packet is in
+//!   [`crate::session::speakers`]);
 //! - `nack`: [`Nack`] (RTPFB FMT 1);
 //! - `pli`: [`Pli`] (PSFB FMT 1);
 //! - `fir`: [`Fir`] (PSFB FMT 4);
@@ -28,7 +29,7 @@ mod rr;
 mod sdes;
 mod sr;
 
-pub use app::{App, MAX_SPEAKERS, SPEAKERS_APP_NAME};
+pub use app::App;
 pub use bye::Bye;
 pub use fir::Fir;
 pub use nack::Nack;
