@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::rtp_of;
+use corecast_codec::av1::Depacketizer;
 use corecast_codec::compose::grid_cells;
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, Mixer, MixerConfig, MixerEvent, MixerOutput};
-use corecast_proto::av1::Depacketizer;
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
 use corecast_proto::{SeqNo, Ssrc};
