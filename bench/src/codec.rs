@@ -56,9 +56,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use corecast_codec::av1::Packetizer;
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{EncodedFrame, Encoder, EncoderConfig, Mixer, MixerConfig};
-use corecast_proto::av1::Packetizer;
 use corecast_proto::rtp::RtpPacket;
 use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
 use serde_json::{json, Value};

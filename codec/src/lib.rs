@@ -1,6 +1,7 @@
 //! corecast codec pool: the media core of the RTP mixer that composes a
 //! call's video sources into one SD stream.
 //!
+//! - [`av1`]: the AV1 RTP payload format (OBUs, packetizer, depacketizer);
 //! - [`frame`], [`scale`], [`compose`], [`pattern`]: I420 frames, a bilinear
 //!   scaler, grid layouts for 1..=9 sources at 640x360, test patterns;
 //! - [`decode`]: dav1d decoder; [`svt`]: SVT-AV1 encoder (the only `unsafe`);
@@ -11,6 +12,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod av1;
 pub mod compose;
 pub mod decode;
 pub mod frame;
@@ -48,5 +50,5 @@ pub enum CodecError {
     Unsupported(&'static str),
     /// AV1 bitstream or payload error.
     #[error("AV1: {0}")]
-    Av1(#[from] corecast_proto::av1::Av1Error),
+    Av1(#[from] av1::Av1Error),
 }

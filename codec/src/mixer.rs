@@ -11,7 +11,7 @@
 //! [`Mixer::poll_timeout`]. The only waiting is inside the encoder, for the
 //! picture just sent (a few ms at 640x360).
 //!
-//! Per source: depacketize ([`corecast_proto::av1::Depacketizer`]), decode
+//! Per source: depacketize ([`crate::av1::Depacketizer`]), decode
 //! every unit once (dav1d), keep the newest picture. A composite is made as
 //! soon as every shown source has a new picture (at most at twice the frame
 //! rate); a source that is late is waited for at most half a frame interval
@@ -34,11 +34,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use corecast_proto::av1::{Depacketizer, Packetizer};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
+use corecast_proto::session::speakers;
 use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
 
+use crate::av1::{Depacketizer, Packetizer};
 use crate::compose::{Compositor, MAX_CELLS};
 use crate::decode::{Decoder, Picture};
 use crate::svt::{Encoder, EncoderConfig};
@@ -392,7 +393,7 @@ impl Mixer {
                 RtcpPacket::Pli(p) if p.media_ssrc == self.cfg.ssrc => self.request_keyframe(now),
                 RtcpPacket::Fir(f) if f.entries.iter().any(|(s, _)| *s == self.cfg.ssrc) => self.request_keyframe(now),
                 RtcpPacket::App(a) => {
-                    if let Some(list) = a.parse_speakers() {
+                    if let Some(list) = speakers::parse(&a) {
                         self.speakers = list;
                     }
                 }

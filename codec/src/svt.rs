@@ -345,7 +345,7 @@ impl Encoder {
         // SAFETY: `out` came from get_packet and is released exactly once.
         unsafe { sys::svt_av1_enc_release_out_buffer(&mut out) };
         self.in_flight = self.in_flight.saturating_sub(1);
-        let has_seq = corecast_proto::av1::starts_sequence(&data);
+        let has_seq = crate::av1::starts_sequence(&data);
         let keyframe = !data.is_empty() && (pic_type == sys::EbAv1PictureType::EB_AV1_KEY_PICTURE || has_seq);
         if keyframe && !has_seq {
             data = insert_seq_header(&data, &self.seq_header);
@@ -403,8 +403,8 @@ unsafe fn buffer_bytes<'a>(b: *const sys::EbBufferHeaderType) -> &'a [u8] {
 /// The sequence header OBU (sized) of a low-overhead stream, or empty.
 fn extract_seq_header(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    for obu in corecast_proto::av1::obus(b).flatten() {
-        if obu.obu_type() == corecast_proto::av1::OBU_SEQUENCE_HEADER {
+    for obu in crate::av1::obus(b).flatten() {
+        if obu.obu_type() == crate::av1::OBU_SEQUENCE_HEADER {
             obu.write_sized(&mut out);
             break;
         }
@@ -415,7 +415,7 @@ fn extract_seq_header(b: &[u8]) -> Vec<u8> {
 /// Inserts `seq` after a leading temporal delimiter (or at the start).
 fn insert_seq_header(tu: &[u8], seq: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(tu.len() + seq.len());
-    let td = &corecast_proto::av1::TEMPORAL_DELIMITER;
+    let td = &crate::av1::TEMPORAL_DELIMITER;
     if tu.starts_with(td) {
         out.extend_from_slice(td);
         out.extend_from_slice(seq);

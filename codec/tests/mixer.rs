@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::rtp_of;
+use corecast_codec::av1::Depacketizer;
 use corecast_codec::compose::grid_cells;
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, Mixer, MixerConfig, MixerEvent, MixerOutput};
-use corecast_proto::av1::Depacketizer;
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
 use corecast_proto::{SeqNo, Ssrc};
@@ -180,6 +180,7 @@ fn layout_keeps_nine_active_sources_and_does_not_flicker() {
 #[test]
 fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
     use corecast_proto::rtcp::{write_compound, App, RtcpPacket};
+    use corecast_proto::session::speakers;
     let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
     let t0 = Instant::now();
     let send = |mixer: &mut Mixer, i: u32, seq: u16, at: Duration| send_junk(mixer, t0 + at, i, seq);
@@ -192,7 +193,7 @@ fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
     // join, all in join order.
     let spkr = |list: &[u32]| {
         let ssrcs: Vec<Ssrc> = list.iter().map(|&s| Ssrc(s)).collect();
-        write_compound(&[RtcpPacket::App(App::speakers(Ssrc(0x4343_5254), &ssrcs))]).unwrap()
+        write_compound(&[RtcpPacket::App(speakers::app(Ssrc(0x4343_5254), &ssrcs))]).unwrap()
     };
     mixer.handle_rtcp(t0 + Duration::from_millis(20), &spkr(&[11, 10, 77, 9]));
     let with_speakers = [0, 1, 2, 3, 4, 5, 9, 10, 11].map(Ssrc).to_vec();
@@ -214,7 +215,8 @@ fn with_more_than_nine_sources_the_loudest_speakers_are_shown() {
 
 #[test]
 fn sources_not_shown_are_not_decoded_until_shown_again_from_a_keyframe() {
-    use corecast_proto::rtcp::{write_compound, App, RtcpPacket};
+    use corecast_proto::rtcp::{write_compound, RtcpPacket};
+    use corecast_proto::session::speakers;
     let units = encode_source(participant_colour(0), 6);
     assert!(units[0].keyframe && !units[1].keyframe);
     let mut mixer = Mixer::new(MixerConfig::default()).unwrap();
@@ -247,7 +249,7 @@ fn sources_not_shown_are_not_decoded_until_shown_again_from_a_keyframe() {
     assert!(!requests.contains(&9), "no keyframe request for a source not shown: {requests:?}");
     // The router says source 9 speaks: it is shown (source 8 gives way) and
     // asks for a keyframe at its next packet; until it comes nothing decodes.
-    let spkr = write_compound(&[RtcpPacket::App(App::speakers(Ssrc(1), &[Ssrc(9)]))]).unwrap();
+    let spkr = write_compound(&[RtcpPacket::App(speakers::app(Ssrc(1), &[Ssrc(9)]))]).unwrap();
     mixer.handle_rtcp(t0 + Duration::from_millis(200), &spkr);
     assert!(mixer.layout().contains(&Ssrc(9)) && !mixer.layout().contains(&Ssrc(8)));
     let before = mixer.stats();

@@ -1,8 +1,8 @@
 //! Encode → packetize → depacketize → decode round trips (small sizes).
 
+use corecast_codec::av1::{Depacketizer, Packetizer};
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, I420Frame};
-use corecast_proto::av1::{Depacketizer, Packetizer};
 use corecast_proto::{MediaTime, SeqNo};
 
 fn small_encoder(w: usize, h: usize) -> Encoder {
@@ -71,7 +71,7 @@ fn forced_keyframe_restarts_cleanly() {
     assert_eq!(units.len(), 6);
     let keys: Vec<bool> = units.iter().map(|u| u.keyframe).collect();
     assert_eq!(keys, [true, false, false, false, true, false]);
-    assert!(corecast_proto::av1::starts_sequence(&units[4].data));
+    assert!(corecast_codec::av1::starts_sequence(&units[4].data));
     // One decoder decodes the whole stream across the restart.
     let mut dec = Decoder::new().unwrap();
     for (i, u) in units.into_iter().enumerate() {

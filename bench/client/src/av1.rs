@@ -3,7 +3,7 @@
 //! of an IVF file; and, on the receiving side, every AV1 stream saved as an
 //! IVF file of its own (`ssrc-XXXXXXXX.ivf`), for `dav1d -i FILE` or ffplay.
 //!
-//! Packets follow the AOM AV1 RTP payload format ([`corecast_proto::av1`]),
+//! Packets follow the AOM AV1 RTP payload format ([`corecast_codec::av1`]),
 //! payload type 45, 90 kHz timestamps.
 
 use std::collections::HashMap;
@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use corecast_codec::av1::{Depacketizer, Packetizer};
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Encoder, EncoderConfig};
-use corecast_proto::av1::{Depacketizer, Packetizer};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};

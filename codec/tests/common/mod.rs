@@ -1,8 +1,8 @@
 //! Helpers shared by the codec crate's integration tests.
 #![allow(dead_code)] // each test binary uses a part
 
+use corecast_codec::av1::Packetizer;
 use corecast_core::RouterConfig;
-use corecast_proto::av1::Packetizer;
 use corecast_proto::rtp::RtpPacket;
 use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
 use corecast_router::server::{RouterServer, ServerConfig};

@@ -233,7 +233,7 @@ impl Router {
                 continue;
             }
             let Some(list) = speakers::for_mixer(call) else { continue };
-            let app = RtcpPacket::App(corecast_proto::rtcp::App::speakers(ROUTER_SSRC, &list));
+            let app = RtcpPacket::App(corecast_proto::session::speakers::app(ROUTER_SSRC, &list));
             let Ok(b) = corecast_proto::rtcp::write_compound(&[app]) else { continue };
             let b = Bytes::from(b);
             for m in call.participants.iter().filter(|p| p.role == Role::Mixer) {

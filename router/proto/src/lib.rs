@@ -15,7 +15,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod av1;
 pub mod demux;
 pub mod ids;
 pub mod rtcp;

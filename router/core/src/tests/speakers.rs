@@ -211,7 +211,9 @@ fn speakers_to_mixer(t: &[Transmit]) -> Vec<Vec<u32>> {
         .filter(|t| t.destination == addr(9) && classify(&t.contents) == Kind::Rtcp)
         .flat_map(|t| rtcp::parse_compound(&t.contents).unwrap())
         .filter_map(|p| match p {
-            RtcpPacket::App(a) => Some(a.parse_speakers().unwrap().iter().map(|s| s.0).collect()),
+            RtcpPacket::App(a) => {
+                Some(corecast_proto::session::speakers::parse(&a).unwrap().iter().map(|s| s.0).collect())
+            }
             _ => None,
         })
         .collect()
@@ -255,7 +257,9 @@ fn the_mixer_is_told_who_speaks_loudest_first_only_when_it_changes() {
     assert_eq!(sent.last().unwrap()[0], 401);
     assert!(sent.len() <= 2, "{sent:?}");
     // Nobody but the router can send one: an APP from a participant is dropped, not forwarded.
-    let forged = rtcp::write_compound(&[RtcpPacket::App(rtcp::App::speakers(Ssrc(100), &[Ssrc(101)]))]).unwrap();
+    let forged =
+        rtcp::write_compound(&[RtcpPacket::App(corecast_proto::session::speakers::app(Ssrc(100), &[Ssrc(101)]))])
+            .unwrap();
     h.input(addr(1), forged);
     assert!(speakers_to_mixer(&h.take()).is_empty());
 }

@@ -1,0 +1,22 @@
+/// ERROR-CODE (RFC 8489 §14.8).
+pub const ERROR_CODE: u16 = 0x0009;
+/// XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
+pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+/// ALTERNATE-SERVER (RFC 8489 §14.15).
+pub const ALTERNATE_SERVER: u16 = 0x8023;
+/// The 98-byte join token.
+pub const TOKEN: u16 = 0xC001;
+/// SSRCs the participant will send, 4 bytes each.
+pub const SSRCS: u16 = 0xC002;
+/// Requested quality: 1 byte, 0 = HD, 1 = SD.
+pub const QUALITY: u16 = 0xC003;
+/// Participant id, 8 bytes.
+pub const PARTICIPANT: u16 = 0xC004;
+/// Silence timeout the router applies, u32 milliseconds.
+pub const TIMEOUT: u16 = 0xC005;
+/// Leave marker (empty).
+pub const LEAVE: u16 = 0xC006;
+/// Call-ended marker (empty).
+pub const CALL_ENDED: u16 = 0xC007;
+/// Media kind of each SSRC in SSRCS, 1 byte each in the same order (0 audio, 1 video, 2 unknown).
+pub const MEDIA: u16 = 0xC008;
