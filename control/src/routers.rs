@@ -27,7 +27,7 @@ pub struct RouterRegistration {
     /// Admin base URL (`http://host:port`).
     pub admin: String,
     /// Every worker's media address, in worker order (a router with several
-    /// workers places each call on one of them, see `corecast_core::Placement`).
+    /// workers places each call on one of them, see `corecast_proto::placement`).
     #[serde(default)]
     pub workers: Vec<String>,
 }
@@ -100,7 +100,7 @@ impl RouterRegistry {
             if let Some(e) = m.get(&r.id) {
                 let n = e.reg.workers.len();
                 if n > 1 {
-                    let w = corecast_core::Placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), n);
+                    let w = corecast_proto::placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), n);
                     return e.reg.workers[w].clone();
                 }
             }
@@ -215,7 +215,7 @@ mod tests {
         for _ in 0..64 {
             let call = uuid::Uuid::new_v4();
             let a = r.media_address(&placed, call);
-            let w = corecast_core::Placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), 2);
+            let w = corecast_proto::placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), 2);
             assert_eq!(a, format!("m:{}", w + 1));
             seen.insert(a);
         }

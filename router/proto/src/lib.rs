@@ -17,6 +17,7 @@
 
 pub mod demux;
 pub mod ids;
+pub mod placement;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
