@@ -1,14 +1,18 @@
 //! corecast wire protocol.
 //!
 //! Everything that crosses the router's UDP port, as plain data types with
-//! parsers and serializers and no I/O:
+//! parsers and serializers and no I/O. What lives where:
 //!
 //! - [`rtp`]: RTP packets (RFC 3550) with RFC 8285 header extensions;
-//! - [`rtcp`]: compound RTCP (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB);
-//! - [`session`]: corecast session messages (join, leave, keepalive), framed
-//!   as STUN messages so the port demultiplexes as RFC 7983 describes;
+//! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB);
+//! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
 //! - [`token`]: the join token the calls service signs and the router verifies;
-//! - [`demux`]: first-byte classification of a datagram.
+//! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
+//! - [`demux`]: first-byte (RFC 7983) classification of a datagram;
+//! - [`ids`]: SSRC, sequence number, RTP timestamp, payload type and media kind.
+//!
+//! The AV1 RTP payload format is in the codec crate (`corecast_codec::av1`),
+//! since only the mixer and the clients use it.
 //!
 //! Every parser returns an error on malformed input and never panics; the
 //! fuzz and property tests hold it to that.
