@@ -4,13 +4,18 @@
 //! - `fanout`: forwarding throughput per router core against an ideal and a naive forwarder;
 //! - `codec`: cost of the SD composite.
 
+#![deny(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 
 mod codec;
 mod demo;
 mod fanout;
+mod measure;
 mod plot;
 mod report;
+#[allow(unsafe_code)]
+mod sys;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "corecast load generator and benchmarks")]

@@ -20,7 +20,7 @@ pub mod mixer;
 pub mod pattern;
 pub mod pool;
 pub mod scale;
-pub mod svt;
+pub mod svt; // allows unsafe_code itself (`#![allow(unsafe_code)]` in svt.rs)
 
 pub use compose::{Compositor, Rect};
 pub use decode::{Decoder, Picture};

@@ -8,11 +8,13 @@
 //! - [`config`]: the TOML configuration with environment overrides;
 //! - [`admin`]: the admin HTTP API (end a call, list calls, counters, metrics);
 //! - [`link`]: registration, heartbeat, re-sync and event reports to the calls service.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod config;
 pub mod link;
+#[allow(unsafe_code)]
 pub mod net;
 pub mod server;
 pub mod worker;

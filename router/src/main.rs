@@ -1,4 +1,5 @@
 //! `corecast-router`: the UDP media router.
+#![deny(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

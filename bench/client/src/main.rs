@@ -1,5 +1,6 @@
 //! `corecast-client`: join a call and send/verify synthetic media, or mint a
 //! development token.
+#![deny(unsafe_code)]
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@
 //! call has no SD receiver left (the router then also lets the mixer go) or
 //! is gone, it stops. Worker threads can be pinned away from the router's
 //! cores with `--cpus`.
+#![deny(unsafe_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

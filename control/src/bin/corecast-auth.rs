@@ -1,4 +1,5 @@
 //! `corecast-auth`: the auth service (register, login, logout, me).
+#![deny(unsafe_code)]
 
 use clap::Parser;
 

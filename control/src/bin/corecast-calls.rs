@@ -1,4 +1,5 @@
 //! `corecast-calls`: the calls service (start/end/join/leave, join tokens, router link).
+#![deny(unsafe_code)]
 
 use clap::Parser;
 

@@ -1,6 +1,7 @@
 //! `corecast-control`: auth and calls in one process (for `make run` and development).
 //!
 //! Prints `auth=http://ADDR calls=http://ADDR` on stdout once both listen.
+#![deny(unsafe_code)]
 
 use clap::Parser;
 

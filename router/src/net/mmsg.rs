@@ -14,18 +14,19 @@
 //!
 //! Send: [`SendPlan`] groups the queued datagrams per destination and cuts GSO
 //! runs; one `sendmmsg` carries every plain datagram and every GSO run (an
-//! iovec per segment pointing into the queued [`Bytes`]: no copy).
+//! iovec per segment pointing into the queued [`Bytes`]: no copy). The
+//! headers of both directions are built by [`super::msghdr`].
 
 use std::io;
-use std::mem;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::msghdr::{RecvMsgs, SendMsgs};
 use super::plan::{PlanEntry, SendPlan};
-use super::sock::{self, CmsgBuf, DropCounter, RawAddr, GSO_CMSG_SPACE, RECV_CMSG_SPACE};
+use super::sock::{self, DropCounter, RECV_CMSG_SPACE};
 use super::{BackendOptions, Datagram, IoBackend, IoStats};
 
 /// Most messages one `sendmmsg` takes (`UIO_MAXIOV`).
@@ -45,26 +46,21 @@ pub struct MmsgBackend {
     local: SocketAddr,
     v6: bool,
     batch: usize,
-    slot: usize,
     gro: bool,
     gso: GsoState,
     gso_max_segment: usize,
-    /// Receive slots (`batch * slot` bytes, allocated on the first receive).
-    slots: Vec<u8>,
+    /// Receive slots (`batch * slot` bytes, allocated on the first receive)
+    /// with their addresses, control buffers and headers.
+    recv: RecvMsgs<RECV_CMSG_SPACE>,
     /// Copy target for one batch's datagrams.
     rbuf: BytesMut,
     /// The socket's SO_RCVTIMEO, once set.
     rcvtimeo: Option<Option<Duration>>,
-    rmsgs: Vec<libc::mmsghdr>,
-    riov: Vec<libc::iovec>,
-    rnames: Vec<libc::sockaddr_storage>,
-    rcmsgs: Vec<CmsgBuf<RECV_CMSG_SPACE>>,
     drops: DropCounter,
     queue: Vec<(SocketAddr, Bytes)>,
     plan: SendPlan,
-    siov: Vec<libc::iovec>,
-    scmsgs: Vec<CmsgBuf<GSO_CMSG_SPACE>>,
-    smsgs: Vec<libc::mmsghdr>,
+    /// The headers of one flush's sends.
+    sends: SendMsgs,
     stats: IoStats,
 }
 
@@ -80,10 +76,10 @@ impl std::fmt::Debug for MmsgBackend {
     }
 }
 
-// SAFETY: the raw pointers stored in the scratch vectors (`rmsgs`, `riov`,
-// `smsgs`, `siov`) point into memory the backend itself owns and
-// are rewritten before every system call; nothing is shared with another
-// thread, so moving the whole backend to another thread is sound.
+// SAFETY: the raw pointers stored in the header vectors (`recv`, `sends`)
+// point into memory the backend itself owns and are rewritten before every
+// system call; nothing is shared with another thread, so moving the whole
+// backend to another thread is sound.
 unsafe impl Send for MmsgBackend {}
 
 /// GSO on/off state with a back-off after the kernel refused a GSO send.
@@ -154,32 +150,21 @@ impl MmsgBackend {
         // receive area, allocated once).
         let slot = if gro { 65536 } else { opts.max_datagram.max(64) };
         tracing::debug!(%local, gro, gso, batch, slot, "mmsg backend ready");
-        // SAFETY: the libc structs below are plain old data; all-zero is a valid value.
-        let (mmsg, iov, name) = unsafe {
-            (mem::zeroed::<libc::mmsghdr>(), mem::zeroed::<libc::iovec>(), mem::zeroed::<libc::sockaddr_storage>())
-        };
         Ok(MmsgBackend {
             fd,
             local,
             v6: local.is_ipv6(),
             batch,
-            slot,
             gro,
             gso: GsoState::new(gso, opts.fail_gso_sends),
             gso_max_segment: opts.gso_max_segment,
-            slots: Vec::new(),
+            recv: RecvMsgs::new(batch, slot, true),
             rbuf: BytesMut::new(),
             rcvtimeo: None,
-            rmsgs: vec![mmsg; batch],
-            riov: vec![iov; batch],
-            rnames: vec![name; batch],
-            rcmsgs: vec![CmsgBuf::default(); batch],
             drops: DropCounter::default(),
             queue: Vec::new(),
             plan: SendPlan::default(),
-            siov: Vec::new(),
-            scmsgs: Vec::new(),
-            smsgs: Vec::new(),
+            sends: SendMsgs::new(),
             stats: IoStats::default(),
             socket,
         })
@@ -211,130 +196,65 @@ impl MmsgBackend {
 
     /// One `recvmmsg` with `flags`; returns (messages received, datagrams appended).
     fn recv_batch(&mut self, out: &mut Vec<Datagram>, flags: libc::c_int) -> io::Result<(usize, usize)> {
-        if self.slots.is_empty() {
-            self.slots = vec![0; self.batch * self.slot];
-        }
-        for (i, slot) in self.slots.chunks_exact_mut(self.slot).enumerate() {
-            self.riov[i] = libc::iovec { iov_base: slot.as_mut_ptr().cast(), iov_len: slot.len() };
-            let h = &mut self.rmsgs[i].msg_hdr;
-            h.msg_name = (&mut self.rnames[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut self.riov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = self.rcmsgs[i].0.as_mut_ptr().cast();
-            h.msg_controllen = RECV_CMSG_SPACE as _;
-            h.msg_flags = 0;
-            self.rmsgs[i].msg_len = 0;
-        }
         let n = loop {
-            // SAFETY: every msghdr points at live buffers owned by `self` (receive
-            // slots, names, control buffers) of the lengths given; the kernel
-            // writes within them and the call returns before they are touched.
-            let r = unsafe {
-                libc::recvmmsg(self.fd, self.rmsgs.as_mut_ptr(), self.batch as _, flags, std::ptr::null_mut())
-            };
-            if r >= 0 {
-                break r as usize;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Ok((0, 0)),
-                // An ICMP error queued on the socket: nothing to receive, go on.
-                Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH) => continue,
-                _ => return Err(e),
+            match self.recv.recv(self.socket.as_fd(), flags) {
+                Ok(n) => break n,
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => return Ok((0, 0)),
+                    // An ICMP error queued on the socket: nothing to receive, go on.
+                    Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH) => continue,
+                    _ => return Err(e),
+                },
             }
         };
         if n > 0 {
             self.stats.recv_calls += 1;
         }
         // One allocation for the batch (none if the last batch's datagrams are gone).
-        let total: usize = self.rmsgs[..n].iter().map(|m| (m.msg_len as usize).min(self.slot)).sum();
+        let total: usize = (0..n).map(|i| self.recv.payload(i).len()).sum();
         self.rbuf.clear();
         self.rbuf.reserve(total);
         let mut appended = 0;
         for i in 0..n {
-            let m = &self.rmsgs[i];
-            let len = (m.msg_len as usize).min(self.slot);
-            let flags = m.msg_hdr.msg_flags;
-            #[allow(clippy::unnecessary_cast)] // socklen_t on some libcs, size_t on glibc
-            let clen = (m.msg_hdr.msg_controllen as usize).min(RECV_CMSG_SPACE);
-            let meta = sock::parse_recv_cmsgs(&self.rcmsgs[i].0[..clen]);
+            let meta = self.recv.meta(i);
             if let Some(c) = meta.drop_counter {
                 self.drops.update(c, &mut self.stats);
             }
-            // SAFETY: the kernel wrote `msg_namelen` bytes (at most the storage size) into rnames[i].
-            let source = unsafe {
-                sock::sockaddr_to_std(
-                    (&self.rnames[i] as *const libc::sockaddr_storage).cast(),
-                    (m.msg_hdr.msg_namelen as usize).min(mem::size_of::<libc::sockaddr_storage>()),
-                )
-            };
-            let Some(source) = source else {
+            let Some(source) = self.recv.source(i) else {
                 self.stats.recv_drops += 1;
                 continue;
             };
-            if flags & libc::MSG_TRUNC != 0 {
+            if self.recv.flags(i) & libc::MSG_TRUNC != 0 {
                 self.stats.recv_drops += 1;
                 continue;
             }
-            self.rbuf.extend_from_slice(&self.slots[i * self.slot..i * self.slot + len]);
+            self.rbuf.extend_from_slice(self.recv.payload(i));
             let data = self.rbuf.split().freeze();
             appended += split_gro(data, source, meta.gro_segment, out, &mut self.stats);
         }
         Ok((n, appended))
     }
+}
 
-    fn send_gso_fallback(&mut self, e: PlanEntry, errno: i32) {
-        self.stats.gso_fallbacks += 1;
-        if gso_refusal(errno) {
-            self.gso.refused(errno);
-        }
-        let mut deadline = None;
-        for &p in self.plan.packets(&e) {
-            sock::send_one(
-                self.fd,
-                &self.plan.dests[e.dest as usize],
-                &self.queue[p as usize].1,
-                &mut deadline,
-                &mut self.stats,
-            );
-        }
+/// Sends the datagrams of GSO entry `e` one by one after the kernel refused
+/// it with `errno` (pausing GSO if the refusal says the socket cannot do it).
+fn send_gso_fallback(
+    fd: RawFd,
+    plan: &SendPlan,
+    queue: &[(SocketAddr, Bytes)],
+    e: PlanEntry,
+    errno: i32,
+    gso: &mut GsoState,
+    stats: &mut IoStats,
+) {
+    stats.gso_fallbacks += 1;
+    if gso_refusal(errno) {
+        gso.refused(errno);
     }
-
-    /// Builds the `mmsghdr`s of the current plan (iovecs, GSO control messages).
-    fn build_send_msgs(&mut self) {
-        self.siov.clear();
-        self.scmsgs.clear();
-        self.smsgs.clear();
-        for &p in &self.plan.order {
-            let b = &self.queue[p as usize].1;
-            self.siov.push(libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() });
-        }
-        for e in &self.plan.entries {
-            if e.is_gso() {
-                let mut c = CmsgBuf::default();
-                sock::write_gso_cmsg(&mut c, e.segment);
-                self.scmsgs.push(c);
-            }
-        }
-        // The vectors no longer grow: pointers into them stay valid until the next flush.
-        let mut gso_i = 0;
-        for e in &self.plan.entries {
-            // SAFETY: msghdr is plain old data; all-zero is valid.
-            let mut h: libc::msghdr = unsafe { mem::zeroed() };
-            let dest: &RawAddr = &self.plan.dests[e.dest as usize];
-            h.msg_name = &dest.storage as *const libc::sockaddr_storage as *mut libc::c_void;
-            h.msg_namelen = dest.len;
-            h.msg_iov = self.siov[e.start as usize..].as_mut_ptr();
-            h.msg_iovlen = e.count as _;
-            if e.is_gso() {
-                h.msg_control = self.scmsgs[gso_i].0.as_mut_ptr().cast();
-                h.msg_controllen = GSO_CMSG_SPACE as _;
-                gso_i += 1;
-            }
-            self.smsgs.push(libc::mmsghdr { msg_hdr: h, msg_len: 0 });
-        }
+    let mut deadline = None;
+    for &p in plan.packets(&e) {
+        sock::send_one(fd, &plan.dests[e.dest as usize], &queue[p as usize].1, &mut deadline, stats);
     }
 }
 
@@ -432,36 +352,41 @@ impl IoBackend for MmsgBackend {
         }
         let gso = self.gso.enabled();
         self.plan.build(&self.queue, gso, self.v6, self.gso_max_segment);
-        self.build_send_msgs();
-        let total = self.smsgs.len();
+        // The headers of the plan: an iovec per datagram pointing into the
+        // queued `Bytes`, a message (with a GSO control message for a run) per entry.
+        let mut msgs = self.sends.batch();
+        for &p in &self.plan.order {
+            msgs.push_iov(&self.queue[p as usize].1);
+        }
+        for e in &self.plan.entries {
+            msgs.push_msg(&self.plan.dests[e.dest as usize], e.start as usize, e.count as usize, e.segment);
+        }
+        let total = msgs.len();
         let mut i = 0;
         let mut deadline: Option<Instant> = None;
         while i < total {
             let e = self.plan.entries[i];
             if e.is_gso() && self.gso.take_injected() {
-                self.send_gso_fallback(e, libc::EIO);
+                send_gso_fallback(self.fd, &self.plan, &self.queue, e, libc::EIO, &mut self.gso, &mut self.stats);
                 i += 1;
                 continue;
             }
             let end = (i + MAX_MMSG).min(total);
             self.stats.send_calls += 1;
-            // SAFETY: smsgs[i..end] point at iovecs, addresses and control buffers
-            // owned by `self` and at the queued `Bytes`, all alive and unchanged
-            // for the duration of the call; the kernel only reads them (and
-            // writes `msg_len`).
-            let r =
-                unsafe { libc::sendmmsg(self.fd, self.smsgs[i..].as_mut_ptr(), (end - i) as _, libc::MSG_DONTWAIT) };
-            if r > 0 {
-                for e in &self.plan.entries[i..i + r as usize] {
-                    self.stats.sent_datagrams += u64::from(e.count);
-                    if e.is_gso() {
-                        self.stats.gso_sends += 1;
+            let errno = match msgs.sendmmsg(self.socket.as_fd(), i..end, libc::MSG_DONTWAIT) {
+                Ok(r) if r > 0 => {
+                    for e in &self.plan.entries[i..i + r] {
+                        self.stats.sent_datagrams += u64::from(e.count);
+                        if e.is_gso() {
+                            self.stats.gso_sends += 1;
+                        }
                     }
+                    i += r;
+                    continue;
                 }
-                i += r as usize;
-                continue;
-            }
-            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                Ok(_) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(0),
+            };
             match errno {
                 libc::EINTR => {}
                 libc::EAGAIN => {
@@ -476,7 +401,7 @@ impl IoBackend for MmsgBackend {
                     }
                 }
                 _ if e.is_gso() => {
-                    self.send_gso_fallback(e, errno);
+                    send_gso_fallback(self.fd, &self.plan, &self.queue, e, errno, &mut self.gso, &mut self.stats);
                     i += 1;
                 }
                 _ => {

@@ -6,8 +6,16 @@
 //!
 //! - [`basic`]: one `recv_from`/`send_to` per datagram on a std socket; the
 //!   simplest possible backend, kept as the reference for correctness;
-//! - [`mmsg`]: `recvmmsg`/`sendmmsg` with UDP GRO and GSO (issue 4);
-//! - [`uring`]: io_uring with multishot `recvmsg` and a provided-buffer ring (issue 4).
+//! - [`mmsg`]: `recvmmsg`/`sendmmsg` with UDP GRO and GSO; what `Auto` runs
+//!   when the kernel has UDP GSO;
+//! - [`uring`]: io_uring with multishot `recvmsg` and a provided-buffer ring;
+//!   what `Auto` runs without UDP GSO, where it moved more packets per core
+//!   (the measurements are under [`open`]).
+//!
+//! The fast backends share [`plan`] (grouping a flush's datagrams by
+//! destination into GSO runs), [`msghdr`] (the `msghdr`s and GSO control
+//! messages of a batch, also used by the bench's reference forwarders) and
+//! [`sock`] (socket setup, addresses, control message parsing, fallback sends).
 //!
 //! [`open`] picks one ([`BackendKind`], overridable with `CORECAST_BACKEND`)
 //! and logs which runs and why. `CORECAST_GSO=0` / `CORECAST_GRO=0` turn UDP
@@ -27,6 +35,7 @@ use bytes::Bytes;
 
 pub mod basic;
 pub mod mmsg;
+pub mod msghdr;
 pub mod plan;
 pub mod sock;
 pub mod uring;
@@ -194,9 +203,10 @@ impl BackendOptions {
 ///   loss where mmsg managed 184k with 36% loss; so `Auto` takes uring then,
 ///   when the probe passes.
 ///
-/// (Design §3 had measured io_uring 5–25% slower than recvmmsg/sendmmsg;
-/// mediasoup dropped its io_uring path for that reason. These backends did
-/// not reproduce that, which is why the choice is made here and logged.)
+/// (io_uring has been measured 5–25% slower than recvmmsg/sendmmsg for UDP
+/// elsewhere, and mediasoup dropped its io_uring path for that reason. These
+/// backends did not reproduce that, which is why the choice is made here,
+/// from the figures above, and logged.)
 pub fn open(kind: BackendKind, addr: SocketAddr, opts: &BackendOptions) -> io::Result<Box<dyn IoBackend>> {
     let (kind, why) = match std::env::var("CORECAST_BACKEND") {
         Ok(v) if !v.trim().is_empty() => (v.parse::<BackendKind>()?, "CORECAST_BACKEND"),

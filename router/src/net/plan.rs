@@ -3,13 +3,12 @@
 //! destination's list into GSO runs: consecutive datagrams of one size, the
 //! last of a run allowed to be shorter (that is how `UDP_SEGMENT` splits).
 //!
-//! Safe code only; the backends turn a plan into `msghdr`s.
+//! Safe code only; [`super::msghdr`] turns a plan into `msghdr`s.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use corecast_core::hash::FxHashMap;
 
 use super::sock::RawAddr;
 
@@ -19,42 +18,6 @@ pub const MAX_GSO_SEGMENTS: usize = 64;
 /// Most payload bytes one GSO send may carry (an IPv4 datagram's 65535 bytes
 /// minus IP and UDP headers).
 pub const MAX_GSO_BYTES: usize = 65507;
-
-/// FxHash: a fast, non-cryptographic hasher for the per-batch destination map
-/// (the keys are addresses the router already admitted).
-#[derive(Default, Clone, Copy, Debug)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-}
-
-/// A `HashMap` with [`FxHasher`].
-pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// One send: a plain datagram, or a GSO run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +43,7 @@ impl PlanEntry {
 /// planning does not allocate in steady state.
 #[derive(Debug, Default)]
 pub struct SendPlan {
+    /// Destination → group (FxHash: the keys are addresses the router already admitted).
     slots: FxHashMap<SocketAddr, u32>,
     heads: Vec<(u32, u32)>,
     next: Vec<u32>,

@@ -9,7 +9,6 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSo
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::IoStats;
@@ -392,14 +391,9 @@ pub fn wait_fd(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> i
 /// Sends one datagram with `sendmsg`, waiting (bounded by `deadline`) for
 /// buffer space on `EAGAIN`. Counts it as sent or as a send error.
 pub fn send_one(fd: RawFd, dest: &RawAddr, data: &[u8], deadline: &mut Option<Instant>, stats: &mut IoStats) {
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = super::msghdr::iovec(data);
     loop {
-        // SAFETY: msghdr is plain old data; all-zero is valid.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = &dest.storage as *const libc::sockaddr_storage as *mut libc::c_void;
-        msg.msg_namelen = dest.len;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        let msg = super::msghdr::send_msghdr(dest, &mut iov, 1);
         stats.send_calls += 1;
         // SAFETY: every pointer in `msg` refers to a live local or to `data`,
         // which outlives the call; the kernel only reads them.
@@ -425,14 +419,6 @@ pub fn send_one(fd: RawFd, dest: &RawAddr, data: &[u8], deadline: &mut Option<In
                 return;
             }
         }
-    }
-}
-
-/// Sends each datagram of `packets` on its own ([`send_one`]).
-pub fn send_each(fd: RawFd, dest: &RawAddr, packets: &[Bytes], stats: &mut IoStats) {
-    let mut deadline = None;
-    for p in packets {
-        send_one(fd, dest, p, &mut deadline, stats);
     }
 }
 
@@ -480,8 +466,7 @@ mod tests {
         let mut data = [0u8; 64];
         let mut cmsg = CmsgBuf::<{ TIMESTAMP_CMSG_SPACE + RECV_CMSG_SPACE }>::default();
         let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-        // SAFETY: msghdr is plain old data; all-zero is valid.
-        let mut h: libc::msghdr = unsafe { mem::zeroed() };
+        let mut h = crate::net::msghdr::empty_msghdr();
         h.msg_iov = &mut iov;
         h.msg_iovlen = 1;
         h.msg_control = cmsg.0.as_mut_ptr().cast();
@@ -490,7 +475,9 @@ mod tests {
         let n = unsafe { libc::recvmsg(rx.as_raw_fd(), &mut h, libc::MSG_DONTWAIT) };
         let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
         assert_eq!(n, 8);
-        let meta = parse_recv_cmsgs(&cmsg.0[..h.msg_controllen as usize]);
+        #[allow(clippy::unnecessary_cast)] // socklen_t on some libcs, size_t on glibc
+        let clen = h.msg_controllen as usize;
+        let meta = parse_recv_cmsgs(&cmsg.0[..clen]);
         let ts = meta.timestamp.expect("a receive timestamp");
         // Same clock (CLOCK_REALTIME); allow for a clock step of the VM.
         assert!(ts + Duration::from_secs(5) >= before && ts <= after + Duration::from_secs(5), "{ts:?}");

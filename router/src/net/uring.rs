@@ -31,8 +31,9 @@ use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::mmsg::{gso_refusal, on, split_gro, GsoState};
+use super::msghdr::{self, SendMsgs};
 use super::plan::SendPlan;
-use super::sock::{self, CmsgBuf, DropCounter, GSO_CMSG_SPACE, RECV_CMSG_SPACE};
+use super::sock::{self, DropCounter, RECV_CMSG_SPACE};
 use super::{BackendOptions, Datagram, IoBackend, IoStats};
 
 const RECV_TAG: u64 = 1 << 62;
@@ -221,9 +222,8 @@ struct SendBatch {
     outstanding: usize,
     queue: Vec<(SocketAddr, Bytes)>,
     plan: SendPlan,
-    iovs: Vec<libc::iovec>,
-    cmsgs: Vec<CmsgBuf<GSO_CMSG_SPACE>>,
-    msgs: Vec<libc::msghdr>,
+    /// One `msghdr` per plan entry, pointing into `queue` and `plan.dests`.
+    msgs: SendMsgs<libc::msghdr>,
 }
 
 /// io_uring backend.
@@ -301,8 +301,7 @@ impl UringBackend {
             unsafe { ring.submitter().register_buf_ring_with_flags(ring_addr, ring_entries, BGID, 0) }?;
             Ok((ring, needs_enable, flags_desc))
         })?;
-        // SAFETY: msghdr is plain old data; all-zero is valid.
-        let mut recv_msg: Box<libc::msghdr> = Box::new(unsafe { mem::zeroed() });
+        let mut recv_msg = Box::new(msghdr::empty_msghdr());
         recv_msg.msg_namelen = name_len as libc::socklen_t;
         recv_msg.msg_controllen = RECV_CMSG_SPACE as _;
         tracing::debug!(%local, gro, gso, setup = flags_desc, buffers = nbufs, buf_size, "io_uring backend ready");
@@ -624,35 +623,12 @@ impl IoBackend for UringBackend {
         mem::swap(&mut b.queue, &mut self.queue);
         self.queue.clear();
         b.plan.build(&b.queue, gso, self.v6, self.gso_max_segment);
-        b.iovs.clear();
-        b.cmsgs.clear();
-        b.msgs.clear();
+        let mut msgs = b.msgs.batch();
         for &p in &b.plan.order {
-            let d = &b.queue[p as usize].1;
-            b.iovs.push(libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() });
+            msgs.push_iov(&b.queue[p as usize].1);
         }
         for e in &b.plan.entries {
-            if e.is_gso() {
-                let mut c = CmsgBuf::default();
-                sock::write_gso_cmsg(&mut c, e.segment);
-                b.cmsgs.push(c);
-            }
-        }
-        let mut gso_i = 0;
-        for e in &b.plan.entries {
-            // SAFETY: msghdr is plain old data; all-zero is valid.
-            let mut h: libc::msghdr = unsafe { mem::zeroed() };
-            let dest = &b.plan.dests[e.dest as usize];
-            h.msg_name = &dest.storage as *const libc::sockaddr_storage as *mut libc::c_void;
-            h.msg_namelen = dest.len;
-            h.msg_iov = b.iovs[e.start as usize..].as_mut_ptr();
-            h.msg_iovlen = e.count as _;
-            if e.is_gso() {
-                h.msg_control = b.cmsgs[gso_i].0.as_mut_ptr().cast();
-                h.msg_controllen = GSO_CMSG_SPACE as _;
-                gso_i += 1;
-            }
-            b.msgs.push(h);
+            msgs.push_msg(&b.plan.dests[e.dest as usize], e.start as usize, e.count as usize, e.segment);
         }
         // The batch's vectors no longer change until all completions are in.
         let n = self.send.msgs.len();
@@ -663,7 +639,7 @@ impl IoBackend for UringBackend {
                 injected.push(i);
                 continue;
             }
-            let sqe = opcode::SendMsg::new(Fd(self.fd), &self.send.msgs[i])
+            let sqe = opcode::SendMsg::new(Fd(self.fd), &self.send.msgs.headers()[i])
                 .flags(libc::MSG_DONTWAIT as u32)
                 .build()
                 .user_data(SEND_TAG | (u64::from(gen) << 32) | i as u64);

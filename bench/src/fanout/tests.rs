@@ -1,0 +1,154 @@
+//! Tests of the fan-out benchmark.
+
+use std::net::SocketAddr;
+
+use corecast_router::net::BackendKind;
+use serde_json::{json, Value};
+
+use super::forwarders::FanoutTable;
+use super::load::run_one;
+use super::report::{report_json, write_report, Figures};
+use super::sweep::find_onset;
+use super::{FanoutArgs, Forwarder};
+use crate::measure::Measured;
+
+#[test]
+fn table_lookup() {
+    let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    let t = FanoutTable::new(&[vec![a(1), a(2)], vec![a(3), a(4), a(5)]]);
+    let (me, members) = t.lookup(&a(4)).unwrap();
+    assert_eq!(t.addr(me), a(4));
+    assert_eq!(members.iter().map(|&m| t.addr(m)).collect::<Vec<_>>(), vec![a(3), a(4), a(5)]);
+    assert!(t.lookup(&a(9)).is_none());
+}
+
+#[test]
+fn onset_search_brackets_the_threshold() {
+    let run = |threshold: u32| {
+        let mut tried = Vec::new();
+        let r = find_onset(30, &mut |f| {
+            tried.push(f);
+            Ok(f >= threshold)
+        })
+        .unwrap();
+        (r, tried)
+    };
+    // Steps 30, 45, 68, 101, 152, 228; then bisection between 152 and 228.
+    let ((clean, onset), tried) = run(200);
+    assert_eq!(&tried[..6], &[30, 45, 68, 101, 152, 228]);
+    assert_eq!(tried.len(), 9);
+    let (c, o) = (clean.unwrap(), onset.unwrap());
+    assert!(c < 200 && o >= 200 && o - c <= 10, "{c}..{o}");
+    // Lossy from the start: no clean rate; never lossy: no onset.
+    assert_eq!(run(1).0, (None, Some(30)));
+    assert_eq!(run(u32::MAX).0, (Some(513), None));
+    assert_eq!(run(u32::MAX).1.len(), 8);
+}
+
+#[test]
+fn report_has_tables_plots_and_json() {
+    let args = FanoutArgs { calls: 2, participants: 3, fps: 20, packets_per_frame: 3, ..tiny_args() };
+    let m = |label: &str, received: u64, cpu_s: f64| Figures {
+        label: label.into(),
+        sent: 100,
+        expected: received,
+        received,
+        run: Measured { wall_s: 1.0, cpu_s, latency: (50..250).collect() },
+        thread_cpu_s: cpu_s,
+        cpu_from: "router threads (schedstat)",
+        app_lat_us: (60..260).collect(),
+        ..Default::default()
+    };
+    let rows = [m("corecast-mmsg+gso", 1000, 0.002), m("ideal-mmsg", 1000, 0.01), m("ideal-mmsg+gso", 1000, 0.0015)];
+    let refs: Vec<&Figures> = rows.iter().collect();
+    let mut v = report_json(&args, 2, &rows[..1], &rows[1..]);
+    let step = |fps: u32, loss: f64| json!({"fps": fps, "egress_pps": 1000.0, "loss": loss, "p99_latency_us": 300.0});
+    v.as_object_mut().unwrap().insert(
+        "sweep".into(),
+        json!({"backend": "corecast-mmsg+gso", "steps": [step(20, 0.0), step(30, 0.01)],
+               "loss_onset_offered_egress_pps": 540.0, "at_80_percent": step(24, 0.0)}),
+    );
+    let dir = std::env::temp_dir().join(format!("corecast-report-{}", std::process::id()));
+    let files = write_report(&dir, &args, &refs, &v).unwrap();
+    let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        names,
+        ["pps_per_core.svg", "latency.svg", "sweep_throughput.svg", "sweep_latency.svg", "fanout.json", "fanout.md"]
+    );
+    let md = std::fs::read_to_string(dir.join("fanout.md")).unwrap();
+    assert!(md.contains("| corecast-mmsg+gso | 1000 | 500000 | 5.00x | 0.75x |"), "{md}");
+    assert!(
+        md.contains("Loss starts at 540 pps offered out. At 80% of that rate (24 fps): 1000 pps out, loss 0.000%"),
+        "{md}"
+    );
+    for f in names.iter().filter(|n| n.ends_with(".svg")) {
+        let svg = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(
+            svg.starts_with("<svg")
+                && svg.ends_with("</svg>\n")
+                && svg.contains("<polyline") | svg.contains("class=\"bar\""),
+            "{f}"
+        );
+    }
+    let back: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("fanout.json")).unwrap()).unwrap();
+    assert_eq!(back["backend"], "corecast-mmsg+gso");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tiny_args() -> FanoutArgs {
+    FanoutArgs {
+        calls: 2,
+        participants: 3,
+        fanout: None,
+        fps: 20,
+        packets_per_frame: 3,
+        packet_size: 200,
+        router_cores: 1,
+        backend: "mmsg".into(),
+        backend_loops: false,
+        no_gso: false,
+        duration: 0.3,
+        no_references: false,
+        json: false,
+        pin: false,
+        sweep: false,
+        report: None,
+        sender_gso: false,
+    }
+}
+
+#[test]
+fn tiny_run_through_every_forwarder() {
+    let args = tiny_args();
+    for f in [
+        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true },
+        Forwarder::Router { kind: BackendKind::Mmsg, gso: true },
+        Forwarder::Ideal { gso: false },
+        Forwarder::Ideal { gso: true },
+        Forwarder::Naive,
+    ] {
+        let m = run_one(&args, f).unwrap();
+        assert!(m.sent > 0);
+        assert_eq!(m.received, m.expected, "{f:?}: {m:?}");
+        // Every packet is timed, by the kernel's receive timestamp.
+        assert_eq!(m.run.latency.len() as u64, m.received, "{f:?}");
+        assert_eq!(m.app_lat_us.len() as u64, m.received, "{f:?}");
+        assert!(!m.note.contains("kernel timestamp"), "{f:?}: {}", m.note);
+        assert_eq!(m.cpu_from, "router threads (schedstat)");
+    }
+    // Pinned (where there is a CPU to spare), the router CPUs' busy time is the cost.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        let pinned = FanoutArgs { pin: true, ..args };
+        let m = run_one(&pinned, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }).unwrap();
+        assert_eq!(m.received, m.expected, "{m:?}");
+        assert_eq!(m.cpu_from, "pinned router CPUs (/proc/stat)");
+        assert!(m.run.cpu_s >= m.thread_cpu_s);
+    }
+    // A generator that sends each frame as one GSO send: every packet still arrives once.
+    let gso = FanoutArgs { sender_gso: true, ..tiny_args() };
+    for f in [Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }, Forwarder::Ideal { gso: true }] {
+        let m = run_one(&gso, f).unwrap();
+        assert!(m.sent > 0);
+        assert_eq!(m.received, m.expected, "{f:?} with a GSO sender: {m:?}");
+    }
+}
