@@ -1,8 +1,11 @@
 //! corecast-router: the UDP media router.
 //!
-//! - [`net`]: socket backends (all `unsafe` code of the router lives there);
+//! - [`net`]: socket backends (`basic`, `mmsg`, `uring/`), the send plan
+//!   (GSO grouping), one `msghdr` builder; all `unsafe` code of the router
+//!   lives there (`#![deny(unsafe_code)]` everywhere else);
 //! - [`worker`]: one pinned thread per core running the sans-IO
-//!   [`corecast_core::Router`] over one backend;
+//!   [`corecast_core::Router`] over one backend, and the rings that carry the
+//!   core's pipe transports between workers;
 //! - [`server`]: starts the workers, places calls on them and gives the control
 //!   plane a handle (end a call, list calls, collect events and counters);
 //! - [`config`]: the TOML configuration with environment overrides;

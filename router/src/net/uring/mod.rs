@@ -22,19 +22,25 @@ use std::io;
 use std::mem;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::OnceLock;
+
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
-use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
+use io_uring::types::{Fd, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+
+mod bufring;
+mod setup;
+
+pub use setup::probe;
+use setup::{build_ring, on_helper_thread};
 
 use super::mmsg::{gso_refusal, on, split_gro, GsoState};
 use super::msghdr::{self, SendMsgs};
 use super::plan::SendPlan;
 use super::sock::{self, DropCounter, RECV_CMSG_SPACE};
 use super::{BackendOptions, Datagram, IoBackend, IoStats};
+use bufring::BufRing;
 
 const RECV_TAG: u64 = 1 << 62;
 const CANCEL_TAG: u64 = 1 << 61;
@@ -42,178 +48,6 @@ const SEND_TAG: u64 = 1 << 63;
 const BGID: u16 = 0x00cc;
 /// Size of `struct io_uring_recvmsg_out`, which starts every multishot receive buffer.
 const RECVMSG_OUT_LEN: usize = 16;
-
-/// Checks that this kernel has what the backend needs: `RECVMSG` and `SENDMSG`
-/// opcodes, provided-buffer rings (5.19) and multishot `recvmsg` (6.0), and the
-/// `EXT_ARG` enter feature for receive timeouts.
-///
-/// The result is computed once per process, on a short-lived helper thread:
-/// the thread that creates (or closes) a ring gets io_uring task work
-/// notifications, which interrupt its timed blocking calls with EINTR; the
-/// caller must not be that thread.
-pub fn probe() -> io::Result<()> {
-    static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
-    PROBED
-        .get_or_init(|| on_helper_thread(probe_here).map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e))
-}
-
-/// Runs `f` on a new thread and waits for it. Rings are created there so that
-/// neither the caller (often a test or the server's main thread) nor the
-/// helper keeps io_uring task state; the worker that drives the ring is the
-/// only thread the kernel then notifies.
-fn on_helper_thread<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
-    std::thread::scope(|s| {
-        s.spawn(f).join().unwrap_or_else(|_| Err(io::Error::other("io_uring setup thread panicked")))
-    })
-}
-
-fn probe_here() -> io::Result<()> {
-    let unsupported = |what: &str| io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks {what}"));
-    let (major, minor) = kernel_version().ok_or_else(|| unsupported("a readable kernel version"))?;
-    if (major, minor) < (6, 0) {
-        return Err(unsupported("multishot recvmsg (kernel < 6.0)"));
-    }
-    let ring: IoUring = IoUring::new(8)?;
-    if !ring.params().is_feature_ext_arg() {
-        return Err(unsupported("IORING_FEAT_EXT_ARG"));
-    }
-    let mut p = Probe::new();
-    ring.submitter().register_probe(&mut p)?;
-    for (code, name) in [(opcode::RecvMsg::CODE, "RECVMSG"), (opcode::SendMsg::CODE, "SENDMSG")] {
-        if !p.is_supported(code) {
-            return Err(unsupported(name));
-        }
-    }
-    let br = BufRing::new(1, 64)?;
-    // SAFETY: `br`'s ring memory is valid for 1 entry and outlives the
-    // registration (unregistered just below, before `br` drops).
-    unsafe { ring.submitter().register_buf_ring_with_flags(br.ring_addr(), 1, BGID, 0) }?;
-    ring.submitter().unregister_buf_ring(BGID)?;
-    Ok(())
-}
-
-/// Creates the ring: SINGLE_ISSUER + DEFER_TASKRUN (created disabled, enabled by
-/// the worker's first call) where the kernel has them (6.1), else COOP_TASKRUN
-/// (5.19), else the default setup. Returns the ring, whether it must be
-/// enabled, and the setup's name.
-fn build_ring(entries: u32, cq: u32) -> io::Result<(IoUring, bool, &'static str)> {
-    match IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_r_disabled()
-        .setup_cqsize(cq)
-        .build(entries)
-    {
-        Ok(r) => return Ok((r, true, "SINGLE_ISSUER|DEFER_TASKRUN")),
-        Err(e) => tracing::info!(error = %e, "io_uring SINGLE_ISSUER/DEFER_TASKRUN unavailable"),
-    }
-    match IoUring::builder().setup_coop_taskrun().setup_cqsize(cq).build(entries) {
-        Ok(r) => Ok((r, false, "COOP_TASKRUN")),
-        Err(_) => Ok((IoUring::builder().setup_cqsize(cq).build(entries)?, false, "default")),
-    }
-}
-
-fn kernel_version() -> Option<(u32, u32)> {
-    let s = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let mut it = s.trim().split(|c: char| !c.is_ascii_digit());
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
-/// An anonymous private mapping (page aligned, zeroed).
-#[derive(Debug)]
-struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(len: usize) -> io::Result<Self> {
-        // SAFETY: an anonymous private mapping at an address of the kernel's
-        // choosing does not alias any existing memory.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping { ptr: p.cast(), len })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what mmap returned; owners only drop a
-        // Mapping once the kernel no longer uses it (see the module docs).
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
-/// A provided-buffer ring: `entries` ring slots and as many buffers of `buf_size` bytes.
-#[derive(Debug)]
-struct BufRing {
-    ring: Mapping,
-    bufs: Mapping,
-    entries: u16,
-    buf_size: usize,
-    tail: u16,
-}
-
-impl BufRing {
-    fn new(entries: u16, buf_size: usize) -> io::Result<Self> {
-        let ring = Mapping::new((entries as usize * mem::size_of::<BufRingEntry>()).max(4096))?;
-        let bufs = Mapping::new(entries as usize * buf_size)?;
-        Ok(BufRing { ring, bufs, entries, buf_size, tail: 0 })
-    }
-
-    fn ring_addr(&self) -> u64 {
-        self.ring.ptr as u64
-    }
-
-    /// Writes buffer `bid` into the next ring slot (not yet visible to the kernel).
-    fn push(&mut self, bid: u16) {
-        let mask = self.entries - 1;
-        let slot = (self.tail & mask) as usize;
-        // SAFETY: slot < entries, and the ring mapping holds `entries` entries;
-        // the kernel does not read slots past the published tail.
-        let e = unsafe { &mut *self.ring.ptr.cast::<BufRingEntry>().add(slot) };
-        // SAFETY: bid < entries, so the buffer lies inside the buffer mapping.
-        e.set_addr(unsafe { self.bufs.ptr.add(bid as usize * self.buf_size) } as u64);
-        e.set_len(self.buf_size as u32);
-        e.set_bid(bid);
-        self.tail = self.tail.wrapping_add(1);
-    }
-
-    /// Makes every pushed buffer visible to the kernel.
-    fn publish(&self) {
-        // SAFETY: the ring mapping starts with entry 0, whose `resv` field is the
-        // ring's tail; the kernel reads it concurrently, hence the atomic store.
-        let tail = unsafe { BufRingEntry::tail(self.ring.ptr.cast::<BufRingEntry>()) } as *mut u16;
-        // SAFETY: `tail` is a valid, 2-aligned u16 inside the mapping, only ever
-        // accessed atomically by us and the kernel.
-        unsafe { AtomicU16::from_ptr(tail) }.store(self.tail, Ordering::Release);
-    }
-
-    /// The first `len` bytes of buffer `bid`.
-    ///
-    /// # Safety
-    /// The kernel must have handed `bid` back (a completion named it) and it
-    /// must not have been pushed again yet.
-    unsafe fn buf(&self, bid: u16, len: usize) -> &[u8] {
-        let len = len.min(self.buf_size);
-        // SAFETY: bid < entries (checked by the caller's lookup) keeps the range
-        // inside the mapping; the caller guarantees the kernel is not writing it.
-        unsafe { std::slice::from_raw_parts(self.bufs.ptr.add(bid as usize * self.buf_size), len) }
-    }
-}
 
 /// Everything one flush's sends point at; kept until all their completions arrive.
 #[derive(Debug, Default)]
