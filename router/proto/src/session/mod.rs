@@ -42,6 +42,9 @@ mod stun;
 pub use error::SessionError;
 pub use join::{join_reply, JoinReply};
 pub use message::{JoinErrorCode, Quality, SessionMessage};
+#[cfg(test)]
+pub(crate) use stun::parse_xor_addr;
+pub(crate) use stun::{put_attr, put_header, put_xor_addr, set_len};
 pub use stun::{Attrs, Class, Frame, FrameError, RawAttr, StunMessage};
 
 #[cfg(test)]
