@@ -12,7 +12,8 @@
 //!    datagram's source), or [`BindingResponse::error`] with the
 //!    [`ErrorCode`] [`IceError::response_code`] suggests (none: drop it).
 //!
-//! Layout: `request` the parsed request; `response` the response writers;
+//! Layout: `request` the parsed request (and [`Check`], the request a
+//! full agent sends); `response` the response writers;
 //! `integrity` MESSAGE-INTEGRITY (HMAC-SHA1, from the `hmac` and `sha1`
 //! crates) and FINGERPRINT (CRC-32, from `crc32fast`), and
 //! [`verify_message`] for any message carrying both. The framing is
@@ -23,7 +24,7 @@ mod request;
 mod response;
 
 pub use integrity::verify_message;
-pub use request::{BindingRequest, Role, Username};
+pub use request::{BindingRequest, Check, Role, Username};
 pub use response::{BindingResponse, ErrorCode};
 
 use crate::session::FrameError;

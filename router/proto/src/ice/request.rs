@@ -2,8 +2,9 @@
 //! datagram.
 
 use super::integrity::{check_fingerprint, check_integrity, FP_LEN, MI_LEN};
+use super::response::finish;
 use super::{attr, IceError, BINDING, MAX_USERNAME};
-use crate::session::{Class, Frame};
+use crate::session::{put_attr, put_header, Class, Frame};
 
 /// USERNAME of a connectivity check, split at its first colon: the
 /// receiver's (our) ufrag first, then the sender's (RFC 8445 §7.2.2).
@@ -156,5 +157,49 @@ impl<'a> BindingRequest<'a> {
     pub fn verify(&self, password: &[u8]) -> Result<(), IceError> {
         self.verify_fingerprint()?;
         self.verify_integrity(password)
+    }
+}
+
+/// A connectivity check to send (what a full agent, or a test client,
+/// writes): the counterpart of [`BindingRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check<'a> {
+    /// Transaction id.
+    pub txid: [u8; 12],
+    /// USERNAME, `local` being the receiver's ufrag. `local:remote` longer
+    /// than [`MAX_USERNAME`] is cut there (and will not parse).
+    pub username: Username<'a>,
+    /// PRIORITY.
+    pub priority: u32,
+    /// ICE-CONTROLLING or ICE-CONTROLLED.
+    pub role: Role,
+    /// USE-CANDIDATE.
+    pub use_candidate: bool,
+}
+
+impl Check<'_> {
+    /// Appends the request to `out` (attributes in RFC 5769 §2.1's order),
+    /// with MESSAGE-INTEGRITY keyed with the receiver's `password` and
+    /// FINGERPRINT.
+    pub fn write(&self, out: &mut Vec<u8>, password: &[u8]) {
+        let start = out.len();
+        put_header(out, Class::Request, BINDING, &self.txid);
+        let (u, r) = (self.username.local.as_bytes(), self.username.remote.as_bytes());
+        put_attr(out, start, attr::PRIORITY, &self.priority.to_be_bytes());
+        match self.role {
+            Role::Controlling(t) => put_attr(out, start, attr::ICE_CONTROLLING, &t.to_be_bytes()),
+            Role::Controlled(t) => put_attr(out, start, attr::ICE_CONTROLLED, &t.to_be_bytes()),
+        }
+        if self.use_candidate {
+            put_attr(out, start, attr::USE_CANDIDATE, &[]);
+        }
+        let mut v = [0u8; MAX_USERNAME];
+        let mut n = 0;
+        for (d, s) in v.iter_mut().zip(u.iter().chain(b":").chain(r)) {
+            *d = *s;
+            n += 1;
+        }
+        put_attr(out, start, attr::USERNAME, &v[..n]);
+        finish(out, start, Some(password));
     }
 }

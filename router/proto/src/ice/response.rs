@@ -68,7 +68,12 @@ impl<'a> BindingResponse<'a> {
         let start = out.len();
         put_header(out, class, BINDING, &self.txid);
         if let Some(s) = self.software {
-            put_attr(out, start, attr::SOFTWARE, s.as_bytes());
+            // At most 763 bytes (RFC 8489 §14.14), cut at a character boundary.
+            let mut n = s.len().min(763);
+            while !s.is_char_boundary(n) {
+                n -= 1;
+            }
+            put_attr(out, start, attr::SOFTWARE, &s.as_bytes()[..n]);
         }
         start
     }
@@ -111,7 +116,7 @@ impl<'a> BindingResponse<'a> {
 
 /// Appends MESSAGE-INTEGRITY (if keyed) and FINGERPRINT to the message
 /// starting at `start` in `out`.
-fn finish(out: &mut Vec<u8>, start: usize, key: Option<&[u8]>) {
+pub(super) fn finish(out: &mut Vec<u8>, start: usize, key: Option<&[u8]>) {
     if let Some(key) = key {
         let tag = integrity(key, &out[start..]);
         put_attr(out, start, attr::MESSAGE_INTEGRITY, &tag);

@@ -69,18 +69,60 @@ fn request(txid: [u8; 12], attrs: &[(u16, &[u8])], password: Option<&[u8]>, fp: 
 }
 
 fn check(txid: [u8; 12], role: Option<Role>, use_candidate: bool, password: &[u8]) -> Vec<u8> {
-    let mut attrs: Vec<(u16, Vec<u8>)> =
-        vec![(attr::USERNAME, b"rtr1:peer".to_vec()), (attr::PRIORITY, 0x6e00_01ffu32.to_be_bytes().to_vec())];
+    let username = Username { local: "rtr1", remote: "peer" };
+    let mut out = Vec::new();
     match role {
-        Some(Role::Controlling(t)) => attrs.push((attr::ICE_CONTROLLING, t.to_be_bytes().to_vec())),
-        Some(Role::Controlled(t)) => attrs.push((attr::ICE_CONTROLLED, t.to_be_bytes().to_vec())),
-        None => {}
+        Some(role) => Check { txid, username, priority: 0x6e00_01ff, role, use_candidate }.write(&mut out, password),
+        None => {
+            let attrs: [(u16, &[u8]); 2] = [(attr::USERNAME, b"rtr1:peer"), (attr::PRIORITY, &[0x6e, 0, 1, 0xff])];
+            out = request(txid, &attrs, Some(password), true);
+        }
     }
-    if use_candidate {
-        attrs.push((attr::USE_CANDIDATE, vec![]));
-    }
-    let attrs: Vec<(u16, &[u8])> = attrs.iter().map(|(t, v)| (*t, v.as_slice())).collect();
-    request(txid, &attrs, Some(password), true)
+    out
+}
+
+/// [`Check`] writes what the RFC 5769 request holds, but SOFTWARE and the
+/// USERNAME padding (spaces there, zeros here).
+#[test]
+fn check_matches_rfc5769_request_but_software() {
+    let rfc = rfc_request();
+    let mut out = vec![1, 2];
+    let c = Check {
+        txid: TXID,
+        username: Username { local: "evtj", remote: "h6vY" },
+        priority: 0x6e00_01ff,
+        role: Role::Controlled(0x932f_f9b1_5126_3b36),
+        use_candidate: false,
+    };
+    c.write(&mut out, PASSWORD);
+    let ours = &out[2..];
+    let r = BindingRequest::parse(ours).unwrap();
+    r.verify(PASSWORD).unwrap();
+    assert_eq!((r.username, r.priority, r.role, r.use_candidate), (c.username, Some(c.priority), Some(c.role), false));
+    assert_eq!(ours.len(), rfc.len() - 20);
+    // The RFC's attributes after SOFTWARE, up to USERNAME's padding.
+    assert_eq!(&ours[HEADER_LEN..HEADER_LEN + 8 + 12 + 13], &rfc[HEADER_LEN + 20..HEADER_LEN + 20 + 8 + 12 + 13]);
+    // And the RFC's bytes once SOFTWARE is added and USERNAME padded with
+    // spaces, the hashes recomputed.
+    let mut spaced = rfc[..HEADER_LEN + 20].to_vec();
+    spaced.extend_from_slice(&ours[HEADER_LEN..HEADER_LEN + 8 + 12 + 16]);
+    spaced[HEADER_LEN + 20 + 8 + 12 + 13..].copy_from_slice(b"   ");
+    let tag = integrity(PASSWORD, &spaced);
+    put_attr(&mut spaced, 0, attr::MESSAGE_INTEGRITY, &tag);
+    let len = spaced.len() - HEADER_LEN + 8;
+    set_len(&mut spaced, 0, len);
+    let crc = fingerprint(&spaced);
+    put_attr(&mut spaced, 0, attr::FINGERPRINT, &crc.to_be_bytes());
+    assert_eq!(spaced, rfc);
+    // A long username is cut, not wrapped.
+    let long = "x".repeat(600);
+    let mut out = Vec::new();
+    Check { username: Username { local: &long, remote: "y" }, ..c }.write(&mut out, PASSWORD);
+    verify_message(&out, PASSWORD).unwrap();
+    let f = Frame::parse(&out).unwrap();
+    let u = f.attrs().map(Result::unwrap).find(|a| a.ty == attr::USERNAME).unwrap();
+    assert_eq!(u.value, &long.as_bytes()[..MAX_USERNAME]);
+    assert_eq!(BindingRequest::parse(&out), Err(IceError::BadUsername));
 }
 
 #[test]
@@ -376,11 +418,26 @@ proptest! {
     }
 
     #[test]
-    fn any_check_round_trips(txid in any::<[u8; 12]>(), tb in any::<u64>(), controlling in any::<bool>(), uc in any::<bool>(), pw in proptest::collection::vec(any::<u8>(), 0..80)) {
+    fn any_check_round_trips(
+        txid in any::<[u8; 12]>(),
+        local in "[A-Za-z0-9+/]{1,64}",
+        remote in "[A-Za-z0-9+/]{1,64}",
+        priority in any::<u32>(),
+        tb in any::<u64>(),
+        controlling in any::<bool>(),
+        use_candidate in any::<bool>(),
+        pw in proptest::collection::vec(any::<u8>(), 0..80),
+    ) {
         let role = if controlling { Role::Controlling(tb) } else { Role::Controlled(tb) };
-        let b = check(txid, Some(role), uc, &pw);
+        let c = Check { txid, username: Username { local: &local, remote: &remote }, priority, role, use_candidate };
+        let mut b = Vec::new();
+        c.write(&mut b, &pw);
         let r = BindingRequest::parse(&b).unwrap();
-        prop_assert_eq!((r.txid, r.role, r.use_candidate), (txid, Some(role), uc));
+        prop_assert_eq!(
+            (r.txid, r.username, r.priority, r.role, r.use_candidate),
+            (txid, c.username, Some(priority), Some(role), use_candidate)
+        );
         prop_assert!(r.verify(&pw).is_ok());
+        prop_assert!(verify_message(&b, &pw).is_ok());
     }
 }

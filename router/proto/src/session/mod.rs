@@ -15,7 +15,7 @@
 //! See `router/PROTOCOL.md` for byte layouts and flows.
 //!
 //! Layout: `stun` is the STUN framing ([`Frame`] and its [`Attrs`], shared with
-//! `crate::ice`; [`StunMessage`], [`Class`]) and the
+//! [`crate::ice`]; [`StunMessage`], [`Class`]) and the
 //! address attributes; [`attr`] the attribute types; `message` the session
 //! messages ([`SessionMessage`], [`Quality`], [`JoinErrorCode`]); `join` the
 //! client's reading of a join answer ([`join_reply`]); `error` the
