@@ -6,6 +6,7 @@
 //! - [`rtp`]: RTP packets (RFC 3550) with RFC 8285 header extensions;
 //! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB);
 //! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
+//! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
 //! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
 //! - [`demux`]: first-byte (RFC 7983) classification of a datagram;
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod demux;
+pub mod ice;
 pub mod ids;
 pub mod placement;
 pub mod rtcp;

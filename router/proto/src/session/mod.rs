@@ -14,7 +14,8 @@
 //!
 //! See `router/PROTOCOL.md` for byte layouts and flows.
 //!
-//! Layout: `stun` is the STUN framing ([`StunMessage`], [`Class`]) and the
+//! Layout: `stun` is the STUN framing ([`Frame`] and its [`Attrs`], shared with
+//! [`crate::ice`]; [`StunMessage`], [`Class`]) and the
 //! address attributes; [`attr`] the attribute types; `message` the session
 //! messages ([`SessionMessage`], [`Quality`], [`JoinErrorCode`]); `join` the
 //! client's reading of a join answer ([`join_reply`]); `error` the
@@ -41,7 +42,10 @@ mod stun;
 pub use error::SessionError;
 pub use join::{join_reply, JoinReply};
 pub use message::{JoinErrorCode, Quality, SessionMessage};
-pub use stun::{Class, StunMessage};
+#[cfg(test)]
+pub(crate) use stun::parse_xor_addr;
+pub(crate) use stun::{put_attr, put_header, put_xor_addr, set_len};
+pub use stun::{Attrs, Class, Frame, FrameError, RawAttr, StunMessage};
 
 #[cfg(test)]
 mod tests;
