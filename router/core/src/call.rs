@@ -34,6 +34,9 @@ pub(crate) enum Endpoint {
 #[derive(Debug)]
 pub(crate) struct Call {
     pub id: CallId,
+    /// This worker owns the call: it is the hub of the call's pipes
+    /// (placement is fixed, so this is computed once, not per packet).
+    pub hub: bool,
     /// Members on this worker.
     pub participants: Vec<Participant>,
     /// Links to this call's shares on other workers (on the owning worker,
@@ -52,9 +55,10 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub fn new(id: CallId) -> Call {
+    pub fn new(id: CallId, hub: bool) -> Call {
         Call {
             id,
+            hub,
             participants: Vec::with_capacity(8),
             pipes: Vec::new(),
             ssrc_owner: FxHashMap::default(),

@@ -64,8 +64,8 @@ impl Router {
             Ok(h) => h,
             Err(_) => return self.out.drop_packet(DropReason::Malformed),
         };
-        let hub = self.config.placement.owns(&call_id);
         let Some((call, from)) = locate(&mut self.calls, &mut self.out, call_id, origin) else { return };
+        let hub = call.hub;
         let sender_idx = match from {
             Endpoint::Participant(i) => Some(i),
             Endpoint::Pipe(_) => None,

@@ -147,7 +147,7 @@ impl Router {
             return self.join_error(source, txid, JoinErrorCode::Overloaded, "router is at its call capacity");
         }
         let created = !self.calls.contains_key(&j.call);
-        let call = self.calls.entry(j.call).or_insert_with(|| Call::new(j.call));
+        let call = self.calls.entry(j.call).or_insert_with(|| Call::new(j.call, hub));
         // The same participant from a new address (NAT rebinding, reconnect): move it.
         if let Some(i) = call.index_of(j.participant) {
             let old = call.participants[i].transport.remote();

@@ -141,7 +141,7 @@ impl Router {
             if self.ended.contains_key(&call_id) || hub {
                 return;
             }
-            let call = self.calls.entry(call_id).or_insert_with(|| Call::new(call_id));
+            let call = self.calls.entry(call_id).or_insert_with(|| Call::new(call_id, false));
             if call.pipe_index(from).is_none() {
                 call.pipes.push(PipeTransport::new(from));
             }
@@ -214,7 +214,7 @@ impl Router {
                 pipe.seats.retain(|s| s.granted_at.is_none_or(|t| now.saturating_duration_since(t) < timeout));
             }
             call.granted.retain(|g| g.1 > now);
-            if !self.config.placement.owns(id) && call.participants.is_empty() && call.granted.is_empty() {
+            if !call.hub && call.participants.is_empty() && call.granted.is_empty() {
                 close.push(*id);
             }
         }

@@ -254,8 +254,8 @@ impl Router {
             Ok(p) => p,
             Err(_) => return self.out.drop_packet(DropReason::Malformed),
         };
-        let hub = self.config.placement.owns(&call_id);
         let Some((call, from)) = locate(&mut self.calls, &mut self.out, call_id, origin) else { return };
+        let hub = call.hub;
         let sent_by = From { origin, endpoint: from, hub };
         let routed = route(call, sent_by, pkts, now, &self.config, &mut self.out.stats);
         for (to, bytes) in routed.transmits {
