@@ -20,6 +20,7 @@ pub mod link;
 #[allow(unsafe_code)]
 pub mod net;
 pub mod server;
+pub mod webrtc;
 pub mod worker;
 
 pub use server::{RouterServer, ServerEvent};
