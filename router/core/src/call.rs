@@ -117,7 +117,7 @@ impl Call {
     }
 
     /// Sends a packet of this call to one endpoint.
-    pub fn send_to(&self, out: &mut Outbox, to: Endpoint, contents: Bytes) {
+    pub fn send_to(&mut self, out: &mut Outbox, to: Endpoint, contents: Bytes) {
         match to {
             Endpoint::Participant(i) => self.participants[i].transport.send(out, contents),
             Endpoint::Pipe(i) => self.pipes[i].send_media(out, self.id, contents),

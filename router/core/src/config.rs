@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::placement::Placement;
+use crate::webrtc::{Codec, SenderFormat};
 
 /// Egress packets per second one router core carries with headroom: 80% of
 /// the loss onset measured pinned on the project's 2-vCPU test machines
@@ -81,6 +82,13 @@ pub struct RouterConfig {
     /// address. A join for a call placed on another worker gets a 300 redirect.
     /// Empty: this worker takes every call.
     pub placement: Placement,
+    /// How native participants' and pipes' packets are read by WebRTC
+    /// receivers: payload type → codec (corecast's client sends Opus as 111
+    /// and AV1 as 45, Chromium's numbers), and the audio-level id.
+    pub native_format: SenderFormat,
+    /// A WebRTC leg whose peer sent no valid ICE check (its consent) for
+    /// this long is closed (RFC 7675: 30 s).
+    pub consent_timeout: Duration,
 }
 
 impl Default for RouterConfig {
@@ -104,6 +112,11 @@ impl Default for RouterConfig {
             max_receivers_per_worker: DEFAULT_RECEIVERS_PER_WORKER,
             spread_grant_timeout: Duration::from_secs(10),
             placement: Placement::default(),
+            native_format: SenderFormat {
+                codecs: vec![(111, Codec::Opus), (45, Codec::Av1), (96, Codec::Vp8), (102, Codec::H264)],
+                audio_level: 1,
+            },
+            consent_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::hash::FxHashMap;
 use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
 use crate::stats::DropReason;
+use crate::webrtc::{Codec, SenderFormat, Source};
 use crate::Router;
 
 /// Where a packet entered the call.
@@ -116,6 +117,7 @@ impl Router {
         }
         let prev_seq = producer.prev_seq.replace(header.seq);
         let kind = producer.kind;
+        let from_pid = producer.participant;
         let sending = Sending { role: producer.role, kind, sd_audible: producer.sd_audible, composite: false };
         let announcement = announce.then(|| PipeMessage::producer(producer));
         // A learned stream is announced to the other workers (with its
@@ -125,6 +127,12 @@ impl Router {
                 pipe.send(&mut self.out, call_id, m.clone());
             }
         }
+        // What WebRTC receivers need to rewrite the packet for themselves.
+        let format = match sender_idx {
+            Some(si) => &call.participants[si].format,
+            None => &self.config.native_format,
+        };
+        let source = webrtc_source(format, header.pt.0, kind);
         let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
         let sending = Sending { composite, ..sending };
         // The mixer's own stream is never paused for anyone: nobody resumes it.
@@ -133,7 +141,7 @@ impl Router {
         let mut withheld = 0u64;
         let mut resumed = false;
         for (i, r) in call.participants.iter_mut().enumerate() {
-            if Some(i) == sender_idx {
+            if Some(i) == sender_idx || r.subscribe.is_some_and(|only| only != from_pid) {
                 continue;
             }
             let decision = fanout::decide(sending, Receiving { role: r.role, quality: r.quality.current });
@@ -141,11 +149,11 @@ impl Router {
             let want = decision == Decision::Forward;
             match r.consumers.on_packet(header.ssrc, header.seq, prev_seq, want, keep_state, &contents) {
                 Consumed::Send(b) => {
-                    r.transport.send(&mut self.out, b);
+                    r.transport.send_rtp(&mut self.out, b, &header, source);
                     forwarded += 1;
                 }
                 Consumed::Resumed(b) => {
-                    r.transport.send(&mut self.out, b);
+                    r.transport.send_rtp(&mut self.out, b, &header, source);
                     forwarded += 1;
                     resumed |= kind == MediaKind::Video;
                 }
@@ -164,6 +172,18 @@ impl Router {
             self.request_keyframe(now, call_id, header.ssrc);
         }
     }
+}
+
+/// How a WebRTC receiver is to rewrite a packet of payload type `pt`
+/// (`None`: no WebRTC leg takes it: an unknown codec, or a retransmission).
+fn webrtc_source(format: &SenderFormat, pt: u8, kind: MediaKind) -> Option<Source> {
+    let codec = format.codec(pt)?;
+    let kind = match (kind, codec) {
+        (MediaKind::Unknown, Codec::Opus) => MediaKind::Audio,
+        (MediaKind::Unknown, _) => MediaKind::Video,
+        (k, _) => k,
+    };
+    (codec != Codec::Rtx).then_some(Source { codec, kind, audio_level: format.audio_level })
 }
 
 impl Origin {

@@ -47,6 +47,7 @@ mod fanout;
 mod forward;
 pub mod hash;
 mod keyframe;
+mod legs;
 mod membership;
 mod outbox;
 mod participant;
@@ -59,6 +60,7 @@ mod snapshot;
 mod speakers;
 mod stats;
 mod transport;
+pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -71,6 +73,7 @@ use corecast_proto::Ssrc;
 
 pub use api::{Command, Event, Input, LeaveReason, Output, PipeSend, Transmit};
 pub use config::{receivers_for, RouterConfig, CORE_EGRESS_PPS, DEFAULT_RECEIVERS_PER_WORKER, PUBLISHER_PPS};
+pub use legs::LegRefusal;
 pub use pipe::PipeMessage;
 pub use placement::Placement;
 pub use snapshot::{CallSnapshot, ParticipantSnapshot};
@@ -93,6 +96,11 @@ pub struct Router {
     epoch_unix_ms: u64,
     calls: FxHashMap<CallId, Call>,
     by_addr: FxHashMap<SocketAddr, (CallId, ParticipantId)>,
+    /// WebRTC legs by the router's ICE ufrag, and by every address that
+    /// passed one of their checks.
+    by_ufrag: FxHashMap<String, (CallId, ParticipantId)>,
+    webrtc_addrs: FxHashMap<SocketAddr, (CallId, ParticipantId)>,
+    dtls: Option<std::sync::Arc<webrtc::DtlsIdentity>>,
     ended: FxHashMap<CallId, Instant>,
     out: Outbox,
     next_sweep: Option<Instant>,
@@ -113,6 +121,9 @@ impl Router {
             epoch_unix_ms,
             calls: FxHashMap::default(),
             by_addr: FxHashMap::default(),
+            by_ufrag: FxHashMap::default(),
+            webrtc_addrs: FxHashMap::default(),
+            dtls: None,
             ended: FxHashMap::default(),
             out: Outbox::new(),
             next_sweep: None,
@@ -137,7 +148,7 @@ impl Router {
 
     /// Number of admitted participants over all calls.
     pub fn participant_count(&self) -> usize {
-        self.by_addr.len()
+        self.by_addr.len() + self.by_ufrag.len()
     }
 
     /// A snapshot of every call (for the admin API and re-sync).
@@ -181,11 +192,19 @@ impl Router {
         self.out.stats.rx_bytes += contents.len() as u64;
         let kind = classify(&contents);
         if kind == Kind::Stun {
+            // A Binding request with a USERNAME is an ICE check; corecast's
+            // own session messages carry none.
+            if let Ok(req) = corecast_proto::ice::BindingRequest::parse(&contents) {
+                return self.handle_ice_check(now, source, req);
+            }
             return self.handle_session(now, source, &contents);
         }
         let Some(&(call, pid)) = self.by_addr.get(&source) else {
+            if let Some(&leg) = self.webrtc_addrs.get(&source) {
+                return self.handle_webrtc(now, source, leg, kind, contents);
+            }
             return self.out.drop_packet(match kind {
-                Kind::Rtp | Kind::Rtcp => DropReason::Unadmitted,
+                Kind::Rtp | Kind::Rtcp | Kind::Dtls => DropReason::Unadmitted,
                 _ => DropReason::Malformed,
             });
         };
@@ -217,6 +236,7 @@ impl Router {
             }
         }
         self.sweep_silent(now);
+        self.sweep_webrtc(now);
         self.sweep_pipes(now);
         self.ended.retain(|_, until| *until > now);
     }
@@ -236,7 +256,7 @@ impl Router {
             let app = RtcpPacket::App(corecast_proto::session::speakers::app(ROUTER_SSRC, &list));
             let Ok(b) = corecast_proto::rtcp::write_compound(&[app]) else { continue };
             let b = Bytes::from(b);
-            for m in call.participants.iter().filter(|p| p.role == Role::Mixer) {
+            for m in call.participants.iter_mut().filter(|p| p.role == Role::Mixer) {
                 m.transport.send(&mut self.out, b.clone());
             }
         }

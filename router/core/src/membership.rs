@@ -229,8 +229,14 @@ impl Router {
         let hub = self.config.placement.owns(&j.call);
         let Some(call) = self.calls.get_mut(&j.call) else { return };
         let is_new_call = call.participants.is_empty();
-        let mut p =
-            Participant::new(j.participant, j.role, Transport::udp(j.source), now, QualityState::joined(j.quality));
+        let mut p = Participant::new(
+            j.participant,
+            j.role,
+            Transport::udp(j.source),
+            now,
+            QualityState::joined(j.quality),
+            self.config.native_format.clone(),
+        );
         p.learn_ssrcs = j.ssrcs.is_empty() && j.role != Role::Subscriber;
         for (s, kind) in &j.ssrcs {
             p.add_producer(*s, *kind);
@@ -279,12 +285,22 @@ impl Router {
         let hub = self.config.placement.owns(&call_id);
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
-        let p = call.participants.swap_remove(i);
+        let mut p = call.participants.swap_remove(i);
         for prod in &p.producers {
             call.ssrc_owner.remove(&prod.ssrc);
         }
         call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::Left(pid));
-        self.by_addr.remove(&p.transport.remote());
+        match &p.transport {
+            Transport::Udp(u) => {
+                self.by_addr.remove(&u.remote);
+            }
+            Transport::WebRtc(w) => {
+                for a in w.ice.valid_addresses() {
+                    self.webrtc_addrs.remove(&a);
+                }
+                self.by_ufrag.remove(&w.ice.creds.local_ufrag);
+            }
+        }
         if notify {
             let m = SessionMessage::CallEnded { txid: [0; 12] };
             p.transport.send(&mut self.out, Bytes::from(m.to_vec()));

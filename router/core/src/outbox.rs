@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use corecast_proto::token::CallId;
 
 use crate::api::{Event, Output, PipeSend, Transmit};
@@ -16,11 +16,58 @@ use crate::stats::{DropReason, RouterStats};
 pub(crate) struct Outbox {
     queue: VecDeque<Output>,
     pub stats: RouterStats,
+    /// Where sealed (and unsealed) packets are written and split off.
+    arena: BytesMut,
+    /// A reused buffer for a packet rewritten for one receiver.
+    scratch: Vec<u8>,
 }
+
+/// The arena grows by this much at a time: once every packet split off a
+/// chunk is sent and dropped, `reserve` reuses the chunk's memory.
+const ARENA_CHUNK: usize = 256 * 1024;
+/// Room kept for one packet (sealing adds at most a tag and an index).
+const ARENA_PACKET: usize = 2048;
 
 impl Outbox {
     pub fn new() -> Outbox {
-        Outbox { queue: VecDeque::with_capacity(1024), stats: RouterStats::default() }
+        Outbox {
+            queue: VecDeque::with_capacity(1024),
+            stats: RouterStats::default(),
+            arena: BytesMut::new(),
+            scratch: Vec::with_capacity(ARENA_PACKET),
+        }
+    }
+
+    /// The arena, with room for one more packet after what it holds.
+    #[inline]
+    pub fn arena(&mut self) -> &mut BytesMut {
+        if self.arena.capacity() - self.arena.len() < ARENA_PACKET {
+            self.arena.reserve(ARENA_CHUNK);
+        }
+        &mut self.arena
+    }
+
+    /// What was written into the arena since the last take, as its own buffer.
+    #[inline]
+    pub fn take_arena(&mut self) -> Bytes {
+        self.arena.split().freeze()
+    }
+
+    /// Forgets what was written into the arena since the last take.
+    #[inline]
+    pub fn discard_arena(&mut self) {
+        self.arena.clear();
+    }
+
+    /// The scratch buffer (give it back with `put_scratch`).
+    #[inline]
+    pub fn take_scratch(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.scratch)
+    }
+
+    #[inline]
+    pub fn put_scratch(&mut self, s: Vec<u8>) {
+        self.scratch = s;
     }
 
     pub fn pop(&mut self) -> Option<Output> {

@@ -9,6 +9,7 @@ use crate::consumer::Consumers;
 use crate::producer::Producer;
 use crate::quality::QualityState;
 use crate::transport::Transport;
+use crate::webrtc::SenderFormat;
 
 /// A member of a call, reached over one transport.
 #[derive(Debug)]
@@ -29,6 +30,10 @@ pub(crate) struct Participant {
     pub reported_loss: u8,
     /// Latest bandwidth estimate (REMB) this participant sent, bits/s.
     pub estimate_bps: Option<u64>,
+    /// How its packets are read (payload types → codecs, extension ids).
+    pub format: SenderFormat,
+    /// Receives only this participant's streams (a WHEP leg for one publisher).
+    pub subscribe: Option<ParticipantId>,
 }
 
 impl Participant {
@@ -38,6 +43,7 @@ impl Participant {
         transport: Transport,
         now: Instant,
         quality: QualityState,
+        format: SenderFormat,
     ) -> Participant {
         Participant {
             id,
@@ -50,6 +56,8 @@ impl Participant {
             producers: Vec::new(),
             reported_loss: 0,
             estimate_bps: None,
+            format,
+            subscribe: None,
         }
     }
 

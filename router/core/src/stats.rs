@@ -17,6 +17,14 @@ pub enum DropReason {
     KeyframeThrottled,
     /// RTCP with nothing to route (unknown SSRCs, APP, unknown types).
     RtcpUnroutable,
+    /// An ICE check naming a ufrag no leg has, or failing its integrity check.
+    IceRefused,
+    /// SRTP/SRTCP that fails authentication (tampered, wrong keys, garbage).
+    SrtpAuth,
+    /// SRTP/SRTCP replayed (seen before, or older than the replay window).
+    SrtpReplay,
+    /// Media on a WebRTC leg before its DTLS handshake keyed SRTP.
+    NotReady,
 }
 
 /// Counters of one worker.
@@ -69,6 +77,23 @@ pub struct RouterStats {
     pub dropped_keyframe_throttled: u64,
     /// Dropped: RTCP with nothing to route.
     pub dropped_rtcp_unroutable: u64,
+    /// Dropped: ICE checks with an unknown ufrag or bad integrity.
+    pub dropped_ice_refused: u64,
+    /// Dropped: SRTP/SRTCP failing authentication.
+    pub dropped_srtp_auth: u64,
+    /// Dropped: SRTP/SRTCP replays.
+    pub dropped_srtp_replay: u64,
+    /// Dropped: media on a WebRTC leg not keyed yet.
+    pub dropped_not_ready: u64,
+    /// ICE checks answered (WebRTC legs).
+    pub ice_checks: u64,
+    /// DTLS handshakes completed (WebRTC legs keyed).
+    pub dtls_connected: u64,
+    /// WebRTC legs closed because their DTLS handshake failed.
+    pub dtls_failed: u64,
+    /// Forwarded packets not sent to a WebRTC leg: not connected yet, or
+    /// no m-line for the stream's kind and codec.
+    pub webrtc_not_ready: u64,
 }
 
 impl RouterStats {
@@ -81,6 +106,10 @@ impl RouterStats {
             DropReason::NotPublisher => &mut self.dropped_not_publisher,
             DropReason::KeyframeThrottled => &mut self.dropped_keyframe_throttled,
             DropReason::RtcpUnroutable => &mut self.dropped_rtcp_unroutable,
+            DropReason::IceRefused => &mut self.dropped_ice_refused,
+            DropReason::SrtpAuth => &mut self.dropped_srtp_auth,
+            DropReason::SrtpReplay => &mut self.dropped_srtp_replay,
+            DropReason::NotReady => &mut self.dropped_not_ready,
         };
         *c += 1;
     }
@@ -94,6 +123,10 @@ impl RouterStats {
             + self.dropped_not_publisher
             + self.dropped_keyframe_throttled
             + self.dropped_rtcp_unroutable
+            + self.dropped_ice_refused
+            + self.dropped_srtp_auth
+            + self.dropped_srtp_replay
+            + self.dropped_not_ready
     }
 
     /// Adds another worker's counters to these.
@@ -122,7 +155,15 @@ impl RouterStats {
             dropped_ssrc_not_owned,
             dropped_not_publisher,
             dropped_keyframe_throttled,
-            dropped_rtcp_unroutable
+            dropped_rtcp_unroutable,
+            dropped_ice_refused,
+            dropped_srtp_auth,
+            dropped_srtp_replay,
+            dropped_not_ready,
+            ice_checks,
+            dtls_connected,
+            dtls_failed,
+            webrtc_not_ready
         );
     }
 }

@@ -1,23 +1,28 @@
 //! Transports: the legs over which a participant reaches the router.
 //!
-//! Per-leg work lives here: today the native UDP transport only addresses
-//! datagrams; the WebRTC transport adds ICE consent, DTLS-SRTP sealing, RTCP
-//! reports and congestion feedback for its peer. Links between workers (and
-//! later between routers) are [`PipeTransport`](crate::pipe::PipeTransport)s,
-//! owned by the call rather than by a participant.
+//! Per-leg work lives here: the native UDP transport only addresses
+//! datagrams; the WebRTC transport ([`crate::webrtc`]) adds ICE consent,
+//! DTLS-SRTP sealing and the per-receiver header rewrite. Links between
+//! workers (and later between routers) are
+//! [`PipeTransport`](crate::pipe::PipeTransport)s, owned by the call rather
+//! than by a participant.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
+use corecast_proto::rtp::RtpHeader;
 
 use crate::outbox::Outbox;
+use crate::webrtc::{Source, WebRtcTransport};
 
 /// How the router reaches one participant.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Transport {
     /// corecast's native transport: admitted by a signed join (a STUN-framed
     /// session message), then plain RTP/RTCP on the router's UDP port.
     Udp(UdpTransport),
+    /// A browser or standard WebRTC tool: ICE-lite, DTLS-SRTP, BUNDLE.
+    WebRtc(Box<WebRtcTransport>),
 }
 
 /// The native UDP leg: the peer's address, learned from its join.
@@ -26,31 +31,51 @@ pub(crate) struct UdpTransport {
     pub remote: SocketAddr,
 }
 
+/// The address of a WebRTC leg no check has reached yet.
+pub(crate) const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
 impl Transport {
     pub fn udp(remote: SocketAddr) -> Transport {
         Transport::Udp(UdpTransport { remote })
     }
 
-    /// The peer's address (what the router sends to and admits from).
+    /// The peer's address (what the router sends to).
     #[inline]
     pub fn remote(&self) -> SocketAddr {
         match self {
             Transport::Udp(u) => u.remote,
+            Transport::WebRtc(w) => w.ice.remote().unwrap_or(NOWHERE),
         }
     }
 
-    /// Follows the peer to a new address (NAT rebinding, reconnect).
+    /// Follows a native peer to a new address (NAT rebinding, reconnect);
+    /// a WebRTC leg follows its peer through ICE checks only.
     pub fn set_remote(&mut self, remote: SocketAddr) {
-        match self {
-            Transport::Udp(u) => u.remote = remote,
+        if let Transport::Udp(u) = self {
+            u.remote = remote;
         }
     }
 
-    /// Sends one RTP or RTCP packet (or a session message) to the peer.
+    /// Sends one RTCP compound (or, to a native peer, a session message).
     #[inline]
-    pub fn send(&self, out: &mut Outbox, contents: Bytes) {
+    pub fn send(&mut self, out: &mut Outbox, contents: Bytes) {
         match self {
             Transport::Udp(u) => out.transmit(u.remote, contents),
+            Transport::WebRtc(w) => w.send_rtcp(out, &contents),
+        }
+    }
+
+    /// Sends one forwarded RTP packet (`h` its parsed header, `src` what it carries).
+    #[inline]
+    pub fn send_rtp(&mut self, out: &mut Outbox, contents: Bytes, h: &RtpHeader, src: Option<Source>) {
+        match self {
+            Transport::Udp(u) => out.transmit(u.remote, contents),
+            Transport::WebRtc(w) => match src {
+                Some(src) => {
+                    w.send_rtp(out, &contents, h, src);
+                }
+                None => out.stats.webrtc_not_ready += 1,
+            },
         }
     }
 }

@@ -27,6 +27,8 @@ pub mod placement;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+#[path = "srtp_stub.rs"]
+pub mod srtp;
 pub mod token;
 
 pub use ids::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};

@@ -1,0 +1,259 @@
+//! What a WebRTC leg negotiated (its m-lines, payload types and header
+//! extension ids), and the per-receiver RTP header rewrite: a browser gets
+//! each packet with its own payload type for the codec and its own `mid`
+//! (so it demultiplexes by MID, RFC 8843), with only the header extensions
+//! it negotiated, under its ids.
+
+use corecast_proto::rtp::RtpHeader;
+use corecast_proto::{MediaKind, Ssrc};
+
+/// Codecs the router forwards to WebRTC legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// Opus, 48 kHz stereo.
+    Opus,
+    /// AV1 (AOM RTP payload format).
+    Av1,
+    /// VP8.
+    Vp8,
+    /// H.264.
+    H264,
+    /// Retransmissions (RFC 4588) of the leg's video.
+    Rtx,
+}
+
+/// One negotiated m-line of a leg (BUNDLE: all share the transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegMedia {
+    /// `a=mid`.
+    pub mid: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The codec chosen for it.
+    pub codec: Codec,
+    /// Its payload type on this leg.
+    pub payload_type: u8,
+    /// The RTX payload type, when negotiated.
+    pub rtx_payload_type: Option<u8>,
+    /// Whether the peer sends media on it (a publisher's m-line).
+    pub receives: bool,
+    /// Whether the router sends media on it (a subscriber's m-line).
+    pub sends: bool,
+    /// The SSRCs the peer announced for it (`a=ssrc`): the streams it will send.
+    pub remote_ssrcs: Vec<Ssrc>,
+}
+
+/// RFC 8285 header extension ids a leg negotiated (one id space: BUNDLE).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegExtensions {
+    /// `urn:ietf:params:rtp-hdrext:sdes:mid`.
+    pub mid: Option<u8>,
+    /// `urn:ietf:params:rtp-hdrext:ssrc-audio-level` (RFC 6464).
+    pub audio_level: Option<u8>,
+    /// Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+    pub transport_cc: Option<u8>,
+}
+
+/// How one sender's packets are to be read: the codec of each payload type
+/// and the id its audio levels use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderFormat {
+    /// Payload type → codec.
+    pub codecs: Vec<(u8, Codec)>,
+    /// Id of the RFC 6464 audio-level extension (0: none).
+    pub audio_level: u8,
+}
+
+impl SenderFormat {
+    /// The codec of payload type `pt`.
+    #[inline]
+    pub fn codec(&self, pt: u8) -> Option<Codec> {
+        self.codecs.iter().find(|(p, _)| *p == pt).map(|(_, c)| *c)
+    }
+}
+
+/// A received packet as a WebRTC receiver needs it described.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    pub codec: Codec,
+    pub kind: MediaKind,
+    /// The sender's audio-level extension id (0: none).
+    pub audio_level: u8,
+}
+
+/// The per-leg media description the router writes packets for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LegFormat {
+    pub media: Vec<LegMedia>,
+    pub extensions: LegExtensions,
+}
+
+impl LegFormat {
+    /// The m-line the router sends `kind`/`codec` on, with the payload type.
+    fn send_line(&self, kind: MediaKind, codec: Codec) -> Option<(&LegMedia, u8)> {
+        self.media.iter().filter(|m| m.sends && m.kind == kind).find_map(|m| {
+            if m.codec == codec {
+                Some((m, m.payload_type))
+            } else if codec == Codec::Rtx {
+                m.rtx_payload_type.map(|pt| (m, pt))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The codec table of what this leg sends to the router.
+    pub fn sender_format(&self) -> SenderFormat {
+        let mut codecs = Vec::new();
+        for m in self.media.iter().filter(|m| m.receives) {
+            codecs.push((m.payload_type, m.codec));
+            if let Some(rtx) = m.rtx_payload_type {
+                codecs.push((rtx, Codec::Rtx));
+            }
+        }
+        SenderFormat { codecs, audio_level: self.extensions.audio_level.unwrap_or(0) }
+    }
+
+    /// Writes `packet` (parsed as `h`) as this leg receives it into `out`:
+    /// its payload type, its `mid`, the audio level under its id, nothing
+    /// else of the sender's extensions. `false`: the leg has no m-line for
+    /// this stream (it is not sent).
+    pub fn rewrite(&self, packet: &[u8], h: &RtpHeader, src: Source, out: &mut Vec<u8>) -> bool {
+        let Some((line, pt)) = self.send_line(src.kind, src.codec) else { return false };
+        out.clear();
+        let mut ext = [0u8; 64];
+        let mut n = 0;
+        if let Some(id) = self.extensions.mid.filter(|id| (1..=14).contains(id)) {
+            let mid = line.mid.as_bytes();
+            if !mid.is_empty() && mid.len() <= 16 {
+                ext[n] = (id << 4) | (mid.len() as u8 - 1);
+                ext[n + 1..n + 1 + mid.len()].copy_from_slice(mid);
+                n += 1 + mid.len();
+            }
+        }
+        if let (Some(id), true) = (self.extensions.audio_level.filter(|id| (1..=14).contains(id)), src.audio_level != 0)
+        {
+            let level = h.extensions(packet).flatten().find(|e| e.id == src.audio_level);
+            if let Some(e) = level.filter(|e| e.data.len() == 1) {
+                ext[n] = id << 4;
+                ext[n + 1] = e.data[0];
+                n += 2;
+            }
+        }
+        let padded = n.div_ceil(4) * 4;
+        let csrcs = 12 + 4 * h.csrc_count as usize;
+        // V=2, P as received, X when there are extensions, CC as received.
+        let b0 = (packet[0] & 0xEF) | if n > 0 { 0x10 } else { 0 };
+        out.push(b0);
+        out.push((packet[1] & 0x80) | (pt & 0x7F));
+        out.extend_from_slice(&packet[2..csrcs]);
+        if n > 0 {
+            out.extend_from_slice(&[0xBE, 0xDE]);
+            out.extend_from_slice(&((padded / 4) as u16).to_be_bytes());
+            out.extend_from_slice(&ext[..padded]);
+        }
+        out.extend_from_slice(&packet[h.payload_offset..]);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corecast_proto::rtp::RtpPacket;
+    use corecast_proto::{MediaTime, Pt, SeqNo};
+
+    fn leg() -> LegFormat {
+        LegFormat {
+            media: vec![
+                LegMedia {
+                    mid: "0".into(),
+                    kind: MediaKind::Audio,
+                    codec: Codec::Opus,
+                    payload_type: 111,
+                    rtx_payload_type: None,
+                    receives: false,
+                    sends: true,
+                    remote_ssrcs: vec![],
+                },
+                LegMedia {
+                    mid: "video".into(),
+                    kind: MediaKind::Video,
+                    codec: Codec::Av1,
+                    payload_type: 39,
+                    rtx_payload_type: Some(40),
+                    receives: false,
+                    sends: true,
+                    remote_ssrcs: vec![],
+                },
+            ],
+            extensions: LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5) },
+        }
+    }
+
+    fn packet(pt: u8, ext: Vec<(u8, Vec<u8>)>) -> Vec<u8> {
+        RtpPacket {
+            marker: true,
+            pt: Pt(pt),
+            seq: SeqNo(7),
+            timestamp: MediaTime(9000),
+            ssrc: Ssrc(0x1234),
+            csrcs: vec![Ssrc(5)],
+            extensions: ext,
+            payload: vec![1, 2, 3, 4, 5],
+            padding: 0,
+        }
+        .to_vec()
+        .unwrap()
+    }
+
+    #[test]
+    fn video_gets_the_receivers_payload_type_and_mid_only() {
+        let p = packet(45, vec![(1, vec![0x85]), (4, vec![1, 2, 3])]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let mut out = Vec::new();
+        let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 1 };
+        assert!(leg().rewrite(&p, &h, src, &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        assert_eq!(q.pt, Pt(39));
+        assert!(q.marker);
+        assert_eq!(
+            (q.seq, q.timestamp, q.ssrc, q.csrcs.clone()),
+            (SeqNo(7), MediaTime(9000), Ssrc(0x1234), vec![Ssrc(5)])
+        );
+        assert_eq!(q.extensions, vec![(9, b"video".to_vec())]);
+        assert_eq!(q.payload, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn audio_keeps_its_level_under_the_receivers_id() {
+        let p = packet(111, vec![(1, vec![0x85])]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let mut out = Vec::new();
+        let src = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
+        assert!(leg().rewrite(&p, &h, src, &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (3, vec![0x85])]);
+    }
+
+    #[test]
+    fn a_codec_the_leg_did_not_negotiate_is_not_sent() {
+        let p = packet(96, vec![]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let src = Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 };
+        assert!(!leg().rewrite(&p, &h, src, &mut Vec::new()));
+    }
+
+    #[test]
+    fn no_extensions_without_mid_or_level() {
+        let mut l = leg();
+        l.extensions = LegExtensions::default();
+        let p = packet(45, vec![(1, vec![0x85])]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let mut out = Vec::new();
+        let src = Source { codec: Codec::Rtx, kind: MediaKind::Video, audio_level: 1 };
+        assert!(l.rewrite(&p, &h, src, &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        assert_eq!((q.pt, q.extensions.len()), (Pt(40), 0));
+    }
+}

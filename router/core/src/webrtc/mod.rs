@@ -1,0 +1,201 @@
+//! The WebRTC transport: a leg that reaches a browser or a standard WebRTC
+//! tool (WHIP/WHEP) over ICE-lite, DTLS-SRTP and BUNDLE on the router's
+//! UDP port.
+//!
+//! - `ice`: the ICE-lite state (valid addresses, nomination, consent);
+//! - `dtls`: the router's certificate and the leg's DTLS server (`dimpl`);
+//! - `media`: the negotiated m-lines and the per-receiver header rewrite.
+//!
+//! Per-leg crypto on the fast path: each forwarded packet is rewritten for
+//! the leg (payload type, `mid`) into a reused scratch buffer and sealed
+//! with the leg's own SRTP keys into the outbox's arena, a large buffer the
+//! sealed packets are split off (no allocation per packet: the arena's
+//! memory comes back once the driver has sent what was split off it).
+
+mod dtls;
+mod ice;
+mod media;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use corecast_proto::rtp::RtpHeader;
+use corecast_proto::session::Quality;
+use corecast_proto::srtp::{keys_from_dtls, SrtpContext};
+use corecast_proto::token::{CallId, ParticipantId, Role};
+
+pub use dtls::DtlsIdentity;
+pub(crate) use dtls::{DtlsFailure, DtlsSession};
+pub use ice::IceCredentials;
+pub(crate) use ice::IceLite;
+pub use media::{Codec, LegExtensions, LegMedia, SenderFormat};
+pub(crate) use media::{LegFormat, Source};
+
+use crate::outbox::Outbox;
+use crate::stats::DropReason;
+
+/// A WebRTC leg the control plane opens from a negotiated offer/answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcLeg {
+    /// The call.
+    pub call: CallId,
+    /// The participant the leg is.
+    pub participant: ParticipantId,
+    /// Publisher (WHIP) or subscriber (WHEP).
+    pub role: Role,
+    /// ICE credentials (the router's and the peer's ufrag).
+    pub ice: IceCredentials,
+    /// SHA-256 fingerprint of the peer's DTLS certificate (from its SDP).
+    pub remote_fingerprint: Vec<u8>,
+    /// The accepted m-lines.
+    pub media: Vec<LegMedia>,
+    /// Header extension ids.
+    pub extensions: LegExtensions,
+    /// Receive only this participant's streams (WHEP `?participant=`);
+    /// `None`: every stream the leg's quality gets.
+    pub subscribe: Option<ParticipantId>,
+    /// HD (every stream) or SD (the call's composite: WHEP `?view=composite`).
+    pub quality: Quality,
+    /// A leg that passed no ICE check by then is dropped.
+    pub pending_until: Instant,
+}
+
+/// SRTP both ways, once DTLS exported the keys.
+#[derive(Debug)]
+struct Srtp {
+    tx: SrtpContext,
+    rx: SrtpContext,
+}
+
+/// The state of one WebRTC leg.
+#[derive(Debug)]
+pub(crate) struct WebRtcTransport {
+    pub ice: IceLite,
+    pub dtls: DtlsSession,
+    srtp: Option<Srtp>,
+    pub format: LegFormat,
+    pub pending_until: Instant,
+    /// Where DTLS records go: the source of the peer's last DTLS datagram.
+    dtls_peer: Option<SocketAddr>,
+}
+
+impl WebRtcTransport {
+    pub fn new(leg: &WebRtcLeg, identity: &DtlsIdentity, now: Instant) -> WebRtcTransport {
+        WebRtcTransport {
+            ice: IceLite::new(leg.ice.clone()),
+            dtls: DtlsSession::new(identity, leg.remote_fingerprint.clone(), now),
+            srtp: None,
+            format: LegFormat { media: leg.media.clone(), extensions: leg.extensions },
+            pending_until: leg.pending_until,
+            dtls_peer: None,
+        }
+    }
+
+    /// Whether media flows (DTLS done, SRTP keyed).
+    pub fn ready(&self) -> bool {
+        self.srtp.is_some()
+    }
+
+    /// Feeds a DTLS datagram from `source` (a valid address) and sends the
+    /// answers; keys SRTP when the handshake completes.
+    pub fn on_dtls(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        packet: &[u8],
+        out: &mut Outbox,
+    ) -> Result<(), DtlsFailure> {
+        self.dtls_peer = Some(source);
+        let mut send = Vec::new();
+        let r = self.dtls.handle_packet(now, packet, &mut send);
+        self.finish_dtls(r, send, out)
+    }
+
+    /// DTLS retransmissions and deadline.
+    pub fn on_timeout(&mut self, now: Instant, out: &mut Outbox) -> Result<(), DtlsFailure> {
+        if self.dtls_peer.is_none() || self.srtp.is_some() {
+            return Ok(());
+        }
+        let mut send = Vec::new();
+        let r = self.dtls.handle_timeout(now, &mut send);
+        self.finish_dtls(r, send, out)
+    }
+
+    fn finish_dtls(
+        &mut self,
+        r: Result<Option<dtls::Exported>, DtlsFailure>,
+        send: Vec<Bytes>,
+        out: &mut Outbox,
+    ) -> Result<(), DtlsFailure> {
+        if let Some(to) = self.dtls_peer {
+            for b in send {
+                out.transmit(to, b);
+            }
+        }
+        if let Some(keys) = r? {
+            let (ours, theirs) =
+                keys_from_dtls(keys.profile, &keys.material, true).map_err(|_| DtlsFailure::Profile)?;
+            let tx = SrtpContext::new(&ours).map_err(|_| DtlsFailure::Profile)?;
+            let rx = SrtpContext::new(&theirs).map_err(|_| DtlsFailure::Profile)?;
+            self.srtp = Some(Srtp { tx, rx });
+        }
+        Ok(())
+    }
+
+    /// Decrypts an SRTP (or, `rtcp`, SRTCP) packet from the peer.
+    pub fn unprotect(&mut self, packet: &[u8], rtcp: bool, out: &mut Outbox) -> Result<Bytes, DropReason> {
+        let Some(srtp) = &mut self.srtp else { return Err(DropReason::NotReady) };
+        let arena = out.arena();
+        let r = if rtcp { srtp.rx.unprotect_rtcp(packet, arena) } else { srtp.rx.unprotect_rtp(packet, arena) };
+        match r {
+            Ok(()) => Ok(out.take_arena()),
+            Err(e) => {
+                out.discard_arena();
+                Err(match e {
+                    corecast_proto::srtp::SrtpError::Replay => DropReason::SrtpReplay,
+                    _ => DropReason::SrtpAuth,
+                })
+            }
+        }
+    }
+
+    /// Sends a forwarded RTP packet: rewritten for this leg, then sealed.
+    pub fn send_rtp(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
+        let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
+            out.stats.webrtc_not_ready += 1;
+            return false;
+        };
+        let mut scratch = out.take_scratch();
+        let sent = self.format.rewrite(packet, h, src, &mut scratch) && {
+            let ok = srtp.tx.protect_rtp(&scratch, out.arena()).is_ok();
+            if ok {
+                let b = out.take_arena();
+                out.transmit(dest, b);
+            } else {
+                out.discard_arena();
+            }
+            ok
+        };
+        out.put_scratch(scratch);
+        sent
+    }
+
+    /// Sends an RTCP compound (SRTCP). Anything else (native session
+    /// messages) is not for this leg.
+    pub fn send_rtcp(&mut self, out: &mut Outbox, contents: &[u8]) {
+        if corecast_proto::demux::classify(contents) != corecast_proto::demux::Kind::Rtcp {
+            return;
+        }
+        let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
+            out.stats.webrtc_not_ready += 1;
+            return;
+        };
+        if srtp.tx.protect_rtcp(contents, out.arena()).is_ok() {
+            let b = out.take_arena();
+            out.transmit(dest, b);
+        } else {
+            out.discard_arena();
+        }
+    }
+}
