@@ -64,6 +64,10 @@ pub struct TwccRecorder {
     newest: Option<Instant>,
     /// Feedback packet count of the next feedback.
     fb_count: u8,
+    /// Reference time of the last feedback written (for one without received
+    /// packets, which the building rules out, but a sender reads the
+    /// reference times of consecutive feedbacks as a clock).
+    last_reference: i32,
     /// When the last feedback was written.
     last_feedback: Option<Instant>,
     /// When feedback is due; `None` when there is nothing to report.
@@ -128,6 +132,7 @@ impl TwccRecorder {
             }
             self.next_report += fb.deltas.len() as u64;
             self.fb_count = self.fb_count.wrapping_add(1);
+            self.last_reference = fb.reference_time;
         }
         let wrote = out.len() > start_len;
         if wrote {
@@ -227,7 +232,7 @@ impl TwccRecorder {
             sender_ssrc,
             media_ssrc,
             base_seq: SeqNo(start as u16),
-            reference_time: 0,
+            reference_time: self.last_reference,
             fb_count: self.fb_count,
             deltas: Vec::new(),
         };

@@ -273,6 +273,12 @@ proptest! {
         let b = write(&t);
         prop_assert_eq!(b.len() % 4, 0);
         prop_assert_eq!(b[0] & 0x1f, 15);
+        // The size the recorder plans with is exact.
+        let mut size = twcc::FeedbackSizer::new();
+        for &d in &t.deltas {
+            prop_assert_eq!(size.size_with(d), { size.add(d); size.size() });
+        }
+        prop_assert_eq!(size.size(), b.len());
         let back = parse(&b).unwrap();
         prop_assert_eq!(&back, &t);
         prop_assert_eq!(write(&back), b);
