@@ -5,7 +5,7 @@
 #![no_main]
 use std::time::{Duration, Instant};
 
-use corecast_proto::rtcp::{parse_compound, parse_one, RtcpPacket, TwccRecorder, MAX_FEEDBACK_BYTES};
+use corecast_proto::rtcp::{parse_compound, parse_one, RtcpPacket, TwccRecorder, TWCC_MAX_FEEDBACK_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         if rec[4] & 1 != 0 || r.next_deadline().is_some_and(|d| d <= at(clock)) {
             out.clear();
             if r.poll_feedback(at(clock), 1, 2, &mut out) {
-                assert!(out.len() <= MAX_FEEDBACK_BYTES);
+                assert!(out.len() <= TWCC_MAX_FEEDBACK_BYTES);
                 let pkts = parse_compound(&out).expect("our feedback parses");
                 assert!(pkts.iter().all(|p| matches!(p, RtcpPacket::TransportFeedback(_))));
             } else {

@@ -45,9 +45,12 @@ pub use rr::{ReceiverReport, ReportBlock};
 pub use sdes::SdesChunk;
 pub use sr::SenderReport;
 pub use twcc::{
-    TransportFeedback, DELTA_TICK_US, REFERENCE_TIME_MAX, REFERENCE_TIME_MIN, REFERENCE_TIME_UNIT_US, TWCC_FMT,
+    TransportFeedback, TWCC_DELTA_TICK_US, TWCC_FMT, TWCC_REFERENCE_TIME_MAX, TWCC_REFERENCE_TIME_MIN,
+    TWCC_REFERENCE_TIME_UNIT_US,
 };
-pub use twcc_recorder::{TwccRecorder, FEEDBACK_INTERVAL, HISTORY, MAX_FEEDBACK_BYTES, MAX_HISTORY_PACKETS};
+pub use twcc_recorder::{
+    TwccRecorder, TWCC_FEEDBACK_INTERVAL, TWCC_HISTORY, TWCC_MAX_FEEDBACK_BYTES, TWCC_MAX_HISTORY_PACKETS,
+};
 
 use crate::ids::Ssrc;
 

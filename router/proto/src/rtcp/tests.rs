@@ -135,7 +135,7 @@ fn arb_packet() -> impl Strategy<Value = RtcpPacket> {
             ssrc.clone(),
             ssrc.clone(),
             any::<u16>(),
-            REFERENCE_TIME_MIN..=REFERENCE_TIME_MAX,
+            TWCC_REFERENCE_TIME_MIN..=TWCC_REFERENCE_TIME_MAX,
             any::<u8>(),
             proptest::collection::vec(proptest::option::of(any::<i16>()), 1..40)
         )

@@ -37,13 +37,13 @@ use crate::ids::{SeqNo, Ssrc};
 /// RTPFB format of transport-wide feedback.
 pub const TWCC_FMT: u8 = 15;
 /// The unit of receive deltas, in microseconds.
-pub const DELTA_TICK_US: i64 = 250;
+pub const TWCC_DELTA_TICK_US: i64 = 250;
 /// The unit of the reference time, in microseconds.
-pub const REFERENCE_TIME_UNIT_US: i64 = 64_000;
+pub const TWCC_REFERENCE_TIME_UNIT_US: i64 = 64_000;
 /// Smallest reference time on the wire (24-bit signed).
-pub const REFERENCE_TIME_MIN: i32 = -(1 << 23);
+pub const TWCC_REFERENCE_TIME_MIN: i32 = -(1 << 23);
 /// Largest reference time on the wire (24-bit signed).
-pub const REFERENCE_TIME_MAX: i32 = (1 << 23) - 1;
+pub const TWCC_REFERENCE_TIME_MAX: i32 = (1 << 23) - 1;
 
 /// Packet status symbols (§3.1.1).
 const NOT_RECEIVED: u8 = 0;
@@ -67,7 +67,7 @@ pub struct TransportFeedback {
     /// Transport-wide sequence number of the first entry of [`Self::deltas`].
     pub base_seq: SeqNo,
     /// Reference time in multiples of 64 ms, 24-bit signed
-    /// ([`REFERENCE_TIME_MIN`]..=[`REFERENCE_TIME_MAX`]); its epoch is the receiver's own.
+    /// ([`TWCC_REFERENCE_TIME_MIN`]..=[`TWCC_REFERENCE_TIME_MAX`]); its epoch is the receiver's own.
     pub reference_time: i32,
     /// Feedback packet count: incremented (mod 256) for each feedback sent.
     pub fb_count: u8,
@@ -100,10 +100,10 @@ impl TransportFeedback {
     /// receiver's epoch (`reference_time` × 64 ms plus the running sum of the
     /// deltas); `None` for packets not received.
     pub fn arrivals(&self) -> impl Iterator<Item = (SeqNo, Option<i64>)> + '_ {
-        let mut t = i64::from(self.reference_time) * REFERENCE_TIME_UNIT_US;
+        let mut t = i64::from(self.reference_time) * TWCC_REFERENCE_TIME_UNIT_US;
         self.deltas.iter().enumerate().map(move |(i, d)| {
             let at = d.map(|d| {
-                t += i64::from(d) * DELTA_TICK_US;
+                t += i64::from(d) * TWCC_DELTA_TICK_US;
                 t
             });
             (self.base_seq.wrapping_add(i as u16), at)
@@ -189,7 +189,7 @@ impl TransportFeedback {
     /// the reference time does not fit in 24 bits.
     pub(super) fn write(&self, out: &mut Vec<u8>) -> Result<(), RtcpError> {
         let count = u16::try_from(self.deltas.len()).map_err(|_| RtcpError::Range)?;
-        if count == 0 || !(REFERENCE_TIME_MIN..=REFERENCE_TIME_MAX).contains(&self.reference_time) {
+        if count == 0 || !(TWCC_REFERENCE_TIME_MIN..=TWCC_REFERENCE_TIME_MAX).contains(&self.reference_time) {
             return Err(RtcpError::Range);
         }
         let at = header(out, TWCC_FMT, pt::RTPFB);

@@ -15,29 +15,29 @@
 //!   received. A packet arriving after feedback reported it missing moves the
 //!   start of the next feedback back to it, so the sender learns it arrived
 //!   (libwebrtc's `RemoteEstimatorProxy` does the same).
-//! - Feedback is due [`FEEDBACK_INTERVAL`] after the previous one while
+//! - Feedback is due [`TWCC_FEEDBACK_INTERVAL`] after the previous one while
 //!   packets arrive, or as soon as a packet arrives after a quiet period.
-//! - One poll writes at most [`MAX_FEEDBACK_BYTES`] (one feedback packet, or a
+//! - One poll writes at most [`TWCC_MAX_FEEDBACK_BYTES`] (one feedback packet, or a
 //!   few when gaps between arrivals exceed what a 16-bit delta holds); what
 //!   is left is due at once, for the next poll.
-//! - Memory is bounded: reported packets older than [`HISTORY`] behind the
+//! - Memory is bounded: reported packets older than [`TWCC_HISTORY`] behind the
 //!   newest arrival are forgotten, and so is anything more than
-//!   [`MAX_HISTORY_PACKETS`] sequence numbers behind the highest.
+//!   [`TWCC_MAX_HISTORY_PACKETS`] sequence numbers behind the highest.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::twcc::{FeedbackSizer, TransportFeedback, DELTA_TICK_US, REFERENCE_TIME_UNIT_US};
+use super::twcc::{FeedbackSizer, TransportFeedback, TWCC_DELTA_TICK_US, TWCC_REFERENCE_TIME_UNIT_US};
 use crate::ids::{SeqNo, Ssrc};
 
 /// How often feedback is sent while packets arrive (libwebrtc: 50 to 250 ms).
-pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
+pub const TWCC_FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
 /// The most one [`TwccRecorder::poll_feedback`] writes.
-pub const MAX_FEEDBACK_BYTES: usize = 1200;
+pub const TWCC_MAX_FEEDBACK_BYTES: usize = 1200;
 /// How long reported arrivals are kept, to re-report reordered packets.
-pub const HISTORY: Duration = Duration::from_millis(500);
+pub const TWCC_HISTORY: Duration = Duration::from_millis(500);
 /// The most sequence numbers kept (received or not).
-pub const MAX_HISTORY_PACKETS: usize = 4096;
+pub const TWCC_MAX_HISTORY_PACKETS: usize = 4096;
 
 /// A second feedback packet in the same poll needs at least this much room.
 const MIN_PACKET_ROOM: usize = 64;
@@ -98,7 +98,7 @@ impl TwccRecorder {
         }
         self.prune();
         if self.deadline.is_none() {
-            let due = self.last_feedback.map_or(arrival, |l| (l + FEEDBACK_INTERVAL).max(arrival));
+            let due = self.last_feedback.map_or(arrival, |l| (l + TWCC_FEEDBACK_INTERVAL).max(arrival));
             self.deadline = Some(due);
         }
     }
@@ -109,7 +109,7 @@ impl TwccRecorder {
     }
 
     /// When feedback is due at `now`, appends it to `out` (one or a few
-    /// transport-wide feedback packets, at most [`MAX_FEEDBACK_BYTES`] in
+    /// transport-wide feedback packets, at most [`TWCC_MAX_FEEDBACK_BYTES`] in
     /// all) and returns true; otherwise leaves `out` alone and returns false.
     pub fn poll_feedback(&mut self, now: Instant, sender_ssrc: u32, media_ssrc: u32, out: &mut Vec<u8>) -> bool {
         match self.deadline {
@@ -121,10 +121,10 @@ impl TwccRecorder {
         self.next_report = self.next_report.max(self.base);
         while self.next_report < end {
             let used = out.len() - start_len;
-            if used > 0 && used + MIN_PACKET_ROOM > MAX_FEEDBACK_BYTES {
+            if used > 0 && used + MIN_PACKET_ROOM > TWCC_MAX_FEEDBACK_BYTES {
                 break;
             }
-            let budget = MAX_FEEDBACK_BYTES - used;
+            let budget = TWCC_MAX_FEEDBACK_BYTES - used;
             let fb = self.build(self.next_report, end, budget, Ssrc(sender_ssrc), Ssrc(media_ssrc));
             // Cannot fail: 1..=65535 entries, reference time wrapped to 24 bits.
             if fb.deltas.is_empty() || fb.write(out).is_err() {
@@ -158,7 +158,7 @@ impl TwccRecorder {
         if ext < self.base {
             // Reordered before everything held (nothing forgotten yet): grow at the front.
             let grow = self.base - ext;
-            if grow + self.slots.len() as u64 > MAX_HISTORY_PACKETS as u64 {
+            if grow + self.slots.len() as u64 > TWCC_MAX_HISTORY_PACKETS as u64 {
                 return false;
             }
             for _ in 1..grow {
@@ -179,8 +179,8 @@ impl TwccRecorder {
         }
         // Ahead of everything held: forget the oldest to stay within bounds.
         let span = idx + 1;
-        if span > MAX_HISTORY_PACKETS as u64 {
-            let drop = span - MAX_HISTORY_PACKETS as u64;
+        if span > TWCC_MAX_HISTORY_PACKETS as u64 {
+            let drop = span - TWCC_MAX_HISTORY_PACKETS as u64;
             if drop >= self.slots.len() as u64 {
                 self.slots.clear();
                 self.base = ext;
@@ -198,7 +198,7 @@ impl TwccRecorder {
         true
     }
 
-    /// Forgets reported packets that arrived more than [`HISTORY`] before the
+    /// Forgets reported packets that arrived more than [`TWCC_HISTORY`] before the
     /// newest (and the missing ones before them).
     fn prune(&mut self) {
         let Some(newest) = self.newest else { return };
@@ -206,7 +206,7 @@ impl TwccRecorder {
             let reported = self.next_report.saturating_sub(self.base) as usize;
             let Some(i) = self.slots.iter().take(reported).position(Option::is_some) else { break };
             let Some(Some(t)) = self.slots.get(i) else { break };
-            if newest.saturating_duration_since(*t) <= HISTORY {
+            if newest.saturating_duration_since(*t) <= TWCC_HISTORY {
                 break;
             }
             self.slots.drain(..=i);
@@ -249,14 +249,14 @@ impl TwccRecorder {
                     let from = match last_us {
                         Some(l) => l,
                         None => {
-                            let r = us.div_euclid(REFERENCE_TIME_UNIT_US);
+                            let r = us.div_euclid(TWCC_REFERENCE_TIME_UNIT_US);
                             fb.reference_time = wrap24(r);
-                            r * REFERENCE_TIME_UNIT_US
+                            r * TWCC_REFERENCE_TIME_UNIT_US
                         }
                     };
-                    let ticks = round_div(us - from, DELTA_TICK_US);
+                    let ticks = round_div(us - from, TWCC_DELTA_TICK_US);
                     let Ok(d) = i16::try_from(ticks) else { break };
-                    (Some(d), Some(from + i64::from(d) * DELTA_TICK_US))
+                    (Some(d), Some(from + i64::from(d) * TWCC_DELTA_TICK_US))
                 }
             };
             if !fb.deltas.is_empty() && size.size_with(entry) > budget {

@@ -195,8 +195,10 @@ fn writer_range_errors() {
     assert_eq!(RtcpPacket::TransportFeedback(big).write_to(&mut out), Err(RtcpError::Range));
     assert_eq!(out, vec![9]);
     // The extremes fit.
-    for t in [fb(0, REFERENCE_TIME_MIN, 255, vec![Some(i16::MIN)]), fb(0, REFERENCE_TIME_MAX, 0, vec![Some(i16::MAX)])]
-    {
+    for t in [
+        fb(0, TWCC_REFERENCE_TIME_MIN, 255, vec![Some(i16::MIN)]),
+        fb(0, TWCC_REFERENCE_TIME_MAX, 0, vec![Some(i16::MAX)]),
+    ] {
         assert_eq!(parse(&write(&t)), Ok(t));
     }
 }
@@ -256,7 +258,14 @@ fn arb_deltas() -> impl Strategy<Value = Vec<Option<i16>>> {
 }
 
 fn arb_feedback() -> impl Strategy<Value = TransportFeedback> {
-    (any::<u32>(), any::<u32>(), any::<u16>(), REFERENCE_TIME_MIN..=REFERENCE_TIME_MAX, any::<u8>(), arb_deltas())
+    (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u16>(),
+        TWCC_REFERENCE_TIME_MIN..=TWCC_REFERENCE_TIME_MAX,
+        any::<u8>(),
+        arb_deltas(),
+    )
         .prop_map(|(s, m, base, r, c, deltas)| TransportFeedback {
             sender_ssrc: Ssrc(s),
             media_ssrc: Ssrc(m),
@@ -313,7 +322,7 @@ fn feedbacks(out: &[u8]) -> Vec<TransportFeedback> {
     pkts.into_iter()
         .map(|p| {
             let RtcpPacket::TransportFeedback(t) = p else { panic!("{p:?}") };
-            assert!(write(&t).len() <= MAX_FEEDBACK_BYTES);
+            assert!(write(&t).len() <= TWCC_MAX_FEEDBACK_BYTES);
             t
         })
         .collect()
@@ -325,7 +334,7 @@ fn poll(r: &mut TwccRecorder, now: Instant) -> Vec<TransportFeedback> {
         assert!(out.is_empty());
         return Vec::new();
     }
-    assert!(out.len() <= MAX_FEEDBACK_BYTES);
+    assert!(out.len() <= TWCC_MAX_FEEDBACK_BYTES);
     feedbacks(&out)
 }
 
@@ -408,7 +417,7 @@ fn recorder_large_gaps() {
     assert_eq!(f.iter().map(|t| t.fb_count).collect::<Vec<_>>(), vec![0, 1, 2]);
 }
 
-/// Many packets: each poll writes at most MAX_FEEDBACK_BYTES, the rest is due at once.
+/// Many packets: each poll writes at most TWCC_MAX_FEEDBACK_BYTES, the rest is due at once.
 #[test]
 fn recorder_size_limit() {
     let t0 = Instant::now();
@@ -445,17 +454,17 @@ fn recorder_memory_is_bounded() {
     for i in 0..100_000u32 {
         r.record(i as u16, t0 + Duration::from_micros(u64::from(i)));
     }
-    assert!(r.history_len() <= MAX_HISTORY_PACKETS);
+    assert!(r.history_len() <= TWCC_MAX_HISTORY_PACKETS);
     // A jump far ahead forgets what is behind it.
     r.record(40_000, t0 + ms(200));
-    assert!(r.history_len() <= MAX_HISTORY_PACKETS);
+    assert!(r.history_len() <= TWCC_MAX_HISTORY_PACKETS);
     let mut out = Vec::new();
     let mut polls = 0;
     while r.poll_feedback(t0 + ms(200), 1, 2, &mut out) {
         polls += 1;
         assert!(polls < 100);
     }
-    // Polled regularly: reported packets older than HISTORY are forgotten.
+    // Polled regularly: reported packets older than TWCC_HISTORY are forgotten.
     for i in 0..2000u64 {
         let now = t0 + ms(1000 + i);
         r.record((i % 65536) as u16 ^ 0x8000, now);
