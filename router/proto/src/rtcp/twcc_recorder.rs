@@ -98,7 +98,8 @@ impl TwccRecorder {
         }
         self.prune();
         if self.deadline.is_none() {
-            let due = self.last_feedback.map_or(arrival, |l| (l + TWCC_FEEDBACK_INTERVAL).max(arrival));
+            let next = |l: Instant| l.checked_add(TWCC_FEEDBACK_INTERVAL).unwrap_or(l);
+            let due = self.last_feedback.map_or(arrival, |l| next(l).max(arrival));
             self.deadline = Some(due);
         }
     }
