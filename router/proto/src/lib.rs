@@ -4,7 +4,8 @@
 //! parsers and serializers and no I/O. What lives where:
 //!
 //! - [`rtp`]: RTP packets (RFC 3550) with RFC 8285 header extensions;
-//! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB);
+//! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB,
+//!   transport-wide CC feedback) and the transport-wide CC feedback recorder;
 //! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;

@@ -1,7 +1,8 @@
 //! RTCP (RFC 3550 §6) with the feedback messages an SFU acts on: generic
-//! NACK (RFC 4585 §6.2.1), PLI (RFC 4585 §6.3.1), FIR (RFC 5104 §4.3.1) and
-//! REMB (draft-alvestrand-rmcat-remb). Compound and reduced-size (RFC 5506)
-//! packets are both accepted; unknown packet types and formats are kept as
+//! NACK (RFC 4585 §6.2.1), PLI (RFC 4585 §6.3.1), FIR (RFC 5104 §4.3.1),
+//! REMB (draft-alvestrand-rmcat-remb) and transport-wide congestion control
+//! feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01). Compound
+//! and reduced-size (RFC 5506) packets are both accepted; unknown packet types and formats are kept as
 //! [`RtcpPacket::Unknown`] and never fail the compound.
 //!
 //! This module holds the common header, [`RtcpPacket`], [`parse_compound`]
@@ -17,7 +18,10 @@
 //! - `nack`: [`Nack`] (RTPFB FMT 1);
 //! - `pli`: [`Pli`] (PSFB FMT 1);
 //! - `fir`: [`Fir`] (PSFB FMT 4);
-//! - `remb`: [`Remb`] (PSFB FMT 15) and [`remb_representable`].
+//! - `remb`: [`Remb`] (PSFB FMT 15) and [`remb_representable`];
+//! - `twcc`: [`TransportFeedback`] (RTPFB FMT 15);
+//! - `twcc_recorder`: [`TwccRecorder`], the receiver side that turns packet
+//!   arrivals into [`TransportFeedback`].
 
 mod app;
 mod bye;
@@ -28,6 +32,8 @@ mod remb;
 mod rr;
 mod sdes;
 mod sr;
+mod twcc;
+mod twcc_recorder;
 
 pub use app::App;
 pub use bye::Bye;
@@ -38,6 +44,13 @@ pub use remb::{remb_representable, Remb};
 pub use rr::{ReceiverReport, ReportBlock};
 pub use sdes::SdesChunk;
 pub use sr::SenderReport;
+pub use twcc::{
+    TransportFeedback, TWCC_DELTA_TICK_US, TWCC_FMT, TWCC_REFERENCE_TIME_MAX, TWCC_REFERENCE_TIME_MIN,
+    TWCC_REFERENCE_TIME_UNIT_US,
+};
+pub use twcc_recorder::{
+    TwccRecorder, TWCC_FEEDBACK_INTERVAL, TWCC_HISTORY, TWCC_MAX_FEEDBACK_BYTES, TWCC_MAX_HISTORY_PACKETS,
+};
 
 use crate::ids::Ssrc;
 
@@ -97,6 +110,8 @@ pub enum RtcpPacket {
     Fir(Fir),
     /// PSFB REMB.
     Remb(Remb),
+    /// RTPFB transport-wide congestion control feedback.
+    TransportFeedback(TransportFeedback),
     /// Anything else, kept whole (header included).
     Unknown {
         /// Packet type.
@@ -169,6 +184,9 @@ pub fn parse_one(b: &[u8]) -> Result<(RtcpPacket, usize), RtcpError> {
             let fci = &body[8..];
             match (ty, count) {
                 (pt::RTPFB, 1) => RtcpPacket::Nack(Nack::parse(sender_ssrc, media_ssrc, fci)?),
+                (pt::RTPFB, 15) => {
+                    RtcpPacket::TransportFeedback(TransportFeedback::parse(sender_ssrc, media_ssrc, fci)?)
+                }
                 (pt::PSFB, 1) => RtcpPacket::Pli(Pli { sender_ssrc, media_ssrc }),
                 (pt::PSFB, 4) => RtcpPacket::Fir(Fir::parse(sender_ssrc, fci)?),
                 (pt::PSFB, 15) if Remb::matches(fci) => RtcpPacket::Remb(Remb::parse(sender_ssrc, fci)?),
@@ -211,6 +229,7 @@ impl RtcpPacket {
             RtcpPacket::Pli(p) => p.write(out),
             RtcpPacket::Fir(f) => f.write(out),
             RtcpPacket::Remb(r) => r.write(out),
+            RtcpPacket::TransportFeedback(t) => t.write(out),
             RtcpPacket::Unknown { raw, .. } => {
                 if !raw.len().is_multiple_of(4) || raw.len() < 4 {
                     return Err(RtcpError::Range);
@@ -233,3 +252,5 @@ pub fn write_compound(pkts: &[RtcpPacket]) -> Result<Vec<u8>, RtcpError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod twcc_tests;

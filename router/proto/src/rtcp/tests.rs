@@ -131,6 +131,24 @@ fn arb_packet() -> impl Strategy<Value = RtcpPacket> {
         (ssrc.clone(), ssrc.clone()).prop_map(|(a, b)| RtcpPacket::Pli(Pli { sender_ssrc: a, media_ssrc: b })),
         (ssrc.clone(), proptest::collection::vec((ssrc.clone(), any::<u8>()), 0..4))
             .prop_map(|(a, entries)| RtcpPacket::Fir(Fir { sender_ssrc: a, entries })),
+        (
+            ssrc.clone(),
+            ssrc.clone(),
+            any::<u16>(),
+            TWCC_REFERENCE_TIME_MIN..=TWCC_REFERENCE_TIME_MAX,
+            any::<u8>(),
+            proptest::collection::vec(proptest::option::of(any::<i16>()), 1..40)
+        )
+            .prop_map(|(a, b, base, reference_time, fb_count, deltas)| {
+                RtcpPacket::TransportFeedback(TransportFeedback {
+                    sender_ssrc: a,
+                    media_ssrc: b,
+                    base_seq: SeqNo(base),
+                    reference_time,
+                    fb_count,
+                    deltas,
+                })
+            }),
         (ssrc.clone(), any::<u64>(), proptest::collection::vec(ssrc, 0..4)).prop_map(|(a, bps, ssrcs)| {
             RtcpPacket::Remb(Remb { sender_ssrc: a, bitrate_bps: remb_representable(bps >> 2), ssrcs })
         }),
