@@ -5,6 +5,7 @@
 //!
 //! - [`rtp`]: RTP packets (RFC 3550) with RFC 8285 header extensions;
 //! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB);
+//! - [`sdp`]: SDP offers parsed, and the ICE-lite SFU answer to a WHIP/WHEP offer;
 //! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod placement;
 pub mod rtcp;
 pub mod rtp;
+pub mod sdp;
 pub mod session;
 pub mod token;
 
