@@ -347,8 +347,8 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
         if bundle.as_ref().is_some_and(|b| !b.iter().any(|x| x == mid)) {
             continue;
         }
-        let t = transport(offer, m)?;
         let Some(chosen) = choose(m, &cfg.video_codecs) else { continue };
+        let t = transport(offer, m)?;
         transport_of.get_or_insert(t);
         let offered = offer.media_direction(m);
         let (direction, send) = match &cfg.mode {

@@ -27,6 +27,8 @@ mod parse;
 mod write;
 
 #[cfg(test)]
+mod answer_tests;
+#[cfg(test)]
 mod tests;
 
 pub use answer::{
