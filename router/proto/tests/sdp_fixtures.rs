@@ -263,4 +263,3 @@ fn video_preference_is_the_routers() {
     let n = answer(&offer, &cfg).unwrap().negotiated;
     assert_eq!((n.media[1].codec, n.media[1].payload_type), (Codec::Vp8, 96));
 }
-

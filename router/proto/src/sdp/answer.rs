@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 
 use super::attrs::{Direction, Fingerprint, Group, Msid, Rid, RidDirection, Setup, Simulcast, SsrcAttr, SsrcGroup};
 use super::candidate::Candidate;
-use super::model::{Attribute, Attributes, Connection, MediaDescription, MediaKind, Origin, SessionDescription, Timing};
+use super::model::{
+    Attribute, Attributes, Connection, MediaDescription, MediaKind, Origin, SessionDescription, Timing,
+};
 use super::negotiate::{choose, extensions, remote_ssrcs, Chosen};
 
 /// A video codec the router forwards.
@@ -226,6 +228,9 @@ pub enum AnswerError {
     /// Several sections accepted but no BUNDLE group offered.
     #[error("offer has several media sections but no a=group:BUNDLE; the router uses one transport")]
     NoBundle,
+    /// A mid the RTP MID header extension cannot carry (1-16 visible ASCII characters).
+    #[error("offer has a=mid:{0}; a mid must be 1-16 visible ASCII characters")]
+    BadMid(String),
     /// Two sections share a mid.
     #[error("offer has two m-lines with a=mid:{0}")]
     DuplicateMid(String),
@@ -344,6 +349,9 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
             continue;
         }
         let mid = m.mid().ok_or(AnswerError::Missing("a=mid on an audio/video m-line"))?;
+        if !(1..=16).contains(&mid.len()) || !sdp_token(mid) {
+            return Err(AnswerError::BadMid(mid.chars().take(32).collect()));
+        }
         if bundle.as_ref().is_some_and(|b| !b.iter().any(|x| x == mid)) {
             continue;
         }
@@ -444,7 +452,12 @@ fn connection_for(addr: Option<&SocketAddr>) -> Connection {
     Connection { net_type: "IN".into(), addr_type: t.into(), address: a }
 }
 
-fn write_answer(offer: &SessionDescription, cfg: &AnswerConfig, accepted: &[Accepted], bundle: bool) -> SessionDescription {
+fn write_answer(
+    offer: &SessionDescription,
+    cfg: &AnswerConfig,
+    accepted: &[Accepted],
+    bundle: bool,
+) -> SessionDescription {
     let mut sdp = SessionDescription {
         version: 0,
         origin: Origin { session_id: session_id(&cfg.ice_ufrag), session_version: 1, ..Origin::default() },

@@ -111,6 +111,8 @@ fn bundle_and_mids() {
     assert_eq!(publish(&without("a=group:BUNDLE")), Err(AnswerError::NoBundle));
     assert_eq!(publish(&replaced("a=mid:1", "a=mid:0")), Err(AnswerError::DuplicateMid("0".into())));
     assert_eq!(publish(&without("a=mid:")), Err(AnswerError::Missing("a=mid on an audio/video m-line")));
+    let long = "x".repeat(17);
+    assert_eq!(publish(&replaced("a=mid:1", &format!("a=mid:{long}"))), Err(AnswerError::BadMid(long)));
     // One section without BUNDLE is fine (and the answer has no group).
     let one = edit(WHIP, |l| (!l.starts_with("a=group")).then(|| l.to_string()));
     let mut one = one;
@@ -129,7 +131,10 @@ fn extension_ids_must_agree_across_the_bundle() {
     .unwrap();
     assert!(matches!(publish(&offer), Err(AnswerError::ExtensionConflict(_))), "{:?}", publish(&offer));
     // Id 1 is the audio level in audio and the rid in video.
-    let offer = replaced("a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
+    let offer = replaced(
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    );
     assert!(matches!(publish(&offer), Err(AnswerError::ExtensionConflict(_))));
     // Unsupported extensions and ids over 255 are left out, not refused.
     let offer = replaced("a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "a=extmap:300 urn:x");

@@ -71,9 +71,9 @@ pub(crate) fn choose(m: &MediaDescription, prefs: &[VideoCodec]) -> Option<Chose
     let fmtp_of = |pt: u8| fmtps.iter().find(|f| f.pt == pt).cloned();
     let (codec, rtpmap) = match m.kind {
         MediaKind::Audio => {
-            let r = maps.iter().find(|r| {
-                r.codec.eq_ignore_ascii_case("opus") && r.clock_rate == 48_000 && r.channels == Some(2)
-            })?;
+            let r = maps
+                .iter()
+                .find(|r| r.codec.eq_ignore_ascii_case("opus") && r.clock_rate == 48_000 && r.channels == Some(2))?;
             (Codec::Opus, r.clone())
         }
         MediaKind::Video => prefs.iter().find_map(|p| {
@@ -109,7 +109,11 @@ pub(crate) fn choose(m: &MediaDescription, prefs: &[VideoCodec]) -> Option<Chose
         }
         let ok = matches!(
             (fb.fb_type.as_str(), fb.subtype.as_deref()),
-            ("nack", None) | ("nack", Some("pli")) | ("ccm", Some("fir")) | ("transport-cc", None) | ("goog-remb", None)
+            ("nack", None)
+                | ("nack", Some("pli"))
+                | ("ccm", Some("fir"))
+                | ("transport-cc", None)
+                | ("goog-remb", None)
         );
         let fb = RtcpFb { pt: RtcpFbPt::Pt(pt), ..fb };
         if ok && !feedback.contains(&fb) {

@@ -71,9 +71,15 @@ fn structure_is_strict() {
     assert_eq!(malformed_line(SessionDescription::parse(&format!("{MINIMAL}a=:x\r\n"))), 5);
     assert_eq!(malformed_line(SessionDescription::parse(&format!("{MINIMAL}garbage\r\n"))), 5);
     assert_eq!(malformed_line(SessionDescription::parse(&format!("{MINIMAL}1=x\r\n"))), 5);
-    for m in ["m=audio", "m=audio 9", "m=audio 9 RTP/AVP", "m=audio x RTP/AVP 0", "m=audio 70000 RTP/AVP 0",
-        "m=audio 9/x RTP/AVP 0", "m=audio -1 RTP/AVP 0"]
-    {
+    for m in [
+        "m=audio",
+        "m=audio 9",
+        "m=audio 9 RTP/AVP",
+        "m=audio x RTP/AVP 0",
+        "m=audio 70000 RTP/AVP 0",
+        "m=audio 9/x RTP/AVP 0",
+        "m=audio -1 RTP/AVP 0",
+    ] {
         assert_eq!(malformed_line(SessionDescription::parse(&format!("{MINIMAL}{m}\r\n"))), 5, "{m}");
     }
     let media = format!("{MINIMAL}m=audio 9 RTP/AVP 0\r\n");
