@@ -6,6 +6,7 @@
 //! - [`rtp`]: RTP packets (RFC 3550) with RFC 8285 header extensions;
 //! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB,
 //!   transport-wide CC feedback) and the transport-wide CC feedback recorder;
+//! - [`sdp`]: SDP offers parsed, and the ICE-lite SFU answer to a WHIP/WHEP offer;
 //! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod placement;
 pub mod rtcp;
 pub mod rtp;
+pub mod sdp;
 pub mod session;
 #[path = "srtp_stub.rs"]
 pub mod srtp;
