@@ -43,7 +43,8 @@ test: deps lint unit demo-check
 
 # Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs); not
 # part of `test` yet. browser-selftest needs no corecast (two pages call each other over
-# loopback: proves the browser, its flags and the fake camera); browser-e2e starts the system
+# loopback: proves the browser, its flags and the fake camera; then the whole scenario against
+# a mock of auth + calls whose media side is a relay page: proves the test); browser-e2e starts the system
 # as `make run` does (services only, debug build as `make test` builds it) and publishes over
 # WHIP, views over WHEP (one participant, then the SD composite), leaves. E2E_ARGS go to the
 # script (e.g. E2E_ARGS="--only whip-whep").
@@ -52,6 +53,7 @@ browser-deps:
 
 browser-selftest: browser-deps
 	timeout 120 node tests/browser/webrtc-e2e.mjs --selftest
+	timeout 150 node tests/browser/webrtc-e2e.mjs --mock --seconds 12
 
 browser-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins

@@ -18,12 +18,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveStatic } from './lib/server.mjs';
 import { launchChromium } from './lib/chromium.mjs';
+import { startMock } from './lib/mock-corecast.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 // ---------------------------------------------------------------- options
 const HELP = `usage: webrtc-e2e.mjs [options]
   --selftest            no corecast: two pages, loopback RTCPeerConnection pair, media checks
+  --mock                the corecast scenario against an in-process mock of auth + calls whose
+                        WHIP/WHEP media side is a relay page in the same browser (checks this
+                        script, the pages and the CORS contract; not corecast)
   --calls URL           calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
   --auth URL            auth service (default $CORECAST_AUTH or http://127.0.0.1:8081)
   --only G[,G]          groups to run: whip-whep, composite, leave (default: all three)
@@ -45,11 +49,12 @@ function parseArgs(argv) {
   const o = { calls: process.env.CORECAST_CALLS || 'http://127.0.0.1:8082',
     auth: process.env.CORECAST_AUTH || 'http://127.0.0.1:8081', only: null, seconds: 10, codec: 'av1',
     picture: 'busy', grain: 8, size: '640x360', signal: 'page', minFrames: null, minKbps: null, compositeWait: 20,
-    timeout: 150, json: null, keepOpen: 0, selftest: false };
+    timeout: 150, json: null, keepOpen: 0, selftest: false, mock: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]; const v = () => { if (i + 1 >= argv.length) die(`${a} needs a value`); return argv[++i]; };
     switch (a) {
       case '--selftest': o.selftest = true; break;
+      case '--mock': o.mock = true; break;
       case '--calls': o.calls = v(); break;
       case '--auth': o.auth = v(); break;
       case '--only': o.only = v().split(',').map((s) => s.trim()).filter(Boolean); break;
@@ -163,7 +168,7 @@ async function http(method, url, { token, json, body, type, timeoutMs = 10000 } 
 }
 
 // ---------------------------------------------------------------- pages
-let chromium = null; let server = null;
+let chromium = null; let server = null; let mock = null;
 const pages = {};
 async function openPage(name) {
   const ctx = await chromium.browser.newContext({ viewport: { width: 360, height: 200 } });
@@ -181,12 +186,13 @@ async function waitConnected(name, ms) {
   const r = await ev(name, (m) => cc.waitConnected(m), ms);
   check(r.ok, `${name}: not connected within ${ms} ms (connection ${r.state}, ice ${r.ice}); page log: ` +
     (await ev(name, () => cc.log())).slice(-8).join(' | '));
-  return r.ms;
+  // From the answer being set, when the page saw it (the selftest's answerer sets none: its wait).
+  return r.connectMs ?? r.ms;
 }
 
 // WHIP/WHEP POST of `sdp` from the page (or from here with --signal node), answer applied.
 async function signal(name, url, token, sdp) {
-  let r;
+  let r; const t = Date.now();
   if (opt.signal === 'page') {
     r = await ev(name, ([u, t, s]) => cc.signal(u, t, s), [url, token, sdp]);
     check(!r.error, r.error);
@@ -199,7 +205,7 @@ async function signal(name, url, token, sdp) {
   check(r.status === 201, `POST ${url}: ${r.status} ${String(r.body).slice(0, 300)}`);
   check(r.location, `POST ${url}: 201 without Location${opt.signal === 'page' ? ' (or not exposed to the page: Access-Control-Expose-Headers)' : ''}`);
   check(/^v=0/.test(r.body), `POST ${url}: the answer is not SDP: ${String(r.body).slice(0, 200)}`);
-  return { ...r, location: new URL(r.location, url).href };
+  return { ...r, postMs: Date.now() - t, location: new URL(r.location, url).href };
 }
 
 // Two stats samples `gapMs` apart on the publisher: kbps of video sent in between.
@@ -297,7 +303,7 @@ async function scenario() {
     s.whip = r;
     const ms = await waitConnected('A', 10000);
     s.published = Date.now();
-    return { detail: `participant ${r.participantId}, ${r.location}, connected in ${ms} ms, preferred ${preferred}`,
+    return { detail: `participant ${r.participantId}, ${r.location}, POST ${r.postMs} ms, connected ${ms} ms after the answer, preferred ${preferred}`,
       participant: r.participantId, location: r.location, connectMs: ms };
   }, ['call']);
 
@@ -308,7 +314,7 @@ async function scenario() {
     s.whep = r;
     const ms = await waitConnected('B', 10000);
     s.viewing = Date.now();
-    return { detail: `${r.location}, connected in ${ms} ms`, location: r.location, connectMs: ms };
+    return { detail: `${r.location}, POST ${r.postMs} ms, connected ${ms} ms after the answer`, location: r.location, connectMs: ms };
   }, ['whip']);
 
   if (want.has('media')) await step('media', () => checkMedia('A', 'B', s.viewing), ['whep']);
@@ -328,7 +334,7 @@ async function scenario() {
     const iv = st.inVideo || {};
     measured.composite = { framesDecoded: iv.framesDecoded ?? 0, frameWidth: iv.frameWidth, frameHeight: iv.frameHeight, codec: iv.codec };
     check((iv.framesDecoded ?? 0) > 0, `no composite frame decoded within ${opt.compositeWait} s (received ${iv.framesReceived ?? 0} frames, ${iv.bytesReceived ?? 0} bytes)`);
-    return { detail: `connected in ${ms} ms, decoded ${iv.framesDecoded} frames ${iv.frameWidth}x${iv.frameHeight} (${iv.codec})`,
+    return { detail: `POST ${r.postMs} ms, connected ${ms} ms after the answer, decoded ${iv.framesDecoded} frames ${iv.frameWidth}x${iv.frameHeight} (${iv.codec})`,
       measured: measured.composite };
   }, ['whip']);
 
@@ -362,8 +368,15 @@ async function main() {
   const y4m = makeY4m(opt.picture, opt.width, opt.height);
   server = await serveStatic(join(here, 'pages'));
   chromium = await launchChromium({ y4m: y4m.file });
+  if (opt.mock) {
+    const ctx = await chromium.browser.newContext();
+    const sfuPage = await ctx.newPage();
+    await sfuPage.goto(`${server.base}/mock-sfu.html`, { timeout: 15000 });
+    mock = await startMock(sfuPage);
+    opt.calls = opt.auth = mock.base;
+  }
   line(`# chromium ${chromium.version}, fake camera ${opt.width}x${opt.height} ${opt.picture} (${y4m.by}), ` +
-    `codec ${opt.codec}, ${opt.selftest ? 'selftest' : `calls ${opt.calls}, auth ${opt.auth}, signalling from ${opt.signal}`}`);
+    `codec ${opt.codec}, ${opt.selftest ? 'selftest' : `${opt.mock ? 'MOCK corecast, ' : ''}calls ${opt.calls}, auth ${opt.auth}, signalling from ${opt.signal}`}`);
   if (opt.selftest) await selftest(); else await scenario();
   if (opt.keepOpen) await sleep(opt.keepOpen * 1000);
 }
@@ -384,7 +397,7 @@ async function finish() {
   }
   const passed = results.filter((r) => r.ok === true).length;
   const skipped = results.filter((r) => r.ok === null).length;
-  const summary = { ok: failed.length === 0 && passed > 0, mode: opt.selftest ? 'selftest' : 'corecast',
+  const summary = { ok: failed.length === 0 && passed > 0, mode: opt.selftest ? 'selftest' : opt.mock ? 'mock' : 'corecast',
     chromium: chromium?.version, codec: opt.codec, picture: opt.picture, size: `${opt.width}x${opt.height}`,
     seconds: opt.seconds, totalMs: Date.now() - t0, steps: results, measured };
   if (opt.json) writeFileSync(opt.json, JSON.stringify(summary, null, 2) + '\n');
@@ -392,6 +405,7 @@ async function finish() {
   line(`webrtc-e2e: ${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ''}`);
   await Promise.race([(async () => {
     for (const p of Object.values(pages)) await p.ctx.close().catch(() => {});
+    if (mock) await mock.close();
     if (chromium) await chromium.close();
     if (server) await server.close();
   })(), sleep(5000)]);

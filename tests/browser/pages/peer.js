@@ -4,12 +4,16 @@
 const cc = (() => {
   let pc = null;
   let stream = null;
+  let tAnswer = null; let tConnected = null; let tGather = null;
   const log = [];
   const note = (s) => { log.push(`${(performance.now() / 1000).toFixed(3)} ${s}`); console.log(s); };
 
   function newPc() {
     pc = new RTCPeerConnection({ iceServers: [] });
-    pc.addEventListener('connectionstatechange', () => note(`connection ${pc.connectionState}`));
+    pc.addEventListener('connectionstatechange', () => {
+      note(`connection ${pc.connectionState}`);
+      if (pc.connectionState === 'connected' && tConnected === null) tConnected = performance.now();
+    });
     pc.addEventListener('iceconnectionstatechange', () => note(`ice ${pc.iceConnectionState}`));
     pc.addEventListener('track', (e) => {
       note(`track ${e.track.kind} mid=${e.transceiver && e.transceiver.mid}`);
@@ -42,9 +46,11 @@ const cc = (() => {
   }
 
   async function offer(gatherMs) {
+    const t = performance.now();
     await pc.setLocalDescription(await pc.createOffer());
     const complete = await gathered(gatherMs);
-    note(`offer ready (gathering ${complete ? 'complete' : 'timed out'})`);
+    tGather = Math.round(performance.now() - t);
+    note(`offer ready (gathering ${complete ? 'complete' : 'timed out'} after ${tGather} ms)`);
     return pc.localDescription.sdp;
   }
 
@@ -84,7 +90,12 @@ const cc = (() => {
       return pc.localDescription.sdp;
     },
 
-    async answer(sdp) { await pc.setRemoteDescription({ type: 'answer', sdp }); note('answer set'); },
+    async answer(sdp) { tAnswer = performance.now(); await pc.setRemoteDescription({ type: 'answer', sdp }); note('answer set'); },
+
+    // Milliseconds: ICE gathering for the offer; answer set -> peer connection connected.
+    timings() {
+      return { gatherMs: tGather, connectMs: tAnswer !== null && tConnected !== null ? Math.round(tConnected - tAnswer) : null };
+    },
 
     // WHIP/WHEP from the page: POST the offer, set the answer. Returns what the server said.
     async signal(url, token, sdp, timeoutMs = 10000) {
@@ -108,7 +119,7 @@ const cc = (() => {
     async waitConnected(ms) {
       const t0 = performance.now();
       while (performance.now() - t0 < ms) {
-        if (pc.connectionState === 'connected') return { ok: true, ms: Math.round(performance.now() - t0) };
+        if (pc.connectionState === 'connected') return { ok: true, ms: Math.round(performance.now() - t0), ...this.timings() };
         if (pc.connectionState === 'failed') break;
         await new Promise((r) => setTimeout(r, 50));
       }
