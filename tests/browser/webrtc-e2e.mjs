@@ -11,7 +11,7 @@
 // line, then "webrtc-e2e: N passed, N failed". Exit code 0 only if every step that ran passed.
 // See --help for the options; tests/browser/README.md for what is assumed about the HTTP API.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, writeSync, closeSync, writeFileSync, statSync, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -94,7 +94,8 @@ const t0 = Date.now();
 const results = [];
 const measured = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function line(s) { process.stdout.write(s + '\n'); }
+let closed = false; // set once the summary is out: nothing printed after it
+function line(s) { if (!closed) process.stdout.write(s + '\n'); }
 class Fail extends Error {}
 const check = (cond, msg) => { if (!cond) throw new Fail(msg); };
 
@@ -131,14 +132,15 @@ function makeY4m(kind, w, h, grain = opt.grain) {
   const file = join(dir, kind === 'busy' ? `busy${grain}-${w}x${h}.y4m` : `${kind}-${w}x${h}.y4m`);
   const frames = 60; const want = 37 + frames * (6 + w * h * 1.5);
   if (existsSync(file) && statSync(file).size >= want) return { file, by: 'cache' };
+  const tmp = `${file}.${process.pid}.tmp`; // written aside, renamed: runs at once never see half a file
   if (kind === 'busy' && existsSync('/usr/bin/ffmpeg')) {
     const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',
       `nullsrc=s=${Math.ceil(w / grain)}x${Math.ceil(h / grain)}:r=30,geq=lum='random(1)*255':cb=128:cr=128,` +
       `scale=${w}:${h}:flags=neighbor`, '-frames:v', String(frames),
-      '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', file], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60000 });
-    if (r.status === 0 && existsSync(file)) return { file, by: 'ffmpeg' };
+      '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', tmp], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60000 });
+    if (r.status === 0 && existsSync(tmp)) { renameSync(tmp, file); return { file, by: 'ffmpeg' }; }
   }
-  const fd = openSync(file, 'w');
+  const fd = openSync(tmp, 'w');
   writeSync(fd, `YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`);
   const y = Buffer.alloc(w * h); const uv = Buffer.alloc(w * h / 2, 128);
   for (let f = 0; f < frames; f++) {
@@ -150,6 +152,7 @@ function makeY4m(kind, w, h, grain = opt.grain) {
     writeSync(fd, 'FRAME\n'); writeSync(fd, y); writeSync(fd, uv);
   }
   closeSync(fd);
+  renameSync(tmp, file);
   return { file, by: 'node' };
 }
 
@@ -403,6 +406,7 @@ async function finish() {
   if (opt.json) writeFileSync(opt.json, JSON.stringify(summary, null, 2) + '\n');
   line(JSON.stringify(summary));
   line(`webrtc-e2e: ${passed} passed, ${failed.length} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  closed = true;
   await Promise.race([(async () => {
     for (const p of Object.values(pages)) await p.ctx.close().catch(() => {});
     if (mock) await mock.close();
