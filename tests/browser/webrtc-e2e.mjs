@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, writeSync, closeSync, writeFileSync, statSync, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveStatic } from './lib/server.mjs';
@@ -34,7 +34,7 @@ const HELP = `usage: webrtc-e2e.mjs [options]
   --seconds N           media time before the checks (default 10)
   --codec C             av1 (default: AV1 first, then VP8, H.264), vp8, h264, none (browser's order)
   --picture P           busy (default: noise, so the encoder wants > 1 Mbps) or plain (flat, moving)
-  --grain N             busy picture's block size in pixels (default 8)
+  --grain N             busy picture's block size in pixels (default 16)
   --size WxH            fake camera size (default 640x360)
   --signal S            page (default: the pages fetch WHIP/WHEP themselves, cross-origin, as a web
                         app would; needs CORS on calls) or node (the test POSTs; no CORS needed)
@@ -48,7 +48,7 @@ const HELP = `usage: webrtc-e2e.mjs [options]
 function parseArgs(argv) {
   const o = { calls: process.env.CORECAST_CALLS || 'http://127.0.0.1:8082',
     auth: process.env.CORECAST_AUTH || 'http://127.0.0.1:8081', only: null, seconds: 10, codec: 'av1',
-    picture: 'busy', grain: 8, size: '640x360', signal: 'page', minFrames: null, minKbps: null, compositeWait: 20,
+    picture: 'busy', grain: 16, size: '640x360', signal: 'page', minFrames: null, minKbps: null, compositeWait: 20,
     timeout: 150, json: null, keepOpen: 0, selftest: false, mock: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]; const v = () => { if (i + 1 >= argv.length) die(`${a} needs a value`); return argv[++i]; };
@@ -124,9 +124,9 @@ async function step(name, fn, needs = []) {
 // ---------------------------------------------------------------- fake camera
 // A y4m file for --use-file-for-fake-video-capture (Chromium loops it). busy: new random grey
 // levels every frame in GRAINxGRAIN blocks (ffmpeg's geq when there is ffmpeg, else written
-// here), so the encoder has bits to spend: 8x8 blocks at 640x360 want ~1-1.5 Mbps at 30 fps
-// (per-pixel noise is so incompressible that the encoders drop to ~4 fps to hold their
-// target); plain: a flat picture with a moving bar (~10 kbps, cheapest to encode).
+// here), so the encoder has bits to spend: 16x16 (or 8x8) blocks at 640x360 fill Chromium's
+// 1.7 Mbps cap for 360p at 30 fps, 16x16 at a lower encode cost (per-pixel noise is so
+// incompressible that the encoders drop to ~4 fps to hold their target); plain: a flat picture with a moving bar (~10 kbps, cheapest to encode).
 function makeY4m(kind, w, h, grain = opt.grain) {
   const dir = join(tmpdir(), 'corecast-browser-y4m'); mkdirSync(dir, { recursive: true });
   const file = join(dir, kind === 'busy' ? `busy${grain}-${w}x${h}.y4m` : `${kind}-${w}x${h}.y4m`);
@@ -215,7 +215,8 @@ async function signal(name, url, token, sdp) {
 async function sendRate(name, gapMs) {
   const a = await stats(name); await sleep(gapMs); const b = await stats(name);
   const kbps = Math.round(((b.outVideo?.bytesSent ?? 0) - (a.outVideo?.bytesSent ?? 0)) * 8 / (b.ts - a.ts));
-  return { kbps, last: b };
+  const fps = Math.round(((b.outVideo?.framesEncoded ?? 0) - (a.outVideo?.framesEncoded ?? 0)) * 10000 / (b.ts - a.ts)) / 10;
+  return { kbps, fps, last: b };
 }
 
 // The media checks shared by the self test and WHIP→WHEP: after `seconds` of media,
@@ -225,11 +226,12 @@ async function checkMedia(pub, view, startedAt) {
   const rateWindow = 2500;
   const wait = opt.seconds * 1000 - (Date.now() - startedAt) - rateWindow;
   if (wait > 0) await sleep(wait);
-  const { kbps, last: a } = await sendRate(pub, rateWindow);
+  const { kbps, fps, last: a } = await sendRate(pub, rateWindow);
+  const load = loadavg()[0].toFixed(1);
   const b = await stats(view);
   const m = {
     seconds: Math.round((Date.now() - startedAt) / 100) / 10,
-    sendKbps: kbps, sent: a.outVideo, received: b.inVideo, audio: b.inAudio, rtt: b.pair?.rtt ?? null,
+    sendKbps: kbps, encodeFps: fps, loadAverage: Number(load), sent: a.outVideo, received: b.inVideo, audio: b.inAudio, rtt: b.pair?.rtt ?? null,
     availableOutgoingKbps: a.pair?.availableOutgoingBitrate ? Math.round(a.pair.availableOutgoingBitrate / 1000) : null,
   };
   const errs = [];
@@ -241,10 +243,12 @@ async function checkMedia(pub, view, startedAt) {
   if (opt.minKbps > 0 && !(kbps > opt.minKbps)) errs.push(`video send rate ${kbps} kbps <= ${opt.minKbps} (limited by ${ov.qualityLimitationReason}; no congestion feedback?)`);
   const detail = `decoded ${iv.framesDecoded} frames ${iv.frameWidth}x${iv.frameHeight} (${iv.codec}, ${iv.decoder}), ` +
     `sent ${ov.frameWidth}x${ov.frameHeight} ${ov.framesEncoded} frames (${ov.codec}, ${ov.encoder}), ` +
-    `send ${kbps} kbps (limit: ${ov.qualityLimitationReason}), audio ${b.inAudio?.packetsReceived ?? 0} packets, ` +
+    `send ${kbps} kbps at ${fps} fps (limit: ${ov.qualityLimitationReason}), audio ${b.inAudio?.packetsReceived ?? 0} packets, ` +
     `lost ${iv.packetsLost ?? '?'}, nacks ${iv.nackCount ?? '?'}, plis ${iv.pliCount ?? '?'}`;
   measured.media = m;
-  if (errs.length) throw new Fail(`${errs.join('; ')} [${detail}]`);
+  // A publisher that encodes slowly is this machine's CPU (load average), not the SFU.
+  if (errs.length) throw new Fail(`${errs.join('; ')} [${detail}; load average ${load}` +
+    `${fps < 25 ? `: the publisher encodes only ${fps} fps, CPU-starved?` : ''}]`);
   return { detail, measured: m };
 }
 
