@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # SVT-AV1 logs its banner at info level: errors only.
 export SVT_LOG ?= 1
 
-.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz
+.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz browser-deps browser-selftest browser-e2e
 
 all: build
 
@@ -40,6 +40,24 @@ demo-check:
 	timeout 120 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench demo --participants 4 --seconds 5 --json >/dev/null
 
 test: deps lint unit demo-check
+
+# Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs); not
+# part of `test` yet. browser-selftest needs no corecast (two pages call each other over
+# loopback: proves the browser, its flags and the fake camera; then the whole scenario against
+# a mock of auth + calls whose media side is a relay page: proves the test); browser-e2e starts the system
+# as `make run` does (services only, debug build as `make test` builds it) and publishes over
+# WHIP, views over WHEP (one participant, then the SD composite), leaves. E2E_ARGS go to the
+# script (e.g. E2E_ARGS="--only whip-whep").
+browser-deps:
+	bash tuning/scripts/install-deps.sh browser
+
+browser-selftest: browser-deps
+	timeout 120 node tests/browser/webrtc-e2e.mjs --selftest
+	timeout 150 node tests/browser/webrtc-e2e.mjs --mock --seconds 12
+
+browser-e2e: browser-deps
+	$(CARGO) build --locked --workspace --bins
+	timeout 300 bash tuning/scripts/browser-e2e.sh $(E2E_ARGS)
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5

@@ -14,7 +14,10 @@
 # reported (which one, its exit code) and the script goes on.
 #
 # Environment: CORECAST_BIN_DIR (default ./target/release, e.g. a debug build's
-# target/debug), AUTH_PORT, CALLS_PORT, ROUTER_PORT, ADMIN_PORT, RUN_SECONDS.
+# target/debug), AUTH_PORT, CALLS_PORT, ROUTER_PORT, ADMIN_PORT, RUN_SECONDS;
+# RUN_DEMO=0 starts the services only (no demo calls, no walk-through) and prints
+# "corecast is ready" once they are up: tests start the system so
+# (tuning/scripts/browser-e2e.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${CORECAST_BIN_DIR:-./target/release}
@@ -94,6 +97,16 @@ corecast is running:
   codec   SD composites for calls with SD receivers (corecast-codec)
   logs    .run/*.log
 TXT
+
+if [ "${RUN_DEMO:-1}" = 0 ]; then
+  echo "corecast is ready (RUN_DEMO=0: no demo calls)"
+  end=$((SECONDS + ${RUN_SECONDS:-0}))
+  while [ -z "${RUN_SECONDS:-}" ] || [ "$SECONDS" -lt "$end" ]; do
+    check_services
+    sleep 1
+  done
+  exit 0
+fi
 
 # From here on the demo runs: its failures are reported, never fatal (no
 # errexit; every step is checked by hand). Only a service exiting stops the script.

@@ -1,0 +1,49 @@
+// Headless Debian Chromium, hermetic (see shared notes on WebRTC): no network but 127.0.0.1,
+// fake camera and microphone, no permission prompts, loopback peer connections allowed.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+export function chromiumArgs({ y4m, userDataDir } = {}) {
+  const args = [
+    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-extensions', '--disable-default-apps', '--no-pings', '--disable-domain-reliability',
+    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--use-fake-device-for-media-stream=fps=30', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows',
+  ];
+  if (y4m) args.push(`--use-file-for-fake-video-capture=${y4m}`);
+  if (userDataDir) args.push(`--user-data-dir=${userDataDir}`);
+  return args;
+}
+
+// Launches Chromium; returns { browser, close() }. A persistent context is not needed:
+// playwright's launch() gives every newContext() its own profile in a temp directory.
+export async function launchChromium({ y4m } = {}) {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (run tuning/scripts/install-deps.sh)`);
+  const tmp = mkdtempSync(join(tmpdir(), 'corecast-chromium-'));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // playwright adds its own --headless and --user-data-dir; ours come after and are the same kind.
+    args: chromiumArgs({ y4m }),
+    ignoreDefaultArgs: ['--headless'],
+    env: { ...process.env, TMPDIR: tmp },
+    timeout: 30_000,
+  });
+  return {
+    browser,
+    version: browser.version(),
+    async close() {
+      await browser.close().catch(() => {});
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}

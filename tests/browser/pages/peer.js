@@ -1,0 +1,166 @@
+// The test peer driven by webrtc-e2e.mjs through page.evaluate(() => cc.…).
+// No ICE servers (hermetic); every wait is bounded.
+'use strict';
+const cc = (() => {
+  let pc = null;
+  let stream = null;
+  let tAnswer = null; let tConnected = null; let tGather = null;
+  const log = [];
+  const note = (s) => { log.push(`${(performance.now() / 1000).toFixed(3)} ${s}`); console.log(s); };
+
+  function newPc() {
+    pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addEventListener('connectionstatechange', () => {
+      note(`connection ${pc.connectionState}`);
+      if (pc.connectionState === 'connected' && tConnected === null) tConnected = performance.now();
+    });
+    pc.addEventListener('iceconnectionstatechange', () => note(`ice ${pc.iceConnectionState}`));
+    pc.addEventListener('track', (e) => {
+      note(`track ${e.track.kind} mid=${e.transceiver && e.transceiver.mid}`);
+      const v = document.getElementById('v');
+      if (!v.srcObject) v.srcObject = new MediaStream();
+      v.srcObject.addTrack(e.track);
+      v.play().catch((err) => note(`play: ${err}`));
+    });
+    return pc;
+  }
+
+  // Video codecs in this order first (mime types, lower case), then the rest as offered.
+  function preferCodecs(tr, order) {
+    if (!order || !order.length || !tr.setCodecPreferences || !RTCRtpReceiver.getCapabilities) return null;
+    const caps = RTCRtpReceiver.getCapabilities('video').codecs;
+    const rank = (c) => { const i = order.indexOf(c.mimeType.toLowerCase()); return i < 0 ? order.length : i; };
+    const sorted = [...caps].sort((a, b) => rank(a) - rank(b));
+    tr.setCodecPreferences(sorted);
+    return sorted[0].mimeType;
+  }
+
+  async function gathered(ms) {
+    if (pc.iceGatheringState === 'complete') return true;
+    return new Promise((ok) => {
+      const t = setTimeout(() => ok(false), ms);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); ok(true); }
+      });
+    });
+  }
+
+  async function offer(gatherMs) {
+    const t = performance.now();
+    await pc.setLocalDescription(await pc.createOffer());
+    const complete = await gathered(gatherMs);
+    tGather = Math.round(performance.now() - t);
+    note(`offer ready (gathering ${complete ? 'complete' : 'timed out'} after ${tGather} ms)`);
+    return pc.localDescription.sdp;
+  }
+
+  return {
+    log: () => log.slice(),
+
+    // A publisher: camera + microphone, sendonly; returns the offer SDP.
+    async publisher({ width = 640, height = 360, codecs = [], gatherMs = 3000 } = {}) {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: true, video: { width: { exact: width }, height: { exact: height }, frameRate: 30 } });
+      newPc();
+      pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
+      const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream] });
+      const first = preferCodecs(vt, codecs);
+      // The resolution check compares sent and received sizes: do not let CPU adaptation scale.
+      const p = vt.sender.getParameters();
+      p.degradationPreference = 'maintain-resolution';
+      try { await vt.sender.setParameters(p); } catch (e) { note(`setParameters: ${e}`); }
+      note(`publisher ${width}x${height}, preferred ${first || 'browser default'}`);
+      return { sdp: await offer(gatherMs), preferred: first };
+    },
+
+    // A viewer: recvonly audio + video; returns the offer SDP.
+    async viewer({ gatherMs = 3000 } = {}) {
+      newPc();
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      return { sdp: await offer(gatherMs) };
+    },
+
+    // The answering end of the self test's loopback call: takes an offer, returns the answer.
+    async answerer(offerSdp, { gatherMs = 3000 } = {}) {
+      newPc();
+      await pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await gathered(gatherMs);
+      return pc.localDescription.sdp;
+    },
+
+    async answer(sdp) { tAnswer = performance.now(); await pc.setRemoteDescription({ type: 'answer', sdp }); note('answer set'); },
+
+    // Milliseconds: ICE gathering for the offer; answer set -> peer connection connected.
+    timings() {
+      return { gatherMs: tGather, connectMs: tAnswer !== null && tConnected !== null ? Math.round(tConnected - tAnswer) : null };
+    },
+
+    // WHIP/WHEP from the page: POST the offer, set the answer. Returns what the server said.
+    async signal(url, token, sdp, timeoutMs = 10000) {
+      const ac = new AbortController();
+      const t = setTimeout(() => ac.abort(), timeoutMs);
+      let r;
+      try {
+        r = await fetch(url, { method: 'POST', body: sdp, signal: ac.signal,
+          headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` } });
+      } catch (e) {
+        return { error: `fetch ${url}: ${e} (a CORS refusal looks like this too: calls must allow this origin ` +
+          'and expose Location and X-Participant-Id)' };
+      } finally { clearTimeout(t); }
+      const body = await r.text();
+      const out = { status: r.status, location: r.headers.get('Location'),
+        participantId: r.headers.get('X-Participant-Id'), contentType: r.headers.get('Content-Type'), body };
+      if (r.status === 201) await this.answer(body);
+      return out;
+    },
+
+    async waitConnected(ms) {
+      const t0 = performance.now();
+      while (performance.now() - t0 < ms) {
+        if (pc.connectionState === 'connected') return { ok: true, ms: Math.round(performance.now() - t0), ...this.timings() };
+        if (pc.connectionState === 'failed') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return { ok: false, state: pc.connectionState, ice: pc.iceConnectionState };
+    },
+
+    // The numbers the checks use, from getStats().
+    async stats() {
+      const s = { ts: performance.now(), state: pc ? pc.connectionState : 'none' };
+      if (!pc) return s;
+      const r = await pc.getStats();
+      const codecs = {};
+      r.forEach((x) => { if (x.type === 'codec') codecs[x.id] = x.mimeType; });
+      r.forEach((x) => {
+        if (x.type === 'outbound-rtp' && x.kind === 'video') {
+          s.outVideo = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, framesEncoded: x.framesEncoded,
+            framesSent: x.framesSent, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
+            framesPerSecond: x.framesPerSecond, targetBitrate: x.targetBitrate, nackCount: x.nackCount,
+            pliCount: x.pliCount, qualityLimitationReason: x.qualityLimitationReason,
+            encoder: x.encoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
+        } else if (x.type === 'outbound-rtp' && x.kind === 'audio') {
+          s.outAudio = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, codec: codecs[x.codecId] };
+        } else if (x.type === 'inbound-rtp' && x.kind === 'video') {
+          s.inVideo = { framesDecoded: x.framesDecoded, framesReceived: x.framesReceived, framesDropped: x.framesDropped,
+            keyFramesDecoded: x.keyFramesDecoded, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
+            framesPerSecond: x.framesPerSecond, bytesReceived: x.bytesReceived, packetsReceived: x.packetsReceived,
+            packetsLost: x.packetsLost, nackCount: x.nackCount, pliCount: x.pliCount, freezeCount: x.freezeCount,
+            decoder: x.decoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
+        } else if (x.type === 'inbound-rtp' && x.kind === 'audio') {
+          s.inAudio = { packetsReceived: x.packetsReceived, bytesReceived: x.bytesReceived, packetsLost: x.packetsLost,
+            codec: codecs[x.codecId] };
+        } else if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') {
+          s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate };
+        }
+      });
+      const v = document.getElementById('v');
+      if (v && v.srcObject) s.element = { videoWidth: v.videoWidth, videoHeight: v.videoHeight, paused: v.paused };
+      return s;
+    },
+
+    close() { if (pc) pc.close(); if (stream) stream.getTracks().forEach((t) => t.stop()); },
+  };
+})();
+window.cc = cc;

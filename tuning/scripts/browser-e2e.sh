@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `make browser-e2e`: starts corecast the way `make run` does (tuning/scripts/run-local.sh,
+# RUN_DEMO=0: the services only), runs the real-browser WHIP/WHEP test against it
+# (tests/browser/webrtc-e2e.mjs: headless Chromium), and always stops the services.
+# Arguments go to webrtc-e2e.mjs (e.g. --only whip-whep, --codec vp8, --json FILE).
+#
+# Environment: CORECAST_BIN_DIR (default ./target/debug, what `make test` builds), AUTH_PORT,
+# CALLS_PORT, ROUTER_PORT, ADMIN_PORT (run-local.sh's defaults: 8081, 8082, 40000, 40100),
+# E2E_TIMEOUT (seconds for the browser test, default 180). The state and logs are under .run/
+# as for `make run`, so the two cannot run at once: stop `make run` first, or run
+# webrtc-e2e.mjs by hand against it (see tests/browser/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CORECAST_BIN_DIR=${CORECAST_BIN_DIR:-./target/debug}
+export AUTH_PORT=${AUTH_PORT:-8081} CALLS_PORT=${CALLS_PORT:-8082} ROUTER_PORT=${ROUTER_PORT:-40000} ADMIN_PORT=${ADMIN_PORT:-40100}
+timeout_s=${E2E_TIMEOUT:-180}
+
+for b in corecast-control corecast-router corecast-codec; do
+  [ -x "$CORECAST_BIN_DIR/$b" ] || { echo "browser-e2e: no $CORECAST_BIN_DIR/$b (build first: cargo build --workspace --bins)" >&2; exit 2; }
+done
+[ -d tests/browser/node_modules/playwright-core ] || { echo "browser-e2e: run tuning/scripts/install-deps.sh browser first" >&2; exit 2; }
+for p in "$AUTH_PORT" "$CALLS_PORT" "$ADMIN_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "browser-e2e: 127.0.0.1:$p is in use (is \`make run\` up? stop it, or point webrtc-e2e.mjs at it by hand)" >&2
+    exit 2
+  fi
+done
+
+mkdir -p .run
+log=.run/browser-e2e-system.log
+# The system stays up a little longer than the test may take; run-local.sh stops its services
+# on TERM or when RUN_SECONDS are up.
+RUN_DEMO=0 RUN_SECONDS=$((timeout_s + 60)) bash tuning/scripts/run-local.sh >"$log" 2>&1 &
+sys=$!
+stop() {
+  trap - EXIT INT TERM
+  kill -TERM "$sys" 2>/dev/null || true
+  wait "$sys" 2>/dev/null || true
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for _ in $(seq 600); do
+  grep -q '^corecast is ready' "$log" && break
+  kill -0 "$sys" 2>/dev/null || { echo "browser-e2e: the system did not start:" >&2; tail -20 "$log" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q '^corecast is ready' "$log" || { echo "browser-e2e: the system was not ready within 60 s:" >&2; tail -20 "$log" >&2; exit 1; }
+echo "browser-e2e: corecast up (bin $CORECAST_BIN_DIR; logs .run/*.log, $log)"
+
+rc=0
+timeout --kill-after=10 "$timeout_s" node tests/browser/webrtc-e2e.mjs \
+  --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  echo "browser-e2e: failed (exit code $rc); the services' logs:" >&2
+  for f in control router codec; do [ -s ".run/$f.log" ] && { echo "--- .run/$f.log (last 15 lines)" >&2; tail -15 ".run/$f.log" >&2; }; done
+fi
+kill -0 "$sys" 2>/dev/null || { echo "browser-e2e: a service exited during the test:" >&2; tail -5 "$log" >&2; rc=1; }
+exit "$rc"
