@@ -15,8 +15,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use corecast_core::{CallSnapshot, Command, Placement, Router, RouterConfig};
-use corecast_proto::token::{CallId, VerifyingKey};
+use std::sync::Arc;
+
+use corecast_core::webrtc::{DtlsIdentity, WebRtcLeg};
+use corecast_core::{CallSnapshot, Command, LegRefusal, Placement, Router, RouterConfig};
+use corecast_proto::token::{CallId, ParticipantId, VerifyingKey};
+use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::net::{BackendKind, BackendOptions};
@@ -53,6 +57,7 @@ struct WorkerHandle {
 /// A running router: its workers and their addresses.
 pub struct RouterServer {
     workers: Vec<WorkerHandle>,
+    dtls: Option<Arc<DtlsIdentity>>,
     addresses: Vec<SocketAddr>,
     backend: &'static str,
     events: Receiver<ServerEvent>,
@@ -108,13 +113,25 @@ impl RouterServer {
         let (ev_tx, ev_rx) = bounded(65_536);
         let epoch = Instant::now();
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        // One DTLS certificate for every WebRTC leg of every worker (its
+        // fingerprint goes in each answer). Without one, WebRTC is refused.
+        let dtls = match DtlsIdentity::generate() {
+            Ok(id) => Some(Arc::new(id)),
+            Err(e) => {
+                tracing::error!(error = %e, "no DTLS certificate: WebRTC legs will be refused");
+                None
+            }
+        };
         let mut workers = Vec::with_capacity(n);
         let mut backend_name = "";
         for (i, backend) in backends.into_iter().enumerate() {
             backend_name = backend.name();
             let mut core = cfg.core.clone();
             core.placement = Placement { index: i, addresses: if n > 1 { addresses.clone() } else { Vec::new() } };
-            let router = Router::new(core, cfg.public_key, epoch, epoch_ms);
+            let mut router = Router::new(core, cfg.public_key, epoch, epoch_ms);
+            if let Some(id) = &dtls {
+                router.set_dtls_identity(id.clone());
+            }
             let (tx, rx) = channels.pop().expect("one channel per worker");
             let pipes = links.pop().unwrap_or_default();
             let ev = ev_tx.clone();
@@ -132,7 +149,7 @@ impl RouterServer {
             workers.push(WorkerHandle { commands: tx, thread: std::sync::Mutex::new(Some(thread)) });
         }
         tracing::info!(workers = n, backend = backend_name, addresses = ?addresses, "router started");
-        Ok(RouterServer { workers, addresses, backend: backend_name, events: ev_rx })
+        Ok(RouterServer { workers, dtls, addresses, backend: backend_name, events: ev_rx })
     }
 
     /// Every worker's address, in index order.
@@ -148,6 +165,31 @@ impl RouterServer {
     /// The address of the worker a call is placed on.
     pub fn address_for(&self, call: &CallId) -> SocketAddr {
         self.addresses[Placement::worker_for(call, self.addresses.len())]
+    }
+
+    /// The router's DTLS identity (`None`: WebRTC is off).
+    pub fn dtls_identity(&self) -> Option<&DtlsIdentity> {
+        self.dtls.as_deref()
+    }
+
+    /// The index of the worker a call is placed on.
+    pub fn worker_for(&self, call: &CallId) -> usize {
+        Placement::worker_for(call, self.addresses.len())
+    }
+
+    /// The streams (SSRC, kind) a participant produces on worker `w`.
+    pub fn streams_of(&self, w: usize, call: CallId, participant: ParticipantId) -> Option<Vec<(Ssrc, MediaKind)>> {
+        let (tx, rx) = bounded(1);
+        self.workers[w].commands.send(WorkerCommand::Streams(call, participant, tx)).ok()?;
+        rx.recv_timeout(std::time::Duration::from_secs(2)).ok().flatten()
+    }
+
+    /// Hands a WebRTC leg to worker `w` and waits for its verdict.
+    pub fn open_leg(&self, w: usize, leg: WebRtcLeg) -> Result<(), LegRefusal> {
+        let (tx, rx) = bounded(1);
+        let unavailable = || LegRefusal::Conflict("the worker did not answer");
+        self.workers[w].commands.send(WorkerCommand::OpenWebRtc(Box::new(leg), tx)).map_err(|_| unavailable())?;
+        rx.recv_timeout(std::time::Duration::from_secs(2)).map_err(|_| unavailable())?
     }
 
     /// Events from every worker (joins, leaves, timeouts, calls opening and closing).

@@ -9,7 +9,14 @@
 //! service can make the router admit a WebRTC leg: the admin API needs the
 //! router secret.
 
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use corecast_core::webrtc::{Codec, IceCredentials, LegExtensions, LegMedia, WebRtcLeg};
+use corecast_core::LegRefusal;
+use corecast_proto::sdp::{self, AnswerConfig, Mode, NegotiatedMedia, SendTrack, SessionDescription};
+use corecast_proto::session::Quality;
 use corecast_proto::token::{CallId, ParticipantId, Role};
+use corecast_proto::{MediaKind, Ssrc};
 
 /// What a WebRTC leg receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,18 +79,125 @@ impl std::fmt::Display for WebRtcRefusal {
     }
 }
 
+/// How long a leg may wait for its first ICE check when the calls service
+/// gives no deadline.
+const DEFAULT_PENDING: Duration = Duration::from_secs(20);
+
 impl crate::server::RouterServer {
     /// Opens a WebRTC leg for `offer` and returns the answer.
     pub fn open_webrtc(&self, offer: WebRtcOffer) -> Result<WebRtcAnswer, WebRtcRefusal> {
-        let _ = offer;
-        Err(WebRtcRefusal::Unsupported("WebRTC legs are not built yet".into()))
+        let identity = self.dtls_identity().ok_or_else(|| WebRtcRefusal::Unsupported("WebRTC is off".into()))?;
+        let sdp = SessionDescription::parse(&offer.offer).map_err(|e| WebRtcRefusal::Malformed(e.to_string()))?;
+        let worker = self.worker_for(&offer.call);
+        let mode = match (offer.role, offer.subscribe) {
+            (Role::Subscriber, Subscribe::Participant(p)) => {
+                let streams = self.streams_of(worker, offer.call, p).ok_or(WebRtcRefusal::NotFound)?;
+                Mode::Subscribe(send_tracks(p, &streams))
+            }
+            (Role::Subscriber, Subscribe::Composite) => Mode::Subscribe(send_tracks(ParticipantId(0), &[])),
+            (Role::Publisher, Subscribe::Nothing) => Mode::Publish,
+            _ => {
+                return Err(WebRtcRefusal::Unsupported("a publisher receives nothing; a subscriber names what".into()))
+            }
+        };
+        let (ufrag, pwd) = (random_ice_chars(8), random_ice_chars(24));
+        let cfg =
+            AnswerConfig::new(ufrag.clone(), pwd.clone(), identity.fingerprint(), vec![self.addresses()[worker]], mode);
+        let answer = sdp::answer(&sdp, &cfg).map_err(|e| WebRtcRefusal::Unsupported(e.to_string()))?;
+        let n = &answer.negotiated;
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let wait = match offer.expires_unix_ms.checked_sub(now_ms) {
+            Some(ms) if ms > 0 => Duration::from_millis(ms).min(Duration::from_secs(60)),
+            _ => DEFAULT_PENDING,
+        };
+        let leg = WebRtcLeg {
+            call: offer.call,
+            participant: offer.participant,
+            role: offer.role,
+            ice: IceCredentials { local_ufrag: ufrag.clone(), local_pwd: pwd, remote_ufrag: n.remote_ufrag.clone() },
+            remote_fingerprint: n.remote_fingerprint.1.clone(),
+            media: n.media.iter().map(leg_media).collect(),
+            extensions: LegExtensions {
+                mid: n.extensions.mid,
+                audio_level: n.extensions.audio_level,
+                transport_cc: n.extensions.transport_cc,
+            },
+            subscribe: match offer.subscribe {
+                Subscribe::Participant(p) => Some(p),
+                _ => None,
+            },
+            quality: if offer.subscribe == Subscribe::Composite { Quality::Sd } else { Quality::Hd },
+            pending_until: Instant::now() + wait,
+        };
+        self.open_leg(worker, leg).map_err(|r| match r {
+            LegRefusal::CallFull => WebRtcRefusal::CallFull,
+            LegRefusal::CallEnded => WebRtcRefusal::NotFound,
+            other => WebRtcRefusal::Unsupported(other.to_string()),
+        })?;
+        tracing::info!(call = %offer.call, participant = offer.participant.0, role = ?offer.role, session = %ufrag, "WebRTC leg opened");
+        Ok(WebRtcAnswer { answer: answer.sdp.to_sdp(), session: ufrag })
     }
 
     /// Applies a WHIP/WHEP PATCH body (`application/trickle-ice-sdpfrag`) to a
     /// session: trickled candidates (`Ok(None)`), or an ICE restart (new
     /// ufrag/pwd; `Ok(Some(fragment))` with the router's new credentials).
+    ///
+    /// The router is ICE-lite and answered with all its candidates: trickled
+    /// candidates of the peer need nothing (its checks reach the router from
+    /// them). An ICE restart is not supported yet (the peer re-publishes).
     pub fn patch_webrtc(&self, call: CallId, session: &str, fragment: &str) -> Result<Option<String>, WebRtcRefusal> {
-        let _ = (call, session, fragment);
-        Err(WebRtcRefusal::NotFound)
+        let _ = call;
+        if session.is_empty() || session.len() > 64 {
+            return Err(WebRtcRefusal::NotFound);
+        }
+        if fragment.lines().any(|l| l.trim_start().starts_with("a=ice-ufrag:")) {
+            return Err(WebRtcRefusal::Unsupported("ICE restart is not supported: start a new session".into()));
+        }
+        Ok(None)
     }
+}
+
+/// What the router announces it sends to a WHEP leg: the publisher's first
+/// audio and first video stream (SSRC 0 when not known yet: the browser
+/// demultiplexes by `mid`).
+fn send_tracks(publisher: ParticipantId, streams: &[(Ssrc, MediaKind)]) -> Vec<SendTrack> {
+    let stream_id = format!("corecast-{}", publisher.0);
+    [(sdp::MediaKind::Audio, MediaKind::Audio), (sdp::MediaKind::Video, MediaKind::Video)]
+        .into_iter()
+        .map(|(kind, k)| SendTrack {
+            ssrc: streams.iter().find(|(_, sk)| *sk == k).map_or(0, |(s, _)| s.0),
+            rtx_ssrc: None,
+            cname: stream_id.clone(),
+            track_id: format!("{stream_id}-{}", if k == MediaKind::Audio { "audio" } else { "video" }),
+            stream_id: stream_id.clone(),
+            kind,
+        })
+        .collect()
+}
+
+fn leg_media(m: &NegotiatedMedia) -> LegMedia {
+    LegMedia {
+        mid: m.mid.clone(),
+        kind: if m.kind == sdp::MediaKind::Audio { MediaKind::Audio } else { MediaKind::Video },
+        codec: match m.codec {
+            sdp::Codec::Opus => Codec::Opus,
+            sdp::Codec::Av1 => Codec::Av1,
+            sdp::Codec::Vp8 => Codec::Vp8,
+            sdp::Codec::H264 => Codec::H264,
+        },
+        payload_type: m.payload_type,
+        rtx_payload_type: m.rtx_payload_type,
+        receives: m.direction.receives(),
+        sends: m.direction.sends(),
+        // RTX streams are the publisher's too (their packets are accepted, not sent to browsers).
+        remote_ssrcs: m.remote_ssrcs.iter().flat_map(|r| std::iter::once(r.ssrc).chain(r.rtx)).map(Ssrc).collect(),
+    }
+}
+
+/// ICE ufrag/pwd characters (RFC 8839 ice-char: ALPHA / DIGIT / "+" / "/").
+fn random_ice_chars(n: usize) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }

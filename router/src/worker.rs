@@ -31,8 +31,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
-use corecast_core::{Command, Event, Input, Output, PipeMessage, PipeSend, Router, RouterStats};
-use corecast_proto::token::CallId;
+use corecast_core::webrtc::WebRtcLeg;
+use corecast_core::{Command, Event, Input, LegRefusal, Output, PipeMessage, PipeSend, Router, RouterStats};
+use corecast_proto::token::{CallId, ParticipantId};
+use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_queue::ArrayQueue;
 
@@ -62,6 +64,10 @@ pub enum WorkerCommand {
     Snapshot(Sender<Vec<corecast_core::CallSnapshot>>),
     /// Reply with the worker's counters.
     Stats(Sender<WorkerStats>),
+    /// Open a WebRTC leg; reply whether the core took it.
+    OpenWebRtc(Box<WebRtcLeg>, Sender<Result<(), LegRefusal>>),
+    /// Reply with the streams a participant produces here, if it is here.
+    Streams(CallId, ParticipantId, Sender<Option<Vec<(Ssrc, MediaKind)>>>),
     /// Stop the loop.
     Stop,
 }
@@ -233,6 +239,16 @@ impl Worker {
                     self.drain();
                     self.send_wakes();
                     self.backend.flush()?;
+                }
+                WorkerCommand::OpenWebRtc(leg, reply) => {
+                    let r = self.router.open_webrtc(Instant::now(), *leg);
+                    let _ = reply.send(r);
+                    self.drain();
+                    self.send_wakes();
+                    self.backend.flush()?;
+                }
+                WorkerCommand::Streams(call, participant, reply) => {
+                    let _ = reply.send(self.router.streams_of(call, participant));
                 }
                 WorkerCommand::Snapshot(reply) => {
                     let _ = reply.send(self.router.snapshot());

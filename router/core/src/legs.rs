@@ -28,6 +28,10 @@ use crate::transport::Transport;
 use crate::webrtc::{DtlsIdentity, WebRtcLeg, WebRtcTransport};
 use crate::Router;
 
+/// How often congestion feedback is considered (each leg sends when its
+/// recorder says it is due: every 50 ms while packets arrive).
+pub(crate) const FEEDBACK_TICK: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Why the router refused to open a WebRTC leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegRefusal {
@@ -218,6 +222,10 @@ impl Router {
                 Ok(plain) => {
                     part.last_seen = now;
                     if kind == Kind::Rtp {
+                        w.on_rtp_arrival(now, &plain);
+                        if w.sends_feedback() && self.next_feedback.is_none() {
+                            self.next_feedback = Some(now + FEEDBACK_TICK);
+                        }
                         self.forward_rtp(now, call, Origin::Participant(pid), plain);
                     } else {
                         self.route_rtcp(now, call, Origin::Participant(pid), &plain);
@@ -247,6 +255,23 @@ impl Router {
         for s in ssrcs {
             self.request_keyframe(now, call, s);
         }
+    }
+
+    /// Sends every WebRTC leg's due congestion feedback; keeps ticking
+    /// while any leg records arrivals.
+    pub(crate) fn send_feedback(&mut self, now: Instant) {
+        let mut any = false;
+        for c in self.calls.values_mut() {
+            for p in &mut c.participants {
+                if let Transport::WebRtc(w) = &mut p.transport {
+                    if w.sends_feedback() {
+                        any = true;
+                        w.send_feedback(now, &mut self.out);
+                    }
+                }
+            }
+        }
+        self.next_feedback = any.then_some(now + FEEDBACK_TICK);
     }
 
     /// Closes WebRTC legs whose consent expired (or that never got a

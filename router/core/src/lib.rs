@@ -105,6 +105,8 @@ pub struct Router {
     out: Outbox,
     next_sweep: Option<Instant>,
     next_rank: Option<Instant>,
+    /// When WebRTC legs' congestion feedback is next considered.
+    next_feedback: Option<Instant>,
 }
 
 impl Router {
@@ -128,6 +130,7 @@ impl Router {
             out: Outbox::new(),
             next_sweep: None,
             next_rank: None,
+            next_feedback: None,
         }
     }
 
@@ -184,7 +187,8 @@ impl Router {
             return o;
         }
         let sweep = self.next_sweep.unwrap_or(self.epoch + self.config.sweep_interval);
-        Output::Timeout(self.next_rank.map_or(sweep, |r| r.min(sweep)))
+        let t = self.next_rank.map_or(sweep, |r| r.min(sweep));
+        Output::Timeout(self.next_feedback.map_or(t, |f| f.min(t)))
     }
 
     fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: Bytes) {
@@ -216,6 +220,9 @@ impl Router {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.next_feedback.is_some_and(|t| now >= t) {
+            self.send_feedback(now);
+        }
         if self.next_rank.is_some_and(|t| now >= t) {
             self.next_rank = Some(now + self.config.audio_rank_interval);
             self.rank_speakers();

@@ -344,12 +344,13 @@ impl Router {
         }
     }
 
-    /// Removes participants silent for longer than the silence timeout.
+    /// Removes native participants silent for longer than the silence timeout.
     pub(crate) fn sweep_silent(&mut self, now: Instant) {
         let timeout = self.config.silence_timeout;
         let mut silent = Vec::new();
         for (cid, call) in &self.calls {
-            for p in &call.participants {
+            // WebRTC legs live as long as their peer's consent (`legs`).
+            for p in call.participants.iter().filter(|p| matches!(p.transport, Transport::Udp(_))) {
                 if now.saturating_duration_since(p.last_seen) >= timeout {
                     silent.push((*cid, p.id));
                 }

@@ -30,8 +30,6 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
-#[path = "srtp_stub.rs"]
-pub mod srtp;
 pub mod token;
 
 pub use ids::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};

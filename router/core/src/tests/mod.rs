@@ -139,3 +139,4 @@ mod rtcp_routing;
 mod scenarios;
 mod speakers;
 mod spread;
+mod webrtc;

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
+use corecast_proto::rtcp::TwccRecorder;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
 use corecast_proto::srtp::{keys_from_dtls, SrtpContext};
@@ -78,6 +79,12 @@ pub(crate) struct WebRtcTransport {
     pub pending_until: Instant,
     /// Where DTLS records go: the source of the peer's last DTLS datagram.
     dtls_peer: Option<SocketAddr>,
+    /// Arrival times of the peer's packets by transport-wide sequence
+    /// number, for the congestion feedback its bandwidth estimator needs
+    /// (legs on which the peer sends and negotiated transport-cc).
+    twcc: Option<TwccRecorder>,
+    /// The SSRC the feedback names as its media source.
+    twcc_media_ssrc: u32,
 }
 
 impl WebRtcTransport {
@@ -89,6 +96,9 @@ impl WebRtcTransport {
             format: LegFormat { media: leg.media.clone(), extensions: leg.extensions },
             pending_until: leg.pending_until,
             dtls_peer: None,
+            twcc: (leg.extensions.transport_cc.is_some() && leg.media.iter().any(|m| m.receives))
+                .then(TwccRecorder::new),
+            twcc_media_ssrc: leg.media.iter().flat_map(|m| m.remote_ssrcs.first()).map_or(0, |s| s.0),
         }
     }
 
@@ -141,6 +151,36 @@ impl WebRtcTransport {
             self.srtp = Some(Srtp { tx, rx });
         }
         Ok(())
+    }
+
+    /// Notes the arrival of a (decrypted) RTP packet for congestion feedback.
+    pub fn on_rtp_arrival(&mut self, now: Instant, plain: &[u8]) {
+        let (Some(twcc), Some(id)) = (self.twcc.as_mut(), self.format.extensions.transport_cc) else { return };
+        let Ok(h) = RtpHeader::parse(plain) else { return };
+        let seq = h.extensions(plain).flatten().find(|e| e.id == id).filter(|e| e.data.len() == 2);
+        if let Some(e) = seq {
+            twcc.record(u16::from_be_bytes([e.data[0], e.data[1]]), now);
+        }
+    }
+
+    /// Whether this leg sends congestion feedback.
+    pub fn sends_feedback(&self) -> bool {
+        self.twcc.is_some()
+    }
+
+    /// Sends the congestion feedback that is due (SRTCP).
+    pub fn send_feedback(&mut self, now: Instant, out: &mut Outbox) {
+        let Some(twcc) = self.twcc.as_mut() else { return };
+        if twcc.next_deadline().is_none_or(|t| t > now) || self.srtp.is_none() {
+            return;
+        }
+        let mut fb = out.take_scratch();
+        fb.clear();
+        if twcc.poll_feedback(now, crate::ROUTER_SSRC.0, self.twcc_media_ssrc, &mut fb) {
+            // poll_feedback may write several RTCP packets: one compound.
+            self.send_rtcp(out, &fb);
+        }
+        out.put_scratch(fb);
     }
 
     /// Decrypts an SRTP (or, `rtcp`, SRTCP) packet from the peer.

@@ -52,7 +52,7 @@ pub enum Codec {
 pub struct SendTrack {
     /// [`MediaKind::Audio`] or [`MediaKind::Video`].
     pub kind: MediaKind,
-    /// The SSRC the router sends it with.
+    /// The SSRC the router sends it with (0: not known yet; no `a=ssrc` line).
     pub ssrc: u32,
     /// The RTX SSRC, if the router retransmits on its own SSRC.
     pub rtx_ssrc: Option<u32>,
@@ -531,7 +531,8 @@ fn accepted_section(m: &MediaDescription, a: &Accepted, cfg: &AnswerConfig, cand
     }
     if let Some(t) = &a.media.send {
         let msid = format!("{} {}", t.stream_id, t.track_id);
-        let ssrcs: Vec<u32> = std::iter::once(t.ssrc).chain(t.rtx_ssrc).collect();
+        // SSRC 0: not known yet (the receiver demultiplexes by `mid`).
+        let ssrcs: Vec<u32> = std::iter::once(t.ssrc).chain(t.rtx_ssrc).filter(|s| *s != 0).collect();
         if ssrcs.len() == 2 {
             at.push(Attribute::new("ssrc-group", SsrcGroup { semantics: "FID".into(), ssrcs: ssrcs.clone() }));
         }
