@@ -6,6 +6,7 @@
 //! - [`rtp`]: RTP packets (RFC 3550) with RFC 8285 header extensions;
 //! - [`rtcp`]: compound RTCP, one file per message type (SR, RR, SDES, BYE, APP, NACK, PLI, FIR, REMB);
 //! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
+//! - [`srtp`]: SRTP and SRTCP (RFC 3711, RFC 7714 AES-GCM) for WebRTC legs, keyed from DTLS-SRTP;
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
 //! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
@@ -27,6 +28,7 @@ pub mod placement;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod srtp;
 pub mod token;
 
 pub use ids::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
