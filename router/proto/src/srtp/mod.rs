@@ -32,6 +32,8 @@ mod kdf;
 mod replay;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
 
 use bytes::BytesMut;
 
