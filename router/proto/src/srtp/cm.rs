@@ -36,9 +36,7 @@ pub(crate) struct Cm {
 }
 
 pub(crate) fn ctr_key(key: &[u8]) -> Result<EncryptingKey, SrtpError> {
-    UnboundCipherKey::new(&AES_128, key)
-        .and_then(EncryptingKey::ctr)
-        .map_err(|_| SrtpError::KeyLength)
+    UnboundCipherKey::new(&AES_128, key).and_then(EncryptingKey::ctr).map_err(|_| SrtpError::KeyLength)
 }
 
 /// The §4.1.1 counter-mode IV for `ssrc` and packet (or SRTCP) index.
@@ -95,14 +93,7 @@ impl Cm {
         kdf.derive(Label::RtcpAuth, &mut a)?;
         let rtcp_auth = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &a);
         kdf.derive(Label::RtcpSalt, &mut rtcp_salt)?;
-        Ok(Cm {
-            rtp_key,
-            rtp_auth,
-            rtp_salt,
-            rtcp_key,
-            rtcp_auth,
-            rtcp_salt,
-        })
+        Ok(Cm { rtp_key, rtp_auth, rtp_salt, rtcp_key, rtcp_auth, rtcp_salt })
     }
 
     /// Encrypts the RTP packet at `out[start..]` (header `hdr_len` bytes)
@@ -157,13 +148,7 @@ impl Cm {
     /// Encrypts the RTCP packet at `out[start..]` with SRTCP index `index`
     /// and appends the `E|index` word and the tag.
     #[inline]
-    pub(crate) fn seal_rtcp(
-        &self,
-        out: &mut BytesMut,
-        start: usize,
-        ssrc: u32,
-        index: u32,
-    ) -> Result<(), SrtpError> {
+    pub(crate) fn seal_rtcp(&self, out: &mut BytesMut, start: usize, ssrc: u32, index: u32) -> Result<(), SrtpError> {
         let packet = out.get_mut(start..).ok_or(SrtpError::Malformed)?;
         let body = packet.get_mut(8..).ok_or(SrtpError::Malformed)?;
         apply_keystream(&self.rtcp_key, iv(&self.rtcp_salt, ssrc, u64::from(index)), body)?;

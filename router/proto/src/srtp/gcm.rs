@@ -54,12 +54,7 @@ impl Gcm {
     #[cfg(test)]
     pub(crate) fn from_session_keys(key: &[u8; 16], salt: &[u8; 12]) -> Gcm {
         let k = || LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("16-byte key"));
-        Gcm {
-            rtp_key: k(),
-            rtp_salt: *salt,
-            rtcp_key: k(),
-            rtcp_salt: *salt,
-        }
+        Gcm { rtp_key: k(), rtp_salt: *salt, rtcp_key: k(), rtcp_salt: *salt }
     }
 
     fn rtp_nonce(&self, ssrc: u32, index: u64) -> Nonce {
@@ -95,7 +90,7 @@ impl Gcm {
     ) -> Result<(), SrtpError> {
         let nonce = self.rtp_nonce(ssrc, index);
         let packet = out.get_mut(start..).ok_or(SrtpError::Malformed)?;
-        let (header, payload) = packet.split_at_mut(hdr_len);
+        let (header, payload) = packet.split_at_mut_checked(hdr_len).ok_or(SrtpError::Malformed)?;
         let tag = self
             .rtp_key
             .seal_in_place_separate_tag(nonce, Aad::from(&*header), payload)
@@ -121,12 +116,8 @@ impl Gcm {
         let nonce = self.rtp_nonce(ssrc, index);
         let start = out.len();
         out.extend_from_slice(body);
-        let opened = self.rtp_key.open_in_place_separate_tag(
-            nonce,
-            Aad::from(header),
-            tag,
-            &mut out[start + hdr_len..],
-        );
+        let opened =
+            self.rtp_key.open_in_place_separate_tag(nonce, Aad::from(header), tag, &mut out[start + hdr_len..]);
         if opened.is_err() {
             out.truncate(start);
             return Err(SrtpError::Auth);
@@ -137,24 +128,16 @@ impl Gcm {
     /// Encrypts the RTCP packet at `out[start..]` with SRTCP index `index`
     /// and appends the tag and the `E|index` word.
     #[inline]
-    pub(crate) fn seal_rtcp(
-        &self,
-        out: &mut BytesMut,
-        start: usize,
-        ssrc: u32,
-        index: u32,
-    ) -> Result<(), SrtpError> {
+    pub(crate) fn seal_rtcp(&self, out: &mut BytesMut, start: usize, ssrc: u32, index: u32) -> Result<(), SrtpError> {
         let word = (0x8000_0000 | index).to_be_bytes();
         let nonce = self.rtcp_nonce(ssrc, index);
         let packet = out.get_mut(start..).ok_or(SrtpError::Malformed)?;
-        let (header, body) = packet.split_at_mut(8);
+        let (header, body) = packet.split_at_mut_checked(8).ok_or(SrtpError::Malformed)?;
         let mut aad = [0u8; 12];
         aad[..8].copy_from_slice(header);
         aad[8..].copy_from_slice(&word);
-        let tag = self
-            .rtcp_key
-            .seal_in_place_separate_tag(nonce, Aad::from(aad), body)
-            .map_err(|_| SrtpError::Crypto)?;
+        let tag =
+            self.rtcp_key.seal_in_place_separate_tag(nonce, Aad::from(aad), body).map_err(|_| SrtpError::Crypto)?;
         out.extend_from_slice(tag.as_ref());
         out.extend_from_slice(&word);
         Ok(())
@@ -186,18 +169,14 @@ impl Gcm {
             aad[..8].copy_from_slice(&body[..8]);
             aad[8..].copy_from_slice(word);
             out.extend_from_slice(body);
-            self.rtcp_key
-                .open_in_place_separate_tag(nonce, Aad::from(aad), tag, &mut out[start + 8..])
-                .map(|_| ())
+            self.rtcp_key.open_in_place_separate_tag(nonce, Aad::from(aad), tag, &mut out[start + 8..]).map(|_| ())
         } else {
             // §9.3: the whole packet and the index word are the AAD, the
             // plaintext is empty. The AAD is built where the output goes.
             out.extend_from_slice(body);
             out.extend_from_slice(word);
-            let result = self
-                .rtcp_key
-                .open_in_place_separate_tag(nonce, Aad::from(&out[start..]), tag, &mut [])
-                .map(|_| ());
+            let result =
+                self.rtcp_key.open_in_place_separate_tag(nonce, Aad::from(&out[start..]), tag, &mut []).map(|_| ());
             out.truncate(start + body.len());
             result
         };

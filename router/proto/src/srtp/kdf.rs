@@ -58,9 +58,6 @@ impl Kdf {
         iv[7] ^= label as u8;
         out.fill(0);
         let context = EncryptionContext::Iv128(FixedLength::from(iv));
-        self.key
-            .less_safe_encrypt(out, context)
-            .map(|_| ())
-            .map_err(|_| SrtpError::Crypto)
+        self.key.less_safe_encrypt(out, context).map(|_| ()).map_err(|_| SrtpError::Crypto)
     }
 }

@@ -146,9 +146,7 @@ pub struct SrtpKey {
 
 impl std::fmt::Debug for SrtpKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SrtpKey")
-            .field("profile", &self.profile)
-            .finish_non_exhaustive()
+        f.debug_struct("SrtpKey").field("profile", &self.profile).finish_non_exhaustive()
     }
 }
 
@@ -173,11 +171,7 @@ pub fn keys_from_dtls(
     };
     let client = key(0, 2 * k);
     let server = key(k, 2 * k + s);
-    Ok(if we_are_dtls_server {
-        (server, client)
-    } else {
-        (client, server)
-    })
+    Ok(if we_are_dtls_server { (server, client) } else { (client, server) })
 }
 
 /// The session keys of one profile.
@@ -240,9 +234,7 @@ impl SrtpContext {
     /// rate 0).
     pub fn new(key: &SrtpKey) -> Result<SrtpContext, SrtpError> {
         let profile = key.profile;
-        if key.master_key.len() != profile.master_key_len()
-            || key.master_salt.len() != profile.master_salt_len()
-        {
+        if key.master_key.len() != profile.master_key_len() || key.master_salt.len() != profile.master_salt_len() {
             return Err(SrtpError::KeyLength);
         }
         let kdf = kdf::Kdf::new(&key.master_key, &key.master_salt)?;
@@ -250,11 +242,7 @@ impl SrtpContext {
             SrtpProfile::AeadAes128Gcm => Transform::Gcm(gcm::Gcm::new(&kdf)?),
             SrtpProfile::Aes128CmHmacSha1_80 => Transform::Cm(cm::Cm::new(&kdf)?),
         };
-        Ok(SrtpContext {
-            profile,
-            transform,
-            streams: StreamTable::new(MAX_STREAMS),
-        })
+        Ok(SrtpContext { profile, transform, streams: StreamTable::new(MAX_STREAMS) })
     }
 
     /// A GCM context with session keys given directly (RFC 7714 vectors).

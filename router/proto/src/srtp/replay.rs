@@ -34,10 +34,7 @@ pub(crate) struct ReplayWindow {
 impl ReplayWindow {
     /// A window whose first accepted index is `first`.
     pub(crate) fn starting_at(first: u64) -> ReplayWindow {
-        ReplayWindow {
-            highest: first,
-            seen: 1,
-        }
+        ReplayWindow { highest: first, seen: 1 }
     }
 
     /// The highest index accepted so far.
@@ -98,10 +95,7 @@ pub(crate) struct StreamTable {
 impl StreamTable {
     /// An empty table for at most `cap` SSRCs.
     pub(crate) fn new(cap: usize) -> StreamTable {
-        StreamTable {
-            entries: Vec::with_capacity(cap.min(8)),
-            cap,
-        }
+        StreamTable { entries: Vec::with_capacity(cap.min(8)), cap }
     }
 
     /// The state of `ssrc`, if any.

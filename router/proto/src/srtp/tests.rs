@@ -99,6 +99,13 @@ fn unprotect_c(ctx: &mut SrtpContext, packet: &[u8]) -> Result<Vec<u8>, SrtpErro
 }
 
 #[test]
+fn contexts_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SrtpContext>();
+    assert_send_sync::<SrtpKey>();
+}
+
+#[test]
 fn profile_constants() {
     let gcm = SrtpProfile::AeadAes128Gcm;
     let cm = SrtpProfile::Aes128CmHmacSha1_80;
@@ -360,8 +367,7 @@ fn srtcp_index_exhaustion() {
         let (mut tx, _) = pair(profile, true);
         let mut out = BytesMut::new();
         tx.protect_rtcp(&rtcp(5), &mut out).unwrap();
-        tx.streams.get_or_insert(5).unwrap().rtcp =
-            Some(replay::ReplayWindow::starting_at(MAX_RTCP_INDEX));
+        tx.streams.get_or_insert(5).unwrap().rtcp = Some(replay::ReplayWindow::starting_at(MAX_RTCP_INDEX));
         out.clear();
         assert_eq!(tx.protect_rtcp(&rtcp(5), &mut out), Err(SrtpError::Exhausted));
         assert!(out.is_empty());
@@ -451,6 +457,9 @@ proptest! {
 }
 
 /// `cargo test -p corecast-proto --release srtp_seal_rate -- --ignored --nocapture`
+///
+/// The three loops run interleaved for several rounds and the best round of
+/// each counts, so a busy machine skews them alike.
 #[test]
 #[ignore]
 fn srtp_seal_rate() {
@@ -458,49 +467,58 @@ fn srtp_seal_rate() {
     use std::hint::black_box;
     use std::time::Instant;
 
-    const N: u32 = 300_000;
-    let rate = |start: Instant| f64::from(N) / start.elapsed().as_secs_f64();
+    const N: u32 = 100_000;
+    const ROUNDS: usize = 7;
 
     // (a) raw aws-lc-rs AES-128-GCM over the 1188-byte payload.
     let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &[7; 16]).unwrap());
     let header = [0x80u8; 12];
     let mut payload = vec![0x5au8; 1188];
-    let start = Instant::now();
-    for i in 0..N {
-        let mut nonce = [9u8; 12];
-        nonce[8..].copy_from_slice(&i.to_be_bytes());
-        let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&header), &mut payload)
-            .unwrap();
-        black_box(tag.as_ref()[0]);
-    }
-    let raw = rate(start);
-
-    let mut results = vec![];
-    for profile in [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80] {
+    let mut raw_seal = |round: u32| {
+        for i in 0..N {
+            let mut nonce = [9u8; 12];
+            nonce[4..8].copy_from_slice(&round.to_be_bytes());
+            nonce[8..].copy_from_slice(&i.to_be_bytes());
+            let nonce = Nonce::assume_unique_for_key(nonce);
+            let tag = key.seal_in_place_separate_tag(nonce, Aad::from(&header), &mut payload).unwrap();
+            black_box(tag.as_ref()[0]);
+        }
+    };
+    // (b), (c) protect_rtp of 1200-byte packets, sequence numbers running on.
+    let protect_loop = |profile: SrtpProfile| {
         let (mut tx, _) = pair(profile, true);
         let mut plain = rtp(0, 0x1111_2222, &[], false, &[0x5a; 1188], 0);
         assert_eq!(plain.len(), 1200);
         let mut out = BytesMut::with_capacity(2048);
-        let start = Instant::now();
-        for i in 0..N {
-            plain[2..4].copy_from_slice(&(i as u16).to_be_bytes());
-            out.clear();
-            tx.protect_rtp(&plain, &mut out).unwrap();
-            black_box(&out);
+        let mut seq = 0u16;
+        move || {
+            for _ in 0..N {
+                seq = seq.wrapping_add(1);
+                plain[2..4].copy_from_slice(&seq.to_be_bytes());
+                out.clear();
+                tx.protect_rtp(&plain, &mut out).unwrap();
+                black_box(out[20]);
+            }
         }
-        results.push(rate(start));
+    };
+    let mut gcm = protect_loop(SrtpProfile::AeadAes128Gcm);
+    let mut cm = protect_loop(SrtpProfile::Aes128CmHmacSha1_80);
+
+    let mut best = [0f64; 3];
+    for round in 0..ROUNDS {
+        let timed = |f: &mut dyn FnMut()| {
+            let start = Instant::now();
+            f();
+            f64::from(N) / start.elapsed().as_secs_f64()
+        };
+        let rates = [timed(&mut || raw_seal(round as u32)), timed(&mut gcm), timed(&mut cm)];
+        for (b, r) in best.iter_mut().zip(rates) {
+            *b = b.max(r);
+        }
     }
-    println!("1200-byte RTP packets, one core, {N} packets each:");
-    println!("  (a) aws-lc-rs AES-128-GCM seal, 1188 B: {raw:>12.0} packets/s");
-    println!(
-        "  (b) protect_rtp AEAD_AES_128_GCM:       {:>12.0} packets/s ({:.2}x the raw seal time)",
-        results[0],
-        raw / results[0]
-    );
-    println!(
-        "  (c) protect_rtp AES_CM_HMAC_SHA1_80:    {:>12.0} packets/s ({:.2}x the raw seal time)",
-        results[1],
-        raw / results[1]
-    );
+    let [raw, gcm, cm] = best;
+    println!("1200-byte RTP packets, one core, best of {ROUNDS} rounds of {N}:");
+    println!("  (a) aws-lc-rs AES-128-GCM seal, 1188 B: {raw:>10.0} packets/s");
+    println!("  (b) protect_rtp AEAD_AES_128_GCM:       {gcm:>10.0} packets/s ({:.2}x the raw seal time)", raw / gcm);
+    println!("  (c) protect_rtp AES_CM_HMAC_SHA1_80:    {cm:>10.0} packets/s ({:.2}x the raw seal time)", raw / cm);
 }

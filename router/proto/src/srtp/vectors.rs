@@ -60,11 +60,7 @@ fn rfc3711_b2_aes_cm_keystream() {
 
 #[test]
 fn rfc3711_b3_key_derivation() {
-    let kdf = Kdf::new(
-        &unhex("E1F97A0D3E018BE0D64FA32C06DE4139"),
-        &unhex("0EC675AD498AFEEBB6960B3AABE6"),
-    )
-    .unwrap();
+    let kdf = Kdf::new(&unhex("E1F97A0D3E018BE0D64FA32C06DE4139"), &unhex("0EC675AD498AFEEBB6960B3AABE6")).unwrap();
     let mut cipher_key = [0u8; 16];
     kdf.derive(Label::RtpEncryption, &mut cipher_key).unwrap();
     assert_eq!(cipher_key.to_vec(), unhex("C61E7A93744F39EE10734AFE3FF7A087"));
