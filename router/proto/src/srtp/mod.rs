@@ -177,7 +177,8 @@ pub fn keys_from_dtls(
 /// The session keys of one profile.
 enum Transform {
     Gcm(gcm::Gcm),
-    Cm(cm::Cm),
+    /// Boxed: the AES keys and HMAC states are about 3.5 kB inline.
+    Cm(Box<cm::Cm>),
 }
 
 /// One direction of one SRTP session: session keys plus per-SSRC rollover
@@ -240,7 +241,7 @@ impl SrtpContext {
         let kdf = kdf::Kdf::new(&key.master_key, &key.master_salt)?;
         let transform = match profile {
             SrtpProfile::AeadAes128Gcm => Transform::Gcm(gcm::Gcm::new(&kdf)?),
-            SrtpProfile::Aes128CmHmacSha1_80 => Transform::Cm(cm::Cm::new(&kdf)?),
+            SrtpProfile::Aes128CmHmacSha1_80 => Transform::Cm(Box::new(cm::Cm::new(&kdf)?)),
         };
         Ok(SrtpContext { profile, transform, streams: StreamTable::new(MAX_STREAMS) })
     }
