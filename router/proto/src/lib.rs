@@ -8,6 +8,7 @@
 //!   transport-wide CC feedback) and the transport-wide CC feedback recorder;
 //! - [`sdp`]: SDP offers parsed, and the ICE-lite SFU answer to a WHIP/WHEP offer;
 //! - [`session`]: STUN-framed session messages (join, leave, keepalive, ...) and [`session::speakers`];
+//! - [`srtp`]: SRTP and SRTCP (RFC 3711, RFC 7714 AES-GCM) for WebRTC legs, keyed from DTLS-SRTP;
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
 //! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
@@ -30,6 +31,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 pub mod token;
 
 pub use ids::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
