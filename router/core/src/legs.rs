@@ -79,6 +79,7 @@ impl Router {
     /// reaches it by `leg.pending_until`.
     pub fn open_webrtc(&mut self, now: Instant, leg: WebRtcLeg) -> Result<(), LegRefusal> {
         let identity = self.dtls.clone().ok_or(LegRefusal::NoCertificate)?;
+        self.start_timers(now);
         if self.ended.contains_key(&leg.call) {
             return Err(LegRefusal::CallEnded);
         }

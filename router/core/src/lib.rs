@@ -167,17 +167,22 @@ impl Router {
 
     /// Feeds one input. Then drain [`poll_output`](Self::poll_output).
     pub fn handle_input(&mut self, now: Instant, input: Input) {
-        if self.next_sweep.is_none() {
-            self.next_sweep = Some(now + self.config.sweep_interval);
-            if self.config.ranks_speakers() {
-                self.next_rank = Some(now + self.config.audio_rank_interval);
-            }
-        }
+        self.start_timers(now);
         match input {
             Input::Receive { source, contents } => self.handle_receive(now, source, contents),
             Input::Pipe { from_worker, call, message } => self.handle_pipe(now, from_worker, call, message),
             Input::Timeout => self.handle_timeout(now),
             Input::Command(c) => self.handle_command(now, c),
+        }
+    }
+
+    /// Starts the periodic timers at the first input.
+    fn start_timers(&mut self, now: Instant) {
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + self.config.sweep_interval);
+            if self.config.ranks_speakers() {
+                self.next_rank = Some(now + self.config.audio_rank_interval);
+            }
         }
     }
 

@@ -146,9 +146,9 @@ impl Peer {
             for p in to_router {
                 h.input(self.addr, p);
             }
-            let replies = h.take();
+            // (Keyframe requests to publishers go elsewhere when the leg connects.)
+            let replies: Vec<_> = h.take().into_iter().filter(|t| t.destination == self.addr).collect();
             for t in &replies {
-                assert_eq!(t.destination, self.addr);
                 self.dtls.handle_packet(&t.contents).unwrap();
             }
             if self.tx.is_some() && h.r.stats().dtls_connected > 0 && replies.is_empty() {
@@ -262,7 +262,7 @@ fn bad_ice_checks_are_dropped_and_keep_nothing() {
     let p = Peer::open(&mut h, 1, c, 1, true, None);
     // Wrong password, unknown ufrag, malformed STUN: no answer, counted.
     h.input(p.addr, p.check(1, true, "not-the-password-at-all"));
-    let mut stranger = Peer::open(&mut h, 2, c, 2, true, None);
+    let mut stranger = Peer::open(&mut h, 2, c, 2, false, None);
     stranger.router_ufrag = "nobody".into();
     h.input(stranger.addr, stranger.check(2, true, &stranger.router_pwd));
     h.input(p.addr, vec![0, 1, 0, 4, 0x21, 0x12]);

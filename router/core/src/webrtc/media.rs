@@ -131,8 +131,8 @@ impl LegFormat {
                 n += 1 + mid.len();
             }
         }
-        if let (Some(id), true) = (self.extensions.audio_level.filter(|id| (1..=14).contains(id)), src.audio_level != 0)
-        {
+        let audio = src.kind == MediaKind::Audio && src.audio_level != 0;
+        if let (Some(id), true) = (self.extensions.audio_level.filter(|id| (1..=14).contains(id)), audio) {
             let level = h.extensions(packet).flatten().find(|e| e.id == src.audio_level);
             if let Some(e) = level.filter(|e| e.data.len() == 1) {
                 ext[n] = id << 4;

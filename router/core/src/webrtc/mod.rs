@@ -98,7 +98,7 @@ impl WebRtcTransport {
             dtls_peer: None,
             twcc: (leg.extensions.transport_cc.is_some() && leg.media.iter().any(|m| m.receives))
                 .then(TwccRecorder::new),
-            twcc_media_ssrc: leg.media.iter().flat_map(|m| m.remote_ssrcs.first()).map_or(0, |s| s.0),
+            twcc_media_ssrc: leg.media.iter().flat_map(|m| m.remote_ssrcs.first()).next().map_or(0, |s| s.0),
         }
     }
 
@@ -207,7 +207,11 @@ impl WebRtcTransport {
             return false;
         };
         let mut scratch = out.take_scratch();
-        let sent = self.format.rewrite(packet, h, src, &mut scratch) && {
+        let rewritten = self.format.rewrite(packet, h, src, &mut scratch);
+        if !rewritten {
+            out.stats.webrtc_not_ready += 1;
+        }
+        let sent = rewritten && {
             let ok = srtp.tx.protect_rtp(&scratch, out.arena()).is_ok();
             if ok {
                 let b = out.take_arena();

@@ -1,4 +1,4 @@
-//! AEAD_AES_128_GCM for SRTP and SRTCP (RFC 7714).
+//! AEAD_AES_128_GCM and AEAD_AES_256_GCM for SRTP and SRTCP (RFC 7714).
 //!
 //! - SRTP (§8): the header (fixed part, CSRCs and extension) is the AAD, the
 //!   payload (padding included) is encrypted, the 16-byte tag follows it.
@@ -11,7 +11,7 @@
 //!
 //! Everything runs in place in the caller's output buffer: no allocation.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use bytes::BytesMut;
 
 use super::kdf::{Kdf, Label};
@@ -29,9 +29,11 @@ pub(crate) struct Gcm {
 }
 
 fn aead_key(kdf: &Kdf, label: Label) -> Result<LessSafeKey, SrtpError> {
-    let mut k = [0u8; 16];
-    kdf.derive(label, &mut k)?;
-    let key = UnboundKey::new(&AES_128_GCM, &k).map_err(|_| SrtpError::KeyLength)?;
+    let mut k = [0u8; 32];
+    let k = &mut k[..kdf.key_len];
+    kdf.derive(label, k)?;
+    let algorithm = if k.len() == 32 { &AES_256_GCM } else { &AES_128_GCM };
+    let key = UnboundKey::new(algorithm, k).map_err(|_| SrtpError::KeyLength)?;
     Ok(LessSafeKey::new(key))
 }
 

@@ -7,7 +7,7 @@
 //! The key derivation rate is 0 (DTLS-SRTP never rekeys by rate), so the
 //! `index DIV kdr` term is 0 and each session key is derived once.
 
-use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128};
+use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128, AES_256};
 use aws_lc_rs::iv::FixedLength;
 
 use super::SrtpError;
@@ -34,20 +34,28 @@ pub(crate) enum Label {
 pub(crate) struct Kdf {
     key: EncryptingKey,
     salt: [u8; 14],
+    /// The master key's length: the session encryption keys have the same
+    /// (RFC 6188 §3 for AES-256: the AES-256-CM PRF).
+    pub(crate) key_len: usize,
 }
 
 impl Kdf {
-    /// A PRF for a 16-byte master key and a master salt of at most 14 bytes.
+    /// A PRF for a 16- or 32-byte master key and a master salt of at most 14 bytes.
     pub(crate) fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Kdf, SrtpError> {
-        if master_key.len() != 16 || master_salt.len() > 14 {
+        let algorithm = match master_key.len() {
+            16 => &AES_128,
+            32 => &AES_256,
+            _ => return Err(SrtpError::KeyLength),
+        };
+        if master_salt.len() > 14 {
             return Err(SrtpError::KeyLength);
         }
         let mut salt = [0u8; 14];
         salt[..master_salt.len()].copy_from_slice(master_salt);
-        let key = UnboundCipherKey::new(&AES_128, master_key)
+        let key = UnboundCipherKey::new(algorithm, master_key)
             .and_then(EncryptingKey::ctr)
             .map_err(|_| SrtpError::KeyLength)?;
-        Ok(Kdf { key, salt })
+        Ok(Kdf { key, salt, key_len: master_key.len() })
     }
 
     /// Fills `out` with the session key of `label` (§4.3.1 with r = 0):

@@ -78,6 +78,9 @@ pub enum SrtpError {
 pub enum SrtpProfile {
     /// `SRTP_AEAD_AES_128_GCM` (0x0007): AES-128-GCM, 16-byte tag.
     AeadAes128Gcm,
+    /// `SRTP_AEAD_AES_256_GCM` (0x0008): AES-256-GCM, 16-byte tag (what a
+    /// DTLS 1.2 server built on `dimpl` selects first when offered).
+    AeadAes256Gcm,
     /// `SRTP_AES128_CM_HMAC_SHA1_80` (0x0001): AES-128 counter mode and an
     /// 80-bit HMAC-SHA1 tag.
     Aes128CmHmacSha1_80,
@@ -86,13 +89,16 @@ pub enum SrtpProfile {
 impl SrtpProfile {
     /// Master key length in bytes.
     pub fn master_key_len(self) -> usize {
-        16
+        match self {
+            SrtpProfile::AeadAes256Gcm => 32,
+            _ => 16,
+        }
     }
 
     /// Master salt length in bytes.
     pub fn master_salt_len(self) -> usize {
         match self {
-            SrtpProfile::AeadAes128Gcm => 12,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 12,
             SrtpProfile::Aes128CmHmacSha1_80 => 14,
         }
     }
@@ -113,6 +119,7 @@ impl SrtpProfile {
         match id {
             0x0001 => Some(SrtpProfile::Aes128CmHmacSha1_80),
             0x0007 => Some(SrtpProfile::AeadAes128Gcm),
+            0x0008 => Some(SrtpProfile::AeadAes256Gcm),
             _ => None,
         }
     }
@@ -121,13 +128,14 @@ impl SrtpProfile {
     pub fn dtls_id(self) -> u16 {
         match self {
             SrtpProfile::AeadAes128Gcm => 0x0007,
+            SrtpProfile::AeadAes256Gcm => 0x0008,
             SrtpProfile::Aes128CmHmacSha1_80 => 0x0001,
         }
     }
 
     fn tag_len(self) -> usize {
         match self {
-            SrtpProfile::AeadAes128Gcm => gcm::TAG_LEN,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => gcm::TAG_LEN,
             SrtpProfile::Aes128CmHmacSha1_80 => cm::TAG_LEN,
         }
     }
@@ -240,7 +248,7 @@ impl SrtpContext {
         }
         let kdf = kdf::Kdf::new(&key.master_key, &key.master_salt)?;
         let transform = match profile {
-            SrtpProfile::AeadAes128Gcm => Transform::Gcm(gcm::Gcm::new(&kdf)?),
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => Transform::Gcm(gcm::Gcm::new(&kdf)?),
             SrtpProfile::Aes128CmHmacSha1_80 => Transform::Cm(Box::new(cm::Cm::new(&kdf)?)),
         };
         Ok(SrtpContext { profile, transform, streams: StreamTable::new(MAX_STREAMS) })
@@ -358,7 +366,7 @@ impl SrtpContext {
             return Err(SrtpError::Malformed);
         }
         let word_at = match self.profile {
-            SrtpProfile::AeadAes128Gcm => packet.len() - 4,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => packet.len() - 4,
             SrtpProfile::Aes128CmHmacSha1_80 => packet.len() - 4 - tag_len,
         };
         let word = u32_at(packet, word_at);

@@ -9,7 +9,8 @@ use super::replay::estimate_rtp_index;
 use super::*;
 use crate::rtp::RtpHeader;
 
-const PROFILES: [SrtpProfile; 2] = [SrtpProfile::AeadAes128Gcm, SrtpProfile::Aes128CmHmacSha1_80];
+const PROFILES: [SrtpProfile; 3] =
+    [SrtpProfile::AeadAes128Gcm, SrtpProfile::AeadAes256Gcm, SrtpProfile::Aes128CmHmacSha1_80];
 
 fn material(profile: SrtpProfile) -> Vec<u8> {
     let len = 2 * (profile.master_key_len() + profile.master_salt_len());
@@ -200,7 +201,7 @@ fn rtcp_round_trip_and_index() {
                 assert_eq!(out[..8], plain[..8]);
                 assert_ne!(out[8..plain.len()], plain[8..]);
                 let word_at = match profile {
-                    SrtpProfile::AeadAes128Gcm => out.len() - 4,
+                    SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => out.len() - 4,
                     SrtpProfile::Aes128CmHmacSha1_80 => plain.len(),
                 };
                 assert_eq!(out[word_at..word_at + 4], (0x8000_0000 | index).to_be_bytes());
