@@ -98,7 +98,12 @@ impl Router {
                 });
             }
         }
-        let level_ext = if self.config.ranks_speakers() { self.config.audio_level_ext_id } else { 0 };
+        // Each sender's own id for audio levels (a browser's from its SDP).
+        let level_ext = match sender_idx {
+            _ if !self.config.ranks_speakers() => 0,
+            Some(si) => call.participants[si].format.audio_level,
+            None => self.config.audio_level_ext_id,
+        };
         let producers = match from {
             Endpoint::Participant(i) => &mut call.participants[i].producers,
             Endpoint::Pipe(i) => &mut call.pipes[i].producers,

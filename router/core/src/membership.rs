@@ -16,6 +16,7 @@ use crate::pipe::{PipeMessage, Seat};
 use crate::quality::QualityState;
 use crate::stats::DropReason;
 use crate::transport::Transport;
+use crate::webrtc::SenderFormat;
 use crate::Router;
 
 /// A join's claims and declarations, once its token verified.
@@ -235,7 +236,7 @@ impl Router {
             Transport::udp(j.source),
             now,
             QualityState::joined(j.quality),
-            self.config.native_format.clone(),
+            SenderFormat { audio_level: self.config.audio_level_ext_id, ..self.config.native_format.clone() },
         );
         p.learn_ssrcs = j.ssrcs.is_empty() && j.role != Role::Subscriber;
         for (s, kind) in &j.ssrcs {
