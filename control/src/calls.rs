@@ -4,7 +4,7 @@
 //! session in the shared [`SessionStore`]. A join returns the router's media address and a
 //! join token signed with the service's Ed25519 key (`corecast_proto::token`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -19,23 +19,28 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::session_user;
+pub use crate::call_view::CallView;
 use crate::config::CallsConfig;
 use crate::error::{ApiError, ApiJson};
 use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
-use crate::stores::{Call, CallError, CallStore, Participant, SessionStore};
+use crate::stores::{CallError, CallStore, Participant, SessionStore, UserStore};
 use crate::util;
+use crate::whip_resource::ResourceKey;
 
 /// Shared state of the calls service.
 #[derive(Debug)]
 pub struct CallsState {
-    calls: Arc<dyn CallStore>,
+    pub(crate) calls: Arc<dyn CallStore>,
     sessions: Arc<dyn SessionStore>,
-    routers: RouterRegistry,
-    router_client: RouterClient,
+    pub(crate) routers: RouterRegistry,
+    pub(crate) router_client: RouterClient,
     router_secret: String,
     key: SigningKey,
-    cfg: CallsConfig,
+    pub(crate) resource_key: ResourceKey,
+    pub(crate) cfg: CallsConfig,
     session_ttl: Duration,
+    /// Where participants' names come from (absent: names are `null`).
+    users: OnceLock<Arc<dyn UserStore>>,
 }
 
 impl CallsState {
@@ -55,10 +60,18 @@ impl CallsState {
             routers,
             router_client: RouterClient::new(router_secret.clone()),
             router_secret,
+            resource_key: ResourceKey::from_signing_key(&key),
             key,
             cfg,
             session_ttl,
+            users: OnceLock::new(),
         })
+    }
+
+    /// Gives the service a user store to read participants' names from (`GET /v1/calls/{id}`).
+    /// Only the first call has an effect.
+    pub fn set_users(&self, users: Arc<dyn UserStore>) {
+        let _ = self.users.set(users);
     }
 
     /// The router registry.
@@ -80,6 +93,7 @@ pub fn router(state: Arc<CallsState>) -> Router {
         .route("/v1/routers", post(register_router))
         .route("/v1/routers/{id}/events", post(router_events))
         .route("/v1/health", get(health))
+        .merge(crate::whip::routes(&state.cfg))
         .fallback(crate::error::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -106,39 +120,12 @@ impl From<CallError> for ApiError {
     }
 }
 
-fn parse_call_id(s: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_call_id(s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::not_found("call not found"))
 }
 
-async fn user(st: &CallsState, headers: &HeaderMap) -> Result<i32, ApiError> {
+pub(crate) async fn user(st: &CallsState, headers: &HeaderMap) -> Result<i32, ApiError> {
     Ok(session_user(st.sessions.as_ref(), headers, st.session_ttl).await?.0)
-}
-
-/// Public view of a call.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CallView {
-    /// Call id.
-    pub call_id: Uuid,
-    /// Owner's user id.
-    pub owner: i32,
-    /// Unix milliseconds.
-    pub created_at: u64,
-    /// Media address of the router.
-    pub router: String,
-    /// Participants.
-    pub participants: Vec<Participant>,
-}
-
-impl From<Call> for CallView {
-    fn from(c: Call) -> Self {
-        CallView {
-            call_id: c.id,
-            owner: c.owner,
-            created_at: c.created_at,
-            router: c.router.address,
-            participants: c.participants,
-        }
-    }
 }
 
 async fn start(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
@@ -308,7 +295,8 @@ async fn get_call(
     if call.owner != uid && !call.participants.iter().any(|p| p.user_id == uid) {
         return Err(ApiError::forbidden("only the owner and participants may see a call"));
     }
-    Ok(Json(call.into()))
+    let router = call.router.address.clone();
+    Ok(Json(crate::call_view::call_view(call, router, st.users.get().map(|u| u.as_ref())).await))
 }
 
 async fn keys(State(st): State<Arc<CallsState>>) -> Json<serde_json::Value> {

@@ -135,6 +135,8 @@ pub struct CallsConfig {
     pub auth_url: Option<String>,
     /// Maximum request body size in bytes.
     pub max_body_bytes: usize,
+    /// `Access-Control-Allow-Origin` of the WHIP/WHEP endpoints (`None`: `*`).
+    pub cors_allow_origin: Option<String>,
 }
 
 impl Default for CallsConfig {
@@ -146,6 +148,7 @@ impl Default for CallsConfig {
             max_participants: 16,
             auth_url: None,
             max_body_bytes: 16 * 1024,
+            cors_allow_origin: None,
         }
     }
 }

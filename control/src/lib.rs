@@ -2,7 +2,7 @@
 //!
 //! * [`auth`]: users (PostgreSQL or embedded redb) and sessions (Redis or memory).
 //! * [`calls`]: active calls (Tarantool or memory), join tokens, router placement and the
-//!   router link.
+//!   router link; [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs.
 //!
 //! Each service is an [`axum::Router`] built from a state value, so the binaries, `make run`
 //! and the tests start them the same way (see [`run`]).
@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod call_view;
 pub mod calls;
 pub mod config;
 pub mod error;
@@ -19,3 +20,5 @@ pub mod run;
 pub mod stores;
 pub mod tarantool;
 pub mod util;
+pub mod whip;
+pub mod whip_resource;

@@ -12,7 +12,7 @@ pub const AUTH_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/health"),
 ];
 
-/// Routes of the calls service as `(METHOD, path)`.
+/// Routes of the calls service as `(METHOD, path)` (`calls.rs` and `whip.rs`).
 pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls"),
     ("GET", "/v1/calls/{id}"),
@@ -20,6 +20,10 @@ pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/join"),
     ("POST", "/v1/calls/{id}/leave"),
     ("POST", "/v1/calls/{id}/mixer"),
+    ("POST", "/v1/calls/{id}/whip"),
+    ("POST", "/v1/calls/{id}/whep"),
+    ("PATCH", "/v1/calls/{id}/sessions/{session}"),
+    ("DELETE", "/v1/calls/{id}/sessions/{session}"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/routers"),
     ("POST", "/v1/routers/{id}/events"),

@@ -165,10 +165,93 @@ impl RouterClient {
         false
     }
 
+    /// Forwards a WHIP/WHEP offer: `POST {admin}/v1/calls/{call_id}/webrtc` with `body`
+    /// (`{participant_id, role, subscribe, offer, expires_ms}`). One try: the caller holds
+    /// an HTTP client waiting, and a refused leg is released at once.
+    pub async fn open_webrtc(
+        &self,
+        admin: &str,
+        call_id: Uuid,
+        body: &serde_json::Value,
+    ) -> Result<WebRtcLeg, RouterReply> {
+        let url = format!("{}/v1/calls/{call_id}/webrtc", admin.trim_end_matches('/'));
+        let r = self.webrtc_request(self.http.post(url).json(body)).await?;
+        if r.status() != reqwest::StatusCode::CREATED {
+            return Err(refused(r).await);
+        }
+        r.json().await.map_err(|e| RouterReply::Unreachable(format!("router answer: {e}")))
+    }
+
+    /// Forwards a trickle-ICE / ICE-restart fragment: `PATCH {admin}/v1/calls/{call_id}/webrtc/{session}`.
+    /// `Ok(None)`: applied (204); `Ok(Some(fragment))`: the router's new ICE credentials (200).
+    pub async fn patch_webrtc(
+        &self,
+        admin: &str,
+        call_id: Uuid,
+        session: &str,
+        fragment: &str,
+    ) -> Result<Option<String>, RouterReply> {
+        let session: String = session.bytes().map(|b| format!("%{b:02X}")).collect();
+        let url = format!("{}/v1/calls/{call_id}/webrtc/{session}", admin.trim_end_matches('/'));
+        let r = self.webrtc_request(self.http.patch(url).json(&serde_json::json!({ "fragment": fragment }))).await?;
+        match r.status() {
+            reqwest::StatusCode::NO_CONTENT => Ok(None),
+            reqwest::StatusCode::OK => {
+                let v: serde_json::Value =
+                    r.json().await.map_err(|e| RouterReply::Unreachable(format!("router answer: {e}")))?;
+                Ok(v["fragment"].as_str().map(str::to_owned))
+            }
+            _ => Err(refused(r).await),
+        }
+    }
+
+    async fn webrtc_request(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, RouterReply> {
+        rb.bearer_auth(&self.secret)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| RouterReply::Unreachable(e.without_url().to_string()))
+    }
+
     /// Fetches the calls a router holds (`GET {admin}/v1/calls`).
     pub async fn list_calls(&self, admin: &str) -> Result<RouterCalls, reqwest::Error> {
         let url = format!("{}/v1/calls", admin.trim_end_matches('/'));
         self.http.get(url).bearer_auth(&self.secret).send().await?.error_for_status()?.json().await
+    }
+}
+
+/// The router's answer to a WebRTC offer (`201 {"answer", "session"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebRtcLeg {
+    /// The SDP answer.
+    pub answer: String,
+    /// The router's session id (its ICE ufrag).
+    pub session: String,
+}
+
+/// Why a WebRTC request to the router did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouterReply {
+    /// The router answered with a refusal: 400 malformed, 404 no such call or session,
+    /// 409 call full, 422 unsupported (other statuses are mapped to 502), and its message.
+    Refused(u16, String),
+    /// The router could not be reached or answered nonsense.
+    Unreachable(String),
+}
+
+async fn refused(r: reqwest::Response) -> RouterReply {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    let msg = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    match status {
+        400 | 404 | 409 | 422 => RouterReply::Refused(status, msg),
+        _ => {
+            tracing::warn!(status, message = %msg, "router refused a WebRTC request unexpectedly");
+            RouterReply::Refused(502, format!("the call's router refused the request ({status})"))
+        }
     }
 }
 

@@ -99,7 +99,15 @@ pub fn router_secret(cfg: &Config) -> String {
 
 /// Auth state from config, with the given session store.
 pub async fn auth_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Result<Arc<AuthState>> {
-    let users = user_store(cfg).await?;
+    auth_state_with(cfg, sessions, user_store(cfg).await?)
+}
+
+/// Auth state from config, with the given session and user stores.
+pub fn auth_state_with(
+    cfg: &Config,
+    sessions: Arc<dyn SessionStore>,
+    users: Arc<dyn UserStore>,
+) -> anyhow::Result<Arc<AuthState>> {
     let failures = failure_store(cfg)?;
     Ok(AuthState::new(users, sessions, failures, cfg.auth.clone(), Duration::from_secs(cfg.sessions.ttl_secs)))
 }
@@ -176,8 +184,10 @@ pub async fn start_both(
     calls_listener: TcpListener,
 ) -> anyhow::Result<Running> {
     let sessions = session_store(cfg)?;
-    let auth_state = auth_state(cfg, sessions.clone()).await?;
+    let users = user_store(cfg).await?;
+    let auth_state = auth_state_with(cfg, sessions.clone(), users.clone())?;
     let calls_state = calls_state(cfg, sessions)?;
+    calls_state.set_users(users);
     let (stop, rx) = watch::channel(false);
     let auth_addr = auth_listener.local_addr()?;
     let calls_addr = calls_listener.local_addr()?;

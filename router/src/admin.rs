@@ -6,6 +6,8 @@
 //! | `GET /v1/calls` | `{"calls":[{"call_id", "participants":[id, ...], "details":[...]}]}` |
 //! | `DELETE /v1/calls/{call_id}` | end a call: participants get CallEnded and are dropped at once |
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
+//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms"}` → `201 {"answer", "session"}`; 400 malformed, 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
+//! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
 //! | `GET /v1/stats` | per-worker counters (JSON) |
 //! | `GET /metrics` | the same in Prometheus text format |
 //!
@@ -14,16 +16,19 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, patch, post};
 use axum::Json;
 use corecast_core::Command;
-use corecast_proto::token::{CallId, ParticipantId};
+use corecast_proto::token::{CallId, ParticipantId, Role};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::server::RouterServer;
+use crate::webrtc::{Subscribe, WebRtcOffer, WebRtcRefusal};
 
 /// Shared state of the admin API.
 #[derive(Debug, Clone)]
@@ -54,6 +59,8 @@ pub fn routes(state: AdminState) -> axum::Router {
         .route("/v1/calls", get(list_calls))
         .route("/v1/calls/{call_id}", delete(end_call))
         .route("/v1/calls/{call_id}/participants/{participant_id}", delete(remove_participant))
+        .route("/v1/calls/{call_id}/webrtc", post(open_webrtc))
+        .route("/v1/calls/{call_id}/webrtc/{session}", patch(patch_webrtc))
         .route("/v1/stats", get(stats))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -123,6 +130,127 @@ async fn remove_participant(
     };
     s.server.command(Command::RemoveParticipant(call, ParticipantId(participant_id)));
     (StatusCode::NO_CONTENT, ()).into_response()
+}
+
+/// `POST /v1/calls/{call_id}/webrtc` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenWebRtc {
+    participant_id: u64,
+    role: String,
+    #[serde(default)]
+    subscribe: Option<serde_json::Value>,
+    offer: String,
+    expires_ms: u64,
+}
+
+/// `PATCH /v1/calls/{call_id}/webrtc/{session}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchWebRtc {
+    fragment: String,
+}
+
+fn refusal(r: &WebRtcRefusal) -> Response {
+    match r {
+        WebRtcRefusal::Malformed(m) => error(StatusCode::BAD_REQUEST, m),
+        WebRtcRefusal::Unsupported(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
+        WebRtcRefusal::NotFound => error(StatusCode::NOT_FOUND, "no such call or session"),
+        WebRtcRefusal::CallFull => error(StatusCode::CONFLICT, "call full"),
+    }
+}
+
+fn json_rejection(r: &JsonRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, &r.body_text())
+}
+
+/// What a leg with `role` receives, from the request's `subscribe`; a
+/// publisher receives nothing, a subscriber one participant or the composite.
+fn subscribe_of(role: Role, v: Option<&serde_json::Value>) -> Result<Subscribe, &'static str> {
+    let sub = match v {
+        None | Some(serde_json::Value::Null) => Subscribe::Nothing,
+        Some(serde_json::Value::String(s)) if s == "composite" => Subscribe::Composite,
+        Some(serde_json::Value::Object(o)) if o.len() == 1 => match o.get("participant_id").and_then(|p| p.as_u64()) {
+            Some(p) => Subscribe::Participant(ParticipantId(p)),
+            None => return Err("subscribe must be null, {\"participant_id\": <id>} or \"composite\""),
+        },
+        Some(_) => return Err("subscribe must be null, {\"participant_id\": <id>} or \"composite\""),
+    };
+    match (role, sub) {
+        (Role::Publisher, Subscribe::Nothing) => Ok(sub),
+        (Role::Publisher, _) => Err("a publisher leg subscribes to nothing"),
+        (_, Subscribe::Nothing) => Err("a subscriber leg needs subscribe"),
+        _ => Ok(sub),
+    }
+}
+
+async fn open_webrtc(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+    body: Result<Json<OpenWebRtc>, JsonRejection>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong router secret");
+    }
+    let Ok(call) = CallId::parse(&call_id) else {
+        return error(StatusCode::BAD_REQUEST, "call_id is not a UUID");
+    };
+    let req = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return json_rejection(&r),
+    };
+    let role = match req.role.as_str() {
+        "publisher" => Role::Publisher,
+        "subscriber" => Role::Subscriber,
+        _ => return error(StatusCode::BAD_REQUEST, "role must be \"publisher\" or \"subscriber\""),
+    };
+    let subscribe = match subscribe_of(role, req.subscribe.as_ref()) {
+        Ok(sub) => sub,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    if req.participant_id == 0 {
+        return error(StatusCode::BAD_REQUEST, "participant_id must not be 0");
+    }
+    let offer = WebRtcOffer {
+        call,
+        participant: ParticipantId(req.participant_id),
+        role,
+        subscribe,
+        offer: req.offer,
+        expires_unix_ms: req.expires_ms,
+    };
+    let server = s.server.clone();
+    match tokio::task::spawn_blocking(move || server.open_webrtc(offer)).await {
+        Ok(Ok(a)) => (StatusCode::CREATED, Json(json!({ "answer": a.answer, "session": a.session }))).into_response(),
+        Ok(Err(r)) => refusal(&r),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "opening the leg failed"),
+    }
+}
+
+async fn patch_webrtc(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path((call_id, session)): Path<(String, String)>,
+    body: Result<Json<PatchWebRtc>, JsonRejection>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong router secret");
+    }
+    let Ok(call) = CallId::parse(&call_id) else {
+        return error(StatusCode::BAD_REQUEST, "call_id is not a UUID");
+    };
+    let req = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return json_rejection(&r),
+    };
+    let server = s.server.clone();
+    match tokio::task::spawn_blocking(move || server.patch_webrtc(call, &session, &req.fragment)).await {
+        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(Some(fragment))) => Json(json!({ "fragment": fragment })).into_response(),
+        Ok(Err(r)) => refusal(&r),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "patching the leg failed"),
+    }
 }
 
 fn stats_json(server: &RouterServer) -> serde_json::Value {

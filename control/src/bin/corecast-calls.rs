@@ -25,6 +25,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let sessions = corecast_control::run::calls_session_store(&cfg)?;
     let state = corecast_control::run::calls_state(&cfg, sessions)?;
+    // Participants' names for `GET /v1/calls/{id}`: from PostgreSQL when configured (the
+    // embedded user database belongs to the auth process).
+    if cfg.stores.postgres_url.is_some() {
+        state.set_users(corecast_control::run::user_store(&cfg).await?);
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.calls.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "calls listening");
     let (tx, rx) = tokio::sync::watch::channel(false);

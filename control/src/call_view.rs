@@ -1,0 +1,74 @@
+//! `GET /v1/calls/{id}`: what the owner and every participant see of a call, so that a
+//! client knows whom it can subscribe to (WHEP `?participant=`).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::stores::{Call, UserStore};
+
+/// One participant as the call's members see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantView {
+    /// Participant id (what WHEP `?participant=` names).
+    pub participant_id: u64,
+    /// The user who joined.
+    pub user_id: i32,
+    /// The user's display name; `null` when this calls service has no user store (a
+    /// separate calls process on the embedded user database) or the user is gone.
+    pub name: Option<String>,
+    /// `publisher` or `subscriber`.
+    pub role: String,
+    /// What the participant sends: `["audio", "video"]` for a publisher, `[]` otherwise.
+    pub publishes: Vec<String>,
+    /// When the participant joined, Unix milliseconds.
+    pub joined_at: u64,
+}
+
+/// Public view of a call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallView {
+    /// Call id.
+    pub call_id: Uuid,
+    /// Owner's user id.
+    pub owner: i32,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Media address of the router.
+    pub router: String,
+    /// Participants, in join order.
+    pub participants: Vec<ParticipantView>,
+}
+
+/// Builds the view of `call`, its participants' names looked up in `users` (a failed
+/// lookup leaves the name `null` rather than failing the request).
+pub async fn call_view(call: Call, router: String, users: Option<&dyn UserStore>) -> CallView {
+    let mut names: std::collections::HashMap<i32, Option<String>> = std::collections::HashMap::new();
+    let mut participants = Vec::with_capacity(call.participants.len());
+    for p in call.participants {
+        let name = match (names.get(&p.user_id), users) {
+            (Some(n), _) => n.clone(),
+            (None, Some(u)) => {
+                let n = match u.by_id(p.user_id).await {
+                    Ok(found) => found.map(|u| u.name),
+                    Err(e) => {
+                        tracing::warn!(user_id = p.user_id, error = %e, "participant name lookup failed");
+                        None
+                    }
+                };
+                names.insert(p.user_id, n.clone());
+                n
+            }
+            (None, None) => None,
+        };
+        let publishes = if p.role == "publisher" { vec!["audio".to_owned(), "video".to_owned()] } else { vec![] };
+        participants.push(ParticipantView {
+            participant_id: p.participant_id,
+            user_id: p.user_id,
+            name,
+            role: p.role,
+            publishes,
+            joined_at: p.joined_at,
+        });
+    }
+    CallView { call_id: call.id, owner: call.owner, created_at: call.created_at, router, participants }
+}
