@@ -189,6 +189,11 @@ async fn wrong_content_types_are_415_and_large_bodies_413() {
         e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "Application/SDP; charset=utf-8", OFFER.into()).await;
     assert_eq!(r.status, 422, "{:?}", r.body);
 
+    // Offers above the JSON body limit (16 KiB here) but within 64 KiB reach the router.
+    let sizable = format!("{OFFER}{}", "a=x\r\n".repeat(40 * 1024 / 5));
+    let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "application/sdp", sizable).await;
+    assert_eq!(r.status, 422, "a 40 KiB offer is read: {:?}", r.body);
+
     let big = format!("{OFFER}{}", "a=x\r\n".repeat(64 * 1024 / 5 + 1));
     assert!(big.len() > 64 * 1024);
     for path in [format!("/v1/calls/{call}/whip"), format!("/v1/calls/{call}/whep?view=composite")] {
