@@ -10,8 +10,9 @@
 //! | `OPTIONS` on all of them | CORS preflight |
 //!
 //! A POST authenticates the bearer session like a native join, allocates the participant
-//! with the same call-store procedure (so the per-call cap, one participant per user and an
-//! ended call answer as for join), and forwards the offer to the call's router
+//! with the same call-store procedure (`corecast_join`, so the per-call cap and an ended call
+//! answer as for join; a user may hold several legs: one WHIP, one WHEP per remote
+//! participant), and forwards the offer to the call's router
 //! (`POST {admin}/v1/calls/{id}/webrtc`, router secret). A router refusal releases the
 //! participant again and is passed on with its status and message as `text/plain`. The
 //! session resource is stateless (see [`crate::whip_resource`]); who may PATCH or DELETE it
@@ -209,7 +210,7 @@ async fn open_leg(
 ) -> Result<Response, ApiError> {
     let pid = util::participant_id();
     let p = Participant { participant_id: pid, user_id: uid, role: role.to_owned(), joined_at: util::now_ms() };
-    let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
+    let call = st.calls.join_leg(id, &p, st.cfg.max_participants).await?;
     let admin = st.routers.admin_of(&call.router);
     let body = json!({
         "participant_id": pid,

@@ -90,7 +90,10 @@ function corecast_start(id_s, owner, created_at, router, deadline)
     end)
 end
 
-function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at)
+-- same_user_ok = true (WHIP/WHEP legs): the user may already have participants in the call
+-- (one leg per published or received stream); the cap still holds. Absent: a native join,
+-- one participant per user.
+function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at, same_user_ok)
     if late(deadline) then return 'late' end
     local id = parse_id(id_s)
     if id == nil then return 'not_found' end
@@ -99,7 +102,7 @@ function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at)
         if t == nil then return 'not_found' end
         local ps = t.participants
         for _, p in ipairs(ps) do
-            if p[2] == user_id then return 'already_joined' end
+            if p[2] == user_id and same_user_ok ~= true then return 'already_joined' end
         end
         if #ps >= cap then return 'full' end
         local np = {}

@@ -116,6 +116,13 @@ async fn call_store_contract(s: &dyn CallStore) {
     assert_eq!(c.participants.iter().map(|p| p.participant_id).collect::<Vec<_>>(), vec![big, 11, 12]);
     assert_eq!(s.join(id, &part(13, 4), 3).await, Err(CallError::Full(3)));
     assert_eq!(s.join(id, &part(14, 2), 5).await, Err(CallError::AlreadyJoined));
+    // WebRTC legs: the same user again, within the cap; a native join still refuses.
+    assert_eq!(s.join_leg(id, &part(15, 2), 3).await, Err(CallError::Full(3)));
+    let c = s.join_leg(id, &part(15, 2), 5).await.unwrap();
+    assert_eq!(c.participants.iter().filter(|p| p.user_id == 2).count(), 2);
+    assert_eq!(s.join_leg(id, &part(16, 9), 4).await, Err(CallError::Full(4)));
+    assert_eq!(s.drop_participant(id, 15).await, Ok(true));
+    assert_eq!(s.join_leg(Uuid::new_v4(), &part(17, 2), 5).await, Err(CallError::NotFound));
     assert_eq!(s.leave(id, 9).await, Err(CallError::NotJoined));
     assert_eq!(s.leave(id, 2).await, Ok(11));
     assert_eq!(s.drop_participant(id, 12).await, Ok(true));

@@ -189,6 +189,11 @@ async fn wrong_content_types_are_415_and_large_bodies_413() {
         e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "Application/SDP; charset=utf-8", OFFER.into()).await;
     assert_eq!(r.status, 422, "{:?}", r.body);
 
+    // Offers above the JSON body limit (16 KiB here) but within 64 KiB reach the router.
+    let sizable = format!("{OFFER}{}", "a=x\r\n".repeat(40 * 1024 / 5));
+    let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "application/sdp", sizable).await;
+    assert_eq!(r.status, 422, "a 40 KiB offer is read: {:?}", r.body);
+
     let big = format!("{OFFER}{}", "a=x\r\n".repeat(64 * 1024 / 5 + 1));
     assert!(big.len() > 64 * 1024);
     for path in [format!("/v1/calls/{call}/whip"), format!("/v1/calls/{call}/whep?view=composite")] {
@@ -381,9 +386,11 @@ async fn a_router_refusal_is_passed_on_and_leaves_the_call_unchanged() {
         assert!(r.headers.get("location").is_none());
         assert_eq!(e.participants(&call, &owner).await, vec![bpid], "{path}: the participant was released");
     }
-    // The same refusals as a native join, before the router is asked.
+    // A user may hold several legs (and a native participant): it reaches the router.
     let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&b), "application/sdp", OFFER.into()).await;
-    assert_eq!((r.status, r.code()), (409, "already_joined"));
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert_eq!(e.participants(&call, &owner).await, vec![bpid], "released");
+    // The same refusals as a native join, before the router is asked.
     e.native_join(&call, &c, "subscriber").await;
     let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "application/sdp", OFFER.into()).await;
     assert_eq!((r.status, r.code()), (409, "call_full"));
@@ -433,7 +440,16 @@ async fn whip_and_whep_open_legs_and_delete_makes_the_participant_leave() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let viewer_location = r.headers["location"].to_str().unwrap().to_owned();
     let vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
-    assert_eq!(e.participants(&call, &owner).await, vec![pid, vpid]);
+    // The publisher also receives the composite: a second leg of the same user.
+    let r =
+        e.offer(&format!("/v1/calls/{call}/whep?view=composite"), Some(&owner), "application/sdp", OFFER.into()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let composite_location = r.headers["location"].to_str().unwrap().to_owned();
+    let cpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    assert_eq!(e.participants(&call, &owner).await, vec![pid, vpid, cpid]);
+    let r = e.s.delete(e.url(&composite_location), Some(&owner)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(e.participants(&call, &owner).await, vec![pid, vpid], "only that leg left");
 
     // Trickle: 204.
     let r = e.patch(&location, &owner, "application/trickle-ice-sdpfrag", FRAGMENT).await;

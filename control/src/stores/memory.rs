@@ -112,6 +112,19 @@ impl MemoryCallStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn add(&self, id: Uuid, p: &Participant, cap: u32, same_user_ok: bool) -> Result<Call, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
+        if !same_user_ok && call.participants.iter().any(|q| q.user_id == p.user_id) {
+            return Err(CallError::AlreadyJoined);
+        }
+        if call.participants.len() >= cap as usize {
+            return Err(CallError::Full(cap));
+        }
+        call.participants.push(p.clone());
+        Ok(call.clone())
+    }
 }
 
 #[async_trait]
@@ -126,16 +139,11 @@ impl CallStore for MemoryCallStore {
     }
 
     async fn join(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError> {
-        let mut m = self.map.lock().map_err(|_| poisoned())?;
-        let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
-        if call.participants.iter().any(|q| q.user_id == p.user_id) {
-            return Err(CallError::AlreadyJoined);
-        }
-        if call.participants.len() >= cap as usize {
-            return Err(CallError::Full(cap));
-        }
-        call.participants.push(p.clone());
-        Ok(call.clone())
+        self.add(id, p, cap, false)
+    }
+
+    async fn join_leg(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError> {
+        self.add(id, p, cap, true)
     }
 
     async fn leave(&self, id: Uuid, user_id: i32) -> Result<u64, CallError> {

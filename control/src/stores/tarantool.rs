@@ -40,6 +40,20 @@ impl TarantoolCallStore {
         TarantoolCallStore { tt }
     }
 
+    /// `corecast_join`; `same_user_ok` for WebRTC legs (an older init.lua ignores the extra
+    /// argument and refuses a second participant of the user as before).
+    async fn add(&self, id: Uuid, p: &Participant, cap: u32, same_user_ok: bool) -> Result<Call, CallError> {
+        let args = (id.to_string(), p.participant_id, p.user_id, &p.role, cap, deadline(), p.joined_at, same_user_ok);
+        let r = self.tt.call("corecast_join", &args).await?;
+        match status(&r) {
+            "ok" => decode_call(r.get(1)),
+            "not_found" => Err(CallError::NotFound),
+            "already_joined" => Err(CallError::AlreadyJoined),
+            "full" => Err(CallError::Full(cap)),
+            s => Err(unexpected("join", s)),
+        }
+    }
+
     /// Deletes every call (tests only).
     pub async fn truncate_for_tests(&self) -> Result<(), StoreError> {
         self.tt.call("corecast_truncate", &crate::tarantool::NO_ARGS).await.map(|_| ())
@@ -62,15 +76,11 @@ impl CallStore for TarantoolCallStore {
     }
 
     async fn join(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError> {
-        let args = (id.to_string(), p.participant_id, p.user_id, &p.role, cap, deadline(), p.joined_at);
-        let r = self.tt.call("corecast_join", &args).await?;
-        match status(&r) {
-            "ok" => decode_call(r.get(1)),
-            "not_found" => Err(CallError::NotFound),
-            "already_joined" => Err(CallError::AlreadyJoined),
-            "full" => Err(CallError::Full(cap)),
-            s => Err(unexpected("join", s)),
-        }
+        self.add(id, p, cap, false).await
+    }
+
+    async fn join_leg(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError> {
+        self.add(id, p, cap, true).await
     }
 
     async fn leave(&self, id: Uuid, user_id: i32) -> Result<u64, CallError> {
