@@ -413,7 +413,7 @@ async fn an_unreachable_router_releases_the_participant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the router's WebRTC legs"]
+
 async fn whip_and_whep_open_legs_and_delete_makes_the_participant_leave() {
     let e = env(|_| {}).await;
     let (_, owner) = e.s.user().await;

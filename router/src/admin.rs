@@ -270,7 +270,13 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
                     "bad_token": r.dropped_bad_token, "ssrc_not_owned": r.dropped_ssrc_not_owned,
                     "not_publisher": r.dropped_not_publisher, "keyframe_throttled": r.dropped_keyframe_throttled,
-                    "rtcp_unroutable": r.dropped_rtcp_unroutable,
+                    "rtcp_unroutable": r.dropped_rtcp_unroutable, "ice_refused": r.dropped_ice_refused,
+                    "srtp_auth": r.dropped_srtp_auth, "srtp_replay": r.dropped_srtp_replay,
+                    "not_ready": r.dropped_not_ready,
+                },
+                "webrtc": {
+                    "ice_checks": r.ice_checks, "dtls_connected": r.dtls_connected, "dtls_failed": r.dtls_failed,
+                    "not_sent": r.webrtc_not_ready, "seal_failed": r.srtp_seal_failed,
                 },
                 "io": {
                     "recv_datagrams": w.io.recv_datagrams, "recv_calls": w.io.recv_calls,
@@ -310,6 +316,11 @@ async fn metrics(State(s): State<AdminState>) -> Response {
                 ("corecast_dropped_total", r.dropped()),
                 ("corecast_joins_total", r.joins),
                 ("corecast_timeouts_total", r.timeouts),
+                ("corecast_ice_checks_total", r.ice_checks),
+                ("corecast_dtls_connected_total", r.dtls_connected),
+                ("corecast_dtls_failed_total", r.dtls_failed),
+                ("corecast_srtp_auth_failures_total", r.dropped_srtp_auth),
+                ("corecast_srtp_replays_total", r.dropped_srtp_replay),
                 ("corecast_gso_sends_total", w.io.gso_sends),
                 ("corecast_send_errors_total", w.io.send_errors),
             ] {

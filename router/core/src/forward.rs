@@ -120,6 +120,8 @@ impl Router {
                 producer.on_audio_level(dbov);
             }
         }
+        // A keyframe request the throttle held back goes with the producer's next packet after the interval.
+        let keyframe_due = producer.keyframe.due(now, self.config.keyframe_request_interval);
         let prev_seq = producer.prev_seq.replace(header.seq);
         let kind = producer.kind;
         let from_pid = producer.participant;
@@ -172,7 +174,7 @@ impl Router {
         }
         self.out.stats.forwarded_rtp += forwarded;
         self.out.stats.sd_audio_withheld += withheld;
-        if resumed {
+        if resumed || keyframe_due {
             // The receiver that resumes needs a keyframe to decode from.
             self.request_keyframe(now, call_id, header.ssrc);
         }

@@ -12,20 +12,33 @@ use corecast_proto::Ssrc;
 
 use crate::{Router, ROUTER_SSRC};
 
-/// When a producer was last asked for a keyframe.
+/// When a producer was last asked for a keyframe, and whether a request
+/// held back by the throttle still waits.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct KeyframeThrottle {
     last: Option<Instant>,
+    pending: bool,
 }
 
 impl KeyframeThrottle {
-    /// Whether a request may go now (at most one per `interval`); records it if so.
+    /// Whether a request may go now (at most one per `interval`); records it
+    /// if so. A request held back is not forgotten: [`due`](Self::due) says
+    /// when it may go (a receiver that joined just after the last keyframe
+    /// must not wait for its own next request, which may be seconds away).
     pub fn allow(&mut self, now: Instant, interval: Duration) -> bool {
         if self.last.is_some_and(|t| now.saturating_duration_since(t) < interval) {
+            self.pending = true;
             return false;
         }
         self.last = Some(now);
+        self.pending = false;
         true
+    }
+
+    /// A held-back request may go now.
+    #[inline]
+    pub fn due(&self, now: Instant, interval: Duration) -> bool {
+        self.pending && self.last.is_none_or(|t| now.saturating_duration_since(t) >= interval)
     }
 }
 
@@ -61,5 +74,19 @@ mod tests {
         assert!(!k.allow(t0 + Duration::from_millis(299), i));
         assert!(k.allow(t0 + i, i));
         assert!(!k.allow(t0 + i, i));
+    }
+
+    #[test]
+    fn a_held_back_request_comes_due_after_the_interval() {
+        let t0 = Instant::now();
+        let i = Duration::from_millis(300);
+        let mut k = KeyframeThrottle::default();
+        assert!(!k.due(t0, i));
+        assert!(k.allow(t0, i));
+        assert!(!k.allow(t0 + Duration::from_millis(10), i));
+        assert!(!k.due(t0 + Duration::from_millis(299), i));
+        assert!(k.due(t0 + i, i));
+        assert!(k.allow(t0 + i, i));
+        assert!(!k.due(t0 + i * 3, i), "sent: nothing waits any more");
     }
 }

@@ -91,6 +91,9 @@ pub struct RouterStats {
     pub dtls_connected: u64,
     /// WebRTC legs closed because their DTLS handshake failed.
     pub dtls_failed: u64,
+    /// Packets the router could not seal for a WebRTC leg (an SRTP index
+    /// reused or far behind: a duplicate from a native sender).
+    pub srtp_seal_failed: u64,
     /// Forwarded packets not sent to a WebRTC leg: not connected yet, or
     /// no m-line for the stream's kind and codec.
     pub webrtc_not_ready: u64,
@@ -163,7 +166,8 @@ impl RouterStats {
             ice_checks,
             dtls_connected,
             dtls_failed,
-            webrtc_not_ready
+            webrtc_not_ready,
+            srtp_seal_failed
         );
     }
 }

@@ -386,3 +386,33 @@ fn without_a_certificate_webrtc_is_refused() {
     };
     assert_eq!(h.r.open_webrtc(h.now, leg), Err(crate::LegRefusal::NoCertificate));
 }
+
+#[test]
+fn a_publisher_gets_transport_wide_congestion_feedback() {
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    let c = call(10);
+    let mut a = Peer::join(&mut h, 1, c, 1, true, None);
+    h.join(addr(2), c, 2, 0x2222);
+    for seq in 0..10u16 {
+        let sealed = a.seal(&video(VIDEO_SSRC, seq, 35));
+        h.input(a.addr, sealed);
+        h.now += Duration::from_millis(5);
+    }
+    h.take();
+    h.advance(Duration::from_millis(60));
+    let to_a: Vec<_> = h.take().into_iter().filter(|t| t.destination == a.addr).collect();
+    assert!(!to_a.is_empty(), "feedback is sent to the publisher");
+    let mut plain = BytesMut::new();
+    a.rx.as_mut().unwrap().unprotect_rtcp(&to_a[0].contents, &mut plain).expect("SRTCP with the leg's keys");
+    let packets = rtcp::parse_compound(&plain).unwrap();
+    let fb = packets
+        .iter()
+        .find_map(|p| match p {
+            RtcpPacket::TransportFeedback(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a transport-wide feedback message");
+    assert_eq!(fb.received(), 10);
+    assert_eq!(fb.base_seq, SeqNo(0));
+}

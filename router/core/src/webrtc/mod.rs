@@ -218,6 +218,7 @@ impl WebRtcTransport {
                 out.transmit(dest, b);
             } else {
                 out.discard_arena();
+                out.stats.srtp_seal_failed += 1;
             }
             ok
         };
@@ -240,6 +241,7 @@ impl WebRtcTransport {
             out.transmit(dest, b);
         } else {
             out.discard_arena();
+            out.stats.srtp_seal_failed += 1;
         }
     }
 }
