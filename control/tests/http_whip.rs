@@ -3,8 +3,8 @@
 //! `CORECAST_TEST_*` is set (`control/scripts/test-with-servers.sh`), else on the embedded
 //! stores.
 //!
-//! The router's WebRTC legs are not built yet (`open_webrtc` refuses with "not built yet"),
-//! so the refusal path is what runs today; the success path is written and ignored.
+//! The success path opens real legs on the router (answers with its ICE-lite candidate and
+//! DTLS fingerprint); no media flows here (the browser test does that).
 
 mod common;
 
@@ -59,6 +59,14 @@ a=rtpmap:96 VP8/90000\r\n\
 a=rtcp-fb:96 nack\r\n\
 a=rtcp-fb:96 nack pli\r\n\
 a=ssrc:2222 cname:c\r\n";
+
+/// An offer the router refuses (no DTLS fingerprint): a 422 naming what is missing.
+fn refused_offer() -> String {
+    OFFER.lines().filter(|l| !l.starts_with("a=fingerprint")).map(|l| format!("{l}\n")).collect()
+}
+
+/// A WHEP offer as Chromium makes it (recvonly audio and video).
+const WHEP_OFFER: &str = include_str!("../../router/proto/tests/fixtures/sdp/chromium-whep-offer.sdp");
 
 const FRAGMENT: &str = "a=ice-ufrag:Zx9q\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
 
@@ -184,15 +192,18 @@ async fn wrong_content_types_are_415_and_large_bodies_413() {
         let r = e.offer(&path, Some(&owner), ct, OFFER.into()).await;
         assert_eq!((r.status, r.code()), (415, "unsupported_media_type"), "{path} {ct}");
     }
-    // Parameters and case of the media type do not matter (the stub router refuses then).
+    // Parameters and case of the media type do not matter.
     let r =
         e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "Application/SDP; charset=utf-8", OFFER.into()).await;
-    assert_eq!(r.status, 422, "{:?}", r.body);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let leg: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
 
-    // Offers above the JSON body limit (16 KiB here) but within 64 KiB reach the router.
+    // Offers above the JSON body limit (16 KiB here) but within 64 KiB reach the router
+    // (whose SDP parser refuses this one: too many attributes in one section).
     let sizable = format!("{OFFER}{}", "a=x\r\n".repeat(40 * 1024 / 5));
     let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "application/sdp", sizable).await;
-    assert_eq!(r.status, 422, "a 40 KiB offer is read: {:?}", r.body);
+    assert_eq!(r.status, 400, "a 40 KiB offer is read: {:?}", r.body);
+    assert!(r.body.as_str().unwrap_or("").contains("attributes"), "{:?}", r.body);
 
     let big = format!("{OFFER}{}", "a=x\r\n".repeat(64 * 1024 / 5 + 1));
     assert!(big.len() > 64 * 1024);
@@ -209,7 +220,7 @@ async fn wrong_content_types_are_415_and_large_bodies_413() {
     assert_eq!((r.status, r.code()), (415, "unsupported_media_type"));
     let r = e.patch(&res, &b, "application/trickle-ice-sdpfrag", &big).await;
     assert_eq!(r.status, 413);
-    assert_eq!(e.participants(&call, &owner).await, vec![bpid], "nothing changed");
+    assert_eq!(e.participants(&call, &owner).await, vec![bpid, leg], "nothing changed");
     e.shutdown().await;
 }
 
@@ -379,15 +390,15 @@ async fn a_router_refusal_is_passed_on_and_leaves_the_call_unchanged() {
         format!("/v1/calls/{call}/whep?view=composite"),
         format!("/v1/calls/{call}/whep?participant={bpid}"),
     ] {
-        let r = e.offer(&path, Some(&owner), "application/sdp", OFFER.into()).await;
+        let r = e.offer(&path, Some(&owner), "application/sdp", refused_offer()).await;
         assert_eq!(r.status, 422, "{path}: {:?}", r.body);
         assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
-        assert!(r.body.as_str().unwrap_or("").contains("not built yet"), "{:?}", r.body);
+        assert!(r.body.as_str().unwrap_or("").contains("fingerprint"), "{:?}", r.body);
         assert!(r.headers.get("location").is_none());
         assert_eq!(e.participants(&call, &owner).await, vec![bpid], "{path}: the participant was released");
     }
     // A user may hold several legs (and a native participant): it reaches the router.
-    let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&b), "application/sdp", OFFER.into()).await;
+    let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&b), "application/sdp", refused_offer()).await;
     assert_eq!(r.status, 422, "{:?}", r.body);
     assert_eq!(e.participants(&call, &owner).await, vec![bpid], "released");
     // The same refusals as a native join, before the router is asked.
@@ -435,14 +446,15 @@ async fn whip_and_whep_open_legs_and_delete_makes_the_participant_leave() {
     assert_eq!(g.body["participants"][0]["publishes"], json!(["audio", "video"]));
 
     let r = e
-        .offer(&format!("/v1/calls/{call}/whep?participant={pid}"), Some(&viewer), "application/sdp", OFFER.into())
+        .offer(&format!("/v1/calls/{call}/whep?participant={pid}"), Some(&viewer), "application/sdp", WHEP_OFFER.into())
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let viewer_location = r.headers["location"].to_str().unwrap().to_owned();
     let vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
     // The publisher also receives the composite: a second leg of the same user.
-    let r =
-        e.offer(&format!("/v1/calls/{call}/whep?view=composite"), Some(&owner), "application/sdp", OFFER.into()).await;
+    let r = e
+        .offer(&format!("/v1/calls/{call}/whep?view=composite"), Some(&owner), "application/sdp", WHEP_OFFER.into())
+        .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let composite_location = r.headers["location"].to_str().unwrap().to_owned();
     let cpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();

@@ -184,6 +184,13 @@ impl RouterServer {
         rx.recv_timeout(std::time::Duration::from_secs(2)).ok().flatten()
     }
 
+    /// The peer's ICE ufrag of the WebRTC session `local_ufrag` on worker `w`.
+    pub fn remote_ufrag(&self, w: usize, local_ufrag: &str) -> Option<String> {
+        let (tx, rx) = bounded(1);
+        self.workers[w].commands.send(WorkerCommand::RemoteUfrag(local_ufrag.to_owned(), tx)).ok()?;
+        rx.recv_timeout(std::time::Duration::from_secs(2)).ok().flatten()
+    }
+
     /// Hands a WebRTC leg to worker `w` and waits for its verdict.
     pub fn open_leg(&self, w: usize, leg: WebRtcLeg) -> Result<(), LegRefusal> {
         let (tx, rx) = bounded(1);

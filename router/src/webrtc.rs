@@ -91,7 +91,10 @@ impl crate::server::RouterServer {
         let worker = self.worker_for(&offer.call);
         let mode = match (offer.role, offer.subscribe) {
             (Role::Subscriber, Subscribe::Participant(p)) => {
-                let streams = self.streams_of(worker, offer.call, p).ok_or(WebRtcRefusal::NotFound)?;
+                // The calls service checked that `p` is in the call; a participant
+                // that has not reached the router yet has no known streams: the
+                // answer names none and the browser demultiplexes by `mid`.
+                let streams = self.streams_of(worker, offer.call, p).unwrap_or_default();
                 Mode::Subscribe(send_tracks(p, &streams))
             }
             (Role::Subscriber, Subscribe::Composite) => Mode::Subscribe(send_tracks(ParticipantId(0), &[])),
@@ -144,13 +147,15 @@ impl crate::server::RouterServer {
     ///
     /// The router is ICE-lite and answered with all its candidates: trickled
     /// candidates of the peer need nothing (its checks reach the router from
-    /// them). An ICE restart is not supported yet (the peer re-publishes).
+    /// them). A fragment with a new ufrag is an ICE restart, not supported
+    /// yet (the peer starts a new session).
     pub fn patch_webrtc(&self, call: CallId, session: &str, fragment: &str) -> Result<Option<String>, WebRtcRefusal> {
-        let _ = call;
         if session.is_empty() || session.len() > 64 {
             return Err(WebRtcRefusal::NotFound);
         }
-        if fragment.lines().any(|l| l.trim_start().starts_with("a=ice-ufrag:")) {
+        let remote = self.remote_ufrag(self.worker_for(&call), session).ok_or(WebRtcRefusal::NotFound)?;
+        let ufrag = fragment.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")).map(str::trim);
+        if ufrag.is_some_and(|u| u != remote) {
             return Err(WebRtcRefusal::Unsupported("ICE restart is not supported: start a new session".into()));
         }
         Ok(None)

@@ -68,6 +68,8 @@ pub enum WorkerCommand {
     OpenWebRtc(Box<WebRtcLeg>, Sender<Result<(), LegRefusal>>),
     /// Reply with the streams a participant produces here, if it is here.
     Streams(CallId, ParticipantId, Sender<Option<Vec<(Ssrc, MediaKind)>>>),
+    /// Reply with the peer's ufrag of a WebRTC session (by the router's ufrag).
+    RemoteUfrag(String, Sender<Option<String>>),
     /// Stop the loop.
     Stop,
 }
@@ -249,6 +251,9 @@ impl Worker {
                 }
                 WorkerCommand::Streams(call, participant, reply) => {
                     let _ = reply.send(self.router.streams_of(call, participant));
+                }
+                WorkerCommand::RemoteUfrag(local, reply) => {
+                    let _ = reply.send(self.router.webrtc_remote_ufrag(&local));
                 }
                 WorkerCommand::Snapshot(reply) => {
                     let _ = reply.send(self.router.snapshot());

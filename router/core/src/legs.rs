@@ -74,6 +74,16 @@ impl Router {
         Some(p.producers.iter().map(|s| (s.ssrc, s.kind)).collect())
     }
 
+    /// The peer's ICE ufrag of the WebRTC leg the router knows as `local_ufrag`.
+    pub fn webrtc_remote_ufrag(&self, local_ufrag: &str) -> Option<String> {
+        let (call, pid) = self.by_ufrag.get(local_ufrag)?;
+        let c = self.calls.get(call)?;
+        match &c.participants[c.index_of(*pid)?].transport {
+            Transport::WebRtc(w) => Some(w.ice.creds.remote_ufrag.clone()),
+            Transport::Udp(_) => None,
+        }
+    }
+
     /// Opens a WebRTC leg: the participant is in the call from now on (it
     /// receives once ICE and DTLS complete) and is dropped if no ICE check
     /// reaches it by `leg.pending_until`.
