@@ -227,7 +227,13 @@ async function sendRate(name, gapMs) {
 async function checkMedia(pub, view, startedAt) {
   const rateWindow = 2500;
   const wait = opt.seconds * 1000 - (Date.now() - startedAt) - rateWindow;
-  if (wait > 0) await sleep(wait);
+  if (process.env.E2E_TRACE) {
+    for (let t = 0; t < wait; t += 500) {
+      const v = (await stats(view)).inVideo || {}; const o = (await stats(pub)).outVideo || {};
+      console.log(`# trace ${Date.now() - startedAt} ms: viewer packets ${v.packetsReceived} frames ${v.framesReceived}/${v.framesDecoded} key ${v.keyFramesDecoded} pli ${v.pliCount}; publisher frames ${o.framesEncoded} key ${o.keyFramesEncoded} pli ${o.pliCount}`);
+      await sleep(500);
+    }
+  } else if (wait > 0) await sleep(wait);
   const { kbps, fps, last: a } = await sendRate(pub, rateWindow);
   const load = loadavg()[0].toFixed(1);
   const b = await stats(view);

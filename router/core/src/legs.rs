@@ -126,7 +126,7 @@ impl Router {
             leg.role,
             Transport::WebRtc(Box::new(transport)),
             now,
-            QualityState::joined(leg.quality),
+            QualityState::fixed(leg.quality),
             format,
         );
         p.subscribe = leg.subscribe;

@@ -29,6 +29,13 @@ impl QualityState {
         QualityState { current: q, pinned: q == Quality::Sd, bad_reports: 0, good_since: None }
     }
 
+    /// A quality chosen for good: no automatic switching (a WHEP leg names
+    /// what it plays, one participant in HD or the composite; a browser
+    /// moves between them itself, by opening another leg).
+    pub fn fixed(q: Quality) -> QualityState {
+        QualityState { current: q, pinned: true, bad_reports: 0, good_since: None }
+    }
+
     /// An explicit request: SD stays until the participant asks for HD; HD
     /// re-enables automatic switching.
     pub fn request(&mut self, q: Quality) {

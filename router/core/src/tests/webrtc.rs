@@ -416,3 +416,24 @@ fn a_publisher_gets_transport_wide_congestion_feedback() {
     assert_eq!(fb.received(), 10);
     assert_eq!(fb.base_seq, SeqNo(0));
 }
+
+#[test]
+fn a_whep_leg_stays_in_hd_whatever_it_reports() {
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    let c = call(11);
+    h.join(addr(1), c, 1, 0x1111);
+    let mut b = Peer::join(&mut h, 2, c, 2, false, Some(1));
+    for i in 0..5u16 {
+        h.input(addr(1), video(0x1111, i, 45));
+        // Heavy loss reported, over SRTCP.
+        let mut out = BytesMut::new();
+        b.tx.as_mut().unwrap().protect_rtcp(&rr(0x2, 0x1111, 200), &mut out).unwrap();
+        h.input(b.addr, out.to_vec());
+        h.advance(Duration::from_secs(1));
+    }
+    assert!(!h.events.iter().any(|e| matches!(e, Event::QualityChanged { .. })), "{:?}", h.events);
+    h.take();
+    h.input(addr(1), video(0x1111, 9, 45));
+    assert_eq!(dests(&h.take()), vec![b.addr]);
+}
