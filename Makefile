@@ -39,10 +39,10 @@ demo-check:
 	$(CARGO) build --locked --workspace --bins
 	timeout 120 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench demo --participants 4 --seconds 5 --json >/dev/null
 
-test: deps lint unit demo-check
+test: deps lint unit demo-check browser-e2e
 
-# Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs); not
-# part of `test` yet. browser-selftest needs no corecast (two pages call each other over
+# Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs);
+# browser-e2e is part of `test`. browser-selftest needs no corecast (two pages call each other over
 # loopback: proves the browser, its flags and the fake camera; then the whole scenario against
 # a mock of auth + calls whose media side is a relay page: proves the test); browser-e2e starts the system
 # as `make run` does (services only, debug build as `make test` builds it) and publishes over
