@@ -22,8 +22,8 @@
 //! the receive buffer), so fan-out to N receivers copies nothing.
 //!
 //! The field's vocabulary (mediasoup's): a **call** has **participants**;
-//! each reaches the router over a **transport** (a leg: today the native
-//! UDP transport); a participant's **producers** are the streams it sends;
+//! each reaches the router over a **transport** (a leg: the native UDP
+//! transport, or a WebRTC transport from WHIP/WHEP); a participant's **producers** are the streams it sends;
 //! a **consumer** is one receiver's state for one producer. A call too large
 //! for one worker spreads over several, linked by **pipe transports**.
 //!
@@ -35,7 +35,10 @@
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);
 //! - `rtcp_route`: RTCP routing; `keyframe`: the one keyframe-request throttle;
 //! - `quality`: HD/SD per receiver and mixer demand; `speakers`: loudest speakers;
-//! - `outbox`, `stats`, `snapshot`, `hash`: outputs and counters, admin views, the map hasher.
+//! - `outbox`, `stats`, `snapshot`, `hash`: outputs and counters, admin views, the map hasher;
+//! - [`webrtc`] (the WebRTC transport: ICE-lite state, DTLS over `dimpl`, the per-leg header
+//!   rewrite and SRTP sealing) and `legs` (opening WebRTC legs, ICE checks, DTLS and SRTP in,
+//!   consent and congestion feedback timers).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
