@@ -119,7 +119,10 @@ fn profile_constants() {
         assert_eq!(SrtpProfile::from_dtls_id(p.dtls_id()), Some(p));
     }
     assert_eq!(SrtpProfile::from_dtls_id(0x0002), None);
-    assert_eq!(SrtpProfile::from_dtls_id(0x0008), None);
+    let gcm256 = SrtpProfile::AeadAes256Gcm;
+    assert_eq!((gcm256.master_key_len(), gcm256.master_salt_len()), (32, 12));
+    assert_eq!((gcm256.rtp_overhead(), gcm256.rtcp_overhead(), gcm256.dtls_id()), (16, 20, 0x0008));
+    assert_eq!(SrtpProfile::from_dtls_id(0x0008), Some(gcm256));
 }
 
 #[test]
