@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
-use corecast_core::webrtc::{DtlsIdentity, WebRtcLeg};
+use corecast_core::webrtc::{DtlsIdentity, IceCredentials, WebRtcLeg};
 use corecast_core::{CallSnapshot, Command, LegRefusal, Placement, Router, RouterConfig};
 use corecast_proto::token::{CallId, ParticipantId, VerifyingKey};
 use corecast_proto::{MediaKind, Ssrc};
@@ -189,6 +189,15 @@ impl RouterServer {
         let (tx, rx) = bounded(1);
         self.workers[w].commands.send(WorkerCommand::RemoteUfrag(local_ufrag.to_owned(), tx)).ok()?;
         rx.recv_timeout(std::time::Duration::from_secs(2)).ok().flatten()
+    }
+
+    /// ICE restart of the WebRTC session `session` on worker `w`.
+    pub fn restart_ice(&self, w: usize, session: &str, creds: IceCredentials) -> bool {
+        let (tx, rx) = bounded(1);
+        if self.workers[w].commands.send(WorkerCommand::RestartIce(session.to_owned(), creds, tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(std::time::Duration::from_secs(2)).unwrap_or(false)
     }
 
     /// Hands a WebRTC leg to worker `w` and waits for its verdict.

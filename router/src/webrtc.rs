@@ -147,18 +147,34 @@ impl crate::server::RouterServer {
     ///
     /// The router is ICE-lite and answered with all its candidates: trickled
     /// candidates of the peer need nothing (its checks reach the router from
-    /// them). A fragment with a new ufrag is an ICE restart, not supported
-    /// yet (the peer starts a new session).
+    /// them). A fragment with a new ufrag (and password) is an ICE restart:
+    /// the router takes new credentials too and answers them; DTLS and SRTP
+    /// carry on.
     pub fn patch_webrtc(&self, call: CallId, session: &str, fragment: &str) -> Result<Option<String>, WebRtcRefusal> {
         if session.is_empty() || session.len() > 64 {
             return Err(WebRtcRefusal::NotFound);
         }
-        let remote = self.remote_ufrag(self.worker_for(&call), session).ok_or(WebRtcRefusal::NotFound)?;
-        let ufrag = fragment.lines().find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")).map(str::trim);
-        if ufrag.is_some_and(|u| u != remote) {
-            return Err(WebRtcRefusal::Unsupported("ICE restart is not supported: start a new session".into()));
+        let worker = self.worker_for(&call);
+        let remote = self.remote_ufrag(worker, session).ok_or(WebRtcRefusal::NotFound)?;
+        let attr = |name: &str| fragment.lines().find_map(|l| l.trim().strip_prefix(name)).map(str::trim);
+        let Some(ufrag) = attr("a=ice-ufrag:").filter(|u| *u != remote) else {
+            // Trickled candidates: the peer's checks from them reach the router.
+            return Ok(None);
+        };
+        // An ICE restart (RFC 9725 §4.4.2): new credentials on both sides.
+        if ufrag.is_empty() || ufrag.len() > 256 || attr("a=ice-pwd:").is_none_or(|p| p.len() < 22) {
+            return Err(WebRtcRefusal::Malformed("an ICE restart needs a=ice-ufrag and a=ice-pwd (22+ chars)".into()));
         }
-        Ok(None)
+        let creds = IceCredentials {
+            local_ufrag: random_ice_chars(8),
+            local_pwd: random_ice_chars(24),
+            remote_ufrag: ufrag.into(),
+        };
+        let answer = format!("a=ice-lite\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n", creds.local_ufrag, creds.local_pwd);
+        if !self.restart_ice(worker, session, creds) {
+            return Err(WebRtcRefusal::NotFound);
+        }
+        Ok(Some(answer))
     }
 }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
-use corecast_core::webrtc::WebRtcLeg;
+use corecast_core::webrtc::{IceCredentials, WebRtcLeg};
 use corecast_core::{Command, Event, Input, LegRefusal, Output, PipeMessage, PipeSend, Router, RouterStats};
 use corecast_proto::token::{CallId, ParticipantId};
 use corecast_proto::{MediaKind, Ssrc};
@@ -70,6 +70,8 @@ pub enum WorkerCommand {
     Streams(CallId, ParticipantId, Sender<Option<Vec<(Ssrc, MediaKind)>>>),
     /// Reply with the peer's ufrag of a WebRTC session (by the router's ufrag).
     RemoteUfrag(String, Sender<Option<String>>),
+    /// ICE restart of a WebRTC session: the new credentials; reply whether it took.
+    RestartIce(String, IceCredentials, Sender<bool>),
     /// Stop the loop.
     Stop,
 }
@@ -254,6 +256,9 @@ impl Worker {
                 }
                 WorkerCommand::RemoteUfrag(local, reply) => {
                     let _ = reply.send(self.router.webrtc_remote_ufrag(&local));
+                }
+                WorkerCommand::RestartIce(session, creds, reply) => {
+                    let _ = reply.send(self.router.restart_ice(&session, creds));
                 }
                 WorkerCommand::Snapshot(reply) => {
                     let _ = reply.send(self.router.snapshot());

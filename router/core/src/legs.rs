@@ -25,7 +25,7 @@ use crate::participant::Participant;
 use crate::quality::QualityState;
 use crate::stats::DropReason;
 use crate::transport::Transport;
-use crate::webrtc::{DtlsIdentity, WebRtcLeg, WebRtcTransport};
+use crate::webrtc::{DtlsIdentity, IceCredentials, WebRtcLeg, WebRtcTransport};
 use crate::Router;
 
 /// How often congestion feedback is considered (each leg sends when its
@@ -82,6 +82,24 @@ impl Router {
             Transport::WebRtc(w) => Some(w.ice.creds.remote_ufrag.clone()),
             Transport::Udp(_) => None,
         }
+    }
+
+    /// ICE restart of the leg named `session` (its first ufrag): the router's
+    /// new ufrag and password and the peer's new ufrag. `false`: no such leg.
+    pub fn restart_ice(&mut self, session: &str, creds: IceCredentials) -> bool {
+        let Some(&(call, pid)) = self.by_ufrag.get(session) else { return false };
+        if self.by_ufrag.contains_key(&creds.local_ufrag) {
+            return false;
+        }
+        let Some(c) = self.calls.get_mut(&call) else { return false };
+        let Some(i) = c.index_of(pid) else { return false };
+        let Transport::WebRtc(w) = &mut c.participants[i].transport else { return false };
+        if w.ice.creds.local_ufrag != w.session {
+            self.by_ufrag.remove(&w.ice.creds.local_ufrag);
+        }
+        self.by_ufrag.insert(creds.local_ufrag.clone(), (call, pid));
+        w.ice.restart(creds);
+        true
     }
 
     /// Opens a WebRTC leg: the participant is in the call from now on (it

@@ -300,6 +300,7 @@ impl Router {
                     self.webrtc_addrs.remove(&a);
                 }
                 self.by_ufrag.remove(&w.ice.creds.local_ufrag);
+                self.by_ufrag.remove(&w.session);
             }
         }
         if notify {

@@ -437,3 +437,36 @@ fn a_whep_leg_stays_in_hd_whatever_it_reports() {
     h.input(addr(1), video(0x1111, 9, 45));
     assert_eq!(dests(&h.take()), vec![b.addr]);
 }
+
+#[test]
+fn an_ice_restart_takes_new_credentials_and_keeps_the_session_name() {
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    let c = call(12);
+    let mut a = Peer::join(&mut h, 1, c, 1, true, None);
+    h.join(addr(2), c, 2, 0x2222);
+    let session = a.router_ufrag.clone();
+    let creds = IceCredentials {
+        local_ufrag: "restarted".into(),
+        local_pwd: "a-new-router-password-0001".into(),
+        remote_ufrag: "p1new".into(),
+    };
+    assert!(h.r.restart_ice(&session, creds));
+    assert_eq!(h.r.webrtc_remote_ufrag(&session).as_deref(), Some("p1new"), "PATCH still names it by its session");
+    // Old credentials no longer pass; the new ones do, and media keeps flowing.
+    h.input(a.addr, a.check(3, true, &a.router_pwd));
+    assert!(h.take().is_empty());
+    a.router_ufrag = "restarted".into();
+    a.router_pwd = "a-new-router-password-0001".into();
+    a.ufrag = "p1new".into();
+    h.input(a.addr, a.check(4, true, &a.router_pwd));
+    assert_eq!(h.take().len(), 1, "answered");
+    let sealed = a.seal(&video(VIDEO_SSRC, 1, 35));
+    h.input(a.addr, sealed);
+    assert_eq!(dests(&h.take()), vec![addr(2)]);
+    // Leaving forgets both names.
+    h.r.handle_input(h.now, Input::Command(Command::RemoveParticipant(c, ParticipantId(1))));
+    h.drain();
+    assert_eq!(h.r.webrtc_remote_ufrag(&session), None);
+    assert_eq!(h.r.webrtc_remote_ufrag("restarted"), None);
+}

@@ -105,8 +105,9 @@ impl IceLite {
         }
     }
 
-    /// A new ufrag/password pair from the peer and for the router (ICE restart).
-    #[allow(dead_code)] // ICE restart (WHIP PATCH) is not wired yet.
+    /// New credentials on both sides (ICE restart, RFC 8445 §9): checks
+    /// must use them from now on; the valid addresses stay until the peer's
+    /// consent on them lapses.
     pub fn restart(&mut self, creds: IceCredentials) {
         self.creds = creds;
     }

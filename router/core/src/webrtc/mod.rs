@@ -72,6 +72,9 @@ struct Srtp {
 /// The state of one WebRTC leg.
 #[derive(Debug)]
 pub(crate) struct WebRtcTransport {
+    /// The router's first ufrag: names the session for the control plane
+    /// (PATCH) through ICE restarts.
+    pub session: String,
     pub ice: IceLite,
     pub dtls: DtlsSession,
     srtp: Option<Srtp>,
@@ -90,6 +93,7 @@ pub(crate) struct WebRtcTransport {
 impl WebRtcTransport {
     pub fn new(leg: &WebRtcLeg, identity: &DtlsIdentity, now: Instant) -> WebRtcTransport {
         WebRtcTransport {
+            session: leg.ice.local_ufrag.clone(),
             ice: IceLite::new(leg.ice.clone()),
             dtls: DtlsSession::new(identity, leg.remote_fingerprint.clone(), now),
             srtp: None,
