@@ -52,10 +52,17 @@ impl Gcm {
         })
     }
 
-    /// Session keys given directly (the RFC 7714 vectors are stated so).
+    /// Session keys given directly (the RFC 7714 vectors are stated so): a
+    /// 16-byte key is AES-128-GCM, a 32-byte one AES-256-GCM; any other
+    /// length panics.
     #[cfg(test)]
-    pub(crate) fn from_session_keys(key: &[u8; 16], salt: &[u8; 12]) -> Gcm {
-        let k = || LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("16-byte key"));
+    pub(crate) fn from_session_keys(key: &[u8], salt: &[u8; 12]) -> Gcm {
+        let algorithm = match key.len() {
+            16 => &AES_128_GCM,
+            32 => &AES_256_GCM,
+            n => panic!("GCM session key of {n} bytes"),
+        };
+        let k = || LessSafeKey::new(UnboundKey::new(algorithm, key).expect("16- or 32-byte key"));
         Gcm { rtp_key: k(), rtp_salt: *salt, rtcp_key: k(), rtcp_salt: *salt }
     }
 

@@ -254,11 +254,14 @@ impl SrtpContext {
         Ok(SrtpContext { profile, transform, streams: StreamTable::new(MAX_STREAMS) })
     }
 
-    /// A GCM context with session keys given directly (RFC 7714 vectors).
+    /// A GCM context with session keys given directly (RFC 7714 vectors):
+    /// AEAD_AES_128_GCM for a 16-byte key, AEAD_AES_256_GCM for a 32-byte
+    /// one (other lengths panic).
     #[cfg(test)]
-    pub(crate) fn from_gcm_session_keys(key: &[u8; 16], salt: &[u8; 12]) -> SrtpContext {
+    pub(crate) fn from_gcm_session_keys(key: &[u8], salt: &[u8; 12]) -> SrtpContext {
+        let profile = if key.len() == 32 { SrtpProfile::AeadAes256Gcm } else { SrtpProfile::AeadAes128Gcm };
         SrtpContext {
-            profile: SrtpProfile::AeadAes128Gcm,
+            profile,
             transform: Transform::Gcm(gcm::Gcm::from_session_keys(key, salt)),
             streams: StreamTable::new(MAX_STREAMS),
         }

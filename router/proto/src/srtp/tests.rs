@@ -118,11 +118,13 @@ fn profile_constants() {
     for p in PROFILES {
         assert_eq!(SrtpProfile::from_dtls_id(p.dtls_id()), Some(p));
     }
-    assert_eq!(SrtpProfile::from_dtls_id(0x0002), None);
+    // SRTP_AEAD_AES_256_GCM is {0x00, 0x08} (RFC 7714 §14.2).
     let gcm256 = SrtpProfile::AeadAes256Gcm;
     assert_eq!((gcm256.master_key_len(), gcm256.master_salt_len()), (32, 12));
-    assert_eq!((gcm256.rtp_overhead(), gcm256.rtcp_overhead(), gcm256.dtls_id()), (16, 20, 0x0008));
+    assert_eq!((gcm256.rtp_overhead(), gcm256.rtcp_overhead()), (16, 20));
     assert_eq!(SrtpProfile::from_dtls_id(0x0008), Some(gcm256));
+    assert_eq!(SrtpProfile::from_dtls_id(0x0002), None);
+    assert_eq!(SrtpProfile::from_dtls_id(0x0009), None);
 }
 
 #[test]
