@@ -57,6 +57,9 @@ struct WorkerHandle {
 /// A running router: its workers and their addresses.
 pub struct RouterServer {
     workers: Vec<WorkerHandle>,
+    /// Per worker, the addresses a WebRTC answer offers as host candidates:
+    /// the worker's address, or with a wildcard bind every interface address.
+    candidates: Vec<Vec<SocketAddr>>,
     dtls: Option<Arc<DtlsIdentity>>,
     addresses: Vec<SocketAddr>,
     backend: &'static str,
@@ -149,7 +152,8 @@ impl RouterServer {
             workers.push(WorkerHandle { commands: tx, thread: std::sync::Mutex::new(Some(thread)) });
         }
         tracing::info!(workers = n, backend = backend_name, addresses = ?addresses, "router started");
-        Ok(RouterServer { workers, dtls, addresses, backend: backend_name, events: ev_rx })
+        let candidates = addresses.iter().map(|a| host_candidates(cfg.listen, cfg.advertise_ip, *a)).collect();
+        Ok(RouterServer { workers, candidates, dtls, addresses, backend: backend_name, events: ev_rx })
     }
 
     /// Every worker's address, in index order.
@@ -170,6 +174,11 @@ impl RouterServer {
     /// The router's DTLS identity (`None`: WebRTC is off).
     pub fn dtls_identity(&self) -> Option<&DtlsIdentity> {
         self.dtls.as_deref()
+    }
+
+    /// The host candidates of worker `w` (what a WebRTC answer lists).
+    pub fn host_candidates(&self, w: usize) -> &[SocketAddr] {
+        &self.candidates[w]
     }
 
     /// The index of the worker a call is placed on.
@@ -288,5 +297,54 @@ fn pin_to(cpu: usize) {
     match set.set(cpu).and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)) {
         Ok(()) => tracing::debug!(cpu, "worker pinned"),
         Err(e) => tracing::warn!(cpu, error = %e, "could not pin worker"),
+    }
+}
+
+/// A worker's host candidates: with a specific bind address (or an
+/// advertised one), that address; with a wildcard bind, every address of the
+/// machine's interfaces of the bind's family (loopback last), on the
+/// worker's port.
+fn host_candidates(listen: SocketAddr, advertise: Option<IpAddr>, worker: SocketAddr) -> Vec<SocketAddr> {
+    if !listen.ip().is_unspecified() || advertise.is_some() {
+        return vec![worker];
+    }
+    let mut v: Vec<SocketAddr> = match nix::ifaddrs::getifaddrs() {
+        Ok(ifs) => ifs
+            .filter_map(|i| i.address)
+            .filter_map(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+                (Some(v4), _) if listen.is_ipv4() => Some(IpAddr::from(v4.ip())),
+                (_, Some(v6)) if listen.is_ipv6() && !v6.ip().is_unicast_link_local() => Some(IpAddr::from(v6.ip())),
+                _ => None,
+            })
+            .map(|ip| SocketAddr::new(ip, worker.port()))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list interface addresses: one host candidate only");
+            Vec::new()
+        }
+    };
+    v.sort_by_key(|a| a.ip().is_loopback());
+    v.dedup();
+    if v.is_empty() {
+        v.push(worker);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_offers_every_interface_address_with_loopback_last() {
+        let worker: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:40000".parse().unwrap();
+        let v = host_candidates(any, None, worker);
+        assert!(v.iter().all(|a| a.port() == 40001 && a.is_ipv4()), "{v:?}");
+        assert!(v.contains(&worker), "loopback is among them: {v:?}");
+        assert!(v.last().unwrap().ip().is_loopback(), "{v:?}");
+        let one: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!(host_candidates(one, None, worker), vec![worker]);
+        assert_eq!(host_candidates(any, Some("192.0.2.7".parse().unwrap()), worker), vec![worker]);
     }
 }

@@ -104,8 +104,13 @@ impl crate::server::RouterServer {
             }
         };
         let (ufrag, pwd) = (random_ice_chars(8), random_ice_chars(24));
-        let cfg =
-            AnswerConfig::new(ufrag.clone(), pwd.clone(), identity.fingerprint(), vec![self.addresses()[worker]], mode);
+        let cfg = AnswerConfig::new(
+            ufrag.clone(),
+            pwd.clone(),
+            identity.fingerprint(),
+            self.host_candidates(worker).to_vec(),
+            mode,
+        );
         let answer = sdp::answer(&sdp, &cfg).map_err(|e| WebRtcRefusal::Unsupported(e.to_string()))?;
         let n = &answer.negotiated;
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
