@@ -234,17 +234,36 @@ pub(super) fn run_srtp(
     let n_groups = args.calls * args.participants;
     let (server, tids) = start_router(args, kind, gso, &place.router)?;
     let setup = Instant::now();
-    let mut groups = Vec::with_capacity(n_groups);
-    for g in 0..n_groups {
-        let call = CallId(rand::random());
-        let base = 1 + (g * args.participants) as u64;
-        let ssrc = 0x1000_0000 + g as u32;
-        let publisher = leg(&server, call, base, Some(ssrc), 0)?;
-        let subscribers = (1..=fanout as u64)
-            .map(|i| leg(&server, call, base + i, None, base))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        groups.push(Group { publisher, subscribers, ssrc });
-    }
+    // Legs connect in parallel: most of a leg's set-up is waiting for the
+    // worker to take its commands (it looks every few ms when idle).
+    let threads = 16.min(n_groups).max(1);
+    let per = n_groups.div_ceil(threads);
+    let groups: Vec<Group> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let server = &server;
+                s.spawn(move || -> anyhow::Result<Vec<Group>> {
+                    let mut out = Vec::with_capacity(per);
+                    for g in t * per..((t + 1) * per).min(n_groups) {
+                        let call = CallId(rand::random());
+                        let base = 1 + (g * args.participants) as u64;
+                        let ssrc = 0x1000_0000 + g as u32;
+                        let publisher = leg(server, call, base, Some(ssrc), 0)?;
+                        let subscribers = (1..=fanout as u64)
+                            .map(|i| leg(server, call, base + i, None, base))
+                            .collect::<anyhow::Result<Vec<_>>>()?;
+                        out.push(Group { publisher, subscribers, ssrc });
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(n_groups);
+        for h in hs {
+            all.extend(h.join().map_err(|_| anyhow::anyhow!("a leg set-up thread panicked"))??);
+        }
+        Ok::<_, anyhow::Error>(all)
+    })?;
     let profile = groups.first().and_then(|g| g.publisher.peer.profile());
     eprintln!(
         "srtp: {} legs connected in {:.1} s ({})",
