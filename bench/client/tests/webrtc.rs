@@ -54,7 +54,7 @@ fn join(server: &RouterServer, call: CallId, pid: u64, publish: bool, watch: Opt
 }
 
 fn packet(i: u16) -> RtpPacket {
-    let audio = i % 5 == 0;
+    let audio = i.is_multiple_of(5);
     RtpPacket {
         pt: Pt(if audio { OPUS_PT } else { AV1_PT }),
         seq: SeqNo(i),
@@ -75,8 +75,7 @@ fn a_webrtc_publisher_reaches_a_webrtc_subscriber_byte_for_byte() {
     assert!(publisher.peer.profile().is_some());
 
     const N: u16 = 200;
-    let sent: BTreeMap<(u32, u16), Vec<u8>> =
-        (0..N).map(|i| packet(i)).map(|p| ((p.ssrc.0, p.seq.0), p.payload)).collect();
+    let sent: BTreeMap<(u32, u16), Vec<u8>> = (0..N).map(packet).map(|p| ((p.ssrc.0, p.seq.0), p.payload)).collect();
     let received = std::thread::scope(|s| {
         let rx = s.spawn(|| {
             let mut got = BTreeMap::new();
@@ -102,5 +101,38 @@ fn a_webrtc_publisher_reaches_a_webrtc_subscriber_byte_for_byte() {
         assert_eq!(pt.0, want, "the subscriber's payload type");
     }
     assert_eq!(subscriber.peer.stats().srtp_rejected, 0);
+    server.stop();
+}
+
+#[test]
+fn a_router_certificate_that_does_not_match_the_answer_is_refused() {
+    let server = start();
+    let call = CallId(rand::random());
+    let mut peer = WebRtcPeer::new(PeerConfig { publish: Some((AUDIO, VIDEO)), cname: "p1".into() }).unwrap();
+    let answer = server
+        .open_webrtc(WebRtcOffer {
+            call,
+            participant: ParticipantId(1),
+            role: Role::Publisher,
+            subscribe: Subscribe::Nothing,
+            offer: peer.offer(),
+            expires_unix_ms: 0,
+        })
+        .expect("the router answers");
+    // Another certificate's fingerprint in place of the router's.
+    let fp = |b: u8| (0..32).map(|_| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+    let text: String = answer
+        .answer
+        .lines()
+        .map(|l| if l.starts_with("a=fingerprint:") { format!("a=fingerprint:sha-256 {}", fp(0xAB)) } else { l.into() })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    peer.accept_answer(&text, Instant::now()).unwrap();
+    let mut udp = UdpPeer::new(UdpSocket::bind("127.0.0.1:0").unwrap(), peer);
+    let started = Instant::now();
+    let e = udp.connect(Duration::from_secs(15)).expect_err("the handshake must fail");
+    assert!(format!("{e:#}").contains("fingerprint"), "{e:#}");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused at the certificate, not by a timeout");
+    assert!(!udp.peer.connected());
     server.stop();
 }
