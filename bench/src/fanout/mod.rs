@@ -47,7 +47,9 @@
 //!
 //! Parts: [`forwarders`] (what forwards the load), [`load`] (sending,
 //! receiving and timing the load, one measured run), [`report`] (the
-//! figures, the table, JSON and report files), [`sweep`](mod@sweep) (the loss onset);
+//! figures, the table, JSON and report files), [`sweep`](mod@sweep) (the loss onset),
+//! [`srtp`] (`--transport srtp`: the same load over WebRTC legs, DTLS-SRTP, and
+//! the crypto library's seal time);
 //! CPU time and percentiles come from [`crate::measure`].
 
 mod forwarders;
