@@ -8,6 +8,9 @@
 //! With [`av1`] it sends real AV1 (a live-encoded test pattern or an IVF
 //! file) and saves what it receives as IVF files.
 //!
+//! With [`webrtc`] it is a WebRTC peer (offer, ICE, DTLS-SRTP) that joins
+//! through the calls service's WHIP/WHEP endpoints.
+//!
 //! The same library drives the bench's synthetic participants and the
 //! end-to-end tests.
 #![forbid(unsafe_code)]
@@ -18,6 +21,7 @@ pub mod client;
 pub mod control;
 pub mod media;
 pub mod report;
+pub mod webrtc;
 
 pub use client::{Client, ClientError, MediaPlan, ReceiveHandle, SendReport};
 pub use control::{ControlClient, ControlError, JoinGrant};

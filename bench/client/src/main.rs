@@ -155,6 +155,52 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Publish over WebRTC through the calls service's WHIP endpoint
+    /// (`POST {calls}/v1/calls/{id}/whip`): SDP offer, ICE, DTLS-SRTP, then
+    /// paced synthetic Opus and AV1 packets.
+    Whip {
+        #[command(flatten)]
+        leg: WebRtcArgs,
+        /// Video frames per second (0: audio only).
+        #[arg(long, default_value_t = 30)]
+        fps: u32,
+        /// Packets per video frame.
+        #[arg(long, default_value_t = 4)]
+        packets_per_frame: u16,
+        /// Video payload bytes per packet.
+        #[arg(long, default_value_t = 1000)]
+        packet_size: usize,
+    },
+    /// Receive one participant over WebRTC through the calls service's WHEP
+    /// endpoint (`POST {calls}/v1/calls/{id}/whep?participant=<id>`) and
+    /// verify every payload after decryption.
+    Whep {
+        #[command(flatten)]
+        leg: WebRtcArgs,
+        /// The participant to receive (a WHIP publisher's `X-Participant-Id`).
+        #[arg(long)]
+        participant: u64,
+    },
+}
+
+/// What `whip` and `whep` share.
+#[derive(Debug, clap::Args)]
+struct WebRtcArgs {
+    /// Calls service URL.
+    #[arg(long, env = "CORECAST_CALLS_URL", default_value = "http://127.0.0.1:8082")]
+    calls: String,
+    /// Session token from `login`.
+    #[arg(long, env = "CORECAST_SESSION", allow_hyphen_values = true)]
+    session: String,
+    /// Call id.
+    #[arg(long)]
+    call: String,
+    /// Seconds to send or receive.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Writes `text` (whole lines; a final newline is added if missing) to stdout
@@ -364,6 +410,55 @@ fn run(args: Args) -> anyhow::Result<()> {
                 say(out)?;
             }
         }
+        Cmd::Whip { leg, fps, packets_per_frame, packet_size } => {
+            run_webrtc(leg, Some((fps, packets_per_frame, packet_size)), None)?;
+        }
+        Cmd::Whep { leg, participant } => run_webrtc(leg, None, Some(participant))?,
+    }
+    Ok(())
+}
+
+/// `whip` / `whep`: offer, answer over HTTP, connect, media, report.
+fn run_webrtc(leg: WebRtcArgs, publish: Option<(u32, u16, usize)>, watch: Option<u64>) -> anyhow::Result<()> {
+    use corecast_client::webrtc::{http, run, PeerConfig, UdpPeer, WebRtcPeer};
+    let ssrcs = (rand::random::<u32>() | 1, rand::random::<u32>() | 2);
+    let mut peer = WebRtcPeer::new(PeerConfig { publish: publish.map(|_| ssrcs), cname: "corecast-client".into() })?;
+    let endpoint = watch.map_or(http::Endpoint::Whip, http::Endpoint::Whep);
+    let url = http::url(&leg.calls, &leg.call, endpoint);
+    let answer = http::post_offer(&url, &leg.session, &peer.offer())?;
+    note(format!(
+        "{url}: 201, participant {}, session {}",
+        answer.participant_id.map_or("?".into(), |p| p.to_string()),
+        answer.location.as_deref().unwrap_or("?")
+    ));
+    peer.accept_answer(&answer.sdp, std::time::Instant::now())?;
+    let socket = std::net::UdpSocket::bind(if peer.remote_addr().is_some_and(|a| a.is_ipv6()) {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    })?;
+    let mut udp = UdpPeer::new(socket, peer);
+    udp.connect(Duration::from_secs(10))?;
+    let profile = udp.peer.profile().map(|p| format!("{p:?}")).unwrap_or_default();
+    note(format!("connected to {} ({profile})", udp.peer.remote_addr().map_or("?".into(), |a| a.to_string())));
+    let duration = Duration::from_secs(leg.seconds);
+    let report = match publish {
+        Some((fps, packets_per_frame, video_payload)) => {
+            let plan = run::SendPlan { duration, fps, packets_per_frame, video_payload, ssrcs };
+            let r = run::publish(&mut udp, &plan)?;
+            serde_json::json!({ "participant": answer.participant_id, "profile": profile, "sent": r })
+        }
+        None => {
+            serde_json::json!({ "participant": answer.participant_id, "received": run::receive(&mut udp, duration)? })
+        }
+    };
+    if let Some(loc) = &answer.location {
+        http::delete_session(&leg.calls, loc, &leg.session);
+    }
+    if leg.json {
+        say(serde_json::to_string_pretty(&report)?)?;
+    } else {
+        say(report.to_string())?;
     }
     Ok(())
 }

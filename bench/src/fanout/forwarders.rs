@@ -378,7 +378,7 @@ pub(super) fn start_corecast(
 }
 
 /// Ids of this process's threads named like router workers (`corecast-w<i>`).
-fn worker_tids() -> Vec<i32> {
+pub(super) fn worker_tids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
     dir.filter_map(|e| {
         let e = e.ok()?;

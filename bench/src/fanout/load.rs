@@ -24,7 +24,7 @@ use crate::sys;
 
 /// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`, the clock of the
 /// kernel's receive timestamps).
-fn unix_ns() -> u64 {
+pub(super) fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
@@ -129,13 +129,13 @@ fn fill_packet(buf: &mut [u8], sender: u32, seq: u16, frame: u32, sent_ns: u64) 
 /// Where threads run: forwarder thread `i` on `router[i]`, the load
 /// generator's threads on `generator` (empty: wherever the kernel likes).
 #[derive(Debug, Clone, Default)]
-struct Placement {
-    router: Vec<usize>,
-    generator: Vec<usize>,
+pub(super) struct Placement {
+    pub router: Vec<usize>,
+    pub generator: Vec<usize>,
 }
 
 impl Placement {
-    fn new(args: &FanoutArgs) -> Placement {
+    pub(super) fn new(args: &FanoutArgs) -> Placement {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         if !args.pin || n <= args.router_cores {
             return Placement::default();
@@ -286,7 +286,7 @@ pub(super) fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Figur
     })
 }
 
-fn add_io(sum: &mut IoStats, s: &IoStats) {
+pub(super) fn add_io(sum: &mut IoStats, s: &IoStats) {
     sum.send_calls += s.send_calls;
     sum.sent_datagrams += s.sent_datagrams;
     sum.gso_sends += s.gso_sends;

@@ -47,12 +47,15 @@
 //!
 //! Parts: [`forwarders`] (what forwards the load), [`load`] (sending,
 //! receiving and timing the load, one measured run), [`report`] (the
-//! figures, the table, JSON and report files), [`sweep`](mod@sweep) (the loss onset);
+//! figures, the table, JSON and report files), [`sweep`](mod@sweep) (the loss onset),
+//! [`srtp`] (`--transport srtp`: the same load over WebRTC legs, DTLS-SRTP, and
+//! the crypto library's seal time);
 //! CPU time and percentiles come from [`crate::measure`].
 
 mod forwarders;
 mod load;
 mod report;
+mod srtp;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -136,6 +139,13 @@ pub struct FanoutArgs {
     /// onsets beyond what per-datagram sending can offer.
     #[arg(long)]
     pub sender_gso: bool,
+    /// `plain`: RTP over the native transport only; `srtp`: also the same
+    /// load over WebRTC legs (ICE, DTLS, SRTP; legs opened in-process with
+    /// `RouterServer::open_webrtc`, no HTTP) through each router
+    /// configuration, with the time SRTP adds per packet beside the crypto
+    /// library's own seal time.
+    #[arg(long, default_value = "plain", value_parser = ["plain", "srtp"])]
+    pub transport: String,
 }
 
 /// What forwards the load in one configuration.
@@ -248,15 +258,19 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let mut results = Vec::new();
-    for f in routers {
+    for &f in &routers {
         results.push(run_one(&args, f)?);
     }
+    let srtp_json = if args.transport == "srtp" { Some(run_srtp_rows(&args, &routers, &mut results)?) } else { None };
     let ideal = refs.first();
     let rows: Vec<&Figures> = results.iter().chain(refs.iter()).collect();
     print_table(&rows, ideal, args.json);
     let mut v = report_json(&args, fanout, &results, &refs);
     if let (Some(sw), Some(o)) = (sweep, v.as_object_mut()) {
         o.insert("sweep".into(), sw);
+    }
+    if let (Some(s), Some(o)) = (srtp_json, v.as_object_mut()) {
+        o.insert("srtp".into(), s);
     }
     if let Some(dir) = &args.report {
         let files = write_report(dir, &args, &rows, &v)?;
@@ -266,4 +280,74 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
+}
+
+/// The SRTP runs (one per router configuration, after the plain ones, whose
+/// rows they are paired with), the library's seal times, and the summary:
+/// the time SRTP adds per packet, `1/pps_srtp - 1/pps_plain` per core.
+fn run_srtp_rows(
+    args: &FanoutArgs,
+    routers: &[Forwarder],
+    results: &mut Vec<Figures>,
+) -> anyhow::Result<serde_json::Value> {
+    use std::time::Duration;
+    let budget = Duration::from_millis(300);
+    // The payload of a packet of --packet-size bytes with a 12-byte RTP header.
+    let payload = args.packet_size.max(32) - 12;
+    let seal128 = srtp::library_seal_ns(&aws_lc_rs::aead::AES_128_GCM, payload, budget);
+    let seal256 = srtp::library_seal_ns(&aws_lc_rs::aead::AES_256_GCM, payload, budget);
+    let srtp_layer: Vec<(String, f64)> = [
+        corecast_proto::srtp::SrtpProfile::AeadAes128Gcm,
+        corecast_proto::srtp::SrtpProfile::AeadAes256Gcm,
+        corecast_proto::srtp::SrtpProfile::Aes128CmHmacSha1_80,
+    ]
+    .into_iter()
+    .map(|p| (srtp::profile_name(p).to_string(), srtp::srtp_seal_ns(p, args.packet_size.max(32), budget)))
+    .collect();
+    let mut rows = Vec::new();
+    let plain_count = results.len();
+    for (i, f) in routers.iter().enumerate() {
+        let Forwarder::Corecast { kind, gso } = *f else { continue };
+        let (fig, profile) =
+            srtp::run_srtp(args, kind, gso, format!("{} srtp", f.label().trim_start_matches("corecast-")))?;
+        let plain = &results[i.min(plain_count - 1)];
+        let (a, b) = (plain.pps_per_core(), fig.pps_per_core());
+        let added_ns = if a > 0.0 && b > 0.0 { 1e9 / b - 1e9 / a } else { f64::NAN };
+        eprintln!(
+            "srtp {}: {:.0} egress pps/core ({}) vs plain {:.0}: +{:.0} ns per packet = {:.2}x aws-lc AES-128-GCM seal of {} B ({:.0} ns), {:.2}x AES-256-GCM ({:.0} ns)",
+            f.label(),
+            b,
+            profile.map_or("?", srtp::profile_name),
+            a,
+            added_ns,
+            added_ns / seal128,
+            payload,
+            seal128,
+            added_ns / seal256,
+            seal256
+        );
+        rows.push(serde_json::json!({
+            "router": f.label(),
+            "profile": profile.map(srtp::profile_name),
+            "plain_pps_per_core": a,
+            "srtp_pps_per_core": b,
+            "srtp_loss": fig.loss(),
+            "added_ns_per_packet": added_ns,
+            "added_vs_aes128gcm_seal": added_ns / seal128,
+            "added_vs_aes256gcm_seal": added_ns / seal256,
+        }));
+        results.push(fig);
+    }
+    eprintln!(
+        "aws-lc-rs seal_in_place_separate_tag of {payload} B on one core: AES-128-GCM {seal128:.0} ns, AES-256-GCM {seal256:.0} ns; corecast SrtpContext::protect_rtp of {} B: {}",
+        args.packet_size.max(32),
+        srtp_layer.iter().map(|(n, t)| format!("{n} {t:.0} ns")).collect::<Vec<_>>().join(", ")
+    );
+    Ok(serde_json::json!({
+        "payload_bytes": payload,
+        "aws_lc_aes128gcm_seal_ns": seal128,
+        "aws_lc_aes256gcm_seal_ns": seal256,
+        "srtp_protect_rtp_ns": srtp_layer.into_iter().map(|(n, t)| (n, serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
+        "runs": rows,
+    }))
 }

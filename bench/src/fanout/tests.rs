@@ -114,6 +114,7 @@ fn tiny_args() -> FanoutArgs {
         sweep: false,
         report: None,
         sender_gso: false,
+        transport: "plain".into(),
     }
 }
 
@@ -151,4 +152,19 @@ fn tiny_run_through_every_forwarder() {
         assert!(m.sent > 0);
         assert_eq!(m.received, m.expected, "{f:?} with a GSO sender: {m:?}");
     }
+}
+
+#[test]
+fn tiny_srtp_run_seals_and_opens_every_packet() {
+    let args = FanoutArgs { calls: 1, transport: "srtp".into(), ..tiny_args() };
+    let (m, profile) = super::srtp::run_srtp(&args, BackendKind::Mmsg, true, "mmsg+gso srtp".into()).unwrap();
+    assert!(m.sent > 0);
+    assert_eq!(m.received, m.expected, "{m:?}");
+    assert!(!m.note.contains("did not open"), "{}", m.note);
+    assert_eq!(m.run.latency.len() as u64, m.received);
+    // What dimpl negotiates between its own client and server (see webrtc::dtls).
+    assert_eq!(profile, Some(corecast_proto::srtp::SrtpProfile::AeadAes256Gcm));
+    let t = std::time::Duration::from_millis(5);
+    assert!(super::srtp::library_seal_ns(&aws_lc_rs::aead::AES_128_GCM, 1188, t) > 0.0);
+    assert!(super::srtp::srtp_seal_ns(corecast_proto::srtp::SrtpProfile::AeadAes128Gcm, 1200, t) > 0.0);
 }
