@@ -4,6 +4,7 @@
 //! (so it demultiplexes by MID, RFC 8843), with only the header extensions
 //! it negotiated, under its ids.
 
+use bytes::BytesMut;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::{MediaKind, Ssrc};
 
@@ -114,13 +115,12 @@ impl LegFormat {
         SenderFormat { codecs, audio_level: self.extensions.audio_level.unwrap_or(0) }
     }
 
-    /// Writes `packet` (parsed as `h`) as this leg receives it into `out`:
+    /// Appends `packet` (parsed as `h`) to `out` as this leg receives it:
     /// its payload type, its `mid`, the audio level under its id, nothing
     /// else of the sender's extensions. `false`: the leg has no m-line for
     /// this stream (it is not sent).
-    pub fn rewrite(&self, packet: &[u8], h: &RtpHeader, src: Source, out: &mut Vec<u8>) -> bool {
+    pub fn rewrite(&self, packet: &[u8], h: &RtpHeader, src: Source, out: &mut BytesMut) -> bool {
         let Some((line, pt)) = self.send_line(src.kind, src.codec) else { return false };
-        out.clear();
         let mut ext = [0u8; 64];
         let mut n = 0;
         if let Some(id) = self.extensions.mid.filter(|id| (1..=14).contains(id)) {
@@ -144,8 +144,7 @@ impl LegFormat {
         let csrcs = 12 + 4 * h.csrc_count as usize;
         // V=2, P as received, X when there are extensions, CC as received.
         let b0 = (packet[0] & 0xEF) | if n > 0 { 0x10 } else { 0 };
-        out.push(b0);
-        out.push((packet[1] & 0x80) | (pt & 0x7F));
+        out.extend_from_slice(&[b0, (packet[1] & 0x80) | (pt & 0x7F)]);
         out.extend_from_slice(&packet[2..csrcs]);
         if n > 0 {
             out.extend_from_slice(&[0xBE, 0xDE]);
@@ -211,7 +210,7 @@ mod tests {
     fn video_gets_the_receivers_payload_type_and_mid_only() {
         let p = packet(45, vec![(1, vec![0x85]), (4, vec![1, 2, 3])]);
         let h = RtpHeader::parse(&p).unwrap();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 1 };
         assert!(leg().rewrite(&p, &h, src, &mut out));
         let q = RtpPacket::parse(&out).unwrap();
@@ -229,7 +228,7 @@ mod tests {
     fn audio_keeps_its_level_under_the_receivers_id() {
         let p = packet(111, vec![(1, vec![0x85])]);
         let h = RtpHeader::parse(&p).unwrap();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let src = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
         assert!(leg().rewrite(&p, &h, src, &mut out));
         let q = RtpPacket::parse(&out).unwrap();
@@ -241,7 +240,7 @@ mod tests {
         let p = packet(96, vec![]);
         let h = RtpHeader::parse(&p).unwrap();
         let src = Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 };
-        assert!(!leg().rewrite(&p, &h, src, &mut Vec::new()));
+        assert!(!leg().rewrite(&p, &h, src, &mut BytesMut::new()));
     }
 
     #[test]
@@ -250,7 +249,7 @@ mod tests {
         l.extensions = LegExtensions::default();
         let p = packet(45, vec![(1, vec![0x85])]);
         let h = RtpHeader::parse(&p).unwrap();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let src = Source { codec: Codec::Rtx, kind: MediaKind::Video, audio_level: 1 };
         assert!(l.rewrite(&p, &h, src, &mut out));
         let q = RtpPacket::parse(&out).unwrap();

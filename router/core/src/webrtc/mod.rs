@@ -210,24 +210,22 @@ impl WebRtcTransport {
             out.stats.webrtc_not_ready += 1;
             return false;
         };
-        let mut scratch = out.take_scratch();
-        let rewritten = self.format.rewrite(packet, h, src, &mut scratch);
-        if !rewritten {
+        // Rewritten straight into the arena, then sealed there: one copy.
+        let arena = out.arena();
+        let start = arena.len();
+        if !self.format.rewrite(packet, h, src, arena) {
+            arena.truncate(start);
             out.stats.webrtc_not_ready += 1;
+            return false;
         }
-        let sent = rewritten && {
-            let ok = srtp.tx.protect_rtp(&scratch, out.arena()).is_ok();
-            if ok {
-                let b = out.take_arena();
-                out.transmit(dest, b);
-            } else {
-                out.discard_arena();
-                out.stats.srtp_seal_failed += 1;
-            }
-            ok
-        };
-        out.put_scratch(scratch);
-        sent
+        if srtp.tx.protect_rtp_in_place(arena, start).is_err() {
+            out.discard_arena();
+            out.stats.srtp_seal_failed += 1;
+            return false;
+        }
+        let b = out.take_arena();
+        out.transmit(dest, b);
+        true
     }
 
     /// Sends an RTCP compound (SRTCP). Anything else (native session

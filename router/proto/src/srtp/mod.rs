@@ -287,22 +287,36 @@ impl SrtpContext {
     /// the sequence number wraps); an index already used, or more than 128
     /// behind the newest, is refused with [`SrtpError::Replay`].
     pub fn protect_rtp(&mut self, plain: &[u8], out: &mut BytesMut) -> Result<(), SrtpError> {
+        out.reserve(plain.len() + self.profile.rtp_overhead());
+        let start = out.len();
+        out.extend_from_slice(plain);
+        self.protect_rtp_in_place(out, start)
+    }
+
+    /// Protects the plain RTP packet already written at `out[start..]` in
+    /// place (the tag is appended): what a sender that builds its packet in
+    /// the output buffer uses to save a copy. On error `out` is truncated
+    /// to `start`.
+    pub fn protect_rtp_in_place(&mut self, out: &mut BytesMut, start: usize) -> Result<(), SrtpError> {
+        let r = self.seal_rtp_at(out, start);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
+
+    fn seal_rtp_at(&mut self, out: &mut BytesMut, start: usize) -> Result<(), SrtpError> {
+        let plain = out.get(start..).ok_or(SrtpError::Malformed)?;
         let hdr_len = rtp_header_len(plain)?;
         let seq = u16::from_be_bytes([plain[2], plain[3]]);
         let ssrc = u32_at(plain, 8);
         let index = self.next_rtp_index(ssrc, seq, true)?;
-        out.reserve(plain.len() + self.profile.rtp_overhead());
-        let start = out.len();
-        out.extend_from_slice(plain);
-        let sealed = match &self.transform {
+        out.reserve(self.profile.rtp_overhead());
+        match &self.transform {
             Transform::Gcm(t) => t.seal_rtp(out, start, hdr_len, ssrc, index),
             Transform::Cm(t) => t.seal_rtp(out, start, hdr_len, ssrc, index),
-        };
-        if let Err(e) = sealed.and_then(|()| self.accept_rtp(ssrc, index)) {
-            out.truncate(start);
-            return Err(e);
-        }
-        Ok(())
+        }?;
+        self.accept_rtp(ssrc, index)
     }
 
     /// Checks and decrypts the SRTP `packet`, appending the RTP packet to

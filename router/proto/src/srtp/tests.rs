@@ -7,7 +7,8 @@ use proptest::prelude::*;
 
 use super::replay::estimate_rtp_index;
 use super::*;
-use crate::rtp::RtpHeader;
+use crate::rtp::{RtpHeader, RtpPacket};
+use crate::{Pt, SeqNo, Ssrc};
 
 const PROFILES: [SrtpProfile; 3] =
     [SrtpProfile::AeadAes128Gcm, SrtpProfile::AeadAes256Gcm, SrtpProfile::Aes128CmHmacSha1_80];
@@ -527,4 +528,30 @@ fn srtp_seal_rate() {
     println!("  (a) aws-lc-rs AES-128-GCM seal, 1188 B: {raw:>10.0} packets/s");
     println!("  (b) protect_rtp AEAD_AES_128_GCM:       {gcm:>10.0} packets/s ({:.2}x the raw seal time)", raw / gcm);
     println!("  (c) protect_rtp AES_CM_HMAC_SHA1_80:    {cm:>10.0} packets/s ({:.2}x the raw seal time)", raw / cm);
+}
+
+#[test]
+fn protecting_in_place_equals_protecting_a_copy() {
+    for profile in PROFILES {
+        let key = SrtpKey {
+            profile,
+            master_key: vec![7; profile.master_key_len()],
+            master_salt: vec![9; profile.master_salt_len()],
+        };
+        let (mut a, mut b) = (SrtpContext::new(&key).unwrap(), SrtpContext::new(&key).unwrap());
+        let plain =
+            RtpPacket { pt: Pt(45), seq: SeqNo(3), ssrc: Ssrc(77), payload: vec![5; 300], ..Default::default() }
+                .to_vec()
+                .unwrap();
+        let mut copied = BytesMut::new();
+        a.protect_rtp(&plain, &mut copied).unwrap();
+        let mut in_place = BytesMut::from(&b"prefix"[..]);
+        in_place.extend_from_slice(&plain);
+        b.protect_rtp_in_place(&mut in_place, 6).unwrap();
+        assert_eq!(&in_place[6..], &copied[..], "{profile:?}");
+        // Errors leave the buffer as it was before the packet.
+        let mut short = BytesMut::from(&b"prefix\x80"[..]);
+        assert!(b.protect_rtp_in_place(&mut short, 6).is_err());
+        assert_eq!(&short[..], b"prefix");
+    }
 }
