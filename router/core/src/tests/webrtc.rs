@@ -470,3 +470,47 @@ fn an_ice_restart_takes_new_credentials_and_keeps_the_session_name() {
     assert_eq!(h.r.webrtc_remote_ufrag(&session), None);
     assert_eq!(h.r.webrtc_remote_ufrag("restarted"), None);
 }
+
+/// The core's own cost per forwarded packet, native receivers against
+/// WebRTC receivers (rewrite + seal), without sockets: where the time SRTP
+/// adds goes. `cargo test -p corecast-core --release core_seal_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn core_seal_cost() {
+    const N: u16 = 20_000;
+    let run = |webrtc: bool| -> f64 {
+        let mut h = H::new();
+        h.r.set_dtls_identity(identity());
+        let c = call(13);
+        let mut a = Peer::join(&mut h, 1, c, 1, true, None);
+        let mut subs = Vec::new();
+        for i in 0..4u16 {
+            if webrtc {
+                subs.push(Peer::join(&mut h, 10 + i, c, 10 + u64::from(i), false, None));
+            } else {
+                let tok = h.token(c, 10 + u64::from(i), Role::Subscriber);
+                h.join_with(addr(10 + i), tok, vec![]);
+            }
+        }
+        let sealed: Vec<Vec<u8>> = (0..N).map(|s| a.seal(&video(VIDEO_SSRC, s, 35))).collect();
+        h.take();
+        let t = std::time::Instant::now();
+        let mut sent = 0usize;
+        for p in sealed {
+            h.r.handle_input(h.now, Input::Receive { source: a.addr, contents: Bytes::from(p) });
+            loop {
+                match h.r.poll_output() {
+                    Output::Transmit(_) => sent += 1,
+                    Output::Timeout(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / sent as f64;
+        assert!(sent >= 4 * N as usize);
+        ns
+    };
+    let native = run(false);
+    let webrtc = run(true);
+    println!("core, per egress packet (1 SRTP publisher, 4 receivers): native receivers {native:.0} ns, WebRTC receivers {webrtc:.0} ns, added {:.0} ns", webrtc - native);
+}
