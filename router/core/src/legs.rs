@@ -22,6 +22,7 @@ use crate::api::{Event, LeaveReason};
 use crate::call::{Call, Owner};
 use crate::forward::Origin;
 use crate::participant::Participant;
+use crate::pipe::PipeMessage;
 use crate::quality::QualityState;
 use crate::stats::DropReason;
 use crate::transport::Transport;
@@ -154,6 +155,11 @@ impl Router {
                 p.add_producer(*s, *kind);
                 call.ssrc_owner.insert(*s, Owner::Participant(leg.participant));
             }
+        }
+        // Its streams are announced to the call's shares on other workers
+        // (a call spread over several), as a native join's are.
+        for prod in &p.producers {
+            call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::producer(prod));
         }
         call.participants.push(p);
         self.by_ufrag.insert(leg.ice.local_ufrag.clone(), (leg.call, leg.participant));
