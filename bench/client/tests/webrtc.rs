@@ -136,3 +136,77 @@ fn a_router_certificate_that_does_not_match_the_answer_is_refused() {
     assert!(!udp.peer.connected());
     server.stop();
 }
+
+/// A native corecast client (the STUN-framed join, plain RTP) in the same call.
+fn native(server: &RouterServer, call: CallId, pid: u64) -> corecast_client::client::Client {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let claims = token::Claims {
+        call_id: call,
+        participant_id: ParticipantId(pid),
+        role: Role::Publisher,
+        expires_at_ms: now_ms + 60_000,
+    };
+    let tok = token::sign(&token::dev_signing_key(), &claims);
+    corecast_client::client::Client::join(server.address_for(&call), &tok, pid, Default::default())
+        .expect("the native client joins")
+}
+
+#[test]
+fn native_and_webrtc_participants_see_each_others_media() {
+    let server = start();
+    let call = CallId(rand::random());
+    let n = native(&server, call, 7);
+    let (n_audio, n_video) = corecast_client::client::ssrcs_for(7);
+    // A browser-like leg watching the native participant, and a browser-like publisher.
+    let mut viewer = join(&server, call, 8, false, Some(7));
+    let mut publisher = join(&server, call, 9, true, None);
+    n.socket().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+
+    const N: u16 = 60;
+    let (from_native, to_native) = std::thread::scope(|s| {
+        let rx = s.spawn(|| {
+            let mut got = BTreeMap::new();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while got.len() < usize::from(N) {
+                let Some(plain) = viewer.recv_rtp(deadline).unwrap() else { break };
+                let p = RtpPacket::parse(&plain).expect("RTP");
+                got.insert((p.ssrc.0, p.seq.0), (p.pt, p.payload));
+            }
+            got
+        });
+        let native_rx = s.spawn(|| {
+            let mut got = BTreeMap::new();
+            let mut buf = vec![0u8; 2048];
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while got.len() < usize::from(N) && Instant::now() < deadline {
+                let Ok((len, _)) = n.socket().recv_from(&mut buf) else { continue };
+                if let Ok(p) = RtpPacket::parse(&buf[..len]) {
+                    if p.ssrc.0 == AUDIO || p.ssrc.0 == VIDEO {
+                        got.insert((p.ssrc.0, p.seq.0), p.payload);
+                    }
+                }
+            }
+            got
+        });
+        for i in 0..N {
+            // The native client sends plain RTP with corecast's payload types (Opus 111, AV1 45).
+            let mut p = packet(i);
+            p.ssrc = Ssrc(if p.ssrc.0 == AUDIO { n_audio.0 } else { n_video.0 });
+            n.socket().send_to(&p.to_vec().unwrap(), n.router()).unwrap();
+            publisher.send_rtp(&packet(i).to_vec().unwrap()).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (rx.join().unwrap(), native_rx.join().unwrap())
+    });
+    assert_eq!(from_native.len(), usize::from(N), "the WebRTC viewer gets every packet of the native client");
+    for ((ssrc, seq), (pt, payload)) in &from_native {
+        let want = packet(*seq);
+        assert_eq!(payload, &want.payload, "{ssrc:#x}/{seq}");
+        assert_eq!(pt.0, if *ssrc == n_audio.0 { OPUS_PT } else { AV1_PT });
+    }
+    assert_eq!(to_native.len(), usize::from(N), "the native client gets every packet of the WebRTC publisher");
+    for ((ssrc, seq), payload) in &to_native {
+        assert_eq!(payload, &packet(*seq).payload, "{ssrc:#x}/{seq} arrives as sent, decrypted");
+    }
+    server.stop();
+}
