@@ -211,6 +211,10 @@ cat <<TXT
   $C join --calls $CALLS --session "\$VIEWER" --call \$CALL --role subscriber --seconds 30 &
   SESSION2=\$($C login --auth $AUTH --login friend --register)
   $C join --calls $CALLS --session "\$SESSION2" --call \$CALL --seconds 30
+  # WebRTC as a browser joins (WHIP to publish, WHEP to watch; ICE-lite, DTLS-SRTP):
+  $C whip --calls $CALLS --session "\$SESSION" --call \$CALL --seconds 30 &     # prints its participant id
+  $C whep --calls $CALLS --session "\$VIEWER" --call \$CALL --participant <id printed by whip> --seconds 10
+  # or a real browser against this system: node tests/browser/webrtc-e2e.mjs --calls $CALLS --auth $AUTH
 Ctrl-C stops everything.
 TXT
 # Up until Ctrl-C, RUN_SECONDS, or a service exiting.
