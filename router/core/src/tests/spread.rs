@@ -255,3 +255,52 @@ fn a_large_call_spreads_over_two_workers_and_everyone_gets_everything_once() {
     }
     assert_eq!(p.w[0].call_count() + p.w[1].call_count(), 0);
 }
+
+#[test]
+fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
+    use crate::webrtc::{Codec, DtlsIdentity, IceCredentials, LegExtensions, LegMedia, WebRtcLeg};
+    let mut p = Pair::new(1);
+    let c = call_on_worker_0();
+    p.join(c, 1, addr(1));
+    assert_eq!(p.join(c, 2, addr(2)), 1, "the second participant is spread to worker 1");
+    p.w[0].set_dtls_identity(std::sync::Arc::new(DtlsIdentity::generate().unwrap()));
+    let leg = WebRtcLeg {
+        call: c,
+        participant: ParticipantId(3),
+        role: Role::Publisher,
+        ice: IceCredentials {
+            local_ufrag: "r".into(),
+            local_pwd: "router-password-xxxxxxxx".into(),
+            remote_ufrag: "p".into(),
+        },
+        remote_fingerprint: vec![0; 32],
+        media: vec![LegMedia {
+            mid: "0".into(),
+            kind: MediaKind::Video,
+            codec: Codec::Av1,
+            payload_type: 45,
+            rtx_payload_type: None,
+            receives: true,
+            sends: false,
+            remote_ssrcs: vec![Ssrc(0x3030)],
+        }],
+        extensions: LegExtensions::default(),
+        subscribe: None,
+        quality: Quality::Hd,
+        pending_until: p.now + Duration::from_secs(10),
+    };
+    p.w[0].open_webrtc(p.now, leg).unwrap();
+    let mut announced = Vec::new();
+    loop {
+        match p.w[0].poll_output() {
+            Output::Pipe(s) => announced.push((s.worker, s.message)),
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    assert!(
+        announced.iter().any(|(w, m)| *w == 1
+            && matches!(m, crate::PipeMessage::Producer { ssrc, kind: MediaKind::Video, .. } if *ssrc == Ssrc(0x3030))),
+        "{announced:?}"
+    );
+}
