@@ -184,21 +184,32 @@ fn subscribe_of(role: Role, v: Option<&serde_json::Value>) -> Result<Subscribe, 
     }
 }
 
+/// What both WebRTC routes check first: the router secret, the call id, the JSON body.
+fn webrtc_request<T>(
+    s: &AdminState,
+    headers: &HeaderMap,
+    call_id: &str,
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<(CallId, T), Response> {
+    if !authorized(s, headers) {
+        return Err(error(StatusCode::UNAUTHORIZED, "missing or wrong router secret"));
+    }
+    let Ok(call) = CallId::parse(call_id) else {
+        return Err(error(StatusCode::BAD_REQUEST, "call_id is not a UUID"));
+    };
+    let req = body.map_err(|r| json_rejection(&r))?.0;
+    Ok((call, req))
+}
+
 async fn open_webrtc(
     State(s): State<AdminState>,
     headers: HeaderMap,
     Path(call_id): Path<String>,
     body: Result<Json<OpenWebRtc>, JsonRejection>,
 ) -> Response {
-    if !authorized(&s, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong router secret");
-    }
-    let Ok(call) = CallId::parse(&call_id) else {
-        return error(StatusCode::BAD_REQUEST, "call_id is not a UUID");
-    };
-    let req = match body {
-        Ok(Json(b)) => b,
-        Err(r) => return json_rejection(&r),
+    let (call, req) = match webrtc_request(&s, &headers, &call_id, body) {
+        Ok(x) => x,
+        Err(response) => return response,
     };
     let role = match req.role.as_str() {
         "publisher" => Role::Publisher,
@@ -234,15 +245,9 @@ async fn patch_webrtc(
     Path((call_id, session)): Path<(String, String)>,
     body: Result<Json<PatchWebRtc>, JsonRejection>,
 ) -> Response {
-    if !authorized(&s, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong router secret");
-    }
-    let Ok(call) = CallId::parse(&call_id) else {
-        return error(StatusCode::BAD_REQUEST, "call_id is not a UUID");
-    };
-    let req = match body {
-        Ok(Json(b)) => b,
-        Err(r) => return json_rejection(&r),
+    let (call, req) = match webrtc_request(&s, &headers, &call_id, body) {
+        Ok(x) => x,
+        Err(response) => return response,
     };
     let server = s.server.clone();
     match tokio::task::spawn_blocking(move || server.patch_webrtc(call, &session, &req.fragment)).await {

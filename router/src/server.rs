@@ -188,33 +188,28 @@ impl RouterServer {
 
     /// The streams (SSRC, kind) a participant produces on worker `w`.
     pub fn streams_of(&self, w: usize, call: CallId, participant: ParticipantId) -> Option<Vec<(Ssrc, MediaKind)>> {
-        let (tx, rx) = bounded(1);
-        self.workers[w].commands.send(WorkerCommand::Streams(call, participant, tx)).ok()?;
-        rx.recv_timeout(std::time::Duration::from_secs(2)).ok().flatten()
+        self.ask(w, |tx| WorkerCommand::Streams(call, participant, tx)).flatten()
+    }
+
+    /// Sends worker `w` a request and waits (2 s at most) for its reply.
+    fn ask<T>(&self, w: usize, request: impl FnOnce(Sender<T>) -> WorkerCommand) -> Option<T> {
+        ask(&self.workers[w], request)
     }
 
     /// The peer's ICE ufrag of the WebRTC session `local_ufrag` on worker `w`.
     pub fn remote_ufrag(&self, w: usize, local_ufrag: &str) -> Option<String> {
-        let (tx, rx) = bounded(1);
-        self.workers[w].commands.send(WorkerCommand::RemoteUfrag(local_ufrag.to_owned(), tx)).ok()?;
-        rx.recv_timeout(std::time::Duration::from_secs(2)).ok().flatten()
+        self.ask(w, |tx| WorkerCommand::RemoteUfrag(local_ufrag.to_owned(), tx)).flatten()
     }
 
     /// ICE restart of the WebRTC session `session` on worker `w`.
     pub fn restart_ice(&self, w: usize, session: &str, creds: IceCredentials) -> bool {
-        let (tx, rx) = bounded(1);
-        if self.workers[w].commands.send(WorkerCommand::RestartIce(session.to_owned(), creds, tx)).is_err() {
-            return false;
-        }
-        rx.recv_timeout(std::time::Duration::from_secs(2)).unwrap_or(false)
+        self.ask(w, |tx| WorkerCommand::RestartIce(session.to_owned(), creds, tx)).unwrap_or(false)
     }
 
     /// Hands a WebRTC leg to worker `w` and waits for its verdict.
     pub fn open_leg(&self, w: usize, leg: WebRtcLeg) -> Result<(), LegRefusal> {
-        let (tx, rx) = bounded(1);
-        let unavailable = || LegRefusal::Conflict("the worker did not answer");
-        self.workers[w].commands.send(WorkerCommand::OpenWebRtc(Box::new(leg), tx)).map_err(|_| unavailable())?;
-        rx.recv_timeout(std::time::Duration::from_secs(2)).map_err(|_| unavailable())?
+        self.ask(w, |tx| WorkerCommand::OpenWebRtc(Box::new(leg), tx))
+            .unwrap_or(Err(LegRefusal::Conflict("the worker did not answer")))
     }
 
     /// Events from every worker (joins, leaves, timeouts, calls opening and closing).
@@ -243,11 +238,8 @@ impl RouterServer {
     pub fn snapshot(&self) -> Vec<CallSnapshot> {
         let mut all = Vec::new();
         for w in &self.workers {
-            let (tx, rx) = bounded(1);
-            if w.commands.send(WorkerCommand::Snapshot(tx)).is_ok() {
-                if let Ok(v) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
-                    all.extend(v);
-                }
+            if let Some(v) = ask(w, WorkerCommand::Snapshot) {
+                all.extend(v);
             }
         }
         all
@@ -257,11 +249,8 @@ impl RouterServer {
     pub fn stats(&self) -> Vec<WorkerStats> {
         let mut all = Vec::new();
         for w in &self.workers {
-            let (tx, rx) = bounded(1);
-            if w.commands.send(WorkerCommand::Stats(tx)).is_ok() {
-                if let Ok(s) = rx.recv_timeout(std::time::Duration::from_secs(2)) {
-                    all.push(s);
-                }
+            if let Some(s) = ask(w, WorkerCommand::Stats) {
+                all.push(s);
             }
         }
         all
@@ -290,6 +279,13 @@ impl Drop for RouterServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Sends one worker a request and waits (2 s at most) for its reply.
+fn ask<T>(w: &WorkerHandle, request: impl FnOnce(Sender<T>) -> WorkerCommand) -> Option<T> {
+    let (tx, rx) = bounded(1);
+    w.commands.send(request(tx)).ok()?;
+    rx.recv_timeout(std::time::Duration::from_secs(2)).ok()
 }
 
 fn pin_to(cpu: usize) {

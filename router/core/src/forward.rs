@@ -16,6 +16,7 @@ use crate::hash::FxHashMap;
 use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
 use crate::stats::DropReason;
+use crate::transport::Transport;
 use crate::webrtc::{Codec, SenderFormat, Source};
 use crate::Router;
 
@@ -74,6 +75,9 @@ impl Router {
         if let Some(si) = sender_idx {
             let sender = &mut call.participants[si];
             sender.last_seen = now;
+            if let Transport::WebRtc(w) = &mut sender.transport {
+                w.on_rtp_arrival(now, &header, &contents);
+            }
             if sender.role == Role::Subscriber {
                 return self.out.drop_packet(DropReason::NotPublisher);
             }

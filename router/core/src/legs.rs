@@ -257,7 +257,6 @@ impl Router {
                 Ok(plain) => {
                     part.last_seen = now;
                     if kind == Kind::Rtp {
-                        w.on_rtp_arrival(now, &plain);
                         if w.sends_feedback() && self.next_feedback.is_none() {
                             self.next_feedback = Some(now + FEEDBACK_TICK);
                         }

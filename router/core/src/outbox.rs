@@ -18,8 +18,6 @@ pub(crate) struct Outbox {
     pub stats: RouterStats,
     /// Where sealed (and unsealed) packets are written and split off.
     arena: BytesMut,
-    /// A reused buffer for a packet rewritten for one receiver.
-    scratch: Vec<u8>,
 }
 
 /// The arena grows by this much at a time: once every packet split off a
@@ -30,12 +28,7 @@ const ARENA_PACKET: usize = 2048;
 
 impl Outbox {
     pub fn new() -> Outbox {
-        Outbox {
-            queue: VecDeque::with_capacity(1024),
-            stats: RouterStats::default(),
-            arena: BytesMut::new(),
-            scratch: Vec::with_capacity(ARENA_PACKET),
-        }
+        Outbox { queue: VecDeque::with_capacity(1024), stats: RouterStats::default(), arena: BytesMut::new() }
     }
 
     /// The arena, with room for one more packet after what it holds.
@@ -57,17 +50,6 @@ impl Outbox {
     #[inline]
     pub fn discard_arena(&mut self) {
         self.arena.clear();
-    }
-
-    /// The scratch buffer (give it back with `put_scratch`).
-    #[inline]
-    pub fn take_scratch(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.scratch)
-    }
-
-    #[inline]
-    pub fn put_scratch(&mut self, s: Vec<u8>) {
-        self.scratch = s;
     }
 
     pub fn pop(&mut self) -> Option<Output> {

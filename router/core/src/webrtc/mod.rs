@@ -7,10 +7,10 @@
 //! - `media`: the negotiated m-lines and the per-receiver header rewrite.
 //!
 //! Per-leg crypto on the fast path: each forwarded packet is rewritten for
-//! the leg (payload type, `mid`) into a reused scratch buffer and sealed
-//! with the leg's own SRTP keys into the outbox's arena, a large buffer the
-//! sealed packets are split off (no allocation per packet: the arena's
-//! memory comes back once the driver has sent what was split off it).
+//! the leg (payload type, `mid`) straight into the outbox's arena, a large
+//! buffer the sealed packets are split off, and sealed there in place with
+//! the leg's own SRTP keys (no allocation per packet: the arena's memory
+//! comes back once the driver has sent what was split off it).
 
 mod dtls;
 mod ice;
@@ -157,10 +157,10 @@ impl WebRtcTransport {
         Ok(())
     }
 
-    /// Notes the arrival of a (decrypted) RTP packet for congestion feedback.
-    pub fn on_rtp_arrival(&mut self, now: Instant, plain: &[u8]) {
+    /// Notes the arrival of a (decrypted) RTP packet, parsed as `h`, for
+    /// congestion feedback.
+    pub fn on_rtp_arrival(&mut self, now: Instant, h: &RtpHeader, plain: &[u8]) {
         let (Some(twcc), Some(id)) = (self.twcc.as_mut(), self.format.extensions.transport_cc) else { return };
-        let Ok(h) = RtpHeader::parse(plain) else { return };
         let seq = h.extensions(plain).flatten().find(|e| e.id == id).filter(|e| e.data.len() == 2);
         if let Some(e) = seq {
             twcc.record(u16::from_be_bytes([e.data[0], e.data[1]]), now);
@@ -178,13 +178,11 @@ impl WebRtcTransport {
         if twcc.next_deadline().is_none_or(|t| t > now) || self.srtp.is_none() {
             return;
         }
-        let mut fb = out.take_scratch();
-        fb.clear();
+        let mut fb = Vec::with_capacity(256);
         if twcc.poll_feedback(now, crate::ROUTER_SSRC.0, self.twcc_media_ssrc, &mut fb) {
             // poll_feedback may write several RTCP packets: one compound.
             self.send_rtcp(out, &fb);
         }
-        out.put_scratch(fb);
     }
 
     /// Decrypts an SRTP (or, `rtcp`, SRTCP) packet from the peer.
