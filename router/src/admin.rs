@@ -190,14 +190,14 @@ fn webrtc_request<T>(
     headers: &HeaderMap,
     call_id: &str,
     body: Result<Json<T>, JsonRejection>,
-) -> Result<(CallId, T), Response> {
+) -> Result<(CallId, T), Box<Response>> {
     if !authorized(s, headers) {
-        return Err(error(StatusCode::UNAUTHORIZED, "missing or wrong router secret"));
+        return Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong router secret")));
     }
     let Ok(call) = CallId::parse(call_id) else {
-        return Err(error(StatusCode::BAD_REQUEST, "call_id is not a UUID"));
+        return Err(Box::new(error(StatusCode::BAD_REQUEST, "call_id is not a UUID")));
     };
-    let req = body.map_err(|r| json_rejection(&r))?.0;
+    let req = body.map_err(|r| Box::new(json_rejection(&r)))?.0;
     Ok((call, req))
 }
 
@@ -209,7 +209,7 @@ async fn open_webrtc(
 ) -> Response {
     let (call, req) = match webrtc_request(&s, &headers, &call_id, body) {
         Ok(x) => x,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let role = match req.role.as_str() {
         "publisher" => Role::Publisher,
@@ -247,7 +247,7 @@ async fn patch_webrtc(
 ) -> Response {
     let (call, req) = match webrtc_request(&s, &headers, &call_id, body) {
         Ok(x) => x,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let server = s.server.clone();
     match tokio::task::spawn_blocking(move || server.patch_webrtc(call, &session, &req.fragment)).await {
