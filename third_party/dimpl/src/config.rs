@@ -7,7 +7,7 @@ use crate::crypto::{CryptoProvider, SupportedDtls12CipherSuite};
 use crate::crypto::{SupportedDtls13CipherSuite, SupportedKxGroup};
 use crate::dtls12::message::Dtls12CipherSuite;
 use crate::types::{Dtls13CipherSuite, NamedGroup};
-use crate::{ConfigError, Error};
+use crate::{ConfigError, Error, SrtpProfile};
 
 const MAX_TIMING_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
@@ -78,6 +78,7 @@ pub struct Config {
     dtls13_cipher_suites: Option<Vec<Dtls13CipherSuite>>,
     kx_groups: Option<Vec<NamedGroup>>,
     psk: Option<Psk>,
+    srtp_profiles: Vec<SrtpProfile>,
 }
 
 impl Config {
@@ -99,7 +100,17 @@ impl Config {
             dtls13_cipher_suites: None,
             kx_groups: None,
             psk: None,
+            srtp_profiles: SrtpProfile::ALL.to_vec(),
         }
+    }
+
+    /// The DTLS-SRTP protection profiles (RFC 5764), in order of preference.
+    ///
+    /// A client offers them in this order; a server picks the first of them
+    /// that the client offered. Defaults to [`SrtpProfile::ALL`].
+    /// (corecast patch, see CORECAST-PATCH.md.)
+    pub fn srtp_profiles(&self) -> &[SrtpProfile] {
+        &self.srtp_profiles
     }
 
     /// Max transmission unit.
@@ -306,9 +317,19 @@ pub struct ConfigBuilder {
     dtls13_cipher_suites: Option<Vec<Dtls13CipherSuite>>,
     kx_groups: Option<Vec<NamedGroup>>,
     psk: Option<Psk>,
+    srtp_profiles: Vec<SrtpProfile>,
 }
 
 impl ConfigBuilder {
+    /// Set the DTLS-SRTP protection profiles, in order of preference: a
+    /// client offers them in this order, a server picks the first of them that
+    /// the client offered. Empty or repeated entries are refused by `build()`.
+    /// Defaults to [`SrtpProfile::ALL`]. (corecast patch.)
+    pub fn srtp_profiles(mut self, profiles: &[SrtpProfile]) -> Self {
+        self.srtp_profiles = profiles.to_vec();
+        self
+    }
+
     /// Set the max transmission unit (MTU).
     ///
     /// The largest size UDP packets we will produce.
@@ -627,6 +648,12 @@ impl ConfigBuilder {
             }
         }
 
+        // corecast patch: the SRTP preference list is non-empty, without repeats.
+        let srtp = &self.srtp_profiles;
+        if srtp.is_empty() || srtp.iter().enumerate().any(|(i, p)| srtp[..i].contains(p)) {
+            return Err(Error::ConfigError(ConfigError::InvalidSrtpProfiles));
+        }
+
         Ok(Config {
             mtu: self.mtu,
             max_queue_rx: self.max_queue_rx,
@@ -643,6 +670,7 @@ impl ConfigBuilder {
             dtls13_cipher_suites: self.dtls13_cipher_suites,
             kx_groups: self.kx_groups,
             psk: self.psk,
+            srtp_profiles: self.srtp_profiles,
         })
     }
 }

@@ -561,6 +561,8 @@ pub enum ConfigError {
     NoDtls13KeyExchangeGroupsAfterFiltering,
     /// Crypto provider validation failed.
     CryptoProvider(CryptoProviderValidationError),
+    /// The SRTP profile list is empty or names a profile twice (corecast patch).
+    InvalidSrtpProfiles,
 }
 
 /// Fine-grained reason for crypto provider validation failure.
@@ -1267,6 +1269,9 @@ impl fmt::Display for ConfigError {
                 "DTLS 1.3 cipher suites are enabled but no key exchange groups remain after filtering"
             ),
             Self::CryptoProvider(err) => write!(f, "crypto provider validation failed: {err}"),
+            Self::InvalidSrtpProfiles => {
+                write!(f, "the SRTP profile list is empty or names a profile twice")
+            }
         }
     }
 }

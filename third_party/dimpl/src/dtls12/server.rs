@@ -451,20 +451,16 @@ impl State {
             .into());
         }
 
-        // Select SRTP profile according to server priority: AES256GCM, AES128GCM, then SHA1
+        // Select SRTP profile according to the server's preference (corecast
+        // patch: `Config::srtp_profiles`, upstream's fixed order by default).
         if let Some(profiles) = client_srtp_profiles {
-            // Map client profile ids to SrtpProfile, then pick our preferred
-            let mut selected_profile: Option<SrtpProfile> = None;
-            for preferred in [
-                SrtpProfile::AEAD_AES_256_GCM,
-                SrtpProfile::AEAD_AES_128_GCM,
-                SrtpProfile::AES128_CM_SHA1_80,
-            ] {
-                if profiles.iter().any(|pid| preferred == (*pid).into()) {
-                    selected_profile = Some(preferred);
-                    break;
-                }
-            }
+            let selected_profile = server
+                .engine
+                .config()
+                .srtp_profiles()
+                .iter()
+                .copied()
+                .find(|preferred| profiles.iter().any(|pid| *preferred == (*pid).into()));
             server.negotiated_srtp_profile = selected_profile;
             if let Some(profile) = server.negotiated_srtp_profile {
                 debug!("Negotiated SRTP profile: {:?}", profile);

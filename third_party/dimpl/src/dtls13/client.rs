@@ -1267,7 +1267,7 @@ fn handshake_create_client_hello(
 
     // 5. use_srtp extension
     let srtp_start = ext_buf.len();
-    let use_srtp = UseSrtpExtension::default();
+    let use_srtp = UseSrtpExtension::offering(engine.config().srtp_profiles());
     use_srtp.serialize(&mut ext_buf);
     let srtp_end = ext_buf.len();
     extensions.push(Extension {

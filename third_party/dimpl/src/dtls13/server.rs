@@ -713,17 +713,17 @@ impl State {
 
         server.shared_secret = Some(shared_secret);
 
-        // Select SRTP profile: first from client list that the server supports.
-        // Per RFC 5764 Section 4.1.1, the server MUST select a profile that
-        // both sides support.
+        // Select SRTP profile: per RFC 5764 Section 4.1.1, one that both sides
+        // support; the server's preference decides (corecast patch:
+        // `Config::srtp_profiles`; upstream took the client's first).
         if let Some(profiles) = client_srtp_profiles {
-            for profile_id in profiles {
-                let profile: SrtpProfile = (*profile_id).into();
-                if SrtpProfile::ALL.contains(&profile) {
-                    server.negotiated_srtp_profile = Some(profile);
-                    break;
-                }
-            }
+            server.negotiated_srtp_profile = server
+                .engine
+                .config()
+                .srtp_profiles()
+                .iter()
+                .copied()
+                .find(|preferred| profiles.iter().any(|pid| *preferred == (*pid).into()));
         }
 
         // Store selected group and public key range for ServerHello

@@ -85,6 +85,17 @@ impl UseSrtpExtension {
         UseSrtpExtension { profiles, mki }
     }
 
+    /// The extension a client offers: `profiles` in its order of preference
+    /// (corecast patch: `Config::srtp_profiles`).
+    pub fn offering(profiles: &[SrtpProfile]) -> Self {
+        let mut ext = Self::default();
+        ext.profiles.clear();
+        for p in profiles.iter().take(ext.profiles.capacity()) {
+            ext.profiles.push((*p).into());
+        }
+        ext
+    }
+
     /// Create a default UseSrtpExtension with standard profiles
     pub fn default() -> Self {
         let mut profiles = ArrayVec::new();
