@@ -201,6 +201,15 @@ struct WebRtcArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// SRTP profiles to offer in DTLS, best first (default: all, as a
+    /// browser; the router prefers aes128gcm): aes128gcm, aes256gcm, aescm.
+    #[arg(long, value_delimiter = ',', value_parser = parse_srtp_profile)]
+    srtp_profile: Vec<corecast_proto::srtp::SrtpProfile>,
+}
+
+fn parse_srtp_profile(s: &str) -> Result<corecast_proto::srtp::SrtpProfile, String> {
+    corecast_proto::srtp::SrtpProfile::from_name(s)
+        .ok_or_else(|| format!("unknown SRTP profile {s:?} (aes128gcm, aes256gcm or aescm)"))
 }
 
 /// Writes `text` (whole lines; a final newline is added if missing) to stdout
@@ -422,7 +431,11 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn run_webrtc(leg: WebRtcArgs, publish: Option<(u32, u16, usize)>, watch: Option<u64>) -> anyhow::Result<()> {
     use corecast_client::webrtc::{http, run, PeerConfig, UdpPeer, WebRtcPeer};
     let ssrcs = (rand::random::<u32>() | 1, rand::random::<u32>() | 2);
-    let mut peer = WebRtcPeer::new(PeerConfig { publish: publish.map(|_| ssrcs), cname: "corecast-client".into() })?;
+    let mut peer = WebRtcPeer::new(PeerConfig {
+        publish: publish.map(|_| ssrcs),
+        cname: "corecast-client".into(),
+        srtp_profiles: leg.srtp_profile.clone(),
+    })?;
     let endpoint = watch.map_or(http::Endpoint::Whip, http::Endpoint::Whep);
     let url = http::url(&leg.calls, &leg.call, endpoint);
     let answer = http::post_offer(&url, &leg.session, &peer.offer())?;

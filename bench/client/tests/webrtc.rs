@@ -36,7 +36,9 @@ fn start() -> RouterServer {
 
 fn join(server: &RouterServer, call: CallId, pid: u64, publish: bool, watch: Option<u64>) -> UdpPeer {
     let publish_ssrcs = publish.then_some((AUDIO, VIDEO));
-    let mut peer = WebRtcPeer::new(PeerConfig { publish: publish_ssrcs, cname: format!("p{pid}") }).unwrap();
+    let mut peer =
+        WebRtcPeer::new(PeerConfig { publish: publish_ssrcs, cname: format!("p{pid}"), srtp_profiles: vec![] })
+            .unwrap();
     let answer = server
         .open_webrtc(WebRtcOffer {
             call,
@@ -71,8 +73,10 @@ fn a_webrtc_publisher_reaches_a_webrtc_subscriber_byte_for_byte() {
     let call = CallId(rand::random());
     let mut publisher = join(&server, call, 1, true, None);
     let mut subscriber = join(&server, call, 2, false, Some(1));
-    assert_eq!(publisher.peer.profile(), subscriber.peer.profile());
-    assert!(publisher.peer.profile().is_some());
+    // Both offer every profile (dimpl's client: AES-256-GCM first); the
+    // router prefers AES-128-GCM.
+    assert_eq!(publisher.peer.profile(), Some(corecast_proto::srtp::SrtpProfile::AeadAes128Gcm));
+    assert_eq!(subscriber.peer.profile(), publisher.peer.profile());
 
     const N: u16 = 200;
     let sent: BTreeMap<(u32, u16), Vec<u8>> = (0..N).map(packet).map(|p| ((p.ssrc.0, p.seq.0), p.payload)).collect();
@@ -108,7 +112,9 @@ fn a_webrtc_publisher_reaches_a_webrtc_subscriber_byte_for_byte() {
 fn a_router_certificate_that_does_not_match_the_answer_is_refused() {
     let server = start();
     let call = CallId(rand::random());
-    let mut peer = WebRtcPeer::new(PeerConfig { publish: Some((AUDIO, VIDEO)), cname: "p1".into() }).unwrap();
+    let mut peer =
+        WebRtcPeer::new(PeerConfig { publish: Some((AUDIO, VIDEO)), cname: "p1".into(), srtp_profiles: vec![] })
+            .unwrap();
     let answer = server
         .open_webrtc(WebRtcOffer {
             call,

@@ -209,6 +209,9 @@ pub(super) fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Figur
     let mut buf = vec![0u8; size];
     'frames: for f in 0..frames {
         for (c, tx) in tx_backends.iter_mut().enumerate() {
+            if args.senders_per_call > 0 && c % args.participants >= args.senders_per_call {
+                continue;
+            }
             let at = t0 + interval * f as u32 + interval.mul_f64(c as f64 / n_clients as f64);
             let now = Instant::now();
             if at > now {

@@ -146,6 +146,21 @@ pub struct FanoutArgs {
     /// library's own seal time.
     #[arg(long, default_value = "plain", value_parser = ["plain", "srtp"])]
     pub transport: String,
+    /// With `--transport srtp`: the SRTP profiles to run, one row each (the
+    /// bench's peers offer only that profile): `aes128gcm` (AEAD_AES_128_GCM,
+    /// what the router prefers), `aes256gcm`, `aescm` (AES128_CM_HMAC_SHA1_80).
+    #[arg(long, value_delimiter = ',', default_value = "aes128gcm,aescm", value_parser = parse_profile)]
+    pub srtp_profiles: Vec<corecast_proto::srtp::SrtpProfile>,
+    /// Only the first this many participants of each call send (0: all).
+    /// The SRTP rows' plain baseline uses 1: calls of one publisher and
+    /// `fanout` receivers of one stream each, the shape of the SRTP groups.
+    #[arg(skip)]
+    pub senders_per_call: usize,
+}
+
+fn parse_profile(s: &str) -> Result<corecast_proto::srtp::SrtpProfile, String> {
+    corecast_proto::srtp::SrtpProfile::from_name(s)
+        .ok_or_else(|| format!("unknown SRTP profile {s:?} (aes128gcm, aes256gcm or aescm)"))
 }
 
 /// What forwards the load in one configuration.
@@ -296,47 +311,56 @@ fn run_srtp_rows(
     let payload = args.packet_size.max(32) - 12;
     let seal128 = srtp::library_seal_ns(&aws_lc_rs::aead::AES_128_GCM, payload, budget);
     let seal256 = srtp::library_seal_ns(&aws_lc_rs::aead::AES_256_GCM, payload, budget);
-    let srtp_layer: Vec<(String, f64)> = [
-        corecast_proto::srtp::SrtpProfile::AeadAes128Gcm,
-        corecast_proto::srtp::SrtpProfile::AeadAes256Gcm,
-        corecast_proto::srtp::SrtpProfile::Aes128CmHmacSha1_80,
-    ]
-    .into_iter()
-    .map(|p| (srtp::profile_name(p).to_string(), srtp::srtp_seal_ns(p, args.packet_size.max(32), budget)))
-    .collect();
+    let srtp_layer: Vec<(String, f64)> = corecast_proto::srtp::SrtpProfile::ALL
+        .into_iter()
+        .map(|p| (p.name().to_string(), srtp::srtp_seal_ns(p, args.packet_size.max(32), budget)))
+        .collect();
+    // What one seal costs in the library, per profile: aws-lc's AEAD seal
+    // for GCM; for AES-CM (cipher and HMAC-SHA1, no one-call library
+    // primitive) corecast's whole protect_rtp, an upper bound.
+    let library_seal = |p: corecast_proto::srtp::SrtpProfile| match p {
+        corecast_proto::srtp::SrtpProfile::AeadAes128Gcm => seal128,
+        corecast_proto::srtp::SrtpProfile::AeadAes256Gcm => seal256,
+        other => srtp_layer.iter().find(|(n, _)| n == other.name()).map_or(f64::NAN, |(_, t)| *t),
+    };
+    // The plain baseline of the SRTP rows has their shape: one sender and
+    // `fanout` receivers of one stream each per call (the SRTP groups), so
+    // the difference is what SRTP adds and not a different load.
+    let shaped = FanoutArgs { calls: args.calls * args.participants, senders_per_call: 1, ..args.clone() };
     let mut rows = Vec::new();
-    let plain_count = results.len();
-    for (i, f) in routers.iter().enumerate() {
+    for f in routers {
         let Forwarder::Corecast { kind, gso } = *f else { continue };
-        let (fig, profile) =
-            srtp::run_srtp(args, kind, gso, format!("{} srtp", f.label().trim_start_matches("corecast-")))?;
-        let plain = &results[i.min(plain_count - 1)];
-        let (a, b) = (plain.pps_per_core(), fig.pps_per_core());
-        let added_ns = if a > 0.0 && b > 0.0 { 1e9 / b - 1e9 / a } else { f64::NAN };
-        eprintln!(
-            "srtp {}: {:.0} egress pps/core ({}) vs plain {:.0}: +{:.0} ns per packet = {:.2}x aws-lc AES-128-GCM seal of {} B ({:.0} ns), {:.2}x AES-256-GCM ({:.0} ns)",
-            f.label(),
-            b,
-            profile.map_or("?", srtp::profile_name),
-            a,
-            added_ns,
-            added_ns / seal128,
-            payload,
-            seal128,
-            added_ns / seal256,
-            seal256
-        );
-        rows.push(serde_json::json!({
-            "router": f.label(),
-            "profile": profile.map(srtp::profile_name),
-            "plain_pps_per_core": a,
-            "srtp_pps_per_core": b,
-            "srtp_loss": fig.loss(),
-            "added_ns_per_packet": added_ns,
-            "added_vs_aes128gcm_seal": added_ns / seal128,
-            "added_vs_aes256gcm_seal": added_ns / seal256,
-        }));
-        results.push(fig);
+        let short = f.label().trim_start_matches("corecast-").to_string();
+        let mut plain = run_one(&shaped, *f)?;
+        plain.label = format!("{short} plain 1→{}", args.participants - 1);
+        let a = plain.pps_per_core();
+        results.push(plain);
+        for &want in &args.srtp_profiles {
+            let (fig, profile) = srtp::run_srtp(args, kind, gso, want, format!("{short} srtp {}", want.name()))?;
+            if profile != Some(want) {
+                anyhow::bail!("srtp: asked for {}, the legs negotiated {profile:?}", want.name());
+            }
+            let b = fig.pps_per_core();
+            let added_ns = if a > 0.0 && b > 0.0 { 1e9 / b - 1e9 / a } else { f64::NAN };
+            let seal = library_seal(want);
+            eprintln!(
+                "srtp {} {}: {b:.0} egress pps/core vs plain {a:.0} (same shape): +{added_ns:.0} ns per packet = {:.2}x the library's seal of {payload} B ({seal:.0} ns)",
+                f.label(),
+                want.name(),
+                added_ns / seal,
+            );
+            rows.push(serde_json::json!({
+                "router": f.label(),
+                "profile": want.name(),
+                "plain_pps_per_core": a,
+                "srtp_pps_per_core": b,
+                "srtp_loss": fig.loss(),
+                "added_ns_per_packet": added_ns,
+                "library_seal_ns": seal,
+                "added_vs_library_seal": added_ns / seal,
+            }));
+            results.push(fig);
+        }
     }
     eprintln!(
         "aws-lc-rs seal_in_place_separate_tag of {payload} B on one core: AES-128-GCM {seal128:.0} ns, AES-256-GCM {seal256:.0} ns; corecast SrtpContext::protect_rtp of {} B: {}",

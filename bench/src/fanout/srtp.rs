@@ -51,17 +51,6 @@ struct Group {
     ssrc: u32,
 }
 
-/// The profile's name as RFC 5764/7714 write it.
-pub(super) fn profile_name(p: SrtpProfile) -> &'static str {
-    match p {
-        SrtpProfile::Aes128CmHmacSha1_80 => "AES128_CM_SHA1_80",
-        SrtpProfile::AeadAes128Gcm => "AEAD_AES_128_GCM",
-        SrtpProfile::AeadAes256Gcm => "AEAD_AES_256_GCM",
-        #[allow(unreachable_patterns)]
-        _ => "other",
-    }
-}
-
 fn start_router(
     args: &FanoutArgs,
     kind: BackendKind,
@@ -102,9 +91,19 @@ fn start_router(
 }
 
 /// Opens a leg in-process and connects its peer over UDP.
-fn leg(server: &RouterServer, call: CallId, pid: u64, publish: Option<u32>, watch: u64) -> anyhow::Result<UdpPeer> {
-    let mut peer =
-        WebRtcPeer::new(PeerConfig { publish: publish.map(|v| (v ^ 0xA000_0000, v)), cname: format!("b{pid}") })?;
+fn leg(
+    server: &RouterServer,
+    call: CallId,
+    pid: u64,
+    publish: Option<u32>,
+    watch: u64,
+    profile: SrtpProfile,
+) -> anyhow::Result<UdpPeer> {
+    let mut peer = WebRtcPeer::new(PeerConfig {
+        publish: publish.map(|v| (v ^ 0xA000_0000, v)),
+        cname: format!("b{pid}"),
+        srtp_profiles: vec![profile],
+    })?;
     let answer = server
         .open_webrtc(WebRtcOffer {
             call,
@@ -149,16 +148,23 @@ fn header_len(p: &[u8]) -> Option<usize> {
 /// Receives on every subscriber's socket until `stop`: opens each packet
 /// with its leg's keys and times it from the send time in its payload
 /// (kernel receive timestamp, `SO_TIMESTAMPNS`). ICE consent meanwhile.
+///
+/// With GRO, as the plain run's receivers: the router's GSO sends arrive
+/// whole and are split here. Without it the kernel would segment each GSO
+/// send on loopback delivery, in the router's sending thread, and charge
+/// that to the SRTP rows only.
 fn receive(subs: &mut [UdpPeer], stop: &AtomicBool) -> io::Result<Received> {
     const BATCH: usize = 16;
+    const SLOT: usize = 1 << 16;
     const CMSG: usize = sock::TIMESTAMP_CMSG_SPACE + sock::RECV_CMSG_SPACE;
     for s in subs.iter() {
+        sock::enable_gro(s.socket().as_raw_fd());
         sock::enable_rx_timestamps(s.socket().as_raw_fd());
         s.socket().set_nonblocking(true)?;
     }
     let mut pfds: Vec<libc::pollfd> =
         subs.iter().map(|s| libc::pollfd { fd: s.socket().as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-    let mut msgs = RecvMsgs::<CMSG>::new(BATCH, 2048, false);
+    let mut msgs = RecvMsgs::<CMSG>::new(BATCH, SLOT, false);
     let mut rx = Received {
         fwd_lat_us: Vec::with_capacity(1 << 20),
         app_lat_us: Vec::with_capacity(1 << 20),
@@ -188,28 +194,31 @@ fn receive(subs: &mut [UdpPeer], stop: &AtomicBool) -> io::Result<Received> {
                 };
                 let now = unix_ns();
                 for i in 0..n {
-                    let stamp = msgs.meta(i).timestamp.map(|t| t.as_nanos() as u64);
+                    let meta = msgs.meta(i);
+                    let stamp = meta.timestamp.map(|t| t.as_nanos() as u64);
                     let data = msgs.payload(i);
-                    match classify(data) {
-                        Kind::Rtp => {}
-                        Kind::Stun => {
-                            let _ = sub.peer.handle_datagram(Instant::now(), data);
+                    for data in data.chunks(meta.gro_segment.unwrap_or(data.len()).max(1)) {
+                        match classify(data) {
+                            Kind::Rtp => {}
+                            Kind::Stun => {
+                                let _ = sub.peer.handle_datagram(Instant::now(), data);
+                                continue;
+                            }
+                            _ => continue,
+                        }
+                        plain.clear();
+                        if sub.peer.unprotect(data, false, &mut plain).is_err() {
+                            rx.rejected += 1;
                             continue;
                         }
-                        _ => continue,
-                    }
-                    plain.clear();
-                    if sub.peer.unprotect(data, false, &mut plain).is_err() {
-                        rx.rejected += 1;
-                        continue;
-                    }
-                    let Some(h) = header_len(&plain).filter(|h| plain.len() >= h + 8) else { continue };
-                    rx.count += 1;
-                    let sent = u64::from_be_bytes(plain[h..h + 8].try_into().unwrap_or([0; 8]));
-                    if rx.fwd_lat_us.len() < (8 << 20) {
-                        let us = |t: u64| (t.saturating_sub(sent) / 1000).min(u64::from(u32::MAX)) as u32;
-                        rx.fwd_lat_us.push(us(stamp.unwrap_or(now)));
-                        rx.app_lat_us.push(us(now));
+                        let Some(h) = header_len(&plain).filter(|h| plain.len() >= h + 8) else { continue };
+                        rx.count += 1;
+                        let sent = u64::from_be_bytes(plain[h..h + 8].try_into().unwrap_or([0; 8]));
+                        if rx.fwd_lat_us.len() < (8 << 20) {
+                            let us = |t: u64| (t.saturating_sub(sent) / 1000).min(u64::from(u32::MAX)) as u32;
+                            rx.fwd_lat_us.push(us(stamp.unwrap_or(now)));
+                            rx.app_lat_us.push(us(now));
+                        }
                     }
                 }
                 if n < BATCH {
@@ -226,6 +235,7 @@ pub(super) fn run_srtp(
     args: &FanoutArgs,
     kind: BackendKind,
     gso: bool,
+    want: SrtpProfile,
     label: String,
 ) -> anyhow::Result<(Figures, Option<SrtpProfile>)> {
     let place = Placement::new(args);
@@ -248,9 +258,9 @@ pub(super) fn run_srtp(
                         let call = CallId(rand::random());
                         let base = 1 + (g * args.participants) as u64;
                         let ssrc = 0x1000_0000 + g as u32;
-                        let publisher = leg(server, call, base, Some(ssrc), 0)?;
+                        let publisher = leg(server, call, base, Some(ssrc), 0, want)?;
                         let subscribers = (1..=fanout as u64)
-                            .map(|i| leg(server, call, base + i, None, base))
+                            .map(|i| leg(server, call, base + i, None, base, want))
                             .collect::<anyhow::Result<Vec<_>>>()?;
                         out.push(Group { publisher, subscribers, ssrc });
                     }
@@ -269,7 +279,7 @@ pub(super) fn run_srtp(
         "srtp: {} legs connected in {:.1} s ({})",
         n_groups * (fanout + 1),
         setup.elapsed().as_secs_f64(),
-        profile.map_or("no profile", profile_name)
+        profile.map_or("no profile", SrtpProfile::name)
     );
     // Senders: each publisher's socket through a sendmmsg backend; the peers seal.
     let client_opts = BackendOptions {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use corecast_proto::srtp::SrtpProfile;
 use corecast_router::net::BackendKind;
 use serde_json::{json, Value};
 
@@ -115,6 +116,8 @@ fn tiny_args() -> FanoutArgs {
         report: None,
         sender_gso: false,
         transport: "plain".into(),
+        srtp_profiles: vec![SrtpProfile::AeadAes128Gcm],
+        senders_per_call: 0,
     }
 }
 
@@ -155,16 +158,28 @@ fn tiny_run_through_every_forwarder() {
 }
 
 #[test]
-fn tiny_srtp_run_seals_and_opens_every_packet() {
+fn tiny_srtp_run_seals_and_opens_every_packet_with_each_profile() {
     let args = FanoutArgs { calls: 1, transport: "srtp".into(), ..tiny_args() };
-    let (m, profile) = super::srtp::run_srtp(&args, BackendKind::Mmsg, true, "mmsg+gso srtp".into()).unwrap();
-    assert!(m.sent > 0);
-    assert_eq!(m.received, m.expected, "{m:?}");
-    assert!(!m.note.contains("did not open"), "{}", m.note);
-    assert_eq!(m.run.latency.len() as u64, m.received);
-    // What dimpl negotiates between its own client and server (see webrtc::dtls).
-    assert_eq!(profile, Some(corecast_proto::srtp::SrtpProfile::AeadAes256Gcm));
+    for want in SrtpProfile::ALL {
+        let (m, profile) = super::srtp::run_srtp(&args, BackendKind::Mmsg, true, want, want.name().into()).unwrap();
+        assert!(m.sent > 0);
+        assert_eq!(m.received, m.expected, "{want:?}: {m:?}");
+        assert!(!m.note.contains("did not open"), "{}", m.note);
+        assert_eq!(m.run.latency.len() as u64, m.received);
+        // The peers offer only `want`, so the router has to take it.
+        assert_eq!(profile, Some(want));
+    }
     let t = std::time::Duration::from_millis(5);
     assert!(super::srtp::library_seal_ns(&aws_lc_rs::aead::AES_128_GCM, 1188, t) > 0.0);
-    assert!(super::srtp::srtp_seal_ns(corecast_proto::srtp::SrtpProfile::AeadAes128Gcm, 1200, t) > 0.0);
+    assert!(super::srtp::srtp_seal_ns(SrtpProfile::AeadAes128Gcm, 1200, t) > 0.0);
+}
+
+#[test]
+fn tiny_run_with_one_sender_per_call_delivers_its_fanout() {
+    // The SRTP rows' plain baseline: one publisher, `participants - 1` receivers.
+    let args = FanoutArgs { senders_per_call: 1, ..tiny_args() };
+    let m = run_one(&args, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }).unwrap();
+    let per_frame = (args.calls * args.packets_per_frame) as u64;
+    assert!(m.sent > 0 && m.sent % per_frame == 0, "only the first participant of each call sends: {m:?}");
+    assert_eq!(m.received, m.expected, "{m:?}");
 }

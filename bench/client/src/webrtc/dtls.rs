@@ -4,12 +4,11 @@
 //! router's certificate against the answer's fingerprint before it takes
 //! the SRTP keys from the exporter.
 //!
-//! The SRTP profile: `dimpl` 0.9's [`dimpl::Config`] has no SRTP profile
-//! setting. Its client always offers AEAD_AES_256_GCM, AEAD_AES_128_GCM and
-//! AES128_CM_SHA1_80 in that order, and its server picks the first of its own
-//! preference (the same order), so a `dimpl` client and the router (a
-//! `dimpl` server) always agree on AEAD_AES_256_GCM. The profile cannot be
-//! forced from here; [`DtlsClient::profile`] tells what was negotiated.
+//! The SRTP profile: the client offers the profiles it is given, in that
+//! order (a browser offers all of them); the router picks by its own
+//! preference (AEAD_AES_128_GCM first). Offering one profile forces it, which
+//! the bench uses to measure each; [`DtlsClient::profile`] tells what was
+//! negotiated.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -80,6 +79,15 @@ pub fn map_profile(p: dimpl::SrtpProfile) -> Option<SrtpProfile> {
     }
 }
 
+/// The SRTP layer's profile as `dimpl` names it.
+pub fn dimpl_profile(p: SrtpProfile) -> dimpl::SrtpProfile {
+    match p {
+        SrtpProfile::AeadAes128Gcm => dimpl::SrtpProfile::AEAD_AES_128_GCM,
+        SrtpProfile::AeadAes256Gcm => dimpl::SrtpProfile::AEAD_AES_256_GCM,
+        SrtpProfile::Aes128CmHmacSha1_80 => dimpl::SrtpProfile::AES128_CM_SHA1_80,
+    }
+}
+
 /// One session's DTLS client.
 pub struct DtlsClient {
     dtls: dimpl::Dtls,
@@ -99,8 +107,23 @@ impl std::fmt::Debug for DtlsClient {
 
 impl DtlsClient {
     /// A client that will verify the router against `remote_fingerprint`.
-    pub fn new(identity: &Identity, remote_fingerprint: Vec<u8>, now: Instant) -> Result<DtlsClient, DtlsError> {
-        let config = dimpl::Config::builder().mtu(1200).build().map_err(|e| DtlsError::Protocol(e.to_string()))?;
+    /// It offers `profiles` (best first; empty: every profile corecast does).
+    pub fn new(
+        identity: &Identity,
+        remote_fingerprint: Vec<u8>,
+        profiles: &[SrtpProfile],
+        now: Instant,
+    ) -> Result<DtlsClient, DtlsError> {
+        let offer: Vec<dimpl::SrtpProfile> = if profiles.is_empty() {
+            dimpl::SrtpProfile::ALL.to_vec()
+        } else {
+            profiles.iter().map(|p| dimpl_profile(*p)).collect()
+        };
+        let config = dimpl::Config::builder()
+            .mtu(1200)
+            .srtp_profiles(&offer)
+            .build()
+            .map_err(|e| DtlsError::Protocol(e.to_string()))?;
         let mut dtls = dimpl::Dtls::new_auto(Arc::new(config), identity.certificate.clone(), now);
         dtls.set_active(true);
         Ok(DtlsClient {

@@ -13,9 +13,9 @@
 //! - `http`: WHIP/WHEP over HTTP (`POST` the offer, `201` with the answer);
 //! - `run`: what `corecast-client whip`/`whep` send and check.
 //!
-//! The SRTP profile is what `dimpl` negotiates: see [`dtls`] (its `Config`
-//! cannot restrict the profiles a client offers, so against the router it
-//! is always AEAD_AES_256_GCM).
+//! The SRTP profile: the peer offers [`PeerConfig::srtp_profiles`] (all by
+//! default, as a browser), the router picks (AEAD_AES_128_GCM first); see
+//! [`dtls`].
 
 pub mod dtls;
 pub mod http;

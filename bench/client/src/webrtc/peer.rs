@@ -44,6 +44,9 @@ pub struct PeerConfig {
     pub publish: Option<(u32, u32)>,
     /// RTCP CNAME / MediaStream id.
     pub cname: String,
+    /// The SRTP profiles to offer in DTLS, best first (empty: all of them, as
+    /// a browser does; one profile forces it).
+    pub srtp_profiles: Vec<SrtpProfile>,
 }
 
 /// A datagram from the router, decrypted.
@@ -131,7 +134,7 @@ impl WebRtcPeer {
         }
         let r = read_answer(answer)?;
         self.ice = Some(IceAgent::new(&self.ice_ufrag, &r.ice_ufrag, &r.ice_pwd, now));
-        self.dtls = Some(DtlsClient::new(&self.identity, r.fingerprint.clone(), now)?);
+        self.dtls = Some(DtlsClient::new(&self.identity, r.fingerprint.clone(), &self.config.srtp_profiles, now)?);
         self.remote = Some(r);
         Ok(())
     }

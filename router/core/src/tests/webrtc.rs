@@ -62,8 +62,21 @@ fn media(publisher: bool) -> Vec<LegMedia> {
 impl Peer {
     /// Opens a leg for the peer on the router and returns the peer.
     fn open(h: &mut H, i: u16, c: CallId, pid: u64, publisher: bool, subscribe: Option<u64>) -> Peer {
+        Peer::open_with(h, i, c, pid, publisher, subscribe, dimpl::Config::builder().build().unwrap())
+    }
+
+    /// [`Peer::open`] with the peer's own DTLS configuration.
+    fn open_with(
+        h: &mut H,
+        i: u16,
+        c: CallId,
+        pid: u64,
+        publisher: bool,
+        subscribe: Option<u64>,
+        config: dimpl::Config,
+    ) -> Peer {
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
-        let config = Arc::new(dimpl::Config::builder().build().unwrap());
+        let config = Arc::new(config);
         let mut dtls = dimpl::Dtls::new_auto(config, cert.clone(), h.now);
         dtls.set_active(true);
         let router_ufrag = format!("r{i}uf");
@@ -219,6 +232,27 @@ fn a_browser_publisher_reaches_a_native_receiver_and_a_browser_subscriber() {
         assert_ne!(&to_b[0].contents[..], &to_native[0].contents[..]);
     }
     assert_eq!(h.r.stats().forwarded_rtp, 40);
+}
+
+#[test]
+fn the_router_picks_aes_128_gcm_first_and_aes_cm_when_that_is_all_a_peer_offers() {
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    let c = call(9);
+    // dimpl's client offers AES-256-GCM first, as a browser may: the router's
+    // preference decides (RFC 5764 §4.1.1).
+    let mut a = Peer::join(&mut h, 1, c, 1, true, None);
+    assert_eq!(a.profile, Some(SrtpProfile::AeadAes128Gcm));
+    // A peer without AEAD profiles gets the fallback, and media flows with it.
+    let cm_only = dimpl::Config::builder().srtp_profiles(&[dimpl::SrtpProfile::AES128_CM_SHA1_80]).build().unwrap();
+    let mut b = Peer::open_with(&mut h, 2, c, 2, false, Some(1), cm_only);
+    b.connect_ice(&mut h);
+    b.handshake(&mut h);
+    assert_eq!(b.profile, Some(SrtpProfile::Aes128CmHmacSha1_80));
+    h.input(a.addr, a.seal(&video(VIDEO_SSRC, 7, 35)));
+    let to_b: Vec<_> = h.take().into_iter().filter(|t| t.destination == b.addr).collect();
+    assert_eq!(to_b.len(), 1);
+    assert_eq!(b.open_rtp(&to_b[0].contents).seq, SeqNo(7));
 }
 
 #[test]

@@ -78,8 +78,7 @@ pub enum SrtpError {
 pub enum SrtpProfile {
     /// `SRTP_AEAD_AES_128_GCM` (0x0007): AES-128-GCM, 16-byte tag.
     AeadAes128Gcm,
-    /// `SRTP_AEAD_AES_256_GCM` (0x0008): AES-256-GCM, 16-byte tag (what a
-    /// DTLS 1.2 server built on `dimpl` selects first when offered).
+    /// `SRTP_AEAD_AES_256_GCM` (0x0008): AES-256-GCM, 16-byte tag.
     AeadAes256Gcm,
     /// `SRTP_AES128_CM_HMAC_SHA1_80` (0x0001): AES-128 counter mode and an
     /// 80-bit HMAC-SHA1 tag.
@@ -130,6 +129,36 @@ impl SrtpProfile {
             SrtpProfile::AeadAes128Gcm => 0x0007,
             SrtpProfile::AeadAes256Gcm => 0x0008,
             SrtpProfile::Aes128CmHmacSha1_80 => 0x0001,
+        }
+    }
+
+    /// Every profile, in the order the router prefers them.
+    pub const ALL: [SrtpProfile; 3] =
+        [SrtpProfile::AeadAes128Gcm, SrtpProfile::AeadAes256Gcm, SrtpProfile::Aes128CmHmacSha1_80];
+
+    /// The name RFC 5764 and RFC 7714 give the DTLS profile, without the
+    /// `SRTP_` prefix: `AEAD_AES_128_GCM`, `AEAD_AES_256_GCM`, `AES128_CM_HMAC_SHA1_80`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpProfile::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            SrtpProfile::AeadAes256Gcm => "AEAD_AES_256_GCM",
+            SrtpProfile::Aes128CmHmacSha1_80 => "AES128_CM_HMAC_SHA1_80",
+        }
+    }
+
+    /// The profile named `name` ([`SrtpProfile::name`], with or without the
+    /// `SRTP_` prefix, any case; also the short forms `aes128gcm`,
+    /// `aes256gcm` and `aescm`).
+    pub fn from_name(name: &str) -> Option<SrtpProfile> {
+        let n = name.trim().to_ascii_uppercase();
+        let n = n.strip_prefix("SRTP_").unwrap_or(&n);
+        match n {
+            "AEAD_AES_128_GCM" | "AES128GCM" => Some(SrtpProfile::AeadAes128Gcm),
+            "AEAD_AES_256_GCM" | "AES256GCM" => Some(SrtpProfile::AeadAes256Gcm),
+            "AES128_CM_HMAC_SHA1_80" | "AES128_CM_SHA1_80" | "AES_CM_128_HMAC_SHA1_80" | "AESCM" => {
+                Some(SrtpProfile::Aes128CmHmacSha1_80)
+            }
+            _ => None,
         }
     }
 

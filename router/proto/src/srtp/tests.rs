@@ -10,8 +10,20 @@ use super::*;
 use crate::rtp::{RtpHeader, RtpPacket};
 use crate::{Pt, SeqNo, Ssrc};
 
-const PROFILES: [SrtpProfile; 3] =
-    [SrtpProfile::AeadAes128Gcm, SrtpProfile::AeadAes256Gcm, SrtpProfile::Aes128CmHmacSha1_80];
+const PROFILES: [SrtpProfile; 3] = SrtpProfile::ALL;
+
+#[test]
+fn profile_names_round_trip() {
+    for p in PROFILES {
+        assert_eq!(SrtpProfile::from_name(p.name()), Some(p));
+        assert_eq!(SrtpProfile::from_name(&format!("srtp_{}", p.name().to_lowercase())), Some(p));
+        assert_eq!(SrtpProfile::from_dtls_id(p.dtls_id()), Some(p));
+    }
+    assert_eq!(SrtpProfile::from_name("aescm"), Some(SrtpProfile::Aes128CmHmacSha1_80));
+    assert_eq!(SrtpProfile::from_name("aes128gcm"), Some(SrtpProfile::AeadAes128Gcm));
+    assert_eq!(SrtpProfile::from_name("AES128_CM_SHA1_32"), None);
+    assert_eq!(SrtpProfile::from_name(""), None);
+}
 
 fn material(profile: SrtpProfile) -> Vec<u8> {
     let len = 2 * (profile.master_key_len() + profile.master_salt_len());
