@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::stores::{Call, UserStore};
+use crate::stores::{Call, Participant, UserStore};
 
 /// One participant as the call's members see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,27 @@ pub struct ParticipantView {
     pub publishes: Vec<String>,
     /// When the participant joined, Unix milliseconds.
     pub joined_at: u64,
+    /// The participant's microphone is muted (set by its user, `PATCH …/participants/{id}`).
+    pub audio_muted: bool,
+    /// The participant's camera is off.
+    pub video_muted: bool,
+}
+
+impl ParticipantView {
+    /// The view of a stored participant with its user's name.
+    pub fn of(p: Participant, name: Option<String>) -> Self {
+        let publishes = if p.role == "publisher" { vec!["audio".to_owned(), "video".to_owned()] } else { vec![] };
+        ParticipantView {
+            participant_id: p.participant_id,
+            user_id: p.user_id,
+            name,
+            role: p.role,
+            publishes,
+            joined_at: p.joined_at,
+            audio_muted: p.audio_muted,
+            video_muted: p.video_muted,
+        }
+    }
 }
 
 /// Public view of a call.
@@ -60,15 +81,7 @@ pub async fn call_view(call: Call, router: String, users: Option<&dyn UserStore>
             }
             (None, None) => None,
         };
-        let publishes = if p.role == "publisher" { vec!["audio".to_owned(), "video".to_owned()] } else { vec![] };
-        participants.push(ParticipantView {
-            participant_id: p.participant_id,
-            user_id: p.user_id,
-            name,
-            role: p.role,
-            publishes,
-            joined_at: p.joined_at,
-        });
+        participants.push(ParticipantView::of(p, name));
     }
     CallView { call_id: call.id, owner: call.owner, created_at: call.created_at, router, participants }
 }

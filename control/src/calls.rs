@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use corecast_proto::token::{self, Claims, ParticipantId, Role, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,11 @@ impl CallsState {
         let _ = self.users.set(users);
     }
 
+    /// The user store names come from, if any.
+    pub(crate) fn users(&self) -> Option<&dyn UserStore> {
+        self.users.get().map(|u| u.as_ref())
+    }
+
     /// The router registry.
     pub fn routers(&self) -> &RouterRegistry {
         &self.routers
@@ -89,6 +94,7 @@ pub fn router(state: Arc<CallsState>) -> Router {
         .route("/v1/calls/{id}/join", post(join))
         .route("/v1/calls/{id}/leave", post(leave))
         .route("/v1/calls/{id}/mixer", post(mixer_token))
+        .route("/v1/calls/{id}/participants/{participant}", patch(crate::participants::set_muted))
         .route("/v1/keys", get(keys))
         .route("/v1/routers", post(register_router))
         .route("/v1/routers/{id}/events", post(router_events))
@@ -115,6 +121,13 @@ impl From<CallError> for ApiError {
             CallError::NotJoined => {
                 ApiError::new(StatusCode::CONFLICT, "not_joined", "you are not a participant of this call")
             }
+            CallError::NoParticipant => ApiError::not_found("no such participant in this call"),
+            CallError::NotYours => ApiError::forbidden("only the user who joined as a participant may change it"),
+            CallError::NotPublisher => ApiError::new(
+                StatusCode::CONFLICT,
+                "not_publisher",
+                "the participant publishes nothing: there is nothing to mute",
+            ),
             CallError::Store(s) => s.into(),
         }
     }
@@ -213,7 +226,7 @@ async fn join(
         Some(_) => return Err(ApiError::invalid("role", "role must be \"publisher\" or \"subscriber\"")),
     };
     let pid = util::participant_id();
-    let p = Participant { participant_id: pid, user_id: uid, role: role.name().to_owned(), joined_at: util::now_ms() };
+    let p = Participant::new(pid, uid, role.name(), util::now_ms());
     let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
     let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
     let claims = Claims {

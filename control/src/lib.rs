@@ -2,7 +2,8 @@
 //!
 //! * [`auth`]: users (PostgreSQL or embedded redb) and sessions (Redis or memory).
 //! * [`calls`]: active calls (Tarantool or memory), join tokens, router placement and the
-//!   router link; [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs.
+//!   router link; [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs;
+//!   [`participants`]: a publisher's muted state.
 //!
 //! Each service is an [`axum::Router`] built from a state value, so the binaries, `make run`
 //! and the tests start them the same way (see [`run`]).
@@ -15,6 +16,7 @@ pub mod calls;
 pub mod config;
 pub mod error;
 pub mod openapi;
+pub mod participants;
 pub mod routers;
 pub mod run;
 pub mod stores;

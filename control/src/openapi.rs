@@ -20,6 +20,7 @@ pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/join"),
     ("POST", "/v1/calls/{id}/leave"),
     ("POST", "/v1/calls/{id}/mixer"),
+    ("PATCH", "/v1/calls/{id}/participants/{participant}"),
     ("POST", "/v1/calls/{id}/whip"),
     ("POST", "/v1/calls/{id}/whep"),
     ("PATCH", "/v1/calls/{id}/sessions/{session}"),

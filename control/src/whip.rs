@@ -209,7 +209,7 @@ async fn open_leg(
     offer: String,
 ) -> Result<Response, ApiError> {
     let pid = util::participant_id();
-    let p = Participant { participant_id: pid, user_id: uid, role: role.to_owned(), joined_at: util::now_ms() };
+    let p = Participant::new(pid, uid, role, util::now_ms());
     let call = st.calls.join_leg(id, &p, st.cfg.max_participants).await?;
     let admin = st.routers.admin_of(&call.router);
     let body = json!({

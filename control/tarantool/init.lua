@@ -1,7 +1,9 @@
 -- corecast calls store for Tarantool 2.6+.
 --
 -- Space `calls {id uuid, owner, created_at, router, participants[]}` where router is
--- {id, address, admin} and each participant is {participant_id, user_id, role, joined_at};
+-- {id, address, admin} and each participant is
+-- {participant_id, user_id, role, joined_at, audio_muted, video_muted} (the last two absent
+-- in records written before corecast_mute existed: read as false);
 -- every change is one
 -- stored procedure (atomic: no yield between read and write, wrapped in box.atomic).
 -- Each mutating procedure takes a deadline (Unix ms): a request that reaches the server
@@ -28,7 +30,7 @@ local password = os.getenv('CORECAST_TT_PASSWORD') or 'corecast'
 
 local FUNCS = {
     'corecast_start', 'corecast_join', 'corecast_leave', 'corecast_drop', 'corecast_end',
-    'corecast_get', 'corecast_by_router', 'corecast_truncate', 'corecast_ping',
+    'corecast_get', 'corecast_by_router', 'corecast_truncate', 'corecast_ping', 'corecast_mute',
 }
 
 box.once('corecast_schema_v1', function()
@@ -50,6 +52,12 @@ box.once('corecast_schema_v1', function()
     end
 end)
 
+-- Functions added after schema v1 (a store created by an older init.lua gets them here).
+box.once('corecast_schema_v2', function()
+    box.schema.func.create('corecast_mute', {if_not_exists = true})
+    box.schema.user.grant(user, 'execute', 'function', 'corecast_mute', {if_not_exists = true})
+end)
+
 local function now_ms()
     return math.floor(clock.time() * 1000)
 end
@@ -64,10 +72,15 @@ local function parse_id(s)
     return id
 end
 
+local function participant_map(p)
+    return {participant_id = p[1], user_id = p[2], role = p[3], joined_at = p[4] or 0,
+            audio_muted = p[5] == true, video_muted = p[6] == true}
+end
+
 local function to_map(t)
     local ps = {}
     for i, p in ipairs(t.participants) do
-        ps[i] = {participant_id = p[1], user_id = p[2], role = p[3], joined_at = p[4] or 0}
+        ps[i] = participant_map(p)
     end
     return {
         id = t.id:str(), owner = t.owner, created_at = t.created_at,
@@ -145,6 +158,36 @@ function corecast_drop(id_s, pid, deadline)
             box.space.calls:update(id, {{'=', 5, setmetatable(np, {__serialize = 'seq'})}})
         end
         return 'ok', found
+    end)
+end
+
+-- Sets a publisher's muted flags (audio, video: booleans, or nil/box.NULL to leave one as it
+-- is) if user_id joined as it; returns 'ok' and the participant.
+function corecast_mute(id_s, pid, user_id, audio, video, deadline)
+    if late(deadline) then return 'late' end
+    local id = parse_id(id_s)
+    if id == nil then return 'not_found' end
+    return box.atomic(function()
+        local t = box.space.calls:get(id)
+        if t == nil then return 'not_found' end
+        local np, found = {}, nil
+        for i, p in ipairs(t.participants) do
+            if p[1] == pid then
+                if p[2] ~= user_id then return 'not_yours' end
+                if p[3] ~= 'publisher' then return 'not_publisher' end
+                local a = p[5] == true
+                local v = p[6] == true
+                if type(audio) == 'boolean' then a = audio end
+                if type(video) == 'boolean' then v = video end
+                found = {p[1], p[2], p[3], p[4] or 0, a, v}
+                np[i] = found
+            else
+                np[i] = p
+            end
+        end
+        if found == nil then return 'no_participant' end
+        box.space.calls:update(id, {{'=', 5, setmetatable(np, {__serialize = 'seq'})}})
+        return 'ok', participant_map(found)
     end)
 end
 

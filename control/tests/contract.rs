@@ -95,12 +95,7 @@ fn router(id: &str) -> RouterRef {
 }
 
 fn part(pid: u64, uid: i32) -> Participant {
-    Participant {
-        participant_id: pid,
-        user_id: uid,
-        role: "publisher".into(),
-        joined_at: 1_700_000_000_000 + pid % 1000,
-    }
+    Participant::new(pid, uid, "publisher", 1_700_000_000_000 + pid % 1000)
 }
 
 async fn call_store_contract(s: &dyn CallStore) {
@@ -114,6 +109,7 @@ async fn call_store_contract(s: &dyn CallStore) {
     s.join(id, &part(11, 2), 3).await.unwrap();
     let c = s.join(id, &part(12, 3), 3).await.unwrap();
     assert_eq!(c.participants.iter().map(|p| p.participant_id).collect::<Vec<_>>(), vec![big, 11, 12]);
+    call_store_mute_contract(s, id).await;
     assert_eq!(s.join(id, &part(13, 4), 3).await, Err(CallError::Full(3)));
     assert_eq!(s.join(id, &part(14, 2), 5).await, Err(CallError::AlreadyJoined));
     // WebRTC legs: the same user again, within the cap; a native join still refuses.
@@ -147,6 +143,33 @@ async fn call_store_contract(s: &dyn CallStore) {
     assert_eq!(s.leave(id, 1).await, Err(CallError::NotFound));
     s.end(other, 2).await.unwrap();
     assert_eq!(s.by_router(&rid).await.unwrap(), vec![]);
+}
+
+/// Muted flags on a call whose participant 11 is user 2's publisher: only that user, only a
+/// publisher; an absent flag stays; the result is stored; the call ends up as it was.
+async fn call_store_mute_contract(s: &dyn CallStore, id: Uuid) {
+    let audio = |v| MuteChange { audio_muted: Some(v), video_muted: None };
+    let p = s.set_muted(id, 11, 2, audio(true)).await.unwrap();
+    assert_eq!((p.participant_id, p.user_id, p.audio_muted, p.video_muted), (11, 2, true, false));
+    let p = s.set_muted(id, 11, 2, MuteChange { audio_muted: None, video_muted: Some(true) }).await.unwrap();
+    assert_eq!((p.audio_muted, p.video_muted), (true, true), "an absent flag stays as it was");
+    let stored = s.get(id).await.unwrap().unwrap();
+    let q = stored.participants.iter().find(|q| q.participant_id == 11).unwrap();
+    assert_eq!(
+        (q.audio_muted, q.video_muted, q.role.as_str(), q.joined_at),
+        (true, true, "publisher", part(11, 2).joined_at)
+    );
+    assert!(stored.participants.iter().filter(|q| q.participant_id != 11).all(|q| !q.audio_muted && !q.video_muted));
+    assert_eq!(s.set_muted(id, 11, 3, audio(false)).await, Err(CallError::NotYours));
+    assert_eq!(s.set_muted(id, 99, 2, audio(false)).await, Err(CallError::NoParticipant));
+    assert_eq!(s.set_muted(Uuid::new_v4(), 11, 2, audio(false)).await, Err(CallError::NotFound));
+    let mut sub = part(18, 4);
+    sub.role = "subscriber".into();
+    s.join_leg(id, &sub, 5).await.unwrap();
+    assert_eq!(s.set_muted(id, 18, 4, audio(true)).await, Err(CallError::NotPublisher));
+    assert_eq!(s.drop_participant(id, 18).await, Ok(true));
+    let p = s.set_muted(id, 11, 2, MuteChange { audio_muted: Some(false), video_muted: Some(false) }).await.unwrap();
+    assert_eq!(p, part(11, 2), "both flags cleared");
 }
 
 /// Concurrent joins never exceed the cap (atomicity).

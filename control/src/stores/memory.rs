@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Call, CallError, CallStore, FailureStore, Participant, RouterRef, SessionStore, StoreError};
+use super::{Call, CallError, CallStore, FailureStore, MuteChange, Participant, RouterRef, SessionStore, StoreError};
 
 fn poisoned() -> StoreError {
     StoreError::Internal("lock poisoned".into())
@@ -159,6 +159,35 @@ impl CallStore for MemoryCallStore {
         let before = call.participants.len();
         call.participants.retain(|q| q.participant_id != participant_id);
         Ok(call.participants.len() != before)
+    }
+
+    async fn set_muted(
+        &self,
+        id: Uuid,
+        participant_id: u64,
+        user_id: i32,
+        change: MuteChange,
+    ) -> Result<Participant, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
+        let p = call
+            .participants
+            .iter_mut()
+            .find(|q| q.participant_id == participant_id)
+            .ok_or(CallError::NoParticipant)?;
+        if p.user_id != user_id {
+            return Err(CallError::NotYours);
+        }
+        if p.role != "publisher" {
+            return Err(CallError::NotPublisher);
+        }
+        if let Some(a) = change.audio_muted {
+            p.audio_muted = a;
+        }
+        if let Some(v) = change.video_muted {
+            p.video_muted = v;
+        }
+        Ok(p.clone())
     }
 
     async fn end(&self, id: Uuid, user_id: i32) -> Result<Call, CallError> {

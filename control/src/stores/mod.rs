@@ -135,6 +135,36 @@ pub struct Participant {
     /// When the participant joined, Unix milliseconds.
     #[serde(default)]
     pub joined_at: u64,
+    /// The participant says its microphone is muted (a publisher's own state, shown to the others).
+    #[serde(default)]
+    pub audio_muted: bool,
+    /// The participant says its camera is off.
+    #[serde(default)]
+    pub video_muted: bool,
+}
+
+impl Participant {
+    /// A participant who has just joined (nothing muted).
+    pub fn new(participant_id: u64, user_id: i32, role: &str, joined_at: u64) -> Self {
+        Participant {
+            participant_id,
+            user_id,
+            role: role.to_owned(),
+            joined_at,
+            audio_muted: false,
+            video_muted: false,
+        }
+    }
+}
+
+/// A change of a participant's muted flags; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuteChange {
+    /// New microphone state.
+    pub audio_muted: Option<bool>,
+    /// New camera state.
+    pub video_muted: Option<bool>,
 }
 
 /// An active call.
@@ -170,6 +200,15 @@ pub enum CallError {
     /// The user is not in the call.
     #[error("not joined")]
     NotJoined,
+    /// No such participant in the call.
+    #[error("no such participant")]
+    NoParticipant,
+    /// The participant belongs to another user.
+    #[error("another user's participant")]
+    NotYours,
+    /// The participant publishes nothing (a subscriber or mixer): nothing to mute.
+    #[error("not a publisher")]
+    NotPublisher,
     /// Store failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -189,6 +228,15 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     async fn leave(&self, id: Uuid, user_id: i32) -> Result<u64, CallError>;
     /// Removes a participant by id (router events); `Ok(false)` when already gone.
     async fn drop_participant(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError>;
+    /// Sets a publisher's muted flags, if `user_id` is the user who joined as it; returns the
+    /// participant as stored afterwards.
+    async fn set_muted(
+        &self,
+        id: Uuid,
+        participant_id: u64,
+        user_id: i32,
+        change: MuteChange,
+    ) -> Result<Participant, CallError>;
     /// Ends (removes) the call if `user_id` owns it; returns the removed call.
     async fn end(&self, id: Uuid, user_id: i32) -> Result<Call, CallError>;
     /// Reads a call.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Call, CallError, CallStore, Participant, RouterRef, StoreError};
+use super::{Call, CallError, CallStore, MuteChange, Participant, RouterRef, StoreError};
 use crate::tarantool::Tarantool;
 
 /// Active calls in the Tarantool space `calls`.
@@ -101,6 +101,32 @@ impl CallStore for TarantoolCallStore {
         match status(&r) {
             "ok" => Ok(r.get(1).and_then(Value::as_bool).unwrap_or(false)),
             s => Err(unexpected("drop", s)),
+        }
+    }
+
+    async fn set_muted(
+        &self,
+        id: Uuid,
+        participant_id: u64,
+        user_id: i32,
+        change: MuteChange,
+    ) -> Result<Participant, CallError> {
+        let args = (id.to_string(), participant_id, user_id, change.audio_muted, change.video_muted, deadline());
+        let r = self.tt.call("corecast_mute", &args).await?;
+        match status(&r) {
+            "ok" => {
+                let v = r
+                    .get(1)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Internal("tarantool mute: missing participant".into()))?;
+                serde_json::from_value(v)
+                    .map_err(|e| StoreError::Internal(format!("tarantool mute: bad participant record: {e}")).into())
+            }
+            "not_found" => Err(CallError::NotFound),
+            "no_participant" => Err(CallError::NoParticipant),
+            "not_yours" => Err(CallError::NotYours),
+            "not_publisher" => Err(CallError::NotPublisher),
+            s => Err(unexpected("mute", s)),
         }
     }
 
