@@ -69,12 +69,22 @@ impl AuthState {
 pub fn router(state: Arc<AuthState>) -> Router {
     let limit = state.cfg.max_body_bytes;
     Router::new()
+        .route("/v1/health", get(health))
+        .merge(user_routes(state))
+        .fallback(crate::error::fallback)
+        .layer(DefaultBodyLimit::max(limit))
+}
+
+/// Register, login, logout and me without a fallback or health route, to be mounted next to
+/// another service's routes: `corecast-control` serves them on the calls listener too, so
+/// that the web app (served by calls) reaches auth on its own origin.
+pub fn user_routes(state: Arc<AuthState>) -> Router {
+    let limit = state.cfg.max_body_bytes;
+    Router::new()
         .route("/v1/register", post(register))
         .route("/v1/login", post(login))
         .route("/v1/logout", post(logout))
         .route("/v1/me", get(me))
-        .route("/v1/health", get(health))
-        .fallback(crate::error::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

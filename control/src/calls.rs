@@ -100,6 +100,7 @@ pub fn router(state: Arc<CallsState>) -> Router {
         .route("/v1/routers/{id}/events", post(router_events))
         .route("/v1/health", get(health))
         .merge(crate::whip::routes(&state.cfg))
+        .merge(crate::web::routes(&state.cfg))
         .fallback(crate::error::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -137,6 +137,9 @@ pub struct CallsConfig {
     pub max_body_bytes: usize,
     /// `Access-Control-Allow-Origin` of the WHIP/WHEP endpoints (`None`: `*`).
     pub cors_allow_origin: Option<String>,
+    /// Directory to serve the web app's files from (`index.html`, `app/*`); `None`: the copy
+    /// compiled into the binary.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for CallsConfig {
@@ -149,6 +152,7 @@ impl Default for CallsConfig {
             auth_url: None,
             max_body_bytes: 16 * 1024,
             cors_allow_origin: None,
+            web_dir: None,
         }
     }
 }
@@ -216,7 +220,8 @@ impl Config {
     }
 
     /// Applies `CORECAST_POSTGRES_URL`, `CORECAST_REDIS_URL`, `CORECAST_TARANTOOL_URL`,
-    /// `CORECAST_SIGNING_KEY_HEX` and `CORECAST_ROUTER_SECRET` from the environment.
+    /// `CORECAST_SIGNING_KEY_HEX`, `CORECAST_ROUTER_SECRET` and `CORECAST_WEB_DIR` (the web
+    /// app's files from a directory: edit and reload) from the environment.
     pub fn apply_env(&mut self) {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = get("CORECAST_POSTGRES_URL") {
@@ -233,6 +238,9 @@ impl Config {
         }
         if let Some(v) = get("CORECAST_ROUTER_SECRET") {
             self.router.secret = Some(v);
+        }
+        if let Some(v) = get("CORECAST_WEB_DIR") {
+            self.calls.web_dir = Some(v.into());
         }
     }
 }

@@ -3,7 +3,7 @@
 //! * [`auth`]: users (PostgreSQL or embedded redb) and sessions (Redis or memory).
 //! * [`calls`]: active calls (Tarantool or memory), join tokens, router placement and the
 //!   router link; [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs;
-//!   [`participants`]: a publisher's muted state.
+//!   [`participants`]: a publisher's muted state; [`web`]: the web app (`web/`).
 //!
 //! Each service is an [`axum::Router`] built from a state value, so the binaries, `make run`
 //! and the tests start them the same way (see [`run`]).
@@ -22,5 +22,6 @@ pub mod run;
 pub mod stores;
 pub mod tarantool;
 pub mod util;
+pub mod web;
 pub mod whip;
 pub mod whip_resource;

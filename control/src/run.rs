@@ -178,6 +178,8 @@ impl Running {
 }
 
 /// Starts auth and calls in this process on the given listeners, sharing one session store.
+/// The calls listener serves the auth service's user routes too (`/v1/register`, `/v1/login`,
+/// `/v1/logout`, `/v1/me`), for the web app it serves.
 pub async fn start_both(
     cfg: &Config,
     auth_listener: TcpListener,
@@ -192,8 +194,13 @@ pub async fn start_both(
     let auth_addr = auth_listener.local_addr()?;
     let calls_addr = calls_listener.local_addr()?;
     let tasks = vec![
-        tokio::spawn(serve(auth_listener, auth::router(auth_state), rx.clone())),
-        tokio::spawn(serve(calls_listener, calls::router(calls_state.clone()), rx)),
+        tokio::spawn(serve(auth_listener, auth::router(auth_state.clone()), rx.clone())),
+        // The web app (served by calls) reaches auth on its own origin.
+        tokio::spawn(serve(
+            calls_listener,
+            calls::router(calls_state.clone()).merge(auth::user_routes(auth_state)),
+            rx,
+        )),
     ];
     tracing::info!(%auth_addr, %calls_addr, "control plane listening");
     Ok(Running { auth_addr, calls_addr, calls: calls_state, stop, tasks })

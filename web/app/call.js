@@ -1,0 +1,465 @@
+// The call page: lobby (camera preview, share link, Join), then the call: publish over WHIP,
+// one WHEP session per other participant (or one composite in SD), the participants list,
+// mute, leave, end, reconnects, the automatic SD move. GET /v1/calls/{id} every second keeps
+// the page in step with the call store (who is in, who is muted, whether the call still is).
+import { api } from './api.js';
+import { h, show, banner, announce, button } from './ui.js';
+import { Leg, getMedia } from './webrtc.js';
+import { inbound, outbound } from './stats.js';
+import { QualityGovernor } from './quality.js';
+import { Tile } from './grid.js';
+
+const POLL_MS = 1000;
+const STATS_MS = 1000;
+
+export async function callView(nav, user, callId) {
+  const page = new CallPage(nav, user, callId);
+  await page.lobby();
+  return () => page.teardown();
+}
+
+// What a refused join or leg means to the person.
+function joinMessage(e) {
+  if (e.status === 404) return { id: 'call-ended', text: 'This call has ended, or the link is wrong.' };
+  if (e.code === 'call_full' || (e.status === 409 && /full/i.test(e.message))) {
+    return { id: 'call-full', text: `This call is full: ${e.message.replace(/^the call /i, 'it ')}. Try again when someone leaves.` };
+  }
+  if (e.status === 0) return { id: 'join-error', text: e.message };
+  if (e.status >= 500) return { id: 'join-error', text: `The server could not connect you (${e.status}): ${e.message}` };
+  return { id: 'join-error', text: e.message };
+}
+
+class CallPage {
+  constructor(nav, user, callId) {
+    Object.assign(this, { nav, user, callId });
+    this.stream = null; this.whip = null; this.view = null;
+    this.remotes = new Map(); // participant id → { tile, leg, prev }
+    this.composite = null; // { tile, leg, prev } in SD
+    this.mode = 'hd'; this.autoSd = false; this.governor = new QualityGovernor();
+    this.audioMuted = false; this.videoMuted = false;
+    this.timers = []; this.state = 'lobby'; this.reconnecting = new Set();
+    this.link = `${location.origin}/c/${callId}`;
+  }
+
+  // ------------------------------------------------------------------ lobby
+  async lobby() {
+    this.state = 'lobby';
+    this.selfTile = new Tile({ key: 'self', name: `${this.user.name} (you)`, self: true });
+    this.status = h('div', { class: 'status', id: 'call-status' });
+    // Enabled once the camera and microphone are asked for (joining publishes them).
+    this.joinBtn = button('Starting camera…', () => this.join(), { class: 'primary', id: 'join', disabled: true });
+    show(h('section', { class: 'lobby' },
+      h('h1', {}, 'Ready to join?'),
+      this.shareBox(), this.status,
+      h('div', { class: 'preview' }, this.selfTile.el),
+      h('div', { class: 'controls' }, this.micButton(), this.camButton(), this.joinBtn)));
+    await this.acquire();
+    this.joinBtn.textContent = 'Join call';
+    this.joinBtn.disabled = false;
+  }
+
+  shareBox() {
+    const input = h('input', { id: 'share-link', readonly: true, value: this.link, 'aria-label': 'Link to this call' });
+    const copy = button('Copy link', async () => {
+      try { await navigator.clipboard.writeText(this.link); announce('Link copied'); copy.textContent = 'Copied'; } catch {
+        input.select(); announce('Select the link and copy it');
+      }
+    }, { id: 'copy-link' });
+    return h('div', { class: 'share' }, h('label', { for: 'share-link' }, 'Share this link to invite people'), input, copy);
+  }
+
+  async acquire() {
+    const { stream, problems } = await getMedia();
+    if (this.state === 'gone') { if (stream) stream.getTracks().forEach((t) => t.stop()); return; }
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.stream = stream;
+    if (stream) this.selfTile.attachStream(stream);
+    // Already publishing (a retry after a permission was granted): send the new tracks.
+    for (const tr of this.whip?.pc ? this.whip.pc.getTransceivers() : []) {
+      const t = stream && stream.getTracks().find((x) => x.kind === tr.receiver.track.kind);
+      if (t && tr.sender.track !== t) tr.sender.replaceTrack(t).catch(() => {});
+    }
+    this.applyMute();
+    this.mediaBanner?.remove();
+    if (problems.length) {
+      this.mediaBanner = banner('warn', problems.join(' '), button('Try again', () => this.acquire(), { id: 'media-retry' }));
+      this.status.append(this.mediaBanner);
+    }
+  }
+
+  // ------------------------------------------------------------------ controls
+  micButton() {
+    this.mic = button('Mute microphone', () => this.setMute('audio', !this.audioMuted), { id: 'mic', 'aria-pressed': 'false' });
+    return this.mic;
+  }
+
+  camButton() {
+    this.cam = button('Turn camera off', () => this.setMute('video', !this.videoMuted), { id: 'cam', 'aria-pressed': 'false' });
+    return this.cam;
+  }
+
+  applyMute() {
+    for (const t of this.stream ? this.stream.getTracks() : []) t.enabled = t.kind === 'audio' ? !this.audioMuted : !this.videoMuted;
+    this.mic.textContent = this.audioMuted ? 'Unmute microphone' : 'Mute microphone';
+    this.mic.setAttribute('aria-pressed', String(this.audioMuted));
+    this.cam.textContent = this.videoMuted ? 'Turn camera on' : 'Turn camera off';
+    this.cam.setAttribute('aria-pressed', String(this.videoMuted));
+    this.selfTile.setMuted(this.audioMuted, this.videoMuted);
+  }
+
+  // Mutes locally at once, then tells the call store so the others see it.
+  async setMute(kind, muted) {
+    if (kind === 'audio') this.audioMuted = muted; else this.videoMuted = muted;
+    this.applyMute();
+    announce(kind === 'audio' ? (muted ? 'Microphone muted' : 'Microphone on') : (muted ? 'Camera off' : 'Camera on'));
+    await this.sendMute();
+  }
+
+  async sendMute() {
+    if (!this.whip || !this.whip.participantId) return;
+    try {
+      await api('PATCH', `/v1/calls/${this.callId}/participants/${this.whip.participantId}`,
+        { json: { audio_muted: this.audioMuted, video_muted: this.videoMuted } });
+    } catch (e) {
+      this.note('warn', `Others may not see that you are muted: ${e.message}`, 'mute-error');
+    }
+  }
+
+  // A banner in the status area, replacing one with the same id.
+  note(kind, text, id, ...actions) {
+    document.getElementById(id)?.remove();
+    const b = banner(kind, text, ...actions);
+    b.id = id;
+    this.status.append(b);
+    return b;
+  }
+
+  clearNote(id) { document.getElementById(id)?.remove(); }
+
+  // ------------------------------------------------------------------ joining
+  async join() {
+    this.joinBtn.disabled = true;
+    this.clearNote('join-error'); this.clearNote('call-ended'); this.clearNote('call-full');
+    this.note('info', 'Joining…', 'joining');
+    try {
+      this.whip = await this.openWhip();
+    } catch (e) {
+      this.clearNote('joining');
+      const m = joinMessage(e);
+      this.note(m.id === 'join-error' ? 'error' : 'warn', m.text, m.id);
+      this.joinBtn.disabled = m.id === 'call-ended';
+      return;
+    }
+    this.clearNote('joining');
+    this.state = 'in-call';
+    if (this.audioMuted || this.videoMuted) this.sendMute();
+    this.renderCall();
+    announce('You joined the call');
+    this.every(POLL_MS, () => this.poll());
+    this.every(STATS_MS, () => this.sample());
+    await this.poll();
+  }
+
+  async openWhip() {
+    const leg = new Leg({ callId: this.callId, kind: 'whip', stream: this.stream,
+      onState: (s) => this.legState(leg, s, 'your camera and microphone') });
+    return leg.open();
+  }
+
+  every(ms, fn) {
+    let running = false;
+    this.timers.push(setInterval(async () => {
+      if (running) return; // a slow round is not stacked
+      running = true;
+      try { await fn(); } finally { running = false; }
+    }, ms));
+  }
+
+  stopTimers() { this.timers.forEach(clearInterval); this.timers = []; }
+
+  renderCall() {
+    this.grid = h('div', { class: 'grid', id: 'grid', 'aria-label': 'Participants\' video' }, this.selfTile.el);
+    this.people = h('ul', { id: 'people', class: 'people' });
+    this.sdBtn = button('SD view', () => this.chooseMode(this.mode === 'hd' ? 'sd' : 'hd'), { id: 'view-sd', 'aria-pressed': 'false',
+      title: 'SD: one composite video of the whole call, for slow networks' });
+    const leave = button('Leave', () => this.leave(), { id: 'leave', class: 'danger' });
+    // Shown to the owner once the first poll says who owns the call.
+    this.endBtn = button('End call for everyone', () => this.end(), { id: 'end', class: 'danger', hidden: true });
+    show(h('section', { class: 'call' },
+      h('h1', { class: 'sr-only' }, 'In the call'),
+      this.status,
+      h('div', { class: 'stage' }, this.grid,
+        h('aside', { class: 'side', 'aria-labelledby': 'people-title' }, h('h2', { id: 'people-title' }, 'People'), this.people, this.shareBox())),
+      h('div', { class: 'controls', role: 'toolbar', 'aria-label': 'Call controls' },
+        this.mic, this.cam, this.sdBtn, leave, this.endBtn)));
+  }
+
+  // ------------------------------------------------------------------ the call store
+  async poll() {
+    let view;
+    try {
+      view = await api('GET', `/v1/calls/${this.callId}`, { timeoutMs: 5000 });
+    } catch (e) {
+      if (this.state !== 'in-call') return;
+      if (e.status === 404) return this.finish('ended');
+      if (e.status === 403) return this.finish('removed');
+      if (e.status === 401) return undefined; // the app is on its way to the login page
+      this.note('warn', e.status === 0 ? 'Lost contact with the server. Retrying…' : `Server error: ${e.message}. Retrying…`, 'poll-error');
+      return undefined;
+    }
+    if (this.state !== 'in-call') return undefined;
+    this.clearNote('poll-error');
+    this.view = view;
+    this.endBtn.hidden = view.owner !== this.user.id;
+    // My publisher gone from the store (e.g. the router timed it out): publish again.
+    if (this.whip && !this.reconnecting.has(this.whip) && !view.participants.some((p) => String(p.participant_id) === this.whip.participantId)) {
+      this.rejoin(this.whip, 'You were disconnected');
+    }
+    this.renderPeople(view);
+    this.syncLegs(view);
+    return undefined;
+  }
+
+  // The others who publish, one entry per participant (a person with two tabs shows twice).
+  publishers(view) {
+    return view.participants.filter((p) => p.role === 'publisher' && String(p.participant_id) !== this.whip?.participantId);
+  }
+
+  renderPeople(view) {
+    const items = [h('li', { dataset: { user: String(this.user.id) } }, `${this.user.name} (you)`,
+      view.owner === this.user.id ? h('span', { class: 'tag' }, 'host') : '',
+      this.audioMuted ? h('span', { class: 'tag' }, 'muted') : '')];
+    for (const p of this.publishers(view)) {
+      const speaking = this.remotes.get(String(p.participant_id))?.tile.el.classList.contains('speaking');
+      items.push(h('li', { dataset: { participant: String(p.participant_id) } }, p.name || `User ${p.user_id}`,
+        p.user_id === view.owner ? h('span', { class: 'tag' }, 'host') : '',
+        p.audio_muted ? h('span', { class: 'tag' }, 'muted') : '',
+        p.video_muted ? h('span', { class: 'tag' }, 'camera off') : '',
+        speaking ? h('span', { class: 'tag speaking' }, 'speaking') : ''));
+    }
+    this.people.replaceChildren(...items);
+  }
+
+  syncLegs(view) {
+    const pubs = this.publishers(view);
+    const want = new Map(pubs.map((p) => [String(p.participant_id), p]));
+    for (const [pid, r] of this.remotes) {
+      if (!want.has(pid)) {
+        r.leg.close(); r.tile.remove(); this.remotes.delete(pid);
+        announce(`${r.tile.name} left`);
+      }
+    }
+    for (const [pid, p] of want) {
+      const name = p.name || `User ${p.user_id}`;
+      let r = this.remotes.get(pid);
+      if (!r) {
+        const tile = new Tile({ key: pid, name });
+        r = { tile, leg: null, prev: null };
+        this.remotes.set(pid, r);
+        if (this.mode === 'hd') { this.grid.append(tile.el); this.openWhep(r, `participant=${pid}`); }
+        announce(`${name} joined`);
+      }
+      r.tile.setName(name);
+      r.tile.setMuted(p.audio_muted, p.video_muted);
+    }
+    if (this.mode === 'sd' && !this.composite) this.openComposite();
+  }
+
+  openWhep(r, query) {
+    const leg = new Leg({ callId: this.callId, kind: 'whep', query,
+      onTrack: (t) => r.tile.addTrack(t), onState: (s) => this.legState(leg, s, r.tile.name) });
+    r.leg = leg; r.prev = null;
+    r.tile.resetStats();
+    leg.open().catch((e) => {
+      if (leg.closed) return;
+      if (e.status === 404 && query === 'view=composite') return this.note('error', `The SD view is not available: ${e.message}`, 'sd-error');
+      if (e.status === 404) return undefined; // they left in the meantime: the next poll removes the tile
+      this.note('warn', `Cannot receive ${r.tile.name}: ${joinMessage(e).text}`, `whep-error-${r.tile.key}`);
+      r.leg = null;
+      return undefined;
+    });
+  }
+
+  // ------------------------------------------------------------------ HD / SD
+  chooseMode(mode) {
+    this.autoSd = false;
+    this.governor.reset(mode, performance.now());
+    this.clearNote('auto-sd');
+    this.setMode(mode);
+  }
+
+  setMode(mode) {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    this.sdBtn.setAttribute('aria-pressed', String(mode === 'sd'));
+    this.sdBtn.textContent = mode === 'sd' ? 'HD view' : 'SD view';
+    this.grid.classList.toggle('sd', mode === 'sd');
+    if (mode === 'sd') {
+      for (const r of this.remotes.values()) { r.leg?.close(); r.leg = null; r.tile.el.remove(); r.tile.stream = new MediaStream(); }
+      this.openComposite();
+      announce('SD view: one composite video of the call');
+    } else {
+      this.closeComposite();
+      for (const [pid, r] of this.remotes) { this.grid.append(r.tile.el); this.openWhep(r, `participant=${pid}`); }
+      announce('HD view: every participant\'s video');
+    }
+  }
+
+  openComposite() {
+    const tile = new Tile({ key: 'composite', name: 'Everyone (SD composite)' });
+    this.composite = { tile, leg: null, prev: null };
+    this.grid.append(tile.el);
+    this.openWhep(this.composite, 'view=composite');
+  }
+
+  closeComposite() {
+    if (!this.composite) return;
+    this.composite.leg?.close(); this.composite.tile.remove(); this.composite = null;
+    this.clearNote('sd-error');
+  }
+
+  // ------------------------------------------------------------------ stats, speakers, auto SD
+  async sample() {
+    if (this.state !== 'in-call') return;
+    const now = performance.now();
+    const legs = this.mode === 'sd' ? (this.composite ? [this.composite] : []) : [...this.remotes.values()];
+    let lost = 0; let got = 0; const fps = []; let loudest = null;
+    for (const r of legs) {
+      if (!r.leg || !r.leg.pc) continue;
+      const s = await inbound(r.leg.pc, r.prev);
+      if (r.prev) {
+        r.tile.setStats(s);
+        lost += s.lost - r.prev.lost; got += s.packets - r.prev.packets;
+        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0) fps.push(s.fps);
+        if (s.audioLevel > 0.02 && (!loudest || s.audioLevel > loudest.level)) loudest = { r, level: s.audioLevel };
+      }
+      r.prev = s;
+    }
+    for (const r of legs) r.tile.setSpeaking(loudest !== null && loudest.r === r && r.tile.el.dataset.audioMuted !== 'true');
+    if (this.whip?.pc) {
+      const s = await outbound(this.whip.pc, this.whipPrev);
+      this.selfTile.setSent(s);
+      this.selfTile.setSpeaking(!this.audioMuted && s.audioLevel > 0.05);
+      this.whipPrev = s;
+    }
+    if (this.composite && this.mode === 'sd' && !this.autoSd) return; // chosen by the person: no automatic change
+    const lossPct = got + lost > 0 ? Math.round(1000 * Math.max(0, lost) / (got + lost)) / 10 : 0;
+    const d = this.governor.feed({ lossPct, fps: this.mode === 'hd' ? fps : [], nowMs: now });
+    if (!d.changed) return;
+    if (d.mode === 'sd') {
+      this.autoSd = true;
+      this.setMode('sd');
+      this.note('info', `Switched to the SD view: ${d.reason}, so the grid does not fit your network.`, 'auto-sd',
+        button('Back to HD', () => this.chooseMode('hd'), { id: 'back-to-hd' }));
+    } else {
+      this.autoSd = false;
+      this.setMode('hd');
+      this.note('info', 'Back to the HD view: the network recovered.', 'auto-sd');
+    }
+  }
+
+  // ------------------------------------------------------------------ lost connections
+  legState(leg, state, what) {
+    if (leg.closed || this.state !== 'in-call') return;
+    if (state === 'connected') {
+      this.reconnecting.delete(leg);
+      if (!this.reconnecting.size) this.clearNote('reconnecting');
+    } else if (state === 'disconnected') {
+      // Often recovers by itself within seconds; restart ICE if it does not.
+      setTimeout(() => { if (!leg.closed && leg.pc.connectionState === 'disconnected') this.reconnect(leg, what); }, 3000);
+    } else if (state === 'failed') {
+      this.reconnect(leg, what);
+    }
+  }
+
+  async reconnect(leg, what) {
+    if (this.reconnecting.has(leg) || leg.closed) return;
+    this.reconnecting.add(leg);
+    this.note('warn', `Connection lost (${what}). Reconnecting…`, 'reconnecting');
+    try {
+      await leg.restartIce();
+      const t0 = performance.now();
+      while (performance.now() - t0 < 8000 && leg.pc.connectionState !== 'connected' && !leg.closed) await new Promise((r) => setTimeout(r, 250));
+      if (leg.pc.connectionState === 'connected') return;
+    } catch { /* the session is gone on the server: open a new one */ }
+    if (leg === this.whip) await this.rejoin(leg, 'Connection lost');
+    else {
+      this.reconnecting.delete(leg);
+      const r = [...this.remotes.values(), this.composite].find((x) => x && x.leg === leg);
+      leg.close();
+      if (r) this.openWhep(r, leg.query);
+    }
+  }
+
+  // Publishes again with a new WHIP session (the old participant is gone or unreachable).
+  async rejoin(old, why) {
+    this.reconnecting.add(old);
+    this.note('warn', `${why}. Reconnecting…`, 'reconnecting');
+    old.close();
+    try {
+      this.whip = await this.openWhip();
+      this.whipPrev = null;
+      await this.sendMute();
+      this.clearNote('reconnecting');
+    } catch (e) {
+      if (e.status === 404) return this.finish('ended');
+      this.note('error', `Could not reconnect: ${joinMessage(e).text}`, 'reconnecting',
+        button('Try again', () => this.rejoin(this.whip, 'Reconnecting'), { id: 'reconnect' }));
+    } finally { this.reconnecting.delete(old); }
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ leaving, ending
+  closeLegs() {
+    for (const r of this.remotes.values()) { r.leg?.close(); r.tile.remove(); }
+    this.remotes.clear();
+    this.closeComposite();
+    this.whip?.close(); this.whip = null; this.whipPrev = null;
+    this.mode = 'hd'; this.autoSd = false; this.governor = new QualityGovernor();
+  }
+
+  async leave() {
+    this.finish('left');
+  }
+
+  async end() {
+    try {
+      await api('DELETE', `/v1/calls/${this.callId}`);
+    } catch (e) {
+      if (e.status !== 404) { this.note('error', `Could not end the call: ${e.message}`, 'end-error'); return; }
+    }
+    this.finish('ended-by-me');
+  }
+
+  // Out of the call: 'left' | 'ended' | 'ended-by-me' | 'removed'.
+  finish(how) {
+    if (this.state !== 'in-call') return;
+    this.state = 'out';
+    this.stopTimers();
+    this.closeLegs();
+    this.reconnecting.clear();
+    const text = { left: 'You left the call', ended: 'The call has ended', 'ended-by-me': 'You ended the call',
+      removed: 'You are no longer in this call' }[how];
+    const again = how === 'left' || how === 'removed';
+    const rejoin = button('Rejoin', async () => { await this.lobby(); }, { id: 'rejoin', class: 'primary' });
+    show(h('section', { class: 'card narrow', id: how === 'ended' ? 'ended' : 'out' },
+      h('h1', {}, text),
+      how === 'ended' ? h('p', {}, 'The host ended it for everyone.') : null,
+      h('div', { class: 'controls' }, again ? rejoin : null,
+        h('a', { href: '/', 'data-nav': '', class: 'button' }, 'Back to the start page'))));
+    announce(text);
+    if (!again) this.stopMedia();
+  }
+
+  stopMedia() {
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.stream = null;
+  }
+
+  teardown() {
+    this.stopTimers();
+    this.closeLegs();
+    this.stopMedia();
+    this.state = 'gone';
+  }
+}

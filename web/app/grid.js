@@ -1,0 +1,83 @@
+// One video tile: the video, the person's name, muted badges, the network indicator and the
+// active-speaker highlight. The numbers the indicator shows are also on the tile's data-*
+// attributes (frames decoded, frame size), for people who inspect and for the tests.
+import { h } from './ui.js';
+import { grade, describe } from './stats.js';
+
+export class Tile {
+  // key: what the tile shows (participant id, 'self', 'composite'); self: own preview (muted).
+  constructor({ key, name, self = false }) {
+    this.key = key;
+    this.stream = new MediaStream();
+    this.video = h('video', { autoplay: true, playsInline: true, muted: self, 'aria-hidden': 'true' });
+    this.nameEl = h('span', { class: 'name' });
+    this.badges = h('span', { class: 'badges' });
+    this.net = h('span', { class: 'net', role: 'img' });
+    this.play = h('button', { type: 'button', class: 'play', hidden: true, onclick: () => this.start() }, 'Play audio and video');
+    this.el = h('figure', { class: `tile${self ? ' self' : ''}`, dataset: { participant: String(key) } },
+      this.video, this.play, h('figcaption', {}, this.nameEl, this.badges, self ? null : this.net));
+    this.setName(name);
+    this.setMuted(false, false);
+  }
+
+  setName(name) {
+    this.name = name;
+    this.nameEl.textContent = name;
+    this.el.dataset.name = name;
+    this.el.setAttribute('aria-label', name);
+  }
+
+  // Badges for a muted microphone / camera (words, not only icons).
+  setMuted(audio, video) {
+    this.el.dataset.audioMuted = String(Boolean(audio));
+    this.el.dataset.videoMuted = String(Boolean(video));
+    this.badges.replaceChildren(
+      audio ? h('span', { class: 'badge', title: 'Microphone muted' }, '🔇 muted') : '',
+      video ? h('span', { class: 'badge', title: 'Camera off' }, '📷 off') : '');
+    this.el.classList.toggle('camera-off', Boolean(video));
+  }
+
+  attachStream(stream) {
+    this.video.srcObject = stream;
+    this.start();
+  }
+
+  addTrack(track) {
+    this.stream.addTrack(track);
+    if (this.video.srcObject !== this.stream) this.video.srcObject = this.stream;
+    this.start();
+  }
+
+  start() {
+    this.video.play().then(() => { this.play.hidden = true; }, (e) => {
+      // Autoplay with sound refused (no user gesture yet): offer a button.
+      if (e && e.name === 'NotAllowedError') this.play.hidden = false;
+    });
+  }
+
+  // s: an inbound() sample.
+  setStats(s) {
+    const g = grade(s);
+    const text = describe(s);
+    this.net.className = `net ${g}`;
+    this.net.textContent = g;
+    this.net.setAttribute('aria-label', `Connection ${g}: ${text}`);
+    this.net.title = text;
+    Object.assign(this.el.dataset, { framesDecoded: String(s.framesDecoded), frameWidth: String(s.width),
+      frameHeight: String(s.height), kbps: String(s.kbps), lossPct: String(s.lossPct) });
+  }
+
+  // A new session for this tile: its numbers start over.
+  resetStats() {
+    this.setStats({ kbps: 0, lossPct: 0, width: 0, height: 0, fps: 0, framesDecoded: 0 });
+    this.net.className = 'net'; this.net.textContent = '…'; this.net.setAttribute('aria-label', 'Connecting');
+  }
+
+  setSent(s) {
+    Object.assign(this.el.dataset, { sentWidth: String(s.width), sentHeight: String(s.height), sentKbps: String(s.kbps) });
+  }
+
+  setSpeaking(on) { this.el.classList.toggle('speaking', on); this.el.dataset.speaking = String(on); }
+
+  remove() { this.video.srcObject = null; this.el.remove(); }
+}
