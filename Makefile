@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # SVT-AV1 logs its banner at info level: errors only.
 export SVT_LOG ?= 1
 
-.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz browser-deps browser-selftest browser-e2e
+.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz browser-deps browser-selftest browser-e2e web-e2e
 
 all: build
 
@@ -39,7 +39,7 @@ demo-check:
 	$(CARGO) build --locked --workspace --bins
 	timeout 120 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench demo --participants 4 --seconds 5 --json >/dev/null
 
-test: deps lint unit demo-check browser-e2e
+test: deps lint unit demo-check browser-e2e web-e2e
 
 # Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs);
 # browser-e2e is part of `test`. browser-selftest needs no corecast (two pages call each other over
@@ -58,6 +58,15 @@ browser-selftest: browser-deps
 browser-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	timeout 300 bash tuning/scripts/browser-e2e.sh $(E2E_ARGS)
+
+# The web app (web/, served by calls) in headless Chromium: the HD/SD rule's unit test
+# (node:test, no browser), then people register, start, join, mute, switch to SD, leave and
+# end calls through the pages (tests/browser/webapp-e2e.mjs) against the system started as
+# for browser-e2e. WEB_E2E_ARGS go to the script (e.g. --doc-screenshot docs/call.png).
+web-e2e: browser-deps
+	$(CARGO) build --locked --workspace --bins
+	node --test tests/browser/quality.test.mjs
+	E2E_TEST=webapp timeout 300 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5

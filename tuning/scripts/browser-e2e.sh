@@ -3,6 +3,7 @@
 # RUN_DEMO=0: the services only), runs the real-browser WHIP/WHEP test against it
 # (tests/browser/webrtc-e2e.mjs: headless Chromium), and always stops the services.
 # Arguments go to webrtc-e2e.mjs (e.g. --only whip-whep, --codec vp8, --json FILE).
+# E2E_TEST=webapp runs the web app's test instead (tests/browser/webapp-e2e.mjs, `make web-e2e`).
 #
 # Environment: CORECAST_BIN_DIR (default ./target/debug, what `make test` builds), AUTH_PORT,
 # CALLS_PORT, ROUTER_PORT, ADMIN_PORT (run-local.sh's defaults: 8081, 8082, 40000, 40100),
@@ -50,8 +51,13 @@ grep -q '^corecast is ready' "$log" || { echo "browser-e2e: the system was not r
 echo "browser-e2e: corecast up (bin $CORECAST_BIN_DIR; logs .run/*.log, $log)"
 
 rc=0
-timeout --kill-after=10 "$timeout_s" node tests/browser/webrtc-e2e.mjs \
-  --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$?
+case "${E2E_TEST:-webrtc}" in
+  webrtc) timeout --kill-after=10 "$timeout_s" node tests/browser/webrtc-e2e.mjs \
+    --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
+  webapp) timeout --kill-after=10 "$timeout_s" node tests/browser/webapp-e2e.mjs \
+    --base "http://127.0.0.1:$CALLS_PORT" --timeout $((timeout_s - 10)) --artifacts .run/webapp-e2e "$@" || rc=$? ;;
+  *) echo "browser-e2e: E2E_TEST is webrtc or webapp" >&2; exit 2 ;;
+esac
 if [ "$rc" -ne 0 ]; then
   echo "browser-e2e: failed (exit code $rc); the services' logs:" >&2
   for f in control router codec; do [ -s ".run/$f.log" ] && { echo "--- .run/$f.log (last 15 lines)" >&2; tail -15 ".run/$f.log" >&2; }; done
