@@ -91,7 +91,8 @@ check_services
 
 cat <<TXT
 corecast is running:
-  auth    $AUTH
+  app     $CALLS/   <- open this in a browser: register, start a call, share its link
+  auth    $AUTH     (its /v1/register, /v1/login, /v1/logout, /v1/me also on the app's origin)
   calls   $CALLS
   router  $ROUTER (UDP)   admin http://$ADMIN   (/v1/stats, /metrics)
   codec   SD composites for calls with SD receivers (corecast-codec)
@@ -215,6 +216,8 @@ cat <<TXT
   $C whip --calls $CALLS --session "\$SESSION" --call \$CALL --seconds 30 &     # prints its participant id
   $C whep --calls $CALLS --session "\$VIEWER" --call \$CALL --participant <id printed by whip> --seconds 10
   # or a real browser against this system: node tests/browser/webrtc-e2e.mjs --calls $CALLS --auth $AUTH
+  # or the web app in a browser (two windows, or two browsers, to call yourself):
+  #   $CALLS/
 Ctrl-C stops everything.
 TXT
 # Up until Ctrl-C, RUN_SECONDS, or a service exiting.
