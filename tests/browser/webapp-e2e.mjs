@@ -236,6 +236,7 @@ async function scenario() {
     const shot = join(opt.artifacts, 'call-3-people.png');
     await pages.A.page.screenshot({ path: shot });
     if (opt.doc) copyFileSync(shot, opt.doc);
+    await pages.B.page.screenshot({ path: join(opt.artifacts, 'call-3-people-phone.png'), fullPage: true });
     await pc.click('#leave');
     await until(5000, async () => (await tiles(pages.A.page)).length === 1, 'A shows C gone');
     return { detail: `screenshot ${shot}${opt.doc ? ` and ${opt.doc}` : ''}` };
