@@ -20,7 +20,7 @@ import { launchChromium } from './lib/chromium.mjs';
 
 const HELP = `usage: webapp-e2e.mjs [--base URL] [--timeout S] [--artifacts DIR] [--doc-screenshot FILE] [--json FILE]
   --base URL             the app's origin: the calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
-  --only S[,S]           steps to run (default all): ${'account,call,media,mute,sd,three,leave,end,ended-join,expired,full'}
+  --only S[,S]           steps to run (default all): ${'account,call,media,mute,offline,sd,three,leave,end,ended-join,expired,full'}
   --timeout S            whole run (default 170)
   --artifacts DIR        screenshots (default .run/webapp-e2e)
   --doc-screenshot FILE  also save the 3-person call there (the README's docs/call.png)
@@ -209,6 +209,18 @@ async function scenario() {
     await pa.click('#mic');
     await until(3000, async () => (await tiles(pb)).find((x) => x.name === A.name && x.audioMuted === 'false'), 'B shows A unmuted');
     return { detail: `B showed A muted ${ms} ms after the click` };
+  }, ['media']);
+
+  await step('offline', async () => {
+    // A loses the network (HTTP; media keeps its own path): the page says so, and recovers.
+    const { page: pa, ctx } = pages.A;
+    await ctx.setOffline(true);
+    let msg;
+    try { msg = await text(pa, '#poll-error'); } finally { await ctx.setOffline(false); }
+    check(/lost contact/i.test(msg), `offline: ${msg}`);
+    await pa.locator('#poll-error').waitFor({ state: 'detached', timeout: 5000 });
+    await playing(pa, B.name, null);
+    return { detail: `"${msg}", then gone` };
   }, ['media']);
 
   await step('sd', async () => {
