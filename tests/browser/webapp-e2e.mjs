@@ -20,7 +20,7 @@ import { launchChromium } from './lib/chromium.mjs';
 
 const HELP = `usage: webapp-e2e.mjs [--base URL] [--timeout S] [--artifacts DIR] [--doc-screenshot FILE] [--json FILE]
   --base URL             the app's origin: the calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
-  --only S[,S]           steps to run (default all): ${'account,call,media,mute,offline,sd,three,leave,end,ended-join,expired,full'}
+  --only S[,S]           steps to run (default all): ${'account,call,media,mute,offline,sd,three,leave,end,ended-join,expired,ice-restart,full'}
   --timeout S            whole run (default 170)
   --artifacts DIR        screenshots (default .run/webapp-e2e)
   --doc-screenshot FILE  also save the 3-person call there (the README's docs/call.png)
@@ -302,6 +302,45 @@ async function scenario() {
     await login(pb, B);
     await pb.waitForURL(link);
     return { detail: `"${notice}"; back at ${new URL(link).pathname} after logging in` };
+  }, ['account']);
+
+  await step('ice-restart', async () => {
+    // The app's own WHIP session (web/app/webrtc.js, imported by the page) restarts ICE by
+    // PATCH against the real router: new credentials both ways, media flows on.
+    const { page: pa } = pages.A;
+    await pa.goto('/');
+    const r = await pa.evaluate(async () => {
+      const { Leg, getMedia } = await import('/app/webrtc.js');
+      const auth = { Authorization: `Bearer ${localStorage.getItem('corecast.session')}` };
+      const call = (await (await fetch('/v1/calls', { method: 'POST', headers: auth })).json()).call_id;
+      const { stream } = await getMedia();
+      const leg = await new Leg({ callId: call, kind: 'whip', stream }).open();
+      const connected = async () => { for (let i = 0; i < 100 && leg.pc.connectionState !== 'connected'; i++) await new Promise((ok) => setTimeout(ok, 100)); return leg.pc.connectionState; };
+      const sent = async () => { let b = 0; (await leg.pc.getStats()).forEach((x) => { if (x.type === 'outbound-rtp') b += x.bytesSent; }); return b; };
+      const ufrag = () => /a=ice-ufrag:(\S+)/.exec(leg.pc.remoteDescription.sdp)[1];
+      // The selected candidate pair and its checks answered (a restart makes new pairs).
+      const pair = async () => { const st = await leg.pc.getStats(); let p = null;
+        st.forEach((x) => { if (x.type === 'transport' && x.selectedCandidatePairId) p = st.get(x.selectedCandidatePairId); });
+        return p ? { id: p.id, responses: p.responsesReceived } : null; };
+      const out = { first: await connected(), before: ufrag(), pairBefore: await pair() };
+      await leg.restartIce();
+      out.after = ufrag(); out.second = await connected();
+      for (let i = 0; i < 50; i++) {
+        out.pairAfter = await pair();
+        if (out.pairAfter && out.pairAfter.id !== out.pairBefore?.id && out.pairAfter.responses > 0) break;
+        await new Promise((ok) => setTimeout(ok, 100));
+      }
+      const b0 = await sent(); await new Promise((ok) => setTimeout(ok, 1500)); out.bytes = (await sent()) - b0;
+      leg.close(); stream.getTracks().forEach((t) => t.stop());
+      await fetch(`/v1/calls/${call}`, { method: 'DELETE', headers: auth });
+      return out;
+    });
+    check(r.first === 'connected' && r.second === 'connected', `connection: ${r.first}, after the restart ${r.second}`);
+    check(r.after !== r.before, `the router's ufrag did not change (${r.before})`);
+    check(r.pairAfter && r.pairAfter.id !== r.pairBefore?.id && r.pairAfter.responses > 0,
+      `no new candidate pair answered by the router after the restart: ${JSON.stringify([r.pairBefore, r.pairAfter])}`);
+    check(r.bytes > 0, 'nothing sent after the restart');
+    return { detail: `router ufrag ${r.before} → ${r.after}, new pair answered ${r.pairAfter.responses} checks, ${r.bytes} bytes sent in 1.5 s after` };
   }, ['account']);
 
   await step('full', async () => {
