@@ -20,7 +20,7 @@ import { launchChromium } from './lib/chromium.mjs';
 
 const HELP = `usage: webapp-e2e.mjs [--base URL] [--timeout S] [--artifacts DIR] [--doc-screenshot FILE] [--json FILE]
   --base URL             the app's origin: the calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
-  --only S[,S]           steps to run (default all): ${'account,call,media,mute,offline,sd,three,leave,end,ended-join,expired,ice-restart,full'}
+  --only S[,S]           steps to run (default all): ${'account,call,media,mute,offline,sd,three,leave,end,ended-join,expired,denied,ice-restart,full'}
   --timeout S            whole run (default 170)
   --artifacts DIR        screenshots (default .run/webapp-e2e)
   --doc-screenshot FILE  also save the 3-person call there (the README's docs/call.png)
@@ -302,6 +302,25 @@ async function scenario() {
     await login(pb, B);
     await pb.waitForURL(link);
     return { detail: `"${notice}"; back at ${new URL(link).pathname} after logging in` };
+  }, ['account']);
+
+  await step('denied', async () => {
+    // A second Chromium without --use-fake-ui-for-media-stream: headless, nobody answers the
+    // permission prompt, so camera and microphone are refused as when a person blocks them.
+    const { chromium: pw } = await import('playwright-core');
+    const { chromiumArgs, CHROMIUM } = await import('./lib/chromium.mjs');
+    const browser = await pw.launch({ executablePath: CHROMIUM, headless: true, ignoreDefaultArgs: ['--headless'],
+      args: chromiumArgs({}).filter((a) => a !== '--use-fake-ui-for-media-stream'), timeout: 30000 });
+    try {
+      const ctx = await browser.newContext({ baseURL: opt.base });
+      const page = await ctx.newPage();
+      await page.goto(`/login?next=${encodeURIComponent(`/c/${s.call || '67e55044-10b1-426f-9247-bb680e5fe0c8'}`)}`);
+      await login(page, B);
+      const msg = await text(page, '#call-status .banner');
+      check(/microphone is blocked/i.test(msg) && /camera is blocked/i.test(msg), `permission denied: ${msg}`);
+      check(await page.locator('#media-retry').isVisible(), 'no "Try again" button');
+      return { detail: msg };
+    } finally { await browser.close().catch(() => {}); }
   }, ['account']);
 
   await step('ice-restart', async () => {
