@@ -14,8 +14,12 @@ const STATS_MS = 1000;
 
 export async function callView(nav, user, callId) {
   const page = new CallPage(nav, user, callId);
+  // Closing the tab leaves the call at once (the sessions' DELETEs are keepalive requests),
+  // rather than at the router's silence timeout.
+  const gone = () => page.teardown();
+  addEventListener('pagehide', gone);
   await page.lobby();
-  return () => page.teardown();
+  return () => { removeEventListener('pagehide', gone); page.teardown(); };
 }
 
 // What a refused join or leg means to the person.
