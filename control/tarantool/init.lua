@@ -114,10 +114,16 @@ function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at, same_
         local t = box.space.calls:get(id)
         if t == nil then return 'not_found' end
         local ps = t.participants
+        -- The cap counts people (distinct users): another leg of a user already in the call is free.
+        local users, people, present = {}, 0, false
         for _, p in ipairs(ps) do
-            if p[2] == user_id and same_user_ok ~= true then return 'already_joined' end
+            if p[2] == user_id then
+                if same_user_ok ~= true then return 'already_joined' end
+                present = true
+            end
+            if not users[p[2]] then users[p[2]] = true; people = people + 1 end
         end
-        if #ps >= cap then return 'full' end
+        if not present and people >= cap then return 'full' end
         local np = {}
         for i, p in ipairs(ps) do np[i] = p end
         np[#np + 1] = {pid, user_id, role, joined_at or 0}

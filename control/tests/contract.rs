@@ -112,11 +112,14 @@ async fn call_store_contract(s: &dyn CallStore) {
     call_store_mute_contract(s, id).await;
     assert_eq!(s.join(id, &part(13, 4), 3).await, Err(CallError::Full(3)));
     assert_eq!(s.join(id, &part(14, 2), 5).await, Err(CallError::AlreadyJoined));
-    // WebRTC legs: the same user again, within the cap; a native join still refuses.
-    assert_eq!(s.join_leg(id, &part(15, 2), 3).await, Err(CallError::Full(3)));
-    let c = s.join_leg(id, &part(15, 2), 5).await.unwrap();
+    // WebRTC legs: the same user again (one WHEP leg per person watched): the cap
+    // counts people, so a user already in a full call gets more legs; a new user does not.
+    let c = s.join_leg(id, &part(15, 2), 3).await.unwrap();
     assert_eq!(c.participants.iter().filter(|p| p.user_id == 2).count(), 2);
-    assert_eq!(s.join_leg(id, &part(16, 9), 4).await, Err(CallError::Full(4)));
+    assert_eq!(s.join_leg(id, &part(18, 2), 3).await.map(|c| c.participants.len()), Ok(5));
+    assert_eq!(s.drop_participant(id, 18).await, Ok(true));
+    assert_eq!(s.join_leg(id, &part(16, 9), 3).await, Err(CallError::Full(3)));
+    assert_eq!(s.join(id, &part(16, 9), 3).await, Err(CallError::Full(3)));
     assert_eq!(s.drop_participant(id, 15).await, Ok(true));
     assert_eq!(s.join_leg(Uuid::new_v4(), &part(17, 2), 5).await, Err(CallError::NotFound));
     assert_eq!(s.leave(id, 9).await, Err(CallError::NotJoined));

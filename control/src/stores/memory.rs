@@ -102,6 +102,11 @@ impl FailureStore for MemoryFailureStore {
 }
 
 /// Calls in a hash map under one mutex (each operation is atomic).
+/// How many people (distinct users) the participants are.
+fn distinct_users(ps: &[Participant]) -> usize {
+    ps.iter().enumerate().filter(|(i, p)| !ps[..*i].iter().any(|q| q.user_id == p.user_id)).count()
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryCallStore {
     map: Mutex<HashMap<Uuid, Call>>,
@@ -116,10 +121,12 @@ impl MemoryCallStore {
     fn add(&self, id: Uuid, p: &Participant, cap: u32, same_user_ok: bool) -> Result<Call, CallError> {
         let mut m = self.map.lock().map_err(|_| poisoned())?;
         let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
-        if !same_user_ok && call.participants.iter().any(|q| q.user_id == p.user_id) {
+        let present = call.participants.iter().any(|q| q.user_id == p.user_id);
+        if present && !same_user_ok {
             return Err(CallError::AlreadyJoined);
         }
-        if call.participants.len() >= cap as usize {
+        // The cap counts people: another leg of a user already in the call is free.
+        if !present && distinct_users(&call.participants) >= cap as usize {
             return Err(CallError::Full(cap));
         }
         call.participants.push(p.clone());

@@ -219,10 +219,12 @@ pub enum CallError {
 pub trait CallStore: Send + Sync + std::fmt::Debug {
     /// Creates a call owned by `owner` on `router`.
     async fn start(&self, id: Uuid, owner: i32, created_at: u64, router: &RouterRef) -> Result<(), CallError>;
-    /// Adds a participant unless the user is already in, or the call has `cap` participants.
+    /// Adds a participant unless the user is already in, or the call has `cap` people
+    /// (distinct users: a user's WebRTC legs count once).
     async fn join(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError>;
     /// Adds a WebRTC leg's participant (WHIP/WHEP): as [`CallStore::join`], but the user may
-    /// already have participants in the call (one leg per published or received stream).
+    /// already have participants in the call (one leg per published or received stream), and
+    /// then the leg is admitted whatever the cap (the user is already counted).
     async fn join_leg(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError>;
     /// Removes the user's participant; returns its participant id.
     async fn leave(&self, id: Uuid, user_id: i32) -> Result<u64, CallError>;

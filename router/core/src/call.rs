@@ -139,8 +139,13 @@ impl Call {
     /// Members of the whole call as this worker counts them: its own
     /// participants plus, on the owning worker, the seats on other workers
     /// (participants there and joins redirected there).
+    ///
+    /// A WHEP leg that watches one participant is not a member of its own:
+    /// its person is already counted (a web client opens one per person it
+    /// watches), and it is bounded by the worker's receiver limit instead.
     pub fn members(&self) -> usize {
-        self.participants.len() + self.pipes.iter().map(|p| p.seats.len()).sum::<usize>()
+        self.participants.iter().filter(|p| !p.is_watch_leg()).count()
+            + self.pipes.iter().map(|p| p.seats.len()).sum::<usize>()
     }
 
     /// Forgets the producers of `pid` announced over pipe `i`.

@@ -129,7 +129,8 @@ impl Router {
             if c.index_of(leg.participant).is_some() {
                 return Err(LegRefusal::Conflict("participant already in the call"));
             }
-            if c.members() >= self.config.max_participants_per_call {
+            let watch_leg = leg.role == Role::Subscriber && leg.subscribe.is_some();
+            if !watch_leg && c.members() >= self.config.max_participants_per_call {
                 return Err(LegRefusal::CallFull);
             }
             if declared.iter().any(|(s, _)| c.ssrc_owner.contains_key(s)) {

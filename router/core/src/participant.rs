@@ -61,6 +61,11 @@ impl Participant {
         }
     }
 
+    /// A WHEP leg watching one participant (not a person of its own).
+    pub fn is_watch_leg(&self) -> bool {
+        self.role == Role::Subscriber && self.subscribe.is_some()
+    }
+
     pub fn add_producer(&mut self, ssrc: Ssrc, kind: MediaKind) {
         self.producers.push(Producer::new(ssrc, kind, self.id, self.role));
     }

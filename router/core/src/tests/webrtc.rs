@@ -79,9 +79,35 @@ impl Peer {
         let config = Arc::new(config);
         let mut dtls = dimpl::Dtls::new_auto(config, cert.clone(), h.now);
         dtls.set_active(true);
+        let leg = Peer::leg(h, i, c, pid, publisher, subscribe, &cert);
+        let (router_ufrag, router_pwd) = (leg.ice.local_ufrag.clone(), leg.ice.local_pwd.clone());
+        h.r.open_webrtc(h.now, leg).expect("leg opens");
+        h.drain();
+        Peer {
+            addr: addr(i),
+            ufrag: format!("p{i}"),
+            router_ufrag,
+            router_pwd,
+            dtls,
+            tx: None,
+            rx: None,
+            profile: None,
+        }
+    }
+
+    /// The leg the calls service would open for peer `i` with `cert`.
+    fn leg(
+        h: &H,
+        i: u16,
+        c: CallId,
+        pid: u64,
+        publisher: bool,
+        subscribe: Option<u64>,
+        cert: &dimpl::DtlsCertificate,
+    ) -> WebRtcLeg {
         let router_ufrag = format!("r{i}uf");
         let router_pwd = format!("router-password-{i:06}-xx");
-        let leg = WebRtcLeg {
+        WebRtcLeg {
             call: c,
             participant: ParticipantId(pid),
             role: if publisher { Role::Publisher } else { Role::Subscriber },
@@ -96,18 +122,6 @@ impl Peer {
             subscribe: subscribe.map(ParticipantId),
             quality: Quality::Hd,
             pending_until: h.now + Duration::from_secs(10),
-        };
-        h.r.open_webrtc(h.now, leg).expect("leg opens");
-        h.drain();
-        Peer {
-            addr: addr(i),
-            ufrag: format!("p{i}"),
-            router_ufrag,
-            router_pwd,
-            dtls,
-            tx: None,
-            rx: None,
-            profile: None,
         }
     }
 
@@ -286,6 +300,22 @@ fn a_whep_leg_gets_only_the_participant_it_named() {
     h.input(addr(2), video(0x2222, 1, 45));
     let d: Vec<_> = h.take().iter().map(|t| t.destination).collect();
     assert!(d.contains(&addr(1)) && d.contains(&addr(3)));
+}
+
+#[test]
+fn whep_legs_watching_one_participant_do_not_fill_the_call() {
+    // Two people fill a call capped at 2; each still opens a WHEP leg per
+    // person it watches (as the web app does), and a third person is refused.
+    let mut h = H::with(RouterConfig { max_participants_per_call: 2, ..Default::default() });
+    h.r.set_dtls_identity(identity());
+    let c = call(8);
+    h.join(addr(1), c, 1, 0x1111);
+    h.join(addr(2), c, 2, 0x2222);
+    let _watch_2 = Peer::join(&mut h, 3, c, 3, false, Some(2));
+    let _watch_1 = Peer::join(&mut h, 4, c, 4, false, Some(1));
+    assert_eq!(h.r.stats().dtls_connected, 2);
+    let leg = Peer::leg(&h, 5, c, 5, true, None, &dimpl::certificate::generate_self_signed_certificate().unwrap());
+    assert_eq!(h.r.open_webrtc(h.now, leg), Err(crate::LegRefusal::CallFull), "a third publisher is a third person");
 }
 
 #[test]
