@@ -101,12 +101,12 @@ impl FailureStore for MemoryFailureStore {
     }
 }
 
-/// Calls in a hash map under one mutex (each operation is atomic).
 /// How many people (distinct users) the participants are.
 fn distinct_users(ps: &[Participant]) -> usize {
     ps.iter().enumerate().filter(|(i, p)| !ps[..*i].iter().any(|q| q.user_id == p.user_id)).count()
 }
 
+/// Calls in a hash map under one mutex (each operation is atomic).
 #[derive(Debug, Default)]
 pub struct MemoryCallStore {
     map: Mutex<HashMap<Uuid, Call>>,
