@@ -6,22 +6,28 @@
 //!   scaler, grid layouts for 1..=9 sources at 640x360, test patterns;
 //! - [`decode`]: dav1d decoder; [`svt`]: SVT-AV1 encoder (the only `unsafe`);
 //! - [`mixer`]: the sans-IO per-call mixer (RTP in, composite RTP, keyframe
-//!   requests and events out);
+//!   requests and events out), with [`audio_mix`] for its audio (Opus decode
+//!   per source behind a reorder buffer, [`audio_jitter`], loudest-speakers
+//!   mix, Opus encode);
 //! - [`pool`]: worker threads that join calls as their mixer at the router
 //!   and move the mixers' packets.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audio_jitter;
+pub mod audio_mix;
 pub mod av1;
 pub mod compose;
 pub mod decode;
 pub mod frame;
 pub mod mixer;
+pub mod mixer_api;
 pub mod pattern;
 pub mod pool;
 pub mod scale;
 pub mod svt; // allows unsafe_code itself (`#![allow(unsafe_code)]` in svt.rs)
 
+pub use audio_mix::{AudioMixConfig, AudioMixStats, AudioMixer};
 pub use compose::{Compositor, Rect};
 pub use decode::{Decoder, Picture};
 pub use frame::{I420Frame, YuvView};
@@ -51,4 +57,7 @@ pub enum CodecError {
     /// AV1 bitstream or payload error.
     #[error("AV1: {0}")]
     Av1(#[from] av1::Av1Error),
+    /// libopus failed.
+    #[error("Opus: {0}")]
+    Opus(String),
 }

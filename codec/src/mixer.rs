@@ -26,6 +26,11 @@
 //! are not decoded; one that is shown again asks for a keyframe (PLI) and
 //! starts from it.
 //!
+//! Audio packets (by payload type, as the router tells audio from video) go
+//! to the call's [`AudioMixer`] (`audio_mix`): the loudest speakers mixed
+//! into one Opus stream with its own SSRC ([`MixerConfig::audio`]), whose
+//! packets come out of [`Mixer::poll_output`] with the composite's.
+//!
 //! Overload never blocks the caller: a source picture replaced before it was
 //! shown, an output slot missed because `handle_timeout` came late, and a
 //! unit that failed to decode are each counted in [`MixerStats`] and
@@ -39,130 +44,17 @@ use corecast_proto::rtp::{RtpHeader, RtpPacket};
 use corecast_proto::session::speakers;
 use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
 
+use crate::audio_mix::AudioMixer;
 use crate::av1::{Depacketizer, Packetizer};
 use crate::compose::{Compositor, MAX_CELLS};
 use crate::decode::{Decoder, Picture};
+pub use crate::mixer_api::{MixerConfig, MixerEvent, MixerOutput, MixerStats};
 use crate::svt::{Encoder, EncoderConfig};
 use crate::CodecError;
 
 /// With more than nine sources, a source that sent within this long of the
 /// newest packet counts as active.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(2);
-
-/// Mixer settings.
-#[derive(Debug, Clone)]
-pub struct MixerConfig {
-    /// Output width (even).
-    pub width: usize,
-    /// Output height (even).
-    pub height: usize,
-    /// Output frame rate.
-    pub fps: u32,
-    /// Output bitrate in kbit/s (CBR).
-    pub bitrate_kbps: u32,
-    /// SVT-AV1 preset.
-    pub preset: u8,
-    /// Encoder threads (SVT `lp`).
-    pub encoder_threads: u32,
-    /// SSRC of the composite stream (also the sender SSRC of PLIs).
-    pub ssrc: Ssrc,
-    /// Payload type of the composite stream.
-    pub pt: Pt,
-    /// Largest RTP payload to produce.
-    pub max_payload: usize,
-    /// First RTP sequence number.
-    pub initial_seq: SeqNo,
-    /// RTP timestamp of the first output frame.
-    pub initial_timestamp: MediaTime,
-    /// Repeat a source's keyframe request this often while it is missing.
-    pub pli_interval: Duration,
-    /// A source silent for this long leaves the layout.
-    pub source_timeout: Duration,
-    /// Forced composite keyframes are at least this far apart (PLI/FIR coalescing).
-    pub min_keyframe_interval: Duration,
-}
-
-impl Default for MixerConfig {
-    fn default() -> Self {
-        MixerConfig {
-            width: 640,
-            height: 360,
-            fps: 30,
-            bitrate_kbps: 600,
-            preset: 12,
-            encoder_threads: 1,
-            ssrc: Ssrc(0x6d69_7872),
-            pt: Pt(45),
-            max_payload: 1200,
-            initial_seq: SeqNo(0),
-            initial_timestamp: MediaTime(0),
-            pli_interval: Duration::from_millis(500),
-            source_timeout: Duration::from_secs(5),
-            min_keyframe_interval: Duration::from_millis(300),
-        }
-    }
-}
-
-/// Something the mixer reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MixerEvent {
-    /// First packet from a source.
-    SourceAdded(Ssrc),
-    /// A source was removed (explicitly or after `source_timeout`).
-    SourceRemoved(Ssrc),
-    /// A decoded source picture was replaced before any composite showed it.
-    SourceFrameDropped(Ssrc),
-    /// A source unit failed to decode; the decoder was reset and a keyframe requested.
-    DecodeError {
-        /// The source.
-        ssrc: Ssrc,
-        /// dav1d's message.
-        error: String,
-    },
-    /// Output frames not produced because `handle_timeout` came late (overload).
-    OutputFramesSkipped(u32),
-    /// A composite keyframe was produced on request (PLI/FIR).
-    KeyframeForced,
-}
-
-/// One output of [`Mixer::poll_output`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MixerOutput {
-    /// An RTP packet of the composite stream, for the router to forward to SD receivers.
-    Rtp(Vec<u8>),
-    /// Ask this source for a keyframe: send it an RTCP PLI ([`Mixer::pli_for`] builds one).
-    KeyframeRequest(Ssrc),
-    /// A report.
-    Event(MixerEvent),
-}
-
-/// Counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MixerStats {
-    /// RTP packets handled.
-    pub rtp_in: u64,
-    /// Source pictures decoded.
-    pub decoded: u64,
-    /// Source pictures replaced before being shown.
-    pub source_frames_dropped: u64,
-    /// Units that failed to decode.
-    pub decode_errors: u64,
-    /// Units of sources not shown (more than nine), left undecoded.
-    pub units_skipped: u64,
-    /// Composite frames encoded.
-    pub composites: u64,
-    /// Output frame slots missed (overload).
-    pub output_frames_skipped: u64,
-    /// Composite keyframes forced by requests.
-    pub keyframes_forced: u64,
-    /// Keyframe requests sent to sources.
-    pub keyframe_requests: u64,
-    /// RTP packets produced.
-    pub rtp_out: u64,
-    /// Payload bytes produced.
-    pub bytes_out: u64,
-}
 
 #[derive(Debug)]
 struct Source {
@@ -198,6 +90,7 @@ pub struct Mixer {
     speakers: Vec<Ssrc>,
     compositor: Compositor,
     encoder: Encoder,
+    audio: AudioMixer,
     packetizer: Packetizer,
     start: Option<Instant>,
     next_output: Option<Instant>,
@@ -233,7 +126,9 @@ impl Mixer {
             extra: Vec::new(),
         })?;
         let packetizer = Packetizer::new(cfg.max_payload)?;
+        let audio = AudioMixer::new(cfg.audio.clone())?;
         Ok(Mixer {
+            audio,
             interval: Duration::from_secs(1) / cfg.fps,
             sources: Vec::new(),
             next_order: 0,
@@ -261,12 +156,17 @@ impl Mixer {
 
     /// Counters.
     pub fn stats(&self) -> MixerStats {
-        self.stats
+        MixerStats { audio: self.audio.stats(), ..self.stats }
     }
 
     /// SSRC of the composite stream.
     pub fn ssrc(&self) -> Ssrc {
         self.cfg.ssrc
+    }
+
+    /// The mixed audio.
+    pub fn audio(&self) -> &AudioMixer {
+        &self.audio
     }
 
     /// SSRCs of the sources the mixer knows, in join order.
@@ -299,12 +199,15 @@ impl Mixer {
 
     // ---- inputs ----
 
-    /// Handles one RTP packet of a source (any SSRC but the mixer's own).
-    /// Malformed packets are ignored.
+    /// Handles one RTP packet of a source (any SSRC but the mixer's own):
+    /// audio goes to the audio mixer. Malformed packets are ignored.
     pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) {
         let Ok(h) = RtpHeader::parse(packet) else { return };
         if h.ssrc == self.cfg.ssrc {
             return;
+        }
+        if self.audio.is_audio(h.pt) {
+            return self.audio.handle_rtp(now, &h, packet);
         }
         self.start.get_or_insert(now);
         self.stats.rtp_in += 1;
@@ -411,6 +314,7 @@ impl Mixer {
 
     /// Removes a source (participant left).
     pub fn remove_source(&mut self, ssrc: Ssrc) {
+        self.audio.remove_source(ssrc);
         if let Some(i) = self.sources.iter().position(|s| s.ssrc == ssrc) {
             self.sources.remove(i);
             self.out.push_back(MixerOutput::Event(MixerEvent::SourceRemoved(ssrc)));
@@ -420,6 +324,7 @@ impl Mixer {
     /// Does what is due at `now`: repeats keyframe requests, drops silent
     /// sources, produces the composite when its slot has come.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.audio.handle_timeout(now);
         let timeout = self.cfg.source_timeout;
         let mut i = 0;
         while i < self.sources.len() {
@@ -460,15 +365,12 @@ impl Mixer {
             .filter(|s| !s.parked && s.depack.waiting_for_keyframe())
             .filter_map(|s| s.last_pli.map(|t| t + self.cfg.pli_interval))
             .min();
-        match (self.next_output, pli) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_output, pli, self.audio.poll_timeout()].into_iter().flatten().min()
     }
 
     /// The next output, in order.
     pub fn poll_output(&mut self) -> Option<MixerOutput> {
-        self.out.pop_front()
+        self.out.pop_front().or_else(|| self.audio.poll_rtp().map(MixerOutput::Rtp))
     }
 
     // ---- internals ----

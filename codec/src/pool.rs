@@ -3,11 +3,12 @@
 //!
 //! For every call it mixes, the pool joins the router as a `mixer`
 //! participant (a join token with role mixer, from the calls service) on a
-//! socket of its own, declaring the composite's SSRC. From then on the router
-//! forwards the call's video to that socket; the pool feeds it to the call's
-//! mixer and sends back what the mixer produces: the composite RTP (which the
-//! router forwards to SD receivers only) and PLIs for sources whose keyframe
-//! it needs. PLI/FIR from SD receivers for the composite SSRC reach the mixer
+//! socket of its own, declaring the composite's SSRC and the mixed audio's.
+//! From then on the router forwards the call's video and its loudest
+//! speakers' audio to that socket; the pool feeds them to the call's mixer
+//! and sends back what the mixer produces: the composite RTP and the mixed
+//! audio RTP (which the router forwards to SD receivers only) and PLIs for
+//! sources whose keyframe it needs. PLI/FIR from SD receivers for the composite SSRC reach the mixer
 //! the same way and force a composite keyframe.
 //!
 //! A call is owned by one worker (`hash(call) % workers`); workers may be
@@ -380,6 +381,11 @@ pub fn mixer_ssrc(participant: u64) -> Ssrc {
     Ssrc(0x6d00_0000 | (participant as u32 & 0x00ff_ffff))
 }
 
+/// The mixed audio's SSRC of a mixer participant (distinct per participant id).
+pub fn mixer_audio_ssrc(participant: u64) -> Ssrc {
+    Ssrc(0x6100_0000 | (participant as u32 & 0x00ff_ffff))
+}
+
 /// Why joining as a mixer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -407,6 +413,7 @@ pub enum JoinError {
 fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix, JoinError> {
     let ssrc = mixer_ssrc(req.participant);
     mixer_cfg.ssrc = ssrc;
+    mixer_cfg.audio.ssrc = mixer_audio_ssrc(req.participant);
     let mixer = Mixer::new(mixer_cfg)?;
     let bind: SocketAddr = if req.router.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
     let socket = UdpSocket::bind(bind)?;
@@ -420,7 +427,7 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
         let join = SessionMessage::Join {
             txid,
             token: req.token.clone(),
-            ssrcs: vec![(ssrc, MediaKind::Video)],
+            ssrcs: vec![(ssrc, MediaKind::Video), (mixer_audio_ssrc(req.participant), MediaKind::Audio)],
             quality: Quality::Hd,
         };
         socket.send_to(&join.to_vec(), router)?;
