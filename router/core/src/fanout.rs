@@ -15,7 +15,7 @@ pub(crate) struct Sending {
     pub kind: MediaKind,
     /// Audio: one of the call's loudest speakers (or a stream without levels).
     pub sd_audible: bool,
-    /// The call has a mixer, so SD receivers get its composite instead of raw video.
+    /// Video: the call has a mixer, so SD receivers get its composite instead of raw video.
     pub composite: bool,
 }
 
@@ -24,6 +24,10 @@ pub(crate) struct Sending {
 pub(crate) struct Receiving {
     pub role: Role,
     pub quality: Quality,
+    /// On SD, takes the mixer's mixed audio instead of the loudest
+    /// speakers' streams: a WebRTC leg, whose one audio m-line plays one
+    /// stream (native receivers play every stream they get).
+    pub mixed_audio: bool,
 }
 
 /// What one receiver gets of one packet.
@@ -36,25 +40,34 @@ pub(crate) enum Decision {
     /// Audio held back from an SD receiver: not among the loudest speakers
     /// (counted as `sd_audio_withheld`).
     Withhold,
+    /// Audio not sent to an SD receiver that hears the mixer's mix instead
+    /// (counted as `sd_audio_mixed`).
+    Mixed,
 }
 
 /// The fan-out policy:
-/// - a mixer's composite goes to SD receivers only (never to another mixer);
-/// - a mixer gets raw video only (it composites pictures; SD audio is forwarded);
-/// - SD receivers hear only the loudest speakers, and see the composite
-///   instead of raw video when the call has a mixer;
+/// - a mixer's composite goes to SD receivers only (never to another
+///   mixer), its mixed audio to the SD receivers that take mixed audio;
+/// - a mixer gets raw video and the loudest speakers' audio (the streams
+///   SD receivers hear), which it mixes;
+/// - SD receivers see the composite instead of raw video when the call has a
+///   mixer; those that take mixed audio (WebRTC legs) hear only the mix (no
+///   raw audio, so their one audio m-line only ever plays the mixer's
+///   stream), the others (native) hear the loudest speakers' own streams;
 /// - everything else goes to everyone.
 #[inline]
 pub(crate) fn decide(s: Sending, r: Receiving) -> Decision {
     let sd = r.quality == Quality::Sd;
+    let audio = s.kind == MediaKind::Audio;
     match (s.role, r.role) {
         (Role::Mixer, Role::Mixer) => Decision::Skip,
-        (Role::Mixer, _) if sd => Decision::Forward,
+        (Role::Mixer, _) if sd && (!audio || r.mixed_audio) => Decision::Forward,
         (Role::Mixer, _) => Decision::Skip,
-        (_, Role::Mixer) if s.kind == MediaKind::Video => Decision::Forward,
+        (_, Role::Mixer) if !audio || s.sd_audible => Decision::Forward,
         (_, Role::Mixer) => Decision::Skip,
-        _ if sd && s.kind == MediaKind::Audio && !s.sd_audible => Decision::Withhold,
-        _ if sd && s.kind == MediaKind::Video && s.composite => Decision::Skip,
+        _ if sd && audio && r.mixed_audio => Decision::Mixed,
+        _ if sd && audio && !s.sd_audible => Decision::Withhold,
+        _ if sd && !audio && s.composite => Decision::Skip,
         _ => Decision::Forward,
     }
 }
@@ -83,26 +96,46 @@ mod tests {
         Sending { role, kind, sd_audible, composite }
     }
 
+    /// Receiver kinds: native, or a WebRTC leg (takes mixed audio).
+    const NATIVE: bool = false;
+    const WEBRTC: bool = true;
+
     #[test]
     fn the_policy_table() {
-        // (sender role, kind, audible, composite) × (receiver role, quality) → decision
+        // (sender role, kind, audible, composite) × (receiver role, quality, mixed audio) → decision
         let table = [
-            (s(Publisher, Video, true, false), Publisher, Hd, Forward),
-            (s(Publisher, Video, true, false), Subscriber, Sd, Forward), // no mixer: raw video
-            (s(Publisher, Video, true, true), Subscriber, Sd, Skip),     // composite instead
-            (s(Publisher, Video, true, true), Publisher, Hd, Forward),
-            (s(Publisher, Video, true, true), Mixer, Hd, Forward),
-            (s(Publisher, Audio, true, true), Mixer, Hd, Skip),
-            (s(Publisher, Audio, true, true), Subscriber, Sd, Forward),
-            (s(Publisher, Audio, false, true), Subscriber, Sd, Withhold),
-            (s(Publisher, Audio, false, false), Publisher, Hd, Forward), // HD hears everyone
-            (s(Mixer, Video, true, true), Subscriber, Sd, Forward),
-            (s(Mixer, Video, true, true), Publisher, Hd, Skip),
-            (s(Mixer, Video, true, true), Mixer, Sd, Skip),
-            (s(Mixer, Audio, true, true), Publisher, Sd, Forward),
+            (s(Publisher, Video, true, false), Publisher, Hd, NATIVE, Forward),
+            (s(Publisher, Video, true, false), Subscriber, Sd, NATIVE, Forward), // no mixer: raw video
+            (s(Publisher, Video, true, true), Subscriber, Sd, NATIVE, Skip),     // composite instead
+            (s(Publisher, Video, true, true), Subscriber, Sd, WEBRTC, Skip),
+            (s(Publisher, Video, true, true), Publisher, Hd, NATIVE, Forward),
+            (s(Publisher, Video, true, true), Publisher, Hd, WEBRTC, Forward),
+            (s(Publisher, Video, true, true), Mixer, Hd, NATIVE, Forward),
+            // The mixer hears the loudest speakers (or streams without levels), and mixes them.
+            (s(Publisher, Audio, true, true), Mixer, Hd, NATIVE, Forward),
+            (s(Publisher, Audio, false, true), Mixer, Hd, NATIVE, Skip),
+            // Native SD receivers: the loudest speakers' own streams, mixer or not.
+            (s(Publisher, Audio, true, true), Subscriber, Sd, NATIVE, Forward),
+            (s(Publisher, Audio, false, true), Subscriber, Sd, NATIVE, Withhold),
+            (s(Publisher, Audio, true, false), Subscriber, Sd, NATIVE, Forward),
+            // WebRTC SD legs: the mix, never raw audio (it plays one stream per m-line).
+            (s(Publisher, Audio, true, true), Subscriber, Sd, WEBRTC, Mixed),
+            (s(Publisher, Audio, false, true), Subscriber, Sd, WEBRTC, Mixed),
+            (s(Publisher, Audio, true, false), Subscriber, Sd, WEBRTC, Mixed),
+            (s(Publisher, Audio, false, false), Publisher, Hd, NATIVE, Forward), // HD hears everyone
+            (s(Publisher, Audio, false, true), Subscriber, Hd, WEBRTC, Forward),
+            (s(Mixer, Video, true, true), Subscriber, Sd, NATIVE, Forward),
+            (s(Mixer, Video, true, true), Subscriber, Sd, WEBRTC, Forward),
+            (s(Mixer, Video, true, true), Publisher, Hd, NATIVE, Skip),
+            (s(Mixer, Video, true, true), Mixer, Sd, NATIVE, Skip),
+            // The mix: to SD WebRTC legs only.
+            (s(Mixer, Audio, true, false), Subscriber, Sd, WEBRTC, Forward),
+            (s(Mixer, Audio, true, false), Publisher, Sd, NATIVE, Skip),
+            (s(Mixer, Audio, true, false), Subscriber, Hd, WEBRTC, Skip),
+            (s(Mixer, Audio, true, false), Mixer, Sd, NATIVE, Skip),
         ];
-        for (i, (sending, role, quality, want)) in table.into_iter().enumerate() {
-            assert_eq!(decide(sending, Receiving { role, quality }), want, "row {i}");
+        for (i, (sending, role, quality, mixed_audio, want)) in table.into_iter().enumerate() {
+            assert_eq!(decide(sending, Receiving { role, quality, mixed_audio }), want, "row {i}");
         }
     }
 

@@ -150,13 +150,16 @@ impl Router {
         let keep_state = sending.role != Role::Mixer;
         let mut forwarded = 0u64;
         let mut withheld = 0u64;
+        let mut mixed = 0u64;
         let mut resumed = false;
         for (i, r) in call.participants.iter_mut().enumerate() {
             if Some(i) == sender_idx || r.subscribe.is_some_and(|only| only != from_pid) {
                 continue;
             }
-            let decision = fanout::decide(sending, Receiving { role: r.role, quality: r.quality.current });
+            let receiving = Receiving { role: r.role, quality: r.quality.current, mixed_audio: r.takes_mixed_audio() };
+            let decision = fanout::decide(sending, receiving);
             withheld += u64::from(decision == Decision::Withhold);
+            mixed += u64::from(decision == Decision::Mixed);
             let want = decision == Decision::Forward;
             match r.consumers.on_packet(header.ssrc, header.seq, prev_seq, want, keep_state, &contents) {
                 Consumed::Send(b) => {
@@ -178,6 +181,7 @@ impl Router {
         }
         self.out.stats.forwarded_rtp += forwarded;
         self.out.stats.sd_audio_withheld += withheld;
+        self.out.stats.sd_audio_mixed += mixed;
         if resumed || keyframe_due {
             // The receiver that resumes needs a keyframe to decode from.
             self.request_keyframe(now, call_id, header.ssrc);

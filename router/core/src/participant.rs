@@ -66,6 +66,15 @@ impl Participant {
         self.role == Role::Subscriber && self.subscribe.is_some()
     }
 
+    /// On SD, hears the mixer's mixed audio instead of the loudest speakers'
+    /// streams: a WebRTC leg that receives the whole call (a WHEP composite
+    /// view). Its one audio m-line plays one stream; a leg for one
+    /// publisher keeps that publisher's audio.
+    #[inline]
+    pub fn takes_mixed_audio(&self) -> bool {
+        self.subscribe.is_none() && matches!(self.transport, Transport::WebRtc(_))
+    }
+
     pub fn add_producer(&mut self, ssrc: Ssrc, kind: MediaKind) {
         self.producers.push(Producer::new(ssrc, kind, self.id, self.role));
     }

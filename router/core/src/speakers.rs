@@ -19,6 +19,10 @@
 //! Forwarding a stream again after a pause goes through the receiver's
 //! consumer state, so its sequence numbers continue without a gap.
 //!
+//! The call's mixer (when it has one) gets the same loudest streams and
+//! mixes them for SD WebRTC legs (`fanout`); its mix carries a level too but
+//! is never ranked.
+//!
 //! The same loudness tells the call's mixer whom to show: [`for_mixer`]
 //! lists the publishers' video SSRCs, loudest first, and the router sends the
 //! list to the mixer (an RTCP APP `SPKR` packet) when it changes, so that a
@@ -37,7 +41,8 @@ pub(crate) const HYSTERESIS: u16 = 6;
 pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
     let mut ranked: Vec<(u16, Ssrc)> = Vec::new();
     for s in call.producers_mut() {
-        if s.kind != MediaKind::Audio || !s.level_seen {
+        // The mixer's own mix is no speaker (its level is the call's).
+        if s.kind != MediaKind::Audio || !s.level_seen || s.role == Role::Mixer {
             continue;
         }
         s.end_level_window();
@@ -50,7 +55,7 @@ pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
     let chosen: Vec<Ssrc> = ranked[..keep].iter().map(|r| r.1).collect();
     let mut changed = false;
     for s in call.producers_mut() {
-        if s.kind == MediaKind::Audio && s.level_seen {
+        if s.kind == MediaKind::Audio && s.level_seen && s.role != Role::Mixer {
             let audible = chosen.contains(&s.ssrc);
             changed |= audible != s.sd_audible;
             s.sd_audible = audible;

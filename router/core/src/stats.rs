@@ -63,6 +63,9 @@ pub struct RouterStats {
     /// Audio packets not sent to an SD receiver because their speaker is not
     /// among the call's loudest (one per receiver; not a drop).
     pub sd_audio_withheld: u64,
+    /// Audio packets not sent to an SD WebRTC leg (a composite view) because
+    /// it hears the call's mixer's mix of them instead (one per receiver; not a drop).
+    pub sd_audio_mixed: u64,
     /// Dropped: malformed.
     pub dropped_malformed: u64,
     /// Dropped: unadmitted source.
@@ -152,6 +155,7 @@ impl RouterStats {
             keyframe_requests,
             nacks,
             sd_audio_withheld,
+            sd_audio_mixed,
             dropped_malformed,
             dropped_unadmitted,
             dropped_bad_token,

@@ -29,9 +29,9 @@ fn sd_receiver_gets_composite_and_audio_hd_receivers_are_unaffected() {
     // Publisher video: HD receiver and mixer get it, SD receiver does not.
     h.input(addr(0), rtp_pt(101, 1, 96));
     assert_eq!(dests(&h.take()), vec![addr(1), addr(9)]);
-    // Publisher audio: every human receiver, not the mixer.
+    // Publisher audio: every receiver, the mixer too (it mixes the loudest speakers).
     h.input(addr(0), rtp_pt(100, 1, 111));
-    assert_eq!(dests(&h.take()), vec![addr(1), addr(2)]);
+    assert_eq!(dests(&h.take()), vec![addr(1), addr(2), addr(9)]);
     // The composite: SD receiver only.
     h.input(addr(9), rtp_pt(900, 1, 96));
     assert_eq!(dests(&h.take()), vec![addr(2)]);
