@@ -270,7 +270,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "forwarded_rtp": r.forwarded_rtp, "forwarded_rtcp": r.forwarded_rtcp,
                 "joins": r.joins, "joins_refused": r.joins_refused, "joins_redirected": r.joins_redirected,
                 "leaves": r.leaves, "timeouts": r.timeouts, "keyframe_requests": r.keyframe_requests, "nacks": r.nacks,
-                "sd_audio_withheld": r.sd_audio_withheld,
+                "sd_audio_withheld": r.sd_audio_withheld, "sd_audio_mixed": r.sd_audio_mixed,
                 "dropped": {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
                     "bad_token": r.dropped_bad_token, "ssrc_not_owned": r.dropped_ssrc_not_owned,
@@ -321,6 +321,8 @@ async fn metrics(State(s): State<AdminState>) -> Response {
                 ("corecast_dropped_total", r.dropped()),
                 ("corecast_joins_total", r.joins),
                 ("corecast_timeouts_total", r.timeouts),
+                ("corecast_sd_audio_withheld_total", r.sd_audio_withheld),
+                ("corecast_sd_audio_mixed_total", r.sd_audio_mixed),
                 ("corecast_ice_checks_total", r.ice_checks),
                 ("corecast_dtls_connected_total", r.dtls_connected),
                 ("corecast_dtls_failed_total", r.dtls_failed),

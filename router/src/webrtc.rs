@@ -97,7 +97,7 @@ impl crate::server::RouterServer {
                 let streams = self.streams_of(worker, offer.call, p).unwrap_or_default();
                 Mode::Subscribe(send_tracks(p, &streams))
             }
-            (Role::Subscriber, Subscribe::Composite) => Mode::Subscribe(send_tracks(ParticipantId(0), &[])),
+            (Role::Subscriber, Subscribe::Composite) => Mode::Subscribe(composite_tracks()),
             (Role::Publisher, Subscribe::Nothing) => Mode::Publish,
             _ => {
                 return Err(WebRtcRefusal::Unsupported("a publisher receives nothing; a subscriber names what".into()))
@@ -201,6 +201,27 @@ fn send_tracks(publisher: ParticipantId, streams: &[(Ssrc, MediaKind)]) -> Vec<S
         .collect()
 }
 
+/// What the router announces it sends to a composite view: the mixer's
+/// mixed audio on the audio m-line and its composite on the video m-line,
+/// as one media stream. No SSRCs: the mixer that joins later (or again,
+/// with new SSRCs) is demultiplexed by `mid`, which every packet to the leg
+/// carries (`webrtc::media`); the leg gets no other audio once the call has
+/// a mixer (`fanout`), so one stream plays on the m-line.
+fn composite_tracks() -> Vec<SendTrack> {
+    let stream_id = "corecast-composite".to_string();
+    [(sdp::MediaKind::Audio, "mix"), (sdp::MediaKind::Video, "composite")]
+        .into_iter()
+        .map(|(kind, track)| SendTrack {
+            ssrc: 0,
+            rtx_ssrc: None,
+            cname: stream_id.clone(),
+            track_id: format!("{stream_id}-{track}"),
+            stream_id: stream_id.clone(),
+            kind,
+        })
+        .collect()
+}
+
 fn leg_media(m: &NegotiatedMedia) -> LegMedia {
     LegMedia {
         mid: m.mid.clone(),
@@ -226,4 +247,37 @@ fn random_ice_chars(n: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
     (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A browser's WHEP offer for the composite: the answer sends the mix on
+    /// its audio m-line (Opus) and the composite on its video m-line, one
+    /// media stream, and names no SSRC (the browser demultiplexes by MID).
+    #[test]
+    fn a_composite_answer_carries_the_mix_on_its_audio_line() {
+        for fixture in ["chromium-whep-offer.sdp", "firefox-whep-offer.sdp"] {
+            let path = format!("{}/proto/tests/fixtures/sdp/{fixture}", env!("CARGO_MANIFEST_DIR"));
+            let offer = SessionDescription::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let cfg = AnswerConfig::new(
+                "ufrag123",
+                "aPasswordOf24CharsXXXXXX",
+                [7; 32],
+                vec!["127.0.0.1:40000".parse().unwrap()],
+                Mode::Subscribe(composite_tracks()),
+            );
+            let answer = sdp::answer(&offer, &cfg).unwrap();
+            let audio: Vec<_> = answer.negotiated.media.iter().filter(|m| m.kind == sdp::MediaKind::Audio).collect();
+            assert_eq!(audio.len(), 1, "{fixture}: one audio m-line");
+            assert_eq!(audio[0].codec, sdp::Codec::Opus, "{fixture}");
+            assert!(audio[0].direction.sends() && !audio[0].direction.receives(), "{fixture}: sendonly");
+            let text = answer.sdp.to_sdp();
+            assert!(text.contains("a=msid:corecast-composite corecast-composite-mix"), "{fixture}: {text}");
+            assert!(text.contains("a=msid:corecast-composite corecast-composite-composite"), "{fixture}");
+            assert!(!text.contains("a=ssrc:"), "{fixture}: no SSRC named");
+            assert!(answer.negotiated.extensions.mid.is_some(), "{fixture}: MID to demultiplex by");
+        }
+    }
 }
