@@ -349,7 +349,28 @@ async function scenario() {
     const iv = st.inVideo || {};
     measured.composite = { framesDecoded: iv.framesDecoded ?? 0, frameWidth: iv.frameWidth, frameHeight: iv.frameHeight, codec: iv.codec };
     check((iv.framesDecoded ?? 0) > 0, `no composite frame decoded within ${opt.compositeWait} s (received ${iv.framesReceived ?? 0} frames, ${iv.bytesReceived ?? 0} bytes)`);
-    return { detail: `POST ${r.postMs} ms, connected ${ms} ms after the answer, decoded ${iv.framesDecoded} frames ${iv.frameWidth}x${iv.frameHeight} (${iv.codec})`,
+    // The pool's mixed audio: one stream, played (2 s of samples), naming the publisher as a CSRC.
+    const audioDeadline = Date.now() + 10000;
+    for (;;) {
+      st = await stats('C');
+      if ((st.inAudio?.totalSamplesReceived ?? 0) >= 96000 || Date.now() > audioDeadline) break;
+      await sleep(250);
+    }
+    const ia = st.inAudio || {};
+    const [src] = await ev('C', () => cc.audioSources());
+    const pubSsrc = (await stats('A')).outAudio?.ssrc;
+    measured.composite.audio = { ...ia, streams: st.inAudios?.length ?? 0, sources: src, publisherSsrc: pubSsrc };
+    const samples = ia.totalSamplesReceived ?? 0;
+    check((ia.packetsReceived ?? 0) > 0, `no composite audio received (inbound audio: ${JSON.stringify(st.inAudios ?? null)})`);
+    check(/opus/i.test(ia.codec ?? ''), `composite audio codec ${ia.codec}, not Opus`);
+    check(samples >= 96000, `composite audio: only ${samples} samples played within 10 s of the first frame`);
+    check((ia.concealedSamples ?? 0) < samples / 2, `composite audio: ${ia.concealedSamples} of ${samples} samples concealed`);
+    check((st.inAudios?.length ?? 0) === 1, `composite audio: ${st.inAudios?.length} inbound audio streams, want the mix only`);
+    // (--mock sends a tone of its own, not a mix: no CSRCs there.)
+    if (!opt.mock) check(src && pubSsrc && !src.ssrcs.includes(pubSsrc) && src.csrcs.includes(pubSsrc),
+      `composite audio is not the mixer's mix of the publisher (SSRCs ${JSON.stringify(src)}, publisher ${pubSsrc})`);
+    return { detail: `POST ${r.postMs} ms, connected ${ms} ms after the answer, decoded ${iv.framesDecoded} frames ${iv.frameWidth}x${iv.frameHeight} (${iv.codec}); ` +
+      `mixed audio ${ia.packetsReceived} packets, ${samples} samples (${ia.concealedSamples} concealed), SSRC ${src?.ssrcs} with CSRCs ${src?.csrcs}`,
       measured: measured.composite };
   }, ['whip']);
 

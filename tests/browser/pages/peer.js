@@ -141,7 +141,7 @@ const cc = (() => {
             pliCount: x.pliCount, qualityLimitationReason: x.qualityLimitationReason,
             encoder: x.encoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
         } else if (x.type === 'outbound-rtp' && x.kind === 'audio') {
-          s.outAudio = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, codec: codecs[x.codecId] };
+          s.outAudio = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, ssrc: x.ssrc, codec: codecs[x.codecId] };
         } else if (x.type === 'inbound-rtp' && x.kind === 'video') {
           s.inVideo = { framesDecoded: x.framesDecoded, framesReceived: x.framesReceived, framesDropped: x.framesDropped,
             keyFramesDecoded: x.keyFramesDecoded, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
@@ -149,8 +149,13 @@ const cc = (() => {
             packetsLost: x.packetsLost, nackCount: x.nackCount, pliCount: x.pliCount, freezeCount: x.freezeCount,
             decoder: x.decoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
         } else if (x.type === 'inbound-rtp' && x.kind === 'audio') {
-          s.inAudio = { packetsReceived: x.packetsReceived, bytesReceived: x.bytesReceived, packetsLost: x.packetsLost,
-            codec: codecs[x.codecId] };
+          const a = { packetsReceived: x.packetsReceived, bytesReceived: x.bytesReceived, packetsLost: x.packetsLost,
+            ssrc: x.ssrc, totalSamplesReceived: x.totalSamplesReceived, concealedSamples: x.concealedSamples,
+            silentConcealedSamples: x.silentConcealedSamples, totalAudioEnergy: x.totalAudioEnergy,
+            audioLevel: x.audioLevel, codec: codecs[x.codecId] };
+          // Every inbound audio stream (one per SSRC); `inAudio` is the busiest.
+          (s.inAudios = s.inAudios || []).push(a);
+          if (!s.inAudio || (a.packetsReceived ?? 0) > (s.inAudio.packetsReceived ?? 0)) s.inAudio = a;
         } else if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') {
           s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate };
         }
@@ -158,6 +163,15 @@ const cc = (() => {
       const v = document.getElementById('v');
       if (v && v.srcObject) s.element = { videoWidth: v.videoWidth, videoHeight: v.videoHeight, paused: v.paused };
       return s;
+    },
+
+    // The audio receivers' RTP sources: the SSRC playing and the CSRCs in its packets (a mixer's sources).
+    audioSources() {
+      if (!pc) return [];
+      return pc.getReceivers().filter((r) => r.track && r.track.kind === 'audio').map((r) => ({
+        ssrcs: r.getSynchronizationSources().map((x) => x.source),
+        csrcs: r.getContributingSources().map((x) => x.source),
+      }));
     },
 
     close() { if (pc) pc.close(); if (stream) stream.getTracks().forEach((t) => t.stop()); },
