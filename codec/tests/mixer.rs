@@ -12,7 +12,7 @@ use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, Mixer, MixerConfig, MixerEvent, MixerOutput};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
-use corecast_proto::{SeqNo, Ssrc};
+use corecast_proto::{Pt, SeqNo, Ssrc};
 
 const FRAMES: usize = 12;
 
@@ -138,10 +138,10 @@ fn four_sources_composite_decodes_with_cell_colours() {
     }
 }
 
-/// A packet with a junk payload from source `i`: enough to register the
-/// source, nothing decodes.
+/// A video packet (AV1's payload type; 0..=23 are audio) with a junk
+/// payload from source `i`: enough to register the source, nothing decodes.
 fn send_junk(mixer: &mut Mixer, at: Instant, i: u32, seq: u16) {
-    let p = RtpPacket { ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
+    let p = RtpPacket { pt: Pt(45), ssrc: Ssrc(i), seq: SeqNo(seq), payload: vec![0x10, 0x00], ..Default::default() };
     mixer.handle_rtp(at, &p.to_vec().unwrap());
 }
 
