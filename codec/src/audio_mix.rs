@@ -395,7 +395,7 @@ impl AudioMixer {
         self.order.extend((0..self.sources.len()).filter(|&i| self.sources[i].has_frame));
         let score = |s: &Source| s.level_db + if s.mixed { HYSTERESIS_DB } else { 0.0 };
         let sources = &self.sources;
-        self.order.sort_by(|&a, &b| {
+        self.order.sort_unstable_by(|&a, &b| {
             score(&sources[b]).total_cmp(&score(&sources[a])).then(sources[a].ssrc.0.cmp(&sources[b].ssrc.0))
         });
         self.order.truncate(self.cfg.max_mixed.max(1));

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
 use corecast_proto::session::speakers;
-use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
+use corecast_proto::{MediaTime, SeqNo, Ssrc};
 
 use crate::audio_mix::AudioMixer;
 use crate::av1::{Depacketizer, Packetizer};

@@ -156,6 +156,8 @@ const cc = (() => {
           // Every inbound audio stream (one per SSRC); `inAudio` is the busiest.
           (s.inAudios = s.inAudios || []).push(a);
           if (!s.inAudio || (a.packetsReceived ?? 0) > (s.inAudio.packetsReceived ?? 0)) s.inAudio = a;
+        } else if (x.type === 'media-source' && x.kind === 'audio') {
+          s.sourceAudio = { audioLevel: x.audioLevel, totalAudioEnergy: x.totalAudioEnergy };
         } else if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') {
           s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate };
         }
