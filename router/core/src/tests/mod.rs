@@ -133,6 +133,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 }
 
 mod admission;
+mod composite;
 mod net;
 mod quality;
 mod rtcp_routing;

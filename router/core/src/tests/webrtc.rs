@@ -18,8 +18,8 @@ const AUDIO_SSRC: u32 = 0xA0;
 const VIDEO_SSRC: u32 = 0xB0;
 
 /// A WebRTC peer: what a browser does, sans IO.
-struct Peer {
-    addr: SocketAddr,
+pub(super) struct Peer {
+    pub(super) addr: SocketAddr,
     ufrag: String,
     router_ufrag: String,
     router_pwd: String,
@@ -29,7 +29,7 @@ struct Peer {
     profile: Option<SrtpProfile>,
 }
 
-fn identity() -> Arc<DtlsIdentity> {
+pub(super) fn identity() -> Arc<DtlsIdentity> {
     Arc::new(DtlsIdentity::generate().expect("certificate"))
 }
 
@@ -67,7 +67,7 @@ impl Peer {
 
     /// [`Peer::open`] with the peer's own DTLS configuration and the leg's
     /// quality (SD: a WHEP composite view).
-    fn open_with(
+    pub(super) fn open_with(
         h: &mut H,
         i: u16,
         c: CallId,
@@ -140,7 +140,7 @@ impl Peer {
     }
 
     /// An ICE check and its answer.
-    fn connect_ice(&self, h: &mut H) {
+    pub(super) fn connect_ice(&self, h: &mut H) {
         h.input(self.addr, self.check(1, true, &self.router_pwd));
         let t = h.take();
         assert_eq!(t.len(), 1, "one binding response");
@@ -149,7 +149,7 @@ impl Peer {
     }
 
     /// The DTLS handshake through the router, until SRTP is keyed both ways.
-    fn handshake(&mut self, h: &mut H) {
+    pub(super) fn handshake(&mut self, h: &mut H) {
         let mut buf = vec![0u8; 4096];
         for _ in 0..50 {
             let mut to_router = Vec::new();
@@ -200,14 +200,14 @@ impl Peer {
         out.to_vec()
     }
 
-    fn open_rtp(&mut self, sealed: &[u8]) -> RtpPacket {
+    pub(super) fn open_rtp(&mut self, sealed: &[u8]) -> RtpPacket {
         let mut out = BytesMut::with_capacity(sealed.len());
         self.rx.as_mut().unwrap().unprotect_rtp(sealed, &mut out).expect("the leg's own keys open it");
         RtpPacket::parse(&out).unwrap()
     }
 }
 
-fn video(ssrc: u32, seq: u16, pt: u8) -> Vec<u8> {
+pub(super) fn video(ssrc: u32, seq: u16, pt: u8) -> Vec<u8> {
     RtpPacket {
         pt: Pt(pt),
         seq: SeqNo(seq),
@@ -301,71 +301,6 @@ fn a_whep_leg_gets_only_the_participant_it_named() {
     h.input(addr(2), video(0x2222, 1, 45));
     let d: Vec<_> = h.take().iter().map(|t| t.destination).collect();
     assert!(d.contains(&addr(1)) && d.contains(&addr(3)));
-}
-
-/// An audio packet with its RFC 6464 level (id 1) and `csrcs`.
-fn audio(ssrc: u32, seq: u16, dbov: u8, csrcs: Vec<Ssrc>) -> Vec<u8> {
-    let payload = vec![0x78, seq as u8, 1, 2];
-    let p = RtpPacket { pt: Pt(111), seq: SeqNo(seq), ssrc: Ssrc(ssrc), csrcs, payload, ..Default::default() };
-    RtpPacket { extensions: vec![(1, vec![dbov])], ..p }.to_vec().unwrap()
-}
-
-#[test]
-fn a_composite_view_hears_the_mix_and_native_sd_receivers_the_loudest_speaker() {
-    let mut h = H::with(RouterConfig { sd_audio_streams: 1, ..RouterConfig::default() });
-    h.r.set_dtls_identity(identity());
-    let c = call(13);
-    for (i, pid) in [(1u16, 1u64), (2, 2)] {
-        let tok = h.token(c, pid, Role::Publisher);
-        let base = pid as u32 * 0x100;
-        let ssrcs = vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)];
-        assert!(matches!(h.join_with(addr(i), tok, ssrcs), SessionMessage::JoinAck { .. }));
-    }
-    // A native SD receiver, and a browser's composite view (WHEP ?view=composite).
-    let tok = h.token(c, 4, Role::Subscriber);
-    h.input(addr(4), SessionMessage::Join { txid: [4; 12], token: tok, ssrcs: vec![], quality: Quality::Sd }.to_vec());
-    h.take();
-    let config = dimpl::Config::builder().build().unwrap();
-    let mut v = Peer::open_with(&mut h, 3, c, 3, false, None, (config, Quality::Sd));
-    v.connect_ice(&mut h);
-    v.handshake(&mut h);
-    let tok = h.token(c, 9, Role::Mixer);
-    let ssrcs = vec![(Ssrc(0x900), MediaKind::Video), (Ssrc(0x901), MediaKind::Audio)];
-    assert!(matches!(h.join_with(addr(9), tok, ssrcs), SessionMessage::JoinAck { .. }));
-    h.take();
-    // Speaker 1 is loud, speaker 2 quiet; the mix is louder than both but is no speaker.
-    for seq in 0..5u16 {
-        h.input(addr(1), audio(0x100, seq, 10, vec![]));
-        h.input(addr(2), audio(0x200, seq, 60, vec![]));
-        h.input(addr(9), audio(0x901, seq, 0, vec![Ssrc(0x100)]));
-    }
-    h.advance(Duration::from_millis(250));
-    h.take();
-    let mixed_before = h.r.stats().sd_audio_mixed;
-
-    // The loudest speaker: HD receivers, the native SD receiver and the mixer; not the view.
-    h.input(addr(1), audio(0x100, 5, 10, vec![]));
-    assert_eq!(dests(&h.take()), vec![addr(2), addr(4), addr(9)]);
-    // The quiet one: HD receivers only.
-    h.input(addr(2), audio(0x200, 5, 60, vec![]));
-    assert_eq!(dests(&h.take()), vec![addr(1)]);
-    assert_eq!(h.r.stats().sd_audio_mixed - mixed_before, 2, "the view hears neither");
-    // The mix: the view only, on its audio m-line (its payload type, mid and level id), CSRCs kept.
-    h.input(addr(9), audio(0x901, 5, 0, vec![Ssrc(0x100)]));
-    let t = h.take();
-    assert_eq!(dests(&t), vec![v.addr]);
-    let q = v.open_rtp(&t[0].contents);
-    assert_eq!((q.ssrc, q.pt, q.seq, q.csrcs.clone()), (Ssrc(0x901), Pt(111), SeqNo(5), vec![Ssrc(0x100)]));
-    assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (1, vec![0])]);
-    // The composite: every SD receiver, the view on its video m-line.
-    h.input(addr(9), video(0x900, 1, 45));
-    let t = h.take();
-    assert_eq!(dests(&t), vec![v.addr, addr(4)]);
-    let q = v.open_rtp(&t.iter().find(|t| t.destination == v.addr).unwrap().contents);
-    assert_eq!((q.ssrc, q.pt), (Ssrc(0x900), Pt(35)));
-    // Raw video: HD receivers and the mixer.
-    h.input(addr(1), video(0x101, 1, 45));
-    assert_eq!(dests(&h.take()), vec![addr(2), addr(9)]);
 }
 
 #[test]
