@@ -80,7 +80,7 @@ impl Peer {
         let config = Arc::new(config);
         let mut dtls = dimpl::Dtls::new_auto(config, cert.clone(), h.now);
         dtls.set_active(true);
-        let leg = Peer::leg(h, i, c, pid, publisher, subscribe, &cert);
+        let leg = WebRtcLeg { quality, ..Peer::leg(h, i, c, pid, publisher, subscribe, &cert) };
         let (router_ufrag, router_pwd) = (leg.ice.local_ufrag.clone(), leg.ice.local_pwd.clone());
         h.r.open_webrtc(h.now, leg).expect("leg opens");
         h.drain();
@@ -96,7 +96,7 @@ impl Peer {
         }
     }
 
-    /// The leg the calls service would open for peer `i` with `cert`.
+    /// The (HD) leg the calls service would open for peer `i` with `cert`.
     fn leg(
         h: &H,
         i: u16,
@@ -121,7 +121,7 @@ impl Peer {
             media: media(publisher),
             extensions: LegExtensions { mid: Some(9), audio_level: Some(1), transport_cc: Some(3) },
             subscribe: subscribe.map(ParticipantId),
-            quality,
+            quality: Quality::Hd,
             pending_until: h.now + Duration::from_secs(10),
         }
     }
