@@ -141,3 +141,4 @@ mod scenarios;
 mod speakers;
 mod spread;
 mod webrtc;
+mod webrtc_scale;

@@ -15,7 +15,7 @@ use super::*;
 use crate::webrtc::{Codec, DtlsIdentity, IceCredentials, LegExtensions, LegMedia, WebRtcLeg};
 
 const AUDIO_SSRC: u32 = 0xA0;
-const VIDEO_SSRC: u32 = 0xB0;
+pub(super) const VIDEO_SSRC: u32 = 0xB0;
 
 /// A WebRTC peer: what a browser does, sans IO.
 pub(super) struct Peer {
@@ -187,14 +187,14 @@ impl Peer {
         panic!("DTLS handshake did not complete");
     }
 
-    fn join(h: &mut H, i: u16, c: CallId, pid: u64, publisher: bool, subscribe: Option<u64>) -> Peer {
+    pub(super) fn join(h: &mut H, i: u16, c: CallId, pid: u64, publisher: bool, subscribe: Option<u64>) -> Peer {
         let mut p = Peer::open(h, i, c, pid, publisher, subscribe);
         p.connect_ice(h);
         p.handshake(h);
         p
     }
 
-    fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+    pub(super) fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
         let mut out = BytesMut::with_capacity(plain.len() + 32);
         self.tx.as_mut().unwrap().protect_rtp(plain, &mut out).unwrap();
         out.to_vec()
