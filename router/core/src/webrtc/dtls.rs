@@ -88,9 +88,11 @@ pub(crate) enum DtlsFailure {
     Profile,
 }
 
-/// One leg's DTLS server.
+/// One leg's DTLS server. `dimpl`'s state (kilobytes) is boxed: inline
+/// it would spread the leg's fast-path fields (ICE address, SRTP context,
+/// format) over a dozen cache lines of the [`super::WebRtcTransport`].
 pub(crate) struct DtlsSession {
-    dtls: dimpl::Dtls,
+    dtls: Box<dimpl::Dtls>,
     remote_fingerprint: Vec<u8>,
     peer_verified: bool,
     pub connected: bool,
@@ -105,7 +107,7 @@ impl std::fmt::Debug for DtlsSession {
 
 impl DtlsSession {
     pub fn new(identity: &DtlsIdentity, remote_fingerprint: Vec<u8>, now: Instant) -> DtlsSession {
-        let dtls = dimpl::Dtls::new_auto(identity.config.clone(), identity.certificate.clone(), now);
+        let dtls = Box::new(dimpl::Dtls::new_auto(identity.config.clone(), identity.certificate.clone(), now));
         DtlsSession { dtls, remote_fingerprint, peer_verified: false, connected: false, buf: vec![0; 2048] }
     }
 

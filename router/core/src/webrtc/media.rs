@@ -87,20 +87,74 @@ pub(crate) struct Source {
 pub(crate) struct LegFormat {
     pub media: Vec<LegMedia>,
     pub extensions: LegExtensions,
+    /// The first [`SEND_LINES`] m-lines the router sends on, copied inline:
+    /// the rewrite reads no `media` (nor its `mid` strings) off the heap.
+    sends: [Option<SendLine>; SEND_LINES],
+    /// The router sends on more m-lines than that.
+    more_sends: bool,
+}
+
+/// How many sending m-lines a [`LegFormat`] keeps inline (more: `media` is searched).
+const SEND_LINES: usize = 4;
+
+/// A sending m-line as the rewrite needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SendLine {
+    kind: MediaKind,
+    codec: Codec,
+    payload_type: u8,
+    rtx_payload_type: Option<u8>,
+    /// The `mid`, written when 1 to 16 bytes long (`mid_len` 0: none).
+    mid: [u8; 16],
+    mid_len: u8,
+}
+
+impl SendLine {
+    fn of(m: &LegMedia) -> SendLine {
+        let mut mid = [0u8; 16];
+        let fits = !m.mid.is_empty() && m.mid.len() <= mid.len();
+        if fits {
+            mid[..m.mid.len()].copy_from_slice(m.mid.as_bytes());
+        }
+        let (kind, codec, payload_type, rtx_payload_type) = (m.kind, m.codec, m.payload_type, m.rtx_payload_type);
+        SendLine { kind, codec, payload_type, rtx_payload_type, mid, mid_len: if fits { m.mid.len() as u8 } else { 0 } }
+    }
+
+    /// The payload type of `codec` on this line, if it carries it.
+    #[inline]
+    fn payload_type(&self, codec: Codec) -> Option<u8> {
+        if self.codec == codec {
+            Some(self.payload_type)
+        } else if codec == Codec::Rtx {
+            self.rtx_payload_type
+        } else {
+            None
+        }
+    }
 }
 
 impl LegFormat {
+    /// The format of a leg that negotiated `media` and `extensions`.
+    pub fn new(media: Vec<LegMedia>, extensions: LegExtensions) -> LegFormat {
+        let mut sends = [None; SEND_LINES];
+        for (slot, m) in sends.iter_mut().zip(media.iter().filter(|m| m.sends)) {
+            *slot = Some(SendLine::of(m));
+        }
+        let more_sends = media.iter().filter(|m| m.sends).count() > SEND_LINES;
+        LegFormat { media, extensions, sends, more_sends }
+    }
+
     /// The m-line the router sends `kind`/`codec` on, with the payload type.
-    fn send_line(&self, kind: MediaKind, codec: Codec) -> Option<(&LegMedia, u8)> {
-        self.media.iter().filter(|m| m.sends && m.kind == kind).find_map(|m| {
-            if m.codec == codec {
-                Some((m, m.payload_type))
-            } else if codec == Codec::Rtx {
-                m.rtx_payload_type.map(|pt| (m, pt))
-            } else {
-                None
-            }
-        })
+    #[inline]
+    fn send_line(&self, kind: MediaKind, codec: Codec) -> Option<(SendLine, u8)> {
+        if self.more_sends {
+            // More lines than kept inline: the first match among all of them.
+            return self.media.iter().filter(|m| m.sends && m.kind == kind).find_map(|m| {
+                let line = SendLine::of(m);
+                line.payload_type(codec).map(|pt| (line, pt))
+            });
+        }
+        self.sends.iter().flatten().filter(|l| l.kind == kind).find_map(|l| l.payload_type(codec).map(|pt| (*l, pt)))
     }
 
     /// The codec table of what this leg sends to the router.
@@ -124,8 +178,8 @@ impl LegFormat {
         let mut ext = [0u8; 64];
         let mut n = 0;
         if let Some(id) = self.extensions.mid.filter(|id| (1..=14).contains(id)) {
-            let mid = line.mid.as_bytes();
-            if !mid.is_empty() && mid.len() <= 16 {
+            let mid = &line.mid[..usize::from(line.mid_len)];
+            if !mid.is_empty() {
                 ext[n] = (id << 4) | (mid.len() as u8 - 1);
                 ext[n + 1..n + 1 + mid.len()].copy_from_slice(mid);
                 n += 1 + mid.len();
@@ -163,8 +217,8 @@ mod tests {
     use corecast_proto::{MediaTime, Pt, SeqNo};
 
     fn leg() -> LegFormat {
-        LegFormat {
-            media: vec![
+        LegFormat::new(
+            vec![
                 LegMedia {
                     mid: "0".into(),
                     kind: MediaKind::Audio,
@@ -186,8 +240,8 @@ mod tests {
                     remote_ssrcs: vec![],
                 },
             ],
-            extensions: LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5) },
-        }
+            LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5) },
+        )
     }
 
     fn packet(pt: u8, ext: Vec<(u8, Vec<u8>)>) -> Vec<u8> {
@@ -254,5 +308,39 @@ mod tests {
         assert!(l.rewrite(&p, &h, src, &mut out));
         let q = RtpPacket::parse(&out).unwrap();
         assert_eq!((q.pt, q.extensions.len()), (Pt(40), 0));
+    }
+
+    #[test]
+    fn lines_past_those_kept_inline_and_long_mids_read_as_negotiated() {
+        let line = |mid: &str, kind, codec, payload_type| LegMedia {
+            mid: mid.into(),
+            kind,
+            codec,
+            payload_type,
+            rtx_payload_type: None,
+            receives: false,
+            sends: true,
+            remote_ssrcs: vec![],
+        };
+        let mut media: Vec<_> =
+            (0..SEND_LINES).map(|i| line("a", MediaKind::Audio, Codec::Opus, 100 + i as u8)).collect();
+        media.push(line("vp8-line", MediaKind::Video, Codec::Vp8, 96));
+        media.push(line("a-mid-of-seventeen", MediaKind::Video, Codec::H264, 102));
+        let l = LegFormat::new(media, LegExtensions { mid: Some(9), ..Default::default() });
+        let p = packet(45, vec![]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let mut out = BytesMut::new();
+        assert!(l.rewrite(&p, &h, Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 }, &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        assert_eq!((q.pt, q.extensions.clone()), (Pt(96), vec![(9, b"vp8-line".to_vec())]));
+        // A mid longer than 16 bytes does not fit the extension: none is written.
+        let mut out = BytesMut::new();
+        assert!(l.rewrite(&p, &h, Source { codec: Codec::H264, kind: MediaKind::Video, audio_level: 0 }, &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        assert_eq!((q.pt, q.extensions.len()), (Pt(102), 0));
+        // The first audio line of the first four, as before.
+        let mut out = BytesMut::new();
+        assert!(l.rewrite(&p, &h, Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0 }, &mut out));
+        assert_eq!(RtpPacket::parse(&out).unwrap().pt, Pt(100));
     }
 }

@@ -97,7 +97,7 @@ impl WebRtcTransport {
             ice: IceLite::new(leg.ice.clone()),
             dtls: DtlsSession::new(identity, leg.remote_fingerprint.clone(), now),
             srtp: None,
-            format: LegFormat { media: leg.media.clone(), extensions: leg.extensions },
+            format: LegFormat::new(leg.media.clone(), leg.extensions),
             pending_until: leg.pending_until,
             dtls_peer: None,
             twcc: (leg.extensions.transport_cc.is_some() && leg.media.iter().any(|m| m.receives))

@@ -84,50 +84,82 @@ pub(crate) struct StreamState {
     pub(crate) rtcp: Option<ReplayWindow>,
 }
 
-/// SSRC → [`StreamState`], a short vector searched linearly (a leg has a
-/// handful of SSRCs), capped at `cap` entries.
+/// How many SSRCs a table keeps inline (a leg's audio and video), before
+/// the rest go to a vector.
+const INLINE: usize = 2;
+
+/// SSRC → [`StreamState`], searched linearly (a leg has a handful of
+/// SSRCs), capped at `cap` entries. The first [`INLINE`] live in the table
+/// itself, next to the context's keys: a packet on a leg whose state went
+/// cold in the cache misses no separate heap line for its stream.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamTable {
-    entries: Vec<(u32, StreamState)>,
+    inline: [(u32, StreamState); INLINE],
+    inline_len: usize,
+    more: Vec<(u32, StreamState)>,
     cap: usize,
 }
 
 impl StreamTable {
     /// An empty table for at most `cap` SSRCs.
     pub(crate) fn new(cap: usize) -> StreamTable {
-        StreamTable { entries: Vec::with_capacity(cap.min(8)), cap }
+        StreamTable { inline: [(0, StreamState::default()); INLINE], inline_len: 0, more: Vec::new(), cap }
+    }
+
+    #[inline]
+    fn position(&self, ssrc: u32) -> Option<usize> {
+        match self.inline[..self.inline_len].iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => Some(i),
+            None => self.more.iter().position(|(s, _)| *s == ssrc).map(|i| INLINE + i),
+        }
+    }
+
+    #[inline]
+    fn at(&mut self, pos: usize) -> &mut StreamState {
+        match pos.checked_sub(INLINE) {
+            None => &mut self.inline[pos].1,
+            Some(i) => &mut self.more[i].1,
+        }
     }
 
     /// The state of `ssrc`, if any.
     #[inline]
     pub(crate) fn get(&self, ssrc: u32) -> Option<&StreamState> {
-        self.entries.iter().find(|(s, _)| *s == ssrc).map(|(_, st)| st)
+        match self.inline[..self.inline_len].iter().find(|(s, _)| *s == ssrc) {
+            Some((_, st)) => Some(st),
+            None => self.more.iter().find(|(s, _)| *s == ssrc).map(|(_, st)| st),
+        }
     }
 
     /// Whether a new SSRC could be added.
     #[inline]
     pub(crate) fn has_room_for(&self, ssrc: u32) -> bool {
-        self.entries.len() < self.cap || self.get(ssrc).is_some()
+        self.len() < self.cap || self.get(ssrc).is_some()
     }
 
     /// The state of `ssrc`, created empty if there is room.
     #[inline]
     pub(crate) fn get_or_insert(&mut self, ssrc: u32) -> Result<&mut StreamState, SrtpError> {
-        let pos = match self.entries.iter().position(|(s, _)| *s == ssrc) {
-            Some(pos) => pos,
-            None => {
-                if self.entries.len() >= self.cap {
-                    return Err(SrtpError::TooManyStreams);
-                }
-                self.entries.push((ssrc, StreamState::default()));
-                self.entries.len() - 1
-            }
-        };
-        Ok(&mut self.entries[pos].1)
+        if let Some(pos) = self.position(ssrc) {
+            return Ok(self.at(pos));
+        }
+        if self.len() >= self.cap {
+            return Err(SrtpError::TooManyStreams);
+        }
+        let entry = (ssrc, StreamState::default());
+        if self.inline_len < INLINE {
+            self.inline[self.inline_len] = entry;
+            self.inline_len += 1;
+            Ok(&mut self.inline[self.inline_len - 1].1)
+        } else {
+            self.more.push(entry);
+            let last = self.more.len() - 1;
+            Ok(&mut self.more[last].1)
+        }
     }
 
     /// How many SSRCs are tracked.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.inline_len + self.more.len()
     }
 }
