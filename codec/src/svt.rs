@@ -6,8 +6,10 @@
 //! (see [`Encoder::poll_frame`]).
 #![allow(unsafe_code)]
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::ptr;
+use std::sync::Mutex;
 
 use svt_av1_sys as sys;
 
@@ -110,6 +112,37 @@ pub struct Encoder {
 // calls go through `&mut self`, so it is never used from two threads at once.
 unsafe impl Send for Encoder {}
 
+/// SVT-AV1 1.4's handle set-up and tear-down touch process-wide state: an
+/// encoder created while another is created or torn down on another thread
+/// can crash inside `svt_av1_enc_init_handle` (seen as a SIGSEGV in its
+/// `memset` when the codec tests ran encoders on parallel threads). Every
+/// encoder's creation and destruction run under this lock; encoding does
+/// not take it.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// This thread holds [`LIFECYCLE`] (an encoder dropped while another is
+    /// being created on the same thread, on an error path, must not wait for it).
+    static HOLDS_LIFECYCLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` under [`LIFECYCLE`] (re-entrant on one thread).
+fn lifecycle<R>(f: impl FnOnce() -> R) -> R {
+    if HOLDS_LIFECYCLE.with(Cell::get) {
+        return f();
+    }
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            HOLDS_LIFECYCLE.with(|h| h.set(false));
+        }
+    }
+    let _guard = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
+    HOLDS_LIFECYCLE.with(|h| h.set(true));
+    let _release = Release;
+    f()
+}
+
 fn check(what: &'static str, r: sys::EbErrorType::Type) -> Result<(), CodecError> {
     if r == sys::EbErrorType::EB_ErrorNone {
         Ok(())
@@ -119,8 +152,12 @@ fn check(what: &'static str, r: sys::EbErrorType::Type) -> Result<(), CodecError
 }
 
 impl Encoder {
-    /// Creates and initializes an encoder.
+    /// Creates and initializes an encoder (one at a time in the process: see [`LIFECYCLE`]).
     pub fn new(cfg: &EncoderConfig) -> Result<Encoder, CodecError> {
+        lifecycle(|| Encoder::create(cfg))
+    }
+
+    fn create(cfg: &EncoderConfig) -> Result<Encoder, CodecError> {
         if cfg.width < 64 || cfg.height < 64 || !cfg.width.is_multiple_of(2) || !cfg.height.is_multiple_of(2) {
             return Err(CodecError::Unsupported("encoder size must be even and at least 64x64"));
         }
@@ -374,12 +411,15 @@ impl Drop for Encoder {
                 // Drain so the library's threads are idle before deinit.
                 let _ = self.finish();
             }
-            if self.initialized {
-                // SAFETY: live, initialized handle; deinit once.
-                unsafe { sys::svt_av1_enc_deinit(self.handle) };
-            }
-            // SAFETY: the handle came from init_handle and is not used after this.
-            unsafe { sys::svt_av1_enc_deinit_handle(self.handle) };
+            let (handle, initialized) = (self.handle, self.initialized);
+            lifecycle(|| {
+                if initialized {
+                    // SAFETY: live, initialized handle; deinit once.
+                    unsafe { sys::svt_av1_enc_deinit(handle) };
+                }
+                // SAFETY: the handle came from init_handle and is not used after this.
+                unsafe { sys::svt_av1_enc_deinit_handle(handle) };
+            });
         }
     }
 }
