@@ -55,6 +55,17 @@ fn run(groups: u16, webrtc: bool) -> f64 {
     h.take();
     let ingress = input.len();
     perf_control("enable");
+    let (sent, ns) = forward_timed(&mut h, input);
+    perf_control("disable");
+    assert!(sent >= RECEIVERS as usize * ingress, "{sent} egress packets for {ingress} in");
+    ns
+}
+
+/// Profiles only the forwarding: under `perf record -D -1
+/// --control=fifo:CTL`, with `SCALE_PERF_CTL=CTL`.
+/// Feeds `input` to the router, drains every output, and returns the
+/// transmits and the wall time per transmit, ns.
+pub(super) fn forward_timed(h: &mut H, input: Vec<(SocketAddr, Bytes)>) -> (usize, f64) {
     let t = Instant::now();
     let mut sent = 0usize;
     for (source, contents) in input {
@@ -67,14 +78,9 @@ fn run(groups: u16, webrtc: bool) -> f64 {
             }
         }
     }
-    let ns = t.elapsed().as_nanos() as f64 / sent as f64;
-    perf_control("disable");
-    assert!(sent >= RECEIVERS as usize * ingress, "{sent} egress packets for {ingress} in");
-    ns
+    (sent, t.elapsed().as_nanos() as f64 / sent as f64)
 }
 
-/// Profiles only the forwarding: under `perf record -D -1
-/// --control=fifo:CTL`, with `SCALE_PERF_CTL=CTL`.
 fn perf_control(command: &str) {
     if let Ok(path) = std::env::var("SCALE_PERF_CTL") {
         use std::io::Write;
