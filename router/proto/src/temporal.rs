@@ -101,10 +101,10 @@ pub fn av1_temporal_id(payload: &[u8]) -> Option<u8> {
     if agg & 0x80 != 0 {
         return None;
     }
-    let w = (agg >> 4) & 0x03;
+    let w = usize::from((agg >> 4) & 0x03);
     let mut rest = &payload[1..];
     let mut tid: Option<u8> = None;
-    let mut element = 0u8;
+    let mut element = 0usize;
     while !rest.is_empty() {
         element += 1;
         // W = 0: every element has a length; W = n: all but the n-th (last).
@@ -297,6 +297,15 @@ mod tests {
     }
 
     #[test]
+    fn many_empty_elements() {
+        // W = 0 and a thousand zero-length elements: counted without overflow.
+        assert_eq!(av1_temporal_id(&[0u8; 1000]), Some(0));
+        let mut p = vec![0u8; 1000];
+        p.extend([0x02, 0x34, 0x40]);
+        assert_eq!(av1_temporal_id(&p), Some(2));
+    }
+
+    #[test]
     fn dispatch_by_codec() {
         assert_eq!(temporal_id(LayeredCodec::Vp8, &[0x90, 0x20, 0x80]), Some(2));
         assert_eq!(temporal_id(LayeredCodec::Av1, &[0x10, 0x34, 0x40]), Some(2));
@@ -304,7 +313,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn arbitrary_payloads_never_panic(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn arbitrary_payloads_never_panic(b in proptest::collection::vec(any::<u8>(), 0..1500)) {
             if let Some(t) = vp8_temporal_id(&b) {
                 prop_assert!(t <= 3);
             }
