@@ -88,6 +88,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
                     "estimate_bps": p.estimate_bps,
                     "loudness": p.loudness,
                     "sd_audible": p.sd_audible,
+                    "max_fps": p.max_fps,
                 })).collect::<Vec<_>>(),
             })
         })

@@ -305,6 +305,9 @@ fn a_whep_leg_with_max_fps_gets_the_base_layer_only() {
     b.connect_ice(&mut h);
     b.handshake(&mut h);
     h.take();
+    let snap = &h.r.snapshot()[0];
+    let leg = snap.participants.iter().find(|p| p.participant == ParticipantId(7)).unwrap();
+    assert_eq!(leg.max_fps, Some(8), "the admin API shows the cap");
     let requests = h.r.stats().keyframe_requests;
     let mut sent = Sent::new();
     send_frames(&mut h, Payload::Av1, 0, FRAMES, &mut sent);
