@@ -28,6 +28,18 @@
 //! receiver gets T0 only. A stream without temporal layers (a VP8
 //! descriptor without the T bit, AV1 OBUs without extension headers) is all
 //! T0: it is forwarded whole, it cannot be thinned.
+//!
+//! Kept simple, on purpose:
+//! - RTX is not thinned (its payload starts with the original sequence
+//!   number, not a descriptor): WebRTC legs get no RTX, and a native
+//!   receiver gets the publisher's RTX stream as received;
+//! - a receiver's NACK is mapped back with its consumer's current offset
+//!   (`rtcp_route`), so a NACK for a packet sent before the last skipped
+//!   frame names the wrong packet (mediasoup keeps the set of dropped
+//!   numbers for this; here the retransmission simply does not help);
+//! - the parse runs for every VP8/AV1 video packet, capped receiver or
+//!   not, so that the rates are known when a capped receiver arrives (a few
+//!   header bytes, no allocation); the state is boxed in the producer.
 
 use corecast_proto::MediaTime;
 

@@ -46,8 +46,8 @@ pub(crate) struct Producer {
     /// or a stream that carries no level (it cannot be ranked, so it is kept).
     pub sd_audible: bool,
     /// Video in a codec with temporal layers (VP8, AV1): which frame is in
-    /// which layer, and the layers' frame rates (boxed: most producers
-    /// never need it).
+    /// which layer, and the layers' frame rates (boxed: audio and other
+    /// codecs never need it).
     pub temporal: Option<Box<TemporalLayers>>,
 }
 
