@@ -76,11 +76,12 @@ pub fn vp8_temporal_id(payload: &[u8]) -> Option<u8> {
 }
 
 /// The temporal layer id (`temporal_id`, 0..=7) of an AV1 RTP payload: the
-/// largest `temporal_id` among the OBU extension headers of the OBU
-/// elements that start in this packet; 0 when none of them has an
-/// extension header (libaom writes none for an OBU of layer T0/S0, and a
-/// sequence header or metadata belongs to no layer: with a frame OBU after
-/// it in the same packet, the frame's extension decides).
+/// `temporal_id` of the first OBU element in the packet that has an
+/// extension header (a packet holds OBUs of one temporal unit, so of one
+/// layer); 0 when none of its first [`MAX_ELEMENTS`] elements has one
+/// (libaom writes none for an OBU of layer T0/S0, and a sequence header or
+/// metadata belongs to no layer: with a frame OBU after it in the same
+/// packet, the frame's extension decides).
 ///
 /// ```text
 /// //= AOM RTP Payload Format for AV1, §4.4 (aggregation header)
@@ -105,7 +106,7 @@ pub fn av1_temporal_id(payload: &[u8]) -> Option<u8> {
     let mut rest = &payload[1..];
     let mut tid: Option<u8> = None;
     let mut element = 0usize;
-    while !rest.is_empty() {
+    while !rest.is_empty() && element < MAX_ELEMENTS {
         element += 1;
         // W = 0: every element has a length; W = n: all but the n-th (last).
         let obu = if w != 0 && element == w {
@@ -118,7 +119,8 @@ pub fn av1_temporal_id(payload: &[u8]) -> Option<u8> {
             &body[..len]
         };
         match obu_temporal_id(obu) {
-            Some(t) => tid = Some(tid.map_or(t, |m| m.max(t))),
+            Some(Extension::Layer(t)) => return Some(t),
+            Some(Extension::None) => tid = Some(0),
             None if tid.is_none() => return None,
             None => break,
         }
@@ -126,18 +128,29 @@ pub fn av1_temporal_id(payload: &[u8]) -> Option<u8> {
     tid
 }
 
-/// The temporal id of one OBU element (its header, and extension if any);
-/// an empty element (length 0) counts as layer 0.
-fn obu_temporal_id(obu: &[u8]) -> Option<u8> {
-    let Some(&h) = obu.first() else { return Some(0) };
+/// OBU elements of one packet looked at, at most: real packets hold a few
+/// (a sequence header, a frame), and this bounds the work on any input.
+pub const MAX_ELEMENTS: usize = 16;
+
+/// What one OBU element's header says of its layer.
+enum Extension {
+    /// No extension header (or an empty element).
+    None,
+    /// The extension header's `temporal_id`.
+    Layer(u8),
+}
+
+/// The extension of one OBU element (`None`: a malformed header).
+fn obu_temporal_id(obu: &[u8]) -> Option<Extension> {
+    let Some(&h) = obu.first() else { return Some(Extension::None) };
     if h & 0x80 != 0 {
         return None;
     }
     if h & 0x04 == 0 {
-        return Some(0);
+        return Some(Extension::None);
     }
     let &ext = obu.get(1)?;
-    Some(ext >> 5)
+    Some(Extension::Layer(ext >> 5))
 }
 
 /// An unsigned LEB128 value (at most 8 bytes, AV1 spec §4.10.5) and the
@@ -300,9 +313,14 @@ mod tests {
     fn many_empty_elements() {
         // W = 0 and a thousand zero-length elements: counted without overflow.
         assert_eq!(av1_temporal_id(&[0u8; 1000]), Some(0));
-        let mut p = vec![0u8; 1000];
-        p.extend([0x02, 0x34, 0x40]);
+        // Only the first MAX_ELEMENTS are looked at.
+        let frame = [0x02, 0x34, 0x40];
+        let mut p = vec![0u8; MAX_ELEMENTS];
+        p.extend(frame);
         assert_eq!(av1_temporal_id(&p), Some(2));
+        let mut p = vec![0u8; MAX_ELEMENTS + 1];
+        p.extend(frame);
+        assert_eq!(av1_temporal_id(&p), Some(0));
     }
 
     #[test]
