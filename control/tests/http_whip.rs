@@ -356,8 +356,10 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
         let r = e.offer(&format!("/v1/calls/{call}/whip{q}"), Some(&owner), "application/sdp", OFFER.into()).await;
         assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
     }
+    // Its own SSRCs: a participant of its own.
+    let screen_offer = OFFER.replace("a=ssrc:1111", "a=ssrc:3333").replace("a=ssrc:2222", "a=ssrc:4444");
     let r =
-        e.offer(&format!("/v1/calls/{call}/whip?source=screen"), Some(&owner), "application/sdp", OFFER.into()).await;
+        e.offer(&format!("/v1/calls/{call}/whip?source=screen"), Some(&owner), "application/sdp", screen_offer).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let screen: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
     let g = e.s.get(e.url(&format!("/v1/calls/{call}")), Some(&owner)).await;
@@ -381,7 +383,15 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
     let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8");
     let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let _vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let srv = e.router.clone();
+    let leg = tokio::task::spawn_blocking(move || {
+        srv.snapshot().into_iter().flat_map(|c| c.participants).find(|p| p.participant.0 == vpid)
+    })
+    .await
+    .unwrap()
+    .expect("the router holds the viewer's leg");
+    assert_eq!(leg.max_fps, Some(8), "the router was told");
     e.shutdown().await;
 }
 
