@@ -347,6 +347,9 @@ class CallPage {
       this.whipPrev = s;
     }
     if (this.composite && this.mode === 'sd' && !this.autoSd) return; // chosen by the person: no automatic change
+    // Nothing at all arrived over any leg: the connection is lost (legState restarts ICE and says
+    // so), which says nothing about whether the grid fits: no SD move for an outage.
+    if (got <= 0 && lost <= 0) return;
     const lossPct = got + lost > 0 ? Math.round(1000 * Math.max(0, lost) / (got + lost)) / 10 : 0;
     const d = this.governor.feed({ lossPct, fps: this.mode === 'hd' ? fps : [], nowMs: now });
     if (!d.changed) return;
@@ -365,6 +368,7 @@ class CallPage {
   // ------------------------------------------------------------------ lost connections
   legState(leg, state, what) {
     if (leg.closed || this.state !== 'in-call') return;
+    console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ${state}`); // the recovery's trace, for people who look (and the tests)
     if (state === 'connected') {
       this.reconnecting.delete(leg);
       if (!this.reconnecting.size) this.clearNote('reconnecting');
@@ -385,7 +389,10 @@ class CallPage {
       const t0 = performance.now();
       while (performance.now() - t0 < 8000 && leg.pc.connectionState !== 'connected' && !leg.closed) await new Promise((r) => setTimeout(r, 250));
       if (leg.pc.connectionState === 'connected') return;
-    } catch { /* the session is gone on the server: open a new one */ }
+      console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} still ${leg.pc.connectionState} 8 s after the ICE restart: a new session`);
+    } catch (e) { // the session is gone on the server: open a new one
+      console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ICE restart failed (${e.message}): a new session`);
+    }
     if (leg === this.whip) await this.rejoin(leg, 'Connection lost');
     else {
       this.reconnecting.delete(leg);
