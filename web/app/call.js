@@ -41,7 +41,7 @@ class CallPage {
     this.composite = null; // { tile, leg, prev } in SD
     this.mode = 'hd'; this.autoSd = false; this.governor = new QualityGovernor();
     this.audioMuted = false; this.videoMuted = false;
-    this.timers = []; this.state = 'lobby'; this.reconnecting = new Set();
+    this.timers = []; this.state = 'lobby'; this.reconnecting = new Set(); this.settleUntil = 0;
     this.link = `${location.origin}/c/${callId}`;
   }
 
@@ -249,7 +249,7 @@ class CallPage {
     const want = new Map(pubs.map((p) => [String(p.participant_id), p]));
     for (const [pid, r] of this.remotes) {
       if (!want.has(pid)) {
-        r.leg.close(); r.tile.remove(); this.remotes.delete(pid);
+        r.leg?.close(); r.tile.remove(); this.remotes.delete(pid); // no leg in SD
         announce(`${r.tile.name} left`);
       }
     }
@@ -334,7 +334,8 @@ class CallPage {
       if (r.prev) {
         r.tile.setStats(s);
         lost += s.lost - r.prev.lost; got += s.packets - r.prev.packets;
-        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0) fps.push(s.fps);
+        // A camera that is off sends next to no frames: not a stalled video.
+        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0 && r.tile.el.dataset.videoMuted !== 'true') fps.push(s.fps);
         if (s.audioLevel > 0.02 && (!loudest || s.audioLevel > loudest.level)) loudest = { r, level: s.audioLevel };
       }
       r.prev = s;
@@ -348,8 +349,9 @@ class CallPage {
     }
     if (this.composite && this.mode === 'sd' && !this.autoSd) return; // chosen by the person: no automatic change
     // Nothing at all arrived over any leg: the connection is lost (legState restarts ICE and says
-    // so), which says nothing about whether the grid fits: no SD move for an outage.
-    if (got <= 0 && lost <= 0) return;
+    // so), which says nothing about whether the grid fits: no SD move for an outage, nor while a
+    // leg reconnects and its video waits for a key frame just after.
+    if ((got <= 0 && lost <= 0) || this.reconnecting.size || now < this.settleUntil) return;
     const lossPct = got + lost > 0 ? Math.round(1000 * Math.max(0, lost) / (got + lost)) / 10 : 0;
     const d = this.governor.feed({ lossPct, fps: this.mode === 'hd' ? fps : [], nowMs: now });
     if (!d.changed) return;
@@ -370,6 +372,7 @@ class CallPage {
     if (leg.closed || this.state !== 'in-call') return;
     console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ${state}`); // the recovery's trace, for people who look (and the tests)
     if (state === 'connected') {
+      if (this.reconnecting.has(leg)) this.settle();
       this.reconnecting.delete(leg);
       if (!this.reconnecting.size) this.clearNote('reconnecting');
     } else if (state === 'disconnected') {
@@ -379,6 +382,9 @@ class CallPage {
       this.reconnect(leg, what);
     }
   }
+
+  // No automatic SD decision for a few seconds (a leg is back and waits for a key frame).
+  settle(ms = 5000) { this.settleUntil = Math.max(this.settleUntil, performance.now() + ms); }
 
   async reconnect(leg, what) {
     if (this.reconnecting.has(leg) || leg.closed) return;
@@ -398,6 +404,7 @@ class CallPage {
       this.reconnecting.delete(leg);
       const r = [...this.remotes.values(), this.composite].find((x) => x && x.leg === leg);
       leg.close();
+      this.settle(10000);
       if (r) this.openWhep(r, leg.query);
     }
   }
@@ -410,6 +417,7 @@ class CallPage {
     try {
       this.whip = await this.openWhip();
       this.whipPrev = null;
+      this.settle();
       await this.sendMute();
       this.clearNote('reconnecting');
     } catch (e) {
