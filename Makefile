@@ -69,7 +69,7 @@ browser-e2e: browser-deps
 web-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	node --test tests/browser/quality.test.mjs
-	E2E_TEST=webapp E2E_TIMEOUT=$${E2E_TIMEOUT:-300} timeout 420 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
+	E2E_TEST=webapp E2E_TIMEOUT=$${E2E_TIMEOUT:-360} timeout 480 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5
