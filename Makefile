@@ -77,7 +77,7 @@ bench: build
 FUZZ_SECONDS ?= 30
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in rtp rtcp session ice twcc token router pipes sdp srtp; do \
+	cd fuzz && for t in rtp rtcp session ice twcc token router pipes sdp srtp temporal; do \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 fmt:

@@ -16,9 +16,10 @@ pub struct ParticipantView {
     /// The user's display name; `null` when this calls service has no user store (a
     /// separate calls process on the embedded user database) or the user is gone.
     pub name: Option<String>,
-    /// `publisher` or `subscriber`.
+    /// `publisher` (camera and microphone), `screen` (a screen share) or `subscriber`.
     pub role: String,
-    /// What the participant sends: `["audio", "video"]` for a publisher, `[]` otherwise.
+    /// What the participant sends: `["audio", "video"]` for a publisher, `["video"]` for a
+    /// screen share, `[]` otherwise.
     pub publishes: Vec<String>,
     /// When the participant joined, Unix milliseconds.
     pub joined_at: u64,
@@ -31,7 +32,11 @@ pub struct ParticipantView {
 impl ParticipantView {
     /// The view of a stored participant with its user's name.
     pub fn of(p: Participant, name: Option<String>) -> Self {
-        let publishes = if p.role == "publisher" { vec!["audio".to_owned(), "video".to_owned()] } else { vec![] };
+        let publishes = match p.role.as_str() {
+            "publisher" => vec!["audio".to_owned(), "video".to_owned()],
+            "screen" => vec!["video".to_owned()],
+            _ => vec![],
+        };
         ParticipantView {
             participant_id: p.participant_id,
             user_id: p.user_id,

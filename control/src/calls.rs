@@ -127,7 +127,7 @@ impl From<CallError> for ApiError {
             CallError::NotPublisher => ApiError::new(
                 StatusCode::CONFLICT,
                 "not_publisher",
-                "the participant publishes nothing: there is nothing to mute",
+                "the participant has no microphone or camera to mute (it publishes nothing, or a screen share)",
             ),
             CallError::Store(s) => s.into(),
         }

@@ -3,7 +3,9 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /v1/calls/{id}/whip` | publish: `application/sdp` offer → `201`, the answer, `Location` |
+//! | `POST /v1/calls/{id}/whip?source=screen` | publish a screen share (its own participant, role `screen`) |
 //! | `POST /v1/calls/{id}/whep?participant=<id>` | receive one participant's audio and video |
+//! | `POST /v1/calls/{id}/whep?participant=<id>&max_fps=<1..=60>` | the same, video thinned to at most that frame rate (temporal layers) |
 //! | `POST /v1/calls/{id}/whep?view=composite` | receive the call's composite and mixed audio |
 //! | `PATCH /v1/calls/{id}/sessions/{session}` | trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`) |
 //! | `DELETE /v1/calls/{id}/sessions/{session}` | end the leg: the participant leaves |
@@ -146,26 +148,47 @@ fn router_reply(r: RouterReply) -> Response {
     }
 }
 
+/// `?source=screen` (or `?source=camera`, the default).
+#[derive(Debug, Deserialize)]
+struct WhipQuery {
+    source: Option<String>,
+}
+
 /// `POST /v1/calls/{id}/whip`.
 async fn whip(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    query: Result<Query<WhipQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let uid = user(&st, &headers).await?;
     let id = parse_call_id(&id)?;
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", m.to_owned());
+    let Ok(Query(q)) = query else { return Err(bad("malformed query")) };
+    // A screen share is a publisher to the router, and a participant of its own (role
+    // `screen`) in the call store, so that the others can tell it from a camera.
+    let stored_role = match q.source.as_deref() {
+        None | Some("camera") => "publisher",
+        Some("screen") => "screen",
+        Some(_) => return Err(bad("source must be \"camera\" or \"screen\"")),
+    };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    open_leg(&st, id, uid, "publisher", serde_json::Value::Null, offer).await
+    let leg = Leg { stored_role, role: "publisher", subscribe: serde_json::Value::Null, max_fps: None };
+    open_leg(&st, id, uid, leg, offer).await
 }
 
-/// `?participant=<id>` or `?view=composite`.
+/// `?participant=<id>` or `?view=composite`, optionally `&max_fps=<1..=60>`.
 #[derive(Debug, Deserialize)]
 struct WhepQuery {
     participant: Option<String>,
     view: Option<String>,
+    max_fps: Option<String>,
 }
+
+/// The highest frame rate a WHEP receiver may ask for.
+pub const MAX_FPS: u8 = 60;
 
 /// `POST /v1/calls/{id}/whep`.
 async fn whep(
@@ -193,32 +216,49 @@ async fn whep(
         (Some(_), Some(_)) => return Err(bad("give either participant or view, not both")),
         (None, None) => return Err(bad("give ?participant=<participant id> or ?view=composite")),
     };
+    let max_fps = match q.max_fps.as_deref() {
+        None => None,
+        Some(f) => match f.parse::<u8>() {
+            Ok(n @ 1..=MAX_FPS) => Some(n),
+            _ => return Err(bad("max_fps must be a whole number of frames per second from 1 to 60")),
+        },
+    };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    open_leg(&st, id, uid, "subscriber", subscribe, offer).await
+    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps };
+    open_leg(&st, id, uid, leg, offer).await
+}
+
+/// The leg a POST asks for.
+struct Leg {
+    /// The participant's role in the call store (`publisher`, `screen`, `subscriber`).
+    stored_role: &'static str,
+    /// Its role at the router (`publisher` or `subscriber`).
+    role: &'static str,
+    /// What it receives (the router's `subscribe`).
+    subscribe: serde_json::Value,
+    /// The highest video frame rate it receives.
+    max_fps: Option<u8>,
 }
 
 /// Allocates the participant, asks the router for the leg, and answers `201` (or
 /// releases the participant and passes the router's refusal on).
-async fn open_leg(
-    st: &CallsState,
-    id: Uuid,
-    uid: i32,
-    role: &str,
-    subscribe: serde_json::Value,
-    offer: String,
-) -> Result<Response, ApiError> {
+async fn open_leg(st: &CallsState, id: Uuid, uid: i32, leg: Leg, offer: String) -> Result<Response, ApiError> {
     let pid = util::participant_id();
+    let role = leg.stored_role;
     let p = Participant::new(pid, uid, role, util::now_ms());
     let call = st.calls.join_leg(id, &p, st.cfg.max_participants).await?;
     let admin = st.routers.admin_of(&call.router);
-    let body = json!({
+    let mut body = json!({
         "participant_id": pid,
-        "role": role,
-        "subscribe": subscribe,
+        "role": leg.role,
+        "subscribe": leg.subscribe,
         "offer": offer,
         "expires_ms": util::now_ms() + st.cfg.token_ttl_secs * 1000,
     });
+    if let Some(fps) = leg.max_fps {
+        body["max_fps"] = json!(fps);
+    }
     let leg = match st.router_client.open_webrtc(&admin, id, &body).await {
         Ok(leg) => leg,
         Err(e) => {

@@ -344,6 +344,58 @@ async fn every_participant_sees_the_call_with_names_and_what_each_publishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_fewer_frames() {
+    let e = env(|_| {}).await;
+    let (_, owner) = e.s.user().await;
+    let (_, viewer) = e.s.user().await;
+    let call = e.s.start_call(&owner).await;
+    let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "application/sdp", OFFER.into()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let camera: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    for q in ["?source=window", "?source="] {
+        let r = e.offer(&format!("/v1/calls/{call}/whip{q}"), Some(&owner), "application/sdp", OFFER.into()).await;
+        assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
+    }
+    // Its own SSRCs: a participant of its own.
+    let screen_offer = OFFER.replace("a=ssrc:1111", "a=ssrc:3333").replace("a=ssrc:2222", "a=ssrc:4444");
+    let r =
+        e.offer(&format!("/v1/calls/{call}/whip?source=screen"), Some(&owner), "application/sdp", screen_offer).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let screen: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let g = e.s.get(e.url(&format!("/v1/calls/{call}")), Some(&owner)).await;
+    let ps = g.body["participants"].as_array().unwrap();
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    assert_eq!((ps[0]["participant_id"].as_u64(), &ps[0]["role"]), (Some(camera), &json!("publisher")));
+    assert_eq!((ps[1]["participant_id"].as_u64(), &ps[1]["role"]), (Some(screen), &json!("screen")));
+    assert_eq!(ps[1]["publishes"], json!(["video"]));
+    assert_eq!(ps[1]["name"], ps[0]["name"], "the same person's");
+    // A screen share has no microphone or camera to mute.
+    let path = format!("/v1/calls/{call}/participants/{screen}");
+    let r = e.patch(&path, &owner, "application/json", r#"{"audio_muted": true}"#).await;
+    assert_eq!((r.status, r.code()), (409, "not_publisher"), "{:?}", r.body);
+
+    for q in ["0", "61", "-1", "abc", "8.5"] {
+        let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps={q}");
+        let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
+        assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
+    }
+    assert_eq!(e.participants(&call, &owner).await, vec![camera, screen], "nothing changed");
+    let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8");
+    let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let srv = e.router.clone();
+    let leg = tokio::task::spawn_blocking(move || {
+        srv.snapshot().into_iter().flat_map(|c| c.participants).find(|p| p.participant.0 == vpid)
+    })
+    .await
+    .unwrap()
+    .expect("the router holds the viewer's leg");
+    assert_eq!(leg.max_fps, Some(8), "the router was told");
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_sessions_user_may_patch_or_delete_it() {
     let e = env(|_| {}).await;
     let (_, owner) = e.s.user().await;

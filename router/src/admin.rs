@@ -6,7 +6,7 @@
 //! | `GET /v1/calls` | `{"calls":[{"call_id", "participants":[id, ...], "details":[...]}]}` |
 //! | `DELETE /v1/calls/{call_id}` | end a call: participants get CallEnded and are dropped at once |
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
-//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms"}` → `201 {"answer", "session"}`; 400 malformed, 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
+//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
 //! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
 //! | `GET /v1/stats` | per-worker counters (JSON) |
 //! | `GET /metrics` | the same in Prometheus text format |
@@ -88,6 +88,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
                     "estimate_bps": p.estimate_bps,
                     "loudness": p.loudness,
                     "sd_audible": p.sd_audible,
+                    "max_fps": p.max_fps,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -142,6 +143,8 @@ struct OpenWebRtc {
     subscribe: Option<serde_json::Value>,
     offer: String,
     expires_ms: u64,
+    #[serde(default)]
+    max_fps: Option<serde_json::Value>,
 }
 
 /// `PATCH /v1/calls/{call_id}/webrtc/{session}` body.
@@ -184,6 +187,19 @@ fn subscribe_of(role: Role, v: Option<&serde_json::Value>) -> Result<Subscribe, 
     }
 }
 
+/// A leg's frame-rate cap, from the request's `max_fps`: an integer
+/// 1..=60, for a subscriber leg only (absent or null: no cap).
+fn max_fps_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u8>, &'static str> {
+    let fps = match v {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(v) => v.as_u64().filter(|f| (1..=60).contains(f)).ok_or("max_fps must be an integer from 1 to 60")?,
+    };
+    if role != Role::Subscriber {
+        return Err("max_fps is for subscriber legs only (a publisher receives nothing)");
+    }
+    Ok(u8::try_from(fps).ok())
+}
+
 /// What both WebRTC routes check first: the router secret, the call id, the JSON body.
 fn webrtc_request<T>(
     s: &AdminState,
@@ -220,6 +236,10 @@ async fn open_webrtc(
         Ok(sub) => sub,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
+    let max_fps = match max_fps_of(role, req.max_fps.as_ref()) {
+        Ok(f) => f,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     if req.participant_id == 0 {
         return error(StatusCode::BAD_REQUEST, "participant_id must not be 0");
     }
@@ -230,6 +250,7 @@ async fn open_webrtc(
         subscribe,
         offer: req.offer,
         expires_unix_ms: req.expires_ms,
+        max_fps,
     };
     let server = s.server.clone();
     match tokio::task::spawn_blocking(move || server.open_webrtc(offer)).await {
@@ -271,6 +292,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "joins": r.joins, "joins_refused": r.joins_refused, "joins_redirected": r.joins_redirected,
                 "leaves": r.leaves, "timeouts": r.timeouts, "keyframe_requests": r.keyframe_requests, "nacks": r.nacks,
                 "sd_audio_withheld": r.sd_audio_withheld, "sd_audio_mixed": r.sd_audio_mixed,
+                "frame_rate_dropped": r.frame_rate_dropped,
                 "dropped": {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
                     "bad_token": r.dropped_bad_token, "ssrc_not_owned": r.dropped_ssrc_not_owned,
@@ -323,6 +345,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
                 ("corecast_timeouts_total", r.timeouts),
                 ("corecast_sd_audio_withheld_total", r.sd_audio_withheld),
                 ("corecast_sd_audio_mixed_total", r.sd_audio_mixed),
+                ("corecast_frame_rate_dropped_total", r.frame_rate_dropped),
                 ("corecast_ice_checks_total", r.ice_checks),
                 ("corecast_dtls_connected_total", r.dtls_connected),
                 ("corecast_dtls_failed_total", r.dtls_failed),
@@ -339,4 +362,25 @@ async fn metrics(State(s): State<AdminState>) -> Response {
     .await
     .unwrap_or_default();
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_fps_parsing() {
+        let sub = Role::Subscriber;
+        assert_eq!(max_fps_of(sub, None), Ok(None));
+        assert_eq!(max_fps_of(sub, Some(&json!(null))), Ok(None));
+        assert_eq!(max_fps_of(sub, Some(&json!(1))), Ok(Some(1)));
+        assert_eq!(max_fps_of(sub, Some(&json!(15))), Ok(Some(15)));
+        assert_eq!(max_fps_of(sub, Some(&json!(60))), Ok(Some(60)));
+        for bad in [json!(0), json!(61), json!(256), json!(-1), json!(7.5), json!("8"), json!([8]), json!({})] {
+            assert_eq!(max_fps_of(sub, Some(&bad)), Err("max_fps must be an integer from 1 to 60"), "{bad}");
+        }
+        assert!(max_fps_of(Role::Publisher, Some(&json!(15))).unwrap_err().contains("subscriber legs only"));
+        assert_eq!(max_fps_of(Role::Publisher, Some(&json!(null))), Ok(None));
+        assert_eq!(max_fps_of(Role::Publisher, None), Ok(None));
+    }
 }

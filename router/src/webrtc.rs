@@ -44,6 +44,9 @@ pub struct WebRtcOffer {
     pub offer: String,
     /// Wall-clock ms after which a leg that passed no ICE check is dropped.
     pub expires_unix_ms: u64,
+    /// A subscriber's frame-rate cap (1..=60, WHEP `?max_fps=`): of video
+    /// with temporal layers it gets only the layers that fit. `None`: every frame.
+    pub max_fps: Option<u8>,
 }
 
 /// The router's answer.
@@ -135,6 +138,7 @@ impl crate::server::RouterServer {
                 _ => None,
             },
             quality: if offer.subscribe == Subscribe::Composite { Quality::Sd } else { Quality::Hd },
+            max_fps: offer.max_fps,
             pending_until: Instant::now() + wait,
         };
         self.open_leg(worker, leg).map_err(|r| match r {

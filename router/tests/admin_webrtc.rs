@@ -96,3 +96,42 @@ async fn webrtc_routes_need_the_secret_and_a_well_formed_request() {
     assert_eq!(s, 404, "unknown session: {v}");
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_fps_is_an_integer_from_1_to_60_on_subscriber_legs_only() {
+    let (server, url) = admin_api().await;
+    let http = reqwest::Client::new();
+    let open = format!("{url}/v1/calls/{CALL}/webrtc");
+    let with = |role: &str, subscribe: Value, max_fps: Value| {
+        let mut body = offer(role, subscribe);
+        body["max_fps"] = max_fps;
+        body
+    };
+    let watch = || json!({ "participant_id": 9 });
+    for body in [
+        with("subscriber", watch(), json!(0)),
+        with("subscriber", watch(), json!(61)),
+        with("subscriber", watch(), json!(-5)),
+        with("subscriber", watch(), json!(7.5)),
+        with("subscriber", watch(), json!("15")),
+        with("subscriber", json!("composite"), json!(1000)),
+        with("publisher", Value::Null, json!(15)),
+    ] {
+        let (s, v) = call(http.post(&open).bearer_auth("s3cret").json(&body)).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains("max_fps")), "{body}: {v}");
+    }
+    // In range (or null, or absent; on a publisher null is fine): past the check, whatever the router makes of the offer.
+    for body in [
+        with("subscriber", watch(), json!(1)),
+        with("subscriber", watch(), json!(60)),
+        with("subscriber", json!("composite"), json!(15)),
+        with("subscriber", watch(), Value::Null),
+        with("publisher", Value::Null, Value::Null),
+    ] {
+        let (s, v) = call(http.post(&open).bearer_auth("s3cret").json(&body)).await;
+        assert!(matches!(s, 201 | 400 | 404 | 409 | 422), "{body}: {s} {v}");
+        assert!(!v["error"].as_str().is_some_and(|e| e.contains("max_fps")), "{body}: {v}");
+    }
+    server.shutdown();
+}

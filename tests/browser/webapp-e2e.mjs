@@ -25,7 +25,7 @@ import { Impairment, impairmentProblem } from './lib/impair.mjs';
 const HELP = `usage: webapp-e2e.mjs [--base URL] [--timeout S] [--artifacts DIR] [--doc-screenshot FILE] [--json FILE]
   --base URL             the app's origin: the calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
   --router-port N        the router's UDP port, for the impairment (default $ROUTER_PORT or 40000)
-  --only S[,S]           steps to run (default all): ${'account,call,media,network,mute,offline,sd,three,speaker,auto-sd,reconnect,leave,end,ended-join,expired,denied,ice-restart,full'}
+  --only S[,S]           steps to run (default all): ${'account,call,media,network,mute,offline,sd,screen,three,speaker,auto-sd,reconnect,leave,end,ended-join,expired,denied,ice-restart,full'}
   --sd-return            auto-sd also waits for the automatic return to HD (the 30 s hold; default: the person's "Back to HD")
   --timeout S            whole run (default 240)
   --artifacts DIR        screenshots (default .run/webapp-e2e)
@@ -318,6 +318,44 @@ async function scenario() {
     await pb.click('#view-sd'); // back to HD
     await playing(pb, A.name, null);
     return { detail: `composite ${c2.frameWidth}x${c2.frameHeight}, ${c2.framesDecoded} frames; HD again` };
+  }, ['media']);
+
+  await step('screen', async () => {
+    // A shares the screen (Chromium's fake screen, 30 fps; the app sends it with three
+    // temporal layers): B receives it as a tile of its own; asking for at most 8 fps, B gets
+    // no more than that while A sends more (the router drops the upper temporal layers).
+    const { page: pa } = pages.A; const { page: pb } = pages.B;
+    const CAP = 8;
+    await pa.click('#share-screen');
+    await pa.locator('.tile.self.screen').waitFor({ timeout: 15000 });
+    check(await pa.getAttribute('#share-screen', 'aria-pressed') === 'true', 'A: the share button is not pressed');
+    const name = `${A.name}'s screen`;
+    const full = await playing(pb, name, null, 25000);
+    check(await pb.locator(`.tile.screen[data-name="${name}"]`).count() === 1, "B's screen tile is not marked as a screen share");
+    // Frames A's screen sender sent and B's screen tile decoded over `ms`, per second.
+    const rates = async (ms) => {
+      const sent = async () => Number(await pa.$eval('.tile.self.screen', (e) => e.dataset.framesSent || 0));
+      const got = async () => Number(((await tiles(pb)).find((t) => t.name === name) || {}).framesDecoded || 0);
+      const [s0, g0] = [await sent(), await got()];
+      await sleep(ms);
+      const [s1, g1] = [await sent(), await got()];
+      return { sent: (s1 - s0) * 1000 / ms, got: (g1 - g0) * 1000 / ms };
+    };
+    const before = await rates(3000);
+    await pb.selectOption('#screen-fps', String(CAP));
+    await until(20000, async () => Number(((await tiles(pb)).find((t) => t.name === name) || {}).framesDecoded || 0) > 0, "B's capped screen session decoding");
+    await sleep(2000); // the router measures the layers' rates over its first second
+    const capped = await rates(5000);
+    const fmt = (r) => `${r.sent.toFixed(1)} fps sent, ${r.got.toFixed(1)} received`;
+    check(capped.got > 0, `nothing received at the cap: ${fmt(capped)}`);
+    check(capped.got <= CAP * 1.25, `asked for at most ${CAP} fps, received ${fmt(capped)}`);
+    check(capped.sent >= 12, `A's screen sender made only ${capped.sent.toFixed(1)} fps: too few to show the cap (${fmt(capped)})`);
+    check(capped.got <= capped.sent * 0.6, `the router did not thin the stream: ${fmt(capped)}`);
+    await pb.selectOption('#screen-fps', '');
+    await pa.click('#share-screen');
+    await until(8000, async () => !(await tiles(pb)).some((t) => t.name === name), "B's screen tile gone after A stopped");
+    check(await pa.locator('.tile.self.screen').count() === 0, "A's own screen tile still shown");
+    return { detail: `B showed ${name} at ${full.frameWidth}x${full.frameHeight}; uncapped ${fmt(before)}; at most ${CAP} fps: ${fmt(capped)}` };
   }, ['media']);
 
   await step('three', async () => {

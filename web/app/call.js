@@ -8,6 +8,7 @@ import { Leg, getMedia } from './webrtc.js';
 import { inbound, outbound } from './stats.js';
 import { QualityGovernor } from './quality.js';
 import { Tile } from './grid.js';
+import { ScreenShare, screenProblem } from './screen.js';
 
 const POLL_MS = 750; // a muted state or a leave shows on the others within ~1 s
 const STATS_MS = 1000;
@@ -42,6 +43,8 @@ class CallPage {
     this.mode = 'hd'; this.autoSd = false; this.governor = new QualityGovernor();
     this.audioMuted = false; this.videoMuted = false;
     this.timers = []; this.state = 'lobby'; this.reconnecting = new Set(); this.settleUntil = 0;
+    this.screen = null; // ScreenShare while this person shares their screen
+    this.screenFps = ''; // '' : others' screen shares at their full frame rate, else at most this many
     this.link = `${location.origin}/c/${callId}`;
   }
 
@@ -186,6 +189,10 @@ class CallPage {
     this.people = h('ul', { id: 'people', class: 'people' });
     this.sdBtn = button('SD view', () => this.chooseMode(this.mode === 'hd' ? 'sd' : 'hd'), { id: 'view-sd', 'aria-pressed': 'false',
       title: 'SD: one composite video of the whole call, for slow networks' });
+    this.shareBtn = button('Share screen', () => this.toggleScreen(), { id: 'share-screen', 'aria-pressed': 'false' });
+    this.fpsSelect = h('select', { id: 'screen-fps', onchange: () => this.setScreenFps(this.fpsSelect.value) },
+      h('option', { value: '' }, 'full frame rate'), h('option', { value: '8' }, 'at most 8 fps (saves bandwidth)'));
+    const fps = h('span', { class: 'select' }, h('label', { for: 'screen-fps' }, 'Screen shares'), this.fpsSelect);
     const leave = button('Leave', () => this.leave(), { id: 'leave', class: 'danger' });
     // Shown to the owner once the first poll says who owns the call.
     this.endBtn = button('End call for everyone', () => this.end(), { id: 'end', class: 'danger', hidden: true });
@@ -195,7 +202,7 @@ class CallPage {
       h('div', { class: 'stage' }, this.grid,
         h('aside', { class: 'side', 'aria-labelledby': 'people-title' }, h('h2', { id: 'people-title' }, 'People'), this.people, this.shareBox())),
       h('div', { class: 'controls', role: 'toolbar', 'aria-label': 'Call controls' },
-        this.mic, this.cam, this.sdBtn, leave, this.endBtn)));
+        this.mic, this.cam, this.shareBtn, this.sdBtn, fps, leave, this.endBtn)));
   }
 
   // ------------------------------------------------------------------ the call store
@@ -219,14 +226,20 @@ class CallPage {
     if (this.whip && !this.reconnecting.has(this.whip) && !view.participants.some((p) => String(p.participant_id) === this.whip.participantId)) {
       this.rejoin(this.whip, 'You were disconnected');
     }
+    const shared = this.screen?.leg;
+    if (shared?.participantId && !this.reconnecting.has(shared) && !view.participants.some((p) => String(p.participant_id) === shared.participantId)) {
+      this.reshare(shared);
+    }
     this.renderPeople(view);
     this.syncLegs(view);
     return undefined;
   }
 
-  // The others who publish, one entry per participant (a person with two tabs shows twice).
+  // The others who publish (cameras and screen shares), one entry per participant (a person
+  // with two tabs shows twice).
   publishers(view) {
-    return view.participants.filter((p) => p.role === 'publisher' && String(p.participant_id) !== this.whip?.participantId);
+    const mine = [this.whip?.participantId, this.screen?.participantId];
+    return view.participants.filter((p) => (p.role === 'publisher' || p.role === 'screen') && !mine.includes(String(p.participant_id)));
   }
 
   renderPeople(view) {
@@ -236,7 +249,8 @@ class CallPage {
     for (const p of this.publishers(view)) {
       const speaking = this.remotes.get(String(p.participant_id))?.tile.el.classList.contains('speaking');
       items.push(h('li', { dataset: { participant: String(p.participant_id) } }, p.name || `User ${p.user_id}`,
-        p.user_id === view.owner ? h('span', { class: 'tag' }, 'host') : '',
+        p.role === 'screen' ? h('span', { class: 'tag' }, 'sharing screen') : '',
+        p.user_id === view.owner && p.role !== 'screen' ? h('span', { class: 'tag' }, 'host') : '',
         p.audio_muted ? h('span', { class: 'tag' }, 'muted') : '',
         p.video_muted ? h('span', { class: 'tag' }, 'camera off') : '',
         speaking ? h('span', { class: 'tag speaking' }, 'speaking') : ''));
@@ -254,14 +268,16 @@ class CallPage {
       }
     }
     for (const [pid, p] of want) {
-      const name = p.name || `User ${p.user_id}`;
+      const screen = p.role === 'screen';
+      const name = screen ? `${p.name || `User ${p.user_id}`}'s screen` : p.name || `User ${p.user_id}`;
       let r = this.remotes.get(pid);
       if (!r) {
         const tile = new Tile({ key: pid, name });
-        r = { tile, leg: null, prev: null };
+        tile.el.classList.toggle('screen', screen);
+        r = { tile, leg: null, prev: null, pid, screen };
         this.remotes.set(pid, r);
-        if (this.mode === 'hd') { this.grid.append(tile.el); this.openWhep(r, `participant=${pid}`); }
-        announce(`${name} joined`);
+        if (this.mode === 'hd') { this.grid.append(tile.el); this.openWhep(r, this.whepQuery(r)); }
+        announce(screen ? `${name} is shared` : `${name} joined`);
       }
       r.tile.setName(name);
       r.tile.setMuted(p.audio_muted, p.video_muted);
@@ -304,9 +320,68 @@ class CallPage {
       announce('SD view: one composite video of the call');
     } else {
       this.closeComposite();
-      for (const [pid, r] of this.remotes) { this.grid.append(r.tile.el); this.openWhep(r, `participant=${pid}`); }
+      for (const r of this.remotes.values()) { this.grid.append(r.tile.el); this.openWhep(r, this.whepQuery(r)); }
       announce('HD view: every participant\'s video');
     }
+  }
+
+  // What a remote tile receives: the participant, a screen share at the chosen frame rate.
+  whepQuery(r) {
+    return r.screen && this.screenFps ? `participant=${r.pid}&max_fps=${this.screenFps}` : `participant=${r.pid}`;
+  }
+
+  // ------------------------------------------------------------------ screen share
+  async toggleScreen() {
+    if (this.screen) return this.stopScreen();
+    this.clearNote('screen-error');
+    this.shareBtn.disabled = true;
+    const share = new ScreenShare({ callId: this.callId, name: this.user.name,
+      onState: (leg, s) => this.legState(leg, s, 'your screen share'), onEnded: () => this.stopScreen() });
+    try {
+      await share.start();
+      if (this.state !== 'in-call') { share.stop(); return undefined; }
+      this.screen = share;
+      this.grid.insertBefore(share.tile.el, this.selfTile.el.nextSibling);
+      this.shareBtn.textContent = 'Stop sharing';
+      this.shareBtn.setAttribute('aria-pressed', 'true');
+      announce('You are sharing your screen');
+    } catch (e) {
+      const text = e instanceof DOMException ? screenProblem(e) : `Your screen could not be shared: ${joinMessage(e).text}`;
+      this.note('warn', text, 'screen-error');
+    } finally { this.shareBtn.disabled = false; }
+    return undefined;
+  }
+
+  stopScreen() {
+    if (!this.screen) return;
+    this.screen.stop(); this.screen = null;
+    this.shareBtn.textContent = 'Share screen';
+    this.shareBtn.setAttribute('aria-pressed', 'false');
+    announce('You stopped sharing your screen');
+  }
+
+  // The screen share's session is gone or unreachable: publish the same screen again.
+  async reshare(old) {
+    if (!this.screen || this.screen.leg !== old) return;
+    this.reconnecting.add(old);
+    try { await this.screen.publish(); } catch (e) {
+      this.note('warn', `Your screen share stopped: ${joinMessage(e).text}`, 'screen-error');
+      this.stopScreen();
+    } finally { this.reconnecting.delete(old); }
+  }
+
+  // Others' screen shares at full rate or at most `fps` frames a second: their sessions are
+  // opened again with the new `max_fps` (the router keeps the temporal layers that fit).
+  setScreenFps(fps) {
+    this.screenFps = fps;
+    if (this.mode !== 'hd') return;
+    for (const r of this.remotes.values()) {
+      if (!r.screen) continue;
+      r.leg?.close();
+      r.tile.stream = new MediaStream();
+      this.openWhep(r, this.whepQuery(r));
+    }
+    announce(fps ? `Screen shares at most ${fps} frames a second` : 'Screen shares at their full frame rate');
   }
 
   openComposite() {
@@ -334,8 +409,9 @@ class CallPage {
       if (r.prev) {
         r.tile.setStats(s);
         lost += s.lost - r.prev.lost; got += s.packets - r.prev.packets;
-        // A camera that is off sends next to no frames: not a stalled video.
-        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0 && r.tile.el.dataset.videoMuted !== 'true') fps.push(s.fps);
+        // A camera that is off sends next to no frames, a screen share's rate follows its content
+        // (and its cap): neither is a stalled video.
+        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0 && r.tile.el.dataset.videoMuted !== 'true' && !r.screen) fps.push(s.fps);
         if (s.audioLevel > 0.02 && (!loudest || s.audioLevel > loudest.level)) loudest = { r, level: s.audioLevel };
       }
       r.prev = s;
@@ -347,6 +423,7 @@ class CallPage {
       this.selfTile.setSpeaking(!this.audioMuted && s.audioLevel > 0.05);
       this.whipPrev = s;
     }
+    if (this.screen?.leg?.pc) this.screen.tile.setSent(await outbound(this.screen.leg.pc, null));
     if (this.composite && this.mode === 'sd' && !this.autoSd) return; // chosen by the person: no automatic change
     // Nothing at all arrived over any leg: the connection is lost (legState restarts ICE and says
     // so), which says nothing about whether the grid fits: no SD move for an outage, nor while a
@@ -400,6 +477,7 @@ class CallPage {
       console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ICE restart failed (${e.message}): a new session`);
     }
     if (leg === this.whip) await this.rejoin(leg, 'Connection lost');
+    else if (leg === this.screen?.leg) { this.reconnecting.delete(leg); await this.reshare(leg); }
     else {
       this.reconnecting.delete(leg);
       const r = [...this.remotes.values(), this.composite].find((x) => x && x.leg === leg);
@@ -433,6 +511,7 @@ class CallPage {
     for (const r of this.remotes.values()) { r.leg?.close(); r.tile.remove(); }
     this.remotes.clear();
     this.closeComposite();
+    this.stopScreen();
     this.whip?.close(); this.whip = null; this.whipPrev = null;
     this.mode = 'hd'; this.autoSd = false; this.governor = new QualityGovernor();
   }

@@ -74,7 +74,8 @@ export class Tile {
   }
 
   setSent(s) {
-    Object.assign(this.el.dataset, { sentWidth: String(s.width), sentHeight: String(s.height), sentKbps: String(s.kbps) });
+    Object.assign(this.el.dataset, { sentWidth: String(s.width), sentHeight: String(s.height), sentKbps: String(s.kbps),
+      framesSent: String(s.framesSent) });
   }
 
   setSpeaking(on) { this.el.classList.toggle('speaking', on); this.el.dataset.speaking = String(on); }

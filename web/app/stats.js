@@ -27,15 +27,17 @@ export async function inbound(pc, prev) {
   return out;
 }
 
-// Send side of the WHIP leg: { kbps, width, height, fps, audioLevel, availableKbps }.
+// Send side of a WHIP leg: { kbps, width, height, fps, framesSent, audioLevel, availableKbps }.
 export async function outbound(pc, prev) {
-  const out = { ts: performance.now(), bytes: 0, width: 0, height: 0, fps: 0, audioLevel: 0, kbps: 0, availableKbps: null };
+  const out = { ts: performance.now(), bytes: 0, width: 0, height: 0, fps: 0, framesSent: 0, audioLevel: 0, kbps: 0, availableKbps: null };
   if (!pc || pc.connectionState === 'closed') return out;
   const report = await pc.getStats();
   report.forEach((x) => {
     if (x.type === 'outbound-rtp') {
       out.bytes += x.bytesSent || 0;
-      if (x.kind === 'video') { out.width = x.frameWidth || 0; out.height = x.frameHeight || 0; out.fps = x.framesPerSecond || 0; }
+      if (x.kind === 'video') {
+        out.width = x.frameWidth || 0; out.height = x.frameHeight || 0; out.fps = x.framesPerSecond || 0; out.framesSent = x.framesSent || 0;
+      }
     } else if (x.type === 'media-source' && x.kind === 'audio') {
       out.audioLevel = x.audioLevel || 0;
     } else if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded' && x.availableOutgoingBitrate) {

@@ -30,11 +30,14 @@ const attr = (sdp, name) => {
   return l ? l.slice(name.length + 3).trim() : null;
 };
 
-// One WHIP or WHEP session. kind: 'whip' (stream: the camera and microphone) or 'whep'
-// (query: 'participant=<id>' or 'view=composite'). onTrack(track, streams), onState(state).
+// One WHIP or WHEP session. kind: 'whip' (stream: the camera and microphone, or with
+// query 'source=screen' a screen share) or 'whep' (query: 'participant=<id>[&max_fps=<n>]' or
+// 'view=composite'). kinds: the m-lines a WHIP session sends; encodings: the video's
+// sendEncodings (a screen share's temporal layers). onTrack(track, streams), onState(state).
 export class Leg {
-  constructor({ callId, kind, stream = null, query = '', onTrack = () => {}, onState = () => {} }) {
-    Object.assign(this, { callId, kind, stream, query, onTrack, onState });
+  constructor({ callId, kind, stream = null, query = '', kinds = ['audio', 'video'], encodings = undefined,
+    onTrack = () => {}, onState = () => {} }) {
+    Object.assign(this, { callId, kind, stream, query, kinds, encodings, onTrack, onState });
     this.pc = null; this.location = null; this.participantId = null; this.closed = false;
   }
 
@@ -49,9 +52,11 @@ export class Leg {
     pc.addEventListener('connectionstatechange', () => this.onState(pc.connectionState));
     pc.addEventListener('track', (e) => this.onTrack(e.track, e.streams));
     if (this.kind === 'whip') {
-      for (const kind of ['audio', 'video']) {
+      for (const kind of this.kinds) {
         const track = this.stream && this.stream.getTracks().find((t) => t.kind === kind);
-        const tr = pc.addTransceiver(track || kind, { direction: 'sendonly', streams: this.stream ? [this.stream] : [] });
+        const init = { direction: 'sendonly', streams: this.stream ? [this.stream] : [] };
+        if (kind === 'video' && this.encodings) init.sendEncodings = this.encodings;
+        const tr = pc.addTransceiver(track || kind, init);
         if (kind === 'video') preferCodecs(tr);
       }
     } else {

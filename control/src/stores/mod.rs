@@ -130,7 +130,7 @@ pub struct Participant {
     pub participant_id: u64,
     /// The user who joined.
     pub user_id: i32,
-    /// `publisher`, `subscriber` or `mixer`.
+    /// `publisher`, `screen` (a screen share's publisher leg), `subscriber` or `mixer`.
     pub role: String,
     /// When the participant joined, Unix milliseconds.
     #[serde(default)]

@@ -4,10 +4,14 @@
 use bytes::Bytes;
 use corecast_proto::{SeqNo, Ssrc};
 
+use crate::framerate::{next_layer, Frame};
+
 /// How one receiver gets one producer's stream when that differs from "as
 /// received": the stream is paused (an SD receiver does not get raw video),
-/// or it resumed after a pause and its sequence numbers are shifted so that
-/// the receiver sees no gap (mediasoup's SeqManager does the same).
+/// or it resumed after a pause, or frames of upper temporal layers are
+/// skipped (a receiver with a frame-rate cap), and its sequence numbers are
+/// shifted so that the receiver sees no gap (mediasoup's SeqManager does
+/// the same).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Consumer {
     pub ssrc: Ssrc,
@@ -16,6 +20,25 @@ pub(crate) struct Consumer {
     pub offset: u16,
     /// Last sequence number sent to this receiver.
     pub last_out: Option<SeqNo>,
+    /// A receiver with a frame-rate cap: the highest temporal layer it gets
+    /// (`None`: not decided yet, the base layer only). See `framerate`.
+    pub layer: Option<u8>,
+}
+
+impl Consumer {
+    fn new(ssrc: Ssrc, paused: bool, last_out: Option<SeqNo>) -> Consumer {
+        Consumer { ssrc, paused, offset: 0, last_out, layer: None }
+    }
+
+    /// One packet the receiver does not get although its stream goes on:
+    /// the packets after it move down by one (no gap), and the stream is
+    /// not paused (resuming would ask the producer for a keyframe). A
+    /// paused stream is left alone: it resumes where the receiver left off.
+    pub fn skip(&mut self) {
+        if !self.paused {
+            self.offset = self.offset.wrapping_sub(1);
+        }
+    }
 }
 
 /// What a receiver gets of one packet.
@@ -36,6 +59,31 @@ pub(crate) struct Consumers(Vec<Consumer>);
 impl Consumers {
     pub fn get(&self, ssrc: Ssrc) -> Option<&Consumer> {
         self.0.iter().find(|c| c.ssrc == ssrc)
+    }
+
+    /// A receiver with a frame-rate cap of `max_fps`: whether it gets this
+    /// packet of `ssrc`, a stream with temporal layers (`frame`). At the
+    /// first packet of each frame its layer follows the cap (see
+    /// [`next_layer`]); a packet of a frame above its layer is skipped
+    /// ([`Consumer::skip`]), so that every packet of such a frame is.
+    /// A packet it gets goes on to [`on_packet`](Self::on_packet).
+    pub fn on_layered(&mut self, ssrc: Ssrc, frame: &Frame, max_fps: u8) -> bool {
+        let i = match self.0.iter().position(|c| c.ssrc == ssrc) {
+            Some(i) => i,
+            None => {
+                self.0.push(Consumer::new(ssrc, false, None));
+                self.0.len() - 1
+            }
+        };
+        let c = &mut self.0[i];
+        if frame.starts {
+            c.layer = next_layer(c.layer, frame.rates.target(max_fps), frame.tid);
+        }
+        if frame.layer() <= c.layer.unwrap_or(0) {
+            return true;
+        }
+        c.skip();
+        false
     }
 
     /// Decides what this receiver gets of packet `seq` of `ssrc`.
@@ -59,7 +107,7 @@ impl Consumers {
                 return Consumed::Send(contents.clone());
             }
             if keep_state {
-                self.0.push(Consumer { ssrc, paused: true, offset: 0, last_out: prev_seq });
+                self.0.push(Consumer::new(ssrc, true, prev_seq));
             }
             return Consumed::Nothing;
         };
@@ -89,5 +137,57 @@ impl Consumers {
         } else {
             Consumed::Send(bytes)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framerate::LayerRates;
+
+    fn seq_of(c: &Consumed) -> Option<(u16, bool)> {
+        let (b, resumed) = match c {
+            Consumed::Send(b) => (b, false),
+            Consumed::Resumed(b) => (b, true),
+            Consumed::Nothing => return None,
+        };
+        Some((u16::from_be_bytes([b[2], b[3]]), resumed))
+    }
+
+    fn packet(seq: u16) -> Bytes {
+        let mut b = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xAA];
+        corecast_proto::rtp::set_seq(&mut b, SeqNo(seq));
+        Bytes::from(b)
+    }
+
+    /// Rates of an L1T3 stream at 30 frames/s.
+    const L1T3: LayerRates = LayerRates { cumulative_mfps: [7500, 15_000, 30_000, 30_000], highest: 2, measured: true };
+
+    #[test]
+    fn skipped_frames_close_the_gap_and_a_pause_still_resumes_with_a_keyframe() {
+        let mut cs = Consumers::default();
+        let s = Ssrc(1);
+        let frame = |tid: u8, starts: bool| Frame { tid: Some(tid), starts, rates: L1T3 };
+        let mut out = Vec::new();
+        // T0 (2 packets), T2 (2), T1 (2), T0 (1) to a receiver capped at 8 frames/s: T0 only.
+        let stream = [(0, true), (0, false), (2, true), (2, false), (1, true), (1, false), (0, true)];
+        for (i, (tid, starts)) in stream.into_iter().enumerate() {
+            let seq = 100 + i as u16;
+            if cs.on_layered(s, &frame(tid, starts), 8) {
+                out.push(seq_of(&cs.on_packet(s, SeqNo(seq), None, true, true, &packet(seq))).unwrap());
+            }
+        }
+        assert_eq!(out, vec![(100, false), (101, false), (102, false)], "no gap, nothing resumed");
+        let c = *cs.get(s).unwrap();
+        assert!(!c.paused);
+        assert_eq!(c.offset, 0u16.wrapping_sub(4));
+        // A pause (the fan-out withholds the stream), then a resume: where the receiver left off, as a resume.
+        assert!(seq_of(&cs.on_packet(s, SeqNo(107), Some(SeqNo(106)), false, true, &packet(107))).is_none());
+        let mut paused = *cs.get(s).unwrap();
+        assert!(paused.paused);
+        paused.skip();
+        assert_eq!(paused.offset, c.offset, "a paused stream does not shift");
+        assert!(cs.on_layered(s, &frame(0, true), 8));
+        assert_eq!(seq_of(&cs.on_packet(s, SeqNo(108), Some(SeqNo(107)), true, true, &packet(108))), Some((103, true)));
     }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use corecast_proto::rtp::RtpHeader;
+use corecast_proto::temporal::{temporal_id, LayeredCodec};
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::MediaKind;
 
@@ -17,7 +18,7 @@ use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
 use crate::stats::DropReason;
 use crate::transport::Transport;
-use crate::webrtc::{Codec, SenderFormat, Source};
+use crate::webrtc::{Codec, Source};
 use crate::Router;
 
 /// Where a packet entered the call.
@@ -108,6 +109,12 @@ impl Router {
             Some(si) => call.participants[si].format.audio_level,
             None => self.config.audio_level_ext_id,
         };
+        // How receivers are to read the packet (payload types → codecs).
+        let format = match sender_idx {
+            Some(si) => &call.participants[si].format,
+            None => &self.config.native_format,
+        };
+        let (codec, audio_level) = (format.codec(header.pt.0), format.audio_level);
         let producers = match from {
             Endpoint::Participant(i) => &mut call.participants[i].producers,
             Endpoint::Pipe(i) => &mut call.pipes[i].producers,
@@ -118,6 +125,13 @@ impl Router {
         let announce = producer.kind == MediaKind::Unknown;
         producer.resolve_kind(header.pt.0, &self.config.audio_payload_types);
         producer.on_rtp(&header, contents.len());
+        // Video with temporal layers: its frame, for receivers with a frame-rate cap.
+        let frame = match layered(codec) {
+            Some(c) if producer.kind == MediaKind::Video => {
+                Some(producer.on_layered(header.timestamp, temporal_id(c, header.payload(&contents))))
+            }
+            _ => None,
+        };
         if producer.kind == MediaKind::Audio && level_ext != 0 {
             let level = header.extensions(&contents).flatten().find(|e| e.id == level_ext);
             if let Some((_, dbov)) = level.and_then(|e| corecast_proto::rtp::parse_audio_level(e.data)) {
@@ -139,11 +153,7 @@ impl Router {
             }
         }
         // What WebRTC receivers need to rewrite the packet for themselves.
-        let format = match sender_idx {
-            Some(si) => &call.participants[si].format,
-            None => &self.config.native_format,
-        };
-        let source = webrtc_source(format, header.pt.0, kind);
+        let source = webrtc_source(codec, audio_level, kind);
         let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
         let sending = Sending { composite, ..sending };
         // The mixer's own stream is never paused for anyone: nobody resumes it.
@@ -152,6 +162,7 @@ impl Router {
         let mut withheld = 0u64;
         let mut mixed = 0u64;
         let mut resumed = false;
+        let mut thinned = 0u64;
         for (i, r) in call.participants.iter_mut().enumerate() {
             if Some(i) == sender_idx || r.subscribe.is_some_and(|only| only != from_pid) {
                 continue;
@@ -161,6 +172,13 @@ impl Router {
             withheld += u64::from(decision == Decision::Withhold);
             mixed += u64::from(decision == Decision::Mixed);
             let want = decision == Decision::Forward;
+            // A frame-rate cap: frames of the layers above it are skipped, gap-free.
+            if let (true, Some(cap), Some(f)) = (want, r.max_fps, frame.as_ref()) {
+                if !r.consumers.on_layered(header.ssrc, f, cap) {
+                    thinned += 1;
+                    continue;
+                }
+            }
             match r.consumers.on_packet(header.ssrc, header.seq, prev_seq, want, keep_state, &contents) {
                 Consumed::Send(b) => {
                     r.transport.send_rtp(&mut self.out, b, &header, source);
@@ -182,6 +200,7 @@ impl Router {
         self.out.stats.forwarded_rtp += forwarded;
         self.out.stats.sd_audio_withheld += withheld;
         self.out.stats.sd_audio_mixed += mixed;
+        self.out.stats.frame_rate_dropped += thinned;
         if resumed || keyframe_due {
             // The receiver that resumes needs a keyframe to decode from.
             self.request_keyframe(now, call_id, header.ssrc);
@@ -189,16 +208,29 @@ impl Router {
     }
 }
 
-/// How a WebRTC receiver is to rewrite a packet of payload type `pt`
-/// (`None`: no WebRTC leg takes it: an unknown codec, or a retransmission).
-fn webrtc_source(format: &SenderFormat, pt: u8, kind: MediaKind) -> Option<Source> {
-    let codec = format.codec(pt)?;
+/// How a WebRTC receiver is to rewrite a packet of `codec` (`None`: no
+/// WebRTC leg takes it: an unknown codec, or a retransmission); `audio_level`
+/// is the sender's audio-level extension id.
+fn webrtc_source(codec: Option<Codec>, audio_level: u8, kind: MediaKind) -> Option<Source> {
+    let codec = codec?;
     let kind = match (kind, codec) {
         (MediaKind::Unknown, Codec::Opus) => MediaKind::Audio,
         (MediaKind::Unknown, _) => MediaKind::Video,
         (k, _) => k,
     };
-    (codec != Codec::Rtx).then_some(Source { codec, kind, audio_level: format.audio_level })
+    (codec != Codec::Rtx).then_some(Source { codec, kind, audio_level })
+}
+
+/// Codecs whose frames carry a temporal layer the router reads (RTX is
+/// not thinned: its payload starts with the original sequence number, and
+/// WebRTC legs get no RTX).
+#[inline]
+fn layered(codec: Option<Codec>) -> Option<LayeredCodec> {
+    match codec? {
+        Codec::Vp8 => Some(LayeredCodec::Vp8),
+        Codec::Av1 => Some(LayeredCodec::Av1),
+        _ => None,
+    }
 }
 
 impl Origin {

@@ -33,6 +33,7 @@
 //! - `call`, `participant`, `producer`, `consumer`, `transport`, `pipe`: the state;
 //! - `membership`: joins, leaves, commands, silence timeouts, spreading;
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);
+//! - `framerate`: frame-rate caps (`max_fps`) by dropping upper temporal layers;
 //! - `rtcp_route`: RTCP routing; `keyframe`: the one keyframe-request throttle;
 //! - `quality`: HD/SD per receiver and mixer demand; `speakers`: loudest speakers;
 //! - `outbox`, `stats`, `snapshot`, `hash`: outputs and counters, admin views, the map hasher;
@@ -48,6 +49,7 @@ mod config;
 mod consumer;
 mod fanout;
 mod forward;
+mod framerate;
 pub mod hash;
 mod keyframe;
 mod legs;

@@ -34,6 +34,9 @@ pub(crate) struct Participant {
     pub format: SenderFormat,
     /// Receives only this participant's streams (a WHEP leg for one publisher).
     pub subscribe: Option<ParticipantId>,
+    /// Frame-rate cap (a WHEP leg's `max_fps`): of video with temporal
+    /// layers it gets only the layers that fit (see `framerate`).
+    pub max_fps: Option<u8>,
 }
 
 impl Participant {
@@ -58,6 +61,7 @@ impl Participant {
             estimate_bps: None,
             format,
             subscribe: None,
+            max_fps: None,
         }
     }
 

@@ -3,8 +3,9 @@
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::token::{ParticipantId, Role};
-use corecast_proto::{MediaKind, SeqNo, Ssrc};
+use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
 
+use crate::framerate::{Frame, TemporalLayers};
 use crate::keyframe::KeyframeThrottle;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
@@ -44,6 +45,10 @@ pub(crate) struct Producer {
     /// Forwarded to SD receivers: one of the call's loudest audio streams,
     /// or a stream that carries no level (it cannot be ranked, so it is kept).
     pub sd_audible: bool,
+    /// Video in a codec with temporal layers (VP8, AV1): which frame is in
+    /// which layer, and the layers' frame rates (boxed: audio and other
+    /// codecs never need it).
+    pub temporal: Option<Box<TemporalLayers>>,
 }
 
 impl Producer {
@@ -68,6 +73,7 @@ impl Producer {
             loudness: 0,
             level_seen: false,
             sd_audible: true,
+            temporal: None,
         }
     }
 
@@ -108,6 +114,14 @@ impl Producer {
         if self.first_ext_seq.is_none() {
             self.first_ext_seq = Some(e);
         }
+    }
+
+    /// Takes one video packet of timestamp `ts` whose payload says temporal
+    /// layer `tid` (`None`: it cannot tell): its frame, as receivers with a
+    /// frame-rate cap need it.
+    #[inline]
+    pub fn on_layered(&mut self, ts: MediaTime, tid: Option<u8>) -> Frame {
+        self.temporal.get_or_insert_default().on_packet(ts, tid)
     }
 
     /// Ends a rate window of `secs` seconds.

@@ -45,6 +45,8 @@ pub struct ParticipantSnapshot {
     pub loudness: Option<u8>,
     /// Whether SD receivers hear it (one of the loudest, or no levels to rank).
     pub sd_audible: bool,
+    /// Its frame-rate cap as a receiver (a WHEP leg's `max_fps`).
+    pub max_fps: Option<u8>,
 }
 
 impl Call {
@@ -72,6 +74,7 @@ impl Call {
                         .map(|s| s.loudness)
                         .max(),
                     sd_audible: p.producers.iter().filter(|s| s.kind == MediaKind::Audio).any(|s| s.sd_audible),
+                    max_fps: p.max_fps,
                 })
                 .collect(),
         }

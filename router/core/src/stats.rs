@@ -66,6 +66,10 @@ pub struct RouterStats {
     /// Audio packets not sent to an SD WebRTC leg (a composite view) because
     /// it hears the call's mixer's mix of them instead (one per receiver; not a drop).
     pub sd_audio_mixed: u64,
+    /// Video packets not sent to a receiver with a frame-rate cap
+    /// (`max_fps`): their frame is in a temporal layer above what the cap
+    /// allows (one per receiver; not a drop: its sequence numbers close over them).
+    pub frame_rate_dropped: u64,
     /// Dropped: malformed.
     pub dropped_malformed: u64,
     /// Dropped: unadmitted source.
@@ -156,6 +160,7 @@ impl RouterStats {
             nacks,
             sd_audio_withheld,
             sd_audio_mixed,
+            frame_rate_dropped,
             dropped_malformed,
             dropped_unadmitted,
             dropped_bad_token,

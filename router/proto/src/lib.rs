@@ -13,7 +13,8 @@
 //! - [`token`]: the join token the calls service signs and the router verifies;
 //! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
 //! - [`demux`]: first-byte (RFC 7983) classification of a datagram;
-//! - [`ids`]: SSRC, sequence number, RTP timestamp, payload type and media kind.
+//! - [`ids`]: SSRC, sequence number, RTP timestamp, payload type and media kind;
+//! - [`temporal`]: the temporal layer id of a VP8 or AV1 payload (frame-rate thinning).
 //!
 //! The AV1 RTP payload format is in the codec crate (`corecast_codec::av1`),
 //! since only the mixer and the clients use it.
@@ -32,6 +33,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+pub mod temporal;
 pub mod token;
 
 pub use ids::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};

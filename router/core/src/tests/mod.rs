@@ -134,6 +134,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 
 mod admission;
 mod composite;
+mod framerate;
 mod net;
 mod quality;
 mod rtcp_routing;

@@ -76,11 +76,24 @@ impl Peer {
         subscribe: Option<u64>,
         (config, quality): (dimpl::Config, Quality),
     ) -> Peer {
+        Peer::open_edited(h, i, (c, pid, publisher, subscribe), config, |leg| leg.quality = quality)
+    }
+
+    /// [`Peer::open`] with the peer's own DTLS configuration and the leg
+    /// changed by `edit` before it opens (a quality, a frame-rate cap).
+    pub(super) fn open_edited(
+        h: &mut H,
+        i: u16,
+        (c, pid, publisher, subscribe): (CallId, u64, bool, Option<u64>),
+        config: dimpl::Config,
+        edit: impl FnOnce(&mut WebRtcLeg),
+    ) -> Peer {
         let cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
         let config = Arc::new(config);
         let mut dtls = dimpl::Dtls::new_auto(config, cert.clone(), h.now);
         dtls.set_active(true);
-        let leg = WebRtcLeg { quality, ..Peer::leg(h, i, c, pid, publisher, subscribe, &cert) };
+        let mut leg = Peer::leg(h, i, c, pid, publisher, subscribe, &cert);
+        edit(&mut leg);
         let (router_ufrag, router_pwd) = (leg.ice.local_ufrag.clone(), leg.ice.local_pwd.clone());
         h.r.open_webrtc(h.now, leg).expect("leg opens");
         h.drain();
@@ -122,6 +135,7 @@ impl Peer {
             extensions: LegExtensions { mid: Some(9), audio_level: Some(1), transport_cc: Some(3) },
             subscribe: subscribe.map(ParticipantId),
             quality: Quality::Hd,
+            max_fps: None,
             pending_until: h.now + Duration::from_secs(10),
         }
     }
@@ -447,6 +461,7 @@ fn without_a_certificate_webrtc_is_refused() {
         extensions: LegExtensions::default(),
         subscribe: None,
         quality: Quality::Hd,
+        max_fps: None,
         pending_until: h.now,
     };
     assert_eq!(h.r.open_webrtc(h.now, leg), Err(crate::LegRefusal::NoCertificate));

@@ -58,6 +58,11 @@ pub struct WebRtcLeg {
     pub subscribe: Option<ParticipantId>,
     /// HD (every stream) or SD (the call's composite: WHEP `?view=composite`).
     pub quality: Quality,
+    /// A subscriber's frame-rate cap (WHEP `?max_fps=`, 1..=60): of video
+    /// sent with temporal layers (VP8 or AV1, L1T2/L1T3) the leg gets only
+    /// the layers whose frames add up to at most this many per second, and
+    /// always the base layer. `None`: every frame. Ignored on a publisher leg.
+    pub max_fps: Option<u8>,
     /// A leg that passed no ICE check by then is dropped.
     pub pending_until: Instant,
 }
