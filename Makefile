@@ -62,11 +62,14 @@ browser-e2e: browser-deps
 # The web app (web/, served by calls) in headless Chromium: the HD/SD rule's unit test
 # (node:test, no browser), then people register, start, join, mute, switch to SD, leave and
 # end calls through the pages (tests/browser/webapp-e2e.mjs) against the system started as
-# for browser-e2e. WEB_E2E_ARGS go to the script (e.g. --doc-screenshot docs/call.png).
+# for browser-e2e; the speaking highlight, the network indicator, the automatic SD move and the
+# reconnect after a lost connection (real loss on the router's packets to the browsers: nftables,
+# as root; those two steps are skipped otherwise). WEB_E2E_ARGS go to the script (e.g.
+# --doc-screenshot docs/call.png).
 web-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	node --test tests/browser/quality.test.mjs
-	E2E_TEST=webapp timeout 300 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
+	E2E_TEST=webapp E2E_TIMEOUT=$${E2E_TIMEOUT:-360} timeout 480 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5

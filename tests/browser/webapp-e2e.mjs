@@ -2,7 +2,9 @@
 // The web app (web/, served by the calls service) in real headless Chromium: people register,
 // log in, start, join, mute, switch to SD, leave and end calls through the pages themselves,
 // as a person would (clicks and typing; the checks read the pages and, for the call store,
-// GET /v1/calls/{id}).
+// GET /v1/calls/{id}). The fake microphones speak (a speech-like WAV) or are silent (a second
+// Chromium), and real loss on the router's packets to the browsers (nftables, lib/impair.mjs)
+// drives the automatic SD move and the reconnect.
 //
 //   node tests/browser/webapp-e2e.mjs --base http://127.0.0.1:8082      (against `make run`)
 //   make web-e2e                                                        (starts the system too)
@@ -17,16 +19,20 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchChromium } from './lib/chromium.mjs';
+import { fakeAudio } from './lib/wav.mjs';
+import { Impairment, impairmentProblem } from './lib/impair.mjs';
 
 const HELP = `usage: webapp-e2e.mjs [--base URL] [--timeout S] [--artifacts DIR] [--doc-screenshot FILE] [--json FILE]
   --base URL             the app's origin: the calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
-  --only S[,S]           steps to run (default all): ${'account,call,media,mute,offline,sd,screen,three,leave,end,ended-join,expired,denied,ice-restart,full'}
-  --timeout S            whole run (default 170)
+  --router-port N        the router's UDP port, for the impairment (default $ROUTER_PORT or 40000)
+  --only S[,S]           steps to run (default all): ${'account,call,media,network,mute,offline,sd,screen,three,speaker,auto-sd,reconnect,leave,end,ended-join,expired,denied,ice-restart,full'}
+  --sd-return            auto-sd also waits for the automatic return to HD (the 30 s hold; default: the person's "Back to HD")
+  --timeout S            whole run (default 240)
   --artifacts DIR        screenshots (default .run/webapp-e2e)
   --doc-screenshot FILE  also save the 3-person call there (the README's docs/call.png)
   --json FILE            also write the summary there`;
-const opt = { base: process.env.CORECAST_CALLS || 'http://127.0.0.1:8082', timeout: 170, artifacts: '.run/webapp-e2e',
-  doc: null, json: null, only: null };
+const opt = { base: process.env.CORECAST_CALLS || 'http://127.0.0.1:8082', timeout: 240, artifacts: '.run/webapp-e2e',
+  doc: null, json: null, only: null, routerPort: Number(process.env.ROUTER_PORT || 40000), sdReturn: false };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i]; const v = () => process.argv[++i];
   if (a === '--base') opt.base = v().replace(/\/+$/, '');
@@ -35,6 +41,8 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a === '--doc-screenshot') opt.doc = v();
   else if (a === '--json') opt.json = v();
   else if (a === '--only') opt.only = v().split(',');
+  else if (a === '--router-port') opt.routerPort = Number(v());
+  else if (a === '--sd-return') opt.sdReturn = true;
   else if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); } else { console.error(`unknown option ${a}\n${HELP}`); process.exit(2); }
 }
 
@@ -43,6 +51,7 @@ const t0 = Date.now();
 const results = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 class Fail extends Error {}
+class Skip extends Error {} // the machine cannot run the step (e.g. no root for nftables)
 const check = (cond, msg) => { if (!cond) throw new Fail(msg); };
 let closed = false;
 const line = (s) => { if (!closed) process.stdout.write(`${s}\n`); };
@@ -56,6 +65,7 @@ async function step(name, fn, needs = []) {
     results.push({ step: name, ok: true, ms: Date.now() - s, ...info });
     line(`PASS ${name} (${Date.now() - s} ms)${info.detail ? `: ${info.detail}` : ''}`);
   } catch (e) {
+    if (e instanceof Skip) { results.push({ step: name, ok: null, skipped: e.message }); line(`SKIP ${name}: ${e.message}`); return; }
     const msg = e instanceof Fail ? e.message : (e && e.stack) || String(e);
     results.push({ step: name, ok: false, ms: Date.now() - s, error: msg });
     line(`FAIL ${name} (${Date.now() - s} ms): ${msg}`);
@@ -103,6 +113,7 @@ async function openPage(who, viewport) {
   const log = [];
   page.on('console', (m) => { log.push(`${m.type()}: ${m.text()}`); if (log.length > 100) log.shift(); });
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+  page.on('response', (r) => { if (r.status() >= 400) log.push(`http: ${r.request().method()} ${new URL(r.url()).pathname} → ${r.status()}`); });
   page.setDefaultTimeout(10000);
   pages[who] = { page, ctx, log };
   return page;
@@ -115,18 +126,70 @@ async function callStore(page, call) {
 }
 // The remote tiles a page shows, with what their data-* say.
 const tiles = (page) => page.$$eval('.tile:not(.self)', (els) => els.map((e) => ({ ...e.dataset, videoWidth: e.querySelector('video').videoWidth })));
-// A tile of `name` decoding frames, at the sender's size: two samples 1.5 s apart.
-async function playing(page, name, sent, ms = 20000) {
-  const pick = async () => (await tiles(page)).find((t) => t.name === name && Number(t.framesDecoded) > 0);
-  const a = await until(ms, pick, `a playing tile of ${name}`);
-  await sleep(1500);
-  const b = await pick();
-  check(b && Number(b.framesDecoded) > Number(a.framesDecoded), `${name}'s tile: frames decoded not increasing (${a.framesDecoded} → ${b && b.framesDecoded})`);
-  if (sent) check(`${b.frameWidth}x${b.frameHeight}` === `${sent.sentWidth}x${sent.sentHeight}`, `${name}: received ${b.frameWidth}x${b.frameHeight}, sent ${sent.sentWidth}x${sent.sentHeight}`);
+// A tile of `name` decoding frames, at the sender's size: two samples 1.5 s apart. sender: the
+// sender's page, whose own tile's sent size is read again until the received size matches it
+// (within 5 s: on a loaded machine Chromium's encoder lowers and raises the size now and then).
+// On 2 loaded cores the stalled-video rule may move the page to SD by itself, which hides the
+// tiles: then the person's "Back to HD" (#back-to-hd, only shown after an automatic move).
+async function playing(page, name, sender, ms = 20000) {
+  const pick = async () => {
+    if (await page.locator('#back-to-hd').count()) await page.click('#back-to-hd', { timeout: 2000 }).catch(() => {});
+    return (await tiles(page)).find((t) => t.name === name && Number(t.framesDecoded) > 0);
+  };
+  let a = null;
+  let b = await until(ms + 1500, async () => {
+    const x = await pick();
+    if (a && x && Number(x.framesDecoded) > Number(a.framesDecoded)) return x;
+    a = x; if (a) await sleep(1500);
+    return null;
+  }, `a playing tile of ${name}`).catch(() => {
+    throw new Fail(a ? `${name}'s tile: frames decoded not increasing (${a.framesDecoded} over 1.5 s)` : `a playing tile of ${name} not within ${ms} ms`);
+  });
+  if (sender) {
+    let sent;
+    await until(5000, async () => {
+      sent = await selfTile(sender); b = await pick();
+      return b && `${b.frameWidth}x${b.frameHeight}` === `${sent.sentWidth}x${sent.sentHeight}`;
+    }, `${name}'s tile at the sent size`).catch(() => { throw new Fail(`${name}: received ${b && b.frameWidth}x${b && b.frameHeight}, sent ${sent.sentWidth}x${sent.sentHeight}`); });
+  }
   check(b.videoWidth > 0, `${name}: the video element shows no picture`);
   return b;
 }
 const selfTile = (page) => page.$eval('.tile.self', (e) => ({ ...e.dataset }));
+// The other's video plays on a page: their tile in HD, the composite in SD (on 2 loaded cores
+// the stalled-video rule may move a page to SD by itself at any time: that is the app working).
+const inSd = async (page) => await page.getAttribute('#view-sd', 'aria-pressed') === 'true';
+async function videoPlays(page, name, ms = 25000) {
+  const pick = async () => {
+    const view = (await inSd(page)) ? 'SD' : 'HD';
+    const t = (await tiles(page)).find((x) => x.name === (view === 'SD' ? 'Everyone (SD composite)' : name) && Number(x.framesDecoded) > 0);
+    return t ? { ...t, view } : null;
+  };
+  let a = null;
+  return until(ms, async () => { // two samples 1.5 s apart of the same tile, frames increasing
+    const b = await pick();
+    const ok = a && b && a.view === b.view && Number(b.framesDecoded) > Number(a.framesDecoded);
+    if (!ok) { a = b; if (a) await sleep(1500); }
+    return ok ? b : null;
+  }, `${name}'s video (or the SD composite) playing`);
+}
+// Back to HD for the steps that follow (the person's choice: the SD button again).
+async function hd(page) { if (await inSd(page)) await page.click('#view-sd'); }
+// The network indicator of each remote tile: its word, what it says in full (title, aria-label).
+const indicators = (page) => page.$$eval('.tile:not(.self)', (els) => els.map((e) => {
+  const n = e.querySelector('.net');
+  return { name: e.dataset.name, grade: n.textContent, title: n.title, label: n.getAttribute('aria-label') };
+}));
+// Who is highlighted as speaking on a page: tiles (class) and the people list's tag.
+const speaking = (page) => page.evaluate(() => ({
+  tiles: [...document.querySelectorAll('.tile.speaking:not(.self)')].map((e) => e.dataset.name),
+  people: [...document.querySelectorAll('#people li')].filter((li) => li.querySelector('.tag.speaking')).map((li) => li.firstChild.textContent),
+}));
+// A message (banner) by id: its words, without its buttons; null when not shown.
+const note = (page, id) => page.evaluate((i) => {
+  const b = document.getElementById(i);
+  return b ? (b.querySelector('.banner-text') || b).textContent.trim() : null;
+}, id);
 
 async function register(page, u, { expectError } = {}) {
   await page.goto('/register');
@@ -150,6 +213,7 @@ async function scenario() {
   const tag = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`.slice(-8);
   const mk = (n, name) => ({ login: `w${n}-${tag}`, email: `w${n}-${tag}@e2e.test`, name, password: `pw-${tag}-secret` });
   const A = mk('a', `Alice ${tag.slice(-3)}`); const B = mk('b', `Bob ${tag.slice(-3)}`); const C = mk('c', `Carol ${tag.slice(-3)}`);
+  const D = mk('d', `Dave ${tag.slice(-3)}`);
   const s = {};
   mkdirSync(opt.artifacts, { recursive: true });
 
@@ -192,12 +256,32 @@ async function scenario() {
   await step('media', async () => {
     const { page: pa } = pages.A; const { page: pb } = pages.B;
     await until(15000, async () => Number((await selfTile(pa)).sentWidth) > 0 && Number((await selfTile(pb)).sentWidth) > 0, 'both sending');
-    const onB = await playing(pb, A.name, await selfTile(pa));
-    const onA = await playing(pa, B.name, await selfTile(pb));
+    const onB = await playing(pb, A.name, pa);
+    const onA = await playing(pa, B.name, pb);
     const peopleA = await text(pa, '#people');
     check(peopleA.includes(B.name), `A's people list: ${peopleA}`);
     return { detail: `B shows ${A.name} at ${onB.frameWidth}x${onB.frameHeight} (${onB.framesDecoded} frames), A shows ${B.name} at ${onA.frameWidth}x${onA.frameHeight} (${onA.framesDecoded} frames)` };
   }, ['call']);
+
+  await step('network', async () => {
+    // Each remote tile's indicator, from getStats(): "<kbps> kbps, <loss>% loss, <w>×<h> @ <fps> fps".
+    const seen = [];
+    for (const [who, other, sender] of [['A', B, 'B'], ['B', A, 'A']]) {
+      let size;
+      const got = await until(10000, async () => {
+        const sent = await selfTile(pages[sender].page); // the size sent now (a loaded machine may lower it)
+        size = `${sent.sentWidth}×${sent.sentHeight}`;
+        const n = (await indicators(pages[who].page)).find((x) => x.name === other.name);
+        const m = n && /^(\d+) kbps, ([\d.]+)% loss, (\d+×\d+)/.exec(n.title);
+        return m && Number(m[1]) > 0 && m[3] === size ? { ...n, kbps: Number(m[1]), loss: Number(m[2]) } : null;
+      }, `${who}'s indicator for ${other.name} with a bitrate and the sent size`);
+      check(['good', 'fair', 'poor'].includes(got.grade), `${who}: indicator word "${got.grade}"`);
+      check(got.label === `Connection ${got.grade}: ${got.title}`, `${who}: aria-label "${got.label}"`);
+      check(got.loss >= 0 && got.loss < 50, `${who}: ${got.loss}% loss on loopback`);
+      seen.push(`${who}: "${got.grade}" ${got.title}`);
+    }
+    return { detail: seen.join('; ') };
+  }, ['media']);
 
   await step('mute', async () => {
     const { page: pa } = pages.A; const { page: pb } = pages.B;
@@ -280,7 +364,7 @@ async function scenario() {
     await pc.goto(s.link);
     await joinCall(pc);
     for (const [who, others] of [['A', [B, C]], ['B', [A, C]], ['C', [A, B]]]) {
-      for (const o of others) await playing(pages[who].page, o.name, null, 25000);
+      for (const o of others) await playing(pages[who].page, o.name, null, 40000); // 3 pages on 2 cores: slow first frames
     }
     await sleep(500);
     const shot = join(opt.artifacts, 'call-3-people.png');
@@ -290,6 +374,157 @@ async function scenario() {
     await pc.click('#leave');
     await until(5000, async () => (await tiles(pages.A.page)).length === 1, 'A shows C gone');
     return { detail: `screenshot ${shot}${opt.doc ? ` and ${opt.doc}` : ''}` };
+  }, ['media']);
+
+  await step('speaker', async () => {
+    // D joins from a second Chromium whose fake microphone is silent; A and B (this Chromium)
+    // speak (lib/wav.mjs). A's page must highlight B and B's must highlight A, never D.
+    // C's page (out of the call since \`three\`) still runs its camera: closed, to spare the CPU.
+    if (pages.C) { await pages.C.ctx.close().catch(() => {}); delete pages.C; }
+    // On 2 loaded cores the stalled-video rule may move A or B to SD at any moment (the
+    // grid's tiles go): the person's HD choice is made again whenever that happens.
+    const inHd = async (who) => { if (await inSd(pages[who].page)) { await hd(pages[who].page); return false; } return true; };
+    for (const who of ['A', 'B']) await hd(pages[who].page);
+    const wav = fakeAudio('silence');
+    const second = await launchChromium({ y4m: makeY4m(), wav });
+    try {
+      const ctx = await second.browser.newContext({ viewport: { width: 640, height: 480 }, baseURL: opt.base });
+      const pd = await ctx.newPage();
+      const log = [];
+      pd.on('console', (m) => { log.push(`${m.type()}: ${m.text()}`); if (log.length > 100) log.shift(); });
+      pd.on('response', (r) => { if (r.status() >= 400) log.push(`http: ${r.request().method()} ${new URL(r.url()).pathname} → ${r.status()}`); });
+      pd.setDefaultTimeout(10000);
+      pages.D = { page: pd, ctx, log };
+      await register(pd, D);
+      await pd.goto(s.link);
+      await joinCall(pd);
+      // D's audio reaches both (bytes on its tile); its video may lag behind on 2 loaded cores.
+      for (const who of ['A', 'B']) await until(25000, async () => await inHd(who) && (await tiles(pages[who].page)).find((t) => t.name === D.name && Number(t.kbps) > 0), `${who} receiving ${D.name}`);
+      const loud = { A: B.name, B: A.name };
+      const first = {};
+      for (const who of ['A', 'B']) {
+        first[who] = await until(15000, async () => {
+          if (!(await inHd(who))) return null;
+          const sp = await speaking(pages[who].page);
+          return sp.tiles.includes(loud[who]) && sp.people.includes(loud[who]) ? sp : null;
+        }, `${who}'s page highlighting ${loud[who]} (tile and people list)`);
+      }
+      // Watch for 4 s: the speaker stays highlighted on most HD samples, the silent one never.
+      const hits = { A: 0, B: 0 }; const samples = { A: 0, B: 0 };
+      for (const end = Date.now() + 4000; Date.now() < end;) {
+        for (const who of ['A', 'B']) {
+          const sp = await speaking(pages[who].page);
+          check(!sp.tiles.includes(D.name) && !sp.people.includes(D.name), `${who}'s page highlights the silent ${D.name}: ${JSON.stringify(sp)}`);
+          if (!(await inHd(who)) || !(await tiles(pages[who].page)).some((t) => t.name === loud[who])) continue;
+          samples[who]++;
+          if (sp.tiles.includes(loud[who])) hits[who]++;
+        }
+        await sleep(250);
+      }
+      for (const who of ['A', 'B']) check(samples[who] > 0 && hits[who] >= samples[who] / 2, `${who}: ${loud[who]} highlighted on ${hits[who]} of ${samples[who]} samples`);
+      // D, silent, sees a speaker highlighted too (A or B).
+      const onD = await until(10000, async () => { const sp = await speaking(pd); return sp.tiles.length ? sp : null; }, "D's page highlighting a speaker");
+      await pd.click('#leave');
+      await until(5000, async () => !(await tiles(pages.A.page)).some((t) => t.name === D.name), 'A shows D gone');
+      return { detail: `A highlights ${B.name} (${hits.A}/${samples.A}), B highlights ${A.name} (${hits.B}/${samples.B}), never the silent ${D.name}; D's page: ${onD.tiles.join(', ')}` };
+    } catch (e) {
+      if (pages.D) {
+        await pages.D.page.screenshot({ path: join(opt.artifacts, 'failed-D.png') }).catch(() => {});
+        const onA = (await tiles(pages.A.page)).find((t) => t.name === D.name);
+        const http = pages.A.log.filter((l) => l.startsWith('http:')).slice(-5).join(' | ');
+        throw new Fail(`${e.message}; D sends ${JSON.stringify(await selfTile(pages.D.page).catch(() => null))}; A's tile of D ${JSON.stringify(onA)}; A's HTTP errors: ${http}; D's console: ${pages.D.log.slice(-12).join(' | ')}`);
+      }
+      throw e;
+    } finally {
+      delete pages.D;
+      await second.close();
+    }
+  }, ['media']);
+
+  // Real loss on the router's packets to the browsers (lib/impair.mjs); always lifted.
+  const impair = new Impairment(opt.routerPort);
+  const impaired = async (lossPct, fn) => {
+    const why = impairmentProblem();
+    if (why) throw new Skip(why);
+    impair.start(lossPct);
+    try { return await fn(); } finally { impair.stop(); }
+  };
+
+  await step('auto-sd', async () => {
+    // 30 % of the router's datagrams to both pages are dropped: each page's rule (quality.js:
+    // >= 5 % loss or stalled videos for 4 s) moves it to SD by itself and says so.
+    const both = [['A', B], ['B', A]];
+    for (const [who] of both) await hd(pages[who].page); // in HD, no automatic-SD message yet
+    const t = Date.now(); const moved = {};
+    const dropped = await impaired(30, async () => {
+      for (const [who] of both) {
+        const pg = pages[who].page;
+        moved[who] = await until(25000, async () => {
+          const msg = await note(pg, 'auto-sd');
+          return msg && /switched to the SD view/i.test(msg) ? { msg, ms: Date.now() - t } : null;
+        }, `${who}'s automatic move to SD`);
+        check(await pg.getAttribute('#view-sd', 'aria-pressed') === 'true', `${who}: the SD button is not pressed`);
+        check(await pg.locator('#grid.sd .tile[data-participant=composite]').count() === 1, `${who}: no composite tile in an SD grid`);
+        check(!(await tiles(pg)).some((x) => x.participant !== 'composite'), `${who}: SD still shows per-person tiles`);
+        check(await pg.locator('#back-to-hd').isVisible(), `${who}: no "Back to HD"`);
+      }
+      return impair.dropped();
+    });
+    check(dropped > 0, 'nothing was dropped: the rule did not match the router\'s packets');
+    let back;
+    if (opt.sdReturn) { // the good SD seconds must last the hold (30 s) before HD comes back by itself
+      const tb = Date.now();
+      for (const [who] of both) await until(50000, async () => /back to the HD view/i.test(await note(pages[who].page, 'auto-sd') || ''), `${who}'s automatic return to HD`);
+      back = `back to HD by itself ${Date.now() - tb} ms after the loss stopped`;
+    } else {
+      for (const [who] of both) await pages[who].page.click('#back-to-hd');
+      back = '"Back to HD" clicked';
+    }
+    const views = [];
+    for (const [who, other] of both) views.push(`${who} plays in ${(await videoPlays(pages[who].page, other.name)).view}`);
+    for (const [who] of both) await hd(pages[who].page);
+    return { detail: `${views.join(', ')}; ${dropped} datagrams dropped; A: "${moved.A.msg}" after ${moved.A.ms} ms, B after ${moved.B.ms} ms; ${back}, both play` };
+  }, ['media']);
+
+  await step('reconnect', async () => {
+    // Every datagram from the router to the browsers is dropped until both pages say the
+    // connection is lost; then the path comes back and the pages recover with no clicks.
+    const both = [['A', B], ['B', A]];
+    for (const [who] of both) await hd(pages[who].page);
+    const publishers = async () => (await callStore(pages.A.page, s.call)).body.participants.filter((p) => p.role === 'publisher').map((p) => p.participant_id).sort().join();
+    const before = await publishers();
+    for (const [who] of both) pages[who].log.push('--- reconnect step');
+    const t = Date.now(); const lost = {};
+    await impaired(100, async () => {
+      for (const [who] of both) {
+        lost[who] = await until(35000, async () => {
+          const msg = await note(pages[who].page, 'reconnecting');
+          return msg ? { msg, ms: Date.now() - t } : null;
+        }, `${who}'s lost-connection message`);
+        check(/connection lost/i.test(lost[who].msg) && /reconnecting/i.test(lost[who].msg), `${who}: "${lost[who].msg}"`);
+      }
+      await sleep(1000);
+    });
+    const tr = Date.now();
+    for (const [who] of both) {
+      await pages[who].page.locator('#reconnecting').waitFor({ state: 'detached', timeout: 30000 })
+        .catch(async () => { throw new Fail(`${who} still shows "${await note(pages[who].page, 'reconnecting')}" 30 s after the path came back`); });
+    }
+    const recovered = Date.now() - tr;
+    const views = [];
+    for (const [who, other] of both) {
+      views.push(`${who} plays in ${(await videoPlays(pages[who].page, other.name).catch(async (e) => {
+        throw new Fail(`${e.message}; ${who}'s tiles ${JSON.stringify(await tiles(pages[who].page))}, store ${JSON.stringify((await callStore(pages.A.page, s.call)).body)}`);
+      })).view}`);
+    }
+    for (const [who] of both) await hd(pages[who].page);
+    // How the app recovered, from its console: ICE restarts (PATCH) and new sessions.
+    const how = both.map(([who]) => {
+      const l = pages[who].log.slice(pages[who].log.lastIndexOf('--- reconnect step')).filter((x) => x.includes('corecast:'));
+      return `${who}: ${l.length} state changes, ${l.filter((x) => /ICE restart failed|still \w+ 8 s after/.test(x)).length} sessions opened anew`;
+    }).join(', ');
+    const same = (await publishers()) === before ? 'the same publishers (ICE restarts)' : 'new publishers (re-joined)';
+    return { detail: `A: "${lost.A.msg}" after ${lost.A.ms} ms, B after ${lost.B.ms} ms; messages gone ${recovered} ms after the path came back; ${views.join(', ')}; ${same}; ${how}` };
   }, ['media']);
 
   await step('leave', async () => {
@@ -427,9 +662,9 @@ async function scenario() {
 
 // ---------------------------------------------------------------- main
 async function main() {
-  const y4m = makeY4m();
-  chromium = await launchChromium({ y4m });
-  line(`# chromium ${chromium.version}, app ${opt.base}, fake camera 640x360 (${y4m})`);
+  const y4m = makeY4m(); const wav = fakeAudio('voice');
+  chromium = await launchChromium({ y4m, wav });
+  line(`# chromium ${chromium.version}, app ${opt.base}, fake camera 640x360 (${y4m}), microphone ${wav}`);
   await scenario();
 }
 let finished = false;
@@ -439,7 +674,7 @@ async function finish() {
   const failed = results.filter((r) => r.ok === false);
   if (failed.length) {
     for (const [n, p] of Object.entries(pages)) {
-      line(`# page ${n} at ${p.page.url()}; console (last 10): ${p.log.slice(-10).join(' | ')}`);
+      line(`# page ${n} at ${p.page.url()}; console (last 30): ${p.log.slice(-30).join(' | ')}`);
       await p.page.screenshot({ path: join(opt.artifacts, `failed-${n}.png`) }).catch(() => {});
     }
   }

@@ -3,16 +3,18 @@
 # RUN_DEMO=0: the services only), runs the real-browser WHIP/WHEP test against it
 # (tests/browser/webrtc-e2e.mjs: headless Chromium), and always stops the services.
 # Arguments go to webrtc-e2e.mjs (e.g. --only whip-whep, --codec vp8, --json FILE).
-# E2E_TEST=webapp runs the web app's test instead (tests/browser/webapp-e2e.mjs, `make web-e2e`).
+# E2E_TEST=webapp runs the web app's test instead (tests/browser/webapp-e2e.mjs, `make web-e2e`),
+# which impairs the router's packets to the browser with an nftables table of its own
+# (tests/browser/lib/impair.mjs); the trap deletes that table too, whatever happened.
 #
-# Environment: CORECAST_BIN_DIR (default ./target/debug, what `make test` builds), AUTH_PORT,
+# Environment: CORECAST_BIN_DIR (default $CARGO_TARGET_DIR/debug or ./target/debug, what `make test` builds), AUTH_PORT,
 # CALLS_PORT, ROUTER_PORT, ADMIN_PORT (run-local.sh's defaults: 8081, 8082, 40000, 40100),
 # E2E_TIMEOUT (seconds for the browser test, default 180). The state and logs are under .run/
 # as for `make run`, so the two cannot run at once: stop `make run` first, or run
 # webrtc-e2e.mjs by hand against it (see tests/browser/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CORECAST_BIN_DIR=${CORECAST_BIN_DIR:-./target/debug}
+export CORECAST_BIN_DIR=${CORECAST_BIN_DIR:-${CARGO_TARGET_DIR:-./target}/debug}
 export AUTH_PORT=${AUTH_PORT:-8081} CALLS_PORT=${CALLS_PORT:-8082} ROUTER_PORT=${ROUTER_PORT:-40000} ADMIN_PORT=${ADMIN_PORT:-40100}
 timeout_s=${E2E_TIMEOUT:-180}
 
@@ -35,6 +37,9 @@ RUN_DEMO=0 RUN_SECONDS=$((timeout_s + 60)) bash tuning/scripts/run-local.sh >"$l
 sys=$!
 stop() {
   trap - EXIT INT TERM
+  if [ "${E2E_TEST:-webrtc}" = webapp ] && command -v nft >/dev/null; then
+    nft delete table inet "corecast_e2e_$ROUTER_PORT" 2>/dev/null || true
+  fi
   kill -TERM "$sys" 2>/dev/null || true
   wait "$sys" 2>/dev/null || true
 }
@@ -55,7 +60,7 @@ case "${E2E_TEST:-webrtc}" in
   webrtc) timeout --kill-after=10 "$timeout_s" node tests/browser/webrtc-e2e.mjs \
     --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
   webapp) timeout --kill-after=10 "$timeout_s" node tests/browser/webapp-e2e.mjs \
-    --base "http://127.0.0.1:$CALLS_PORT" --timeout $((timeout_s - 10)) --artifacts .run/webapp-e2e "$@" || rc=$? ;;
+    --base "http://127.0.0.1:$CALLS_PORT" --router-port "$ROUTER_PORT" --timeout $((timeout_s - 10)) --artifacts .run/webapp-e2e "$@" || rc=$? ;;
   *) echo "browser-e2e: E2E_TEST is webrtc or webapp" >&2; exit 2 ;;
 esac
 if [ "$rc" -ne 0 ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages corecast needs, only those missing.
 # Usage: install-deps.sh [build|servers|codec|all|browser|firefox]...   (default: all)
-#   browser: Debian's chromium and ffmpeg (fake-camera pictures), then `npm ci` of
+#   browser: Debian's chromium, ffmpeg (fake-camera pictures) and nftables (the web app test's
+#            network impairment: loss on the router's packets to the browser), then `npm ci` of
 #            tests/browser (playwright-core, no browser download) for tests/browser/webrtc-e2e.mjs;
 #            needs the machine's Node.js >= 20 (Debian 12's own is 18: too old for playwright-core).
 #   firefox: firefox-esr, only for tests/browser/capture-offers.mjs (the SDP fixtures).
@@ -12,7 +13,7 @@ set -euo pipefail
 build_pkgs=(build-essential pkg-config curl jq python3 cmake libopus-dev)
 server_pkgs=(postgresql-15 redis-server tarantool)
 codec_pkgs=(libdav1d-dev libsvtav1enc-dev libclang-dev clang)
-browser_pkgs=(chromium ffmpeg)
+browser_pkgs=(chromium ffmpeg nftables)
 firefox_pkgs=(firefox-esr)
 
 want=()

@@ -42,7 +42,7 @@ class CallPage {
     this.composite = null; // { tile, leg, prev } in SD
     this.mode = 'hd'; this.autoSd = false; this.governor = new QualityGovernor();
     this.audioMuted = false; this.videoMuted = false;
-    this.timers = []; this.state = 'lobby'; this.reconnecting = new Set();
+    this.timers = []; this.state = 'lobby'; this.reconnecting = new Set(); this.settleUntil = 0;
     this.screen = null; // ScreenShare while this person shares their screen
     this.screenFps = ''; // '' : others' screen shares at their full frame rate, else at most this many
     this.link = `${location.origin}/c/${callId}`;
@@ -263,7 +263,7 @@ class CallPage {
     const want = new Map(pubs.map((p) => [String(p.participant_id), p]));
     for (const [pid, r] of this.remotes) {
       if (!want.has(pid)) {
-        r.leg.close(); r.tile.remove(); this.remotes.delete(pid);
+        r.leg?.close(); r.tile.remove(); this.remotes.delete(pid); // no leg in SD
         announce(`${r.tile.name} left`);
       }
     }
@@ -409,7 +409,9 @@ class CallPage {
       if (r.prev) {
         r.tile.setStats(s);
         lost += s.lost - r.prev.lost; got += s.packets - r.prev.packets;
-        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0) fps.push(s.fps);
+        // A camera that is off sends next to no frames, a screen share's rate follows its content
+        // (and its cap): neither is a stalled video.
+        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0 && r.tile.el.dataset.videoMuted !== 'true' && !r.screen) fps.push(s.fps);
         if (s.audioLevel > 0.02 && (!loudest || s.audioLevel > loudest.level)) loudest = { r, level: s.audioLevel };
       }
       r.prev = s;
@@ -423,6 +425,10 @@ class CallPage {
     }
     if (this.screen?.leg?.pc) this.screen.tile.setSent(await outbound(this.screen.leg.pc, null));
     if (this.composite && this.mode === 'sd' && !this.autoSd) return; // chosen by the person: no automatic change
+    // Nothing at all arrived over any leg: the connection is lost (legState restarts ICE and says
+    // so), which says nothing about whether the grid fits: no SD move for an outage, nor while a
+    // leg reconnects and its video waits for a key frame just after.
+    if ((got <= 0 && lost <= 0) || this.reconnecting.size || now < this.settleUntil) return;
     const lossPct = got + lost > 0 ? Math.round(1000 * Math.max(0, lost) / (got + lost)) / 10 : 0;
     const d = this.governor.feed({ lossPct, fps: this.mode === 'hd' ? fps : [], nowMs: now });
     if (!d.changed) return;
@@ -441,7 +447,9 @@ class CallPage {
   // ------------------------------------------------------------------ lost connections
   legState(leg, state, what) {
     if (leg.closed || this.state !== 'in-call') return;
+    console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ${state}`); // the recovery's trace, for people who look (and the tests)
     if (state === 'connected') {
+      if (this.reconnecting.has(leg)) this.settle();
       this.reconnecting.delete(leg);
       if (!this.reconnecting.size) this.clearNote('reconnecting');
     } else if (state === 'disconnected') {
@@ -452,6 +460,9 @@ class CallPage {
     }
   }
 
+  // No automatic SD decision for a few seconds (a leg is back and waits for a key frame).
+  settle(ms = 5000) { this.settleUntil = Math.max(this.settleUntil, performance.now() + ms); }
+
   async reconnect(leg, what) {
     if (this.reconnecting.has(leg) || leg.closed) return;
     this.reconnecting.add(leg);
@@ -461,13 +472,17 @@ class CallPage {
       const t0 = performance.now();
       while (performance.now() - t0 < 8000 && leg.pc.connectionState !== 'connected' && !leg.closed) await new Promise((r) => setTimeout(r, 250));
       if (leg.pc.connectionState === 'connected') return;
-    } catch { /* the session is gone on the server: open a new one */ }
+      console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} still ${leg.pc.connectionState} 8 s after the ICE restart: a new session`);
+    } catch (e) { // the session is gone on the server: open a new one
+      console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ICE restart failed (${e.message}): a new session`);
+    }
     if (leg === this.whip) await this.rejoin(leg, 'Connection lost');
     else if (leg === this.screen?.leg) { this.reconnecting.delete(leg); await this.reshare(leg); }
     else {
       this.reconnecting.delete(leg);
       const r = [...this.remotes.values(), this.composite].find((x) => x && x.leg === leg);
       leg.close();
+      this.settle(10000);
       if (r) this.openWhep(r, leg.query);
     }
   }
@@ -480,6 +495,7 @@ class CallPage {
     try {
       this.whip = await this.openWhip();
       this.whipPrev = null;
+      this.settle();
       await this.sendMute();
       this.clearNote('reconnecting');
     } catch (e) {

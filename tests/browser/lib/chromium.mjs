@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
-export function chromiumArgs({ y4m, userDataDir } = {}) {
+export function chromiumArgs({ y4m, wav, userDataDir } = {}) {
   const args = [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -20,20 +20,21 @@ export function chromiumArgs({ y4m, userDataDir } = {}) {
     '--disable-backgrounding-occluded-windows',
   ];
   if (y4m) args.push(`--use-file-for-fake-video-capture=${y4m}`);
+  if (wav) args.push(`--use-file-for-fake-audio-capture=${wav}`); // looped; the default is a beep a second
   if (userDataDir) args.push(`--user-data-dir=${userDataDir}`);
   return args;
 }
 
 // Launches Chromium; returns { browser, close() }. A persistent context is not needed:
 // playwright's launch() gives every newContext() its own profile in a temp directory.
-export async function launchChromium({ y4m } = {}) {
+export async function launchChromium({ y4m, wav } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (run tuning/scripts/install-deps.sh)`);
   const tmp = mkdtempSync(join(tmpdir(), 'corecast-chromium-'));
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     // playwright adds its own --headless and --user-data-dir; ours come after and are the same kind.
-    args: chromiumArgs({ y4m }),
+    args: chromiumArgs({ y4m, wav }),
     ignoreDefaultArgs: ['--headless'],
     env: { ...process.env, TMPDIR: tmp },
     timeout: 30_000,
