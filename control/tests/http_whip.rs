@@ -148,6 +148,11 @@ impl Env {
     }
 }
 
+/// The new participant's id a `201` names (`X-Participant-Id`).
+fn participant_id(r: &Resp) -> u64 {
+    r.headers["x-participant-id"].to_str().unwrap().parse().unwrap()
+}
+
 /// The session resource the calls service would have named for `pid`'s router session.
 fn resource(call: &str, pid: u64, session: &str) -> String {
     let key = ResourceKey::from_signing_key(&token::dev_signing_key());
@@ -196,7 +201,7 @@ async fn wrong_content_types_are_415_and_large_bodies_413() {
     let r =
         e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "Application/SDP; charset=utf-8", OFFER.into()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let leg: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let leg = participant_id(&r);
 
     // Offers above the JSON body limit (16 KiB here) but within 64 KiB reach the router
     // (whose SDP parser refuses this one: too many attributes in one section).
@@ -351,7 +356,7 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
     let call = e.s.start_call(&owner).await;
     let r = e.offer(&format!("/v1/calls/{call}/whip"), Some(&owner), "application/sdp", OFFER.into()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let camera: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let camera = participant_id(&r);
     for q in ["?source=window", "?source="] {
         let r = e.offer(&format!("/v1/calls/{call}/whip{q}"), Some(&owner), "application/sdp", OFFER.into()).await;
         assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
@@ -361,7 +366,7 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
     let r =
         e.offer(&format!("/v1/calls/{call}/whip?source=screen"), Some(&owner), "application/sdp", screen_offer).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let screen: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let screen = participant_id(&r);
     let g = e.s.get(e.url(&format!("/v1/calls/{call}")), Some(&owner)).await;
     let ps = g.body["participants"].as_array().unwrap();
     assert_eq!(ps.len(), 2, "{ps:?}");
@@ -383,7 +388,7 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
     let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8");
     let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let vpid = participant_id(&r);
     let srv = e.router.clone();
     let leg = tokio::task::spawn_blocking(move || {
         srv.snapshot().into_iter().flat_map(|c| c.participants).find(|p| p.participant.0 == vpid)
@@ -492,7 +497,7 @@ async fn whip_and_whep_open_legs_and_delete_makes_the_participant_leave() {
     assert!(location.starts_with(&format!("/v1/calls/{call}/sessions/")), "{location}");
     let etag = r.headers["etag"].to_str().unwrap();
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
-    let pid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let pid = participant_id(&r);
     let g = e.s.get(e.url(&format!("/v1/calls/{call}")), Some(&owner)).await;
     assert_eq!(g.body["participants"][0]["participant_id"].as_u64(), Some(pid));
     assert_eq!(g.body["participants"][0]["publishes"], json!(["audio", "video"]));
@@ -502,14 +507,14 @@ async fn whip_and_whep_open_legs_and_delete_makes_the_participant_leave() {
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let viewer_location = r.headers["location"].to_str().unwrap().to_owned();
-    let vpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let vpid = participant_id(&r);
     // The publisher also receives the composite: a second leg of the same user.
     let r = e
         .offer(&format!("/v1/calls/{call}/whep?view=composite"), Some(&owner), "application/sdp", WHEP_OFFER.into())
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let composite_location = r.headers["location"].to_str().unwrap().to_owned();
-    let cpid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let cpid = participant_id(&r);
     assert_eq!(e.participants(&call, &owner).await, vec![pid, vpid, cpid]);
     let r = e.s.delete(e.url(&composite_location), Some(&owner)).await;
     assert_eq!(r.status, 200);
