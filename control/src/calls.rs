@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use corecast_proto::token::{self, Claims, ParticipantId, Role, SigningKey};
@@ -90,7 +90,7 @@ pub fn router(state: Arc<CallsState>) -> Router {
     let limit = state.cfg.max_body_bytes;
     Router::new()
         .route("/v1/calls", post(start))
-        .route("/v1/calls/{id}", get(get_call).delete(end))
+        .route("/v1/calls/{id}", get(get_call).delete(end).options(preflight_call))
         .route("/v1/calls/{id}/join", post(join))
         .route("/v1/calls/{id}/leave", post(leave))
         .route("/v1/calls/{id}/mixer", post(mixer_token))
@@ -298,19 +298,28 @@ async fn leave(
     Ok(Json(serde_json::json!({ "participant_id": pid })))
 }
 
-async fn get_call(
-    State(st): State<Arc<CallsState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<CallView>, ApiError> {
-    let uid = user(&st, &headers).await?;
-    let id = parse_call_id(&id)?;
+async fn get_call(State(st): State<Arc<CallsState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    // With the CORS headers of WHIP/WHEP: a page on another origin reads whom to subscribe to.
+    let view = read_call(&st, &headers, &id).await.map(Json).into_response();
+    crate::whip::with_cors(view, st.cfg.cors_allow_origin.as_deref())
+}
+
+/// `OPTIONS /v1/calls/{id}`: a page on another origin may `GET` the call (with its session).
+async fn preflight_call(State(st): State<Arc<CallsState>>) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(axum::http::header::ALLOW, axum::http::HeaderValue::from_static("GET, DELETE, OPTIONS"));
+    crate::whip::with_cors(r, st.cfg.cors_allow_origin.as_deref())
+}
+
+async fn read_call(st: &CallsState, headers: &HeaderMap, id: &str) -> Result<CallView, ApiError> {
+    let uid = user(st, headers).await?;
+    let id = parse_call_id(id)?;
     let call = st.calls.get(id).await?.ok_or_else(|| ApiError::not_found("call not found"))?;
     if call.owner != uid && !call.participants.iter().any(|p| p.user_id == uid) {
         return Err(ApiError::forbidden("only the owner and participants may see a call"));
     }
     let router = call.router.address.clone();
-    Ok(Json(crate::call_view::call_view(call, router, st.users.get().map(|u| u.as_ref())).await))
+    Ok(crate::call_view::call_view(call, router, st.users.get().map(|u| u.as_ref())).await)
 }
 
 async fn keys(State(st): State<Arc<CallsState>>) -> Json<serde_json::Value> {

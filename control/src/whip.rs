@@ -60,15 +60,16 @@ pub fn routes(cfg: &CallsConfig) -> Router<Arc<CallsState>> {
         }))
 }
 
-/// Adds the CORS headers a page on another origin needs to use WHIP/WHEP.
-fn with_cors(mut r: Response, origin: Option<&str>) -> Response {
+/// Adds the CORS headers a page on another origin needs to use WHIP/WHEP (and to read the
+/// call's participants, `GET /v1/calls/{id}`).
+pub(crate) fn with_cors(mut r: Response, origin: Option<&str>) -> Response {
     let h = r.headers_mut();
     let origin = origin.and_then(|o| HeaderValue::from_str(o).ok()).unwrap_or(HeaderValue::from_static("*"));
     if origin != "*" {
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"));
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type, If-Match"));
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,

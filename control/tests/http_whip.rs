@@ -283,7 +283,12 @@ async fn cors_preflight_and_headers() {
     let e = env(|_| {}).await;
     let (_, owner) = e.s.user().await;
     let call = e.s.start_call(&owner).await;
-    let paths = [format!("/v1/calls/{call}/whip"), format!("/v1/calls/{call}/whep"), resource(&call, 7, "sess")];
+    let paths = [
+        format!("/v1/calls/{call}/whip"),
+        format!("/v1/calls/{call}/whep"),
+        resource(&call, 7, "sess"),
+        format!("/v1/calls/{call}"),
+    ];
     for path in &paths {
         let r = send(
             e.s.http
@@ -308,6 +313,13 @@ async fn cors_preflight_and_headers() {
     }
     // Error answers carry them too, so a page can read the status.
     let r = e.offer(&paths[0], None, "application/sdp", OFFER.into()).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    // So does the call's participant list (whom to subscribe to), and its refusals.
+    let r = send(e.s.http.get(e.url(&paths[3])).bearer_auth(&owner)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    let r = send(e.s.http.get(e.url(&paths[3]))).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     e.shutdown().await;
