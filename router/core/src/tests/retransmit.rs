@@ -120,3 +120,46 @@ fn reordered_and_duplicated_packets_reach_receivers_once() {
     assert!(s.duplicates_dropped >= up.duplicated, "{} < {}", s.duplicates_dropped, up.duplicated);
     assert_eq!((up.duplicated, s.nacks_upstream, s.duplicates_dropped), (48, 50, 98));
 }
+
+/// A receiver that NACKs more than its budget gets the first 40 (the
+/// burst), the rest are refused and counted; the same numbers again
+/// within 100 ms are not resent; two seconds later they are too old to
+/// keep (the publisher is asked) and the budget has refilled.
+#[test]
+fn the_budget_caps_one_receivers_retransmissions() {
+    let mut h = H::new();
+    h.join(addr(0), super::call(1), 1, VIDEO);
+    let tok = h.token(super::call(1), 2, Role::Subscriber);
+    assert!(matches!(h.join_with(addr(1), tok, vec![]), SessionMessage::JoinAck { .. }));
+    for seq in 0..100u16 {
+        h.input(addr(0), rtp(VIDEO, seq));
+    }
+    h.take();
+    let lost: Vec<SeqNo> = (20..80).map(SeqNo).collect();
+    let nack = rtcp::write_compound(&[RtcpPacket::Nack(rtcp::Nack::from_lost(Ssrc(7), Ssrc(VIDEO), &lost))]).unwrap();
+    h.input(addr(1), nack.clone());
+    let t = h.take();
+    let seqs: Vec<u16> = t.iter().map(|t| RtpHeader::parse(&t.contents).unwrap().seq.0).collect();
+    assert_eq!(seqs, (20..60).collect::<Vec<_>>(), "the burst, in order; nothing to the publisher");
+    let s = *h.r.stats();
+    assert_eq!((s.nack_answered, s.retransmitted, s.retransmit_refused, s.nacks), (60, 40, 20, 0));
+    h.now += Duration::from_millis(50);
+    h.input(addr(1), nack.clone());
+    assert_eq!(h.take().len(), 1, "resent ones are not resent within 100 ms; one token refilled");
+    // Two seconds later those packets are too old to keep: the NACK goes to the publisher.
+    h.now += Duration::from_secs(2);
+    h.input(addr(1), nack);
+    let t = h.take();
+    assert_eq!((t.len(), t[0].destination, h.r.stats().nack_missed, h.r.stats().nacks), (1, addr(0), 60, 1));
+    // Newer packets: the budget has refilled to the burst.
+    for seq in 100..200u16 {
+        h.input(addr(0), rtp(VIDEO, seq));
+    }
+    h.take();
+    let lost: Vec<SeqNo> = (120..180).map(SeqNo).collect();
+    h.input(
+        addr(1),
+        rtcp::write_compound(&[RtcpPacket::Nack(rtcp::Nack::from_lost(Ssrc(7), Ssrc(VIDEO), &lost))]).unwrap(),
+    );
+    assert_eq!(h.take().len(), 40, "refilled to the burst");
+}
