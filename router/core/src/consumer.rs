@@ -23,11 +23,56 @@ pub(crate) struct Consumer {
     /// A receiver with a frame-rate cap: the highest temporal layer it gets
     /// (`None`: not decided yet, the base layer only). See `framerate`.
     pub layer: Option<u8>,
+    /// The last offsets and the first outgoing number each applied to
+    /// (`(out, offset)`, a ring), so that a NACK for a packet sent before
+    /// the offset last changed is mapped back with the offset it was sent with.
+    offsets: [(u16, u16); OFFSETS],
+    offsets_len: u8,
+    offsets_next: u8,
 }
+
+/// Offset changes remembered per consumer: at 30 frames/s capped to T0,
+/// one change per kept frame, so 16 cover two seconds (the retransmission
+/// buffer keeps one).
+const OFFSETS: usize = 16;
 
 impl Consumer {
     fn new(ssrc: Ssrc, paused: bool, last_out: Option<SeqNo>) -> Consumer {
-        Consumer { ssrc, paused, offset: 0, last_out, layer: None }
+        Consumer {
+            ssrc,
+            paused,
+            offset: 0,
+            last_out,
+            layer: None,
+            offsets: [(0, 0); OFFSETS],
+            offsets_len: 0,
+            offsets_next: 0,
+        }
+    }
+
+    /// Records that packet `out` went out with the current offset.
+    #[inline]
+    fn note_offset(&mut self, out: SeqNo) {
+        let last = (usize::from(self.offsets_next) + OFFSETS - 1) % OFFSETS;
+        if self.offsets_len > 0 && self.offsets[last].1 == self.offset {
+            return;
+        }
+        self.offsets[usize::from(self.offsets_next)] = (out.0, self.offset);
+        self.offsets_next = ((usize::from(self.offsets_next) + 1) % OFFSETS) as u8;
+        self.offsets_len = (self.offsets_len + 1).min(OFFSETS as u8);
+    }
+
+    /// The producer's number of the packet this receiver got as `out`: the
+    /// offset it was sent with taken off (the current one when it is older
+    /// than what is remembered).
+    pub fn incoming(&self, out: SeqNo) -> SeqNo {
+        let n = usize::from(self.offsets_len);
+        let newest_first = (1..=n).map(|k| self.offsets[(usize::from(self.offsets_next) + OFFSETS - k) % OFFSETS]);
+        let offset = newest_first
+            .into_iter()
+            .find(|&(start, _)| out.0.wrapping_sub(start) as i16 >= 0)
+            .map_or(self.offset, |(_, o)| o);
+        SeqNo(out.0.wrapping_sub(offset))
     }
 
     /// One packet the receiver does not get although its stream goes on:
@@ -125,6 +170,7 @@ impl Consumers {
         }
         let out_seq = seq.wrapping_add(c.offset);
         c.last_out = Some(out_seq);
+        c.note_offset(out_seq);
         let bytes = if c.offset == 0 {
             contents.clone()
         } else {
@@ -181,6 +227,8 @@ mod tests {
         let c = *cs.get(s).unwrap();
         assert!(!c.paused);
         assert_eq!(c.offset, 0u16.wrapping_sub(4));
+        assert_eq!(c.incoming(SeqNo(101)), SeqNo(101), "sent before the skips");
+        assert_eq!(c.incoming(SeqNo(102)), SeqNo(106), "sent after them");
         // A pause (the fan-out withholds the stream), then a resume: where the receiver left off, as a resume.
         assert!(seq_of(&cs.on_packet(s, SeqNo(107), Some(SeqNo(106)), false, true, &packet(107))).is_none());
         let mut paused = *cs.get(s).unwrap();

@@ -16,6 +16,7 @@ use crate::fanout::{self, Decision, Receiving, Sending};
 use crate::hash::FxHashMap;
 use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
+use crate::retransmit::Stored;
 use crate::stats::DropReason;
 use crate::transport::Transport;
 use crate::webrtc::{Codec, Source};
@@ -115,6 +116,8 @@ impl Router {
             None => &self.config.native_format,
         };
         let (codec, audio_level) = (format.codec(header.pt.0), format.audio_level);
+        let native_sender = sender_idx.is_some_and(|i| matches!(call.participants[i].transport, Transport::Udp(_)));
+        let mut nack_at = None;
         let producers = match from {
             Endpoint::Participant(i) => &mut call.participants[i].producers,
             Endpoint::Pipe(i) => &mut call.pipes[i].producers,
@@ -124,6 +127,22 @@ impl Router {
         };
         let announce = producer.kind == MediaKind::Unknown;
         producer.resolve_kind(header.pt.0, &self.config.audio_payload_types);
+        // What WebRTC receivers need to rewrite the packet for themselves.
+        let source = webrtc_source(codec, audio_level, producer.kind);
+        // Video (not RTX) is kept for retransmission; a duplicate goes no further.
+        if producer.kind == MediaKind::Video && codec != Some(Codec::Rtx) {
+            let buffer = producer.retransmit.get_or_insert_default();
+            if buffer.insert(header.seq, now, &contents, source) == Stored::Duplicate {
+                self.out.stats.duplicates_dropped += 1;
+                return;
+            }
+            // A native publisher's gaps are NACKed by the router, once for every receiver.
+            if native_sender {
+                if let Some(at) = producer.upstream_nack.get_or_insert_default().on_packet(header.seq, now) {
+                    nack_at = Some(at);
+                }
+            }
+        }
         producer.on_rtp(&header, contents.len());
         // Video with temporal layers: its frame, for receivers with a frame-rate cap.
         let frame = match layered(codec) {
@@ -152,8 +171,6 @@ impl Router {
                 pipe.send(&mut self.out, call_id, m.clone());
             }
         }
-        // What WebRTC receivers need to rewrite the packet for themselves.
-        let source = webrtc_source(codec, audio_level, kind);
         let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
         let sending = Sending { composite, ..sending };
         // The mixer's own stream is never paused for anyone: nobody resumes it.
@@ -196,6 +213,9 @@ impl Router {
             if fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
                 pipe.send_media(&mut self.out, call_id, contents.clone());
             }
+        }
+        if let Some(at) = nack_at {
+            self.nack_at(at);
         }
         self.out.stats.forwarded_rtp += forwarded;
         self.out.stats.sd_audio_withheld += withheld;

@@ -33,10 +33,10 @@
 //! - RTX is not thinned (its payload starts with the original sequence
 //!   number, not a descriptor): WebRTC legs get no RTX, and a native
 //!   receiver gets the publisher's RTX stream as received;
-//! - a receiver's NACK is mapped back with its consumer's current offset
-//!   (`rtcp_route`), so a NACK for a packet sent before the last skipped
-//!   frame names the wrong packet (mediasoup keeps the set of dropped
-//!   numbers for this; here the retransmission simply does not help);
+//! - a receiver's NACK is mapped back with the offset each packet was sent
+//!   with (the consumer keeps its last 16 offset changes, `rtcp_route` and
+//!   `retransmit` use them); a NACK for a packet older than that is mapped
+//!   with the current offset;
 //! - the parse runs for every VP8/AV1 video packet, capped receiver or
 //!   not, so that the rates are known when a capped receiver arrives (a few
 //!   header bytes, no allocation); the state is boxed in the producer.

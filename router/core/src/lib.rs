@@ -35,6 +35,8 @@
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);
 //! - `framerate`: frame-rate caps (`max_fps`) by dropping upper temporal layers;
 //! - `rtcp_route`: RTCP routing; `keyframe`: the one keyframe-request throttle;
+//! - `retransmit`: the per-producer retransmission buffer, NACKs answered from it;
+//!   `nack_generator`: the router's own NACKs to publishers for the gaps it sees;
 //! - `quality`: HD/SD per receiver and mixer demand; `speakers`: loudest speakers;
 //! - `outbox`, `stats`, `snapshot`, `hash`: outputs and counters, admin views, the map hasher;
 //! - [`webrtc`] (the WebRTC transport: ICE-lite state, DTLS over `dimpl`, the per-leg header
@@ -54,12 +56,14 @@ pub mod hash;
 mod keyframe;
 mod legs;
 mod membership;
+mod nack_generator;
 mod outbox;
 mod participant;
 mod pipe;
 mod placement;
 mod producer;
 mod quality;
+mod retransmit;
 mod rtcp_route;
 mod snapshot;
 mod speakers;
@@ -112,6 +116,8 @@ pub struct Router {
     next_rank: Option<Instant>,
     /// When WebRTC legs' congestion feedback is next considered.
     next_feedback: Option<Instant>,
+    /// When the next NACK to a publisher is due (see `nack_generator`).
+    next_nack: Option<Instant>,
 }
 
 impl Router {
@@ -136,6 +142,7 @@ impl Router {
             next_sweep: None,
             next_rank: None,
             next_feedback: None,
+            next_nack: None,
         }
     }
 
@@ -198,6 +205,7 @@ impl Router {
         }
         let sweep = self.next_sweep.unwrap_or(self.epoch + self.config.sweep_interval);
         let t = self.next_rank.map_or(sweep, |r| r.min(sweep));
+        let t = self.next_nack.map_or(t, |n| n.min(t));
         Output::Timeout(self.next_feedback.map_or(t, |f| f.min(t)))
     }
 
@@ -230,6 +238,9 @@ impl Router {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.next_nack.is_some_and(|t| now >= t) {
+            self.send_upstream_nacks(now);
+        }
         if self.next_feedback.is_some_and(|t| now >= t) {
             self.send_feedback(now);
         }

@@ -8,6 +8,7 @@ use corecast_proto::{MediaKind, Ssrc};
 use crate::consumer::Consumers;
 use crate::producer::Producer;
 use crate::quality::QualityState;
+use crate::retransmit::RetransmitBudget;
 use crate::transport::Transport;
 use crate::webrtc::SenderFormat;
 
@@ -37,6 +38,8 @@ pub(crate) struct Participant {
     /// Frame-rate cap (a WHEP leg's `max_fps`): of video with temporal
     /// layers it gets only the layers that fit (see `framerate`).
     pub max_fps: Option<u8>,
+    /// Retransmissions sent to it lately (made at its first NACK answered).
+    pub retransmit: Option<Box<RetransmitBudget>>,
 }
 
 impl Participant {
@@ -62,6 +65,7 @@ impl Participant {
             format,
             subscribe: None,
             max_fps: None,
+            retransmit: None,
         }
     }
 

@@ -7,6 +7,8 @@ use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
 
 use crate::framerate::{Frame, TemporalLayers};
 use crate::keyframe::KeyframeThrottle;
+use crate::nack_generator::NackGenerator;
+use crate::retransmit::RetransmitBuffer;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
 /// producer announced over a pipe, on another worker's share of the call.
@@ -49,6 +51,11 @@ pub(crate) struct Producer {
     /// which layer, and the layers' frame rates (boxed: audio and other
     /// codecs never need it).
     pub temporal: Option<Box<TemporalLayers>>,
+    /// Video (not RTX): its last packets, for NACKs answered by the router
+    /// and to drop duplicates (boxed, made at the first packet).
+    pub retransmit: Option<Box<RetransmitBuffer>>,
+    /// A native publisher's video: the gaps the router NACKs itself.
+    pub upstream_nack: Option<Box<NackGenerator>>,
 }
 
 impl Producer {
@@ -74,6 +81,8 @@ impl Producer {
             level_seen: false,
             sd_audible: true,
             temporal: None,
+            retransmit: None,
+            upstream_nack: None,
         }
     }
 

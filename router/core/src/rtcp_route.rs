@@ -6,7 +6,9 @@
 //!   their loss fractions, weighted by each stream's packet rate, are kept as
 //!   the receiver's latest loss figure (what fraction of everything sent to
 //!   it was lost: a low-rate stream's fraction is too noisy to count alone);
-//! - NACK goes to the producer of the media SSRC;
+//! - NACK is answered from the producer's retransmission buffer (`retransmit`)
+//!   for native receivers; what the buffer does not hold goes to the producer of
+//!   the media SSRC, unless the router is asking it for those packets itself;
 //! - PLI and FIR go to the producer of the media SSRC, at most one per
 //!   `keyframe_request_interval` per producer (N receivers asking at once must
 //!   not make the producer send N keyframes; the throttle is `keyframe`'s);
@@ -22,10 +24,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use corecast_proto::rtcp::{Fir, Nack, Pli, ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
 use corecast_proto::token::CallId;
-use corecast_proto::SeqNo;
 
 use crate::call::{Call, Endpoint};
 use crate::forward::{locate, Origin};
+use crate::retransmit;
 use crate::stats::{DropReason, RouterStats};
 use crate::{Router, RouterConfig};
 
@@ -62,6 +64,10 @@ pub(crate) struct Routed {
     pub loss: Option<u8>,
     /// Bandwidth estimate the sender sent (REMB), if any.
     pub estimate: Option<u64>,
+    /// Packets to resend from the retransmission buffer (each with its
+    /// source, for WebRTC legs), to participant `resend_to`.
+    pub resend: Vec<(Bytes, Option<crate::webrtc::Source>)>,
+    pub resend_to: Option<usize>,
 }
 
 /// Who sent a compound: its origin, where that sits in the call, and
@@ -139,16 +145,24 @@ pub(crate) fn route(
                     routed_any = true;
                 }
             }
-            RtcpPacket::Nack(mut nack) => {
+            RtcpPacket::Nack(nack) => {
                 if let Some(to) = owner(call, nack.media_ssrc) {
                     // Undo this receiver's sequence shift, if its copy of the stream is shifted.
                     let consumer = participant.and_then(|i| call.participants[i].consumers.get(nack.media_ssrc));
-                    if let Some(c) = consumer.filter(|c| c.offset != 0) {
-                        let lost: Vec<_> = nack.lost().map(|s| SeqNo(s.0.wrapping_sub(c.offset))).collect();
-                        nack = Nack::from_lost(nack.sender_ssrc, nack.media_ssrc, &lost);
+                    let lost: Vec<_> = nack.lost().map(|s| (consumer.map_or(s, |c| c.incoming(s)), s)).collect();
+                    // What the retransmission buffer holds is answered here; the rest goes to the publisher.
+                    let upstream = match participant {
+                        Some(i) => {
+                            res.resend_to = Some(i);
+                            let ssrc = nack.media_ssrc;
+                            retransmit::answer_nack(call, i, ssrc, &lost, now, stats, &mut res.resend)
+                        }
+                        None => lost.iter().map(|l| l.0).collect(),
+                    };
+                    if !upstream.is_empty() {
+                        stats.nacks += 1;
+                        out.push(to, RtcpPacket::Nack(Nack::from_lost(nack.sender_ssrc, nack.media_ssrc, &upstream)));
                     }
-                    stats.nacks += 1;
-                    out.push(to, RtcpPacket::Nack(nack));
                     routed_any = true;
                 }
             }
@@ -258,6 +272,14 @@ impl Router {
         let hub = call.hub;
         let sent_by = From { origin, endpoint: from, hub };
         let routed = route(call, sent_by, pkts, now, &self.config, &mut self.out.stats);
+        if let Some(i) = routed.resend_to {
+            let transport = &mut call.participants[i].transport;
+            for (b, src) in routed.resend {
+                let Ok(h) = corecast_proto::rtp::RtpHeader::parse(&b) else { continue };
+                self.out.stats.retransmitted += 1;
+                transport.send_rtp(&mut self.out, b, &h, src);
+            }
+        }
         for (to, bytes) in routed.transmits {
             self.out.stats.forwarded_rtcp += 1;
             call.send_to(&mut self.out, to, Bytes::from(bytes));

@@ -58,7 +58,8 @@ pub struct RouterStats {
     pub timeouts: u64,
     /// Keyframe requests (PLI/FIR) forwarded to producers.
     pub keyframe_requests: u64,
-    /// NACKs forwarded to producers.
+    /// NACKs forwarded to producers (receivers' NACKs with what the router
+    /// could not answer itself).
     pub nacks: u64,
     /// Audio packets not sent to an SD receiver because their speaker is not
     /// among the call's loudest (one per receiver; not a drop).
@@ -70,6 +71,22 @@ pub struct RouterStats {
     /// (`max_fps`): their frame is in a temporal layer above what the cap
     /// allows (one per receiver; not a drop: its sequence numbers close over them).
     pub frame_rate_dropped: u64,
+    /// Video packets that arrived again (same sequence number, still in the
+    /// retransmission buffer) and were not forwarded again (not a drop).
+    pub duplicates_dropped: u64,
+    /// Packets the router resent to a receiver from its retransmission
+    /// buffer (one per receiver and packet).
+    pub retransmitted: u64,
+    /// Sequence numbers receivers NACKed that the retransmission buffer held.
+    pub nack_answered: u64,
+    /// Sequence numbers receivers NACKed that the buffer did not hold (asked
+    /// of the publisher unless the router already asks for them itself).
+    pub nack_missed: u64,
+    /// NACK messages the router sent to publishers for the gaps it saw itself
+    /// (each try counts).
+    pub nacks_upstream: u64,
+    /// Retransmissions not sent: the receiver's retransmission budget was spent.
+    pub retransmit_refused: u64,
     /// Dropped: malformed.
     pub dropped_malformed: u64,
     /// Dropped: unadmitted source.
@@ -161,6 +178,12 @@ impl RouterStats {
             sd_audio_withheld,
             sd_audio_mixed,
             frame_rate_dropped,
+            duplicates_dropped,
+            retransmitted,
+            nack_answered,
+            nack_missed,
+            nacks_upstream,
+            retransmit_refused,
             dropped_malformed,
             dropped_unadmitted,
             dropped_bad_token,

@@ -336,3 +336,46 @@ fn a_publisher_legs_max_fps_is_ignored() {
     let c = h.r.calls.get(&call(1)).unwrap();
     assert_eq!(c.participants[c.index_of(ParticipantId(7)).unwrap()].max_fps, None);
 }
+
+/// A capped receiver NACKs numbers it saw: the router resends the packets
+/// it sent under those numbers (mapped back with the offset each was sent
+/// with, not only the current one), renumbered as the receiver saw them,
+/// and asks the publisher for nothing.
+#[test]
+fn a_capped_receivers_nack_gets_the_packets_it_saw_back() {
+    let mut h = H::new();
+    capped_call(&mut h, &[Some(8)]);
+    h.take();
+    let mut sent = Sent::new();
+    send_frames(&mut h, Payload::Vp8, 0, 60, &mut sent);
+    let t = h.take();
+    let eight = got(&t, addr(1));
+    assert_eq!(eight.layers(&sent), [15, 0, 0]);
+    // What the receiver got: its number → (timestamp, the bytes' payload).
+    let seen: Vec<(SeqNo, Vec<u8>)> = t
+        .iter()
+        .filter(|t| t.destination == addr(1) && classify(&t.contents) == Kind::Rtp)
+        .filter_map(|t| {
+            let h = RtpHeader::parse(&t.contents).ok()?;
+            (h.ssrc == Ssrc(VIDEO)).then(|| (h.seq, t.contents[h.payload_offset..].to_vec()))
+        })
+        .collect();
+    // The first packet of the frame two kept frames back (sent with an older offset), and the last one sent.
+    let picks = [seen[seen.len() - 1 - 2 * PER_FRAME - 2].clone(), seen[seen.len() - 1].clone()];
+    let offset_now = h.r.calls[&call(1)].participants[1].consumers.get(Ssrc(VIDEO)).unwrap().offset;
+    assert_ne!(offset_now, 0, "the receiver's numbers are shifted");
+    let nack = rtcp::Nack::from_lost(Ssrc(0x5000), Ssrc(VIDEO), &[picks[0].0, picks[1].0]);
+    h.input(addr(1), rtcp::write_compound(&[RtcpPacket::Nack(nack)]).unwrap());
+    let t = h.take();
+    assert!(t.iter().all(|t| t.destination == addr(1)), "nothing to the publisher: {t:?}");
+    let back: Vec<(SeqNo, Vec<u8>)> = t
+        .iter()
+        .map(|t| {
+            let h = RtpHeader::parse(&t.contents).unwrap();
+            (h.seq, t.contents[h.payload_offset..].to_vec())
+        })
+        .collect();
+    assert_eq!(back, picks.to_vec(), "the same packets, as the receiver saw them");
+    let s = h.r.stats();
+    assert_eq!((s.retransmitted, s.nack_answered, s.nack_missed, s.nacks), (2, 2, 0, 0));
+}

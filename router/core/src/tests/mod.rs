@@ -137,6 +137,7 @@ mod composite;
 mod framerate;
 mod net;
 mod quality;
+mod retransmit;
 mod rtcp_routing;
 mod scenarios;
 mod speakers;

@@ -99,6 +99,8 @@ impl Default for LinkConfig {
 pub struct LinkStats {
     pub sent: u64,
     pub lost: u64,
+    /// Of `lost`, RTP packets.
+    pub lost_rtp: u64,
     pub queue_drops: u64,
     pub duplicated: u64,
     pub delivered: u64,
@@ -114,6 +116,9 @@ pub struct Link {
     flight: BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
     order: u64,
     pub stats: LinkStats,
+    /// The RTP packets lost (SSRC, sequence number), in order (a
+    /// retransmission lost again is there again).
+    pub lost_seqs: Vec<(u32, u16)>,
 }
 
 impl Link {
@@ -126,6 +131,7 @@ impl Link {
             flight: BinaryHeap::new(),
             order: 0,
             stats: LinkStats::default(),
+            lost_seqs: Vec::new(),
         }
     }
 
@@ -139,6 +145,10 @@ impl Link {
         }
         if self.bad || self.rng.chance(self.cfg.loss) {
             self.stats.lost += 1;
+            if let (Kind::Rtp, Ok(h)) = (classify(&b), RtpHeader::parse(&b)) {
+                self.stats.lost_rtp += 1;
+                self.lost_seqs.push((h.ssrc.0, h.seq.0));
+            }
             return;
         }
         let mut depart = now;
@@ -192,6 +202,10 @@ pub struct Stream {
     seq: u16,
     next: Option<Instant>,
     pub sent: u64,
+    /// Stops sending at this instant.
+    pub until: Option<Instant>,
+    /// The last packets sent, to answer NACKs with.
+    history: std::collections::VecDeque<(u16, Bytes)>,
 }
 
 impl Stream {
@@ -203,7 +217,18 @@ impl Stream {
         Stream::new(ssrc, MediaKind::Video, Duration::from_secs(1) / pps, size, None)
     }
     fn new(ssrc: u32, kind: MediaKind, interval: Duration, size: usize, level: Option<u8>) -> Stream {
-        Stream { ssrc: Ssrc(ssrc), kind, interval, size, level, seq: 1000, next: None, sent: 0 }
+        Stream {
+            ssrc: Ssrc(ssrc),
+            kind,
+            interval,
+            size,
+            level,
+            seq: 1000,
+            next: None,
+            sent: 0,
+            until: None,
+            history: Default::default(),
+        }
     }
 
     fn packet(&mut self) -> Bytes {
@@ -219,7 +244,18 @@ impl Stream {
             extensions,
             ..Default::default()
         };
-        Bytes::from(pkt.to_vec().expect("a valid packet"))
+        let b = Bytes::from(pkt.to_vec().expect("a valid packet"));
+        if self.history.len() == 1000 {
+            self.history.pop_front();
+        }
+        self.history.push_back((self.seq, b.clone()));
+        b
+    }
+
+    /// Starts the sequence numbers at `seq` (the next packet has `seq + 1`).
+    pub fn starting_at(mut self, seq: u16) -> Stream {
+        self.seq = seq;
+        self
     }
 }
 
@@ -293,6 +329,14 @@ pub struct Client {
     pub reports: Vec<(Instant, Vec<u8>)>,
     /// Keyframe requests (PLI) that reached this client.
     pub plis: Vec<Instant>,
+    /// Every sequence number NACKs that reached this client asked for
+    /// (media SSRC, number), in order; the client resends what it still has.
+    pub nacked: Vec<(u32, u16)>,
+    /// NACKs its gaps (RFC 4585 generic NACK): after 20 ms, then every
+    /// 150 ms, at most 5 times per packet.
+    pub nacks: bool,
+    /// Gaps it NACKs: (SSRC, number) → (next NACK, NACKs sent).
+    missing: BTreeMap<(u32, u16), (Instant, u8)>,
 }
 
 impl Client {
@@ -304,13 +348,32 @@ impl Client {
         match classify(b) {
             Kind::Rtp => {
                 if let Ok(h) = RtpHeader::parse(b) {
-                    self.rx.entry(h.ssrc.0).or_default().on_packet(now, h.seq);
+                    let rx = self.rx.entry(h.ssrc.0).or_default();
+                    let before = rx.ext.highest();
+                    rx.on_packet(now, h.seq);
+                    self.missing.remove(&(h.ssrc.0, h.seq.0));
+                    if let (true, Some(before), Some(after)) = (self.nacks, before, rx.ext.highest()) {
+                        for e in (before + 1..after).take(200) {
+                            self.missing.insert((h.ssrc.0, e as u16), (now + Duration::from_millis(20), 0));
+                        }
+                    }
                 }
             }
             Kind::Rtcp => {
                 for p in rtcp::parse_compound(b).unwrap_or_default() {
-                    if matches!(p, RtcpPacket::Pli(_)) {
-                        self.plis.push(now);
+                    match p {
+                        RtcpPacket::Pli(_) => self.plis.push(now),
+                        RtcpPacket::Nack(n) => {
+                            for seq in n.lost() {
+                                self.nacked.push((n.media_ssrc.0, seq.0));
+                                let s = self.streams.iter().find(|s| s.ssrc == n.media_ssrc);
+                                let again = s.and_then(|s| s.history.iter().find(|(q, _)| *q == seq.0));
+                                if let Some((_, b)) = again {
+                                    self.up.send(now, b.clone());
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -339,7 +402,12 @@ impl Client {
             }
             return;
         }
+        self.send_nacks(now);
         for s in &mut self.streams {
+            if s.until.is_some_and(|u| now >= u) {
+                s.next = Some(now + Duration::from_secs(3600));
+                continue;
+            }
             let next = *s.next.get_or_insert(now);
             if now >= next {
                 s.next = Some(next + s.interval);
@@ -360,12 +428,34 @@ impl Client {
         }
     }
 
+    /// NACKs the gaps that are due, one NACK per SSRC.
+    fn send_nacks(&mut self, now: Instant) {
+        let reporter = self.report_ssrc();
+        let mut due: BTreeMap<u32, Vec<SeqNo>> = BTreeMap::new();
+        self.missing.retain(|&(ssrc, seq), (next, tries)| {
+            if *next <= now {
+                if *tries >= 5 {
+                    return false;
+                }
+                due.entry(ssrc).or_default().push(SeqNo(seq));
+                *tries += 1;
+                *next = now + Duration::from_millis(150);
+            }
+            true
+        });
+        for (ssrc, seqs) in due {
+            let nack = RtcpPacket::Nack(rtcp::Nack::from_lost(reporter, Ssrc(ssrc), &seqs));
+            self.up.send(now, Bytes::from(rtcp::write_compound(&[nack]).expect("a valid NACK")));
+        }
+    }
+
     fn next_action(&self) -> Instant {
         if !self.joined {
             return self.next_join;
         }
         let media = self.streams.iter().filter_map(|s| s.next).min();
-        media.map_or(self.next_report, |m| m.min(self.next_report))
+        let t = media.map_or(self.next_report, |m| m.min(self.next_report));
+        self.missing.values().map(|m| m.0).min().map_or(t, |n| n.min(t))
     }
 }
 
@@ -429,6 +519,9 @@ impl Sim {
             rx: BTreeMap::new(),
             reports: Vec::new(),
             plis: Vec::new(),
+            nacked: Vec::new(),
+            nacks: false,
+            missing: BTreeMap::new(),
         });
         i
     }

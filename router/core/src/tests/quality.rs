@@ -122,12 +122,22 @@ fn heavy_loss_moves_a_receiver_to_sd_and_back_with_hysteresis_and_no_sequence_ga
     let t = send_video(&mut h);
     let to_r = t.iter().find(|t| t.destination == addr(2)).unwrap();
     assert_eq!(RtpHeader::parse(&to_r.contents).unwrap().seq, SeqNo(1007));
-    // A NACK for a shifted number reaches the producer as the real number.
+    let seen_as_1007 = to_r.contents.clone();
+    // A NACK for a shifted number is answered from the retransmission
+    // buffer with the real packet (1027), numbered as the receiver saw it.
     let nack = rtcp::Nack::from_lost(Ssrc(300), Ssrc(101), &[SeqNo(1007)]);
     h.input(addr(2), rtcp::write_compound(&[RtcpPacket::Nack(nack)]).unwrap());
     let t = h.take();
+    assert_eq!(t.len(), 1, "a resend, no NACK to the producer");
+    assert_eq!(t[0].destination, addr(2));
+    assert_eq!(t[0].contents, seen_as_1007, "the packet the receiver saw as 1007");
+    // One older than the buffer goes to the producer as the real number.
+    let nack = rtcp::Nack::from_lost(Ssrc(300), Ssrc(101), &[SeqNo(1007u16.wrapping_sub(2000))]);
+    h.input(addr(2), rtcp::write_compound(&[RtcpPacket::Nack(nack)]).unwrap());
+    let t = h.take();
     let RtcpPacket::Nack(n) = &rtcp::parse_compound(&t[0].contents).unwrap()[0] else { panic!() };
-    assert_eq!(n.lost().collect::<Vec<_>>(), vec![SeqNo(1027)]);
+    assert_eq!(n.lost().collect::<Vec<_>>(), vec![SeqNo(1027u16.wrapping_sub(2000))]);
+    assert_eq!((h.r.stats().retransmitted, h.r.stats().nack_answered, h.r.stats().nack_missed), (1, 1, 1));
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn nack_goes_to_the_producer_and_sr_to_everyone() {
     for i in 0..3u16 {
         h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
     }
+    // Nothing was sent yet, so the retransmission buffer has nothing to answer with.
     let nack = rtcp::Nack::from_lost(Ssrc(101), Ssrc(100), &[SeqNo(5), SeqNo(6)]);
     h.input(addr(1), rtcp::write_compound(&[RtcpPacket::Nack(nack.clone())]).unwrap());
     let t = h.take();

@@ -302,6 +302,35 @@ fn a_native_publisher_reaches_a_browser_with_the_browsers_payload_type() {
     assert!(h.r.stats().webrtc_not_ready >= 1);
 }
 
+/// A browser's NACK is not answered from the retransmission buffer (the
+/// same packet again would reuse its SRTP index; RTX is not done yet): it
+/// goes to the publisher as before, and nothing is resent to the leg.
+#[test]
+fn a_browsers_nack_goes_to_the_publisher_not_to_the_buffer() {
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    let c = call(2);
+    h.join(addr(1), c, 1, 0x1111);
+    let mut b = Peer::join(&mut h, 2, c, 2, false, None);
+    for seq in 5..9 {
+        h.input(addr(1), video(0x1111, seq, 45));
+    }
+    h.take();
+    let nack = rtcp::Nack::from_lost(Ssrc(0x2), Ssrc(0x1111), &[SeqNo(6)]);
+    let mut out = BytesMut::new();
+    b.tx.as_mut()
+        .unwrap()
+        .protect_rtcp(&rtcp::write_compound(&[RtcpPacket::Nack(nack.clone())]).unwrap(), &mut out)
+        .unwrap();
+    h.input(b.addr, out.to_vec());
+    let t = h.take();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].destination, addr(1));
+    assert_eq!(rtcp::parse_compound(&t[0].contents).unwrap(), vec![RtcpPacket::Nack(nack)]);
+    let s = h.r.stats();
+    assert_eq!((s.retransmitted, s.nack_answered, s.nacks, s.srtp_seal_failed), (0, 0, 1, 0));
+}
+
 #[test]
 fn a_whep_leg_gets_only_the_participant_it_named() {
     let mut h = H::new();

@@ -1,0 +1,362 @@
+//! Retransmission (RFC 4585 §6.2.1 generic NACK answered by the router):
+//! each video producer keeps its last packets in a [`RetransmitBuffer`]
+//! (mediasoup's RtpRetransmissionBuffer), so that a receiver's NACK is
+//! answered from the router instead of going back to the publisher, and a
+//! packet that arrives twice is forwarded once.
+//!
+//! The buffer is a ring indexed by sequence number (`seq % SLOTS`) holding
+//! the received [`Bytes`] themselves (a reference count, no copy), bounded
+//! by [`SLOTS`] packets and by [`MAX_AGE`] of arrival time. A slot whose
+//! sequence number matches and is not too old is the packet; anything else
+//! is "not in the buffer". Wrap-around needs no extended sequence numbers:
+//! 2^16 packets never arrive within [`MAX_AGE`] at media rates.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corecast_proto::{SeqNo, Ssrc};
+
+use crate::call::Call;
+use crate::stats::RouterStats;
+use crate::transport::Transport;
+use crate::webrtc::Source;
+
+/// Packets kept per video producer (about 1 s of 4 Mbit/s video in 1 000-byte packets).
+pub(crate) const SLOTS: usize = 512;
+
+/// A packet older than this (by arrival) is no longer retransmitted: the
+/// receiver's jitter buffer has given up on it.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// One stored packet.
+#[derive(Debug, Clone)]
+struct Slot {
+    seq: u16,
+    at: Instant,
+    /// It arrived after a higher number (reordered, or a retransmission).
+    late: bool,
+    packet: Bytes,
+    /// How WebRTC receivers rewrite it (as when it was first forwarded).
+    source: Option<Source>,
+}
+
+/// What [`RetransmitBuffer::insert`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// First seen: stored (forward it).
+    New,
+    /// The same sequence number is already stored: a duplicate (do not forward it again).
+    Duplicate,
+    /// Older than every packet the ring holds in its slot: not stored
+    /// (forward it; whether it is a duplicate cannot be told).
+    TooOld,
+}
+
+/// The last packets of one producer, by sequence number.
+#[derive(Debug)]
+pub(crate) struct RetransmitBuffer {
+    slots: Box<[Option<Slot>]>,
+    highest: Option<u16>,
+}
+
+impl Default for RetransmitBuffer {
+    fn default() -> Self {
+        RetransmitBuffer { slots: vec![None; SLOTS].into_boxed_slice(), highest: None }
+    }
+}
+
+/// A late packet (one that filled a gap) forwarded less than this long ago
+/// is taken to be on its way still: a receiver's NACK for it crossed it, and
+/// resending it would deliver it twice. (About a one-way trip; no estimate
+/// is kept. If that forward was lost, the receiver's next NACK gets it.)
+pub(crate) const IN_FLIGHT: Duration = Duration::from_millis(50);
+
+impl RetransmitBuffer {
+    /// Stores packet `seq` that arrived at `now`.
+    #[inline]
+    pub fn insert(&mut self, seq: SeqNo, now: Instant, packet: &Bytes, source: Option<Source>) -> Stored {
+        let slot = &mut self.slots[usize::from(seq.0) % SLOTS];
+        if let Some(s) = slot.as_ref().filter(|s| fresh(s.at, now)) {
+            if s.seq == seq.0 {
+                return Stored::Duplicate;
+            }
+            // The slot holds a newer packet (this one is SLOTS or more behind it).
+            if (s.seq.wrapping_sub(seq.0) as i16) > 0 {
+                return Stored::TooOld;
+            }
+        }
+        let late = self.highest.is_some_and(|h| (seq.0.wrapping_sub(h) as i16) < 0);
+        if !late {
+            self.highest = Some(seq.0);
+        }
+        *slot = Some(Slot { seq: seq.0, at: now, late, packet: packet.clone(), source });
+        Stored::New
+    }
+
+    /// Packet `seq` filled a gap less than [`IN_FLIGHT`] ago: forwarded just now.
+    #[inline]
+    pub fn in_flight(&self, seq: SeqNo, now: Instant) -> bool {
+        let s = &self.slots[usize::from(seq.0) % SLOTS];
+        s.as_ref().is_some_and(|s| s.seq == seq.0 && s.late && now.saturating_duration_since(s.at) < IN_FLIGHT)
+    }
+
+    /// Packet `seq`, if it is stored and not older than [`MAX_AGE`].
+    #[inline]
+    pub fn get(&self, seq: SeqNo, now: Instant) -> Option<(&Bytes, Option<Source>)> {
+        let s = self.slots[usize::from(seq.0) % SLOTS].as_ref()?;
+        (s.seq == seq.0 && fresh(s.at, now)).then_some((&s.packet, s.source))
+    }
+}
+
+/// A receiver's retransmission budget: a token bucket that refills at a
+/// tenth of the NACKed stream's packet rate (at least [`BUDGET_MIN_PPS`]),
+/// holding at most [`BUDGET_BURST`] tokens, and the packets resent to it
+/// lately, so that the same packet is not resent within [`RESEND_GAP`]
+/// (about a round trip: a second NACK for it before then is a repeat of
+/// the first, not a sign that the resend was lost).
+#[derive(Debug, Clone)]
+pub(crate) struct RetransmitBudget {
+    tokens: f64,
+    refilled: Option<Instant>,
+    recent: [(u32, u16, Option<Instant>); RECENT],
+    next: usize,
+}
+
+/// The floor of a receiver's retransmission rate, packets/s.
+pub(crate) const BUDGET_MIN_PPS: f64 = 20.0;
+/// The most retransmissions a receiver gets at once.
+pub(crate) const BUDGET_BURST: f64 = 40.0;
+/// The same packet is resent to the same receiver at most once in this long.
+pub(crate) const RESEND_GAP: Duration = Duration::from_millis(100);
+/// Resends remembered per receiver for [`RESEND_GAP`].
+const RECENT: usize = 64;
+
+impl Default for RetransmitBudget {
+    fn default() -> Self {
+        RetransmitBudget { tokens: BUDGET_BURST, refilled: None, recent: [(0, 0, None); RECENT], next: 0 }
+    }
+}
+
+/// Why a resend was not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Resent within [`RESEND_GAP`] already (not counted: the NACK repeats).
+    Recent,
+    /// The budget is spent.
+    Budget,
+}
+
+impl RetransmitBudget {
+    /// Whether packet `seq` of `ssrc` (a stream of `stream_pps` packets/s)
+    /// may be resent now; records it if so.
+    pub fn allow(&mut self, ssrc: u32, seq: u16, stream_pps: u64, now: Instant) -> Result<(), Refused> {
+        let recent = |at: Option<Instant>| at.is_some_and(|t| now.saturating_duration_since(t) < RESEND_GAP);
+        if self.recent.iter().any(|&(s, q, at)| s == ssrc && q == seq && recent(at)) {
+            return Err(Refused::Recent);
+        }
+        let rate = (stream_pps as f64 / 10.0).max(BUDGET_MIN_PPS);
+        if let Some(t) = self.refilled {
+            self.tokens = (self.tokens + now.saturating_duration_since(t).as_secs_f64() * rate).min(BUDGET_BURST);
+        }
+        self.refilled = Some(now);
+        if self.tokens < 1.0 {
+            return Err(Refused::Budget);
+        }
+        self.tokens -= 1.0;
+        self.recent[self.next] = (ssrc, seq, Some(now));
+        self.next = (self.next + 1) % RECENT;
+        Ok(())
+    }
+}
+
+/// Answers a NACK that receiver `receiver` (a participant index) sent for
+/// `lost` packets of `media`, each as numbered in the producer's stream and
+/// as the receiver saw it (they differ where its consumer shifts the
+/// stream): the packets the buffer holds go into `resend` (numbered as the
+/// receiver saw them);
+/// returns those it does not hold and that the router is not asking the
+/// publisher for itself already, for the publisher.
+///
+/// Only native receivers are answered: a WebRTC leg's SRTP would reuse a
+/// packet index to resend the packet itself (RFC 3711 §3.3.1 forbids it,
+/// the sealing refuses it); it needs RTX (RFC 4588), not done yet, so its
+/// NACKs go to the publisher as before.
+pub(crate) fn answer_nack(
+    call: &mut Call,
+    receiver: usize,
+    media: Ssrc,
+    lost: &[(SeqNo, SeqNo)],
+    now: Instant,
+    stats: &mut RouterStats,
+    resend: &mut Vec<(Bytes, Option<Source>)>,
+) -> Vec<SeqNo> {
+    let native = matches!(call.participants[receiver].transport, Transport::Udp(_));
+    let Some(p) = call.producer_mut(media) else { return lost.iter().map(|l| l.0).collect() };
+    let pps = p.packet_rate;
+    let mut found = Vec::new();
+    let mut upstream = Vec::new();
+    for &(seq, out) in lost {
+        let buffer = p.retransmit.as_deref();
+        if native && buffer.is_some_and(|b| b.in_flight(seq, now)) {
+            // Answered already: the NACK crossed the packet's (late) forward.
+            stats.nack_answered += 1;
+            continue;
+        }
+        match buffer.and_then(|b| b.get(seq, now)).filter(|_| native) {
+            Some((b, src)) => {
+                stats.nack_answered += 1;
+                found.push((seq, out, b.clone(), src));
+            }
+            None => {
+                stats.nack_missed += u64::from(native);
+                if !p.upstream_nack.as_ref().is_some_and(|g| g.is_missing(seq)) {
+                    upstream.push(seq);
+                }
+            }
+        }
+    }
+    let budget = call.participants[receiver].retransmit.get_or_insert_default();
+    for (seq, out, b, src) in found {
+        match budget.allow(media.0, seq.0, pps, now) {
+            Ok(()) if out == seq => resend.push((b, src)),
+            Ok(()) => {
+                let mut v = b.to_vec();
+                corecast_proto::rtp::set_seq(&mut v, out);
+                resend.push((Bytes::from(v), src));
+            }
+            Err(Refused::Budget) => stats.retransmit_refused += 1,
+            Err(Refused::Recent) => {}
+        }
+    }
+    upstream
+}
+
+#[inline]
+fn fresh(at: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(at) <= MAX_AGE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pkt(seq: u16) -> Bytes {
+        Bytes::from(seq.to_be_bytes().to_vec())
+    }
+
+    fn seq_of(b: &Bytes) -> u16 {
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    #[test]
+    fn stores_finds_and_refuses_duplicates() {
+        let t = Instant::now();
+        let mut b = RetransmitBuffer::default();
+        assert_eq!(b.insert(SeqNo(10), t, &pkt(10), None), Stored::New);
+        assert_eq!(b.insert(SeqNo(12), t, &pkt(12), None), Stored::New);
+        assert_eq!(b.insert(SeqNo(11), t, &pkt(11), None), Stored::New, "reordered");
+        assert_eq!(b.insert(SeqNo(11), t, &pkt(11), None), Stored::Duplicate);
+        assert_eq!(seq_of(b.get(SeqNo(11), t).unwrap().0), 11);
+        assert!(b.get(SeqNo(13), t).is_none());
+        assert!(b.get(SeqNo(10 + SLOTS as u16), t).is_none(), "same slot, other number");
+    }
+
+    #[test]
+    fn a_late_packet_is_in_flight_for_a_while() {
+        let t = Instant::now();
+        let mut b = RetransmitBuffer::default();
+        b.insert(SeqNo(1), t, &pkt(1), None);
+        b.insert(SeqNo(3), t, &pkt(3), None);
+        b.insert(SeqNo(2), t, &pkt(2), None);
+        assert!(!b.in_flight(SeqNo(3), t), "in order");
+        assert!(b.in_flight(SeqNo(2), t + IN_FLIGHT - Duration::from_millis(1)));
+        assert!(!b.in_flight(SeqNo(2), t + IN_FLIGHT));
+    }
+
+    #[test]
+    fn bounded_by_age_and_by_count() {
+        let t = Instant::now();
+        let mut b = RetransmitBuffer::default();
+        b.insert(SeqNo(1), t, &pkt(1), None);
+        assert!(b.get(SeqNo(1), t + MAX_AGE).is_some());
+        assert!(b.get(SeqNo(1), t + MAX_AGE + Duration::from_millis(1)).is_none(), "too old");
+        // An old packet's slot is free again: the same number later is new, not a duplicate.
+        assert_eq!(b.insert(SeqNo(1), t + MAX_AGE * 2, &pkt(1), None), Stored::New);
+        // SLOTS later the slot is taken over; the old number is then too old to store.
+        let later = 1 + SLOTS as u16;
+        assert_eq!(b.insert(SeqNo(later), t + MAX_AGE * 2, &pkt(later), None), Stored::New);
+        assert!(b.get(SeqNo(1), t + MAX_AGE * 2).is_none());
+        assert_eq!(b.insert(SeqNo(1), t + MAX_AGE * 2, &pkt(1), None), Stored::TooOld);
+    }
+
+    #[test]
+    fn wraps() {
+        let t = Instant::now();
+        let mut b = RetransmitBuffer::default();
+        for s in 65_530u16..=65_535 {
+            b.insert(SeqNo(s), t, &pkt(s), None);
+        }
+        for s in 0u16..6 {
+            assert_eq!(b.insert(SeqNo(s), t, &pkt(s), None), Stored::New);
+        }
+        assert_eq!(seq_of(b.get(SeqNo(65_535), t).unwrap().0), 65_535);
+        assert_eq!(seq_of(b.get(SeqNo(0), t).unwrap().0), 0);
+        assert_eq!(b.insert(SeqNo(65_533), t, &pkt(65_533), None), Stored::Duplicate);
+    }
+
+    #[test]
+    fn the_budget_caps_resends_and_never_repeats_one_within_the_gap() {
+        let t = Instant::now();
+        let mut b = RetransmitBudget::default();
+        assert_eq!(b.allow(1, 5, 100, t), Ok(()));
+        assert_eq!(b.allow(1, 5, 100, t + RESEND_GAP / 2), Err(Refused::Recent));
+        assert_eq!(b.allow(2, 5, 100, t), Ok(()), "another stream");
+        assert_eq!(b.allow(1, 5, 100, t + RESEND_GAP), Ok(()), "a round trip later: the resend was lost");
+        // The bucket refilled to the burst on the way: 39 more go.
+        for q in 0..39 {
+            assert_eq!(b.allow(1, 100 + q, 100, t + RESEND_GAP), Ok(()));
+        }
+        assert_eq!(b.allow(1, 999, 100, t + RESEND_GAP), Err(Refused::Budget), "burst spent");
+        // 20 packets/s (the floor over a tenth of 100): one more token every 50 ms.
+        assert_eq!(b.allow(1, 999, 100, t + RESEND_GAP + Duration::from_millis(49)), Err(Refused::Budget));
+        assert_eq!(b.allow(1, 999, 100, t + RESEND_GAP + Duration::from_millis(100)), Ok(()));
+    }
+
+    proptest! {
+        /// Any start (near the wrap or not), any local reordering and
+        /// duplication: each number is New once, Duplicate after, and the
+        /// last SLOTS numbers are all found with their own bytes.
+        #[test]
+        fn wrap_reorder_duplicates(start in prop_oneof![65_000u16..=65_535, any::<u16>()],
+                                   n in 1usize..1500,
+                                   swaps in proptest::collection::vec((0usize..1500, 1usize..8), 0..200),
+                                   dups in proptest::collection::vec(0usize..1500, 0..100)) {
+            let t = Instant::now();
+            let mut order: Vec<usize> = (0..n).collect();
+            for (i, d) in swaps {
+                let (i, j) = (i % n, (i + d).min(n - 1));
+                order.swap(i, j);
+            }
+            let mut seen = std::collections::HashSet::new();
+            let mut b = RetransmitBuffer::default();
+            for (k, &i) in order.iter().enumerate() {
+                let s = start.wrapping_add(i as u16);
+                // Too old only when a number SLOTS (or a multiple) ahead already took the slot.
+                let newer = seen.iter().any(|&j: &usize| j > i && (j - i) % SLOTS == 0);
+                let first = if newer { Stored::TooOld } else { Stored::New };
+                prop_assert_eq!(b.insert(SeqNo(s), t, &pkt(s), None), first, "{} first", s);
+                seen.insert(i);
+                if dups.contains(&k) {
+                    let again = if newer { Stored::TooOld } else { Stored::Duplicate };
+                    prop_assert_eq!(b.insert(SeqNo(s), t, &pkt(s), None), again);
+                }
+            }
+            for i in n.saturating_sub(SLOTS)..n {
+                let s = start.wrapping_add(i as u16);
+                let got = b.get(SeqNo(s), t).map(|(p, _)| seq_of(p));
+                prop_assert_eq!(got, Some(s));
+            }
+        }
+    }
+}
