@@ -14,6 +14,7 @@
 //!                                   # largest full mesh one core carries, see corecast_core::config)
 //! audio_level_ext_id = 1        # RFC 8285 id of the RFC 6464 audio level (0: ignore levels)
 //! sd_audio_streams = 3          # SD receivers hear the 3 loudest speakers (0: all)
+//! retransmission = true         # answer NACKs from a per-producer buffer, NACK publishers once
 //! admin_listen = "127.0.0.1:40100"
 //! calls_url = "http://127.0.0.1:8082" # register and report to the calls service
 //! router_id = "r1"
@@ -49,6 +50,8 @@ pub struct FileConfig {
     pub max_participants_per_call: Option<usize>,
     /// Participants of one call on its owning worker before it spreads.
     pub max_receivers_per_worker: Option<usize>,
+    /// The retransmission buffer and the router's own NACKs (default true).
+    pub retransmission: Option<bool>,
     /// RFC 8285 id of the RFC 6464 audio level extension (0: ignore levels).
     pub audio_level_ext_id: Option<u8>,
     /// How many of the loudest speakers SD receivers hear (0: all).
@@ -86,13 +89,14 @@ mod tests {
     fn parses_full_file_and_rejects_unknown_keys() {
         let c: FileConfig = toml::from_str(
             "listen = \"127.0.0.1:40000\"\nworkers = 2\ncpus = [0, 1]\nbackend = \"mmsg\"\nsilence_timeout_ms = 5000\n\
-             audio_level_ext_id = 3\nsd_audio_streams = 2\nmax_receivers_per_worker = 20\n",
+             audio_level_ext_id = 3\nsd_audio_streams = 2\nmax_receivers_per_worker = 20\nretransmission = false\n",
         )
         .unwrap();
         assert_eq!(c.workers, Some(2));
         assert_eq!(c.silence_timeout(), Some(Duration::from_secs(5)));
         assert_eq!((c.audio_level_ext_id, c.sd_audio_streams), (Some(3), Some(2)));
         assert_eq!(c.max_receivers_per_worker, Some(20));
+        assert_eq!(c.retransmission, Some(false));
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
 }

@@ -42,6 +42,11 @@ struct Args {
     /// to the other workers (default: the largest full mesh one core carries).
     #[arg(long, env = "CORECAST_ROUTER_MAX_RECEIVERS_PER_WORKER")]
     max_receivers_per_worker: Option<usize>,
+    /// Answer receivers' NACKs from a per-producer buffer and NACK native
+    /// publishers' gaps once for all receivers (default true; false: NACKs go
+    /// to the publisher).
+    #[arg(long, env = "CORECAST_ROUTER_RETRANSMISSION")]
+    retransmission: Option<bool>,
     /// Silence timeout in milliseconds.
     #[arg(long, env = "CORECAST_ROUTER_SILENCE_TIMEOUT_MS")]
     silence_timeout_ms: Option<u64>,
@@ -94,6 +99,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(m) = file.max_participants_per_call {
         core.max_participants_per_call = m;
+    }
+    if let Some(on) = args.retransmission.or(file.retransmission) {
+        core.retransmission = on;
     }
     if let Some(n) = args.max_receivers_per_worker.or(file.max_receivers_per_worker) {
         core.max_receivers_per_worker = n.max(1);

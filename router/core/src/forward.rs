@@ -130,7 +130,7 @@ impl Router {
         // What WebRTC receivers need to rewrite the packet for themselves.
         let source = webrtc_source(codec, audio_level, producer.kind);
         // Video (not RTX) is kept for retransmission; a duplicate goes no further.
-        if producer.kind == MediaKind::Video && codec != Some(Codec::Rtx) {
+        if self.config.retransmission && producer.kind == MediaKind::Video && codec != Some(Codec::Rtx) {
             let buffer = producer.retransmit.get_or_insert_default();
             if buffer.insert(header.seq, now, &contents, source) == Stored::Duplicate {
                 self.out.stats.duplicates_dropped += 1;

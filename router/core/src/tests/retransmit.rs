@@ -22,7 +22,12 @@ fn secs(s: u64) -> Duration {
 /// the wrap (65 000 on), over `up`; `receivers` subscribers (pids 2, ...)
 /// that NACK their gaps, over `down` (each seeded apart).
 fn call(up: LinkConfig, down: LinkConfig, receivers: usize, nacks: bool, seed: u64) -> Sim {
-    let mut sim = Sim::new(RouterConfig::default(), seed);
+    call_with(RouterConfig::default(), up, down, receivers, nacks, seed)
+}
+
+/// [`call`] with the router's `config`.
+fn call_with(config: RouterConfig, up: LinkConfig, down: LinkConfig, receivers: usize, nacks: bool, seed: u64) -> Sim {
+    let mut sim = Sim::new(config, seed);
     let mut video = Stream::video(VIDEO, 100, 1000).starting_at(65_000);
     video.until = Some(sim.now + secs(10));
     sim.add(1, Role::Publisher, vec![video], up, clean());
@@ -64,6 +69,18 @@ fn a_lossy_downlink_is_repaired_from_the_buffer_without_the_publisher() {
     assert_eq!(s.nack_missed, 0);
     assert!(s.nack_answered >= 30 && s.retransmitted >= 30);
     assert_eq!(s.retransmit_refused, 0);
+}
+
+#[test]
+fn with_retransmission_off_receivers_nacks_go_to_the_publisher_as_before() {
+    let config = RouterConfig { retransmission: false, ..RouterConfig::default() };
+    let sim = call_with(config, clean(), LinkConfig { loss: 0.05, ..clean() }, 1, true, 21);
+    let s = *sim.router.stats();
+    let lost = sim.clients[1].down.stats.lost_rtp;
+    assert!(lost >= 30, "the link lost {lost}");
+    assert_eq!((s.nack_answered, s.retransmitted, s.nacks_upstream, s.duplicates_dropped), (0, 0, 0, 0));
+    assert!(s.nacks > 0, "the receiver's NACKs were passed on");
+    assert!(!sim.clients[0].nacked.is_empty(), "the publisher was asked");
 }
 
 #[test]
