@@ -319,6 +319,7 @@ pub(super) struct Corecast {
 pub(super) fn start_corecast(
     kind: BackendKind,
     gso: bool,
+    retransmission: bool,
     cores: usize,
     participants: usize,
     sockets: &[UdpSocket],
@@ -341,6 +342,7 @@ pub(super) fn start_corecast(
         core: RouterConfig {
             max_participants_per_call: participants.max(2),
             max_receivers_per_worker: participants.max(2),
+            retransmission,
             ..RouterConfig::default()
         },
         public_key: key.verifying_key(),

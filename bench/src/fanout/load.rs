@@ -168,8 +168,16 @@ pub(super) fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Figur
     let stop_fwd = Arc::new(AtomicBool::new(false));
     let (mut corecast, mut handles) = (None, Vec::new());
     let (dests, ssrcs, tids) = match fwd {
-        Forwarder::Corecast { kind, gso } => {
-            let (c, tids) = start_corecast(kind, gso, args.router_cores, args.participants, &sockets, &place.router)?;
+        Forwarder::Corecast { kind, gso, retransmission } => {
+            let (c, tids) = start_corecast(
+                kind,
+                gso,
+                retransmission,
+                args.router_cores,
+                args.participants,
+                &sockets,
+                &place.router,
+            )?;
             let r = (c.dests.clone(), c.ssrcs.clone(), tids);
             corecast = Some(c);
             r

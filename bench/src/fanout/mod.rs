@@ -107,6 +107,11 @@ pub struct FanoutArgs {
     /// Skip the ideal and naive reference forwarders.
     #[arg(long)]
     pub no_references: bool,
+    /// Also run each corecast configuration with its retransmission buffer on
+    /// (`RouterConfig.retransmission`, off by default), in the same invocation:
+    /// what the buffer costs.
+    #[arg(long)]
+    pub retransmission_row: bool,
     /// Print JSON on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -170,6 +175,8 @@ enum Forwarder {
     Corecast {
         kind: BackendKind,
         gso: bool,
+        /// The router's retransmission buffer on (off by default).
+        retransmission: bool,
     },
     /// A bare backend under [`forward_with_backend`].
     Router {
@@ -198,7 +205,10 @@ impl Forwarder {
             }
         };
         match self {
-            Forwarder::Corecast { kind, gso } => format!("corecast-{}", backend(kind, *gso)),
+            Forwarder::Corecast { kind, gso, retransmission: false } => format!("corecast-{}", backend(kind, *gso)),
+            Forwarder::Corecast { kind, gso, retransmission: true } => {
+                format!("corecast-{} retransmission", backend(kind, *gso))
+            }
             Forwarder::Router { kind, gso } => format!("loop-{}", backend(kind, *gso)),
             Forwarder::Ideal { gso: false } => "ideal-mmsg".into(),
             Forwarder::Ideal { gso: true } => "ideal-mmsg+gso".into(),
@@ -241,7 +251,11 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
             vec![(kind, !args.no_gso)]
         }
     };
-    let mut routers: Vec<Forwarder> = kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso }).collect();
+    let mut routers: Vec<Forwarder> =
+        kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso, retransmission: false }).collect();
+    if args.retransmission_row {
+        routers.extend(kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso, retransmission: true }));
+    }
     if args.backend_loops {
         routers.extend(kinds.iter().map(|&(kind, gso)| Forwarder::Router { kind, gso }));
     }
@@ -329,7 +343,7 @@ fn run_srtp_rows(
     let shaped = FanoutArgs { calls: args.calls * args.participants, senders_per_call: 1, ..args.clone() };
     let mut rows = Vec::new();
     for f in routers {
-        let Forwarder::Corecast { kind, gso } = *f else { continue };
+        let Forwarder::Corecast { kind, gso, retransmission: false } = *f else { continue };
         let short = f.label().trim_start_matches("corecast-").to_string();
         let mut plain = run_one(&shaped, *f)?;
         plain.label = format!("{short} plain 1→{}", args.participants - 1);

@@ -96,6 +96,13 @@ fn report_has_tables_plots_and_json() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The tests that start a router find its worker threads by their names, so
+/// two routers starting at once would take each other's: one at a time.
+fn one_router_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ROUTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ROUTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tiny_args() -> FanoutArgs {
     FanoutArgs {
         calls: 2,
@@ -110,6 +117,7 @@ fn tiny_args() -> FanoutArgs {
         no_gso: false,
         duration: 0.3,
         no_references: false,
+        retransmission_row: false,
         json: false,
         pin: false,
         sweep: false,
@@ -123,9 +131,10 @@ fn tiny_args() -> FanoutArgs {
 
 #[test]
 fn tiny_run_through_every_forwarder() {
+    let _one = one_router_at_a_time();
     let args = tiny_args();
     for f in [
-        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true },
+        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false },
         Forwarder::Router { kind: BackendKind::Mmsg, gso: true },
         Forwarder::Ideal { gso: false },
         Forwarder::Ideal { gso: true },
@@ -143,14 +152,18 @@ fn tiny_run_through_every_forwarder() {
     // Pinned (where there is a CPU to spare), the router CPUs' busy time is the cost.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
         let pinned = FanoutArgs { pin: true, ..args };
-        let m = run_one(&pinned, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }).unwrap();
+        let m = run_one(&pinned, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false })
+            .unwrap();
         assert_eq!(m.received, m.expected, "{m:?}");
         assert_eq!(m.cpu_from, "pinned router CPUs (/proc/stat)");
         assert!(m.run.cpu_s >= m.thread_cpu_s);
     }
     // A generator that sends each frame as one GSO send: every packet still arrives once.
     let gso = FanoutArgs { sender_gso: true, ..tiny_args() };
-    for f in [Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }, Forwarder::Ideal { gso: true }] {
+    for f in [
+        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false },
+        Forwarder::Ideal { gso: true },
+    ] {
         let m = run_one(&gso, f).unwrap();
         assert!(m.sent > 0);
         assert_eq!(m.received, m.expected, "{f:?} with a GSO sender: {m:?}");
@@ -159,6 +172,7 @@ fn tiny_run_through_every_forwarder() {
 
 #[test]
 fn tiny_srtp_run_seals_and_opens_every_packet_with_each_profile() {
+    let _one = one_router_at_a_time();
     let args = FanoutArgs { calls: 1, transport: "srtp".into(), ..tiny_args() };
     for want in SrtpProfile::ALL {
         let (m, profile) = super::srtp::run_srtp(&args, BackendKind::Mmsg, true, want, want.name().into()).unwrap();
@@ -176,10 +190,22 @@ fn tiny_srtp_run_seals_and_opens_every_packet_with_each_profile() {
 
 #[test]
 fn tiny_run_with_one_sender_per_call_delivers_its_fanout() {
+    let _one = one_router_at_a_time();
     // The SRTP rows' plain baseline: one publisher, `participants - 1` receivers.
     let args = FanoutArgs { senders_per_call: 1, ..tiny_args() };
-    let m = run_one(&args, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true }).unwrap();
+    let m = run_one(&args, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false }).unwrap();
     let per_frame = (args.calls * args.packets_per_frame) as u64;
     assert!(m.sent > 0 && m.sent.is_multiple_of(per_frame), "only the first participant of each call sends: {m:?}");
+    assert_eq!(m.received, m.expected, "{m:?}");
+}
+
+#[test]
+fn tiny_run_with_the_retransmission_buffer_on_delivers_everything() {
+    let _one = one_router_at_a_time();
+    // The row that shows what the buffer costs: the same router with `retransmission: true`.
+    let f = Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: true };
+    assert_eq!(f.label(), "corecast-mmsg+gso retransmission");
+    let m = run_one(&tiny_args(), f).unwrap();
+    assert!(m.sent > 0, "{m:?}");
     assert_eq!(m.received, m.expected, "{m:?}");
 }

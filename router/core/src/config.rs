@@ -91,9 +91,11 @@ pub struct RouterConfig {
     pub consent_timeout: Duration,
     /// Keep each video producer's recent packets and answer receivers'
     /// NACKs from them; NACK native publishers' gaps once for every receiver
-    /// (see `retransmit`). Off: NACKs go to the publisher as before (the
-    /// fan-out benchmark measured the buffer at about 15% of a core's
-    /// throughput; see bench/RESULTS.md).
+    /// (see `retransmit`). Off (the default for now): NACKs go to the
+    /// publisher, which retransmits. The fan-out benchmark measured the
+    /// buffer at about 30% of a core's throughput (bench/RESULTS.md, seventh
+    /// session), and browsers do not benefit from it yet (no RTX towards
+    /// WebRTC legs), so it is off until that cost is fixed.
     pub retransmission: bool,
 }
 
@@ -123,7 +125,7 @@ impl Default for RouterConfig {
                 audio_level: 1,
             },
             consent_timeout: Duration::from_secs(30),
-            retransmission: true,
+            retransmission: false,
         }
     }
 }

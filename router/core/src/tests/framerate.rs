@@ -343,7 +343,7 @@ fn a_publisher_legs_max_fps_is_ignored() {
 /// and asks the publisher for nothing.
 #[test]
 fn a_capped_receivers_nack_gets_the_packets_it_saw_back() {
-    let mut h = H::new();
+    let mut h = H::with(retransmitting());
     capped_call(&mut h, &[Some(8)]);
     h.take();
     let mut sent = Sent::new();

@@ -38,6 +38,11 @@ fn call(n: u8) -> CallId {
     CallId([n; 16])
 }
 
+/// The default configuration with the retransmission buffer on (off by default).
+fn retransmitting() -> RouterConfig {
+    RouterConfig { retransmission: true, ..RouterConfig::default() }
+}
+
 impl H {
     fn new() -> H {
         H::with(RouterConfig::default())

@@ -63,7 +63,7 @@ fn without_a_mixer_sd_receivers_keep_raw_video() {
 
 #[test]
 fn heavy_loss_moves_a_receiver_to_sd_and_back_with_hysteresis_and_no_sequence_gap() {
-    let mut h = H::new();
+    let mut h = H::with(retransmitting());
     sd_call(&mut h, true);
     let mut seq = 1000u16;
     let mut send_video = |h: &mut H| {

@@ -22,7 +22,7 @@ fn secs(s: u64) -> Duration {
 /// the wrap (65 000 on), over `up`; `receivers` subscribers (pids 2, ...)
 /// that NACK their gaps, over `down` (each seeded apart).
 fn call(up: LinkConfig, down: LinkConfig, receivers: usize, nacks: bool, seed: u64) -> Sim {
-    call_with(RouterConfig::default(), up, down, receivers, nacks, seed)
+    call_with(retransmitting(), up, down, receivers, nacks, seed)
 }
 
 /// [`call`] with the router's `config`.
@@ -73,7 +73,8 @@ fn a_lossy_downlink_is_repaired_from_the_buffer_without_the_publisher() {
 
 #[test]
 fn with_retransmission_off_receivers_nacks_go_to_the_publisher_as_before() {
-    let config = RouterConfig { retransmission: false, ..RouterConfig::default() };
+    let config = RouterConfig::default();
+    assert!(!config.retransmission, "off by default");
     let sim = call_with(config, clean(), LinkConfig { loss: 0.05, ..clean() }, 1, true, 21);
     let s = *sim.router.stats();
     let lost = sim.clients[1].down.stats.lost_rtp;
@@ -144,7 +145,7 @@ fn reordered_and_duplicated_packets_reach_receivers_once() {
 /// keep (the publisher is asked) and the budget has refilled.
 #[test]
 fn the_budget_caps_one_receivers_retransmissions() {
-    let mut h = H::new();
+    let mut h = H::with(retransmitting());
     h.join(addr(0), super::call(1), 1, VIDEO);
     let tok = h.token(super::call(1), 2, Role::Subscriber);
     assert!(matches!(h.join_with(addr(1), tok, vec![]), SessionMessage::JoinAck { .. }));

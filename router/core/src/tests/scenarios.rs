@@ -182,7 +182,7 @@ fn a_bandwidth_cap_below_hd_moves_to_sd_and_lifting_it_brings_hd_back() {
 #[test]
 fn reordered_and_duplicated_packets_all_arrive_and_forwarding_keeps_their_order() {
     let wobbly = LinkConfig { jitter: Duration::from_millis(15), reorder: 0.05, duplicate: 0.05, ..clean() };
-    let mut sim = Sim::new(RouterConfig::default(), 5);
+    let mut sim = Sim::new(super::retransmitting(), 5);
     sim.add(1, Role::Publisher, av(1, 30), wobbly, clean());
     let r = sim.add(2, Role::Subscriber, vec![], clean(), clean());
     sim.run_for(secs(10));
