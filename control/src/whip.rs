@@ -39,6 +39,7 @@ use crate::routers::RouterReply;
 use crate::stores::{Call, CallError, Participant};
 use crate::util;
 use crate::whip_resource::SessionResource;
+use corecast_proto::temporal::MAX_FPS;
 
 /// Largest SDP offer or trickle fragment accepted; larger bodies get 413 unread.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -187,9 +188,6 @@ struct WhepQuery {
     view: Option<String>,
     max_fps: Option<String>,
 }
-
-/// The highest frame rate a WHEP receiver may ask for.
-pub const MAX_FPS: u8 = 60;
 
 /// `POST /v1/calls/{id}/whep`.
 async fn whep(

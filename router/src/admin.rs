@@ -14,6 +14,7 @@
 //! Every route but `/healthz` and `/metrics` needs `Authorization: Bearer <router secret>`
 //! when a secret is configured. It runs on its own thread, never on a packet worker.
 
+use corecast_proto::temporal::MAX_FPS;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -192,7 +193,10 @@ fn subscribe_of(role: Role, v: Option<&serde_json::Value>) -> Result<Subscribe, 
 fn max_fps_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u8>, &'static str> {
     let fps = match v {
         None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(v) => v.as_u64().filter(|f| (1..=60).contains(f)).ok_or("max_fps must be an integer from 1 to 60")?,
+        Some(v) => v
+            .as_u64()
+            .filter(|f| (1..=u64::from(MAX_FPS)).contains(f))
+            .ok_or("max_fps must be an integer from 1 to 60")?,
     };
     if role != Role::Subscriber {
         return Err("max_fps is for subscriber legs only (a publisher receives nothing)");

@@ -116,7 +116,9 @@ impl Router {
             None => &self.config.native_format,
         };
         let (codec, audio_level) = (format.codec(header.pt.0), format.audio_level);
-        let native_sender = sender_idx.is_some_and(|i| matches!(call.participants[i].transport, Transport::Udp(_)));
+        // Only read when the router NACKs publishers itself (retransmission on).
+        let native_sender = self.config.retransmission
+            && sender_idx.is_some_and(|i| matches!(call.participants[i].transport, Transport::Udp(_)));
         let mut nack_at = None;
         let producers = match from {
             Endpoint::Participant(i) => &mut call.participants[i].producers,

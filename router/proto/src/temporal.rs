@@ -12,6 +12,10 @@
 //! panic: any byte string gives an answer (`None` when the layer cannot be
 //! told from this packet alone).
 
+/// The highest frame-rate cap a receiver may ask for (WHEP `max_fps`,
+/// the router's `max_fps`): caps run from 1 to this.
+pub const MAX_FPS: u8 = 60;
+
 /// Codecs whose RTP payload carries a temporal layer id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LayeredCodec {
