@@ -300,6 +300,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "duplicates_dropped": r.duplicates_dropped, "retransmitted": r.retransmitted,
                 "nack_answered": r.nack_answered, "nack_missed": r.nack_missed,
                 "nacks_upstream": r.nacks_upstream, "retransmit_refused": r.retransmit_refused,
+                "rtx_received": r.rtx_received,
                 "dropped": {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
                     "bad_token": r.dropped_bad_token, "ssrc_not_owned": r.dropped_ssrc_not_owned,
@@ -359,6 +360,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
                 ("corecast_nack_missed_total", r.nack_missed),
                 ("corecast_nacks_upstream_total", r.nacks_upstream),
                 ("corecast_retransmit_refused_total", r.retransmit_refused),
+                ("corecast_rtx_received_total", r.rtx_received),
                 ("corecast_ice_checks_total", r.ice_checks),
                 ("corecast_dtls_connected_total", r.dtls_connected),
                 ("corecast_dtls_failed_total", r.dtls_failed),

@@ -14,7 +14,7 @@
 //!                                   # largest full mesh one core carries, see corecast_core::config)
 //! audio_level_ext_id = 1        # RFC 8285 id of the RFC 6464 audio level (0: ignore levels)
 //! sd_audio_streams = 3          # SD receivers hear the 3 loudest speakers (0: all)
-//! retransmission = false        # true: answer NACKs from a per-producer buffer (off by default)
+//! retransmission = true         # false: NACKs go to publishers (the buffer is on by default)
 //! admin_listen = "127.0.0.1:40100"
 //! calls_url = "http://127.0.0.1:8082" # register and report to the calls service
 //! router_id = "r1"
@@ -50,7 +50,7 @@ pub struct FileConfig {
     pub max_participants_per_call: Option<usize>,
     /// Participants of one call on its owning worker before it spreads.
     pub max_receivers_per_worker: Option<usize>,
-    /// The retransmission buffer and the router's own NACKs (default false).
+    /// The retransmission buffer and the router's own NACKs (default true).
     pub retransmission: Option<bool>,
     /// RFC 8285 id of the RFC 6464 audio level extension (0: ignore levels).
     pub audio_level_ext_id: Option<u8>,

@@ -42,9 +42,9 @@ struct Args {
     /// to the other workers (default: the largest full mesh one core carries).
     #[arg(long, env = "CORECAST_ROUTER_MAX_RECEIVERS_PER_WORKER")]
     max_receivers_per_worker: Option<usize>,
-    /// Answer receivers' NACKs from a per-producer buffer and NACK native
-    /// publishers' gaps once for all receivers (default false: NACKs go to
-    /// the publisher; the buffer's cost is not fixed yet, see bench/RESULTS.md).
+    /// Answer receivers' NACKs from a per-producer buffer and NACK
+    /// publishers' gaps once for all receivers (default true; false: NACKs
+    /// go to the publisher, see bench/RESULTS.md for what the buffer costs).
     #[arg(long, env = "CORECAST_ROUTER_RETRANSMISSION")]
     retransmission: Option<bool>,
     /// Silence timeout in milliseconds.

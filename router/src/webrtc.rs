@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use corecast_core::webrtc::{Codec, IceCredentials, LegExtensions, LegMedia, WebRtcLeg};
+use corecast_core::webrtc::{rtx_ssrc, Codec, IceCredentials, LegExtensions, LegMedia, WebRtcLeg};
 use corecast_core::LegRefusal;
 use corecast_proto::sdp::{self, AnswerConfig, Mode, NegotiatedMedia, SendTrack, SessionDescription};
 use corecast_proto::session::Quality;
@@ -189,18 +189,22 @@ impl crate::server::RouterServer {
 
 /// What the router announces it sends to a WHEP leg: the publisher's first
 /// audio and first video stream (SSRC 0 when not known yet: the browser
-/// demultiplexes by `mid`).
+/// demultiplexes by `mid`), and the video's RTX SSRC.
 fn send_tracks(publisher: ParticipantId, streams: &[(Ssrc, MediaKind)]) -> Vec<SendTrack> {
     let stream_id = format!("corecast-{}", publisher.0);
     [(sdp::MediaKind::Audio, MediaKind::Audio), (sdp::MediaKind::Video, MediaKind::Video)]
         .into_iter()
-        .map(|(kind, k)| SendTrack {
-            ssrc: streams.iter().find(|(_, sk)| *sk == k).map_or(0, |(s, _)| s.0),
-            rtx_ssrc: None,
-            cname: stream_id.clone(),
-            track_id: format!("{stream_id}-{}", if k == MediaKind::Audio { "audio" } else { "video" }),
-            stream_id: stream_id.clone(),
-            kind,
+        .map(|(kind, k)| {
+            let ssrc = streams.iter().find(|(_, sk)| *sk == k).map_or(0, |(s, _)| s.0);
+            SendTrack {
+                ssrc,
+                // Where the router retransmits the video (the answer names it only where the leg negotiated RTX).
+                rtx_ssrc: (k == MediaKind::Video && ssrc != 0).then(|| rtx_ssrc(ssrc)),
+                cname: stream_id.clone(),
+                track_id: format!("{stream_id}-{}", if k == MediaKind::Audio { "audio" } else { "video" }),
+                stream_id: stream_id.clone(),
+                kind,
+            }
         })
         .collect()
 }
@@ -242,6 +246,7 @@ fn leg_media(m: &NegotiatedMedia) -> LegMedia {
         sends: m.direction.sends(),
         // RTX streams are the publisher's too (their packets are accepted, not sent to browsers).
         remote_ssrcs: m.remote_ssrcs.iter().flat_map(|r| std::iter::once(r.ssrc).chain(r.rtx)).map(Ssrc).collect(),
+        remote_rtx: m.remote_ssrcs.iter().filter_map(|r| Some((Ssrc(r.ssrc), Ssrc(r.rtx?)))).collect(),
     }
 }
 
@@ -283,5 +288,26 @@ mod tests {
             assert!(!text.contains("a=ssrc:"), "{fixture}: no SSRC named");
             assert!(answer.negotiated.extensions.mid.is_some(), "{fixture}: MID to demultiplex by");
         }
+    }
+
+    /// A WHEP answer for a participant whose streams are known names its
+    /// video's RTX SSRC (the one the router retransmits on) in an FID group,
+    /// where the browser offered RTX; an unknown stream names none.
+    #[test]
+    fn a_whep_answer_names_the_videos_rtx_ssrc() {
+        let path = format!("{}/proto/tests/fixtures/sdp/chromium-whep-offer.sdp", env!("CARGO_MANIFEST_DIR"));
+        let offer = SessionDescription::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let answer = |streams: &[(Ssrc, MediaKind)]| {
+            let mode = Mode::Subscribe(send_tracks(ParticipantId(4), streams));
+            let candidates = vec!["127.0.0.1:40000".parse().unwrap()];
+            let cfg = AnswerConfig::new("ufrag123", "aPasswordOf24CharsXXXXXX", [7; 32], candidates, mode);
+            sdp::answer(&offer, &cfg).unwrap().sdp.to_sdp()
+        };
+        let text = answer(&[(Ssrc(0xA1), MediaKind::Audio), (Ssrc(0xB1), MediaKind::Video)]);
+        let rtx = rtx_ssrc(0xB1);
+        assert!(text.contains(&format!("a=ssrc-group:FID {} {rtx}", 0xB1)), "{text}");
+        assert!(text.contains(&format!("a=ssrc:{rtx} cname:corecast-4")), "{text}");
+        assert!(!text.contains(&format!("a=ssrc-group:FID {}", 0xA1)), "no RTX for audio");
+        assert!(!answer(&[]).contains("a=ssrc"), "streams not known yet: no SSRC named");
     }
 }

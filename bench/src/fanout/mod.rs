@@ -107,8 +107,8 @@ pub struct FanoutArgs {
     /// Skip the ideal and naive reference forwarders.
     #[arg(long)]
     pub no_references: bool,
-    /// Also run each corecast configuration with its retransmission buffer on
-    /// (`RouterConfig.retransmission`, off by default), in the same invocation:
+    /// Also run each corecast configuration with its retransmission buffer off
+    /// (`RouterConfig.retransmission`, on by default), in the same invocation:
     /// what the buffer costs.
     #[arg(long)]
     pub retransmission_row: bool,
@@ -175,7 +175,7 @@ enum Forwarder {
     Corecast {
         kind: BackendKind,
         gso: bool,
-        /// The router's retransmission buffer on (off by default).
+        /// The router's retransmission buffer on (the default).
         retransmission: bool,
     },
     /// A bare backend under [`forward_with_backend`].
@@ -205,9 +205,9 @@ impl Forwarder {
             }
         };
         match self {
-            Forwarder::Corecast { kind, gso, retransmission: false } => format!("corecast-{}", backend(kind, *gso)),
-            Forwarder::Corecast { kind, gso, retransmission: true } => {
-                format!("corecast-{} retransmission", backend(kind, *gso))
+            Forwarder::Corecast { kind, gso, retransmission: true } => format!("corecast-{}", backend(kind, *gso)),
+            Forwarder::Corecast { kind, gso, retransmission: false } => {
+                format!("corecast-{} no-retransmission", backend(kind, *gso))
             }
             Forwarder::Router { kind, gso } => format!("loop-{}", backend(kind, *gso)),
             Forwarder::Ideal { gso: false } => "ideal-mmsg".into(),
@@ -252,9 +252,9 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
         }
     };
     let mut routers: Vec<Forwarder> =
-        kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso, retransmission: false }).collect();
+        kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso, retransmission: true }).collect();
     if args.retransmission_row {
-        routers.extend(kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso, retransmission: true }));
+        routers.extend(kinds.iter().map(|&(kind, gso)| Forwarder::Corecast { kind, gso, retransmission: false }));
     }
     if args.backend_loops {
         routers.extend(kinds.iter().map(|&(kind, gso)| Forwarder::Router { kind, gso }));

@@ -134,7 +134,7 @@ fn tiny_run_through_every_forwarder() {
     let _one = one_router_at_a_time();
     let args = tiny_args();
     for f in [
-        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false },
+        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: true },
         Forwarder::Router { kind: BackendKind::Mmsg, gso: true },
         Forwarder::Ideal { gso: false },
         Forwarder::Ideal { gso: true },
@@ -152,8 +152,8 @@ fn tiny_run_through_every_forwarder() {
     // Pinned (where there is a CPU to spare), the router CPUs' busy time is the cost.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
         let pinned = FanoutArgs { pin: true, ..args };
-        let m = run_one(&pinned, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false })
-            .unwrap();
+        let m =
+            run_one(&pinned, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: true }).unwrap();
         assert_eq!(m.received, m.expected, "{m:?}");
         assert_eq!(m.cpu_from, "pinned router CPUs (/proc/stat)");
         assert!(m.run.cpu_s >= m.thread_cpu_s);
@@ -161,7 +161,7 @@ fn tiny_run_through_every_forwarder() {
     // A generator that sends each frame as one GSO send: every packet still arrives once.
     let gso = FanoutArgs { sender_gso: true, ..tiny_args() };
     for f in [
-        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false },
+        Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: true },
         Forwarder::Ideal { gso: true },
     ] {
         let m = run_one(&gso, f).unwrap();
@@ -193,18 +193,18 @@ fn tiny_run_with_one_sender_per_call_delivers_its_fanout() {
     let _one = one_router_at_a_time();
     // The SRTP rows' plain baseline: one publisher, `participants - 1` receivers.
     let args = FanoutArgs { senders_per_call: 1, ..tiny_args() };
-    let m = run_one(&args, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false }).unwrap();
+    let m = run_one(&args, Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: true }).unwrap();
     let per_frame = (args.calls * args.packets_per_frame) as u64;
     assert!(m.sent > 0 && m.sent.is_multiple_of(per_frame), "only the first participant of each call sends: {m:?}");
     assert_eq!(m.received, m.expected, "{m:?}");
 }
 
 #[test]
-fn tiny_run_with_the_retransmission_buffer_on_delivers_everything() {
+fn tiny_run_with_the_retransmission_buffer_off_delivers_everything() {
     let _one = one_router_at_a_time();
-    // The row that shows what the buffer costs: the same router with `retransmission: true`.
-    let f = Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: true };
-    assert_eq!(f.label(), "corecast-mmsg+gso retransmission");
+    // The row that shows what the buffer costs: the same router with `retransmission: false`.
+    let f = Forwarder::Corecast { kind: BackendKind::Mmsg, gso: true, retransmission: false };
+    assert_eq!(f.label(), "corecast-mmsg+gso no-retransmission");
     let m = run_one(&tiny_args(), f).unwrap();
     assert!(m.sent > 0, "{m:?}");
     assert_eq!(m.received, m.expected, "{m:?}");

@@ -96,6 +96,15 @@ impl Call {
     }
 
     /// The producer of `ssrc`, wherever it is.
+    pub fn producer(&self, ssrc: Ssrc) -> Option<&Producer> {
+        let list = match self.endpoint_of(*self.ssrc_owner.get(&ssrc)?)? {
+            Endpoint::Participant(i) => &self.participants[i].producers,
+            Endpoint::Pipe(i) => &self.pipes[i].producers,
+        };
+        list.iter().find(|p| p.ssrc == ssrc)
+    }
+
+    /// The producer of `ssrc`, wherever it is (to change it).
     pub fn producer_mut(&mut self, ssrc: Ssrc) -> Option<&mut Producer> {
         let list = match self.endpoint_of(*self.ssrc_owner.get(&ssrc)?)? {
             Endpoint::Participant(i) => &mut self.participants[i].producers,

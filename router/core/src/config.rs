@@ -90,12 +90,11 @@ pub struct RouterConfig {
     /// this long is closed (RFC 7675: 30 s).
     pub consent_timeout: Duration,
     /// Keep each video producer's recent packets and answer receivers'
-    /// NACKs from them; NACK native publishers' gaps once for every receiver
-    /// (see `retransmit`). Off (the default for now): NACKs go to the
-    /// publisher, which retransmits. The fan-out benchmark measured the
-    /// buffer at about 30% of a core's throughput (bench/RESULTS.md, seventh
-    /// session), and browsers do not benefit from it yet (no RTX towards
-    /// WebRTC legs), so it is off until that cost is fixed.
+    /// NACKs from them (WebRTC legs as RTX); NACK publishers' gaps once for
+    /// every receiver (see `retransmit`). On by default. Off: NACKs go to the
+    /// publisher, which retransmits (the bench's plain runs measure what the
+    /// buffer costs: about a fifth of a core's fan-out throughput,
+    /// bench/RESULTS.md, eighth session).
     pub retransmission: bool,
 }
 
@@ -125,7 +124,7 @@ impl Default for RouterConfig {
                 audio_level: 1,
             },
             consent_timeout: Duration::from_secs(30),
-            retransmission: false,
+            retransmission: true,
         }
     }
 }

@@ -116,9 +116,9 @@ impl Router {
             None => &self.config.native_format,
         };
         let (codec, audio_level) = (format.codec(header.pt.0), format.audio_level);
-        // Only read when the router NACKs publishers itself (retransmission on).
-        let native_sender = self.config.retransmission
-            && sender_idx.is_some_and(|i| matches!(call.participants[i].transport, Transport::Udp(_)));
+        // The router NACKs publishers itself (retransmission on): native
+        // ones and WebRTC ones (those answer with RTX, unwrapped in `legs`).
+        let nacks_sender = self.config.retransmission && sender_idx.is_some();
         let mut nack_at = None;
         let producers = match from {
             Endpoint::Participant(i) => &mut call.participants[i].producers,
@@ -138,8 +138,8 @@ impl Router {
                 self.out.stats.duplicates_dropped += 1;
                 return;
             }
-            // A native publisher's gaps are NACKed by the router, once for every receiver.
-            if native_sender {
+            // A publisher's gaps are NACKed by the router, once for every receiver.
+            if nacks_sender {
                 if let Some(at) = producer.upstream_nack.get_or_insert_default().on_packet(header.seq, now) {
                     nack_at = Some(at);
                 }

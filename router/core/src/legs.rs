@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use corecast_proto::demux::Kind;
 use corecast_proto::ice::{BindingRequest, BindingResponse};
+use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
@@ -26,7 +27,7 @@ use crate::pipe::PipeMessage;
 use crate::quality::QualityState;
 use crate::stats::DropReason;
 use crate::transport::Transport;
-use crate::webrtc::{DtlsIdentity, IceCredentials, WebRtcLeg, WebRtcTransport};
+use crate::webrtc::{DtlsIdentity, IceCredentials, RtxIn, WebRtcLeg, WebRtcTransport};
 use crate::Router;
 
 /// How often congestion feedback is considered (each leg sends when its
@@ -262,6 +263,24 @@ impl Router {
                         if w.sends_feedback() && self.next_feedback.is_none() {
                             self.next_feedback = Some(now + FEEDBACK_TICK);
                         }
+                        // A repair on the publisher's RTX stream goes on as the packet it repairs.
+                        let plain = match RtpHeader::parse(&plain) {
+                            Ok(h) => match w.format.unwrap_rtx(&plain, &h) {
+                                RtxIn::Repair(v) => {
+                                    self.out.stats.rtx_received += 1;
+                                    Bytes::from(v)
+                                }
+                                RtxIn::Probe => {
+                                    self.out.stats.rtx_received += 1;
+                                    // Its transport-wide number still counts for the feedback.
+                                    w.on_rtp_arrival(now, &h, &plain);
+                                    return;
+                                }
+                                RtxIn::NotRtx => plain,
+                            },
+                            // Not RTP: `forward_rtp` drops and counts it.
+                            Err(_) => plain,
+                        };
                         self.forward_rtp(now, call, Origin::Participant(pid), plain);
                     } else {
                         self.route_rtcp(now, call, Origin::Participant(pid), &plain);

@@ -276,8 +276,9 @@ impl Router {
             let transport = &mut call.participants[i].transport;
             for (b, src) in routed.resend {
                 let Ok(h) = corecast_proto::rtp::RtpHeader::parse(&b) else { continue };
-                self.out.stats.retransmitted += 1;
-                transport.send_rtp(&mut self.out, b, &h, src);
+                if transport.resend(&mut self.out, b, &h, src) {
+                    self.out.stats.retransmitted += 1;
+                }
             }
         }
         for (to, bytes) in routed.transmits {

@@ -77,6 +77,9 @@ pub struct RouterStats {
     /// Packets the router resent to a receiver from its retransmission
     /// buffer (one per receiver and packet).
     pub retransmitted: u64,
+    /// RTX packets (RFC 4588) from WebRTC publishers: repairs forwarded as
+    /// the packets they repair, and padding-only probes (dropped here).
+    pub rtx_received: u64,
     /// Sequence numbers receivers NACKed that the retransmission buffer held.
     pub nack_answered: u64,
     /// Sequence numbers receivers NACKed that the buffer did not hold (asked
@@ -184,6 +187,7 @@ impl RouterStats {
             nack_missed,
             nacks_upstream,
             retransmit_refused,
+            rtx_received,
             dropped_malformed,
             dropped_unadmitted,
             dropped_bad_token,

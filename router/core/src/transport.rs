@@ -78,4 +78,29 @@ impl Transport {
             },
         }
     }
+
+    /// Whether the router answers this leg's NACKs for `src` itself: a
+    /// native leg gets the packet again, a WebRTC leg that negotiated RTX
+    /// gets it as RTX; other WebRTC legs' NACKs go to the publisher.
+    #[inline]
+    pub fn takes_resends(&self, src: Option<Source>) -> bool {
+        match self {
+            Transport::Udp(_) => true,
+            Transport::WebRtc(w) => w.takes_rtx(src),
+        }
+    }
+
+    /// Resends one packet from the retransmission buffer (see
+    /// [`Transport::takes_resends`]); `false` if it could not go.
+    #[inline]
+    pub fn resend(&mut self, out: &mut Outbox, contents: Bytes, h: &RtpHeader, src: Option<Source>) -> bool {
+        match (self, src) {
+            (Transport::Udp(u), _) => {
+                out.transmit(u.remote, contents);
+                true
+            }
+            (Transport::WebRtc(w), Some(src)) => w.send_rtx(out, &contents, h, src),
+            (Transport::WebRtc(_), None) => false,
+        }
+    }
 }

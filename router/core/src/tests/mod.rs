@@ -38,7 +38,7 @@ fn call(n: u8) -> CallId {
     CallId([n; 16])
 }
 
-/// The default configuration with the retransmission buffer on (off by default).
+/// The default configuration, with the retransmission buffer on as it is by default.
 fn retransmitting() -> RouterConfig {
     RouterConfig { retransmission: true, ..RouterConfig::default() }
 }
@@ -148,4 +148,5 @@ mod scenarios;
 mod speakers;
 mod spread;
 mod webrtc;
+mod webrtc_rtx;
 mod webrtc_scale;

@@ -73,8 +73,8 @@ fn a_lossy_downlink_is_repaired_from_the_buffer_without_the_publisher() {
 
 #[test]
 fn with_retransmission_off_receivers_nacks_go_to_the_publisher_as_before() {
-    let config = RouterConfig::default();
-    assert!(!config.retransmission, "off by default");
+    assert!(RouterConfig::default().retransmission, "on by default");
+    let config = RouterConfig { retransmission: false, ..RouterConfig::default() };
     let sim = call_with(config, clean(), LinkConfig { loss: 0.05, ..clean() }, 1, true, 21);
     let s = *sim.router.stats();
     let lost = sim.clients[1].down.stats.lost_rtp;

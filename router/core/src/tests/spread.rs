@@ -283,6 +283,7 @@ fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
             receives: true,
             sends: false,
             remote_ssrcs: vec![Ssrc(0x3030)],
+            remote_rtx: vec![],
         }],
         extensions: LegExtensions::default(),
         subscribe: None,

@@ -42,6 +42,8 @@ pub struct LegMedia {
     pub sends: bool,
     /// The SSRCs the peer announced for it (`a=ssrc`): the streams it will send.
     pub remote_ssrcs: Vec<Ssrc>,
+    /// Its streams' RTX SSRCs, as `(media, rtx)` (`a=ssrc-group:FID`).
+    pub remote_rtx: Vec<(Ssrc, Ssrc)>,
 }
 
 /// RFC 8285 header extension ids a leg negotiated (one id space: BUNDLE).
@@ -208,6 +210,91 @@ impl LegFormat {
         out.extend_from_slice(&packet[h.payload_offset..]);
         true
     }
+
+    /// What packet `packet` (parsed as `h`) from the peer is, if it is on
+    /// one of the RTX streams the peer announced (`a=ssrc-group:FID`) with
+    /// the RTX payload type of its m-line: the packet it repairs (RFC 4588
+    /// §4: the original sequence number taken out of the payload, the
+    /// stream's SSRC and payload type back, the header and its extensions
+    /// kept, padding dropped), or a padding-only probe.
+    pub fn unwrap_rtx(&self, packet: &[u8], h: &RtpHeader) -> RtxIn {
+        let Some(m) = self.media.iter().find(|m| m.receives && m.rtx_payload_type == Some(h.pt.0)) else {
+            return RtxIn::NotRtx;
+        };
+        let Some(&(media, _)) = m.remote_rtx.iter().find(|(_, rtx)| *rtx == h.ssrc) else { return RtxIn::NotRtx };
+        let payload = h.payload(packet);
+        if payload.len() <= 2 {
+            // Padding only (a bandwidth probe) or no media: nothing to repair.
+            return RtxIn::Probe;
+        }
+        let mut v = Vec::with_capacity(h.payload_offset + payload.len() - 2);
+        v.extend_from_slice(&packet[..h.payload_offset]);
+        v[0] &= !0x20;
+        v[1] = (v[1] & 0x80) | (m.payload_type & 0x7F);
+        v[2..4].copy_from_slice(&payload[..2]);
+        v[8..12].copy_from_slice(&media.0.to_be_bytes());
+        v.extend_from_slice(&payload[2..]);
+        RtxIn::Repair(v)
+    }
+
+    /// Whether this leg negotiated RTX (RFC 4588) for video of `codec`.
+    #[inline]
+    pub fn has_rtx(&self, codec: Codec) -> bool {
+        self.send_line(MediaKind::Video, codec).is_some_and(|(l, _)| l.rtx_payload_type.is_some())
+    }
+
+    /// Appends `packet` (parsed as `h`) to `out` as a retransmission on
+    /// this leg (RFC 4588 §4): rewritten as [`LegFormat::rewrite`] does,
+    /// then sent as RTX: the RTX payload type, SSRC `rtx_ssrc` and sequence
+    /// number `rtx_seq`, the original sequence number (as the receiver saw
+    /// it) in front of the payload. `false`: no RTX for it on this leg.
+    pub fn rewrite_rtx(
+        &self,
+        packet: &[u8],
+        h: &RtpHeader,
+        src: Source,
+        rtx_ssrc: u32,
+        rtx_seq: u16,
+        out: &mut BytesMut,
+    ) -> bool {
+        let Some(rtx_pt) = self.send_line(src.kind, src.codec).and_then(|(l, _)| l.rtx_payload_type) else {
+            return false;
+        };
+        let start = out.len();
+        if !self.rewrite(packet, h, src, out) {
+            return false;
+        }
+        // The rewrite copied the header and its extensions before the payload.
+        let payload_at = start + (out.len() - start) - (packet.len() - h.payload_offset);
+        let osn = [out[start + 2], out[start + 3]];
+        out.extend_from_slice(&osn);
+        out[payload_at..].rotate_right(2);
+        out[start + 1] = (out[start + 1] & 0x80) | (rtx_pt & 0x7F);
+        out[start + 2..start + 4].copy_from_slice(&rtx_seq.to_be_bytes());
+        out[start + 8..start + 12].copy_from_slice(&rtx_ssrc.to_be_bytes());
+        true
+    }
+}
+
+/// An RTP packet from a peer, as far as RTX goes ([`LegFormat::unwrap_rtx`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RtxIn {
+    /// Not on an RTX stream of the peer's: forwarded as it is.
+    NotRtx,
+    /// An RTX packet with no media (padding: a probe): dropped.
+    Probe,
+    /// The packet an RTX packet repairs, as first sent.
+    Repair(Vec<u8>),
+}
+
+/// The SSRC on which the router retransmits stream `media` to WebRTC legs
+/// (announced with `a=ssrc-group:FID` where the stream is known when the
+/// leg is answered). Derived, not drawn: every leg and every worker name a
+/// stream's RTX alike, with no state to keep. A fixed bit pattern mixed in
+/// keeps it apart from the stream itself.
+#[inline]
+pub fn rtx_ssrc(media: u32) -> u32 {
+    media.rotate_left(16) ^ 0x5254_5831
 }
 
 #[cfg(test)]
@@ -228,6 +315,7 @@ mod tests {
                     receives: false,
                     sends: true,
                     remote_ssrcs: vec![],
+                    remote_rtx: vec![],
                 },
                 LegMedia {
                     mid: "video".into(),
@@ -238,6 +326,7 @@ mod tests {
                     receives: false,
                     sends: true,
                     remote_ssrcs: vec![],
+                    remote_rtx: vec![],
                 },
             ],
             LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5) },
@@ -311,6 +400,74 @@ mod tests {
     }
 
     #[test]
+    fn a_retransmission_goes_as_rtx_with_the_original_number_in_front() {
+        let p = packet(45, vec![(1, vec![0x85])]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0 };
+        assert!(leg().has_rtx(Codec::Av1));
+        let mut out = BytesMut::from(&b"before"[..]);
+        assert!(leg().rewrite_rtx(&p, &h, src, rtx_ssrc(0x1234), 500, &mut out));
+        assert_eq!(&out[..6], b"before", "appended");
+        let q = RtpPacket::parse(&out[6..]).unwrap();
+        assert_eq!((q.pt, q.seq, q.ssrc, q.marker), (Pt(40), SeqNo(500), Ssrc(rtx_ssrc(0x1234)), true));
+        assert_eq!((q.timestamp, q.csrcs.clone()), (MediaTime(9000), vec![Ssrc(5)]));
+        assert_eq!(q.extensions, vec![(9, b"video".to_vec())]);
+        assert_eq!(q.payload, vec![0, 7, 1, 2, 3, 4, 5], "OSN 7, then the payload");
+        assert_ne!(rtx_ssrc(0x1234), 0x1234);
+        // Audio has no RTX line; a leg without RTX for the codec sends none.
+        let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0 };
+        assert!(!leg().rewrite_rtx(&p, &h, opus, 1, 1, &mut BytesMut::new()));
+        let mut l = leg();
+        l = LegFormat::new(
+            l.media.iter().cloned().map(|m| LegMedia { rtx_payload_type: None, ..m }).collect(),
+            l.extensions,
+        );
+        assert!(!l.has_rtx(Codec::Av1));
+        let mut out = BytesMut::new();
+        assert!(!l.rewrite_rtx(&p, &h, src, 1, 1, &mut out));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_peers_rtx_is_unwrapped_into_the_packet_it_repairs() {
+        let mut media = leg().media;
+        media[1].receives = true;
+        media[1].remote_rtx = vec![(Ssrc(0x1234), Ssrc(0x5678))];
+        let l = LegFormat::new(media, LegExtensions::default());
+        let rtx = |payload: Vec<u8>, padding: u8| {
+            RtpPacket {
+                marker: true,
+                pt: Pt(40),
+                seq: SeqNo(900),
+                timestamp: MediaTime(9000),
+                ssrc: Ssrc(0x5678),
+                csrcs: vec![],
+                extensions: vec![(3, vec![0, 7])],
+                payload,
+                padding,
+            }
+            .to_vec()
+            .unwrap()
+        };
+        let p = rtx(vec![0x01, 0x02, 9, 8, 7], 4);
+        let RtxIn::Repair(v) = l.unwrap_rtx(&p, &RtpHeader::parse(&p).unwrap()) else { panic!("not unwrapped") };
+        let q = RtpPacket::parse(&v).unwrap();
+        assert_eq!((q.pt, q.seq, q.ssrc, q.marker, q.padding), (Pt(39), SeqNo(0x0102), Ssrc(0x1234), true, 0));
+        assert_eq!((q.timestamp, q.payload.clone()), (MediaTime(9000), vec![9, 8, 7]));
+        assert_eq!(q.extensions, vec![(3, vec![0, 7])], "the header extensions kept (transport-wide number)");
+        let probe = rtx(vec![], 200);
+        assert_eq!(l.unwrap_rtx(&probe, &RtpHeader::parse(&probe).unwrap()), RtxIn::Probe);
+        let short = rtx(vec![1, 2], 0);
+        assert_eq!(l.unwrap_rtx(&short, &RtpHeader::parse(&short).unwrap()), RtxIn::Probe);
+        // Another SSRC, or the media payload type: not RTX.
+        let media_pkt = packet(39, vec![]);
+        assert_eq!(l.unwrap_rtx(&media_pkt, &RtpHeader::parse(&media_pkt).unwrap()), RtxIn::NotRtx);
+        let mut other = rtx(vec![1, 2, 3], 0);
+        other[8..12].copy_from_slice(&0x9999u32.to_be_bytes());
+        assert_eq!(l.unwrap_rtx(&other, &RtpHeader::parse(&other).unwrap()), RtxIn::NotRtx);
+    }
+
+    #[test]
     fn lines_past_those_kept_inline_and_long_mids_read_as_negotiated() {
         let line = |mid: &str, kind, codec, payload_type| LegMedia {
             mid: mid.into(),
@@ -321,6 +478,7 @@ mod tests {
             receives: false,
             sends: true,
             remote_ssrcs: vec![],
+            remote_rtx: vec![],
         };
         let mut media: Vec<_> =
             (0..SEND_LINES).map(|i| line("a", MediaKind::Audio, Codec::Opus, 100 + i as u8)).collect();

@@ -30,8 +30,9 @@ pub use dtls::DtlsIdentity;
 pub(crate) use dtls::{DtlsFailure, DtlsSession};
 pub use ice::IceCredentials;
 pub(crate) use ice::IceLite;
+pub use media::rtx_ssrc;
 pub use media::{Codec, LegExtensions, LegMedia, SenderFormat};
-pub(crate) use media::{LegFormat, Source};
+pub(crate) use media::{LegFormat, RtxIn, Source};
 
 use crate::outbox::Outbox;
 use crate::stats::DropReason;
@@ -93,6 +94,9 @@ pub(crate) struct WebRtcTransport {
     twcc: Option<TwccRecorder>,
     /// The SSRC the feedback names as its media source.
     twcc_media_ssrc: u32,
+    /// The next sequence number of each RTX stream the router sends on
+    /// this leg, by RTX SSRC (a leg gets few video streams: a short list).
+    rtx_seqs: Vec<(u32, u16)>,
 }
 
 impl WebRtcTransport {
@@ -108,6 +112,7 @@ impl WebRtcTransport {
             twcc: (leg.extensions.transport_cc.is_some() && leg.media.iter().any(|m| m.receives))
                 .then(TwccRecorder::new),
             twcc_media_ssrc: leg.media.iter().flat_map(|m| m.remote_ssrcs.first()).next().map_or(0, |s| s.0),
+            rtx_seqs: Vec::new(),
         }
     }
 
@@ -226,6 +231,48 @@ impl WebRtcTransport {
             out.stats.srtp_seal_failed += 1;
             return false;
         }
+        let b = out.take_arena();
+        out.transmit(dest, b);
+        true
+    }
+
+    /// Whether this leg takes retransmissions of `src` (it negotiated RTX for its codec).
+    pub fn takes_rtx(&self, src: Option<Source>) -> bool {
+        src.is_some_and(|s| s.kind == corecast_proto::MediaKind::Video && self.format.has_rtx(s.codec))
+    }
+
+    /// Resends a packet from the retransmission buffer as RTX (RFC 4588):
+    /// a packet index SRTP has sealed once must not be sealed again (RFC 3711
+    /// §3.3.1), so the retransmission goes on the stream's RTX SSRC
+    /// ([`rtx_ssrc`]) with that stream's next number. `packet` carries the
+    /// sequence number the receiver saw.
+    pub fn send_rtx(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
+        let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
+            out.stats.webrtc_not_ready += 1;
+            return false;
+        };
+        let ssrc = rtx_ssrc(h.ssrc.0);
+        let i = match self.rtx_seqs.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            None => {
+                // Starts at a number of its own (RFC 4588 §8.1: like any RTP stream).
+                self.rtx_seqs.push((ssrc, ssrc as u16 & 0x7FFF));
+                self.rtx_seqs.len() - 1
+            }
+        };
+        let seq = self.rtx_seqs[i].1;
+        let arena = out.arena();
+        let start = arena.len();
+        if !self.format.rewrite_rtx(packet, h, src, ssrc, seq, arena) {
+            arena.truncate(start);
+            return false;
+        }
+        if srtp.tx.protect_rtp_in_place(arena, start).is_err() {
+            out.discard_arena();
+            out.stats.srtp_seal_failed += 1;
+            return false;
+        }
+        self.rtx_seqs[i].1 = seq.wrapping_add(1);
         let b = out.take_arena();
         out.transmit(dest, b);
         true
