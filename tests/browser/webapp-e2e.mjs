@@ -34,7 +34,8 @@ const HELP = `usage: webapp-e2e.mjs [--base URL] [--timeout S] [--artifacts DIR]
   --doc-screenshot FILE  also save the 3-person call there (the README's docs/call.png)
   --json FILE            also write the summary there`;
 const opt = { base: process.env.CORECAST_CALLS || 'http://127.0.0.1:8082', timeout: 240, artifacts: '.run/webapp-e2e',
-  doc: null, json: null, only: null, routerPort: Number(process.env.ROUTER_PORT || 40000), sdReturn: false };
+  doc: null, json: null, only: null, routerPort: Number(process.env.ROUTER_PORT || 40000), sdReturn: false,
+  admin: `http://127.0.0.1:${process.env.ADMIN_PORT || 40100}` };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i]; const v = () => process.argv[++i];
   if (a === '--base') opt.base = v().replace(/\/+$/, '');
@@ -44,6 +45,7 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a === '--json') opt.json = v();
   else if (a === '--only') opt.only = v().split(',');
   else if (a === '--router-port') opt.routerPort = Number(v());
+  else if (a === '--admin') opt.admin = v().replace(/\/+$/, '');
   else if (a === '--sd-return') opt.sdReturn = true;
   else if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); } else { console.error(`unknown option ${a}\n${HELP}`); process.exit(2); }
 }
@@ -340,6 +342,27 @@ async function scenario() {
     impair.start(lossPct);
     try { return await fn(); } finally { impair.stop(); }
   };
+
+  await step('retransmission', async () => {
+    // 3 % of the router's datagrams to both pages are dropped for 8 s: each browser NACKs what it
+    // misses, the router answers from its retransmission buffer as RTX (its metrics count both),
+    // and the video plays on. Then the counts from the router's /metrics and the browser's own.
+    const metric = async (name) => {
+      const text = await (await fetch(`${opt.admin}/metrics`)).text();
+      let sum = 0; for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'gm'))) sum += Number(m[1]);
+      return sum;
+    };
+    const names = ['corecast_nack_answered_total', 'corecast_retransmitted_total'];
+    const before = await Promise.all(names.map(metric));
+    const dropped = await impaired(3, async () => { await sleep(8000); return impair.dropped(); });
+    const after = await Promise.all(names.map(metric));
+    const [answered, resent] = after.map((v, i) => v - before[i]);
+    check(dropped > 0, 'nothing was dropped: the rule did not match the router\'s packets');
+    check(answered > 0 && resent > 0, `the router answered no NACK from its buffer (${answered} answered, ${resent} resent, ${dropped} dropped)`);
+    const views = [];
+    for (const [who, other] of [['A', B], ['B', A]]) views.push(`${who} plays in ${(await videoPlays(pages[who].page, other.name)).view}`);
+    return { detail: `${dropped} datagrams dropped in 8 s; the router answered ${answered} NACKed packets and resent ${resent} (RTX); ${views.join(', ')}` };
+  }, ['media']);
 
   await step('auto-sd', async () => {
     // 30 % of the router's datagrams to both pages are dropped: each page's rule (quality.js:
