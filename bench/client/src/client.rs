@@ -230,6 +230,11 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Asks for the video of the call's `n` most active speakers only (Last-N; 0: everyone's).
+    pub fn set_last_n(&self, n: u8) -> io::Result<()> {
+        self.socket.send_to(&SessionMessage::LastN { txid: rand::random(), n }.to_vec(), self.router).map(|_| ())
+    }
+
     /// Leaves the call.
     pub fn leave(&self) -> io::Result<()> {
         self.socket.send_to(&SessionMessage::Leave { txid: rand::random() }.to_vec(), self.router).map(|_| ())

@@ -166,4 +166,13 @@ pub enum Event {
         /// without audio levels are forwarded too but not listed).
         ssrcs: Vec<Ssrc>,
     },
+    /// The call's dominant speaker changed (ranked while a receiver of the
+    /// call asks for Last-N; Last-N receivers are told the whole stage, see
+    /// `router/PROTOCOL.md`).
+    DominantSpeaker {
+        /// Call.
+        call: CallId,
+        /// The publisher now loudest.
+        participant: ParticipantId,
+    },
 }

@@ -52,6 +52,8 @@ pub(crate) struct Call {
     pub next_spread: usize,
     /// The speakers list last sent to the call's mixer (video SSRCs, loudest first).
     pub speakers_sent: Vec<Ssrc>,
+    /// The dominant speaker, as last told (Last-N: `speakers::stage`).
+    pub dominant: Option<ParticipantId>,
 }
 
 impl Call {
@@ -66,6 +68,7 @@ impl Call {
             mixer_wanted: false,
             next_spread: 0,
             speakers_sent: Vec::new(),
+            dominant: None,
         }
     }
 

@@ -163,6 +163,8 @@ impl Router {
         let keyframe_due = producer.keyframe.due(now, self.config.keyframe_request_interval);
         let prev_seq = producer.prev_seq.replace(header.seq);
         let kind = producer.kind;
+        // Video of a publisher: its place on the stage, for Last-N receivers.
+        let stage = if kind == MediaKind::Video && producer.role == Role::Publisher { producer.stage } else { 0 };
         let from_pid = producer.participant;
         let sending = Sending { role: producer.role, kind, sd_audible: producer.sd_audible, composite: false };
         let announcement = announce.then(|| PipeMessage::producer(producer));
@@ -182,6 +184,7 @@ impl Router {
         let mut mixed = 0u64;
         let mut resumed = false;
         let mut thinned = 0u64;
+        let mut off_stage = 0u64;
         for (i, r) in call.participants.iter_mut().enumerate() {
             if Some(i) == sender_idx || r.subscribe.is_some_and(|only| only != from_pid) {
                 continue;
@@ -190,7 +193,12 @@ impl Router {
             let decision = fanout::decide(sending, receiving);
             withheld += u64::from(decision == Decision::Withhold);
             mixed += u64::from(decision == Decision::Mixed);
-            let want = decision == Decision::Forward;
+            let mut want = decision == Decision::Forward;
+            // Last-N: video of a publisher off this receiver's stage is paused.
+            if want && r.last_n.is_some_and(|n| stage >= n) {
+                want = false;
+                off_stage += 1;
+            }
             // A frame-rate cap: frames of the layers above it are skipped, gap-free.
             if let (true, Some(cap), Some(f)) = (want, r.max_fps, frame.as_ref()) {
                 if !r.consumers.on_layered(header.ssrc, f, cap) {
@@ -223,6 +231,7 @@ impl Router {
         self.out.stats.sd_audio_withheld += withheld;
         self.out.stats.sd_audio_mixed += mixed;
         self.out.stats.frame_rate_dropped += thinned;
+        self.out.stats.last_n_withheld += off_stage;
         if resumed || keyframe_due {
             // The receiver that resumes needs a keyframe to decode from.
             self.request_keyframe(now, call_id, header.ssrc);

@@ -277,6 +277,23 @@ impl Router {
             if let Some(ssrcs) = speakers::rank(call, n) {
                 self.out.event(Event::ActiveSpeakers { call: *id, ssrcs });
             }
+            // Last-N receivers: the stage, and who is on it.
+            if let Some(wanted) = call.participants.iter().filter_map(|p| p.last_n).max() {
+                if let Some(stage) = speakers::stage(call, wanted) {
+                    let dominant = stage.first().and_then(|s| call.producer(*s)).map(|p| p.participant);
+                    if let Some(d) = dominant.filter(|d| call.dominant != Some(*d)) {
+                        call.dominant = Some(d);
+                        self.out.event(Event::DominantSpeaker { call: *id, participant: d });
+                    }
+                    let app = RtcpPacket::App(corecast_proto::session::speakers::app(ROUTER_SSRC, &stage));
+                    if let Ok(b) = corecast_proto::rtcp::write_compound(&[app]) {
+                        let b = Bytes::from(b);
+                        for r in call.participants.iter_mut().filter(|p| p.last_n.is_some()) {
+                            r.transport.send(&mut self.out, b.clone());
+                        }
+                    }
+                }
+            }
             if !call.participants.iter().any(|p| p.role == Role::Mixer) {
                 continue;
             }

@@ -53,6 +53,13 @@ impl Router {
                 Some((call, pid)) => self.set_quality(now, call, pid, quality, true),
                 None => self.out.drop_packet(DropReason::Unadmitted),
             },
+            SessionMessage::LastN { n, .. } => match self.participant_mut(source) {
+                Some(p) => {
+                    p.last_seen = now;
+                    p.last_n = (n > 0).then_some(n);
+                }
+                None => self.out.drop_packet(DropReason::Unadmitted),
+            },
             // Messages only a router sends.
             SessionMessage::JoinAck { .. } | SessionMessage::JoinError { .. } | SessionMessage::CallEnded { .. } => {
                 self.out.drop_packet(DropReason::Malformed)

@@ -40,6 +40,9 @@ pub(crate) struct Participant {
     pub max_fps: Option<u8>,
     /// Retransmissions sent to it lately (made at its first NACK answered).
     pub retransmit: Option<Box<RetransmitBudget>>,
+    /// Last-N: it gets only the video of the call's `n` most active
+    /// speakers (`None`: everyone's). Audio is not thinned.
+    pub last_n: Option<u8>,
 }
 
 impl Participant {
@@ -66,6 +69,7 @@ impl Participant {
             subscribe: None,
             max_fps: None,
             retransmit: None,
+            last_n: None,
         }
     }
 

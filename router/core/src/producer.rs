@@ -56,7 +56,14 @@ pub(crate) struct Producer {
     pub retransmit: Option<Box<RetransmitBuffer>>,
     /// A native publisher's video: the gaps the router NACKs itself.
     pub upstream_nack: Option<Box<NackGenerator>>,
+    /// Video: its publisher's place among the call's speakers (0: the
+    /// dominant speaker; [`NOT_ON_STAGE`] until ranked), for Last-N
+    /// receivers (`speakers::stage`).
+    pub stage: u8,
 }
+
+/// [`Producer::stage`] of a stream not ranked (yet).
+pub(crate) const NOT_ON_STAGE: u8 = u8::MAX;
 
 impl Producer {
     pub fn new(ssrc: Ssrc, kind: MediaKind, participant: ParticipantId, role: Role) -> Producer {
@@ -83,6 +90,7 @@ impl Producer {
             temporal: None,
             retransmit: None,
             upstream_nack: None,
+            stage: NOT_ON_STAGE,
         }
     }
 

@@ -64,6 +64,59 @@ pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
     changed.then_some(chosen)
 }
 
+/// Ranks the call's publishers for Last-N receivers (mediasoup's and Jitsi's
+/// "last N"): each by its loudest audio stream (a publisher with no level
+/// counts as silent; ties by participant id, so the order is
+/// deterministic), the publishers among the first `wanted` last time with
+/// [`HYSTERESIS`] dB of head start and the previous dominant speaker with
+/// twice that, so the stage does not flicker. Sets each video producer's
+/// [`Producer::stage`](crate::producer::Producer) and returns the stage,
+/// video SSRCs loudest first (at most [`MIXER_SPEAKERS`]), when its
+/// members or its first changed.
+pub(crate) fn stage(call: &mut Call, wanted: u8) -> Option<Vec<Ssrc>> {
+    // Per publisher (here or on another worker): loudness and previous place.
+    let mut ranked: Vec<(u16, ParticipantId, u8)> = Vec::new();
+    for s in call.producers().filter(|s| s.role == Role::Publisher) {
+        let i = match ranked.iter().position(|e| e.1 == s.participant) {
+            Some(i) => i,
+            None => {
+                ranked.push((0, s.participant, crate::producer::NOT_ON_STAGE));
+                ranked.len() - 1
+            }
+        };
+        let e = &mut ranked[i];
+        match s.kind {
+            MediaKind::Audio if s.level_seen => e.0 = e.0.max(u16::from(s.loudness)),
+            MediaKind::Video => e.2 = e.2.min(s.stage),
+            _ => {}
+        }
+    }
+    for e in &mut ranked {
+        e.0 += match e.2 {
+            0 => 2 * HYSTERESIS,
+            p if p < wanted => HYSTERESIS,
+            _ => 0,
+        };
+    }
+    ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1 .0.cmp(&b.1 .0)));
+    let mut changed = false;
+    for s in call.producers_mut().filter(|s| s.kind == MediaKind::Video && s.role == Role::Publisher) {
+        let place = ranked.iter().position(|e| e.1 == s.participant).map_or(u8::MAX - 1, |p| p.min(253) as u8);
+        changed |= (s.stage < wanted) != (place < wanted) || (s.stage == 0) != (place == 0);
+        s.stage = place;
+    }
+    if !changed {
+        return None;
+    }
+    let mut on_stage: Vec<(u8, Ssrc)> = call
+        .producers()
+        .filter(|s| s.kind == MediaKind::Video && s.role == Role::Publisher)
+        .map(|s| (s.stage, s.ssrc))
+        .collect();
+    on_stage.sort_unstable();
+    Some(on_stage.into_iter().take(MIXER_SPEAKERS).map(|s| s.1).collect())
+}
+
 /// Most sources a composite shows, so most speakers the mixer is told of.
 pub(crate) const MIXER_SPEAKERS: usize = 9;
 

@@ -71,6 +71,9 @@ pub struct RouterStats {
     /// (`max_fps`): their frame is in a temporal layer above what the cap
     /// allows (one per receiver; not a drop: its sequence numbers close over them).
     pub frame_rate_dropped: u64,
+    /// Video packets not sent to a Last-N receiver because their publisher
+    /// is not among its `n` most active speakers (one per receiver; not a drop).
+    pub last_n_withheld: u64,
     /// Video packets that arrived again (same sequence number, still in the
     /// retransmission buffer) and were not forwarded again (not a drop).
     pub duplicates_dropped: u64,
@@ -181,6 +184,7 @@ impl RouterStats {
             sd_audio_withheld,
             sd_audio_mixed,
             frame_rate_dropped,
+            last_n_withheld,
             duplicates_dropped,
             retransmitted,
             nack_answered,

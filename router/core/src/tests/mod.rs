@@ -140,6 +140,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 mod admission;
 mod composite;
 mod framerate;
+mod last_n;
 mod net;
 mod quality;
 mod retransmit;

@@ -20,3 +20,6 @@ pub const LEAVE: u16 = 0xC006;
 pub const CALL_ENDED: u16 = 0xC007;
 /// Media kind of each SSRC in SSRCS, 1 byte each in the same order (0 audio, 1 video, 2 unknown).
 pub const MEDIA: u16 = 0xC008;
+/// Last-N: how many of the call's most active speakers' video the client
+/// wants, 1 byte (0: everyone's).
+pub const LAST_N: u16 = 0xC009;

@@ -111,6 +111,14 @@ pub enum SessionMessage {
         /// Requested quality.
         quality: Quality,
     },
+    /// Client → router: receive only the video of the call's `n` most
+    /// active speakers (Last-N; `n` 0: everyone's, the default).
+    LastN {
+        /// Transaction id (unused, random).
+        txid: [u8; 12],
+        /// How many speakers' video.
+        n: u8,
+    },
     /// Router → client: the call has ended or you were removed.
     CallEnded {
         /// Transaction id (random).
@@ -200,6 +208,11 @@ impl SessionMessage {
                     Ok(SessionMessage::Leave { txid })
                 } else if m.get(attr::CALL_ENDED).is_some() {
                     Ok(SessionMessage::CallEnded { txid })
+                } else if let Some(v) = m.get(attr::LAST_N) {
+                    match v {
+                        [n] => Ok(SessionMessage::LastN { txid, n: *n }),
+                        _ => Err(SessionError::Attribute(attr::LAST_N)),
+                    }
                 } else if let Some(q) = m.get(attr::QUALITY) {
                     Ok(SessionMessage::Quality { txid, quality: parse_quality(q)? })
                 } else {
@@ -258,6 +271,7 @@ impl SessionMessage {
             SessionMessage::Quality { txid, quality } => {
                 (Class::Indication, txid, vec![(attr::QUALITY, quality_attr(*quality))])
             }
+            SessionMessage::LastN { txid, n } => (Class::Indication, txid, vec![(attr::LAST_N, vec![*n])]),
             SessionMessage::CallEnded { txid } => (Class::Indication, txid, vec![(attr::CALL_ENDED, vec![])]),
         };
         StunMessage { class, method: BINDING, txid: *txid, attrs }.to_vec()

@@ -117,6 +117,7 @@ fn arb_msg() -> impl Strategy<Value = SessionMessage> {
         tx.prop_map(|txid| SessionMessage::Leave { txid }),
         tx.prop_map(|txid| SessionMessage::CallEnded { txid }),
         (tx, q).prop_map(|(txid, quality)| SessionMessage::Quality { txid, quality }),
+        (tx, any::<u8>()).prop_map(|(txid, n)| SessionMessage::LastN { txid, n }),
     ]
 }
 
@@ -145,4 +146,16 @@ proptest! {
         b.extend_from_slice(&body[..len as usize]);
         let _ = SessionMessage::parse(&b);
     }
+}
+
+#[test]
+fn a_last_n_of_other_than_one_byte_is_refused() {
+    use crate::session::stun::{Class, StunMessage};
+    for v in [vec![], vec![1, 2]] {
+        let b =
+            StunMessage { class: Class::Indication, method: 1, txid: [0; 12], attrs: vec![(attr::LAST_N, v)] }.to_vec();
+        assert_eq!(SessionMessage::parse(&b), Err(SessionError::Attribute(attr::LAST_N)));
+    }
+    let b = SessionMessage::LastN { txid: [5; 12], n: 3 }.to_vec();
+    assert_eq!(SessionMessage::parse(&b).unwrap(), SessionMessage::LastN { txid: [5; 12], n: 3 });
 }
