@@ -8,6 +8,7 @@ use corecast_proto::{MediaKind, Ssrc};
 use crate::consumer::Consumers;
 use crate::producer::Producer;
 use crate::quality::QualityState;
+use crate::reports::LegReports;
 use crate::retransmit::RetransmitBudget;
 use crate::transport::Transport;
 use crate::webrtc::SenderFormat;
@@ -40,6 +41,8 @@ pub(crate) struct Participant {
     pub max_fps: Option<u8>,
     /// Retransmissions sent to it lately (made at its first NACK answered).
     pub retransmit: Option<Box<RetransmitBudget>>,
+    /// What the router sent it per stream, its RTT, its pending SRs (see `reports`).
+    pub reports: LegReports,
 }
 
 impl Participant {
@@ -66,6 +69,7 @@ impl Participant {
             subscribe: None,
             max_fps: None,
             retransmit: None,
+            reports: LegReports::default(),
         }
     }
 
