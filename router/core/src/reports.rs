@@ -354,7 +354,7 @@ mod tests {
         let b = r.block(Ssrc(1), base + 10, base + 209, 190, t);
         assert_eq!((b.fraction_lost, b.cumulative_lost), (0, 10));
         // Duplicates (more received than expected): no loss, negative cumulative.
-        let b = r.block(Ssrc(1), base + 10, base + 219, 205, t);
+        let b = r.block(Ssrc(1), base + 10, base + 219, 215, t);
         assert_eq!((b.fraction_lost, b.cumulative_lost), (0, -5));
     }
 

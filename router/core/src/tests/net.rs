@@ -76,6 +76,8 @@ pub struct LinkConfig {
     /// Bandwidth cap, bits/s; packets that would wait longer than `queue` are dropped.
     pub rate_bps: Option<u64>,
     pub queue: Duration,
+    /// A known loss pattern: every `drop_every`-th RTP packet is lost (0: none).
+    pub drop_every: u64,
 }
 
 impl Default for LinkConfig {
@@ -90,6 +92,7 @@ impl Default for LinkConfig {
             jitter: Duration::ZERO,
             rate_bps: None,
             queue: Duration::from_millis(100),
+            drop_every: 0,
         }
     }
 }
@@ -112,6 +115,7 @@ pub struct Link {
     pub cfg: LinkConfig,
     rng: Rng,
     bad: bool,
+    rtp_sent: u64,
     busy_until: Option<Instant>,
     flight: BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
     order: u64,
@@ -127,6 +131,7 @@ impl Link {
             cfg,
             rng: Rng::new(seed),
             bad: false,
+            rtp_sent: 0,
             busy_until: None,
             flight: BinaryHeap::new(),
             order: 0,
@@ -143,7 +148,10 @@ impl Link {
                 self.bad = !self.bad;
             }
         }
-        if self.bad || self.rng.chance(self.cfg.loss) {
+        let rtp = classify(&b) == Kind::Rtp;
+        self.rtp_sent += u64::from(rtp);
+        let pattern = rtp && self.cfg.drop_every > 0 && self.rtp_sent % self.cfg.drop_every == 0;
+        if pattern || self.bad || self.rng.chance(self.cfg.loss) {
             self.stats.lost += 1;
             if let (Kind::Rtp, Ok(h)) = (classify(&b), RtpHeader::parse(&b)) {
                 self.stats.lost_rtp += 1;
@@ -206,6 +214,25 @@ pub struct Stream {
     pub until: Option<Instant>,
     /// The last packets sent, to answer NACKs with.
     history: std::collections::VecDeque<(u16, Bytes)>,
+    /// RTP clock: 48 kHz audio, 90 kHz video; the timestamp of the first
+    /// packet and when it was sent (timestamps follow the send times exactly).
+    pub clock_rate: u32,
+    pub first_ts: u32,
+    started: Option<Instant>,
+    /// Sends an SR about the stream this often (`None`: never); the first
+    /// one just before the first packet.
+    pub sr_every: Option<Duration>,
+    next_sr: Option<Instant>,
+    /// The SRs sent: when, and the SR.
+    pub srs: Vec<(Instant, rtcp::SenderReport)>,
+}
+
+/// The NTP time of the clients' common wallclock at the simulation's start.
+pub const NTP_START: u64 = 0xE000_0000_0000_0000;
+
+/// `NTP_START` moved on by `d`.
+pub fn ntp_after(d: Duration) -> u64 {
+    NTP_START + ((d.as_nanos() << 32) / 1_000_000_000) as u64
 }
 
 impl Stream {
@@ -228,10 +255,30 @@ impl Stream {
             sent: 0,
             until: None,
             history: Default::default(),
+            clock_rate: if kind == MediaKind::Audio { 48_000 } else { 90_000 },
+            first_ts: 0x1234_5678 ^ ssrc,
+            started: None,
+            sr_every: None,
+            next_sr: None,
+            srs: Vec::new(),
         }
     }
 
-    fn packet(&mut self) -> Bytes {
+    /// The RTP time of instant `t` on this stream's clock.
+    pub fn rtp_at(&self, t: Instant) -> Option<u32> {
+        let d = t.checked_duration_since(self.started?)?;
+        Some(self.first_ts.wrapping_add((d.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as u32))
+    }
+
+    /// Sends SRs every `every`, the first one just before the first packet.
+    pub fn with_srs(mut self, every: Duration) -> Stream {
+        self.sr_every = Some(every);
+        self
+    }
+
+    fn packet(&mut self, now: Instant) -> Bytes {
+        self.started.get_or_insert(now);
+        let timestamp = corecast_proto::MediaTime(self.rtp_at(now).unwrap_or(self.first_ts));
         self.seq = self.seq.wrapping_add(1);
         self.sent += 1;
         let pt = if self.kind == MediaKind::Audio { 111 } else { 96 };
@@ -242,6 +289,7 @@ impl Stream {
             ssrc: self.ssrc,
             payload: vec![0; self.size.saturating_sub(20)],
             extensions,
+            timestamp,
             ..Default::default()
         };
         let b = Bytes::from(pkt.to_vec().expect("a valid packet"));
@@ -250,6 +298,18 @@ impl Stream {
         }
         self.history.push_back((self.seq, b.clone()));
         b
+    }
+
+    /// An SR about this stream at `now` (before its first packet: as if it started now).
+    fn sender_report(&self, now: Instant, t0: Instant) -> rtcp::SenderReport {
+        rtcp::SenderReport {
+            ssrc: self.ssrc,
+            ntp_time: ntp_after(now - t0),
+            rtp_time: self.rtp_at(now).unwrap_or(self.first_ts),
+            packet_count: self.sent as u32,
+            octet_count: (self.sent * self.size.saturating_sub(20) as u64) as u32,
+            reports: Vec::new(),
+        }
     }
 
     /// Starts the sequence numbers at `seq` (the next packet has `seq + 1`).
@@ -337,6 +397,14 @@ pub struct Client {
     pub nacks: bool,
     /// Gaps it NACKs: (SSRC, number) → (next NACK, NACKs sent).
     missing: BTreeMap<(u32, u16), (Instant, u8)>,
+    /// The simulation's start (its wallclock's origin).
+    t0: Instant,
+    /// SRs and RRs that reached it, with when (and, for SRs, how many
+    /// packets of that SSRC had reached it by then).
+    pub srs_in: Vec<(Instant, rtcp::SenderReport, u64)>,
+    pub rrs_in: Vec<(Instant, ReceiverReport)>,
+    /// Per SSRC: the last SR's compact NTP time and when it came (its reports' LSR/DLSR).
+    last_sr: BTreeMap<u32, (u32, Instant)>,
 }
 
 impl Client {
@@ -363,6 +431,12 @@ impl Client {
                 for p in rtcp::parse_compound(b).unwrap_or_default() {
                     match p {
                         RtcpPacket::Pli(_) => self.plis.push(now),
+                        RtcpPacket::SenderReport(sr) => {
+                            self.last_sr.insert(sr.ssrc.0, ((sr.ntp_time >> 16) as u32, now));
+                            let got = self.rx.get(&sr.ssrc.0).map_or(0, |r| r.packets);
+                            self.srs_in.push((now, sr, got));
+                        }
+                        RtcpPacket::ReceiverReport(rr) => self.rrs_in.push((now, rr)),
                         RtcpPacket::Nack(n) => {
                             for seq in n.lost() {
                                 self.nacked.push((n.media_ssrc.0, seq.0));
@@ -411,7 +485,14 @@ impl Client {
             let next = *s.next.get_or_insert(now);
             if now >= next {
                 s.next = Some(next + s.interval);
-                self.up.send(now, s.packet());
+                if s.sr_every.is_some() && s.next_sr.is_none_or(|t| now >= t) {
+                    s.next_sr = Some(now + s.sr_every.unwrap_or_default());
+                    let sr = s.sender_report(now, self.t0);
+                    s.srs.push((now, sr.clone()));
+                    let b = rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).expect("a valid SR");
+                    self.up.send(now, Bytes::from(b));
+                }
+                self.up.send(now, s.packet(now));
             }
         }
         if now >= self.next_report {
@@ -420,7 +501,20 @@ impl Client {
             let reports: Vec<ReportBlock> = self
                 .rx
                 .iter_mut()
-                .map(|(&ssrc, r)| ReportBlock { ssrc: Ssrc(ssrc), fraction_lost: r.fraction(), ..Default::default() })
+                .map(|(&ssrc, r)| {
+                    let (last_sr, delay_since_last_sr) = self.last_sr.get(&ssrc).map_or((0, 0), |&(lsr, at)| {
+                        (lsr, ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32)
+                    });
+                    ReportBlock {
+                        ssrc: Ssrc(ssrc),
+                        fraction_lost: r.fraction(),
+                        cumulative_lost: r.lost() as i32,
+                        ext_highest_seq: r.ext.highest().map_or(0, |h| (h - (1 << 16)) as u32),
+                        last_sr,
+                        delay_since_last_sr,
+                        ..Default::default()
+                    }
+                })
                 .collect();
             self.reports.push((now, reports.iter().map(|b| b.fraction_lost).collect()));
             let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports });
@@ -472,6 +566,8 @@ pub struct Sim {
     call: CallId,
     seed: u64,
     pub report_every: Duration,
+    /// When the simulation started (the clients' wallclock origin).
+    pub t0: Instant,
 }
 
 const EPOCH_MS: u64 = 1_700_000_000_000;
@@ -491,6 +587,7 @@ impl Sim {
             call: CallId([42; 16]),
             seed,
             report_every: Duration::from_secs(1),
+            t0: now,
         }
     }
 
@@ -522,6 +619,10 @@ impl Sim {
             nacked: Vec::new(),
             nacks: false,
             missing: BTreeMap::new(),
+            t0: self.t0,
+            srs_in: Vec::new(),
+            rrs_in: Vec::new(),
+            last_sr: BTreeMap::new(),
         });
         i
     }
