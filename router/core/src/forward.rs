@@ -188,7 +188,9 @@ impl Router {
             }
         }
         // ... followed by the SR kept from before the claim.
-        if let Some(b) = claimed_sr.and_then(|sr| corecast_proto::rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).ok()) {
+        if let Some(b) =
+            claimed_sr.and_then(|sr| corecast_proto::rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).ok())
+        {
             for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.worker, hub)) {
                 pipe.send_media(&mut self.out, call_id, Bytes::from(b.clone()));
             }

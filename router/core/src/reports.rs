@@ -227,12 +227,6 @@ impl LegReports {
         }
     }
 
-    /// What was sent of `ssrc`.
-    #[cfg(test)]
-    pub fn sent(&self, ssrc: Ssrc) -> Option<&SentStream> {
-        self.sent.iter().find(|s| s.ssrc == ssrc)
-    }
-
     /// Keeps an SR about an SSRC not claimed yet (the latest per SSRC, `max` SSRCs).
     pub fn keep_pending(&mut self, sr: SenderReport, now: Instant, max: usize) {
         self.pending.retain(|(p, _)| p.ssrc != sr.ssrc);

@@ -142,6 +142,7 @@ mod composite;
 mod framerate;
 mod net;
 mod quality;
+mod reports;
 mod retransmit;
 mod rtcp_routing;
 mod scenarios;

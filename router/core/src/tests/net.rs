@@ -498,24 +498,24 @@ impl Client {
         if now >= self.next_report {
             self.next_report = now + report_every;
             let reporter = self.report_ssrc();
-            let reports: Vec<ReportBlock> = self
-                .rx
-                .iter_mut()
-                .map(|(&ssrc, r)| {
-                    let (last_sr, delay_since_last_sr) = self.last_sr.get(&ssrc).map_or((0, 0), |&(lsr, at)| {
-                        (lsr, ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32)
-                    });
-                    ReportBlock {
-                        ssrc: Ssrc(ssrc),
-                        fraction_lost: r.fraction(),
-                        cumulative_lost: r.lost() as i32,
-                        ext_highest_seq: r.ext.highest().map_or(0, |h| (h - (1 << 16)) as u32),
-                        last_sr,
-                        delay_since_last_sr,
-                        ..Default::default()
-                    }
-                })
-                .collect();
+            let reports: Vec<ReportBlock> =
+                self.rx
+                    .iter_mut()
+                    .map(|(&ssrc, r)| {
+                        let (last_sr, delay_since_last_sr) = self.last_sr.get(&ssrc).map_or((0, 0), |&(lsr, at)| {
+                            (lsr, ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32)
+                        });
+                        ReportBlock {
+                            ssrc: Ssrc(ssrc),
+                            fraction_lost: r.fraction(),
+                            cumulative_lost: r.lost() as i32,
+                            ext_highest_seq: r.ext.highest().map_or(0, |h| (h - (1 << 16)) as u32),
+                            last_sr,
+                            delay_since_last_sr,
+                            ..Default::default()
+                        }
+                    })
+                    .collect();
             self.reports.push((now, reports.iter().map(|b| b.fraction_lost).collect()));
             let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports });
             self.up.send(now, Bytes::from(rtcp::write_compound(&[rr]).expect("a valid report")));
