@@ -218,3 +218,62 @@ fn malformed_rtcp_is_still_dropped_and_counted() {
     assert!(h.take().is_empty());
     assert_eq!(h.r.stats().dropped_rtcp_unroutable, 1);
 }
+
+#[test]
+fn webrtc_legs_get_the_routers_reports_over_srtcp_and_their_rtt_is_measured() {
+    use super::webrtc::{identity, video, Peer, VIDEO_SSRC};
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    let c = call(20);
+    let mut a = Peer::join(&mut h, 1, c, 1, true, None);
+    let mut b = Peer::join(&mut h, 2, c, 2, false, Some(1));
+    h.take();
+    let sr = rtcp::SenderReport { ssrc: Ssrc(VIDEO_SSRC), ntp_time: NTP_START, rtp_time: 0, ..Default::default() };
+    h.input(a.addr, a.seal_rtcp(&rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).unwrap()));
+    for seq in 0..10u16 {
+        h.input(a.addr, a.seal(&video(VIDEO_SSRC, seq, 35)));
+        h.now += ms(5);
+    }
+    h.advance(ms(100));
+    h.advance(Duration::from_secs(1));
+    let t = h.take();
+    let rtcp_to = |p: &mut Peer| -> Vec<RtcpPacket> {
+        let to = p.addr;
+        let mine = t.iter().filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtcp);
+        mine.flat_map(|t| p.open_rtcp(&t.contents)).collect()
+    };
+    // The publisher: the router's RR about its video, naming its SR.
+    let rr = rtcp_to(&mut a)
+        .into_iter()
+        .find_map(|p| match p {
+            RtcpPacket::ReceiverReport(rr) if rr.ssrc == ROUTER_SSRC => Some(rr),
+            _ => None,
+        })
+        .expect("an RR over SRTCP");
+    assert_eq!(rr.reports.len(), 1);
+    let block = rr.reports[0];
+    assert_eq!((block.ssrc, block.last_sr, block.ext_highest_seq), (Ssrc(VIDEO_SSRC), (NTP_START >> 16) as u32, 9));
+    // The subscriber: an SR about that video with what it was sent.
+    let sr = rtcp_to(&mut b)
+        .into_iter()
+        .find_map(|p| match p {
+            RtcpPacket::SenderReport(sr) => Some(sr),
+            _ => None,
+        })
+        .expect("an SR over SRTCP");
+    assert_eq!((sr.ssrc, sr.packet_count, sr.octet_count), (Ssrc(VIDEO_SSRC), 10, 10_000));
+    // It reports on that SR 20 ms after it was sent, having held it 0.5 s of that: RTT 20 ms.
+    h.now += ms(520);
+    let block = rtcp::ReportBlock {
+        ssrc: Ssrc(VIDEO_SSRC),
+        last_sr: (sr.ntp_time >> 16) as u32,
+        delay_since_last_sr: 0x8000,
+        ..Default::default()
+    };
+    let rr = rtcp::ReceiverReport { ssrc: Ssrc(0x2), reports: vec![block] };
+    h.input(b.addr, b.seal_rtcp(&rtcp::write_compound(&[RtcpPacket::ReceiverReport(rr)]).unwrap()));
+    assert!(h.take().iter().all(|t| t.destination != a.addr), "not forwarded to the publisher");
+    let snap = h.r.snapshot();
+    let rtt = snap[0].participants.iter().find(|p| p.participant.0 == 2).unwrap().rtt.unwrap();
+    assert!(rtt.max(ms(20)) - rtt.min(ms(20)) < Duration::from_micros(16), "{rtt:?}");
+}
