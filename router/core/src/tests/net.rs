@@ -150,7 +150,7 @@ impl Link {
         }
         let rtp = classify(&b) == Kind::Rtp;
         self.rtp_sent += u64::from(rtp);
-        let pattern = rtp && self.cfg.drop_every > 0 && self.rtp_sent % self.cfg.drop_every == 0;
+        let pattern = rtp && self.cfg.drop_every > 0 && self.rtp_sent.is_multiple_of(self.cfg.drop_every);
         if pattern || self.bad || self.rng.chance(self.cfg.loss) {
             self.stats.lost += 1;
             if let (Kind::Rtp, Ok(h)) = (classify(&b), RtpHeader::parse(&b)) {
