@@ -22,6 +22,9 @@
 //! sequence numbers, which an SR does not carry), so the pair needs no
 //! further mapping; packet and octet counts are what went to that receiver.
 //! A stream whose publisher has sent no SR yet gets none from the router.
+//! Only streams heard from since the last report are reported on, and
+//! only streams the leg was sent something of since the last SR get an SR
+//! (RFC 3550 §6.4).
 //!
 //! RTT (RFC 3550 §6.4.1): a receiver's block about a stream names the last
 //! SR it got (LSR, the middle 32 bits of its NTP time) and how long it held
@@ -150,6 +153,12 @@ impl ReceiveStats {
         }
     }
 
+    /// Packets arrived since the last report (of `received` in all): the
+    /// stream is reported on (RFC 3550 §6.4: sources heard from since).
+    pub fn heard_since_report(&self, received: u64) -> bool {
+        received != self.received_prior
+    }
+
     /// Interarrival jitter, in clock units.
     pub fn jitter(&self) -> u32 {
         (self.jitter_x16 >> 4).min(u64::from(u32::MAX)) as u32
@@ -199,6 +208,9 @@ pub(crate) struct SentStream {
     pub octets: u32,
     /// The last two SRs sent about it: LSR (compact NTP) and when.
     srs: [(u32, Option<Instant>); 2],
+    /// `packets` at the last SR: none is sent about a stream the leg got
+    /// nothing of since (paused for it, or ended).
+    packets_at_sr: u32,
 }
 
 /// One leg's report state: what it was sent, its RTT, its next report,
@@ -228,7 +240,7 @@ impl LegReports {
             i
         } else {
             self.sent_ssrcs.push(ssrc);
-            self.sent.push(SentStream { ssrc, packets: 0, octets: 0, srs: [(0, None); 2] });
+            self.sent.push(SentStream { ssrc, packets: 0, octets: 0, srs: [(0, None); 2], packets_at_sr: 0 });
             self.sent.len() - 1
         };
         self.last = i;
@@ -302,7 +314,7 @@ fn leg_reports(call: &mut Call, i: usize, now: Instant) -> Vec<Bytes> {
     let mut pkts = Vec::new();
     let p = &mut call.participants[i];
     let mut blocks = Vec::new();
-    for s in p.producers.iter_mut().filter(|s| s.packets > 0) {
+    for s in p.producers.iter_mut().filter(|s| s.recv.heard_since_report(s.packets)) {
         let (Some(first), Some(highest)) = (s.first_ext_seq, s.seq.highest()) else { continue };
         blocks.push(s.recv.block(s.ssrc, first, highest, s.packets, now));
     }
@@ -315,11 +327,12 @@ fn leg_reports(call: &mut Call, i: usize, now: Instant) -> Vec<Bytes> {
     let leg = &mut call.participants[i].reports;
     leg.sent_ssrcs.clear();
     leg.sent_ssrcs.extend(sent.iter().map(|s| s.ssrc));
-    for s in &mut sent {
+    for s in sent.iter_mut().filter(|s| s.packets != s.packets_at_sr) {
         let Some(prod) = call.producers().find(|p| p.ssrc == s.ssrc) else { continue };
         let Some(sr) = prod.recv.last_sr else { continue };
         let (ntp_time, rtp_time) = sr.at(now, prod.recv.clock_rate);
         s.srs = [(compact(ntp_time), Some(now)), s.srs[0]];
+        s.packets_at_sr = s.packets;
         pkts.push(RtcpPacket::SenderReport(SenderReport {
             ssrc: s.ssrc,
             ntp_time,

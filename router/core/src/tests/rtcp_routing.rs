@@ -67,6 +67,9 @@ fn nack_goes_to_the_producer_and_an_sr_is_kept_not_forwarded() {
         .map(|(d, _)| d)
         .collect();
     assert_eq!(srs, vec![addr(1), addr(2)]);
+    // A second without media: nothing to report on, either way.
+    h.advance(Duration::from_secs(1));
+    assert!(h.take().is_empty());
 }
 
 #[test]
