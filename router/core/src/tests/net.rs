@@ -277,6 +277,8 @@ pub struct Client {
     /// NACKs its gaps (RFC 4585 generic NACK): after 20 ms, then every
     /// 150 ms, at most 5 times per packet.
     pub nacks: bool,
+    /// Lists its SSRCs in its join (else it claims them by sending, as ffmpeg does).
+    pub declares: bool,
     /// Gaps it NACKs: (SSRC, number) → (next NACK, NACKs sent).
     missing: BTreeMap<(u32, u16), (Instant, u8)>,
     /// The simulation's start (its wallclock's origin).
@@ -351,7 +353,8 @@ impl Client {
     fn act(&mut self, now: Instant, report_every: Duration) {
         if !self.joined {
             if now >= self.next_join {
-                let ssrcs = self.streams.iter().map(|s| (s.ssrc, s.kind)).collect();
+                let ssrcs =
+                    if self.declares { self.streams.iter().map(|s| (s.ssrc, s.kind)).collect() } else { vec![] };
                 let m = SessionMessage::Join { txid: [7; 12], token: self.token.clone(), ssrcs, quality: self.quality };
                 self.up.send(now, Bytes::from(m.to_vec()));
                 self.next_join = now + Duration::from_millis(250);
@@ -500,6 +503,7 @@ impl Sim {
             plis: Vec::new(),
             nacked: Vec::new(),
             nacks: false,
+            declares: true,
             missing: BTreeMap::new(),
             t0: self.t0,
             srs_in: Vec::new(),

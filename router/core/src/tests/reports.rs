@@ -277,3 +277,34 @@ fn webrtc_legs_get_the_routers_reports_over_srtcp_and_their_rtt_is_measured() {
     let rtt = snap[0].participants.iter().find(|p| p.participant.0 == 2).unwrap().rtt.unwrap();
     assert!(rtt.max(ms(20)) - rtt.min(ms(20)) < Duration::from_micros(16), "{rtt:?}");
 }
+
+/// The case: a publisher that claims its SSRCs by sending and sends
+/// an SR every 5 s, the first just before its first packet of each stream.
+/// The subscriber gets SRs about both streams a report interval after the
+/// first packets, not 5 s later, in the publisher's clock.
+#[test]
+fn a_publisher_that_claims_by_sending_has_lip_sync_from_the_first_second() {
+    let mut sim = Sim::new(RouterConfig::default(), 7);
+    let every = Duration::from_secs(5);
+    let streams = vec![Stream::audio(100, 30).with_srs(every), Stream::video(101, 100, 1000).with_srs(every)];
+    let p = sim.add(1, Role::Publisher, streams, LinkConfig::default(), LinkConfig::default());
+    sim.clients[p].declares = false;
+    sim.add(2, Role::Subscriber, vec![], LinkConfig::default(), LinkConfig::default());
+    sim.run_for(Duration::from_millis(2500));
+    let publisher = &sim.clients[0];
+    let first_packet = publisher.streams[0].srs[0].0;
+    for ssrc in [100, 101] {
+        let stream = publisher.streams.iter().find(|s| s.ssrc.0 == ssrc).unwrap();
+        assert_eq!(stream.srs.len(), 1, "one SR so far, sent just before the first packet");
+        let (at, sr, _) = sim.clients[1].srs_in.iter().find(|s| s.1.ssrc.0 == ssrc).expect("an SR within 2.5 s");
+        assert!(
+            *at - first_packet <= Duration::from_millis(1200),
+            "{ssrc}: {:?} after the first packet",
+            *at - first_packet
+        );
+        let since = Duration::from_nanos(((u128::from(sr.ntp_time - NTP_START) * 1_000_000_000) >> 32) as u64);
+        let rtp = stream.rtp_at(sim.t0 + since).unwrap();
+        assert!((sr.rtp_time.wrapping_sub(rtp) as i32).abs() <= 1, "{ssrc}: {} vs {rtp}", sr.rtp_time);
+    }
+    assert_eq!(sim.router.stats().dropped(), 0);
+}
