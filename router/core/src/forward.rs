@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use corecast_proto::rtcp::RtcpPacket;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::temporal::{temporal_id, LayeredCodec};
 use corecast_proto::token::{CallId, ParticipantId, Role};
@@ -16,6 +17,7 @@ use crate::fanout::{self, Decision, Receiving, Sending};
 use crate::hash::FxHashMap;
 use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
+use crate::reports::{self, PublisherSr};
 use crate::retransmit::Stored;
 use crate::stats::DropReason;
 use crate::transport::Transport;
@@ -84,6 +86,7 @@ impl Router {
                 return self.out.drop_packet(DropReason::NotPublisher);
             }
         }
+        let mut claimed_sr = None;
         match call.ssrc_owner.get(&header.ssrc) {
             Some(&owner) if owner == origin.owner() => {}
             Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
@@ -96,6 +99,13 @@ impl Router {
                     return self.out.drop_packet(DropReason::SsrcNotOwned);
                 }
                 sender.add_producer(header.ssrc, MediaKind::Unknown);
+                // Its SR sent just before this first packet was kept: it counts from now on.
+                if let Some((sr, at)) = sender.reports.take_pending(header.ssrc) {
+                    if let Some(p) = sender.producers.last_mut() {
+                        p.recv.last_sr = Some(PublisherSr::of(&sr, at));
+                    }
+                    claimed_sr = Some(sr);
+                }
                 call.ssrc_owner.insert(header.ssrc, origin.owner());
                 self.out.event(crate::Event::ProducerAdded {
                     call: call_id,
@@ -129,6 +139,9 @@ impl Router {
         };
         let announce = producer.kind == MediaKind::Unknown;
         producer.resolve_kind(header.pt.0, &self.config.audio_payload_types);
+        if producer.packets == 0 {
+            producer.recv.clock_rate = reports::clock_rate(codec, header.pt.0, producer.kind);
+        }
         // What WebRTC receivers need to rewrite the packet for themselves.
         let source = webrtc_source(codec, audio_level, producer.kind);
         // Video (not RTX) is kept for retransmission; a duplicate goes no further.
@@ -145,7 +158,8 @@ impl Router {
                 }
             }
         }
-        producer.on_rtp(&header, contents.len());
+        let arrival_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        producer.on_rtp(&header, contents.len(), arrival_us);
         // Video with temporal layers: its frame, for receivers with a frame-rate cap.
         let frame = match layered(codec) {
             Some(c) if producer.kind == MediaKind::Video => {
@@ -173,6 +187,14 @@ impl Router {
         if let Some(m) = announcement {
             for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.worker, hub)) {
                 pipe.send(&mut self.out, call_id, m.clone());
+            }
+        }
+        // ... followed by the SR kept from before the claim.
+        if let Some(b) =
+            claimed_sr.and_then(|sr| corecast_proto::rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).ok())
+        {
+            for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.worker, hub)) {
+                pipe.send_media(&mut self.out, call_id, Bytes::from(b.clone()));
             }
         }
         let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
@@ -208,11 +230,15 @@ impl Router {
             }
             match r.consumers.on_packet(header.ssrc, header.seq, prev_seq, want, keep_state, &contents) {
                 Consumed::Send(b) => {
-                    r.transport.send_rtp(&mut self.out, b, &header, source);
+                    if r.transport.send_rtp(&mut self.out, b, &header, source) {
+                        r.reports.on_sent(header.ssrc, header.payload_len);
+                    }
                     forwarded += 1;
                 }
                 Consumed::Resumed(b) => {
-                    r.transport.send_rtp(&mut self.out, b, &header, source);
+                    if r.transport.send_rtp(&mut self.out, b, &header, source) {
+                        r.reports.on_sent(header.ssrc, header.payload_len);
+                    }
                     forwarded += 1;
                     resumed |= kind == MediaKind::Video;
                 }

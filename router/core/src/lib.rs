@@ -35,6 +35,8 @@
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);
 //! - `framerate`: frame-rate caps (`max_fps`) by dropping upper temporal layers;
 //! - `rtcp_route`: RTCP routing; `keyframe`: the one keyframe-request throttle;
+//! - `reports`: the router's own RTCP reports (receive statistics, RRs to
+//!   publishers, SRs to receivers, RTT per leg);
 //! - `retransmit`: the per-producer retransmission buffer, NACKs answered from it;
 //!   `nack_generator`: the router's own NACKs to publishers for the gaps it sees;
 //! - `quality`: HD/SD per receiver and mixer demand; `speakers`: loudest speakers;
@@ -63,6 +65,7 @@ mod pipe;
 mod placement;
 mod producer;
 mod quality;
+mod reports;
 mod retransmit;
 mod rtcp_route;
 mod snapshot;
@@ -93,7 +96,9 @@ use forward::Origin;
 use hash::FxHashMap;
 use outbox::Outbox;
 
-/// SSRC the router uses as the sender of the RTCP it originates (keyframe requests).
+/// SSRC the router uses as the sender of the RTCP it originates: keyframe
+/// requests, NACKs, congestion feedback and its receiver reports (one for
+/// every leg and worker; its SRs go under each forwarded stream's own SSRC).
 pub const ROUTER_SSRC: Ssrc = Ssrc(0x4343_5254);
 
 /// The routing state machine of one worker.
@@ -118,6 +123,8 @@ pub struct Router {
     next_feedback: Option<Instant>,
     /// When the next NACK to a publisher is due (see `nack_generator`).
     next_nack: Option<Instant>,
+    /// The next tick of the report timer (see `reports`).
+    next_reports: Option<Instant>,
 }
 
 impl Router {
@@ -143,6 +150,7 @@ impl Router {
             next_rank: None,
             next_feedback: None,
             next_nack: None,
+            next_reports: None,
         }
     }
 
@@ -195,6 +203,7 @@ impl Router {
             if self.config.ranks_speakers() {
                 self.next_rank = Some(now + self.config.audio_rank_interval);
             }
+            self.next_reports = Some(now + reports::REPORT_TICK);
         }
     }
 
@@ -206,6 +215,7 @@ impl Router {
         let sweep = self.next_sweep.unwrap_or(self.epoch + self.config.sweep_interval);
         let t = self.next_rank.map_or(sweep, |r| r.min(sweep));
         let t = self.next_nack.map_or(t, |n| n.min(t));
+        let t = self.next_reports.map_or(t, |n| n.min(t));
         Output::Timeout(self.next_feedback.map_or(t, |f| f.min(t)))
     }
 
@@ -243,6 +253,9 @@ impl Router {
         }
         if self.next_feedback.is_some_and(|t| now >= t) {
             self.send_feedback(now);
+        }
+        if self.next_reports.is_some_and(|t| now >= t) {
+            self.send_reports(now);
         }
         if self.next_rank.is_some_and(|t| now >= t) {
             self.next_rank = Some(now + self.config.audio_rank_interval);

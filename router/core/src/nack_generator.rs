@@ -3,10 +3,11 @@
 //! instead of each receiver NACKing it through the router.
 //!
 //! A missing sequence number waits [`REORDER_WAIT`] (it may only be late),
-//! then is NACKed (RFC 4585 §6.2.1) up to [`TRIES`] times, [`RETRY`] apart
-//! (no round-trip estimate is kept: a fixed interval above a LAN or metro
-//! round trip); it is forgotten when the packet arrives or after the last
-//! try. While it is missing, receivers' NACKs for it are not passed on.
+//! then is NACKed (RFC 4585 §6.2.1) up to [`TRIES`] times, a round trip
+//! and a quarter apart once the publisher's RTT is known (see `reports`:
+//! a publisher that also receives reports on the router's SRs), [`RETRY`]
+//! apart until then; it is forgotten when the packet arrives or after the
+//! last try. While it is missing, receivers' NACKs for it are not passed on.
 //! The deadlines come out through the router's `Output::Timeout`.
 
 use std::time::{Duration, Instant};
@@ -19,8 +20,17 @@ use crate::{Router, ROUTER_SSRC};
 
 /// How long a missing packet may be only late (reordering) before it is NACKed.
 pub(crate) const REORDER_WAIT: Duration = Duration::from_millis(15);
-/// Between two NACKs for the same packet.
+/// Between two NACKs for the same packet while the publisher's RTT is unknown.
 pub(crate) const RETRY: Duration = Duration::from_millis(100);
+/// Between two NACKs for the same packet at least, and at most.
+pub(crate) const MIN_RETRY: Duration = Duration::from_millis(20);
+pub(crate) const MAX_RETRY: Duration = Duration::from_millis(400);
+
+/// Between two NACKs for the same packet to a publisher `rtt` away: its
+/// answer to the last one cannot have come sooner than a round trip.
+pub(crate) fn retry_after(rtt: Option<Duration>) -> Duration {
+    rtt.map_or(RETRY, |r| (r + r / 4).clamp(MIN_RETRY, MAX_RETRY))
+}
 /// NACKs per missing packet at most.
 pub(crate) const TRIES: u8 = 3;
 /// A jump of more than this many numbers is a restart or a new stream, not loss.
@@ -85,14 +95,14 @@ impl NackGenerator {
         self.missing.iter().any(|m| m.seq == seq.0)
     }
 
-    /// The numbers to NACK now (each try counted), oldest first; forgets
-    /// those whose last try is over.
-    pub fn due(&mut self, now: Instant) -> Vec<SeqNo> {
+    /// The numbers to NACK now (each try counted, the next one `retry`
+    /// later), oldest first; forgets those whose last try is over.
+    pub fn due(&mut self, now: Instant, retry: Duration) -> Vec<SeqNo> {
         self.missing.retain(|m| m.tries < TRIES || m.next > now);
         let mut seqs = Vec::new();
         for m in self.missing.iter_mut().filter(|m| m.next <= now && m.tries < TRIES) {
             m.tries += 1;
-            m.next = now + RETRY;
+            m.next = now + retry;
             seqs.push(SeqNo(m.seq));
         }
         let h = self.highest.unwrap_or(0);
@@ -112,9 +122,10 @@ impl Router {
         let mut next: Option<Instant> = None;
         for call in self.calls.values_mut() {
             for p in &mut call.participants {
+                let retry = retry_after(p.reports.rtt);
                 for s in &mut p.producers {
                     let Some(g) = s.upstream_nack.as_mut() else { continue };
-                    let seqs = g.due(now);
+                    let seqs = g.due(now, retry);
                     if let Some(t) = g.next_deadline() {
                         next = Some(next.map_or(t, |n| n.min(t)));
                     }
@@ -150,19 +161,34 @@ mod tests {
         assert_eq!(g.on_packet(SeqNo(65_534), t), None);
         assert_eq!(g.on_packet(SeqNo(1), t), Some(t + REORDER_WAIT), "65535 and 0 missing, over the wrap");
         assert!(g.is_missing(SeqNo(0)) && g.is_missing(SeqNo(65_535)));
-        assert!(g.due(t + REORDER_WAIT - Duration::from_millis(1)).is_empty());
-        assert_eq!(g.due(t + REORDER_WAIT), vec![SeqNo(65_535), SeqNo(0)]);
+        assert!(g.due(t + REORDER_WAIT - Duration::from_millis(1), RETRY).is_empty());
+        assert_eq!(g.due(t + REORDER_WAIT, RETRY), vec![SeqNo(65_535), SeqNo(0)]);
         assert_eq!(g.on_packet(SeqNo(65_535), t + REORDER_WAIT), None, "it came");
         assert!(!g.is_missing(SeqNo(65_535)));
         let mut at = t + REORDER_WAIT;
         for _ in 1..TRIES {
             at += RETRY;
-            assert_eq!(g.due(at), vec![SeqNo(0)]);
+            assert_eq!(g.due(at, RETRY), vec![SeqNo(0)]);
         }
         assert_eq!(g.next_deadline(), Some(at + RETRY));
-        assert!(g.due(at + RETRY).is_empty(), "tries over");
+        assert!(g.due(at + RETRY, RETRY).is_empty(), "tries over");
         assert!(!g.is_missing(SeqNo(0)));
         assert_eq!(g.next_deadline(), None);
+    }
+
+    #[test]
+    fn retries_follow_the_publishers_round_trip() {
+        assert_eq!(retry_after(None), RETRY);
+        assert_eq!(retry_after(Some(Duration::from_millis(40))), Duration::from_millis(50));
+        assert_eq!(retry_after(Some(Duration::from_millis(2))), MIN_RETRY);
+        assert_eq!(retry_after(Some(Duration::from_secs(2))), MAX_RETRY);
+        let t = Instant::now();
+        let mut g = NackGenerator::default();
+        g.on_packet(SeqNo(1), t);
+        g.on_packet(SeqNo(3), t);
+        let retry = retry_after(Some(Duration::from_millis(40)));
+        assert_eq!(g.due(t + REORDER_WAIT, retry), vec![SeqNo(2)]);
+        assert_eq!(g.next_deadline(), Some(t + REORDER_WAIT + Duration::from_millis(50)));
     }
 
     #[test]
@@ -172,7 +198,7 @@ mod tests {
         g.on_packet(SeqNo(10), t);
         g.on_packet(SeqNo(12), t);
         g.on_packet(SeqNo(11), t + Duration::from_millis(5));
-        assert!(g.due(t + REORDER_WAIT).is_empty());
+        assert!(g.due(t + REORDER_WAIT, RETRY).is_empty());
         assert_eq!(g.on_packet(SeqNo(10_000), t), None);
         assert_eq!(g.next_deadline(), None);
     }

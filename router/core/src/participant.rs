@@ -8,6 +8,7 @@ use corecast_proto::{MediaKind, Ssrc};
 use crate::consumer::Consumers;
 use crate::producer::Producer;
 use crate::quality::QualityState;
+use crate::reports::LegReports;
 use crate::retransmit::RetransmitBudget;
 use crate::transport::Transport;
 use crate::webrtc::SenderFormat;
@@ -43,6 +44,8 @@ pub(crate) struct Participant {
     /// Last-N: it gets only the video of the call's `n` most active
     /// speakers (`None`: everyone's). Audio is not thinned.
     pub last_n: Option<u8>,
+    /// What the router sent it per stream, its RTT, its pending SRs (see `reports`).
+    pub reports: LegReports,
 }
 
 impl Participant {
@@ -70,6 +73,7 @@ impl Participant {
             max_fps: None,
             retransmit: None,
             last_n: None,
+            reports: LegReports::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
 use crate::framerate::{Frame, TemporalLayers};
 use crate::keyframe::KeyframeThrottle;
 use crate::nack_generator::NackGenerator;
+use crate::reports::ReceiveStats;
 use crate::retransmit::RetransmitBuffer;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
@@ -60,6 +61,8 @@ pub(crate) struct Producer {
     /// dominant speaker; [`NOT_ON_STAGE`] until ranked), for Last-N
     /// receivers (`speakers::stage`).
     pub stage: u8,
+    /// Jitter, loss per report interval and the publisher's latest SR (see `reports`).
+    pub recv: ReceiveStats,
 }
 
 /// [`Producer::stage`] of a stream not ranked (yet).
@@ -91,6 +94,7 @@ impl Producer {
             retransmit: None,
             upstream_nack: None,
             stage: NOT_ON_STAGE,
+            recv: ReceiveStats::default(),
         }
     }
 
@@ -122,14 +126,21 @@ impl Producer {
         self.level_packets = 0;
     }
 
-    pub fn on_rtp(&mut self, h: &RtpHeader, len: usize) {
+    /// One packet of `len` bytes arrived at `arrival_us` (µs since the router's epoch).
+    #[inline]
+    pub fn on_rtp(&mut self, h: &RtpHeader, len: usize, arrival_us: u64) {
         self.packets += 1;
         self.bytes += len as u64;
         self.window_bytes += len as u64;
         self.window_packets += 1;
+        let before = self.seq.highest();
         let e = self.seq.extend(h.seq);
         if self.first_ext_seq.is_none() {
             self.first_ext_seq = Some(e);
+        }
+        // Jitter from in-order packets only (a late one or a resend says nothing of the path).
+        if before.is_none_or(|b| e > b) {
+            self.recv.on_packet(arrival_us, h.timestamp);
         }
     }
 

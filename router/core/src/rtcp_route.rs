@@ -1,11 +1,20 @@
-//! RTCP routing, as an RTP translator-style SFU does it (RFC 3550 §7, RFC 4585 §3.5):
+//! RTCP routing. The router terminates reports as an SFU does (see
+//! `reports`) and routes feedback to the producers it is about
+//! (RFC 3550 §7, RFC 4585 §3.5):
 //!
-//! - SR, SDES and BYE about the sender's own SSRCs go to every other participant
-//!   (receivers need SRs for lip-sync); SR report blocks are routed like RR blocks;
-//! - RR report blocks go to the producer of the SSRC they report on, and
-//!   their loss fractions, weighted by each stream's packet rate, are kept as
-//!   the receiver's latest loss figure (what fraction of everything sent to
-//!   it was lost: a low-rate stream's fraction is too noisy to count alone);
+//! - an SR about the sender's own SSRC is kept (its NTP/RTP pair, for the
+//!   router's own SRs to receivers and the LSR of its RRs to the publisher)
+//!   and not forwarded to participants; it goes on along the pipes, so the
+//!   call's shares on other workers keep it too. An SR about an SSRC nobody
+//!   owns yet, from a participant that claims SSRCs by sending, is kept
+//!   until its first packet claims it (it comes just before);
+//! - report blocks (in RRs and SRs) are not forwarded: those about SRs the
+//!   router sent give the reporter's RTT, and their loss fractions,
+//!   weighted by each stream's packet rate, are kept as the receiver's
+//!   latest loss figure (what fraction of everything sent to it was lost:
+//!   a low-rate stream's fraction is too noisy to count alone);
+//! - SDES and BYE about the sender's own SSRCs go to every other
+//!   participant (receivers need the CNAME to pair audio with video);
 //! - NACK is answered from the producer's retransmission buffer (`retransmit`)
 //!   for native receivers; what the buffer does not hold goes to the producer of
 //!   the media SSRC, unless the router is asking it for those packets itself;
@@ -22,11 +31,12 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use corecast_proto::rtcp::{Fir, Nack, Pli, ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
+use corecast_proto::rtcp::{Fir, Nack, Pli, ReportBlock, RtcpPacket, SenderReport};
 use corecast_proto::token::CallId;
 
 use crate::call::{Call, Endpoint};
 use crate::forward::{locate, Origin};
+use crate::reports::PublisherSr;
 use crate::retransmit;
 use crate::stats::{DropReason, RouterStats};
 use crate::{Router, RouterConfig};
@@ -110,17 +120,25 @@ pub(crate) fn route(
     for p in pkts {
         match p {
             RtcpPacket::SenderReport(sr) if owns(call, sr.ssrc) => {
-                route_blocks(call, from, sr.ssrc, &sr.reports, &mut out);
+                on_blocks(call, participant, &sr.reports, now, &mut res);
+                if let Some(p) = call.producer_mut(sr.ssrc) {
+                    p.recv.last_sr = Some(PublisherSr::of(&sr, now));
+                }
                 let bare = RtcpPacket::SenderReport(SenderReport { reports: Vec::new(), ..sr });
-                broadcast(call, origin, from, hub, &bare, &mut out);
+                to_pipes(call, origin, hub, &bare, &mut out);
                 routed_any = true;
             }
-            RtcpPacket::ReceiverReport(rr) => {
-                if let (Some(loss), Some(i)) = (aggregate_loss(call, &rr.reports), participant) {
-                    call.participants[i].reported_loss = loss;
-                    res.loss = Some(res.loss.map_or(loss, |l: u8| l.max(loss)));
+            RtcpPacket::SenderReport(sr) => {
+                on_blocks(call, participant, &sr.reports, now, &mut res);
+                // Its first SR, just before the first packet claims the SSRC: kept until then.
+                let claims = participant.filter(|&i| call.participants[i].learn_ssrcs);
+                if let (Some(i), false) = (claims, call.ssrc_owner.contains_key(&sr.ssrc)) {
+                    call.participants[i].reports.keep_pending(sr, now, cfg.max_learned_ssrcs);
+                    routed_any = true;
                 }
-                route_blocks(call, from, rr.ssrc, &rr.reports, &mut out);
+            }
+            RtcpPacket::ReceiverReport(rr) => {
+                on_blocks(call, participant, &rr.reports, now, &mut res);
                 routed_any = true;
             }
             RtcpPacket::Sdes(chunks) => {
@@ -229,17 +247,22 @@ fn broadcast(call: &Call, origin: Origin, from: Endpoint, hub: bool, p: &RtcpPac
     }
 }
 
-fn route_blocks(
-    call: &Call,
-    from: Endpoint,
-    reporter: corecast_proto::Ssrc,
-    blocks: &[ReportBlock],
-    out: &mut PerEndpoint,
-) {
-    for b in blocks {
-        if let Some(to) = call.owner_endpoint(b.ssrc).filter(|&e| e != from) {
-            out.push(to, RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports: vec![*b] }));
+/// On along the pipes only (the router's own SRs replace it towards participants).
+fn to_pipes(call: &Call, origin: Origin, hub: bool, p: &RtcpPacket, out: &mut PerEndpoint) {
+    for (i, pipe) in call.pipes.iter().enumerate() {
+        if crate::fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
+            out.push(Endpoint::Pipe(i), p.clone());
         }
+    }
+}
+
+/// A participant's report blocks (not forwarded): its RTT, its loss figure.
+fn on_blocks(call: &mut Call, participant: Option<usize>, blocks: &[ReportBlock], now: Instant, res: &mut Routed) {
+    let Some(i) = participant else { return };
+    call.participants[i].reports.on_blocks(blocks, now);
+    if let Some(loss) = aggregate_loss(call, blocks) {
+        call.participants[i].reported_loss = loss;
+        res.loss = Some(res.loss.map_or(loss, |l: u8| l.max(loss)));
     }
 }
 

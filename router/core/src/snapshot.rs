@@ -40,6 +40,9 @@ pub struct ParticipantSnapshot {
     pub reported_loss_fraction: u8,
     /// Its last bandwidth estimate (REMB), bits/s.
     pub estimate_bps: Option<u64>,
+    /// Round trip to it, measured from its reports about the router's SRs
+    /// (`None` until it reported on one: a leg that receives nothing).
+    pub rtt: Option<std::time::Duration>,
     /// Smoothed loudness of its loudest audio stream, 0 (silence) ..= 127
     /// (0 dBov), from RFC 6464 levels; `None` without levels.
     pub loudness: Option<u8>,
@@ -67,6 +70,7 @@ impl Call {
                     packets_lost: p.producers.iter().map(|s| s.lost()).sum(),
                     reported_loss_fraction: p.reported_loss,
                     estimate_bps: p.estimate_bps,
+                    rtt: p.reports.rtt,
                     loudness: p
                         .producers
                         .iter()

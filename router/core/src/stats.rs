@@ -44,6 +44,10 @@ pub struct RouterStats {
     pub pipe_control: u64,
     /// RTCP compounds forwarded (one per receiver).
     pub forwarded_rtcp: u64,
+    /// RTCP compounds of the router's own reports (RRs to publishers, SRs to
+    /// receivers) sent, one per leg and report interval (or more, for a leg
+    /// that gets more than 32 streams).
+    pub reports_sent: u64,
     /// Session messages handled.
     pub session_messages: u64,
     /// Participants admitted.
@@ -173,6 +177,7 @@ impl RouterStats {
             pipe_media,
             pipe_control,
             forwarded_rtcp,
+            reports_sent,
             session_messages,
             joins,
             joins_refused,

@@ -65,16 +65,21 @@ impl Transport {
         }
     }
 
-    /// Sends one forwarded RTP packet (`h` its parsed header, `src` what it carries).
+    /// Sends one forwarded RTP packet (`h` its parsed header, `src` what it
+    /// carries); whether it went out.
     #[inline]
-    pub fn send_rtp(&mut self, out: &mut Outbox, contents: Bytes, h: &RtpHeader, src: Option<Source>) {
+    pub fn send_rtp(&mut self, out: &mut Outbox, contents: Bytes, h: &RtpHeader, src: Option<Source>) -> bool {
         match self {
-            Transport::Udp(u) => out.transmit(u.remote, contents),
+            Transport::Udp(u) => {
+                out.transmit(u.remote, contents);
+                true
+            }
             Transport::WebRtc(w) => match src {
-                Some(src) => {
-                    w.send_rtp(out, &contents, h, src);
+                Some(src) => w.send_rtp(out, &contents, h, src),
+                None => {
+                    out.stats.webrtc_not_ready += 1;
+                    false
                 }
-                None => out.stats.webrtc_not_ready += 1,
             },
         }
     }

@@ -174,18 +174,28 @@ fn silence_timeout_with_synthetic_time() {
 
 #[test]
 fn timeout_output_is_the_next_deadline() {
-    // The speaker ranking comes before the sweep ...
+    // The report tick comes first, then the speaker ranking, then the sweep ...
+    let tick = crate::reports::REPORT_TICK;
     let mut h = H::new();
     h.join(addr(0), call(1), 1, 100);
     match h.r.poll_output() {
-        Output::Timeout(t) => assert_eq!(t, h.now + RouterConfig::default().audio_rank_interval),
+        Output::Timeout(t) => assert_eq!(t, h.now + tick),
         o => panic!("{o:?}"),
     }
-    // ... and without it the sweep is the only deadline.
+    h.advance(tick);
+    match h.r.poll_output() {
+        Output::Timeout(t) => assert_eq!(t, h.now + RouterConfig::default().audio_rank_interval - tick),
+        o => panic!("{o:?}"),
+    }
+    // ... and without the ranking the sweep is the next deadline after the ticks.
     let mut h = H::with(RouterConfig { audio_level_ext_id: 0, ..RouterConfig::default() });
     h.join(addr(0), call(1), 1, 100);
+    let sweep = h.now + RouterConfig::default().sweep_interval;
+    for _ in 0..4 {
+        h.advance(tick);
+    }
     match h.r.poll_output() {
-        Output::Timeout(t) => assert_eq!(t, h.now + RouterConfig::default().sweep_interval),
+        Output::Timeout(t) => assert_eq!(t, sweep),
         o => panic!("{o:?}"),
     }
 }

@@ -187,8 +187,14 @@ fn pattern(from: u32, to: u32) -> [usize; 3] {
 
 fn no_keyframe_requests(h: &H, t: &[Transmit]) {
     assert_eq!(h.r.stats().keyframe_requests, 0, "no keyframe request");
-    let to_publisher = t.iter().filter(|t| t.destination == addr(0) && classify(&t.contents) == Kind::Rtcp).count();
-    assert_eq!(to_publisher, 0, "nothing sent to the publisher");
+    // The router's own receiver reports are all the publisher gets.
+    let requests = t
+        .iter()
+        .filter(|t| t.destination == addr(0) && classify(&t.contents) == Kind::Rtcp)
+        .flat_map(|t| rtcp::parse_compound(&t.contents).unwrap())
+        .filter(|p| !matches!(p, RtcpPacket::ReceiverReport(r) if r.ssrc == crate::ROUTER_SSRC))
+        .count();
+    assert_eq!(requests, 0, "nothing but reports sent to the publisher");
 }
 
 /// Receivers capped at 8 and 16 frames/s, one uncapped, one capped at 60
@@ -378,4 +384,55 @@ fn a_capped_receivers_nack_gets_the_packets_it_saw_back() {
     assert_eq!(back, picks.to_vec(), "the same packets, as the receiver saw them");
     let s = h.r.stats();
     assert_eq!((s.retransmitted, s.nack_answered, s.nack_missed, s.nacks), (2, 2, 0, 0));
+}
+
+/// The router's SRs to a capped receiver (its numbers shift over skipped
+/// frames) and to an uncapped one: both in the publisher's clock, audio and
+/// video alike, each counting the packets and octets that receiver got.
+#[test]
+fn srs_keep_the_publishers_clock_and_count_what_each_receiver_got() {
+    let mut h = H::new();
+    capped_call(&mut h, &[Some(8), None]);
+    h.take();
+    let ntp = 0xE000_0000_0000_0000u64;
+    // The publisher's SRs, at the instant of its first frame: video at RTP 5000, audio at 0.
+    for (ssrc, rtp_time) in [(VIDEO, 5_000), (AUDIO, 0)] {
+        let sr = rtcp::SenderReport { ssrc: Ssrc(ssrc), ntp_time: ntp, rtp_time, ..Default::default() };
+        h.input(addr(0), rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).unwrap());
+    }
+    let mut sent = Sent::new();
+    send_frames(&mut h, Payload::Vp8, 0, FRAMES, &mut sent);
+    let t = h.take();
+    let mut last_video_count = Vec::new();
+    for to in [addr(1), addr(2)] {
+        // (packets, payload octets) so far, video and audio.
+        let (mut video, mut audio) = ((0u32, 0u32), (0u32, 0u32));
+        let mut srs = 0;
+        for t in t.iter().filter(|t| t.destination == to) {
+            if classify(&t.contents) == Kind::Rtp {
+                let h = RtpHeader::parse(&t.contents).unwrap();
+                let c = if h.ssrc == Ssrc(VIDEO) { &mut video } else { &mut audio };
+                *c = (c.0 + 1, c.1 + h.payload_len as u32);
+                continue;
+            }
+            for p in rtcp::parse_compound(&t.contents).unwrap() {
+                let RtcpPacket::SenderReport(sr) = p else { continue };
+                let (count, rate, base) =
+                    if sr.ssrc == Ssrc(VIDEO) { (video, 90_000, 5_000) } else { (audio, 48_000, 0) };
+                assert_eq!((sr.packet_count, sr.octet_count), count, "{to}: {sr:?}");
+                // On the publisher's clock: RTP = base + (NTP − its SR's NTP) · rate.
+                let since_ns = (u128::from(sr.ntp_time - ntp) * 1_000_000_000) >> 32;
+                let want = base + (since_ns * rate / 1_000_000_000) as u32;
+                assert!((sr.rtp_time.wrapping_sub(want) as i32).abs() <= 1, "{to}: {} vs {want}", sr.rtp_time);
+                srs += 1;
+                if sr.ssrc == Ssrc(VIDEO) {
+                    last_video_count.push((to, sr.packet_count));
+                }
+            }
+        }
+        assert_eq!(srs, 6, "{to}: audio and video, every second for 4 s from a second after the join");
+    }
+    // The capped receiver got a quarter of the frames (T0 only), and its SRs said so.
+    let last = |a| last_video_count.iter().rev().find(|c| c.0 == a).unwrap().1;
+    assert!(last(addr(1)) * 3 < last(addr(2)), "{last_video_count:?}");
 }

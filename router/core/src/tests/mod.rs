@@ -143,6 +143,7 @@ mod framerate;
 mod last_n;
 mod net;
 mod quality;
+mod reports;
 mod retransmit;
 mod rtcp_routing;
 mod scenarios;

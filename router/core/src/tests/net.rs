@@ -20,12 +20,15 @@ use bytes::Bytes;
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::rtcp::{self, ReceiverReport, ReportBlock, RtcpPacket};
-use corecast_proto::rtp::{RtpHeader, RtpPacket};
+use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::{Quality, SessionMessage};
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role, SigningKey};
-use corecast_proto::{MediaKind, Pt, SeqNo, Ssrc};
+use corecast_proto::{SeqNo, Ssrc};
 
 use crate::{Event, Input, Output, Router, RouterConfig};
+
+mod stream;
+pub use stream::{Stream, NTP_START};
 
 /// A small deterministic generator (xorshift64*).
 #[derive(Debug, Clone)]
@@ -76,6 +79,8 @@ pub struct LinkConfig {
     /// Bandwidth cap, bits/s; packets that would wait longer than `queue` are dropped.
     pub rate_bps: Option<u64>,
     pub queue: Duration,
+    /// A known loss pattern: every `drop_every`-th RTP packet is lost (0: none).
+    pub drop_every: u64,
 }
 
 impl Default for LinkConfig {
@@ -90,6 +95,7 @@ impl Default for LinkConfig {
             jitter: Duration::ZERO,
             rate_bps: None,
             queue: Duration::from_millis(100),
+            drop_every: 0,
         }
     }
 }
@@ -112,6 +118,7 @@ pub struct Link {
     pub cfg: LinkConfig,
     rng: Rng,
     bad: bool,
+    rtp_sent: u64,
     busy_until: Option<Instant>,
     flight: BinaryHeap<Reverse<(Instant, u64, Bytes)>>,
     order: u64,
@@ -127,6 +134,7 @@ impl Link {
             cfg,
             rng: Rng::new(seed),
             bad: false,
+            rtp_sent: 0,
             busy_until: None,
             flight: BinaryHeap::new(),
             order: 0,
@@ -143,7 +151,10 @@ impl Link {
                 self.bad = !self.bad;
             }
         }
-        if self.bad || self.rng.chance(self.cfg.loss) {
+        let rtp = classify(&b) == Kind::Rtp;
+        self.rtp_sent += u64::from(rtp);
+        let pattern = rtp && self.cfg.drop_every > 0 && self.rtp_sent.is_multiple_of(self.cfg.drop_every);
+        if pattern || self.bad || self.rng.chance(self.cfg.loss) {
             self.stats.lost += 1;
             if let (Kind::Rtp, Ok(h)) = (classify(&b), RtpHeader::parse(&b)) {
                 self.stats.lost_rtp += 1;
@@ -187,75 +198,6 @@ impl Link {
         }
         self.stats.delivered += 1;
         self.flight.pop().map(|r| r.0 .2)
-    }
-}
-
-/// A stream a client sends: `size`-byte RTP packets every `interval`.
-#[derive(Debug, Clone)]
-pub struct Stream {
-    pub ssrc: Ssrc,
-    pub kind: MediaKind,
-    pub interval: Duration,
-    pub size: usize,
-    /// RFC 6464 level (dBov) carried in extension id 1, for audio.
-    pub level: Option<u8>,
-    seq: u16,
-    next: Option<Instant>,
-    pub sent: u64,
-    /// Stops sending at this instant.
-    pub until: Option<Instant>,
-    /// The last packets sent, to answer NACKs with.
-    history: std::collections::VecDeque<(u16, Bytes)>,
-}
-
-impl Stream {
-    pub fn audio(ssrc: u32, level: u8) -> Stream {
-        Stream::new(ssrc, MediaKind::Audio, Duration::from_millis(20), 100, Some(level))
-    }
-    /// Video at `pps` packets/s of `size` bytes.
-    pub fn video(ssrc: u32, pps: u32, size: usize) -> Stream {
-        Stream::new(ssrc, MediaKind::Video, Duration::from_secs(1) / pps, size, None)
-    }
-    fn new(ssrc: u32, kind: MediaKind, interval: Duration, size: usize, level: Option<u8>) -> Stream {
-        Stream {
-            ssrc: Ssrc(ssrc),
-            kind,
-            interval,
-            size,
-            level,
-            seq: 1000,
-            next: None,
-            sent: 0,
-            until: None,
-            history: Default::default(),
-        }
-    }
-
-    fn packet(&mut self) -> Bytes {
-        self.seq = self.seq.wrapping_add(1);
-        self.sent += 1;
-        let pt = if self.kind == MediaKind::Audio { 111 } else { 96 };
-        let extensions = self.level.map(|l| vec![(1u8, vec![0x80 | l])]).unwrap_or_default();
-        let pkt = RtpPacket {
-            pt: Pt(pt),
-            seq: SeqNo(self.seq),
-            ssrc: self.ssrc,
-            payload: vec![0; self.size.saturating_sub(20)],
-            extensions,
-            ..Default::default()
-        };
-        let b = Bytes::from(pkt.to_vec().expect("a valid packet"));
-        if self.history.len() == 1000 {
-            self.history.pop_front();
-        }
-        self.history.push_back((self.seq, b.clone()));
-        b
-    }
-
-    /// Starts the sequence numbers at `seq` (the next packet has `seq + 1`).
-    pub fn starting_at(mut self, seq: u16) -> Stream {
-        self.seq = seq;
-        self
     }
 }
 
@@ -335,8 +277,18 @@ pub struct Client {
     /// NACKs its gaps (RFC 4585 generic NACK): after 20 ms, then every
     /// 150 ms, at most 5 times per packet.
     pub nacks: bool,
+    /// Lists its SSRCs in its join (else it claims them by sending, as ffmpeg does).
+    pub declares: bool,
     /// Gaps it NACKs: (SSRC, number) → (next NACK, NACKs sent).
     missing: BTreeMap<(u32, u16), (Instant, u8)>,
+    /// The simulation's start (its wallclock's origin).
+    t0: Instant,
+    /// SRs and RRs that reached it, with when (and, for SRs, how many
+    /// packets of that SSRC had reached it by then).
+    pub srs_in: Vec<(Instant, rtcp::SenderReport, u64)>,
+    pub rrs_in: Vec<(Instant, ReceiverReport)>,
+    /// Per SSRC: the last SR's compact NTP time and when it came (its reports' LSR/DLSR).
+    last_sr: BTreeMap<u32, (u32, Instant)>,
 }
 
 impl Client {
@@ -363,6 +315,12 @@ impl Client {
                 for p in rtcp::parse_compound(b).unwrap_or_default() {
                     match p {
                         RtcpPacket::Pli(_) => self.plis.push(now),
+                        RtcpPacket::SenderReport(sr) => {
+                            self.last_sr.insert(sr.ssrc.0, ((sr.ntp_time >> 16) as u32, now));
+                            let got = self.rx.get(&sr.ssrc.0).map_or(0, |r| r.packets);
+                            self.srs_in.push((now, sr, got));
+                        }
+                        RtcpPacket::ReceiverReport(rr) => self.rrs_in.push((now, rr)),
                         RtcpPacket::Nack(n) => {
                             for seq in n.lost() {
                                 self.nacked.push((n.media_ssrc.0, seq.0));
@@ -395,7 +353,8 @@ impl Client {
     fn act(&mut self, now: Instant, report_every: Duration) {
         if !self.joined {
             if now >= self.next_join {
-                let ssrcs = self.streams.iter().map(|s| (s.ssrc, s.kind)).collect();
+                let ssrcs =
+                    if self.declares { self.streams.iter().map(|s| (s.ssrc, s.kind)).collect() } else { vec![] };
                 let m = SessionMessage::Join { txid: [7; 12], token: self.token.clone(), ssrcs, quality: self.quality };
                 self.up.send(now, Bytes::from(m.to_vec()));
                 self.next_join = now + Duration::from_millis(250);
@@ -411,17 +370,37 @@ impl Client {
             let next = *s.next.get_or_insert(now);
             if now >= next {
                 s.next = Some(next + s.interval);
-                self.up.send(now, s.packet());
+                if s.sr_every.is_some() && s.next_sr.is_none_or(|t| now >= t) {
+                    s.next_sr = Some(now + s.sr_every.unwrap_or_default());
+                    let sr = s.sender_report(now, self.t0);
+                    s.srs.push((now, sr.clone()));
+                    let b = rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).expect("a valid SR");
+                    self.up.send(now, Bytes::from(b));
+                }
+                self.up.send(now, s.packet(now));
             }
         }
         if now >= self.next_report {
             self.next_report = now + report_every;
             let reporter = self.report_ssrc();
-            let reports: Vec<ReportBlock> = self
-                .rx
-                .iter_mut()
-                .map(|(&ssrc, r)| ReportBlock { ssrc: Ssrc(ssrc), fraction_lost: r.fraction(), ..Default::default() })
-                .collect();
+            let reports: Vec<ReportBlock> =
+                self.rx
+                    .iter_mut()
+                    .map(|(&ssrc, r)| {
+                        let (last_sr, delay_since_last_sr) = self.last_sr.get(&ssrc).map_or((0, 0), |&(lsr, at)| {
+                            (lsr, ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32)
+                        });
+                        ReportBlock {
+                            ssrc: Ssrc(ssrc),
+                            fraction_lost: r.fraction(),
+                            cumulative_lost: r.lost() as i32,
+                            ext_highest_seq: r.ext.highest().map_or(0, |h| (h - (1 << 16)) as u32),
+                            last_sr,
+                            delay_since_last_sr,
+                            ..Default::default()
+                        }
+                    })
+                    .collect();
             self.reports.push((now, reports.iter().map(|b| b.fraction_lost).collect()));
             let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports });
             self.up.send(now, Bytes::from(rtcp::write_compound(&[rr]).expect("a valid report")));
@@ -472,6 +451,8 @@ pub struct Sim {
     call: CallId,
     seed: u64,
     pub report_every: Duration,
+    /// When the simulation started (the clients' wallclock origin).
+    pub t0: Instant,
 }
 
 const EPOCH_MS: u64 = 1_700_000_000_000;
@@ -491,6 +472,7 @@ impl Sim {
             call: CallId([42; 16]),
             seed,
             report_every: Duration::from_secs(1),
+            t0: now,
         }
     }
 
@@ -521,7 +503,12 @@ impl Sim {
             plis: Vec::new(),
             nacked: Vec::new(),
             nacks: false,
+            declares: true,
             missing: BTreeMap::new(),
+            t0: self.t0,
+            srs_in: Vec::new(),
+            rrs_in: Vec::new(),
+            last_sr: BTreeMap::new(),
         });
         i
     }

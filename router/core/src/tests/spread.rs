@@ -306,3 +306,41 @@ fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
         "{announced:?}"
     );
 }
+
+/// A publisher's SR crosses the pipe (not to participants): the other
+/// worker's receivers get that worker's own SRs, in the publisher's clock.
+#[test]
+fn a_receiver_on_the_other_worker_gets_that_workers_sr_in_the_publishers_clock() {
+    let mut p = Pair::new(1);
+    let c = call_on_worker_0();
+    assert_eq!(p.join(c, 1, addr(1)), 0);
+    assert_eq!(p.join(c, 2, addr(2)), 1);
+    let ntp = 0xE000_0000_0000_0000u64;
+    let sr = rtcp::SenderReport { ssrc: Ssrc(10), ntp_time: ntp, rtp_time: 1_000, ..Default::default() };
+    let sr = rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).unwrap();
+    assert!(p.send(0, addr(1), sr).is_empty(), "kept on both workers, forwarded to no participant");
+    assert_eq!(p.send(0, addr(1), rtp(10, 1)), vec![addr(2)]);
+    p.delivered.clear();
+    p.advance(Duration::from_millis(100));
+    p.advance(Duration::from_secs(1));
+    let rtcp_to = |a: SocketAddr| -> Vec<RtcpPacket> {
+        let mine = p.delivered.iter().filter(|(d, b)| *d == a && classify(b) == Kind::Rtcp);
+        mine.flat_map(|(_, b)| rtcp::parse_compound(b).unwrap()).collect()
+    };
+    let srs: Vec<_> = rtcp_to(addr(2))
+        .into_iter()
+        .filter_map(|p| if let RtcpPacket::SenderReport(sr) = p { Some(sr) } else { None })
+        .collect();
+    assert_eq!(srs.len(), 1);
+    // 1.1 s after the publisher's SR: its NTP and RTP (90 kHz) times moved on by that.
+    let elapsed = Duration::from_millis(1100);
+    assert_eq!(srs[0].ntp_time, ntp + ((elapsed.as_nanos() << 32) / 1_000_000_000) as u64);
+    assert_eq!((srs[0].ssrc, srs[0].rtp_time, srs[0].packet_count), (Ssrc(10), 1_000 + 99_000, 1));
+    // The publisher's worker reports to it on what it received.
+    let rrs: Vec<_> = rtcp_to(addr(1))
+        .into_iter()
+        .filter_map(|p| if let RtcpPacket::ReceiverReport(rr) = p { Some(rr) } else { None })
+        .collect();
+    assert_eq!(rrs.len(), 1);
+    assert_eq!((rrs[0].ssrc, rrs[0].reports[0].last_sr), (crate::ROUTER_SSRC, (ntp >> 16) as u32));
+}

@@ -217,6 +217,18 @@ impl Peer {
         out.to_vec()
     }
 
+    pub(super) fn seal_rtcp(&mut self, plain: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::with_capacity(plain.len() + 32);
+        self.tx.as_mut().unwrap().protect_rtcp(plain, &mut out).unwrap();
+        out.to_vec()
+    }
+
+    pub(super) fn open_rtcp(&mut self, sealed: &[u8]) -> Vec<RtcpPacket> {
+        let mut out = BytesMut::with_capacity(sealed.len());
+        self.rx.as_mut().unwrap().unprotect_rtcp(sealed, &mut out).expect("the leg's own keys open it");
+        rtcp::parse_compound(&out).unwrap()
+    }
+
     pub(super) fn open_rtp(&mut self, sealed: &[u8]) -> RtpPacket {
         let mut out = BytesMut::with_capacity(sealed.len());
         self.rx.as_mut().unwrap().unprotect_rtp(sealed, &mut out).expect("the leg's own keys open it");
