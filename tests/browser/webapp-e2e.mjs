@@ -336,32 +336,38 @@ async function scenario() {
 
   // Real loss on the router's packets to the browsers (lib/impair.mjs); always lifted.
   const impair = new Impairment(opt.routerPort);
-  const impaired = async (lossPct, fn) => {
+  const impaired = async (lossPct, fn, direction = 'down') => {
     const why = impairmentProblem();
     if (why) throw new Skip(why);
-    impair.start(lossPct);
+    impair.start(lossPct, direction);
     try { return await fn(); } finally { impair.stop(); }
   };
 
   await step('retransmission', async () => {
     // 3 % of the router's datagrams to both pages are dropped for 8 s: each browser NACKs what it
-    // misses, the router answers from its retransmission buffer as RTX (its metrics count both),
-    // and the video plays on. Then the counts from the router's /metrics and the browser's own.
+    // misses, the router answers from its retransmission buffer as RTX (its metrics count both).
+    // Then 3 % of the pages' datagrams to the router for 8 s: the router NACKs the publishing
+    // browsers itself, they answer with RTX, which the router turns back into the packets it
+    // repairs. The videos play on.
     const metric = async (name) => {
       const text = await (await fetch(`${opt.admin}/metrics`)).text();
       let sum = 0; for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'gm'))) sum += Number(m[1]);
       return sum;
     };
-    const names = ['corecast_nack_answered_total', 'corecast_retransmitted_total'];
-    const before = await Promise.all(names.map(metric));
-    const dropped = await impaired(3, async () => { await sleep(8000); return impair.dropped(); });
-    const after = await Promise.all(names.map(metric));
-    const [answered, resent] = after.map((v, i) => v - before[i]);
-    check(dropped > 0, 'nothing was dropped: the rule did not match the router\'s packets');
-    check(answered > 0 && resent > 0, `the router answered no NACK from its buffer (${answered} answered, ${resent} resent, ${dropped} dropped)`);
+    const phase = async (direction, names) => {
+      const before = await Promise.all(names.map(metric));
+      const dropped = await impaired(3, async () => { await sleep(8000); return impair.dropped(); }, direction);
+      check(dropped > 0, `${direction}: nothing was dropped: the rule did not match`);
+      const after = await Promise.all(names.map(metric));
+      return [dropped, ...after.map((v, i) => v - before[i])];
+    };
+    const [down, answered, resent] = await phase('down', ['corecast_nack_answered_total', 'corecast_retransmitted_total']);
+    check(answered > 0 && resent > 0, `the router answered no NACK from its buffer (${answered} answered, ${resent} resent, ${down} dropped)`);
+    const [up, asked, rtx] = await phase('up', ['corecast_nacks_upstream_total', 'corecast_rtx_received_total']);
+    check(asked > 0 && rtx > 0, `the router's NACKs to the publishers got no RTX back (${asked} NACKs, ${rtx} RTX, ${up} dropped)`);
     const views = [];
     for (const [who, other] of [['A', B], ['B', A]]) views.push(`${who} plays in ${(await videoPlays(pages[who].page, other.name)).view}`);
-    return { detail: `${dropped} datagrams dropped in 8 s; the router answered ${answered} NACKed packets and resent ${resent} (RTX); ${views.join(', ')}` };
+    return { detail: `down: ${down} datagrams dropped in 8 s, ${answered} NACKed packets answered from the buffer, ${resent} resent as RTX; up: ${up} dropped, the router sent ${asked} NACKs and got ${rtx} RTX packets back; ${views.join(', ')}` };
   }, ['media']);
 
   await step('auto-sd', async () => {

@@ -47,8 +47,9 @@ function hookExit() {
 export class Impairment {
   constructor(routerPort) { this.port = Number(routerPort); this.table = tableName(this.port); this.timer = null; this.known = new Set(); }
 
-  // Drops lossPct % (100: all) of the router's datagrams to Chromium from now on.
-  start(lossPct) {
+  // Drops lossPct % (100: all) of the router's datagrams to Chromium from now on
+  // (direction 'up': of Chromium's datagrams to the router instead).
+  start(lossPct, direction = 'down') {
     this.stop();
     hookExit();
     const drop = lossPct >= 100 ? 'drop' : `numgen random mod 100 < ${Math.round(lossPct)} drop`;
@@ -57,7 +58,7 @@ export class Impairment {
   set browsers { type inet_service; }
   chain input {
     type filter hook input priority -10; policy accept;
-    udp sport ${this.port} udp dport @browsers counter ${drop}
+    ${direction === 'up' ? `udp dport ${this.port} udp sport @browsers` : `udp sport ${this.port} udp dport @browsers`} counter ${drop}
   }
 }
 `);
