@@ -156,7 +156,14 @@ struct Worker {
     piped_out: u64,
     piped_in: u64,
     pipe_drops: u64,
+    /// The load figure's window: when it started, and the time spent
+    /// waiting in `recv` since (the rest is busy).
+    load_since: Instant,
+    idle: Duration,
 }
+
+/// How often the worker tells its core how busy it was (`Input::Load`).
+const LOAD_WINDOW: Duration = Duration::from_secs(1);
 
 /// Runs the loop until [`WorkerCommand::Stop`] or a fatal socket error.
 pub fn run(
@@ -182,6 +189,8 @@ pub fn run(
         piped_out: 0,
         piped_in: 0,
         pipe_drops: 0,
+        load_since: Instant::now(),
+        idle: Duration::ZERO,
     };
     w.run()
 }
@@ -203,7 +212,21 @@ impl Worker {
                 }
             }
             batch.clear();
+            let waiting = Instant::now();
             let n = self.backend.recv(Some(wait), &mut batch);
+            let received = Instant::now();
+            // Waiting time: a receive that returned packets at once was work, not waiting.
+            if n.as_ref().is_ok_and(|&n| n == 0) || received.duration_since(waiting) >= Duration::from_micros(50) {
+                self.idle += received.duration_since(waiting);
+            }
+            if received.duration_since(self.load_since) >= LOAD_WINDOW {
+                let window = received.duration_since(self.load_since).as_secs_f64();
+                let busy = (1.0 - self.idle.as_secs_f64() / window).clamp(0.0, 1.0);
+                self.router.handle_input(received, Input::Load { busy_permille: (busy * 1000.0).round() as u16 });
+                self.drain();
+                self.load_since = received;
+                self.idle = Duration::ZERO;
+            }
             if let Some(p) = self.pipes.parked.get(self.index) {
                 p.store(false, Ordering::SeqCst);
             }

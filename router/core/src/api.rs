@@ -36,6 +36,12 @@ pub enum Input {
     Timeout,
     /// A command from the control plane.
     Command(Command),
+    /// How busy the worker was lately, per mille of wall time (measured by
+    /// the driver): the overload protection's input (`overload`).
+    Load {
+        /// Busy per mille (0..=1000).
+        busy_permille: u16,
+    },
 }
 
 /// Control-plane commands.

@@ -96,6 +96,13 @@ pub struct RouterConfig {
     /// buffer costs: about a fifth of a core's fan-out throughput,
     /// bench/RESULTS.md, eighth session).
     pub retransmission: bool,
+    /// Overload protection (`overload`): at a load figure ([`crate::Input::Load`])
+    /// of this many per mille busy or more, the heaviest HD receiver moves to
+    /// SD, one a second.
+    pub overload_busy_permille: u16,
+    /// ... and at this or less for [`RouterConfig::hd_recovery`], one of them
+    /// returns to HD every 5 s.
+    pub overload_relief_permille: u16,
 }
 
 impl Default for RouterConfig {
@@ -125,6 +132,8 @@ impl Default for RouterConfig {
             },
             consent_timeout: Duration::from_secs(30),
             retransmission: true,
+            overload_busy_permille: 900,
+            overload_relief_permille: 700,
         }
     }
 }

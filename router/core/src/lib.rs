@@ -39,7 +39,8 @@
 //!   publishers, SRs to receivers, RTT per leg);
 //! - `retransmit`: the per-producer retransmission buffer, NACKs answered from it;
 //!   `nack_generator`: the router's own NACKs to publishers for the gaps it sees;
-//! - `quality`: HD/SD per receiver and mixer demand; `speakers`: loudest speakers;
+//! - `quality`: HD/SD per receiver and mixer demand; `overload`: the worker's load moves its
+//!   heaviest HD receivers to SD and back; `speakers`: loudest speakers, Last-N's stage;
 //! - `outbox`, `stats`, `snapshot`, `hash`: outputs and counters, admin views, the map hasher;
 //! - [`webrtc`] (the WebRTC transport: ICE-lite state, DTLS over `dimpl`, the per-leg header
 //!   rewrite and SRTP sealing) and `legs` (opening WebRTC legs, ICE checks, DTLS and SRTP in,
@@ -60,6 +61,7 @@ mod legs;
 mod membership;
 mod nack_generator;
 mod outbox;
+mod overload;
 mod participant;
 mod pipe;
 mod placement;
@@ -123,6 +125,8 @@ pub struct Router {
     next_feedback: Option<Instant>,
     /// When the next NACK to a publisher is due (see `nack_generator`).
     next_nack: Option<Instant>,
+    /// The worker's load and the overload protection's state.
+    overload: overload::Overload,
     /// The next tick of the report timer (see `reports`).
     next_reports: Option<Instant>,
 }
@@ -150,6 +154,7 @@ impl Router {
             next_rank: None,
             next_feedback: None,
             next_nack: None,
+            overload: overload::Overload::default(),
             next_reports: None,
         }
     }
@@ -193,6 +198,7 @@ impl Router {
             Input::Pipe { from_worker, call, message } => self.handle_pipe(now, from_worker, call, message),
             Input::Timeout => self.handle_timeout(now),
             Input::Command(c) => self.handle_command(now, c),
+            Input::Load { busy_permille } => self.on_load(now, busy_permille),
         }
     }
 

@@ -21,25 +21,29 @@ pub(crate) struct QualityState {
     pub bad_reports: u32,
     /// Since when reports have said HD fits again (while on automatic SD).
     pub good_since: Option<Instant>,
+    /// Moved to SD by the worker's overload protection (`overload`): it
+    /// returns to HD when the load allows, not on good reports.
+    pub shed: bool,
 }
 
 impl QualityState {
     /// The quality a participant asked for at its join.
     pub fn joined(q: Quality) -> QualityState {
-        QualityState { current: q, pinned: q == Quality::Sd, bad_reports: 0, good_since: None }
+        QualityState { current: q, pinned: q == Quality::Sd, bad_reports: 0, good_since: None, shed: false }
     }
 
     /// A quality chosen for good: no automatic switching (a WHEP leg names
     /// what it plays, one participant in HD or the composite; a browser
     /// moves between them itself, by opening another leg).
     pub fn fixed(q: Quality) -> QualityState {
-        QualityState { current: q, pinned: true, bad_reports: 0, good_since: None }
+        QualityState { current: q, pinned: true, bad_reports: 0, good_since: None, shed: false }
     }
 
     /// An explicit request: SD stays until the participant asks for HD; HD
     /// re-enables automatic switching.
     pub fn request(&mut self, q: Quality) {
         self.pinned = q == Quality::Sd;
+        self.shed = false;
         self.reset();
     }
 
@@ -58,6 +62,11 @@ impl QualityState {
         low_estimate: bool,
     ) -> Option<Quality> {
         if self.pinned {
+            return None;
+        }
+        if self.shed {
+            // On SD for the worker's load: the load brings it back.
+            self.reset();
             return None;
         }
         let bad = low_estimate || loss.is_some_and(|l| l >= cfg.sd_loss_threshold);

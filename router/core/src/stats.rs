@@ -78,6 +78,10 @@ pub struct RouterStats {
     /// Video packets not sent to a Last-N receiver because their publisher
     /// is not among its `n` most active speakers (one per receiver; not a drop).
     pub last_n_withheld: u64,
+    /// HD receivers the overload protection moved to SD (`overload`).
+    pub overload_shed: u64,
+    /// ... and brought back to HD when the load fell.
+    pub overload_restored: u64,
     /// Video packets that arrived again (same sequence number, still in the
     /// retransmission buffer) and were not forwarded again (not a drop).
     pub duplicates_dropped: u64,
@@ -190,6 +194,8 @@ impl RouterStats {
             sd_audio_mixed,
             frame_rate_dropped,
             last_n_withheld,
+            overload_shed,
+            overload_restored,
             duplicates_dropped,
             retransmitted,
             nack_answered,

@@ -142,6 +142,7 @@ mod composite;
 mod framerate;
 mod last_n;
 mod net;
+mod overload;
 mod quality;
 mod reports;
 mod retransmit;
