@@ -11,6 +11,7 @@
 //! - [`config`]: the TOML configuration with environment overrides;
 //! - [`admin`]: the admin HTTP API (end a call, list calls, counters, metrics);
 //! - [`link`]: registration, heartbeat, re-sync and event reports to the calls service.
+#![recursion_limit = "256"]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 

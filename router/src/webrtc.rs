@@ -242,6 +242,7 @@ fn leg_media(m: &NegotiatedMedia) -> LegMedia {
         },
         payload_type: m.payload_type,
         rtx_payload_type: m.rtx_payload_type,
+        red_payload_type: m.red_payload_type,
         receives: m.direction.receives(),
         sends: m.direction.sends(),
         // RTX streams are the publisher's too (their packets are accepted, not sent to browsers).

@@ -61,8 +61,19 @@ pub(crate) struct Producer {
     /// dominant speaker; [`NOT_ON_STAGE`] until ranked), for Last-N
     /// receivers (`speakers::stage`).
     pub stage: u8,
+    /// Opus: the previous packet (RED to lossy WebRTC legs, see `forward`).
+    pub red_prev: Option<Box<RedPrev>>,
     /// Jitter, loss per report interval and the publisher's latest SR (see `reports`).
     pub recv: ReceiveStats,
+}
+
+/// An audio stream's previous packet, kept to send as RED's redundant block.
+#[derive(Debug, Default)]
+pub(crate) struct RedPrev {
+    pub seq: SeqNo,
+    pub ts: MediaTime,
+    /// Its payload (the buffer is kept and reused).
+    pub payload: Vec<u8>,
 }
 
 /// [`Producer::stage`] of a stream not ranked (yet).
@@ -94,6 +105,7 @@ impl Producer {
             retransmit: None,
             upstream_nack: None,
             stage: NOT_ON_STAGE,
+            red_prev: None,
             recv: ReceiveStats::default(),
         }
     }

@@ -78,6 +78,9 @@ pub struct RouterStats {
     /// Video packets not sent to a Last-N receiver because their publisher
     /// is not among its `n` most active speakers (one per receiver; not a drop).
     pub last_n_withheld: u64,
+    /// Opus packets sent as RED (RFC 2198, with the previous packet as
+    /// redundancy) to WebRTC legs whose link loses packets (one per receiver).
+    pub red_sent: u64,
     /// HD receivers the overload protection moved to SD (`overload`).
     pub overload_shed: u64,
     /// ... and brought back to HD when the load fell.
@@ -195,6 +198,7 @@ impl RouterStats {
             frame_rate_dropped,
             last_n_withheld,
             overload_shed,
+            red_sent,
             overload_restored,
             duplicates_dropped,
             retransmitted,

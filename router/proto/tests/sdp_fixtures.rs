@@ -132,10 +132,14 @@ fn common_shape(name: &str, offer: &SessionDescription, ans: &Answer) {
         assert!(c.iter().all(|c| c.typ == "host" && c.transport == "udp" && c.component == 1));
         assert!(c[0].priority > c[1].priority);
         assert!(m.end_of_candidates());
-        // One codec (plus its RTX).
+        // One codec (plus its RTX, or RED carrying it on an audio line the router sends on).
         let maps = m.rtpmaps();
-        let primary: Vec<_> = maps.iter().filter(|r| r.codec != "rtx").collect();
+        let primary: Vec<_> = maps.iter().filter(|r| r.codec != "rtx" && r.codec != "red").collect();
         assert_eq!(primary.len(), 1, "{name}: {maps:?}");
+        for red in maps.iter().filter(|r| r.codec == "red") {
+            assert_eq!(m.fmtp(red.pt).unwrap().params, format!("{0}/{0}", primary[0].pt), "{name}");
+            assert_eq!(m.formats[0], primary[0].pt.to_string(), "{name}: the codec first, then RED");
+        }
         assert_eq!(m.formats.len(), maps.len());
         for rtx in maps.iter().filter(|r| r.codec == "rtx") {
             let apt = m.fmtp(rtx.pt).unwrap();

@@ -144,6 +144,7 @@ mod last_n;
 mod net;
 mod overload;
 mod quality;
+mod red;
 mod reports;
 mod retransmit;
 mod rtcp_routing;

@@ -280,6 +280,7 @@ fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
             codec: Codec::Av1,
             payload_type: 45,
             rtx_payload_type: None,
+            red_payload_type: None,
             receives: true,
             sends: false,
             remote_ssrcs: vec![Ssrc(0x3030)],

@@ -42,6 +42,7 @@ fn media(publisher: bool) -> Vec<LegMedia> {
             codec: Codec::Opus,
             payload_type: 111,
             rtx_payload_type: None,
+            red_payload_type: None,
             receives: publisher,
             sends: !publisher,
             remote_ssrcs: if publisher { vec![Ssrc(AUDIO_SSRC)] } else { vec![] },
@@ -54,6 +55,7 @@ fn media(publisher: bool) -> Vec<LegMedia> {
             // A browser's own number for AV1, unlike the native client's 45.
             payload_type: 35,
             rtx_payload_type: Some(36),
+            red_payload_type: None,
             receives: publisher,
             sends: !publisher,
             remote_ssrcs: if publisher { vec![Ssrc(VIDEO_SSRC), Ssrc(VIDEO_RTX_SSRC)] } else { vec![] },

@@ -36,6 +36,8 @@ pub struct LegMedia {
     pub payload_type: u8,
     /// The RTX payload type, when negotiated.
     pub rtx_payload_type: Option<u8>,
+    /// Audio the router sends: the RED (RFC 2198) payload type, when negotiated.
+    pub red_payload_type: Option<u8>,
     /// Whether the peer sends media on it (a publisher's m-line).
     pub receives: bool,
     /// Whether the router sends media on it (a subscriber's m-line).
@@ -106,6 +108,7 @@ struct SendLine {
     codec: Codec,
     payload_type: u8,
     rtx_payload_type: Option<u8>,
+    red_payload_type: Option<u8>,
     /// The `mid`, written when 1 to 16 bytes long (`mid_len` 0: none).
     mid: [u8; 16],
     mid_len: u8,
@@ -118,8 +121,10 @@ impl SendLine {
         if fits {
             mid[..m.mid.len()].copy_from_slice(m.mid.as_bytes());
         }
-        let (kind, codec, payload_type, rtx_payload_type) = (m.kind, m.codec, m.payload_type, m.rtx_payload_type);
-        SendLine { kind, codec, payload_type, rtx_payload_type, mid, mid_len: if fits { m.mid.len() as u8 } else { 0 } }
+        let (kind, codec, payload_type) = (m.kind, m.codec, m.payload_type);
+        let (rtx_payload_type, red_payload_type) = (m.rtx_payload_type, m.red_payload_type);
+        let mid_len = if fits { m.mid.len() as u8 } else { 0 };
+        SendLine { kind, codec, payload_type, rtx_payload_type, red_payload_type, mid, mid_len }
     }
 
     /// The payload type of `codec` on this line, if it carries it.
@@ -237,6 +242,53 @@ impl LegFormat {
         RtxIn::Repair(v)
     }
 
+    /// Whether this leg negotiated RED (RFC 2198) for the audio it gets.
+    #[inline]
+    pub fn has_red(&self) -> bool {
+        self.send_line(MediaKind::Audio, Codec::Opus).is_some_and(|(l, _)| l.red_payload_type.is_some())
+    }
+
+    /// Appends the Opus packet `packet` (parsed as `h`) to `out` as RED
+    /// (RFC 2198) on this leg: rewritten as [`LegFormat::rewrite`] does,
+    /// then the leg's RED payload type, and a payload of two blocks: the
+    /// previous packet's payload `prev` (sent `ts_offset` earlier in the
+    /// stream's clock) as the redundant one, then this packet's. `false`:
+    /// no RED on this leg, or `prev` does not fit a block (over 1023 bytes,
+    /// or an offset of 2^14 or more).
+    pub fn rewrite_red(
+        &self,
+        packet: &[u8],
+        h: &RtpHeader,
+        src: Source,
+        prev: &[u8],
+        ts_offset: u32,
+        out: &mut BytesMut,
+    ) -> bool {
+        let Some((line, pt)) = self.send_line(src.kind, src.codec) else { return false };
+        let Some(red_pt) = line.red_payload_type.filter(|_| src.kind == MediaKind::Audio) else { return false };
+        if prev.len() > 1023 || ts_offset == 0 || ts_offset >= 1 << 14 {
+            return false;
+        }
+        let start = out.len();
+        if !self.rewrite(packet, h, src, out) {
+            return false;
+        }
+        let tail = packet.len() - h.payload_offset;
+        let payload_at = out.len() - tail;
+        let gap = 5 + prev.len();
+        out.resize(out.len() + gap, 0);
+        out.copy_within(payload_at..payload_at + tail, payload_at + gap);
+        // The redundant block's header: F=1, its payload type, offset (14 bits), length (10 bits).
+        let word = (ts_offset << 10) | prev.len() as u32;
+        out[payload_at] = 0x80 | (pt & 0x7F);
+        out[payload_at + 1..payload_at + 4].copy_from_slice(&word.to_be_bytes()[1..]);
+        // The primary block's header: F=0, its payload type.
+        out[payload_at + 4] = pt & 0x7F;
+        out[payload_at + 5..payload_at + gap].copy_from_slice(prev);
+        out[start + 1] = (out[start + 1] & 0x80) | (red_pt & 0x7F);
+        true
+    }
+
     /// Whether this leg negotiated RTX (RFC 4588) for video of `codec`.
     #[inline]
     pub fn has_rtx(&self, codec: Codec) -> bool {
@@ -312,6 +364,7 @@ mod tests {
                     codec: Codec::Opus,
                     payload_type: 111,
                     rtx_payload_type: None,
+                    red_payload_type: None,
                     receives: false,
                     sends: true,
                     remote_ssrcs: vec![],
@@ -323,6 +376,7 @@ mod tests {
                     codec: Codec::Av1,
                     payload_type: 39,
                     rtx_payload_type: Some(40),
+                    red_payload_type: None,
                     receives: false,
                     sends: true,
                     remote_ssrcs: vec![],
@@ -429,6 +483,35 @@ mod tests {
     }
 
     #[test]
+    fn red_carries_the_previous_payload_then_this_one() {
+        let mut media = leg().media;
+        media[0].red_payload_type = Some(63);
+        let l = LegFormat::new(media, leg().extensions);
+        assert!(l.has_red() && !leg().has_red());
+        let p = packet(111, vec![(1, vec![0x85])]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
+        let mut out = BytesMut::new();
+        assert!(l.rewrite_red(&p, &h, opus, &[9, 9, 9], 960, &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        assert_eq!((q.pt, q.seq, q.timestamp, q.marker), (Pt(63), SeqNo(7), MediaTime(9000), true));
+        assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (3, vec![0x85])], "mid and level as for plain audio");
+        // F=1 pt 111, offset 960, length 3; F=0 pt 111; the redundant bytes; the primary's.
+        let word = (960u32 << 10) | 3;
+        let mut want = vec![0x80 | 111];
+        want.extend_from_slice(&word.to_be_bytes()[1..]);
+        want.extend_from_slice(&[111, 9, 9, 9, 1, 2, 3, 4, 5]);
+        assert_eq!(q.payload, want);
+        // Too far back, too long, or no RED on the leg: not sent as RED (nothing written).
+        for (prev, offset) in [(vec![1; 3], 1 << 14), (vec![1; 1024], 960), (vec![1; 3], 0)] {
+            let mut out = BytesMut::new();
+            assert!(!l.rewrite_red(&p, &h, opus, &prev, offset, &mut out));
+            assert!(out.is_empty());
+        }
+        assert!(!leg().rewrite_red(&p, &h, opus, &[1], 960, &mut BytesMut::new()));
+    }
+
+    #[test]
     fn a_peers_rtx_is_unwrapped_into_the_packet_it_repairs() {
         let mut media = leg().media;
         media[1].receives = true;
@@ -475,6 +558,7 @@ mod tests {
             codec,
             payload_type,
             rtx_payload_type: None,
+            red_payload_type: None,
             receives: false,
             sends: true,
             remote_ssrcs: vec![],

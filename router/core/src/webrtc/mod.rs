@@ -19,7 +19,7 @@ mod media;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use corecast_proto::rtcp::TwccRecorder;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
@@ -214,26 +214,55 @@ impl WebRtcTransport {
 
     /// Sends a forwarded RTP packet: rewritten for this leg, then sealed.
     pub fn send_rtp(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
+        let sent = self.seal_and_send(out, |f, arena| f.rewrite(packet, h, src, arena));
+        if sent == Some(false) {
+            out.stats.webrtc_not_ready += 1;
+        }
+        sent == Some(true)
+    }
+
+    /// Sends a forwarded Opus packet as RED (RFC 2198) with the previous
+    /// packet's payload `prev` (`ts_offset` earlier) as redundancy; `false`
+    /// if it could not go so (then send it plainly).
+    pub fn send_red(
+        &mut self,
+        out: &mut Outbox,
+        packet: &[u8],
+        h: &RtpHeader,
+        src: Source,
+        prev: (&[u8], u32),
+    ) -> bool {
+        self.seal_and_send(out, |f, arena| f.rewrite_red(packet, h, src, prev.0, prev.1, arena)) == Some(true)
+    }
+
+    /// Writes one RTP packet with `write` (which appends it to the arena, or
+    /// writes nothing and says `false`) straight into the outbox's arena, then
+    /// seals it there with the leg's keys and sends it: one copy, no
+    /// allocation. `None`: the leg is not ready (counted), or sealing failed
+    /// (counted); `Some(false)`: `write` wrote nothing.
+    fn seal_and_send(
+        &mut self,
+        out: &mut Outbox,
+        write: impl FnOnce(&LegFormat, &mut BytesMut) -> bool,
+    ) -> Option<bool> {
         let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
             out.stats.webrtc_not_ready += 1;
-            return false;
+            return None;
         };
-        // Rewritten straight into the arena, then sealed there: one copy.
         let arena = out.arena();
         let start = arena.len();
-        if !self.format.rewrite(packet, h, src, arena) {
+        if !write(&self.format, arena) {
             arena.truncate(start);
-            out.stats.webrtc_not_ready += 1;
-            return false;
+            return Some(false);
         }
         if srtp.tx.protect_rtp_in_place(arena, start).is_err() {
             out.discard_arena();
             out.stats.srtp_seal_failed += 1;
-            return false;
+            return None;
         }
         let b = out.take_arena();
         out.transmit(dest, b);
-        true
+        Some(true)
     }
 
     /// Whether this leg takes retransmissions of `src` (it negotiated RTX for its codec).
@@ -247,10 +276,6 @@ impl WebRtcTransport {
     /// ([`rtx_ssrc`]) with that stream's next number. `packet` carries the
     /// sequence number the receiver saw.
     pub fn send_rtx(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
-        let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
-            out.stats.webrtc_not_ready += 1;
-            return false;
-        };
         let ssrc = rtx_ssrc(h.ssrc.0);
         let i = match self.rtx_seqs.iter().position(|(s, _)| *s == ssrc) {
             Some(i) => i,
@@ -261,21 +286,11 @@ impl WebRtcTransport {
             }
         };
         let seq = self.rtx_seqs[i].1;
-        let arena = out.arena();
-        let start = arena.len();
-        if !self.format.rewrite_rtx(packet, h, src, ssrc, seq, arena) {
-            arena.truncate(start);
-            return false;
+        let sent = self.seal_and_send(out, |f, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, arena)) == Some(true);
+        if sent {
+            self.rtx_seqs[i].1 = seq.wrapping_add(1);
         }
-        if srtp.tx.protect_rtp_in_place(arena, start).is_err() {
-            out.discard_arena();
-            out.stats.srtp_seal_failed += 1;
-            return false;
-        }
-        self.rtx_seqs[i].1 = seq.wrapping_add(1);
-        let b = out.take_arena();
-        out.transmit(dest, b);
-        true
+        sent
     }
 
     /// Sends an RTCP compound (SRTCP). Anything else (native session

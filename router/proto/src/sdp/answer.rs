@@ -179,6 +179,9 @@ pub struct NegotiatedMedia {
     pub clock_rate: u32,
     /// The RTX payload type, when negotiated.
     pub rtx_payload_type: Option<u8>,
+    /// Audio the router sends: the RED (RFC 2198) payload type, when
+    /// negotiated (offered, and the router sends on the section).
+    pub red_payload_type: Option<u8>,
     /// The RTCP feedback.
     pub feedback: Feedback,
     /// The offerer's SSRCs in this section (primaries, each with its RTX).
@@ -390,6 +393,7 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
             payload_type: chosen.rtpmap.pt,
             clock_rate: chosen.rtpmap.clock_rate,
             rtx_payload_type: chosen.rtx.as_ref().map(|r| r.0.pt),
+            red_payload_type: if send.is_some() { chosen.red.as_ref().map(|r| r.0.pt) } else { None },
             feedback: Feedback::from_lines(&chosen.feedback),
             remote_ssrcs: remote_ssrcs(m),
             rids: rids.iter().map(|r| r.id.clone()).collect(),
@@ -518,9 +522,12 @@ fn accepted_section(m: &MediaDescription, a: &Accepted, cfg: &AnswerConfig, cand
     at.push(Attribute::new("rtpmap", &c.rtpmap));
     at.extend(c.feedback.iter().map(|f| Attribute::new("rtcp-fb", f)));
     at.extend(c.fmtp.iter().map(|f| Attribute::new("fmtp", f)));
-    if let Some((rtx, fmtp)) = &c.rtx {
-        formats.push(rtx.pt.to_string());
-        at.push(Attribute::new("rtpmap", rtx));
+    // RTX, and RED where the router sends audio (after the codec: a browser
+    // sends the first one it knows, and publishers' RED is not read).
+    let red = c.red.as_ref().filter(|_| a.media.red_payload_type.is_some());
+    for (map, fmtp) in c.rtx.iter().chain(red) {
+        formats.push(map.pt.to_string());
+        at.push(Attribute::new("rtpmap", map));
         at.extend(fmtp.iter().map(|f| Attribute::new("fmtp", f)));
     }
     for r in &a.rids {

@@ -204,3 +204,24 @@ fn ipv6_first_candidate() {
     let c = a.sdp.media[0].connection.as_ref().unwrap();
     assert_eq!((c.addr_type.as_str(), c.address.as_str(), a.sdp.media[0].port), ("IP6", "2001:db8::1", 5000));
 }
+
+/// RED (RFC 2198) for Opus is answered where the router sends audio (a WHEP
+/// leg: the router may send it RED on a lossy link), after Opus on the
+/// m-line, and never to a publisher (whose RED the router would not read).
+#[test]
+fn red_only_where_the_router_sends_audio() {
+    let whep = answer(&SessionDescription::parse(WHEP).unwrap(), &config(Mode::Subscribe(tracks()))).unwrap();
+    let audio = whep.negotiated.media.iter().find(|m| m.kind == MediaKind::Audio).unwrap();
+    assert_eq!((audio.payload_type, audio.red_payload_type), (111, Some(63)));
+    let text = whep.sdp.to_sdp();
+    assert!(text.contains("m=audio 40000 UDP/TLS/RTP/SAVPF 111 63\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:63 red/48000/2\r\n") && text.contains("a=fmtp:63 111/111\r\n"), "{text}");
+    let whip = publish(&SessionDescription::parse(WHIP).unwrap()).unwrap();
+    let audio = whip.negotiated.media.iter().find(|m| m.kind == MediaKind::Audio).unwrap();
+    assert_eq!(audio.red_payload_type, None);
+    assert!(!whip.sdp.to_sdp().contains("red/48000"));
+    // RED for another codec than the chosen Opus is not taken.
+    let other = SessionDescription::parse(&WHEP.replace("a=fmtp:63 111/111", "a=fmtp:63 110/110")).unwrap();
+    let a = answer(&other, &config(Mode::Subscribe(tracks()))).unwrap();
+    assert_eq!(a.negotiated.media.iter().find(|m| m.kind == MediaKind::Audio).unwrap().red_payload_type, None);
+}

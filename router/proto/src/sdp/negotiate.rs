@@ -38,6 +38,9 @@ pub(crate) struct Chosen {
     pub rtpmap: RtpMap,
     pub fmtp: Option<Fmtp>,
     pub rtx: Option<(RtpMap, Option<Fmtp>)>,
+    /// Audio: RED (RFC 2198) carrying the chosen Opus (`red/48000/2`,
+    /// `a=fmtp:<red> <opus>/<opus>`), when offered.
+    pub red: Option<(RtpMap, Option<Fmtp>)>,
     /// The accepted feedback, as the answer writes it (offer order).
     pub feedback: Vec<RtcpFb>,
 }
@@ -102,6 +105,17 @@ pub(crate) fn choose(m: &MediaDescription, prefs: &[VideoCodec]) -> Option<Chose
                 && fmtp_of(r.pt).and_then(|f| f.get("apt").map(|a| a == pt.to_string())).unwrap_or(false)
         })
         .map(|r| (r.clone(), fmtp_of(r.pt)));
+    let red = (codec == Codec::Opus)
+        .then(|| {
+            maps.iter().find(|r| {
+                let opus_only = format!("{pt}/{pt}");
+                r.codec.eq_ignore_ascii_case("red")
+                    && r.clock_rate == 48_000
+                    && fmtp_of(r.pt).is_some_and(|f| f.params.trim() == opus_only)
+            })
+        })
+        .flatten()
+        .map(|r| (r.clone(), fmtp_of(r.pt)));
     let mut feedback: Vec<RtcpFb> = Vec::new();
     for fb in m.rtcp_fbs() {
         if fb.pt != RtcpFbPt::Pt(pt) && fb.pt != RtcpFbPt::All {
@@ -120,7 +134,7 @@ pub(crate) fn choose(m: &MediaDescription, prefs: &[VideoCodec]) -> Option<Chose
             feedback.push(fb);
         }
     }
-    Some(Chosen { codec, fmtp: fmtp_of(pt), rtpmap, rtx, feedback })
+    Some(Chosen { codec, fmtp: fmtp_of(pt), rtpmap, rtx, red, feedback })
 }
 
 impl Feedback {
