@@ -286,15 +286,15 @@ impl Router {
     }
 }
 
-/// A WebRTC receiver whose reported loss is at least this (in 1/256, about
-/// 2%) gets Opus as RED (RFC 2198) with the previous packet as redundancy,
+/// A WebRTC receiver whose reports give at least this loss (in 1/256, about
+/// 2%) on an audio stream gets Opus as RED (RFC 2198) with the previous packet as redundancy,
 /// where it negotiated RED: one lost packet in two is recovered from the
 /// next, at about twice the audio bitrate (some 30 kbit/s).
 pub(crate) const RED_LOSS: u8 = 5;
 
 /// Sends one forwarded packet to receiver `r`: Opus as RED with the previous
 /// packet's payload (`red`) to a WebRTC leg that negotiated RED while its
-/// link loses [`RED_LOSS`] or more, anything else as it is. Whether it went.
+/// audio loses [`RED_LOSS`] or more, anything else as it is. Whether it went.
 #[inline]
 fn send_forwarded(
     r: &mut crate::participant::Participant,
@@ -305,7 +305,7 @@ fn send_forwarded(
     red: Option<(&[u8], u32)>,
 ) -> bool {
     if let (Some(red), Some(src), Transport::WebRtc(w)) = (red, source, &mut r.transport) {
-        if r.reported_loss >= RED_LOSS && w.format.has_red() && w.send_red(out, &b, header, src, red) {
+        if r.audio_loss >= RED_LOSS && w.format.has_red() && w.send_red(out, &b, header, src, red) {
             out.stats.red_sent += 1;
             return true;
         }

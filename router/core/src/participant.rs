@@ -30,6 +30,8 @@ pub(crate) struct Participant {
     pub producers: Vec<Producer>,
     /// Latest loss fraction (1/256) this participant reported as a receiver.
     pub reported_loss: u8,
+    /// The worst loss fraction (1/256) its last report gave for an audio stream (RED's cue).
+    pub audio_loss: u8,
     /// Latest bandwidth estimate (REMB) this participant sent, bits/s.
     pub estimate_bps: Option<u64>,
     /// How its packets are read (payload types → codecs, extension ids).
@@ -67,6 +69,7 @@ impl Participant {
             learn_ssrcs: false,
             producers: Vec::new(),
             reported_loss: 0,
+            audio_loss: 0,
             estimate_bps: None,
             format,
             subscribe: None,

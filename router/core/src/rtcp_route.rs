@@ -33,6 +33,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use corecast_proto::rtcp::{Fir, Nack, Pli, ReportBlock, RtcpPacket, SenderReport};
 use corecast_proto::token::CallId;
+use corecast_proto::MediaKind;
 
 use crate::call::{Call, Endpoint};
 use crate::forward::{locate, Origin};
@@ -260,6 +261,11 @@ fn to_pipes(call: &Call, origin: Origin, hub: bool, p: &RtcpPacket, out: &mut Pe
 fn on_blocks(call: &mut Call, participant: Option<usize>, blocks: &[ReportBlock], now: Instant, res: &mut Routed) {
     let Some(i) = participant else { return };
     call.participants[i].reports.on_blocks(blocks, now);
+    // The audio's own loss (its retransmission-less streams: RED's cue).
+    let audio = blocks.iter().filter(|b| call.producer(b.ssrc).is_some_and(|p| p.kind == MediaKind::Audio));
+    if let Some(worst) = audio.map(|b| b.fraction_lost).max() {
+        call.participants[i].audio_loss = worst;
+    }
     if let Some(loss) = aggregate_loss(call, blocks) {
         call.participants[i].reported_loss = loss;
         res.loss = Some(res.loss.map_or(loss, |l: u8| l.max(loss)));
