@@ -76,9 +76,10 @@ bench: build
 
 # Every cargo-fuzz target (fuzz/Cargo.toml; FUZZING.md says what each feeds and asserts), on the
 # stable toolchain (RUSTC_BOOTSTRAP=1 accepts cargo-fuzz's nightly flags), starting from the seed
-# corpus in fuzz/corpus/<target> (the run's finds go to fuzz/target/corpus, not into the repo).
-# `make fuzz`: FUZZ_SECONDS each; `make fuzz-smoke` (part of `make test`): one build, then
-# FUZZ_SMOKE_SECONDS each.
+# corpus in fuzz/corpus/<target> (what a run finds goes to fuzz/target/corpus, not into the repo;
+# a crash's input to fuzz/artifacts/<target>/). One build, then the binaries directly (cargo fuzz
+# run would check the build again for each). `make fuzz`: FUZZ_SECONDS each; `make fuzz-smoke`
+# (part of `make test`): FUZZ_SMOKE_SECONDS each.
 FUZZ_TARGETS := rtp rtp_ext rtcp session ice dtls twcc token router pipes sdp srtp temporal av1 ivf
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 8
@@ -87,9 +88,10 @@ fuzz-build:
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build
 
 fuzz fuzz-smoke: fuzz-build
-	cd fuzz && for t in $(FUZZ_TARGETS); do \
-	  mkdir -p target/corpus/$$t && \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t target/corpus/$$t corpus/$$t -- \
+	cd fuzz && bin=target/$$(rustc -vV | sed -n 's/^host: //p')/release && \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/corpus/$$t artifacts/$$t && \
+	  $$bin/$$t target/corpus/$$t corpus/$$t -artifact_prefix=artifacts/$$t/ \
 	    -max_total_time=$(if $(filter fuzz-smoke,$@),$(FUZZ_SMOKE_SECONDS),$(FUZZ_SECONDS)) \
 	    -print_final_stats=1 2>&1 | tee target/$$t.log | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' \
 	    | sed "s/^/$$t: /"; \
