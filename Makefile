@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # SVT-AV1 logs its banner at info level: errors only.
 export SVT_LOG ?= 1
 
-.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz browser-deps browser-selftest browser-e2e web-e2e
+.PHONY: all deps build run test lint fmt unit demo-check bench demo clean fuzz fuzz-build fuzz-smoke browser-deps browser-selftest browser-e2e web-e2e
 
 all: build
 
@@ -39,7 +39,7 @@ demo-check:
 	$(CARGO) build --locked --workspace --bins
 	timeout 120 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench demo --participants 4 --seconds 5 --json >/dev/null
 
-test: deps lint unit demo-check browser-e2e web-e2e
+test: deps lint unit demo-check fuzz-smoke browser-e2e web-e2e
 
 # Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs);
 # browser-e2e is part of `test`. browser-selftest needs no corecast (two pages call each other over
@@ -74,11 +74,29 @@ web-e2e: browser-deps
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5
 
-FUZZ_SECONDS ?= 30
-fuzz:
+# Every cargo-fuzz target (fuzz/Cargo.toml; FUZZING.md says what each feeds and asserts), on the
+# stable toolchain (RUSTC_BOOTSTRAP=1 accepts cargo-fuzz's nightly flags), starting from the seed
+# corpus in fuzz/corpus/<target> (what a run finds goes to fuzz/target/corpus, not into the repo;
+# a crash's input to fuzz/artifacts/<target>/). One build, then the binaries directly (cargo fuzz
+# run would check the build again for each). `make fuzz`: FUZZ_SECONDS each; `make fuzz-smoke`
+# (part of `make test`): FUZZ_SMOKE_SECONDS each.
+FUZZ_TARGETS := rtp rtp_ext rtcp session ice dtls twcc token router pipes sdp srtp temporal av1 ivf
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 8
+fuzz-build:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && for t in rtp rtcp session ice twcc token router pipes sdp srtp temporal; do \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build
+
+fuzz fuzz-smoke: fuzz-build
+	cd fuzz && bin=target/$$(rustc -vV | sed -n 's/^host: //p')/release && \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/corpus/$$t artifacts/$$t && \
+	  $$bin/$$t target/corpus/$$t corpus/$$t -artifact_prefix=artifacts/$$t/ \
+	    -max_total_time=$(if $(filter fuzz-smoke,$@),$(FUZZ_SMOKE_SECONDS),$(FUZZ_SECONDS)) \
+	    -print_final_stats=1 2>&1 | tee target/$$t.log | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' \
+	    | sed "s/^/$$t: /"; \
+	  [ "$${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $$t failed; see fuzz/target/$$t.log" >&2; exit 1; }; \
+	done
 
 fmt:
 	$(CARGO) fmt --all

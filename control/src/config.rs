@@ -1,24 +1,28 @@
 //! Configuration of both services (one TOML file; every key has a default).
 //!
 //! ```toml
+//! insecure_dev_keys = false   # true: the PUBLIC dev key and router secret, loopback only
+//!
 //! [stores]
 //! postgres_url = "postgres://corecast@127.0.0.1:5432/corecast"   # absent: embedded redb
 //! redis_url = "redis://127.0.0.1:6379/"                            # absent: memory
 //! tarantool_url = "tarantool://corecast:corecast@127.0.0.1:3301"   # absent: memory
-//! data_dir = "./data"                                              # embedded user db
+//! data_dir = "./data"                                              # embedded user db, generated keys
 //!
 //! [auth]
 //! listen = "127.0.0.1:8081"
 //!
 //! [calls]
 //! listen = "127.0.0.1:8082"
-//! signing_key_hex = "..."   # 64 hex digits; absent: the public dev key (warned)
+//! signing_key_hex = "..."   # 64 hex digits; absent: data_dir/join-token-signing.key (generated)
 //!
 //! [router]
 //! address = "127.0.0.1:40000"
 //! admin = "http://127.0.0.1:40100"
-//! secret = "..."
+//! secret = "..."            # absent: data_dir/router-secret (generated)
 //! ```
+//!
+//! See [`crate::keys`] for how the signing key and the router secret are chosen.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +32,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Use the public development signing key and router secret when none is configured
+    /// (instead of generating them into `stores.data_dir`); the services then listen on
+    /// loopback addresses only. For tests and local development.
+    pub insecure_dev_keys: bool,
     /// Backing servers.
     pub stores: StoresConfig,
     /// Session settings (shared by both services).
@@ -50,7 +58,8 @@ pub struct StoresConfig {
     pub redis_url: Option<String>,
     /// Tarantool URL for calls; `None` selects memory.
     pub tarantool_url: Option<String>,
-    /// Directory of the embedded user database.
+    /// Directory of the embedded user database and of the generated signing key and router
+    /// secret (see [`crate::keys`]).
     pub data_dir: PathBuf,
     /// PostgreSQL pool size.
     pub postgres_pool: usize,
@@ -125,7 +134,8 @@ impl Default for AuthConfig {
 pub struct CallsConfig {
     /// Listen address.
     pub listen: String,
-    /// Ed25519 seed (64 hex digits) for join tokens; `None` uses the dev key (warned).
+    /// Ed25519 seed (64 hex digits) for join tokens; `None`: generated into `stores.data_dir`
+    /// (see [`crate::keys`]).
     pub signing_key_hex: Option<String>,
     /// Join-token lifetime in seconds.
     pub token_ttl_secs: u64,
@@ -165,7 +175,8 @@ pub struct RouterConfig {
     pub address: String,
     /// Admin base URL of the default router.
     pub admin: String,
-    /// Shared secret routers present as a bearer token; `None` uses a dev secret (warned).
+    /// Shared secret routers present as a bearer token; `None`: generated into
+    /// `stores.data_dir` (see [`crate::keys`]).
     pub secret: Option<String>,
     /// Expected router heartbeat interval; a router silent for 3× this is not chosen.
     pub heartbeat_interval_secs: u64,
@@ -182,8 +193,8 @@ impl Default for RouterConfig {
     }
 }
 
-/// The router secret used when none is configured. Never use it in production.
-pub const DEV_ROUTER_SECRET: &str = "corecast-dev-router-secret";
+/// The public development router secret (only with `insecure_dev_keys`).
+pub use corecast_proto::token::DEV_ROUTER_SECRET;
 
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
@@ -220,10 +231,14 @@ impl Config {
     }
 
     /// Applies `CORECAST_POSTGRES_URL`, `CORECAST_REDIS_URL`, `CORECAST_TARANTOOL_URL`,
-    /// `CORECAST_SIGNING_KEY_HEX`, `CORECAST_ROUTER_SECRET` and `CORECAST_WEB_DIR` (the web
-    /// app's files from a directory: edit and reload) from the environment.
+    /// `CORECAST_SIGNING_KEY_HEX`, `CORECAST_ROUTER_SECRET`, `CORECAST_WEB_DIR` (the web
+    /// app's files from a directory: edit and reload) and `CORECAST_INSECURE_DEV_KEYS` (`1` or
+    /// `true`) from the environment.
     pub fn apply_env(&mut self) {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = get("CORECAST_INSECURE_DEV_KEYS") {
+            self.insecure_dev_keys = matches!(v.as_str(), "1" | "true" | "yes");
+        }
         if let Some(v) = get("CORECAST_POSTGRES_URL") {
             self.stores.postgres_url = Some(v);
         }
@@ -258,6 +273,8 @@ mod tests {
         assert_eq!(c.stores.redis_url.as_deref(), Some("redis://x/"));
         assert_eq!(c.calls.max_participants, 3);
         assert!(Config::parse("[calls]\nbogus = 1\n").is_err());
+        assert!(!c.insecure_dev_keys);
+        assert!(Config::parse("insecure_dev_keys = true\n[calls]\n").unwrap().insecure_dev_keys);
     }
 
     #[test]

@@ -19,14 +19,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use corecast_proto::token::SigningKey;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{self, AuthState};
 use crate::calls::{self, CallsState};
-use crate::config::{Config, DEV_ROUTER_SECRET};
+use crate::config::Config;
+use crate::keys::Keys;
 use crate::routers::RouterRegistry;
 use crate::stores::embedded::RedbUserStore;
 use crate::stores::memory::{MemoryCallStore, MemoryFailureStore, MemorySessionStore};
@@ -75,28 +75,6 @@ pub fn call_store(cfg: &Config) -> anyhow::Result<Arc<dyn CallStore>> {
     })
 }
 
-/// The join-token signing key (`calls.signing_key_hex`, or the dev key with a warning).
-pub fn signing_key(cfg: &Config) -> anyhow::Result<SigningKey> {
-    match &cfg.calls.signing_key_hex {
-        Some(h) => corecast_proto::token::signing_key_from_hex(h)
-            .map_err(|e| anyhow::anyhow!("calls.signing_key_hex must be 64 hex digits: {e}")),
-        None => {
-            tracing::warn!(
-                "!!! calls.signing_key_hex is not set: using the PUBLIC development key; anyone can mint join tokens !!!"
-            );
-            Ok(corecast_proto::token::dev_signing_key())
-        }
-    }
-}
-
-/// The router secret (`router.secret`, or the dev secret with a warning).
-pub fn router_secret(cfg: &Config) -> String {
-    cfg.router.secret.clone().unwrap_or_else(|| {
-        tracing::warn!("router.secret is not set: using the development router secret");
-        DEV_ROUTER_SECRET.to_owned()
-    })
-}
-
 /// Auth state from config, with the given session store.
 pub async fn auth_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Result<Arc<AuthState>> {
     auth_state_with(cfg, sessions, user_store(cfg).await?)
@@ -112,8 +90,14 @@ pub fn auth_state_with(
     Ok(AuthState::new(users, sessions, failures, cfg.auth.clone(), Duration::from_secs(cfg.sessions.ttl_secs)))
 }
 
-/// Calls state from config, with the given session store.
+/// Calls state from config, with the given session store; the keys as [`Keys::resolve`]
+/// chooses them (generated into `stores.data_dir` on first start).
 pub fn calls_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Result<Arc<CallsState>> {
+    calls_state_with(cfg, sessions, Keys::resolve(cfg)?)
+}
+
+/// Calls state from config, with the given session store and keys.
+pub fn calls_state_with(cfg: &Config, sessions: Arc<dyn SessionStore>, keys: Keys) -> anyhow::Result<Arc<CallsState>> {
     let default =
         RouterRef { id: "default".into(), address: cfg.router.address.clone(), admin: cfg.router.admin.clone() };
     let registry = RouterRegistry::new(default, Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1)));
@@ -121,8 +105,8 @@ pub fn calls_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Res
         call_store(cfg)?,
         sessions,
         registry,
-        router_secret(cfg),
-        signing_key(cfg)?,
+        keys.router_secret,
+        keys.signing_key,
         cfg.calls.clone(),
         Duration::from_secs(cfg.sessions.ttl_secs),
     ))
@@ -180,19 +164,25 @@ impl Running {
 /// Starts auth and calls in this process on the given listeners, sharing one session store.
 /// The calls listener serves the auth service's user routes too (`/v1/register`, `/v1/login`,
 /// `/v1/logout`, `/v1/me`), for the web app it serves.
+///
+/// Fails if the keys cannot be read or generated, or if a development key is in use and a
+/// listener is not on a loopback address ([`Keys::check_listen`]).
 pub async fn start_both(
     cfg: &Config,
     auth_listener: TcpListener,
     calls_listener: TcpListener,
 ) -> anyhow::Result<Running> {
+    let keys = Keys::resolve(cfg)?;
+    let auth_addr = auth_listener.local_addr()?;
+    let calls_addr = calls_listener.local_addr()?;
+    keys.check_listen(auth_addr)?;
+    keys.check_listen(calls_addr)?;
     let sessions = session_store(cfg)?;
     let users = user_store(cfg).await?;
     let auth_state = auth_state_with(cfg, sessions.clone(), users.clone())?;
-    let calls_state = calls_state(cfg, sessions)?;
+    let calls_state = calls_state_with(cfg, sessions, keys)?;
     calls_state.set_users(users);
     let (stop, rx) = watch::channel(false);
-    let auth_addr = auth_listener.local_addr()?;
-    let calls_addr = calls_listener.local_addr()?;
     let tasks = vec![
         tokio::spawn(serve(auth_listener, auth::router(auth_state.clone()), rx.clone())),
         // The web app (served by calls) reaches auth on its own origin.

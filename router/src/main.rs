@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use corecast_core::RouterConfig;
-use corecast_proto::token;
-use corecast_router::config::FileConfig;
+use corecast_router::config::{FileConfig, Secrets};
 use corecast_router::server::{RouterServer, ServerConfig};
 use corecast_router::{admin, link};
 
@@ -34,10 +33,14 @@ struct Args {
     /// Socket backend: auto, basic, mmsg or uring.
     #[arg(long, env = "CORECAST_BACKEND")]
     backend: Option<String>,
-    /// Verifying key of the calls service (64 hex digits). Default: the
-    /// development key (never use it in production).
+    /// Verifying key of the calls service (64 hex digits: its `GET /v1/keys`).
+    /// Required unless --insecure-dev-keys.
     #[arg(long, env = "CORECAST_ROUTER_PUBLIC_KEY")]
     public_key_hex: Option<String>,
+    /// Use the PUBLIC development key and router secret when none is configured;
+    /// every listen address must then be a loopback address. For local development.
+    #[arg(long, env = "CORECAST_ROUTER_INSECURE_DEV_KEYS")]
+    insecure_dev_keys: bool,
     /// Participants of one call on its owning worker before the call spreads
     /// to the other workers (default: the largest full mesh one core carries).
     #[arg(long, env = "CORECAST_ROUTER_MAX_RECEIVERS_PER_WORKER")]
@@ -62,6 +65,9 @@ struct Args {
     /// Secret shared with the calls service (admin API and registration).
     #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     router_secret: Option<String>,
+    /// A file holding the router secret (e.g. the calls service's `data_dir/router-secret`).
+    #[arg(long, env = "CORECAST_ROUTER_SECRET_FILE")]
+    router_secret_file: Option<PathBuf>,
     /// Registration / heartbeat interval in milliseconds.
     #[arg(long, env = "CORECAST_ROUTER_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
@@ -79,14 +85,17 @@ fn main() -> anyhow::Result<()> {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
-    let key_hex = args.public_key_hex.clone().or(file.public_key_hex.clone());
-    let public_key = match key_hex {
-        Some(h) => token::verifying_key_from_hex(&h).context("public key must be 64 hex digits")?,
-        None => {
-            tracing::warn!("no public key configured: accepting tokens signed with the DEVELOPMENT key");
-            token::dev_signing_key().verifying_key()
-        }
-    };
+    let admin_listen = args.admin_listen.or(file.admin_listen);
+    let calls_url = args.calls_url.clone().or(file.calls_url.clone());
+    let listen = args.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:40000".parse().expect("valid address"));
+    let secrets = Secrets::resolve(
+        args.public_key_hex.as_deref().or(file.public_key_hex.as_deref()),
+        args.router_secret.clone().or(file.router_secret.clone()),
+        args.router_secret_file.as_deref().or(file.router_secret_file.as_deref()),
+        args.insecure_dev_keys || file.insecure_dev_keys.unwrap_or(false),
+        admin_listen.is_some() || calls_url.is_some(),
+    )?;
+    secrets.check_listen(&[Some(listen), admin_listen].into_iter().flatten().collect::<Vec<_>>())?;
     let workers = args.workers.or(file.workers).unwrap_or(1);
     let cpus = match (&file.cpus, args.pin) {
         (Some(c), _) => c.clone(),
@@ -113,20 +122,18 @@ fn main() -> anyhow::Result<()> {
         core.sd_audio_streams = n;
     }
     let cfg = ServerConfig {
-        listen: args.listen.or(file.listen).unwrap_or_else(|| "0.0.0.0:40000".parse().expect("valid address")),
+        listen,
         advertise_ip: file.advertise_ip,
         workers,
         cpus,
         backend: args.backend.or(file.backend).unwrap_or_else(|| "auto".into()),
         core,
-        public_key,
+        public_key: secrets.public_key,
         io: Default::default(),
     };
     let server = Arc::new(RouterServer::start(cfg).context("starting the router")?);
     println!("corecast-router listening on {:?} (backend {})", server.addresses(), server.backend());
-    let secret = args.router_secret.or(file.router_secret);
-    let admin_listen = args.admin_listen.or(file.admin_listen);
-    let calls_url = args.calls_url.or(file.calls_url);
+    let secret = secrets.router_secret;
     let router_id = args.router_id.or(file.router_id).unwrap_or_else(|| format!("router-{}", server.addresses()[0]));
     let heartbeat = Duration::from_millis(args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(5000).max(100));
 

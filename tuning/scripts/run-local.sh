@@ -2,7 +2,10 @@
 # `make run`: the whole system on embedded defaults (no external server):
 #   auth + calls (users in an embedded on-disk database under .run/data,
 #   sessions and calls in memory), the router and the codec pool, linked to
-#   each other;
+#   each other; calls generates its join-token signing key and the router
+#   secret into .run/data on first start (mode 0600, reused afterwards), the
+#   router gets the public key from calls' /v1/keys and reads the secret file,
+#   the codec pool gets the secret through its environment;
 # then two short live calls through all of it: 3 users register, log in,
 # start and join a call, and send media for 5 seconds (every packet checked);
 # then 2 users send real AV1 and a third asks for SD and saves the composite
@@ -27,15 +30,14 @@ AUTH=http://127.0.0.1:${AUTH_PORT:-8081}
 CALLS=http://127.0.0.1:${CALLS_PORT:-8082}
 ROUTER=127.0.0.1:${ROUTER_PORT:-40000}
 ADMIN=127.0.0.1:${ADMIN_PORT:-40100}
-SECRET=corecast-dev-router-secret
-mkdir -p .run/data
+mkdir -p .run
+mkdir -p -m 700 .run/data
 cat > .run/control.toml <<TOML
 [stores]
 data_dir = ".run/data"
 [router]
 address = "$ROUTER"
 admin = "http://$ADMIN"
-secret = "$SECRET"
 TOML
 
 # The services: their pids and names (name.log under .run/ is each one's log).
@@ -73,19 +75,30 @@ check_services() {
 RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-control" --config .run/control.toml \
   --auth-listen "${AUTH#http://}" --calls-listen "${CALLS#http://}" > .run/control.out 2> .run/control.log &
 svc_pids+=($!) svc_names+=(control)
-RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "$ROUTER" --admin-listen "$ADMIN" \
-  --calls-url "$CALLS" --router-id local --router-secret "$SECRET" --heartbeat-ms 1000 --stats-interval 0 \
-  > .run/router.out 2> .run/router.log &
-svc_pids+=($!) svc_names+=(router)
-RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-codec" --router-admin "http://$ADMIN" --calls-url "$CALLS" \
-  --router-secret "$SECRET" --poll-ms 200 > .run/codec.out 2> .run/codec.log &
-svc_pids+=($!) svc_names+=(codec)
 for _ in $(seq 100); do
-  curl -sf "$CALLS/v1/keys" >/dev/null 2>&1 && curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1 && break
+  curl -sf "$CALLS/v1/keys" >/dev/null 2>&1 && break
   check_services
   sleep 0.1
 done
-curl -sf "$CALLS/v1/keys" >/dev/null || { echo "control plane did not start; see .run/control.log" >&2; exit 1; }
+# The keys calls generated (or reused): its public key for the router, the router secret for the
+# router (from the file) and for the codec pool and the demo (through the environment, not argv).
+PUBLIC_KEY=$(curl -sf "$CALLS/v1/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key_hex"])') \
+  || { echo "control plane did not start; see .run/control.log" >&2; exit 1; }
+SECRET_FILE=.run/data/router-secret
+SECRET=$(cat "$SECRET_FILE")
+RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "$ROUTER" --admin-listen "$ADMIN" \
+  --calls-url "$CALLS" --router-id local --public-key-hex "$PUBLIC_KEY" --router-secret-file "$SECRET_FILE" \
+  --heartbeat-ms 1000 --stats-interval 0 > .run/router.out 2> .run/router.log &
+svc_pids+=($!) svc_names+=(router)
+CORECAST_ROUTER_SECRET=$SECRET RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-codec" --router-admin "http://$ADMIN" \
+  --calls-url "$CALLS" --poll-ms 200 > .run/codec.out 2> .run/codec.log &
+svc_pids+=($!) svc_names+=(codec)
+for _ in $(seq 100); do
+  curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1 && break
+  check_services
+  sleep 0.1
+done
+curl -sf "http://$ADMIN/healthz" >/dev/null || { echo "router did not start; see .run/router.log" >&2; exit 1; }
 sleep 1.2 # the router registers with calls
 check_services
 

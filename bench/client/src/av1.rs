@@ -326,35 +326,8 @@ pub fn read_ivf(path: &Path) -> io::Result<Vec<Vec<u8>>> {
     parse_ivf(&b)
 }
 
-/// Parses IVF bytes into frames.
-pub fn parse_ivf(b: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, format!("IVF: {m}"));
-    if b.len() < 32 || &b[0..4] != b"DKIF" {
-        return Err(bad("no DKIF header"));
-    }
-    if &b[8..12] != b"AV01" {
-        return Err(bad("not AV1 (fourcc is not AV01)"));
-    }
-    let hdr = usize::from(u16::from_le_bytes([b[6], b[7]]));
-    if hdr < 32 || hdr > b.len() {
-        return Err(bad("bad header length"));
-    }
-    let mut at = hdr;
-    let mut out = Vec::new();
-    while at < b.len() {
-        if b.len() - at < 12 {
-            return Err(bad("truncated frame header"));
-        }
-        let n = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
-        at += 12;
-        if b.len() - at < n {
-            return Err(bad("truncated frame"));
-        }
-        out.push(b[at..at + n].to_vec());
-        at += n;
-    }
-    Ok(out)
-}
+/// Parses IVF bytes into frames (the reader lives with the AV1 payload format).
+pub use corecast_codec::av1::parse_ivf;
 
 #[cfg(test)]
 mod tests {

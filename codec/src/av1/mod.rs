@@ -27,15 +27,17 @@
 //! N: first packet of a coded video sequence.
 //!
 //! Files: `obu` parses and writes OBUs and LEB128 values; `packetizer` and
-//! `depacketizer` are the two directions of the payload format. Every item is
+//! `depacketizer` are the two directions of the payload format; `ivf` reads the IVF container. Every item is
 //! re-exported here, as `corecast_codec::av1::...`.
 #![forbid(unsafe_code)]
 
 mod depacketizer;
+mod ivf;
 mod obu;
 mod packetizer;
 
 pub use depacketizer::{Av1Frame, Depacketizer, DepacketizerStats};
+pub use ivf::parse_ivf;
 pub use obu::{
     leb128_len, obus, read_leb128, starts_sequence, write_leb128, Obu, ObuIter, OBU_FRAME, OBU_FRAME_HEADER,
     OBU_METADATA, OBU_PADDING, OBU_REDUNDANT_FRAME_HEADER, OBU_SEQUENCE_HEADER, OBU_TEMPORAL_DELIMITER, OBU_TILE_GROUP,

@@ -13,6 +13,10 @@ struct Args {
     /// Listen address (overrides `calls.listen`).
     #[arg(long)]
     listen: Option<String>,
+    /// Use the PUBLIC development signing key and router secret when none is configured
+    /// (`insecure_dev_keys = true`); listening on loopback addresses only.
+    #[arg(long)]
+    insecure_dev_keys: bool,
 }
 
 #[tokio::main]
@@ -23,14 +27,17 @@ async fn main() -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         cfg.calls.listen = l;
     }
+    cfg.insecure_dev_keys |= args.insecure_dev_keys;
+    let keys = corecast_control::keys::Keys::resolve(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.calls.listen).await?;
+    keys.check_listen(listener.local_addr()?)?;
     let sessions = corecast_control::run::calls_session_store(&cfg)?;
-    let state = corecast_control::run::calls_state(&cfg, sessions)?;
+    let state = corecast_control::run::calls_state_with(&cfg, sessions, keys)?;
     // Participants' names for `GET /v1/calls/{id}`: from PostgreSQL when configured (the
     // embedded user database belongs to the auth process).
     if cfg.stores.postgres_url.is_some() {
         state.set_users(corecast_control::run::user_store(&cfg).await?);
     }
-    let listener = tokio::net::TcpListener::bind(&cfg.calls.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "calls listening");
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -18,6 +18,10 @@ struct Args {
     /// Calls listen address (overrides `calls.listen`).
     #[arg(long)]
     calls_listen: Option<String>,
+    /// Use the PUBLIC development signing key and router secret when none is configured
+    /// (`insecure_dev_keys = true`); listening on loopback addresses only.
+    #[arg(long)]
+    insecure_dev_keys: bool,
 }
 
 #[tokio::main]
@@ -31,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(l) = args.calls_listen {
         cfg.calls.listen = l;
     }
+    cfg.insecure_dev_keys |= args.insecure_dev_keys;
     let a = tokio::net::TcpListener::bind(&cfg.auth.listen).await?;
     let c = tokio::net::TcpListener::bind(&cfg.calls.listen).await?;
     let running = corecast_control::run::start_both(&cfg, a, c).await?;

@@ -49,6 +49,8 @@ pub struct Svc {
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut cfg = Config::default();
     cfg.stores.data_dir = dir.to_owned();
+    // The routers the tests start accept tokens signed with the development key.
+    cfg.insecure_dev_keys = true;
     cfg.auth.hash_workers = 2;
     cfg.calls.max_participants = 3;
     cfg.router.secret = Some("test-router-secret".into());

@@ -200,6 +200,12 @@ impl<'a> Iterator for Extensions<'a> {
                     continue;
                 }
                 let id = h >> 4;
+                if id == 0 {
+                    // RFC 8285 §4.2: id 0 is padding, a zero byte; with a length it is no
+                    // element (found by fuzz/fuzz_targets/rtp_ext.rs).
+                    self.pos = d.len();
+                    return Some(Err(RtpError::Extension));
+                }
                 if id == 15 {
                     // RFC 8285 §4.2: id 15 ends processing.
                     self.pos = d.len();
@@ -369,6 +375,21 @@ mod tests {
         let ext: Vec<_> = h.extensions(&b).map(|e| e.unwrap()).collect();
         assert_eq!(ext, vec![ExtElement { id: 1, data: &[0xAA] }, ExtElement { id: 2, data: &[0xBB, 0xCC] }]);
         assert_eq!(h.payload(&b), &[1, 2, 3]);
+    }
+
+    /// RFC 8285 §4.2: a one-byte header with id 0 and a length is not padding and no element:
+    /// the packet does not parse (as for any malformed element).
+    #[test]
+    fn one_byte_id_zero_with_a_length_is_an_error() {
+        let b: Vec<u8> = vec![
+            0x90, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, // RTP, X=1
+            0xBE, 0xDE, 0x00, 0x01, // one-byte profile, 1 word
+            0x00, 0x01, 0xAA, 0xBB, // padding, then "id 0, length 2" and its data
+            0x01, 0x02, // payload
+        ];
+        assert_eq!(RtpHeader::parse(&b).unwrap_err(), RtpError::Extension);
+        let ext: Vec<_> = Extensions { profile: 0xBEDE, data: &b[16..20], pos: 0 }.collect();
+        assert_eq!(ext, vec![Err(RtpError::Extension)]);
     }
 
     #[test]

@@ -240,10 +240,16 @@ pub fn verifying_key_from_hex(s: &str) -> Result<VerifyingKey, TokenError> {
 }
 
 /// A fixed development key. Never use it in production: anyone can mint
-/// tokens with it. `make run` and the tests use it when no key is configured.
+/// tokens with it. Tests use it; the services only with `--insecure-dev-keys`
+/// (and then on loopback addresses only).
 pub fn dev_signing_key() -> SigningKey {
     SigningKey::from_bytes(&[0x42; 32])
 }
+
+/// The public development router secret (routers, the codec pool and the calls service
+/// share a router secret). The services accept it only with `--insecure-dev-keys`, and then
+/// on loopback addresses only.
+pub const DEV_ROUTER_SECRET: &str = "corecast-dev-router-secret";
 
 /// Generates a fresh signing key.
 pub fn generate_signing_key() -> SigningKey {
