@@ -82,7 +82,7 @@ bench: build
 # (part of `make test`): FUZZ_SMOKE_SECONDS each.
 FUZZ_TARGETS := rtp rtp_ext rtcp session ice dtls twcc token router pipes sdp srtp temporal av1 ivf
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_SMOKE_SECONDS ?= 5
 fuzz-build:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build
