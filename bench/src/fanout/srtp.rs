@@ -73,6 +73,7 @@ fn start_router(
         core: RouterConfig {
             max_participants_per_call: args.participants.max(2),
             max_receivers_per_worker: args.participants.max(2),
+            overload_busy_permille: super::forwarders::OVERLOAD_OFF,
             ..RouterConfig::default()
         },
         public_key: token::dev_signing_key().verifying_key(),
