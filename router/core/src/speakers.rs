@@ -64,6 +64,42 @@ pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
     changed.then_some(chosen)
 }
 
+/// One publisher of a call (here or on another worker), as the rankings see it.
+struct Publisher {
+    pid: ParticipantId,
+    /// Its loudest audio stream's loudness (`None`: no level seen).
+    loudness: Option<u8>,
+    /// Its first video stream.
+    video: Option<Ssrc>,
+    /// Its video's place on the Last-N stage (the best of its streams').
+    stage: u8,
+}
+
+/// The call's publishers, in the order their streams were added.
+fn publishers(call: &Call) -> Vec<Publisher> {
+    let mut all: Vec<Publisher> = Vec::new();
+    for s in call.producers().filter(|s| s.role == Role::Publisher) {
+        let i = match all.iter().position(|e| e.pid == s.participant) {
+            Some(i) => i,
+            None => {
+                let stage = crate::producer::NOT_ON_STAGE;
+                all.push(Publisher { pid: s.participant, loudness: None, video: None, stage });
+                all.len() - 1
+            }
+        };
+        let e = &mut all[i];
+        match s.kind {
+            MediaKind::Audio if s.level_seen => e.loudness = e.loudness.max(Some(s.loudness)),
+            MediaKind::Video => {
+                e.video = e.video.or(Some(s.ssrc));
+                e.stage = e.stage.min(s.stage);
+            }
+            _ => {}
+        }
+    }
+    all
+}
+
 /// Ranks the call's publishers for Last-N receivers (mediasoup's and Jitsi's
 /// "last N"): each by its loudest audio stream (a publisher with no level
 /// counts as silent; ties by participant id, so the order is
@@ -74,23 +110,9 @@ pub(crate) fn rank(call: &mut Call, n: usize) -> Option<Vec<Ssrc>> {
 /// video SSRCs loudest first (at most [`MIXER_SPEAKERS`]), when its
 /// members or its first changed.
 pub(crate) fn stage(call: &mut Call, wanted: u8) -> Option<Vec<Ssrc>> {
-    // Per publisher (here or on another worker): loudness and previous place.
-    let mut ranked: Vec<(u16, ParticipantId, u8)> = Vec::new();
-    for s in call.producers().filter(|s| s.role == Role::Publisher) {
-        let i = match ranked.iter().position(|e| e.1 == s.participant) {
-            Some(i) => i,
-            None => {
-                ranked.push((0, s.participant, crate::producer::NOT_ON_STAGE));
-                ranked.len() - 1
-            }
-        };
-        let e = &mut ranked[i];
-        match s.kind {
-            MediaKind::Audio if s.level_seen => e.0 = e.0.max(u16::from(s.loudness)),
-            MediaKind::Video => e.2 = e.2.min(s.stage),
-            _ => {}
-        }
-    }
+    // Per publisher (here or on another worker): loudness (none: silent) and previous place.
+    let mut ranked: Vec<(u16, ParticipantId, u8)> =
+        publishers(call).into_iter().map(|p| (p.loudness.map_or(0, u16::from), p.pid, p.stage)).collect();
     for e in &mut ranked {
         e.0 += match e.2 {
             0 => 2 * HYSTERESIS,
@@ -127,27 +149,9 @@ pub(crate) const MIXER_SPEAKERS: usize = 9;
 /// [`HYSTERESIS`] dB of head start so the composite does not flicker.
 pub(crate) fn for_mixer(call: &mut Call) -> Option<Vec<Ssrc>> {
     let sent = &call.speakers_sent;
-    // Per publisher (here or on another worker): its loudest audio stream
-    // and its first video stream.
-    let mut by_participant: Vec<(ParticipantId, Option<u8>, Option<Ssrc>)> = Vec::new();
-    for s in call.producers().filter(|s| s.role == Role::Publisher) {
-        let i = match by_participant.iter().position(|e| e.0 == s.participant) {
-            Some(i) => i,
-            None => {
-                by_participant.push((s.participant, None, None));
-                by_participant.len() - 1
-            }
-        };
-        let e = &mut by_participant[i];
-        match s.kind {
-            MediaKind::Audio if s.level_seen => e.1 = e.1.max(Some(s.loudness)),
-            MediaKind::Video if e.2.is_none() => e.2 = Some(s.ssrc),
-            _ => {}
-        }
-    }
-    let mut ranked: Vec<(u16, u64, Ssrc)> = by_participant
+    let mut ranked: Vec<(u16, u64, Ssrc)> = publishers(call)
         .into_iter()
-        .filter_map(|(pid, loudness, video)| {
+        .filter_map(|Publisher { pid, loudness, video, .. }| {
             let (loudness, video) = (loudness?, video?);
             let head_start = match sent.iter().position(|&s| s == video) {
                 Some(0) => 2 * HYSTERESIS,

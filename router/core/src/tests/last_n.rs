@@ -25,14 +25,7 @@ fn audio(pid: u64, seq: u16, dbov: u8) -> Vec<u8> {
 /// receiver 50 at addr(50) that asks for Last-N = `n`.
 fn six_speakers(h: &mut H, n: u8) {
     for pid in 1..=6u64 {
-        let tok = h.token(call(1), pid, Role::Publisher);
-        let base = pid as u32 * 100;
-        let r = h.join_with(
-            addr(pid as u16),
-            tok,
-            vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)],
-        );
-        assert!(matches!(r, SessionMessage::JoinAck { .. }));
+        h.join_av(addr(pid as u16), pid);
     }
     let token = h.token(call(1), 50, Role::Subscriber);
     h.input(addr(50), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd }.to_vec());

@@ -86,6 +86,13 @@ impl H {
         let reply = self.join_with(a, tok, vec![(Ssrc(ssrc), MediaKind::Video)]);
         assert!(matches!(reply, SessionMessage::JoinAck { participant, .. } if participant == pid), "{reply:?}");
     }
+    /// Publisher `pid` of `call(1)` at `a` with audio SSRC pid*100 and video pid*100+1.
+    fn join_av(&mut self, a: SocketAddr, pid: u64) {
+        let tok = self.token(call(1), pid, Role::Publisher);
+        let base = pid as u32 * 100;
+        let r = self.join_with(a, tok, vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)]);
+        assert!(matches!(r, SessionMessage::JoinAck { .. }), "{r:?}");
+    }
     fn advance(&mut self, d: Duration) {
         self.now += d;
         self.r.handle_input(self.now, Input::Timeout);
@@ -109,10 +116,7 @@ fn rtp_pt(ssrc: u32, seq: u16, pt: u8) -> Vec<u8> {
 /// (audio 200, video 201); receiver 3 at addr 2 (audio 300, video 301).
 fn sd_call(h: &mut H, mixer: bool) {
     for (i, pid) in [(0u16, 1u64), (1, 2), (2, 3)] {
-        let tok = h.token(call(1), pid, Role::Publisher);
-        let base = pid as u32 * 100;
-        let r = h.join_with(addr(i), tok, vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)]);
-        assert!(matches!(r, SessionMessage::JoinAck { .. }));
+        h.join_av(addr(i), pid);
     }
     if mixer {
         let tok = h.token(call(1), 9, Role::Mixer);

@@ -224,14 +224,7 @@ fn the_mixer_is_told_who_speaks_loudest_first_only_when_it_changes() {
     let mut h = H::new();
     // Publishers 1..=4: audio pid*100, video pid*100+1.
     for pid in 1..=4u64 {
-        let tok = h.token(call(1), pid, Role::Publisher);
-        let base = pid as u32 * 100;
-        let r = h.join_with(
-            addr(pid as u16),
-            tok,
-            vec![(Ssrc(base), MediaKind::Audio), (Ssrc(base + 1), MediaKind::Video)],
-        );
-        assert!(matches!(r, SessionMessage::JoinAck { .. }));
+        h.join_av(addr(pid as u16), pid);
     }
     let mut talk = Talk { seq: 0 };
     let levels = [(1, Some(60)), (2, Some(20)), (3, Some(40)), (4, Some(100))];
