@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use corecast_proto::join_key::JoinSecret;
+
 use crate::placement::Placement;
 use crate::webrtc::{Codec, SenderFormat};
 
@@ -103,6 +105,10 @@ pub struct RouterConfig {
     /// ... and at this or less for [`RouterConfig::hd_recovery`], one of them
     /// returns to HD every 5 s.
     pub overload_relief_permille: u16,
+    /// The secret shared with the calls service that join keys are derived
+    /// from ([`corecast_proto::join_key`]): a native join must be signed with
+    /// its token's key. `None`: every native join is refused (401).
+    pub join_secret: Option<JoinSecret>,
 }
 
 impl Default for RouterConfig {
@@ -134,6 +140,7 @@ impl Default for RouterConfig {
             retransmission: true,
             overload_busy_permille: 900,
             overload_relief_permille: 700,
+            join_secret: None,
         }
     }
 }

@@ -32,6 +32,7 @@
 //! - `config`, `placement`: [`RouterConfig`] and [`Placement`] (which worker owns a call);
 //! - `call`, `participant`, `producer`, `consumer`, `transport`, `pipe`: the state;
 //! - `membership`: joins, leaves, commands, silence timeouts, spreading;
+//!   `address_check`: signed joins moving only after a check, revoked tokens;
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);
 //! - `framerate`: frame-rate caps (`max_fps`) by dropping upper temporal layers;
 //! - `rtcp_route`: RTCP routing; `keyframe`: the one keyframe-request throttle;
@@ -48,6 +49,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod address_check;
 mod api;
 mod call;
 mod config;
@@ -118,6 +120,12 @@ pub struct Router {
     webrtc_addrs: FxHashMap<SocketAddr, (CallId, ParticipantId)>,
     dtls: Option<std::sync::Arc<webrtc::DtlsIdentity>>,
     ended: FxHashMap<CallId, Instant>,
+    /// New addresses of native participants, waiting for their check's
+    /// answer (see `address_check`).
+    checking: FxHashMap<SocketAddr, (CallId, ParticipantId)>,
+    /// Native participants that left or were removed, until their token's
+    /// expiry (Unix ms): their token admits nobody again.
+    revoked: FxHashMap<(CallId, ParticipantId), u64>,
     out: Outbox,
     next_sweep: Option<Instant>,
     next_rank: Option<Instant>,
@@ -149,6 +157,8 @@ impl Router {
             webrtc_addrs: FxHashMap::default(),
             dtls: None,
             ended: FxHashMap::default(),
+            checking: FxHashMap::default(),
+            revoked: FxHashMap::default(),
             out: Outbox::new(),
             next_sweep: None,
             next_rank: None,
@@ -283,6 +293,7 @@ impl Router {
             }
         }
         self.sweep_silent(now);
+        self.sweep_checks(now);
         self.sweep_webrtc(now);
         self.sweep_pipes(now);
         self.ended.retain(|_, until| *until > now);

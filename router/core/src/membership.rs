@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use corecast_proto::session::{JoinErrorCode, Quality, SessionMessage};
+use corecast_proto::join_key::JoinKey;
+use corecast_proto::session::{self, JoinErrorCode, Quality, SessionMessage};
 use corecast_proto::token::{self, CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
@@ -20,14 +21,17 @@ use crate::webrtc::SenderFormat;
 use crate::Router;
 
 /// A join's claims and declarations, once its token verified.
-struct Join {
-    txid: [u8; 12],
-    source: SocketAddr,
-    call: CallId,
-    participant: ParticipantId,
+pub(crate) struct Join {
+    pub(crate) txid: [u8; 12],
+    pub(crate) source: SocketAddr,
+    pub(crate) call: CallId,
+    pub(crate) participant: ParticipantId,
     role: Role,
     ssrcs: Vec<(Ssrc, MediaKind)>,
     quality: Quality,
+    /// The token's join key (the join is signed with it).
+    pub(crate) key: JoinKey,
+    token_expires_ms: u64,
 }
 
 impl Router {
@@ -39,30 +43,45 @@ impl Router {
         self.out.stats.session_messages += 1;
         match msg {
             SessionMessage::Join { txid, token, ssrcs, quality } => {
-                self.handle_join(now, source, txid, &token, ssrcs, quality)
+                self.handle_join(now, source, txid, &token, ssrcs, quality, contents)
             }
-            SessionMessage::Keepalive { .. } => match self.participant_mut(source) {
-                Some(p) => p.last_seen = now,
-                None => self.out.drop_packet(DropReason::Unadmitted),
-            },
-            SessionMessage::Leave { .. } => match self.by_addr.get(&source).copied() {
-                Some((call, pid)) => self.remove_participant(call, pid, LeaveReason::Left, false),
-                None => self.out.drop_packet(DropReason::Unadmitted),
-            },
-            SessionMessage::Quality { quality, .. } => match self.by_addr.get(&source).copied() {
-                Some((call, pid)) => self.set_quality(now, call, pid, quality, true),
-                None => self.out.drop_packet(DropReason::Unadmitted),
-            },
-            SessionMessage::LastN { n, .. } => match self.participant_mut(source) {
-                Some(p) => {
+            SessionMessage::CheckReply { txid } => self.handle_check_reply(now, source, txid, contents),
+            SessionMessage::Keepalive { .. }
+            | SessionMessage::Leave { .. }
+            | SessionMessage::Quality { .. }
+            | SessionMessage::LastN { .. } => {
+                // Signed with the sender's join key, or it is not the participant.
+                let Some(&(call, pid)) = self.by_addr.get(&source) else {
+                    return self.out.drop_packet(DropReason::Unadmitted);
+                };
+                if !self.signed_by(source, contents) {
+                    return self.out.drop_packet(DropReason::BadIntegrity);
+                }
+                self.handle_signed(now, source, call, pid, msg)
+            }
+            // Messages only a router sends.
+            SessionMessage::JoinAck { .. }
+            | SessionMessage::JoinError { .. }
+            | SessionMessage::CallEnded { .. }
+            | SessionMessage::Check { .. } => self.out.drop_packet(DropReason::Malformed),
+        }
+    }
+
+    /// An admitted native participant's signed message.
+    fn handle_signed(&mut self, now: Instant, source: SocketAddr, call: CallId, pid: ParticipantId, msg: SessionMessage) {
+        match msg {
+            SessionMessage::Leave { .. } => self.remove_participant(call, pid, LeaveReason::Left, false),
+            SessionMessage::Quality { quality, .. } => self.set_quality(now, call, pid, quality, true),
+            SessionMessage::LastN { n, .. } => {
+                if let Some(p) = self.participant_mut(source) {
                     p.last_seen = now;
                     p.last_n = (n > 0).then_some(n);
                 }
-                None => self.out.drop_packet(DropReason::Unadmitted),
-            },
-            // Messages only a router sends.
-            SessionMessage::JoinAck { .. } | SessionMessage::JoinError { .. } | SessionMessage::CallEnded { .. } => {
-                self.out.drop_packet(DropReason::Malformed)
+            }
+            _ => {
+                if let Some(p) = self.participant_mut(source) {
+                    p.last_seen = now;
+                }
             }
         }
     }
@@ -74,7 +93,7 @@ impl Router {
         Some(&mut c.participants[i])
     }
 
-    fn join_error(&mut self, source: SocketAddr, txid: [u8; 12], code: JoinErrorCode, reason: &str) {
+    pub(crate) fn join_error(&mut self, source: SocketAddr, txid: [u8; 12], code: JoinErrorCode, reason: &str) {
         self.out.stats.joins_refused += 1;
         let m = SessionMessage::JoinError { txid, code, reason: reason.to_string(), alternate: None };
         self.out.transmit(source, Bytes::from(m.to_vec()));
@@ -91,7 +110,7 @@ impl Router {
         self.out.transmit(source, Bytes::from(m.to_vec()));
     }
 
-    fn join_ack(&mut self, source: SocketAddr, txid: [u8; 12], pid: ParticipantId) {
+    pub(crate) fn join_ack(&mut self, source: SocketAddr, txid: [u8; 12], pid: ParticipantId) {
         let m = SessionMessage::JoinAck {
             txid,
             mapped: source,
@@ -101,6 +120,7 @@ impl Router {
         self.out.transmit(source, Bytes::from(m.to_vec()));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_join(
         &mut self,
         now: Instant,
@@ -109,6 +129,7 @@ impl Router {
         token_bytes: &[u8],
         ssrcs: Vec<(Ssrc, MediaKind)>,
         quality: Quality,
+        contents: &[u8],
     ) {
         let claims = match token::verify(&self.key, token_bytes, self.unix_ms(now)) {
             Ok(c) => c,
@@ -117,6 +138,20 @@ impl Router {
                 return self.join_error(source, txid, JoinErrorCode::Unauthorized, &e.to_string());
             }
         };
+        let Some(secret) = &self.config.join_secret else {
+            self.out.drop_packet(DropReason::BadIntegrity);
+            return self.join_error(source, txid, JoinErrorCode::Unauthorized, "router has no join secret");
+        };
+        let key = secret.key_for(token_bytes);
+        if session::verify(contents, key.as_bytes()).is_err() {
+            self.out.drop_packet(DropReason::BadIntegrity);
+            let why = "join not signed with the token's join key (from the calls service's join reply)";
+            return self.join_error(source, txid, JoinErrorCode::Unauthorized, why);
+        }
+        if self.revoked.contains_key(&(claims.call_id, claims.participant_id)) {
+            self.out.drop_packet(DropReason::BadToken);
+            return self.join_error(source, txid, JoinErrorCode::Unauthorized, "token revoked: the participant left");
+        }
         let j = Join {
             txid,
             source,
@@ -125,6 +160,8 @@ impl Router {
             role: claims.role,
             ssrcs,
             quality,
+            key,
+            token_expires_ms: claims.expires_at_ms,
         };
         let placement = &self.config.placement;
         let hub = placement.owns(&j.call);
@@ -156,14 +193,10 @@ impl Router {
         }
         let created = !self.calls.contains_key(&j.call);
         let call = self.calls.entry(j.call).or_insert_with(|| Call::new(j.call, hub));
-        // The same participant from a new address (NAT rebinding, reconnect): move it.
-        if let Some(i) = call.index_of(j.participant) {
-            let old = call.participants[i].transport.remote();
-            call.participants[i].transport.set_remote(source);
-            call.participants[i].last_seen = now;
-            self.by_addr.remove(&old);
-            self.by_addr.insert(source, (j.call, j.participant));
-            return self.join_ack(source, txid, j.participant);
+        // The same participant from a new address (NAT rebinding, reconnect,
+        // or a replayed join): moved only once a check from there passes.
+        if call.index_of(j.participant).is_some() {
+            return self.check_new_address(now, &j);
         }
         if let Some(reason) = self.refusal(&j) {
             if created {
@@ -240,7 +273,7 @@ impl Router {
         let mut p = Participant::new(
             j.participant,
             j.role,
-            Transport::udp(j.source),
+            Transport::udp(j.source, j.key.clone(), j.token_expires_ms),
             now,
             QualityState::joined(j.quality),
             SenderFormat { audio_level: self.config.audio_level_ext_id, ..self.config.native_format.clone() },
@@ -301,6 +334,13 @@ impl Router {
         match &p.transport {
             Transport::Udp(u) => {
                 self.by_addr.remove(&u.remote);
+                if let Some(m) = &u.moving {
+                    self.checking.remove(&m.to);
+                }
+                // A participant that left or was removed cannot come back with its token.
+                if matches!(reason, LeaveReason::Left | LeaveReason::Removed) {
+                    self.revoked.insert((call_id, pid), u.token_expires_ms);
+                }
             }
             Transport::WebRtc(w) => {
                 for a in w.ice.valid_addresses() {
@@ -312,7 +352,11 @@ impl Router {
         }
         if notify {
             let m = SessionMessage::CallEnded { txid: [0; 12] };
-            p.transport.send(&mut self.out, Bytes::from(m.to_vec()));
+            let bytes = match &p.transport {
+                Transport::Udp(u) => m.to_signed_vec(&u.key),
+                Transport::WebRtc(_) => m.to_vec(),
+            };
+            p.transport.send(&mut self.out, Bytes::from(bytes));
         }
         self.out.stats.leaves += 1;
         self.out.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });

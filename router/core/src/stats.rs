@@ -7,8 +7,10 @@ pub enum DropReason {
     Malformed,
     /// From an address no valid join admitted.
     Unadmitted,
-    /// A join whose token is malformed, forged or expired.
+    /// A join whose token is malformed, forged, expired or revoked.
     BadToken,
+    /// A session message not signed with its participant's join key.
+    BadIntegrity,
     /// RTP with an SSRC the sender does not own.
     SsrcNotOwned,
     /// RTP from a subscriber.
@@ -56,6 +58,10 @@ pub struct RouterStats {
     pub joins_refused: u64,
     /// Joins redirected to another worker.
     pub joins_redirected: u64,
+    /// Checks sent to a new address of an admitted native participant.
+    pub address_checks: u64,
+    /// Native participants moved to a new address after a passed check.
+    pub address_moves: u64,
     /// Participants removed for any reason.
     pub leaves: u64,
     /// Participants removed for silence.
@@ -110,6 +116,8 @@ pub struct RouterStats {
     pub dropped_unadmitted: u64,
     /// Dropped: bad token.
     pub dropped_bad_token: u64,
+    /// Dropped: a session message not signed with the sender's join key.
+    pub dropped_bad_integrity: u64,
     /// Dropped: SSRC not owned by the sender.
     pub dropped_ssrc_not_owned: u64,
     /// Dropped: RTP from a subscriber.
@@ -146,6 +154,7 @@ impl RouterStats {
             DropReason::Malformed => &mut self.dropped_malformed,
             DropReason::Unadmitted => &mut self.dropped_unadmitted,
             DropReason::BadToken => &mut self.dropped_bad_token,
+            DropReason::BadIntegrity => &mut self.dropped_bad_integrity,
             DropReason::SsrcNotOwned => &mut self.dropped_ssrc_not_owned,
             DropReason::NotPublisher => &mut self.dropped_not_publisher,
             DropReason::KeyframeThrottled => &mut self.dropped_keyframe_throttled,
@@ -163,6 +172,7 @@ impl RouterStats {
         self.dropped_malformed
             + self.dropped_unadmitted
             + self.dropped_bad_token
+            + self.dropped_bad_integrity
             + self.dropped_ssrc_not_owned
             + self.dropped_not_publisher
             + self.dropped_keyframe_throttled
@@ -189,6 +199,8 @@ impl RouterStats {
             joins,
             joins_refused,
             joins_redirected,
+            address_checks,
+            address_moves,
             leaves,
             timeouts,
             keyframe_requests,
@@ -210,6 +222,7 @@ impl RouterStats {
             dropped_malformed,
             dropped_unadmitted,
             dropped_bad_token,
+            dropped_bad_integrity,
             dropped_ssrc_not_owned,
             dropped_not_publisher,
             dropped_keyframe_throttled,

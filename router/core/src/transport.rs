@@ -8,8 +8,10 @@
 //! than by a participant.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use bytes::Bytes;
+use corecast_proto::join_key::JoinKey;
 use corecast_proto::rtp::RtpHeader;
 
 use crate::outbox::Outbox;
@@ -25,18 +27,39 @@ pub(crate) enum Transport {
     WebRtc(Box<WebRtcTransport>),
 }
 
-/// The native UDP leg: the peer's address, learned from its join.
+/// The native UDP leg: the peer's address, learned from its join, and the
+/// key its session messages are signed with.
 #[derive(Debug, Clone)]
 pub(crate) struct UdpTransport {
     pub remote: SocketAddr,
+    /// The join key of the token it joined with.
+    pub key: JoinKey,
+    /// When that token expires (Unix ms): how long a revocation is kept.
+    pub token_expires_ms: u64,
+    /// A move to a new address, waiting for the peer's answer to a check
+    /// from there (see `address_check`).
+    pub moving: Option<Move>,
+}
+
+/// A native leg's pending address change.
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    /// The address the join came from.
+    pub to: SocketAddr,
+    /// The check's transaction id (unpredictable without the key).
+    pub check: [u8; 12],
+    /// The join's transaction id, for the JoinAck once the check passes.
+    pub join_txid: [u8; 12],
+    /// The check is void after this.
+    pub until: Instant,
 }
 
 /// The address of a WebRTC leg no check has reached yet.
 pub(crate) const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 impl Transport {
-    pub fn udp(remote: SocketAddr) -> Transport {
-        Transport::Udp(UdpTransport { remote })
+    pub fn udp(remote: SocketAddr, key: JoinKey, token_expires_ms: u64) -> Transport {
+        Transport::Udp(UdpTransport { remote, key, token_expires_ms, moving: None })
     }
 
     /// The peer's address (what the router sends to).
@@ -45,14 +68,6 @@ impl Transport {
         match self {
             Transport::Udp(u) => u.remote,
             Transport::WebRtc(w) => w.ice.remote().unwrap_or(NOWHERE),
-        }
-    }
-
-    /// Follows a native peer to a new address (NAT rebinding, reconnect);
-    /// a WebRTC leg follows its peer through ICE checks only.
-    pub fn set_remote(&mut self, remote: SocketAddr) {
-        if let Transport::Udp(u) = self {
-            u.remote = remote;
         }
     }
 

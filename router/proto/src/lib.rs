@@ -11,6 +11,7 @@
 //! - [`srtp`]: SRTP and SRTCP (RFC 3711, RFC 7714 AES-GCM) for WebRTC legs, keyed from DTLS-SRTP;
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
+//! - [`join_key`]: the per-join key a native client signs its session messages with;
 //! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
 //! - [`demux`]: first-byte (RFC 7983) classification of a datagram;
 //! - [`ids`]: SSRC, sequence number, RTP timestamp, payload type and media kind;
@@ -27,6 +28,7 @@
 pub mod demux;
 pub mod ice;
 pub mod ids;
+pub mod join_key;
 pub mod placement;
 pub mod rtcp;
 pub mod rtp;

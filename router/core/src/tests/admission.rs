@@ -125,20 +125,12 @@ fn subscriber_receives_but_cannot_publish() {
 }
 
 #[test]
-fn join_is_idempotent_and_follows_address_changes() {
+fn join_is_idempotent() {
     let mut h = H::new();
     h.join(addr(0), call(1), 1, 100);
     h.join(addr(0), call(1), 1, 100); // retransmitted join
     assert_eq!(h.r.participant_count(), 1);
-    h.join(addr(1), call(1), 2, 101);
-    // Participant 1 reconnects from a new port with a fresh token.
-    let tok = h.token(call(1), 1, Role::Publisher);
-    assert!(matches!(h.join_with(addr(5), tok, vec![(Ssrc(100), MediaKind::Video)]), SessionMessage::JoinAck { .. }));
-    assert_eq!(h.r.participant_count(), 2);
-    h.input(addr(1), rtp(101, 1));
-    assert_eq!(h.take()[0].destination, addr(5));
-    h.input(addr(0), rtp(100, 1));
-    assert!(h.take().is_empty(), "old address is no longer admitted");
+    assert_eq!(h.r.stats().joins, 1);
 }
 
 #[test]
@@ -159,7 +151,7 @@ fn silence_timeout_with_synthetic_time() {
     h.events.clear();
     for _ in 0..20 {
         h.advance(Duration::from_secs(1));
-        h.input(addr(0), SessionMessage::Keepalive { txid: [0; 12] }.to_vec());
+        h.session(addr(0), SessionMessage::Keepalive { txid: [0; 12] });
     }
     assert_eq!(h.r.participant_count(), 1);
     assert_eq!(
@@ -206,7 +198,7 @@ fn leave_and_end_call() {
     for i in 0..3u16 {
         h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
     }
-    h.input(addr(2), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    h.session(addr(2), SessionMessage::Leave { txid: [0; 12] });
     assert_eq!(h.r.participant_count(), 2);
     h.events.clear();
     h.r.handle_input(h.now, Input::Command(Command::EndCall(call(1))));

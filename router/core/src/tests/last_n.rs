@@ -28,8 +28,8 @@ fn six_speakers(h: &mut H, n: u8) {
         h.join_av(addr(pid as u16), pid);
     }
     let token = h.token(call(1), 50, Role::Subscriber);
-    h.input(addr(50), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd }.to_vec());
-    h.input(addr(50), SessionMessage::LastN { txid: [2; 12], n }.to_vec());
+    h.session(addr(50), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd });
+    h.session(addr(50), SessionMessage::LastN { txid: [2; 12], n });
     h.take();
 }
 
@@ -121,7 +121,7 @@ fn last_n_two_in_a_six_speaker_call_gets_only_the_two_loudest_videos() {
     assert!(stages(&sent).iter().any(|s| s[..2] == [501, 201]), "{:?}", stages(&sent));
     assert!(plis_to(&sent, 5) >= 1, "5's video resumed: a keyframe request");
     // Last-N 0: everyone's video again.
-    h.input(addr(50), SessionMessage::LastN { txid: [3; 12], n: 0 }.to_vec());
+    h.session(addr(50), SessionMessage::LastN { txid: [3; 12], n: 0 });
     let (video, _, _) = talk(&mut h, &mut seq, 2, [90, 20, 80, 80, 5, 80]);
     assert_eq!(video, vec![101, 201, 301, 401, 501, 601]);
 }

@@ -15,6 +15,7 @@ use corecast_proto::{MediaKind, Ssrc};
 use crate::{Command, Event, Input, LeaveReason, Output, Placement, Router, RouterConfig, Transmit};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::RtpPacket;
+use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::session::SessionMessage;
 use corecast_proto::token::{Claims, SigningKey};
 use corecast_proto::{Pt, SeqNo};
@@ -28,6 +29,19 @@ struct H {
     key: SigningKey,
     transmits: Vec<Transmit>,
     events: Vec<Event>,
+    /// The join key each address joined with (what [`H::session`] signs with).
+    keys: std::collections::HashMap<SocketAddr, JoinKey>,
+}
+
+/// `m` as a client sends it: signed with the join key of `tok` (test
+/// routers use the development join secret, [`keyed`]).
+fn signed(m: &SessionMessage, tok: &[u8]) -> Vec<u8> {
+    m.to_signed_vec(&JoinSecret::dev().key_for(tok))
+}
+
+/// `cfg` with the development join secret (unless it has one).
+fn keyed(cfg: RouterConfig) -> RouterConfig {
+    RouterConfig { join_secret: cfg.join_secret.clone().or_else(|| Some(JoinSecret::dev())), ..cfg }
 }
 
 fn addr(i: u16) -> SocketAddr {
@@ -50,7 +64,22 @@ impl H {
     fn with(cfg: RouterConfig) -> H {
         let key = token::dev_signing_key();
         let now = Instant::now();
-        H { r: Router::new(cfg, key.verifying_key(), now, EPOCH_MS), now, key, transmits: vec![], events: vec![] }
+        let r = Router::new(keyed(cfg), key.verifying_key(), now, EPOCH_MS);
+        H { r, now, key, transmits: vec![], events: vec![], keys: Default::default() }
+    }
+    /// Sends a session message from `a`, signed as a client signs it: a
+    /// join with its token's key (remembered for `a`), anything else with
+    /// the key `a` joined with (a zero key if it did not).
+    fn session(&mut self, a: SocketAddr, m: SessionMessage) {
+        let key = match &m {
+            SessionMessage::Join { token, .. } => {
+                let k = JoinSecret::dev().key_for(token);
+                self.keys.insert(a, k.clone());
+                k
+            }
+            _ => self.keys.get(&a).cloned().unwrap_or_else(|| JoinKey::from_bytes([0; 32])),
+        };
+        self.input(a, m.to_signed_vec(&key));
     }
     fn token(&self, c: CallId, pid: u64, role: Role) -> Vec<u8> {
         let claims = Claims { call_id: c, participant_id: ParticipantId(pid), role, expires_at_ms: EPOCH_MS + 60_000 };
@@ -74,8 +103,7 @@ impl H {
         std::mem::take(&mut self.transmits)
     }
     fn join_with(&mut self, a: SocketAddr, tok: Vec<u8>, ssrcs: Vec<(Ssrc, MediaKind)>) -> SessionMessage {
-        let m = SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd };
-        self.input(a, m.to_vec());
+        self.session(a, SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd });
         let t = self.take();
         assert_eq!(t.len(), 1, "one reply to a join");
         assert_eq!(t[0].destination, a);
@@ -144,6 +172,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 mod admission;
 mod composite;
 mod framerate;
+mod hijack;
 mod last_n;
 mod net;
 mod overload;

@@ -356,7 +356,7 @@ impl Client {
                 let ssrcs =
                     if self.declares { self.streams.iter().map(|s| (s.ssrc, s.kind)).collect() } else { vec![] };
                 let m = SessionMessage::Join { txid: [7; 12], token: self.token.clone(), ssrcs, quality: self.quality };
-                self.up.send(now, Bytes::from(m.to_vec()));
+                self.up.send(now, Bytes::from(super::signed(&m, &self.token)));
                 self.next_join = now + Duration::from_millis(250);
             }
             return;
@@ -461,7 +461,7 @@ impl Sim {
     pub fn new(cfg: RouterConfig, seed: u64) -> Sim {
         let key = token::dev_signing_key();
         let now = Instant::now();
-        let router = Router::new(cfg, key.verifying_key(), now, EPOCH_MS);
+        let router = Router::new(super::keyed(cfg), key.verifying_key(), now, EPOCH_MS);
         Sim {
             now,
             router,

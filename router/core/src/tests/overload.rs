@@ -13,7 +13,7 @@ fn call_with_video(h: &mut H) {
         h.join(addr(pid as u16), call(1), pid, pid as u32 * 100 + 1);
     }
     let token = h.token(call(1), 4, Role::Subscriber);
-    h.input(addr(4), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd }.to_vec());
+    h.session(addr(4), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd });
     send_video(h, 0, 50);
 }
 
@@ -31,7 +31,7 @@ fn send_video(h: &mut H, from: u16, frames: u16) {
 /// test would otherwise time out).
 fn load(h: &mut H, busy_permille: u16) {
     for pid in 1..=4u16 {
-        h.input(addr(pid), SessionMessage::Keepalive { txid: [0; 12] }.to_vec());
+        h.session(addr(pid), SessionMessage::Keepalive { txid: [0; 12] });
     }
     h.r.handle_input(h.now, Input::Load { busy_permille });
     h.drain();
@@ -91,11 +91,11 @@ fn a_receiver_that_chose_sd_or_hd_itself_is_left_to_its_choice() {
     let mut h = H::new();
     call_with_video(&mut h);
     // The subscriber asks for SD itself: pinned, never moved back by the load.
-    h.input(addr(4), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    h.session(addr(4), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd });
     load(&mut h, 950);
     assert_eq!(changes(&h), vec![(4, true), (1, true)], "the load moved publisher 1, not the pinned subscriber");
     // An explicit HD request ends the load's hold on 1.
-    h.input(addr(1), SessionMessage::Quality { txid: [0; 12], quality: Quality::Hd }.to_vec());
+    h.session(addr(1), SessionMessage::Quality { txid: [0; 12], quality: Quality::Hd });
     for _ in 0..20 {
         h.advance(Duration::from_secs(1));
         load(&mut h, 100);

@@ -7,8 +7,7 @@ fn mixer_output_goes_to_sd_receivers_only() {
     let mut h = H::new();
     h.join(addr(0), call(1), 1, 100);
     let tok = h.token(call(1), 2, Role::Subscriber);
-    let m = SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Sd };
-    h.input(addr(1), m.to_vec());
+    h.session(addr(1), SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Sd });
     h.take();
     let tok = h.token(call(1), 3, Role::Mixer);
     assert!(matches!(h.join_with(addr(2), tok, vec![(Ssrc(900), MediaKind::Video)]), SessionMessage::JoinAck { .. }));
@@ -23,7 +22,7 @@ fn sd_receiver_gets_composite_and_audio_hd_receivers_are_unaffected() {
     let mut h = H::new();
     sd_call(&mut h, true);
     h.events.clear();
-    h.input(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    h.session(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd });
     assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: true }));
     h.take();
     // Publisher video: HD receiver and mixer get it, SD receiver does not.
@@ -37,7 +36,7 @@ fn sd_receiver_gets_composite_and_audio_hd_receivers_are_unaffected() {
     assert_eq!(dests(&h.take()), vec![addr(2)]);
     // Leaving removes the demand.
     h.events.clear();
-    h.input(addr(2), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    h.session(addr(2), SessionMessage::Leave { txid: [0; 12] });
     assert!(h.events.contains(&Event::MixerDemand { call: call(1), needed: false }));
     // ... and the mixer is told to go.
     assert!(h.events.contains(&Event::ParticipantLeft {
@@ -55,7 +54,7 @@ fn sd_receiver_gets_composite_and_audio_hd_receivers_are_unaffected() {
 fn without_a_mixer_sd_receivers_keep_raw_video() {
     let mut h = H::new();
     sd_call(&mut h, false);
-    h.input(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    h.session(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd });
     h.take();
     h.input(addr(0), rtp_pt(101, 1, 96));
     assert_eq!(dests(&h.take()), vec![addr(1), addr(2)]);
@@ -144,7 +143,7 @@ fn heavy_loss_moves_a_receiver_to_sd_and_back_with_hysteresis_and_no_sequence_ga
 fn explicit_sd_is_not_undone_by_good_reports() {
     let mut h = H::new();
     sd_call(&mut h, true);
-    h.input(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    h.session(addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd });
     h.events.clear();
     for _ in 0..30 {
         h.now += Duration::from_secs(1);

@@ -40,6 +40,8 @@ struct Pair {
     key: SigningKey,
     delivered: Vec<(SocketAddr, Bytes)>,
     events: Vec<Event>,
+    /// The token each address joined with.
+    tokens: std::collections::HashMap<SocketAddr, Vec<u8>>,
 }
 
 impl Pair {
@@ -55,10 +57,20 @@ impl Pair {
         let w = (0..2)
             .map(|i| {
                 let cfg = RouterConfig { placement: Placement { index: i, addresses: addrs.clone() }, ..cfg.clone() };
-                Router::new(cfg, key.verifying_key(), now, EPOCH_MS)
+                Router::new(super::keyed(cfg), key.verifying_key(), now, EPOCH_MS)
             })
             .collect();
-        Pair { w, now, key, delivered: vec![], events: vec![] }
+        Pair { w, now, key, delivered: vec![], events: vec![], tokens: Default::default() }
+    }
+
+    /// A session message from `source`, signed with the key of the token
+    /// it joined with (a join: its own).
+    fn session(&mut self, worker: usize, source: SocketAddr, m: SessionMessage) {
+        if let SessionMessage::Join { token, .. } = &m {
+            self.tokens.insert(source, token.clone());
+        }
+        let tok = self.tokens.get(&source).cloned().unwrap_or_default();
+        self.input(worker, source, super::signed(&m, &tok));
     }
 
     fn input(&mut self, worker: usize, source: SocketAddr, b: Vec<u8>) {
@@ -106,7 +118,7 @@ impl Pair {
                 ssrcs: vec![(Ssrc(pid as u32 * 10), MediaKind::Video)],
                 quality: Quality::Hd,
             };
-            self.input(at, a, m.to_vec());
+            self.session(at, a, m);
             let (_, reply) = self.delivered.pop().unwrap();
             match SessionMessage::parse(&reply).unwrap() {
                 SessionMessage::JoinAck { .. } => return Ok(at),
@@ -168,7 +180,7 @@ fn with_the_default_config_a_call_larger_than_one_workers_budget_spreads_and_the
     assert_eq!(p.send(0, addr(1), rtp(10, 1)), everyone_but(1));
     assert_eq!(p.send(1, addr(cap as u16), rtp(cap as u32 * 10, 1)), everyone_but(cap as u64));
     // One leaves on the second worker: its seat frees up for the next join.
-    p.input(1, addr(cap as u16), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+    p.session(1, addr(cap as u16), SessionMessage::Leave { txid: [0; 12] });
     assert_eq!(p.try_join(c, extra, Role::Publisher, addr(900), 0), Ok(1));
 }
 
@@ -189,7 +201,7 @@ fn a_seat_whose_participant_never_follows_the_redirect_frees_up() {
         },
     );
     let join = SessionMessage::Join { txid: [1; 12], token: tok.to_vec(), ssrcs: vec![], quality: Quality::Hd };
-    p.input(0, addr(2), join.to_vec());
+    p.session(0, addr(2), join);
     assert!(matches!(
         SessionMessage::parse(&p.delivered.pop().unwrap().1),
         Ok(SessionMessage::JoinError { code: JoinErrorCode::TryAlternate, .. })
@@ -207,7 +219,7 @@ fn a_mixer_on_another_worker_reaches_only_the_sd_receivers() {
     let c = call_on_worker_0();
     p.join(c, 1, addr(1));
     p.join(c, 2, addr(2));
-    p.input(0, addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd }.to_vec());
+    p.session(0, addr(2), SessionMessage::Quality { txid: [0; 12], quality: Quality::Sd });
     assert_eq!(p.try_join(c, 9, Role::Mixer, addr(9), 0), Ok(1), "the mixer lands on worker 1");
     // The composite (the mixer's SSRC 90) goes to the SD receiver only;
     // raw video goes to the HD receiver and the mixer, not to the SD receiver.
@@ -242,7 +254,7 @@ fn a_large_call_spreads_over_two_workers_and_everyone_gets_everything_once() {
     assert_eq!(p.delivered.iter().map(|(a, _)| *a).collect::<Vec<_>>(), vec![addr(1)]);
     // Everyone on worker 1 leaves: its share closes and the owner drops the link.
     for pid in 3..=5u16 {
-        p.input(1, addr(pid), SessionMessage::Leave { txid: [0; 12] }.to_vec());
+        p.session(1, addr(pid), SessionMessage::Leave { txid: [0; 12] });
     }
     assert_eq!(p.w[1].call_count(), 0);
     p.delivered.clear();

@@ -19,7 +19,7 @@
 //! [`verify_message`] for any message carrying both. The framing is
 //! [`crate::session::Frame`]'s.
 
-mod integrity;
+pub(crate) mod integrity;
 mod request;
 mod response;
 

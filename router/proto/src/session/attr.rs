@@ -23,3 +23,7 @@ pub const MEDIA: u16 = 0xC008;
 /// Last-N: how many of the call's most active speakers' video the client
 /// wants, 1 byte (0: everyone's).
 pub const LAST_N: u16 = 0xC009;
+/// Address check marker (empty): a router's Check, a client's CheckReply.
+pub const CHECK: u16 = 0xC00A;
+/// MESSAGE-INTEGRITY (RFC 8489 §14.5), keyed with the join key.
+pub const MESSAGE_INTEGRITY: u16 = crate::ice::attr::MESSAGE_INTEGRITY;

@@ -18,4 +18,8 @@ pub enum SessionError {
     /// A required attribute is missing or malformed.
     #[error("session attribute missing or malformed: {0:#06x}")]
     Attribute(u16),
+    /// MESSAGE-INTEGRITY missing, not the last attribute, or not made with
+    /// the participant's join key.
+    #[error("session message not signed with the join key")]
+    Integrity,
 }

@@ -3,6 +3,7 @@
 use super::stun::{parse_plain_addr, parse_xor_addr, plain_addr, xor_addr};
 use super::{attr, Class, SessionError, StunMessage, MAX_SSRCS};
 use crate::ids::{MediaKind, Ssrc};
+use crate::join_key::JoinKey;
 use std::net::SocketAddr;
 
 /// Requested media quality for a receiver.
@@ -124,6 +125,18 @@ pub enum SessionMessage {
         /// Transaction id (random).
         txid: [u8; 12],
     },
+    /// Router → client: prove, from the address this reaches, that you
+    /// hold the join key (a join for an admitted participant came from a
+    /// new address; answered with [`CheckReply`](Self::CheckReply)).
+    Check {
+        /// Transaction id (unpredictable without the key), echoed in the reply.
+        txid: [u8; 12],
+    },
+    /// Client → router: the answer to a [`Check`](Self::Check), signed.
+    CheckReply {
+        /// The check's transaction id.
+        txid: [u8; 12],
+    },
 }
 
 const BINDING: u16 = 1;
@@ -152,6 +165,8 @@ impl SessionMessage {
         }
         let txid = m.txid;
         match m.class {
+            Class::Request if m.get(attr::CHECK).is_some() => Ok(SessionMessage::Check { txid }),
+            Class::Success if m.get(attr::CHECK).is_some() => Ok(SessionMessage::CheckReply { txid }),
             Class::Request => {
                 let token = m.get(attr::TOKEN).ok_or(SessionError::Attribute(attr::TOKEN))?.to_vec();
                 let list: Vec<Ssrc> = match m.get(attr::SSRCS) {
@@ -222,6 +237,14 @@ impl SessionMessage {
         }
     }
 
+    /// Serializes the message, signed with `key` (a join key) as its last
+    /// attribute: what clients send, and the router's Check and CallEnded.
+    pub fn to_signed_vec(&self, key: &JoinKey) -> Vec<u8> {
+        let mut v = self.to_vec();
+        super::sign(&mut v, key.as_bytes());
+        v
+    }
+
     /// Serializes the message.
     pub fn to_vec(&self) -> Vec<u8> {
         let (class, txid, attrs) = match self {
@@ -273,6 +296,8 @@ impl SessionMessage {
             }
             SessionMessage::LastN { txid, n } => (Class::Indication, txid, vec![(attr::LAST_N, vec![*n])]),
             SessionMessage::CallEnded { txid } => (Class::Indication, txid, vec![(attr::CALL_ENDED, vec![])]),
+            SessionMessage::Check { txid } => (Class::Request, txid, vec![(attr::CHECK, vec![])]),
+            SessionMessage::CheckReply { txid } => (Class::Success, txid, vec![(attr::CHECK, vec![])]),
         };
         StunMessage { class, method: BINDING, txid: *txid, attrs }.to_vec()
     }

@@ -11,6 +11,11 @@
 //! | Leave      | Binding indication (0x0011)    | LEAVE                                    |
 //! | Quality    | Binding indication (0x0011)    | QUALITY                                  |
 //! | CallEnded  | Binding indication (0x0011)    | CALL-ENDED                               |
+//! | Check      | Binding request (0x0001)       | CHECK                                    |
+//! | CheckReply | Binding success (0x0101)       | CHECK                                    |
+//!
+//! Every message a client sends ends with MESSAGE-INTEGRITY keyed with its
+//! join key ([`sign`], [`verify`]); so do the router's Check and CallEnded.
 //!
 //! See `router/PROTOCOL.md` for byte layouts and flows.
 //!
@@ -34,12 +39,14 @@ pub const MAX_SSRCS: usize = 16;
 /// Attribute types (comprehension-optional private range for corecast's own).
 pub mod attr;
 mod error;
+mod integrity;
 mod join;
 mod message;
 pub mod speakers;
 mod stun;
 
 pub use error::SessionError;
+pub use integrity::{sign, verify};
 pub use join::{join_reply, JoinReply};
 pub use message::{JoinErrorCode, Quality, SessionMessage};
 #[cfg(test)]

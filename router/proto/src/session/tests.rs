@@ -3,6 +3,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::stun::parse_xor_addr;
 use super::*;
 use crate::ids::{MediaKind, Ssrc};
+use crate::join_key::JoinKey;
 use proptest::prelude::*;
 
 #[test]
@@ -118,6 +119,8 @@ fn arb_msg() -> impl Strategy<Value = SessionMessage> {
         tx.prop_map(|txid| SessionMessage::CallEnded { txid }),
         (tx, q).prop_map(|(txid, quality)| SessionMessage::Quality { txid, quality }),
         (tx, any::<u8>()).prop_map(|(txid, n)| SessionMessage::LastN { txid, n }),
+        tx.prop_map(|txid| SessionMessage::Check { txid }),
+        tx.prop_map(|txid| SessionMessage::CheckReply { txid }),
     ]
 }
 
@@ -128,6 +131,22 @@ proptest! {
         prop_assert_eq!(b.len() % 4, 0);
         prop_assert_eq!(crate::demux::classify(&b), crate::demux::Kind::Stun);
         prop_assert_eq!(SessionMessage::parse(&b).unwrap(), m);
+    }
+
+    #[test]
+    fn signed_roundtrip(m in arb_msg(), key in any::<[u8; 32]>(), flip in 0usize..2000) {
+        let key = JoinKey::from_bytes(key);
+        let b = m.to_signed_vec(&key);
+        prop_assert_eq!(SessionMessage::parse(&b).unwrap(), m);
+        prop_assert_eq!(verify(&b, key.as_bytes()), Ok(()));
+        prop_assert_eq!(verify(&b, &[0u8; 32]), Err(SessionError::Integrity));
+        // Any flipped bit of the header (but the length) or the attributes breaks it.
+        let mut t = b.clone();
+        let i = flip % t.len();
+        if !(2..4).contains(&i) {
+            t[i] ^= 1;
+            prop_assert!(verify(&t, key.as_bytes()).is_err());
+        }
     }
 
     #[test]
@@ -158,4 +177,18 @@ fn a_last_n_of_other_than_one_byte_is_refused() {
     }
     let b = SessionMessage::LastN { txid: [5; 12], n: 3 }.to_vec();
     assert_eq!(SessionMessage::parse(&b).unwrap(), SessionMessage::LastN { txid: [5; 12], n: 3 });
+}
+
+#[test]
+fn integrity_must_be_present_and_last() {
+    let key = JoinKey::from_bytes([9; 32]);
+    let plain = SessionMessage::Keepalive { txid: [1; 12] }.to_vec();
+    assert_eq!(verify(&plain, key.as_bytes()), Err(SessionError::Integrity), "unsigned");
+    let mut after = SessionMessage::Keepalive { txid: [1; 12] }.to_signed_vec(&key);
+    put_attr(&mut after, 0, attr::LEAVE, &[]);
+    assert_eq!(verify(&after, key.as_bytes()), Err(SessionError::Integrity), "an attribute after it");
+    // What the router reads from a signed Leave is still a Leave.
+    let leave = SessionMessage::Leave { txid: [2; 12] }.to_signed_vec(&key);
+    assert_eq!(SessionMessage::parse(&leave), Ok(SessionMessage::Leave { txid: [2; 12] }));
+    assert_eq!(verify(&leave, key.as_bytes()), Ok(()));
 }
