@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use corecast_client::{Client, Latency, MediaPlan};
 use corecast_core::RouterConfig;
+use corecast_proto::join_key::JoinSecret;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
 use corecast_router::server::{RouterServer, ServerConfig};
@@ -43,6 +44,10 @@ pub struct DemoArgs {
     /// Signing key seed (64 hex digits) for tokens; default: the development key.
     #[arg(long)]
     key_hex: Option<String>,
+    /// The router secret join keys are derived from (with --router); default:
+    /// the development secret. The in-process router gets a random one.
+    #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true)]
+    router_secret: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -84,6 +89,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         Some(h) => token::signing_key_from_hex(h).context("key must be 64 hex digits")?,
         None => token::dev_signing_key(),
     };
+    let secret = match (&a.router, &a.router_secret) {
+        (_, Some(s)) => JoinSecret::new(s.as_bytes()),
+        (Some(_), None) => JoinSecret::dev(),
+        (None, None) => JoinSecret::new(&rand::random::<[u8; 32]>()),
+    };
     let server = match a.router {
         Some(_) => None,
         None => Some(RouterServer::start(ServerConfig {
@@ -92,7 +102,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             workers: a.workers,
             cpus: Vec::new(),
             backend: a.backend.clone(),
-            core: RouterConfig::default(),
+            core: RouterConfig { join_secret: Some(secret.clone()), ..RouterConfig::default() },
             public_key: key.verifying_key(),
             io: Default::default(),
         })?),
@@ -105,8 +115,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     for i in 0..a.participants {
         let pid = 1000 + i;
         let tok = publisher_token(&key, call, pid, now_ms + 600_000);
-        clients
-            .push(Client::join(router, &tok, pid, Quality::Hd).with_context(|| format!("participant {pid} joining"))?);
+        clients.push(
+            Client::join(router, &tok, &secret.key_for(&tok), pid, Quality::Hd)
+                .with_context(|| format!("participant {pid} joining"))?,
+        );
     }
     if !a.json {
         eprintln!(

@@ -25,7 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use corecast_proto::demux::{classify, Kind};
-use corecast_proto::session::{join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
+use corecast_proto::join_key::JoinKey;
+use corecast_proto::session::{self, join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
 use corecast_proto::token::CallId;
 use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -62,6 +63,9 @@ pub struct MixRequest {
     pub router: SocketAddr,
     /// Join token (raw bytes) with role mixer.
     pub token: Vec<u8>,
+    /// The token's join key (from the same grant): signs the join and
+    /// every session message.
+    pub key: JoinKey,
     /// The participant id in the token.
     pub participant: u64,
 }
@@ -214,6 +218,7 @@ struct CallMix {
     mixer: Mixer,
     last_keepalive: Instant,
     send_drops: u64,
+    key: JoinKey,
 }
 
 impl CallMix {
@@ -243,8 +248,8 @@ impl PoolWorker {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => {
                         for (_, c) in self.calls.drain() {
-                            let _ =
-                                c.socket.send_to(&SessionMessage::Leave { txid: rand::random() }.to_vec(), c.router);
+                            let leave = SessionMessage::Leave { txid: rand::random() }.to_signed_vec(&c.key);
+                            let _ = c.socket.send_to(&leave, c.router);
                         }
                         return;
                     }
@@ -266,11 +271,12 @@ impl PoolWorker {
                                 Kind::Rtp => c.mixer.handle_rtp(now, p),
                                 Kind::Rtcp => c.mixer.handle_rtcp(now, p),
                                 Kind::Stun => {
-                                    // The router let the mixer go (the last SD receiver left, or the call ended).
-                                    if let Ok(SessionMessage::CallEnded { .. } | SessionMessage::Leave { .. }) =
-                                        SessionMessage::parse(p)
-                                    {
-                                        gone.push(c.call);
+                                    // The router let the mixer go (the last SD receiver left, or the
+                                    // call ended): its notice is signed with the mixer's key.
+                                    if let Ok(SessionMessage::CallEnded { .. }) = SessionMessage::parse(p) {
+                                        if session::verify(p, c.key.as_bytes()).is_ok() {
+                                            gone.push(c.call);
+                                        }
                                     }
                                 }
                                 _ => {}
@@ -288,7 +294,7 @@ impl PoolWorker {
                 }
                 if now.saturating_duration_since(c.last_keepalive) >= self.cfg.keepalive {
                     c.last_keepalive = now;
-                    let ka = SessionMessage::Keepalive { txid: rand::random() }.to_vec();
+                    let ka = SessionMessage::Keepalive { txid: rand::random() }.to_signed_vec(&c.key);
                     c.send(&ka);
                 }
             }
@@ -336,7 +342,7 @@ impl PoolWorker {
             }
             Command::Stop(call) => {
                 if let Some(mut c) = self.calls.remove(&call) {
-                    let leave = SessionMessage::Leave { txid: rand::random() }.to_vec();
+                    let leave = SessionMessage::Leave { txid: rand::random() }.to_signed_vec(&c.key);
                     c.send(&leave);
                     let _ = self.events.try_send(PoolEvent::Left { call });
                 }
@@ -430,7 +436,7 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
             ssrcs: vec![(ssrc, MediaKind::Video), (mixer_audio_ssrc(req.participant), MediaKind::Audio)],
             quality: Quality::Hd,
         };
-        socket.send_to(&join.to_vec(), router)?;
+        socket.send_to(&join.to_signed_vec(&req.key), router)?;
         let deadline = Instant::now() + Duration::from_millis(300);
         while Instant::now() < deadline {
             let (n, from) = match socket.recv_from(&mut buf) {
@@ -444,7 +450,8 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
                 Some(JoinReply::Admitted { .. }) => {
                     socket.set_nonblocking(true)?;
                     let last_keepalive = Instant::now();
-                    return Ok(CallMix { call: req.call, socket, router, mixer, last_keepalive, send_drops: 0 });
+                    let key = req.key.clone();
+                    return Ok(CallMix { call: req.call, socket, router, mixer, last_keepalive, send_drops: 0, key });
                 }
                 Some(JoinReply::Redirect(alt)) if redirects < 3 => {
                     redirects += 1;

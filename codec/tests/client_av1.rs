@@ -28,7 +28,7 @@ fn av1_pattern_is_saved_as_ivf_that_decodes_and_pli_brings_a_keyframe() {
             role: Role::Publisher,
             expires_at_ms: now + 60_000,
         };
-        Client::join(server.addresses()[0], &token::sign(&token::dev_signing_key(), &c), pid, Quality::Hd).unwrap()
+        Client::join_dev(server.addresses()[0], &token::sign(&token::dev_signing_key(), &c), pid, Quality::Hd).unwrap()
     };
     let (sender, receiver) = (join(1), join(2));
     let dir = std::env::temp_dir().join(format!("corecast-av1-test-{}", std::process::id()));

@@ -109,17 +109,17 @@ fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
 
     let publishers: Vec<Client> = pids
         .iter()
-        .map(|&p| Client::join(router, &token_for(call, p, Role::Publisher), p, Quality::Hd).unwrap())
+        .map(|&p| Client::join_dev(router, &token_for(call, p, Role::Publisher), p, Quality::Hd).unwrap())
         .collect();
     let hd: Vec<Client> = [11, 12]
         .iter()
-        .map(|&p| Client::join(router, &token_for(call, p, Role::Publisher), p, Quality::Hd).unwrap())
+        .map(|&p| Client::join_dev(router, &token_for(call, p, Role::Publisher), p, Quality::Hd).unwrap())
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let hd_rx: Vec<_> = hd.iter().map(|c| collect(c.socket().try_clone().unwrap(), stop.clone())).collect();
 
     // The SD receiver's join creates mixer demand; the "calls service" answers it.
-    let sd = Client::join(router, &token_for(call, 20, Role::Publisher), 20, Quality::Sd).unwrap();
+    let sd = Client::join_dev(router, &token_for(call, 20, Role::Publisher), 20, Quality::Sd).unwrap();
     let sd_rx = collect(sd.socket().try_clone().unwrap(), stop.clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut demanded = false;
@@ -129,7 +129,9 @@ fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
         }
     }
     assert!(demanded, "an SD receiver creates mixer demand");
-    pool.mix(MixRequest { call, router, token: token_for(call, MIXER_PID, Role::Mixer), participant: MIXER_PID });
+    let token = token_for(call, MIXER_PID, Role::Mixer);
+    let key = corecast_proto::join_key::JoinSecret::dev().key_for(&token);
+    pool.mix(MixRequest { call, router, token, key, participant: MIXER_PID });
     assert!(wait_event(&pool, |e| matches!(e, PoolEvent::Joined { .. }), Duration::from_secs(10)), "the pool joins");
 
     // Publishers send, paced, in a fixed order (the layout follows first arrival).

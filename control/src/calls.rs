@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use corecast_proto::join_key::JoinSecret;
 use corecast_proto::token::{self, Claims, ParticipantId, Role, SigningKey};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -23,7 +24,7 @@ pub use crate::call_view::CallView;
 use crate::config::CallsConfig;
 use crate::error::{ApiError, ApiJson};
 use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
-use crate::stores::{CallError, CallStore, Participant, SessionStore, UserStore};
+use crate::stores::{CallError, CallStore, Participant, RouterRef, SessionStore, UserStore};
 use crate::util;
 use crate::whip_resource::ResourceKey;
 
@@ -35,6 +36,8 @@ pub struct CallsState {
     pub(crate) routers: RouterRegistry,
     pub(crate) router_client: RouterClient,
     router_secret: String,
+    /// Join keys come from it (the routers derive the same ones).
+    join_secret: JoinSecret,
     key: SigningKey,
     pub(crate) resource_key: ResourceKey,
     pub(crate) cfg: CallsConfig,
@@ -59,6 +62,7 @@ impl CallsState {
             sessions,
             routers,
             router_client: RouterClient::new(router_secret.clone()),
+            join_secret: JoinSecret::new(router_secret.as_bytes()),
             router_secret,
             resource_key: ResourceKey::from_signing_key(&key),
             key,
@@ -186,6 +190,9 @@ pub struct JoinResponse {
     pub router: String,
     /// Join token (base64url) for the router.
     pub token: String,
+    /// The token's join key (base64url, 32 bytes): the client signs its
+    /// native join and session messages with it. It travels only here.
+    pub join_key: String,
     /// Token expiry, Unix milliseconds.
     pub expires_at: u64,
     /// Granted role.
@@ -229,6 +236,12 @@ async fn join(
     let pid = util::participant_id();
     let p = Participant::new(pid, uid, role.name(), util::now_ms());
     let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
+    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "joined");
+    Ok(Json(grant(&st, id, pid, role, &call.router)))
+}
+
+/// A signed join token for `pid` in call `id` and its join key.
+fn grant(st: &CallsState, id: Uuid, pid: u64, role: Role, router: &RouterRef) -> JoinResponse {
     let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
     let claims = Claims {
         call_id: token::CallId(*id.as_bytes()),
@@ -236,15 +249,15 @@ async fn join(
         role,
         expires_at_ms: expires_at,
     };
-    let token = token::sign_text(&st.key, &claims);
-    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "joined");
-    Ok(Json(JoinResponse {
+    let raw = token::sign(&st.key, &claims);
+    JoinResponse {
         participant_id: pid,
-        router: st.routers.media_address(&call.router, id),
-        token,
+        router: st.routers.media_address(router, id),
+        token: token::encode_text(&raw),
+        join_key: st.join_secret.key_for(&raw).to_text(),
         expires_at,
         role: role.name().to_owned(),
-    }))
+    }
 }
 
 /// `POST /v1/calls/{id}/mixer`: a join token with role `mixer` for the codec
@@ -260,22 +273,8 @@ async fn mixer_token(
     let id = parse_call_id(&id)?;
     let call = st.calls.get(id).await?.ok_or_else(|| ApiError::from(CallError::NotFound))?;
     let pid = util::participant_id();
-    let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
-    let claims = Claims {
-        call_id: token::CallId(*id.as_bytes()),
-        participant_id: ParticipantId(pid),
-        role: Role::Mixer,
-        expires_at_ms: expires_at,
-    };
-    let token = token::sign_text(&st.key, &claims);
     tracing::info!(call_id = %id, participant_id = pid, "mixer token issued");
-    Ok(Json(JoinResponse {
-        participant_id: pid,
-        router: st.routers.media_address(&call.router, id),
-        token,
-        expires_at,
-        role: Role::Mixer.name().to_owned(),
-    }))
+    Ok(Json(grant(&st, id, pid, Role::Mixer, &call.router)))
 }
 
 async fn leave(

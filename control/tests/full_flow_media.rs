@@ -13,6 +13,7 @@ use common::*;
 use corecast_client::{Client, MediaPlan};
 use corecast_control::config::Config;
 use corecast_core::RouterConfig;
+use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::session::Quality;
 use corecast_proto::token;
 use corecast_router::server::{RouterServer, ServerConfig};
@@ -32,7 +33,11 @@ async fn start_router(calls_url: &str) -> LiveRouter {
             cpus: vec![],
             backend: "auto".into(),
             // Short, so that the test can watch a silent participant time out.
-            core: RouterConfig { silence_timeout: Duration::from_secs(3), ..RouterConfig::default() },
+            core: RouterConfig {
+                silence_timeout: Duration::from_secs(3),
+                join_secret: Some(JoinSecret::new(b"test-router-secret")),
+                ..RouterConfig::default()
+            },
             public_key: token::dev_signing_key().verifying_key(),
             io: Default::default(),
         })
@@ -92,13 +97,14 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
         grants.push((
             resp.body["participant_id"].as_u64().unwrap(),
             token::decode_text(resp.body["token"].as_str().unwrap()).unwrap(),
+            JoinKey::from_text(resp.body["join_key"].as_str().unwrap()).expect("a join key beside the token"),
         ));
     }
     let addr = r.server.addresses()[0];
     let reports = tokio::task::spawn_blocking(move || {
         let clients: Vec<Client> = grants
             .iter()
-            .map(|(pid, tok)| Client::join(addr, tok, *pid, Quality::Hd).expect("router admits the token"))
+            .map(|(pid, tok, key)| Client::join(addr, tok, key, *pid, Quality::Hd).expect("router admits the token"))
             .collect();
         let rx: Vec<_> = clients.iter().map(|c| c.start_receiving(false)).collect();
         let plan = MediaPlan { video_fps: 50, max_packets: Some(300), ..Default::default() };

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use corecast_proto::join_key::JoinSecret;
 use corecast_core::{Input, Output, PipeMessage, Placement, Router, RouterConfig};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::rtp::RtpHeader;
@@ -58,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         let cfg = RouterConfig {
             max_receivers_per_worker: 1,
             placement: Placement { index: i, addresses: addrs.clone() },
+            join_secret: Some(JoinSecret::dev()),
             ..Default::default()
         };
         Router::new(cfg, key.verifying_key(), start, 1_000)
@@ -68,13 +70,15 @@ fuzz_target!(|data: &[u8]| {
     for (pid, at) in [(1u64, 0usize), (2, 0), (2, 1)] {
         let claims =
             Claims { call_id: c, participant_id: ParticipantId(pid), role: Role::Publisher, expires_at_ms: u64::MAX };
+        let tok = token::sign(&key, &claims);
         let join = SessionMessage::Join {
             txid: [0; 12],
-            token: token::sign(&key, &claims).to_vec(),
+            token: tok.to_vec(),
             ssrcs: vec![(Ssrc(pid as u32 * 100), MediaKind::Video)],
             quality: Quality::Hd,
         };
-        run(&mut w, start, at, Input::Receive { source: addr(pid as u8), contents: Bytes::from(join.to_vec()) });
+        let join = join.to_signed_vec(&JoinSecret::dev().key_for(&tok));
+        run(&mut w, start, at, Input::Receive { source: addr(pid as u8), contents: Bytes::from(join) });
     }
     // Input: [op, arg, len, bytes...]*
     let mut rest = data;

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use corecast_proto::join_key::JoinSecret;
 use corecast_core::{Event, Input, Output, Router, RouterConfig};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::rtp::RtpHeader;
@@ -54,7 +55,8 @@ impl Track {
 fuzz_target!(|data: &[u8]| {
     let key = token::dev_signing_key();
     let start = Instant::now();
-    let mut r = Router::new(RouterConfig::default(), key.verifying_key(), start, 1_000);
+    let cfg = RouterConfig { join_secret: Some(JoinSecret::dev()), ..RouterConfig::default() };
+    let mut r = Router::new(cfg, key.verifying_key(), start, 1_000);
     let (mut setup, mut setup_bytes) = (Vec::new(), 0u64);
     for pid in 0..2u8 {
         let claims = Claims {
@@ -63,13 +65,14 @@ fuzz_target!(|data: &[u8]| {
             role: Role::Publisher,
             expires_at_ms: u64::MAX,
         };
+        let tok = token::sign(&key, &claims);
         let join = SessionMessage::Join {
             txid: [0; 12],
-            token: token::sign(&key, &claims).to_vec(),
+            token: tok.to_vec(),
             ssrcs: vec![(Ssrc(100 + pid as u32), MediaKind::Video)],
             quality: Quality::Hd,
         };
-        let join = join.to_vec();
+        let join = join.to_signed_vec(&JoinSecret::dev().key_for(&tok));
         setup_bytes += join.len() as u64;
         r.handle_input(start, Input::Receive { source: addr(pid), contents: Bytes::from(join) });
         loop {

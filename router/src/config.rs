@@ -24,8 +24,9 @@
 //! insecure_dev_keys = false          # true: the PUBLIC dev key and secret, loopback only
 //! ```
 //!
-//! The router needs the calls service's public key (`public_key_hex`) and, once it has an admin
-//! API or a link to calls, the router secret ([`Secrets::resolve`]). The public development key
+//! The router needs the calls service's public key (`public_key_hex`) and the router secret
+//! ([`Secrets::resolve`]): the calls service and the routers derive each native join's key from it
+//! (`corecast_proto::join_key`), and the admin API and the link to calls present it. The public development key
 //! and secret are used only with `insecure_dev_keys` (`--insecure-dev-keys`), and then every
 //! address the router listens on must be a loopback address ([`Secrets::check_listen`]).
 

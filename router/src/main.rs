@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use corecast_core::RouterConfig;
+use corecast_proto::join_key::JoinSecret;
 use corecast_router::config::{FileConfig, Secrets};
 use corecast_router::server::{RouterServer, ServerConfig};
 use corecast_router::{admin, link};
@@ -93,7 +94,8 @@ fn main() -> anyhow::Result<()> {
         args.router_secret.clone().or(file.router_secret.clone()),
         args.router_secret_file.as_deref().or(file.router_secret_file.as_deref()),
         args.insecure_dev_keys || file.insecure_dev_keys.unwrap_or(false),
-        admin_listen.is_some() || calls_url.is_some(),
+        // Always: native joins are signed with keys derived from it.
+        true,
     )?;
     secrets.check_listen(&[Some(listen), admin_listen].into_iter().flatten().collect::<Vec<_>>())?;
     let workers = args.workers.or(file.workers).unwrap_or(1);
@@ -102,7 +104,10 @@ fn main() -> anyhow::Result<()> {
         (None, true) => (0..workers).collect(),
         (None, false) => Vec::new(),
     };
-    let mut core = RouterConfig::default();
+    let mut core = RouterConfig {
+        join_secret: secrets.router_secret.as_deref().map(|s| JoinSecret::new(s.as_bytes())),
+        ..RouterConfig::default()
+    };
     if let Some(t) = args.silence_timeout_ms.map(Duration::from_millis).or(file.silence_timeout()) {
         core.silence_timeout = t;
     }

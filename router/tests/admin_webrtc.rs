@@ -18,7 +18,10 @@ async fn admin_api() -> (Arc<RouterServer>, String) {
             workers: 1,
             cpus: vec![],
             backend: "auto".into(),
-            core: Default::default(),
+            core: corecast_core::RouterConfig {
+                join_secret: Some(corecast_proto::join_key::JoinSecret::dev()),
+                ..Default::default()
+            },
             public_key: token::dev_signing_key().verifying_key(),
             io: Default::default(),
         })

@@ -29,7 +29,7 @@ fn start_with(backend: &str, workers: usize, core: RouterConfig) -> RouterServer
         workers,
         cpus: Vec::new(),
         backend: backend.to_string(),
-        core,
+        core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..core },
         public_key: token::dev_signing_key().verifying_key(),
         io: Default::default(),
     })
@@ -55,7 +55,7 @@ fn exact_call_on(server: RouterServer, backend: &str, spread: bool) {
     let key = token::dev_signing_key();
     let clients: Vec<Client> = (1..=4u64)
         .map(|pid| {
-            Client::join(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, Quality::Hd).unwrap()
+            Client::join_dev(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, Quality::Hd).unwrap()
         })
         .collect();
     if spread {
@@ -137,7 +137,7 @@ fn a_full_call_spreads_over_two_workers_by_default_and_the_cap_holds_across_them
     let clients: Vec<Client> = (1..=cap as u64)
         .map(|pid| {
             let tok = token_for(&key, call, pid, Role::Publisher, 60_000);
-            Client::join(server.addresses()[0], &tok, pid, Quality::Hd).unwrap()
+            Client::join_dev(server.addresses()[0], &tok, pid, Quality::Hd).unwrap()
         })
         .collect();
     let owner = server.address_for(&call);
@@ -156,8 +156,9 @@ fn rtp(ssrc: Ssrc, seq: u16) -> Vec<u8> {
 
 fn join_reply(sock: &UdpSocket, router: SocketAddr, tok: Vec<u8>) -> SessionMessage {
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let key = corecast_proto::join_key::JoinSecret::dev().key_for(&tok);
     let m = SessionMessage::Join { txid: [3; 12], token: tok, ssrcs: vec![], quality: Quality::Hd };
-    sock.send_to(&m.to_vec(), router).unwrap();
+    sock.send_to(&m.to_signed_vec(&key), router).unwrap();
     let mut buf = [0u8; 1500];
     let (n, _) = sock.recv_from(&mut buf).expect("join reply");
     SessionMessage::parse(&buf[..n]).unwrap()
@@ -170,9 +171,10 @@ fn bad_actors_get_nothing_forwarded_while_the_call_goes_on() {
         let router = server.addresses()[0];
         let key = token::dev_signing_key();
         let call = CallId(rand::random());
-        let a = Client::join(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
-        let b = Client::join(router, &token_for(&key, call, 2, Role::Publisher, 60_000), 2, Quality::Hd).unwrap();
-        let spoofer = Client::join(router, &token_for(&key, call, 3, Role::Publisher, 60_000), 3, Quality::Hd).unwrap();
+        let a = Client::join_dev(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
+        let b = Client::join_dev(router, &token_for(&key, call, 2, Role::Publisher, 60_000), 2, Quality::Hd).unwrap();
+        let spoofer =
+            Client::join_dev(router, &token_for(&key, call, 3, Role::Publisher, 60_000), 3, Quality::Hd).unwrap();
         let (ra, rb) = (a.start_receiving(false), b.start_receiving(false));
 
         // 1. An unadmitted sender.
@@ -231,7 +233,7 @@ fn ending_a_call_drops_everyone_and_tells_them() {
     let router = server.addresses()[0];
     let key = token::dev_signing_key();
     let call = CallId(rand::random());
-    let a = Client::join(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
+    let a = Client::join_dev(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
     let ra = a.start_receiving(false);
     server.end_call(call);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -241,7 +243,7 @@ fn ending_a_call_drops_everyone_and_tells_them() {
     assert!(server.snapshot().is_empty());
     std::thread::sleep(Duration::from_millis(200));
     assert!(ra.finish().call_ended);
-    let again = Client::join(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd);
+    let again = Client::join_dev(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd);
     assert!(again.is_err(), "an ended call cannot be rejoined");
 }
 
@@ -258,8 +260,8 @@ fn reported_loss_switches_a_receiver_to_sd_and_back_over_sockets() {
         let call = CallId(rand::random());
         let key = token::dev_signing_key();
         let router = server.addresses()[0];
-        let a = Client::join(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
-        let b = Client::join(router, &token_for(&key, call, 2, Role::Publisher, 60_000), 2, Quality::Hd).unwrap();
+        let a = Client::join_dev(router, &token_for(&key, call, 1, Role::Publisher, 60_000), 1, Quality::Hd).unwrap();
+        let b = Client::join_dev(router, &token_for(&key, call, 2, Role::Publisher, 60_000), 2, Quality::Hd).unwrap();
         let plan = MediaPlan {
             audio: false,
             video_fps: 50,
@@ -321,7 +323,7 @@ fn sd_receivers_hear_only_the_loudest_speakers_over_sockets() {
         let key = token::dev_signing_key();
         let router = server.addresses()[0];
         let join = |pid: u64, q: Quality| {
-            Client::join(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, q).unwrap()
+            Client::join_dev(router, &token_for(&key, call, pid, Role::Publisher, 60_000), pid, q).unwrap()
         };
         let sd = join(50, Quality::Sd);
         let hd = join(51, Quality::Hd);

@@ -43,7 +43,7 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
             workers: 1,
             cpus: vec![],
             backend: "basic".into(),
-            core: RouterConfig::default(),
+            core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..Default::default() },
             public_key: token::dev_signing_key().verifying_key(),
             io: Default::default(),
         })
@@ -51,14 +51,14 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     );
     let router = server.addresses()[0];
     let (call_a, call_b) = (CallId([0xA; 16]), CallId([0xB; 16]));
-    let p1 = Client::join(router, &tok(call_a, 1), 1, Quality::Hd).unwrap();
-    let p2 = Client::join(router, &tok(call_a, 2), 2, Quality::Hd).unwrap();
-    let _ghost = Client::join(router, &tok(call_a, 5), 5, Quality::Hd).unwrap();
-    let _other = Client::join(router, &tok(call_b, 3), 3, Quality::Hd).unwrap();
+    let p1 = Client::join_dev(router, &tok(call_a, 1), 1, Quality::Hd).unwrap();
+    let p2 = Client::join_dev(router, &tok(call_a, 2), 2, Quality::Hd).unwrap();
+    let _ghost = Client::join_dev(router, &tok(call_a, 5), 5, Quality::Hd).unwrap();
+    let _other = Client::join_dev(router, &tok(call_b, 3), 3, Quality::Hd).unwrap();
     // The call's mixer: calls issued its token but does not list it.
     let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
     let mc = Claims { call_id: call_a, participant_id: ParticipantId(9), role: Role::Mixer, expires_at_ms: exp };
-    let _mixer = Client::join(router, &token::sign(&token::dev_signing_key(), &mc), 9, Quality::Hd).unwrap();
+    let _mixer = Client::join_dev(router, &token::sign(&token::dev_signing_key(), &mc), 9, Quality::Hd).unwrap();
     let r1 = p1.start_receiving(false);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();

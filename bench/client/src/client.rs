@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
-use corecast_proto::session::{join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
+use corecast_proto::join_key::{JoinKey, JoinSecret};
+use corecast_proto::session::{self, join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
 use corecast_proto::token::{self, Role};
 use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
 
@@ -94,6 +95,8 @@ pub struct Client {
     video_ssrc: Ssrc,
     sends: bool,
     timeout_ms: u32,
+    /// The join key every session message is signed with.
+    key: JoinKey,
 }
 
 fn too_many_redirects() -> ClientError {
@@ -117,20 +120,36 @@ pub fn open_socket(bind: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 impl Client {
-    /// Joins with `token` (raw 98 bytes), declaring `ssrcs_for(participant)`,
-    /// or no SSRC at all when the token's role is subscriber (the router
-    /// refuses a subscriber that declares any; such a client only receives,
-    /// see [`sends`](Self::sends)).
-    /// Follows a 300 redirect to another worker. Retries 5 times, 400 ms apart.
-    pub fn join(
+    /// [`join`](Self::join) a router configured with the public development
+    /// join secret (tests and local runs with `--insecure-dev-keys`): the
+    /// key is derived here instead of coming from the calls service.
+    pub fn join_dev(
         router: SocketAddr,
         token: &[u8],
         participant_hint: u64,
         quality: Quality,
     ) -> Result<Client, ClientError> {
+        Self::join(router, token, &JoinSecret::dev().key_for(token), participant_hint, quality)
+    }
+
+    /// Joins with `token` (raw 98 bytes) and its join `key` (both from the
+    /// calls service's join reply), declaring `ssrcs_for(participant)`,
+    /// or no SSRC at all when the token's role is subscriber (the router
+    /// refuses a subscriber that declares any; such a client only receives,
+    /// see [`sends`](Self::sends)).
+    /// Follows a 300 redirect to another worker. Retries 5 times, 400 ms apart.
+    /// Every session message is signed with `key`; a check from the router
+    /// (when this participant was admitted from another address) is answered.
+    pub fn join(
+        router: SocketAddr,
+        token: &[u8],
+        key: &JoinKey,
+        participant_hint: u64,
+        quality: Quality,
+    ) -> Result<Client, ClientError> {
         let bind: SocketAddr = if router.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
         let socket = open_socket(bind)?;
-        Self::join_on(socket, router, token, participant_hint, quality)
+        Self::join_on(socket, router, token, key, participant_hint, quality)
     }
 
     /// [`join`](Self::join) on a socket of the caller's.
@@ -138,6 +157,7 @@ impl Client {
         socket: UdpSocket,
         mut router: SocketAddr,
         token: &[u8],
+        key: &JoinKey,
         participant_hint: u64,
         quality: Quality,
     ) -> Result<Client, ClientError> {
@@ -152,7 +172,7 @@ impl Client {
             tries += 1;
             let txid: [u8; 12] = rand::random();
             let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: ssrcs.clone(), quality };
-            socket.send_to(&join.to_vec(), router)?;
+            socket.send_to(&join.to_signed_vec(key), router)?;
             let deadline = Instant::now() + Duration::from_millis(400);
             while Instant::now() < deadline {
                 let (n, from) = match socket.recv_from(&mut buf) {
@@ -164,6 +184,7 @@ impl Client {
                 if from != router || classify(&buf[..n]) != Kind::Stun {
                     continue;
                 }
+                answer_check(&socket, router, &buf[..n], key);
                 match join_reply(&buf[..n], &txid) {
                     Some(JoinReply::Admitted { participant, timeout_ms }) => {
                         return Ok(Client {
@@ -174,6 +195,7 @@ impl Client {
                             video_ssrc: v,
                             sends,
                             timeout_ms,
+                            key: key.clone(),
                         });
                     }
                     Some(JoinReply::Redirect(alt)) if redirects < 3 => {
@@ -218,26 +240,34 @@ impl Client {
         &self.socket
     }
 
+    /// Sends a session message, signed with the join key.
+    fn send_session(&self, m: SessionMessage) -> io::Result<()> {
+        self.socket.send_to(&m.to_signed_vec(&self.key), self.router).map(|_| ())
+    }
+
     /// Sends a keepalive.
     pub fn keepalive(&self) -> io::Result<()> {
-        self.socket.send_to(&SessionMessage::Keepalive { txid: rand::random() }.to_vec(), self.router).map(|_| ())
+        self.send_session(SessionMessage::Keepalive { txid: rand::random() })
     }
 
     /// Asks the router for HD or SD.
     pub fn set_quality(&self, quality: Quality) -> io::Result<()> {
-        self.socket
-            .send_to(&SessionMessage::Quality { txid: rand::random(), quality }.to_vec(), self.router)
-            .map(|_| ())
+        self.send_session(SessionMessage::Quality { txid: rand::random(), quality })
     }
 
     /// Asks for the video of the call's `n` most active speakers only (Last-N; 0: everyone's).
     pub fn set_last_n(&self, n: u8) -> io::Result<()> {
-        self.socket.send_to(&SessionMessage::LastN { txid: rand::random(), n }.to_vec(), self.router).map(|_| ())
+        self.send_session(SessionMessage::LastN { txid: rand::random(), n })
     }
 
     /// Leaves the call.
     pub fn leave(&self) -> io::Result<()> {
-        self.socket.send_to(&SessionMessage::Leave { txid: rand::random() }.to_vec(), self.router).map(|_| ())
+        self.send_session(SessionMessage::Leave { txid: rand::random() })
+    }
+
+    /// The join key (for tests that send hand-made session messages).
+    pub fn key(&self) -> &JoinKey {
+        &self.key
     }
 
     /// Starts a thread that receives and verifies until [`ReceiveHandle::finish`].
@@ -249,7 +279,8 @@ impl Client {
         let (s, p) = (stop.clone(), progress.clone());
         let router = self.router;
         let keepalive_every = Duration::from_millis((self.timeout_ms as u64 / 3).clamp(100, 5000));
-        let thread = std::thread::spawn(move || receive_loop(&socket, router, &s, &p, record, keepalive_every));
+        let key = self.key.clone();
+        let thread = std::thread::spawn(move || receive_loop(&socket, router, &key, &s, &p, record, keepalive_every));
         ReceiveHandle { stop, progress, thread: Some(thread) }
     }
 
@@ -388,9 +419,20 @@ struct StreamState {
     seen: HashSet<u64>,
 }
 
+/// Answers a router's address check in `datagram` (signed with `key`, or
+/// ignored), with a signed reply.
+fn answer_check(socket: &UdpSocket, router: SocketAddr, datagram: &[u8], key: &JoinKey) {
+    if let Ok(SessionMessage::Check { txid }) = SessionMessage::parse(datagram) {
+        if session::verify(datagram, key.as_bytes()).is_ok() {
+            let _ = socket.send_to(&SessionMessage::CheckReply { txid }.to_signed_vec(key), router);
+        }
+    }
+}
+
 fn receive_loop(
     socket: &UdpSocket,
     router: SocketAddr,
+    key: &JoinKey,
     stop: &AtomicBool,
     progress: &AtomicU64,
     record: bool,
@@ -403,7 +445,7 @@ fn receive_loop(
     let mut next_keepalive = Instant::now() + keepalive_every;
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_keepalive {
-            let _ = socket.send_to(&SessionMessage::Keepalive { txid: [0; 12] }.to_vec(), router);
+            let _ = socket.send_to(&SessionMessage::Keepalive { txid: rand::random() }.to_signed_vec(key), router);
             next_keepalive += keepalive_every;
         }
         let n = match socket.recv_from(&mut buf) {
@@ -441,9 +483,11 @@ fn receive_loop(
             Kind::Rtcp => rep.rtcp += 1,
             Kind::Stun => {
                 rep.session += 1;
+                // Only the router's notice, signed with this participant's key, ends the call.
                 if let Ok(SessionMessage::CallEnded { .. }) = SessionMessage::parse(b) {
-                    rep.call_ended = true;
+                    rep.call_ended |= session::verify(b, key.as_bytes()).is_ok();
                 }
+                answer_check(socket, router, b, key);
             }
             _ => rep.corrupt += 1,
         }

@@ -1,6 +1,7 @@
 //! The control-plane side of a client: register, log in, start, join, leave
 //! and end calls over the auth and calls services' HTTP APIs.
 
+use corecast_proto::join_key::JoinKey;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub struct JoinGrant {
     pub router: SocketAddr,
     /// The join token (base64url).
     pub token: String,
+    /// The token's join key: signs the native join and every session message.
+    pub key: JoinKey,
     /// Token expiry, Unix ms.
     pub expires_at: u64,
 }
@@ -129,6 +132,8 @@ impl ControlClient {
             participant_id: field(&v, "participant_id")?.as_u64().unwrap_or_default(),
             router,
             token: field(&v, "token")?.as_str().unwrap_or_default().to_string(),
+            key: JoinKey::from_text(field(&v, "join_key")?.as_str().unwrap_or_default())
+                .map_err(|e| ControlError::Unexpected(format!("join_key: {e}")))?,
             expires_at: v.get("expires_at").and_then(|x| x.as_u64()).unwrap_or_default(),
         })
     }

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use corecast_client::av1::Av1Source;
 use corecast_client::{Client, ControlClient, ControlError, MediaPlan};
+use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
 
@@ -108,6 +109,14 @@ enum Cmd {
         /// Join token (base64url), as the calls service returns it.
         #[arg(long, requires = "router", allow_hyphen_values = true)]
         token: Option<String>,
+        /// The token's join key (base64url), as the calls service returns it
+        /// beside the token. Without it (a token from `mint`), the key is
+        /// derived from --router-secret, else from the public development secret.
+        #[arg(long, requires = "token", allow_hyphen_values = true)]
+        join_key: Option<String>,
+        /// The router secret to derive a minted token's join key from.
+        #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true, requires = "token")]
+        router_secret: Option<String>,
         /// Calls service URL (with --session and --call).
         #[arg(long, env = "CORECAST_CALLS_URL", conflicts_with = "token")]
         calls: Option<String>,
@@ -283,6 +292,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Join {
             router,
             token: text,
+            join_key,
+            router_secret,
             calls,
             session,
             call,
@@ -302,23 +313,32 @@ fn run(args: Args) -> anyhow::Result<()> {
                 (Some(c), Some(s), Some(id)) => Some((c.clone(), s.clone(), id.clone())),
                 _ => None,
             };
-            let (router, text) = match (&via_calls, router, text) {
-                (_, Some(r), Some(t)) => (r, t),
+            let (router, text, key) = match (&via_calls, router, text) {
+                (_, Some(r), Some(t)) => (r, t, None),
                 (Some((c, s, id)), _, _) => {
                     let g = ControlClient::new().join_call(c, s, id, role.as_deref())?;
                     note(format!(
                         "participant {}: the calls service granted a join on router {}",
                         g.participant_id, g.router
                     ));
-                    (g.router, g.token)
+                    (g.router, g.token, Some(g.key))
                 }
                 _ => anyhow::bail!("join needs --router and --token, or --calls, --session and --call"),
             };
             let raw = token::decode_text(&text).context("token is not base64url")?;
+            let key = match (key, join_key, router_secret) {
+                (Some(k), _, _) => k,
+                (None, Some(k), _) => JoinKey::from_text(&k).context("--join-key")?,
+                (None, None, Some(s)) => JoinSecret::new(s.as_bytes()).key_for(&raw),
+                (None, None, None) => {
+                    note("no --join-key: deriving it from the public development router secret");
+                    JoinSecret::dev().key_for(&raw)
+                }
+            };
             let claims = token::peek(&raw).context("token is malformed")?;
             let quality = if sd { Quality::Sd } else { Quality::Hd };
             // A subscriber's join declares no SSRCs (the router refuses one that does) and it sends nothing.
-            let client = Client::join(router, &raw, claims.participant_id.0, quality)?;
+            let client = Client::join(router, &raw, &key, claims.participant_id.0, quality)?;
             let who = format!("participant {}", client.participant());
             note(format!(
                 "{who}: joined {} as {} via {}",

@@ -24,7 +24,10 @@ fn a_subscriber_is_admitted_and_receives_the_publishers_packets() {
         workers: 1,
         cpus: Vec::new(),
         backend: "basic".to_string(),
-        core: Default::default(),
+        core: corecast_core::RouterConfig {
+            join_secret: Some(corecast_proto::join_key::JoinSecret::dev()),
+            ..Default::default()
+        },
         public_key: token::dev_signing_key().verifying_key(),
         io: Default::default(),
     })
@@ -32,11 +35,11 @@ fn a_subscriber_is_admitted_and_receives_the_publishers_packets() {
     let router = server.addresses()[0];
     let call = CallId(rand::random());
 
-    let sub = Client::join(router, &token_for(call, 2, Role::Subscriber), 2, Quality::Hd)
+    let sub = Client::join_dev(router, &token_for(call, 2, Role::Subscriber), 2, Quality::Hd)
         .expect("the router admits a subscriber");
     assert!(!sub.sends());
     let publisher =
-        Client::join(router, &token_for(call, 1, Role::Publisher), 1, Quality::Hd).expect("publisher admitted");
+        Client::join_dev(router, &token_for(call, 1, Role::Publisher), 1, Quality::Hd).expect("publisher admitted");
     assert!(publisher.sends());
     let sub_rx = sub.start_receiving(false);
     let pub_rx = publisher.start_receiving(false);

@@ -27,7 +27,10 @@ fn start() -> RouterServer {
         workers: 1,
         cpus: Vec::new(),
         backend: "basic".to_string(),
-        core: Default::default(),
+        core: corecast_core::RouterConfig {
+            join_secret: Some(corecast_proto::join_key::JoinSecret::dev()),
+            ..Default::default()
+        },
         public_key: token::dev_signing_key().verifying_key(),
         io: Default::default(),
     })
@@ -155,7 +158,7 @@ fn native(server: &RouterServer, call: CallId, pid: u64) -> corecast_client::cli
         expires_at_ms: now_ms + 60_000,
     };
     let tok = token::sign(&token::dev_signing_key(), &claims);
-    corecast_client::client::Client::join(server.address_for(&call), &tok, pid, Default::default())
+    corecast_client::client::Client::join_dev(server.address_for(&call), &tok, pid, Default::default())
         .expect("the native client joins")
 }
 

@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 use corecast_client::client::ssrcs_for;
 use corecast_client::Client;
 use corecast_core::RouterConfig;
+use corecast_proto::join_key::JoinSecret;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId};
 use corecast_router::net::basic::BasicBackend;
@@ -349,6 +350,7 @@ pub(super) fn start_corecast(
             // The bench measures what the router forwards at full load: its
             // overload protection (moving receivers to SD) stays out of it.
             overload_busy_permille: OVERLOAD_OFF,
+            join_secret: Some(JoinSecret::dev()),
             ..RouterConfig::default()
         },
         public_key: key.verifying_key(),
@@ -376,8 +378,15 @@ pub(super) fn start_corecast(
         let pid = 1 + i as u64;
         let tok = crate::demo::publisher_token(&key, call, pid, now_ms + 3_600_000);
         // Any worker's address will do: a join on the wrong one is redirected.
-        let c = Client::join_on(s.try_clone()?, server.addresses()[0], &tok, pid, Quality::Hd)
-            .with_context(|| format!("participant {pid} joining the router"))?;
+        let c = Client::join_on(
+            s.try_clone()?,
+            server.addresses()[0],
+            &tok,
+            &JoinSecret::dev().key_for(&tok),
+            pid,
+            Quality::Hd,
+        )
+        .with_context(|| format!("participant {pid} joining the router"))?;
         dests.push(c.router());
         ssrcs.push(ssrcs_for(pid).1 .0);
         clients.push(c);

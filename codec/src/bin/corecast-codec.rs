@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use corecast_codec::{CodecPool, MixRequest, MixerConfig, PoolConfig, PoolEvent};
+use corecast_proto::join_key::JoinKey;
 use corecast_proto::token::{self, CallId};
 use serde_json::Value;
 
@@ -72,7 +73,8 @@ fn mixer_grant(http: &reqwest::blocking::Client, a: &Args, call: &CallId) -> any
     let router: SocketAddr = v["router"].as_str().context("no router")?.parse().context("router address")?;
     let tok = token::decode_text(v["token"].as_str().context("no token")?)?;
     let participant = v["participant_id"].as_u64().context("no participant id")?;
-    Ok(MixRequest { call: *call, router, token: tok.to_vec(), participant })
+    let key = JoinKey::from_text(v["join_key"].as_str().context("no join key")?)?;
+    Ok(MixRequest { call: *call, router, token: tok.to_vec(), key, participant })
 }
 
 fn main() -> anyhow::Result<()> {

@@ -39,7 +39,7 @@ pub fn start_router() -> RouterServer {
         workers: 1,
         cpus: vec![],
         backend: "auto".into(),
-        core: RouterConfig::default(),
+        core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..Default::default() },
         public_key: corecast_proto::token::dev_signing_key().verifying_key(),
         io: Default::default(),
     })

@@ -68,7 +68,14 @@ impl Router {
     }
 
     /// An admitted native participant's signed message.
-    fn handle_signed(&mut self, now: Instant, source: SocketAddr, call: CallId, pid: ParticipantId, msg: SessionMessage) {
+    fn handle_signed(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        call: CallId,
+        pid: ParticipantId,
+        msg: SessionMessage,
+    ) {
         match msg {
             SessionMessage::Leave { .. } => self.remove_participant(call, pid, LeaveReason::Left, false),
             SessionMessage::Quality { quality, .. } => self.set_quality(now, call, pid, quality, true),

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::rtp::RtpPacket;
 use corecast_proto::session::{Quality, SessionMessage};
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
@@ -61,13 +62,26 @@ fn join(pid: u64) -> Vec<u8> {
         role: Role::Publisher,
         expires_at_ms: u64::MAX,
     };
+    let tok = token::sign(&token::dev_signing_key(), &claims);
     SessionMessage::Join {
         txid: [7; 12],
-        token: token::sign(&token::dev_signing_key(), &claims).to_vec(),
+        token: tok.to_vec(),
         ssrcs: vec![(Ssrc(100 + pid as u32), MediaKind::Video)],
         quality: Quality::Hd,
     }
-    .to_vec()
+    .to_signed_vec(&key_of(pid))
+}
+
+/// The join key of participant `pid`'s token in [`join`] (the fuzz targets'
+/// routers use the development join secret).
+fn key_of(pid: u64) -> JoinKey {
+    let claims = Claims {
+        call_id: CallId([1; 16]),
+        participant_id: ParticipantId(pid),
+        role: Role::Publisher,
+        expires_at_ms: u64::MAX,
+    };
+    JoinSecret::dev().key_for(&token::sign(&token::dev_signing_key(), &claims))
 }
 
 /// The router and pipes targets' framing: `[from, time step, len, bytes]`.
@@ -127,7 +141,7 @@ fn write_fuzz_seeds() {
     frame(&mut r, 0, 1, &rtp(100, 1, vec![], b"frame"));
     frame(&mut r, 1, 1, &rtp(101, 1, audio_level.clone(), b"frame"));
     frame(&mut r, 1, 2, &rtcp()[2].1);
-    frame(&mut r, 0, 0, &SessionMessage::Keepalive { txid: [1; 12] }.to_vec());
+    frame(&mut r, 0, 0, &SessionMessage::Keepalive { txid: [1; 12] }.to_signed_vec(&key_of(0)));
     frame(&mut r, 2, 1, &rtp(100, 2, vec![], b"stranger"));
     frame(&mut r, 3, 1, &join(1));
     write(&dir, "router", "media-rtcp-stranger", &r);

@@ -20,7 +20,12 @@ fn check_sent_to(h: &mut H, a: SocketAddr) -> [u8; 12] {
 /// addr 1 in call 1; returns the bytes of 1's join as an observer saw them.
 fn two_in_a_call(h: &mut H) -> Vec<u8> {
     let tok = h.token(call(1), 1, Role::Publisher);
-    let join = SessionMessage::Join { txid: [9; 12], token: tok.clone(), ssrcs: vec![(Ssrc(100), MediaKind::Video)], quality: Quality::Hd };
+    let join = SessionMessage::Join {
+        txid: [9; 12],
+        token: tok.clone(),
+        ssrcs: vec![(Ssrc(100), MediaKind::Video)],
+        quality: Quality::Hd,
+    };
     let sniffed = signed(&join, &tok);
     h.session(addr(0), join);
     assert!(matches!(SessionMessage::parse(&h.take()[0].contents), Ok(SessionMessage::JoinAck { .. })));
@@ -47,7 +52,9 @@ fn a_new_address_is_followed_only_after_a_signed_check_from_there() {
     h.session(addr(5), SessionMessage::CheckReply { txid: check });
     let t = h.take();
     assert_eq!(t.len(), 1);
-    assert!(matches!(SessionMessage::parse(&t[0].contents), Ok(SessionMessage::JoinAck { txid, participant: 1, .. }) if txid == [3; 12]));
+    assert!(
+        matches!(SessionMessage::parse(&t[0].contents), Ok(SessionMessage::JoinAck { txid, participant: 1, .. }) if txid == [3; 12])
+    );
     media_reaches(&mut h, addr(5));
     h.input(addr(0), rtp(100, 1));
     assert!(h.take().is_empty(), "the old address is no longer admitted");

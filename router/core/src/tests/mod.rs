@@ -13,9 +13,9 @@ use corecast_proto::token::{self, CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
 use crate::{Command, Event, Input, LeaveReason, Output, Placement, Router, RouterConfig, Transmit};
+use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::RtpPacket;
-use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::session::SessionMessage;
 use corecast_proto::token::{Claims, SigningKey};
 use corecast_proto::{Pt, SeqNo};
