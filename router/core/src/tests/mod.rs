@@ -141,6 +141,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
     d
 }
 
+mod abuse;
 mod admission;
 mod composite;
 mod framerate;
