@@ -1,0 +1,161 @@
+//! Abuse at the HTTP level: a client that trickles its request headers is disconnected at
+//! the header read timeout while other requests are served; SQL-shaped and script-shaped
+//! input is stored and returned verbatim (on the real PostgreSQL, Redis and Tarantool when
+//! `control/scripts/test-with-servers.sh` runs the tests, else on the embedded stores).
+//!
+//! Covered elsewhere: oversize and malformed bodies on every JSON endpoint (413 / 400,
+//! nothing stored: `http_calls::every_json_endpoint_rejects_malformed_and_oversize_bodies`,
+//! `http_auth`, `http_whip::wrong_content_types_are_415_and_large_bodies_413`, chunked
+//! too); login brute force (429 per login and per address:
+//! `http_auth::login_failures_look_the_same_and_are_throttled`,
+//! `http_auth::failures_from_one_address_are_throttled`).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The header read timeout the tests configure (the default is 10 s).
+const HEADER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How much later than the timeout a loaded machine may close the connection.
+const SLACK: Duration = Duration::from_secs(5);
+
+fn addr_of(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://").parse().expect("address")
+}
+
+/// Connects to `to` and sends a request head one byte every 100 ms (it would take about a
+/// minute); returns how long after connecting the server closed the connection, and what it
+/// sent before closing.
+async fn trickle(to: SocketAddr) -> (Duration, String) {
+    let head = format!("GET /v1/keys HTTP/1.1\r\nHost: {to}\r\n{}\r\n", "X-Slow: a\r\n".repeat(50));
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(to).await.expect("connect");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    for b in head.bytes() {
+        if s.write_all(&[b]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+            Err(_) => continue,                            // nothing yet: trickle on
+            Ok(Ok(0)) | Ok(Err(_)) => break,               // closed
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]), // an error response, then the close
+        }
+        assert!(t0.elapsed() < HEADER_TIMEOUT + SLACK + SLACK, "still open after {:?}", t0.elapsed());
+    }
+    // Whatever was answered, the connection must be closed now.
+    let rest = tokio::time::timeout(SLACK, s.read_to_end(&mut got)).await;
+    assert!(rest.is_ok(), "the connection stays open");
+    (t0.elapsed(), String::from_utf8_lossy(&got).into_owned())
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_disconnected_and_others_are_served() {
+    let s = start(|c| c.http.header_read_timeout_ms = HEADER_TIMEOUT.as_millis() as u64).await;
+    let (calls, auth) = (addr_of(&s.calls), addr_of(&s.auth));
+    // Three slow clients on calls, one on auth; meanwhile ordinary requests, 5 a second.
+    let slow: Vec<_> = [calls, calls, calls, auth].into_iter().map(|a| tokio::spawn(trickle(a))).collect();
+    let t0 = Instant::now();
+    let mut served = 0;
+    while t0.elapsed() < HEADER_TIMEOUT + Duration::from_millis(500) {
+        let r = s.get(format!("{}/v1/keys", s.calls), None).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = s.get(format!("{}/v1/me", s.auth), None).await;
+        assert_eq!(r.status, 401);
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served >= 5, "{served}");
+    for t in slow {
+        let (after, answered) = t.await.expect("slow client");
+        eprintln!("closed after {after:?}, answered {answered:?}");
+        assert!(after >= HEADER_TIMEOUT - Duration::from_millis(100), "closed too early: {after:?}");
+        assert!(after <= HEADER_TIMEOUT + SLACK, "closed late: {after:?}");
+        assert!(answered.is_empty() || answered.starts_with("HTTP/1.1 408"), "{answered}");
+    }
+    // The services are fine afterwards, and a client that opens a connection and sends
+    // nothing at all is closed as well.
+    assert_eq!(s.get(format!("{}/v1/keys", s.calls), None).await.status, 200);
+    let t0 = Instant::now();
+    let mut idle = TcpStream::connect(calls).await.expect("connect");
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(HEADER_TIMEOUT + SLACK, idle.read_to_end(&mut got)).await;
+    assert!(closed.is_ok() && t0.elapsed() >= HEADER_TIMEOUT - Duration::from_millis(100), "{:?}", t0.elapsed());
+    s.shutdown().await;
+}
+
+/// Display names, emails and passwords that look like SQL or HTML are data: stored as they
+/// are, returned as they are (as JSON strings), and never change what is stored otherwise.
+#[tokio::test]
+async fn sql_and_script_shaped_input_is_stored_and_returned_verbatim() {
+    let rs = real_servers();
+    let s = start(|c| {
+        c.stores.postgres_url = rs.pg.clone();
+        c.stores.redis_url = rs.redis.clone();
+        c.stores.tarantool_url = rs.tarantool.clone();
+    })
+    .await;
+    if rs.pg.is_none() || rs.redis.is_none() || rs.tarantool.is_none() {
+        // `make test` requires the real servers; without them this runs on the embedded stores.
+        assert!(std::env::var_os("CORECAST_TEST_REQUIRE_SERVERS").is_none(), "CORECAST_TEST_PG/REDIS/TARANTOOL unset");
+        eprintln!("sql_and_script_shaped_input: on the embedded stores (run control/scripts/test-with-servers.sh)");
+    }
+    let names = [
+        "'; DROP TABLE users; --",
+        "\" OR 1=1 --",
+        "Robert'); DELETE FROM users;--",
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "\\x00' || pg_sleep(5) --",
+        "{{7*7}} ${7*7} %s %n",
+    ];
+    let (_, owner) = s.user().await;
+    let call = s.start_call(&owner).await;
+    let mut expected = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let login = format!("q{}", uniq());
+        let email = format!("o'{login}@ex.org");
+        let password = format!("' OR '1'='1 {i}");
+        let body = json!({"login": login, "email": email, "name": name, "password": password});
+        let r = s.post(format!("{}/v1/register", s.auth), None, body).await;
+        assert_eq!(r.status, 201, "{name}: {:?}", r.body);
+        // The SQL-shaped password is a password like any other: it logs in; a shape that
+        // would be true in SQL does not.
+        let r = s.login(&login, "' OR '1'='1").await;
+        assert_eq!(r.status, 401, "{name}");
+        let r = s.login(&login, &password).await;
+        assert_eq!(r.status, 200, "{name}: {:?}", r.body);
+        let token = r.body["session"].as_str().unwrap().to_owned();
+        let me = s.get(format!("{}/v1/me", s.auth), Some(&token)).await;
+        assert_eq!((me.body["name"].as_str(), me.body["email"].as_str()), (Some(*name), Some(email.as_str())));
+        let ct = me.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(ct.starts_with("application/json"), "{ct}");
+        if i < 2 {
+            assert_eq!(s.join(&call, &token).await.status, 200, "{name}");
+            expected.push(name.to_string());
+        }
+    }
+    // A login shaped like SQL is refused as a login (its characters), not run.
+    let r = s.login("admin' --", "x").await;
+    assert!(r.status == 401 || r.status == 422, "{}: {:?}", r.status, r.body);
+    let body =
+        json!({"login": "x'; DROP TABLE users;--", "email": "x@example.org", "name": "n", "password": "12345678"});
+    let r = s.post(format!("{}/v1/register", s.auth), None, body).await;
+    assert_eq!((r.status, r.field()), (422, "login"));
+    // The call's members see the names as they were given, in JSON.
+    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await;
+    assert_eq!(r.status, 200);
+    let got: Vec<String> =
+        r.body["participants"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(got, expected);
+    // Everything stored is still there: the first user logs in as before.
+    let (_, again) = s.user().await;
+    assert_eq!(s.get(format!("{}/v1/me", s.auth), Some(&again)).await.status, 200);
+    s.shutdown().await;
+}
