@@ -159,3 +159,55 @@ async fn sql_and_script_shaped_input_is_stored_and_returned_verbatim() {
     assert_eq!(s.get(format!("{}/v1/me", s.auth), Some(&again)).await.status, 200);
     s.shutdown().await;
 }
+
+/// "Rendered harmlessly by the web app", checked on its source (the browser test,
+/// `tests/browser/webapp-e2e.mjs`, shows names in tiles and lists): no script of `web/` hands
+/// text to an HTML parser; the one element builder (`h` in `web/app/ui.js`) appends children
+/// as text nodes and binds `on…` attributes only to functions, and no call gives it an `on…`
+/// string; the page's CSP allows no inline script (`http_web` checks the header is sent).
+#[test]
+fn the_web_app_never_parses_text_as_html() {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let mut files = vec![web.join("index.html")];
+    for e in std::fs::read_dir(web.join("app")).expect("web/app") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "js") {
+            files.push(p);
+        }
+    }
+    assert!(files.len() > 5, "{files:?}");
+    let sinks = [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "setHTMLUnsafe",
+        "parseFromString",
+        "createContextualFragment",
+        "srcdoc",
+    ];
+    for f in &files {
+        let src = std::fs::read_to_string(f).expect("read");
+        for s in sinks {
+            assert!(!src.contains(s), "{} uses {s}", f.display());
+        }
+        // `h(tag, { onclick: '…' })` would set an inline handler from a string.
+        let inline_handler = src.match_indices(" on").any(|(i, _)| {
+            let rest = &src[i + 3..];
+            let name_len = rest.chars().take_while(char::is_ascii_lowercase).count();
+            name_len > 0 && rest[name_len..].trim_start().starts_with(':') && {
+                let v = rest[name_len..].trim_start()[1..].trim_start();
+                v.starts_with('\'') || v.starts_with('"') || v.starts_with('`')
+            }
+        });
+        assert!(!inline_handler, "{} gives an on… attribute a string", f.display());
+    }
+    let ui = std::fs::read_to_string(web.join("app/ui.js")).expect("ui.js");
+    assert!(ui.contains("document.createTextNode(String(c))"), "children become text nodes");
+    assert!(ui.contains("k.startsWith('on') && typeof v === 'function'"), "on… only for functions");
+    let csp =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web.rs")).expect("web.rs");
+    assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-inline"), "no inline script");
+}
