@@ -90,6 +90,23 @@ async fn a_client_that_trickles_its_headers_is_disconnected_and_others_are_serve
     s.shutdown().await;
 }
 
+/// An oversize body is refused before anything is read into a handler: 413, and the user it
+/// would have registered does not exist (the same registration, small, succeeds).
+#[tokio::test]
+async fn an_oversize_body_is_refused_and_stores_nothing() {
+    let s = start(|_| {}).await;
+    let login = format!("b{}", uniq());
+    let url = format!("{}/v1/register", s.auth);
+    let mut body =
+        json!({"login": login, "email": format!("{login}@example.org"), "name": "Big", "password": "correct horse"});
+    body["padding"] = json!("x".repeat(64 * 1024));
+    let r = send(s.http.post(&url).json(&body)).await;
+    assert_eq!((r.status, r.code()), (413, "body_too_large"));
+    assert_eq!(s.login(&login, "correct horse").await.status, 401, "not registered");
+    assert_eq!(s.register(&login).await.status, 201, "the login is free");
+    s.shutdown().await;
+}
+
 /// Display names, emails and passwords that look like SQL or HTML are data: stored as they
 /// are, returned as they are (as JSON strings), and never change what is stored otherwise.
 #[tokio::test]
