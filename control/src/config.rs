@@ -18,6 +18,7 @@
 //!
 //! [http]
 //! header_read_timeout_ms = 10000   # a request head not complete by then: connection closed
+//! body_read_timeout_ms = 30000     # a body not complete this long after its head: 400, closed
 //!
 //! [router]
 //! address = "127.0.0.1:40000"
@@ -62,11 +63,14 @@ pub struct HttpConfig {
     /// connection; then the connection is closed. A slow client that trickles its headers
     /// holds a connection no longer than this.
     pub header_read_timeout_ms: u64,
+    /// A request body must have arrived this long (milliseconds) after its request head; a
+    /// slower one fails the request (400) and closes the connection.
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { header_read_timeout_ms: 10_000 }
+        HttpConfig { header_read_timeout_ms: 10_000, body_read_timeout_ms: 30_000 }
     }
 }
 

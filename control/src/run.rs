@@ -18,20 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::ConnectInfo;
-use axum::http::Request;
-use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower_service::Service as _;
 
 use crate::auth::{self, AuthState};
 use crate::calls::{self, CallsState};
-use crate::config::{Config, HttpConfig};
+use crate::config::Config;
+pub use crate::http::serve;
 use crate::keys::Keys;
 use crate::routers::RouterRegistry;
 use crate::stores::embedded::RedbUserStore;
@@ -129,61 +123,6 @@ pub fn calls_session_store(cfg: &Config) -> anyhow::Result<Arc<dyn SessionStore>
     }
     tracing::warn!("calls: neither stores.redis_url nor calls.auth_url is set; sessions are local to this process");
     session_store(cfg)
-}
-
-/// Serves an app on a listener (with client addresses, for `ConnectInfo`) until `shutdown`
-/// turns true, then waits for the open connections to finish.
-///
-/// HTTP/1.1, as `axum::serve` does, but with a header read timeout (`axum::serve` sets no
-/// timer, so hyper's is off): a connection whose request head is not complete
-/// `http.header_read_timeout_ms` after it opened, or after its previous response, is closed, so
-/// a client that trickles its headers cannot hold connections open.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    http: HttpConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
-    let graceful = GracefulShutdown::new();
-    let stop = async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::pin!(stop);
-    loop {
-        let (stream, remote) = tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before accept: try again.
-                    tracing::debug!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(remote));
-            let mut app = app.clone();
-            async move { app.call(req).await }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%remote, error = %e, "connection closed");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// Both services running in this process.

@@ -1,5 +1,5 @@
-//! Abuse at the HTTP level: a client that trickles its request headers is disconnected at
-//! the header read timeout while other requests are served; SQL-shaped and script-shaped
+//! Abuse at the HTTP level: a client that trickles its request headers, or its body, is
+//! disconnected at the header (body) read timeout while other requests are served; SQL-shaped and script-shaped
 //! input is stored and returned verbatim (on the real PostgreSQL, Redis and Tarantool when
 //! `control/scripts/test-with-servers.sh` runs the tests, else on the embedded stores).
 //!
@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The header read timeout the tests configure (the default is 10 s).
+/// The header (and body) read timeout the tests configure (the defaults: 10 s and 30 s).
 const HEADER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How much later than the timeout a loaded machine may close the connection.
 const SLACK: Duration = Duration::from_secs(5);
@@ -29,16 +29,16 @@ fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().expect("address")
 }
 
-/// Connects to `to` and sends a request head one byte every 100 ms (it would take about a
-/// minute); returns how long after connecting the server closed the connection, and what it
-/// sent before closing.
-async fn trickle(to: SocketAddr) -> (Duration, String) {
-    let head = format!("GET /v1/keys HTTP/1.1\r\nHost: {to}\r\n{}\r\n", "X-Slow: a\r\n".repeat(50));
+/// Connects to `to`, sends `at_once`, then `slowly` one byte every 100 ms (it would take
+/// about a minute); returns how long after connecting the server closed the connection, and
+/// what it sent before closing.
+async fn trickle(to: SocketAddr, at_once: &str, slowly: &str) -> (Duration, String) {
     let t0 = Instant::now();
     let mut s = TcpStream::connect(to).await.expect("connect");
+    s.write_all(at_once.as_bytes()).await.expect("write");
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
-    for b in head.bytes() {
+    for b in slowly.bytes() {
         if s.write_all(&[b]).await.is_err() {
             break;
         }
@@ -55,12 +55,33 @@ async fn trickle(to: SocketAddr) -> (Duration, String) {
     (t0.elapsed(), String::from_utf8_lossy(&got).into_owned())
 }
 
+/// A request head whose headers come slowly.
+fn slow_head(to: SocketAddr) -> (String, String) {
+    (format!("GET /v1/keys HTTP/1.1\r\nHost: {to}\r\n"), format!("{}\r\n", "X-Slow: a\r\n".repeat(50)))
+}
+
+/// A registration whose (JSON) body comes slowly.
+fn slow_body(to: SocketAddr) -> (String, String) {
+    let body = format!("{{\"login\": \"slow\", \"padding\": \"{}\"}}", "a".repeat(600));
+    let head = format!(
+        "POST /v1/register HTTP/1.1\r\nHost: {to}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (head, body)
+}
+
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_disconnected_and_others_are_served() {
     let s = start(|c| c.http.header_read_timeout_ms = HEADER_TIMEOUT.as_millis() as u64).await;
     let (calls, auth) = (addr_of(&s.calls), addr_of(&s.auth));
     // Three slow clients on calls, one on auth; meanwhile ordinary requests, 5 a second.
-    let slow: Vec<_> = [calls, calls, calls, auth].into_iter().map(|a| tokio::spawn(trickle(a))).collect();
+    let slow: Vec<_> = [calls, calls, calls, auth]
+        .into_iter()
+        .map(|a| {
+            let (head, slowly) = slow_head(a);
+            tokio::spawn(async move { trickle(a, &head, &slowly).await })
+        })
+        .collect();
     let t0 = Instant::now();
     let mut served = 0;
     while t0.elapsed() < HEADER_TIMEOUT + Duration::from_millis(500) {
@@ -87,6 +108,28 @@ async fn a_client_that_trickles_its_headers_is_disconnected_and_others_are_serve
     let mut got = Vec::new();
     let closed = tokio::time::timeout(HEADER_TIMEOUT + SLACK, idle.read_to_end(&mut got)).await;
     assert!(closed.is_ok() && t0.elapsed() >= HEADER_TIMEOUT - Duration::from_millis(100), "{:?}", t0.elapsed());
+    s.shutdown().await;
+}
+
+/// A body that comes slowly fails its request when the body read timeout passes (400, then
+/// the connection is closed), and stores nothing; others are served meanwhile.
+#[tokio::test]
+async fn a_client_that_trickles_its_body_is_refused_and_disconnected() {
+    let s = start(|c| c.http.body_read_timeout_ms = HEADER_TIMEOUT.as_millis() as u64).await;
+    let auth = addr_of(&s.auth);
+    let (head, slowly) = slow_body(auth);
+    let slow = tokio::spawn(async move { trickle(auth, &head, &slowly).await });
+    let t0 = Instant::now();
+    while t0.elapsed() < HEADER_TIMEOUT {
+        assert_eq!(s.get(format!("{}/v1/me", s.auth), None).await.status, 401);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (after, answered) = slow.await.expect("slow client");
+    eprintln!("closed after {after:?}, answered {answered:?}");
+    assert!(after >= HEADER_TIMEOUT - Duration::from_millis(100), "closed too early: {after:?}");
+    assert!(after <= HEADER_TIMEOUT + SLACK, "closed late: {after:?}");
+    assert!(answered.starts_with("HTTP/1.1 400"), "{answered}");
+    assert_eq!(s.login("slow", "whatever1").await.status, 401);
     s.shutdown().await;
 }
 
