@@ -16,6 +16,10 @@
 //! listen = "127.0.0.1:8082"
 //! signing_key_hex = "..."   # 64 hex digits; absent: data_dir/join-token-signing.key (generated)
 //!
+//! [http]
+//! header_read_timeout_ms = 10000   # a request head not complete by then: connection closed
+//! body_read_timeout_ms = 30000     # a body not complete this long after its head: 400, closed
+//!
 //! [router]
 //! address = "127.0.0.1:40000"
 //! admin = "http://127.0.0.1:40100"
@@ -46,6 +50,28 @@ pub struct Config {
     pub calls: CallsConfig,
     /// Router link.
     pub router: RouterConfig,
+    /// HTTP serving (both services).
+    pub http: HttpConfig,
+}
+
+/// HTTP serving, the same for both services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A client gets this long (milliseconds) to send a whole request head (request line and
+    /// headers), counted from its connection, or from the previous response on a kept-alive
+    /// connection; then the connection is closed. A slow client that trickles its headers
+    /// holds a connection no longer than this.
+    pub header_read_timeout_ms: u64,
+    /// A request body must have arrived this long (milliseconds) after its request head; a
+    /// slower one fails the request (400) and closes the connection.
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { header_read_timeout_ms: 10_000, body_read_timeout_ms: 30_000 }
+    }
 }
 
 /// Which backend each store uses.

@@ -15,6 +15,7 @@ pub mod call_view;
 pub mod calls;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod keys;
 pub mod openapi;
 pub mod participants;

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, AuthState};
 use crate::calls::{self, CallsState};
 use crate::config::Config;
+pub use crate::http::serve;
 use crate::keys::Keys;
 use crate::routers::RouterRegistry;
 use crate::stores::embedded::RedbUserStore;
@@ -125,19 +125,6 @@ pub fn calls_session_store(cfg: &Config) -> anyhow::Result<Arc<dyn SessionStore>
     session_store(cfg)
 }
 
-/// Serves an app on a listener (with client addresses) until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        })
-        .await
-}
-
 /// Both services running in this process.
 #[derive(Debug)]
 pub struct Running {
@@ -184,11 +171,12 @@ pub async fn start_both(
     calls_state.set_users(users);
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
-        tokio::spawn(serve(auth_listener, auth::router(auth_state.clone()), rx.clone())),
+        tokio::spawn(serve(auth_listener, auth::router(auth_state.clone()), cfg.http.clone(), rx.clone())),
         // The web app (served by calls) reaches auth on its own origin.
         tokio::spawn(serve(
             calls_listener,
             calls::router(calls_state.clone()).merge(auth::user_routes(auth_state)),
+            cfg.http.clone(),
             rx,
         )),
     ];

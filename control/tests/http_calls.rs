@@ -289,7 +289,7 @@ async fn separate_calls_service_checks_sessions_with_auth() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let calls = format!("http://{}", l.local_addr().unwrap());
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(corecast_control::run::serve(l, corecast_control::calls::router(state), rx));
+    tokio::spawn(corecast_control::run::serve(l, corecast_control::calls::router(state), cfg.http.clone(), rx));
     let r = s.post(format!("{calls}/v1/calls"), Some(&token), json!({})).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = s.post(format!("{calls}/v1/calls"), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), json!({})).await;

@@ -118,6 +118,9 @@ fuzz_target!(|data: &[u8]| {
             if was_admitted.is_none() && !admitted_now {
                 assert_eq!(t.destination, source, "an unadmitted source caused a transmit to someone else");
             }
+            if was_admitted.is_none() && t.destination == source {
+                assert!(t.contents.len() <= pkt.len(), "an unadmitted source was sent more than it sent");
+            }
             if classify(&t.contents) == Kind::Rtp {
                 let h = RtpHeader::parse(&t.contents).expect("only valid RTP is forwarded");
                 let pid = was_admitted.expect("forwarded RTP for an unadmitted sender");

@@ -303,6 +303,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "duplicates_dropped": r.duplicates_dropped, "retransmitted": r.retransmitted,
                 "nack_answered": r.nack_answered, "nack_missed": r.nack_missed,
                 "nacks_upstream": r.nacks_upstream, "retransmit_refused": r.retransmit_refused,
+                "nack_throttled": r.nack_throttled, "replies_withheld": r.replies_withheld,
                 "rtx_received": r.rtx_received,
                 "dropped": {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
@@ -371,6 +372,8 @@ async fn metrics(State(s): State<AdminState>) -> Response {
                 ("corecast_nack_missed_total", r.nack_missed),
                 ("corecast_nacks_upstream_total", r.nacks_upstream),
                 ("corecast_retransmit_refused_total", r.retransmit_refused),
+                ("corecast_nack_throttled_total", r.nack_throttled),
+                ("corecast_replies_withheld_total", r.replies_withheld),
                 ("corecast_rtx_received_total", r.rtx_received),
                 ("corecast_ice_checks_total", r.ice_checks),
                 ("corecast_dtls_connected_total", r.dtls_connected),

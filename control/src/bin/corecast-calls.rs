@@ -44,6 +44,6 @@ async fn main() -> anyhow::Result<()> {
         corecast_control::run::shutdown_signal().await;
         let _ = tx.send(true);
     });
-    corecast_control::run::serve(listener, corecast_control::calls::router(state), rx).await?;
+    corecast_control::run::serve(listener, corecast_control::calls::router(state), cfg.http.clone(), rx).await?;
     Ok(())
 }

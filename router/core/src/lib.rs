@@ -105,6 +105,11 @@ use outbox::Outbox;
 /// every leg and worker; its SRs go under each forwarded stream's own SSRC).
 pub const ROUTER_SSRC: Ssrc = Ssrc(0x4343_5254);
 
+/// The longest datagram the router takes (the I/O backends' receive slot,
+/// `BackendOptions::max_datagram`); a longer one is dropped as malformed
+/// before it is parsed, so nothing keeps or copies more than this per packet.
+pub const MAX_DATAGRAM: usize = 2048;
+
 /// The routing state machine of one worker.
 #[derive(Debug)]
 pub struct Router {
@@ -238,6 +243,9 @@ impl Router {
     fn handle_receive(&mut self, now: Instant, source: SocketAddr, contents: Bytes) {
         self.out.stats.rx_datagrams += 1;
         self.out.stats.rx_bytes += contents.len() as u64;
+        if contents.len() > MAX_DATAGRAM {
+            return self.out.drop_packet(DropReason::Malformed);
+        }
         let kind = classify(&contents);
         if kind == Kind::Stun {
             // A Binding request with a USERNAME is an ICE check; corecast's
@@ -245,7 +253,10 @@ impl Router {
             if let Ok(req) = corecast_proto::ice::BindingRequest::parse(&contents) {
                 return self.handle_ice_check(now, source, req);
             }
-            return self.handle_session(now, source, &contents);
+            // No reply longer than the message (a JoinError to a spoofed source).
+            self.out.limit_replies(source, contents.len());
+            self.handle_session(now, source, &contents);
+            return self.out.end_reply_limit();
         }
         let Some(&(call, pid)) = self.by_addr.get(&source) else {
             if let Some(&leg) = self.webrtc_addrs.get(&source) {

@@ -18,6 +18,11 @@ pub(crate) struct Outbox {
     pub stats: RouterStats,
     /// Where sealed (and unsealed) packets are written and split off.
     arena: BytesMut,
+    /// While a session message is handled: its source and length. A reply
+    /// to that source longer than the message is not sent (counted as
+    /// `replies_withheld`): the source may be spoofed, and the router must
+    /// not answer it with more bytes than it got (no amplification).
+    reply_limit: Option<(SocketAddr, usize)>,
 }
 
 /// The arena grows by this much at a time: once every packet split off a
@@ -28,7 +33,12 @@ const ARENA_PACKET: usize = 2048;
 
 impl Outbox {
     pub fn new() -> Outbox {
-        Outbox { queue: VecDeque::with_capacity(1024), stats: RouterStats::default(), arena: BytesMut::new() }
+        Outbox {
+            queue: VecDeque::with_capacity(1024),
+            stats: RouterStats::default(),
+            arena: BytesMut::new(),
+            reply_limit: None,
+        }
     }
 
     /// The arena, with room for one more packet after what it holds.
@@ -59,8 +69,25 @@ impl Outbox {
     /// A datagram from the router's UDP port.
     #[inline]
     pub fn transmit(&mut self, destination: SocketAddr, contents: Bytes) {
+        if let Some((to, max)) = self.reply_limit {
+            if to == destination && contents.len() > max {
+                self.stats.replies_withheld += 1;
+                return;
+            }
+        }
         self.stats.tx_datagrams += 1;
         self.queue.push_back(Output::Transmit(Transmit { destination, contents }));
+    }
+
+    /// Replies to `source` longer than `len` bytes are withheld until
+    /// [`end_reply_limit`](Self::end_reply_limit).
+    pub fn limit_replies(&mut self, source: SocketAddr, len: usize) {
+        self.reply_limit = Some((source, len));
+    }
+
+    /// Ends [`limit_replies`](Self::limit_replies).
+    pub fn end_reply_limit(&mut self) {
+        self.reply_limit = None;
     }
 
     /// A message to another worker's share of `call`.

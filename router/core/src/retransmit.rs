@@ -199,6 +199,12 @@ impl RetransmitBudget {
 /// RTX (RFC 4588) when it negotiated RTX for the codec: its SRTP must not
 /// seal a packet index twice (RFC 3711 §3.3.1); a WebRTC leg without RTX is
 /// not answered here (its NACKs go to the publisher as before).
+///
+/// Every number passed on to the publisher costs the receiver's budget as a
+/// resend does, and the same number is passed on at most once per
+/// [`RESEND_GAP`]: a receiver that floods NACKs costs the publisher no more
+/// than one that repairs its own losses at that budget (the rest is counted
+/// as `nack_throttled`).
 pub(crate) fn answer_nack(
     call: &mut Call,
     receiver: usize,
@@ -208,7 +214,10 @@ pub(crate) fn answer_nack(
     stats: &mut RouterStats,
     resend: &mut Vec<(Bytes, Option<Source>)>,
 ) -> Vec<SeqNo> {
-    let Some(p) = call.producer(media) else { return lost.iter().map(|l| l.0).collect() };
+    let Some(p) = call.producer(media) else {
+        let upstream = lost.iter().map(|l| l.0).collect();
+        return throttle_upstream(call, receiver, media, 0, upstream, now, stats);
+    };
     let transport = &call.participants[receiver].transport;
     let pps = p.packet_rate;
     let buffer = p.retransmit.as_deref();
@@ -245,6 +254,30 @@ pub(crate) fn answer_nack(
             Err(Refused::Recent) => {}
         }
     }
+    throttle_upstream(call, receiver, media, pps, upstream, now, stats)
+}
+
+/// The numbers of `upstream` that receiver `receiver`'s budget lets go on
+/// to the publisher of `media` (a stream of `pps` packets/s); the rest are
+/// counted as `nack_throttled`.
+fn throttle_upstream(
+    call: &mut Call,
+    receiver: usize,
+    media: Ssrc,
+    pps: u64,
+    mut upstream: Vec<SeqNo>,
+    now: Instant,
+    stats: &mut RouterStats,
+) -> Vec<SeqNo> {
+    if upstream.is_empty() {
+        return upstream;
+    }
+    let budget = call.participants[receiver].retransmit.get_or_insert_default();
+    upstream.retain(|seq| {
+        let allowed = budget.allow(media.0, seq.0, pps, now).is_ok();
+        stats.nack_throttled += u64::from(!allowed);
+        allowed
+    });
     upstream
 }
 

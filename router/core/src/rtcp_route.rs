@@ -17,7 +17,8 @@
 //!   participant (receivers need the CNAME to pair audio with video);
 //! - NACK is answered from the producer's retransmission buffer (`retransmit`)
 //!   for native receivers; what the buffer does not hold goes to the producer of
-//!   the media SSRC, unless the router is asking it for those packets itself;
+//!   the media SSRC, unless the router is asking it for those packets itself, at
+//!   the receiver's retransmission budget (a NACK flood costs the producer nothing more);
 //! - PLI and FIR go to the producer of the media SSRC, at most one per
 //!   `keyframe_request_interval` per producer (N receivers asking at once must
 //!   not make the producer send N keyframes; the throttle is `keyframe`'s);

@@ -110,6 +110,14 @@ pub struct RouterStats {
     pub nacks_upstream: u64,
     /// Retransmissions not sent: the receiver's retransmission budget was spent.
     pub retransmit_refused: u64,
+    /// Sequence numbers a receiver NACKed that were not passed on to the
+    /// publisher: its retransmission budget was spent, or the same number
+    /// went on less than 100 ms before (a NACK flood costs the publisher nothing).
+    pub nack_throttled: u64,
+    /// Session replies not sent because they would have been longer than the
+    /// datagram they answer (a spoofed source must not be sent more than it
+    /// sent: no amplification).
+    pub replies_withheld: u64,
     /// Dropped: malformed.
     pub dropped_malformed: u64,
     /// Dropped: unadmitted source.
@@ -218,6 +226,8 @@ impl RouterStats {
             nack_missed,
             nacks_upstream,
             retransmit_refused,
+            nack_throttled,
+            replies_withheld,
             rtx_received,
             dropped_malformed,
             dropped_unadmitted,

@@ -169,6 +169,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
     d
 }
 
+mod abuse;
 mod admission;
 mod composite;
 mod framerate;

@@ -142,7 +142,8 @@ fn reordered_and_duplicated_packets_reach_receivers_once() {
 /// A receiver that NACKs more than its budget gets the first 40 (the
 /// burst), the rest are refused and counted; the same numbers again
 /// within 100 ms are not resent; two seconds later they are too old to
-/// keep (the publisher is asked) and the budget has refilled.
+/// keep: the publisher is asked for them, at the same budget (the burst
+/// again), which then refills.
 #[test]
 fn the_budget_caps_one_receivers_retransmissions() {
     let mut h = H::with(retransmitting());
@@ -169,7 +170,14 @@ fn the_budget_caps_one_receivers_retransmissions() {
     h.input(addr(1), nack);
     let t = h.take();
     assert_eq!((t.len(), t[0].destination, h.r.stats().nack_missed, h.r.stats().nacks), (1, addr(0), 60, 1));
-    // Newer packets: the budget has refilled to the burst.
+    let asked = match &rtcp::parse_compound(&t[0].contents).unwrap()[..] {
+        [RtcpPacket::Nack(n)] => n.lost().map(|s| s.0).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(asked, (20..60).collect::<Vec<_>>(), "the burst; the rest is throttled");
+    assert_eq!(h.r.stats().nack_throttled, 20);
+    // Newer packets, two seconds on: the budget has refilled to the burst.
+    h.now += Duration::from_secs(2);
     for seq in 100..200u16 {
         h.input(addr(0), rtp(VIDEO, seq));
     }
