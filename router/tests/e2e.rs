@@ -374,3 +374,86 @@ fn sd_receivers_hear_only_the_loudest_speakers_over_sockets() {
         server.stop();
     }
 }
+
+/// Reads datagrams on `sock` until `deadline`, returning the RTP packets'
+/// count (a read timeout must be set).
+fn rtp_received(sock: &UdpSocket, deadline: std::time::Instant) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while std::time::Instant::now() < deadline {
+        if let Ok((len, _)) = sock.recv_from(&mut buf) {
+            n += usize::from(corecast_proto::demux::classify(&buf[..len]) == corecast_proto::demux::Kind::Rtp);
+        }
+    }
+    n
+}
+
+/// The hijack the join protocol prevents, over real sockets: a join seen on
+/// the wire and replayed from another address admits nothing and moves
+/// nothing; once the participant has left, its token admits nobody.
+#[test]
+fn a_sniffed_join_replayed_from_another_address_admits_and_moves_nothing() {
+    use corecast_proto::join_key::JoinSecret;
+    let server = start("mmsg", 1);
+    let router = server.addresses()[0];
+    let key = token::dev_signing_key();
+    let call = CallId(rand::random());
+    let b = Client::join_dev(router, &token_for(&key, call, 2, Role::Publisher, 60_000), 2, Quality::Hd).unwrap();
+    // Participant 1 joins by hand, so that the test holds the bytes an observer saw.
+    let victim = UdpSocket::bind("127.0.0.1:0").unwrap();
+    victim.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let tok = token_for(&key, call, 1, Role::Publisher, 60_000);
+    let jkey = JoinSecret::dev().key_for(&tok);
+    let sniffed =
+        SessionMessage::Join { txid: [5; 12], token: tok, ssrcs: vec![], quality: Quality::Hd }.to_signed_vec(&jkey);
+    victim.send_to(&sniffed, router).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = victim.recv_from(&mut buf).expect("join answered");
+    assert!(matches!(SessionMessage::parse(&buf[..n]), Ok(SessionMessage::JoinAck { participant: 1, .. })));
+    // The observer replays the join from its own socket: it is asked, in no
+    // more bytes, to prove it holds the key, and cannot.
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    attacker.send_to(&sniffed, router).unwrap();
+    let (n, _) = attacker.recv_from(&mut buf).expect("a check");
+    assert!(n <= sniffed.len(), "no amplification");
+    let Ok(SessionMessage::Check { txid }) = SessionMessage::parse(&buf[..n]) else { panic!("not a check") };
+    attacker.send_to(&SessionMessage::CheckReply { txid }.to_vec(), router).unwrap();
+    attacker.send_to(&SessionMessage::Leave { txid }.to_vec(), router).unwrap();
+    // B's media still reaches participant 1 where it joined, none the observer.
+    let plan = MediaPlan {
+        video_fps: 25,
+        video_packets_per_frame: 1,
+        audio: false,
+        max_packets: Some(40),
+        ..Default::default()
+    };
+    b.send_media(&plan, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    assert_eq!(rtp_received(&victim, deadline), 40);
+    assert_eq!(rtp_received(&attacker, std::time::Instant::now() + Duration::from_millis(300)), 0);
+    let st = server.stats()[0].router;
+    assert_eq!((st.address_checks, st.address_moves), (1, 0));
+    assert_eq!(st.dropped_bad_integrity, 1, "the unsigned answer");
+    assert!(st.dropped_unadmitted >= 1, "the unsigned leave from an address that is nobody's");
+    assert_eq!(server.stats()[0].participants, 2);
+    // Participant 1 leaves; its token admits nobody afterwards, from anywhere.
+    victim.send_to(&SessionMessage::Leave { txid: [6; 12] }.to_signed_vec(&jkey), router).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.stats()[0].participants != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for sock in [&attacker, &victim] {
+        sock.send_to(&sniffed, router).unwrap();
+        // Skip the reports still on their way to the victim.
+        let reply = (0..50)
+            .find_map(|_| {
+                let (n, _) = sock.recv_from(&mut buf).ok()?;
+                SessionMessage::parse(&buf[..n]).ok()
+            })
+            .expect("a refusal");
+        assert!(matches!(reply, SessionMessage::JoinError { code: JoinErrorCode::Unauthorized, .. }), "{reply:?}");
+    }
+    assert_eq!(server.stats()[0].participants, 1);
+    server.stop();
+}

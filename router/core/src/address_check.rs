@@ -87,6 +87,9 @@ impl Router {
         self.by_addr.remove(&old);
         self.by_addr.insert(source, (call_id, pid));
         self.out.stats.address_moves += 1;
+        // The answer proved the key from this address: the JoinAck may be
+        // longer than it (the no-amplification limit is for strangers).
+        self.out.end_reply_limit();
         self.join_ack(source, join_txid, pid);
     }
 
