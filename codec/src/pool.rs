@@ -435,6 +435,7 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
             token: req.token.clone(),
             ssrcs: vec![(ssrc, MediaKind::Video), (mixer_audio_ssrc(req.participant), MediaKind::Audio)],
             quality: Quality::Hd,
+            srtp: false,
         };
         socket.send_to(&join.to_signed_vec(&req.key), router)?;
         let deadline = Instant::now() + Duration::from_millis(300);

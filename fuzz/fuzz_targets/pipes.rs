@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
             txid: [0; 12],
             token: tok.to_vec(),
             ssrcs: vec![(Ssrc(pid as u32 * 100), MediaKind::Video)],
-            quality: Quality::Hd,
+            quality: Quality::Hd, srtp: false
         };
         let join = join.to_signed_vec(&JoinSecret::dev().key_for(&tok));
         run(&mut w, start, at, Input::Receive { source: addr(pid as u8), contents: Bytes::from(join) });

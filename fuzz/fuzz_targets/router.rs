@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
             txid: [0; 12],
             token: tok.to_vec(),
             ssrcs: vec![(Ssrc(100 + pid as u32), MediaKind::Video)],
-            quality: Quality::Hd,
+            quality: Quality::Hd, srtp: false
         };
         let join = join.to_signed_vec(&JoinSecret::dev().key_for(&tok));
         setup_bytes += join.len() as u64;

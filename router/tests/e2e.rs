@@ -157,7 +157,7 @@ fn rtp(ssrc: Ssrc, seq: u16) -> Vec<u8> {
 fn join_reply(sock: &UdpSocket, router: SocketAddr, tok: Vec<u8>) -> SessionMessage {
     sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let key = corecast_proto::join_key::JoinSecret::dev().key_for(&tok);
-    let m = SessionMessage::Join { txid: [3; 12], token: tok, ssrcs: vec![], quality: Quality::Hd };
+    let m = SessionMessage::Join { txid: [3; 12], token: tok, ssrcs: vec![], quality: Quality::Hd, srtp: false };
     sock.send_to(&m.to_signed_vec(&key), router).unwrap();
     let mut buf = [0u8; 1500];
     let (n, _) = sock.recv_from(&mut buf).expect("join reply");
@@ -404,8 +404,8 @@ fn a_sniffed_join_replayed_from_another_address_admits_and_moves_nothing() {
     victim.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let tok = token_for(&key, call, 1, Role::Publisher, 60_000);
     let jkey = JoinSecret::dev().key_for(&tok);
-    let sniffed =
-        SessionMessage::Join { txid: [5; 12], token: tok, ssrcs: vec![], quality: Quality::Hd }.to_signed_vec(&jkey);
+    let sniffed = SessionMessage::Join { txid: [5; 12], token: tok, ssrcs: vec![], quality: Quality::Hd, srtp: false }
+        .to_signed_vec(&jkey);
     victim.send_to(&sniffed, router).unwrap();
     let mut buf = [0u8; 2048];
     let (n, _) = victim.recv_from(&mut buf).expect("join answered");

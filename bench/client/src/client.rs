@@ -171,7 +171,7 @@ impl Client {
         while tries < 5 {
             tries += 1;
             let txid: [u8; 12] = rand::random();
-            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: ssrcs.clone(), quality };
+            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: ssrcs.clone(), quality, srtp: false };
             socket.send_to(&join.to_signed_vec(key), router)?;
             let deadline = Instant::now() + Duration::from_millis(400);
             while Instant::now() < deadline {

@@ -81,6 +81,10 @@ impl Router {
         }
         let join_txid = m.join_txid;
         let old = std::mem::replace(&mut u.remote, source);
+        if u.srtp.is_some() {
+            self.srtp_addrs.remove(&old);
+            self.srtp_addrs.insert(source);
+        }
         u.moving = None;
         p.last_seen = now;
         self.checking.remove(&source);

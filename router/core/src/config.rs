@@ -109,6 +109,10 @@ pub struct RouterConfig {
     /// from ([`corecast_proto::join_key`]): a native join must be signed with
     /// its token's key. `None`: every native join is refused (401).
     pub join_secret: Option<JoinSecret>,
+    /// Admit native joins that ask for plain RTP (no SRTP attribute). Off
+    /// by default: native media is SRTP keyed from the join key; the
+    /// bench's plain runs turn this on to measure forwarding alone.
+    pub plain_native_media: bool,
 }
 
 impl Default for RouterConfig {
@@ -141,6 +145,7 @@ impl Default for RouterConfig {
             overload_busy_permille: 900,
             overload_relief_permille: 700,
             join_secret: None,
+            plain_native_media: false,
         }
     }
 }

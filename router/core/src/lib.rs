@@ -74,6 +74,7 @@ mod retransmit;
 mod rtcp_route;
 mod snapshot;
 mod speakers;
+mod srtp_pair;
 mod stats;
 mod transport;
 pub mod webrtc;
@@ -131,6 +132,8 @@ pub struct Router {
     /// Native participants that left or were removed, until their token's
     /// expiry (Unix ms): their token admits nobody again.
     revoked: FxHashMap<(CallId, ParticipantId), u64>,
+    /// Addresses of native participants whose media is SRTP.
+    srtp_addrs: hash::FxHashSet<SocketAddr>,
     out: Outbox,
     next_sweep: Option<Instant>,
     next_rank: Option<Instant>,
@@ -164,6 +167,7 @@ impl Router {
             ended: FxHashMap::default(),
             checking: FxHashMap::default(),
             revoked: FxHashMap::default(),
+            srtp_addrs: Default::default(),
             out: Outbox::new(),
             next_sweep: None,
             next_rank: None,
@@ -266,6 +270,14 @@ impl Router {
                 Kind::Rtp | Kind::Rtcp | Kind::Dtls => DropReason::Unadmitted,
                 _ => DropReason::Malformed,
             });
+        };
+        let contents = if self.srtp_addrs.contains(&source) {
+            match self.unprotect_native(call, pid, kind, &contents) {
+                Ok(plain) => plain,
+                Err(reason) => return self.out.drop_packet(reason),
+            }
+        } else {
+            contents
         };
         match kind {
             Kind::Rtp => self.forward_rtp(now, call, Origin::Participant(pid), contents),

@@ -32,6 +32,16 @@ pub(crate) struct Join {
     /// The token's join key (the join is signed with it).
     pub(crate) key: JoinKey,
     token_expires_ms: u64,
+    /// Media over SRTP keyed from `key`.
+    srtp: bool,
+}
+
+/// What a Join message asks for besides its token.
+struct JoinRequest {
+    txid: [u8; 12],
+    ssrcs: Vec<(Ssrc, MediaKind)>,
+    quality: Quality,
+    srtp: bool,
 }
 
 impl Router {
@@ -42,8 +52,8 @@ impl Router {
         };
         self.out.stats.session_messages += 1;
         match msg {
-            SessionMessage::Join { txid, token, ssrcs, quality } => {
-                self.handle_join(now, source, txid, &token, ssrcs, quality, contents)
+            SessionMessage::Join { txid, token, ssrcs, quality, srtp } => {
+                self.handle_join(now, source, JoinRequest { txid, ssrcs, quality, srtp }, &token, contents)
             }
             SessionMessage::CheckReply { txid } => self.handle_check_reply(now, source, txid, contents),
             SessionMessage::Keepalive { .. }
@@ -127,17 +137,8 @@ impl Router {
         self.out.transmit(source, Bytes::from(m.to_vec()));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn handle_join(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        txid: [u8; 12],
-        token_bytes: &[u8],
-        ssrcs: Vec<(Ssrc, MediaKind)>,
-        quality: Quality,
-        contents: &[u8],
-    ) {
+    fn handle_join(&mut self, now: Instant, source: SocketAddr, req: JoinRequest, token_bytes: &[u8], contents: &[u8]) {
+        let JoinRequest { txid, ssrcs, quality, srtp } = req;
         let claims = match token::verify(&self.key, token_bytes, self.unix_ms(now)) {
             Ok(c) => c,
             Err(e) => {
@@ -169,6 +170,7 @@ impl Router {
             quality,
             key,
             token_expires_ms: claims.expires_at_ms,
+            srtp,
         };
         let placement = &self.config.placement;
         let hub = placement.owns(&j.call);
@@ -229,6 +231,9 @@ impl Router {
         if hub && !seated_elsewhere && call.members() >= cap {
             return Some((JoinErrorCode::CallFull, "call is full"));
         }
+        if !j.srtp && !self.config.plain_native_media {
+            return Some((JoinErrorCode::Forbidden, "this router takes native media over SRTP only"));
+        }
         if j.role == Role::Subscriber && !j.ssrcs.is_empty() {
             return Some((JoinErrorCode::Forbidden, "a subscriber cannot send media"));
         }
@@ -280,7 +285,7 @@ impl Router {
         let mut p = Participant::new(
             j.participant,
             j.role,
-            Transport::udp(j.source, j.key.clone(), j.token_expires_ms),
+            Transport::udp(j.source, j.key.clone(), j.token_expires_ms, j.srtp),
             now,
             QualityState::joined(j.quality),
             SenderFormat { audio_level: self.config.audio_level_ext_id, ..self.config.native_format.clone() },
@@ -302,6 +307,9 @@ impl Router {
             call.speakers_sent.clear(); // a new mixer is told who speaks at the next ranking
         }
         self.by_addr.insert(j.source, (j.call, j.participant));
+        if j.srtp {
+            self.srtp_addrs.insert(j.source);
+        }
         self.out.stats.joins += 1;
         if is_new_call {
             self.out.event(Event::CallStarted(j.call));
@@ -341,6 +349,7 @@ impl Router {
         match &p.transport {
             Transport::Udp(u) => {
                 self.by_addr.remove(&u.remote);
+                self.srtp_addrs.remove(&u.remote);
                 if let Some(m) = &u.moving {
                     self.checking.remove(&m.to);
                 }

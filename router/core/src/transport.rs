@@ -14,7 +14,11 @@ use bytes::Bytes;
 use corecast_proto::join_key::JoinKey;
 use corecast_proto::rtp::RtpHeader;
 
+use corecast_proto::demux::{classify, Kind};
+
 use crate::outbox::Outbox;
+use crate::srtp_pair::{rtx_slot, write_rtx, SrtpPair, NATIVE_RTX_PT};
+use crate::webrtc::rtx_ssrc;
 use crate::webrtc::{Source, WebRtcTransport};
 
 /// How the router reaches one participant.
@@ -29,7 +33,7 @@ pub(crate) enum Transport {
 
 /// The native UDP leg: the peer's address, learned from its join, and the
 /// key its session messages are signed with.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct UdpTransport {
     pub remote: SocketAddr,
     /// The join key of the token it joined with.
@@ -39,6 +43,12 @@ pub(crate) struct UdpTransport {
     /// A move to a new address, waiting for the peer's answer to a check
     /// from there (see `address_check`).
     pub moving: Option<Move>,
+    /// SRTP both ways, keyed from the join key (`None`: plain RTP, only
+    /// where the router's config allows it).
+    pub srtp: Option<Box<SrtpPair>>,
+    /// The next sequence number of each RTX stream resent on this leg
+    /// (SRTP legs resend as RTX: see [`NATIVE_RTX_PT`]).
+    pub rtx_seqs: Vec<(u32, u16)>,
 }
 
 /// A native leg's pending address change.
@@ -58,8 +68,15 @@ pub(crate) struct Move {
 pub(crate) const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 impl Transport {
-    pub fn udp(remote: SocketAddr, key: JoinKey, token_expires_ms: u64) -> Transport {
-        Transport::Udp(UdpTransport { remote, key, token_expires_ms, moving: None })
+    /// A native leg; with `srtp`, its SRTP keys come from `key`.
+    pub fn udp(remote: SocketAddr, key: JoinKey, token_expires_ms: u64, srtp: bool) -> Transport {
+        let srtp = srtp
+            .then(|| {
+                let (client, router) = key.native_srtp_keys();
+                SrtpPair::new(&router, &client).ok().map(Box::new)
+            })
+            .flatten();
+        Transport::Udp(UdpTransport { remote, key, token_expires_ms, moving: None, srtp, rtx_seqs: Vec::new() })
     }
 
     /// The peer's address (what the router sends to).
@@ -75,6 +92,9 @@ impl Transport {
     #[inline]
     pub fn send(&mut self, out: &mut Outbox, contents: Bytes) {
         match self {
+            Transport::Udp(UdpTransport { remote, srtp: Some(srtp), .. }) if classify(&contents) == Kind::Rtcp => {
+                srtp.send_rtcp(out, *remote, &contents)
+            }
             Transport::Udp(u) => out.transmit(u.remote, contents),
             Transport::WebRtc(w) => w.send_rtcp(out, &contents),
         }
@@ -85,6 +105,12 @@ impl Transport {
     #[inline]
     pub fn send_rtp(&mut self, out: &mut Outbox, contents: Bytes, h: &RtpHeader, src: Option<Source>) -> bool {
         match self {
+            Transport::Udp(UdpTransport { remote, srtp: Some(srtp), .. }) => {
+                srtp.seal_and_send(out, *remote, |arena| {
+                    arena.extend_from_slice(&contents);
+                    true
+                }) == Some(true)
+            }
             Transport::Udp(u) => {
                 out.transmit(u.remote, contents);
                 true
@@ -115,6 +141,19 @@ impl Transport {
     #[inline]
     pub fn resend(&mut self, out: &mut Outbox, contents: Bytes, h: &RtpHeader, src: Option<Source>) -> bool {
         match (self, src) {
+            (Transport::Udp(UdpTransport { remote, srtp: Some(srtp), rtx_seqs, .. }), _) => {
+                // As RTX: sealing the packet again under its first index would reuse a nonce.
+                let ssrc = rtx_ssrc(h.ssrc.0);
+                let i = rtx_slot(rtx_seqs, ssrc);
+                let seq = rtx_seqs[i].1;
+                let sent = srtp
+                    .seal_and_send(out, *remote, |arena| write_rtx(&contents, h, NATIVE_RTX_PT, seq, ssrc, arena))
+                    == Some(true);
+                if sent {
+                    rtx_seqs[i].1 = seq.wrapping_add(1);
+                }
+                sent
+            }
             (Transport::Udp(u), _) => {
                 out.transmit(u.remote, contents);
                 true

@@ -14,12 +14,19 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 
+use crate::srtp::{SrtpKey, SrtpProfile};
 use crate::token::DEV_ROUTER_SECRET;
 
 /// Length of a join key.
 pub const JOIN_KEY_LEN: usize = 32;
 const DOMAIN: &[u8] = b"corecast-join-key-v1";
 const CHECK_DOMAIN: &[u8] = b"corecast-check-v1";
+const SRTP_CLIENT: &[u8] = b"corecast-srtp-v1 client";
+const SRTP_ROUTER: &[u8] = b"corecast-srtp-v1 router";
+
+/// The SRTP profile of native legs (RFC 7714): AES-GCM, which the
+/// router's cores run with AES-NI and CLMUL.
+pub const NATIVE_SRTP_PROFILE: SrtpProfile = SrtpProfile::AeadAes128Gcm;
 
 /// The secret the calls service and the routers derive join keys from.
 #[derive(Clone)]
@@ -92,6 +99,24 @@ impl JoinKey {
         Ok(JoinKey(v.try_into().map_err(|_| BadJoinKey)?))
     }
 
+    /// The SRTP master keys of a native leg that joined with this key:
+    /// `(client → router, router → client)`, AEAD_AES_128_GCM, each
+    /// `HMAC-SHA256(join key, "corecast-srtp-v1 client" | "… router")`
+    /// cut into a 16-byte master key and a 12-byte master salt. Keying by
+    /// the control plane (as SDES, RFC 4568, does over signalling) keeps a
+    /// native join at one round trip and puts the key only on the HTTPS
+    /// reply; unlike DTLS-SRTP it has no forward secrecy (see PROTOCOL.md).
+    pub fn native_srtp_keys(&self) -> (SrtpKey, SrtpKey) {
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        let derive = |label: &[u8]| {
+            let t = hmac::sign(&k, label);
+            let t = t.as_ref();
+            let (kl, sl) = (NATIVE_SRTP_PROFILE.master_key_len(), NATIVE_SRTP_PROFILE.master_salt_len());
+            SrtpKey { profile: NATIVE_SRTP_PROFILE, master_key: t[..kl].to_vec(), master_salt: t[kl..kl + sl].to_vec() }
+        };
+        (derive(SRTP_CLIENT), derive(SRTP_ROUTER))
+    }
+
     /// The transaction id of an address check the router sends, from a
     /// nonce of its own (its clock and the new address): nobody without
     /// the key can predict it, so an old answer cannot be replayed.
@@ -124,6 +149,10 @@ mod tests {
         assert_eq!(JoinKey::from_text("!!"), Err(BadJoinKey));
         assert_eq!(format!("{a:?}"), "JoinKey(..)");
         assert_ne!(a.check_txid(b"1"), a.check_txid(b"2"));
+        let (up, down) = a.native_srtp_keys();
+        assert_ne!(up, down);
+        assert_eq!((up.master_key.len(), up.master_salt.len()), (16, 12));
+        assert_ne!(up, s.key_for(&[2; 98]).native_srtp_keys().0);
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn join(pid: u64) -> Vec<u8> {
         token: tok.to_vec(),
         ssrcs: vec![(Ssrc(100 + pid as u32), MediaKind::Video)],
         quality: Quality::Hd,
+        srtp: false,
     }
     .to_signed_vec(&key_of(pid))
 }

@@ -251,8 +251,13 @@ fn a_join_with_a_bad_token_is_answered_with_no_more_bytes_than_it_sent() {
     ];
     let before = *h.r.stats();
     for (i, (tok, answered)) in tokens.iter().enumerate() {
-        let join =
-            SessionMessage::Join { txid: [i as u8; 12], token: tok.clone(), ssrcs: vec![], quality: Quality::Hd };
+        let join = SessionMessage::Join {
+            txid: [i as u8; 12],
+            token: tok.clone(),
+            ssrcs: vec![],
+            quality: Quality::Hd,
+            srtp: false,
+        };
         let req = join.to_vec();
         h.input(addr(50), req.clone());
         let t = h.take();

@@ -26,7 +26,10 @@ fn a_composite_view_hears_the_mix_and_native_sd_receivers_the_loudest_speaker() 
     }
     // A native SD receiver, and a browser's composite view (WHEP ?view=composite).
     let tok = h.token(c, 4, Role::Subscriber);
-    h.session(addr(4), SessionMessage::Join { txid: [4; 12], token: tok, ssrcs: vec![], quality: Quality::Sd });
+    h.session(
+        addr(4),
+        SessionMessage::Join { txid: [4; 12], token: tok, ssrcs: vec![], quality: Quality::Sd, srtp: false },
+    );
     h.take();
     let config = dimpl::Config::builder().build().unwrap();
     let mut v = Peer::open_with(&mut h, 3, c, 3, false, None, (config, Quality::Sd));

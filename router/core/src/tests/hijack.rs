@@ -25,6 +25,7 @@ fn two_in_a_call(h: &mut H) -> Vec<u8> {
         token: tok.clone(),
         ssrcs: vec![(Ssrc(100), MediaKind::Video)],
         quality: Quality::Hd,
+        srtp: false,
     };
     let sniffed = signed(&join, &tok);
     h.session(addr(0), join);
@@ -46,7 +47,10 @@ fn a_new_address_is_followed_only_after_a_signed_check_from_there() {
     let _ = two_in_a_call(&mut h);
     // Participant 1's NAT rebinds to addr 5; it joins again from there.
     let tok = h.token(call(1), 1, Role::Publisher);
-    h.session(addr(5), SessionMessage::Join { txid: [3; 12], token: tok, ssrcs: vec![], quality: Quality::Hd });
+    h.session(
+        addr(5),
+        SessionMessage::Join { txid: [3; 12], token: tok, ssrcs: vec![], quality: Quality::Hd, srtp: false },
+    );
     let check = check_sent_to(&mut h, addr(5));
     media_reaches(&mut h, addr(0)); // not moved yet
     h.session(addr(5), SessionMessage::CheckReply { txid: check });
@@ -100,7 +104,8 @@ fn an_old_check_reply_cannot_be_replayed_to_move_a_participant() {
     let sniffed = two_in_a_call(&mut h);
     // A genuine move to addr 5, whose join and answer the observer sees.
     let tok = h.token(call(1), 1, Role::Publisher);
-    let join = SessionMessage::Join { txid: [3; 12], token: tok.clone(), ssrcs: vec![], quality: Quality::Hd };
+    let join =
+        SessionMessage::Join { txid: [3; 12], token: tok.clone(), ssrcs: vec![], quality: Quality::Hd, srtp: false };
     h.input(addr(5), signed(&join, &tok));
     let check = check_sent_to(&mut h, addr(5));
     let answer = signed(&SessionMessage::CheckReply { txid: check }, &tok);
@@ -123,7 +128,7 @@ fn an_old_check_reply_cannot_be_replayed_to_move_a_participant() {
 fn a_join_without_its_key_is_refused() {
     let mut h = H::new();
     let tok = h.token(call(1), 1, Role::Publisher);
-    let join = SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Hd };
+    let join = SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Hd, srtp: false };
     for bytes in [join.to_vec(), join.to_signed_vec(&JoinKey::from_bytes([7; 32]))] {
         h.input(addr(0), bytes);
         let t = h.take();

@@ -28,7 +28,10 @@ fn six_speakers(h: &mut H, n: u8) {
         h.join_av(addr(pid as u16), pid);
     }
     let token = h.token(call(1), 50, Role::Subscriber);
-    h.session(addr(50), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd });
+    h.session(
+        addr(50),
+        SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd, srtp: false },
+    );
     h.session(addr(50), SessionMessage::LastN { txid: [2; 12], n });
     h.take();
 }

@@ -39,9 +39,15 @@ fn signed(m: &SessionMessage, tok: &[u8]) -> Vec<u8> {
     m.to_signed_vec(&JoinSecret::dev().key_for(tok))
 }
 
-/// `cfg` with the development join secret (unless it has one).
+/// `cfg` with the development join secret (unless it has one), taking
+/// plain native media (the tests' clients send plain RTP; `native_srtp`
+/// tests SRTP legs with `plain_native_media` off).
 fn keyed(cfg: RouterConfig) -> RouterConfig {
-    RouterConfig { join_secret: cfg.join_secret.clone().or_else(|| Some(JoinSecret::dev())), ..cfg }
+    RouterConfig {
+        join_secret: cfg.join_secret.clone().or_else(|| Some(JoinSecret::dev())),
+        plain_native_media: true,
+        ..cfg
+    }
 }
 
 fn addr(i: u16) -> SocketAddr {
@@ -103,7 +109,7 @@ impl H {
         std::mem::take(&mut self.transmits)
     }
     fn join_with(&mut self, a: SocketAddr, tok: Vec<u8>, ssrcs: Vec<(Ssrc, MediaKind)>) -> SessionMessage {
-        self.session(a, SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd });
+        self.session(a, SessionMessage::Join { txid: [9; 12], token: tok, ssrcs, quality: Quality::Hd, srtp: false });
         let t = self.take();
         assert_eq!(t.len(), 1, "one reply to a join");
         assert_eq!(t[0].destination, a);
@@ -175,6 +181,7 @@ mod composite;
 mod framerate;
 mod hijack;
 mod last_n;
+mod native_srtp;
 mod net;
 mod overload;
 mod quality;

@@ -355,7 +355,13 @@ impl Client {
             if now >= self.next_join {
                 let ssrcs =
                     if self.declares { self.streams.iter().map(|s| (s.ssrc, s.kind)).collect() } else { vec![] };
-                let m = SessionMessage::Join { txid: [7; 12], token: self.token.clone(), ssrcs, quality: self.quality };
+                let m = SessionMessage::Join {
+                    txid: [7; 12],
+                    token: self.token.clone(),
+                    ssrcs,
+                    quality: self.quality,
+                    srtp: false,
+                };
                 self.up.send(now, Bytes::from(super::signed(&m, &self.token)));
                 self.next_join = now + Duration::from_millis(250);
             }

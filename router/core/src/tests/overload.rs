@@ -13,7 +13,7 @@ fn call_with_video(h: &mut H) {
         h.join(addr(pid as u16), call(1), pid, pid as u32 * 100 + 1);
     }
     let token = h.token(call(1), 4, Role::Subscriber);
-    h.session(addr(4), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd });
+    h.session(addr(4), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality: Quality::Hd, srtp: false });
     send_video(h, 0, 50);
 }
 

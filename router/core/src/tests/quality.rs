@@ -7,7 +7,10 @@ fn mixer_output_goes_to_sd_receivers_only() {
     let mut h = H::new();
     h.join(addr(0), call(1), 1, 100);
     let tok = h.token(call(1), 2, Role::Subscriber);
-    h.session(addr(1), SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Sd });
+    h.session(
+        addr(1),
+        SessionMessage::Join { txid: [1; 12], token: tok, ssrcs: vec![], quality: Quality::Sd, srtp: false },
+    );
     h.take();
     let tok = h.token(call(1), 3, Role::Mixer);
     assert!(matches!(h.join_with(addr(2), tok, vec![(Ssrc(900), MediaKind::Video)]), SessionMessage::JoinAck { .. }));

@@ -20,7 +20,7 @@ fn speakers_call(h: &mut H, speakers: u64) {
     }
     for (pid, quality) in [(50u64, Quality::Sd), (51, Quality::Hd)] {
         let token = h.token(call(1), pid, Role::Subscriber);
-        h.session(addr(pid as u16), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality });
+        h.session(addr(pid as u16), SessionMessage::Join { txid: [1; 12], token, ssrcs: vec![], quality, srtp: false });
     }
     h.take();
 }

@@ -117,6 +117,7 @@ impl Pair {
                 token: tok.clone(),
                 ssrcs: vec![(Ssrc(pid as u32 * 10), MediaKind::Video)],
                 quality: Quality::Hd,
+                srtp: false,
             };
             self.session(at, a, m);
             let (_, reply) = self.delivered.pop().unwrap();
@@ -200,7 +201,8 @@ fn a_seat_whose_participant_never_follows_the_redirect_frees_up() {
             expires_at_ms: EPOCH_MS + 60_000,
         },
     );
-    let join = SessionMessage::Join { txid: [1; 12], token: tok.to_vec(), ssrcs: vec![], quality: Quality::Hd };
+    let join =
+        SessionMessage::Join { txid: [1; 12], token: tok.to_vec(), ssrcs: vec![], quality: Quality::Hd, srtp: false };
     p.session(0, addr(2), join);
     assert!(matches!(
         SessionMessage::parse(&p.delivered.pop().unwrap().1),

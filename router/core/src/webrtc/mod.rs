@@ -23,7 +23,9 @@ use bytes::{Bytes, BytesMut};
 use corecast_proto::rtcp::TwccRecorder;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
-use corecast_proto::srtp::{keys_from_dtls, SrtpContext};
+use corecast_proto::srtp::keys_from_dtls;
+
+use crate::srtp_pair::SrtpPair;
 use corecast_proto::token::{CallId, ParticipantId, Role};
 
 pub use dtls::DtlsIdentity;
@@ -68,13 +70,6 @@ pub struct WebRtcLeg {
     pub pending_until: Instant,
 }
 
-/// SRTP both ways, once DTLS exported the keys.
-#[derive(Debug)]
-struct Srtp {
-    tx: SrtpContext,
-    rx: SrtpContext,
-}
-
 /// The state of one WebRTC leg.
 #[derive(Debug)]
 pub(crate) struct WebRtcTransport {
@@ -83,7 +78,8 @@ pub(crate) struct WebRtcTransport {
     pub session: String,
     pub ice: IceLite,
     pub dtls: DtlsSession,
-    srtp: Option<Srtp>,
+    /// SRTP both ways, once DTLS exported the keys.
+    srtp: Option<SrtpPair>,
     pub format: LegFormat,
     pub pending_until: Instant,
     /// Where DTLS records go: the source of the peer's last DTLS datagram.
@@ -160,9 +156,7 @@ impl WebRtcTransport {
         if let Some(keys) = r? {
             let (ours, theirs) =
                 keys_from_dtls(keys.profile, &keys.material, true).map_err(|_| DtlsFailure::Profile)?;
-            let tx = SrtpContext::new(&ours).map_err(|_| DtlsFailure::Profile)?;
-            let rx = SrtpContext::new(&theirs).map_err(|_| DtlsFailure::Profile)?;
-            self.srtp = Some(Srtp { tx, rx });
+            self.srtp = Some(SrtpPair::new(&ours, &theirs).map_err(|_| DtlsFailure::Profile)?);
         }
         Ok(())
     }
@@ -197,18 +191,9 @@ impl WebRtcTransport {
 
     /// Decrypts an SRTP (or, `rtcp`, SRTCP) packet from the peer.
     pub fn unprotect(&mut self, packet: &[u8], rtcp: bool, out: &mut Outbox) -> Result<Bytes, DropReason> {
-        let Some(srtp) = &mut self.srtp else { return Err(DropReason::NotReady) };
-        let arena = out.arena();
-        let r = if rtcp { srtp.rx.unprotect_rtcp(packet, arena) } else { srtp.rx.unprotect_rtp(packet, arena) };
-        match r {
-            Ok(()) => Ok(out.take_arena()),
-            Err(e) => {
-                out.discard_arena();
-                Err(match e {
-                    corecast_proto::srtp::SrtpError::Replay => DropReason::SrtpReplay,
-                    _ => DropReason::SrtpAuth,
-                })
-            }
+        match &mut self.srtp {
+            Some(srtp) => srtp.unprotect(packet, rtcp, out),
+            None => Err(DropReason::NotReady),
         }
     }
 
@@ -249,20 +234,8 @@ impl WebRtcTransport {
             out.stats.webrtc_not_ready += 1;
             return None;
         };
-        let arena = out.arena();
-        let start = arena.len();
-        if !write(&self.format, arena) {
-            arena.truncate(start);
-            return Some(false);
-        }
-        if srtp.tx.protect_rtp_in_place(arena, start).is_err() {
-            out.discard_arena();
-            out.stats.srtp_seal_failed += 1;
-            return None;
-        }
-        let b = out.take_arena();
-        out.transmit(dest, b);
-        Some(true)
+        let format = &self.format;
+        srtp.seal_and_send(out, dest, |arena| write(format, arena))
     }
 
     /// Whether this leg takes retransmissions of `src` (it negotiated RTX for its codec).
@@ -277,14 +250,7 @@ impl WebRtcTransport {
     /// sequence number the receiver saw.
     pub fn send_rtx(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
         let ssrc = rtx_ssrc(h.ssrc.0);
-        let i = match self.rtx_seqs.iter().position(|(s, _)| *s == ssrc) {
-            Some(i) => i,
-            None => {
-                // Starts at a number of its own (RFC 4588 §8.1: like any RTP stream).
-                self.rtx_seqs.push((ssrc, ssrc as u16 & 0x7FFF));
-                self.rtx_seqs.len() - 1
-            }
-        };
+        let i = crate::srtp_pair::rtx_slot(&mut self.rtx_seqs, ssrc);
         let seq = self.rtx_seqs[i].1;
         let sent = self.seal_and_send(out, |f, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, arena)) == Some(true);
         if sent {
@@ -303,12 +269,6 @@ impl WebRtcTransport {
             out.stats.webrtc_not_ready += 1;
             return;
         };
-        if srtp.tx.protect_rtcp(contents, out.arena()).is_ok() {
-            let b = out.take_arena();
-            out.transmit(dest, b);
-        } else {
-            out.discard_arena();
-            out.stats.srtp_seal_failed += 1;
-        }
+        srtp.send_rtcp(out, dest, contents);
     }
 }

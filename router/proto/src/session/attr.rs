@@ -27,3 +27,6 @@ pub const LAST_N: u16 = 0xC009;
 pub const CHECK: u16 = 0xC00A;
 /// MESSAGE-INTEGRITY (RFC 8489 §14.5), keyed with the join key.
 pub const MESSAGE_INTEGRITY: u16 = crate::ice::attr::MESSAGE_INTEGRITY;
+/// The SRTP profile a native Join asks for, 2 bytes: the DTLS-SRTP id
+/// (0x0007 AEAD_AES_128_GCM, the only one taken); absent: plain RTP.
+pub const SRTP: u16 = 0xC00B;

@@ -3,7 +3,7 @@
 use super::stun::{parse_plain_addr, parse_xor_addr, plain_addr, xor_addr};
 use super::{attr, Class, SessionError, StunMessage, MAX_SSRCS};
 use crate::ids::{MediaKind, Ssrc};
-use crate::join_key::JoinKey;
+use crate::join_key::{JoinKey, NATIVE_SRTP_PROFILE};
 use std::net::SocketAddr;
 
 /// Requested media quality for a receiver.
@@ -72,6 +72,9 @@ pub enum SessionMessage {
         ssrcs: Vec<(Ssrc, MediaKind)>,
         /// Requested quality.
         quality: Quality,
+        /// Media over SRTP with the keys of the join key
+        /// ([`JoinKey::native_srtp_keys`]); `false`: plain RTP.
+        srtp: bool,
     },
     /// Router → client: joined.
     JoinAck {
@@ -187,7 +190,12 @@ impl SessionMessage {
                 };
                 let ssrcs = list.into_iter().zip(kinds).collect();
                 let quality = m.get(attr::QUALITY).map(parse_quality).transpose()?.unwrap_or_default();
-                Ok(SessionMessage::Join { txid, token, ssrcs, quality })
+                let srtp = match m.get(attr::SRTP) {
+                    None => false,
+                    Some(v) if v == NATIVE_SRTP_PROFILE.dtls_id().to_be_bytes() => true,
+                    Some(_) => return Err(SessionError::Attribute(attr::SRTP)),
+                };
+                Ok(SessionMessage::Join { txid, token, ssrcs, quality, srtp })
             }
             Class::Success => {
                 let mapped = parse_xor_addr(
@@ -248,7 +256,7 @@ impl SessionMessage {
     /// Serializes the message.
     pub fn to_vec(&self) -> Vec<u8> {
         let (class, txid, attrs) = match self {
-            SessionMessage::Join { txid, token, ssrcs, quality } => {
+            SessionMessage::Join { txid, token, ssrcs, quality, srtp } => {
                 let mut a = vec![(attr::TOKEN, token.clone())];
                 if !ssrcs.is_empty() {
                     a.push((attr::SSRCS, ssrcs.iter().flat_map(|(s, _)| s.0.to_be_bytes()).collect()));
@@ -258,6 +266,9 @@ impl SessionMessage {
                 }
                 if *quality != Quality::Hd {
                     a.push((attr::QUALITY, quality_attr(*quality)));
+                }
+                if *srtp {
+                    a.push((attr::SRTP, NATIVE_SRTP_PROFILE.dtls_id().to_be_bytes().to_vec()));
                 }
                 (Class::Request, txid, a)
             }

@@ -58,7 +58,8 @@ fn malformed() {
     let mut j = SessionMessage::Keepalive { txid: [1; 12] }.to_vec();
     j[4] = 0;
     assert_eq!(SessionMessage::parse(&j), Err(SessionError::NotStun));
-    let join = SessionMessage::Join { txid: [1; 12], token: vec![1; 98], ssrcs: vec![], quality: Quality::Hd };
+    let join =
+        SessionMessage::Join { txid: [1; 12], token: vec![1; 98], ssrcs: vec![], quality: Quality::Hd, srtp: false };
     let kinds_mismatch = StunMessage {
         class: Class::Request,
         method: 1,
@@ -97,7 +98,8 @@ fn arb_msg() -> impl Strategy<Value = SessionMessage> {
                 txid,
                 token,
                 ssrcs: s.into_iter().map(|(x, k)| (Ssrc(x), MediaKind::from_code(k).unwrap())).collect(),
-                quality
+                quality,
+                srtp: false
             }),
         (tx, arb_addr(), any::<u64>(), any::<u32>()).prop_map(|(txid, mapped, participant, timeout_ms)| {
             SessionMessage::JoinAck { txid, mapped, participant, timeout_ms }
