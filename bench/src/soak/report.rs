@@ -4,31 +4,24 @@
 use serde::Serialize;
 
 use super::churn::Tally;
-use super::probe::{ProcSample, Sample};
+use super::probe::Sample;
 use super::system::StopReport;
 use crate::report::{md_header, md_table};
 
 /// The bounds a soak is held to.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Bounds {
-    /// Resident-set growth allowed per service from the start sample (after
-    /// warm-up) to the end sample (still under load), MiB...
-    pub rss_growth_mib: f64,
-    /// ... or this fraction of the start sample, whichever is larger.
-    pub rss_growth_fraction: f64,
+    /// Resident-set growth allowed to the router from the start sample
+    /// (after warm-up) to the end sample (still under load), MiB.
+    pub router_rss_growth_mib: f64,
+    /// ... and to the control plane.
+    pub control_rss_growth_mib: f64,
     /// Open file descriptors the router may gain between the same samples.
     pub router_fd_growth: u64,
     /// ... and the control plane (its store pools and HTTP connections come and go).
     pub control_fd_growth: u64,
     /// Failed operations allowed, as a fraction of the joins tried.
     pub error_fraction: f64,
-}
-
-impl Bounds {
-    /// The RSS growth allowed for a service that started at `start`.
-    pub fn rss_allowed_kib(&self, start: &ProcSample) -> f64 {
-        (self.rss_growth_mib * 1024.0).max(start.rss_kib as f64 * self.rss_growth_fraction)
-    }
 }
 
 /// One check and whether it held.
@@ -98,10 +91,11 @@ pub fn checks(r: &SoakResult) -> Vec<Check> {
     let b = &r.bounds;
     let t = &r.tally;
     let mut v = Vec::new();
-    for (name, start, end) in
-        [("router", &r.start.router, &r.end.router), ("control", &r.start.control, &r.end.control)]
-    {
-        let allowed = b.rss_allowed_kib(start);
+    for (name, start, end, allowed_mib) in [
+        ("router", &r.start.router, &r.end.router, b.router_rss_growth_mib),
+        ("control", &r.start.control, &r.end.control, b.control_rss_growth_mib),
+    ] {
+        let allowed = allowed_mib * 1024.0;
         let g = growth(start.rss_kib, end.rss_kib);
         v.push(check(
             &format!("{name} RSS growth after warm-up"),
@@ -128,6 +122,17 @@ pub fn checks(r: &SoakResult) -> Vec<Check> {
         "router empty after the churn",
         d.participants == 0 && d.calls == 0,
         format!("{} participants, {} calls", d.participants, d.calls),
+    ));
+    v.push(check(
+        "retransmission buffers held under load, freed after",
+        r.end.stats.retransmit_buffers > 0 && d.retransmit_buffers == 0 && d.retransmit_bytes == 0,
+        format!(
+            "{} buffers ({} KiB) at the end, {} ({} KiB) drained",
+            r.end.stats.retransmit_buffers,
+            r.end.stats.retransmit_bytes / 1024,
+            d.retransmit_buffers,
+            d.retransmit_bytes / 1024
+        ),
     ));
     let joins = d.joins - i.joins;
     let leaves = d.leaves - i.leaves;
@@ -300,4 +305,81 @@ pub fn files(r: &SoakResult) -> anyhow::Result<Vec<(String, String)>> {
         &series,
     ));
     Ok(vec![("soak.md".into(), md), ("soak.json".into(), serde_json::to_string_pretty(r)?)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soak::probe::{ProcSample, RouterSample};
+
+    fn sample(rss_kib: u64, fds: u64, participants: u64, joins: u64, leaves: u64, rtx: u64) -> Sample {
+        let p = ProcSample { rss_kib, fds, threads: 4 };
+        Sample {
+            at_s: 0.0,
+            router: p,
+            control: p,
+            stats: RouterSample {
+                participants,
+                calls: participants.min(1),
+                joins,
+                leaves,
+                retransmit_buffers: rtx,
+                retransmit_bytes: rtx * 1000,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn result(end_rss_kib: u64, drained_participants: u64) -> SoakResult {
+        let tally = Tally {
+            calls_started: 3,
+            calls_ended: 3,
+            native_joins: 9,
+            http_joins: 9,
+            sent: 10,
+            received: 20,
+            ..Default::default()
+        };
+        SoakResult {
+            command: String::new(),
+            seconds: 60.0,
+            warmup_seconds: 15.0,
+            stores: String::new(),
+            calls: 1,
+            participants: 3,
+            bounds: Bounds {
+                router_rss_growth_mib: 8.0,
+                control_rss_growth_mib: 32.0,
+                router_fd_growth: 8,
+                control_fd_growth: 32,
+                error_fraction: 0.01,
+            },
+            initial: sample(10_000, 10, 0, 0, 0, 0),
+            start: sample(20_000, 16, 3, 3, 0, 3),
+            end: sample(end_rss_kib, 17, 3, 6, 3, 3),
+            drained: sample(end_rss_kib, 16, drained_participants, 9, 9 - drained_participants, 0),
+            peak_rss_kib: (end_rss_kib, end_rss_kib),
+            samples: Vec::new(),
+            tally,
+            errors: Vec::new(),
+            stop: None,
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_steady_run_passes_every_check() {
+        let c = checks(&result(21_000, 0));
+        assert!(c.iter().all(|c| c.ok), "{c:#?}");
+    }
+
+    #[test]
+    fn growth_and_leftovers_fail() {
+        let failed = |r: &SoakResult| checks(r).into_iter().filter(|c| !c.ok).map(|c| c.what).collect::<Vec<_>>();
+        let f = failed(&result(20_000 + 9 * 1024, 0));
+        assert_eq!(f, ["router RSS growth after warm-up"]);
+        let f = failed(&result(21_000, 1));
+        assert!(f.contains(&"router empty after the churn".to_string()), "{f:?}");
+        assert!(f.contains(&"router joins = the churn's joins = router leaves".to_string()), "{f:?}");
+    }
 }
