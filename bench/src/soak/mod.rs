@@ -84,7 +84,8 @@ pub struct SoakArgs {
     /// Open file descriptors the control plane may gain after warm-up.
     #[arg(long, default_value_t = 32)]
     max_control_fd_growth: u64,
-    /// Failed operations allowed, as a fraction of the joins tried.
+    /// Failed operations (and, apart, participants timed out) allowed: one, plus
+    /// this fraction of the joins tried.
     #[arg(long, default_value_t = 0.01)]
     max_error_fraction: f64,
     /// Write soak.md and soak.json into this directory.

