@@ -69,14 +69,18 @@ pub struct SoakArgs {
     /// Seconds between samples.
     #[arg(long, default_value_t = 5)]
     sample_seconds: u64,
-    /// RSS growth allowed to the router after warm-up, MiB (it holds the
-    /// calls' state and buffers: steady under steady churn).
-    #[arg(long, default_value_t = 8.0)]
-    max_router_rss_growth_mib: f64,
-    /// RSS growth allowed to the control plane after warm-up, MiB (one more
-    /// argon2id block of 19 MiB kept by the allocator after a new peak of
-    /// concurrent logins is not a leak).
-    #[arg(long, default_value_t = 32.0)]
+    /// RSS growth allowed to the router after warm-up, MiB. Default: the
+    /// retransmission buffers of every publisher the churn can have at once
+    /// (512 slots of a video packet each), a working set the warm-up need not
+    /// have reached, plus 2 MiB (8.2 MiB for 4 calls of 3 with 1000-byte packets).
+    #[arg(long)]
+    max_router_rss_growth_mib: Option<f64>,
+    /// RSS growth allowed to the control plane after warm-up, MiB: each
+    /// login hashes with argon2id in a 19 MiB block, at most one per CPU at
+    /// once, and the allocator may keep a block per thread that ran one, so
+    /// the first logins on a new thread add 19 MiB that stays (measured: +19.1
+    /// MiB in a 20 s run, then flat for 30 minutes). Two such steps and 10 MiB.
+    #[arg(long, default_value_t = 48.0)]
     max_control_rss_growth_mib: f64,
     /// Open file descriptors the router may gain after warm-up.
     #[arg(long, default_value_t = 8)]
@@ -251,7 +255,10 @@ fn soak(a: &SoakArgs, sys: &mut System, seconds: u64, warmup: u64, say: &dyn Fn(
         calls: a.calls,
         participants: a.participants,
         bounds: Bounds {
-            router_rss_growth_mib: a.max_router_rss_growth_mib,
+            router_rss_growth_mib: a.max_router_rss_growth_mib.unwrap_or_else(|| {
+                let publishers = (a.calls * a.participants) as f64;
+                2.0 + publishers * 512.0 * (a.video_packet_size + 64) as f64 / (1024.0 * 1024.0)
+            }),
             control_rss_growth_mib: a.max_control_rss_growth_mib,
             router_fd_growth: a.max_router_fd_growth,
             control_fd_growth: a.max_control_fd_growth,

@@ -360,7 +360,7 @@ mod tests {
             participants: 3,
             bounds: Bounds {
                 router_rss_growth_mib: 8.0,
-                control_rss_growth_mib: 32.0,
+                control_rss_growth_mib: 48.0,
                 router_fd_growth: 8,
                 control_fd_growth: 32,
                 error_fraction: 0.01,
