@@ -156,6 +156,16 @@ impl Service {
     }
 }
 
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Only a service `System::stop` has not stopped (an error path).
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// How a service stopped.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stopped {
@@ -193,10 +203,11 @@ pub struct System {
     pub secret: String,
     /// Which stores, said in words.
     pub stores: String,
+    /// The router (dropped first: it reports to the control plane).
+    pub router: Service,
     /// The control plane.
     pub control: Service,
-    /// The router.
-    pub router: Service,
+    /// Dropped last, once the services are gone.
     servers: Option<StoreServers>,
 }
 
@@ -345,17 +356,5 @@ impl System {
         }
         drop(self.servers.take());
         StopReport { services, panics }
-    }
-}
-
-impl Drop for System {
-    fn drop(&mut self) {
-        // Only what `stop` has not stopped already (an error path).
-        for s in [&mut self.router, &mut self.control] {
-            if s.exited().is_none() {
-                let _ = s.child.kill();
-                let _ = s.child.wait();
-            }
-        }
     }
 }
