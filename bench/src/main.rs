@@ -2,7 +2,9 @@
 //!
 //! - `demo`: a bounded call through an in-process router, every packet checked;
 //! - `fanout`: forwarding throughput per router core against an ideal and a naive forwarder;
-//! - `codec`: cost of the SD composite.
+//! - `codec`: cost of the SD composite;
+//! - `soak`: minutes of join/leave churn through the control plane and the router, checking that
+//!   memory, file descriptors and the router's buffers stay bounded.
 
 #![deny(unsafe_code)]
 
@@ -14,6 +16,7 @@ mod fanout;
 mod measure;
 mod plot;
 mod report;
+mod soak;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -34,6 +37,10 @@ enum Cmd {
     /// Cost of one SD composite in the codec pool: CPU per composite, added
     /// latency and memory of a mixer fed pre-encoded 720p or 360p sources.
     Codec(codec::CodecArgs),
+    /// Calls with constant join/leave churn through the control plane and the router
+    /// (both started here, on loopback), checking for growth in memory, file
+    /// descriptors and buffers, for participants left behind and for panics.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Demo(a) => demo::run(a),
         Cmd::Fanout(a) => fanout::run(a),
         Cmd::Codec(a) => codec::run(a),
+        Cmd::Soak(a) => soak::run(a),
     }
 }

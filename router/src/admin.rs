@@ -305,6 +305,10 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "nacks_upstream": r.nacks_upstream, "retransmit_refused": r.retransmit_refused,
                 "nack_throttled": r.nack_throttled, "replies_withheld": r.replies_withheld,
                 "rtx_received": r.rtx_received,
+                "buffers": {
+                    "retransmit_buffers": w.buffers.retransmit_buffers,
+                    "retransmit_bytes": w.buffers.retransmit_bytes,
+                },
                 "dropped": {
                     "malformed": r.dropped_malformed, "unadmitted": r.dropped_unadmitted,
                     "bad_token": r.dropped_bad_token, "bad_integrity": r.dropped_bad_integrity, "ssrc_not_owned": r.dropped_ssrc_not_owned,
@@ -349,6 +353,9 @@ async fn metrics(State(s): State<AdminState>) -> Response {
             for (name, v) in [
                 ("corecast_calls", w.calls as u64),
                 ("corecast_participants", w.participants as u64),
+                ("corecast_retransmit_buffers", w.buffers.retransmit_buffers),
+                ("corecast_retransmit_buffer_bytes", w.buffers.retransmit_bytes),
+                ("corecast_leaves_total", r.leaves),
                 ("corecast_rx_datagrams_total", r.rx_datagrams),
                 ("corecast_forwarded_rtp_total", r.forwarded_rtp),
                 ("corecast_forwarded_rtcp_total", r.forwarded_rtcp),

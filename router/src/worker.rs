@@ -32,7 +32,9 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 
 use corecast_core::webrtc::{IceCredentials, WebRtcLeg};
-use corecast_core::{Command, Event, Input, LegRefusal, Output, PipeMessage, PipeSend, Router, RouterStats};
+use corecast_core::{
+    BufferStats, Command, Event, Input, LegRefusal, Output, PipeMessage, PipeSend, Router, RouterStats,
+};
 use corecast_proto::token::{CallId, ParticipantId};
 use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{Receiver, Sender};
@@ -89,6 +91,8 @@ pub struct WorkerStats {
     pub calls: usize,
     /// Admitted participants.
     pub participants: usize,
+    /// What the core's buffers hold now (a gauge).
+    pub buffers: BufferStats,
     /// Pipe messages handed to other workers.
     pub piped_out: u64,
     /// Pipe messages taken from other workers.
@@ -293,6 +297,7 @@ impl Worker {
                         batches: self.batches,
                         calls: self.router.call_count(),
                         participants: self.router.participant_count(),
+                        buffers: self.router.buffer_stats(),
                         piped_out: self.piped_out,
                         piped_in: self.piped_in,
                         pipe_drops: self.pipe_drops,

@@ -94,7 +94,7 @@ pub use legs::LegRefusal;
 pub use pipe::PipeMessage;
 pub use placement::Placement;
 pub use snapshot::{CallSnapshot, ParticipantSnapshot};
-pub use stats::{DropReason, RouterStats};
+pub use stats::{BufferStats, DropReason, RouterStats};
 
 use call::Call;
 use forward::Origin;
@@ -196,6 +196,17 @@ impl Router {
     /// Number of admitted participants over all calls.
     pub fn participant_count(&self) -> usize {
         self.by_addr.len() + self.by_ufrag.len()
+    }
+
+    /// What the retransmission buffers of every producer on this worker hold
+    /// (walks every buffer: for stats requests, not the packet path).
+    pub fn buffer_stats(&self) -> BufferStats {
+        let mut b = BufferStats::default();
+        for r in self.calls.values().flat_map(Call::producers).filter_map(|p| p.retransmit.as_deref()) {
+            b.retransmit_buffers += 1;
+            b.retransmit_bytes += r.heap_bytes() as u64;
+        }
+        b
     }
 
     /// A snapshot of every call (for the admin API and re-sync).

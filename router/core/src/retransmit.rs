@@ -118,6 +118,12 @@ impl RetransmitBuffer {
         s.seq == seq.0 && s.late && s.at.is_some_and(|at| now.saturating_duration_since(at) < IN_FLIGHT)
     }
 
+    /// Bytes this buffer holds on the heap: its slots and every slot's
+    /// packet buffer (by capacity: the buffers are kept and reused).
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>() + self.slots.iter().map(|s| s.packet.capacity()).sum::<usize>()
+    }
+
     /// Packet `seq`, if it is stored and not older than [`MAX_AGE`].
     #[inline]
     pub fn get(&self, seq: SeqNo, now: Instant) -> Option<(&[u8], Option<Source>)> {
@@ -305,6 +311,24 @@ mod tests {
         assert_eq!(seq_of(b.get(SeqNo(11), t).unwrap().0), 11);
         assert!(b.get(SeqNo(13), t).is_none());
         assert!(b.get(SeqNo(10 + SLOTS as u16), t).is_none(), "same slot, other number");
+    }
+
+    #[test]
+    fn heap_bytes_stop_growing_once_the_ring_has_gone_round() {
+        let t = Instant::now();
+        let mut b = RetransmitBuffer::default();
+        let empty = b.heap_bytes();
+        assert_eq!(empty, SLOTS * std::mem::size_of::<Slot>());
+        let big = vec![7u8; 1000];
+        for s in 0..SLOTS as u16 {
+            b.insert(SeqNo(s), t, &big, None);
+        }
+        let full = b.heap_bytes();
+        assert!(full >= empty + SLOTS * 1000, "{full}");
+        for s in SLOTS as u16..4 * SLOTS as u16 {
+            b.insert(SeqNo(s), t + MAX_AGE * 2, &big, None);
+        }
+        assert_eq!(b.heap_bytes(), full, "slots reuse their buffers");
     }
 
     #[test]

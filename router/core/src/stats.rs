@@ -249,3 +249,13 @@ impl RouterStats {
         );
     }
 }
+
+/// What a worker's buffers hold right now (a gauge, counted on demand: see
+/// `Router::buffer_stats`), so that a soak can tell a leak from a working set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferStats {
+    /// Video producers with a retransmission buffer.
+    pub retransmit_buffers: u64,
+    /// Heap bytes those buffers hold (slots and packet copies, by capacity).
+    pub retransmit_bytes: u64,
+}
