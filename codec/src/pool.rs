@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::join_key::JoinKey;
 use corecast_proto::session::{self, join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
+use corecast_proto::srtp::native::{NativeSrtp, Opener};
 use corecast_proto::token::CallId;
 use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -219,10 +220,29 @@ struct CallMix {
     last_keepalive: Instant,
     send_drops: u64,
     key: JoinKey,
+    /// The leg's SRTP, keyed from `key`: the mixer's media and RTCP are
+    /// sealed, the router's opened.
+    srtp: NativeSrtp,
+    opener: Opener,
 }
 
 impl CallMix {
+    /// Sends a session message as it is, media and RTCP sealed.
     fn send(&mut self, b: &[u8]) {
+        let sealed;
+        let b = match classify(b) {
+            Kind::Rtp | Kind::Rtcp => match self.srtp.seal(b) {
+                Some(s) => {
+                    sealed = s;
+                    &sealed[..]
+                }
+                None => {
+                    self.send_drops += 1;
+                    return;
+                }
+            },
+            _ => b,
+        };
         if self.socket.send_to(b, self.router).is_err() {
             self.send_drops += 1;
         }
@@ -266,7 +286,7 @@ impl PoolWorker {
                         Ok((n, from)) if from == c.router => {
                             busy = true;
                             let now = Instant::now();
-                            let p = &buf[..n];
+                            let Some(p) = c.opener.open(&buf[..n]) else { continue };
                             match classify(p) {
                                 Kind::Rtp => c.mixer.handle_rtp(now, p),
                                 Kind::Rtcp => c.mixer.handle_rtcp(now, p),
@@ -435,7 +455,7 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
             token: req.token.clone(),
             ssrcs: vec![(ssrc, MediaKind::Video), (mixer_audio_ssrc(req.participant), MediaKind::Audio)],
             quality: Quality::Hd,
-            srtp: false,
+            srtp: true,
         };
         socket.send_to(&join.to_signed_vec(&req.key), router)?;
         let deadline = Instant::now() + Duration::from_millis(300);
@@ -451,8 +471,20 @@ fn join_as_mixer(req: &MixRequest, mut mixer_cfg: MixerConfig) -> Result<CallMix
                 Some(JoinReply::Admitted { .. }) => {
                     socket.set_nonblocking(true)?;
                     let last_keepalive = Instant::now();
-                    let key = req.key.clone();
-                    return Ok(CallMix { call: req.call, socket, router, mixer, last_keepalive, send_drops: 0, key });
+                    let (key, srtp) = (req.key.clone(), NativeSrtp::new(&req.key));
+                    let opener = srtp.opener();
+                    let send_drops = 0;
+                    return Ok(CallMix {
+                        call: req.call,
+                        socket,
+                        router,
+                        mixer,
+                        last_keepalive,
+                        send_drops,
+                        key,
+                        srtp,
+                        opener,
+                    });
                 }
                 Some(JoinReply::Redirect(alt)) if redirects < 3 => {
                     redirects += 1;

@@ -48,7 +48,7 @@ fn av1_pattern_is_saved_as_ivf_that_decodes_and_pli_brings_a_keyframe() {
         let h = s.spawn(|| sender.send_av1(&mut src, fps, Duration::from_millis(u64::from(frames) * 1000 / 15), &key));
         // Mid-stream the receiver asks for a keyframe; the router routes the PLI to the sender.
         std::thread::sleep(Duration::from_millis(1200));
-        receiver.socket().send_to(&pli, receiver.router()).unwrap();
+        receiver.send_packet(&pli).unwrap();
         h.join().unwrap()
     });
     assert!(sent.sent > 0);

@@ -67,15 +67,18 @@ fn publisher_stream(index: usize, ssrc: Ssrc) -> Vec<Vec<Vec<u8>>> {
 }
 
 /// Collects every RTP packet arriving on `socket` until `stop`.
-fn collect(socket: UdpSocket, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+/// What `c` receives (opened from SRTP), until `stop`.
+fn collect(c: &Client, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    let (socket, mut opener) = (c.socket().try_clone().unwrap(), c.opener());
     std::thread::spawn(move || {
         socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut buf = vec![0u8; 2048];
         let mut got = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             if let Ok((n, _)) = socket.recv_from(&mut buf) {
-                if classify(&buf[..n]) == Kind::Rtp {
-                    got.push(buf[..n].to_vec());
+                match opener.open(&buf[..n]) {
+                    Some(p) if classify(p) == Kind::Rtp => got.push(p.to_vec()),
+                    _ => {}
                 }
             }
         }
@@ -116,11 +119,11 @@ fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
         .map(|&p| Client::join_dev(router, &token_for(call, p, Role::Publisher), p, Quality::Hd).unwrap())
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let hd_rx: Vec<_> = hd.iter().map(|c| collect(c.socket().try_clone().unwrap(), stop.clone())).collect();
+    let hd_rx: Vec<_> = hd.iter().map(|c| collect(c, stop.clone())).collect();
 
     // The SD receiver's join creates mixer demand; the "calls service" answers it.
     let sd = Client::join_dev(router, &token_for(call, 20, Role::Publisher), 20, Quality::Sd).unwrap();
-    let sd_rx = collect(sd.socket().try_clone().unwrap(), stop.clone());
+    let sd_rx = collect(&sd, stop.clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut demanded = false;
     while !demanded && Instant::now() < deadline {
@@ -143,7 +146,7 @@ fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
         }
         for (p, c) in publishers.iter().enumerate() {
             for pkt in &streams[p][f] {
-                c.socket().send_to(pkt, c.router()).unwrap();
+                c.send_packet(pkt).unwrap();
             }
             if f == 0 {
                 std::thread::sleep(Duration::from_millis(3));

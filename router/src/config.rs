@@ -15,6 +15,7 @@
 //! audio_level_ext_id = 1        # RFC 8285 id of the RFC 6464 audio level (0: ignore levels)
 //! sd_audio_streams = 3          # SD receivers hear the 3 loudest speakers (0: all)
 //! retransmission = true         # false: NACKs go to publishers (the buffer is on by default)
+//! plain_native_media = false    # true: native legs may send plain RTP (benchmarks only)
 //! admin_listen = "127.0.0.1:40100"
 //! calls_url = "http://127.0.0.1:8082" # register and report to the calls service
 //! router_id = "r1"
@@ -62,6 +63,8 @@ pub struct FileConfig {
     pub max_receivers_per_worker: Option<usize>,
     /// The retransmission buffer and the router's own NACKs (default true).
     pub retransmission: Option<bool>,
+    /// Admit native legs that send plain RTP (default false: SRTP only).
+    pub plain_native_media: Option<bool>,
     /// RFC 8285 id of the RFC 6464 audio level extension (0: ignore levels).
     pub audio_level_ext_id: Option<u8>,
     /// How many of the loudest speakers SD receivers hear (0: all).

@@ -51,6 +51,11 @@ struct Args {
     /// go to the publisher, see bench/RESULTS.md for what the buffer costs).
     #[arg(long, env = "CORECAST_ROUTER_RETRANSMISSION")]
     retransmission: Option<bool>,
+    /// Also admit native joins that send plain RTP (default: native media
+    /// must be SRTP, keyed from the join key). For benchmarks of
+    /// forwarding alone; never on a network others can see.
+    #[arg(long, env = "CORECAST_ROUTER_PLAIN_NATIVE_MEDIA")]
+    plain_native_media: bool,
     /// Silence timeout in milliseconds.
     #[arg(long, env = "CORECAST_ROUTER_SILENCE_TIMEOUT_MS")]
     silence_timeout_ms: Option<u64>,
@@ -113,6 +118,10 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(m) = file.max_participants_per_call {
         core.max_participants_per_call = m;
+    }
+    core.plain_native_media = args.plain_native_media || file.plain_native_media.unwrap_or(false);
+    if core.plain_native_media {
+        tracing::warn!("plain native media admitted (--plain-native-media): native legs may send unencrypted RTP");
     }
     if let Some(on) = args.retransmission.or(file.retransmission) {
         core.retransmission = on;

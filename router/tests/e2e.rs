@@ -197,8 +197,9 @@ fn bad_actors_get_nothing_forwarded_while_the_call_goes_on() {
             stranger.send_to(&rtp(Ssrc(0x5555), seq), router).unwrap();
             forged_sock.send_to(&rtp(Ssrc(0x6666), seq), router).unwrap();
             expired_sock.send_to(&rtp(Ssrc(0x7777), seq), router).unwrap();
-            // 4. An admitted participant spoofing A's SSRC, and 5. malformed bytes.
-            spoofer.socket().send_to(&rtp(a_audio, seq), router).unwrap();
+            // 4. An admitted participant spoofing A's SSRC (sealed with its own keys), 5. bytes
+            // its SRTP does not open (a cut RTP header), and 6. malformed bytes.
+            spoofer.send_packet(&rtp(a_audio, seq)).unwrap();
             spoofer.socket().send_to(&[0x80, 0x60, 0x00], router).unwrap();
             spoofer.socket().send_to(&[0xff; 64], router).unwrap();
         }
@@ -221,7 +222,8 @@ fn bad_actors_get_nothing_forwarded_while_the_call_goes_on() {
         assert_eq!(st.dropped_unadmitted, 150, "{backend}");
         assert_eq!(st.dropped_bad_token, 2, "{backend}");
         assert_eq!(st.dropped_ssrc_not_owned, 50, "{backend}");
-        assert_eq!(st.dropped_malformed, 100, "{backend}");
+        assert_eq!(st.dropped_srtp_auth, 50, "{backend}");
+        assert_eq!(st.dropped_malformed, 50, "{backend}");
         assert_eq!(st.forwarded_rtp, 2 * 200 * 2, "{backend}: each honest packet to the two others");
         server.stop();
     }
@@ -287,7 +289,7 @@ fn reported_loss_switches_a_receiver_to_sd_and_back_over_sockets() {
                 ssrc: b.ssrcs().1,
                 reports: vec![ReportBlock { ssrc: a.ssrcs().1, fraction_lost, ..Default::default() }],
             });
-            b.socket().send_to(&write_compound(&[rr]).unwrap(), b.router()).unwrap();
+            b.send_packet(&write_compound(&[rr]).unwrap()).unwrap();
         };
         // Heavy loss (50%), reported a few times: B moves to SD.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -404,7 +406,7 @@ fn a_sniffed_join_replayed_from_another_address_admits_and_moves_nothing() {
     victim.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let tok = token_for(&key, call, 1, Role::Publisher, 60_000);
     let jkey = JoinSecret::dev().key_for(&tok);
-    let sniffed = SessionMessage::Join { txid: [5; 12], token: tok, ssrcs: vec![], quality: Quality::Hd, srtp: false }
+    let sniffed = SessionMessage::Join { txid: [5; 12], token: tok, ssrcs: vec![], quality: Quality::Hd, srtp: true }
         .to_signed_vec(&jkey);
     victim.send_to(&sniffed, router).unwrap();
     let mut buf = [0u8; 2048];

@@ -20,12 +20,14 @@ use corecast_codec::av1::{Depacketizer, Packetizer};
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Encoder, EncoderConfig};
 use corecast_proto::demux::{classify, Kind};
+use corecast_proto::join_key::JoinKey;
 use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::rtp::{RtpHeader, RtpPacket};
 use corecast_proto::session::SessionMessage;
 use corecast_proto::{MediaTime, Pt, SeqNo, Ssrc};
 
 use crate::client::{Client, SendReport};
+use corecast_proto::srtp::native::Opener;
 
 /// Payload type of AV1 video.
 pub const AV1_PT: Pt = Pt(45);
@@ -133,7 +135,7 @@ impl Client {
                     };
                     seq = seq.next();
                     if let Ok(b) = p.to_vec() {
-                        match self.socket().send_to(&b, self.router()) {
+                        match self.send_packet(&b) {
                             Ok(_) => rep.sent += 1,
                             Err(_) => rep.send_errors += 1,
                         }
@@ -156,9 +158,12 @@ impl Client {
         std::fs::create_dir_all(dir)?;
         let socket = self.socket().try_clone()?;
         let (router, dir, own) = (self.router(), dir.to_path_buf(), self.ssrcs().1);
+        let (key, opener) = (self.key().clone(), self.opener());
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let thread = std::thread::spawn(move || record_loop(&socket, router, &dir, own, &s, &keyframe_wanted));
+        let thread = std::thread::spawn(move || {
+            record_loop(&socket, Session { router, key, opener }, &dir, own, &s, &keyframe_wanted)
+        });
         Ok(RecordHandle { stop, thread: Some(thread) })
     }
 }
@@ -205,9 +210,17 @@ struct Stream {
     saved: SavedStream,
 }
 
+/// A recorder's side of the leg: where keepalives go, signed with what,
+/// and how the router's packets are opened.
+struct Session {
+    router: SocketAddr,
+    key: JoinKey,
+    opener: Opener,
+}
+
 fn record_loop(
     socket: &UdpSocket,
-    router: SocketAddr,
+    mut session: Session,
     dir: &Path,
     own: Ssrc,
     stop: &AtomicBool,
@@ -219,11 +232,12 @@ fn record_loop(
     let mut next_keepalive = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_keepalive {
-            let _ = socket.send_to(&SessionMessage::Keepalive { txid: [0; 12] }.to_vec(), router);
+            let ka = SessionMessage::Keepalive { txid: rand::random() }.to_signed_vec(&session.key);
+            let _ = socket.send_to(&ka, session.router);
             next_keepalive += Duration::from_secs(1);
         }
         let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
-        let b = &buf[..n];
+        let Some(b) = session.opener.open(&buf[..n]) else { continue };
         match classify(b) {
             Kind::Rtp => {
                 let Ok(h) = RtpHeader::parse(b) else { continue };

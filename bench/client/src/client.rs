@@ -17,6 +17,7 @@ use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
 
 use crate::media::{self, Probe};
 use crate::report::{Latency, RecvReport};
+use corecast_proto::srtp::native::{NativeSrtp, Opener};
 
 /// Why a join failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,8 @@ pub struct Client {
     timeout_ms: u32,
     /// The join key every session message is signed with.
     key: JoinKey,
+    /// SRTP keyed from it (`None`: a plain leg).
+    srtp: Option<Arc<NativeSrtp>>,
 }
 
 fn too_many_redirects() -> ClientError {
@@ -155,11 +158,26 @@ impl Client {
     /// [`join`](Self::join) on a socket of the caller's.
     pub fn join_on(
         socket: UdpSocket,
+        router: SocketAddr,
+        token: &[u8],
+        key: &JoinKey,
+        participant_hint: u64,
+        quality: Quality,
+    ) -> Result<Client, ClientError> {
+        Self::join_with(socket, router, token, key, participant_hint, quality, true)
+    }
+
+    /// [`join_on`](Self::join_on), with media over SRTP (`srtp`, keyed
+    /// from `key`) or plain RTP (only where the router's config allows it:
+    /// the bench's plain runs).
+    pub fn join_with(
+        socket: UdpSocket,
         mut router: SocketAddr,
         token: &[u8],
         key: &JoinKey,
         participant_hint: u64,
         quality: Quality,
+        srtp: bool,
     ) -> Result<Client, ClientError> {
         let (a, v) = ssrcs_for(participant_hint);
         let sends = !token::peek(token).is_ok_and(|c| c.role == Role::Subscriber);
@@ -171,7 +189,7 @@ impl Client {
         while tries < 5 {
             tries += 1;
             let txid: [u8; 12] = rand::random();
-            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: ssrcs.clone(), quality, srtp: false };
+            let join = SessionMessage::Join { txid, token: token.to_vec(), ssrcs: ssrcs.clone(), quality, srtp };
             socket.send_to(&join.to_signed_vec(key), router)?;
             let deadline = Instant::now() + Duration::from_millis(400);
             while Instant::now() < deadline {
@@ -196,6 +214,7 @@ impl Client {
                             sends,
                             timeout_ms,
                             key: key.clone(),
+                            srtp: srtp.then(|| Arc::new(NativeSrtp::new(key))),
                         });
                     }
                     Some(JoinReply::Redirect(alt)) if redirects < 3 => {
@@ -270,6 +289,23 @@ impl Client {
         &self.key
     }
 
+    /// Sends an RTP packet or RTCP compound to the router, sealed on an
+    /// SRTP leg.
+    pub fn send_packet(&self, plain: &[u8]) -> io::Result<usize> {
+        match &self.srtp {
+            Some(s) => match s.seal(plain) {
+                Some(sealed) => self.socket.send_to(&sealed, self.router),
+                None => Err(io::Error::other("SRTP refused to seal the packet")),
+            },
+            None => self.socket.send_to(plain, self.router),
+        }
+    }
+
+    /// What a receiving thread opens the router's packets with.
+    pub fn opener(&self) -> Opener {
+        self.srtp.as_ref().map_or_else(Opener::plain, |s| s.opener())
+    }
+
     /// Starts a thread that receives and verifies until [`ReceiveHandle::finish`].
     /// It also sends a keepalive every third of the router's silence timeout.
     pub fn start_receiving(&self, record: bool) -> ReceiveHandle {
@@ -279,8 +315,9 @@ impl Client {
         let (s, p) = (stop.clone(), progress.clone());
         let router = self.router;
         let keepalive_every = Duration::from_millis((self.timeout_ms as u64 / 3).clamp(100, 5000));
-        let key = self.key.clone();
-        let thread = std::thread::spawn(move || receive_loop(&socket, router, &key, &s, &p, record, keepalive_every));
+        let (key, opener) = (self.key.clone(), self.opener());
+        let thread =
+            std::thread::spawn(move || receive_loop(&socket, router, &key, opener, &s, &p, record, keepalive_every));
         ReceiveHandle { stop, progress, thread: Some(thread) }
     }
 
@@ -362,7 +399,7 @@ impl Client {
     }
 
     fn send(&self, b: &[u8], record: bool, rep: &mut SendReport) {
-        match self.socket.send_to(b, self.router) {
+        match self.send_packet(b) {
             Ok(_) => {
                 rep.sent += 1;
                 if record {
@@ -429,10 +466,12 @@ fn answer_check(socket: &UdpSocket, router: SocketAddr, datagram: &[u8], key: &J
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn receive_loop(
     socket: &UdpSocket,
     router: SocketAddr,
     key: &JoinKey,
+    mut opener: Opener,
     stop: &AtomicBool,
     progress: &AtomicU64,
     record: bool,
@@ -453,8 +492,11 @@ fn receive_loop(
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
             Err(_) => continue,
         };
-        let b = &buf[..n];
         rep.datagrams += 1;
+        let Some(b) = opener.open(&buf[..n]) else {
+            rep.corrupt += 1;
+            continue;
+        };
         match classify(b) {
             Kind::Rtp => match media::verify(b) {
                 Ok((h, probe)) => {

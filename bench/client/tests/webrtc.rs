@@ -148,7 +148,7 @@ fn a_router_certificate_that_does_not_match_the_answer_is_refused() {
     server.stop();
 }
 
-/// A native corecast client (the STUN-framed join, plain RTP) in the same call.
+/// A native corecast client (the STUN-framed join, SRTP keyed from its join key) in the same call.
 fn native(server: &RouterServer, call: CallId, pid: u64) -> corecast_client::client::Client {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let claims = token::Claims {
@@ -188,10 +188,12 @@ fn native_and_webrtc_participants_see_each_others_media() {
         let native_rx = s.spawn(|| {
             let mut got = BTreeMap::new();
             let mut buf = vec![0u8; 2048];
+            let mut opener = n.opener();
             let deadline = Instant::now() + Duration::from_secs(20);
             while got.len() < usize::from(N) && Instant::now() < deadline {
                 let Ok((len, _)) = n.socket().recv_from(&mut buf) else { continue };
-                if let Ok(p) = RtpPacket::parse(&buf[..len]) {
+                let Some(plain) = opener.open(&buf[..len]) else { continue };
+                if let Ok(p) = RtpPacket::parse(plain) {
                     if p.ssrc.0 == AUDIO || p.ssrc.0 == VIDEO {
                         got.insert((p.ssrc.0, p.seq.0), p.payload);
                     }
@@ -200,10 +202,10 @@ fn native_and_webrtc_participants_see_each_others_media() {
             got
         });
         for i in 0..N {
-            // The native client sends plain RTP with corecast's payload types (Opus 111, AV1 45).
+            // The native client sends (over SRTP) corecast's payload types (Opus 111, AV1 45).
             let mut p = packet(i);
             p.ssrc = Ssrc(if p.ssrc.0 == AUDIO { n_audio.0 } else { n_video.0 });
-            n.socket().send_to(&p.to_vec().unwrap(), n.router()).unwrap();
+            n.send_packet(&p.to_vec().unwrap()).unwrap();
             publisher.send_rtp(&packet(i).to_vec().unwrap()).unwrap();
             std::thread::sleep(Duration::from_millis(5));
         }

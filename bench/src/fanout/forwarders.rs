@@ -351,6 +351,7 @@ pub(super) fn start_corecast(
             // overload protection (moving receivers to SD) stays out of it.
             overload_busy_permille: OVERLOAD_OFF,
             join_secret: Some(JoinSecret::dev()),
+            plain_native_media: true,
             ..RouterConfig::default()
         },
         public_key: key.verifying_key(),

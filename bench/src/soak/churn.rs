@@ -163,7 +163,7 @@ pub fn wait_for_placement(
 /// of the native join: see `corecast-client join`).
 fn join_native(grant: &JoinGrant) -> anyhow::Result<Client> {
     let raw = token::decode_text(&grant.token).context("token is not base64url")?;
-    Ok(Client::join(grant.router, &raw, grant.participant_id, Quality::Hd)?)
+    Ok(Client::join(grant.router, &raw, &grant.key, grant.participant_id, Quality::Hd)?)
 }
 
 /// Runs the churn until `plan.until` (or `stop`); the call slots' users are

@@ -29,6 +29,7 @@
 mod cm;
 mod gcm;
 mod kdf;
+pub mod native;
 mod replay;
 #[cfg(test)]
 mod tests;
