@@ -127,6 +127,8 @@ fn write_fuzz_seeds() {
     write(&dir, "session", "keepalive", &SessionMessage::Keepalive { txid: [1; 12] }.to_vec());
     write(&dir, "session", "quality-sd", &SessionMessage::Quality { txid: [2; 12], quality: Quality::Sd }.to_vec());
     write(&dir, "session", "rfc5769-request", &rfc5769_request());
+    write(&dir, "session", "check", &SessionMessage::Check { txid: [3; 12] }.to_signed_vec(&key_of(0)));
+    write(&dir, "session", "check-reply", &SessionMessage::CheckReply { txid: [3; 12] }.to_signed_vec(&key_of(0)));
     let claims = Claims {
         call_id: CallId([1; 16]),
         participant_id: ParticipantId(1),
