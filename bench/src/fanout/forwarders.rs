@@ -378,16 +378,11 @@ pub(super) fn start_corecast(
         }
         let pid = 1 + i as u64;
         let tok = crate::demo::publisher_token(&key, call, pid, now_ms + 3_600_000);
-        // Any worker's address will do: a join on the wrong one is redirected.
-        let c = Client::join_on(
-            s.try_clone()?,
-            server.addresses()[0],
-            &tok,
-            &JoinSecret::dev().key_for(&tok),
-            pid,
-            Quality::Hd,
-        )
-        .with_context(|| format!("participant {pid} joining the router"))?;
+        // Any worker's address will do: a join on the wrong one is redirected. Plain RTP: this
+        // run measures forwarding alone (`--transport srtp` measures the same load over SRTP).
+        let key = JoinSecret::dev().key_for(&tok);
+        let c = Client::join_with(s.try_clone()?, server.addresses()[0], &tok, &key, pid, Quality::Hd, false)
+            .with_context(|| format!("participant {pid} joining the router"))?;
         dests.push(c.router());
         ssrcs.push(ssrcs_for(pid).1 .0);
         clients.push(c);
