@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corecast_proto::session::{self, JoinErrorCode, SessionMessage};
+use corecast_proto::token::{CallId, ParticipantId};
 
 use crate::membership::Join;
 use crate::stats::DropReason;
@@ -30,12 +31,11 @@ use crate::Router;
 pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Router {
-    /// Whether `contents` (a session message from `source`, an admitted
-    /// native participant's address) is signed with its join key.
-    pub(crate) fn signed_by(&self, source: SocketAddr, contents: &[u8]) -> bool {
-        let Some((call, pid)) = self.by_addr.get(&source) else { return false };
-        let Some(c) = self.calls.get(call) else { return false };
-        let Some(i) = c.index_of(*pid) else { return false };
+    /// Whether `contents` (a session message from native participant `pid`
+    /// of `call`) is signed with its join key.
+    pub(crate) fn signed_by(&self, call: CallId, pid: ParticipantId, contents: &[u8]) -> bool {
+        let Some(c) = self.calls.get(&call) else { return false };
+        let Some(i) = c.index_of(pid) else { return false };
         match &c.participants[i].transport {
             Transport::Udp(u) => session::verify(contents, u.key.as_bytes()).is_ok(),
             Transport::WebRtc(_) => false,

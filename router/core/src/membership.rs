@@ -64,7 +64,7 @@ impl Router {
                 let Some(&(call, pid)) = self.by_addr.get(&source) else {
                     return self.out.drop_packet(DropReason::Unadmitted);
                 };
-                if !self.signed_by(source, contents) {
+                if !self.signed_by(call, pid, contents) {
                     return self.out.drop_packet(DropReason::BadIntegrity);
                 }
                 self.handle_signed(now, source, call, pid, msg)

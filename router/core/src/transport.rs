@@ -70,12 +70,12 @@ pub(crate) const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4
 impl Transport {
     /// A native leg; with `srtp`, its SRTP keys come from `key`.
     pub fn udp(remote: SocketAddr, key: JoinKey, token_expires_ms: u64, srtp: bool) -> Transport {
-        let srtp = srtp
-            .then(|| {
-                let (client, router) = key.native_srtp_keys();
-                SrtpPair::new(&router, &client).ok().map(Box::new)
-            })
-            .flatten();
+        let srtp = if srtp {
+            let (client, router) = key.native_srtp_keys();
+            SrtpPair::new(&router, &client).ok().map(Box::new)
+        } else {
+            None
+        };
         Transport::Udp(UdpTransport { remote, key, token_expires_ms, moving: None, srtp, rtx_seqs: Vec::new() })
     }
 
