@@ -168,9 +168,12 @@ impl Router {
         if call.participants[i].role == Role::Mixer {
             return;
         }
-        // What HD needs for this receiver: every other non-mixer stream.
-        let need_bps: u64 =
-            call.producers().filter(|s| s.participant != pid && s.role != Role::Mixer).map(|s| s.bitrate_bps).sum();
+        // A new estimate moves it between simulcast layers first (at once).
+        if estimate.is_some() {
+            crate::simulcast::allocate(call, i);
+        }
+        // What HD needs for this receiver: every other non-mixer stream (simulcast ones at their lowest layer).
+        let need_bps = crate::simulcast::least_need_bps(call, pid);
         let low_estimate = estimate.is_some_and(|e| need_bps > 0 && e < need_bps);
         if let Some(q) = call.participants[i].quality.on_signal(now, &self.config, loss, low_estimate) {
             self.set_quality(now, call_id, pid, q, false);

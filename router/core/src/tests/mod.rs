@@ -190,6 +190,7 @@ mod reports;
 mod retransmit;
 mod rtcp_routing;
 mod scenarios;
+mod simulcast;
 mod speakers;
 mod spread;
 mod webrtc;
