@@ -196,3 +196,4 @@ mod spread;
 mod webrtc;
 mod webrtc_rtx;
 mod webrtc_scale;
+mod webrtc_simulcast;

@@ -15,6 +15,7 @@
 mod dtls;
 mod ice;
 mod media;
+mod rid;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -24,6 +25,7 @@ use corecast_proto::rtcp::TwccRecorder;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
 use corecast_proto::srtp::keys_from_dtls;
+use corecast_proto::Ssrc;
 
 use crate::srtp_pair::SrtpPair;
 use corecast_proto::token::{CallId, ParticipantId, Role};
@@ -93,6 +95,8 @@ pub(crate) struct WebRtcTransport {
     /// The next sequence number of each RTX stream the router sends on
     /// this leg, by RTX SSRC (a leg gets few video streams: a short list).
     rtx_seqs: Vec<(u32, u16)>,
+    /// Simulcast layers learned by RID (`rid`): (m-line, place, SSRC).
+    rid_layers: Vec<(usize, u8, Ssrc)>,
 }
 
 impl WebRtcTransport {
@@ -109,6 +113,7 @@ impl WebRtcTransport {
                 .then(TwccRecorder::new),
             twcc_media_ssrc: leg.media.iter().flat_map(|m| m.remote_ssrcs.first()).next().map_or(0, |s| s.0),
             rtx_seqs: Vec::new(),
+            rid_layers: Vec::new(),
         }
     }
 
