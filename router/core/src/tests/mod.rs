@@ -191,6 +191,7 @@ mod retransmit;
 mod rtcp_routing;
 mod scenarios;
 mod simulcast;
+mod simulcast_net;
 mod speakers;
 mod spread;
 mod webrtc;
