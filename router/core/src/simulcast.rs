@@ -4,8 +4,9 @@
 //! RIDs). Each receiver gets one layer at a time, as one continuous stream
 //! under the group's SSRC (its first layer's):
 //!
-//! - **Choice** ([`allocate`]): with no bandwidth estimate, the best layer
-//!   the publisher sends; with one, each source starts at its lowest layer
+//! - **Choice** ([`allocate`]): layers rank by their measured bitrates (in
+//!   the order declared until measured); with no bandwidth estimate, the
+//!   best layer the publisher sends; with one, each source starts at its lowest layer
 //!   and the budget left (after the streams that have no layers) lifts
 //!   sources one by one, the call's most active speakers first, to the best
 //!   layer that fits. It runs at every rate sweep and whenever the
@@ -56,6 +57,7 @@ struct LayerInfo {
     ssrc: Ssrc,
     /// Heard in the last rate window (or the one running).
     active: bool,
+    bitrate_bps: u64,
     sr: Option<PublisherSr>,
     clock_rate: u32,
 }
@@ -78,6 +80,7 @@ impl GroupView {
                 *slot = Some(LayerInfo {
                     ssrc: p.ssrc,
                     active: p.bitrate_bps > 0 || p.window_packets > 0,
+                    bitrate_bps: p.bitrate_bps,
                     sr: p.recv.last_sr,
                     clock_rate: p.recv.clock_rate,
                 });
@@ -90,10 +93,15 @@ impl GroupView {
         self.layers.iter().flatten().find(|l| l.ssrc == ssrc)
     }
 
-    /// The best layer being sent (the best there is when none is heard yet).
+    /// The best layer being sent: the highest bitrate measured, else the
+    /// last declared of those heard (the last declared when none is).
     fn top(&self) -> Ssrc {
         let mut it = self.layers.iter().flatten();
-        it.clone().rev().find(|l| l.active).or_else(|| it.next_back()).map_or(self.group, |l| l.ssrc)
+        let measured = it.clone().filter(|l| l.active && l.bitrate_bps > 0).max_by_key(|l| l.bitrate_bps);
+        measured
+            .or_else(|| it.clone().rev().find(|l| l.active))
+            .or_else(|| it.next_back())
+            .map_or(self.group, |l| l.ssrc)
     }
 
     /// Whether `ssrc` is a layer being sent.
@@ -296,10 +304,9 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         // No estimate: the best of each (`None`: whatever is best when a packet comes).
         None => sources.iter().map(|s| (s.group, None)).collect(),
         Some(budget) => {
-            // Layer order: as declared (lowest first); the publisher knows its encodings.
-            let by_index = |call: &Call, ssrc: Ssrc| call.producer(ssrc).and_then(|p| p.layer).map_or(0, |l| l.index);
+            // Layers ranked by what they cost (whatever order they were declared in).
             for s in &mut sources {
-                s.layers.sort_by_key(|(ssrc, _)| by_index(call, *ssrc));
+                s.layers.sort_by_key(|l| l.1);
             }
             sources.sort_by_key(|s| s.stage);
             let mut left = budget.saturating_sub(fixed);

@@ -36,6 +36,11 @@ fn layer_ts(k: usize, n: u16) -> u32 {
 
 /// The call: the simulcast publisher and receivers 2 and 3 (join_av).
 fn simulcast_call() -> H {
+    simulcast_call_declaring(LAYERS.map(Ssrc).to_vec())
+}
+
+/// [`simulcast_call`] with the layers declared as `layers`.
+fn simulcast_call_declaring(layers: Vec<Ssrc>) -> H {
     let mut h = H::with(retransmitting());
     let tok = h.token(call(1), 1, Role::Publisher);
     let mut ssrcs = vec![(Ssrc(10), MediaKind::Audio)];
@@ -43,7 +48,7 @@ fn simulcast_call() -> H {
     assert!(matches!(h.join_with(addr(0), tok, ssrcs), SessionMessage::JoinAck { .. }));
     h.join_av(addr(1), 2);
     h.join_av(addr(2), 3);
-    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers: LAYERS.map(Ssrc).to_vec() });
+    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
     h.take();
     h
 }
@@ -179,6 +184,25 @@ fn an_estimate_below_every_layer_keeps_the_lowest_and_hd_until_even_that_does_no
         h.input(addr(2), remb(300, 5_000));
     }
     assert!(h.events.iter().any(|e| matches!(e, Event::QualityChanged { quality: Quality::Sd, .. })));
+}
+
+#[test]
+fn layers_declared_in_another_order_rank_by_their_bitrates() {
+    // Highest first: the group is 13, and what each layer costs decides.
+    let mut h = simulcast_call_declaring(vec![Ssrc(13), Ssrc(12), Ssrc(11)]);
+    round(&mut h, 0, &[0, 1, 2]);
+    for n in 1..6 {
+        round(&mut h, n, &[]);
+    }
+    h.advance(Duration::from_millis(500));
+    h.take();
+    h.input(addr(2), remb(300, 60_000));
+    round(&mut h, 6, &[0, 1, 2]);
+    round(&mut h, 7, &[]);
+    let t = h.take();
+    let layers = |to| got(&t, to).iter().map(|p| (p.0, p.3)).collect::<Vec<_>>();
+    assert_eq!(layers(addr(1)), vec![(13, 2), (13, 2)], "no estimate: the costliest layer");
+    assert_eq!(layers(addr(2)), vec![(13, 1), (13, 1)], "60 kbit/s: the middle one by cost");
 }
 
 #[test]
