@@ -344,41 +344,58 @@ pub(crate) fn allocate_all(call: &mut Call) {
 
 impl crate::Router {
     /// A native publisher's `Simulcast` message: its `layers` become one
-    /// group (announced to the call's other workers), and the call's
-    /// receivers choose their layers. A declaration that does not fit
-    /// ([`declare`]) is dropped and counted as malformed.
+    /// group (new ones its producers), announced to the call's other
+    /// workers, and the call's receivers choose their layers. A
+    /// declaration that does not fit ([`declare`]) is dropped and counted
+    /// as malformed.
     pub(crate) fn declare_simulcast(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, layers: &[Ssrc]) {
+        let max = self.config.max_learned_ssrcs.max(corecast_proto::session::MAX_SSRCS);
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
         call.participants[i].last_seen = now;
-        if !declare(call, i, layers) {
+        let Some(added) = declare(call, i, layers, max) else {
             return self.out.drop_packet(DropReason::Malformed);
-        }
+        };
         let hub = call.hub;
         let announce: Vec<PipeMessage> =
             call.participants[i].producers.iter().filter(|p| p.layer.is_some()).map(PipeMessage::producer).collect();
         for m in &announce {
             call.broadcast_pipes(&mut self.out, None, hub, m);
         }
+        for ssrc in added {
+            self.out.event(crate::Event::ProducerAdded { call: call_id, participant: pid, ssrc });
+        }
         allocate_all(call);
     }
 }
 
-/// Makes `layers` (SSRCs the participant at `i` publishes, video, lowest
-/// quality first) one simulcast group under the first. `false`: one of
-/// them is not its video producer, or is already in a group.
-pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc]) -> bool {
+/// Makes `layers` (video SSRCs of the participant at `i`, lowest quality
+/// first) one simulcast group under the first. An SSRC nobody in the call
+/// sends yet becomes its video producer (so a client that joined with one
+/// video stream adds its other layers here, up to `max` producers); the
+/// new ones are returned. `None` (nothing changed): fewer than two, one
+/// another participant sends, one of its audio streams, one already in a
+/// group, or too many producers.
+pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc], max: usize) -> Option<Vec<Ssrc>> {
+    let pid = call.participants[i].id;
+    let p = &call.participants[i];
+    let fits = |s: &Ssrc| match p.producers.iter().find(|x| x.ssrc == *s) {
+        Some(x) => x.kind != MediaKind::Audio && x.layer.is_none(),
+        None => !call.ssrc_owner.contains_key(s),
+    };
+    let new: Vec<Ssrc> = layers.iter().filter(|s| !p.producers.iter().any(|x| x.ssrc == **s)).copied().collect();
+    if layers.len() < 2 || !layers.iter().all(fits) || p.producers.len() + new.len() > max {
+        return None;
+    }
     let p = &mut call.participants[i];
-    let ok = layers
-        .iter()
-        .all(|s| p.producers.iter().any(|x| x.ssrc == *s && x.kind != MediaKind::Audio && x.layer.is_none()));
-    if !ok || layers.len() < 2 {
-        return false;
+    for s in &new {
+        p.add_producer(*s, MediaKind::Video);
+        call.ssrc_owner.insert(*s, crate::call::Owner::Participant(pid));
     }
     for (index, s) in layers.iter().enumerate() {
         if let Some(x) = p.producers.iter_mut().find(|x| x.ssrc == *s) {
             x.layer = Some(Layer { group: layers[0], index: index as u8 });
         }
     }
-    true
+    Some(new)
 }

@@ -283,15 +283,41 @@ fn without_reports_timestamps_go_on_by_the_time_between_packets() {
 fn a_declaration_the_router_cannot_take_is_dropped() {
     let mut h = simulcast_call();
     let before = h.r.stats().dropped_malformed;
-    // An SSRC it does not send, audio, a layer already grouped.
-    for layers in [vec![Ssrc(11), Ssrc(99)], vec![Ssrc(10), Ssrc(11)], vec![Ssrc(12), Ssrc(13)]] {
+    // Another participant's SSRC, audio, a layer already grouped, one SSRC.
+    for layers in [vec![Ssrc(11), Ssrc(201)], vec![Ssrc(10), Ssrc(11)], vec![Ssrc(12), Ssrc(13)], vec![Ssrc(14)]] {
         h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
     }
-    assert_eq!(h.r.stats().dropped_malformed, before + 3);
+    assert_eq!(h.r.stats().dropped_malformed, before + 4);
     // Unsigned: not the participant's.
     let m = SessionMessage::Simulcast { txid: [1; 12], layers: vec![Ssrc(201), Ssrc(200)] };
     h.input(addr(1), m.to_vec());
     assert_eq!(h.r.stats().dropped_bad_integrity, 1);
+}
+
+#[test]
+fn a_client_that_joined_with_one_video_stream_adds_its_other_layers() {
+    let mut h = H::with(retransmitting());
+    h.join_av(addr(0), 1); // audio 100, video 101
+    h.join_av(addr(1), 2);
+    h.events.clear();
+    let layers = vec![Ssrc(101), Ssrc(102), Ssrc(103)];
+    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
+    let added: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProducerAdded { ssrc, .. } => Some(ssrc.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, vec![102, 103]);
+    for (k, ssrc) in [(2usize, 103u32), (1, 102), (0, 101)] {
+        let mut b = vp8(k, 0, true);
+        corecast_proto::rtp::set_ssrc(&mut b, Ssrc(ssrc));
+        h.input(addr(0), b);
+    }
+    let g = got(&h.take(), addr(1));
+    assert_eq!(g.iter().map(|p| (p.0, p.3)).collect::<Vec<_>>(), vec![(101, 2)], "the top layer under 101");
 }
 
 #[test]
