@@ -87,6 +87,10 @@ pub struct RouterStats {
     /// Simulcast: times a receiver moved to another layer of a source (at
     /// one of that layer's keyframes).
     pub layer_switches: u64,
+    /// Packets a publisher's uplink lost that the router's NACKs could not
+    /// recover (given up), each a keyframe request to the publisher
+    /// (throttled: see `keyframe_requests` for those that went).
+    pub keyframes_for_loss: u64,
     /// Simulcast: packets of layers a receiver does not get (one per
     /// receiver; not a drop: it gets another layer of the same source).
     pub layers_skipped: u64,
@@ -224,6 +228,7 @@ impl RouterStats {
             frame_rate_dropped,
             last_n_withheld,
             layer_switches,
+            keyframes_for_loss,
             layers_skipped,
             overload_shed,
             red_sent,

@@ -20,9 +20,9 @@ use crate::RouterConfig;
 fn layers() -> Vec<Stream> {
     vec![
         Stream::audio(100, 30),
-        Stream::layer(101, 10, 1250),
-        Stream::layer(102, 30, 1250),
-        Stream::layer(103, 100, 1250),
+        Stream::vp8_video(101, 10, 1250),
+        Stream::vp8_video(102, 30, 1250),
+        Stream::vp8_video(103, 100, 1250),
     ]
 }
 

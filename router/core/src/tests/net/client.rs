@@ -34,6 +34,8 @@ pub struct Client {
     pub rx: BTreeMap<u32, Received>,
     /// The reports this client sent: when, and each block's fraction lost.
     pub reports: Vec<(Instant, Vec<u8>)>,
+    /// VP8 keyframes that reached it: when, SSRC, number.
+    pub keyframes_in: Vec<(Instant, u32, u16)>,
     /// Keyframe requests (PLI) that reached this client.
     pub plis: Vec<Instant>,
     /// Every sequence number NACKs that reached this client asked for
@@ -42,6 +44,8 @@ pub struct Client {
     /// NACKs its gaps (RFC 4585 generic NACK): after 20 ms, then every
     /// 150 ms, at most 5 times per packet.
     pub nacks: bool,
+    /// Resends what NACKs ask for (else it ignores them, as some encoders do).
+    pub resends: bool,
     /// Simulcast layers it declares once joined (lowest first; empty: none).
     pub simulcast: Vec<Ssrc>,
     /// Its bandwidth estimate, sent as REMB at once when it changes and
@@ -71,6 +75,9 @@ impl Client {
         match classify(b) {
             Kind::Rtp => {
                 if let Ok(h) = RtpHeader::parse(b) {
+                    if corecast_proto::keyframe::vp8_starts_keyframe(h.payload(b)) {
+                        self.keyframes_in.push((now, h.ssrc.0, h.seq.0));
+                    }
                     let rx = self.rx.entry(h.ssrc.0).or_default();
                     let before = rx.ext.highest();
                     rx.on_packet(now, h.seq);
@@ -101,7 +108,9 @@ impl Client {
                             for seq in n.lost() {
                                 self.nacked.push((n.media_ssrc.0, seq.0));
                                 let s = self.streams.iter().find(|s| s.ssrc == n.media_ssrc);
-                                let again = s.and_then(|s| s.history.iter().find(|(q, _)| *q == seq.0));
+                                let again = s
+                                    .filter(|_| self.resends)
+                                    .and_then(|s| s.history.iter().find(|(q, _)| *q == seq.0));
                                 if let Some((_, b)) = again {
                                     self.up.send(now, b.clone());
                                 }

@@ -86,8 +86,8 @@ impl Stream {
         }
     }
 
-    /// A VP8 simulcast layer at `pps` packets/s of `size` bytes (see [`Stream::vp8`]).
-    pub fn layer(ssrc: u32, pps: u32, size: usize) -> Stream {
+    /// VP8 video (a simulcast layer, say) at `pps` packets/s of `size` bytes (see [`Stream::vp8`]).
+    pub fn vp8_video(ssrc: u32, pps: u32, size: usize) -> Stream {
         Stream { vp8: true, ..Stream::video(ssrc, pps, size) }
     }
 
