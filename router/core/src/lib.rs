@@ -51,6 +51,7 @@
 
 mod address_check;
 mod api;
+mod bwe;
 mod call;
 mod config;
 mod consumer;
