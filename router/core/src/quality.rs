@@ -168,12 +168,34 @@ impl Router {
         if call.participants[i].role == Role::Mixer {
             return;
         }
-        // What HD needs for this receiver: every other non-mixer stream.
-        let need_bps: u64 =
-            call.producers().filter(|s| s.participant != pid && s.role != Role::Mixer).map(|s| s.bitrate_bps).sum();
+        let need_bps = hd_need_bps(call, pid);
         let low_estimate = estimate.is_some_and(|e| need_bps > 0 && e < need_bps);
         if let Some(q) = call.participants[i].quality.on_signal(now, &self.config, loss, low_estimate) {
             self.set_quality(now, call_id, pid, q, false);
+        }
+    }
+}
+
+/// What HD needs for receiver `pid`, bits/s: every other non-mixer stream
+/// (as measured arriving; 0 while nothing is).
+pub(crate) fn hd_need_bps(call: &crate::call::Call, pid: ParticipantId) -> u64 {
+    call.producers().filter(|s| s.participant != pid && s.role != Role::Mixer).map(|s| s.bitrate_bps).sum()
+}
+
+impl Router {
+    /// After receiver `pid`'s transport-wide feedback: sends it the bandwidth
+    /// probe its estimate asks for, if one is due (at the start, and while
+    /// the estimate is below what HD needs for it and its link is neither
+    /// overusing nor losing; see `bwe::ProbeController`).
+    pub(crate) fn probe(&mut self, now: Instant, call_id: CallId, pid: ParticipantId) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(i) = call.index_of(pid) else { return };
+        let target = hd_need_bps(call, pid);
+        let p = &mut call.participants[i];
+        let (Some(bwe), crate::transport::Transport::WebRtc(w)) = (p.bwe.as_mut(), &mut p.transport) else { return };
+        if let Some(cluster) = bwe.wants_probe(now, target) {
+            let sent = w.send_probe(&mut self.out, &cluster);
+            bwe.probe_sent(cluster.id, sent);
         }
     }
 }

@@ -10,7 +10,10 @@
 //! - underuse: hold (queues are draining; increasing now would refill them).
 //!
 //! The estimate never grows past 1.5 × what is acknowledged (+10 kbit/s):
-//! an estimate the sender has not tried is no estimate.
+//! an estimate the sender has not tried is no estimate. While the signal is
+//! normal it is never below what is acknowledged either: what arrives with
+//! no queue growing is what the link carries at least (an SFU's receiver
+//! often gets more at once, at its join, than the start estimate).
 
 use std::time::{Duration, Instant};
 
@@ -149,9 +152,10 @@ impl Aimd {
                     (self.rate_bps * (alpha - 1.0)).max(1000.0 * dt.as_secs_f64())
                 };
                 let mut next = self.rate_bps + inc;
-                // Not far past what the link was seen to carry.
+                // Not far past what the link was seen to carry, and never
+                // below what it carries without queues growing.
                 if let Some(a) = acked {
-                    next = next.min((1.5 * a + 10_000.0).max(self.rate_bps));
+                    next = next.min((1.5 * a + 10_000.0).max(self.rate_bps)).max(a);
                 }
                 self.rate_bps = next;
             }

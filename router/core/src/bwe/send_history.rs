@@ -107,11 +107,6 @@ impl SendHistory {
         self.next += 1;
     }
 
-    /// `now` as the history's send times count it (µs since its epoch).
-    pub fn time_us(&self, now: Instant) -> i64 {
-        self.epoch.map_or(0, |e| now.saturating_duration_since(e).as_micros() as i64)
-    }
-
     /// Turns one feedback message into results (appended to `out`, in
     /// sequence order): a packet reported received for the first time, or
     /// reported lost for the first time. Entries about packets never sent,

@@ -37,7 +37,7 @@ impl Link {
             return None;
         }
         self.free_at_us = start + (size as i64 * 8_000_000) / self.capacity_bps as i64;
-        if self.lose_every > 0 && self.count % self.lose_every == 0 {
+        if self.lose_every > 0 && self.count.is_multiple_of(self.lose_every) {
             return None;
         }
         Some(self.free_at_us + BASE_DELAY_US)
