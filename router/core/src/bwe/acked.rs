@@ -20,6 +20,8 @@ pub(crate) struct AckedBitrate {
     newest: Option<i64>,
     /// The first arrival seen (how much of the window is covered).
     first_us: Option<i64>,
+    /// The newest arrival.
+    last_us: i64,
 }
 
 impl AckedBitrate {
@@ -27,8 +29,12 @@ impl AckedBitrate {
     pub fn on_arrival(&mut self, arrival_us: i64, size: u32) {
         let bucket = arrival_us.div_euclid(BUCKET_US);
         self.first_us.get_or_insert(arrival_us);
+        self.last_us = self.last_us.max(arrival_us);
         match self.newest {
-            None => self.newest = Some(bucket),
+            None => {
+                self.newest = Some(bucket);
+                self.last_us = arrival_us;
+            }
             Some(n) if bucket > n => {
                 // Empty the buckets the window slid past.
                 for b in (n + 1)..=(bucket.min(n + BUCKETS as i64)) {
@@ -46,8 +52,9 @@ impl AckedBitrate {
     /// `None` before arrivals span [`MIN_SPAN_US`].
     pub fn bps(&self) -> Option<u64> {
         let (newest, first) = (self.newest?, self.first_us?);
-        let end = (newest + 1) * BUCKET_US;
-        let span = (end - first).min(WINDOW_US);
+        // From the window's start (or the first arrival) to the newest arrival.
+        let start = ((newest + 1) * BUCKET_US - WINDOW_US).max(first);
+        let span = self.last_us - start;
         if span < MIN_SPAN_US {
             return None;
         }

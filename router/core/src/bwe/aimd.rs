@@ -10,10 +10,11 @@
 //! - underuse: hold (queues are draining; increasing now would refill them).
 //!
 //! The estimate never grows past 1.5 × what is acknowledged (+10 kbit/s):
-//! an estimate the sender has not tried is no estimate. While the signal is
-//! normal it is never below what is acknowledged either: what arrives with
+//! an estimate the sender has not tried is no estimate. Until the first
+//! overuse it is never below what is acknowledged either: what arrives with
 //! no queue growing is what the link carries at least (an SFU's receiver
-//! often gets more at once, at its join, than the start estimate).
+//! often gets more at once, at its join, than the start estimate; libwebrtc
+//! likewise initializes its rate from the throughput).
 
 use std::time::{Duration, Instant};
 
@@ -152,10 +153,14 @@ impl Aimd {
                     (self.rate_bps * (alpha - 1.0)).max(1000.0 * dt.as_secs_f64())
                 };
                 let mut next = self.rate_bps + inc;
-                // Not far past what the link was seen to carry, and never
-                // below what it carries without queues growing.
+                // Not far past what the link was seen to carry; and until the
+                // first overuse, never below what it carries without queues
+                // growing (after one, a standing queue could be mistaken for that).
                 if let Some(a) = acked {
-                    next = next.min((1.5 * a + 10_000.0).max(self.rate_bps)).max(a);
+                    next = next.min((1.5 * a + 10_000.0).max(self.rate_bps));
+                    if self.last_decrease.is_none() {
+                        next = next.max(a);
+                    }
                 }
                 self.rate_bps = next;
             }

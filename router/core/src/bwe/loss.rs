@@ -60,9 +60,10 @@ impl LossBased {
     }
 
     /// Packets reported (`lost` of `total`) by one feedback; `acted_bps` is
-    /// the estimate acted on now (a decrease starts from it). Updates the rate
-    /// once an interval has enough packets.
-    pub fn on_feedback(&mut self, now: Instant, lost: u32, total: u32, acted_bps: u64) {
+    /// the estimate acted on now (a decrease starts from it), `acked_bps`
+    /// what gets through (with low loss the rate is never below it). Updates
+    /// the rate once an interval has enough packets.
+    pub fn on_feedback(&mut self, now: Instant, lost: u32, total: u32, acted_bps: u64, acked_bps: Option<u64>) {
         self.lost = self.lost.saturating_add(lost);
         self.total = self.total.saturating_add(total);
         let since = *self.since.get_or_insert(now);
@@ -78,7 +79,7 @@ impl LossBased {
             self.rate_bps = self.rate_bps.min(acted_bps as f64) * (1.0 - 0.5 * loss);
         } else if loss < LOW_LOSS {
             let grown = self.rate_bps * 1.08f64.powf(dt.as_secs_f64()) + 1000.0 * dt.as_secs_f64();
-            self.rate_bps = grown;
+            self.rate_bps = grown.max(acked_bps.unwrap_or(0) as f64);
         }
         self.rate_bps = self.rate_bps.clamp(self.min_bps, self.max_bps);
         self.lost = 0;
@@ -96,17 +97,26 @@ mod tests {
         let t0 = Instant::now();
         let mut l = LossBased::new(1_000_000, 10_000, 10_000_000);
         // 10 packets only: no figure yet.
-        l.on_feedback(t0, 5, 10, 1_000_000);
+        l.on_feedback(t0, 5, 10, 1_000_000, None);
         assert_eq!(l.rate_bps(), 1_000_000);
         // 20% of 40 over 300 ms: × 0.9, from the acted-on 800 k (lower).
-        l.on_feedback(t0 + Duration::from_millis(300), 3, 30, 800_000);
+        l.on_feedback(t0 + Duration::from_millis(300), 3, 30, 800_000, None);
         assert_eq!(l.rate_bps(), 720_000);
         assert!((l.loss() - 0.2).abs() < 1e-9);
-        // 5%: holds.
-        l.on_feedback(t0 + Duration::from_millis(600), 2, 40, 720_000);
+        // 5%: holds (whatever got through).
+        l.on_feedback(t0 + Duration::from_millis(600), 2, 40, 720_000, Some(5_000_000));
         assert_eq!(l.rate_bps(), 720_000);
         // None lost over a second: +8% (+1 kbit).
-        l.on_feedback(t0 + Duration::from_millis(1600), 0, 100, 720_000);
+        l.on_feedback(t0 + Duration::from_millis(1600), 0, 100, 720_000, Some(500_000));
         assert!((778_590..=778_610).contains(&l.rate_bps()), "{}", l.rate_bps());
+    }
+
+    #[test]
+    fn with_low_loss_it_is_never_below_what_gets_through() {
+        let t0 = Instant::now();
+        let mut l = LossBased::new(300_000, 10_000, 10_000_000);
+        l.on_feedback(t0, 0, 50, 300_000, None);
+        l.on_feedback(t0 + Duration::from_millis(400), 0, 50, 300_000, Some(900_000));
+        assert_eq!(l.rate_bps(), 900_000);
     }
 }

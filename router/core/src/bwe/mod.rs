@@ -194,7 +194,7 @@ impl Bwe {
             self.last_overuse = Some(now);
         }
         self.aimd.update(now, self.usage, self.acked.bps());
-        self.loss.on_feedback(now, lost, total, self.estimate_bps());
+        self.loss.on_feedback(now, lost, total, self.estimate_bps(), self.acked.bps());
         if let Some((id, bps)) = probe_result {
             self.probes.on_result(id, bps);
             if self.usage != BandwidthUsage::Overusing && self.loss.loss() <= loss::HIGH_LOSS {

@@ -21,6 +21,12 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(3);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Start-up probes: this multiple of the estimate first.
 const INITIAL_FACTOR: u64 = 3;
+/// A cluster's arrivals must spread over at least this (µs) to measure a
+/// rate (feedback times are in 250 µs ticks): a burst sent at once is
+/// measured by its arrival spacing alone.
+const MIN_INTERVAL_US: i64 = 1_000;
+/// ... and at most this.
+const MAX_INTERVAL_US: i64 = 1_000_000;
 /// A result this fraction of the probed rate or more asks for the next probe.
 const FURTHER_FRACTION: f64 = 0.7;
 
@@ -152,8 +158,13 @@ impl ProbeEstimator {
         let (fs, ls, fa, la) = (self.first_send?, self.last_send?, self.first_arrival?, self.last_arrival?);
         // Send rate: all but the last packet over the send interval;
         // receive rate: all but the first over the arrival interval.
+        // Arrivals closer than a millisecond (a few feedback ticks) measure
+        // nothing; nor does a cluster spread over a second.
+        let recv_us = la.0 - fa.0;
         let send_us = (ls.0 - fs.0).max(1);
-        let recv_us = (la.0 - fa.0).max(1);
+        if !(MIN_INTERVAL_US..=MAX_INTERVAL_US).contains(&recv_us) || send_us > MAX_INTERVAL_US {
+            return None;
+        }
         let send = (self.bytes - u64::from(ls.1)) as f64 * 8e6 / send_us as f64;
         let recv = (self.bytes - u64::from(fa.1)) as f64 * 8e6 / recv_us as f64;
         let bps = if recv < 0.9 * send { 0.95 * recv } else { send.min(recv) };
