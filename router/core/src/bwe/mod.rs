@@ -176,7 +176,7 @@ impl Bwe {
             total += 1;
             if let Some(c) = pending.filter(|c| r.cluster != 0 && c.id == r.cluster) {
                 let packets = self.probe_packets.max(1);
-                if let Some(bps) = self.probe_measure.add(r, packets) {
+                if let Some(bps) = self.probe_measure.add(r, packets, c.bitrate_bps) {
                     probe_result = Some((c.id, bps));
                 }
             }

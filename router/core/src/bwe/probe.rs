@@ -22,8 +22,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Start-up probes: this multiple of the estimate first.
 const INITIAL_FACTOR: u64 = 3;
 /// A cluster's arrivals must spread over at least this (µs) to measure a
-/// rate (feedback times are in 250 µs ticks): a burst sent at once is
-/// measured by its arrival spacing alone.
+/// rate (feedback times are in 250 µs ticks); closer, the link took it at
+/// once. A burst sent at once is measured by its arrival spacing alone.
 const MIN_INTERVAL_US: i64 = 1_000;
 /// ... and at most this.
 const MAX_INTERVAL_US: i64 = 1_000_000;
@@ -130,7 +130,7 @@ impl ProbeEstimator {
     /// Adds a result of cluster `cluster` (expecting `packets`); the
     /// cluster's rate once every packet of it was reported (`None` before,
     /// or when too few arrived to say).
-    pub fn add(&mut self, r: &PacketResult, packets: u32) -> Option<u64> {
+    pub fn add(&mut self, r: &PacketResult, packets: u32, bitrate_bps: u64) -> Option<u64> {
         if r.cluster != self.id {
             *self = ProbeEstimator { id: r.cluster, ..Default::default() };
         }
@@ -148,22 +148,28 @@ impl ProbeEstimator {
         if self.reported < packets {
             return None;
         }
-        self.result()
+        self.result(bitrate_bps)
     }
 
-    fn result(&self) -> Option<u64> {
+    fn result(&self, bitrate_bps: u64) -> Option<u64> {
         if self.received < PROBE_MIN_PACKETS.min(4) {
             return None;
         }
         let (fs, ls, fa, la) = (self.first_send?, self.last_send?, self.first_arrival?, self.last_arrival?);
         // Send rate: all but the last packet over the send interval;
         // receive rate: all but the first over the arrival interval.
-        // Arrivals closer than a millisecond (a few feedback ticks) measure
-        // nothing; nor does a cluster spread over a second.
+        // Arrivals closer than a millisecond (a few feedback ticks) cannot
+        // be told apart: the link took the whole cluster at once, so it
+        // takes at least the probed rate (a burst of 15 ms of it within
+        // 1 ms), which is the result. A cluster spread over a second
+        // measures nothing.
         let recv_us = la.0 - fa.0;
         let send_us = (ls.0 - fs.0).max(1);
-        if !(MIN_INTERVAL_US..=MAX_INTERVAL_US).contains(&recv_us) || send_us > MAX_INTERVAL_US {
+        if recv_us > MAX_INTERVAL_US || send_us > MAX_INTERVAL_US || recv_us < 0 {
             return None;
+        }
+        if recv_us < MIN_INTERVAL_US {
+            return Some(bitrate_bps);
         }
         let send = (self.bytes - u64::from(ls.1)) as f64 * 8e6 / send_us as f64;
         let recv = (self.bytes - u64::from(fa.1)) as f64 * 8e6 / recv_us as f64;
@@ -214,7 +220,7 @@ mod tests {
         // 5 packets of 1000 B sent 1 ms apart (8 Mbit/s), arriving 4 ms apart (2 Mbit/s).
         let mut out = None;
         for i in 0..5 {
-            out = e.add(&result(7, i * 1000, Some(50_000 + i * 4000)), 5);
+            out = e.add(&result(7, i * 1000, Some(50_000 + i * 4000)), 5, 8_000_000);
             if i < 4 {
                 assert_eq!(out, None);
             }
@@ -224,14 +230,20 @@ mod tests {
         // Arriving as sent: the rate itself; a lost packet leaves fewer bytes.
         let mut e = ProbeEstimator::default();
         for i in 0..4 {
-            assert_eq!(e.add(&result(8, i * 4000, Some(9_000 + i * 4000)), 5), None);
+            assert_eq!(e.add(&result(8, i * 4000, Some(9_000 + i * 4000)), 5, 2_000_000), None);
         }
-        assert_eq!(e.add(&result(8, 16_000, None), 5), Some(2_000_000));
+        assert_eq!(e.add(&result(8, 16_000, None), 5, 2_000_000), Some(2_000_000));
         // Too few arrived: no result.
         let mut e = ProbeEstimator::default();
         for i in 0..5 {
-            out = e.add(&result(9, i, if i < 2 { Some(i) } else { None }), 5);
+            out = e.add(&result(9, i, if i < 2 { Some(i) } else { None }), 5, 1_000_000);
         }
         assert_eq!(out, None);
+        // Sent at once, arrived within a millisecond: the link took the probed rate at least.
+        let mut e = ProbeEstimator::default();
+        for i in 0..5 {
+            out = e.add(&result(10, 0, Some(7_000 + i * 100)), 5, 1_500_000);
+        }
+        assert_eq!(out, Some(1_500_000));
     }
 }

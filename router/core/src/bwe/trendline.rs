@@ -30,6 +30,8 @@ pub(crate) enum BandwidthUsage {
 const GROUP_SPAN_US: i64 = 5_000;
 /// Arrivals closer than this (with a negative propagation delta) are one burst.
 const BURST_US: i64 = 5_000;
+/// Arrivals this far apart (µs) are a clock jump: the grouping starts over.
+const CLOCK_JUMP_US: i64 = 3_000_000;
 /// Groups the slope is fitted over.
 pub(crate) const WINDOW: usize = 20;
 /// Smoothing of the accumulated delay.
@@ -79,6 +81,12 @@ impl InterArrival {
             self.current = Some(Group { first_send: send_us, last_send: send_us, last_arrival: arrival_us });
             return None;
         };
+        if (arrival_us - cur.last_arrival).abs() > CLOCK_JUMP_US {
+            // The receiver's clock jumped (or a feedback lied): start over
+            // rather than compare times across the jump forever.
+            *self = InterArrival::default();
+            return self.add(send_us, arrival_us);
+        }
         if send_us < cur.first_send {
             // Reordered into an older group: ignored, as libwebrtc does.
             return None;
@@ -250,6 +258,12 @@ mod tests {
         assert_eq!(ia.add(40_000, 140_000), Some(GroupDelta { send_us: 20_000, arrival_us: 12_000, at_us: 122_000 }));
         // Reordered into the past: ignored.
         assert_eq!(ia.add(1_000, 141_000), None);
+        // The receiver's clock jumps back an hour: starts over, deltas follow again.
+        let back = 141_000 - 3_600_000_000;
+        assert_eq!(ia.add(50_000, back), None);
+        assert_eq!(ia.add(60_000, back + 10_000), None);
+        let d = ia.add(70_000, back + 20_000).unwrap();
+        assert_eq!((d.send_us, d.arrival_us), (10_000, 10_000));
     }
 
     #[test]

@@ -119,8 +119,13 @@ fn a_growing_queue_brings_the_estimate_down() {
     assert_eq!(l.probes, 0, "no probing while overusing");
     // The queue stops growing (a steady 320 ms path): once the link has been
     // quiet a while, the estimate being short of what the receiver needs, the
-    // router probes with padding-only RTX (each probe packet numbered, see `run`).
+    // router probes with padding-only RTX (each probe packet numbered, see `run`),
+    // and only then: the additive increase near the capacity seen is slow.
     l.run(4000, |_| Duration::from_millis(320));
     assert!(l.probes >= 5, "{}", l.probes);
     assert_eq!(l.h.r.stats().probes_sent as usize, l.probes);
+    // The link took the probe at once (its packets arrived together): the
+    // estimate is back at what the receiver needs.
+    let need = crate::quality::hd_need_bps(&l.h.r.calls[&call(40)], ParticipantId(2));
+    assert!(need > 800_000 && l.estimate().unwrap() >= need, "{:?} for {need}", l.estimate());
 }
