@@ -132,6 +132,8 @@ impl crate::server::RouterServer {
                 mid: n.extensions.mid,
                 audio_level: n.extensions.audio_level,
                 transport_cc: n.extensions.transport_cc,
+                rid: n.extensions.rid,
+                repaired_rid: n.extensions.repaired_rid,
             },
             subscribe: match offer.subscribe {
                 Subscribe::Participant(p) => Some(p),
@@ -248,6 +250,7 @@ fn leg_media(m: &NegotiatedMedia) -> LegMedia {
         // RTX streams are the publisher's too (their packets are accepted, not sent to browsers).
         remote_ssrcs: m.remote_ssrcs.iter().flat_map(|r| std::iter::once(r.ssrc).chain(r.rtx)).map(Ssrc).collect(),
         remote_rtx: m.remote_ssrcs.iter().filter_map(|r| Some((Ssrc(r.ssrc), Ssrc(r.rtx?)))).collect(),
+        rids: m.rids.clone(),
     }
 }
 

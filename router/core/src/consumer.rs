@@ -2,6 +2,8 @@
 //! receiver's copy of the stream differs from "as received".
 
 use bytes::Bytes;
+use std::time::Instant;
+
 use corecast_proto::{SeqNo, Ssrc};
 
 use crate::framerate::{next_layer, Frame};
@@ -23,56 +25,95 @@ pub(crate) struct Consumer {
     /// A receiver with a frame-rate cap: the highest temporal layer it gets
     /// (`None`: not decided yet, the base layer only). See `framerate`.
     pub layer: Option<u8>,
-    /// The last offsets and the first outgoing number each applied to
-    /// (`(out, offset)`, a ring), so that a NACK for a packet sent before
-    /// the offset last changed is mapped back with the offset it was sent with.
-    offsets: [(u16, u16); OFFSETS],
-    offsets_len: u8,
-    offsets_next: u8,
+    /// A simulcast source (`ssrc` is its group's): the layer the receiver
+    /// gets now (`None`: none yet, or paused: it starts at a keyframe),
+    /// the layer it is to get (`None`: the best there is), the outgoing
+    /// timestamp = incoming + `ts_offset`, and the last timestamp sent
+    /// with when (see `simulcast`).
+    pub layer_on: Option<Ssrc>,
+    pub target: Option<Ssrc>,
+    pub ts_offset: u32,
+    pub last_ts: Option<(u32, Instant)>,
+    /// The last shifts and the first outgoing number each applied to (a
+    /// ring), so that a NACK for a packet sent before the shift last
+    /// changed is mapped back with the shift it was sent with.
+    shifts: [Shift; OFFSETS],
+    shifts_len: u8,
+    shifts_next: u8,
 }
 
-/// Offset changes remembered per consumer: at 30 frames/s capped to T0,
-/// one change per kept frame, so 16 cover two seconds (the retransmission
-/// buffer keeps one).
+/// How a run of outgoing packets, from `out` on, relates to what came in:
+/// incoming = outgoing − `offset`, of stream `source` (a simulcast layer;
+/// else the consumer's own SSRC), whose timestamps were moved by `ts_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shift {
+    pub out: u16,
+    pub offset: u16,
+    pub source: Ssrc,
+    pub ts_offset: u32,
+}
+
+/// Shifts remembered per consumer: at 30 frames/s capped to T0, one change
+/// per kept frame, so 16 cover two seconds (the retransmission buffer
+/// keeps one).
 const OFFSETS: usize = 16;
 
 impl Consumer {
-    fn new(ssrc: Ssrc, paused: bool, last_out: Option<SeqNo>) -> Consumer {
+    pub(crate) fn new(ssrc: Ssrc, paused: bool, last_out: Option<SeqNo>) -> Consumer {
         Consumer {
             ssrc,
             paused,
             offset: 0,
             last_out,
             layer: None,
-            offsets: [(0, 0); OFFSETS],
-            offsets_len: 0,
-            offsets_next: 0,
+            layer_on: None,
+            target: None,
+            ts_offset: 0,
+            last_ts: None,
+            shifts: [Shift { out: 0, offset: 0, source: ssrc, ts_offset: 0 }; OFFSETS],
+            shifts_len: 0,
+            shifts_next: 0,
         }
     }
 
-    /// Records that packet `out` went out with the current offset.
+    /// The stream packets come from now: the simulcast layer, else the consumer's own SSRC.
     #[inline]
-    fn note_offset(&mut self, out: SeqNo) {
-        let last = (usize::from(self.offsets_next) + OFFSETS - 1) % OFFSETS;
-        if self.offsets_len > 0 && self.offsets[last].1 == self.offset {
+    fn source(&self) -> Ssrc {
+        self.layer_on.unwrap_or(self.ssrc)
+    }
+
+    /// Records that packet `out` went out with the current shift.
+    #[inline]
+    pub(crate) fn note_offset(&mut self, out: SeqNo) {
+        let last = (usize::from(self.shifts_next) + OFFSETS - 1) % OFFSETS;
+        let now = Shift { out: out.0, offset: self.offset, source: self.source(), ts_offset: self.ts_offset };
+        let same = |s: &Shift| s.offset == now.offset && s.source == now.source && s.ts_offset == now.ts_offset;
+        if self.shifts_len > 0 && same(&self.shifts[last]) {
             return;
         }
-        self.offsets[usize::from(self.offsets_next)] = (out.0, self.offset);
-        self.offsets_next = ((usize::from(self.offsets_next) + 1) % OFFSETS) as u8;
-        self.offsets_len = (self.offsets_len + 1).min(OFFSETS as u8);
+        self.shifts[usize::from(self.shifts_next)] = now;
+        self.shifts_next = ((usize::from(self.shifts_next) + 1) % OFFSETS) as u8;
+        self.shifts_len = (self.shifts_len + 1).min(OFFSETS as u8);
+    }
+
+    /// The shift packet `out` was sent with (the current one when it is
+    /// older than what is remembered).
+    pub fn shift_of(&self, out: SeqNo) -> Shift {
+        let n = usize::from(self.shifts_len);
+        let newest_first = (1..=n).map(|k| self.shifts[(usize::from(self.shifts_next) + OFFSETS - k) % OFFSETS]);
+        newest_first.into_iter().find(|s| out.0.wrapping_sub(s.out) as i16 >= 0).unwrap_or(Shift {
+            out: out.0,
+            offset: self.offset,
+            source: self.source(),
+            ts_offset: self.ts_offset,
+        })
     }
 
     /// The producer's number of the packet this receiver got as `out`: the
-    /// offset it was sent with taken off (the current one when it is older
-    /// than what is remembered).
+    /// offset it was sent with taken off.
+    #[cfg(test)]
     pub fn incoming(&self, out: SeqNo) -> SeqNo {
-        let n = usize::from(self.offsets_len);
-        let newest_first = (1..=n).map(|k| self.offsets[(usize::from(self.offsets_next) + OFFSETS - k) % OFFSETS]);
-        let offset = newest_first
-            .into_iter()
-            .find(|&(start, _)| out.0.wrapping_sub(start) as i16 >= 0)
-            .map_or(self.offset, |(_, o)| o);
-        SeqNo(out.0.wrapping_sub(offset))
+        SeqNo(out.0.wrapping_sub(self.shift_of(out).offset))
     }
 
     /// One packet the receiver does not get although its stream goes on:
@@ -106,13 +147,8 @@ impl Consumers {
         self.0.iter().find(|c| c.ssrc == ssrc)
     }
 
-    /// A receiver with a frame-rate cap of `max_fps`: whether it gets this
-    /// packet of `ssrc`, a stream with temporal layers (`frame`). At the
-    /// first packet of each frame its layer follows the cap (see
-    /// [`next_layer`]); a packet of a frame above its layer is skipped
-    /// ([`Consumer::skip`]), so that every packet of such a frame is.
-    /// A packet it gets goes on to [`on_packet`](Self::on_packet).
-    pub fn on_layered(&mut self, ssrc: Ssrc, frame: &Frame, max_fps: u8) -> bool {
+    /// The consumer of `ssrc`, made (not paused, nothing sent yet) if there is none.
+    pub fn entry(&mut self, ssrc: Ssrc) -> &mut Consumer {
         let i = match self.0.iter().position(|c| c.ssrc == ssrc) {
             Some(i) => i,
             None => {
@@ -120,7 +156,17 @@ impl Consumers {
                 self.0.len() - 1
             }
         };
-        let c = &mut self.0[i];
+        &mut self.0[i]
+    }
+
+    /// A receiver with a frame-rate cap of `max_fps`: whether it gets this
+    /// packet of `ssrc`, a stream with temporal layers (`frame`). At the
+    /// first packet of each frame its layer follows the cap (see
+    /// [`next_layer`]); a packet of a frame above its layer is skipped
+    /// ([`Consumer::skip`]), so that every packet of such a frame is.
+    /// A packet it gets goes on to [`on_packet`](Self::on_packet).
+    pub fn on_layered(&mut self, ssrc: Ssrc, frame: &Frame, max_fps: u8) -> bool {
+        let c = self.entry(ssrc);
         if frame.starts {
             c.layer = next_layer(c.layer, frame.rates.target(max_fps), frame.tid);
         }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use corecast_proto::rtcp::RtcpPacket;
 use corecast_proto::rtp::RtpHeader;
+use corecast_proto::session::MAX_LAYERS;
 use corecast_proto::temporal::{temporal_id, LayeredCodec};
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::MediaKind;
@@ -19,6 +20,7 @@ use crate::outbox::Outbox;
 use crate::pipe::PipeMessage;
 use crate::reports::{self, PublisherSr};
 use crate::retransmit::Stored;
+use crate::simulcast::{self, GroupView, LayerPacket};
 use crate::stats::DropReason;
 use crate::transport::Transport;
 use crate::webrtc::{Codec, Source};
@@ -167,11 +169,17 @@ impl Router {
             }
             _ => None,
         };
+        // A simulcast layer: whether this packet starts one of its keyframes (where receivers switch).
+        let layer = producer.layer.filter(|_| producer.kind == MediaKind::Video);
+        let keyframe = layer.is_some() && simulcast::keyframe_starts(codec, header.payload(&contents));
         if producer.kind == MediaKind::Audio && level_ext != 0 {
             let level = header.extensions(&contents).flatten().find(|e| e.id == level_ext);
             if let Some((_, dbov)) = level.and_then(|e| corecast_proto::rtp::parse_audio_level(e.data)) {
                 producer.on_audio_level(dbov);
             }
+        }
+        if keyframe {
+            producer.keyframe.on_keyframe();
         }
         // A keyframe request the throttle held back goes with the producer's next packet after the interval.
         let keyframe_due = producer.keyframe.due(now, self.config.keyframe_request_interval);
@@ -203,6 +211,17 @@ impl Router {
                 pipe.send_media(&mut self.out, call_id, Bytes::from(b.clone()));
             }
         }
+        // The packet's simulcast group, for receivers to choose their layer from.
+        let view = layer.map(|l| {
+            let producers = match from {
+                Endpoint::Participant(i) => &call.participants[i].producers,
+                Endpoint::Pipe(i) => &call.pipes[i].producers,
+            };
+            GroupView::of(producers, l.group)
+        });
+        let mut waits: [Option<corecast_proto::Ssrc>; MAX_LAYERS] = [None; MAX_LAYERS];
+        let mut switches = 0u64;
+        let mut skipped = 0u64;
         let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
         let sending = Sending { composite, ..sending };
         // The mixer's own stream is never paused for anyone: nobody resumes it.
@@ -226,6 +245,34 @@ impl Router {
             if want && r.last_n.is_some_and(|n| stage >= n) {
                 want = false;
                 off_stage += 1;
+            }
+            if let (Some(l), Some(view)) = (layer, view.as_ref()) {
+                let p = LayerPacket {
+                    layer: l,
+                    ssrc: header.ssrc,
+                    seq: header.seq,
+                    ts: header.timestamp,
+                    keyframe,
+                    now,
+                    contents: &contents,
+                };
+                let o = r.consumers.on_layer(&p, want, view);
+                if let Some(t) = o.waits_for.filter(|t| !waits.contains(&Some(*t))) {
+                    if let Some(slot) = waits.iter_mut().find(|w| w.is_none()) {
+                        *slot = Some(t);
+                    }
+                }
+                match o.send {
+                    Some(b) => {
+                        if send_forwarded(r, &mut self.out, b, &header, source, None) {
+                            r.reports.on_sent(l.group, header.payload_len);
+                        }
+                        forwarded += 1;
+                        switches += u64::from(o.switched);
+                    }
+                    None => skipped += u64::from(want),
+                }
+                continue;
             }
             // A frame-rate cap: frames of the layers above it are skipped, gap-free.
             if let (true, Some(cap), Some(f)) = (want, r.max_fps, frame.as_ref()) {
@@ -279,6 +326,12 @@ impl Router {
         self.out.stats.sd_audio_mixed += mixed;
         self.out.stats.frame_rate_dropped += thinned;
         self.out.stats.last_n_withheld += off_stage;
+        self.out.stats.layer_switches += switches;
+        self.out.stats.layers_skipped += skipped;
+        // Receivers waiting to move to a layer need one of its keyframes (throttled per layer).
+        for t in waits.into_iter().flatten() {
+            self.request_keyframe(now, call_id, t);
+        }
         if resumed || keyframe_due {
             // The receiver that resumes needs a keyframe to decode from.
             self.request_keyframe(now, call_id, header.ssrc);

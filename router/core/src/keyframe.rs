@@ -35,6 +35,12 @@ impl KeyframeThrottle {
         true
     }
 
+    /// A keyframe came: a request held back is answered already.
+    #[inline]
+    pub fn on_keyframe(&mut self) {
+        self.pending = false;
+    }
+
     /// A held-back request may go now.
     #[inline]
     pub fn due(&self, now: Instant, interval: Duration) -> bool {

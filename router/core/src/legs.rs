@@ -264,6 +264,18 @@ impl Router {
                         if w.sends_feedback() && self.next_feedback.is_none() {
                             self.next_feedback = Some(now + FEEDBACK_TICK);
                         }
+                        // A simulcast publisher's new layer (or its RTX stream) is learned first.
+                        if w.format.media.iter().any(|m| m.receives && !m.rids.is_empty()) {
+                            self.learn_rid_layer(call, pid, &plain);
+                        }
+                        let leg = self.calls.get_mut(&call).and_then(|c| {
+                            let i = c.index_of(pid)?;
+                            match &mut c.participants[i].transport {
+                                Transport::WebRtc(w) => Some(w),
+                                _ => None,
+                            }
+                        });
+                        let Some(w) = leg else { return };
                         // A repair on the publisher's RTX stream goes on as the packet it repairs.
                         let plain = match RtpHeader::parse(&plain) {
                             Ok(h) => match w.format.unwrap_rtx(&plain, &h) {

@@ -73,6 +73,7 @@ mod quality;
 mod reports;
 mod retransmit;
 mod rtcp_route;
+mod simulcast;
 mod snapshot;
 mod speakers;
 mod srtp_pair;
@@ -94,6 +95,7 @@ pub use config::{receivers_for, RouterConfig, CORE_EGRESS_PPS, DEFAULT_RECEIVERS
 pub use legs::LegRefusal;
 pub use pipe::PipeMessage;
 pub use placement::Placement;
+pub use simulcast::Layer;
 pub use snapshot::{CallSnapshot, ParticipantSnapshot};
 pub use stats::{BufferStats, DropReason, RouterStats};
 
@@ -328,6 +330,8 @@ impl Router {
             for s in call.producers_mut() {
                 s.end_rate_window(secs);
             }
+            // Layers that started or stopped, bitrates that moved: receivers choose again.
+            simulcast::allocate_all(call);
         }
         self.sweep_silent(now);
         self.sweep_checks(now);

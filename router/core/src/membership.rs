@@ -59,7 +59,8 @@ impl Router {
             SessionMessage::Keepalive { .. }
             | SessionMessage::Leave { .. }
             | SessionMessage::Quality { .. }
-            | SessionMessage::LastN { .. } => {
+            | SessionMessage::LastN { .. }
+            | SessionMessage::Simulcast { .. } => {
                 // Signed with the sender's join key, or it is not the participant.
                 let Some(&(call, pid)) = self.by_addr.get(&source) else {
                     return self.out.drop_packet(DropReason::Unadmitted);
@@ -95,6 +96,7 @@ impl Router {
                     p.last_n = (n > 0).then_some(n);
                 }
             }
+            SessionMessage::Simulcast { layers, .. } => self.declare_simulcast(now, call, pid, &layers),
             _ => {
                 if let Some(p) = self.participant_mut(source) {
                     p.last_seen = now;

@@ -29,6 +29,7 @@ use crate::call::{Call, Owner};
 use crate::forward::Origin;
 use crate::outbox::Outbox;
 use crate::producer::Producer;
+use crate::simulcast::Layer;
 use crate::stats::DropReason;
 use crate::Router;
 
@@ -54,6 +55,8 @@ pub enum PipeMessage {
         ssrc: Ssrc,
         /// Audio or video (`Unknown` until its first packet, then announced again).
         kind: MediaKind,
+        /// A simulcast layer: its group and place (announced again once declared).
+        layer: Option<Layer>,
     },
     /// A participant on the sending side left; its producers go with it.
     Left(ParticipantId),
@@ -63,7 +66,7 @@ pub enum PipeMessage {
 
 impl PipeMessage {
     pub(crate) fn producer(p: &Producer) -> PipeMessage {
-        PipeMessage::Producer { participant: p.participant, role: p.role, ssrc: p.ssrc, kind: p.kind }
+        PipeMessage::Producer { participant: p.participant, role: p.role, ssrc: p.ssrc, kind: p.kind, layer: p.layer }
     }
 }
 
@@ -162,24 +165,27 @@ impl Router {
                     None => seats.push(Seat { participant: pid, granted_at: None }),
                 }
             }
-            PipeMessage::Producer { participant, role, ssrc, kind } => {
+            PipeMessage::Producer { participant, role, ssrc, kind, layer } => {
                 match call.ssrc_owner.get(&ssrc) {
                     Some(Owner::Pipe(w)) if *w == from => {
                         if let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) {
                             p.kind = kind;
+                            p.layer = layer;
                         }
                     }
                     Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
                     None => {
                         call.ssrc_owner.insert(ssrc, Owner::Pipe(from));
-                        call.pipes[i].producers.push(Producer::new(ssrc, kind, participant, role));
+                        let mut p = Producer::new(ssrc, kind, participant, role);
+                        p.layer = layer;
+                        call.pipes[i].producers.push(p);
                     }
                 }
                 call.broadcast_pipes(
                     &mut self.out,
                     Some(from),
                     hub,
-                    &PipeMessage::Producer { participant, role, ssrc, kind },
+                    &PipeMessage::Producer { participant, role, ssrc, kind, layer },
                 );
             }
             PipeMessage::Left(pid) => {

@@ -10,6 +10,7 @@ use crate::keyframe::KeyframeThrottle;
 use crate::nack_generator::NackGenerator;
 use crate::reports::ReceiveStats;
 use crate::retransmit::RetransmitBuffer;
+use crate::simulcast::Layer;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
 /// producer announced over a pipe, on another worker's share of the call.
@@ -65,6 +66,8 @@ pub(crate) struct Producer {
     pub red_prev: Option<Box<RedPrev>>,
     /// Jitter, loss per report interval and the publisher's latest SR (see `reports`).
     pub recv: ReceiveStats,
+    /// A simulcast layer: its group and place in it (see `simulcast`).
+    pub layer: Option<Layer>,
 }
 
 /// An audio stream's previous packet, kept to send as RED's redundant block.
@@ -107,6 +110,7 @@ impl Producer {
             stage: NOT_ON_STAGE,
             red_prev: None,
             recv: ReceiveStats::default(),
+            layer: None,
         }
     }
 

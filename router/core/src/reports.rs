@@ -18,9 +18,10 @@
 //! The SRs carry the publisher's clock: the NTP/RTP pair of its latest SR,
 //! both moved on by the time since it arrived (so audio and video still map
 //! to the publisher's one wallclock, and lip-sync holds). The router rewrites
-//! neither SSRCs nor timestamps for any receiver (consumers only shift
-//! sequence numbers, which an SR does not carry), so the pair needs no
-//! further mapping; packet and octet counts are what went to that receiver.
+//! timestamps only for simulcast receivers (`simulcast`: one stream under
+//! the group's SSRC, whichever layer it gets): their SR for the group is the
+//! pair of the layer they get, its RTP time moved by the same offset as its
+//! packets'. Packet and octet counts are what went to that receiver.
 //! A stream whose publisher has sent no SR yet gets none from the router.
 //! Only streams heard from since the last report are reported on, and
 //! only streams the leg was sent something of since the last SR get an SR
@@ -328,9 +329,13 @@ fn leg_reports(call: &mut Call, i: usize, now: Instant) -> Vec<Bytes> {
     leg.sent_ssrcs.clear();
     leg.sent_ssrcs.extend(sent.iter().map(|s| s.ssrc));
     for s in sent.iter_mut().filter(|s| s.packets != s.packets_at_sr) {
-        let Some(prod) = call.producers().find(|p| p.ssrc == s.ssrc) else { continue };
+        // A simulcast group: the clock of the layer the leg gets, moved as its timestamps are.
+        let consumer = call.participants[i].consumers.get(s.ssrc);
+        let (source, ts_offset) = consumer.and_then(|c| Some((c.layer_on?, c.ts_offset))).unwrap_or((s.ssrc, 0));
+        let Some(prod) = call.producers().find(|p| p.ssrc == source) else { continue };
         let Some(sr) = prod.recv.last_sr else { continue };
         let (ntp_time, rtp_time) = sr.at(now, prod.recv.clock_rate);
+        let rtp_time = rtp_time.wrapping_add(ts_offset);
         s.srs = [(compact(ntp_time), Some(now)), s.srs[0]];
         s.packets_at_sr = s.packets;
         pkts.push(RtcpPacket::SenderReport(SenderReport {

@@ -34,12 +34,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use corecast_proto::rtcp::{Fir, Nack, Pli, ReportBlock, RtcpPacket, SenderReport};
 use corecast_proto::token::CallId;
-use corecast_proto::MediaKind;
+use corecast_proto::{MediaKind, SeqNo};
 
 use crate::call::{Call, Endpoint};
+use crate::consumer::Shift;
 use crate::forward::{locate, Origin};
 use crate::reports::PublisherSr;
 use crate::retransmit;
+use crate::simulcast;
 use crate::stats::{DropReason, RouterStats};
 use crate::transport::Transport;
 use crate::{Router, RouterConfig};
@@ -170,30 +172,54 @@ pub(crate) fn route(
             }
             RtcpPacket::Nack(nack) => {
                 if let Some(to) = owner(call, nack.media_ssrc) {
-                    // Undo this receiver's sequence shift, if its copy of the stream is shifted.
+                    // Undo this receiver's shift, if its copy of the stream is shifted: a
+                    // simulcast receiver's NACK may name packets of two layers.
                     let consumer = participant.and_then(|i| call.participants[i].consumers.get(nack.media_ssrc));
-                    let lost: Vec<_> = nack.lost().map(|s| (consumer.map_or(s, |c| c.incoming(s)), s)).collect();
-                    // What the retransmission buffer holds is answered here; the rest goes to the publisher.
-                    let upstream = match participant {
-                        Some(i) => {
-                            res.resend_to = Some(i);
-                            let ssrc = nack.media_ssrc;
-                            retransmit::answer_nack(call, i, ssrc, &lost, now, stats, &mut res.resend)
+                    let mut per_source: Vec<(Shift, Vec<(SeqNo, SeqNo)>)> = Vec::new();
+                    for s in nack.lost() {
+                        let shift = consumer
+                            .map_or(Shift { out: s.0, offset: 0, source: nack.media_ssrc, ts_offset: 0 }, |c| {
+                                c.shift_of(s)
+                            });
+                        let pair = (SeqNo(s.0.wrapping_sub(shift.offset)), s);
+                        let same = |x: &Shift| x.source == shift.source && x.ts_offset == shift.ts_offset;
+                        match per_source.iter_mut().find(|(x, _)| same(x)) {
+                            Some((_, lost)) => lost.push(pair),
+                            None => per_source.push((shift, vec![pair])),
                         }
-                        None => lost.iter().map(|l| l.0).collect(),
-                    };
-                    if !upstream.is_empty() {
-                        stats.nacks += 1;
-                        out.push(to, RtcpPacket::Nack(Nack::from_lost(nack.sender_ssrc, nack.media_ssrc, &upstream)));
+                    }
+                    for (shift, lost) in per_source {
+                        let ssrc = shift.source;
+                        // What the retransmission buffer holds is answered here; the rest goes to the publisher.
+                        let upstream = match participant {
+                            Some(i) => {
+                                res.resend_to = Some(i);
+                                let first = res.resend.len();
+                                let up = retransmit::answer_nack(call, i, ssrc, &lost, now, stats, &mut res.resend);
+                                if ssrc != nack.media_ssrc {
+                                    for (b, _) in &mut res.resend[first..] {
+                                        *b = simulcast::regroup(b, nack.media_ssrc, shift.ts_offset);
+                                    }
+                                }
+                                up
+                            }
+                            None => lost.iter().map(|l| l.0).collect(),
+                        };
+                        if !upstream.is_empty() {
+                            stats.nacks += 1;
+                            out.push(to, RtcpPacket::Nack(Nack::from_lost(nack.sender_ssrc, ssrc, &upstream)));
+                        }
                     }
                     routed_any = true;
                 }
             }
             RtcpPacket::Pli(pli) => {
-                if let Some(to) = owner(call, pli.media_ssrc) {
-                    if keyframe_allowed(call, pli.media_ssrc, now, cfg) {
+                // A simulcast receiver asks about its group: the layer it gets (or waits for) is meant.
+                let media = simulcast::layer_meant(call, participant, pli.media_ssrc);
+                if let Some(to) = owner(call, media) {
+                    if keyframe_allowed(call, media, now, cfg) {
                         stats.keyframe_requests += 1;
-                        out.push(to, RtcpPacket::Pli(Pli { ..pli }));
+                        out.push(to, RtcpPacket::Pli(Pli { media_ssrc: media, ..pli }));
                         routed_any = true;
                     } else {
                         stats.count_drop(DropReason::KeyframeThrottled);
@@ -202,6 +228,7 @@ pub(crate) fn route(
             }
             RtcpPacket::Fir(fir) => {
                 for (ssrc, seq) in fir.entries {
+                    let ssrc = simulcast::layer_meant(call, participant, ssrc);
                     if let Some(to) = owner(call, ssrc) {
                         if keyframe_allowed(call, ssrc, now, cfg) {
                             stats.keyframe_requests += 1;

@@ -84,6 +84,12 @@ pub struct RouterStats {
     /// Video packets not sent to a Last-N receiver because their publisher
     /// is not among its `n` most active speakers (one per receiver; not a drop).
     pub last_n_withheld: u64,
+    /// Simulcast: times a receiver moved to another layer of a source (at
+    /// one of that layer's keyframes).
+    pub layer_switches: u64,
+    /// Simulcast: packets of layers a receiver does not get (one per
+    /// receiver; not a drop: it gets another layer of the same source).
+    pub layers_skipped: u64,
     /// Opus packets sent as RED (RFC 2198, with the previous packet as
     /// redundancy) to WebRTC legs whose link loses packets (one per receiver).
     pub red_sent: u64,
@@ -222,6 +228,8 @@ impl RouterStats {
             sd_audio_mixed,
             frame_rate_dropped,
             last_n_withheld,
+            layer_switches,
+            layers_skipped,
             overload_shed,
             red_sent,
             twcc_feedback,

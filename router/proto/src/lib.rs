@@ -29,6 +29,7 @@ pub mod demux;
 pub mod ice;
 pub mod ids;
 pub mod join_key;
+pub mod keyframe;
 pub mod placement;
 pub mod rtcp;
 pub mod rtp;

@@ -299,6 +299,7 @@ fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
             sends: false,
             remote_ssrcs: vec![Ssrc(0x3030)],
             remote_rtx: vec![],
+            rids: vec![],
         }],
         extensions: LegExtensions::default(),
         subscribe: None,

@@ -47,6 +47,7 @@ fn media(publisher: bool) -> Vec<LegMedia> {
             sends: !publisher,
             remote_ssrcs: if publisher { vec![Ssrc(AUDIO_SSRC)] } else { vec![] },
             remote_rtx: vec![],
+            rids: vec![],
         },
         LegMedia {
             mid: "1".into(),
@@ -60,6 +61,7 @@ fn media(publisher: bool) -> Vec<LegMedia> {
             sends: !publisher,
             remote_ssrcs: if publisher { vec![Ssrc(VIDEO_SSRC), Ssrc(VIDEO_RTX_SSRC)] } else { vec![] },
             remote_rtx: if publisher { vec![(Ssrc(VIDEO_SSRC), Ssrc(VIDEO_RTX_SSRC))] } else { vec![] },
+            rids: vec![],
         },
     ]
 }
@@ -137,7 +139,12 @@ impl Peer {
             },
             remote_fingerprint: cert.fingerprint(),
             media: media(publisher),
-            extensions: LegExtensions { mid: Some(9), audio_level: Some(1), transport_cc: Some(3) },
+            extensions: LegExtensions {
+                mid: Some(9),
+                audio_level: Some(1),
+                transport_cc: Some(3),
+                ..Default::default()
+            },
             subscribe: subscribe.map(ParticipantId),
             quality: Quality::Hd,
             max_fps: None,

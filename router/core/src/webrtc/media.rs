@@ -44,8 +44,12 @@ pub struct LegMedia {
     pub sends: bool,
     /// The SSRCs the peer announced for it (`a=ssrc`): the streams it will send.
     pub remote_ssrcs: Vec<Ssrc>,
-    /// Its streams' RTX SSRCs, as `(media, rtx)` (`a=ssrc-group:FID`).
+    /// Its streams' RTX SSRCs, as `(media, rtx)` (`a=ssrc-group:FID`;
+    /// for simulcast layers, learned from the repaired RID: see `rid`).
     pub remote_rtx: Vec<(Ssrc, Ssrc)>,
+    /// The simulcast layers the peer sends on it (`a=rid:<id> send`), lowest
+    /// quality first; empty: no simulcast.
+    pub rids: Vec<String>,
 }
 
 /// RFC 8285 header extension ids a leg negotiated (one id space: BUNDLE).
@@ -57,6 +61,10 @@ pub struct LegExtensions {
     pub audio_level: Option<u8>,
     /// Transport-wide sequence numbers (draft-holmer-rmcat-transport-wide-cc-extensions-01).
     pub transport_cc: Option<u8>,
+    /// `urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id` (RFC 8852): a simulcast layer's RID.
+    pub rid: Option<u8>,
+    /// `urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id`: the RID an RTX stream repairs.
+    pub repaired_rid: Option<u8>,
 }
 
 /// How one sender's packets are to be read: the codec of each payload type

@@ -18,6 +18,7 @@ fn leg() -> LegFormat {
                 sends: true,
                 remote_ssrcs: vec![],
                 remote_rtx: vec![],
+                rids: vec![],
             },
             LegMedia {
                 mid: "video".into(),
@@ -30,9 +31,10 @@ fn leg() -> LegFormat {
                 sends: true,
                 remote_ssrcs: vec![],
                 remote_rtx: vec![],
+                rids: vec![],
             },
         ],
-        LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5) },
+        LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5), ..Default::default() },
     )
 }
 
@@ -209,6 +211,7 @@ fn lines_past_those_kept_inline_and_long_mids_read_as_negotiated() {
         sends: true,
         remote_ssrcs: vec![],
         remote_rtx: vec![],
+        rids: vec![],
     };
     let mut media: Vec<_> = (0..SEND_LINES).map(|i| line("a", MediaKind::Audio, Codec::Opus, 100 + i as u8)).collect();
     media.push(line("vp8-line", MediaKind::Video, Codec::Vp8, 96));

@@ -15,6 +15,7 @@
 mod dtls;
 mod ice;
 mod media;
+mod rid;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -24,6 +25,7 @@ use corecast_proto::rtcp::TwccRecorder;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::Quality;
 use corecast_proto::srtp::keys_from_dtls;
+use corecast_proto::Ssrc;
 
 use crate::srtp_pair::SrtpPair;
 use corecast_proto::token::{CallId, ParticipantId, Role};
@@ -101,6 +103,8 @@ pub(crate) struct WebRtcTransport {
     /// The video stream probes go on as padding (its SSRC, codec and last
     /// timestamp): the last one sent here whose codec has RTX on this leg.
     probe_stream: Option<(u32, Codec, u32)>,
+    /// Simulcast layers learned by RID (`rid`): (m-line, place, SSRC).
+    rid_layers: Vec<(usize, u8, Ssrc)>,
 }
 
 /// Padding per probe packet (RFC 3550 padding: at most 255 bytes).
@@ -125,6 +129,7 @@ impl WebRtcTransport {
             send_history: (leg.extensions.transport_cc.is_some() && leg.media.iter().any(|m| m.sends))
                 .then(SendHistory::new),
             probe_stream: None,
+            rid_layers: Vec::new(),
         }
     }
 

@@ -30,3 +30,7 @@ pub const MESSAGE_INTEGRITY: u16 = crate::ice::attr::MESSAGE_INTEGRITY;
 /// The SRTP profile a native Join asks for, 2 bytes: the DTLS-SRTP id
 /// (0x0007 AEAD_AES_128_GCM, the only one taken); absent: plain RTP.
 pub const SRTP: u16 = 0xC00B;
+/// Simulcast layers: 2 to 4 SSRCs of video the sender declared, 4 bytes
+/// each, lowest quality first: one stream of which each receiver gets one
+/// layer (under the first SSRC).
+pub const SIMULCAST: u16 = 0xC00C;

@@ -123,6 +123,16 @@ pub enum SessionMessage {
         /// How many speakers' video.
         n: u8,
     },
+    /// Client → router: these video streams it sends are simulcast layers
+    /// of one source, lowest quality first (2 to [`MAX_LAYERS`] SSRCs it
+    /// declared or sent). Each receiver gets one layer, as one stream under
+    /// the first SSRC.
+    Simulcast {
+        /// Transaction id (unused, random).
+        txid: [u8; 12],
+        /// The layers' SSRCs, lowest quality first.
+        layers: Vec<Ssrc>,
+    },
     /// Router → client: the call has ended or you were removed.
     CallEnded {
         /// Transaction id (random).
@@ -143,6 +153,9 @@ pub enum SessionMessage {
 }
 
 const BINDING: u16 = 1;
+
+/// Simulcast layers per source at most (a [`SessionMessage::Simulcast`]).
+pub const MAX_LAYERS: usize = 4;
 
 fn quality_attr(q: Quality) -> Vec<u8> {
     vec![match q {
@@ -236,6 +249,17 @@ impl SessionMessage {
                         [n] => Ok(SessionMessage::LastN { txid, n: *n }),
                         _ => Err(SessionError::Attribute(attr::LAST_N)),
                     }
+                } else if let Some(v) = m.get(attr::SIMULCAST) {
+                    let n = v.len() / 4;
+                    if !v.len().is_multiple_of(4) || !(2..=MAX_LAYERS).contains(&n) {
+                        return Err(SessionError::Attribute(attr::SIMULCAST));
+                    }
+                    let layers: Vec<Ssrc> =
+                        v.chunks_exact(4).map(|c| Ssrc(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect();
+                    if layers.iter().enumerate().any(|(i, s)| layers[..i].contains(s)) {
+                        return Err(SessionError::Attribute(attr::SIMULCAST));
+                    }
+                    Ok(SessionMessage::Simulcast { txid, layers })
                 } else if let Some(q) = m.get(attr::QUALITY) {
                     Ok(SessionMessage::Quality { txid, quality: parse_quality(q)? })
                 } else {
@@ -306,6 +330,11 @@ impl SessionMessage {
                 (Class::Indication, txid, vec![(attr::QUALITY, quality_attr(*quality))])
             }
             SessionMessage::LastN { txid, n } => (Class::Indication, txid, vec![(attr::LAST_N, vec![*n])]),
+            SessionMessage::Simulcast { txid, layers } => (
+                Class::Indication,
+                txid,
+                vec![(attr::SIMULCAST, layers.iter().flat_map(|s| s.0.to_be_bytes()).collect())],
+            ),
             SessionMessage::CallEnded { txid } => (Class::Indication, txid, vec![(attr::CALL_ENDED, vec![])]),
             SessionMessage::Check { txid } => (Class::Request, txid, vec![(attr::CHECK, vec![])]),
             SessionMessage::CheckReply { txid } => (Class::Success, txid, vec![(attr::CHECK, vec![])]),

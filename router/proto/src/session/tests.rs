@@ -123,6 +123,8 @@ fn arb_msg() -> impl Strategy<Value = SessionMessage> {
         (tx, any::<u8>()).prop_map(|(txid, n)| SessionMessage::LastN { txid, n }),
         tx.prop_map(|txid| SessionMessage::Check { txid }),
         tx.prop_map(|txid| SessionMessage::CheckReply { txid }),
+        (tx, proptest::collection::hash_set(any::<u32>(), 2..=4))
+            .prop_map(|(txid, s)| SessionMessage::Simulcast { txid, layers: s.into_iter().map(Ssrc).collect() }),
     ]
 }
 
@@ -179,6 +181,18 @@ fn a_last_n_of_other_than_one_byte_is_refused() {
     }
     let b = SessionMessage::LastN { txid: [5; 12], n: 3 }.to_vec();
     assert_eq!(SessionMessage::parse(&b).unwrap(), SessionMessage::LastN { txid: [5; 12], n: 3 });
+}
+
+#[test]
+fn simulcast_takes_two_to_four_distinct_ssrcs() {
+    let layers = |v: &[u32]| v.iter().flat_map(|s| s.to_be_bytes()).collect::<Vec<u8>>();
+    for bad in [layers(&[1]), layers(&[1, 2, 3, 4, 5]), layers(&[1, 1]), vec![0, 0, 0, 1, 0, 0]] {
+        let attrs = vec![(attr::SIMULCAST, bad)];
+        let b = StunMessage { class: Class::Indication, method: 1, txid: [0; 12], attrs }.to_vec();
+        assert_eq!(SessionMessage::parse(&b), Err(SessionError::Attribute(attr::SIMULCAST)));
+    }
+    let m = SessionMessage::Simulcast { txid: [5; 12], layers: vec![Ssrc(3), Ssrc(1), Ssrc(2)] };
+    assert_eq!(SessionMessage::parse(&m.to_vec()).unwrap(), m, "order kept: lowest quality first");
 }
 
 #[test]

@@ -1,0 +1,377 @@
+//! Simulcast: a publisher sends one video source as 2 to 4 layers, each its
+//! own SSRC, lowest quality first (a native publisher says which with a
+//! `Simulcast` session message; a browser's come with `a=simulcast` and
+//! RIDs). Each receiver gets one layer at a time, as one continuous stream
+//! under the group's SSRC (its first layer's):
+//!
+//! - **Choice** ([`allocate`]): with no bandwidth estimate, the best layer
+//!   the publisher sends; with one, each source starts at its lowest layer
+//!   and the budget left (after the streams that have no layers) lifts
+//!   sources one by one, the call's most active speakers first, to the best
+//!   layer that fits. It runs at every rate sweep and whenever the
+//!   receiver's estimate changes, so a drop moves it down at once.
+//! - **Switching** ([`Consumers::on_layer`]): a receiver moves to another
+//!   layer only at one of that layer's keyframes (the router asks its
+//!   publisher for one, within the keyframe throttle, while a receiver
+//!   waits); until then it keeps the layer it has. A paused source (Last-N,
+//!   SD) starts again at a keyframe too.
+//! - **Rewriting**: each packet goes out with the group's SSRC, sequence
+//!   numbers shifted so that the receiver sees no gap at a switch, and
+//!   timestamps moved onto the group's clock: from the layers' sender
+//!   reports when both have sent one (lip-sync holds: the router's SRs for
+//!   the group carry the layer's NTP/RTP pair moved the same way), else
+//!   going on from the last timestamp sent by the wallclock time since.
+//!
+//! Forwarding reads only the payload's first bytes (is this the start of a
+//! keyframe, `corecast_proto::keyframe`); everything else is header work.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use corecast_proto::keyframe::{starts_keyframe, VideoCodec};
+use corecast_proto::session::MAX_LAYERS;
+use corecast_proto::token::{CallId, ParticipantId, Role};
+use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
+
+use crate::call::Call;
+use crate::consumer::Consumers;
+use crate::pipe::PipeMessage;
+use crate::producer::Producer;
+use crate::reports::PublisherSr;
+use crate::stats::DropReason;
+use crate::webrtc::Codec;
+
+/// A producer's place in a simulcast group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layer {
+    /// The group's SSRC (its first layer's): what receivers see.
+    pub group: Ssrc,
+    /// 0: the lowest quality.
+    pub index: u8,
+}
+
+/// One layer as the forward path needs it.
+#[derive(Debug, Clone, Copy)]
+struct LayerInfo {
+    ssrc: Ssrc,
+    /// Heard in the last rate window (or the one running).
+    active: bool,
+    sr: Option<PublisherSr>,
+    clock_rate: u32,
+}
+
+/// A group's layers, lowest first (copied out of the producers before the
+/// receivers are walked: a few words, no allocation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupView {
+    group: Ssrc,
+    layers: [Option<LayerInfo>; MAX_LAYERS],
+}
+
+impl GroupView {
+    /// The layers of `group` among one publisher's `producers`.
+    pub fn of(producers: &[Producer], group: Ssrc) -> GroupView {
+        let mut layers = [None; MAX_LAYERS];
+        for p in producers {
+            let Some(l) = p.layer.filter(|l| l.group == group) else { continue };
+            if let Some(slot) = layers.get_mut(usize::from(l.index)) {
+                *slot = Some(LayerInfo {
+                    ssrc: p.ssrc,
+                    active: p.bitrate_bps > 0 || p.window_packets > 0,
+                    sr: p.recv.last_sr,
+                    clock_rate: p.recv.clock_rate,
+                });
+            }
+        }
+        GroupView { group, layers }
+    }
+
+    fn info(&self, ssrc: Ssrc) -> Option<&LayerInfo> {
+        self.layers.iter().flatten().find(|l| l.ssrc == ssrc)
+    }
+
+    /// The best layer being sent (the best there is when none is heard yet).
+    fn top(&self) -> Ssrc {
+        let mut it = self.layers.iter().flatten();
+        it.clone().rev().find(|l| l.active).or_else(|| it.next_back()).map_or(self.group, |l| l.ssrc)
+    }
+
+    /// Whether `ssrc` is a layer being sent.
+    fn active(&self, ssrc: Ssrc) -> bool {
+        self.info(ssrc).is_some_and(|l| l.active)
+    }
+
+    /// The timestamp offset that moves layer `from`'s clock onto layer
+    /// `to`'s (ts_to = ts_from + offset), from their sender reports: the
+    /// same wallclock instant in both.
+    fn sync(&self, from: Ssrc, to: Ssrc) -> Option<u32> {
+        let (f, t) = (self.info(from)?, self.info(to)?);
+        let (fs, ts) = (f.sr?, t.sr?);
+        // One codec, one clock (a layer not heard yet has no rate of its own yet).
+        let rate = f.clock_rate.max(t.clock_rate);
+        if rate == 0 || (f.clock_rate != t.clock_rate && f.clock_rate.min(t.clock_rate) != 0) {
+            return None;
+        }
+        // NTP is 32.32 fixed point: (Δntp · rate) >> 32 ticks.
+        let dntp = fs.ntp.wrapping_sub(ts.ntp) as i64;
+        let ticks = ((i128::from(dntp) * i128::from(rate)) >> 32) as i64;
+        Some(ts.rtp.wrapping_add(ticks as u32).wrapping_sub(fs.rtp))
+    }
+}
+
+/// A packet of a simulcast layer.
+#[derive(Debug)]
+pub(crate) struct LayerPacket<'a> {
+    pub layer: Layer,
+    pub ssrc: Ssrc,
+    pub seq: SeqNo,
+    pub ts: MediaTime,
+    /// The first packet of one of the layer's keyframes.
+    pub keyframe: bool,
+    pub now: Instant,
+    pub contents: &'a Bytes,
+}
+
+/// What a receiver makes of a layer's packet.
+#[derive(Debug, Default)]
+pub(crate) struct LayerOutcome {
+    /// Send these bytes (rewritten).
+    pub send: Option<Bytes>,
+    /// The receiver just moved to this packet's layer from another.
+    pub switched: bool,
+    /// The receiver waits for a keyframe of this layer.
+    pub waits_for: Option<Ssrc>,
+}
+
+impl Consumers {
+    /// One packet of a simulcast layer for this receiver; `want`: the
+    /// fan-out decision says it gets the source now.
+    pub fn on_layer(&mut self, p: &LayerPacket<'_>, want: bool, view: &GroupView) -> LayerOutcome {
+        let c = self.entry(p.layer.group);
+        if !want {
+            // Paused: it starts again at a keyframe.
+            c.layer_on = None;
+            c.paused = true;
+            return LayerOutcome::default();
+        }
+        let target = c.target.filter(|t| view.active(*t)).unwrap_or_else(|| view.top());
+        let mut out = LayerOutcome::default();
+        if c.layer_on != Some(target) && p.ssrc == target && p.keyframe {
+            // Onto the group's clock by the sender reports, else on from the last timestamp sent.
+            let rate = view.info(p.ssrc).map_or(90_000, |l| l.clock_rate.max(1));
+            let ts_offset = view.sync(p.ssrc, p.layer.group).or_else(|| {
+                let (last, at) = c.last_ts?;
+                let ticks = (p.now.saturating_duration_since(at).as_micros() as u64 * u64::from(rate) / 1_000_000)
+                    .max(1) as u32;
+                Some(last.wrapping_add(ticks).wrapping_sub(p.ts.0))
+            });
+            c.ts_offset = ts_offset.unwrap_or(0);
+            c.offset = c.last_out.map_or(0, |l| l.next().0.wrapping_sub(p.seq.0));
+            // A move between layers (not a start, nor a start again after a pause).
+            out.switched = c.layer_on.is_some();
+            c.layer_on = Some(p.ssrc);
+            c.paused = false;
+        } else if c.layer_on != Some(p.ssrc) {
+            out.waits_for = (c.layer_on != Some(target)).then_some(target);
+            return out;
+        }
+        out.waits_for = (c.layer_on != Some(target)).then_some(target);
+        let seq = p.seq.wrapping_add(c.offset);
+        let ts = p.ts.0.wrapping_add(c.ts_offset);
+        c.last_out = Some(seq);
+        if c.last_ts.is_none_or(|(last, _)| ts.wrapping_sub(last) as i32 >= 0) {
+            c.last_ts = Some((ts, p.now));
+        }
+        c.note_offset(seq);
+        out.send = Some(if p.ssrc == p.layer.group && c.offset == 0 && c.ts_offset == 0 {
+            p.contents.clone()
+        } else {
+            let mut v = p.contents.to_vec();
+            rewrite(&mut v, p.layer.group, seq, ts);
+            Bytes::from(v)
+        });
+        out
+    }
+}
+
+/// Puts a layer's packet (or a retransmission of one) under the group's
+/// SSRC, with the receiver's sequence number and timestamp.
+pub(crate) fn rewrite(packet: &mut [u8], group: Ssrc, seq: SeqNo, ts: u32) {
+    corecast_proto::rtp::set_ssrc(packet, group);
+    corecast_proto::rtp::set_seq(packet, seq);
+    corecast_proto::rtp::set_timestamp(packet, MediaTime(ts));
+}
+
+/// A retransmission of a layer's packet (its sequence number already the
+/// receiver's) as the receiver got the original: under the group's SSRC,
+/// its timestamp moved by `ts_offset`.
+pub(crate) fn regroup(b: &Bytes, group: Ssrc, ts_offset: u32) -> Bytes {
+    let Ok(h) = corecast_proto::rtp::RtpHeader::parse(b) else { return b.clone() };
+    let mut v = b.to_vec();
+    rewrite(&mut v, group, h.seq, h.timestamp.0.wrapping_add(ts_offset));
+    Bytes::from(v)
+}
+
+/// The stream a keyframe request from participant `i` about `ssrc` is
+/// meant for: for a simulcast group, the layer it gets (or, before it has
+/// one, the one it waits for); else `ssrc` itself.
+pub(crate) fn layer_meant(call: &Call, i: Option<usize>, ssrc: Ssrc) -> Ssrc {
+    let c = i.and_then(|i| call.participants[i].consumers.get(ssrc));
+    c.and_then(|c| c.layer_on.or(c.target)).unwrap_or(ssrc)
+}
+
+/// Whether a packet of `codec` with this `payload` starts a keyframe.
+#[inline]
+pub(crate) fn keyframe_starts(codec: Option<Codec>, payload: &[u8]) -> bool {
+    let c = match codec {
+        Some(Codec::Vp8) => VideoCodec::Vp8,
+        Some(Codec::Av1) => VideoCodec::Av1,
+        Some(Codec::H264) => VideoCodec::H264,
+        _ => return false,
+    };
+    starts_keyframe(c, payload)
+}
+
+/// What a receiver needs at least to get every other participant's video
+/// (the HD/SD decision's "does HD fit"): the streams without layers as
+/// they are, each simulcast source at its lowest layer being sent.
+pub(crate) fn least_need_bps(call: &Call, receiver: ParticipantId) -> u64 {
+    let others = || call.producers().filter(|s| s.participant != receiver && s.role != Role::Mixer);
+    let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| s.bitrate_bps).sum();
+    let mut groups: Vec<(Ssrc, u64)> = Vec::new();
+    for s in others().filter(|s| s.bitrate_bps > 0) {
+        let Some(l) = s.layer else { continue };
+        match groups.iter_mut().find(|g| g.0 == l.group) {
+            Some(g) => g.1 = g.1.min(s.bitrate_bps),
+            None => groups.push((l.group, s.bitrate_bps)),
+        }
+    }
+    plain + groups.iter().map(|g| g.1).sum::<u64>()
+}
+
+/// One source a receiver gets, as the allocation sees it.
+struct Source {
+    group: Ssrc,
+    /// Its publisher's place among the speakers (0: dominant).
+    stage: u8,
+    /// Layers being sent, lowest first: (SSRC, bits/s).
+    layers: Vec<(Ssrc, u64)>,
+}
+
+/// Chooses the layer of every simulcast source participant `i` of `call`
+/// gets (see the module's documentation).
+pub(crate) fn allocate(call: &mut Call, i: usize) {
+    let r = &call.participants[i];
+    if r.role == Role::Mixer {
+        return;
+    }
+    let (rid, subscribe) = (r.id, r.subscribe);
+    let gets = |s: &&Producer| {
+        s.participant != rid && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
+    };
+    let mut sources: Vec<Source> = Vec::new();
+    let mut fixed = 0u64;
+    for s in call.producers().filter(gets) {
+        let Some(l) = s.layer else {
+            fixed += s.bitrate_bps;
+            continue;
+        };
+        let i = match sources.iter().position(|x| x.group == l.group) {
+            Some(i) => i,
+            None => {
+                sources.push(Source { group: l.group, stage: s.stage, layers: Vec::new() });
+                sources.len() - 1
+            }
+        };
+        sources[i].stage = sources[i].stage.min(s.stage);
+        if s.bitrate_bps > 0 {
+            sources[i].layers.push((s.ssrc, s.bitrate_bps));
+        }
+    }
+    if sources.is_empty() {
+        return;
+    }
+    let budget = call.participants[i].estimate_bps;
+    let choice: Vec<(Ssrc, Option<Ssrc>)> = match budget {
+        // No estimate: the best of each (`None`: whatever is best when a packet comes).
+        None => sources.iter().map(|s| (s.group, None)).collect(),
+        Some(budget) => {
+            // Layer order: as declared (lowest first); the publisher knows its encodings.
+            let by_index = |call: &Call, ssrc: Ssrc| call.producer(ssrc).and_then(|p| p.layer).map_or(0, |l| l.index);
+            for s in &mut sources {
+                s.layers.sort_by_key(|(ssrc, _)| by_index(call, *ssrc));
+            }
+            sources.sort_by_key(|s| s.stage);
+            let mut left = budget.saturating_sub(fixed);
+            let mut picks: Vec<usize> = Vec::with_capacity(sources.len());
+            for s in &sources {
+                left = left.saturating_sub(s.layers.first().map_or(0, |l| l.1));
+                picks.push(0);
+            }
+            for (s, pick) in sources.iter().zip(picks.iter_mut()) {
+                let base = s.layers.first().map_or(0, |l| l.1);
+                if let Some(best) = (1..s.layers.len()).rev().find(|&k| s.layers[k].1 - base.min(s.layers[k].1) <= left)
+                {
+                    left -= s.layers[best].1 - base.min(s.layers[best].1);
+                    *pick = best;
+                }
+            }
+            sources.iter().zip(picks).map(|(s, k)| (s.group, s.layers.get(k).map(|l| l.0))).collect()
+        }
+    };
+    let consumers = &mut call.participants[i].consumers;
+    for (group, target) in choice {
+        consumers.entry(group).target = target;
+    }
+}
+
+/// [`allocate`] for every receiver of a call that has simulcast sources.
+pub(crate) fn allocate_all(call: &mut Call) {
+    if !call.producers().any(|p| p.layer.is_some()) {
+        return;
+    }
+    for i in 0..call.participants.len() {
+        allocate(call, i);
+    }
+}
+
+impl crate::Router {
+    /// A native publisher's `Simulcast` message: its `layers` become one
+    /// group (announced to the call's other workers), and the call's
+    /// receivers choose their layers. A declaration that does not fit
+    /// ([`declare`]) is dropped and counted as malformed.
+    pub(crate) fn declare_simulcast(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, layers: &[Ssrc]) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(i) = call.index_of(pid) else { return };
+        call.participants[i].last_seen = now;
+        if !declare(call, i, layers) {
+            return self.out.drop_packet(DropReason::Malformed);
+        }
+        let hub = call.hub;
+        let announce: Vec<PipeMessage> =
+            call.participants[i].producers.iter().filter(|p| p.layer.is_some()).map(PipeMessage::producer).collect();
+        for m in &announce {
+            call.broadcast_pipes(&mut self.out, None, hub, m);
+        }
+        allocate_all(call);
+    }
+}
+
+/// Makes `layers` (SSRCs the participant at `i` publishes, video, lowest
+/// quality first) one simulcast group under the first. `false`: one of
+/// them is not its video producer, or is already in a group.
+pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc]) -> bool {
+    let p = &mut call.participants[i];
+    let ok = layers
+        .iter()
+        .all(|s| p.producers.iter().any(|x| x.ssrc == *s && x.kind != MediaKind::Audio && x.layer.is_none()));
+    if !ok || layers.len() < 2 {
+        return false;
+    }
+    for (index, s) in layers.iter().enumerate() {
+        if let Some(x) = p.producers.iter_mut().find(|x| x.ssrc == *s) {
+            x.layer = Some(Layer { group: layers[0], index: index as u8 });
+        }
+    }
+    true
+}
