@@ -56,6 +56,8 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 /// The estimate is offered to the HD/SD switching at most this often (it
 /// counts consecutive bad signals: one per feedback would be 20 a second).
 pub(crate) const SIGNAL_INTERVAL: Duration = Duration::from_secs(1);
+/// ... unless it fell below this fraction of what was last offered.
+pub(crate) const DROP_SIGNAL: f64 = 0.9;
 
 /// One receiver's congestion controller.
 #[derive(Debug)]
@@ -75,7 +77,8 @@ pub(crate) struct Bwe {
     results: Vec<PacketResult>,
     first_feedback: Option<Instant>,
     settled: bool,
-    last_signal: Option<Instant>,
+    /// When the estimate was last offered, and what it was.
+    last_signal: Option<(Instant, u64)>,
 }
 
 impl Default for Bwe {
@@ -110,13 +113,21 @@ impl Bwe {
         self.settled
     }
 
-    /// Whether the estimate is to be offered to the HD/SD switching now
-    /// (settled, and not within [`SIGNAL_INTERVAL`] of the last time).
+    /// Whether the estimate is to be offered to the HD/SD switching and the
+    /// layer allocation now: settled, and not within [`SIGNAL_INTERVAL`] of
+    /// the last time unless it fell below [`DROP_SIGNAL`] of what was offered then.
     pub fn signal_due(&mut self, now: Instant) -> bool {
-        if !self.settled || self.last_signal.is_some_and(|t| now.saturating_duration_since(t) < SIGNAL_INTERVAL) {
+        if !self.settled {
             return false;
         }
-        self.last_signal = Some(now);
+        let e = self.estimate_bps();
+        let recent = self.last_signal.is_some_and(|(t, _)| now.saturating_duration_since(t) < SIGNAL_INTERVAL);
+        // A drop is offered at once (the layers follow it down without waiting).
+        let dropped = self.last_signal.is_some_and(|(_, bps)| (e as f64) < DROP_SIGNAL * bps as f64);
+        if recent && !dropped {
+            return false;
+        }
+        self.last_signal = Some((now, e));
         true
     }
 

@@ -196,3 +196,27 @@ fn heavy_loss_lowers_the_estimate() {
     assert!(s[s.len() - 30..].windows(2).all(|w| w[1] <= w[0]), "{s:?}");
     assert!(peak > START_BPS);
 }
+
+#[test]
+fn the_estimate_is_offered_once_settled_once_a_second_and_at_once_when_it_drops() {
+    let mut sim = Sim::new(2_500_000);
+    let t = |ms: u64| sim.t0 + Duration::from_millis(ms);
+    let (t1, t2, t3) = (t(1000), t(2500), t(2600));
+    sim.run(1000);
+    assert!(!sim.bwe.settled() && !sim.bwe.signal_due(t1), "not before it settles");
+    sim.run(1500);
+    assert!(sim.bwe.settled());
+    assert!(sim.bwe.signal_due(t2));
+    assert!(!sim.bwe.signal_due(t3), "not twice within a second");
+    // The capacity falls: the drop is offered as soon as it shows.
+    sim.link.capacity_bps = 500_000;
+    let mut offered = None;
+    for ms in 0..1000u64 {
+        sim.step();
+        if sim.bwe.signal_due(sim.t0 + Duration::from_millis(2600 + ms)) {
+            offered = Some(ms);
+            break;
+        }
+    }
+    assert!(offered.is_some_and(|ms| ms < 900), "{offered:?}");
+}
