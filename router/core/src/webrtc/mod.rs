@@ -101,7 +101,7 @@ pub(crate) struct WebRtcTransport {
     /// the send side of the receiver's bandwidth estimate (`bwe`).
     send_history: Option<SendHistory>,
     /// The video stream probes go on as padding (its SSRC, codec and last
-    /// timestamp): the last one sent here whose codec has RTX on this leg.
+    /// timestamp, as sent): the last video stream sent here.
     probe_stream: Option<(u32, Codec, u32)>,
     /// Simulcast layers learned by RID (`rid`): (m-line, place, SSRC).
     rid_layers: Vec<(usize, u8, Ssrc)>,
@@ -230,7 +230,11 @@ impl WebRtcTransport {
             out.stats.webrtc_not_ready += 1;
         }
         if sent == Some(true) && src.kind == corecast_proto::MediaKind::Video && self.send_history.is_some() {
-            self.probe_stream = Some((h.ssrc.0, src.codec, h.timestamp.0));
+            // As sent: a simulcast layer goes out under its group's SSRC and clock.
+            if let Some(b) = packet.get(4..12) {
+                let ts = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                self.probe_stream = Some((u32::from_be_bytes([b[4], b[5], b[6], b[7]]), src.codec, ts));
+            }
         }
         sent == Some(true)
     }
