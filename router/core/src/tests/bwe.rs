@@ -26,6 +26,32 @@ struct Link {
     next_twcc: Option<u16>,
     /// Padding-only packets (probes) the browser got.
     probes: usize,
+    /// The publisher sends VP8 simulcast (layers [`LAYERS`]) instead of one AV1 stream.
+    simulcast: bool,
+    /// The simulcast layer of each media packet the browser got in the last `run`.
+    layers_got: Vec<u8>,
+}
+
+/// Simulcast layers (low to high) and their payload sizes per 10 ms (about 90,
+/// 250 and 740 kbit/s).
+const LAYERS: [u32; 3] = [11, 12, 13];
+const SIZES: [usize; 3] = [100, 300, 900];
+
+/// A VP8 packet of layer `k`, round `n`: its payload's third byte says the layer.
+fn vp8(k: usize, n: u16, key: bool) -> Vec<u8> {
+    let mut payload = vec![k as u8; SIZES[k]];
+    payload[0] = 0x10; // S=1, PID 0: the start of a frame
+    payload[1] = if key { 0x00 } else { 0x01 }; // P=0: a keyframe
+    RtpPacket {
+        pt: Pt(96),
+        seq: SeqNo(1000 * (k as u16 + 1) + n),
+        ssrc: Ssrc(LAYERS[k]),
+        timestamp: corecast_proto::MediaTime(3000 * u32::from(n)),
+        payload,
+        ..Default::default()
+    }
+    .to_vec()
+    .unwrap()
 }
 
 impl Link {
@@ -35,7 +61,33 @@ impl Link {
         h.join(addr(1), call(40), 1, 0x1111);
         let b = Peer::join(&mut h, 2, call(40), 2, false, None);
         h.take();
-        Link { h, b, rec: TwccRecorder::new(), next_seq: 0, next_twcc: None, probes: 0 }
+        Link::of(h, b, false)
+    }
+
+    /// The publisher sends three VP8 layers; the browser's video m-line is VP8 (96, RTX 97).
+    fn simulcast() -> Link {
+        let mut h = H::new();
+        h.r.set_dtls_identity(identity());
+        let tok = h.token(call(40), 1, Role::Publisher);
+        let ssrcs = LAYERS.iter().map(|s| (Ssrc(*s), MediaKind::Video)).collect();
+        assert!(matches!(h.join_with(addr(1), tok, ssrcs), SessionMessage::JoinAck { .. }));
+        h.session(addr(1), SessionMessage::Simulcast { txid: [1; 12], layers: LAYERS.map(Ssrc).to_vec() });
+        let vp8_line = |leg: &mut crate::webrtc::WebRtcLeg| {
+            leg.media[1].codec = crate::webrtc::Codec::Vp8;
+            leg.media[1].payload_type = 96;
+            leg.media[1].rtx_payload_type = Some(97);
+        };
+        let config = dimpl::Config::builder().build().unwrap();
+        let mut b = Peer::open_edited(&mut h, 2, (call(40), 2, false, None), config, vp8_line);
+        b.connect_ice(&mut h);
+        b.handshake(&mut h);
+        h.take();
+        Link::of(h, b, true)
+    }
+
+    fn of(h: H, b: Peer, simulcast: bool) -> Link {
+        let rec = TwccRecorder::new();
+        Link { h, b, rec, next_seq: 0, next_twcc: None, probes: 0, simulcast, layers_got: Vec::new() }
     }
 
     /// `ms` milliseconds of video at 100 packets/s (about 0.85 Mbit/s); the
@@ -49,10 +101,22 @@ impl Link {
                 self.h.r.handle_input(self.h.now, Input::Timeout);
                 self.h.drain();
             }
-            self.h.input(addr(1), video(0x1111, self.next_seq, 45));
+            if self.simulcast {
+                // Highest layer first; keyframes on every layer each 250 ms.
+                let key = self.next_seq % 25 == 0;
+                for k in (0..3).rev() {
+                    self.h.input(addr(1), vp8(k, self.next_seq, key));
+                }
+            } else {
+                self.h.input(addr(1), video(0x1111, self.next_seq, 45));
+            }
             self.next_seq = self.next_seq.wrapping_add(1);
             let now = self.h.now;
             let to_b = self.b.addr;
+            if i == 0 {
+                self.layers_got.clear();
+            }
+            let (group, rtx_pt) = if self.simulcast { (LAYERS[0], 97) } else { (0x1111, 36) };
             for t in self.h.take().into_iter().filter(|t| t.destination == to_b && classify(&t.contents) == Kind::Rtp) {
                 let q = self.b.open_rtp(&t.contents);
                 let seq = twcc_seq(&q);
@@ -60,8 +124,12 @@ impl Link {
                 assert_eq!(seq, self.next_twcc.unwrap_or(seq));
                 self.next_twcc = Some(seq.wrapping_add(1));
                 if q.payload.is_empty() && q.padding > 0 {
-                    assert_eq!((q.pt, q.ssrc), (Pt(36), Ssrc(crate::webrtc::rtx_ssrc(0x1111))), "on the RTX stream");
+                    let rtx = (Pt(rtx_pt), Ssrc(crate::webrtc::rtx_ssrc(group)));
+                    assert_eq!((q.pt, q.ssrc), rtx, "on the RTX stream of the video as sent");
                     self.probes += 1;
+                } else if self.simulcast && q.payload.len() > 2 {
+                    assert_eq!(q.ssrc, Ssrc(group), "under the group's SSRC");
+                    self.layers_got.push(q.payload[2]);
                 }
                 self.rec.record(seq, now + delay(i));
             }
@@ -128,4 +196,28 @@ fn a_growing_queue_brings_the_estimate_down() {
     // estimate is back at what the receiver needs.
     let need = crate::quality::wanted_bps(&l.h.r.calls[&call(40)], ParticipantId(2));
     assert!(need > 800_000 && l.estimate().unwrap() >= need, "{:?} for {need}", l.estimate());
+}
+
+#[test]
+fn the_estimate_moves_a_browser_between_simulcast_layers() {
+    let mut l = Link::simulcast();
+    l.run(4000, |_| Duration::from_millis(20));
+    assert!(l.estimate().is_some());
+    let top = l.layers_got[l.layers_got.len() - 50..].iter().all(|k| *k == 2);
+    assert!(top, "the top layer fits the link: {:?}", &l.layers_got[l.layers_got.len() - 50..]);
+    // The path's queue grows 2 ms per 10 ms: the estimate falls below the
+    // top layer, and the browser moves down at a lower layer's keyframe.
+    l.run(2000, |i| Duration::from_millis(20 + 2 * i));
+    let e = l.estimate().unwrap();
+    assert!(e < 700_000, "{e}");
+    let last = &l.layers_got[l.layers_got.len() - 20..];
+    assert!(last.iter().all(|k| *k < 2), "{e}: {last:?}");
+    // The queue stops growing (a steady 420 ms path): once the link has been
+    // quiet 2 s, probes find the room again (each result asking for the next
+    // at twice it) and the browser is back on the top layer.
+    l.run(8000, |_| Duration::from_millis(420));
+    let back = l.layers_got.iter().position(|k| *k == 2).expect("back on the top layer");
+    assert!(back <= 500, "within 5 s: after {back} packets");
+    assert!(l.layers_got[back..].iter().all(|k| *k == 2));
+    assert!(l.probes > 0);
 }
