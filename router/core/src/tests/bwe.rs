@@ -96,14 +96,14 @@ impl Link {
     fn run(&mut self, ms: u64, delay: impl Fn(u64) -> Duration) {
         for i in 0..ms / 10 {
             self.h.now += Duration::from_millis(10);
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 // The router's timers (its rate windows: what the receiver needs).
                 self.h.r.handle_input(self.h.now, Input::Timeout);
                 self.h.drain();
             }
             if self.simulcast {
                 // Highest layer first; keyframes on every layer each 250 ms.
-                let key = self.next_seq % 25 == 0;
+                let key = self.next_seq.is_multiple_of(25);
                 for k in (0..3).rev() {
                     self.h.input(addr(1), vp8(k, self.next_seq, key));
                 }
