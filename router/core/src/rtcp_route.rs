@@ -23,6 +23,10 @@
 //!   `keyframe_request_interval` per producer (N receivers asking at once must
 //!   not make the producer send N keyframes; the throttle is `keyframe`'s);
 //! - REMB is kept as the receiver's bandwidth estimate and not forwarded;
+//! - transport-wide feedback (TWCC) from a WebRTC receiver about what the
+//!   router sent it feeds the router's own estimate for it (`bwe`); the
+//!   estimate acted on is the lower of that and its REMB
+//!   (`Participant::estimate`), and a probe may follow;
 //! - APP and unknown types are dropped and counted.
 //!
 //! Nothing about an SSRC the sender does not own is forwarded. A producer on

@@ -3,8 +3,8 @@
 //! transport-wide feedback (which says only *when it arrived*) can be turned
 //! into per-packet (send time, arrival time or lost) results.
 //!
-//! A fixed ring, allocated once per leg: recording a send on the hot path
-//! writes one slot and allocates nothing. The 16-bit wire numbers are
+//! A fixed ring, allocated once per leg (at its first send): recording a
+//! send on the hot path writes one slot and allocates nothing. The 16-bit wire numbers are
 //! unwrapped against the newest number sent; the receiver's 24-bit reference
 //! time (64 ms units) is unwrapped against the previous feedback's.
 
@@ -78,14 +78,10 @@ impl Default for SendHistory {
 }
 
 impl SendHistory {
-    /// An empty history (one allocation, of the ring).
+    /// An empty history; the ring (48 KiB) is allocated at the first send,
+    /// so a leg that is never sent anything costs nothing.
     pub fn new() -> SendHistory {
-        SendHistory {
-            slots: vec![Slot::default(); HISTORY_SLOTS].into_boxed_slice(),
-            next: 0,
-            epoch: None,
-            last_reference: None,
-        }
+        SendHistory { slots: Box::default(), next: 0, epoch: None, last_reference: None }
     }
 
     /// The number the next packet is to carry on the wire.
@@ -98,6 +94,10 @@ impl SendHistory {
     /// `size` bytes, as part of probe `cluster` (0: none); the next number follows.
     #[inline]
     pub fn on_sent(&mut self, now: Instant, size: usize, cluster: ClusterId) {
+        if self.slots.is_empty() {
+            // Once per leg: the ring.
+            self.slots = vec![Slot::default(); HISTORY_SLOTS].into_boxed_slice();
+        }
         let epoch = *self.epoch.get_or_insert(now);
         let sent_us = now.saturating_duration_since(epoch).as_micros() as i64;
         let size = size.min(usize::from(u16::MAX)) as u16;
@@ -141,7 +141,7 @@ impl SendHistory {
                 continue;
             }
             let seq = seq as u64;
-            let slot = &mut self.slots[(seq as usize) & (HISTORY_SLOTS - 1)];
+            let Some(slot) = self.slots.get_mut((seq as usize) & (HISTORY_SLOTS - 1)) else { continue };
             if slot.seq_plus_one != seq + 1 {
                 continue;
             }

@@ -1,8 +1,11 @@
 //! The router's own bandwidth estimate for a WebRTC receiver, end to end:
 //! the router numbers what it sends the browser (transport-cc), the browser
 //! side (the same `TwccRecorder` the router uses for publishers) sends
-//! feedback from the arrivals, and the receiver's estimate follows; the
-//! start-up probe goes out as padding-only RTX. Synthetic time.
+//! feedback from the arrivals along a path whose delay the test sets, and
+//! the receiver's estimate follows: it settles at what gets through, a REMB
+//! caps it, a growing queue brings it down, padding-only RTX probes bring
+//! it back; with simulcast, the layer the browser gets follows it.
+//! Synthetic time.
 
 use std::time::Duration;
 
