@@ -4,8 +4,9 @@
 //! RIDs). Each receiver gets one layer at a time, as one continuous stream
 //! under the group's SSRC (its first layer's):
 //!
-//! - **Choice** ([`allocate`]): with no bandwidth estimate, the best layer
-//!   the publisher sends; with one, each source starts at its lowest layer
+//! - **Choice** ([`allocate`]): layers rank by their measured bitrates (in
+//!   the order declared until measured); with no bandwidth estimate, the
+//!   best layer the publisher sends; with one, each source starts at its lowest layer
 //!   and the budget left (after the streams that have no layers) lifts
 //!   sources one by one, the call's most active speakers first, to the best
 //!   layer that fits. It runs at every rate sweep and whenever the
@@ -56,6 +57,7 @@ struct LayerInfo {
     ssrc: Ssrc,
     /// Heard in the last rate window (or the one running).
     active: bool,
+    bitrate_bps: u64,
     sr: Option<PublisherSr>,
     clock_rate: u32,
 }
@@ -78,6 +80,7 @@ impl GroupView {
                 *slot = Some(LayerInfo {
                     ssrc: p.ssrc,
                     active: p.bitrate_bps > 0 || p.window_packets > 0,
+                    bitrate_bps: p.bitrate_bps,
                     sr: p.recv.last_sr,
                     clock_rate: p.recv.clock_rate,
                 });
@@ -90,10 +93,15 @@ impl GroupView {
         self.layers.iter().flatten().find(|l| l.ssrc == ssrc)
     }
 
-    /// The best layer being sent (the best there is when none is heard yet).
+    /// The best layer being sent: the highest bitrate measured, else the
+    /// last declared of those heard (the last declared when none is).
     fn top(&self) -> Ssrc {
         let mut it = self.layers.iter().flatten();
-        it.clone().rev().find(|l| l.active).or_else(|| it.next_back()).map_or(self.group, |l| l.ssrc)
+        let measured = it.clone().filter(|l| l.active && l.bitrate_bps > 0).max_by_key(|l| l.bitrate_bps);
+        measured
+            .or_else(|| it.clone().rev().find(|l| l.active))
+            .or_else(|| it.next_back())
+            .map_or(self.group, |l| l.ssrc)
     }
 
     /// Whether `ssrc` is a layer being sent.
@@ -296,10 +304,9 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         // No estimate: the best of each (`None`: whatever is best when a packet comes).
         None => sources.iter().map(|s| (s.group, None)).collect(),
         Some(budget) => {
-            // Layer order: as declared (lowest first); the publisher knows its encodings.
-            let by_index = |call: &Call, ssrc: Ssrc| call.producer(ssrc).and_then(|p| p.layer).map_or(0, |l| l.index);
+            // Layers ranked by what they cost (whatever order they were declared in).
             for s in &mut sources {
-                s.layers.sort_by_key(|(ssrc, _)| by_index(call, *ssrc));
+                s.layers.sort_by_key(|l| l.1);
             }
             sources.sort_by_key(|s| s.stage);
             let mut left = budget.saturating_sub(fixed);
@@ -337,41 +344,58 @@ pub(crate) fn allocate_all(call: &mut Call) {
 
 impl crate::Router {
     /// A native publisher's `Simulcast` message: its `layers` become one
-    /// group (announced to the call's other workers), and the call's
-    /// receivers choose their layers. A declaration that does not fit
-    /// ([`declare`]) is dropped and counted as malformed.
+    /// group (new ones its producers), announced to the call's other
+    /// workers, and the call's receivers choose their layers. A
+    /// declaration that does not fit ([`declare`]) is dropped and counted
+    /// as malformed.
     pub(crate) fn declare_simulcast(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, layers: &[Ssrc]) {
+        let max = self.config.max_learned_ssrcs.max(corecast_proto::session::MAX_SSRCS);
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
         call.participants[i].last_seen = now;
-        if !declare(call, i, layers) {
+        let Some(added) = declare(call, i, layers, max) else {
             return self.out.drop_packet(DropReason::Malformed);
-        }
+        };
         let hub = call.hub;
         let announce: Vec<PipeMessage> =
             call.participants[i].producers.iter().filter(|p| p.layer.is_some()).map(PipeMessage::producer).collect();
         for m in &announce {
             call.broadcast_pipes(&mut self.out, None, hub, m);
         }
+        for ssrc in added {
+            self.out.event(crate::Event::ProducerAdded { call: call_id, participant: pid, ssrc });
+        }
         allocate_all(call);
     }
 }
 
-/// Makes `layers` (SSRCs the participant at `i` publishes, video, lowest
-/// quality first) one simulcast group under the first. `false`: one of
-/// them is not its video producer, or is already in a group.
-pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc]) -> bool {
+/// Makes `layers` (video SSRCs of the participant at `i`, lowest quality
+/// first) one simulcast group under the first. An SSRC nobody in the call
+/// sends yet becomes its video producer (so a client that joined with one
+/// video stream adds its other layers here, up to `max` producers); the
+/// new ones are returned. `None` (nothing changed): fewer than two, one
+/// another participant sends, one of its audio streams, one already in a
+/// group, or too many producers.
+pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc], max: usize) -> Option<Vec<Ssrc>> {
+    let pid = call.participants[i].id;
+    let p = &call.participants[i];
+    let fits = |s: &Ssrc| match p.producers.iter().find(|x| x.ssrc == *s) {
+        Some(x) => x.kind != MediaKind::Audio && x.layer.is_none(),
+        None => !call.ssrc_owner.contains_key(s),
+    };
+    let new: Vec<Ssrc> = layers.iter().filter(|s| !p.producers.iter().any(|x| x.ssrc == **s)).copied().collect();
+    if layers.len() < 2 || !layers.iter().all(fits) || p.producers.len() + new.len() > max {
+        return None;
+    }
     let p = &mut call.participants[i];
-    let ok = layers
-        .iter()
-        .all(|s| p.producers.iter().any(|x| x.ssrc == *s && x.kind != MediaKind::Audio && x.layer.is_none()));
-    if !ok || layers.len() < 2 {
-        return false;
+    for s in &new {
+        p.add_producer(*s, MediaKind::Video);
+        call.ssrc_owner.insert(*s, crate::call::Owner::Participant(pid));
     }
     for (index, s) in layers.iter().enumerate() {
         if let Some(x) = p.producers.iter_mut().find(|x| x.ssrc == *s) {
             x.layer = Some(Layer { group: layers[0], index: index as u8 });
         }
     }
-    true
+    Some(new)
 }

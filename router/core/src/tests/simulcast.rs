@@ -36,6 +36,11 @@ fn layer_ts(k: usize, n: u16) -> u32 {
 
 /// The call: the simulcast publisher and receivers 2 and 3 (join_av).
 fn simulcast_call() -> H {
+    simulcast_call_declaring(LAYERS.map(Ssrc).to_vec())
+}
+
+/// [`simulcast_call`] with the layers declared as `layers`.
+fn simulcast_call_declaring(layers: Vec<Ssrc>) -> H {
     let mut h = H::with(retransmitting());
     let tok = h.token(call(1), 1, Role::Publisher);
     let mut ssrcs = vec![(Ssrc(10), MediaKind::Audio)];
@@ -43,7 +48,7 @@ fn simulcast_call() -> H {
     assert!(matches!(h.join_with(addr(0), tok, ssrcs), SessionMessage::JoinAck { .. }));
     h.join_av(addr(1), 2);
     h.join_av(addr(2), 3);
-    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers: LAYERS.map(Ssrc).to_vec() });
+    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
     h.take();
     h
 }
@@ -182,6 +187,25 @@ fn an_estimate_below_every_layer_keeps_the_lowest_and_hd_until_even_that_does_no
 }
 
 #[test]
+fn layers_declared_in_another_order_rank_by_their_bitrates() {
+    // Highest first: the group is 13, and what each layer costs decides.
+    let mut h = simulcast_call_declaring(vec![Ssrc(13), Ssrc(12), Ssrc(11)]);
+    round(&mut h, 0, &[0, 1, 2]);
+    for n in 1..6 {
+        round(&mut h, n, &[]);
+    }
+    h.advance(Duration::from_millis(500));
+    h.take();
+    h.input(addr(2), remb(300, 60_000));
+    round(&mut h, 6, &[0, 1, 2]);
+    round(&mut h, 7, &[]);
+    let t = h.take();
+    let layers = |to| got(&t, to).iter().map(|p| (p.0, p.3)).collect::<Vec<_>>();
+    assert_eq!(layers(addr(1)), vec![(13, 2), (13, 2)], "no estimate: the costliest layer");
+    assert_eq!(layers(addr(2)), vec![(13, 1), (13, 1)], "60 kbit/s: the middle one by cost");
+}
+
+#[test]
 fn nacks_and_plis_about_the_group_reach_the_layer_the_packet_came_from() {
     let mut h = simulcast_call();
     round(&mut h, 0, &[0, 1, 2]);
@@ -259,15 +283,41 @@ fn without_reports_timestamps_go_on_by_the_time_between_packets() {
 fn a_declaration_the_router_cannot_take_is_dropped() {
     let mut h = simulcast_call();
     let before = h.r.stats().dropped_malformed;
-    // An SSRC it does not send, audio, a layer already grouped.
-    for layers in [vec![Ssrc(11), Ssrc(99)], vec![Ssrc(10), Ssrc(11)], vec![Ssrc(12), Ssrc(13)]] {
+    // Another participant's SSRC, audio, a layer already grouped, one SSRC.
+    for layers in [vec![Ssrc(11), Ssrc(201)], vec![Ssrc(10), Ssrc(11)], vec![Ssrc(12), Ssrc(13)], vec![Ssrc(14)]] {
         h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
     }
-    assert_eq!(h.r.stats().dropped_malformed, before + 3);
+    assert_eq!(h.r.stats().dropped_malformed, before + 4);
     // Unsigned: not the participant's.
     let m = SessionMessage::Simulcast { txid: [1; 12], layers: vec![Ssrc(201), Ssrc(200)] };
     h.input(addr(1), m.to_vec());
     assert_eq!(h.r.stats().dropped_bad_integrity, 1);
+}
+
+#[test]
+fn a_client_that_joined_with_one_video_stream_adds_its_other_layers() {
+    let mut h = H::with(retransmitting());
+    h.join_av(addr(0), 1); // audio 100, video 101
+    h.join_av(addr(1), 2);
+    h.events.clear();
+    let layers = vec![Ssrc(101), Ssrc(102), Ssrc(103)];
+    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
+    let added: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProducerAdded { ssrc, .. } => Some(ssrc.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, vec![102, 103]);
+    for (k, ssrc) in [(2usize, 103u32), (1, 102), (0, 101)] {
+        let mut b = vp8(k, 0, true);
+        corecast_proto::rtp::set_ssrc(&mut b, Ssrc(ssrc));
+        h.input(addr(0), b);
+    }
+    let g = got(&h.take(), addr(1));
+    assert_eq!(g.iter().map(|p| (p.0, p.3)).collect::<Vec<_>>(), vec![(101, 2)], "the top layer under 101");
 }
 
 #[test]
