@@ -220,3 +220,36 @@ fn the_estimate_is_offered_once_settled_once_a_second_and_at_once_when_it_drops(
     }
     assert!(offered.is_some_and(|ms| ms < 900), "{offered:?}");
 }
+
+proptest::proptest! {
+    /// Whatever a receiver puts in its feedback (numbers never sent, times
+    /// anywhere, lies about the same packet), nothing panics and the
+    /// estimate stays within its bounds.
+    #[test]
+    fn any_feedback_leaves_the_estimate_bounded(
+        msgs in proptest::collection::vec(
+            (proptest::prelude::any::<u16>(), proptest::prelude::any::<i32>(),
+             proptest::collection::vec(proptest::option::of(proptest::prelude::any::<i16>()), 1..300)),
+            1..20,
+        )
+    ) {
+        let t0 = Instant::now();
+        let mut history = SendHistory::new();
+        let mut bwe = Bwe::new();
+        for i in 0..500u64 {
+            history.on_sent(t0 + Duration::from_millis(i), 1200, (i % 3) as ClusterId);
+        }
+        for (k, (base, reference_time, deltas)) in msgs.into_iter().enumerate() {
+            let fb = TransportFeedback {
+                base_seq: corecast_proto::SeqNo(base % 600),
+                reference_time,
+                deltas,
+                ..Default::default()
+            };
+            let now = t0 + Duration::from_millis(500 + 50 * k as u64);
+            let _ = bwe.wants_probe(now, 5_000_000);
+            let e = bwe.on_feedback(now, &mut history, &fb);
+            proptest::prop_assert!((MIN_BPS..=MAX_BPS).contains(&e));
+        }
+    }
+}
