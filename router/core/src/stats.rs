@@ -97,6 +97,11 @@ pub struct RouterStats {
     /// Opus packets sent as RED (RFC 2198, with the previous packet as
     /// redundancy) to WebRTC legs whose link loses packets (one per receiver).
     pub red_sent: u64,
+    /// Transport-wide feedback messages from WebRTC receivers fed to their
+    /// bandwidth estimate (`bwe`).
+    pub twcc_feedback: u64,
+    /// Padding-only RTX packets sent to WebRTC receivers as bandwidth probes.
+    pub probes_sent: u64,
     /// HD receivers the overload protection moved to SD (`overload`).
     pub overload_shed: u64,
     /// ... and brought back to HD when the load fell.
@@ -232,6 +237,8 @@ impl RouterStats {
             layers_skipped,
             overload_shed,
             red_sent,
+            twcc_feedback,
+            probes_sent,
             overload_restored,
             duplicates_dropped,
             retransmitted,

@@ -177,6 +177,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 
 mod abuse;
 mod admission;
+mod bwe;
 mod composite;
 mod framerate;
 mod hijack;
