@@ -173,35 +173,12 @@ impl Router {
             crate::simulcast::allocate(call, i);
         }
         // What HD needs for this receiver: every other non-mixer stream (simulcast ones at their lowest layer).
-        let need_bps = crate::simulcast::least_need_bps(call, pid);
+        let need_bps = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Least);
         let low_estimate = estimate.is_some_and(|e| need_bps > 0 && e < need_bps);
         if let Some(q) = call.participants[i].quality.on_signal(now, &self.config, loss, low_estimate) {
             self.set_quality(now, call_id, pid, q, false);
         }
     }
-}
-
-/// What receiver `pid` would take at best, bits/s: each other non-mixer
-/// stream it gets, a simulcast source at its best layer being sent (as
-/// measured arriving; 0 while nothing is). Probing aims no higher.
-pub(crate) fn wanted_bps(call: &crate::call::Call, pid: ParticipantId) -> u64 {
-    let Some(r) = call.index_of(pid).map(|i| &call.participants[i]) else { return 0 };
-    let subscribe = r.subscribe;
-    let others = || {
-        call.producers().filter(|s| {
-            s.participant != pid && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
-        })
-    };
-    let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| s.bitrate_bps).sum();
-    let mut groups: Vec<(Ssrc, u64)> = Vec::new();
-    for s in others() {
-        let Some(l) = s.layer else { continue };
-        match groups.iter_mut().find(|g| g.0 == l.group) {
-            Some(g) => g.1 = g.1.max(s.bitrate_bps),
-            None => groups.push((l.group, s.bitrate_bps)),
-        }
-    }
-    plain + groups.iter().map(|g| g.1).sum::<u64>()
 }
 
 impl Router {
@@ -212,7 +189,7 @@ impl Router {
     pub(crate) fn probe(&mut self, now: Instant, call_id: CallId, pid: ParticipantId) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
-        let target = wanted_bps(call, pid);
+        let target = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Best);
         let p = &mut call.participants[i];
         let (Some(bwe), crate::transport::Transport::WebRtc(w)) = (p.bwe.as_mut(), &mut p.transport) else { return };
         if let Some(cluster) = bwe.wants_probe(now, target) {

@@ -240,21 +240,36 @@ pub(crate) fn keyframe_starts(codec: Option<Codec>, payload: &[u8]) -> bool {
     starts_keyframe(c, payload)
 }
 
-/// What a receiver needs at least to get every other participant's video
-/// (the HD/SD decision's "does HD fit"): the streams without layers as
-/// they are, each simulcast source at its lowest layer being sent.
-pub(crate) fn least_need_bps(call: &Call, receiver: ParticipantId) -> u64 {
-    let others = || call.producers().filter(|s| s.participant != receiver && s.role != Role::Mixer);
+/// What a receiver's video costs, bits/s: every other non-mixer stream
+/// it gets (only `subscribe`'s, if it watches one participant) as measured
+/// arriving, and each simulcast source at its lowest layer being sent
+/// (`Need::Least`: the HD/SD decision's "does HD fit") or its best
+/// (`Need::Best`: what it would take at best, as far as probing aims).
+pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 {
+    let subscribe = call.index_of(receiver).and_then(|i| call.participants[i].subscribe);
+    let others = || {
+        call.producers().filter(move |s| {
+            s.participant != receiver && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
+        })
+    };
     let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| s.bitrate_bps).sum();
     let mut groups: Vec<(Ssrc, u64)> = Vec::new();
     for s in others().filter(|s| s.bitrate_bps > 0) {
         let Some(l) = s.layer else { continue };
         match groups.iter_mut().find(|g| g.0 == l.group) {
-            Some(g) => g.1 = g.1.min(s.bitrate_bps),
+            Some(g) if need == Need::Least => g.1 = g.1.min(s.bitrate_bps),
+            Some(g) => g.1 = g.1.max(s.bitrate_bps),
             None => groups.push((l.group, s.bitrate_bps)),
         }
     }
     plain + groups.iter().map(|g| g.1).sum::<u64>()
+}
+
+/// Which layer of each simulcast source [`need_bps`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    Least,
+    Best,
 }
 
 /// One source a receiver gets, as the allocation sees it.

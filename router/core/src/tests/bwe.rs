@@ -197,7 +197,7 @@ fn a_growing_queue_brings_the_estimate_down() {
     assert_eq!(l.h.r.stats().probes_sent as usize, l.probes);
     // The link took the probe at once (its packets arrived together): the
     // estimate is back at what the receiver needs.
-    let need = crate::quality::wanted_bps(&l.h.r.calls[&call(40)], ParticipantId(2));
+    let need = crate::simulcast::need_bps(&l.h.r.calls[&call(40)], ParticipantId(2), crate::simulcast::Need::Best);
     assert!(need > 800_000 && l.estimate().unwrap() >= need, "{:?} for {need}", l.estimate());
 }
 
