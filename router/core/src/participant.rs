@@ -59,6 +59,8 @@ pub(crate) struct Participant {
     pub last_n: Option<u8>,
     /// What the router sent it per stream, its RTT, its pending SRs (see `reports`).
     pub reports: LegReports,
+    /// The overload protection holds its simulcast sources at their lowest layers.
+    pub layers_shed: bool,
 }
 
 impl Participant {
@@ -90,6 +92,7 @@ impl Participant {
             retransmit: None,
             last_n: None,
             reports: LegReports::default(),
+            layers_shed: false,
         }
     }
 

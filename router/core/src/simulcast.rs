@@ -314,7 +314,8 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     if sources.is_empty() {
         return;
     }
-    let budget = call.participants[i].estimate_bps;
+    // Held at the lowest layers by the overload protection: no budget above them.
+    let budget = if call.participants[i].layers_shed { Some(0) } else { call.participants[i].estimate_bps };
     let choice: Vec<(Ssrc, Option<Ssrc>)> = match budget {
         // No estimate: the best of each (`None`: whatever is best when a packet comes).
         None => sources.iter().map(|s| (s.group, None)).collect(),
@@ -345,6 +346,22 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     for (group, target) in choice {
         consumers.entry(group).target = target;
     }
+}
+
+/// Whether receiver `i` gets a simulcast source with more than one layer
+/// being sent, and so has a lower one to go to.
+pub(crate) fn above_lowest(call: &Call, i: usize) -> bool {
+    let r = &call.participants[i];
+    let mut groups: Vec<(Ssrc, u32)> = Vec::new();
+    let gets = |s: &&Producer| s.participant != r.id && r.subscribe.is_none_or(|only| only == s.participant);
+    for s in call.producers().filter(gets).filter(|s| s.bitrate_bps > 0) {
+        let Some(l) = s.layer else { continue };
+        match groups.iter_mut().find(|g| g.0 == l.group) {
+            Some(g) => g.1 += 1,
+            None => groups.push((l.group, 1)),
+        }
+    }
+    groups.iter().any(|g| g.1 > 1)
 }
 
 /// [`allocate`] for every receiver of a call that has simulcast sources.

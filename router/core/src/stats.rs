@@ -104,6 +104,9 @@ pub struct RouterStats {
     pub probes_sent: u64,
     /// HD receivers the overload protection moved to SD (`overload`).
     pub overload_shed: u64,
+    /// Receivers the overload protection held at their simulcast sources'
+    /// lowest layers (its first step, before SD).
+    pub overload_layers_lowered: u64,
     /// ... and brought back to HD when the load fell.
     pub overload_restored: u64,
     /// Video packets that arrived again (same sequence number, still in the
@@ -236,6 +239,7 @@ impl RouterStats {
             keyframes_for_loss,
             layers_skipped,
             overload_shed,
+            overload_layers_lowered,
             red_sent,
             twcc_feedback,
             probes_sent,

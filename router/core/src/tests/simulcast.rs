@@ -370,3 +370,57 @@ proptest! {
         prop_assert!(contiguous(&rx), "{:?}", rx);
     }
 }
+
+/// A second of the call: a round of every layer each half second (so the
+/// layers stay measured), keepalives from everyone, then load `busy` per mille.
+fn second_under_load(h: &mut H, n: &mut u16, busy: u16) {
+    for _ in 0..2 {
+        round(h, *n, &[0, 1, 2]);
+        *n += 1;
+        h.advance(Duration::from_millis(500));
+    }
+    for a in 0..3 {
+        h.session(addr(a), SessionMessage::Keepalive { txid: [0; 12] });
+    }
+    h.r.handle_input(h.now, Input::Load { busy_permille: busy });
+    h.drain();
+}
+
+#[test]
+fn overload_lowers_layers_before_it_moves_anyone_to_sd_and_restores_in_reverse() {
+    let mut h = simulcast_call();
+    let mut n = 0;
+    let sd_moves = |h: &H| h.events.iter().filter(|e| matches!(e, Event::QualityChanged { .. })).count();
+    second_under_load(&mut h, &mut n, 500);
+    // Over the budget: receivers 2, then 3, held at the lowest layer; only then SD.
+    second_under_load(&mut h, &mut n, 950);
+    assert_eq!((h.r.stats().overload_layers_lowered, sd_moves(&h)), (1, 0));
+    second_under_load(&mut h, &mut n, 950);
+    assert_eq!((h.r.stats().overload_layers_lowered, sd_moves(&h)), (2, 0));
+    h.take();
+    round(&mut h, n, &[0, 1, 2]);
+    n += 1;
+    let t = h.take();
+    for to in [addr(1), addr(2)] {
+        assert_eq!(got(&t, to).last().map(|p| p.3), Some(0), "the lowest layer, from its keyframe on");
+    }
+    second_under_load(&mut h, &mut n, 950);
+    assert_eq!((h.r.stats().overload_layers_lowered, h.r.stats().overload_shed), (2, 1), "then SD");
+    // Calm: SD back first, then the layers, one every 5 s.
+    for _ in 0..11 {
+        second_under_load(&mut h, &mut n, 300);
+    }
+    assert_eq!(h.r.stats().overload_restored, 1);
+    assert!(h.events.iter().any(|e| matches!(e, Event::QualityChanged { quality: Quality::Hd, .. })));
+    for _ in 0..10 {
+        second_under_load(&mut h, &mut n, 300);
+    }
+    assert_eq!(h.r.stats().overload_restored, 3);
+    h.take();
+    round(&mut h, n, &[0, 1, 2]);
+    let t = h.take();
+    for to in [addr(1), addr(2)] {
+        assert_eq!(got(&t, to).first().map(|p| p.3), Some(2), "the top layer again");
+    }
+    assert_eq!(h.r.stats().dropped(), 0, "nothing dropped on the way");
+}
