@@ -14,8 +14,9 @@
 //! receiver whose HD copy of the call costs the most to send: the summed
 //! bitrate of the video streams it gets. Receivers that chose SD
 //! themselves, WHEP legs (their quality is fixed) and mixers are never
-//! moved to SD; only mixers keep their layers. A receiver moved here does not return to HD on good loss reports
-//! alone (`quality`): only when the load allows it.
+//! moved to SD; only mixers keep their layers. A receiver moved here does
+//! not return to HD on good loss reports alone (`quality`): only when the
+//! load allows it.
 
 use std::time::{Duration, Instant};
 
