@@ -23,6 +23,9 @@
 //!   the group carry the layer's NTP/RTP pair moved the same way), else
 //!   going on from the last timestamp sent by the wallclock time since.
 //!
+//! A receiver with a frame-rate cap (`max_fps`) gets its layer thinned as
+//! `framerate` thins any stream with temporal layers.
+//!
 //! Forwarding reads only the payload's first bytes (is this the start of a
 //! keyframe, `corecast_proto::keyframe`); everything else is header work.
 
@@ -36,6 +39,7 @@ use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
 
 use crate::call::Call;
 use crate::consumer::Consumers;
+use crate::framerate::{next_layer, Frame};
 use crate::pipe::PipeMessage;
 use crate::producer::Producer;
 use crate::reports::PublisherSr;
@@ -136,6 +140,9 @@ pub(crate) struct LayerPacket<'a> {
     pub ts: MediaTime,
     /// The first packet of one of the layer's keyframes.
     pub keyframe: bool,
+    /// The receiver's frame-rate cap and the packet's frame, for a layer
+    /// with temporal layers (see `framerate`).
+    pub cap: Option<(&'a Frame, u8)>,
     pub now: Instant,
     pub contents: &'a Bytes,
 }
@@ -149,6 +156,8 @@ pub(crate) struct LayerOutcome {
     pub switched: bool,
     /// The receiver waits for a keyframe of this layer.
     pub waits_for: Option<Ssrc>,
+    /// Not sent: its frame is above the receiver's frame-rate cap.
+    pub thinned: bool,
 }
 
 impl Consumers {
@@ -184,6 +193,17 @@ impl Consumers {
             return out;
         }
         out.waits_for = (c.layer_on != Some(target)).then_some(target);
+        // A frame-rate cap (`max_fps`): frames of the temporal layers above it are skipped, gap-free.
+        if let Some((frame, max_fps)) = p.cap {
+            if frame.starts {
+                c.layer = next_layer(c.layer, frame.rates.target(max_fps), frame.tid);
+            }
+            if frame.layer() > c.layer.unwrap_or(0) {
+                c.skip();
+                out.thinned = true;
+                return out;
+            }
+        }
         let seq = p.seq.wrapping_add(c.offset);
         let ts = p.ts.0.wrapping_add(c.ts_offset);
         c.last_out = Some(seq);

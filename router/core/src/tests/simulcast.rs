@@ -424,3 +424,49 @@ fn overload_lowers_layers_before_it_moves_anyone_to_sd_and_restores_in_reverse()
     }
     assert_eq!(h.r.stats().dropped(), 0, "nothing dropped on the way");
 }
+
+/// A VP8 packet of layer `k` with temporal layers (L1T3 at 30 frames/s: T0,
+/// T2, T1, T2, ...): frame `n`, one packet, the first a keyframe.
+fn vp8_l1t3(k: usize, n: u16) -> Vec<u8> {
+    let tid = [0u8, 2, 1, 2][usize::from(n % 4)];
+    // X and S; T present; TID; then the payload header (P clear on the keyframe).
+    let mut payload = vec![0x90, 0x20, tid << 6, u8::from(n != 0), k as u8];
+    payload.resize(SIZES[k], 0);
+    let pkt = RtpPacket {
+        pt: Pt(96),
+        seq: SeqNo(1000 * (k as u16 + 1) + n),
+        ssrc: Ssrc(LAYERS[k]),
+        timestamp: MediaTime(layer_ts(k, n)),
+        payload,
+        ..Default::default()
+    };
+    pkt.to_vec().unwrap()
+}
+
+#[test]
+fn a_frame_rate_cap_thins_the_layer_a_receiver_gets_without_a_gap() {
+    let mut h = simulcast_call();
+    // Receiver 3 (a viewer of a screen share, say) takes at most 8 frames/s.
+    let c = h.r.calls.get_mut(&call(1)).unwrap();
+    let i = c.index_of(ParticipantId(3)).unwrap();
+    c.participants[i].max_fps = Some(8);
+    for n in 0..120u16 {
+        for k in (0..3).rev() {
+            h.input(addr(0), vp8_l1t3(k, n));
+        }
+        if n % 15 == 14 {
+            h.advance(Duration::from_millis(500));
+        }
+    }
+    let t = h.take();
+    let full = got(&t, addr(1));
+    let capped = got(&t, addr(2));
+    assert_eq!(full.len(), 120, "every frame of the top layer");
+    assert!(full.iter().chain(&capped).all(|p| p.0 == 11), "under the group's SSRC");
+    let top = |p: &Transmit| RtpHeader::parse(&p.contents).ok().map(|h| h.payload(&p.contents)[4]);
+    assert!(t.iter().filter(|p| classify(&p.contents) == Kind::Rtp).all(|p| top(p) == Some(2)), "the top layer");
+    // T0 only (7.5 frames/s) once the layers' rates are known (after a second of media).
+    assert!((30..=40).contains(&capped.len()), "{} frames", capped.len());
+    assert!(contiguous(&capped.iter().map(|p| p.1).collect::<Vec<_>>()), "no gap");
+    assert_eq!(h.r.stats().frame_rate_dropped as usize, 120 - capped.len());
+}
