@@ -343,14 +343,15 @@ fn run_srtp_rows(
     let shaped = FanoutArgs { calls: args.calls * args.participants, senders_per_call: 1, ..args.clone() };
     let mut rows = Vec::new();
     for f in routers {
-        let Forwarder::Corecast { kind, gso, retransmission: false } = *f else { continue };
+        let Forwarder::Corecast { kind, gso, retransmission } = *f else { continue };
         let short = f.label().trim_start_matches("corecast-").to_string();
         let mut plain = run_one(&shaped, *f)?;
         plain.label = format!("{short} plain 1→{}", args.participants - 1);
         let a = plain.pps_per_core();
         results.push(plain);
         for &want in &args.srtp_profiles {
-            let (fig, profile) = srtp::run_srtp(args, kind, gso, want, format!("{short} srtp {}", want.name()))?;
+            let label = format!("{short} srtp {}", want.name());
+            let (fig, profile) = srtp::run_srtp(args, (kind, gso, retransmission), want, label)?;
             if profile != Some(want) {
                 anyhow::bail!("srtp: asked for {}, the legs negotiated {profile:?}", want.name());
             }

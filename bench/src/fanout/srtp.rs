@@ -53,8 +53,7 @@ struct Group {
 
 fn start_router(
     args: &FanoutArgs,
-    kind: BackendKind,
-    gso: bool,
+    (kind, gso, retransmission): (BackendKind, bool, bool),
     cpus: &[usize],
 ) -> anyhow::Result<(RouterServer, Vec<i32>)> {
     let before = worker_tids();
@@ -74,6 +73,7 @@ fn start_router(
             max_participants_per_call: args.participants.max(2),
             max_receivers_per_worker: args.participants.max(2),
             overload_busy_permille: super::forwarders::OVERLOAD_OFF,
+            retransmission,
             ..RouterConfig::default()
         },
         public_key: token::dev_signing_key().verifying_key(),
@@ -232,11 +232,11 @@ fn receive(subs: &mut [UdpPeer], stop: &AtomicBool) -> io::Result<Received> {
     Ok(rx)
 }
 
-/// One run of the load over WebRTC legs through the router on `kind`.
+/// One run of the load over WebRTC legs through the router on `kind` (GSO
+/// sends or not, its retransmission buffer on or not: the plain row's config).
 pub(super) fn run_srtp(
     args: &FanoutArgs,
-    kind: BackendKind,
-    gso: bool,
+    (kind, gso, retransmission): (BackendKind, bool, bool),
     want: SrtpProfile,
     label: String,
 ) -> anyhow::Result<(Figures, Option<SrtpProfile>)> {
@@ -244,7 +244,7 @@ pub(super) fn run_srtp(
     pin_current("fanout", &place.generator);
     let fanout = args.participants - 1;
     let n_groups = args.calls * args.participants;
-    let (server, tids) = start_router(args, kind, gso, &place.router)?;
+    let (server, tids) = start_router(args, (kind, gso, retransmission), &place.router)?;
     let setup = Instant::now();
     // Legs connect in parallel: most of a leg's set-up is waiting for the
     // worker to take its commands (it looks every few ms when idle).

@@ -175,7 +175,8 @@ fn tiny_srtp_run_seals_and_opens_every_packet_with_each_profile() {
     let _one = one_router_at_a_time();
     let args = FanoutArgs { calls: 1, transport: "srtp".into(), ..tiny_args() };
     for want in SrtpProfile::ALL {
-        let (m, profile) = super::srtp::run_srtp(&args, BackendKind::Mmsg, true, want, want.name().into()).unwrap();
+        let (m, profile) =
+            super::srtp::run_srtp(&args, (BackendKind::Mmsg, true, true), want, want.name().into()).unwrap();
         assert!(m.sent > 0);
         assert_eq!(m.received, m.expected, "{want:?}: {m:?}");
         assert!(!m.note.contains("did not open"), "{}", m.note);
