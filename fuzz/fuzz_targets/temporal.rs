@@ -1,8 +1,9 @@
 //! What the router reads of video payloads, from any bytes: temporal layer
 //! ids of VP8 and AV1 (a VP8 TID is 2 bits, an AV1 temporal_id 3 bits) and
-//! whether a packet starts a keyframe (VP8, AV1, H.264: simulcast switches).
-//! Never a panic.
+//! whether a packet starts a keyframe (VP8, AV1, H.264: simulcast switches),
+//! and the Dependency Descriptor's frame and template layers. Never a panic.
 #![no_main]
+use corecast_proto::dd;
 use corecast_proto::keyframe::{starts_keyframe, VideoCodec};
 use corecast_proto::temporal::{av1_temporal_id, vp8_temporal_id};
 use libfuzzer_sys::fuzz_target;
@@ -14,5 +15,13 @@ fuzz_target!(|data: &[u8]| {
         let key = starts_keyframe(codec, data);
         // A keyframe's first packet has a payload to start it.
         assert!(!key || !data.is_empty());
+    }
+    if let Some(f) = dd::parse(data) {
+        assert!(f.template_id < 64);
+        if let Some(s) = f.structure {
+            assert!(!s.layers.is_empty() && s.layers.len() <= dd::MAX_TEMPLATES);
+            assert!((1..=32).contains(&s.decode_targets));
+            let _ = s.layer_of(f.template_id);
+        }
     }
 });

@@ -134,6 +134,7 @@ impl crate::server::RouterServer {
                 transport_cc: n.extensions.transport_cc,
                 rid: n.extensions.rid,
                 repaired_rid: n.extensions.repaired_rid,
+                dependency_descriptor: n.extensions.dependency_descriptor,
             },
             subscribe: match offer.subscribe {
                 Subscribe::Participant(p) => Some(p),

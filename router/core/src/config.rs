@@ -139,6 +139,7 @@ impl Default for RouterConfig {
             native_format: SenderFormat {
                 codecs: vec![(111, Codec::Opus), (45, Codec::Av1), (96, Codec::Vp8), (102, Codec::H264)],
                 audio_level: 1,
+                dependency_descriptor: 0,
             },
             consent_timeout: Duration::from_secs(30),
             retransmission: true,

@@ -128,6 +128,7 @@ impl Router {
             None => &self.config.native_format,
         };
         let (codec, audio_level) = (format.codec(header.pt.0), format.audio_level);
+        let dd_ext = format.dependency_descriptor;
         // The router NACKs publishers itself (retransmission on): native
         // ones and WebRTC ones (those answer with RTX, unwrapped in `legs`).
         let nacks_sender = self.config.retransmission && sender_idx.is_some();
@@ -162,12 +163,21 @@ impl Router {
         }
         let arrival_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         producer.on_rtp(&header, contents.len(), arrival_us);
-        // Video with temporal layers: its frame, for receivers with a frame-rate cap.
-        let frame = match layered(codec) {
-            Some(c) if producer.kind == MediaKind::Video => {
-                Some(producer.on_layered(header.timestamp, temporal_id(c, header.payload(&contents))))
-            }
-            _ => None,
+        // Video with temporal layers: its frame, for receivers with a frame-rate cap. The
+        // Dependency Descriptor says the layer without the payload (encrypted end to end, say).
+        let dd_tid = match dd_ext {
+            0 => None,
+            id => header
+                .extensions(&contents)
+                .flatten()
+                .find(|e| e.id == id)
+                .and_then(|e| producer.dd_temporal_id(e.data)),
+        };
+        let frame = match (dd_tid, layered(codec)) {
+            _ if producer.kind != MediaKind::Video || codec == Some(Codec::Rtx) => None,
+            (Some(t), _) => Some(producer.on_layered(header.timestamp, Some(t))),
+            (None, Some(c)) => Some(producer.on_layered(header.timestamp, temporal_id(c, header.payload(&contents)))),
+            (None, None) => None,
         };
         // A simulcast layer: whether this packet starts one of its keyframes (where receivers switch).
         let layer = producer.layer.filter(|_| producer.kind == MediaKind::Video);

@@ -1,5 +1,6 @@
 //! Producers: the streams (one SSRC each) that participants send.
 
+use corecast_proto::dd::DdStructure;
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::token::{ParticipantId, Role};
@@ -68,6 +69,9 @@ pub(crate) struct Producer {
     pub recv: ReceiveStats,
     /// A simulcast layer: its group and place in it (see `simulcast`).
     pub layer: Option<Layer>,
+    /// Video with Dependency Descriptors: the latest template structure
+    /// (sent with keyframes), which gives each frame's layers.
+    pub dd: Option<Box<DdStructure>>,
 }
 
 /// An audio stream's previous packet, kept to send as RED's redundant block.
@@ -111,6 +115,7 @@ impl Producer {
             red_prev: None,
             recv: ReceiveStats::default(),
             layer: None,
+            dd: None,
         }
     }
 
@@ -158,6 +163,17 @@ impl Producer {
         if before.is_none_or(|b| e > b) {
             self.recv.on_packet(arrival_us, h.timestamp);
         }
+    }
+
+    /// The temporal layer a packet's Dependency Descriptor `ext` gives
+    /// (a structure it carries is kept for the frames after it); `None`:
+    /// it cannot tell (no structure yet, an unknown template, malformed).
+    pub fn dd_temporal_id(&mut self, ext: &[u8]) -> Option<u8> {
+        let frame = corecast_proto::dd::parse(ext)?;
+        if let Some(s) = frame.structure {
+            self.dd = Some(Box::new(s));
+        }
+        self.dd.as_ref()?.layer_of(frame.template_id).map(|(_, t)| t)
     }
 
     /// Takes one video packet of timestamp `ts` whose payload says temporal

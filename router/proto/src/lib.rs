@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dd;
 pub mod demux;
 pub mod ice;
 pub mod ids;

@@ -195,6 +195,7 @@ mod simulcast;
 mod simulcast_net;
 mod speakers;
 mod spread;
+mod svc;
 mod webrtc;
 mod webrtc_rtx;
 mod webrtc_scale;

@@ -65,6 +65,8 @@ pub struct LegExtensions {
     pub rid: Option<u8>,
     /// `urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id`: the RID an RTX stream repairs.
     pub repaired_rid: Option<u8>,
+    /// The Dependency Descriptor (a publisher's video layers without the payload: `corecast_proto::dd`).
+    pub dependency_descriptor: Option<u8>,
 }
 
 /// How one sender's packets are to be read: the codec of each payload type
@@ -75,6 +77,8 @@ pub struct SenderFormat {
     pub codecs: Vec<(u8, Codec)>,
     /// Id of the RFC 6464 audio-level extension (0: none).
     pub audio_level: u8,
+    /// Id of the Dependency Descriptor extension (0: none).
+    pub dependency_descriptor: u8,
 }
 
 impl SenderFormat {
@@ -181,7 +185,11 @@ impl LegFormat {
                 codecs.push((rtx, Codec::Rtx));
             }
         }
-        SenderFormat { codecs, audio_level: self.extensions.audio_level.unwrap_or(0) }
+        SenderFormat {
+            codecs,
+            audio_level: self.extensions.audio_level.unwrap_or(0),
+            dependency_descriptor: self.extensions.dependency_descriptor.unwrap_or(0),
+        }
     }
 
     /// The one-byte-header extensions (RFC 8285) the leg negotiated, into

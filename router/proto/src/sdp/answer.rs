@@ -134,6 +134,9 @@ pub struct Extensions {
     pub transport_cc: Option<u8>,
     /// `http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time`.
     pub abs_send_time: Option<u8>,
+    /// The Dependency Descriptor (AV1 RTP payload format, appendix A): a
+    /// video frame's layers, read without the payload (`crate::dd`).
+    pub dependency_descriptor: Option<u8>,
 }
 
 /// The RTCP feedback negotiated for a media section's codec.
@@ -399,7 +402,13 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
             rids: rids.iter().map(|r| r.id.clone()).collect(),
             send,
         };
-        accepted.push(Accepted { index, exts: extensions(offer, m), chosen, media, rids, simulcast });
+        // The router reads the Dependency Descriptor of what it receives and
+        // sends none of its own: a subscriber's answer does not take it.
+        let mut exts = extensions(offer, m);
+        if !publish {
+            exts.retain(|(_, uri)| *uri != super::negotiate::DEPENDENCY_DESCRIPTOR);
+        }
+        accepted.push(Accepted { index, exts, chosen, media, rids, simulcast });
     }
     let transport = transport_of.ok_or(AnswerError::NoMedia)?;
     if bundle.is_none() && accepted.len() > 1 {

@@ -12,9 +12,12 @@ pub(crate) const REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-
 pub(crate) const AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 pub(crate) const TRANSPORT_CC: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 pub(crate) const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+pub(crate) const DEPENDENCY_DESCRIPTOR: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 
 /// Every supported URI, in the order the answer writes them.
-pub(crate) const SUPPORTED_EXTENSIONS: [&str; 6] = [MID, RID, REPAIRED_RID, AUDIO_LEVEL, TRANSPORT_CC, ABS_SEND_TIME];
+pub(crate) const SUPPORTED_EXTENSIONS: [&str; 7] =
+    [MID, RID, REPAIRED_RID, AUDIO_LEVEL, TRANSPORT_CC, ABS_SEND_TIME, DEPENDENCY_DESCRIPTOR];
 
 impl Extensions {
     /// The id slot for `uri`, if the router supports it.
@@ -26,6 +29,7 @@ impl Extensions {
             AUDIO_LEVEL => &mut self.audio_level,
             TRANSPORT_CC => &mut self.transport_cc,
             ABS_SEND_TIME => &mut self.abs_send_time,
+            DEPENDENCY_DESCRIPTOR => &mut self.dependency_descriptor,
             _ => return None,
         })
     }

@@ -1,0 +1,97 @@
+//! Temporal layers read from the Dependency Descriptor: a browser's AV1 (or
+//! VP9) video whose payload the router cannot read (encrypted end to end,
+//! say) is still thinned for a receiver with a frame-rate cap, gap-free.
+
+use super::webrtc::{identity, Peer, VIDEO_SSRC};
+use super::*;
+
+const DD_EXT: u8 = 12;
+
+/// The Dependency Descriptor of frame `n` of an L1T3 stream (temporal
+/// layers 0, 2, 1, 2, ...; one packet per frame), the first with the
+/// template structure: templates 0, 1, 2 for T0, T1, T2 (offset 0, three
+/// decode targets).
+fn dd(n: u16) -> Vec<u8> {
+    let tid = [0u8, 2, 1, 2][usize::from(n % 4)];
+    // start and end of frame, the template id, the frame number.
+    let mut v = vec![0xC0 | tid, (n >> 8) as u8, n as u8];
+    if n == 0 {
+        // structure present, no active targets, no custom fields; offset 0;
+        // 3 decode targets; next_layer_idc 1, 1, 3.
+        v.extend_from_slice(&[0x80, 0x02, 0x5C]);
+    }
+    v
+}
+
+/// Frame `n` from the browser: AV1 (its payload type 35) whose payload says
+/// nothing readable (0xFF bytes), the descriptor in extension `DD_EXT`.
+fn frame(n: u16) -> Vec<u8> {
+    RtpPacket {
+        pt: Pt(35),
+        seq: SeqNo(n),
+        ssrc: Ssrc(VIDEO_SSRC),
+        timestamp: corecast_proto::MediaTime(3000 * u32::from(n)),
+        extensions: vec![(DD_EXT, dd(n))],
+        payload: vec![0xFF; 300],
+        ..Default::default()
+    }
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn a_frame_rate_cap_follows_the_dependency_descriptor_without_reading_the_payload() {
+    let mut h = H::with(retransmitting());
+    h.r.set_dtls_identity(identity());
+    let config = dimpl::Config::builder().build().unwrap();
+    let mut a = Peer::open_edited(&mut h, 1, (call(1), 1, true, None), config, |leg| {
+        leg.extensions.dependency_descriptor = Some(DD_EXT);
+    });
+    a.connect_ice(&mut h);
+    a.handshake(&mut h);
+    h.join(addr(2), call(1), 2, 0x2222);
+    h.join(addr(3), call(1), 3, 0x3333);
+    let c = h.r.calls.get_mut(&call(1)).unwrap();
+    let i = c.index_of(ParticipantId(2)).unwrap();
+    c.participants[i].max_fps = Some(8);
+    h.take();
+    for n in 0..120u16 {
+        let p = a.seal(&frame(n));
+        h.input(a.addr, p);
+    }
+    let t = h.take();
+    let seqs = |to| -> Vec<u16> {
+        t.iter()
+            .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
+            .map(|t| RtpHeader::parse(&t.contents).unwrap().seq.0)
+            .collect()
+    };
+    assert_eq!(seqs(addr(3)).len(), 120, "uncapped: every frame");
+    let capped = seqs(addr(2));
+    // T0 only (7.5 of 30 frames/s), the base layer from the start.
+    assert_eq!(capped.len(), 30, "{capped:?}");
+    assert!(capped.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "no gap: {capped:?}");
+    assert_eq!(h.r.stats().frame_rate_dropped, 90);
+}
+
+#[test]
+fn a_malformed_descriptor_falls_back_to_the_payload_and_drops_nothing() {
+    let mut h = H::with(retransmitting());
+    h.r.set_dtls_identity(identity());
+    let config = dimpl::Config::builder().build().unwrap();
+    let mut a = Peer::open_edited(&mut h, 1, (call(1), 1, true, None), config, |leg| {
+        leg.extensions.dependency_descriptor = Some(DD_EXT);
+    });
+    a.connect_ice(&mut h);
+    a.handshake(&mut h);
+    h.join(addr(2), call(1), 2, 0x2222);
+    h.take();
+    for n in 0..10u16 {
+        let mut f = RtpPacket::parse(&frame(n)).unwrap();
+        f.extensions = vec![(DD_EXT, vec![0xFF; 2])]; // too short to be a descriptor
+        let p = a.seal(&f.to_vec().unwrap());
+        h.input(a.addr, p);
+    }
+    assert_eq!(h.take().iter().filter(|t| t.destination == addr(2)).count(), 10);
+    assert_eq!(h.r.stats().dropped(), 0);
+}
