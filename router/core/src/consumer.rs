@@ -34,6 +34,10 @@ pub(crate) struct Consumer {
     pub target: Option<Ssrc>,
     pub ts_offset: u32,
     pub last_ts: Option<(u32, Instant)>,
+    /// An SVC stream (see `svc`): the highest spatial layer the receiver is
+    /// to get (`None`: every one) and the one it gets now (`None`: none yet).
+    pub spatial_target: Option<u8>,
+    pub spatial_on: Option<u8>,
     /// The last shifts and the first outgoing number each applied to (a
     /// ring), so that a NACK for a packet sent before the shift last
     /// changed is mapped back with the shift it was sent with.
@@ -70,6 +74,8 @@ impl Consumer {
             target: None,
             ts_offset: 0,
             last_ts: None,
+            spatial_target: None,
+            spatial_on: None,
             shifts: [Shift { out: 0, offset: 0, source: ssrc, ts_offset: 0 }; OFFSETS],
             shifts_len: 0,
             shifts_next: 0,

@@ -22,6 +22,7 @@ use crate::reports::{self, PublisherSr};
 use crate::retransmit::Stored;
 use crate::simulcast::{self, GroupView, LayerPacket};
 use crate::stats::DropReason;
+use crate::svc::SvcState;
 use crate::transport::Transport;
 use crate::webrtc::{Codec, Source};
 use crate::Router;
@@ -165,15 +166,17 @@ impl Router {
         producer.on_rtp(&header, contents.len(), arrival_us);
         // Video with temporal layers: its frame, for receivers with a frame-rate cap. The
         // Dependency Descriptor says the layer without the payload (encrypted end to end, say).
-        let dd_tid = match dd_ext {
+        let svc = match dd_ext {
             0 => None,
             id => header
                 .extensions(&contents)
                 .flatten()
                 .find(|e| e.id == id)
-                .and_then(|e| producer.dd_temporal_id(e.data)),
+                .and_then(|e| SvcState::on_packet(&mut producer.svc, e.data, contents.len())),
         };
-        let frame = match (dd_tid, layered(codec)) {
+        // Spatial layers to choose from (see `svc`): only with more than one.
+        let spatial = svc.filter(|_| producer.svc.as_ref().is_some_and(|s| s.spatial_layers() > 1));
+        let frame = match (svc.map(|p| p.temporal), layered(codec)) {
             _ if producer.kind != MediaKind::Video || codec == Some(Codec::Rtx) => None,
             (Some(t), _) => Some(producer.on_layered(header.timestamp, Some(t))),
             (None, Some(c)) => Some(producer.on_layered(header.timestamp, temporal_id(c, header.payload(&contents)))),
@@ -232,6 +235,7 @@ impl Router {
         let mut waits: [Option<corecast_proto::Ssrc>; MAX_LAYERS] = [None; MAX_LAYERS];
         let mut switches = 0u64;
         let mut skipped = 0u64;
+        let mut spatial_skipped = 0u64;
         let composite = sending.role != Role::Mixer && kind == MediaKind::Video && call.has_mixer();
         let sending = Sending { composite, ..sending };
         // The mixer's own stream is never paused for anyone: nobody resumes it.
@@ -286,6 +290,13 @@ impl Router {
                 }
                 continue;
             }
+            // SVC: frames of the spatial layers above the receiver's are skipped, gap-free.
+            if let (true, Some(p)) = (want, spatial) {
+                if !r.consumers.on_spatial(header.ssrc, p) {
+                    spatial_skipped += 1;
+                    continue;
+                }
+            }
             // A frame-rate cap: frames of the layers above it are skipped, gap-free.
             if let (true, Some(cap), Some(f)) = (want, r.max_fps, frame.as_ref()) {
                 if !r.consumers.on_layered(header.ssrc, f, cap) {
@@ -339,7 +350,7 @@ impl Router {
         self.out.stats.frame_rate_dropped += thinned;
         self.out.stats.last_n_withheld += off_stage;
         self.out.stats.layer_switches += switches;
-        self.out.stats.layers_skipped += skipped;
+        self.out.stats.layers_skipped += skipped + spatial_skipped;
         // Receivers waiting to move to a layer need one of its keyframes (throttled per layer).
         for t in waits.into_iter().flatten() {
             self.request_keyframe(now, call_id, t);

@@ -78,6 +78,7 @@ mod snapshot;
 mod speakers;
 mod srtp_pair;
 mod stats;
+mod svc;
 mod transport;
 pub mod webrtc;
 

@@ -1,6 +1,5 @@
 //! Producers: the streams (one SSRC each) that participants send.
 
-use corecast_proto::dd::DdStructure;
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::token::{ParticipantId, Role};
@@ -12,6 +11,7 @@ use crate::nack_generator::NackGenerator;
 use crate::reports::ReceiveStats;
 use crate::retransmit::RetransmitBuffer;
 use crate::simulcast::Layer;
+use crate::svc::SvcState;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
 /// producer announced over a pipe, on another worker's share of the call.
@@ -70,8 +70,9 @@ pub(crate) struct Producer {
     /// A simulcast layer: its group and place in it (see `simulcast`).
     pub layer: Option<Layer>,
     /// Video with Dependency Descriptors: the latest template structure
-    /// (sent with keyframes), which gives each frame's layers.
-    pub dd: Option<Box<DdStructure>>,
+    /// (sent with keyframes), which gives each frame's layers, and each
+    /// spatial layer's bitrate (see `svc`).
+    pub svc: Option<Box<SvcState>>,
 }
 
 /// An audio stream's previous packet, kept to send as RED's redundant block.
@@ -115,7 +116,7 @@ impl Producer {
             red_prev: None,
             recv: ReceiveStats::default(),
             layer: None,
-            dd: None,
+            svc: None,
         }
     }
 
@@ -165,17 +166,6 @@ impl Producer {
         }
     }
 
-    /// The temporal layer a packet's Dependency Descriptor `ext` gives
-    /// (a structure it carries is kept for the frames after it); `None`:
-    /// it cannot tell (no structure yet, an unknown template, malformed).
-    pub fn dd_temporal_id(&mut self, ext: &[u8]) -> Option<u8> {
-        let frame = corecast_proto::dd::parse(ext)?;
-        if let Some(s) = frame.structure {
-            self.dd = Some(Box::new(s));
-        }
-        self.dd.as_ref()?.layer_of(frame.template_id).map(|(_, t)| t)
-    }
-
     /// Takes one video packet of timestamp `ts` whose payload says temporal
     /// layer `tid` (`None`: it cannot tell): its frame, as receivers with a
     /// frame-rate cap need it.
@@ -190,6 +180,9 @@ impl Producer {
         self.packet_rate = (self.window_packets as f64 / secs).round() as u64;
         self.window_bytes = 0;
         self.window_packets = 0;
+        if let Some(svc) = self.svc.as_mut() {
+            svc.end_window(secs);
+        }
     }
 
     /// Packets expected minus received (RFC 3550 §A.3), never negative.

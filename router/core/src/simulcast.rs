@@ -294,7 +294,11 @@ pub(crate) enum Need {
 
 /// One source a receiver gets, as the allocation sees it.
 struct Source {
+    /// The group's SSRC (SVC: the stream's).
     group: Ssrc,
+    /// An SVC stream: its "layers" are spatial layers 0..=k, each costing
+    /// what receiving it and those below it costs.
+    svc: bool,
     /// Its publisher's place among the speakers (0: dominant).
     stage: u8,
     /// Layers being sent, lowest first: (SSRC, bits/s).
@@ -315,6 +319,12 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     let mut sources: Vec<Source> = Vec::new();
     let mut fixed = 0u64;
     for s in call.producers().filter(gets) {
+        // SVC (`svc`): its spatial layers, each with what it costs with those below it.
+        if let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) {
+            let layers = v.cumulative_bps().into_iter().enumerate().map(|(k, c)| (Ssrc(k as u32), c)).collect();
+            sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true });
+            continue;
+        }
         let Some(l) = s.layer else {
             fixed += s.bitrate_bps;
             continue;
@@ -322,7 +332,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         let i = match sources.iter().position(|x| x.group == l.group) {
             Some(i) => i,
             None => {
-                sources.push(Source { group: l.group, stage: s.stage, layers: Vec::new() });
+                sources.push(Source { group: l.group, stage: s.stage, layers: Vec::new(), svc: false });
                 sources.len() - 1
             }
         };
@@ -336,9 +346,9 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     }
     // Held at the lowest layers by the overload protection: no budget above them.
     let budget = if call.participants[i].layers_shed { Some(0) } else { call.participants[i].estimate_bps };
-    let choice: Vec<(Ssrc, Option<Ssrc>)> = match budget {
+    let choice: Vec<(Ssrc, Option<Ssrc>, bool)> = match budget {
         // No estimate: the best of each (`None`: whatever is best when a packet comes).
-        None => sources.iter().map(|s| (s.group, None)).collect(),
+        None => sources.iter().map(|s| (s.group, None, s.svc)).collect(),
         Some(budget) => {
             // Layers ranked by what they cost (whatever order they were declared in).
             for s in &mut sources {
@@ -359,12 +369,18 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
                     *pick = best;
                 }
             }
-            sources.iter().zip(picks).map(|(s, k)| (s.group, s.layers.get(k).map(|l| l.0))).collect()
+            sources.iter().zip(picks).map(|(s, k)| (s.group, s.layers.get(k).map(|l| l.0), s.svc)).collect()
         }
     };
     let consumers = &mut call.participants[i].consumers;
-    for (group, target) in choice {
-        consumers.entry(group).target = target;
+    for (group, target, svc) in choice {
+        let c = consumers.entry(group);
+        if svc {
+            // The spatial layer's index, carried as the "SSRC" of its entry above.
+            c.spatial_target = target.map(|t| t.0 as u8);
+        } else {
+            c.target = target;
+        }
     }
 }
 
@@ -386,7 +402,7 @@ pub(crate) fn above_lowest(call: &Call, i: usize) -> bool {
 
 /// [`allocate`] for every receiver of a call that has simulcast sources.
 pub(crate) fn allocate_all(call: &mut Call) {
-    if !call.producers().any(|p| p.layer.is_some()) {
+    if !call.producers().any(|p| p.layer.is_some() || p.svc.is_some()) {
         return;
     }
     for i in 0..call.participants.len() {

@@ -95,3 +95,89 @@ fn a_malformed_descriptor_falls_back_to_the_payload_and_drops_nothing() {
     assert_eq!(h.take().iter().filter(|t| t.destination == addr(2)).count(), 10);
     assert_eq!(h.r.stats().dropped(), 0);
 }
+
+/// Frame `n` of an L2T1 stream (two spatial layers, both in every
+/// temporal unit: S0 then S1): the descriptor (templates 0 = S0, 1 = S1;
+/// the structure with S0 of keyframe units), the payload `size` bytes of
+/// its spatial id.
+fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
+    let n = unit * 2 + u16::from(spatial);
+    let mut dd = vec![0xC0 | spatial, (n >> 8) as u8, n as u8];
+    if key && spatial == 0 {
+        // structure present; offset 0; 2 decode targets; next_layer_idc 2, 3.
+        dd.extend_from_slice(&[0x80, 0x01, 0xB0]);
+    }
+    RtpPacket {
+        pt: Pt(35),
+        seq: SeqNo(n),
+        ssrc: Ssrc(VIDEO_SSRC),
+        timestamp: corecast_proto::MediaTime(3000 * u32::from(unit)),
+        extensions: vec![(DD_EXT, dd)],
+        payload: vec![spatial; if spatial == 0 { 200 } else { 800 }],
+        ..Default::default()
+    }
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn each_receiver_gets_the_spatial_layers_its_estimate_allows_down_at_once_up_at_a_keyframe() {
+    let mut h = H::with(retransmitting());
+    h.r.set_dtls_identity(identity());
+    let config = dimpl::Config::builder().build().unwrap();
+    let mut a = Peer::open_edited(&mut h, 1, (call(1), 1, true, None), config, |leg| {
+        leg.extensions.dependency_descriptor = Some(DD_EXT);
+    });
+    a.connect_ice(&mut h);
+    a.handshake(&mut h);
+    h.join(addr(2), call(1), 2, 0x2222);
+    h.join(addr(3), call(1), 3, 0x3333);
+    let mut unit = 0u16;
+    // `key`: the first unit sent is a keyframe.
+    let mut send = |h: &mut H, units: u16, key: bool| {
+        for i in 0..units {
+            for s in 0..2 {
+                let p = a.seal(&l2t1(unit, s, (key && i == 0) || unit == 0));
+                h.input(a.addr, p);
+            }
+            unit += 1;
+            if unit.is_multiple_of(15) {
+                h.advance(Duration::from_millis(500));
+            }
+        }
+    };
+    let got = |h: &mut H, to| -> Vec<(u16, u8)> {
+        h.take()
+            .iter()
+            .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
+            .map(|t| {
+                let hd = RtpHeader::parse(&t.contents).unwrap();
+                (hd.seq.0, hd.payload(&t.contents)[0])
+            })
+            .collect()
+    };
+    send(&mut h, 30, false);
+    h.take();
+    // About 60 and 200 kbit/s: 100 kbit/s is the base layer's only.
+    let remb = |bps| {
+        let p = RtcpPacket::Remb(rtcp::Remb { sender_ssrc: Ssrc(0x3333), bitrate_bps: bps, ssrcs: vec![] });
+        rtcp::write_compound(&[p]).unwrap()
+    };
+    h.input(addr(3), remb(100_000));
+    send(&mut h, 10, false);
+    let to2 = h.transmits.iter().filter(|t| t.destination == addr(2) && classify(&t.contents) == Kind::Rtp).count();
+    assert_eq!(to2, 20, "the other receiver keeps both layers");
+    let low = got(&mut h, addr(3));
+    assert!(low.iter().all(|p| p.1 == 0) && low.len() == 10, "S0 only, at once: {low:?}");
+    // Up again: S1 waits for a keyframe.
+    h.input(addr(3), remb(1_000_000));
+    send(&mut h, 3, false);
+    let before_key = got(&mut h, addr(3));
+    assert!(before_key.iter().all(|p| p.1 == 0), "no S1 before a keyframe");
+    send(&mut h, 2, true);
+    let after = got(&mut h, addr(3));
+    assert_eq!(after.iter().map(|p| p.1).collect::<Vec<_>>(), vec![0, 1, 0, 1]);
+    let mut all: Vec<u16> = low.iter().chain(&before_key).chain(&after).map(|p| p.0).collect();
+    all.dedup();
+    assert!(all.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "one stream without gaps: {all:?}");
+}

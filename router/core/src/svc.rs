@@ -1,0 +1,117 @@
+//! Scalable video (SVC) described by the Dependency Descriptor: a publisher
+//! sends one stream whose frames are in spatial and temporal layers (AV1
+//! `L2T2`, `L3T3`, VP9 SVC), each frame's layers named by the descriptor's
+//! template (`corecast_proto::dd`); the payload is never read.
+//!
+//! - Temporal layers serve frame-rate caps (`framerate`).
+//! - Spatial layers serve bandwidth: each receiver gets the spatial layers
+//!   up to the one its estimate allows (`simulcast::allocate` chooses, from
+//!   each spatial layer's measured bitrate). Frames of higher spatial layers
+//!   are not sent to it, and its sequence numbers close over them (no gap, no
+//!   NACK). It moves down at the next frame, and up only at a keyframe (a
+//!   packet carrying the template structure, which browsers send with
+//!   keyframes), since a higher spatial layer's frames refer to its own
+//!   earlier ones.
+
+use corecast_proto::dd::{self, DdStructure};
+use corecast_proto::Ssrc;
+
+use crate::consumer::Consumers;
+
+/// Spatial layers counted at most.
+pub(crate) const MAX_SPATIAL: usize = 4;
+
+/// One packet's layers, as its descriptor gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SvcPacket {
+    pub spatial: u8,
+    pub temporal: u8,
+    /// It carries the template structure: the start of a keyframe.
+    pub keyframe: bool,
+    /// The first packet of its frame.
+    pub starts: bool,
+}
+
+/// A producer's SVC: its latest template structure and each spatial layer's bitrate.
+#[derive(Debug, Clone)]
+pub(crate) struct SvcState {
+    structure: DdStructure,
+    window_bytes: [u64; MAX_SPATIAL],
+    /// Bits/s of each spatial layer over the last rate window.
+    pub spatial_bps: [u64; MAX_SPATIAL],
+}
+
+impl SvcState {
+    /// Reads one packet's descriptor `ext` (of `len` bytes): a structure it
+    /// carries is kept for the frames after it. `None`: it cannot tell (no
+    /// structure yet, an unknown template, malformed).
+    pub fn on_packet(state: &mut Option<Box<SvcState>>, ext: &[u8], len: usize) -> Option<SvcPacket> {
+        let frame = dd::parse(ext)?;
+        let keyframe = frame.structure.is_some();
+        if let Some(s) = frame.structure {
+            match state {
+                Some(st) => st.structure = s,
+                None => {
+                    *state = Some(Box::new(SvcState {
+                        structure: s,
+                        window_bytes: [0; MAX_SPATIAL],
+                        spatial_bps: [0; MAX_SPATIAL],
+                    }))
+                }
+            }
+        }
+        let st = state.as_mut()?;
+        let (spatial, temporal) = st.structure.layer_of(frame.template_id)?;
+        if let Some(b) = st.window_bytes.get_mut(usize::from(spatial)) {
+            *b += len as u64;
+        }
+        Some(SvcPacket { spatial, temporal, keyframe, starts: frame.start_of_frame })
+    }
+
+    /// Ends a rate window of `secs` seconds.
+    pub fn end_window(&mut self, secs: f64) {
+        for (bps, bytes) in self.spatial_bps.iter_mut().zip(&mut self.window_bytes) {
+            *bps = (*bytes as f64 * 8.0 / secs) as u64;
+            *bytes = 0;
+        }
+    }
+
+    /// How many spatial layers the structure has.
+    pub fn spatial_layers(&self) -> u8 {
+        self.structure.max_layers().0 + 1
+    }
+
+    /// What receiving spatial layers 0..=s costs, for each s, bits/s.
+    pub fn cumulative_bps(&self) -> Vec<u64> {
+        let n = usize::from(self.spatial_layers()).min(MAX_SPATIAL);
+        self.spatial_bps[..n]
+            .iter()
+            .scan(0u64, |sum, b| {
+                *sum += b;
+                Some(*sum)
+            })
+            .collect()
+    }
+}
+
+impl Consumers {
+    /// Whether a receiver gets this packet of SVC stream `ssrc` with its
+    /// spatial cap (see the module's documentation); a packet it does not
+    /// get shifts its numbers (`Consumer::skip`).
+    pub fn on_spatial(&mut self, ssrc: Ssrc, p: SvcPacket) -> bool {
+        let c = self.entry(ssrc);
+        let target = c.spatial_target;
+        match c.spatial_on {
+            // Down at once (at a frame's start), up at a keyframe.
+            Some(on) if target.is_some_and(|t| t < on) && p.starts => c.spatial_on = target,
+            Some(on) if target.is_none_or(|t| t > on) && p.keyframe => c.spatial_on = target,
+            None if p.keyframe || target.is_none() => c.spatial_on = Some(target.unwrap_or(u8::MAX)),
+            _ => {}
+        }
+        if p.spatial <= c.spatial_on.unwrap_or(0) {
+            return true;
+        }
+        c.skip();
+        false
+    }
+}
