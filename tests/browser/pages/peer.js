@@ -58,12 +58,14 @@ const cc = (() => {
     log: () => log.slice(),
 
     // A publisher: camera + microphone, sendonly; returns the offer SDP.
-    async publisher({ width = 640, height = 360, codecs = [], gatherMs = 3000 } = {}) {
+    // simulcast: sendEncodings ({rid, scaleResolutionDownBy, maxBitrate}, lowest first) for the video.
+    async publisher({ width = 640, height = 360, codecs = [], gatherMs = 3000, simulcast = null } = {}) {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: true, video: { width: { exact: width }, height: { exact: height }, frameRate: 30 } });
       newPc();
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
-      const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream] });
+      const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream],
+        ...(simulcast ? { sendEncodings: simulcast } : {}) });
       const first = preferCodecs(vt, codecs);
       // The resolution check compares sent and received sizes: do not let CPU adaptation scale.
       const p = vt.sender.getParameters();
@@ -135,6 +137,12 @@ const cc = (() => {
       r.forEach((x) => { if (x.type === 'codec') codecs[x.id] = x.mimeType; });
       r.forEach((x) => {
         if (x.type === 'outbound-rtp' && x.kind === 'video') {
+          // Simulcast: one per layer (`rid`); outVideo is the busiest.
+          (s.outVideos = s.outVideos || []).push({ rid: x.rid, ssrc: x.ssrc, bytesSent: x.bytesSent,
+            framesEncoded: x.framesEncoded, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
+            active: x.active, targetBitrate: x.targetBitrate, qualityLimitationReason: x.qualityLimitationReason,
+            encoder: x.encoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp });
+          if (s.outVideo && (s.outVideo.bytesSent ?? 0) >= (x.bytesSent ?? 0)) return;
           s.outVideo = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, framesEncoded: x.framesEncoded,
             framesSent: x.framesSent, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
             framesPerSecond: x.framesPerSecond, targetBitrate: x.targetBitrate, nackCount: x.nackCount,
@@ -159,7 +167,8 @@ const cc = (() => {
         } else if (x.type === 'media-source' && x.kind === 'audio') {
           s.sourceAudio = { audioLevel: x.audioLevel, totalAudioEnergy: x.totalAudioEnergy };
         } else if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') {
-          s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate };
+          s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate,
+            availableIncomingBitrate: x.availableIncomingBitrate, bytesReceived: x.bytesReceived };
         }
       });
       const v = document.getElementById('v');
