@@ -37,6 +37,7 @@ done
 
 case "${E2E_TEST:-webrtc}" in webrtc|webapp|simulcast) ;; *) echo "browser-e2e: E2E_TEST is webrtc, webapp or simulcast" >&2; exit 2 ;; esac
 if [ "${E2E_TEST:-webrtc}" = simulcast ]; then
+  if [ "$(id -u)" != 0 ]; then echo "SKIP simulcast-e2e: needs root (ip netns, tc, nft)"; exit 0; fi
   # Before the router starts (its host candidates), and always deleted by stop() below.
   trap 'node tests/browser/lib/netns.mjs down' EXIT
   node tests/browser/lib/netns.mjs up || exit 2
