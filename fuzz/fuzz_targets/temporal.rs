@@ -1,10 +1,18 @@
-//! Temporal layer ids of VP8 and AV1 payloads: never panic; a VP8 TID is
-//! 2 bits, an AV1 temporal_id 3 bits.
+//! What the router reads of video payloads, from any bytes: temporal layer
+//! ids of VP8 and AV1 (a VP8 TID is 2 bits, an AV1 temporal_id 3 bits) and
+//! whether a packet starts a keyframe (VP8, AV1, H.264: simulcast switches).
+//! Never a panic.
 #![no_main]
+use corecast_proto::keyframe::{starts_keyframe, VideoCodec};
 use corecast_proto::temporal::{av1_temporal_id, vp8_temporal_id};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     assert!(vp8_temporal_id(data).is_none_or(|t| t <= 3));
     assert!(av1_temporal_id(data).is_none_or(|t| t <= 7));
+    for codec in [VideoCodec::Vp8, VideoCodec::Av1, VideoCodec::H264] {
+        let key = starts_keyframe(codec, data);
+        // A keyframe's first packet has a payload to start it.
+        assert!(!key || !data.is_empty());
+    }
 });

@@ -279,6 +279,13 @@ impl Client {
         self.send_session(SessionMessage::LastN { txid: rand::random(), n })
     }
 
+    /// Declares video streams it sends (declared at the join, or sent) as
+    /// simulcast layers of one source, lowest quality first (2 to 4): each
+    /// receiver then gets one of them under the first SSRC (router/PROTOCOL.md §2).
+    pub fn declare_simulcast(&self, layers: &[Ssrc]) -> io::Result<()> {
+        self.send_session(SessionMessage::Simulcast { txid: rand::random(), layers: layers.to_vec() })
+    }
+
     /// Leaves the call.
     pub fn leave(&self) -> io::Result<()> {
         self.send_session(SessionMessage::Leave { txid: rand::random() })

@@ -255,8 +255,10 @@ impl Router {
                     keyframe,
                     now,
                     contents: &contents,
+                    cap: frame.as_ref().zip(r.max_fps),
                 };
                 let o = r.consumers.on_layer(&p, want, view);
+                thinned += u64::from(o.thinned);
                 if let Some(t) = o.waits_for.filter(|t| !waits.contains(&Some(*t))) {
                     if let Some(slot) = waits.iter_mut().find(|w| w.is_none()) {
                         *slot = Some(t);
@@ -270,7 +272,7 @@ impl Router {
                         forwarded += 1;
                         switches += u64::from(o.switched);
                     }
-                    None => skipped += u64::from(want),
+                    None => skipped += u64::from(want && !o.thinned),
                 }
                 continue;
             }

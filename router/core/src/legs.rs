@@ -108,6 +108,7 @@ impl Router {
     /// receives once ICE and DTLS complete) and is dropped if no ICE check
     /// reaches it by `leg.pending_until`.
     pub fn open_webrtc(&mut self, now: Instant, leg: WebRtcLeg) -> Result<(), LegRefusal> {
+        self.out.set_now(now);
         let identity = self.dtls.clone().ok_or(LegRefusal::NoCertificate)?;
         self.start_timers(now);
         if self.ended.contains_key(&leg.call) {

@@ -51,6 +51,7 @@
 
 mod address_check;
 mod api;
+mod bwe;
 mod call;
 mod config;
 mod consumer;
@@ -170,7 +171,7 @@ impl Router {
             checking: FxHashMap::default(),
             revoked: FxHashMap::default(),
             srtp_addrs: Default::default(),
-            out: Outbox::new(),
+            out: Outbox::new(epoch),
             next_sweep: None,
             next_rank: None,
             next_feedback: None,
@@ -224,6 +225,7 @@ impl Router {
 
     /// Feeds one input. Then drain [`poll_output`](Self::poll_output).
     pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.out.set_now(now);
         self.start_timers(now);
         match input {
             Input::Receive { source, contents } => self.handle_receive(now, source, contents),

@@ -8,6 +8,10 @@
 //! a publisher that also receives reports on the router's SRs), [`RETRY`]
 //! apart until then; it is forgotten when the packet arrives or after the
 //! last try. While it is missing, receivers' NACKs for it are not passed on.
+//! A packet given up (its last try over, or pushed out by newer gaps) cannot
+//! be repaired for anyone: the router asks the publisher for a keyframe at
+//! once (within the keyframe throttle), so receivers decode again one round
+//! trip and a frame later instead of at the publisher's next periodic one.
 //! The deadlines come out through the router's `Output::Timeout`.
 
 use std::time::{Duration, Instant};
@@ -50,6 +54,8 @@ struct Missing {
 pub(crate) struct NackGenerator {
     highest: Option<u16>,
     missing: Vec<Missing>,
+    /// A packet was given up since the last [`take_unrepaired`](Self::take_unrepaired).
+    unrepaired: bool,
 }
 
 impl NackGenerator {
@@ -82,6 +88,7 @@ impl NackGenerator {
                 let oldest = self.missing.iter().enumerate().min_by_key(|(_, m)| m.next).map(|(i, _)| i);
                 if let Some(i) = oldest {
                     self.missing.swap_remove(i);
+                    self.unrepaired = true;
                 }
             }
             self.missing.push(Missing { seq: h.wrapping_add(k), next, tries: 0 });
@@ -98,7 +105,9 @@ impl NackGenerator {
     /// The numbers to NACK now (each try counted, the next one `retry`
     /// later), oldest first; forgets those whose last try is over.
     pub fn due(&mut self, now: Instant, retry: Duration) -> Vec<SeqNo> {
+        let before = self.missing.len();
         self.missing.retain(|m| m.tries < TRIES || m.next > now);
+        self.unrepaired |= self.missing.len() < before;
         let mut seqs = Vec::new();
         for m in self.missing.iter_mut().filter(|m| m.next <= now && m.tries < TRIES) {
             m.tries += 1;
@@ -108,6 +117,11 @@ impl NackGenerator {
         let h = self.highest.unwrap_or(0);
         seqs.sort_by_key(|s| std::cmp::Reverse(h.wrapping_sub(s.0)));
         seqs
+    }
+
+    /// Whether a packet was given up since the last call (a keyframe is needed).
+    pub fn take_unrepaired(&mut self) -> bool {
+        std::mem::take(&mut self.unrepaired)
     }
 
     /// The next deadline (a NACK, or forgetting a packet after its last try).
@@ -120,12 +134,16 @@ impl Router {
     /// Sends the NACKs that are due to native publishers and sets the next deadline.
     pub(crate) fn send_upstream_nacks(&mut self, now: Instant) {
         let mut next: Option<Instant> = None;
-        for call in self.calls.values_mut() {
+        let mut keyframes = Vec::new();
+        for (id, call) in &mut self.calls {
             for p in &mut call.participants {
                 let retry = retry_after(p.reports.rtt);
                 for s in &mut p.producers {
                     let Some(g) = s.upstream_nack.as_mut() else { continue };
                     let seqs = g.due(now, retry);
+                    if g.take_unrepaired() {
+                        keyframes.push((*id, s.ssrc));
+                    }
                     if let Some(t) = g.next_deadline() {
                         next = Some(next.map_or(t, |n| n.min(t)));
                     }
@@ -141,6 +159,10 @@ impl Router {
             }
         }
         self.next_nack = next;
+        for (call, ssrc) in keyframes {
+            self.out.stats.keyframes_for_loss += 1;
+            self.request_keyframe(now, call, ssrc);
+        }
     }
 
     /// A producer's gap wants a NACK at `at`.
@@ -171,7 +193,10 @@ mod tests {
             assert_eq!(g.due(at, RETRY), vec![SeqNo(0)]);
         }
         assert_eq!(g.next_deadline(), Some(at + RETRY));
+        assert!(!g.take_unrepaired());
         assert!(g.due(at + RETRY, RETRY).is_empty(), "tries over");
+        assert!(g.take_unrepaired(), "given up: a keyframe is needed");
+        assert!(!g.take_unrepaired());
         assert!(!g.is_missing(SeqNo(0)));
         assert_eq!(g.next_deadline(), None);
     }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use corecast_proto::token::CallId;
@@ -23,6 +24,10 @@ pub(crate) struct Outbox {
     /// `replies_withheld`): the source may be spoofed, and the router must
     /// not answer it with more bytes than it got (no amplification).
     reply_limit: Option<(SocketAddr, usize)>,
+    /// The time of the input being handled: what a send is recorded at
+    /// (a WebRTC leg's transport-wide send history) without passing the
+    /// time down every send path. Set by each entry point that takes one.
+    now: Instant,
 }
 
 /// The arena grows by this much at a time: once every packet split off a
@@ -32,8 +37,9 @@ const ARENA_CHUNK: usize = 256 * 1024;
 const ARENA_PACKET: usize = 2048;
 
 impl Outbox {
-    pub fn new() -> Outbox {
+    pub fn new(now: Instant) -> Outbox {
         Outbox {
+            now,
             queue: VecDeque::with_capacity(1024),
             stats: RouterStats::default(),
             arena: BytesMut::new(),
@@ -60,6 +66,18 @@ impl Outbox {
     #[inline]
     pub fn discard_arena(&mut self) {
         self.arena.clear();
+    }
+
+    /// The time of the input being handled.
+    #[inline]
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Sets [`Outbox::now`] (at each input; time never goes back).
+    #[inline]
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
     }
 
     pub fn pop(&mut self) -> Option<Output> {

@@ -1,8 +1,12 @@
 //! Overload protection (the seed's degradation rule): when a worker's busy
-//! time nears its budget, the router moves its heaviest HD receivers to SD
-//! (the call's composite: one video stream instead of one per publisher),
-//! one at a time, before anything is dropped; when the load has been well
-//! below the budget for a while it brings them back to HD, one at a time.
+//! time nears its budget, the router lowers its heaviest receivers' quality
+//! one step at a time, before anything is dropped: first to the lowest
+//! simulcast layer of every source they get (a receiver with no simulcast
+//! source to lower is skipped), then, when no receiver has layers left to
+//! lower, to SD (the call's composite: one video stream instead of one per
+//! publisher). When the load has been well below the budget for a while it
+//! undoes the steps one at a time, the last kind first: SD receivers back
+//! to HD, then layers back to what their estimates allow.
 //!
 //! The driver measures how busy the worker is (the share of wall time not
 //! spent waiting for packets) and passes it in as [`Input::Load`]
@@ -10,8 +14,9 @@
 //! receiver whose HD copy of the call costs the most to send: the summed
 //! bitrate of the video streams it gets. Receivers that chose SD
 //! themselves, WHEP legs (their quality is fixed) and mixers are never
-//! moved. A receiver moved here does not return to HD on good loss reports
-//! alone (`quality`): only when the load allows it.
+//! moved to SD; only mixers keep their layers. A receiver moved here does
+//! not return to HD on good loss reports alone (`quality`): only when the
+//! load allows it.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,8 @@ use corecast_proto::session::Quality;
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::MediaKind;
 
+use crate::participant::Participant;
+use crate::simulcast;
 use crate::Router;
 
 /// A worker's load as the overload protection sees it.
@@ -46,7 +53,11 @@ impl Router {
         }
         if busy_permille >= self.config.overload_busy_permille {
             self.overload.calm_since = None;
-            if let Some((call, pid)) = self.heaviest_hd_receiver() {
+            if let Some((call, pid)) = self.heaviest_layered_receiver() {
+                self.shed_layers(call, pid, true);
+                self.out.stats.overload_layers_lowered += 1;
+                self.overload.next_step = Some(now + SHED_STEP);
+            } else if let Some((call, pid)) = self.heaviest_hd_receiver() {
                 self.shed(now, call, pid, true);
                 self.out.stats.overload_shed += 1;
                 self.overload.next_step = Some(now + SHED_STEP);
@@ -54,8 +65,16 @@ impl Router {
         } else if busy_permille <= self.config.overload_relief_permille {
             let since = *self.overload.calm_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= self.config.hd_recovery {
-                if let Some((call, pid)) = self.a_shed_receiver() {
+                let restored = if let Some((call, pid)) = self.a_shed_receiver(|p| p.quality.shed) {
                     self.shed(now, call, pid, false);
+                    true
+                } else if let Some((call, pid)) = self.a_shed_receiver(|p| p.layers_shed) {
+                    self.shed_layers(call, pid, false);
+                    true
+                } else {
+                    false
+                };
+                if restored {
                     self.out.stats.overload_restored += 1;
                     self.overload.next_step = Some(now + RESTORE_STEP);
                 }
@@ -100,11 +119,40 @@ impl Router {
         best.map(|(_, c, p)| (c, p))
     }
 
-    /// A receiver the overload protection moved to SD (the lowest id first).
-    fn a_shed_receiver(&self) -> Option<(CallId, ParticipantId)> {
+    /// A receiver the overload protection moved (`moved`: to SD, or its
+    /// layers down), the lowest id first.
+    fn a_shed_receiver(&self, moved: impl Fn(&Participant) -> bool) -> Option<(CallId, ParticipantId)> {
         self.calls
             .iter()
-            .flat_map(|(id, c)| c.participants.iter().filter(|p| p.quality.shed).map(move |p| (*id, p.id)))
+            .flat_map(|(id, c)| c.participants.iter().filter(|p| moved(p)).map(move |p| (*id, p.id)))
             .min_by_key(|(_, p)| p.0)
+    }
+
+    /// Holds `pid`'s simulcast sources at their lowest layers (`shed`), or
+    /// lets its estimate choose again.
+    fn shed_layers(&mut self, call: CallId, pid: ParticipantId, shed: bool) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(i) = c.index_of(pid) else { return };
+        c.participants[i].layers_shed = shed;
+        simulcast::allocate(c, i);
+    }
+
+    /// The receiver (not a mixer, layers not lowered yet) whose video costs
+    /// the most among those that get a simulcast source above its lowest
+    /// layer (ties: the lowest id).
+    fn heaviest_layered_receiver(&self) -> Option<(CallId, ParticipantId)> {
+        let mut best: Option<(u64, CallId, ParticipantId)> = None;
+        for (id, call) in &self.calls {
+            for (i, r) in call.participants.iter().enumerate() {
+                if r.role == Role::Mixer || r.layers_shed || !simulcast::above_lowest(call, i) {
+                    continue;
+                }
+                let cost = simulcast::need_bps(call, r.id, simulcast::Need::Best).max(1);
+                if best.is_none_or(|(c, _, p)| cost > c || (cost == c && r.id.0 < p.0)) {
+                    best = Some((cost, *id, r.id));
+                }
+            }
+        }
+        best.map(|(_, c, p)| (c, p))
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 use corecast_proto::token::{ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
+use crate::bwe::Bwe;
 use crate::consumer::Consumers;
 use crate::producer::Producer;
 use crate::quality::QualityState;
@@ -32,8 +33,18 @@ pub(crate) struct Participant {
     pub reported_loss: u8,
     /// The worst loss fraction (1/256) its last report gave for an audio stream (RED's cue).
     pub audio_loss: u8,
-    /// Latest bandwidth estimate (REMB) this participant sent, bits/s.
+    /// The bandwidth estimate the router acts on for this receiver, bits/s:
+    /// the lower of its REMB (`remb_bps`) and the router's own estimate
+    /// from its transport-wide feedback (`bwe`, once settled); either alone
+    /// when only one is known. Kept up to date by [`Participant::update_estimate`];
+    /// read it with [`Participant::estimate`].
     pub estimate_bps: Option<u64>,
+    /// Latest bandwidth estimate (REMB) this participant sent, bits/s.
+    pub remb_bps: Option<u64>,
+    /// The router's send-side estimate for this receiver (Google congestion
+    /// control from its transport-wide feedback: WebRTC legs that negotiated
+    /// transport-cc), made at its first feedback.
+    pub bwe: Option<Box<Bwe>>,
     /// How its packets are read (payload types → codecs, extension ids).
     pub format: SenderFormat,
     /// Receives only this participant's streams (a WHEP leg for one publisher).
@@ -48,6 +59,8 @@ pub(crate) struct Participant {
     pub last_n: Option<u8>,
     /// What the router sent it per stream, its RTT, its pending SRs (see `reports`).
     pub reports: LegReports,
+    /// The overload protection holds its simulcast sources at their lowest layers.
+    pub layers_shed: bool,
 }
 
 impl Participant {
@@ -71,13 +84,34 @@ impl Participant {
             reported_loss: 0,
             audio_loss: 0,
             estimate_bps: None,
+            remb_bps: None,
+            bwe: None,
             format,
             subscribe: None,
             max_fps: None,
             retransmit: None,
             last_n: None,
             reports: LegReports::default(),
+            layers_shed: false,
         }
+    }
+
+    /// The bandwidth estimate to act on for this receiver, bits/s: the
+    /// lower of the router's own (transport-wide feedback, once settled)
+    /// and the receiver's REMB; `None` while neither is known. What the
+    /// HD/SD switching and layer selection are to read.
+    #[inline]
+    pub fn estimate(&self) -> Option<u64> {
+        self.estimate_bps
+    }
+
+    /// Recomputes [`Participant::estimate`] after a REMB or a feedback.
+    pub fn update_estimate(&mut self) {
+        let gcc = self.bwe.as_ref().filter(|b| b.settled()).map(|b| b.estimate_bps());
+        self.estimate_bps = match (gcc, self.remb_bps) {
+            (Some(g), Some(r)) => Some(g.min(r)),
+            (g, r) => g.or(r),
+        };
     }
 
     /// A WHEP leg watching one participant (not a person of its own).

@@ -173,10 +173,28 @@ impl Router {
             crate::simulcast::allocate(call, i);
         }
         // What HD needs for this receiver: every other non-mixer stream (simulcast ones at their lowest layer).
-        let need_bps = crate::simulcast::least_need_bps(call, pid);
+        let need_bps = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Least);
         let low_estimate = estimate.is_some_and(|e| need_bps > 0 && e < need_bps);
         if let Some(q) = call.participants[i].quality.on_signal(now, &self.config, loss, low_estimate) {
             self.set_quality(now, call_id, pid, q, false);
+        }
+    }
+}
+
+impl Router {
+    /// After receiver `pid`'s transport-wide feedback: sends it the bandwidth
+    /// probe its estimate asks for, if one is due (at the start, and while
+    /// the estimate is below what it would take at best and its link is neither
+    /// overusing nor losing; see `bwe::ProbeController`).
+    pub(crate) fn probe(&mut self, now: Instant, call_id: CallId, pid: ParticipantId) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(i) = call.index_of(pid) else { return };
+        let target = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Best);
+        let p = &mut call.participants[i];
+        let (Some(bwe), crate::transport::Transport::WebRtc(w)) = (p.bwe.as_mut(), &mut p.transport) else { return };
+        if let Some(cluster) = bwe.wants_probe(now, target) {
+            let sent = w.send_probe(&mut self.out, &cluster);
+            bwe.probe_sent(cluster.id, sent);
         }
     }
 }

@@ -23,6 +23,10 @@
 //!   `keyframe_request_interval` per producer (N receivers asking at once must
 //!   not make the producer send N keyframes; the throttle is `keyframe`'s);
 //! - REMB is kept as the receiver's bandwidth estimate and not forwarded;
+//! - transport-wide feedback (TWCC) from a WebRTC receiver about what the
+//!   router sent it feeds the router's own estimate for it (`bwe`); the
+//!   estimate acted on is the lower of that and its REMB
+//!   (`Participant::estimate`), and a probe may follow;
 //! - APP and unknown types are dropped and counted.
 //!
 //! Nothing about an SSRC the sender does not own is forwarded. A producer on
@@ -43,6 +47,7 @@ use crate::reports::PublisherSr;
 use crate::retransmit;
 use crate::simulcast;
 use crate::stats::{DropReason, RouterStats};
+use crate::transport::Transport;
 use crate::{Router, RouterConfig};
 
 /// Per-destination packet lists: participants first, then pipes.
@@ -82,6 +87,8 @@ pub(crate) struct Routed {
     /// source, for WebRTC legs), to participant `resend_to`.
     pub resend: Vec<(Bytes, Option<crate::webrtc::Source>)>,
     pub resend_to: Option<usize>,
+    /// The sender's own bandwidth estimate (`bwe`) took its transport-wide feedback.
+    pub feedback: bool,
 }
 
 /// Who sent a compound: its origin, where that sits in the call, and
@@ -240,9 +247,19 @@ pub(crate) fn route(
             }
             RtcpPacket::Remb(remb) => {
                 if let Some(i) = participant {
-                    call.participants[i].estimate_bps = Some(remb.bitrate_bps);
-                    res.estimate = Some(remb.bitrate_bps);
+                    let p = &mut call.participants[i];
+                    p.remb_bps = Some(remb.bitrate_bps);
+                    p.update_estimate();
+                    res.estimate = p.estimate();
                     routed_any = true;
+                }
+            }
+            RtcpPacket::TransportFeedback(fb) => {
+                if let Some(i) = participant {
+                    if on_transport_feedback(&mut call.participants[i], &fb, now, &mut res) {
+                        stats.twcc_feedback += 1;
+                        routed_any = true;
+                    }
                 }
             }
             _ => {}
@@ -300,6 +317,33 @@ fn on_blocks(call: &mut Call, participant: Option<usize>, blocks: &[ReportBlock]
     }
 }
 
+/// A receiver's transport-wide feedback about what the router sent it:
+/// fed to its bandwidth estimate (made at the first), which then updates
+/// the estimate acted on (offered to the HD/SD switching at most once per
+/// [`crate::bwe::SIGNAL_INTERVAL`]). `false`: not a leg the router numbers
+/// its sends on (a native leg, or no transport-cc), nothing done.
+fn on_transport_feedback(
+    p: &mut crate::participant::Participant,
+    fb: &corecast_proto::rtcp::TransportFeedback,
+    now: Instant,
+    res: &mut Routed,
+) -> bool {
+    let Transport::WebRtc(w) = &mut p.transport else { return false };
+    let Some(history) = w.send_history_mut() else { return false };
+    let bwe = p.bwe.get_or_insert_with(Default::default);
+    if let Some(rtt) = p.reports.rtt {
+        bwe.set_rtt(rtt);
+    }
+    bwe.on_feedback(now, history, fb);
+    let due = bwe.signal_due(now);
+    p.update_estimate();
+    if due {
+        res.estimate = p.estimate();
+    }
+    res.feedback = true;
+    true
+}
+
 /// The loss over every stream a report covers, in 1/256: each block's
 /// fraction weighted by its stream's packet rate (a plain mean while any
 /// rate is not measured yet).
@@ -341,6 +385,9 @@ impl Router {
         for (to, bytes) in routed.transmits {
             self.out.stats.forwarded_rtcp += 1;
             call.send_to(&mut self.out, to, Bytes::from(bytes));
+        }
+        if let (Origin::Participant(pid), true) = (origin, routed.feedback) {
+            self.probe(now, call_id, pid);
         }
         if let (Origin::Participant(pid), true) = (origin, routed.loss.is_some() || routed.estimate.is_some()) {
             self.on_quality_signal(now, call_id, pid, routed.loss, routed.estimate);

@@ -4,8 +4,9 @@
 //! RIDs). Each receiver gets one layer at a time, as one continuous stream
 //! under the group's SSRC (its first layer's):
 //!
-//! - **Choice** ([`allocate`]): with no bandwidth estimate, the best layer
-//!   the publisher sends; with one, each source starts at its lowest layer
+//! - **Choice** ([`allocate`]): layers rank by their measured bitrates (in
+//!   the order declared until measured); with no bandwidth estimate, the
+//!   best layer the publisher sends; with one, each source starts at its lowest layer
 //!   and the budget left (after the streams that have no layers) lifts
 //!   sources one by one, the call's most active speakers first, to the best
 //!   layer that fits. It runs at every rate sweep and whenever the
@@ -22,6 +23,9 @@
 //!   the group carry the layer's NTP/RTP pair moved the same way), else
 //!   going on from the last timestamp sent by the wallclock time since.
 //!
+//! A receiver with a frame-rate cap (`max_fps`) gets its layer thinned as
+//! `framerate` thins any stream with temporal layers.
+//!
 //! Forwarding reads only the payload's first bytes (is this the start of a
 //! keyframe, `corecast_proto::keyframe`); everything else is header work.
 
@@ -35,6 +39,7 @@ use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
 
 use crate::call::Call;
 use crate::consumer::Consumers;
+use crate::framerate::{next_layer, Frame};
 use crate::pipe::PipeMessage;
 use crate::producer::Producer;
 use crate::reports::PublisherSr;
@@ -56,6 +61,7 @@ struct LayerInfo {
     ssrc: Ssrc,
     /// Heard in the last rate window (or the one running).
     active: bool,
+    bitrate_bps: u64,
     sr: Option<PublisherSr>,
     clock_rate: u32,
 }
@@ -78,6 +84,7 @@ impl GroupView {
                 *slot = Some(LayerInfo {
                     ssrc: p.ssrc,
                     active: p.bitrate_bps > 0 || p.window_packets > 0,
+                    bitrate_bps: p.bitrate_bps,
                     sr: p.recv.last_sr,
                     clock_rate: p.recv.clock_rate,
                 });
@@ -90,10 +97,15 @@ impl GroupView {
         self.layers.iter().flatten().find(|l| l.ssrc == ssrc)
     }
 
-    /// The best layer being sent (the best there is when none is heard yet).
+    /// The best layer being sent: the highest bitrate measured, else the
+    /// last declared of those heard (the last declared when none is).
     fn top(&self) -> Ssrc {
         let mut it = self.layers.iter().flatten();
-        it.clone().rev().find(|l| l.active).or_else(|| it.next_back()).map_or(self.group, |l| l.ssrc)
+        let measured = it.clone().filter(|l| l.active && l.bitrate_bps > 0).max_by_key(|l| l.bitrate_bps);
+        measured
+            .or_else(|| it.clone().rev().find(|l| l.active))
+            .or_else(|| it.next_back())
+            .map_or(self.group, |l| l.ssrc)
     }
 
     /// Whether `ssrc` is a layer being sent.
@@ -128,6 +140,9 @@ pub(crate) struct LayerPacket<'a> {
     pub ts: MediaTime,
     /// The first packet of one of the layer's keyframes.
     pub keyframe: bool,
+    /// The receiver's frame-rate cap and the packet's frame, for a layer
+    /// with temporal layers (see `framerate`).
+    pub cap: Option<(&'a Frame, u8)>,
     pub now: Instant,
     pub contents: &'a Bytes,
 }
@@ -141,6 +156,8 @@ pub(crate) struct LayerOutcome {
     pub switched: bool,
     /// The receiver waits for a keyframe of this layer.
     pub waits_for: Option<Ssrc>,
+    /// Not sent: its frame is above the receiver's frame-rate cap.
+    pub thinned: bool,
 }
 
 impl Consumers {
@@ -176,6 +193,17 @@ impl Consumers {
             return out;
         }
         out.waits_for = (c.layer_on != Some(target)).then_some(target);
+        // A frame-rate cap (`max_fps`): frames of the temporal layers above it are skipped, gap-free.
+        if let Some((frame, max_fps)) = p.cap {
+            if frame.starts {
+                c.layer = next_layer(c.layer, frame.rates.target(max_fps), frame.tid);
+            }
+            if frame.layer() > c.layer.unwrap_or(0) {
+                c.skip();
+                out.thinned = true;
+                return out;
+            }
+        }
         let seq = p.seq.wrapping_add(c.offset);
         let ts = p.ts.0.wrapping_add(c.ts_offset);
         c.last_out = Some(seq);
@@ -232,21 +260,36 @@ pub(crate) fn keyframe_starts(codec: Option<Codec>, payload: &[u8]) -> bool {
     starts_keyframe(c, payload)
 }
 
-/// What a receiver needs at least to get every other participant's video
-/// (the HD/SD decision's "does HD fit"): the streams without layers as
-/// they are, each simulcast source at its lowest layer being sent.
-pub(crate) fn least_need_bps(call: &Call, receiver: ParticipantId) -> u64 {
-    let others = || call.producers().filter(|s| s.participant != receiver && s.role != Role::Mixer);
+/// What a receiver's video costs, bits/s: every other non-mixer stream
+/// it gets (only `subscribe`'s, if it watches one participant) as measured
+/// arriving, and each simulcast source at its lowest layer being sent
+/// (`Need::Least`: the HD/SD decision's "does HD fit") or its best
+/// (`Need::Best`: what it would take at best, as far as probing aims).
+pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 {
+    let subscribe = call.index_of(receiver).and_then(|i| call.participants[i].subscribe);
+    let others = || {
+        call.producers().filter(move |s| {
+            s.participant != receiver && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
+        })
+    };
     let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| s.bitrate_bps).sum();
     let mut groups: Vec<(Ssrc, u64)> = Vec::new();
     for s in others().filter(|s| s.bitrate_bps > 0) {
         let Some(l) = s.layer else { continue };
         match groups.iter_mut().find(|g| g.0 == l.group) {
-            Some(g) => g.1 = g.1.min(s.bitrate_bps),
+            Some(g) if need == Need::Least => g.1 = g.1.min(s.bitrate_bps),
+            Some(g) => g.1 = g.1.max(s.bitrate_bps),
             None => groups.push((l.group, s.bitrate_bps)),
         }
     }
     plain + groups.iter().map(|g| g.1).sum::<u64>()
+}
+
+/// Which layer of each simulcast source [`need_bps`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    Least,
+    Best,
 }
 
 /// One source a receiver gets, as the allocation sees it.
@@ -291,15 +334,15 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     if sources.is_empty() {
         return;
     }
-    let budget = call.participants[i].estimate_bps;
+    // Held at the lowest layers by the overload protection: no budget above them.
+    let budget = if call.participants[i].layers_shed { Some(0) } else { call.participants[i].estimate_bps };
     let choice: Vec<(Ssrc, Option<Ssrc>)> = match budget {
         // No estimate: the best of each (`None`: whatever is best when a packet comes).
         None => sources.iter().map(|s| (s.group, None)).collect(),
         Some(budget) => {
-            // Layer order: as declared (lowest first); the publisher knows its encodings.
-            let by_index = |call: &Call, ssrc: Ssrc| call.producer(ssrc).and_then(|p| p.layer).map_or(0, |l| l.index);
+            // Layers ranked by what they cost (whatever order they were declared in).
             for s in &mut sources {
-                s.layers.sort_by_key(|(ssrc, _)| by_index(call, *ssrc));
+                s.layers.sort_by_key(|l| l.1);
             }
             sources.sort_by_key(|s| s.stage);
             let mut left = budget.saturating_sub(fixed);
@@ -325,6 +368,22 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     }
 }
 
+/// Whether receiver `i` gets a simulcast source with more than one layer
+/// being sent, and so has a lower one to go to.
+pub(crate) fn above_lowest(call: &Call, i: usize) -> bool {
+    let r = &call.participants[i];
+    let mut groups: Vec<(Ssrc, u32)> = Vec::new();
+    let gets = |s: &&Producer| s.participant != r.id && r.subscribe.is_none_or(|only| only == s.participant);
+    for s in call.producers().filter(gets).filter(|s| s.bitrate_bps > 0) {
+        let Some(l) = s.layer else { continue };
+        match groups.iter_mut().find(|g| g.0 == l.group) {
+            Some(g) => g.1 += 1,
+            None => groups.push((l.group, 1)),
+        }
+    }
+    groups.iter().any(|g| g.1 > 1)
+}
+
 /// [`allocate`] for every receiver of a call that has simulcast sources.
 pub(crate) fn allocate_all(call: &mut Call) {
     if !call.producers().any(|p| p.layer.is_some()) {
@@ -337,41 +396,58 @@ pub(crate) fn allocate_all(call: &mut Call) {
 
 impl crate::Router {
     /// A native publisher's `Simulcast` message: its `layers` become one
-    /// group (announced to the call's other workers), and the call's
-    /// receivers choose their layers. A declaration that does not fit
-    /// ([`declare`]) is dropped and counted as malformed.
+    /// group (new ones its producers), announced to the call's other
+    /// workers, and the call's receivers choose their layers. A
+    /// declaration that does not fit ([`declare`]) is dropped and counted
+    /// as malformed.
     pub(crate) fn declare_simulcast(&mut self, now: Instant, call_id: CallId, pid: ParticipantId, layers: &[Ssrc]) {
+        let max = self.config.max_learned_ssrcs.max(corecast_proto::session::MAX_SSRCS);
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
         call.participants[i].last_seen = now;
-        if !declare(call, i, layers) {
+        let Some(added) = declare(call, i, layers, max) else {
             return self.out.drop_packet(DropReason::Malformed);
-        }
+        };
         let hub = call.hub;
         let announce: Vec<PipeMessage> =
             call.participants[i].producers.iter().filter(|p| p.layer.is_some()).map(PipeMessage::producer).collect();
         for m in &announce {
             call.broadcast_pipes(&mut self.out, None, hub, m);
         }
+        for ssrc in added {
+            self.out.event(crate::Event::ProducerAdded { call: call_id, participant: pid, ssrc });
+        }
         allocate_all(call);
     }
 }
 
-/// Makes `layers` (SSRCs the participant at `i` publishes, video, lowest
-/// quality first) one simulcast group under the first. `false`: one of
-/// them is not its video producer, or is already in a group.
-pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc]) -> bool {
+/// Makes `layers` (video SSRCs of the participant at `i`, lowest quality
+/// first) one simulcast group under the first. An SSRC nobody in the call
+/// sends yet becomes its video producer (so a client that joined with one
+/// video stream adds its other layers here, up to `max` producers); the
+/// new ones are returned. `None` (nothing changed): fewer than two, one
+/// another participant sends, one of its audio streams, one already in a
+/// group, or too many producers.
+pub(crate) fn declare(call: &mut Call, i: usize, layers: &[Ssrc], max: usize) -> Option<Vec<Ssrc>> {
+    let pid = call.participants[i].id;
+    let p = &call.participants[i];
+    let fits = |s: &Ssrc| match p.producers.iter().find(|x| x.ssrc == *s) {
+        Some(x) => x.kind != MediaKind::Audio && x.layer.is_none(),
+        None => !call.ssrc_owner.contains_key(s),
+    };
+    let new: Vec<Ssrc> = layers.iter().filter(|s| !p.producers.iter().any(|x| x.ssrc == **s)).copied().collect();
+    if layers.len() < 2 || !layers.iter().all(fits) || p.producers.len() + new.len() > max {
+        return None;
+    }
     let p = &mut call.participants[i];
-    let ok = layers
-        .iter()
-        .all(|s| p.producers.iter().any(|x| x.ssrc == *s && x.kind != MediaKind::Audio && x.layer.is_none()));
-    if !ok || layers.len() < 2 {
-        return false;
+    for s in &new {
+        p.add_producer(*s, MediaKind::Video);
+        call.ssrc_owner.insert(*s, crate::call::Owner::Participant(pid));
     }
     for (index, s) in layers.iter().enumerate() {
         if let Some(x) = p.producers.iter_mut().find(|x| x.ssrc == *s) {
             x.layer = Some(Layer { group: layers[0], index: index as u8 });
         }
     }
-    true
+    Some(new)
 }

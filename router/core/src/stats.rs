@@ -87,14 +87,26 @@ pub struct RouterStats {
     /// Simulcast: times a receiver moved to another layer of a source (at
     /// one of that layer's keyframes).
     pub layer_switches: u64,
+    /// Packets a publisher's uplink lost that the router's NACKs could not
+    /// recover (given up), each a keyframe request to the publisher
+    /// (throttled: see `keyframe_requests` for those that went).
+    pub keyframes_for_loss: u64,
     /// Simulcast: packets of layers a receiver does not get (one per
     /// receiver; not a drop: it gets another layer of the same source).
     pub layers_skipped: u64,
     /// Opus packets sent as RED (RFC 2198, with the previous packet as
     /// redundancy) to WebRTC legs whose link loses packets (one per receiver).
     pub red_sent: u64,
+    /// Transport-wide feedback messages from WebRTC receivers fed to their
+    /// bandwidth estimate (`bwe`).
+    pub twcc_feedback: u64,
+    /// Padding-only RTX packets sent to WebRTC receivers as bandwidth probes.
+    pub probes_sent: u64,
     /// HD receivers the overload protection moved to SD (`overload`).
     pub overload_shed: u64,
+    /// Receivers the overload protection held at their simulcast sources'
+    /// lowest layers (its first step, before SD).
+    pub overload_layers_lowered: u64,
     /// ... and brought back to HD when the load fell.
     pub overload_restored: u64,
     /// Video packets that arrived again (same sequence number, still in the
@@ -224,9 +236,13 @@ impl RouterStats {
             frame_rate_dropped,
             last_n_withheld,
             layer_switches,
+            keyframes_for_loss,
             layers_skipped,
             overload_shed,
+            overload_layers_lowered,
             red_sent,
+            twcc_feedback,
+            probes_sent,
             overload_restored,
             duplicates_dropped,
             retransmitted,

@@ -62,7 +62,8 @@ fn a_composite_view_hears_the_mix_and_native_sd_receivers_the_loudest_speaker() 
     assert_eq!(dests(&t), vec![v.addr]);
     let q = v.open_rtp(&t[0].contents);
     assert_eq!((q.ssrc, q.pt, q.seq, q.csrcs.clone()), (Ssrc(0x901), Pt(111), SeqNo(5), vec![Ssrc(0x100)]));
-    assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (1, vec![0])]);
+    assert_eq!(q.extensions[..2], [(9, b"0".to_vec()), (1, vec![0])]);
+    assert_eq!(q.extensions[2].0, 3, "the router's transport-wide number");
     // The composite: every SD receiver, the view on its video m-line.
     h.input(addr(9), video(0x900, 1, 45));
     let t = h.take();

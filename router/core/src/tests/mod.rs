@@ -177,6 +177,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 
 mod abuse;
 mod admission;
+mod bwe;
 mod composite;
 mod framerate;
 mod hijack;
@@ -191,6 +192,7 @@ mod retransmit;
 mod rtcp_routing;
 mod scenarios;
 mod simulcast;
+mod simulcast_net;
 mod speakers;
 mod spread;
 mod webrtc;

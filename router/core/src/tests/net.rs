@@ -19,15 +19,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
-use corecast_proto::rtcp::{self, ReceiverReport, ReportBlock, RtcpPacket};
 use corecast_proto::rtp::RtpHeader;
-use corecast_proto::session::{Quality, SessionMessage};
+use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role, SigningKey};
-use corecast_proto::{SeqNo, Ssrc};
+use corecast_proto::SeqNo;
 
 use crate::{Event, Input, Output, Router, RouterConfig};
 
+mod client;
 mod stream;
+pub use client::Client;
 pub use stream::{Stream, NTP_START};
 
 /// A small deterministic generator (xorshift64*).
@@ -205,7 +206,7 @@ impl Link {
 #[derive(Debug, Default, Clone)]
 pub struct Received {
     pub packets: u64,
-    ext: SeqExtender,
+    pub(super) ext: SeqExtender,
     base: Option<u64>,
     expected_prior: u64,
     received_prior: u64,
@@ -216,7 +217,7 @@ pub struct Received {
 }
 
 impl Received {
-    fn on_packet(&mut self, now: Instant, seq: SeqNo) {
+    pub(super) fn on_packet(&mut self, now: Instant, seq: SeqNo) {
         let before = self.ext.highest();
         let e = self.ext.extend(seq);
         self.base.get_or_insert(e);
@@ -236,7 +237,7 @@ impl Received {
     }
 
     /// Fraction lost since the last report, in 1/256 (§A.3).
-    fn fraction(&mut self) -> u8 {
+    pub(super) fn fraction(&mut self) -> u8 {
         let (Some(b), Some(h)) = (self.base, self.ext.highest()) else { return 0 };
         let expected = h - b + 1;
         let expected_interval = expected - self.expected_prior;
@@ -249,198 +250,6 @@ impl Received {
         } else {
             ((lost << 8) / expected_interval as i64).min(255) as u8
         }
-    }
-}
-
-/// A participant on the simulated network.
-#[derive(Debug)]
-pub struct Client {
-    pub addr: SocketAddr,
-    pub pid: ParticipantId,
-    token: Vec<u8>,
-    quality: Quality,
-    pub up: Link,
-    pub down: Link,
-    pub streams: Vec<Stream>,
-    pub joined: bool,
-    next_join: Instant,
-    next_report: Instant,
-    /// Per SSRC, what reached this client.
-    pub rx: BTreeMap<u32, Received>,
-    /// The reports this client sent: when, and each block's fraction lost.
-    pub reports: Vec<(Instant, Vec<u8>)>,
-    /// Keyframe requests (PLI) that reached this client.
-    pub plis: Vec<Instant>,
-    /// Every sequence number NACKs that reached this client asked for
-    /// (media SSRC, number), in order; the client resends what it still has.
-    pub nacked: Vec<(u32, u16)>,
-    /// NACKs its gaps (RFC 4585 generic NACK): after 20 ms, then every
-    /// 150 ms, at most 5 times per packet.
-    pub nacks: bool,
-    /// Lists its SSRCs in its join (else it claims them by sending, as ffmpeg does).
-    pub declares: bool,
-    /// Gaps it NACKs: (SSRC, number) → (next NACK, NACKs sent).
-    missing: BTreeMap<(u32, u16), (Instant, u8)>,
-    /// The simulation's start (its wallclock's origin).
-    t0: Instant,
-    /// SRs and RRs that reached it, with when (and, for SRs, how many
-    /// packets of that SSRC had reached it by then).
-    pub srs_in: Vec<(Instant, rtcp::SenderReport, u64)>,
-    pub rrs_in: Vec<(Instant, ReceiverReport)>,
-    /// Per SSRC: the last SR's compact NTP time and when it came (its reports' LSR/DLSR).
-    last_sr: BTreeMap<u32, (u32, Instant)>,
-}
-
-impl Client {
-    fn report_ssrc(&self) -> Ssrc {
-        self.streams.first().map_or(Ssrc(0x5000_0000 + self.pid.0 as u32), |s| s.ssrc)
-    }
-
-    fn receive(&mut self, now: Instant, b: &Bytes) {
-        match classify(b) {
-            Kind::Rtp => {
-                if let Ok(h) = RtpHeader::parse(b) {
-                    let rx = self.rx.entry(h.ssrc.0).or_default();
-                    let before = rx.ext.highest();
-                    rx.on_packet(now, h.seq);
-                    self.missing.remove(&(h.ssrc.0, h.seq.0));
-                    if let (true, Some(before), Some(after)) = (self.nacks, before, rx.ext.highest()) {
-                        for e in (before + 1..after).take(200) {
-                            self.missing.insert((h.ssrc.0, e as u16), (now + Duration::from_millis(20), 0));
-                        }
-                    }
-                }
-            }
-            Kind::Rtcp => {
-                for p in rtcp::parse_compound(b).unwrap_or_default() {
-                    match p {
-                        RtcpPacket::Pli(_) => self.plis.push(now),
-                        RtcpPacket::SenderReport(sr) => {
-                            self.last_sr.insert(sr.ssrc.0, ((sr.ntp_time >> 16) as u32, now));
-                            let got = self.rx.get(&sr.ssrc.0).map_or(0, |r| r.packets);
-                            self.srs_in.push((now, sr, got));
-                        }
-                        RtcpPacket::ReceiverReport(rr) => self.rrs_in.push((now, rr)),
-                        RtcpPacket::Nack(n) => {
-                            for seq in n.lost() {
-                                self.nacked.push((n.media_ssrc.0, seq.0));
-                                let s = self.streams.iter().find(|s| s.ssrc == n.media_ssrc);
-                                let again = s.and_then(|s| s.history.iter().find(|(q, _)| *q == seq.0));
-                                if let Some((_, b)) = again {
-                                    self.up.send(now, b.clone());
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Kind::Stun => {
-                if let Ok(SessionMessage::JoinAck { .. }) = SessionMessage::parse(b) {
-                    if !self.joined {
-                        for s in &mut self.streams {
-                            s.next = Some(now);
-                        }
-                    }
-                    self.joined = true;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// What the client sends at `now`: its join until answered, then media and reports.
-    fn act(&mut self, now: Instant, report_every: Duration) {
-        if !self.joined {
-            if now >= self.next_join {
-                let ssrcs =
-                    if self.declares { self.streams.iter().map(|s| (s.ssrc, s.kind)).collect() } else { vec![] };
-                let m = SessionMessage::Join {
-                    txid: [7; 12],
-                    token: self.token.clone(),
-                    ssrcs,
-                    quality: self.quality,
-                    srtp: false,
-                };
-                self.up.send(now, Bytes::from(super::signed(&m, &self.token)));
-                self.next_join = now + Duration::from_millis(250);
-            }
-            return;
-        }
-        self.send_nacks(now);
-        for s in &mut self.streams {
-            if s.until.is_some_and(|u| now >= u) {
-                s.next = Some(now + Duration::from_secs(3600));
-                continue;
-            }
-            let next = *s.next.get_or_insert(now);
-            if now >= next {
-                s.next = Some(next + s.interval);
-                if s.sr_every.is_some() && s.next_sr.is_none_or(|t| now >= t) {
-                    s.next_sr = Some(now + s.sr_every.unwrap_or_default());
-                    let sr = s.sender_report(now, self.t0);
-                    s.srs.push((now, sr.clone()));
-                    let b = rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).expect("a valid SR");
-                    self.up.send(now, Bytes::from(b));
-                }
-                self.up.send(now, s.packet(now));
-            }
-        }
-        if now >= self.next_report {
-            self.next_report = now + report_every;
-            let reporter = self.report_ssrc();
-            let reports: Vec<ReportBlock> =
-                self.rx
-                    .iter_mut()
-                    .map(|(&ssrc, r)| {
-                        let (last_sr, delay_since_last_sr) = self.last_sr.get(&ssrc).map_or((0, 0), |&(lsr, at)| {
-                            (lsr, ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32)
-                        });
-                        ReportBlock {
-                            ssrc: Ssrc(ssrc),
-                            fraction_lost: r.fraction(),
-                            cumulative_lost: r.lost() as i32,
-                            ext_highest_seq: r.ext.highest().map_or(0, |h| (h - (1 << 16)) as u32),
-                            last_sr,
-                            delay_since_last_sr,
-                            ..Default::default()
-                        }
-                    })
-                    .collect();
-            self.reports.push((now, reports.iter().map(|b| b.fraction_lost).collect()));
-            let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports });
-            self.up.send(now, Bytes::from(rtcp::write_compound(&[rr]).expect("a valid report")));
-        }
-    }
-
-    /// NACKs the gaps that are due, one NACK per SSRC.
-    fn send_nacks(&mut self, now: Instant) {
-        let reporter = self.report_ssrc();
-        let mut due: BTreeMap<u32, Vec<SeqNo>> = BTreeMap::new();
-        self.missing.retain(|&(ssrc, seq), (next, tries)| {
-            if *next <= now {
-                if *tries >= 5 {
-                    return false;
-                }
-                due.entry(ssrc).or_default().push(SeqNo(seq));
-                *tries += 1;
-                *next = now + Duration::from_millis(150);
-            }
-            true
-        });
-        for (ssrc, seqs) in due {
-            let nack = RtcpPacket::Nack(rtcp::Nack::from_lost(reporter, Ssrc(ssrc), &seqs));
-            self.up.send(now, Bytes::from(rtcp::write_compound(&[nack]).expect("a valid NACK")));
-        }
-    }
-
-    fn next_action(&self) -> Instant {
-        if !self.joined {
-            return self.next_join;
-        }
-        let media = self.streams.iter().filter_map(|s| s.next).min();
-        let t = media.map_or(self.next_report, |m| m.min(self.next_report));
-        self.missing.values().map(|m| m.0).min().map_or(t, |n| n.min(t))
     }
 }
 
@@ -507,8 +316,13 @@ impl Sim {
             rx: BTreeMap::new(),
             reports: Vec::new(),
             plis: Vec::new(),
+            keyframes_in: Vec::new(),
             nacked: Vec::new(),
             nacks: false,
+            resends: true,
+            simulcast: Vec::new(),
+            remb: None,
+            remb_sent: None,
             declares: true,
             missing: BTreeMap::new(),
             t0: self.t0,

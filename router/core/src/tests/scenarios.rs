@@ -206,3 +206,64 @@ fn reordered_and_duplicated_packets_all_arrive_and_forwarding_keeps_their_order(
     assert!(got.late > 20, "reordering is forwarded as received: {}", got.late);
     assert_eq!(sim.router.stats().dropped(), 0);
 }
+
+/// 20% loss in bursts (4 packets on average) on the uplink of a publisher
+/// that does not retransmit: the router NACKs each loss, gives up after its
+/// tries, and asks a keyframe for at once, so the receiver decodes again
+/// one round trip and a frame after that request instead of at the
+/// publisher's next periodic keyframe (it sends none of its own here).
+#[test]
+fn burst_loss_the_router_cannot_repair_brings_a_keyframe_within_a_round_trip_and_a_frame() {
+    let mut sim = Sim::new(RouterConfig::default(), 11);
+    let ms = Duration::from_millis;
+    let link = LinkConfig { delay: ms(20), ..clean() };
+    let bursty = LinkConfig { burst: Some(Burst { enter: 0.05, leave: 0.25 }), ..link.clone() };
+    // 30 frames/s, one packet each.
+    let p = sim.add(1, Role::Publisher, vec![Stream::vp8_video(101, 30, 1000)], bursty, link.clone());
+    sim.clients[p].resends = false;
+    let r = sim.add(2, Role::Publisher, vec![Stream::audio(200, 90)], link.clone(), link);
+    sim.run_for(secs(30));
+    let stats = *sim.router.stats();
+    let rx = &sim.clients[r].rx[&101];
+    // Every number the receiver never got, and when the next one it did get arrived.
+    let mut got: Vec<(u16, Instant)> = rx.arrivals.iter().map(|&(t, s)| (s, t)).collect();
+    got.sort_by_key(|g| g.0);
+    got.dedup_by_key(|g| g.0);
+    let (first, last) = (got[0].0, got[got.len() - 1].0);
+    let mut freezes = Vec::new();
+    for seq in first..last {
+        if got.binary_search_by_key(&seq, |g| g.0).is_ok() {
+            continue;
+        }
+        let after = got.iter().find(|g| g.0 > seq).map(|g| g.1).unwrap();
+        if after + secs(1) > sim.now {
+            continue; // too near the end to tell
+        }
+        // Decodable again at the first keyframe numbered after the loss.
+        let key = sim.clients[r].keyframes_in.iter().find(|k| k.1 == 101 && k.2 > seq).map(|k| k.0);
+        let key = key.unwrap_or_else(|| panic!("no keyframe after the loss of {seq}"));
+        freezes.push(key.saturating_duration_since(after));
+    }
+    let plis = &sim.clients[p].plis;
+    assert!(freezes.len() >= 20, "unrepaired losses happened: {}", freezes.len());
+    assert!(plis.len() >= 10 && stats.keyframes_for_loss >= 10, "keyframe requests reached the publisher: {plis:?}");
+    // From each request leaving the router (20 ms before it reached the
+    // publisher) to the keyframe at the receiver: the publisher's round trip
+    // (40 ms), its next frame (33 ms) and the receiver's 20 ms, unless the
+    // keyframe itself was lost on the way (20%: then the next request's).
+    let bound = ms(40) + ms(34) + ms(20) + ms(2);
+    let latencies: Vec<Duration> = plis
+        .iter()
+        .filter_map(|&t| {
+            let key = sim.clients[r].keyframes_in.iter().find(|k| k.1 == 101 && k.0 >= t)?;
+            Some(key.0 - (t - ms(20)))
+        })
+        .collect();
+    let prompt = latencies.iter().filter(|l| **l <= bound).count();
+    assert!(prompt * 10 >= latencies.len() * 7, "{prompt} of {} keyframes within {bound:?}", latencies.len());
+    // Every freeze ends: the router's tries (3 NACKs 100 ms apart: the
+    // publisher's RTT is unknown, it sends no reports), then a round trip and
+    // a frame; twice that when the keyframe is lost too.
+    let worst = freezes.iter().max().unwrap();
+    assert!(*worst <= ms(1500), "the longest freeze: {worst:?} ({} freezes)", freezes.len());
+}

@@ -36,6 +36,11 @@ fn layer_ts(k: usize, n: u16) -> u32 {
 
 /// The call: the simulcast publisher and receivers 2 and 3 (join_av).
 fn simulcast_call() -> H {
+    simulcast_call_declaring(LAYERS.map(Ssrc).to_vec())
+}
+
+/// [`simulcast_call`] with the layers declared as `layers`.
+fn simulcast_call_declaring(layers: Vec<Ssrc>) -> H {
     let mut h = H::with(retransmitting());
     let tok = h.token(call(1), 1, Role::Publisher);
     let mut ssrcs = vec![(Ssrc(10), MediaKind::Audio)];
@@ -43,7 +48,7 @@ fn simulcast_call() -> H {
     assert!(matches!(h.join_with(addr(0), tok, ssrcs), SessionMessage::JoinAck { .. }));
     h.join_av(addr(1), 2);
     h.join_av(addr(2), 3);
-    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers: LAYERS.map(Ssrc).to_vec() });
+    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
     h.take();
     h
 }
@@ -182,6 +187,25 @@ fn an_estimate_below_every_layer_keeps_the_lowest_and_hd_until_even_that_does_no
 }
 
 #[test]
+fn layers_declared_in_another_order_rank_by_their_bitrates() {
+    // Highest first: the group is 13, and what each layer costs decides.
+    let mut h = simulcast_call_declaring(vec![Ssrc(13), Ssrc(12), Ssrc(11)]);
+    round(&mut h, 0, &[0, 1, 2]);
+    for n in 1..6 {
+        round(&mut h, n, &[]);
+    }
+    h.advance(Duration::from_millis(500));
+    h.take();
+    h.input(addr(2), remb(300, 60_000));
+    round(&mut h, 6, &[0, 1, 2]);
+    round(&mut h, 7, &[]);
+    let t = h.take();
+    let layers = |to| got(&t, to).iter().map(|p| (p.0, p.3)).collect::<Vec<_>>();
+    assert_eq!(layers(addr(1)), vec![(13, 2), (13, 2)], "no estimate: the costliest layer");
+    assert_eq!(layers(addr(2)), vec![(13, 1), (13, 1)], "60 kbit/s: the middle one by cost");
+}
+
+#[test]
 fn nacks_and_plis_about_the_group_reach_the_layer_the_packet_came_from() {
     let mut h = simulcast_call();
     round(&mut h, 0, &[0, 1, 2]);
@@ -259,15 +283,41 @@ fn without_reports_timestamps_go_on_by_the_time_between_packets() {
 fn a_declaration_the_router_cannot_take_is_dropped() {
     let mut h = simulcast_call();
     let before = h.r.stats().dropped_malformed;
-    // An SSRC it does not send, audio, a layer already grouped.
-    for layers in [vec![Ssrc(11), Ssrc(99)], vec![Ssrc(10), Ssrc(11)], vec![Ssrc(12), Ssrc(13)]] {
+    // Another participant's SSRC, audio, a layer already grouped, one SSRC.
+    for layers in [vec![Ssrc(11), Ssrc(201)], vec![Ssrc(10), Ssrc(11)], vec![Ssrc(12), Ssrc(13)], vec![Ssrc(14)]] {
         h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
     }
-    assert_eq!(h.r.stats().dropped_malformed, before + 3);
+    assert_eq!(h.r.stats().dropped_malformed, before + 4);
     // Unsigned: not the participant's.
     let m = SessionMessage::Simulcast { txid: [1; 12], layers: vec![Ssrc(201), Ssrc(200)] };
     h.input(addr(1), m.to_vec());
     assert_eq!(h.r.stats().dropped_bad_integrity, 1);
+}
+
+#[test]
+fn a_client_that_joined_with_one_video_stream_adds_its_other_layers() {
+    let mut h = H::with(retransmitting());
+    h.join_av(addr(0), 1); // audio 100, video 101
+    h.join_av(addr(1), 2);
+    h.events.clear();
+    let layers = vec![Ssrc(101), Ssrc(102), Ssrc(103)];
+    h.session(addr(0), SessionMessage::Simulcast { txid: [1; 12], layers });
+    let added: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProducerAdded { ssrc, .. } => Some(ssrc.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, vec![102, 103]);
+    for (k, ssrc) in [(2usize, 103u32), (1, 102), (0, 101)] {
+        let mut b = vp8(k, 0, true);
+        corecast_proto::rtp::set_ssrc(&mut b, Ssrc(ssrc));
+        h.input(addr(0), b);
+    }
+    let g = got(&h.take(), addr(1));
+    assert_eq!(g.iter().map(|p| (p.0, p.3)).collect::<Vec<_>>(), vec![(101, 2)], "the top layer under 101");
 }
 
 #[test]
@@ -319,4 +369,104 @@ proptest! {
         }
         prop_assert!(contiguous(&rx), "{:?}", rx);
     }
+}
+
+/// A second of the call: a round of every layer each half second (so the
+/// layers stay measured), keepalives from everyone, then load `busy` per mille.
+fn second_under_load(h: &mut H, n: &mut u16, busy: u16) {
+    for _ in 0..2 {
+        round(h, *n, &[0, 1, 2]);
+        *n += 1;
+        h.advance(Duration::from_millis(500));
+    }
+    for a in 0..3 {
+        h.session(addr(a), SessionMessage::Keepalive { txid: [0; 12] });
+    }
+    h.r.handle_input(h.now, Input::Load { busy_permille: busy });
+    h.drain();
+}
+
+#[test]
+fn overload_lowers_layers_before_it_moves_anyone_to_sd_and_restores_in_reverse() {
+    let mut h = simulcast_call();
+    let mut n = 0;
+    let sd_moves = |h: &H| h.events.iter().filter(|e| matches!(e, Event::QualityChanged { .. })).count();
+    second_under_load(&mut h, &mut n, 500);
+    // Over the budget: receivers 2, then 3, held at the lowest layer; only then SD.
+    second_under_load(&mut h, &mut n, 950);
+    assert_eq!((h.r.stats().overload_layers_lowered, sd_moves(&h)), (1, 0));
+    second_under_load(&mut h, &mut n, 950);
+    assert_eq!((h.r.stats().overload_layers_lowered, sd_moves(&h)), (2, 0));
+    h.take();
+    round(&mut h, n, &[0, 1, 2]);
+    n += 1;
+    let t = h.take();
+    for to in [addr(1), addr(2)] {
+        assert_eq!(got(&t, to).last().map(|p| p.3), Some(0), "the lowest layer, from its keyframe on");
+    }
+    second_under_load(&mut h, &mut n, 950);
+    assert_eq!((h.r.stats().overload_layers_lowered, h.r.stats().overload_shed), (2, 1), "then SD");
+    // Calm: SD back first, then the layers, one every 5 s.
+    for _ in 0..11 {
+        second_under_load(&mut h, &mut n, 300);
+    }
+    assert_eq!(h.r.stats().overload_restored, 1);
+    assert!(h.events.iter().any(|e| matches!(e, Event::QualityChanged { quality: Quality::Hd, .. })));
+    for _ in 0..10 {
+        second_under_load(&mut h, &mut n, 300);
+    }
+    assert_eq!(h.r.stats().overload_restored, 3);
+    h.take();
+    round(&mut h, n, &[0, 1, 2]);
+    let t = h.take();
+    for to in [addr(1), addr(2)] {
+        assert_eq!(got(&t, to).first().map(|p| p.3), Some(2), "the top layer again");
+    }
+    assert_eq!(h.r.stats().dropped(), 0, "nothing dropped on the way");
+}
+
+/// A VP8 packet of layer `k` with temporal layers (L1T3 at 30 frames/s: T0,
+/// T2, T1, T2, ...): frame `n`, one packet, the first a keyframe.
+fn vp8_l1t3(k: usize, n: u16) -> Vec<u8> {
+    let tid = [0u8, 2, 1, 2][usize::from(n % 4)];
+    // X and S; T present; TID; then the payload header (P clear on the keyframe).
+    let mut payload = vec![0x90, 0x20, tid << 6, u8::from(n != 0), k as u8];
+    payload.resize(SIZES[k], 0);
+    let pkt = RtpPacket {
+        pt: Pt(96),
+        seq: SeqNo(1000 * (k as u16 + 1) + n),
+        ssrc: Ssrc(LAYERS[k]),
+        timestamp: MediaTime(layer_ts(k, n)),
+        payload,
+        ..Default::default()
+    };
+    pkt.to_vec().unwrap()
+}
+
+#[test]
+fn a_frame_rate_cap_thins_the_layer_a_receiver_gets_without_a_gap() {
+    let mut h = simulcast_call();
+    // Receiver 3 (a viewer of a screen share, say) takes at most 8 frames/s.
+    let c = h.r.calls.get_mut(&call(1)).unwrap();
+    let i = c.index_of(ParticipantId(3)).unwrap();
+    c.participants[i].max_fps = Some(8);
+    for n in 0..120u16 {
+        for k in (0..3).rev() {
+            h.input(addr(0), vp8_l1t3(k, n));
+        }
+        if n % 15 == 14 {
+            h.advance(Duration::from_millis(500));
+        }
+    }
+    let t = h.take();
+    let full = got(&t, addr(1));
+    let capped = got(&t, addr(2));
+    assert_eq!(full.len(), 120, "every frame of the top layer");
+    assert!(full.iter().chain(&capped).all(|p| p.0 == 11), "under the group's SSRC");
+    let top = |p: &Transmit| RtpHeader::parse(&p.contents).ok().map(|h| h.payload(&p.contents)[4]);
+    assert!(t.iter().filter(|p| classify(&p.contents) == Kind::Rtp).all(|p| top(p) == Some(2)), "the top layer");
+    // T0 only (7.5 frames/s) once the layers' rates are known (after a second of media).
+    assert!((30..=40).contains(&capped.len()), "{} frames", capped.len());
+    assert!(contiguous(&capped.iter().map(|p| p.1).collect::<Vec<_>>()), "no gap");
+    assert_eq!(h.r.stats().frame_rate_dropped as usize, 120 - capped.len());
 }

@@ -360,3 +360,67 @@ fn a_receiver_on_the_other_worker_gets_that_workers_sr_in_the_publishers_clock()
     assert_eq!(rrs.len(), 1);
     assert_eq!((rrs[0].ssrc, rrs[0].reports[0].last_sr), (crate::ROUTER_SSRC, (ntp >> 16) as u32));
 }
+
+/// A VP8 packet of simulcast layer `k` of publisher 1 (SSRC 10 + k), its
+/// layer in the payload's third byte, `size` bytes, a keyframe or not.
+fn layer_packet(k: u8, seq: u16, key: bool) -> Vec<u8> {
+    let mut payload = vec![k; 100 + 400 * usize::from(k)];
+    payload[..2].copy_from_slice(&[0x10, u8::from(!key)]);
+    let pkt = corecast_proto::rtp::RtpPacket {
+        pt: corecast_proto::Pt(96),
+        seq: SeqNo(seq),
+        ssrc: Ssrc(10 + u32::from(k)),
+        payload,
+        ..Default::default()
+    };
+    pkt.to_vec().unwrap()
+}
+
+#[test]
+fn a_simulcast_source_reaches_the_other_workers_receivers_as_one_layer_and_their_plis_come_back() {
+    let mut p = Pair::new(2);
+    let c = call_on_worker_0();
+    let placed: Vec<usize> = (1..=4u64).map(|pid| p.join(c, pid, addr(pid as u16))).collect();
+    assert_eq!(placed, vec![0, 0, 1, 1]);
+    // Publisher 1 (video 10) adds layers 11 and 12.
+    p.session(0, addr(1), SessionMessage::Simulcast { txid: [2; 12], layers: vec![Ssrc(10), Ssrc(11), Ssrc(12)] });
+    let layers_to = |p: &Pair, to: SocketAddr| -> Vec<(u32, u8)> {
+        p.delivered
+            .iter()
+            .filter(|(a, b)| *a == to && classify(b) == Kind::Rtp)
+            .map(|(_, b)| {
+                let h = RtpHeader::parse(b).unwrap();
+                (h.ssrc.0, h.payload(b)[2])
+            })
+            .collect()
+    };
+    p.delivered.clear();
+    for seq in 0..10u16 {
+        for k in (0..3u8).rev() {
+            p.input(0, addr(1), layer_packet(k, seq, seq == 0));
+        }
+    }
+    for to in [addr(2), addr(3), addr(4)] {
+        assert_eq!(layers_to(&p, to), vec![(10, 2); 10], "the top layer only, under 10, on both workers");
+    }
+    // Receiver 3 (worker 1) sends a low estimate: its worker asks worker 0's publisher for the low layer's keyframe.
+    p.advance(Duration::from_millis(500));
+    p.delivered.clear();
+    let remb = RtcpPacket::Remb(rtcp::Remb { sender_ssrc: Ssrc(30), bitrate_bps: 10_000, ssrcs: vec![] });
+    p.input(1, addr(3), rtcp::write_compound(&[remb]).unwrap());
+    p.input(0, addr(1), layer_packet(2, 10, false));
+    p.input(0, addr(1), layer_packet(0, 10, false));
+    let plis: Vec<u32> = p
+        .delivered
+        .iter()
+        .filter(|(a, b)| *a == addr(1) && classify(b) == Kind::Rtcp)
+        .flat_map(|(_, b)| rtcp::parse_compound(b).unwrap())
+        .filter_map(|r| if let RtcpPacket::Pli(pli) = r { Some(pli.media_ssrc.0) } else { None })
+        .collect();
+    assert_eq!(plis, vec![10], "a keyframe of the lowest layer (10), asked across the pipe");
+    p.delivered.clear();
+    p.input(0, addr(1), layer_packet(2, 11, false));
+    p.input(0, addr(1), layer_packet(0, 11, true));
+    assert_eq!(layers_to(&p, addr(3)), vec![(10, 2), (10, 0)], "the low layer from its keyframe on");
+    assert_eq!(layers_to(&p, addr(4)), vec![(10, 2)], "the other receiver keeps the top layer");
+}

@@ -277,10 +277,13 @@ fn a_browser_publisher_reaches_a_native_receiver_and_a_browser_subscriber() {
         // The native receiver gets the plain packet as the browser sent it.
         assert_eq!(&to_native[0].contents[..], &video(VIDEO_SSRC, seq, 35)[..]);
         // The browser receiver gets it sealed with its own keys, with its own
-        // payload type (35 → 35 here) and mid, and no other extension.
+        // payload type (35 → 35 here) and mid, the router's own transport-wide
+        // number (the leg negotiated transport-cc: id 3), no other extension.
         let q = b.open_rtp(&to_b[0].contents);
         assert_eq!((q.ssrc, q.seq, q.pt), (Ssrc(VIDEO_SSRC), SeqNo(seq), Pt(35)));
-        assert_eq!(q.extensions, vec![(9, b"1".to_vec())]);
+        assert_eq!(q.extensions.len(), 2);
+        assert_eq!(q.extensions[0], (9, b"1".to_vec()));
+        assert_eq!(q.extensions[1].0, 3);
         assert_eq!(q.payload, vec![seq as u8; 1000]);
         assert_ne!(&to_b[0].contents[..], &to_native[0].contents[..]);
     }

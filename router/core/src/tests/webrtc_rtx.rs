@@ -49,7 +49,8 @@ fn a_browsers_nack_is_answered_as_rtx_from_the_buffer() {
             &q.payload[2..],
             &video(0x1111, 6, 45)[..][RtpHeader::parse(&video(0x1111, 6, 45)).unwrap().payload_offset..]
         );
-        assert_eq!(q.extensions, vec![(9, b"1".to_vec())], "the leg's mid");
+        assert_eq!(q.extensions[0], (9, b"1".to_vec()), "the leg's mid");
+        assert_eq!(q.extensions[1].0, 3, "the router's transport-wide number");
         rtx_seqs.push(q.seq.0);
         // A repeat within a round trip is the same request: wait past it.
         h.now += crate::retransmit::RESEND_GAP;

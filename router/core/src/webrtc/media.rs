@@ -184,15 +184,13 @@ impl LegFormat {
         SenderFormat { codecs, audio_level: self.extensions.audio_level.unwrap_or(0) }
     }
 
-    /// Appends `packet` (parsed as `h`) to `out` as this leg receives it:
-    /// its payload type, its `mid`, the audio level under its id, nothing
-    /// else of the sender's extensions. `false`: the leg has no m-line for
-    /// this stream (it is not sent).
-    pub fn rewrite(&self, packet: &[u8], h: &RtpHeader, src: Source, out: &mut BytesMut) -> bool {
-        let Some((line, pt)) = self.send_line(src.kind, src.codec) else { return false };
-        let mut ext = [0u8; 64];
+    /// The one-byte-header extensions (RFC 8285) the leg negotiated, into
+    /// `ext` (unpadded): the `mid` of `line`, the audio level `level`, the
+    /// transport-wide sequence number `twcc`; their length.
+    fn write_extensions(&self, line: &SendLine, level: Option<u8>, twcc: Option<u16>, ext: &mut [u8; 64]) -> usize {
+        let one_byte = |id: &u8| (1..=14).contains(id);
         let mut n = 0;
-        if let Some(id) = self.extensions.mid.filter(|id| (1..=14).contains(id)) {
+        if let Some(id) = self.extensions.mid.filter(one_byte) {
             let mid = &line.mid[..usize::from(line.mid_len)];
             if !mid.is_empty() {
                 ext[n] = (id << 4) | (mid.len() as u8 - 1);
@@ -200,15 +198,39 @@ impl LegFormat {
                 n += 1 + mid.len();
             }
         }
-        let audio = src.kind == MediaKind::Audio && src.audio_level != 0;
-        if let (Some(id), true) = (self.extensions.audio_level.filter(|id| (1..=14).contains(id)), audio) {
-            let level = h.extensions(packet).flatten().find(|e| e.id == src.audio_level);
-            if let Some(e) = level.filter(|e| e.data.len() == 1) {
-                ext[n] = id << 4;
-                ext[n + 1] = e.data[0];
-                n += 2;
-            }
+        if let (Some(id), Some(level)) = (self.extensions.audio_level.filter(one_byte), level) {
+            ext[n] = id << 4;
+            ext[n + 1] = level;
+            n += 2;
         }
+        if let (Some(id), Some(seq)) = (self.extensions.transport_cc.filter(one_byte), twcc) {
+            ext[n] = (id << 4) | 1;
+            ext[n + 1..n + 3].copy_from_slice(&seq.to_be_bytes());
+            n += 3;
+        }
+        n
+    }
+
+    /// Appends `packet` (parsed as `h`) to `out` as this leg receives it:
+    /// its payload type, its `mid`, the audio level under its id, the
+    /// transport-wide sequence number `twcc` (when the leg negotiated
+    /// transport-cc and the router numbers what it sends it), nothing
+    /// else of the sender's extensions. `false`: the leg has no m-line for
+    /// this stream (it is not sent).
+    pub fn rewrite(&self, packet: &[u8], h: &RtpHeader, src: Source, twcc: Option<u16>, out: &mut BytesMut) -> bool {
+        let Some((line, pt)) = self.send_line(src.kind, src.codec) else { return false };
+        let audio = src.kind == MediaKind::Audio && src.audio_level != 0;
+        let level = if audio && self.extensions.audio_level.is_some() {
+            h.extensions(packet)
+                .flatten()
+                .find(|e| e.id == src.audio_level)
+                .filter(|e| e.data.len() == 1)
+                .map(|e| e.data[0])
+        } else {
+            None
+        };
+        let mut ext = [0u8; 64];
+        let n = self.write_extensions(&line, level, twcc, &mut ext);
         let padded = n.div_ceil(4) * 4;
         let csrcs = 12 + 4 * h.csrc_count as usize;
         // V=2, P as received, X when there are extensions, CC as received.
@@ -263,6 +285,7 @@ impl LegFormat {
     /// stream's clock) as the redundant one, then this packet's. `false`:
     /// no RED on this leg, or `prev` does not fit a block (over 1023 bytes,
     /// or an offset of 2^14 or more).
+    #[allow(clippy::too_many_arguments)]
     pub fn rewrite_red(
         &self,
         packet: &[u8],
@@ -270,6 +293,7 @@ impl LegFormat {
         src: Source,
         prev: &[u8],
         ts_offset: u32,
+        twcc: Option<u16>,
         out: &mut BytesMut,
     ) -> bool {
         let Some((line, pt)) = self.send_line(src.kind, src.codec) else { return false };
@@ -278,7 +302,7 @@ impl LegFormat {
             return false;
         }
         let start = out.len();
-        if !self.rewrite(packet, h, src, out) {
+        if !self.rewrite(packet, h, src, twcc, out) {
             return false;
         }
         let tail = packet.len() - h.payload_offset;
@@ -308,6 +332,7 @@ impl LegFormat {
     /// then sent as RTX: the RTX payload type, SSRC `rtx_ssrc` and sequence
     /// number `rtx_seq`, the original sequence number (as the receiver saw
     /// it) in front of the payload. `false`: no RTX for it on this leg.
+    #[allow(clippy::too_many_arguments)]
     pub fn rewrite_rtx(
         &self,
         packet: &[u8],
@@ -315,13 +340,14 @@ impl LegFormat {
         src: Source,
         rtx_ssrc: u32,
         rtx_seq: u16,
+        twcc: Option<u16>,
         out: &mut BytesMut,
     ) -> bool {
         let Some(rtx_pt) = self.send_line(src.kind, src.codec).and_then(|(l, _)| l.rtx_payload_type) else {
             return false;
         };
         let start = out.len();
-        if !self.rewrite(packet, h, src, out) {
+        if !self.rewrite(packet, h, src, twcc, out) {
             return false;
         }
         // The rewrite copied the header and its extensions before the payload.
@@ -332,6 +358,43 @@ impl LegFormat {
         out[start + 1] = (out[start + 1] & 0x80) | (rtx_pt & 0x7F);
         out[start + 2..start + 4].copy_from_slice(&rtx_seq.to_be_bytes());
         out[start + 8..start + 12].copy_from_slice(&rtx_ssrc.to_be_bytes());
+        true
+    }
+
+    /// Appends to `out` a padding-only RTX packet (RFC 4588 with RFC 3550
+    /// padding: a bandwidth probe) on this leg's RTX payload type for video
+    /// of `codec`: SSRC `rtx_ssrc`, sequence number `rtx_seq`, timestamp
+    /// `ts`, the leg's `mid` and the transport-wide number `twcc`, then
+    /// `padding` (1..=255) bytes of padding. `false`: no RTX for it here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_padding(
+        &self,
+        codec: Codec,
+        rtx_ssrc: u32,
+        rtx_seq: u16,
+        ts: u32,
+        twcc: Option<u16>,
+        padding: u8,
+        out: &mut BytesMut,
+    ) -> bool {
+        let Some((line, _)) = self.send_line(MediaKind::Video, codec) else { return false };
+        let (Some(rtx_pt), true) = (line.rtx_payload_type, padding > 0) else { return false };
+        let mut ext = [0u8; 64];
+        let n = self.write_extensions(&line, None, twcc, &mut ext);
+        let padded = n.div_ceil(4) * 4;
+        // V=2, P, X when there are extensions, no CSRC.
+        out.extend_from_slice(&[0xA0 | if n > 0 { 0x10 } else { 0 }, rtx_pt & 0x7F]);
+        out.extend_from_slice(&rtx_seq.to_be_bytes());
+        out.extend_from_slice(&ts.to_be_bytes());
+        out.extend_from_slice(&rtx_ssrc.to_be_bytes());
+        if n > 0 {
+            out.extend_from_slice(&[0xBE, 0xDE]);
+            out.extend_from_slice(&((padded / 4) as u16).to_be_bytes());
+            out.extend_from_slice(&ext[..padded]);
+        }
+        let at = out.len();
+        out.resize(at + usize::from(padding), 0);
+        out[at + usize::from(padding) - 1] = padding;
         true
     }
 }
@@ -358,242 +421,5 @@ pub fn rtx_ssrc(media: u32) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use corecast_proto::rtp::RtpPacket;
-    use corecast_proto::{MediaTime, Pt, SeqNo};
-
-    fn leg() -> LegFormat {
-        LegFormat::new(
-            vec![
-                LegMedia {
-                    mid: "0".into(),
-                    kind: MediaKind::Audio,
-                    codec: Codec::Opus,
-                    payload_type: 111,
-                    rtx_payload_type: None,
-                    red_payload_type: None,
-                    receives: false,
-                    sends: true,
-                    remote_ssrcs: vec![],
-                    remote_rtx: vec![],
-                    rids: vec![],
-                },
-                LegMedia {
-                    mid: "video".into(),
-                    kind: MediaKind::Video,
-                    codec: Codec::Av1,
-                    payload_type: 39,
-                    rtx_payload_type: Some(40),
-                    red_payload_type: None,
-                    receives: false,
-                    sends: true,
-                    remote_ssrcs: vec![],
-                    remote_rtx: vec![],
-                    rids: vec![],
-                },
-            ],
-            LegExtensions { mid: Some(9), audio_level: Some(3), transport_cc: Some(5), ..Default::default() },
-        )
-    }
-
-    fn packet(pt: u8, ext: Vec<(u8, Vec<u8>)>) -> Vec<u8> {
-        RtpPacket {
-            marker: true,
-            pt: Pt(pt),
-            seq: SeqNo(7),
-            timestamp: MediaTime(9000),
-            ssrc: Ssrc(0x1234),
-            csrcs: vec![Ssrc(5)],
-            extensions: ext,
-            payload: vec![1, 2, 3, 4, 5],
-            padding: 0,
-        }
-        .to_vec()
-        .unwrap()
-    }
-
-    #[test]
-    fn video_gets_the_receivers_payload_type_and_mid_only() {
-        let p = packet(45, vec![(1, vec![0x85]), (4, vec![1, 2, 3])]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let mut out = BytesMut::new();
-        let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 1 };
-        assert!(leg().rewrite(&p, &h, src, &mut out));
-        let q = RtpPacket::parse(&out).unwrap();
-        assert_eq!(q.pt, Pt(39));
-        assert!(q.marker);
-        assert_eq!(
-            (q.seq, q.timestamp, q.ssrc, q.csrcs.clone()),
-            (SeqNo(7), MediaTime(9000), Ssrc(0x1234), vec![Ssrc(5)])
-        );
-        assert_eq!(q.extensions, vec![(9, b"video".to_vec())]);
-        assert_eq!(q.payload, vec![1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn audio_keeps_its_level_under_the_receivers_id() {
-        let p = packet(111, vec![(1, vec![0x85])]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let mut out = BytesMut::new();
-        let src = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
-        assert!(leg().rewrite(&p, &h, src, &mut out));
-        let q = RtpPacket::parse(&out).unwrap();
-        assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (3, vec![0x85])]);
-    }
-
-    #[test]
-    fn a_codec_the_leg_did_not_negotiate_is_not_sent() {
-        let p = packet(96, vec![]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let src = Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 };
-        assert!(!leg().rewrite(&p, &h, src, &mut BytesMut::new()));
-    }
-
-    #[test]
-    fn no_extensions_without_mid_or_level() {
-        let mut l = leg();
-        l.extensions = LegExtensions::default();
-        let p = packet(45, vec![(1, vec![0x85])]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let mut out = BytesMut::new();
-        let src = Source { codec: Codec::Rtx, kind: MediaKind::Video, audio_level: 1 };
-        assert!(l.rewrite(&p, &h, src, &mut out));
-        let q = RtpPacket::parse(&out).unwrap();
-        assert_eq!((q.pt, q.extensions.len()), (Pt(40), 0));
-    }
-
-    #[test]
-    fn a_retransmission_goes_as_rtx_with_the_original_number_in_front() {
-        let p = packet(45, vec![(1, vec![0x85])]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0 };
-        assert!(leg().has_rtx(Codec::Av1));
-        let mut out = BytesMut::from(&b"before"[..]);
-        assert!(leg().rewrite_rtx(&p, &h, src, rtx_ssrc(0x1234), 500, &mut out));
-        assert_eq!(&out[..6], b"before", "appended");
-        let q = RtpPacket::parse(&out[6..]).unwrap();
-        assert_eq!((q.pt, q.seq, q.ssrc, q.marker), (Pt(40), SeqNo(500), Ssrc(rtx_ssrc(0x1234)), true));
-        assert_eq!((q.timestamp, q.csrcs.clone()), (MediaTime(9000), vec![Ssrc(5)]));
-        assert_eq!(q.extensions, vec![(9, b"video".to_vec())]);
-        assert_eq!(q.payload, vec![0, 7, 1, 2, 3, 4, 5], "OSN 7, then the payload");
-        assert_ne!(rtx_ssrc(0x1234), 0x1234);
-        // Audio has no RTX line; a leg without RTX for the codec sends none.
-        let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0 };
-        assert!(!leg().rewrite_rtx(&p, &h, opus, 1, 1, &mut BytesMut::new()));
-        let mut l = leg();
-        l = LegFormat::new(
-            l.media.iter().cloned().map(|m| LegMedia { rtx_payload_type: None, ..m }).collect(),
-            l.extensions,
-        );
-        assert!(!l.has_rtx(Codec::Av1));
-        let mut out = BytesMut::new();
-        assert!(!l.rewrite_rtx(&p, &h, src, 1, 1, &mut out));
-        assert!(out.is_empty());
-    }
-
-    #[test]
-    fn red_carries_the_previous_payload_then_this_one() {
-        let mut media = leg().media;
-        media[0].red_payload_type = Some(63);
-        let l = LegFormat::new(media, leg().extensions);
-        assert!(l.has_red() && !leg().has_red());
-        let p = packet(111, vec![(1, vec![0x85])]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
-        let mut out = BytesMut::new();
-        assert!(l.rewrite_red(&p, &h, opus, &[9, 9, 9], 960, &mut out));
-        let q = RtpPacket::parse(&out).unwrap();
-        assert_eq!((q.pt, q.seq, q.timestamp, q.marker), (Pt(63), SeqNo(7), MediaTime(9000), true));
-        assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (3, vec![0x85])], "mid and level as for plain audio");
-        // F=1 pt 111, offset 960, length 3; F=0 pt 111; the redundant bytes; the primary's.
-        let word = (960u32 << 10) | 3;
-        let mut want = vec![0x80 | 111];
-        want.extend_from_slice(&word.to_be_bytes()[1..]);
-        want.extend_from_slice(&[111, 9, 9, 9, 1, 2, 3, 4, 5]);
-        assert_eq!(q.payload, want);
-        // Too far back, too long, or no RED on the leg: not sent as RED (nothing written).
-        for (prev, offset) in [(vec![1; 3], 1 << 14), (vec![1; 1024], 960), (vec![1; 3], 0)] {
-            let mut out = BytesMut::new();
-            assert!(!l.rewrite_red(&p, &h, opus, &prev, offset, &mut out));
-            assert!(out.is_empty());
-        }
-        assert!(!leg().rewrite_red(&p, &h, opus, &[1], 960, &mut BytesMut::new()));
-    }
-
-    #[test]
-    fn a_peers_rtx_is_unwrapped_into_the_packet_it_repairs() {
-        let mut media = leg().media;
-        media[1].receives = true;
-        media[1].remote_rtx = vec![(Ssrc(0x1234), Ssrc(0x5678))];
-        let l = LegFormat::new(media, LegExtensions::default());
-        let rtx = |payload: Vec<u8>, padding: u8| {
-            RtpPacket {
-                marker: true,
-                pt: Pt(40),
-                seq: SeqNo(900),
-                timestamp: MediaTime(9000),
-                ssrc: Ssrc(0x5678),
-                csrcs: vec![],
-                extensions: vec![(3, vec![0, 7])],
-                payload,
-                padding,
-            }
-            .to_vec()
-            .unwrap()
-        };
-        let p = rtx(vec![0x01, 0x02, 9, 8, 7], 4);
-        let RtxIn::Repair(v) = l.unwrap_rtx(&p, &RtpHeader::parse(&p).unwrap()) else { panic!("not unwrapped") };
-        let q = RtpPacket::parse(&v).unwrap();
-        assert_eq!((q.pt, q.seq, q.ssrc, q.marker, q.padding), (Pt(39), SeqNo(0x0102), Ssrc(0x1234), true, 0));
-        assert_eq!((q.timestamp, q.payload.clone()), (MediaTime(9000), vec![9, 8, 7]));
-        assert_eq!(q.extensions, vec![(3, vec![0, 7])], "the header extensions kept (transport-wide number)");
-        let probe = rtx(vec![], 200);
-        assert_eq!(l.unwrap_rtx(&probe, &RtpHeader::parse(&probe).unwrap()), RtxIn::Probe);
-        let short = rtx(vec![1, 2], 0);
-        assert_eq!(l.unwrap_rtx(&short, &RtpHeader::parse(&short).unwrap()), RtxIn::Probe);
-        // Another SSRC, or the media payload type: not RTX.
-        let media_pkt = packet(39, vec![]);
-        assert_eq!(l.unwrap_rtx(&media_pkt, &RtpHeader::parse(&media_pkt).unwrap()), RtxIn::NotRtx);
-        let mut other = rtx(vec![1, 2, 3], 0);
-        other[8..12].copy_from_slice(&0x9999u32.to_be_bytes());
-        assert_eq!(l.unwrap_rtx(&other, &RtpHeader::parse(&other).unwrap()), RtxIn::NotRtx);
-    }
-
-    #[test]
-    fn lines_past_those_kept_inline_and_long_mids_read_as_negotiated() {
-        let line = |mid: &str, kind, codec, payload_type| LegMedia {
-            mid: mid.into(),
-            kind,
-            codec,
-            payload_type,
-            rtx_payload_type: None,
-            red_payload_type: None,
-            receives: false,
-            sends: true,
-            remote_ssrcs: vec![],
-            remote_rtx: vec![],
-            rids: vec![],
-        };
-        let mut media: Vec<_> =
-            (0..SEND_LINES).map(|i| line("a", MediaKind::Audio, Codec::Opus, 100 + i as u8)).collect();
-        media.push(line("vp8-line", MediaKind::Video, Codec::Vp8, 96));
-        media.push(line("a-mid-of-seventeen", MediaKind::Video, Codec::H264, 102));
-        let l = LegFormat::new(media, LegExtensions { mid: Some(9), ..Default::default() });
-        let p = packet(45, vec![]);
-        let h = RtpHeader::parse(&p).unwrap();
-        let mut out = BytesMut::new();
-        assert!(l.rewrite(&p, &h, Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 }, &mut out));
-        let q = RtpPacket::parse(&out).unwrap();
-        assert_eq!((q.pt, q.extensions.clone()), (Pt(96), vec![(9, b"vp8-line".to_vec())]));
-        // A mid longer than 16 bytes does not fit the extension: none is written.
-        let mut out = BytesMut::new();
-        assert!(l.rewrite(&p, &h, Source { codec: Codec::H264, kind: MediaKind::Video, audio_level: 0 }, &mut out));
-        let q = RtpPacket::parse(&out).unwrap();
-        assert_eq!((q.pt, q.extensions.len()), (Pt(102), 0));
-        // The first audio line of the first four, as before.
-        let mut out = BytesMut::new();
-        assert!(l.rewrite(&p, &h, Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0 }, &mut out));
-        assert_eq!(RtpPacket::parse(&out).unwrap().pt, Pt(100));
-    }
-}
+#[path = "media_tests.rs"]
+mod tests;

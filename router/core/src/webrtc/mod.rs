@@ -38,6 +38,7 @@ pub use media::rtx_ssrc;
 pub use media::{Codec, LegExtensions, LegMedia, SenderFormat};
 pub(crate) use media::{LegFormat, RtxIn, Source};
 
+use crate::bwe::{ClusterId, ProbeCluster, SendHistory};
 use crate::outbox::Outbox;
 use crate::stats::DropReason;
 
@@ -95,9 +96,21 @@ pub(crate) struct WebRtcTransport {
     /// The next sequence number of each RTX stream the router sends on
     /// this leg, by RTX SSRC (a leg gets few video streams: a short list).
     rtx_seqs: Vec<(u32, u16)>,
+    /// What the router sent on this leg by transport-wide sequence number
+    /// (legs on which the router sends and that negotiated transport-cc):
+    /// the send side of the receiver's bandwidth estimate (`bwe`).
+    send_history: Option<SendHistory>,
+    /// The video stream probes go on as padding (its SSRC, codec and last
+    /// timestamp, as sent): the last video stream sent here.
+    probe_stream: Option<(u32, Codec, u32)>,
     /// Simulcast layers learned by RID (`rid`): (m-line, place, SSRC).
     rid_layers: Vec<(usize, u8, Ssrc)>,
 }
+
+/// Padding per probe packet (RFC 3550 padding: at most 255 bytes).
+const PROBE_PADDING: usize = 255;
+/// The most packets one probe cluster is sent in.
+const PROBE_MAX_PACKETS: usize = 40;
 
 impl WebRtcTransport {
     pub fn new(leg: &WebRtcLeg, identity: &DtlsIdentity, now: Instant) -> WebRtcTransport {
@@ -113,8 +126,16 @@ impl WebRtcTransport {
                 .then(TwccRecorder::new),
             twcc_media_ssrc: leg.media.iter().flat_map(|m| m.remote_ssrcs.first()).next().map_or(0, |s| s.0),
             rtx_seqs: Vec::new(),
+            send_history: (leg.extensions.transport_cc.is_some() && leg.media.iter().any(|m| m.sends))
+                .then(SendHistory::new),
+            probe_stream: None,
             rid_layers: Vec::new(),
         }
+    }
+
+    /// The transport-wide send history, on a leg that negotiated transport-cc.
+    pub fn send_history_mut(&mut self) -> Option<&mut SendHistory> {
+        self.send_history.as_mut()
     }
 
     /// Whether media flows (DTLS done, SRTP keyed).
@@ -204,9 +225,16 @@ impl WebRtcTransport {
 
     /// Sends a forwarded RTP packet: rewritten for this leg, then sealed.
     pub fn send_rtp(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
-        let sent = self.seal_and_send(out, |f, arena| f.rewrite(packet, h, src, arena));
+        let sent = self.seal_and_send(out, 0, |f, twcc, arena| f.rewrite(packet, h, src, twcc, arena));
         if sent == Some(false) {
             out.stats.webrtc_not_ready += 1;
+        }
+        if sent == Some(true) && src.kind == corecast_proto::MediaKind::Video && self.send_history.is_some() {
+            // As sent: a simulcast layer goes out under its group's SSRC and clock.
+            if let Some(b) = packet.get(4..12) {
+                let ts = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                self.probe_stream = Some((u32::from_be_bytes([b[4], b[5], b[6], b[7]]), src.codec, ts));
+            }
         }
         sent == Some(true)
     }
@@ -222,25 +250,68 @@ impl WebRtcTransport {
         src: Source,
         prev: (&[u8], u32),
     ) -> bool {
-        self.seal_and_send(out, |f, arena| f.rewrite_red(packet, h, src, prev.0, prev.1, arena)) == Some(true)
+        self.seal_and_send(out, 0, |f, twcc, arena| f.rewrite_red(packet, h, src, prev.0, prev.1, twcc, arena))
+            == Some(true)
     }
 
     /// Writes one RTP packet with `write` (which appends it to the arena, or
     /// writes nothing and says `false`) straight into the outbox's arena, then
     /// seals it there with the leg's keys and sends it: one copy, no
-    /// allocation. `None`: the leg is not ready (counted), or sealing failed
-    /// (counted); `Some(false)`: `write` wrote nothing.
+    /// allocation. `write` gets the transport-wide sequence number to stamp
+    /// (when the leg negotiated transport-cc); what went is recorded in the
+    /// send history at the outbox's time (that of the input being handled),
+    /// with its probe `cluster` (0: none). `None`: the leg is not ready
+    /// (counted), or sealing failed (counted); `Some(false)`: `write` wrote nothing.
     fn seal_and_send(
         &mut self,
         out: &mut Outbox,
-        write: impl FnOnce(&LegFormat, &mut BytesMut) -> bool,
+        cluster: ClusterId,
+        write: impl FnOnce(&LegFormat, Option<u16>, &mut BytesMut) -> bool,
     ) -> Option<bool> {
         let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
             out.stats.webrtc_not_ready += 1;
             return None;
         };
         let format = &self.format;
-        srtp.seal_and_send(out, dest, |arena| write(format, arena))
+        let twcc = self.send_history.as_ref().map(|s| s.next_seq().0);
+        let mut size = 0;
+        let sent = srtp.seal_and_send(out, dest, |arena| {
+            let start = arena.len();
+            let written = write(format, twcc, arena);
+            size = arena.len() - start;
+            written
+        });
+        if let (Some(true), Some(history)) = (sent, self.send_history.as_mut()) {
+            history.on_sent(out.now(), size, cluster);
+        }
+        sent
+    }
+
+    /// Sends probe `cluster` as padding-only RTX packets (RFC 4588, RFC 3550
+    /// padding) on the RTX stream of the last video stream sent here, each
+    /// numbered and recorded under the cluster's id; how many went (0: no
+    /// transport-cc, no video with RTX sent yet, or not ready). They go at
+    /// once (no pacer yet): the receiver's arrival spacing measures the
+    /// bottleneck, as a packet train does.
+    pub fn send_probe(&mut self, out: &mut Outbox, cluster: &ProbeCluster) -> u32 {
+        let Some((media, codec, ts)) = self.probe_stream.filter(|_| self.send_history.is_some()) else { return 0 };
+        let ssrc = rtx_ssrc(media);
+        let packets = cluster.bytes.div_ceil(PROBE_PADDING).clamp(cluster.min_packets as usize, PROBE_MAX_PACKETS);
+        let padding = (cluster.bytes / packets).clamp(1, PROBE_PADDING) as u8;
+        let i = crate::srtp_pair::rtx_slot(&mut self.rtx_seqs, ssrc);
+        let mut sent = 0;
+        for _ in 0..packets {
+            let seq = self.rtx_seqs[i].1;
+            let write =
+                |f: &LegFormat, twcc, arena: &mut BytesMut| f.write_padding(codec, ssrc, seq, ts, twcc, padding, arena);
+            if self.seal_and_send(out, cluster.id, write) != Some(true) {
+                break;
+            }
+            self.rtx_seqs[i].1 = seq.wrapping_add(1);
+            sent += 1;
+        }
+        out.stats.probes_sent += u64::from(sent);
+        sent
     }
 
     /// Whether this leg takes retransmissions of `src` (it negotiated RTX for its codec).
@@ -257,7 +328,8 @@ impl WebRtcTransport {
         let ssrc = rtx_ssrc(h.ssrc.0);
         let i = crate::srtp_pair::rtx_slot(&mut self.rtx_seqs, ssrc);
         let seq = self.rtx_seqs[i].1;
-        let sent = self.seal_and_send(out, |f, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, arena)) == Some(true);
+        let sent = self.seal_and_send(out, 0, |f, twcc, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, twcc, arena))
+            == Some(true);
         if sent {
             self.rtx_seqs[i].1 = seq.wrapping_add(1);
         }

@@ -36,6 +36,14 @@ pub struct Stream {
     pub(super) next_sr: Option<Instant>,
     /// The SRs sent: when, and the SR.
     pub srs: Vec<(Instant, rtcp::SenderReport)>,
+    /// VP8 (a simulcast layer): each payload starts with a VP8 payload
+    /// descriptor (a keyframe at the first packet and after each keyframe
+    /// request, else an interframe), then the SSRC's low byte.
+    pub vp8: bool,
+    /// A keyframe request came: the next packet is a keyframe.
+    pub keyframe_due: bool,
+    /// Keyframes sent.
+    pub keyframes: u64,
 }
 
 /// The NTP time of the clients' common wallclock at the simulation's start.
@@ -72,7 +80,15 @@ impl Stream {
             sr_every: None,
             next_sr: None,
             srs: Vec::new(),
+            vp8: false,
+            keyframe_due: true,
+            keyframes: 0,
         }
+    }
+
+    /// VP8 video (a simulcast layer, say) at `pps` packets/s of `size` bytes (see [`Stream::vp8`]).
+    pub fn vp8_video(ssrc: u32, pps: u32, size: usize) -> Stream {
+        Stream { vp8: true, ..Stream::video(ssrc, pps, size) }
     }
 
     /// The RTP time of instant `t` on this stream's clock.
@@ -94,11 +110,17 @@ impl Stream {
         self.sent += 1;
         let pt = if self.kind == MediaKind::Audio { 111 } else { 96 };
         let extensions = self.level.map(|l| vec![(1u8, vec![0x80 | l])]).unwrap_or_default();
+        let mut payload = vec![0; self.size.saturating_sub(20)];
+        if self.vp8 && payload.len() >= 3 {
+            let key = std::mem::take(&mut self.keyframe_due);
+            self.keyframes += u64::from(key);
+            payload[..3].copy_from_slice(&[0x10, if key { 0x00 } else { 0x01 }, self.ssrc.0 as u8]);
+        }
         let pkt = RtpPacket {
             pt: Pt(pt),
             seq: SeqNo(self.seq),
             ssrc: self.ssrc,
-            payload: vec![0; self.size.saturating_sub(20)],
+            payload,
             extensions,
             timestamp,
             ..Default::default()

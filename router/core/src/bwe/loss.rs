@@ -1,0 +1,122 @@
+//! The loss-based part of Google congestion control
+//! (draft-ietf-rmcat-gcc-02 §6): over each interval of feedback with enough
+//! packets, more than 10% lost cuts the rate by half the loss
+//! (`rate × (1 − 0.5 × loss)`); under 2% lets it grow (8% a second); in
+//! between it holds. The estimate acted on is the lower of this and the
+//! delay-based one.
+
+use std::time::{Duration, Instant};
+
+/// Fewer packets than this are no loss figure yet.
+const MIN_PACKETS: u32 = 20;
+/// Nor a shorter interval.
+const MIN_INTERVAL: Duration = Duration::from_millis(300);
+/// High loss: decrease.
+pub(crate) const HIGH_LOSS: f64 = 0.10;
+/// Low loss: increase.
+pub(crate) const LOW_LOSS: f64 = 0.02;
+
+/// The loss-based estimate.
+#[derive(Debug)]
+pub(crate) struct LossBased {
+    rate_bps: f64,
+    max_bps: f64,
+    min_bps: f64,
+    lost: u32,
+    total: u32,
+    since: Option<Instant>,
+    last_update: Option<Instant>,
+    /// The last interval's loss fraction.
+    last_loss: f64,
+}
+
+impl LossBased {
+    pub fn new(start_bps: u64, min_bps: u64, max_bps: u64) -> LossBased {
+        LossBased {
+            rate_bps: start_bps as f64,
+            max_bps: max_bps as f64,
+            min_bps: min_bps as f64,
+            lost: 0,
+            total: 0,
+            since: None,
+            last_update: None,
+            last_loss: 0.0,
+        }
+    }
+
+    /// The current loss-based rate, bits/s.
+    pub fn rate_bps(&self) -> u64 {
+        self.rate_bps as u64
+    }
+
+    /// The loss fraction of the last complete interval.
+    pub fn loss(&self) -> f64 {
+        self.last_loss
+    }
+
+    /// A rate measured some other way (a probe): taken when higher.
+    pub fn raise_to(&mut self, bps: u64) {
+        self.rate_bps = self.rate_bps.max((bps as f64).min(self.max_bps));
+    }
+
+    /// Packets reported (`lost` of `total`) by one feedback; `acted_bps` is
+    /// the estimate acted on now (a decrease starts from it), `acked_bps`
+    /// what gets through (with low loss the rate is never below it). Updates
+    /// the rate once an interval has enough packets.
+    pub fn on_feedback(&mut self, now: Instant, lost: u32, total: u32, acted_bps: u64, acked_bps: Option<u64>) {
+        self.lost = self.lost.saturating_add(lost);
+        self.total = self.total.saturating_add(total);
+        let since = *self.since.get_or_insert(now);
+        if self.total < MIN_PACKETS || now.saturating_duration_since(since) < MIN_INTERVAL {
+            return;
+        }
+        let loss = f64::from(self.lost) / f64::from(self.total);
+        self.last_loss = loss;
+        let dt =
+            self.last_update.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)).min(Duration::from_secs(1));
+        self.last_update = Some(now);
+        if loss > HIGH_LOSS {
+            self.rate_bps = self.rate_bps.min(acted_bps as f64) * (1.0 - 0.5 * loss);
+        } else if loss < LOW_LOSS {
+            let grown = self.rate_bps * 1.08f64.powf(dt.as_secs_f64()) + 1000.0 * dt.as_secs_f64();
+            self.rate_bps = grown.max(acked_bps.unwrap_or(0) as f64);
+        }
+        self.rate_bps = self.rate_bps.clamp(self.min_bps, self.max_bps);
+        self.lost = 0;
+        self.total = 0;
+        self.since = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn high_loss_cuts_by_half_the_loss_and_low_loss_grows() {
+        let t0 = Instant::now();
+        let mut l = LossBased::new(1_000_000, 10_000, 10_000_000);
+        // 10 packets only: no figure yet.
+        l.on_feedback(t0, 5, 10, 1_000_000, None);
+        assert_eq!(l.rate_bps(), 1_000_000);
+        // 20% of 40 over 300 ms: × 0.9, from the acted-on 800 k (lower).
+        l.on_feedback(t0 + Duration::from_millis(300), 3, 30, 800_000, None);
+        assert_eq!(l.rate_bps(), 720_000);
+        assert!((l.loss() - 0.2).abs() < 1e-9);
+        // 5%: holds (whatever got through).
+        l.on_feedback(t0 + Duration::from_millis(600), 2, 40, 720_000, Some(5_000_000));
+        assert_eq!(l.rate_bps(), 720_000);
+        // None lost over a second: +8% (+1 kbit).
+        l.on_feedback(t0 + Duration::from_millis(1600), 0, 100, 720_000, Some(500_000));
+        assert!((778_590..=778_610).contains(&l.rate_bps()), "{}", l.rate_bps());
+    }
+
+    #[test]
+    fn with_low_loss_it_is_never_below_what_gets_through() {
+        let t0 = Instant::now();
+        let mut l = LossBased::new(300_000, 10_000, 10_000_000);
+        l.on_feedback(t0, 0, 50, 300_000, None);
+        l.on_feedback(t0 + Duration::from_millis(400), 0, 50, 300_000, Some(900_000));
+        assert_eq!(l.rate_bps(), 900_000);
+    }
+}
