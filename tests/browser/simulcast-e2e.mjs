@@ -170,7 +170,8 @@ async function routerCounters() {
   return { layer_switches: sum('layer_switches'), layers_skipped: sum('layers_skipped'), keyframe_requests: sum('keyframe_requests'),
     nack_answered: sum('nack_answered'), retransmitted: sum('retransmitted'), forwarded_rtp: sum('forwarded_rtp'),
     not_sent: sub('webrtc', 'not_sent'), send_errors: sub('io', 'send_errors'), nacks: sum('nacks'), nack_missed: sum('nack_missed'),
-    nack_throttled: sum('nack_throttled'), retransmit_refused: sum('retransmit_refused'), keyframe_throttled: sub('dropped', 'keyframe_throttled') };
+    nack_throttled: sum('nack_throttled'), retransmit_refused: sum('retransmit_refused'), keyframe_throttled: sub('dropped', 'keyframe_throttled'),
+    twcc_feedback: sum('twcc_feedback'), probes_sent: sum('probes_sent'), keyframes_for_loss: sum('keyframes_for_loss') };
 }
 // The router's view of the call's participants: { [participant_id]: details }.
 async function routerParticipants(callId) {
@@ -410,7 +411,7 @@ async function scenario(ns) {
     if (!w.frames) w.router = await routerCounters();
     check(w.endWidth === s.widths[2], `unshaped, the receiver decodes ${w.endWidth}x${w.endHeight}, not the top layer's width ${s.widths[2]} [${fmt(w)}${w.router ? `; router ${JSON.stringify(w.router)}` : ''}]`);
     check(w.frames > 30, `unshaped, only ${w.frames} frames decoded in 4 s [${fmt(w)}]`);
-    // Then the receiver's first estimate (Chromium's REMB comes after some seconds): the router
+    // Then the receiver's first estimate (REMB, or the router's own from transport-cc feedback): the router
     // allocates by it from then on; the shaping starts from that state (up to 15 s, 2 s after it).
     const ed = Date.now() + 15000; let e = await estimate();
     while (e === null && Date.now() < ed) { await sleep(500); e = await estimate(); }
@@ -433,16 +434,16 @@ async function scenario(ns) {
     const detail = `${opt.shapeKbit} kbit/s, ${opt.loss}% loss: ${fmt(w)}; router: +${w.router.layer_switches} layer switches, ` +
       `+${w.router.keyframe_requests} keyframe requests (+${w.router.keyframe_throttled} throttled), NACKed packets: ` +
       `+${w.router.nack_answered} resent, +${w.router.nack_missed} not in its buffer, +${w.router.nack_throttled} throttled, ` +
-      `+${w.router.retransmit_refused} refused; tbf dropped ${w.shaper.tbfDropped}, nft dropped ${w.shaper.lossDropped}; ` +
+      `+${w.router.retransmit_refused} refused, +${w.router.twcc_feedback} transport-cc feedback, +${w.router.probes_sent} probes, ` +
+      `+${w.router.keyframes_for_loss} keyframes for loss; tbf dropped ${w.shaper.tbfDropped}, nft dropped ${w.shaper.lossDropped}; ` +
       `timeline from the shaping: ${timeline(w)}`;
     check(w.frames > 0, `no frame decoded in ${opt.shapedSeconds} s under shaping [${detail}]`);
     if (w.endWidth !== s.widths[0]) {
       const est = w.estimates.filter((e) => e !== null);
       if (!est.length) {
         throw new Pending(`the receiver stays on ${w.endWidth}x${w.endHeight} (the low layer is ${s.widths[0]} wide): the router has no ` +
-          `bandwidth estimate for it (estimate_bps null: with transport-cc negotiated Chromium sends transport-cc feedback, ` +
-          `not REMB, and the router's send-side estimator from that feedback is not on this branch yet; --feedback remb ` +
-          `makes it send REMB) [${detail}]`);
+          `bandwidth estimate for it (estimate_bps null: neither REMB nor an estimate of its own from transport-cc feedback; ` +
+          `--feedback remb makes Chromium send REMB) [${detail}]`);
       }
       throw new Fail(`the receiver is not on the low layer (${w.endWidth} wide, want ${s.widths[0]}) although the router's ` +
         `estimate is ${est.map((e) => Math.round(e / 1000)).join('/')} kbps [${detail}]`);
@@ -465,7 +466,7 @@ async function scenario(ns) {
       `+${r.keyframe_requests} keyframe requests; receiver: lost ${w.lost}, nacks ${w.nacks}, plis ${w.plis}; timeline: ${timeline(w)}`;
     if (w.maxGapMs > opt.maxGapMs) {
       const msg = `a freeze over ${opt.maxGapMs} ms under shaping: ${detail}. The router moves the receiver only once its ` +
-        `estimate (the receiver's REMB) has dropped, then waits for a keyframe of the low layer; a loss it cannot repair ` +
+        `estimate for the receiver has dropped, then waits for a keyframe of the low layer; a loss it cannot repair ` +
         `(see the NACK counters) stalls the decoder until the next keyframe`;
       if (opt.strict) throw new Fail(msg);
       throw new Pending(msg);
@@ -486,10 +487,11 @@ async function scenario(ns) {
     }
     const w = await watch(3000);
     const after = await routerCounters();
-    w.router = { layer_switches: after.layer_switches - before.layer_switches };
+    w.router = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
     w.trace = trace; measured.climb = w;
     const took = Math.round((x.t - (deadline - opt.climbWait * 1000)) / 100) / 10;
-    const detail = `${fmt(w)}; router +${w.router.layer_switches} layer switches; ` +
+    const detail = `${fmt(w)}; router +${w.router.layer_switches} layer switches, +${w.router.probes_sent} probes sent, ` +
+      `+${w.router.twcc_feedback} transport-cc feedback; ` +
       `width/estimate(kbps) every 2 s: ${trace.map((t) => `${t.width}/${t.est === null ? '-' : Math.round(t.est / 1000)}`).join(' ')}`;
     if (!(x.width > s.widths[0])) {
       // The next layer needs its rate on top of the low layer's and the audio's: an estimate that
@@ -503,7 +505,7 @@ async function scenario(ns) {
         throw new Pending(`no climb within ${opt.climbWait} s after the shaping was removed: the router's estimate for the ` +
           `receiver ${maxEst === null ? 'is missing' : `only reached ${Math.round(maxEst / 1000)} kbps`}, the middle layer needs ` +
           `~${needKbps} kbps (its rate + audio); a receiver's REMB grows to ~1.5x what it receives, so climbing needs the router ` +
-          `to probe the link (padding / the send-side estimator from transport-cc, not on this branch yet) [${detail}]`);
+          `to probe the link and its own estimate from transport-cc feedback to rise (${w.router.probes_sent ? `${w.router.probes_sent} probes sent` : 'no probe sent'}) [${detail}]`);
       }
       throw new Fail(`no climb within ${opt.climbWait} s after the shaping was removed: still ${x.width} wide [${detail}]`);
     }
