@@ -551,6 +551,10 @@ async function main() {
     ns.up();
     line(`# created ${ns.name} now: a router started before it lists no candidate on ${ns.hostAddr} (make simulcast-e2e creates it first)`);
     if (!opt.keepNetns) downOnExit(ns);
+  } else {
+    // Not ours to delete (the runner's trap does): the shaping is, whatever happens.
+    process.on('exit', () => ns.unshape());
+    for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.on(sig, () => { ns.unshape(); process.exit(code); });
   }
   try { secret = readFileSync(opt.secretFile, 'utf8').trim(); } catch { secret = null; }
   const y4m = makeY4m(opt.width, opt.height);
