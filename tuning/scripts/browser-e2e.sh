@@ -3,6 +3,12 @@
 # RUN_DEMO=0: the services only), runs the real-browser WHIP/WHEP test against it
 # (tests/browser/webrtc-e2e.mjs: headless Chromium), and always stops the services.
 # Arguments go to webrtc-e2e.mjs (e.g. --only whip-whep, --codec vp8, --json FILE).
+# E2E_TEST=simulcast runs the simulcast test instead (tests/browser/simulcast-e2e.mjs, `make
+# simulcast-e2e`, as root): it first creates the receiver's network namespace and veth pair
+# (tests/browser/lib/netns.mjs up: 10.213.0.1/30 here, 10.213.0.2/30 in namespace corecast_sim), then
+# starts the router on 0.0.0.0:ROUTER_PORT (ROUTER_LISTEN) so that its WebRTC answers list the veth's
+# address as a host candidate (it lists its interfaces' addresses when it starts); the trap deletes
+# the namespace, the veth, its qdisc and the namespace's nft table (netns.mjs down), whatever happened.
 # E2E_TEST=webapp runs the web app's test instead (tests/browser/webapp-e2e.mjs, `make web-e2e`),
 # which impairs the router's packets to the browser with an nftables table of its own
 # (tests/browser/lib/impair.mjs); the trap deletes that table too, whatever happened.
@@ -29,6 +35,15 @@ for p in "$AUTH_PORT" "$CALLS_PORT" "$ADMIN_PORT"; do
   fi
 done
 
+case "${E2E_TEST:-webrtc}" in webrtc|webapp|simulcast) ;; *) echo "browser-e2e: E2E_TEST is webrtc, webapp or simulcast" >&2; exit 2 ;; esac
+if [ "${E2E_TEST:-webrtc}" = simulcast ]; then
+  if [ "$(id -u)" != 0 ]; then echo "SKIP simulcast-e2e: needs root (ip netns, tc, nft)"; exit 0; fi
+  # Before the router starts (its host candidates), and always deleted by stop() below.
+  trap 'node tests/browser/lib/netns.mjs down' EXIT
+  node tests/browser/lib/netns.mjs up || exit 2
+  export ROUTER_LISTEN=0.0.0.0:$ROUTER_PORT
+fi
+
 mkdir -p .run
 log=.run/browser-e2e-system.log
 # The system stays up a little longer than the test may take; run-local.sh stops its services
@@ -40,6 +55,7 @@ stop() {
   if [ "${E2E_TEST:-webrtc}" = webapp ] && command -v nft >/dev/null; then
     nft delete table inet "corecast_e2e_$ROUTER_PORT" 2>/dev/null || true
   fi
+  [ "${E2E_TEST:-webrtc}" = simulcast ] && node tests/browser/lib/netns.mjs down
   kill -TERM "$sys" 2>/dev/null || true
   wait "$sys" 2>/dev/null || true
 }
@@ -61,7 +77,9 @@ case "${E2E_TEST:-webrtc}" in
     --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
   webapp) timeout --kill-after=10 "$timeout_s" node tests/browser/webapp-e2e.mjs \
     --base "http://127.0.0.1:$CALLS_PORT" --router-port "$ROUTER_PORT" --timeout $((timeout_s - 10)) --artifacts .run/webapp-e2e "$@" || rc=$? ;;
-  *) echo "browser-e2e: E2E_TEST is webrtc or webapp" >&2; exit 2 ;;
+  simulcast) timeout --kill-after=10 "$timeout_s" node tests/browser/simulcast-e2e.mjs \
+    --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --admin "http://127.0.0.1:$ADMIN_PORT" \
+    --secret-file .run/data/router-secret --router-port "$ROUTER_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
 esac
 if [ "$rc" -ne 0 ]; then
   echo "browser-e2e: failed (exit code $rc); the services' logs:" >&2

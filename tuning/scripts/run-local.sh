@@ -18,6 +18,10 @@
 #
 # Environment: CORECAST_BIN_DIR (default ./target/release, e.g. a debug build's
 # target/debug), AUTH_PORT, CALLS_PORT, ROUTER_PORT, ADMIN_PORT, RUN_SECONDS;
+# ROUTER_LISTEN (the router's UDP bind, default the ROUTER address 127.0.0.1:ROUTER_PORT; e.g.
+# 0.0.0.0:40000 to reach it from other interfaces: its WebRTC answers then list every interface
+# address present when it starts as ICE host candidates, loopback last; native clients are still
+# pointed at 127.0.0.1; tests/browser/simulcast-e2e.mjs's receiver in a network namespace needs it);
 # RUN_DEMO=0 starts the services only (no demo calls, no walk-through) and prints
 # "corecast is ready" once they are up: tests start the system so
 # (tuning/scripts/browser-e2e.sh).
@@ -86,7 +90,7 @@ PUBLIC_KEY=$(curl -sf "$CALLS/v1/keys" | python3 -c 'import json,sys; print(json
   || { echo "control plane did not start; see .run/control.log" >&2; exit 1; }
 SECRET_FILE=.run/data/router-secret
 SECRET=$(cat "$SECRET_FILE")
-RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "$ROUTER" --admin-listen "$ADMIN" \
+RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "${ROUTER_LISTEN:-$ROUTER}" --admin-listen "$ADMIN" \
   --calls-url "$CALLS" --router-id local --public-key-hex "$PUBLIC_KEY" --router-secret-file "$SECRET_FILE" \
   --heartbeat-ms 1000 --stats-interval 0 > .run/router.out 2> .run/router.log &
 svc_pids+=($!) svc_names+=(router)

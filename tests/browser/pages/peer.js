@@ -26,9 +26,11 @@ const cc = (() => {
   }
 
   // Video codecs in this order first (mime types, lower case), then the rest as offered.
-  function preferCodecs(tr, order) {
+  // only: offer just those (and RTX, RED, ULPFEC), so that the answerer cannot pick another.
+  function preferCodecs(tr, order, only = false) {
     if (!order || !order.length || !tr.setCodecPreferences || !RTCRtpReceiver.getCapabilities) return null;
-    const caps = RTCRtpReceiver.getCapabilities('video').codecs;
+    let caps = RTCRtpReceiver.getCapabilities('video').codecs;
+    if (only) caps = caps.filter((c) => order.includes(c.mimeType.toLowerCase()) || /\/(rtx|red|ulpfec)$/i.test(c.mimeType));
     const rank = (c) => { const i = order.indexOf(c.mimeType.toLowerCase()); return i < 0 ? order.length : i; };
     const sorted = [...caps].sort((a, b) => rank(a) - rank(b));
     tr.setCodecPreferences(sorted);
@@ -58,13 +60,15 @@ const cc = (() => {
     log: () => log.slice(),
 
     // A publisher: camera + microphone, sendonly; returns the offer SDP.
-    async publisher({ width = 640, height = 360, codecs = [], gatherMs = 3000 } = {}) {
+    // simulcast: sendEncodings ({rid, scaleResolutionDownBy, maxBitrate}, lowest first) for the video.
+    async publisher({ width = 640, height = 360, codecs = [], onlyCodecs = false, gatherMs = 3000, simulcast = null } = {}) {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: true, video: { width: { exact: width }, height: { exact: height }, frameRate: 30 } });
       newPc();
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
-      const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream] });
-      const first = preferCodecs(vt, codecs);
+      const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream],
+        ...(simulcast ? { sendEncodings: simulcast } : {}) });
+      const first = preferCodecs(vt, codecs, onlyCodecs);
       // The resolution check compares sent and received sizes: do not let CPU adaptation scale.
       const p = vt.sender.getParameters();
       p.degradationPreference = 'maintain-resolution';
@@ -74,10 +78,13 @@ const cc = (() => {
     },
 
     // A viewer: recvonly audio + video; returns the offer SDP.
-    async viewer({ gatherMs = 3000 } = {}) {
+    // codecs, onlyCodecs: as for publisher() (the router answers a viewer with its own preference, AV1 first,
+    // whatever the publisher sends: a viewer of a VP8 publisher offers VP8 only).
+    async viewer({ gatherMs = 3000, codecs = [], onlyCodecs = false } = {}) {
       newPc();
       pc.addTransceiver('audio', { direction: 'recvonly' });
-      pc.addTransceiver('video', { direction: 'recvonly' });
+      const vt = pc.addTransceiver('video', { direction: 'recvonly' });
+      preferCodecs(vt, codecs, onlyCodecs);
       return { sdp: await offer(gatherMs) };
     },
 
@@ -135,6 +142,12 @@ const cc = (() => {
       r.forEach((x) => { if (x.type === 'codec') codecs[x.id] = x.mimeType; });
       r.forEach((x) => {
         if (x.type === 'outbound-rtp' && x.kind === 'video') {
+          // Simulcast: one per layer (`rid`); outVideo is the busiest.
+          (s.outVideos = s.outVideos || []).push({ rid: x.rid, ssrc: x.ssrc, bytesSent: x.bytesSent,
+            framesEncoded: x.framesEncoded, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
+            active: x.active, targetBitrate: x.targetBitrate, qualityLimitationReason: x.qualityLimitationReason,
+            encoder: x.encoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp });
+          if (s.outVideo && (s.outVideo.bytesSent ?? 0) >= (x.bytesSent ?? 0)) return;
           s.outVideo = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, framesEncoded: x.framesEncoded,
             framesSent: x.framesSent, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
             framesPerSecond: x.framesPerSecond, targetBitrate: x.targetBitrate, nackCount: x.nackCount,
@@ -159,7 +172,8 @@ const cc = (() => {
         } else if (x.type === 'media-source' && x.kind === 'audio') {
           s.sourceAudio = { audioLevel: x.audioLevel, totalAudioEnergy: x.totalAudioEnergy };
         } else if (x.type === 'candidate-pair' && x.nominated && x.state === 'succeeded') {
-          s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate };
+          s.pair = { rtt: x.currentRoundTripTime, availableOutgoingBitrate: x.availableOutgoingBitrate,
+            availableIncomingBitrate: x.availableIncomingBitrate, bytesReceived: x.bytesReceived };
         }
       });
       const v = document.getElementById('v');
