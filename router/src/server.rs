@@ -191,6 +191,16 @@ impl RouterServer {
         self.ask(w, |tx| WorkerCommand::Streams(call, participant, tx)).flatten()
     }
 
+    /// The video codec `participant` publishes on worker `w`, if known.
+    pub fn video_codec_of(
+        &self,
+        w: usize,
+        call: CallId,
+        participant: ParticipantId,
+    ) -> Option<corecast_core::webrtc::Codec> {
+        self.ask(w, |tx| WorkerCommand::VideoCodec(call, participant, tx)).flatten()
+    }
+
     /// Sends worker `w` a request and waits (2 s at most) for its reply.
     fn ask<T>(&self, w: usize, request: impl FnOnce(Sender<T>) -> WorkerCommand) -> Option<T> {
         ask(&self.workers[w], request)

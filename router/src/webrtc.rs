@@ -107,13 +107,22 @@ impl crate::server::RouterServer {
             }
         };
         let (ufrag, pwd) = (random_ice_chars(8), random_ice_chars(24));
-        let cfg = AnswerConfig::new(
+        let mut cfg = AnswerConfig::new(
             ufrag.clone(),
             pwd.clone(),
             identity.fingerprint(),
             self.host_candidates(worker).to_vec(),
             mode,
         );
+        // A viewer of one participant takes the codec it publishes first (the
+        // router forwards, it does not transcode: an answer in another codec
+        // would get no video); the router's own order after it.
+        if let (Role::Subscriber, Subscribe::Participant(p)) = (offer.role, offer.subscribe) {
+            if let Some(first) = self.video_codec_of(worker, offer.call, p).and_then(sdp_codec) {
+                cfg.video_codecs.retain(|c| *c != first);
+                cfg.video_codecs.insert(0, first);
+            }
+        }
         let answer = sdp::answer(&sdp, &cfg).map_err(|e| WebRtcRefusal::Unsupported(e.to_string()))?;
         let n = &answer.negotiated;
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -231,6 +240,16 @@ fn composite_tracks() -> Vec<SendTrack> {
             kind,
         })
         .collect()
+}
+
+/// The SDP side's name of a codec the router forwards (video only).
+fn sdp_codec(c: Codec) -> Option<sdp::VideoCodec> {
+    match c {
+        Codec::Av1 => Some(sdp::VideoCodec::Av1),
+        Codec::Vp8 => Some(sdp::VideoCodec::Vp8),
+        Codec::H264 => Some(sdp::VideoCodec::H264),
+        Codec::Opus | Codec::Rtx => None,
+    }
 }
 
 fn leg_media(m: &NegotiatedMedia) -> LegMedia {

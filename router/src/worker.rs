@@ -70,6 +70,8 @@ pub enum WorkerCommand {
     OpenWebRtc(Box<WebRtcLeg>, Sender<Result<(), LegRefusal>>),
     /// Reply with the streams a participant produces here, if it is here.
     Streams(CallId, ParticipantId, Sender<Option<Vec<(Ssrc, MediaKind)>>>),
+    /// The video codec a participant publishes, if known (`Router::video_codec_of`).
+    VideoCodec(CallId, ParticipantId, Sender<Option<corecast_core::webrtc::Codec>>),
     /// Reply with the peer's ufrag of a WebRTC session (by the router's ufrag).
     RemoteUfrag(String, Sender<Option<String>>),
     /// ICE restart of a WebRTC session: the new credentials; reply whether it took.
@@ -280,6 +282,9 @@ impl Worker {
                 }
                 WorkerCommand::Streams(call, participant, reply) => {
                     let _ = reply.send(self.router.streams_of(call, participant));
+                }
+                WorkerCommand::VideoCodec(call, participant, reply) => {
+                    let _ = reply.send(self.router.video_codec_of(call, participant));
                 }
                 WorkerCommand::RemoteUfrag(local, reply) => {
                     let _ = reply.send(self.router.webrtc_remote_ufrag(&local));

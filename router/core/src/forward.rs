@@ -145,6 +145,7 @@ impl Router {
         producer.resolve_kind(header.pt.0, &self.config.audio_payload_types);
         if producer.packets == 0 {
             producer.recv.clock_rate = reports::clock_rate(codec, header.pt.0, producer.kind);
+            producer.codec = codec;
         }
         // What WebRTC receivers need to rewrite the packet for themselves.
         let source = webrtc_source(codec, audio_level, producer.kind);

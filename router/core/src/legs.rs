@@ -27,7 +27,7 @@ use crate::pipe::PipeMessage;
 use crate::quality::QualityState;
 use crate::stats::DropReason;
 use crate::transport::Transport;
-use crate::webrtc::{DtlsIdentity, IceCredentials, RtxIn, WebRtcLeg, WebRtcTransport};
+use crate::webrtc::{Codec, DtlsIdentity, IceCredentials, RtxIn, WebRtcLeg, WebRtcTransport};
 use crate::Router;
 
 /// How often congestion feedback is considered (each leg sends when its
@@ -74,6 +74,22 @@ impl Router {
         let c = self.calls.get(&call)?;
         let p = &c.participants[c.index_of(participant)?];
         Some(p.producers.iter().map(|s| (s.ssrc, s.kind)).collect())
+    }
+
+    /// The video codec participant `participant` publishes: that of its
+    /// first video packet, else the one its WebRTC leg negotiated to send
+    /// (`None`: not known yet). A WHEP answer for it prefers that codec, so
+    /// that the viewer takes what is sent (no transcoding here).
+    pub fn video_codec_of(&self, call: CallId, participant: ParticipantId) -> Option<Codec> {
+        let c = self.calls.get(&call)?;
+        let p = &c.participants[c.index_of(participant)?];
+        let sent = p.producers.iter().filter(|s| s.kind == MediaKind::Video).find_map(|s| s.codec);
+        sent.filter(|c| *c != Codec::Rtx).or_else(|| match &p.transport {
+            Transport::WebRtc(w) => {
+                w.format.media.iter().find(|m| m.receives && m.kind == MediaKind::Video).map(|m| m.codec)
+            }
+            Transport::Udp(_) => None,
+        })
     }
 
     /// The peer's ICE ufrag of the WebRTC leg the router knows as `local_ufrag`.

@@ -12,6 +12,7 @@ use crate::reports::ReceiveStats;
 use crate::retransmit::RetransmitBuffer;
 use crate::simulcast::Layer;
 use crate::svc::SvcState;
+use crate::webrtc::Codec;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
 /// producer announced over a pipe, on another worker's share of the call.
@@ -69,6 +70,8 @@ pub(crate) struct Producer {
     pub recv: ReceiveStats,
     /// A simulcast layer: its group and place in it (see `simulcast`).
     pub layer: Option<Layer>,
+    /// The codec of its first packet (as its sender's format reads the payload type).
+    pub codec: Option<Codec>,
     /// Video with Dependency Descriptors: the latest template structure
     /// (sent with keyframes), which gives each frame's layers, and each
     /// spatial layer's bitrate (see `svc`).
@@ -117,6 +120,7 @@ impl Producer {
             recv: ReceiveStats::default(),
             layer: None,
             svc: None,
+            codec: None,
         }
     }
 
