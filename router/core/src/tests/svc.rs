@@ -39,8 +39,8 @@ fn frame(n: u16) -> Vec<u8> {
     .unwrap()
 }
 
-#[test]
-fn a_frame_rate_cap_follows_the_dependency_descriptor_without_reading_the_payload() {
+/// A browser publisher (participant 1) whose leg negotiated the Dependency Descriptor, connected.
+fn dd_publisher() -> (H, Peer) {
     let mut h = H::with(retransmitting());
     h.r.set_dtls_identity(identity());
     let config = dimpl::Config::builder().build().unwrap();
@@ -49,6 +49,12 @@ fn a_frame_rate_cap_follows_the_dependency_descriptor_without_reading_the_payloa
     });
     a.connect_ice(&mut h);
     a.handshake(&mut h);
+    (h, a)
+}
+
+#[test]
+fn a_frame_rate_cap_follows_the_dependency_descriptor_without_reading_the_payload() {
+    let (mut h, mut a) = dd_publisher();
     h.join(addr(2), call(1), 2, 0x2222);
     h.join(addr(3), call(1), 3, 0x3333);
     let c = h.r.calls.get_mut(&call(1)).unwrap();
@@ -76,14 +82,7 @@ fn a_frame_rate_cap_follows_the_dependency_descriptor_without_reading_the_payloa
 
 #[test]
 fn a_malformed_descriptor_falls_back_to_the_payload_and_drops_nothing() {
-    let mut h = H::with(retransmitting());
-    h.r.set_dtls_identity(identity());
-    let config = dimpl::Config::builder().build().unwrap();
-    let mut a = Peer::open_edited(&mut h, 1, (call(1), 1, true, None), config, |leg| {
-        leg.extensions.dependency_descriptor = Some(DD_EXT);
-    });
-    a.connect_ice(&mut h);
-    a.handshake(&mut h);
+    let (mut h, mut a) = dd_publisher();
     h.join(addr(2), call(1), 2, 0x2222);
     h.take();
     for n in 0..10u16 {
@@ -122,14 +121,7 @@ fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
 
 #[test]
 fn each_receiver_gets_the_spatial_layers_its_estimate_allows_down_at_once_up_at_a_keyframe() {
-    let mut h = H::with(retransmitting());
-    h.r.set_dtls_identity(identity());
-    let config = dimpl::Config::builder().build().unwrap();
-    let mut a = Peer::open_edited(&mut h, 1, (call(1), 1, true, None), config, |leg| {
-        leg.extensions.dependency_descriptor = Some(DD_EXT);
-    });
-    a.connect_ice(&mut h);
-    a.handshake(&mut h);
+    let (mut h, mut a) = dd_publisher();
     h.join(addr(2), call(1), 2, 0x2222);
     h.join(addr(3), call(1), 3, 0x3333);
     let mut unit = 0u16;
