@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corecast_proto::join_key::JoinSecret;
-use corecast_core::{Input, Output, PipeMessage, Placement, Router, RouterConfig};
+use corecast_core::{Input, Layer, Output, PipeMessage, Placement, Router, RouterConfig};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::session::{Quality, SessionMessage};
@@ -103,11 +103,17 @@ fuzz_target!(|data: &[u8]| {
             },
             8 => {
                 let ssrc = pkt.first().map_or(0, |&b| b as u32);
+                // Sometimes a simulcast layer of a group the fuzzer names (any index).
+                let layer = match pkt.get(1..3) {
+                    Some(&[g, i]) if g & 1 == 1 => Some(Layer { group: Ssrc(u32::from(g >> 1)), index: i }),
+                    _ => None,
+                };
                 let message = PipeMessage::Producer {
                     participant: pid,
                     role: Role::Publisher,
                     ssrc: Ssrc(ssrc),
                     kind: MediaKind::Video,
+                    layer,
                 };
                 Input::Pipe { from_worker: 1 - worker, call: c, message }
             }
