@@ -76,7 +76,7 @@ check_services() {
 # only, which then stops them, rather than some services first (which would look
 # like a service dying). Without job control a background command is no process
 # group leader, so setsid runs it in place: $! is the service's own pid.
-RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-control" --config .run/control.toml \
+MALLOC_MMAP_THRESHOLD_=262144 RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-control" --config .run/control.toml \
   --auth-listen "${AUTH#http://}" --calls-listen "${CALLS#http://}" > .run/control.out 2> .run/control.log &
 svc_pids+=($!) svc_names+=(control)
 for _ in $(seq 100); do

@@ -299,6 +299,9 @@ impl System {
             "control",
             &o.dir,
             Command::new(o.bin_dir.join("corecast-control"))
+                // As its service unit runs it: argon2id's 19 MiB buffers go back to the
+                // kernel when freed (tuning/systemd/corecast-auth.service).
+                .env("MALLOC_MMAP_THRESHOLD_", "262144")
                 .arg("--config")
                 .arg(&config)
                 .args(["--auth-listen", &format!("127.0.0.1:{auth_port}")])
