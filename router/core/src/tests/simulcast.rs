@@ -61,6 +61,16 @@ fn round(h: &mut H, n: u16, keys: &[usize]) {
     }
 }
 
+/// Rounds `0..n` (keyframes in round 0 on every layer), then a rate sweep
+/// (the layers' bitrates are measured); what was sent so far is taken.
+fn measured(h: &mut H, n: u16) {
+    for r in 0..n {
+        round(h, r, if r == 0 { &[0, 1, 2] } else { &[] });
+    }
+    h.advance(Duration::from_millis(500));
+    h.take();
+}
+
 /// The RTP packets `to` got: (SSRC, number, timestamp, payload's first byte = the layer).
 fn got(t: &[Transmit], to: SocketAddr) -> Vec<(u32, u16, u32, u8)> {
     t.iter()
@@ -113,12 +123,7 @@ fn each_receiver_gets_the_best_layer_as_one_stream_under_the_group_ssrc() {
 #[test]
 fn a_lower_estimate_moves_down_at_the_next_keyframe_and_a_higher_one_back_up() {
     let mut h = simulcast_call();
-    round(&mut h, 0, &[0, 1, 2]);
-    for n in 1..6 {
-        round(&mut h, n, &[]);
-    }
-    h.advance(Duration::from_millis(500)); // the layers' bitrates are measured
-    h.take();
+    measured(&mut h, 6);
     // About 12, 37 and 110 kbit/s: 60 kbit/s fits the middle layer.
     h.input(addr(2), remb(300, 60_000));
     round(&mut h, 6, &[]);
@@ -163,12 +168,7 @@ fn a_lower_estimate_moves_down_at_the_next_keyframe_and_a_higher_one_back_up() {
 #[test]
 fn an_estimate_below_every_layer_keeps_the_lowest_and_hd_until_even_that_does_not_fit() {
     let mut h = simulcast_call();
-    round(&mut h, 0, &[0, 1, 2]);
-    for n in 1..6 {
-        round(&mut h, n, &[]);
-    }
-    h.advance(Duration::from_millis(500));
-    h.take();
+    measured(&mut h, 6);
     h.events.clear();
     // 20 kbit/s: the low layer (12 kbit/s) fits, HD holds.
     for _ in 0..3 {
@@ -190,12 +190,7 @@ fn an_estimate_below_every_layer_keeps_the_lowest_and_hd_until_even_that_does_no
 fn layers_declared_in_another_order_rank_by_their_bitrates() {
     // Highest first: the group is 13, and what each layer costs decides.
     let mut h = simulcast_call_declaring(vec![Ssrc(13), Ssrc(12), Ssrc(11)]);
-    round(&mut h, 0, &[0, 1, 2]);
-    for n in 1..6 {
-        round(&mut h, n, &[]);
-    }
-    h.advance(Duration::from_millis(500));
-    h.take();
+    measured(&mut h, 6);
     h.input(addr(2), remb(300, 60_000));
     round(&mut h, 6, &[0, 1, 2]);
     round(&mut h, 7, &[]);
