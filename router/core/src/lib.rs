@@ -257,6 +257,7 @@ impl Router {
         let t = self.next_rank.map_or(sweep, |r| r.min(sweep));
         let t = self.next_nack.map_or(t, |n| n.min(t));
         let t = self.next_reports.map_or(t, |n| n.min(t));
+        let t = self.out.pace_due().map_or(t, |p| p.min(t));
         Output::Timeout(self.next_feedback.map_or(t, |f| f.min(t)))
     }
 
@@ -304,6 +305,9 @@ impl Router {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if self.out.pace_due().is_some_and(|t| now >= t) {
+            self.drain_pacers();
+        }
         if self.next_nack.is_some_and(|t| now >= t) {
             self.send_upstream_nacks(now);
         }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use corecast_proto::token::CallId;
+use corecast_proto::token::{CallId, ParticipantId};
 
 use crate::api::{Event, Output, PipeSend, Transmit};
 use crate::pipe::PipeMessage;
@@ -28,6 +28,10 @@ pub(crate) struct Outbox {
     /// (a WebRTC leg's transport-wide send history) without passing the
     /// time down every send path. Set by each entry point that takes one.
     now: Instant,
+    /// WebRTC legs with packets waiting for their pace (`webrtc::pacing`),
+    /// and the earliest time one of them may send.
+    paced_legs: Vec<(CallId, ParticipantId)>,
+    pace_due: Option<Instant>,
 }
 
 /// The arena grows by this much at a time: once every packet split off a
@@ -44,6 +48,8 @@ impl Outbox {
             stats: RouterStats::default(),
             arena: BytesMut::new(),
             reply_limit: None,
+            paced_legs: Vec::new(),
+            pace_due: None,
         }
     }
 
@@ -78,6 +84,36 @@ impl Outbox {
     #[inline]
     pub fn set_now(&mut self, now: Instant) {
         self.now = self.now.max(now);
+    }
+
+    /// Wakes `leg`'s send queue at `at` (or earlier); `add`: the leg is
+    /// not on the list yet.
+    #[inline]
+    pub fn wake_pacer(&mut self, leg: (CallId, ParticipantId), at: Instant, add: bool) {
+        if add {
+            self.paced_legs.push(leg);
+        }
+        self.pace_due = Some(self.pace_due.map_or(at, |d| d.min(at)));
+    }
+
+    /// When a leg's send queue is to be woken next.
+    #[inline]
+    pub fn pace_due(&self) -> Option<Instant> {
+        self.pace_due
+    }
+
+    /// The legs to wake (the list is left empty, to be refilled by the
+    /// legs that still wait; hand the vector back with [`Self::paced_legs_back`]).
+    pub fn take_paced_legs(&mut self) -> Vec<(CallId, ParticipantId)> {
+        self.pace_due = None;
+        std::mem::take(&mut self.paced_legs)
+    }
+
+    /// Returns the (drained) vector of [`Self::take_paced_legs`], keeping its allocation.
+    pub fn paced_legs_back(&mut self, mut legs: Vec<(CallId, ParticipantId)>) {
+        legs.clear();
+        legs.append(&mut self.paced_legs);
+        self.paced_legs = legs;
     }
 
     pub fn pop(&mut self) -> Option<Output> {

@@ -112,6 +112,9 @@ impl Participant {
             (Some(g), Some(r)) => Some(g.min(r)),
             (g, r) => g.or(r),
         };
+        if let Transport::WebRtc(w) = &mut self.transport {
+            w.set_pace(self.estimate_bps);
+        }
     }
 
     /// A WHEP leg watching one participant (not a person of its own).

@@ -198,3 +198,18 @@ impl Router {
         }
     }
 }
+
+impl Router {
+    /// Wakes the WebRTC legs whose paced packets may go (`webrtc::pacing`).
+    pub(crate) fn drain_pacers(&mut self) {
+        let mut legs = self.out.take_paced_legs();
+        for (call_id, pid) in legs.drain(..) {
+            let Some(call) = self.calls.get_mut(&call_id) else { continue };
+            let Some(i) = call.index_of(pid) else { continue };
+            if let crate::transport::Transport::WebRtc(w) = &mut call.participants[i].transport {
+                w.drain_paced(&mut self.out);
+            }
+        }
+        self.out.paced_legs_back(legs);
+    }
+}

@@ -58,20 +58,29 @@ impl SrtpPair {
         dest: SocketAddr,
         write: impl FnOnce(&mut BytesMut) -> bool,
     ) -> Option<bool> {
+        let sealed = self.seal(out, write)?;
+        let written = sealed.is_some();
+        if let Some(b) = sealed {
+            out.transmit(dest, b);
+        }
+        Some(written)
+    }
+
+    /// [`seal_and_send`](Self::seal_and_send) without the sending: the
+    /// sealed packet (`Some(None)`: nothing written).
+    pub fn seal(&mut self, out: &mut Outbox, write: impl FnOnce(&mut BytesMut) -> bool) -> Option<Option<Bytes>> {
         let arena = out.arena();
         let start = arena.len();
         if !write(arena) {
             arena.truncate(start);
-            return Some(false);
+            return Some(None);
         }
         if self.tx.protect_rtp_in_place(arena, start).is_err() {
             out.discard_arena();
             out.stats.srtp_seal_failed += 1;
             return None;
         }
-        let b = out.take_arena();
-        out.transmit(dest, b);
-        Some(true)
+        Some(Some(out.take_arena()))
     }
 
     /// Seals an RTCP compound and sends it to `dest`.

@@ -102,6 +102,12 @@ pub struct RouterStats {
     pub twcc_feedback: u64,
     /// Padding-only RTX packets sent to WebRTC receivers as bandwidth probes.
     pub probes_sent: u64,
+    /// Packets to paced WebRTC receivers that waited in their leg's queue
+    /// (`webrtc::pacing`) instead of leaving at once.
+    pub paced: u64,
+    /// Queued packets sent before the pace allowed: after the longest wait
+    /// (250 ms) or to make room in a full queue.
+    pub pacer_overdue: u64,
     /// HD receivers the overload protection moved to SD (`overload`).
     pub overload_shed: u64,
     /// Receivers the overload protection held at their simulcast sources'
@@ -243,6 +249,8 @@ impl RouterStats {
             red_sent,
             twcc_feedback,
             probes_sent,
+            paced,
+            pacer_overdue,
             overload_restored,
             duplicates_dropped,
             retransmitted,

@@ -12,7 +12,8 @@
 //! - `acked`: the acknowledged bitrate (what got through);
 //! - `loss`: the loss-based rate;
 //! - `probe`: when to probe above the estimate, and what a probe measured;
-//! - `pacer`: a pacing budget at 2.5 × the estimate (not on the send path yet).
+//! - `pacer`: a pacing budget at 2.5 × the estimate (the leg's send queue,
+//!   `webrtc::pacing`, sends by it).
 //!
 //! [`Bwe::estimate_bps`] is the lower of the delay- and loss-based rates;
 //! the participant caps it with the receiver's REMB when it sends one
@@ -21,8 +22,6 @@
 mod acked;
 mod aimd;
 mod loss;
-/// Not on the send path yet (see its documentation): built and tested only.
-#[cfg_attr(not(test), allow(dead_code))]
 mod pacer;
 mod probe;
 mod send_history;
@@ -38,6 +37,7 @@ use corecast_proto::rtcp::TransportFeedback;
 pub(crate) use acked::AckedBitrate;
 pub(crate) use aimd::Aimd;
 pub(crate) use loss::LossBased;
+pub(crate) use pacer::Pacer;
 pub(crate) use probe::{ProbeCluster, ProbeController, ProbeEstimator};
 pub(crate) use send_history::{ClusterId, PacketResult, SendHistory};
 pub(crate) use trendline::{BandwidthUsage, InterArrival, Trendline};

@@ -2,10 +2,8 @@
 //! estimate, so that what goes to a receiver leaves in a smooth stream
 //! rather than in bursts a bottleneck queue would have to absorb (bursts
 //! read as delay to the receiver's feedback, and as loss at shallow queues).
-//! Time is whatever the caller passes (sans IO).
-//!
-//! Not yet on the send path: the router forwards as packets arrive; a
-//! receiver-side queue to hold what the budget refuses is future work.
+//! Time is whatever the caller passes (sans IO). A WebRTC leg's send queue
+//! (`webrtc::pacing`) holds what the budget refuses.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +39,7 @@ impl Pacer {
     }
 
     /// The pace, bits/s.
+    #[cfg(test)]
     pub fn rate_bps(&self) -> u64 {
         self.rate_bps
     }
@@ -66,6 +65,13 @@ impl Pacer {
         }
         self.budget -= size as i64;
         true
+    }
+
+    /// Takes `size` bytes from the budget whatever it holds (a packet that
+    /// may not wait: audio, a probe, one overdue).
+    pub fn charge(&mut self, now: Instant, size: usize) {
+        self.refill(now);
+        self.budget -= size as i64;
     }
 
     /// When the budget allows a packet again (`now` if it does already).

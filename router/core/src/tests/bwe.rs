@@ -15,18 +15,18 @@ use super::webrtc::{identity, video, Peer};
 use super::*;
 
 /// The transport-wide number (the legs' id 3) the router put on a packet.
-fn twcc_seq(q: &RtpPacket) -> u16 {
+pub(super) fn twcc_seq(q: &RtpPacket) -> u16 {
     let (_, d) = q.extensions.iter().find(|(id, _)| *id == 3).expect("numbered");
     u16::from_be_bytes([d[0], d[1]])
 }
 
 /// A native publisher (1) and a browser receiver (2) in `call(40)`.
-struct Link {
-    h: H,
-    b: Peer,
+pub(super) struct Link {
+    pub(super) h: H,
+    pub(super) b: Peer,
     rec: TwccRecorder,
-    next_seq: u16,
-    next_twcc: Option<u16>,
+    pub(super) next_seq: u16,
+    pub(super) next_twcc: Option<u16>,
     /// Padding-only packets (probes) the browser got.
     probes: usize,
     /// The publisher sends VP8 simulcast (layers [`LAYERS`]) instead of one AV1 stream.
@@ -58,7 +58,7 @@ fn vp8(k: usize, n: u16, key: bool) -> Vec<u8> {
 }
 
 impl Link {
-    fn new() -> Link {
+    pub(super) fn new() -> Link {
         let mut h = H::new();
         h.r.set_dtls_identity(identity());
         h.join(addr(1), call(40), 1, 0x1111);
@@ -96,7 +96,7 @@ impl Link {
     /// `ms` milliseconds of video at 100 packets/s (about 0.85 Mbit/s); the
     /// browser gets each packet `delay(i)` after it was sent and sends
     /// feedback as a browser does (every 50 ms), at once.
-    fn run(&mut self, ms: u64, delay: impl Fn(u64) -> Duration) {
+    pub(super) fn run(&mut self, ms: u64, delay: impl Fn(u64) -> Duration) {
         for i in 0..ms / 10 {
             self.h.now += Duration::from_millis(10);
             if i.is_multiple_of(10) {
@@ -144,7 +144,7 @@ impl Link {
         }
     }
 
-    fn estimate(&self) -> Option<u64> {
+    pub(super) fn estimate(&self) -> Option<u64> {
         self.h.r.calls[&call(40)].participants[1].estimate()
     }
 }

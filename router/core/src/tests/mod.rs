@@ -185,6 +185,7 @@ mod last_n;
 mod native_srtp;
 mod net;
 mod overload;
+mod pacing;
 mod quality;
 mod red;
 mod reports;

@@ -15,6 +15,7 @@
 mod dtls;
 mod ice;
 mod media;
+mod pacing;
 mod rid;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub(crate) use media::{LegFormat, RtxIn, Source};
 use crate::bwe::{ClusterId, ProbeCluster, SendHistory};
 use crate::outbox::Outbox;
 use crate::stats::DropReason;
+use pacing::PacedQueue;
 
 /// A WebRTC leg the control plane opens from a negotiated offer/answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,10 @@ pub(crate) struct WebRtcTransport {
     probe_stream: Option<(u32, Codec, u32)>,
     /// Simulcast layers learned by RID (`rid`): (m-line, place, SSRC).
     rid_layers: Vec<(usize, u8, Ssrc)>,
+    /// The leg's call and participant (what the outbox wakes it by).
+    leg: (CallId, ParticipantId),
+    /// The pace of what the router sends here, and what waits for it (`pacing`).
+    paced: PacedQueue,
 }
 
 /// Padding per probe packet (RFC 3550 padding: at most 255 bytes).
@@ -130,6 +136,8 @@ impl WebRtcTransport {
                 .then(SendHistory::new),
             probe_stream: None,
             rid_layers: Vec::new(),
+            leg: (leg.call, leg.participant),
+            paced: PacedQueue::default(),
         }
     }
 
@@ -225,7 +233,8 @@ impl WebRtcTransport {
 
     /// Sends a forwarded RTP packet: rewritten for this leg, then sealed.
     pub fn send_rtp(&mut self, out: &mut Outbox, packet: &[u8], h: &RtpHeader, src: Source) -> bool {
-        let sent = self.seal_and_send(out, 0, |f, twcc, arena| f.rewrite(packet, h, src, twcc, arena));
+        let video = src.kind == corecast_proto::MediaKind::Video;
+        let sent = self.seal_and_send(out, 0, video, |f, twcc, arena| f.rewrite(packet, h, src, twcc, arena));
         if sent == Some(false) {
             out.stats.webrtc_not_ready += 1;
         }
@@ -250,22 +259,25 @@ impl WebRtcTransport {
         src: Source,
         prev: (&[u8], u32),
     ) -> bool {
-        self.seal_and_send(out, 0, |f, twcc, arena| f.rewrite_red(packet, h, src, prev.0, prev.1, twcc, arena))
+        self.seal_and_send(out, 0, false, |f, twcc, arena| f.rewrite_red(packet, h, src, prev.0, prev.1, twcc, arena))
             == Some(true)
     }
 
     /// Writes one RTP packet with `write` (which appends it to the arena, or
     /// writes nothing and says `false`) straight into the outbox's arena, then
-    /// seals it there with the leg's keys and sends it: one copy, no
-    /// allocation. `write` gets the transport-wide sequence number to stamp
-    /// (when the leg negotiated transport-cc); what went is recorded in the
-    /// send history at the outbox's time (that of the input being handled),
-    /// with its probe `cluster` (0: none). `None`: the leg is not ready
-    /// (counted), or sealing failed (counted); `Some(false)`: `write` wrote nothing.
+    /// seals it there with the leg's keys and sends it, or queues it for the
+    /// leg's pace (`pacing`): one copy, no allocation. `write` gets the
+    /// transport-wide sequence number to stamp (when the leg negotiated
+    /// transport-cc; a `paced` packet, or any while the leg is not paced);
+    /// what went is recorded in the send history when it leaves, with its
+    /// probe `cluster` (0: none). An unpaced packet (audio) leaves at once.
+    /// `None`: the leg is not ready (counted), or sealing failed (counted);
+    /// `Some(false)`: `write` wrote nothing.
     fn seal_and_send(
         &mut self,
         out: &mut Outbox,
         cluster: ClusterId,
+        paced: bool,
         write: impl FnOnce(&LegFormat, Option<u16>, &mut BytesMut) -> bool,
     ) -> Option<bool> {
         let (Some(dest), Some(srtp)) = (self.ice.remote(), self.srtp.as_mut()) else {
@@ -273,26 +285,45 @@ impl WebRtcTransport {
             return None;
         };
         let format = &self.format;
-        let twcc = self.send_history.as_ref().map(|s| s.next_seq().0);
+        let queued = paced || !self.paced.active();
+        // Numbers are stamped in queue order: past those still waiting.
+        let waiting = self.paced.len() as u16;
+        let twcc = self.send_history.as_ref().filter(|_| queued).map(|s| s.next_seq().0.wrapping_add(waiting));
         let mut size = 0;
-        let sent = srtp.seal_and_send(out, dest, |arena| {
+        let sealed = srtp.seal(out, |arena| {
             let start = arena.len();
             let written = write(format, twcc, arena);
             size = arena.len() - start;
             written
-        });
-        if let (Some(true), Some(history)) = (sent, self.send_history.as_mut()) {
-            history.on_sent(out.now(), size, cluster);
+        })?;
+        let Some(b) = sealed else { return Some(false) };
+        if queued {
+            self.paced.send(out, self.leg, dest, b, size, cluster, self.send_history.as_mut());
+        } else {
+            self.paced.send_unpaced(out, dest, b);
         }
-        sent
+        Some(true)
+    }
+
+    /// The receiver's estimate changed (`None`: none yet): the pace follows.
+    pub fn set_pace(&mut self, estimate_bps: Option<u64>) {
+        self.paced.set_estimate(estimate_bps);
+    }
+
+    /// The leg's wake-up for its pace came: what may go now goes.
+    pub fn drain_paced(&mut self, out: &mut Outbox) {
+        self.paced.unlist();
+        if let Some(dest) = self.ice.remote() {
+            self.paced.drain(out, self.leg, dest, self.send_history.as_mut());
+        }
     }
 
     /// Sends probe `cluster` as padding-only RTX packets (RFC 4588, RFC 3550
     /// padding) on the RTX stream of the last video stream sent here, each
     /// numbered and recorded under the cluster's id; how many went (0: no
     /// transport-cc, no video with RTX sent yet, or not ready). They go at
-    /// once (no pacer yet): the receiver's arrival spacing measures the
-    /// bottleneck, as a packet train does.
+    /// once, past the pace (after what already waits for it): the
+    /// receiver's arrival spacing measures the bottleneck, as a packet train does.
     pub fn send_probe(&mut self, out: &mut Outbox, cluster: &ProbeCluster) -> u32 {
         let Some((media, codec, ts)) = self.probe_stream.filter(|_| self.send_history.is_some()) else { return 0 };
         let ssrc = rtx_ssrc(media);
@@ -304,7 +335,7 @@ impl WebRtcTransport {
             let seq = self.rtx_seqs[i].1;
             let write =
                 |f: &LegFormat, twcc, arena: &mut BytesMut| f.write_padding(codec, ssrc, seq, ts, twcc, padding, arena);
-            if self.seal_and_send(out, cluster.id, write) != Some(true) {
+            if self.seal_and_send(out, cluster.id, true, write) != Some(true) {
                 break;
             }
             self.rtx_seqs[i].1 = seq.wrapping_add(1);
@@ -328,7 +359,8 @@ impl WebRtcTransport {
         let ssrc = rtx_ssrc(h.ssrc.0);
         let i = crate::srtp_pair::rtx_slot(&mut self.rtx_seqs, ssrc);
         let seq = self.rtx_seqs[i].1;
-        let sent = self.seal_and_send(out, 0, |f, twcc, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, twcc, arena))
+        let sent = self
+            .seal_and_send(out, 0, true, |f, twcc, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, twcc, arena))
             == Some(true);
         if sent {
             self.rtx_seqs[i].1 = seq.wrapping_add(1);

@@ -1,0 +1,310 @@
+//! Pacing on a WebRTC leg: what the router sends a receiver with a
+//! bandwidth estimate leaves at [`Pacer`]'s pace (2.5 × the estimate), so a
+//! keyframe or a layer switch does not reach the receiver's bottleneck as
+//! one burst (which its queue would read as delay, or drop).
+//!
+//! - Video, retransmissions and probes go through one FIFO queue, already
+//!   sealed and numbered (transport-wide sequence numbers are stamped in
+//!   queue order, so they leave in order and the send history records each
+//!   as it leaves). A packet goes at once when the queue is empty and the
+//!   budget allows it.
+//! - Probe packets never wait for the budget (a probe is meant to exceed
+//!   the pace): they leave as soon as they reach the head.
+//! - Audio does not wait at all: it leaves at once, unnumbered (it would
+//!   otherwise take a number out of order), and is charged to the budget.
+//! - Nothing waits longer than [`MAX_QUEUE_DELAY`] (then it goes whatever
+//!   the budget says: an estimate far below what the leg is given must not
+//!   turn into seconds of delay), and the queue holds at most [`MAX_QUEUED`]
+//!   packets (the oldest goes at once to make room). Nothing is dropped.
+//! - A leg with no estimate (before its estimator settles, or without
+//!   transport-cc and REMB) is not paced.
+//!
+//! The leg asks the outbox to wake it when its head may go
+//! ([`Outbox::wake_pacer`]); any send on the leg also lets due packets go first.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corecast_proto::token::{CallId, ParticipantId};
+
+use crate::bwe::{ClusterId, Pacer, SendHistory};
+use crate::outbox::Outbox;
+
+/// The longest a packet waits in a leg's queue.
+pub(crate) const MAX_QUEUE_DELAY: Duration = Duration::from_millis(250);
+/// The most packets a leg's queue holds (about 700 kB of video).
+pub(crate) const MAX_QUEUED: usize = 512;
+/// A refused head is retried no sooner than this (the pace is kept in
+/// bursts of this much sending at most, as libwebrtc's 5 ms process interval does).
+const TICK: Duration = Duration::from_millis(2);
+
+/// One packet waiting: sealed, numbered.
+#[derive(Debug)]
+struct Queued {
+    contents: Bytes,
+    /// Its size as the send history counts it (before sealing).
+    size: usize,
+    /// Its probe cluster (0: media).
+    cluster: ClusterId,
+    queued_at: Instant,
+}
+
+/// A leg's pace and the packets waiting for it.
+#[derive(Debug, Default)]
+pub(crate) struct PacedQueue {
+    /// `None`: no estimate, no pacing.
+    pacer: Option<Pacer>,
+    queue: VecDeque<Queued>,
+    /// On the outbox's list of legs to wake.
+    listed: bool,
+}
+
+impl PacedQueue {
+    /// A new estimate for the leg (`None`: pacing stops; what waits goes at the next drain).
+    pub fn set_estimate(&mut self, estimate_bps: Option<u64>) {
+        match (estimate_bps, self.pacer.as_mut()) {
+            (Some(e), Some(p)) => p.set_estimate(e),
+            (Some(e), None) => self.pacer = Some(Pacer::new(e)),
+            (None, _) => self.pacer = None,
+        }
+    }
+
+    /// Whether the leg is paced now.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.pacer.is_some()
+    }
+
+    /// Packets waiting (each already holds a transport-wide number: the
+    /// next packet's is the send history's next plus this).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Sends or queues one sealed packet of probe `cluster` (0: media)
+    /// that carries the next transport-wide number (if `history`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        out: &mut Outbox,
+        leg: (CallId, ParticipantId),
+        dest: SocketAddr,
+        contents: Bytes,
+        size: usize,
+        cluster: ClusterId,
+        mut history: Option<&mut SendHistory>,
+    ) {
+        let now = out.now();
+        self.drain(out, leg, dest, history.as_deref_mut());
+        if self.queue.is_empty() {
+            let go = match self.pacer.as_mut() {
+                None => true,
+                Some(p) if cluster != 0 => {
+                    p.charge(now, size);
+                    true
+                }
+                Some(p) => p.try_send(now, size),
+            };
+            if go {
+                return send_now(out, dest, contents, size, cluster, history);
+            }
+        } else if self.queue.len() >= MAX_QUEUED {
+            let q = self.queue.pop_front().expect("full");
+            if let Some(p) = self.pacer.as_mut() {
+                p.charge(now, q.size);
+            }
+            out.stats.pacer_overdue += 1;
+            send_now(out, dest, q.contents, q.size, q.cluster, history);
+        }
+        self.queue.push_back(Queued { contents, size, cluster, queued_at: now });
+        out.stats.paced += 1;
+        self.list(out, leg, now);
+    }
+
+    /// A packet that is not numbered and does not wait (audio): sent at
+    /// once, charged to the budget.
+    pub fn send_unpaced(&mut self, out: &mut Outbox, dest: SocketAddr, contents: Bytes) {
+        if let Some(p) = self.pacer.as_mut() {
+            p.charge(out.now(), contents.len());
+        }
+        out.transmit(dest, contents);
+    }
+
+    /// Sends what may go now (called when the leg's wake-up is due, and
+    /// before each send); asks for the next wake-up if packets still wait.
+    pub fn drain(
+        &mut self,
+        out: &mut Outbox,
+        leg: (CallId, ParticipantId),
+        dest: SocketAddr,
+        mut history: Option<&mut SendHistory>,
+    ) {
+        let now = out.now();
+        while let Some(head) = self.queue.front() {
+            let overdue = now.saturating_duration_since(head.queued_at) >= MAX_QUEUE_DELAY;
+            let go = match self.pacer.as_mut() {
+                None => true,
+                Some(p) if head.cluster != 0 || overdue => {
+                    p.charge(now, head.size);
+                    true
+                }
+                Some(p) => p.try_send(now, head.size),
+            };
+            if !go {
+                break;
+            }
+            if overdue && head.cluster == 0 {
+                out.stats.pacer_overdue += 1;
+            }
+            let q = self.queue.pop_front().expect("a head");
+            send_now(out, dest, q.contents, q.size, q.cluster, history.as_deref_mut());
+        }
+        if !self.queue.is_empty() {
+            self.list(out, leg, now);
+        }
+    }
+
+    /// Marks the leg as taken off the outbox's list (its wake-up came).
+    pub fn unlist(&mut self) {
+        self.listed = false;
+    }
+
+    /// Asks the outbox to wake the leg when its head may go.
+    fn list(&mut self, out: &mut Outbox, leg: (CallId, ParticipantId), now: Instant) {
+        let Some(head) = self.queue.front() else { return };
+        let latest = head.queued_at + MAX_QUEUE_DELAY;
+        let at = match self.pacer.as_mut() {
+            Some(p) if head.cluster == 0 => p.next_send(now).max(now + TICK).min(latest),
+            _ => now,
+        };
+        out.wake_pacer(leg, at, !self.listed);
+        self.listed = true;
+    }
+}
+
+/// Sends one packet and records it in the send history.
+fn send_now(
+    out: &mut Outbox,
+    dest: SocketAddr,
+    contents: Bytes,
+    size: usize,
+    cluster: ClusterId,
+    history: Option<&mut SendHistory>,
+) {
+    if let Some(h) = history {
+        h.on_sent(out.now(), size, cluster);
+    }
+    out.transmit(dest, contents);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEG: (CallId, ParticipantId) = (CallId([7; 16]), ParticipantId(2));
+
+    fn dest() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    /// A queue paced for 400 kbit/s (a 1 Mbit/s pace: 125 bytes per ms, 5 000 at most at once).
+    fn paced() -> (Outbox, PacedQueue, SendHistory, Instant) {
+        let t0 = Instant::now();
+        let mut q = PacedQueue::default();
+        q.set_estimate(Some(400_000));
+        (Outbox::new(t0), q, SendHistory::new(), t0)
+    }
+
+    /// Each transmit's first byte (what the test numbered it).
+    fn sent(out: &mut Outbox) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Some(o) = out.pop() {
+            if let crate::Output::Transmit(t) = o {
+                v.push(t.contents[0]);
+            }
+        }
+        v
+    }
+
+    fn packet(n: u8, size: usize) -> Bytes {
+        Bytes::from(vec![n; size])
+    }
+
+    #[test]
+    fn a_burst_leaves_at_the_pace_in_order_and_audio_does_not_wait() {
+        let (mut out, mut q, mut h, t0) = paced();
+        for n in 0..20u8 {
+            q.send(&mut out, LEG, dest(), packet(n, 1000), 1000, 0, Some(&mut h));
+        }
+        // 5 000 bytes of budget: five packets at once, the rest wait.
+        assert_eq!(sent(&mut out), vec![0, 1, 2, 3, 4]);
+        assert_eq!((q.len(), out.stats.paced), (15, 15));
+        // Audio goes past them at once.
+        q.send_unpaced(&mut out, dest(), packet(100, 100));
+        assert_eq!(sent(&mut out), vec![100]);
+        // The budget was spent to the byte when the sixth came: a wake-up
+        // one tick later (one byte of budget would take 8 µs).
+        assert_eq!(out.pace_due(), Some(t0 + TICK));
+        assert_eq!(out.take_paced_legs(), vec![LEG]);
+        let mut got = Vec::new();
+        let mut ms = 0;
+        while q.len() > 0 {
+            ms += 1;
+            out.set_now(t0 + Duration::from_millis(ms));
+            q.unlist();
+            q.drain(&mut out, LEG, dest(), Some(&mut h));
+            got.extend(sent(&mut out));
+        }
+        // In order; the last when the budget has covered 14 000 bytes and
+        // the audio's 100 (at 125 bytes per ms: 113 ms).
+        assert_eq!(got, (5..20).collect::<Vec<u8>>());
+        assert_eq!(ms, 113);
+        // The send history numbered each as it left: twenty sends, in order.
+        assert_eq!(h.next_seq().0, 20);
+        assert_eq!(out.stats.pacer_overdue, 0);
+    }
+
+    #[test]
+    fn probes_pass_the_pace_and_nothing_waits_past_its_deadline() {
+        let (mut out, mut q, mut h, t0) = paced();
+        q.send(&mut out, LEG, dest(), packet(0, 6000), 6000, 0, Some(&mut h));
+        // The budget is spent; a probe packet still goes at once.
+        q.send(&mut out, LEG, dest(), packet(1, 255), 255, 3, Some(&mut h));
+        // Media waits; a probe packet behind it waits for it, then goes past the budget.
+        q.send(&mut out, LEG, dest(), packet(2, 1000), 1000, 0, Some(&mut h));
+        q.send(&mut out, LEG, dest(), packet(3, 255), 255, 4, Some(&mut h));
+        assert_eq!(sent(&mut out), vec![0, 1]);
+        // A pace of 1 kbit/s (the floor is one packet of budget): the
+        // media packet goes when it has waited 250 ms, counted, and the probe with it.
+        q.set_estimate(Some(400));
+        out.set_now(t0 + Duration::from_millis(249));
+        q.drain(&mut out, LEG, dest(), Some(&mut h));
+        assert_eq!(sent(&mut out), Vec::<u8>::new());
+        out.set_now(t0 + MAX_QUEUE_DELAY);
+        q.drain(&mut out, LEG, dest(), Some(&mut h));
+        assert_eq!(sent(&mut out), vec![2, 3]);
+        assert_eq!(out.stats.pacer_overdue, 1);
+    }
+
+    #[test]
+    fn a_full_queue_sends_its_oldest_and_no_estimate_sends_everything() {
+        let (mut out, mut q, mut h, _) = paced();
+        for n in 0..(MAX_QUEUED + 6) {
+            q.send(&mut out, LEG, dest(), packet(n as u8, 1000), 1000, 0, Some(&mut h));
+        }
+        // Five went on the budget; the queue filled; one more made the oldest go.
+        assert_eq!(sent(&mut out), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!((q.len(), out.stats.pacer_overdue), (MAX_QUEUED, 1));
+        // The estimate is gone: the next send lets everything go first, in order.
+        q.set_estimate(None);
+        assert!(!q.active());
+        q.send(&mut out, LEG, dest(), packet(0xEE, 1000), 1000, 0, Some(&mut h));
+        let all = sent(&mut out);
+        assert_eq!(all.len(), MAX_QUEUED + 1);
+        assert_eq!((all[0], all[MAX_QUEUED]), (6, 0xEE));
+        assert_eq!(h.next_seq().0 as usize, MAX_QUEUED + 7);
+    }
+}
