@@ -1,18 +1,24 @@
 //! Overload protection (the seed's degradation rule): when a worker's busy
 //! time nears its budget, the router lowers its heaviest receivers' quality
 //! one step at a time, before anything is dropped: first to the lowest
-//! simulcast layer of every source they get (a receiver with no simulcast
-//! source to lower is skipped), then, when no receiver has layers left to
+//! layers of every source they get, the lowest simulcast layer and SVC
+//! spatial layer 0 (a receiver with no simulcast source with more than one
+//! layer being sent, nor an SVC stream with more than one spatial layer
+//! being sent, is skipped), then, when no receiver has layers left to
 //! lower, to SD (the call's composite: one video stream instead of one per
-//! publisher). When the load has been well below the budget for a while it
-//! undoes the steps one at a time, the last kind first: SD receivers back
-//! to HD, then layers back to what their estimates allow.
+//! publisher). A lowered receiver stays there while the protection holds
+//! it: its estimate does not raise it again. SVC keeps its switching rules
+//! (`svc`): down at the next frame, up only at a keyframe, sequence
+//! numbers without a gap. When the load has been well below the budget for
+//! a while it undoes the steps one at a time, the last kind first: SD
+//! receivers back to HD, then layers back to what their estimates allow.
 //!
 //! The driver measures how busy the worker is (the share of wall time not
 //! spent waiting for packets) and passes it in as [`Input::Load`]
 //! (`crate::Input`); the core keeps no clock of its own. "Heaviest" is the
 //! receiver whose HD copy of the call costs the most to send: the summed
-//! bitrate of the video streams it gets. Receivers that chose SD
+//! bitrate of the video streams it gets (an SVC stream with all its
+//! spatial layers, as it arrives). Receivers that chose SD
 //! themselves, WHEP legs (their quality is fixed) and mixers are never
 //! moved to SD; only mixers keep their layers. A receiver moved here does
 //! not return to HD on good loss reports alone (`quality`): only when the
@@ -128,8 +134,9 @@ impl Router {
             .min_by_key(|(_, p)| p.0)
     }
 
-    /// Holds `pid`'s simulcast sources at their lowest layers (`shed`), or
-    /// lets its estimate choose again.
+    /// Holds `pid`'s simulcast sources at their lowest layers and its SVC
+    /// streams at spatial layer 0 (`shed`), or lets its estimate choose
+    /// again (`simulcast::allocate`, which keeps to this while shed).
     fn shed_layers(&mut self, call: CallId, pid: ParticipantId, shed: bool) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         let Some(i) = c.index_of(pid) else { return };
@@ -138,8 +145,8 @@ impl Router {
     }
 
     /// The receiver (not a mixer, layers not lowered yet) whose video costs
-    /// the most among those that get a simulcast source above its lowest
-    /// layer (ties: the lowest id).
+    /// the most among those that get a simulcast source or an SVC stream
+    /// with layers above its lowest (ties: the lowest id).
     fn heaviest_layered_receiver(&self) -> Option<(CallId, ParticipantId)> {
         let mut best: Option<(u64, CallId, ParticipantId)> = None;
         for (id, call) in &self.calls {

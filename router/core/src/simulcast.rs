@@ -262,9 +262,10 @@ pub(crate) fn keyframe_starts(codec: Option<Codec>, payload: &[u8]) -> bool {
 
 /// What a receiver's video costs, bits/s: every other non-mixer stream
 /// it gets (only `subscribe`'s, if it watches one participant) as measured
-/// arriving, and each simulcast source at its lowest layer being sent
-/// (`Need::Least`: the HD/SD decision's "does HD fit") or its best
-/// (`Need::Best`: what it would take at best, as far as probing aims).
+/// arriving (an SVC stream whole, all its spatial layers), and each
+/// simulcast source at its lowest layer being sent (`Need::Least`: the
+/// HD/SD decision's "does HD fit") or its best (`Need::Best`: what it
+/// would take at best, as far as probing aims).
 pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 {
     let subscribe = call.index_of(receiver).and_then(|i| call.participants[i].subscribe);
     let others = || {
@@ -345,7 +346,8 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         return;
     }
     // Held at the lowest layers by the overload protection: no budget above them.
-    let budget = if call.participants[i].layers_shed { Some(0) } else { call.participants[i].estimate_bps };
+    let shed = call.participants[i].layers_shed;
+    let budget = if shed { Some(0) } else { call.participants[i].estimate_bps };
     let choice: Vec<(Ssrc, Option<Ssrc>, bool)> = match budget {
         // No estimate: the best of each (`None`: whatever is best when a packet comes).
         None => sources.iter().map(|s| (s.group, None, s.svc)).collect(),
@@ -376,8 +378,10 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     for (group, target, svc) in choice {
         let c = consumers.entry(group);
         if svc {
-            // The spatial layer's index, carried as the "SSRC" of its entry above.
-            c.spatial_target = target.map(|t| t.0 as u8);
+            // The spatial layer's index, carried as the "SSRC" of its entry
+            // above; held at the base layer while the overload protection
+            // has lowered the receiver, whatever the layers measure.
+            c.spatial_target = if shed { Some(0) } else { target.map(|t| t.0 as u8) };
         } else {
             c.target = target;
         }
@@ -385,12 +389,18 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
 }
 
 /// Whether receiver `i` gets a simulcast source with more than one layer
-/// being sent, and so has a lower one to go to.
+/// being sent, or an SVC stream with more than one spatial layer being sent
+/// (`SvcState::layered`), and so has a lower one to go to.
 pub(crate) fn above_lowest(call: &Call, i: usize) -> bool {
     let r = &call.participants[i];
     let mut groups: Vec<(Ssrc, u32)> = Vec::new();
-    let gets = |s: &&Producer| s.participant != r.id && r.subscribe.is_none_or(|only| only == s.participant);
+    let gets = |s: &&Producer| {
+        s.participant != r.id && s.role != Role::Mixer && r.subscribe.is_none_or(|only| only == s.participant)
+    };
     for s in call.producers().filter(gets).filter(|s| s.bitrate_bps > 0) {
+        if s.svc.as_ref().is_some_and(|v| v.layered()) {
+            return true;
+        }
         let Some(l) = s.layer else { continue };
         match groups.iter_mut().find(|g| g.0 == l.group) {
             Some(g) => g.1 += 1,

@@ -12,6 +12,9 @@
 //!   packet carrying the template structure, which browsers send with
 //!   keyframes), since a higher spatial layer's frames refer to its own
 //!   earlier ones.
+//! - Overload (`overload`): a busy worker holds a receiver at spatial layer
+//!   0 of every SVC stream it gets, whatever its estimate, until the load
+//!   has fallen; then its estimate chooses again (up at the next keyframe).
 
 use corecast_proto::dd::{self, DdStructure};
 use corecast_proto::Ssrc;
@@ -81,6 +84,14 @@ impl SvcState {
         self.structure.max_layers().0 + 1
     }
 
+    /// More than one spatial layer, and one above the base being sent
+    /// (measured over the last rate window): a receiver of it has a lower
+    /// layer to go to (`overload`).
+    pub fn layered(&self) -> bool {
+        let n = usize::from(self.spatial_layers()).min(MAX_SPATIAL);
+        n > 1 && self.spatial_bps[1..n].iter().any(|b| *b > 0)
+    }
+
     /// What receiving spatial layers 0..=s costs, for each s, bits/s.
     pub fn cumulative_bps(&self) -> Vec<u64> {
         let n = usize::from(self.spatial_layers()).min(MAX_SPATIAL);
@@ -104,7 +115,7 @@ impl Consumers {
         match c.spatial_on {
             // Down at once (at a frame's start), up at a keyframe.
             Some(on) if target.is_some_and(|t| t < on) && p.starts => c.spatial_on = target,
-            Some(on) if target.is_none_or(|t| t > on) && p.keyframe => c.spatial_on = target,
+            Some(on) if target.is_none_or(|t| t > on) && p.keyframe => c.spatial_on = Some(target.unwrap_or(u8::MAX)),
             None if p.keyframe || target.is_none() => c.spatial_on = Some(target.unwrap_or(u8::MAX)),
             _ => {}
         }

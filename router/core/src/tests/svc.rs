@@ -1,6 +1,8 @@
-//! Temporal layers read from the Dependency Descriptor: a browser's AV1 (or
-//! VP9) video whose payload the router cannot read (encrypted end to end,
-//! say) is still thinned for a receiver with a frame-rate cap, gap-free.
+//! Layers read from the Dependency Descriptor: a browser's AV1 (or VP9)
+//! video whose payload the router cannot read (encrypted end to end, say)
+//! is still thinned for a receiver with a frame-rate cap (temporal layers)
+//! or a lower estimate, or by the overload protection (spatial layers),
+//! gap-free.
 
 use super::webrtc::{identity, Peer, VIDEO_SSRC};
 use super::*;
@@ -41,7 +43,12 @@ fn frame(n: u16) -> Vec<u8> {
 
 /// A browser publisher (participant 1) whose leg negotiated the Dependency Descriptor, connected.
 fn dd_publisher() -> (H, Peer) {
-    let mut h = H::with(retransmitting());
+    dd_publisher_with(retransmitting())
+}
+
+/// [`dd_publisher`] on a router configured with `cfg`.
+fn dd_publisher_with(cfg: RouterConfig) -> (H, Peer) {
+    let mut h = H::with(cfg);
     h.r.set_dtls_identity(identity());
     let config = dimpl::Config::builder().build().unwrap();
     let mut a = Peer::open_edited(&mut h, 1, (call(1), 1, true, None), config, |leg| {
@@ -96,15 +103,22 @@ fn a_malformed_descriptor_falls_back_to_the_payload_and_drops_nothing() {
 }
 
 /// Frame `n` of an L2T1 stream (two spatial layers, both in every
-/// temporal unit: S0 then S1): the descriptor (templates 0 = S0, 1 = S1;
-/// the structure with S0 of keyframe units), the payload `size` bytes of
-/// its spatial id.
+/// temporal unit: S0 then S1), as [`spatial_frame`] makes it.
 fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
-    let n = unit * 2 + u16::from(spatial);
+    spatial_frame(2, unit, spatial, key)
+}
+
+/// Spatial layer `spatial`'s frame of temporal unit `unit` of an LnT1
+/// stream of `layers` (2 or 3) spatial layers, all in every unit, S0
+/// first: the descriptor (template k = Sk; the structure with S0 of
+/// keyframe units), the payload 200, 800, 1000 bytes (S0, S1, S2) of its
+/// spatial id.
+fn spatial_frame(layers: u8, unit: u16, spatial: u8, key: bool) -> Vec<u8> {
+    let n = unit * u16::from(layers) + u16::from(spatial);
     let mut dd = vec![0xC0 | spatial, (n >> 8) as u8, n as u8];
     if key && spatial == 0 {
-        // structure present; offset 0; 2 decode targets; next_layer_idc 2, 3.
-        dd.extend_from_slice(&[0x80, 0x01, 0xB0]);
+        // structure present; offset 0; `layers` decode targets; next_layer_idc 2 (next spatial) ..., 3 (end).
+        dd.extend_from_slice(if layers == 2 { &[0x80, 0x01, 0xB0] } else { &[0x80, 0x02, 0xAC] });
     }
     RtpPacket {
         pt: Pt(35),
@@ -112,7 +126,7 @@ fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
         ssrc: Ssrc(VIDEO_SSRC),
         timestamp: corecast_proto::MediaTime(3000 * u32::from(unit)),
         extensions: vec![(DD_EXT, dd)],
-        payload: vec![spatial; if spatial == 0 { 200 } else { 800 }],
+        payload: vec![spatial; [200, 800, 1000][usize::from(spatial)]],
         ..Default::default()
     }
     .to_vec()
@@ -172,4 +186,102 @@ fn each_receiver_gets_the_spatial_layers_its_estimate_allows_down_at_once_up_at_
     let mut all: Vec<u16> = low.iter().chain(&before_key).chain(&after).map(|p| p.0).collect();
     all.dedup();
     assert!(all.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "one stream without gaps: {all:?}");
+}
+
+/// A REMB from native receiver `ssrc`: its estimate, `bps`.
+fn remb_from(ssrc: u32, bps: u64) -> Vec<u8> {
+    let p = RtcpPacket::Remb(rtcp::Remb { sender_ssrc: Ssrc(ssrc), bitrate_bps: bps, ssrcs: vec![] });
+    rtcp::write_compound(&[p]).unwrap()
+}
+
+#[test]
+fn overload_holds_the_heaviest_svc_receiver_at_spatial_layer_0_and_its_layers_return_at_a_keyframe() {
+    let (mut h, mut a) = dd_publisher_with(RouterConfig { hd_recovery: Duration::from_secs(4), ..retransmitting() });
+    // Receivers 2 and 3 of publisher 1's L3T1 stream; 3 also gets 2's plain video: the heavier.
+    h.join(addr(2), call(1), 2, 0x2222);
+    h.join(addr(3), call(1), 3, 0x3333);
+    let mut unit = 0u16;
+    // `units` temporal units (30 a second; `key`: the first a keyframe), each with a packet of 2's video.
+    let mut send = |h: &mut H, units: u16, key: bool| {
+        for i in 0..units {
+            for s in 0..3 {
+                let p = a.seal(&spatial_frame(3, unit, s, (key && i == 0) || unit == 0));
+                h.input(a.addr, p);
+            }
+            h.input(addr(2), rtp(0x2222, unit));
+            unit += 1;
+            if unit.is_multiple_of(15) {
+                h.advance(Duration::from_millis(500));
+            }
+        }
+    };
+    // A load figure (and keepalives from the native participants, whom the test's seconds would time out).
+    let load = |h: &mut H, busy_permille: u16| {
+        for pid in [2, 3] {
+            h.session(addr(pid), SessionMessage::Keepalive { txid: [0; 12] });
+        }
+        h.r.handle_input(h.now, Input::Load { busy_permille });
+        h.drain();
+    };
+    // The SVC stream's packets to each receiver since the last call: (sequence number, spatial id).
+    let got = |h: &mut H| -> [Vec<(u16, u8)>; 2] {
+        let t = h.take();
+        [addr(2), addr(3)].map(|to| {
+            t.iter()
+                .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
+                .filter_map(|t| {
+                    let hd = RtpHeader::parse(&t.contents).unwrap();
+                    (hd.ssrc == Ssrc(VIDEO_SSRC)).then(|| (hd.seq.0, hd.payload(&t.contents)[0]))
+                })
+                .collect()
+        })
+    };
+    let layers = |v: &[(u16, u8)]| -> [usize; 3] { [0, 1, 2].map(|s| v.iter().filter(|p| p.1 == s).count()) };
+    send(&mut h, 60, true);
+    load(&mut h, 800);
+    let [to2, to3] = got(&mut h);
+    assert_eq!((layers(&to2[90..]), layers(&to3[90..])), ([30; 3], [30; 3]), "no estimate: every layer");
+    let mut stream3 = to3;
+    // Over the budget: 3, the heavier, is held at S0 from the next frame on; 2 keeps every layer.
+    load(&mut h, 950);
+    assert_eq!(h.r.stats().overload_layers_lowered, 1);
+    assert!(!h.events.iter().any(|e| matches!(e, Event::QualityChanged { .. })), "layers, not SD");
+    send(&mut h, 30, false);
+    load(&mut h, 800);
+    let [to2, to3] = got(&mut h);
+    assert_eq!((layers(&to2), layers(&to3)), ([30; 3], [30, 0, 0]));
+    stream3.extend(to3);
+    // An estimate with room for every layer, and a keyframe: still S0 while the load holds it.
+    h.input(addr(3), remb_from(0x3333, 1_000_000));
+    send(&mut h, 30, true);
+    let [to2, to3] = got(&mut h);
+    assert_eq!((layers(&to2), layers(&to3)), ([30; 3], [30, 0, 0]), "the estimate does not raise it");
+    stream3.extend(to3);
+    // Calm for `hd_recovery` (4 s from the first calm figure): the layers are let go ...
+    for _ in 0..4 {
+        load(&mut h, 300);
+        send(&mut h, 30, false);
+    }
+    assert_eq!(h.r.stats().overload_restored, 0);
+    let [to2, to3] = got(&mut h);
+    assert_eq!((layers(&to2), layers(&to3)), ([120; 3], [120, 0, 0]));
+    stream3.extend(to3);
+    load(&mut h, 300);
+    assert_eq!(h.r.stats().overload_restored, 1);
+    // ... and come back at the next keyframe, not before.
+    send(&mut h, 5, false);
+    let [_, to3] = got(&mut h);
+    assert_eq!(layers(&to3), [5, 0, 0], "S0 until a keyframe");
+    stream3.extend(to3);
+    send(&mut h, 2, true);
+    let [to2, to3] = got(&mut h);
+    assert_eq!(to2.iter().map(|p| p.1).collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2]);
+    assert_eq!(to3.iter().map(|p| p.1).collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2], "every layer again");
+    stream3.extend(to3);
+    let seqs: Vec<u16> = stream3.iter().map(|p| p.0).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "one stream without gaps: {seqs:?}");
+    // Held from the lowering to the keyframe: 185 units, two upper-layer frames each, skipped.
+    assert_eq!(h.r.stats().layers_skipped, 370);
+    assert_eq!(h.r.stats().overload_layers_lowered, 1);
+    assert_eq!(h.r.stats().dropped(), 0, "nothing dropped on the way");
 }
