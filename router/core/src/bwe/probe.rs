@@ -17,6 +17,10 @@ pub(crate) const PROBE_DURATION: Duration = Duration::from_millis(15);
 pub(crate) const PROBE_MIN_PACKETS: u32 = 5;
 /// Periodic probes while the estimate is short of the target.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(3);
+/// A probe whose rise the link took back (overuse within [`PROBE_INTERVAL`]
+/// of it) doubles the interval, up to this: a policer's bucket passes each
+/// short probe, and each failed rise costs the receiver a layer switch.
+pub(crate) const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(48);
 /// A probe's feedback is awaited this long, then given up.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Start-up probes: this multiple of the estimate first.
@@ -57,6 +61,10 @@ pub(crate) struct ProbeController {
     last_probe: Option<Instant>,
     /// The next start-up probe's rate, after a good result.
     further: Option<u64>,
+    /// The periodic interval now (zero: [`PROBE_INTERVAL`]), doubled by failed rises.
+    interval: Duration,
+    /// When a probe's result last raised the estimate (until it held a [`PROBE_INTERVAL`]).
+    raised_at: Option<Instant>,
 }
 
 impl ProbeController {
@@ -76,6 +84,11 @@ impl ProbeController {
             }
             self.pending = None;
         }
+        if self.raised_at.is_some_and(|t| now.saturating_duration_since(t) >= PROBE_INTERVAL) {
+            // The last rise held: periodic probes at the base interval again.
+            self.raised_at = None;
+            self.interval = PROBE_INTERVAL;
+        }
         if target_bps <= estimate_bps || overusing {
             self.further = None;
             return None;
@@ -85,7 +98,8 @@ impl ProbeController {
             estimate_bps.saturating_mul(INITIAL_FACTOR)
         } else if let Some(r) = self.further.take() {
             r
-        } else if self.last_probe.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_INTERVAL) {
+        } else if self.last_probe.is_none_or(|t| now.saturating_duration_since(t) >= self.interval.max(PROBE_INTERVAL))
+        {
             estimate_bps.saturating_mul(2)
         } else {
             return None;
@@ -95,6 +109,27 @@ impl ProbeController {
         self.pending = Some((cluster, now));
         self.last_probe = Some(now);
         Some(cluster)
+    }
+
+    /// A probe's result raised the estimate at `now`.
+    pub fn raised(&mut self, now: Instant) {
+        self.raised_at = Some(now);
+    }
+
+    /// The link overused at `now`: if that is within [`PROBE_INTERVAL`] of
+    /// a probe's rise, the rise failed: no further probe, and the periodic
+    /// interval doubles (up to [`MAX_PROBE_INTERVAL`]).
+    pub fn on_overuse(&mut self, now: Instant) {
+        if self.raised_at.take().is_some_and(|t| now.saturating_duration_since(t) < PROBE_INTERVAL) {
+            self.further = None;
+            self.interval = (self.interval.max(PROBE_INTERVAL) * 2).min(MAX_PROBE_INTERVAL);
+        }
+    }
+
+    /// The periodic interval now.
+    #[cfg(test)]
+    pub fn interval(&self) -> Duration {
+        self.interval.max(PROBE_INTERVAL)
     }
 
     /// The cluster awaiting its result.
@@ -174,7 +209,8 @@ impl ProbeEstimator {
         let send = (self.bytes - u64::from(ls.1)) as f64 * 8e6 / send_us as f64;
         let recv = (self.bytes - u64::from(fa.1)) as f64 * 8e6 / recv_us as f64;
         let bps = if recv < 0.9 * send { 0.95 * recv } else { send.min(recv) };
-        Some(bps.round() as u64)
+        // Never more than was probed: a cluster sent at once has no send rate to bound it.
+        Some((bps.round() as u64).min(bitrate_bps))
     }
 }
 
@@ -208,6 +244,27 @@ mod tests {
         assert_eq!(p.wants_probe(later, 1_000_000, 5_000_000, true), None);
         assert_eq!(p.wants_probe(later, 1_000_000, 900_000, false), None);
         assert!(p.wants_probe(later, 1_000_000, 5_000_000, false).is_some());
+    }
+
+    #[test]
+    fn a_rise_the_link_takes_back_doubles_the_interval_and_one_that_holds_resets_it() {
+        let t0 = t(0);
+        let mut p = ProbeController::default();
+        let mut now = t0;
+        for want in [6, 12, 24, 48, 48] {
+            p.raised(now);
+            p.on_overuse(now + Duration::from_secs(2));
+            assert_eq!(p.interval(), Duration::from_secs(want));
+            now += Duration::from_secs(10);
+        }
+        // Overuse long after a rise is not its failure.
+        p.raised(now);
+        p.on_overuse(now + PROBE_INTERVAL);
+        assert_eq!(p.interval(), MAX_PROBE_INTERVAL);
+        // A rise that holds for the base interval brings it back.
+        p.raised(now);
+        let _ = p.wants_probe(now + PROBE_INTERVAL, 300_000, 300_000, false);
+        assert_eq!(p.interval(), PROBE_INTERVAL);
     }
 
     fn result(cluster: ClusterId, sent_us: i64, arrival_us: Option<i64>) -> PacketResult {

@@ -26,12 +26,20 @@ struct Link {
     /// Every `n`th packet is lost on the way (0: none).
     lose_every: u64,
     count: u64,
+    /// A policer's bucket (`tc tbf`'s burst), bytes: what fits passes at
+    /// once (0: a plain FIFO).
+    bucket: f64,
+    tokens: f64,
+    tokens_at_us: i64,
 }
 
 impl Link {
     /// A packet entering at `at_us`: its arrival, or `None` when dropped.
     fn send(&mut self, at_us: i64, size: usize) -> Option<i64> {
         self.count += 1;
+        if self.bucket > 0.0 {
+            return self.police(at_us, size);
+        }
         let start = at_us.max(self.free_at_us);
         if start - at_us > MAX_QUEUE_US {
             return None;
@@ -41,6 +49,28 @@ impl Link {
             return None;
         }
         Some(self.free_at_us + BASE_DELAY_US)
+    }
+}
+
+impl Link {
+    /// A token bucket filled at the capacity: a packet leaves once the
+    /// tokens cover it, in order.
+    fn police(&mut self, at_us: i64, size: usize) -> Option<i64> {
+        let t = at_us.max(self.free_at_us);
+        let tokens = (self.tokens + (t - self.tokens_at_us) as f64 * self.capacity_bps as f64 / 8e6).min(self.bucket);
+        let wait_us =
+            if tokens >= size as f64 { 0 } else { ((size as f64 - tokens) * 8e6 / self.capacity_bps as f64) as i64 };
+        let leave = t + wait_us;
+        if leave - at_us > MAX_QUEUE_US {
+            return None;
+        }
+        self.tokens = (tokens - size as f64).max(0.0);
+        self.tokens_at_us = leave;
+        self.free_at_us = leave;
+        if self.lose_every > 0 && self.count.is_multiple_of(self.lose_every) {
+            return None;
+        }
+        Some(leave + BASE_DELAY_US)
     }
 }
 
@@ -56,6 +86,8 @@ struct Sim {
     media_credit_bits: f64,
     probes: VecDeque<(i64, usize, ClusterId)>,
     probes_sent: u32,
+    /// Media is sent at the estimate up to this (what the receiver's layer takes).
+    media_cap_bps: u64,
 }
 
 impl Sim {
@@ -65,14 +97,31 @@ impl Sim {
             now_us: 0,
             bwe: Bwe::new(),
             history: SendHistory::new(),
-            link: Link { capacity_bps, free_at_us: 0, lose_every: 0, count: 0 },
+            link: Link {
+                capacity_bps,
+                free_at_us: 0,
+                lose_every: 0,
+                count: 0,
+                bucket: 0.0,
+                tokens: 0.0,
+                tokens_at_us: 0,
+            },
             in_flight: VecDeque::new(),
             recorder: TwccRecorder::new(),
             feedback: VecDeque::new(),
             media_credit_bits: 0.0,
             probes: VecDeque::new(),
             probes_sent: 0,
+            media_cap_bps: u64::MAX,
         }
+    }
+
+    /// A link policed at `capacity_bps` with a 16 kB bucket (as the browser test's `tc tbf`).
+    fn policed(capacity_bps: u64) -> Sim {
+        let mut sim = Sim::new(capacity_bps);
+        sim.link.bucket = 16_000.0;
+        sim.link.tokens = 16_000.0;
+        sim
     }
 
     fn at(&self, us: i64) -> Instant {
@@ -118,7 +167,7 @@ impl Sim {
                 self.probes_sent += 1;
             }
         }
-        self.media_credit_bits += self.bwe.estimate_bps() as f64 / 1000.0;
+        self.media_credit_bits += self.bwe.estimate_bps().min(self.media_cap_bps) as f64 / 1000.0;
         while self.media_credit_bits >= (MEDIA_PACKET * 8) as f64 {
             self.media_credit_bits -= (MEDIA_PACKET * 8) as f64;
             self.send(now, MEDIA_PACKET, 0);
@@ -195,6 +244,42 @@ fn heavy_loss_lowers_the_estimate() {
     assert!(*s.last().unwrap() < START_BPS, "{s:?}");
     assert!(s[s.len() - 30..].windows(2).all(|w| w[1] <= w[0]), "{s:?}");
     assert!(peak > START_BPS);
+}
+
+#[test]
+fn a_policed_link_losing_5_percent_is_not_probed_above_itself() {
+    // 300 kbit/s policed with a 16 kB bucket (which passes a short probe at
+    // once) and 5% random loss: media at the estimate brings it to the link,
+    // then the receiver gets a 160 kbit/s layer.
+    let c = 300_000;
+    let mut sim = Sim::policed(c);
+    sim.link.lose_every = 20;
+    sim.run(6000);
+    sim.media_cap_bps = 160_000;
+    let probes = sim.probes_sent;
+    let s = sim.run(20_000);
+    // With loss in the hold band no probe goes, and the estimate never
+    // rises to where the next layer (about 380 kbit/s) would be chosen.
+    assert_eq!(sim.probes_sent, probes, "no probe while losing 5%");
+    assert!(s.iter().all(|&e| e < 330_000), "{s:?}");
+    assert!(sim.bwe.loss() >= 0.04, "{}", sim.bwe.loss());
+}
+
+#[test]
+fn probes_back_off_while_the_link_takes_their_rises_back() {
+    // No random loss: each probe passes the bucket, the rise it brings
+    // overuses the link once media follows it; the periodic probes back off.
+    let c = 300_000;
+    let mut sim = Sim::policed(c);
+    sim.run(10_000);
+    let probes = sim.probes_sent;
+    let s = sim.run(60_000);
+    let later = sim.probes_sent - probes;
+    assert!(sim.bwe.probes.interval() > probe::PROBE_INTERVAL, "{:?}", sim.bwe.probes.interval());
+    assert!(later <= 8, "{later} probes in 60 s (every 3 s would be 20)");
+    // Most of the time the estimate is near the link, not above it.
+    let above = s.iter().filter(|&&e| e > c * 13 / 10).count();
+    assert!(above * 10 <= s.len(), "{above} of {} samples above 1.3 × the link: {s:?}", s.len());
 }
 
 #[test]
