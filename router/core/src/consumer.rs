@@ -32,6 +32,9 @@ pub(crate) struct Consumer {
     /// with when (see `simulcast`).
     pub layer_on: Option<Ssrc>,
     pub target: Option<Ssrc>,
+    /// The layer it got was dropped to move down (`simulcast::allocate`);
+    /// the target's keyframe ends the move.
+    pub dropped: bool,
     pub ts_offset: u32,
     pub last_ts: Option<(u32, Instant)>,
     /// An SVC stream (see `svc`): the highest spatial layer the receiver is
@@ -72,6 +75,7 @@ impl Consumer {
             layer: None,
             layer_on: None,
             target: None,
+            dropped: false,
             ts_offset: 0,
             last_ts: None,
             spatial_target: None,

@@ -184,8 +184,9 @@ impl Consumers {
             });
             c.ts_offset = ts_offset.unwrap_or(0);
             c.offset = c.last_out.map_or(0, |l| l.next().0.wrapping_sub(p.seq.0));
-            // A move between layers (not a start, nor a start again after a pause).
-            out.switched = c.layer_on.is_some();
+            // A move between layers (not a start, nor a start again after a
+            // pause; a layer dropped to move down is a move).
+            out.switched = c.layer_on.is_some() || std::mem::take(&mut c.dropped);
             c.layer_on = Some(p.ssrc);
             c.paused = false;
         } else if c.layer_on != Some(p.ssrc) {
@@ -374,6 +375,9 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
             sources.iter().zip(picks).map(|(s, k)| (s.group, s.layers.get(k).map(|l| l.0), s.svc)).collect()
         }
     };
+    // What each simulcast layer measures, for the drop below.
+    let rates: Vec<(Ssrc, u64)> = sources.iter().filter(|s| !s.svc).flat_map(|s| s.layers.iter().copied()).collect();
+    let rate = |l: Option<Ssrc>| l.and_then(|l| rates.iter().find(|r| r.0 == l)).map(|r| r.1);
     let consumers = &mut call.participants[i].consumers;
     for (group, target, svc) in choice {
         let c = consumers.entry(group);
@@ -382,11 +386,26 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
             // above; held at the base layer while the overload protection
             // has lowered the receiver, whatever the layers measure.
             c.spatial_target = if shed { Some(0) } else { target.map(|t| t.0 as u8) };
-        } else {
-            c.target = target;
+            continue;
+        }
+        c.target = target;
+        // Moving down because the link is far below the layer it gets: that
+        // layer stops now rather than at the target's keyframe (what it
+        // would send meanwhile only fills the bottleneck's queue, where the
+        // keyframe and its repairs would be lost with it). Gap-free: the
+        // target starts right after the last packet sent.
+        if let (Some(on), Some(to), Some(estimate)) = (rate(c.layer_on), rate(target), budget) {
+            if !shed && to < on && estimate < on / DROP_BELOW {
+                c.layer_on = None;
+                c.dropped = true;
+            }
         }
     }
 }
+
+/// A receiver whose estimate is below 1/this of the layer it gets stops
+/// getting it at once when it moves down (see [`allocate`]).
+const DROP_BELOW: u64 = 2;
 
 /// Whether receiver `i` gets a simulcast source with more than one layer
 /// being sent, or an SVC stream with more than one spatial layer being sent

@@ -170,14 +170,20 @@ fn an_estimate_below_every_layer_keeps_the_lowest_and_hd_until_even_that_does_no
     let mut h = simulcast_call();
     measured(&mut h, 6);
     h.events.clear();
+    let switches = h.r.stats().layer_switches;
     // 20 kbit/s: the low layer (12 kbit/s) fits, HD holds.
     for _ in 0..3 {
         h.input(addr(2), remb(300, 20_000));
     }
     round(&mut h, 6, &[0]);
     round(&mut h, 7, &[]);
-    let layers: Vec<u8> = got(&h.take(), addr(2)).iter().map(|p| p.3).collect();
-    assert_eq!(layers, vec![2, 0, 0], "the low layer from its keyframe on");
+    let g = got(&h.take(), addr(2));
+    let layers: Vec<u8> = g.iter().map(|p| p.3).collect();
+    // Far below the top layer: it stops at once (it would only fill the
+    // link's queue), the low layer follows from its keyframe on, gap-free.
+    assert_eq!(layers, vec![0, 0], "the low layer from its keyframe on, nothing of the top one meanwhile");
+    assert_eq!(g[1].1, g[0].1.wrapping_add(1));
+    assert_eq!(h.r.stats().layer_switches, switches + 1, "one move, counted at the keyframe");
     assert!(!h.events.iter().any(|e| matches!(e, Event::QualityChanged { .. })), "{:?}", h.events);
     // 5 kbit/s: not even the low layer: SD.
     for _ in 0..3 {
