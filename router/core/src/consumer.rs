@@ -119,6 +119,15 @@ impl Consumer {
         })
     }
 
+    /// Whether a packet sent with shift `s` is of a simulcast layer the
+    /// receiver has moved off (or is moving off: dropped while it waits for
+    /// the target's keyframe): its decoder starts again at that keyframe,
+    /// so repairing it is of no use.
+    #[inline]
+    pub fn left_behind(&self, s: &Shift) -> bool {
+        (self.layer_on.is_some() || self.dropped) && self.layer_on != Some(s.source)
+    }
+
     /// The producer's number of the packet this receiver got as `out`: the
     /// offset it was sent with taken off.
     #[cfg(test)]

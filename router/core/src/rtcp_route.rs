@@ -185,6 +185,11 @@ pub(crate) fn route(
                             .map_or(Shift { out: s.0, offset: 0, source: nack.media_ssrc, ts_offset: 0 }, |c| {
                                 c.shift_of(s)
                             });
+                        // Of a layer it has moved off: not repaired (nor charged to its budget).
+                        if consumer.is_some_and(|c| c.left_behind(&shift)) {
+                            stats.nack_left_behind += 1;
+                            continue;
+                        }
                         let pair = (SeqNo(s.0.wrapping_sub(shift.offset)), s);
                         let same = |x: &Shift| x.source == shift.source && x.ts_offset == shift.ts_offset;
                         match per_source.iter_mut().find(|(x, _)| same(x)) {

@@ -102,6 +102,9 @@ pub struct RouterStats {
     pub twcc_feedback: u64,
     /// Padding-only RTX packets sent to WebRTC receivers as bandwidth probes.
     pub probes_sent: u64,
+    /// NACKed packets of a simulcast layer the receiver had moved off (not
+    /// repaired: its decoder starts again at the new layer's keyframe).
+    pub nack_left_behind: u64,
     /// Packets to paced WebRTC receivers that waited in their leg's queue
     /// (`webrtc::pacing`) instead of leaving at once.
     pub paced: u64,
@@ -249,6 +252,7 @@ impl RouterStats {
             red_sent,
             twcc_feedback,
             probes_sent,
+            nack_left_behind,
             paced,
             pacer_overdue,
             overload_restored,
