@@ -378,6 +378,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     // What each simulcast layer measures, for the drop below.
     let rates: Vec<(Ssrc, u64)> = sources.iter().filter(|s| !s.svc).flat_map(|s| s.layers.iter().copied()).collect();
     let rate = |l: Option<Ssrc>| l.and_then(|l| rates.iter().find(|r| r.0 == l)).map(|r| r.1);
+    let mut dropped: Vec<Ssrc> = Vec::new();
     let consumers = &mut call.participants[i].consumers;
     for (group, target, svc) in choice {
         let c = consumers.entry(group);
@@ -398,7 +399,14 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
             if !shed && to < on && estimate < on / DROP_BELOW {
                 c.layer_on = None;
                 c.dropped = true;
+                dropped.push(group);
             }
+        }
+    }
+    // ... with what of it waits in the leg's send queue.
+    if let crate::transport::Transport::WebRtc(w) = &mut call.participants[i].transport {
+        for g in dropped {
+            w.withdraw_paced(g);
         }
     }
 }

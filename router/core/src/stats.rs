@@ -111,6 +111,9 @@ pub struct RouterStats {
     /// Queued packets sent before the pace allowed: after the longest wait
     /// (250 ms) or to make room in a full queue.
     pub pacer_overdue: u64,
+    /// Queued packets of a simulcast layer the receiver stopped getting to
+    /// move down, withdrawn before they were sent.
+    pub pacer_withdrawn: u64,
     /// HD receivers the overload protection moved to SD (`overload`).
     pub overload_shed: u64,
     /// Receivers the overload protection held at their simulcast sources'
@@ -255,6 +258,7 @@ impl RouterStats {
             nack_left_behind,
             paced,
             pacer_overdue,
+            pacer_withdrawn,
             overload_restored,
             duplicates_dropped,
             retransmitted,

@@ -107,6 +107,17 @@ impl SendHistory {
         self.next += 1;
     }
 
+    /// The packet numbered [`Self::next_seq`] was not sent after all (a
+    /// leg's send queue withdrew it): the number is passed over, and
+    /// feedback about it (reported lost, as it will be) is ignored.
+    pub fn on_withdrawn(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![Slot::default(); HISTORY_SLOTS].into_boxed_slice();
+        }
+        self.slots[(self.next as usize) & (HISTORY_SLOTS - 1)] = Slot::default();
+        self.next += 1;
+    }
+
     /// Turns one feedback message into results (appended to `out`, in
     /// sequence order): a packet reported received for the first time, or
     /// reported lost for the first time. Entries about packets never sent,

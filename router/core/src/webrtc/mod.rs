@@ -310,6 +310,11 @@ impl WebRtcTransport {
         self.paced.set_estimate(estimate_bps);
     }
 
+    /// Withdraws what waits in the leg's send queue of `ssrc` (`pacing`).
+    pub fn withdraw_paced(&mut self, ssrc: Ssrc) {
+        self.paced.withdraw(ssrc.0);
+    }
+
     /// The leg's wake-up for its pace came: what may go now goes.
     pub fn drain_paced(&mut self, out: &mut Outbox) {
         self.paced.unlist();

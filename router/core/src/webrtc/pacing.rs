@@ -16,6 +16,9 @@
 //!   the budget says: an estimate far below what the leg is given must not
 //!   turn into seconds of delay), and the queue holds at most [`MAX_QUEUED`]
 //!   packets (the oldest goes at once to make room). Nothing is dropped.
+//! - A simulcast layer the receiver stops getting to move down takes its
+//!   waiting packets with it ([`PacedQueue::withdraw`]: not sent, their
+//!   numbers passed over, counted as `pacer_withdrawn`).
 //! - A leg with no estimate (before its estimator settles, or without
 //!   transport-cc and REMB) is not paced.
 //!
@@ -49,6 +52,8 @@ struct Queued {
     /// Its probe cluster (0: media).
     cluster: ClusterId,
     queued_at: Instant,
+    /// Not to be sent after all ([`PacedQueue::withdraw`]).
+    withdrawn: bool,
 }
 
 /// A leg's pace and the packets waiting for it.
@@ -119,7 +124,7 @@ impl PacedQueue {
             out.stats.pacer_overdue += 1;
             send_now(out, dest, q.contents, q.size, q.cluster, history);
         }
-        self.queue.push_back(Queued { contents, size, cluster, queued_at: now });
+        self.queue.push_back(Queued { contents, size, cluster, queued_at: now, withdrawn: false });
         out.stats.paced += 1;
         self.list(out, leg, now);
     }
@@ -144,6 +149,14 @@ impl PacedQueue {
     ) {
         let now = out.now();
         while let Some(head) = self.queue.front() {
+            if head.withdrawn {
+                self.queue.pop_front();
+                out.stats.pacer_withdrawn += 1;
+                if let Some(h) = history.as_deref_mut() {
+                    h.on_withdrawn();
+                }
+                continue;
+            }
             let overdue = now.saturating_duration_since(head.queued_at) >= MAX_QUEUE_DELAY;
             let go = match self.pacer.as_mut() {
                 None => true,
@@ -164,6 +177,17 @@ impl PacedQueue {
         }
         if !self.queue.is_empty() {
             self.list(out, leg, now);
+        }
+    }
+
+    /// Withdraws the media packets of `ssrc` that wait (a simulcast group
+    /// whose layer the receiver stopped getting to move down): they are
+    /// not sent, their transport-wide numbers are passed over.
+    pub fn withdraw(&mut self, ssrc: u32) {
+        for q in self.queue.iter_mut().filter(|q| q.cluster == 0) {
+            if q.contents.get(8..12).is_some_and(|b| b == ssrc.to_be_bytes()) {
+                q.withdrawn = true;
+            }
         }
     }
 
@@ -287,6 +311,30 @@ mod tests {
         q.drain(&mut out, LEG, dest(), Some(&mut h));
         assert_eq!(sent(&mut out), vec![2, 3]);
         assert_eq!(out.stats.pacer_overdue, 1);
+    }
+
+    /// A 12-byte RTP header of `ssrc` with `n` in its first byte, and padding to `size`.
+    fn rtp(n: u8, ssrc: u32, size: usize) -> Bytes {
+        let mut v = vec![0u8; size];
+        v[0] = n;
+        v[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn withdrawn_packets_are_not_sent_and_their_numbers_passed_over() {
+        let (mut out, mut q, mut h, t0) = paced();
+        for n in 0..10u8 {
+            let ssrc = if n % 2 == 0 { 0xA } else { 0xB };
+            q.send(&mut out, LEG, dest(), rtp(n, ssrc, 1000), 1000, 0, Some(&mut h));
+        }
+        assert_eq!(sent(&mut out), vec![0, 1, 2, 3, 4]);
+        q.withdraw(0xA);
+        out.set_now(t0 + Duration::from_secs(1));
+        q.drain(&mut out, LEG, dest(), Some(&mut h));
+        // 5, 7 and 9 go; 6 and 8 do not, and still take their numbers.
+        assert_eq!(sent(&mut out), vec![5, 7, 9]);
+        assert_eq!((out.stats.pacer_withdrawn, h.next_seq().0), (2, 10));
     }
 
     #[test]
