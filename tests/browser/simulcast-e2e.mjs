@@ -351,10 +351,11 @@ async function scenario(ns) {
   // Watches for `ms`: the longest time without a newly decoded frame (from `from`, or once
   // `settled(sample)` first held), the widths seen, the receive rate.
   async function watch(ms, settled = () => true, estEvery = 8) {
-    const out = []; const end = Date.now() + ms; const est = [];
+    const out = []; const end = Date.now() + ms; const est = []; const rc = [];
     while (Date.now() < end) {
       out.push(await sample());
       if (out.length % estEvery === 1) est.push({ t: Date.now(), bps: await estimate() });
+      rc.push({ t: Date.now(), c: await routerCounters().catch(() => null) });
       await sleep(250);
     }
     let gap = 0; let settledAt = null; let lastNew = null; let gapAll = 0; let gapAt = null; let lastAll = out[0].t;
@@ -382,6 +383,15 @@ async function scenario(ns) {
       if (e.bps !== null && (prevEst === null || Math.abs(e.bps - prevEst) > 0.1 * prevEst)) timeline.push([e.t - a.t, `estimate ${Math.round(e.bps / 1000)} kbps`]);
       if (e.bps !== null) prevEst = e.bps;
     }
+    // The router's probes, switches and keyframe requests, the receiver's PLIs, when they happened.
+    const said = { probes_sent: 'probe packets', layer_switches: 'layer switch', keyframe_requests: 'keyframe requests' };
+    for (let i = 1; i < rc.length; i++) {
+      for (const [k, what] of Object.entries(said)) {
+        const d = rc[i].c && rc[i - 1].c ? rc[i].c[k] - rc[i - 1].c[k] : 0;
+        if (d > 0) timeline.push([rc[i].t - a.t, `+${d} ${what}`]);
+      }
+    }
+    for (let i = 1; i < out.length; i++) if (out[i].plis > out[i - 1].plis) timeline.push([out[i].t - a.t, `receiver PLI`]);
     timeline.sort((x, y) => x[0] - y[0]);
     const tail = out.filter((x) => x.t >= b.t - 3000);
     return { samples: out.length, frames: b.frames - a.frames, fps: Math.round((b.frames - a.frames) * 10000 / (b.t - a.t)) / 10,

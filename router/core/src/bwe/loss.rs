@@ -15,10 +15,11 @@ const MIN_INTERVAL: Duration = Duration::from_millis(300);
 pub(crate) const HIGH_LOSS: f64 = 0.10;
 /// Low loss: increase.
 pub(crate) const LOW_LOSS: f64 = 0.02;
-/// The recent loss ([`LossBased::recent_loss`]) is over the intervals that
+/// The recent loss ([`LossBased::recent_loss`]) is over the last
+/// [`RECENT_INTERVALS`] intervals (at least 160 packets), of those that
 /// ended within this long.
-const RECENT: Duration = Duration::from_secs(4);
-/// ... at most this many.
+const RECENT: Duration = Duration::from_secs(10);
+/// ... this many.
 const RECENT_INTERVALS: usize = 8;
 
 /// The loss-based estimate.
@@ -54,10 +55,11 @@ impl LossBased {
         }
     }
 
-    /// The loss fraction over the intervals that ended in the last 4 s
-    /// before `now` (0 with none): steadier than one interval's figure (an
-    /// interval of 20 packets on a link losing 5% often loses none), it is
-    /// what says whether the link is clean enough to probe.
+    /// The loss fraction over the last 8 intervals, of those that ended in
+    /// the last 10 s before `now` (0 with none): steadier than one
+    /// interval's figure (an interval of 20 packets on a link losing 5%
+    /// often loses none, 160 packets almost never), it is what says whether
+    /// the link is clean enough to probe.
     pub fn recent_loss(&self, now: Instant) -> f64 {
         let (lost, total) = self
             .recent
@@ -141,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn the_recent_loss_is_over_the_last_four_seconds_of_intervals() {
+    fn the_recent_loss_is_over_the_last_intervals_of_ten_seconds() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let mut l = LossBased::new(300_000, 10_000, 10_000_000);
@@ -150,10 +152,18 @@ mod tests {
         l.on_feedback(ms(500), 1, 20, 300_000, None); // the first interval: 2 of 40
         l.on_feedback(ms(1000), 0, 20, 300_000, None);
         l.on_feedback(ms(1500), 0, 20, 300_000, None);
-        // The last interval lost none; the last 4 s lost 2 of 80.
+        // The last interval lost none; the intervals so far lost 2 of 80.
         assert_eq!(l.loss(), 0.0);
         assert!((l.recent_loss(ms(1500)) - 2.0 / 80.0).abs() < 1e-9);
-        // Four seconds after the lossy one ended, it is forgotten.
+        // Ten seconds after the lossy one ended, it is forgotten.
+        assert!(l.recent_loss(ms(10_499)) > 0.0);
+        assert_eq!(l.recent_loss(ms(10_500)), 0.0);
+        // So is one eight intervals back.
+        for k in 0..5 {
+            l.on_feedback(ms(2000 + 500 * k), 0, 20, 300_000, None);
+        }
+        assert!(l.recent_loss(ms(4000)) > 0.0);
+        l.on_feedback(ms(4500), 0, 20, 300_000, None);
         assert_eq!(l.recent_loss(ms(4500)), 0.0);
     }
 

