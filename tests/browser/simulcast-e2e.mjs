@@ -171,7 +171,8 @@ async function routerCounters() {
     nack_answered: sum('nack_answered'), retransmitted: sum('retransmitted'), forwarded_rtp: sum('forwarded_rtp'),
     not_sent: sub('webrtc', 'not_sent'), send_errors: sub('io', 'send_errors'), nacks: sum('nacks'), nack_missed: sum('nack_missed'),
     nack_throttled: sum('nack_throttled'), retransmit_refused: sum('retransmit_refused'), keyframe_throttled: sub('dropped', 'keyframe_throttled'),
-    twcc_feedback: sum('twcc_feedback'), probes_sent: sum('probes_sent'), keyframes_for_loss: sum('keyframes_for_loss') };
+    twcc_feedback: sum('twcc_feedback'), probes_sent: sum('probes_sent'), keyframes_for_loss: sum('keyframes_for_loss'),
+    nack_left_behind: sum('nack_left_behind'), paced: sum('paced'), pacer_overdue: sum('pacer_overdue'), pacer_withdrawn: sum('pacer_withdrawn') };
 }
 // The router's view of the call's participants: { [participant_id]: details }.
 async function routerParticipants(callId) {
@@ -449,7 +450,7 @@ async function scenario(ns) {
       `+${w.router.keyframe_requests} keyframe requests (+${w.router.keyframe_throttled} throttled), NACKed packets: ` +
       `+${w.router.nack_answered} resent, +${w.router.nack_missed} not in its buffer, +${w.router.nack_throttled} throttled, ` +
       `+${w.router.retransmit_refused} refused, +${w.router.twcc_feedback} transport-cc feedback, +${w.router.probes_sent} probes, ` +
-      `+${w.router.keyframes_for_loss} keyframes for loss; tbf dropped ${w.shaper.tbfDropped}, nft dropped ${w.shaper.lossDropped}; ` +
+      `+${w.router.keyframes_for_loss} keyframes for loss, +${w.router.nack_left_behind} NACKed of a layer left, paced +${w.router.paced} (+${w.router.pacer_overdue} overdue, +${w.router.pacer_withdrawn} withdrawn); tbf dropped ${w.shaper.tbfDropped}, nft dropped ${w.shaper.lossDropped}; ` +
       `timeline from the shaping: ${timeline(w)}`;
     check(w.frames > 0, `no frame decoded in ${opt.shapedSeconds} s under shaping [${detail}]`);
     if (w.settledAfterMs === null) {

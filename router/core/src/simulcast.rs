@@ -396,7 +396,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         // keyframe and its repairs would be lost with it). Gap-free: the
         // target starts right after the last packet sent.
         if let (Some(on), Some(to), Some(estimate)) = (rate(c.layer_on), rate(target), budget) {
-            if !shed && to < on && estimate < on / DROP_BELOW {
+            if !shed && to < on && estimate.saturating_mul(DROP_BELOW.1) < on.saturating_mul(DROP_BELOW.0) {
                 c.layer_on = None;
                 c.dropped = true;
                 dropped.push(group);
@@ -411,9 +411,10 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     }
 }
 
-/// A receiver whose estimate is below 1/this of the layer it gets stops
-/// getting it at once when it moves down (see [`allocate`]).
-const DROP_BELOW: u64 = 2;
+/// A receiver whose estimate is below this fraction (numerator,
+/// denominator) of the layer it gets stops getting it at once when it moves
+/// down (see [`allocate`]).
+const DROP_BELOW: (u64, u64) = (7, 10);
 
 /// Whether receiver `i` gets a simulcast source with more than one layer
 /// being sent, or an SVC stream with more than one spatial layer being sent
