@@ -87,6 +87,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
                     "bitrate_bps": p.bitrate_bps,
                     "reported_loss_fraction": p.reported_loss_fraction,
                     "estimate_bps": p.estimate_bps,
+                    "twcc_loss_permille": p.twcc_loss_permille.map(|(last, recent)| serde_json::json!({ "last": last, "recent": recent })),
                     "rtt_ms": p.rtt.map(|d| d.as_secs_f64() * 1000.0),
                     "loudness": p.loudness,
                     "sd_audible": p.sd_audible,

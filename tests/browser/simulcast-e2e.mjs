@@ -355,7 +355,10 @@ async function scenario(ns) {
     const out = []; const end = Date.now() + ms; const est = []; const rc = [];
     while (Date.now() < end) {
       out.push(await sample());
-      if (out.length % estEvery === 1) est.push({ t: Date.now(), bps: await estimate() });
+      if (out.length % estEvery === 1) {
+        const p = s.receiver ? (await routerParticipants(s.call).catch(() => ({})))[s.receiver] : null;
+        est.push({ t: Date.now(), bps: p?.estimate_bps ?? null, loss: p?.twcc_loss_permille ?? null });
+      }
       rc.push({ t: Date.now(), c: await routerCounters().catch(() => null) });
       await sleep(250);
     }
@@ -381,7 +384,8 @@ async function scenario(ns) {
     if (settledAt !== null) gap = Math.max(gap, b.t - lastNew);
     let prevEst = null;
     for (const e of est) {
-      if (e.bps !== null && (prevEst === null || Math.abs(e.bps - prevEst) > 0.1 * prevEst)) timeline.push([e.t - a.t, `estimate ${Math.round(e.bps / 1000)} kbps`]);
+      const loss = e.loss ? ` (loss ${e.loss.last}/${e.loss.recent} per mille)` : '';
+      if (e.bps !== null && (prevEst === null || Math.abs(e.bps - prevEst) > 0.1 * prevEst)) timeline.push([e.t - a.t, `estimate ${Math.round(e.bps / 1000)} kbps${loss}`]);
       if (e.bps !== null) prevEst = e.bps;
     }
     // The router's probes, switches and keyframe requests, the receiver's PLIs, when they happened.

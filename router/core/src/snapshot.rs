@@ -40,6 +40,10 @@ pub struct ParticipantSnapshot {
     pub reported_loss_fraction: u8,
     /// Its last bandwidth estimate (REMB), bits/s.
     pub estimate_bps: Option<u64>,
+    /// Loss per mille of what the router sends it, from its transport-wide
+    /// feedback: the last interval's and the last intervals' (what keeps
+    /// the router from probing). `None`: no such feedback.
+    pub twcc_loss_permille: Option<(u16, u16)>,
     /// Round trip to it, measured from its reports about the router's SRs
     /// (`None` until it reported on one: a leg that receives nothing).
     pub rtt: Option<std::time::Duration>,
@@ -70,6 +74,10 @@ impl Call {
                     packets_lost: p.producers.iter().map(|s| s.lost()).sum(),
                     reported_loss_fraction: p.reported_loss,
                     estimate_bps: p.estimate_bps,
+                    twcc_loss_permille: p
+                        .bwe
+                        .as_ref()
+                        .map(|b| ((b.loss() * 1000.0).round() as u16, (b.recent_loss() * 1000.0).round() as u16)),
                     rtt: p.reports.rtt,
                     loudness: p
                         .producers

@@ -37,6 +37,8 @@ pub(crate) struct LossBased {
     /// The last intervals: (end, lost, total), a ring.
     recent: [(Option<Instant>, u32, u32); RECENT_INTERVALS],
     next_recent: usize,
+    /// [`Self::recent_loss`] as of the last interval's end.
+    recent_at_last: f64,
 }
 
 impl LossBased {
@@ -52,6 +54,7 @@ impl LossBased {
             last_loss: 0.0,
             recent: [(None, 0, 0); RECENT_INTERVALS],
             next_recent: 0,
+            recent_at_last: 0.0,
         }
     }
 
@@ -83,6 +86,11 @@ impl LossBased {
         self.last_loss
     }
 
+    /// [`Self::recent_loss`] when the last interval ended (what an operator is shown).
+    pub fn recent_at_last(&self) -> f64 {
+        self.recent_at_last
+    }
+
     /// A rate measured some other way (a probe): taken when higher.
     pub fn raise_to(&mut self, bps: u64) {
         self.rate_bps = self.rate_bps.max((bps as f64).min(self.max_bps));
@@ -103,6 +111,7 @@ impl LossBased {
         self.last_loss = loss;
         self.recent[self.next_recent] = (Some(now), self.lost, self.total);
         self.next_recent = (self.next_recent + 1) % RECENT_INTERVALS;
+        self.recent_at_last = self.recent_loss(now);
         let dt =
             self.last_update.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)).min(Duration::from_secs(1));
         self.last_update = Some(now);

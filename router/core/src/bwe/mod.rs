@@ -160,6 +160,11 @@ impl Bwe {
         self.loss.loss()
     }
 
+    /// The loss over the last intervals (what keeps probes off), as of the last one's end.
+    pub fn recent_loss(&self) -> f64 {
+        self.loss.recent_at_last()
+    }
+
     /// The receiver's round-trip time (paces the decreases).
     pub fn set_rtt(&mut self, rtt: Duration) {
         self.aimd.set_rtt(rtt);

@@ -3,15 +3,17 @@
 //! keyframe or a layer switch does not reach the receiver's bottleneck as
 //! one burst (which its queue would read as delay, or drop).
 //!
-//! - Video, retransmissions and probes go through one FIFO queue, already
+//! - Video and probes go through one FIFO queue, already
 //!   sealed and numbered (transport-wide sequence numbers are stamped in
 //!   queue order, so they leave in order and the send history records each
 //!   as it leaves). A packet goes at once when the queue is empty and the
 //!   budget allows it.
 //! - Probe packets never wait for the budget (a probe is meant to exceed
 //!   the pace): they leave as soon as they reach the head.
-//! - Audio does not wait at all: it leaves at once, unnumbered (it would
-//!   otherwise take a number out of order), and is charged to the budget.
+//! - Audio and retransmissions do not wait at all (a repair that waits
+//!   behind new video comes too late to help): they leave at once,
+//!   unnumbered (they would otherwise take numbers out of order), and are
+//!   charged to the budget.
 //! - Nothing waits longer than [`MAX_QUEUE_DELAY`] (then it goes whatever
 //!   the budget says: an estimate far below what the leg is given must not
 //!   turn into seconds of delay), and the queue holds at most [`MAX_QUEUED`]
@@ -36,7 +38,7 @@ use crate::bwe::{ClusterId, Pacer, SendHistory};
 use crate::outbox::Outbox;
 
 /// The longest a packet waits in a leg's queue.
-pub(crate) const MAX_QUEUE_DELAY: Duration = Duration::from_millis(250);
+pub(crate) const MAX_QUEUE_DELAY: Duration = Duration::from_millis(100);
 /// The most packets a leg's queue holds (about 700 kB of video).
 pub(crate) const MAX_QUEUED: usize = 512;
 /// A refused head is retried no sooner than this (the pace is kept in
@@ -129,8 +131,8 @@ impl PacedQueue {
         self.list(out, leg, now);
     }
 
-    /// A packet that is not numbered and does not wait (audio): sent at
-    /// once, charged to the budget.
+    /// A packet that is not numbered and does not wait (audio, a
+    /// retransmission): sent at once, charged to the budget.
     pub fn send_unpaced(&mut self, out: &mut Outbox, dest: SocketAddr, contents: Bytes) {
         if let Some(p) = self.pacer.as_mut() {
             p.charge(out.now(), contents.len());
@@ -260,12 +262,12 @@ mod tests {
     #[test]
     fn a_burst_leaves_at_the_pace_in_order_and_audio_does_not_wait() {
         let (mut out, mut q, mut h, t0) = paced();
-        for n in 0..20u8 {
+        for n in 0..12u8 {
             q.send(&mut out, LEG, dest(), packet(n, 1000), 1000, 0, Some(&mut h));
         }
         // 5 000 bytes of budget: five packets at once, the rest wait.
         assert_eq!(sent(&mut out), vec![0, 1, 2, 3, 4]);
-        assert_eq!((q.len(), out.stats.paced), (15, 15));
+        assert_eq!((q.len(), out.stats.paced), (7, 7));
         // Audio goes past them at once.
         q.send_unpaced(&mut out, dest(), packet(100, 100));
         assert_eq!(sent(&mut out), vec![100]);
@@ -282,12 +284,12 @@ mod tests {
             q.drain(&mut out, LEG, dest(), Some(&mut h));
             got.extend(sent(&mut out));
         }
-        // In order; the last when the budget has covered 14 000 bytes and
-        // the audio's 100 (at 125 bytes per ms: 113 ms).
-        assert_eq!(got, (5..20).collect::<Vec<u8>>());
-        assert_eq!(ms, 113);
-        // The send history numbered each as it left: twenty sends, in order.
-        assert_eq!(h.next_seq().0, 20);
+        // In order; the last when the budget has covered 6 000 bytes and
+        // the audio's 100 (at 125 bytes per ms: 49 ms).
+        assert_eq!(got, (5..12).collect::<Vec<u8>>());
+        assert_eq!(ms, 49);
+        // The send history numbered each as it left: twelve sends, in order.
+        assert_eq!(h.next_seq().0, 12);
         assert_eq!(out.stats.pacer_overdue, 0);
     }
 
@@ -302,9 +304,9 @@ mod tests {
         q.send(&mut out, LEG, dest(), packet(3, 255), 255, 4, Some(&mut h));
         assert_eq!(sent(&mut out), vec![0, 1]);
         // A pace of 1 kbit/s (the floor is one packet of budget): the
-        // media packet goes when it has waited 250 ms, counted, and the probe with it.
+        // media packet goes when it has waited 100 ms, counted, and the probe with it.
         q.set_estimate(Some(400));
-        out.set_now(t0 + Duration::from_millis(249));
+        out.set_now(t0 + MAX_QUEUE_DELAY - Duration::from_millis(1));
         q.drain(&mut out, LEG, dest(), Some(&mut h));
         assert_eq!(sent(&mut out), Vec::<u8>::new());
         out.set_now(t0 + MAX_QUEUE_DELAY);
