@@ -68,10 +68,12 @@ impl Pacer {
     }
 
     /// Takes `size` bytes from the budget whatever it holds (a packet that
-    /// may not wait: audio, a probe, one overdue).
+    /// may not wait: audio, a probe, one overdue). The debt is kept to one
+    /// full budget (as libwebrtc's interval budget): what went past the
+    /// pace is not paid back for longer than that.
     pub fn charge(&mut self, now: Instant, size: usize) {
         self.refill(now);
-        self.budget -= size as i64;
+        self.budget = (self.budget - size as i64).max(-self.max_budget());
     }
 
     /// When the budget allows a packet again (`now` if it does already).

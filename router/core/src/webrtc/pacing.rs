@@ -1,7 +1,9 @@
 //! Pacing on a WebRTC leg: what the router sends a receiver with a
-//! bandwidth estimate leaves at [`Pacer`]'s pace (2.5 × the estimate), so a
-//! keyframe or a layer switch does not reach the receiver's bottleneck as
-//! one burst (which its queue would read as delay, or drop).
+//! bandwidth estimate leaves at [`Pacer`]'s pace (2.5 × the estimate, or
+//! × the rate the leg is offered when that is higher: the receiver's
+//! lowest layers cannot go lower, and holding them back would only add
+//! delay), so a keyframe or a layer switch does not reach the receiver's
+//! bottleneck as one burst (which its queue would read as delay, or drop).
 //!
 //! - Video and probes go through one FIFO queue, already
 //!   sealed and numbered (transport-wide sequence numbers are stamped in
@@ -58,11 +60,23 @@ struct Queued {
     withdrawn: bool,
 }
 
+/// The offered rate is measured over windows this long.
+const OFFERED_WINDOW: Duration = Duration::from_millis(500);
+
 /// A leg's pace and the packets waiting for it.
 #[derive(Debug, Default)]
 pub(crate) struct PacedQueue {
     /// `None`: no estimate, no pacing.
     pacer: Option<Pacer>,
+    /// The receiver's estimate (the pace follows the higher of it and the offered rate).
+    estimate_bps: u64,
+    /// What was offered to the leg (sent or queued, paced or not) in the
+    /// current window, since when, and the last complete window's rate:
+    /// the pace never falls below what the leg is given (its lowest layers
+    /// cannot go lower; holding them back would only add delay).
+    offered_bytes: u64,
+    offered_since: Option<Instant>,
+    offered_bps: u64,
     queue: VecDeque<Queued>,
     /// On the outbox's list of legs to wake.
     listed: bool,
@@ -71,11 +85,29 @@ pub(crate) struct PacedQueue {
 impl PacedQueue {
     /// A new estimate for the leg (`None`: pacing stops; what waits goes at the next drain).
     pub fn set_estimate(&mut self, estimate_bps: Option<u64>) {
+        self.estimate_bps = estimate_bps.unwrap_or(0);
+        let pace = self.estimate_bps.max(self.offered_bps);
         match (estimate_bps, self.pacer.as_mut()) {
-            (Some(e), Some(p)) => p.set_estimate(e),
-            (Some(e), None) => self.pacer = Some(Pacer::new(e)),
+            (Some(_), Some(p)) => p.set_estimate(pace),
+            (Some(_), None) => self.pacer = Some(Pacer::new(pace)),
             (None, _) => self.pacer = None,
         }
+    }
+
+    /// Counts `size` bytes offered at `now`; at a window's end the pace
+    /// follows the offered rate if that is above the estimate.
+    fn offered(&mut self, now: Instant, size: usize) {
+        let since = *self.offered_since.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= OFFERED_WINDOW {
+            self.offered_bps = (self.offered_bytes as u128 * 8_000_000 / elapsed.as_micros().max(1)) as u64;
+            self.offered_bytes = 0;
+            self.offered_since = Some(now);
+            if let Some(p) = self.pacer.as_mut() {
+                p.set_estimate(self.estimate_bps.max(self.offered_bps));
+            }
+        }
+        self.offered_bytes += size as u64;
     }
 
     /// Whether the leg is paced now.
@@ -105,6 +137,7 @@ impl PacedQueue {
         mut history: Option<&mut SendHistory>,
     ) {
         let now = out.now();
+        self.offered(now, size);
         self.drain(out, leg, dest, history.as_deref_mut());
         if self.queue.is_empty() {
             let go = match self.pacer.as_mut() {
@@ -134,6 +167,7 @@ impl PacedQueue {
     /// A packet that is not numbered and does not wait (audio, a
     /// retransmission): sent at once, charged to the budget.
     pub fn send_unpaced(&mut self, out: &mut Outbox, dest: SocketAddr, contents: Bytes) {
+        self.offered(out.now(), contents.len());
         if let Some(p) = self.pacer.as_mut() {
             p.charge(out.now(), contents.len());
         }
@@ -313,6 +347,23 @@ mod tests {
         q.drain(&mut out, LEG, dest(), Some(&mut h));
         assert_eq!(sent(&mut out), vec![2, 3]);
         assert_eq!(out.stats.pacer_overdue, 1);
+    }
+
+    #[test]
+    fn the_pace_follows_what_the_leg_is_offered_when_that_is_above_the_estimate() {
+        // 4 Mbit/s offered (1 000 bytes every 2 ms) to a leg estimated at 400 kbit/s.
+        let (mut out, mut q, mut h, t0) = paced();
+        let mut paced_at = Vec::new();
+        for i in 0..1000u64 {
+            out.set_now(t0 + Duration::from_millis(2 * i));
+            q.send(&mut out, LEG, dest(), packet(0, 1000), 1000, 0, Some(&mut h));
+            paced_at.push(out.stats.paced);
+        }
+        // The first window (500 ms) is paced at 1 Mbit/s (and what waits
+        // goes after 100 ms); from then on at 2.5 × 4 Mbit/s: nothing waits.
+        assert!(paced_at[249] > 100, "{}", paced_at[249]);
+        assert_eq!(paced_at[999], paced_at[300], "nothing waited after the first window");
+        let _ = sent(&mut out);
     }
 
     /// A 12-byte RTP header of `ssrc` with `n` in its first byte, and padding to `size`.
