@@ -270,8 +270,7 @@ impl WebRtcTransport {
     /// transport-wide sequence number to stamp (when the leg negotiated
     /// transport-cc; a `paced` packet, or any while the leg is not paced);
     /// what went is recorded in the send history when it leaves, with its
-    /// probe `cluster` (0: none). An unpaced packet (audio, a
-    /// retransmission) leaves at once.
+    /// probe `cluster` (0: none). An unpaced packet (audio) leaves at once.
     /// `None`: the leg is not ready (counted), or sealing failed (counted);
     /// `Some(false)`: `write` wrote nothing.
     fn seal_and_send(
@@ -366,7 +365,7 @@ impl WebRtcTransport {
         let i = crate::srtp_pair::rtx_slot(&mut self.rtx_seqs, ssrc);
         let seq = self.rtx_seqs[i].1;
         let sent = self
-            .seal_and_send(out, 0, false, |f, twcc, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, twcc, arena))
+            .seal_and_send(out, 0, true, |f, twcc, arena| f.rewrite_rtx(packet, h, src, ssrc, seq, twcc, arena))
             == Some(true);
         if sent {
             self.rtx_seqs[i].1 = seq.wrapping_add(1);
