@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use std::time::Instant;
 
+use crate::picture_id::PictureIds;
 use corecast_proto::{SeqNo, Ssrc};
 
 use crate::framerate::{next_layer, Frame};
@@ -41,6 +42,8 @@ pub(crate) struct Consumer {
     /// to get (`None`: every one) and the one it gets now (`None`: none yet).
     pub spatial_target: Option<u8>,
     pub spatial_on: Option<u8>,
+    /// A VP8 simulcast group: the shift of its picture ids (`picture_id`).
+    pub pictures: PictureIds,
     /// The last shifts and the first outgoing number each applied to (a
     /// ring), so that a NACK for a packet sent before the shift last
     /// changed is mapped back with the shift it was sent with.
@@ -58,6 +61,20 @@ pub(crate) struct Shift {
     pub offset: u16,
     pub source: Ssrc,
     pub ts_offset: u32,
+    /// VP8 picture ids' shift (`picture_id`): PictureID, TL0PICIDX.
+    pub pictures: (u16, u8),
+}
+
+impl Shift {
+    /// No shift: packet `out` of `source` as it came.
+    pub fn unshifted(out: u16, source: Ssrc) -> Shift {
+        Shift { out, offset: 0, source, ts_offset: 0, pictures: (0, 0) }
+    }
+
+    /// Whether a packet sent with it was rewritten beyond its sequence number.
+    pub fn rewrites(&self) -> bool {
+        self.ts_offset != 0 || self.pictures != (0, 0)
+    }
 }
 
 /// Shifts remembered per consumer: at 30 frames/s capped to T0, one change
@@ -80,7 +97,8 @@ impl Consumer {
             last_ts: None,
             spatial_target: None,
             spatial_on: None,
-            shifts: [Shift { out: 0, offset: 0, source: ssrc, ts_offset: 0 }; OFFSETS],
+            pictures: PictureIds::default(),
+            shifts: [Shift::unshifted(0, ssrc); OFFSETS],
             shifts_len: 0,
             shifts_next: 0,
         }
@@ -96,8 +114,19 @@ impl Consumer {
     #[inline]
     pub(crate) fn note_offset(&mut self, out: SeqNo) {
         let last = (usize::from(self.shifts_next) + OFFSETS - 1) % OFFSETS;
-        let now = Shift { out: out.0, offset: self.offset, source: self.source(), ts_offset: self.ts_offset };
-        let same = |s: &Shift| s.offset == now.offset && s.source == now.source && s.ts_offset == now.ts_offset;
+        let now = Shift {
+            out: out.0,
+            offset: self.offset,
+            source: self.source(),
+            ts_offset: self.ts_offset,
+            pictures: (self.pictures.picture_offset, self.pictures.tl0_offset),
+        };
+        let same = |s: &Shift| {
+            s.offset == now.offset
+                && s.source == now.source
+                && s.ts_offset == now.ts_offset
+                && s.pictures == now.pictures
+        };
         if self.shifts_len > 0 && same(&self.shifts[last]) {
             return;
         }
@@ -116,6 +145,7 @@ impl Consumer {
             offset: self.offset,
             source: self.source(),
             ts_offset: self.ts_offset,
+            pictures: (self.pictures.picture_offset, self.pictures.tl0_offset),
         })
     }
 

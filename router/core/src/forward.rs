@@ -268,6 +268,7 @@ impl Router {
                     seq: header.seq,
                     ts: header.timestamp,
                     keyframe,
+                    vp8: codec == Some(Codec::Vp8),
                     now,
                     contents: &contents,
                     cap: frame.as_ref().zip(r.max_fps),

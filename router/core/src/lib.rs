@@ -66,6 +66,7 @@ mod nack_generator;
 mod outbox;
 mod overload;
 mod participant;
+mod picture_id;
 mod pipe;
 mod placement;
 mod producer;

@@ -181,17 +181,16 @@ pub(crate) fn route(
                     let consumer = participant.and_then(|i| call.participants[i].consumers.get(nack.media_ssrc));
                     let mut per_source: Vec<(Shift, Vec<(SeqNo, SeqNo)>)> = Vec::new();
                     for s in nack.lost() {
-                        let shift = consumer
-                            .map_or(Shift { out: s.0, offset: 0, source: nack.media_ssrc, ts_offset: 0 }, |c| {
-                                c.shift_of(s)
-                            });
+                        let shift = consumer.map_or(Shift::unshifted(s.0, nack.media_ssrc), |c| c.shift_of(s));
                         // Of a layer it has moved off: not repaired (nor charged to its budget).
                         if consumer.is_some_and(|c| c.left_behind(&shift)) {
                             stats.nack_left_behind += 1;
                             continue;
                         }
                         let pair = (SeqNo(s.0.wrapping_sub(shift.offset)), s);
-                        let same = |x: &Shift| x.source == shift.source && x.ts_offset == shift.ts_offset;
+                        let same = |x: &Shift| {
+                            x.source == shift.source && x.ts_offset == shift.ts_offset && x.pictures == shift.pictures
+                        };
                         match per_source.iter_mut().find(|(x, _)| same(x)) {
                             Some((_, lost)) => lost.push(pair),
                             None => per_source.push((shift, vec![pair])),
@@ -205,9 +204,10 @@ pub(crate) fn route(
                                 res.resend_to = Some(i);
                                 let first = res.resend.len();
                                 let up = retransmit::answer_nack(call, i, ssrc, &lost, now, stats, &mut res.resend);
-                                if ssrc != nack.media_ssrc {
-                                    for (b, _) in &mut res.resend[first..] {
-                                        *b = simulcast::regroup(b, nack.media_ssrc, shift.ts_offset);
+                                if ssrc != nack.media_ssrc || shift.rewrites() {
+                                    for (b, src) in &mut res.resend[first..] {
+                                        let vp8 = src.is_some_and(|s| s.codec == crate::webrtc::Codec::Vp8);
+                                        *b = simulcast::regroup(b, nack.media_ssrc, &shift, vp8);
                                     }
                                 }
                                 up

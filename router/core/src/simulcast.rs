@@ -40,6 +40,7 @@ use corecast_proto::{MediaKind, MediaTime, SeqNo, Ssrc};
 use crate::call::Call;
 use crate::consumer::Consumers;
 use crate::framerate::{next_layer, Frame};
+use crate::picture_id::Vp8Ids;
 use crate::pipe::PipeMessage;
 use crate::producer::Producer;
 use crate::reports::PublisherSr;
@@ -140,6 +141,8 @@ pub(crate) struct LayerPacket<'a> {
     pub ts: MediaTime,
     /// The first packet of one of the layer's keyframes.
     pub keyframe: bool,
+    /// VP8: its picture ids are shifted too (`picture_id`).
+    pub vp8: bool,
     /// The receiver's frame-rate cap and the packet's frame, for a layer
     /// with temporal layers (see `framerate`).
     pub cap: Option<(&'a Frame, u8)>,
@@ -184,6 +187,9 @@ impl Consumers {
             });
             c.ts_offset = ts_offset.unwrap_or(0);
             c.offset = c.last_out.map_or(0, |l| l.next().0.wrapping_sub(p.seq.0));
+            if p.vp8 {
+                c.pictures.on_switch(&Vp8Ids::read(p.contents));
+            }
             // A move between layers (not a start, nor a start again after a
             // pause; a layer dropped to move down is a move).
             out.switched = c.layer_on.is_some() || std::mem::take(&mut c.dropped);
@@ -212,11 +218,19 @@ impl Consumers {
             c.last_ts = Some((ts, p.now));
         }
         c.note_offset(seq);
-        out.send = Some(if p.ssrc == p.layer.group && c.offset == 0 && c.ts_offset == 0 {
+        let ids = p.vp8.then(|| Vp8Ids::read(p.contents));
+        let repicture = ids.is_some() && c.pictures.shifted();
+        out.send = Some(if p.ssrc == p.layer.group && c.offset == 0 && c.ts_offset == 0 && !repicture {
+            if let Some(ids) = ids {
+                c.pictures.note(&ids);
+            }
             p.contents.clone()
         } else {
             let mut v = p.contents.to_vec();
             rewrite(&mut v, p.layer.group, seq, ts);
+            if let Some(ids) = ids {
+                c.pictures.apply(&mut v, &ids);
+            }
             Bytes::from(v)
         });
         out
@@ -232,12 +246,16 @@ pub(crate) fn rewrite(packet: &mut [u8], group: Ssrc, seq: SeqNo, ts: u32) {
 }
 
 /// A retransmission of a layer's packet (its sequence number already the
-/// receiver's) as the receiver got the original: under the group's SSRC,
-/// its timestamp moved by `ts_offset`.
-pub(crate) fn regroup(b: &Bytes, group: Ssrc, ts_offset: u32) -> Bytes {
+/// receiver's) as the receiver got the original (sent with `shift`): under
+/// the group's SSRC, its timestamp and (`vp8`) its picture ids moved.
+pub(crate) fn regroup(b: &Bytes, group: Ssrc, shift: &crate::consumer::Shift, vp8: bool) -> Bytes {
     let Ok(h) = corecast_proto::rtp::RtpHeader::parse(b) else { return b.clone() };
     let mut v = b.to_vec();
-    rewrite(&mut v, group, h.seq, h.timestamp.0.wrapping_add(ts_offset));
+    rewrite(&mut v, group, h.seq, h.timestamp.0.wrapping_add(shift.ts_offset));
+    if vp8 {
+        let ids = Vp8Ids::read(&v);
+        crate::picture_id::shift(&mut v, &ids, shift.pictures.0, shift.pictures.1);
+    }
     Bytes::from(v)
 }
 

@@ -186,6 +186,7 @@ mod native_srtp;
 mod net;
 mod overload;
 mod pacing;
+mod picture_ids;
 mod quality;
 mod red;
 mod reports;
