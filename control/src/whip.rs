@@ -6,6 +6,7 @@
 //! | `POST /v1/calls/{id}/whip?source=screen` | publish a screen share (its own participant, role `screen`) |
 //! | `POST /v1/calls/{id}/whep?participant=<id>` | receive one participant's audio and video |
 //! | `POST /v1/calls/{id}/whep?participant=<id>&max_fps=<1..=60>` | the same, video thinned to at most that frame rate (temporal layers) |
+//! | `POST /v1/calls/{id}/whep?participant=<id>&max_height=<16..=4320>` | the same, of a simulcast publisher the best layer at most that many pixels high |
 //! | `POST /v1/calls/{id}/whep?view=composite` | receive the call's composite and mixed audio |
 //! | `PATCH /v1/calls/{id}/sessions/{session}` | trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`) |
 //! | `DELETE /v1/calls/{id}/sessions/{session}` | end the leg: the participant leaves |
@@ -177,17 +178,23 @@ async fn whip(
     };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    let leg = Leg { stored_role, role: "publisher", subscribe: serde_json::Value::Null, max_fps: None };
+    let leg =
+        Leg { stored_role, role: "publisher", subscribe: serde_json::Value::Null, max_fps: None, max_height: None };
     open_leg(&st, id, uid, leg, offer).await
 }
 
-/// `?participant=<id>` or `?view=composite`, optionally `&max_fps=<1..=60>`.
+/// `?participant=<id>` or `?view=composite`, optionally `&max_fps=<1..=60>`
+/// and `&max_height=<16..=4320>`.
 #[derive(Debug, Deserialize)]
 struct WhepQuery {
     participant: Option<String>,
     view: Option<String>,
     max_fps: Option<String>,
+    max_height: Option<String>,
 }
+
+/// The tallest video a WHEP viewer may ask for (`max_height`, 8K).
+const MAX_HEIGHT: u16 = 4320;
 
 /// `POST /v1/calls/{id}/whep`.
 async fn whep(
@@ -222,9 +229,16 @@ async fn whep(
             _ => return Err(bad("max_fps must be a whole number of frames per second from 1 to 60")),
         },
     };
+    let max_height = match q.max_height.as_deref() {
+        None => None,
+        Some(h) => match h.parse::<u16>() {
+            Ok(n @ 16..=MAX_HEIGHT) => Some(n),
+            _ => return Err(bad("max_height must be a whole number of pixels from 16 to 4320")),
+        },
+    };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps };
+    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps, max_height };
     open_leg(&st, id, uid, leg, offer).await
 }
 
@@ -238,6 +252,8 @@ struct Leg {
     subscribe: serde_json::Value,
     /// The highest video frame rate it receives.
     max_fps: Option<u8>,
+    /// The tallest simulcast layer it receives (pixels).
+    max_height: Option<u16>,
 }
 
 /// Allocates the participant, asks the router for the leg, and answers `201` (or
@@ -257,6 +273,9 @@ async fn open_leg(st: &CallsState, id: Uuid, uid: i32, leg: Leg, offer: String) 
     });
     if let Some(fps) = leg.max_fps {
         body["max_fps"] = json!(fps);
+    }
+    if let Some(height) = leg.max_height {
+        body["max_height"] = json!(height);
     }
     let leg = match st.router_client.open_webrtc(&admin, id, &body).await {
         Ok(leg) => leg,

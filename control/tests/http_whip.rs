@@ -399,8 +399,13 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
         let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
         assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
     }
+    for q in ["0", "15", "4321", "-360", "abc", "360.5"] {
+        let path = format!("/v1/calls/{call}/whep?participant={screen}&max_height={q}");
+        let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
+        assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
+    }
     assert_eq!(e.participants(&call, &owner).await, vec![camera, screen], "nothing changed");
-    let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8");
+    let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8&max_height=360");
     let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let vpid = participant_id(&r);
@@ -411,7 +416,7 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
     .await
     .unwrap()
     .expect("the router holds the viewer's leg");
-    assert_eq!(leg.max_fps, Some(8), "the router was told");
+    assert_eq!((leg.max_fps, leg.max_height), (Some(8), Some(360)), "the router was told");
     e.shutdown().await;
 }
 

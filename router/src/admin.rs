@@ -6,7 +6,7 @@
 //! | `GET /v1/calls` | `{"calls":[{"call_id", "participants":[id, ...], "details":[...]}]}` |
 //! | `DELETE /v1/calls/{call_id}` | end a call: participants get CallEnded and are dropped at once |
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
-//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
+//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer), "max_height"?: 16..=4320 (subscribers: the best simulcast layer at most this high)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` or `max_height` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
 //! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
 //! | `GET /v1/stats` | per-worker counters (JSON) |
 //! | `GET /metrics` | the same in Prometheus text format |
@@ -92,6 +92,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
                     "loudness": p.loudness,
                     "sd_audible": p.sd_audible,
                     "max_fps": p.max_fps,
+                    "max_height": p.max_height,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -148,6 +149,8 @@ struct OpenWebRtc {
     expires_ms: u64,
     #[serde(default)]
     max_fps: Option<serde_json::Value>,
+    #[serde(default)]
+    max_height: Option<serde_json::Value>,
 }
 
 /// `PATCH /v1/calls/{call_id}/webrtc/{session}` body.
@@ -193,17 +196,48 @@ fn subscribe_of(role: Role, v: Option<&serde_json::Value>) -> Result<Subscribe, 
 /// A leg's frame-rate cap, from the request's `max_fps`: an integer
 /// 1..=60, for a subscriber leg only (absent or null: no cap).
 fn max_fps_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u8>, &'static str> {
-    let fps = match v {
+    let range = 1..=u64::from(MAX_FPS);
+    let fps = subscriber_limit(
+        role,
+        v,
+        range,
+        "max_fps must be an integer from 1 to 60",
+        "max_fps is for subscriber legs only (a publisher receives nothing)",
+    )?;
+    Ok(fps.and_then(|f| u8::try_from(f).ok()))
+}
+
+/// A leg's requested size, from the request's `max_height`: an integer
+/// 16..=4320 (pixels), for a subscriber leg only (absent or null: none).
+fn max_height_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u16>, &'static str> {
+    let range = 16..=u64::from(MAX_HEIGHT);
+    let bad = "max_height must be an integer from 16 to 4320";
+    let publisher = "max_height is for subscriber legs only (a publisher receives nothing)";
+    let height = subscriber_limit(role, v, range, bad, publisher)?;
+    Ok(height.and_then(|h| u16::try_from(h).ok()))
+}
+
+/// The largest `max_height` a leg may ask for (8K).
+const MAX_HEIGHT: u16 = 4320;
+
+/// A subscriber leg's limit from `v`: absent or null, or an integer in
+/// `range` (else `bad`); on a publisher leg only absent or null (else
+/// `on_publisher`).
+fn subscriber_limit(
+    role: Role,
+    v: Option<&serde_json::Value>,
+    range: std::ops::RangeInclusive<u64>,
+    bad: &'static str,
+    on_publisher: &'static str,
+) -> Result<Option<u64>, &'static str> {
+    let value = match v {
         None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(v) => v
-            .as_u64()
-            .filter(|f| (1..=u64::from(MAX_FPS)).contains(f))
-            .ok_or("max_fps must be an integer from 1 to 60")?,
+        Some(v) => v.as_u64().filter(|x| range.contains(x)).ok_or(bad)?,
     };
     if role != Role::Subscriber {
-        return Err("max_fps is for subscriber legs only (a publisher receives nothing)");
+        return Err(on_publisher);
     }
-    Ok(u8::try_from(fps).ok())
+    Ok(Some(value))
 }
 
 /// What both WebRTC routes check first: the router secret, the call id, the JSON body.
@@ -246,6 +280,10 @@ async fn open_webrtc(
         Ok(f) => f,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
+    let max_height = match max_height_of(role, req.max_height.as_ref()) {
+        Ok(h) => h,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     if req.participant_id == 0 {
         return error(StatusCode::BAD_REQUEST, "participant_id must not be 0");
     }
@@ -257,6 +295,7 @@ async fn open_webrtc(
         offer: req.offer,
         expires_unix_ms: req.expires_ms,
         max_fps,
+        max_height,
     };
     let server = s.server.clone();
     match tokio::task::spawn_blocking(move || server.open_webrtc(offer)).await {
@@ -430,5 +469,20 @@ mod tests {
         assert!(max_fps_of(Role::Publisher, Some(&json!(15))).unwrap_err().contains("subscriber legs only"));
         assert_eq!(max_fps_of(Role::Publisher, Some(&json!(null))), Ok(None));
         assert_eq!(max_fps_of(Role::Publisher, None), Ok(None));
+    }
+
+    #[test]
+    fn max_height_parsing() {
+        let sub = Role::Subscriber;
+        assert_eq!(max_height_of(sub, None), Ok(None));
+        assert_eq!(max_height_of(sub, Some(&json!(null))), Ok(None));
+        assert_eq!(max_height_of(sub, Some(&json!(16))), Ok(Some(16)));
+        assert_eq!(max_height_of(sub, Some(&json!(360))), Ok(Some(360)));
+        assert_eq!(max_height_of(sub, Some(&json!(4320))), Ok(Some(4320)));
+        for bad in [json!(0), json!(15), json!(4321), json!(-360), json!(360.5), json!("360"), json!([360])] {
+            assert_eq!(max_height_of(sub, Some(&bad)), Err("max_height must be an integer from 16 to 4320"), "{bad}");
+        }
+        assert!(max_height_of(Role::Publisher, Some(&json!(360))).unwrap_err().contains("subscriber legs only"));
+        assert_eq!(max_height_of(Role::Publisher, None), Ok(None));
     }
 }

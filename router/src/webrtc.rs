@@ -47,6 +47,9 @@ pub struct WebRtcOffer {
     /// A subscriber's frame-rate cap (1..=60, WHEP `?max_fps=`): of video
     /// with temporal layers it gets only the layers that fit. `None`: every frame.
     pub max_fps: Option<u8>,
+    /// A subscriber's requested size (pixels high, WHEP `?max_height=`): of
+    /// a simulcast source it gets the best layer at most this high.
+    pub max_height: Option<u16>,
 }
 
 /// The router's answer.
@@ -151,6 +154,7 @@ impl crate::server::RouterServer {
             },
             quality: if offer.subscribe == Subscribe::Composite { Quality::Sd } else { Quality::Hd },
             max_fps: offer.max_fps,
+            max_height: offer.max_height,
             pending_until: Instant::now() + wait,
         };
         self.open_leg(worker, leg).map_err(|r| match r {

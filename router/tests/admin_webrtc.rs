@@ -101,40 +101,39 @@ async fn webrtc_routes_need_the_secret_and_a_well_formed_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_fps_is_an_integer_from_1_to_60_on_subscriber_legs_only() {
+async fn receiver_limits_are_integers_in_range_on_subscriber_legs_only() {
     let (server, url) = admin_api().await;
     let http = reqwest::Client::new();
     let open = format!("{url}/v1/calls/{CALL}/webrtc");
-    let with = |role: &str, subscribe: Value, max_fps: Value| {
-        let mut body = offer(role, subscribe);
-        body["max_fps"] = max_fps;
-        body
-    };
     let watch = || json!({ "participant_id": 9 });
-    for body in [
-        with("subscriber", watch(), json!(0)),
-        with("subscriber", watch(), json!(61)),
-        with("subscriber", watch(), json!(-5)),
-        with("subscriber", watch(), json!(7.5)),
-        with("subscriber", watch(), json!("15")),
-        with("subscriber", json!("composite"), json!(1000)),
-        with("publisher", Value::Null, json!(15)),
+    // max_fps 1..=60 (a frame-rate cap), max_height 16..=4320 (a requested size).
+    for (name, outside, inside) in [
+        ("max_fps", [json!(0), json!(61), json!(-5), json!(7.5), json!("15")], [json!(1), json!(60)]),
+        ("max_height", [json!(0), json!(15), json!(4321), json!(360.5), json!("360")], [json!(16), json!(4320)]),
     ] {
-        let (s, v) = call(http.post(&open).bearer_auth("s3cret").json(&body)).await;
-        assert_eq!(s, 400, "{body}");
-        assert!(v["error"].as_str().is_some_and(|e| e.contains("max_fps")), "{body}: {v}");
-    }
-    // In range (or null, or absent; on a publisher null is fine): past the check, whatever the router makes of the offer.
-    for body in [
-        with("subscriber", watch(), json!(1)),
-        with("subscriber", watch(), json!(60)),
-        with("subscriber", json!("composite"), json!(15)),
-        with("subscriber", watch(), Value::Null),
-        with("publisher", Value::Null, Value::Null),
-    ] {
-        let (s, v) = call(http.post(&open).bearer_auth("s3cret").json(&body)).await;
-        assert!(matches!(s, 201 | 400 | 404 | 409 | 422), "{body}: {s} {v}");
-        assert!(!v["error"].as_str().is_some_and(|e| e.contains("max_fps")), "{body}: {v}");
+        let with = |role: &str, subscribe: Value, v: &Value| {
+            let mut body = offer(role, subscribe);
+            body[name] = v.clone();
+            body
+        };
+        let mut refused: Vec<Value> = outside.iter().map(|v| with("subscriber", watch(), v)).collect();
+        refused.push(with("subscriber", json!("composite"), &json!(100_000)));
+        refused.push(with("publisher", Value::Null, &inside[0]));
+        for body in refused {
+            let (s, v) = call(http.post(&open).bearer_auth("s3cret").json(&body)).await;
+            assert_eq!(s, 400, "{body}");
+            assert!(v["error"].as_str().is_some_and(|e| e.contains(name)), "{body}: {v}");
+        }
+        // In range (or null, or absent; on a publisher null is fine): past the check, whatever the router makes of the offer.
+        let mut passed: Vec<Value> = inside.iter().map(|v| with("subscriber", watch(), v)).collect();
+        passed.push(with("subscriber", json!("composite"), &inside[1]));
+        passed.push(with("subscriber", watch(), &Value::Null));
+        passed.push(with("publisher", Value::Null, &Value::Null));
+        for body in passed {
+            let (s, v) = call(http.post(&open).bearer_auth("s3cret").json(&body)).await;
+            assert!(matches!(s, 201 | 400 | 404 | 409 | 422), "{body}: {s} {v}");
+            assert!(!v["error"].as_str().is_some_and(|e| e.contains(name)), "{body}: {v}");
+        }
     }
     server.shutdown();
 }

@@ -72,6 +72,7 @@ fn a_viewer_is_answered_in_the_codec_its_publisher_sends() {
                 offer: WHEP_OFFER.to_string(),
                 expires_unix_ms: 0,
                 max_fps: None,
+                max_height: None,
             })
             .expect("the router answers")
             .answer;

@@ -118,6 +118,7 @@ fn leg(
             offer: peer.offer(),
             expires_unix_ms: 0,
             max_fps: None,
+            max_height: None,
         })
         .map_err(|e| anyhow::anyhow!("leg {pid}: {e}"))?;
     peer.accept_answer(&answer.answer, Instant::now())?;

@@ -194,6 +194,10 @@ impl Router {
         }
         if keyframe {
             producer.keyframe.on_keyframe();
+            // The layer's size, for receivers that asked for small video (`max_height`).
+            if let Some(size) = simulcast::keyframe_size(codec, header.payload(&contents)) {
+                producer.frame_size = Some(size);
+            }
         }
         // A keyframe request the throttle held back goes with the producer's next packet after the interval.
         let keyframe_due = producer.keyframe.due(now, self.config.keyframe_request_interval);

@@ -52,6 +52,10 @@ pub(crate) struct Participant {
     /// Frame-rate cap (a WHEP leg's `max_fps`): of video with temporal
     /// layers it gets only the layers that fit (see `framerate`).
     pub max_fps: Option<u8>,
+    /// Requested size (a WHEP leg's `max_height`): of a simulcast source it
+    /// gets the best layer whose frames are at most this many pixels high
+    /// (the lowest if none is; layers of unknown size are not held back).
+    pub max_height: Option<u16>,
     /// Retransmissions sent to it lately (made at its first NACK answered).
     pub retransmit: Option<Box<RetransmitBudget>>,
     /// Last-N: it gets only the video of the call's `n` most active
@@ -89,6 +93,7 @@ impl Participant {
             format,
             subscribe: None,
             max_fps: None,
+            max_height: None,
             retransmit: None,
             last_n: None,
             reports: LegReports::default(),

@@ -13,6 +13,7 @@ use crate::retransmit::RetransmitBuffer;
 use crate::simulcast::Layer;
 use crate::svc::SvcState;
 use crate::webrtc::Codec;
+use corecast_proto::frame_size::FrameSize;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
 /// producer announced over a pipe, on another worker's share of the call.
@@ -76,6 +77,10 @@ pub(crate) struct Producer {
     /// (sent with keyframes), which gives each frame's layers, and each
     /// spatial layer's bitrate (see `svc`).
     pub svc: Option<Box<SvcState>>,
+    /// A simulcast layer's frame size, read from its latest keyframe (VP8
+    /// and AV1 keyframes and H.264 SPSs carry one): what a receiver's
+    /// `max_height` is held against.
+    pub frame_size: Option<FrameSize>,
 }
 
 /// An audio stream's previous packet, kept to send as RED's redundant block.
@@ -121,6 +126,7 @@ impl Producer {
             layer: None,
             svc: None,
             codec: None,
+            frame_size: None,
         }
     }
 

@@ -32,6 +32,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use corecast_proto::frame_size::{frame_size, FrameSize};
 use corecast_proto::keyframe::{starts_keyframe, VideoCodec};
 use corecast_proto::session::MAX_LAYERS;
 use corecast_proto::token::{CallId, ParticipantId, Role};
@@ -270,13 +271,28 @@ pub(crate) fn layer_meant(call: &Call, i: Option<usize>, ssrc: Ssrc) -> Ssrc {
 /// Whether a packet of `codec` with this `payload` starts a keyframe.
 #[inline]
 pub(crate) fn keyframe_starts(codec: Option<Codec>, payload: &[u8]) -> bool {
-    let c = match codec {
-        Some(Codec::Vp8) => VideoCodec::Vp8,
-        Some(Codec::Av1) => VideoCodec::Av1,
-        Some(Codec::H264) => VideoCodec::H264,
-        _ => return false,
-    };
-    starts_keyframe(c, payload)
+    video_codec(codec).is_some_and(|c| starts_keyframe(c, payload))
+}
+
+/// The frame size the first packet of a keyframe carries (see
+/// `corecast_proto::frame_size`).
+pub(crate) fn keyframe_size(codec: Option<Codec>, payload: &[u8]) -> Option<FrameSize> {
+    frame_size(video_codec(codec)?, payload)
+}
+
+fn video_codec(codec: Option<Codec>) -> Option<VideoCodec> {
+    match codec {
+        Some(Codec::Vp8) => Some(VideoCodec::Vp8),
+        Some(Codec::Av1) => Some(VideoCodec::Av1),
+        Some(Codec::H264) => Some(VideoCodec::H264),
+        _ => None,
+    }
+}
+
+/// Whether layer `p` suits a receiver that asked for frames at most
+/// `max_height` high (a layer of unknown size does).
+fn fits(p: &Producer, max_height: Option<u16>) -> bool {
+    max_height.is_none_or(|m| p.frame_size.is_none_or(|f| f.height <= m))
 }
 
 /// What a receiver's video costs, bits/s: every other non-mixer stream
@@ -286,23 +302,25 @@ pub(crate) fn keyframe_starts(codec: Option<Codec>, payload: &[u8]) -> bool {
 /// HD/SD decision's "does HD fit") or its best (`Need::Best`: what it
 /// would take at best, as far as probing aims).
 pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 {
-    let subscribe = call.index_of(receiver).and_then(|i| call.participants[i].subscribe);
+    let r = call.index_of(receiver).map(|i| &call.participants[i]);
+    let (subscribe, max_height) = (r.and_then(|r| r.subscribe), r.and_then(|r| r.max_height));
     let others = || {
         call.producers().filter(move |s| {
             s.participant != receiver && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
         })
     };
     let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| s.bitrate_bps).sum();
-    let mut groups: Vec<(Ssrc, u64)> = Vec::new();
+    // Per group: its lowest layer, and its best within the requested size (0: none is).
+    let mut groups: Vec<(Ssrc, u64, u64)> = Vec::new();
     for s in others().filter(|s| s.bitrate_bps > 0) {
         let Some(l) = s.layer else { continue };
+        let fit = if fits(s, max_height) { s.bitrate_bps } else { 0 };
         match groups.iter_mut().find(|g| g.0 == l.group) {
-            Some(g) if need == Need::Least => g.1 = g.1.min(s.bitrate_bps),
-            Some(g) => g.1 = g.1.max(s.bitrate_bps),
-            None => groups.push((l.group, s.bitrate_bps)),
+            Some(g) => (g.1, g.2) = (g.1.min(s.bitrate_bps), g.2.max(fit)),
+            None => groups.push((l.group, s.bitrate_bps, fit)),
         }
     }
-    plain + groups.iter().map(|g| g.1).sum::<u64>()
+    plain + groups.iter().map(|g| if need == Need::Least || g.2 == 0 { g.1 } else { g.2 }).sum::<u64>()
 }
 
 /// Which layer of each simulcast source [`need_bps`] counts.
@@ -323,6 +341,10 @@ struct Source {
     stage: u8,
     /// Layers being sent, lowest first: (SSRC, bits/s).
     layers: Vec<(Ssrc, u64)>,
+    /// The lowest of the layers left out for the receiver's requested
+    /// size (`max_height`), if any was: a source with no layer small enough
+    /// gets this one.
+    too_big: Option<(Ssrc, u64)>,
 }
 
 /// Chooses the layer of every simulcast source participant `i` of `call`
@@ -332,7 +354,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     if r.role == Role::Mixer {
         return;
     }
-    let (rid, subscribe) = (r.id, r.subscribe);
+    let (rid, subscribe, max_height) = (r.id, r.subscribe, r.max_height);
     let gets = |s: &&Producer| {
         s.participant != rid && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
     };
@@ -342,7 +364,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         // SVC (`svc`): its spatial layers, each with what it costs with those below it.
         if let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) {
             let layers = v.cumulative_bps().into_iter().enumerate().map(|(k, c)| (Ssrc(k as u32), c)).collect();
-            sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true });
+            sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true, too_big: None });
             continue;
         }
         let Some(l) = s.layer else {
@@ -352,24 +374,37 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         let i = match sources.iter().position(|x| x.group == l.group) {
             Some(i) => i,
             None => {
-                sources.push(Source { group: l.group, stage: s.stage, layers: Vec::new(), svc: false });
+                sources.push(Source { group: l.group, stage: s.stage, layers: Vec::new(), svc: false, too_big: None });
                 sources.len() - 1
             }
         };
         sources[i].stage = sources[i].stage.min(s.stage);
-        if s.bitrate_bps > 0 {
+        if s.bitrate_bps > 0 && fits(s, max_height) {
             sources[i].layers.push((s.ssrc, s.bitrate_bps));
+        } else if s.bitrate_bps > 0 {
+            let lowest = sources[i].too_big.is_none_or(|t| s.bitrate_bps < t.1);
+            if lowest {
+                sources[i].too_big = Some((s.ssrc, s.bitrate_bps));
+            }
         }
     }
     if sources.is_empty() {
         return;
     }
+    // A source none of whose layers is small enough: its lowest.
+    for s in sources.iter_mut().filter(|s| s.layers.is_empty()) {
+        s.layers.extend(s.too_big);
+    }
     // Held at the lowest layers by the overload protection: no budget above them.
     let shed = call.participants[i].layers_shed;
     let budget = if shed { Some(0) } else { call.participants[i].estimate_bps };
     let choice: Vec<(Ssrc, Option<Ssrc>, bool)> = match budget {
-        // No estimate: the best of each (`None`: whatever is best when a packet comes).
-        None => sources.iter().map(|s| (s.group, None, s.svc)).collect(),
+        // No estimate: the best of each (`None`: whatever is best when a
+        // packet comes), or of those small enough when some are not.
+        None => {
+            let best = |s: &Source| s.too_big.and(s.layers.iter().max_by_key(|l| l.1)).map(|l| l.0);
+            sources.iter().map(|s| (s.group, best(s), s.svc)).collect()
+        }
         Some(budget) => {
             // Layers ranked by what they cost (whatever order they were declared in).
             for s in &mut sources {

@@ -54,6 +54,8 @@ pub struct ParticipantSnapshot {
     pub sd_audible: bool,
     /// Its frame-rate cap as a receiver (a WHEP leg's `max_fps`).
     pub max_fps: Option<u8>,
+    /// Its requested size as a receiver (a WHEP leg's `max_height`).
+    pub max_height: Option<u16>,
 }
 
 impl Call {
@@ -87,6 +89,7 @@ impl Call {
                         .max(),
                     sd_audible: p.producers.iter().filter(|s| s.kind == MediaKind::Audio).any(|s| s.sd_audible),
                     max_fps: p.max_fps,
+                    max_height: p.max_height,
                 })
                 .collect(),
         }

@@ -37,16 +37,23 @@ pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
 ///       I: PictureID (1 or 2 bytes), L: TL0PICIDX, T/K: 1 byte
 /// ```
 pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
-    let Some(&b0) = payload.first() else { return false };
+    vp8_frame_start(payload).and_then(|at| payload.get(at)).is_some_and(|&h| h & 0x01 == 0)
+}
+
+/// Where the VP8 payload header starts when the packet starts partition 0
+/// of a frame (`S` set, `PID` 0): the payload descriptor's length. `None`
+/// for any other packet or a truncated descriptor.
+pub(crate) fn vp8_frame_start(payload: &[u8]) -> Option<usize> {
+    let &b0 = payload.first()?;
     if b0 & 0x10 == 0 || b0 & 0x07 != 0 {
-        return false;
+        return None;
     }
     let mut at = 1;
     if b0 & 0x80 != 0 {
-        let Some(&x) = payload.get(1) else { return false };
+        let &x = payload.get(1)?;
         at = 2;
         if x & 0x80 != 0 {
-            let Some(&pic) = payload.get(at) else { return false };
+            let &pic = payload.get(at)?;
             at += if pic & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -56,7 +63,7 @@ pub fn vp8_starts_keyframe(payload: &[u8]) -> bool {
             at += 1;
         }
     }
-    payload.get(at).is_some_and(|&h| h & 0x01 == 0)
+    Some(at)
 }
 
 /// AV1: the aggregation header's `N` bit, set on the first packet of a

@@ -27,6 +27,7 @@
 
 pub mod dd;
 pub mod demux;
+pub mod frame_size;
 pub mod ice;
 pub mod ids;
 pub mod join_key;

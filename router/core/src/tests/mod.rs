@@ -190,6 +190,7 @@ mod picture_ids;
 mod quality;
 mod red;
 mod reports;
+mod requested_size;
 mod retransmit;
 mod rtcp_routing;
 mod scenarios;

@@ -7,14 +7,14 @@ use super::*;
 use corecast_proto::MediaTime;
 
 /// Publisher 1 at addr 0: audio 10, video layers 11 (low), 12, 13 (high).
-const LAYERS: [u32; 3] = [11, 12, 13];
+pub(super) const LAYERS: [u32; 3] = [11, 12, 13];
 /// Each layer's payload size (so their measured bitrates rank as declared).
 const SIZES: [usize; 3] = [100, 300, 900];
 
 /// A VP8 packet of layer `k` (0..3): number `1000 · (k + 1) + n`, its
 /// timestamp on the layer's own clock (a base of its own plus 3000 per
 /// round `n`), the first of a keyframe or not.
-fn vp8(k: usize, n: u16, key: bool) -> Vec<u8> {
+pub(super) fn vp8(k: usize, n: u16, key: bool) -> Vec<u8> {
     let mut payload = vec![k as u8; SIZES[k]];
     payload[0] = 0x10; // S=1, PID 0: the start of a frame
     payload[1] = if key { 0x00 } else { 0x01 }; // P=0: a keyframe
@@ -35,7 +35,7 @@ fn layer_ts(k: usize, n: u16) -> u32 {
 }
 
 /// The call: the simulcast publisher and receivers 2 and 3 (join_av).
-fn simulcast_call() -> H {
+pub(super) fn simulcast_call() -> H {
     simulcast_call_declaring(LAYERS.map(Ssrc).to_vec())
 }
 
@@ -55,7 +55,7 @@ fn simulcast_call_declaring(layers: Vec<Ssrc>) -> H {
 
 /// Sends round `n` of every layer, keyframes on the layers in `keys`
 /// (highest layer first: receivers start on it, the best one heard).
-fn round(h: &mut H, n: u16, keys: &[usize]) {
+pub(super) fn round(h: &mut H, n: u16, keys: &[usize]) {
     for k in (0..3).rev() {
         h.input(addr(0), vp8(k, n, keys.contains(&k)));
     }
@@ -72,7 +72,7 @@ fn measured(h: &mut H, n: u16) {
 }
 
 /// The RTP packets `to` got: (SSRC, number, timestamp, payload's first byte = the layer).
-fn got(t: &[Transmit], to: SocketAddr) -> Vec<(u32, u16, u32, u8)> {
+pub(super) fn got(t: &[Transmit], to: SocketAddr) -> Vec<(u32, u16, u32, u8)> {
     t.iter()
         .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
         .map(|t| {
@@ -82,7 +82,7 @@ fn got(t: &[Transmit], to: SocketAddr) -> Vec<(u32, u16, u32, u8)> {
         .collect()
 }
 
-fn plis_to(t: &[Transmit], to: SocketAddr) -> Vec<u32> {
+pub(super) fn plis_to(t: &[Transmit], to: SocketAddr) -> Vec<u32> {
     t.iter()
         .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtcp)
         .flat_map(|t| rtcp::parse_compound(&t.contents).unwrap())
@@ -93,12 +93,12 @@ fn plis_to(t: &[Transmit], to: SocketAddr) -> Vec<u32> {
         .collect()
 }
 
-fn remb(from: u32, bps: u64) -> Vec<u8> {
+pub(super) fn remb(from: u32, bps: u64) -> Vec<u8> {
     rtcp::write_compound(&[RtcpPacket::Remb(rtcp::Remb { sender_ssrc: Ssrc(from), bitrate_bps: bps, ssrcs: vec![] })])
         .unwrap()
 }
 
-fn contiguous(seqs: &[u16]) -> bool {
+pub(super) fn contiguous(seqs: &[u16]) -> bool {
     seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1))
 }
 

@@ -305,6 +305,7 @@ fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
         subscribe: None,
         quality: Quality::Hd,
         max_fps: None,
+        max_height: None,
         pending_until: p.now + Duration::from_secs(10),
     };
     p.w[0].open_webrtc(p.now, leg).unwrap();

@@ -148,6 +148,7 @@ impl Peer {
             subscribe: subscribe.map(ParticipantId),
             quality: Quality::Hd,
             max_fps: None,
+            max_height: None,
             pending_until: h.now + Duration::from_secs(10),
         }
     }
@@ -489,6 +490,7 @@ fn without_a_certificate_webrtc_is_refused() {
         subscribe: None,
         quality: Quality::Hd,
         max_fps: None,
+        max_height: None,
         pending_until: h.now,
     };
     assert_eq!(h.r.open_webrtc(h.now, leg), Err(crate::LegRefusal::NoCertificate));

@@ -71,6 +71,10 @@ pub struct WebRtcLeg {
     /// the layers whose frames add up to at most this many per second, and
     /// always the base layer. `None`: every frame. Ignored on a publisher leg.
     pub max_fps: Option<u8>,
+    /// A subscriber's requested size (WHEP `?max_height=`, pixels): of a
+    /// simulcast source it gets the best layer at most this high. `None`:
+    /// as its bandwidth allows. Ignored on a publisher leg.
+    pub max_height: Option<u16>,
     /// A leg that passed no ICE check by then is dropped.
     pub pending_until: Instant,
 }
