@@ -3,6 +3,7 @@
 use corecast_codec::av1::{Depacketizer, Packetizer};
 use corecast_codec::pattern::{participant_colour, TestPattern};
 use corecast_codec::{Decoder, EncodedFrame, Encoder, EncoderConfig, I420Frame};
+use corecast_proto::frame_size::{av1_frame_size, FrameSize};
 use corecast_proto::{MediaTime, SeqNo};
 
 fn small_encoder(w: usize, h: usize) -> Encoder {
@@ -43,6 +44,12 @@ fn pattern_survives_rtp_round_trip() {
         payloads.clear();
         let n = pk.packetize(&e.data, &mut payloads).unwrap();
         assert!(n >= 1);
+        // What the router reads for a receiver's requested size: the real
+        // sequence header in a keyframe's first packet, nothing elsewhere.
+        let size = payloads.iter().map(|p| av1_frame_size(p)).collect::<Vec<_>>();
+        let want = (i == 0).then_some(FrameSize { width: w as u16, height: h as u16 });
+        assert_eq!(size[0], want, "unit {i}");
+        assert!(size[1..].iter().all(Option::is_none), "unit {i}");
         for (j, p) in payloads.iter().enumerate() {
             dep.handle_packet(seq, MediaTime(i as u32 * 3000), j + 1 == n, p);
             seq = seq.next();
