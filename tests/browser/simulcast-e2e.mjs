@@ -491,6 +491,31 @@ async function scenario(ns) {
     return { detail: `decoding ${x.width} wide ${took} s after the shaping was removed, ${w.endWidth} wide 3 s later; ${detail}`, measured: w };
   }, ['shaped']);
 
+  // A second viewer asks for small video (WHEP &max_height= the middle layer's height): whatever
+  // its bandwidth, it decodes that layer or the low one, never the top.
+  await step('requested-size', async () => {
+    const cap = measured.layers?.[1]?.frameHeight;
+    check(cap > 0, 'the middle layer\'s height is not known');
+    await openPage('C', browsers[1]);
+    const { sdp } = await ev('C', (o) => cc.viewer(o), { codecs: [`video/${opt.codec}`], onlyCodecs: true });
+    const q = `participant=${encodeURIComponent(s.publisher)}&max_height=${cap}`;
+    await signal('C', `/v1/calls/${s.call}/whep?${q}`, s.users[1].session, sdp);
+    await waitConnected('C', 10000);
+    const inVideo = async () => (await stats('C')).inVideo || {};
+    // The router applies the size at its first rate sweep after the layer's keyframe.
+    const deadline = Date.now() + 10000; let v = await inVideo();
+    while (!((v.framesDecoded ?? 0) > 0 && v.frameHeight <= cap) && Date.now() < deadline) { await sleep(250); v = await inVideo(); }
+    const from = v.framesDecoded ?? 0; const heights = [];
+    for (const end = Date.now() + 3000; Date.now() < end;) { await sleep(250); v = await inVideo(); heights.push(v.frameHeight ?? 0); }
+    const leg = Object.values(await routerParticipants(s.call)).find((p) => p.max_height === cap);
+    const detail = `cap ${cap} px (layers ${s.widths.join('/')} wide), heights decoded over 3 s: ${[...new Set(heights)].join('/')}, ` +
+      `${(v.framesDecoded ?? 0) - from} frames; the router's leg ${leg ? `max_height ${leg.max_height}` : 'not found'}`;
+    check(leg, `the router holds no leg with max_height ${cap} [${detail}]`);
+    check((v.framesDecoded ?? 0) > from, `decodes nothing [${detail}]`);
+    check(heights.every((h) => h > 0 && h <= cap), `decoded frames taller than ${cap} [${detail}]`);
+    return { detail };
+  }, ['layers']);
+
   measured.router = await routerCounters().catch((e) => ({ error: String(e.message || e) }));
   if (s.shaped) ns.unshape();
   if (s.call) await http('DELETE', `${opt.calls}/v1/calls/${s.call}`, { token: s.users[0].session, timeoutMs: 3000 }).catch(() => {});
