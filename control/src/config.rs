@@ -15,6 +15,7 @@
 //! [calls]
 //! listen = "127.0.0.1:8082"
 //! signing_key_hex = "..."   # 64 hex digits; absent: data_dir/join-token-signing.key (generated)
+//! region = ""               # new calls go to live routers registered with this region
 //!
 //! [http]
 //! header_read_timeout_ms = 10000   # a request head not complete by then: connection closed
@@ -176,6 +177,9 @@ pub struct CallsConfig {
     /// Directory to serve the web app's files from (`index.html`, `app/*`); `None`: the copy
     /// compiled into the binary.
     pub web_dir: Option<PathBuf>,
+    /// The region this instance serves: calls started through it are placed on the live
+    /// routers registered with the same region (empty: routers that name none).
+    pub region: String,
 }
 
 impl Default for CallsConfig {
@@ -189,6 +193,7 @@ impl Default for CallsConfig {
             max_body_bytes: 16 * 1024,
             cors_allow_origin: None,
             web_dir: None,
+            region: String::new(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod http;
 pub mod keys;
 pub mod openapi;
 pub mod participants;
+pub mod router_admin;
 pub mod routers;
 pub mod run;
 pub mod stores;
