@@ -20,6 +20,7 @@ pub mod keys;
 pub mod openapi;
 pub mod participants;
 pub mod router_admin;
+pub mod router_cli;
 pub mod routers;
 pub mod run;
 pub mod stores;
