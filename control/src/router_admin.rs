@@ -23,6 +23,10 @@ use crate::stores::RouterStatus;
 pub struct RouterList {
     /// This instance's region (new calls go to live routers of it).
     pub region: String,
+    /// The region's reserve routers take new calls (the regular pool's load passed
+    /// `calls.reserve_threshold` and has not yet fallen below `calls.reserve_release`).
+    #[serde(default)]
+    pub reserves_in_use: bool,
     /// Every registered router, by id.
     pub routers: Vec<RouterStatus>,
 }
@@ -31,7 +35,8 @@ pub struct RouterList {
 pub async fn list(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<Json<RouterList>, ApiError> {
     check_router_secret(&st, &headers)?;
     let routers = st.routers.list().await?;
-    Ok(Json(RouterList { region: st.routers.region().to_owned(), routers }))
+    let reserves_in_use = st.routers.reserves_in_use().await?;
+    Ok(Json(RouterList { region: st.routers.region().to_owned(), reserves_in_use, routers }))
 }
 
 /// `PATCH /v1/routers/{id}` body.

@@ -78,7 +78,8 @@ fn secret(args: &RoutersArgs, cfg: &Config) -> anyhow::Result<String> {
 
 /// One line per router, for `routers list`.
 pub fn format_list(list: &RouterList) -> String {
-    let mut out = format!("region {:?}: {} router(s)\n", list.region, list.routers.len());
+    let reserves = if list.reserves_in_use { "in use" } else { "not in use" };
+    let mut out = format!("region {:?}: {} router(s), reserves {reserves}\n", list.region, list.routers.len());
     out.push_str("id\tregion\tstate\tload\tplaced\tcores\taddress\tadmin\tlast_seen_ms_ago\n");
     for r in &list.routers {
         out.push_str(&line(r));
@@ -88,12 +89,13 @@ pub fn format_list(list: &RouterList) -> String {
 }
 
 fn line(r: &RouterStatus) -> String {
-    let state = match (r.live, r.draining) {
-        (true, false) => "live",
-        (true, true) => "live,draining",
-        (false, false) => "silent",
-        (false, true) => "silent,draining",
-    };
+    let mut state = String::from(if r.live { "live" } else { "silent" });
+    if r.draining {
+        state.push_str(",draining");
+    }
+    if r.reg.reserve {
+        state.push_str(",reserve");
+    }
     format!(
         "{}\t{}\t{state}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
         r.reg.id, r.reg.region, r.reg.load, r.placed, r.reg.cores, r.reg.address, r.reg.admin, r.last_seen_ms_ago

@@ -23,13 +23,28 @@ pub struct RouterRegistry {
     default: RouterRef,
     region: String,
     ttl: Duration,
+    reserve_on: f64,
+    reserve_off: f64,
 }
 
 impl RouterRegistry {
     /// A registry over `store` with a fallback router, this instance's region and the
     /// heartbeat interval (a router silent for 3 intervals is not live).
     pub fn new(store: Arc<dyn RouterStore>, default: RouterRef, region: String, heartbeat: Duration) -> Self {
-        RouterRegistry { store, default, region, ttl: heartbeat * 3 }
+        RouterRegistry { store, default, region, ttl: heartbeat * 3, reserve_on: 0.8, reserve_off: 0.6 }
+    }
+
+    /// Reserve routers come into use when the regular pool's load passes `on` and go out of
+    /// use when it falls below `off` (defaults 0.8 and 0.6; see [`Placement::reserve_on`]).
+    pub fn with_reserve_thresholds(mut self, on: f64, off: f64) -> Self {
+        self.reserve_on = on;
+        self.reserve_off = off;
+        self
+    }
+
+    /// Whether this instance's region has its reserve routers in use.
+    pub async fn reserves_in_use(&self) -> Result<bool, StoreError> {
+        self.store.reserves_in_use(&self.region).await
     }
 
     /// Records a registration or heartbeat; returns true when the router was not live
@@ -42,7 +57,13 @@ impl RouterRegistry {
     /// default router when none is live) in one store operation; returns where it went and
     /// the router's status (`None`: the default router).
     pub async fn start_call(&self, call: &NewCall) -> Result<(RouterRef, Option<RouterStatus>), CallError> {
-        let placement = Placement { region: self.region.clone(), ttl: self.ttl, fallback: self.default.clone() };
+        let placement = Placement {
+            region: self.region.clone(),
+            ttl: self.ttl,
+            fallback: self.default.clone(),
+            reserve_on: self.reserve_on,
+            reserve_off: self.reserve_off,
+        };
         let chosen = self.store.place_call(call, &placement).await?;
         let r = match &chosen {
             Some(s) => RouterRef { id: s.reg.id.clone(), address: s.reg.address.clone(), admin: s.reg.admin.clone() },
@@ -279,6 +300,7 @@ mod tests {
             admin: format!("http://{id}:2"),
             workers: vec![],
             region: String::new(),
+            reserve: false,
         }
     }
 

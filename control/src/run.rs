@@ -114,9 +114,15 @@ pub fn calls_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Res
 pub fn calls_state_with(cfg: &Config, sessions: Arc<dyn SessionStore>, keys: Keys) -> anyhow::Result<Arc<CallsState>> {
     let default =
         RouterRef { id: "default".into(), address: cfg.router.address.clone(), admin: cfg.router.admin.clone() };
+    let (on, off) = (cfg.calls.reserve_threshold, cfg.calls.reserve_release);
+    anyhow::ensure!(
+        on.is_finite() && off.is_finite() && off <= on,
+        "calls.reserve_release ({off}) must be a number not above calls.reserve_threshold ({on})"
+    );
     let (calls, routers) = call_stores(cfg)?;
     let heartbeat = Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1));
-    let registry = RouterRegistry::new(routers, default, cfg.calls.region.clone(), heartbeat);
+    let registry =
+        RouterRegistry::new(routers, default, cfg.calls.region.clone(), heartbeat).with_reserve_thresholds(on, off);
     Ok(CallsState::new(
         calls,
         sessions,

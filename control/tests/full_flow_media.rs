@@ -60,6 +60,7 @@ async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
         calls_url: calls_url.to_string(),
         router_id: format!("live-{}", uniq()),
         region: region.to_owned(),
+        reserve: false,
         secret: Some("test-router-secret".into()),
         admin_url,
         heartbeat: Duration::from_millis(200),

@@ -27,7 +27,12 @@ fn reg(id: &str, region: &str, load: f64) -> RouterRegistration {
         admin: format!("http://{id}.example:9"),
         workers: vec![],
         region: region.into(),
+        reserve: false,
     }
+}
+
+fn reserve(id: &str, region: &str, load: f64) -> RouterRegistration {
+    RouterRegistration { reserve: true, ..reg(id, region, load) }
 }
 
 fn new_call() -> NewCall {
@@ -41,7 +46,8 @@ async fn router_store_contract(a: &dyn RouterStore, b: &dyn RouterStore, calls: 
     let region = format!("c-{}", uniq());
     let (x, y, z) = (format!("{region}-x"), format!("{region}-y"), format!("{region}-z"));
     let fallback = RouterRef { id: "default".into(), address: "127.0.0.1:40000".into(), admin: "http://d:9".into() };
-    let placement = Placement { region: region.clone(), ttl: TTL, fallback: fallback.clone() };
+    let placement =
+        Placement { region: region.clone(), ttl: TTL, fallback: fallback.clone(), reserve_on: 0.8, reserve_off: 0.6 };
 
     // No router: the fallback, and the call is stored on it.
     let c = new_call();
@@ -113,11 +119,47 @@ async fn router_store_contract(a: &dyn RouterStore, b: &dyn RouterStore, calls: 
     assert_eq!(a.place_call(&new_call(), &short).await.unwrap().unwrap().reg.id, x);
 }
 
+/// Reserve routers: used only while the regular pool's load is past the threshold, released
+/// below the lower one (hysteresis), the state shared by both handles.
+async fn reserve_contract(a: &dyn RouterStore, b: &dyn RouterStore) {
+    let region = format!("c-{}", uniq());
+    let (x, v) = (format!("{region}-x"), format!("{region}-v"));
+    let fallback = RouterRef { id: "default".into(), address: "127.0.0.1:40000".into(), admin: "http://d:9".into() };
+    let p = Placement { region: region.clone(), ttl: TTL, fallback, reserve_on: 0.7, reserve_off: 0.4 };
+    assert!(a.heartbeat(&reg(&x, &region, 0.5), TTL).await.unwrap());
+    assert!(b.heartbeat(&reserve(&v, &region, 0.0), TTL).await.unwrap());
+    assert!(b.get(&v, TTL).await.unwrap().unwrap().reg.reserve);
+    let on = |s: Option<RouterStatus>| s.map(|s| s.reg.id).unwrap_or_default();
+
+    // Below the threshold: the regular router, though the idle reserve scores lower.
+    assert_eq!(on(a.place_call(&new_call(), &p).await.unwrap()), x);
+    assert!(!b.reserves_in_use(&region).await.unwrap());
+    // Past it: the reserves come into use (the least loaded of all wins).
+    assert!(!b.heartbeat(&reg(&x, &region, 0.75), TTL).await.unwrap());
+    assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), v);
+    assert!(a.reserves_in_use(&region).await.unwrap());
+    // Between the thresholds: still in use.
+    assert!(!a.heartbeat(&reg(&x, &region, 0.5), TTL).await.unwrap());
+    assert_eq!(on(a.place_call(&new_call(), &p).await.unwrap()), v);
+    assert!(b.reserves_in_use(&region).await.unwrap());
+    // Below the lower one: released.
+    assert!(!a.heartbeat(&reg(&x, &region, 0.3), TTL).await.unwrap());
+    assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), x);
+    assert!(!a.reserves_in_use(&region).await.unwrap());
+    // No regular router live (drained): the reserves take the calls.
+    a.set_draining(&x, true, TTL).await.unwrap();
+    assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), v);
+    assert!(a.reserves_in_use(&region).await.unwrap());
+    a.set_draining(&x, false, TTL).await.unwrap();
+    assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), x, "pool at 0.3: released again");
+}
+
 #[tokio::test]
 async fn memory_router_store() {
     let calls = Arc::new(MemoryCallStore::new());
     let s = MemoryRouterStore::new(calls.clone());
     router_store_contract(&s, &s, calls.as_ref()).await;
+    reserve_contract(&s, &s).await;
 }
 
 #[tokio::test]
@@ -129,4 +171,5 @@ async fn tarantool_router_store() {
     let a = TarantoolRouterStore::new(t1.clone());
     let b = TarantoolRouterStore::new(t2);
     router_store_contract(&a, &b, &TarantoolCallStore::new(t1)).await;
+    reserve_contract(&a, &b).await;
 }

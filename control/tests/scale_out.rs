@@ -132,6 +132,7 @@ async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
         calls_url: calls_url.to_string(),
         router_id: id.clone(),
         region: region.to_owned(),
+        reserve: false,
         secret: Some(SECRET.into()),
         admin_url,
         heartbeat: Duration::from_millis(300),

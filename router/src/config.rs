@@ -20,6 +20,7 @@
 //! calls_url = "http://127.0.0.1:8082" # register and report to the calls service
 //! router_id = "r1"
 //! region = "eu-west"                 # calls instances of this region place calls here (default: none)
+//! reserve = false                    # true: a reserve router, given calls only at peaks
 //! router_secret = "..."              # shared with the calls service
 //! router_secret_file = "/var/lib/corecast/router-secret"  # or read from this file (calls writes it)
 //! heartbeat_ms = 5000
@@ -78,6 +79,8 @@ pub struct FileConfig {
     pub router_id: Option<String>,
     /// The region the router serves (calls instances of this region place calls on it).
     pub region: Option<String>,
+    /// A reserve router (calls places calls on it only while the regular pool is loaded).
+    pub reserve: Option<bool>,
     /// Secret shared with the calls service.
     pub router_secret: Option<String>,
     /// A file holding the secret shared with the calls service (e.g. its `router-secret`).

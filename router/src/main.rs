@@ -72,6 +72,10 @@ struct Args {
     /// calls on it (default: none).
     #[arg(long, env = "CORECAST_ROUTER_REGION")]
     region: Option<String>,
+    /// A reserve router: the calls service places calls on it only while the regular
+    /// routers' load is past its `calls.reserve_threshold`.
+    #[arg(long, env = "CORECAST_ROUTER_RESERVE")]
+    reserve: bool,
     /// Secret shared with the calls service (admin API and registration).
     #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     router_secret: Option<String>,
@@ -153,6 +157,7 @@ fn main() -> anyhow::Result<()> {
     println!("corecast-router listening on {:?} (backend {})", server.addresses(), server.backend());
     let secret = secrets.router_secret;
     let region = args.region.or(file.region).unwrap_or_default();
+    let reserve = args.reserve || file.reserve.unwrap_or(false);
     let router_id = args.router_id.or(file.router_id).unwrap_or_else(|| format!("router-{}", server.addresses()[0]));
     let heartbeat = Duration::from_millis(args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(5000).max(100));
 
@@ -184,7 +189,7 @@ fn main() -> anyhow::Result<()> {
             });
         }
         if let Some(url) = calls_url {
-            let cfg = link::LinkConfig { calls_url: url, router_id, region, secret, admin_url, heartbeat };
+            let cfg = link::LinkConfig { calls_url: url, router_id, region, reserve, secret, admin_url, heartbeat };
             tokio::spawn(link::run(cfg, server.clone(), ev_rx));
         }
         let mut tick = tokio::time::interval(Duration::from_secs(args.stats_interval.max(1)));

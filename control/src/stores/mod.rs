@@ -275,6 +275,10 @@ pub struct RouterRegistration {
     /// on routers of its own region (`calls.region`).
     #[serde(default)]
     pub region: String,
+    /// A reserve router: it takes calls only while its region's reserves are in use (see
+    /// [`Placement::reserve_on`]).
+    #[serde(default)]
+    pub reserve: bool,
 }
 
 /// A router as the registry holds it.
@@ -305,7 +309,7 @@ pub struct NewCall {
 }
 
 /// How to place a call: among the live routers of `region`, else on `fallback`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
     /// Only routers registered with this region are candidates.
     pub region: String,
@@ -313,6 +317,12 @@ pub struct Placement {
     pub ttl: Duration,
     /// The router used when no registered router is live (the configured default).
     pub fallback: RouterRef,
+    /// The region's reserve routers come into use when the regular pool's load (the score of
+    /// its least-loaded live router: what the next call would get; no live regular router
+    /// counts as full) passes this...
+    pub reserve_on: f64,
+    /// ...and go out of use (they take no new calls; theirs go on) when it falls below this.
+    pub reserve_off: f64,
 }
 
 /// The router registry (Tarantool or memory), shared by every calls instance over the same
@@ -329,8 +339,12 @@ pub trait RouterStore: Send + Sync + std::fmt::Debug {
     /// region (load per core plus 0.01 per call placed since its last heartbeat, per core;
     /// ties by id), counts the placement and stores the call in the call store, all in one
     /// atomic step; without such a router the call goes to the fallback. Returns the chosen
-    /// router's status (`None`: the fallback).
+    /// router's status (`None`: the fallback). Reserve routers are candidates only while the
+    /// region's reserves are in use, a state kept in the store and updated here with the
+    /// hysteresis of [`Placement::reserve_on`] / [`Placement::reserve_off`].
     async fn place_call(&self, call: &NewCall, placement: &Placement) -> Result<Option<RouterStatus>, CallError>;
+    /// Whether `region`'s reserve routers are in use (as the last placement left it).
+    async fn reserves_in_use(&self, region: &str) -> Result<bool, StoreError>;
     /// One router, live or not.
     async fn get(&self, id: &str, ttl: Duration) -> Result<Option<RouterStatus>, StoreError>;
     /// Every router the registry holds, live or not, by id.

@@ -1,7 +1,7 @@
 //! The router registry in Tarantool (space `routers`), shared by every calls instance over the
 //! same server: each operation is one stored procedure of `control/tarantool/init.lua`
 //! (`corecast_router_beat`, `corecast_start_placed`, `corecast_router_get`,
-//! `corecast_router_list`, `corecast_router_drain`), so a placement chosen by one instance
+//! `corecast_router_list`, `corecast_router_drain`, `corecast_reserves_in_use`), so a placement chosen by one instance
 //! is counted before any other instance places the next call.
 
 use std::time::Duration;
@@ -66,6 +66,7 @@ impl RouterStore for TarantoolRouterStore {
             &reg.workers,
             ttl_ms(ttl),
             deadline(),
+            reg.reserve,
         );
         let r = self.tt.call("corecast_router_beat", &args).await?;
         match status(&r) {
@@ -83,11 +84,29 @@ impl RouterStore for TarantoolRouterStore {
         ]
         .into_iter()
         .collect();
-        let args = (call.id.to_string(), call.owner, call.created_at, &p.region, ttl_ms(p.ttl), fallback, deadline());
+        let args = (
+            call.id.to_string(),
+            call.owner,
+            call.created_at,
+            &p.region,
+            ttl_ms(p.ttl),
+            fallback,
+            deadline(),
+            p.reserve_on,
+            p.reserve_off,
+        );
         let r = self.tt.call("corecast_start_placed", &args).await?;
         match status(&r) {
             "ok" => Ok(decode("start_placed", r.get(1))?),
             s => Err(unexpected("start_placed", s).into()),
+        }
+    }
+
+    async fn reserves_in_use(&self, region: &str) -> Result<bool, StoreError> {
+        let r = self.tt.call("corecast_reserves_in_use", &(region,)).await?;
+        match status(&r) {
+            "ok" => Ok(r.get(1).and_then(Value::as_bool).unwrap_or(false)),
+            s => Err(unexpected("reserves_in_use", s)),
         }
     }
 
