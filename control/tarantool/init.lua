@@ -355,7 +355,7 @@ function corecast_start_placed(id_s, owner, created_at, region, ttl_ms, fallback
         local was = reserves_in_use(region)
         local in_use = was
         if not was and pool > (reserve_on or math.huge) then in_use = true end
-        if was and pool < (reserve_off or 0) then in_use = false end
+        if was and pool < (reserve_off or math.huge) then in_use = false end
         if regular == nil then in_use = true end
         if in_use ~= was then box.space.reserves:replace{region, in_use} end
         local best = regular
