@@ -262,9 +262,11 @@ mod tests {
     fn parses_full_file_and_rejects_unknown_keys() {
         let c: FileConfig = toml::from_str(
             "listen = \"127.0.0.1:40000\"\nworkers = 2\ncpus = [0, 1]\nbackend = \"mmsg\"\nsilence_timeout_ms = 5000\n\
-             audio_level_ext_id = 3\nsd_audio_streams = 2\nmax_receivers_per_worker = 20\nretransmission = false\n",
+             audio_level_ext_id = 3\nsd_audio_streams = 2\nmax_receivers_per_worker = 20\nretransmission = false\n\
+             region = \"eu-west\"\nreserve = true\n",
         )
         .unwrap();
+        assert_eq!((c.region.as_deref(), c.reserve), (Some("eu-west"), Some(true)));
         assert_eq!(c.workers, Some(2));
         assert_eq!(c.silence_timeout(), Some(Duration::from_secs(5)));
         assert_eq!((c.audio_level_ext_id, c.sd_audio_streams), (Some(3), Some(2)));
