@@ -24,7 +24,7 @@ pub use crate::call_view::CallView;
 use crate::config::CallsConfig;
 use crate::error::{ApiError, ApiJson};
 use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
-use crate::stores::{CallError, CallStore, Participant, RouterRef, SessionStore, UserStore};
+use crate::stores::{CallError, CallStore, NewCall, Participant, RouterRef, SessionStore, UserStore};
 use crate::util;
 use crate::whip_resource::ResourceKey;
 
@@ -100,7 +100,8 @@ pub fn router(state: Arc<CallsState>) -> Router {
         .route("/v1/calls/{id}/mixer", post(mixer_token))
         .route("/v1/calls/{id}/participants/{participant}", patch(crate::participants::set_muted))
         .route("/v1/keys", get(keys))
-        .route("/v1/routers", post(register_router))
+        .route("/v1/routers", post(register_router).get(crate::router_admin::list))
+        .route("/v1/routers/{id}", patch(crate::router_admin::patch))
         .route("/v1/routers/{id}/events", post(router_events))
         .route("/v1/health", get(health))
         .merge(crate::whip::routes(&state.cfg))
@@ -148,11 +149,10 @@ pub(crate) async fn user(st: &CallsState, headers: &HeaderMap) -> Result<i32, Ap
 
 async fn start(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     let uid = user(&st, &headers).await?;
-    let router = st.routers.place();
     let id = Uuid::new_v4();
-    st.calls.start(id, uid, util::now_ms(), &router).await?;
+    let (router, status) = st.routers.start_call(&NewCall { id, owner: uid, created_at: util::now_ms() }).await?;
     tracing::info!(call_id = %id, owner = uid, router = %router.id, "call started");
-    let address = st.routers.media_address(&router, id);
+    let address = crate::routers::media_address(&router, status.as_ref(), id);
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "call_id": id, "router": address }))))
 }
 
@@ -165,7 +165,7 @@ async fn end(
     let id = parse_call_id(&id)?;
     let call = st.calls.end(id, uid).await?;
     tracing::info!(call_id = %id, "call ended");
-    let admin = st.routers.admin_of(&call.router);
+    let admin = st.routers.admin_of(&call.router).await;
     let client = st.router_client.clone();
     tokio::spawn(async move {
         client.end_call(&admin, id).await;
@@ -237,11 +237,11 @@ async fn join(
     let p = Participant::new(pid, uid, role.name(), util::now_ms());
     let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "joined");
-    Ok(Json(grant(&st, id, pid, role, &call.router)))
+    Ok(Json(grant(&st, id, pid, role, &call.router).await))
 }
 
 /// A signed join token for `pid` in call `id` and its join key.
-fn grant(st: &CallsState, id: Uuid, pid: u64, role: Role, router: &RouterRef) -> JoinResponse {
+async fn grant(st: &CallsState, id: Uuid, pid: u64, role: Role, router: &RouterRef) -> JoinResponse {
     let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
     let claims = Claims {
         call_id: token::CallId(*id.as_bytes()),
@@ -252,7 +252,7 @@ fn grant(st: &CallsState, id: Uuid, pid: u64, role: Role, router: &RouterRef) ->
     let raw = token::sign(&st.key, &claims);
     JoinResponse {
         participant_id: pid,
-        router: st.routers.media_address(router, id),
+        router: st.routers.media_address(router, id).await,
         token: token::encode_text(&raw),
         join_key: st.join_secret.key_for(&raw).to_text(),
         expires_at,
@@ -274,7 +274,7 @@ async fn mixer_token(
     let call = st.calls.get(id).await?.ok_or_else(|| ApiError::from(CallError::NotFound))?;
     let pid = util::participant_id();
     tracing::info!(call_id = %id, participant_id = pid, "mixer token issued");
-    Ok(Json(grant(&st, id, pid, Role::Mixer, &call.router)))
+    Ok(Json(grant(&st, id, pid, Role::Mixer, &call.router).await))
 }
 
 async fn leave(
@@ -288,7 +288,7 @@ async fn leave(
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "left");
     // Best effort: the router stops the participant's media now (else at its silence timeout).
     if let Ok(Some(call)) = st.calls.get(id).await {
-        let admin = st.routers.admin_of(&call.router);
+        let admin = st.routers.admin_of(&call.router).await;
         let client = st.router_client.clone();
         tokio::spawn(async move {
             client.remove_participant(&admin, id, pid).await;
@@ -333,7 +333,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn check_router_secret(st: &CallsState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_router_secret(st: &CallsState, headers: &HeaderMap) -> Result<(), ApiError> {
     match util::bearer(headers) {
         Some(t) if ct_eq(t.as_bytes(), st.router_secret.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError::unauthorized("bad router secret")),
@@ -359,9 +359,12 @@ async fn register_router(
     if !reg.load.is_finite() {
         return Err(ApiError::invalid("load", "load must be a number"));
     }
+    if reg.region.len() > 64 {
+        return Err(ApiError::invalid("region", "region must be at most 64 characters"));
+    }
     let id = reg.id.clone();
     let admin = reg.admin.clone();
-    if st.routers.heartbeat(reg) {
+    if st.routers.heartbeat(&reg).await? {
         tracing::info!(router = %id, "router registered (new or restarted); reconciling");
         tokio::spawn(reconcile_router(st.clone(), id.clone(), admin));
     }

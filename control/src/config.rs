@@ -15,6 +15,9 @@
 //! [calls]
 //! listen = "127.0.0.1:8082"
 //! signing_key_hex = "..."   # 64 hex digits; absent: data_dir/join-token-signing.key (generated)
+//! region = ""               # new calls go to live routers registered with this region
+//! reserve_threshold = 0.8   # reserve routers take calls once the regular pool's load passes this
+//! reserve_release = 0.6     # ...until it falls below this
 //!
 //! [http]
 //! header_read_timeout_ms = 10000   # a request head not complete by then: connection closed
@@ -176,6 +179,14 @@ pub struct CallsConfig {
     /// Directory to serve the web app's files from (`index.html`, `app/*`); `None`: the copy
     /// compiled into the binary.
     pub web_dir: Option<PathBuf>,
+    /// The region this instance serves: calls started through it are placed on the live
+    /// routers registered with the same region (empty: routers that name none).
+    pub region: String,
+    /// Reserve routers (`corecast-router --reserve`) take calls only once the regular pool's
+    /// load (its least-loaded live router's: what the next call would get) passes this...
+    pub reserve_threshold: f64,
+    /// ...until it falls below this again (hysteresis; their calls go on).
+    pub reserve_release: f64,
 }
 
 impl Default for CallsConfig {
@@ -189,6 +200,9 @@ impl Default for CallsConfig {
             max_body_bytes: 16 * 1024,
             cors_allow_origin: None,
             web_dir: None,
+            region: String::new(),
+            reserve_threshold: 0.8,
+            reserve_release: 0.6,
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod http;
 pub mod keys;
 pub mod openapi;
 pub mod participants;
+pub mod router_admin;
+pub mod router_cli;
 pub mod routers;
 pub mod run;
 pub mod stores;

@@ -27,6 +27,8 @@ pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/calls/{id}/sessions/{session}"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/routers"),
+    ("GET", "/v1/routers"),
+    ("PATCH", "/v1/routers/{id}"),
     ("POST", "/v1/routers/{id}/events"),
     ("GET", "/v1/health"),
 ];

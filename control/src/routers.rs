@@ -2,121 +2,134 @@
 //!
 //! Routers register and heart-beat with `POST /v1/routers`; a router not heard from for
 //! 3× the heartbeat interval is not chosen for new calls. Without any live router the
-//! statically configured default router is used.
+//! statically configured default router is used. The registry lives in a [`RouterStore`]
+//! (Tarantool when configured): every calls instance over the same store sees the same
+//! routers, whichever instance a router's heartbeat reached, and places calls consistently.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::stores::RouterRef;
+pub use crate::stores::RouterRegistration;
+use crate::stores::{CallError, NewCall, Placement, RouterRef, RouterStatus, RouterStore, StoreError};
 
-/// What a router reports when it registers or heart-beats.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RouterRegistration {
-    /// Router id, stable across restarts.
-    pub id: String,
-    /// Media address `host:port` for clients.
-    pub address: String,
-    /// Cores used for media.
-    pub cores: u32,
-    /// Load, 0.0 (idle) to 1.0 (full).
-    pub load: f64,
-    /// Admin base URL (`http://host:port`).
-    pub admin: String,
-    /// Every worker's media address, in worker order (a router with several
-    /// workers places each call on one of them, see `corecast_proto::placement`).
-    #[serde(default)]
-    pub workers: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    reg: RouterRegistration,
-    last_seen: Instant,
-    /// Calls placed since the last heartbeat (a load estimate until the router reports).
-    placed: u32,
-}
-
-/// Live routers, in memory (routers re-register every heartbeat, so a restarted calls
-/// service learns them again within one interval).
+/// The registry as one calls instance uses it: the shared store plus this instance's
+/// fallback router, region and time-to-live.
 #[derive(Debug)]
 pub struct RouterRegistry {
-    routers: Mutex<HashMap<String, Entry>>,
+    store: Arc<dyn RouterStore>,
     default: RouterRef,
+    region: String,
     ttl: Duration,
+    reserve_on: f64,
+    reserve_off: f64,
 }
 
 impl RouterRegistry {
-    /// A registry with a fallback router and the heartbeat interval.
-    pub fn new(default: RouterRef, heartbeat: Duration) -> Self {
-        RouterRegistry { routers: Mutex::new(HashMap::new()), default, ttl: heartbeat * 3 }
+    /// A registry over `store` with a fallback router, this instance's region and the
+    /// heartbeat interval (a router silent for 3 intervals is not live).
+    pub fn new(store: Arc<dyn RouterStore>, default: RouterRef, region: String, heartbeat: Duration) -> Self {
+        RouterRegistry { store, default, region, ttl: heartbeat * 3, reserve_on: 0.8, reserve_off: 0.6 }
     }
 
-    /// Records a registration or heartbeat; returns true when the router was not known
+    /// Reserve routers come into use when the regular pool's load passes `on` and go out of
+    /// use when it falls below `off` (defaults 0.8 and 0.6; see [`Placement::reserve_on`]).
+    pub fn with_reserve_thresholds(mut self, on: f64, off: f64) -> Self {
+        self.reserve_on = on;
+        self.reserve_off = off;
+        self
+    }
+
+    /// Whether this instance's region has its reserve routers in use.
+    pub async fn reserves_in_use(&self) -> Result<bool, StoreError> {
+        self.store.reserves_in_use(&self.region).await
+    }
+
+    /// Records a registration or heartbeat; returns true when the router was not live
     /// (new, restarted, or previously expired).
-    pub fn heartbeat(&self, reg: RouterRegistration) -> bool {
-        let Ok(mut m) = self.routers.lock() else { return false };
-        let fresh = m.get(&reg.id).is_none_or(|e| e.last_seen.elapsed() >= self.ttl);
-        m.insert(reg.id.clone(), Entry { reg, last_seen: Instant::now(), placed: 0 });
-        fresh
+    pub async fn heartbeat(&self, reg: &RouterRegistration) -> Result<bool, StoreError> {
+        self.store.heartbeat(reg, self.ttl).await
     }
 
-    /// Chooses the least-loaded live router (load per core, plus calls placed since its
-    /// last report), or the default router when none is live.
-    pub fn place(&self) -> RouterRef {
-        let Ok(mut m) = self.routers.lock() else { return self.default.clone() };
-        let ttl = self.ttl;
-        let best = m
-            .values_mut()
-            .filter(|e| e.last_seen.elapsed() < ttl)
-            .min_by(|a, b| score(a).total_cmp(&score(b)).then_with(|| a.reg.id.cmp(&b.reg.id)));
-        match best {
-            Some(e) => {
-                e.placed = e.placed.saturating_add(1);
-                RouterRef { id: e.reg.id.clone(), address: e.reg.address.clone(), admin: e.reg.admin.clone() }
-            }
+    /// Starts a call on the least-loaded live router of this instance's region (or the
+    /// default router when none is live) in one store operation; returns where it went and
+    /// the router's status (`None`: the default router).
+    pub async fn start_call(&self, call: &NewCall) -> Result<(RouterRef, Option<RouterStatus>), CallError> {
+        let placement = Placement {
+            region: self.region.clone(),
+            ttl: self.ttl,
+            fallback: self.default.clone(),
+            reserve_on: self.reserve_on,
+            reserve_off: self.reserve_off,
+        };
+        let chosen = self.store.place_call(call, &placement).await?;
+        let r = match &chosen {
+            Some(s) => RouterRef { id: s.reg.id.clone(), address: s.reg.address.clone(), admin: s.reg.admin.clone() },
             None => self.default.clone(),
+        };
+        Ok((r, chosen))
+    }
+
+    /// The router's status in the store, if registered; a store failure reads as unknown
+    /// (the caller falls back to what the call records).
+    async fn status_of(&self, r: &RouterRef) -> Option<RouterStatus> {
+        match self.store.get(&r.id, self.ttl).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(router = %r.id, error = %e, "router registry unreadable; using the call's record");
+                None
+            }
         }
     }
 
     /// The admin URL now known for a router id (it may have moved since the call started).
-    pub fn admin_of(&self, r: &RouterRef) -> String {
-        if let Ok(m) = self.routers.lock() {
-            if let Some(e) = m.get(&r.id) {
-                return e.reg.admin.clone();
-            }
+    pub async fn admin_of(&self, r: &RouterRef) -> String {
+        match self.status_of(r).await {
+            Some(s) => s.reg.admin,
+            None => r.admin.clone(),
         }
-        r.admin.clone()
     }
 
     /// The media address a client should join `call` on: the owning worker's
     /// when the router has several (it would redirect there anyway), else the
     /// router's address.
-    pub fn media_address(&self, r: &RouterRef, call: uuid::Uuid) -> String {
-        if let Ok(m) = self.routers.lock() {
-            if let Some(e) = m.get(&r.id) {
-                let n = e.reg.workers.len();
-                if n > 1 {
-                    let w = corecast_proto::placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), n);
-                    return e.reg.workers[w].clone();
-                }
-            }
-        }
-        r.address.clone()
+    pub async fn media_address(&self, r: &RouterRef, call: Uuid) -> String {
+        media_address(r, self.status_of(r).await.as_ref(), call)
+    }
+
+    /// Every registered router (live or not).
+    pub async fn list(&self) -> Result<Vec<RouterStatus>, StoreError> {
+        self.store.list(self.ttl).await
+    }
+
+    /// Sets a router's draining flag; `Ok(None)` when it is not registered.
+    pub async fn set_draining(&self, id: &str, draining: bool) -> Result<Option<RouterStatus>, StoreError> {
+        self.store.set_draining(id, draining, self.ttl).await
     }
 
     /// The default router.
     pub fn default_router(&self) -> &RouterRef {
         &self.default
     }
+
+    /// This instance's region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
 }
 
-fn score(e: &Entry) -> f64 {
-    let cores = f64::from(e.reg.cores.max(1));
-    e.reg.load.max(0.0) + f64::from(e.placed) * 0.01 / cores
+/// The media address for `call` on router `r` whose registry status is `status`.
+pub fn media_address(r: &RouterRef, status: Option<&RouterStatus>, call: Uuid) -> String {
+    if let Some(s) = status {
+        let n = s.reg.workers.len();
+        if n > 1 {
+            let w = corecast_proto::placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), n);
+            return s.reg.workers[w].clone();
+        }
+    }
+    r.address.clone()
 }
 
 /// Tells routers about ended calls: `DELETE {admin}/v1/calls/{id}`, best effort with retries.
@@ -274,6 +287,9 @@ pub struct RouterCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stores::memory::MemoryCallStore;
+    use crate::stores::memory_routers::MemoryRouterStore;
+    use crate::stores::CallStore;
 
     fn reg(id: &str, load: f64) -> RouterRegistration {
         RouterRegistration {
@@ -283,41 +299,59 @@ mod tests {
             load,
             admin: format!("http://{id}:2"),
             workers: vec![],
+            region: String::new(),
+            reserve: false,
         }
     }
 
-    #[test]
-    fn clients_are_sent_to_the_worker_that_owns_the_call() {
+    fn registry(ttl: Duration) -> (RouterRegistry, Arc<MemoryCallStore>, RouterRef) {
         let d = RouterRef { id: "default".into(), address: "d:1".into(), admin: "http://d:2".into() };
-        let r = RouterRegistry::new(d.clone(), Duration::from_secs(5));
+        let calls = Arc::new(MemoryCallStore::new());
+        let store = Arc::new(MemoryRouterStore::new(calls.clone()));
+        (RouterRegistry::new(store, d.clone(), String::new(), ttl / 3), calls, d)
+    }
+
+    fn new_call() -> NewCall {
+        NewCall { id: Uuid::new_v4(), owner: 1, created_at: 1 }
+    }
+
+    #[tokio::test]
+    async fn clients_are_sent_to_the_worker_that_owns_the_call() {
+        let (r, _, d) = registry(Duration::from_secs(15));
         let mut multi = reg("m", 0.0);
         multi.workers = vec!["m:1".into(), "m:2".into()];
-        r.heartbeat(multi);
-        let placed = r.place();
+        r.heartbeat(&multi).await.unwrap();
+        let (placed, _) = r.start_call(&new_call()).await.unwrap();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..64 {
             let call = uuid::Uuid::new_v4();
-            let a = r.media_address(&placed, call);
+            let a = r.media_address(&placed, call).await;
             let w = corecast_proto::placement::worker_for(&corecast_proto::token::CallId(*call.as_bytes()), 2);
             assert_eq!(a, format!("m:{}", w + 1));
             seen.insert(a);
         }
         assert_eq!(seen.len(), 2, "calls land on both workers");
-        assert_eq!(r.media_address(&d, uuid::Uuid::new_v4()), "d:1", "single-address routers unchanged");
+        assert_eq!(r.media_address(&d, uuid::Uuid::new_v4()).await, "d:1", "single-address routers unchanged");
     }
 
-    #[test]
-    fn placement_prefers_least_loaded_live_router() {
-        let d = RouterRef { id: "default".into(), address: "d:1".into(), admin: "http://d:2".into() };
-        let r = RouterRegistry::new(d.clone(), Duration::from_millis(50));
-        assert_eq!(r.place(), d);
-        assert!(r.heartbeat(reg("a", 0.5)));
-        assert!(r.heartbeat(reg("b", 0.1)));
-        assert!(!r.heartbeat(reg("b", 0.1)));
-        assert_eq!(r.place().id, "b");
-        std::thread::sleep(Duration::from_millis(160));
-        assert_eq!(r.place(), d, "silent routers are not chosen");
-        assert!(r.heartbeat(reg("a", 0.5)), "expired router counts as fresh");
-        assert_eq!(r.place().id, "a");
+    #[tokio::test]
+    async fn placement_prefers_least_loaded_live_router() {
+        let (r, calls, d) = registry(Duration::from_millis(150));
+        let c = new_call();
+        assert_eq!(r.start_call(&c).await.unwrap(), (d.clone(), None));
+        assert_eq!(calls.get(c.id).await.unwrap().unwrap().router, d, "the call is stored where it was placed");
+        assert!(r.heartbeat(&reg("a", 0.5)).await.unwrap());
+        assert!(r.heartbeat(&reg("b", 0.1)).await.unwrap());
+        assert!(!r.heartbeat(&reg("b", 0.1)).await.unwrap());
+        assert_eq!(r.start_call(&new_call()).await.unwrap().0.id, "b");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(r.start_call(&new_call()).await.unwrap().0, d, "silent routers are not chosen");
+        assert!(r.heartbeat(&reg("a", 0.5)).await.unwrap(), "expired router counts as fresh");
+        assert_eq!(r.start_call(&new_call()).await.unwrap().0.id, "a");
+        // Draining: no new calls; the flag survives heartbeats.
+        assert!(r.set_draining("a", true).await.unwrap().unwrap().draining);
+        assert!(!r.heartbeat(&reg("a", 0.5)).await.unwrap());
+        assert_eq!(r.start_call(&new_call()).await.unwrap().0, d);
+        assert_eq!(r.set_draining("nobody", true).await.unwrap(), None);
     }
 }

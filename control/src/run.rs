@@ -30,11 +30,13 @@ use crate::keys::Keys;
 use crate::routers::RouterRegistry;
 use crate::stores::embedded::RedbUserStore;
 use crate::stores::memory::{MemoryCallStore, MemoryFailureStore, MemorySessionStore};
+use crate::stores::memory_routers::MemoryRouterStore;
 use crate::stores::pg::PgUserStore;
 use crate::stores::redis::RedisSessionStore;
 use crate::stores::remote::RemoteSessionStore;
 use crate::stores::tarantool::TarantoolCallStore;
-use crate::stores::{CallStore, FailureStore, RouterRef, SessionStore, UserStore};
+use crate::stores::tarantool_routers::TarantoolRouterStore;
+use crate::stores::{CallStore, FailureStore, RouterRef, RouterStore, SessionStore, UserStore};
 use crate::tarantool::{Tarantool, TarantoolUrl};
 
 /// The user store the config selects: PostgreSQL when `stores.postgres_url` is set, else
@@ -69,9 +71,21 @@ pub fn failure_store(cfg: &Config) -> anyhow::Result<Arc<dyn FailureStore>> {
 
 /// The call store the config selects: Tarantool when `stores.tarantool_url` is set, else memory.
 pub fn call_store(cfg: &Config) -> anyhow::Result<Arc<dyn CallStore>> {
+    Ok(call_stores(cfg)?.0)
+}
+
+/// The call store and the router registry the config selects, over one backend (placing a
+/// call writes both): Tarantool when `stores.tarantool_url` is set, else memory.
+pub fn call_stores(cfg: &Config) -> anyhow::Result<(Arc<dyn CallStore>, Arc<dyn RouterStore>)> {
     Ok(match &cfg.stores.tarantool_url {
-        Some(url) => Arc::new(TarantoolCallStore::new(Tarantool::new(&TarantoolUrl::parse(url)?))),
-        None => Arc::new(MemoryCallStore::new()),
+        Some(url) => {
+            let tt = Tarantool::new(&TarantoolUrl::parse(url)?);
+            (Arc::new(TarantoolCallStore::new(tt.clone())), Arc::new(TarantoolRouterStore::new(tt)))
+        }
+        None => {
+            let calls = Arc::new(MemoryCallStore::new());
+            (calls.clone(), Arc::new(MemoryRouterStore::new(calls)))
+        }
     })
 }
 
@@ -100,9 +114,17 @@ pub fn calls_state(cfg: &Config, sessions: Arc<dyn SessionStore>) -> anyhow::Res
 pub fn calls_state_with(cfg: &Config, sessions: Arc<dyn SessionStore>, keys: Keys) -> anyhow::Result<Arc<CallsState>> {
     let default =
         RouterRef { id: "default".into(), address: cfg.router.address.clone(), admin: cfg.router.admin.clone() };
-    let registry = RouterRegistry::new(default, Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1)));
+    let (on, off) = (cfg.calls.reserve_threshold, cfg.calls.reserve_release);
+    anyhow::ensure!(
+        on.is_finite() && off.is_finite() && off <= on,
+        "calls.reserve_release ({off}) must be a number not above calls.reserve_threshold ({on})"
+    );
+    let (calls, routers) = call_stores(cfg)?;
+    let heartbeat = Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1));
+    let registry =
+        RouterRegistry::new(routers, default, cfg.calls.region.clone(), heartbeat).with_reserve_thresholds(on, off);
     Ok(CallsState::new(
-        call_store(cfg)?,
+        calls,
         sessions,
         registry,
         keys.router_secret,

@@ -263,7 +263,7 @@ async fn open_leg(st: &CallsState, id: Uuid, uid: i32, leg: Leg, offer: String) 
     let role = leg.stored_role;
     let p = Participant::new(pid, uid, role, util::now_ms());
     let call = st.calls.join_leg(id, &p, st.cfg.max_participants).await?;
-    let admin = st.routers.admin_of(&call.router);
+    let admin = st.routers.admin_of(&call.router).await;
     let mut body = json!({
         "participant_id": pid,
         "role": leg.role,
@@ -350,7 +350,7 @@ async fn patch_leg(
     let (call, res) = owned_resource(&st, &headers, &id, &resource).await?;
     require_content_type(&headers, SDPFRAG)?;
     let fragment = read_text(&headers, body).await?;
-    let admin = st.routers.admin_of(&call.router);
+    let admin = st.routers.admin_of(&call.router).await;
     match st.router_client.patch_webrtc(&admin, call.id, &res.session, &fragment).await {
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Some(answer)) => {
@@ -380,7 +380,7 @@ async fn end_leg(
     let pid = res.participant_id;
     if st.calls.drop_participant(call.id, pid).await? {
         tracing::info!(call_id = %call.id, participant_id = pid, "left (WebRTC session deleted)");
-        let admin = st.routers.admin_of(&call.router);
+        let admin = st.routers.admin_of(&call.router).await;
         let client = st.router_client.clone();
         let id = call.id;
         tokio::spawn(async move {

@@ -9,6 +9,15 @@
 -- Each mutating procedure takes a deadline (Unix ms): a request that reaches the server
 -- after its client gave up is refused instead of applied late.
 --
+-- Space `routers {id, region, reg, last_seen, placed, draining}` is the router registry shared
+-- by every calls instance: reg is {address, admin, cores, load, workers} as the router last
+-- reported it, last_seen the server's clock (Unix ms) at its last heartbeat, placed the calls
+-- placed on it since then, draining the operator's flag. Liveness is judged by this server's
+-- clock against a time-to-live each caller passes (3x its heartbeat interval). A reserve router
+-- (reg.reserve) takes calls only while its region's reserves are in use: space
+-- `reserves {region, in_use}` holds that state so every calls instance applies the same
+-- hysteresis (see corecast_start_placed).
+--
 -- Environment: CORECAST_TT_LISTEN (host:port), CORECAST_TT_DIR (data/log/pid dir),
 -- CORECAST_TT_USER / CORECAST_TT_PASSWORD (the client user), CORECAST_TT_BACKGROUND=1.
 
@@ -56,6 +65,41 @@ end)
 box.once('corecast_schema_v2', function()
     box.schema.func.create('corecast_mute', {if_not_exists = true})
     box.schema.user.grant(user, 'execute', 'function', 'corecast_mute', {if_not_exists = true})
+end)
+
+-- The router registry (schema v3): see the header.
+box.once('corecast_schema_v3', function()
+    local s = box.schema.space.create('routers', {
+        if_not_exists = true,
+        format = {
+            {name = 'id', type = 'string'},
+            {name = 'region', type = 'string'},
+            {name = 'reg', type = 'map'},
+            {name = 'last_seen', type = 'unsigned'},
+            {name = 'placed', type = 'unsigned'},
+            {name = 'draining', type = 'boolean'},
+        },
+    })
+    s:create_index('primary', {parts = {{field = 'id', type = 'string'}}, if_not_exists = true})
+    s:create_index('region', {parts = {{field = 'region', type = 'string'}}, unique = false, if_not_exists = true})
+    box.schema.user.grant(user, 'read,write', 'space', 'routers', {if_not_exists = true})
+    for _, f in ipairs({'corecast_router_beat', 'corecast_start_placed', 'corecast_router_get',
+                        'corecast_router_list', 'corecast_router_drain'}) do
+        box.schema.func.create(f, {if_not_exists = true})
+        box.schema.user.grant(user, 'execute', 'function', f, {if_not_exists = true})
+    end
+end)
+
+-- Reserve routers (schema v4): whether each region's reserves are in use.
+box.once('corecast_schema_v4', function()
+    local s = box.schema.space.create('reserves', {
+        if_not_exists = true,
+        format = {{name = 'region', type = 'string'}, {name = 'in_use', type = 'boolean'}},
+    })
+    s:create_index('primary', {parts = {{field = 'region', type = 'string'}}, if_not_exists = true})
+    box.schema.user.grant(user, 'read,write', 'space', 'reserves', {if_not_exists = true})
+    box.schema.func.create('corecast_reserves_in_use', {if_not_exists = true})
+    box.schema.user.grant(user, 'execute', 'function', 'corecast_reserves_in_use', {if_not_exists = true})
 end)
 
 local function now_ms()
@@ -224,6 +268,137 @@ function corecast_by_router(router_id)
         if t.router.id == router_id then out[#out + 1] = to_map(t) end
     end
     return 'ok', setmetatable(out, {__serialize = 'seq'})
+end
+
+-- The router registry ---------------------------------------------------------------------
+
+local function seq(t)
+    return setmetatable(t or {}, {__serialize = 'seq'})
+end
+
+local function router_status(r, now, ttl_ms)
+    local age = now - r.last_seen
+    if age < 0 then age = 0 end
+    local ws = {}
+    for i, w in ipairs(r.reg.workers or {}) do ws[i] = w end
+    return {
+        id = r.id, region = r.region, address = r.reg.address, admin = r.reg.admin,
+        cores = r.reg.cores, load = r.reg.load, workers = seq(ws), reserve = r.reg.reserve == true,
+        placed = r.placed, draining = r.draining, last_seen_ms_ago = age, live = age < ttl_ms,
+    }
+end
+
+-- A registration or heartbeat: stores what the router reports with this server's clock, resets
+-- its placement count, keeps its draining flag. Returns 'ok' and whether it was not live
+-- before (new, restarted or expired): one caller alone sees true for one comeback.
+function corecast_router_beat(id, region, address, admin, cores, load, workers, ttl_ms, deadline, reserve)
+    if late(deadline) then return 'late' end
+    local ws = {}
+    for i, w in ipairs(workers or {}) do ws[i] = w end
+    local reg = {address = address, admin = admin, cores = cores, load = load, workers = seq(ws),
+                 reserve = reserve == true}
+    return box.atomic(function()
+        local now = now_ms()
+        local old = box.space.routers:get(id)
+        local fresh = old == nil or now - old.last_seen >= ttl_ms
+        local draining = old ~= nil and old.draining
+        box.space.routers:replace{id, region, reg, now, 0, draining}
+        return 'ok', fresh
+    end)
+end
+
+local function score(r)
+    local cores = r.reg.cores
+    if cores == nil or cores < 1 then cores = 1 end
+    local load = r.reg.load or 0
+    if load < 0 then load = 0 end
+    return load + r.placed * 0.01 / cores
+end
+
+local function better(r, sc, best, best_score)
+    return best == nil or sc < best_score or (sc == best_score and r.id < best.id)
+end
+
+local function reserves_in_use(region)
+    local t = box.space.reserves:get(region)
+    return t ~= nil and t.in_use
+end
+
+-- Starts a call on the least-loaded live, not draining router of `region` (score: load plus
+-- 0.01 per call placed since its last heartbeat, per core; ties by id), counting the
+-- placement, in one transaction; with no such router, on `fallback` ({id, address, admin}).
+-- Reserve routers are candidates only while the region's reserves are in use: they come into
+-- use when the regular pool's load (the least-loaded live regular router's score: what the
+-- next call would get; none live counts as full) passes `reserve_on`, and go out of use when
+-- it falls below `reserve_off` (hysteresis; nil: reserves never used while a regular router
+-- is live). Returns 'ok', the chosen router's status (nil: the fallback) and whether the
+-- reserves are in use.
+function corecast_start_placed(id_s, owner, created_at, region, ttl_ms, fallback, deadline, reserve_on, reserve_off)
+    if late(deadline) then return 'late' end
+    local id = parse_id(id_s)
+    if id == nil then return 'bad_id' end
+    return box.atomic(function()
+        if box.space.calls:get(id) ~= nil then return 'exists' end
+        local now = now_ms()
+        local regular, regular_score, reserve, reserve_score = nil, nil, nil, nil
+        for _, r in box.space.routers.index.region:pairs(region) do
+            if not r.draining and now - r.last_seen < ttl_ms then
+                local sc = score(r)
+                if r.reg.reserve == true then
+                    if better(r, sc, reserve, reserve_score) then reserve, reserve_score = r, sc end
+                elseif better(r, sc, regular, regular_score) then
+                    regular, regular_score = r, sc
+                end
+            end
+        end
+        local pool = regular_score or math.huge
+        local was = reserves_in_use(region)
+        local in_use = was
+        if not was and pool > (reserve_on or math.huge) then in_use = true end
+        if was and pool < (reserve_off or math.huge) then in_use = false end
+        if regular == nil then in_use = true end
+        if in_use ~= was then box.space.reserves:replace{region, in_use} end
+        local best = regular
+        if in_use and reserve ~= nil and better(reserve, reserve_score, regular, regular_score) then
+            best = reserve
+        end
+        local router = fallback
+        local status = nil
+        if best ~= nil then
+            best = box.space.routers:update(best.id, {{'+', 5, 1}})
+            router = {id = best.id, address = best.reg.address, admin = best.reg.admin}
+            status = router_status(best, now, ttl_ms)
+        end
+        box.space.calls:insert{id, owner, created_at, router, seq()}
+        return 'ok', status, in_use
+    end)
+end
+
+function corecast_reserves_in_use(region)
+    return 'ok', reserves_in_use(region)
+end
+
+function corecast_router_get(id, ttl_ms)
+    local r = box.space.routers:get(id)
+    if r == nil then return 'not_found' end
+    return 'ok', router_status(r, now_ms(), ttl_ms)
+end
+
+function corecast_router_list(ttl_ms)
+    local now, out = now_ms(), {}
+    for _, r in box.space.routers:pairs() do out[#out + 1] = router_status(r, now, ttl_ms) end
+    return 'ok', seq(out)
+end
+
+-- Sets a router's draining flag (an operator's decision: it outlives heartbeats and restarts).
+function corecast_router_drain(id, draining, ttl_ms, deadline)
+    if late(deadline) then return 'late' end
+    return box.atomic(function()
+        local r = box.space.routers:get(id)
+        if r == nil then return 'not_found' end
+        r = box.space.routers:update(id, {{'=', 6, draining == true}})
+        return 'ok', router_status(r, now_ms(), ttl_ms)
+    end)
 end
 
 function corecast_truncate()

@@ -98,12 +98,28 @@ async fn tarantool_down_then_back() {
     };
     let _g = SERIAL.lock().await;
     let tt = real_servers().tarantool.unwrap();
-    let s = start(|c| c.stores.tarantool_url = Some(tt)).await;
+    let region = format!("t-{}", uniq());
+    let s = start(|c| {
+        c.stores.tarantool_url = Some(tt);
+        c.calls.region = region.clone();
+    })
+    .await;
+    let routers = format!("{}/v1/routers", s.calls);
+    let reg = json!({"id": format!("f-{}", uniq()), "address": "127.0.0.1:41301", "cores": 1, "load": 0.0,
+                     "admin": "http://127.0.0.1:9", "region": region});
+    assert_eq!(s.post(routers.clone(), Some("test-router-secret"), reg.clone()).await.status, 200);
     let (_, owner) = s.user().await;
     let (_, other) = s.user().await;
     let call = s.start_call(&owner).await;
     assert_eq!(s.join(&call, &owner).await.status, 200);
     sc.run("stop-one", "tarantool").await;
+    // The router registry is in Tarantool too: a heartbeat is refused (the router retries at
+    // its next interval) and the operators' list is unavailable.
+    assert_503(
+        &s.post(routers.clone(), Some("test-router-secret"), reg.clone()).await,
+        "heartbeat with tarantool down",
+    );
+    assert_503(&s.get(routers.clone(), Some("test-router-secret")).await, "router list with tarantool down");
     assert_503(&s.post(format!("{}/v1/calls", s.calls), Some(&owner), json!({})).await, "start with tarantool down");
     assert_503(&s.join(&call, &other).await, "join with tarantool down");
     assert_503(&s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await, "get with tarantool down");
@@ -115,6 +131,9 @@ async fn tarantool_down_then_back() {
     let n = r.body["participants"].as_array().unwrap().len();
     assert_eq!(n, 1, "the join refused during the outage left nothing behind: {:?}", r.body);
     assert_eq!(s.join(&call, &other).await.status, 200);
+    assert_eq!(s.post(routers.clone(), Some("test-router-secret"), reg).await.status, 200, "heartbeats again");
+    let r = s.post(format!("{}/v1/calls", s.calls), Some(&owner), json!({})).await;
+    assert_eq!((r.status, r.body["router"].as_str()), (201, Some("127.0.0.1:41301")), "placed on it: {:?}", r.body);
     assert_eq!(s.delete(url.clone(), Some(&owner)).await.status, 204);
     s.shutdown().await;
 }

@@ -12,9 +12,10 @@ use corecast_control::config::Config;
 use serde_json::json;
 
 async fn flow(cfg: Config, dir: tempfile::TempDir) {
+    let region = cfg.calls.region.clone();
     let s = start_with(cfg, dir).await;
     let fake = fake_router().await;
-    let reg = json!({"id": format!("r-{}", uniq()), "address": "127.0.0.1:41234", "cores": 2, "load": 0.0, "admin": fake.admin});
+    let reg = json!({"id": format!("r-{}", uniq()), "address": "127.0.0.1:41234", "cores": 2, "load": 0.0, "admin": fake.admin, "region": region});
     let r = s.post(format!("{}/v1/routers", s.calls), Some("test-router-secret"), reg).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 
@@ -64,5 +65,7 @@ async fn full_flow_real_servers() {
     cfg.stores.postgres_url = Some(pg);
     cfg.stores.redis_url = Some(redis);
     cfg.stores.tarantool_url = Some(tt.clone());
+    // The shared Tarantool holds other tests' routers: a region of its own keeps them apart.
+    cfg.calls.region = format!("t-{}", uniq());
     flow(cfg, dir).await;
 }

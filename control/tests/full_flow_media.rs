@@ -24,7 +24,7 @@ struct LiveRouter {
     server: Arc<RouterServer>,
 }
 
-async fn start_router(calls_url: &str) -> LiveRouter {
+async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
     let server = Arc::new(
         RouterServer::start(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -59,6 +59,8 @@ async fn start_router(calls_url: &str) -> LiveRouter {
     let cfg = link::LinkConfig {
         calls_url: calls_url.to_string(),
         router_id: format!("live-{}", uniq()),
+        region: region.to_owned(),
+        reserve: false,
         secret: Some("test-router-secret".into()),
         admin_url,
         heartbeat: Duration::from_millis(200),
@@ -68,8 +70,9 @@ async fn start_router(calls_url: &str) -> LiveRouter {
 }
 
 async fn flow(cfg: Config, dir: tempfile::TempDir) {
+    let region = cfg.calls.region.clone();
     let s = start_with(cfg, dir).await;
-    let r = start_router(&s.calls).await;
+    let r = start_router(&s.calls, &region).await;
     let router_addr = r.server.addresses()[0].to_string();
 
     let (_, owner) = s.user().await;
@@ -213,5 +216,7 @@ async fn full_flow_with_media_real_servers() {
     cfg.stores.postgres_url = Some(pg);
     cfg.stores.redis_url = Some(redis);
     cfg.stores.tarantool_url = Some(tt);
+    // The shared Tarantool holds other tests' routers: a region of its own keeps them apart.
+    cfg.calls.region = format!("t-{}", uniq());
     flow(cfg, dir).await;
 }

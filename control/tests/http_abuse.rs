@@ -159,6 +159,7 @@ async fn sql_and_script_shaped_input_is_stored_and_returned_verbatim() {
         c.stores.postgres_url = rs.pg.clone();
         c.stores.redis_url = rs.redis.clone();
         c.stores.tarantool_url = rs.tarantool.clone();
+        c.calls.region = format!("t-{}", uniq());
     })
     .await;
     if rs.pg.is_none() || rs.redis.is_none() || rs.tarantool.is_none() {

@@ -113,6 +113,8 @@ async fn env(f: impl FnOnce(&mut corecast_control::config::Config)) -> Env {
         cfg.stores.postgres_url = Some(pg);
         cfg.stores.redis_url = Some(redis);
         cfg.stores.tarantool_url = Some(tt);
+        // Other tests' routers in the shared Tarantool are not this test's default router.
+        cfg.calls.region = format!("t-{}", uniq());
     } else {
         skip("http_whip on real servers (running on the embedded stores)", "CORECAST_TEST_PG/REDIS/TARANTOOL");
     }

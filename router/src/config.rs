@@ -19,6 +19,8 @@
 //! admin_listen = "127.0.0.1:40100"
 //! calls_url = "http://127.0.0.1:8082" # register and report to the calls service
 //! router_id = "r1"
+//! region = "eu-west"                 # calls instances of this region place calls here (default: none)
+//! reserve = false                    # true: a reserve router, given calls only at peaks
 //! router_secret = "..."              # shared with the calls service
 //! router_secret_file = "/var/lib/corecast/router-secret"  # or read from this file (calls writes it)
 //! heartbeat_ms = 5000
@@ -75,6 +77,10 @@ pub struct FileConfig {
     pub calls_url: Option<String>,
     /// This router's id at the calls service.
     pub router_id: Option<String>,
+    /// The region the router serves (calls instances of this region place calls on it).
+    pub region: Option<String>,
+    /// A reserve router (calls places calls on it only while the regular pool is loaded).
+    pub reserve: Option<bool>,
     /// Secret shared with the calls service.
     pub router_secret: Option<String>,
     /// A file holding the secret shared with the calls service (e.g. its `router-secret`).
@@ -256,9 +262,11 @@ mod tests {
     fn parses_full_file_and_rejects_unknown_keys() {
         let c: FileConfig = toml::from_str(
             "listen = \"127.0.0.1:40000\"\nworkers = 2\ncpus = [0, 1]\nbackend = \"mmsg\"\nsilence_timeout_ms = 5000\n\
-             audio_level_ext_id = 3\nsd_audio_streams = 2\nmax_receivers_per_worker = 20\nretransmission = false\n",
+             audio_level_ext_id = 3\nsd_audio_streams = 2\nmax_receivers_per_worker = 20\nretransmission = false\n\
+             region = \"eu-west\"\nreserve = true\n",
         )
         .unwrap();
+        assert_eq!((c.region.as_deref(), c.reserve), (Some("eu-west"), Some(true)));
         assert_eq!(c.workers, Some(2));
         assert_eq!(c.silence_timeout(), Some(Duration::from_secs(5)));
         assert_eq!((c.audio_level_ext_id, c.sd_audio_streams), (Some(3), Some(2)));

@@ -1,7 +1,7 @@
 //! The router's link to the calls service.
 //!
 //! - Every `heartbeat` the router registers itself: `POST {calls}/v1/routers`
-//!   with `{id, address, workers, cores, load, admin}`. The answer lists the
+//!   with `{id, address, workers, cores, load, admin, region, reserve}`. The answer lists the
 //!   calls (and their participants) the calls service believes live on this
 //!   router; the router drops anything else, so a router that restarted, or
 //!   missed an end-of-call, converges on what the calls service holds.
@@ -30,6 +30,10 @@ pub struct LinkConfig {
     pub calls_url: String,
     /// This router's id.
     pub router_id: String,
+    /// The region it serves (empty: none); calls instances place calls on routers of theirs.
+    pub region: String,
+    /// A reserve router: calls places calls on it only while the regular pool is loaded.
+    pub reserve: bool,
     /// Shared secret.
     pub secret: Option<String>,
     /// URL of this router's admin API, sent at registration.
@@ -146,6 +150,8 @@ async fn register(cfg: &LinkConfig, http: &reqwest::Client, server: &Arc<RouterS
         "load": participants as f64 / (workers.max(1) as f64 * 10_000.0),
         "participants": participants,
         "admin": cfg.admin_url,
+        "region": cfg.region,
+        "reserve": cfg.reserve,
     });
     let url = format!("{}/v1/routers", cfg.calls_url.trim_end_matches('/'));
     let resp = match auth(http.post(&url), &cfg.secret).json(&body).send().await {

@@ -68,6 +68,14 @@ struct Args {
     /// This router's id at the calls service.
     #[arg(long, env = "CORECAST_ROUTER_ID")]
     router_id: Option<String>,
+    /// The region this router serves: calls instances with the same `calls.region` place
+    /// calls on it (default: none).
+    #[arg(long, env = "CORECAST_ROUTER_REGION")]
+    region: Option<String>,
+    /// A reserve router: the calls service places calls on it only while the regular
+    /// routers' load is past its `calls.reserve_threshold`.
+    #[arg(long, env = "CORECAST_ROUTER_RESERVE")]
+    reserve: bool,
     /// Secret shared with the calls service (admin API and registration).
     #[arg(long, env = "CORECAST_ROUTER_SECRET", hide_env_values = true, allow_hyphen_values = true)]
     router_secret: Option<String>,
@@ -148,6 +156,8 @@ fn main() -> anyhow::Result<()> {
     let server = Arc::new(RouterServer::start(cfg).context("starting the router")?);
     println!("corecast-router listening on {:?} (backend {})", server.addresses(), server.backend());
     let secret = secrets.router_secret;
+    let region = args.region.or(file.region).unwrap_or_default();
+    let reserve = args.reserve || file.reserve.unwrap_or(false);
     let router_id = args.router_id.or(file.router_id).unwrap_or_else(|| format!("router-{}", server.addresses()[0]));
     let heartbeat = Duration::from_millis(args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(5000).max(100));
 
@@ -179,7 +189,7 @@ fn main() -> anyhow::Result<()> {
             });
         }
         if let Some(url) = calls_url {
-            let cfg = link::LinkConfig { calls_url: url, router_id, secret, admin_url, heartbeat };
+            let cfg = link::LinkConfig { calls_url: url, router_id, region, reserve, secret, admin_url, heartbeat };
             tokio::spawn(link::run(cfg, server.clone(), ev_rx));
         }
         let mut tick = tokio::time::interval(Duration::from_secs(args.stats_interval.max(1)));

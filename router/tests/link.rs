@@ -110,6 +110,8 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     let cfg = link::LinkConfig {
         calls_url,
         router_id: "r1".into(),
+        region: String::new(),
+        reserve: false,
         secret: Some("s3cret".into()),
         admin_url: admin_url.clone(),
         heartbeat: Duration::from_millis(200),

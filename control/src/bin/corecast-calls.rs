@@ -1,4 +1,6 @@
-//! `corecast-calls`: the calls service (start/end/join/leave, join tokens, router link).
+//! `corecast-calls`: the calls service (start/end/join/leave, join tokens, router link);
+//! `corecast-calls routers list|drain ID|undrain ID`: the operator's view of the router
+//! registry through a running instance (see `corecast_control::router_cli`).
 #![deny(unsafe_code)]
 
 use clap::Parser;
@@ -17,6 +19,15 @@ struct Args {
     /// (`insecure_dev_keys = true`); listening on loopback addresses only.
     #[arg(long)]
     insecure_dev_keys: bool,
+    /// An operator command instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The router registry: list the routers, drain one (no new calls) or undrain it.
+    Routers(corecast_control::router_cli::RoutersArgs),
 }
 
 #[tokio::main]
@@ -28,6 +39,10 @@ async fn main() -> anyhow::Result<()> {
         cfg.calls.listen = l;
     }
     cfg.insecure_dev_keys |= args.insecure_dev_keys;
+    if let Some(Command::Routers(r)) = args.command {
+        print!("{}", corecast_control::router_cli::run(r, &cfg).await?);
+        return Ok(());
+    }
     let keys = corecast_control::keys::Keys::resolve(&cfg)?;
     let listener = tokio::net::TcpListener::bind(&cfg.calls.listen).await?;
     keys.check_listen(listener.local_addr()?)?;

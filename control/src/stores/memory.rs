@@ -132,17 +132,22 @@ impl MemoryCallStore {
         call.participants.push(p.clone());
         Ok(call.clone())
     }
-}
 
-#[async_trait]
-impl CallStore for MemoryCallStore {
-    async fn start(&self, id: Uuid, owner: i32, created_at: u64, router: &RouterRef) -> Result<(), CallError> {
+    /// Stores a new call (no other call may have its id).
+    pub(crate) fn insert(&self, id: Uuid, owner: i32, created_at: u64, router: &RouterRef) -> Result<(), CallError> {
         let mut m = self.map.lock().map_err(|_| poisoned())?;
         if m.contains_key(&id) {
             return Err(StoreError::Internal("duplicate call id".into()).into());
         }
         m.insert(id, Call { id, owner, created_at, router: router.clone(), participants: Vec::new() });
         Ok(())
+    }
+}
+
+#[async_trait]
+impl CallStore for MemoryCallStore {
+    async fn start(&self, id: Uuid, owner: i32, created_at: u64, router: &RouterRef) -> Result<(), CallError> {
+        self.insert(id, owner, created_at, router)
     }
 
     async fn join(&self, id: Uuid, p: &Participant, cap: u32) -> Result<Call, CallError> {

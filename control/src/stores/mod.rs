@@ -6,6 +6,11 @@
 //! | [`SessionStore`] | [`redis::RedisSessionStore`] | [`memory::MemorySessionStore`] |
 //! | [`FailureStore`] | [`redis::RedisSessionStore`] | [`memory::MemoryFailureStore`] |
 //! | [`CallStore`] | [`tarantool::TarantoolCallStore`] | [`memory::MemoryCallStore`] |
+//! | [`RouterStore`] | [`tarantool_routers::TarantoolRouterStore`] | [`memory_routers::MemoryRouterStore`] |
+//!
+//! The router registry (registrations, heartbeats, load figures, placement counts, the
+//! draining flag) lives in the [`RouterStore`], not in a calls process: any number of calls
+//! instances over one Tarantool see the same routers and place calls consistently.
 //!
 //! Backends map "server down / too slow" to [`StoreError::Unavailable`] (HTTP 503) and never
 //! leave half-written state: every multi-step change is one transaction or one stored procedure.
@@ -18,10 +23,12 @@ use uuid::Uuid;
 
 pub mod embedded;
 pub mod memory;
+pub mod memory_routers;
 pub mod pg;
 pub mod redis;
 pub mod remote;
 pub mod tarantool;
+pub mod tarantool_routers;
 
 /// Errors common to all stores.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -245,4 +252,103 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: Uuid) -> Result<Option<Call>, CallError>;
     /// Lists the calls placed on a router.
     async fn by_router(&self, router_id: &str) -> Result<Vec<Call>, CallError>;
+}
+
+/// What a router reports when it registers or heart-beats (`POST /v1/routers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterRegistration {
+    /// Router id, stable across restarts.
+    pub id: String,
+    /// Media address `host:port` for clients.
+    pub address: String,
+    /// Cores used for media.
+    pub cores: u32,
+    /// Load, 0.0 (idle) to 1.0 (full).
+    pub load: f64,
+    /// Admin base URL (`http://host:port`).
+    pub admin: String,
+    /// Every worker's media address, in worker order (a router with several
+    /// workers places each call on one of them, see `corecast_proto::placement`).
+    #[serde(default)]
+    pub workers: Vec<String>,
+    /// The region the router serves (empty: none). A calls instance places new calls only
+    /// on routers of its own region (`calls.region`).
+    #[serde(default)]
+    pub region: String,
+    /// A reserve router: it takes calls only while its region's reserves are in use (see
+    /// [`Placement::reserve_on`]).
+    #[serde(default)]
+    pub reserve: bool,
+}
+
+/// A router as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterStatus {
+    /// What the router last reported.
+    #[serde(flatten)]
+    pub reg: RouterRegistration,
+    /// Calls placed on it since its last heartbeat (a load estimate until it reports).
+    pub placed: u32,
+    /// An operator marked it draining: it takes no new calls (its calls go on).
+    pub draining: bool,
+    /// Milliseconds since its last heartbeat, by the store's clock.
+    pub last_seen_ms_ago: u64,
+    /// Heard from within the registry's time-to-live.
+    pub live: bool,
+}
+
+/// Where a new call goes and who it is: the input of [`RouterStore::place_call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCall {
+    /// Call id.
+    pub id: Uuid,
+    /// Owner's user id.
+    pub owner: i32,
+    /// Creation time, Unix milliseconds.
+    pub created_at: u64,
+}
+
+/// How to place a call: among the live routers of `region`, else on `fallback`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// Only routers registered with this region are candidates.
+    pub region: String,
+    /// A router not heard from for this long is not live (not chosen).
+    pub ttl: Duration,
+    /// The router used when no registered router is live (the configured default).
+    pub fallback: RouterRef,
+    /// The region's reserve routers come into use when the regular pool's load (the score of
+    /// its least-loaded live router: what the next call would get; no live regular router
+    /// counts as full) passes this...
+    pub reserve_on: f64,
+    /// ...and go out of use (they take no new calls; theirs go on) when it falls below this.
+    pub reserve_off: f64,
+}
+
+/// The router registry (Tarantool or memory), shared by every calls instance over the same
+/// store. Liveness is judged by the store's own clock, so calls instances on machines whose
+/// clocks differ agree on it.
+#[async_trait]
+pub trait RouterStore: Send + Sync + std::fmt::Debug {
+    /// Records a registration or heartbeat (its load figures, addresses, region); resets the
+    /// router's placement count and keeps its draining flag. Returns true when the router
+    /// was not live (new, restarted, or expired after `ttl`): exactly one of several calls
+    /// instances receiving heartbeats sees true for one comeback.
+    async fn heartbeat(&self, reg: &RouterRegistration, ttl: Duration) -> Result<bool, StoreError>;
+    /// Places a new call on the least-loaded live, not draining router of the placement's
+    /// region (load per core plus 0.01 per call placed since its last heartbeat, per core;
+    /// ties by id), counts the placement and stores the call in the call store, all in one
+    /// atomic step; without such a router the call goes to the fallback. Returns the chosen
+    /// router's status (`None`: the fallback). Reserve routers are candidates only while the
+    /// region's reserves are in use, a state kept in the store and updated here with the
+    /// hysteresis of [`Placement::reserve_on`] / [`Placement::reserve_off`].
+    async fn place_call(&self, call: &NewCall, placement: &Placement) -> Result<Option<RouterStatus>, CallError>;
+    /// Whether `region`'s reserve routers are in use (as the last placement left it).
+    async fn reserves_in_use(&self, region: &str) -> Result<bool, StoreError>;
+    /// One router, live or not.
+    async fn get(&self, id: &str, ttl: Duration) -> Result<Option<RouterStatus>, StoreError>;
+    /// Every router the registry holds, live or not, by id.
+    async fn list(&self, ttl: Duration) -> Result<Vec<RouterStatus>, StoreError>;
+    /// Sets a router's draining flag; `Ok(None)` when no such router is registered.
+    async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError>;
 }

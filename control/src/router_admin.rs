@@ -1,0 +1,65 @@
+//! Operators' view of the router registry, with the router secret as bearer token:
+//!
+//! - `GET /v1/routers`: every registered router (live or not) with what it last reported,
+//!   the calls placed on it since, its draining flag and how long ago it was heard from.
+//! - `PATCH /v1/routers/{id}` with `{"draining": true|false}`: a draining router takes no
+//!   new calls (its calls go on); the flag outlives heartbeats and restarts until cleared.
+//!
+//! Both read and write the shared store, so any calls instance answers the same.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::calls::{check_router_secret, CallsState};
+use crate::error::{ApiError, ApiJson};
+use crate::stores::RouterStatus;
+
+/// `GET /v1/routers` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterList {
+    /// This instance's region (new calls go to live routers of it).
+    pub region: String,
+    /// The region's reserve routers take new calls (the regular pool's load passed
+    /// `calls.reserve_threshold` and has not yet fallen below `calls.reserve_release`).
+    #[serde(default)]
+    pub reserves_in_use: bool,
+    /// Every registered router, by id.
+    pub routers: Vec<RouterStatus>,
+}
+
+/// `GET /v1/routers`.
+pub async fn list(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<Json<RouterList>, ApiError> {
+    check_router_secret(&st, &headers)?;
+    let routers = st.routers.list().await?;
+    let reserves_in_use = st.routers.reserves_in_use().await?;
+    Ok(Json(RouterList { region: st.routers.region().to_owned(), reserves_in_use, routers }))
+}
+
+/// `PATCH /v1/routers/{id}` body.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterChange {
+    /// Take no new calls (true) or take them again (false).
+    pub draining: bool,
+}
+
+/// `PATCH /v1/routers/{id}`.
+pub async fn patch(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(change): ApiJson<RouterChange>,
+) -> Result<Json<RouterStatus>, ApiError> {
+    check_router_secret(&st, &headers)?;
+    match st.routers.set_draining(&id, change.draining).await? {
+        Some(s) => {
+            tracing::info!(router = %id, draining = s.draining, "router draining flag set by an operator");
+            Ok(Json(s))
+        }
+        None => Err(ApiError::not_found("no such router is registered")),
+    }
+}
