@@ -127,10 +127,13 @@ enum Command {
     Shutdown,
 }
 
+/// A worker's thread, until the pool is shut down.
+type WorkerThread = Mutex<Option<JoinHandle<()>>>;
+
 /// The running pool.
 pub struct CodecPool {
     /// Each worker's commands and thread (taken at shutdown).
-    workers: Vec<(Sender<Command>, Mutex<Option<JoinHandle<()>>>)>,
+    workers: Vec<(Sender<Command>, WorkerThread)>,
     events: Receiver<PoolEvent>,
 }
 

@@ -115,8 +115,10 @@ const GAUGES: &[(&str, &str, Count)] = &[
     ("corecast_retransmit_buffer_bytes", "Bytes the retransmission buffers hold", |w| w.buffers.retransmit_bytes),
 ];
 
+type DropCount = fn(&RouterStats) -> u64;
+
 /// Drop reasons (as in `GET /v1/stats`'s `dropped`) and their counters.
-const DROPS: &[(&str, fn(&RouterStats) -> u64)] = &[
+const DROPS: &[(&str, DropCount)] = &[
     ("malformed", |r| r.dropped_malformed),
     ("unadmitted", |r| r.dropped_unadmitted),
     ("bad_token", |r| r.dropped_bad_token),
