@@ -295,7 +295,9 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
             let r = &w.router;
             json!({
                 "calls": w.calls, "participants": w.participants, "batches": w.batches,
-                "rx_datagrams": r.rx_datagrams, "rx_bytes": r.rx_bytes, "tx_datagrams": r.tx_datagrams,
+                "rx_datagrams": r.rx_datagrams, "rx_bytes": r.rx_bytes, "tx_datagrams": r.tx_datagrams, "tx_bytes": r.tx_bytes,
+                "busy_seconds": w.busy.as_secs_f64(), "load_permille": w.load_permille,
+                "pipe_links": w.pipe_links, "piped_out": w.piped_out, "piped_in": w.piped_in, "pipe_drops": w.pipe_drops,
                 "forwarded_rtp": r.forwarded_rtp, "forwarded_rtcp": r.forwarded_rtcp, "reports_sent": r.reports_sent,
                 "joins": r.joins, "joins_refused": r.joins_refused, "joins_redirected": r.joins_redirected,
                 "address_checks": r.address_checks, "address_moves": r.address_moves,
