@@ -10,16 +10,19 @@
 //!   per source behind a reorder buffer, [`audio_jitter`], loudest-speakers
 //!   mix, Opus encode);
 //! - [`pool`]: worker threads that join calls as their mixer at the router
-//!   and move the mixers' packets.
+//!   and move the mixers' packets; [`metrics`]: their counters in the
+//!   Prometheus text format; [`admin`]: `/healthz`, `/readyz` and `/metrics`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod audio_jitter;
 pub mod audio_mix;
 pub mod av1;
 pub mod compose;
 pub mod decode;
 pub mod frame;
+pub mod metrics;
 pub mod mixer;
 pub mod mixer_api;
 pub mod pattern;
@@ -31,6 +34,7 @@ pub use audio_mix::{AudioMixConfig, AudioMixStats, AudioMixer};
 pub use compose::{Compositor, Rect};
 pub use decode::{Decoder, Picture};
 pub use frame::{I420Frame, YuvView};
+pub use metrics::PoolStats;
 pub use mixer::{Mixer, MixerConfig, MixerEvent, MixerOutput, MixerStats};
 pub use pattern::TestPattern;
 pub use pool::{CodecPool, MixRequest, PoolConfig, PoolEvent};

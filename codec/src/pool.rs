@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use corecast_proto::token::CallId;
 use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 
+use crate::metrics::PoolStats;
 use crate::mixer::{Mixer, MixerConfig, MixerEvent, MixerOutput, MixerStats};
 use crate::CodecError;
 
@@ -121,12 +123,17 @@ enum Command {
     Adopt(Box<CallMix>),
     Stop(CallId),
     Stats(Sender<Vec<CallMixStats>>),
+    Totals(Sender<PoolStats>),
     Shutdown,
 }
 
+/// A worker's thread, until the pool is shut down.
+type WorkerThread = Mutex<Option<JoinHandle<()>>>;
+
 /// The running pool.
 pub struct CodecPool {
-    workers: Vec<(Sender<Command>, Option<JoinHandle<()>>)>,
+    /// Each worker's commands and thread (taken at shutdown).
+    workers: Vec<(Sender<Command>, WorkerThread)>,
     events: Receiver<PoolEvent>,
 }
 
@@ -151,9 +158,10 @@ impl CodecPool {
                 if let Some(cpu) = cpu {
                     pin_to(cpu);
                 }
-                PoolWorker { cfg, commands: rx, me, events: ev, calls: HashMap::new() }.run();
+                PoolWorker { cfg, commands: rx, me, events: ev, calls: HashMap::new(), totals: PoolStats::default() }
+                    .run();
             })?;
-            workers.push((tx, Some(t)));
+            workers.push((tx, Mutex::new(Some(t))));
         }
         Ok(CodecPool { workers, events: ev_rx })
     }
@@ -192,13 +200,38 @@ impl CodecPool {
         all
     }
 
-    /// Leaves every call and stops the workers.
-    pub fn shutdown(&mut self) {
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Each worker's counters since it started ([`PoolStats`]), from the workers that
+    /// answered within 2 s: all of them ([`workers`](Self::workers)) when the pool can take
+    /// work.
+    pub fn worker_stats(&self) -> Vec<PoolStats> {
+        let mut all = Vec::new();
+        for (w, t) in &self.workers {
+            if t.lock().map_or(true, |t| t.as_ref().is_none_or(|t| t.is_finished())) {
+                continue;
+            }
+            let (tx, rx) = bounded(1);
+            if w.send(Command::Totals(tx)).is_ok() {
+                if let Ok(s) = rx.recv_timeout(Duration::from_secs(2)) {
+                    all.push(s);
+                }
+            }
+        }
+        all
+    }
+
+    /// Leaves every call and stops the workers (usable through an `Arc`).
+    pub fn shutdown(&self) {
         for (w, _) in &self.workers {
             let _ = w.send(Command::Shutdown);
         }
-        for (_, t) in &mut self.workers {
-            if let Some(t) = t.take() {
+        for (_, t) in &self.workers {
+            let t = t.lock().ok().and_then(|mut t| t.take());
+            if let Some(t) = t {
                 let _ = t.join();
             }
         }
@@ -255,6 +288,9 @@ struct PoolWorker {
     me: Sender<Command>,
     events: Sender<PoolEvent>,
     calls: HashMap<CallId, CallMix>,
+    /// Counters of the calls let go, the calls joined, and the time spent decoding and
+    /// encoding (the live calls' counters are added on request).
+    totals: PoolStats,
 }
 
 /// Longest sleep between two looks at the sockets: bounds the added latency.
@@ -288,7 +324,11 @@ impl PoolWorker {
                             let now = Instant::now();
                             let Some(p) = c.opener.open(&buf[..n]) else { continue };
                             match classify(p) {
-                                Kind::Rtp => c.mixer.handle_rtp(now, p),
+                                Kind::Rtp => {
+                                    let started = Instant::now();
+                                    c.mixer.handle_rtp(now, p);
+                                    self.totals.decode_time += started.elapsed();
+                                }
                                 Kind::Rtcp => c.mixer.handle_rtcp(now, p),
                                 Kind::Stun => {
                                     // The router let the mixer go (the last SD receiver left, or the
@@ -309,7 +349,9 @@ impl PoolWorker {
                     }
                 }
                 if c.mixer.poll_timeout().is_none_or(|t| now >= t) {
+                    let started = Instant::now();
                     c.mixer.handle_timeout(now);
+                    self.totals.encode_time += started.elapsed();
                     drain(c, &self.events);
                 }
                 if now.saturating_duration_since(c.last_keepalive) >= self.cfg.keepalive {
@@ -319,7 +361,9 @@ impl PoolWorker {
                 }
             }
             for call in gone {
-                self.calls.remove(&call);
+                if let Some(c) = self.calls.remove(&call) {
+                    self.totals.add_call(&c.mixer.stats(), c.send_drops);
+                }
                 let _ = self.events.try_send(PoolEvent::Left { call });
             }
             if !busy {
@@ -358,12 +402,14 @@ impl PoolWorker {
                 let (call, ssrc) = (mix.call, mix.mixer.ssrc());
                 tracing::info!(%call, ssrc = ssrc.0, router = %mix.router, "mixing call");
                 self.calls.insert(call, *mix);
+                self.totals.calls_mixed += 1;
                 let _ = self.events.try_send(PoolEvent::Joined { call, ssrc });
             }
             Command::Stop(call) => {
                 if let Some(mut c) = self.calls.remove(&call) {
                     let leave = SessionMessage::Leave { txid: rand::random() }.to_signed_vec(&c.key);
                     c.send(&leave);
+                    self.totals.add_call(&c.mixer.stats(), c.send_drops);
                     let _ = self.events.try_send(PoolEvent::Left { call });
                 }
             }
@@ -379,6 +425,14 @@ impl PoolWorker {
                     })
                     .collect();
                 let _ = reply.send(v);
+            }
+            Command::Totals(reply) => {
+                let mut t = self.totals;
+                for c in self.calls.values() {
+                    t.add_call(&c.mixer.stats(), c.send_drops);
+                }
+                t.composites = self.calls.len() as u64;
+                let _ = reply.send(t);
             }
             Command::Shutdown => {}
         }

@@ -67,6 +67,11 @@ fn publisher_stream(index: usize, ssrc: Ssrc) -> Vec<Vec<Vec<u8>>> {
 
 /// Collects every RTP packet arriving on `socket` until `stop`.
 /// What `c` receives (opened from SRTP), until `stop`.
+/// The value of one sample of a Prometheus text scrape (`name{labels}` exactly as written).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 fn collect(c: &Client, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
     let (socket, mut opener) = (c.socket().try_clone().unwrap(), c.opener());
     std::thread::spawn(move || {
@@ -102,7 +107,16 @@ fn wait_event(pool: &CodecPool, what: impl Fn(&PoolEvent) -> bool, timeout: Dura
 fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
     let server = start_router();
     let router = server.addresses()[0];
-    let mut pool = CodecPool::start(PoolConfig::default()).unwrap();
+    let pool = Arc::new(CodecPool::start(PoolConfig::default()).unwrap());
+    let admin = corecast_codec::admin::spawn("127.0.0.1:0".parse().unwrap(), pool.clone()).unwrap();
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let get = |path: &str| {
+        let r = http.get(format!("http://{admin}{path}")).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(get("/healthz").0, 200);
+    let (status, body) = get("/readyz");
+    assert_eq!(status, 200, "{body}");
     let call = CallId(rand::random());
 
     // Streams are encoded before anything is measured.
@@ -215,9 +229,30 @@ fn sd_receiver_gets_the_composite_hd_receivers_get_every_packet() {
         }
     }
 
+    // The pool's scrape: one composite, every source packet the router forwarded to it
+    // handled, every source frame decoded, at least the composites the receiver decoded.
+    let (status, text) = get("/metrics");
+    assert_eq!(status, 200);
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} missing: {text}"));
+    assert_eq!(value("corecast_codec_composites{worker=\"0\"}"), 1.0);
+    assert_eq!(value("corecast_codec_calls_mixed_total{worker=\"0\"}"), 1.0);
+    assert_eq!(value("corecast_codec_rtp_in_total{worker=\"0\"}"), sent as f64, "{text}");
+    assert_eq!(value("corecast_codec_frames_decoded_total{worker=\"0\"}"), (pids.len() * FRAMES) as f64, "{text}");
+    let encoded = value("corecast_codec_frames_encoded_total{worker=\"0\"}");
+    assert!(encoded >= pictures.len() as f64, "{encoded} encoded, {} decoded by the receiver", pictures.len());
+    assert!(value("corecast_codec_rtp_out_total{worker=\"0\"}") >= got.len() as f64, "{text}");
+    assert!(value("corecast_codec_decode_seconds_total{worker=\"0\"}") > 0.0, "{text}");
+    assert!(value("corecast_codec_encode_seconds_total{worker=\"0\"}") > 0.0, "{text}");
+    assert_eq!(value("corecast_codec_decode_errors_total{worker=\"0\"}"), 0.0, "{text}");
+
     // The SD receiver leaves: the router lets the mixer go, and the pool leaves.
     sd.leave().unwrap();
     assert!(wait_event(&pool, |e| matches!(e, PoolEvent::Left { .. }), Duration::from_secs(10)), "the pool leaves");
+    // The call's counters outlive it; no composite is made any more.
+    let (_, text) = get("/metrics");
+    assert_eq!(sample(&text, "corecast_codec_composites{worker=\"0\"}"), Some(0.0), "{text}");
+    let after = sample(&text, "corecast_codec_frames_encoded_total{worker=\"0\"}").unwrap_or_default();
+    assert!(after >= encoded, "{after} < {encoded}: counters went back");
     let snap = server.snapshot();
     let mixers = snap.iter().flat_map(|c| &c.participants).filter(|p| p.role == Role::Mixer).count();
     assert_eq!(mixers, 0, "no mixer left in the call");

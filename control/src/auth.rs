@@ -21,6 +21,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
 use crate::error::{ApiError, ApiJson};
+use crate::health;
+use crate::metrics::ServiceMetrics;
+use crate::stores::counted::Counted;
 use crate::stores::{FailureStore, NewUser, SessionStore, StoreError, UserStore};
 use crate::util;
 
@@ -31,12 +34,16 @@ pub struct AuthState {
     sessions: Arc<dyn SessionStore>,
     hasher: PasswordPool,
     throttle: Throttle,
+    /// The throttle's store too, for the readiness probe.
+    failures: Arc<dyn FailureStore>,
     cfg: AuthConfig,
     session_ttl: Duration,
+    metrics: Arc<ServiceMetrics>,
 }
 
 impl AuthState {
-    /// Builds the state from its stores and configuration.
+    /// Builds the state from its stores and configuration; the stores' failures are counted
+    /// in the service's metrics.
     pub fn new(
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
@@ -49,10 +56,15 @@ impl AuthState {
         } else {
             cfg.hash_workers
         };
+        let metrics = ServiceMetrics::new("auth");
+        let users: Arc<dyn UserStore> = Counted::new(users, "users", &metrics);
+        let sessions: Arc<dyn SessionStore> = Counted::new(sessions, "sessions", &metrics);
+        let failures: Arc<dyn FailureStore> = Counted::new(failures, "failures", &metrics);
         Arc::new(AuthState {
             users,
             sessions,
             hasher: PasswordPool::new(workers, Duration::from_millis(cfg.hash_wait_ms)),
+            failures: failures.clone(),
             throttle: Throttle::new(
                 failures,
                 cfg.max_failures_per_login,
@@ -61,18 +73,40 @@ impl AuthState {
             ),
             cfg,
             session_ttl,
+            metrics,
         })
+    }
+
+    /// The service's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Arc<ServiceMetrics> {
+        &self.metrics
     }
 }
 
-/// The auth service's routes (see `control/openapi.json`).
+/// The auth service's routes (see `control/openapi.json`), with `/healthz`, `/readyz` and
+/// `/metrics`; every request is counted ([`crate::metrics`]).
 pub fn router(state: Arc<AuthState>) -> Router {
     let limit = state.cfg.max_body_bytes;
-    Router::new()
+    let metrics = state.metrics.clone();
+    let ready = state.clone();
+    let app = Router::new()
         .route("/v1/health", get(health))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(move || readyz(ready.clone())))
         .merge(user_routes(state))
         .fallback(crate::error::fallback)
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(limit));
+    crate::metrics::instrument(app, &metrics)
+}
+
+/// Ready when the user, session and failed-login stores answer.
+async fn readyz(st: Arc<AuthState>) -> axum::response::Response {
+    let (users, sessions, failures) = tokio::join!(
+        health::probe("users", st.users.by_id(0)),
+        health::probe("sessions", st.sessions.touch(health::PROBE_TOKEN, Duration::from_secs(1))),
+        health::probe("failures", st.failures.count(health::PROBE_TOKEN)),
+    );
+    health::readiness(&[users, sessions, failures])
 }
 
 /// Register, login, logout and me without a fallback or health route, to be mounted next to

@@ -23,7 +23,10 @@ use crate::auth::session_user;
 pub use crate::call_view::CallView;
 use crate::config::CallsConfig;
 use crate::error::{ApiError, ApiJson};
+use crate::health;
+use crate::metrics::ServiceMetrics;
 use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
+use crate::stores::counted::Counted;
 use crate::stores::{CallError, CallStore, NewCall, Participant, RouterRef, SessionStore, UserStore};
 use crate::util;
 use crate::whip_resource::ResourceKey;
@@ -44,10 +47,11 @@ pub struct CallsState {
     session_ttl: Duration,
     /// Where participants' names come from (absent: names are `null`).
     users: OnceLock<Arc<dyn UserStore>>,
+    metrics: Arc<ServiceMetrics>,
 }
 
 impl CallsState {
-    /// Builds the state.
+    /// Builds the state; the stores' failures are counted in the service's metrics.
     pub fn new(
         calls: Arc<dyn CallStore>,
         sessions: Arc<dyn SessionStore>,
@@ -57,10 +61,11 @@ impl CallsState {
         cfg: CallsConfig,
         session_ttl: Duration,
     ) -> Arc<Self> {
+        let metrics = ServiceMetrics::new("calls");
         Arc::new(CallsState {
-            calls,
-            sessions,
-            routers,
+            calls: Counted::new(calls, "calls", &metrics),
+            sessions: Counted::new(sessions, "sessions", &metrics),
+            routers: routers.counted(&metrics),
             router_client: RouterClient::new(router_secret.clone()),
             join_secret: JoinSecret::new(router_secret.as_bytes()),
             router_secret,
@@ -69,13 +74,19 @@ impl CallsState {
             cfg,
             session_ttl,
             users: OnceLock::new(),
+            metrics,
         })
+    }
+
+    /// The service's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Arc<ServiceMetrics> {
+        &self.metrics
     }
 
     /// Gives the service a user store to read participants' names from (`GET /v1/calls/{id}`).
     /// Only the first call has an effect.
     pub fn set_users(&self, users: Arc<dyn UserStore>) {
-        let _ = self.users.set(users);
+        let _ = self.users.set(Counted::new(users, "users", &self.metrics));
     }
 
     /// The user store names come from, if any.
@@ -89,10 +100,19 @@ impl CallsState {
     }
 }
 
-/// The calls service's routes (see `control/openapi.json`).
+/// The calls service's routes (see `control/openapi.json`), with `/healthz`, `/readyz` and
+/// `/metrics`; every request is counted ([`crate::metrics`]).
 pub fn router(state: Arc<CallsState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes served (and counted) next to the service's own:
+/// `corecast-control` mounts the auth service's user routes there.
+pub fn router_with(state: Arc<CallsState>, extra: Router) -> Router {
     let limit = state.cfg.max_body_bytes;
-    Router::new()
+    let metrics = state.metrics.clone();
+    let ready = state.clone();
+    let app = Router::new()
         .route("/v1/calls", post(start))
         .route("/v1/calls/{id}", get(get_call).delete(end).options(preflight_call))
         .route("/v1/calls/{id}/join", post(join))
@@ -104,11 +124,32 @@ pub fn router(state: Arc<CallsState>) -> Router {
         .route("/v1/routers/{id}", patch(crate::router_admin::patch))
         .route("/v1/routers/{id}/events", post(router_events))
         .route("/v1/health", get(health))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(move || readyz(ready.clone())))
         .merge(crate::whip::routes(&state.cfg))
         .merge(crate::web::routes(&state.cfg))
         .fallback(crate::error::fallback)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        .merge(extra);
+    crate::metrics::instrument(app, &metrics)
+}
+
+/// Ready when the call and session stores (and the user store, when names come from one)
+/// answer.
+async fn readyz(st: Arc<CallsState>) -> Response {
+    let users = async {
+        match st.users() {
+            Some(u) => u.by_id(0).await.map(|_| ()),
+            None => Ok(()),
+        }
+    };
+    let (calls, sessions, users) = tokio::join!(
+        health::probe("calls", st.calls.get(Uuid::nil())),
+        health::probe("sessions", st.sessions.touch(health::PROBE_TOKEN, Duration::from_secs(1))),
+        health::probe("users", users),
+    );
+    health::readiness(&[calls, sessions, users])
 }
 
 impl From<CallError> for ApiError {

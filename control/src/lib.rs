@@ -5,6 +5,9 @@
 //!   router link; [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs;
 //!   [`participants`]: a publisher's muted state; [`web`]: the web app (`web/`).
 //!
+//! * [`metrics`] and [`health`]: `/metrics` (requests by route and status, latency, store
+//!   errors), `/healthz` and `/readyz` on both services.
+//!
 //! Each service is an [`axum::Router`] built from a state value, so the binaries, `make run`
 //! and the tests start them the same way (see [`run`]).
 #![forbid(unsafe_code)]
@@ -15,8 +18,10 @@ pub mod call_view;
 pub mod calls;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod openapi;
 pub mod participants;
 pub mod router_admin;

@@ -10,6 +10,9 @@ pub const AUTH_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/logout"),
     ("GET", "/v1/me"),
     ("GET", "/v1/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
 ];
 
 /// Routes of the calls service as `(METHOD, path)` (`calls.rs` and `whip.rs`).
@@ -31,4 +34,7 @@ pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/routers/{id}"),
     ("POST", "/v1/routers/{id}/events"),
     ("GET", "/v1/health"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
 ];

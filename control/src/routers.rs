@@ -34,6 +34,12 @@ impl RouterRegistry {
         RouterRegistry { store, default, region, ttl: heartbeat * 3, reserve_on: 0.8, reserve_off: 0.6 }
     }
 
+    /// The same registry with its store's failures counted in `metrics` (store `routers`).
+    pub(crate) fn counted(mut self, metrics: &Arc<crate::metrics::ServiceMetrics>) -> Self {
+        self.store = crate::stores::counted::Counted::new(self.store, "routers", metrics);
+        self
+    }
+
     /// Reserve routers come into use when the regular pool's load passes `on` and go out of
     /// use when it falls below `off` (defaults 0.8 and 0.6; see [`Placement::reserve_on`]).
     pub fn with_reserve_thresholds(mut self, on: f64, off: f64) -> Self {

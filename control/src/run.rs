@@ -197,7 +197,7 @@ pub async fn start_both(
         // The web app (served by calls) reaches auth on its own origin.
         tokio::spawn(serve(
             calls_listener,
-            calls::router(calls_state.clone()).merge(auth::user_routes(auth_state)),
+            calls::router_with(calls_state.clone(), auth::user_routes(auth_state)),
             cfg.http.clone(),
             rx,
         )),

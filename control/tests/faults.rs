@@ -49,6 +49,23 @@ fn assert_503(r: &Resp, what: &str) {
 
 const RECOVERY: Duration = Duration::from_secs(30);
 
+/// The store errors `service`'s `/metrics` counts for `store` (every op and kind).
+async fn store_errors(s: &Svc, service: &str, store: &str) -> f64 {
+    let base = if service == "auth" { &s.auth } else { &s.calls };
+    let text = scrape(&s.http, base).await;
+    let prefix = format!("corecast_store_errors_total{{service=\"{service}\",store=\"{store}\",");
+    text.lines().filter(|l| l.starts_with(&prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+/// `/readyz` of `base` is 503 and names `stores` as failing.
+async fn unready(s: &Svc, base: &str, stores: &[&str]) {
+    let (status, body) = probe(&s.http, base, "/readyz").await;
+    assert_eq!(status, 503, "{base}/readyz: {body}");
+    for st in stores {
+        assert!(body.contains(&format!("\"{st}\"")), "{base}/readyz names {st}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn postgres_down_then_back() {
     let Some(sc) = script("postgres_down_then_back") else {
@@ -62,9 +79,17 @@ async fn postgres_down_then_back() {
     let ghost = format!("g{}", uniq());
     assert_503(&s.register(&ghost).await, "register with postgres down");
     assert_503(&s.login(&login, "correct horse").await, "login with postgres down");
+    let text = scrape(&s.http, &s.auth).await;
+    let failed = |op: &str| {
+        format!("corecast_store_errors_total{{service=\"auth\",store=\"users\",op=\"{op}\",kind=\"unavailable\"}}")
+    };
+    assert_eq!(sample(&text, &failed("create")), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &failed("by_login")), Some(1.0), "{text}");
+    unready(&s, &s.auth, &["users"]).await;
     sc.run("start-one", "pg").await;
     let back = eventually(RECOVERY, || async { s.login(&login, "correct horse").await.status == 200 }).await;
     assert!(back, "auth recovers when postgres is back");
+    assert_eq!(probe(&s.http, &s.auth, "/readyz").await.0, 200, "ready again");
     assert_eq!(s.login(&ghost, "correct horse").await.status, 401, "nothing half-written");
     assert_eq!(s.register(&ghost).await.status, 201);
     s.shutdown().await;
@@ -85,9 +110,22 @@ async fn redis_down_then_back() {
     assert_503(&s.get(me.clone(), Some(&token)).await, "me with redis down");
     assert_503(&s.login(&login, "correct horse").await, "login with redis down");
     assert_503(&s.post(format!("{}/v1/calls", s.calls), Some(&token), json!({})).await, "start with redis down");
+    let text = scrape(&s.http, &s.auth).await;
+    let failed = |store: &str, op: &str| {
+        format!("corecast_store_errors_total{{service=\"auth\",store=\"{store}\",op=\"{op}\",kind=\"unavailable\"}}")
+    };
+    assert_eq!(sample(&text, &failed("sessions", "touch")), Some(1.0), "the /v1/me: {text}");
+    assert_eq!(sample(&text, &failed("failures", "count")), Some(1.0), "the login's throttle check: {text}");
+    let text = scrape(&s.http, &s.calls).await;
+    let line = "corecast_store_errors_total{service=\"calls\",store=\"sessions\",op=\"touch\",kind=\"unavailable\"}";
+    assert_eq!(sample(&text, line), Some(1.0), "the start: {text}");
+    unready(&s, &s.auth, &["sessions", "failures"]).await;
+    unready(&s, &s.calls, &["sessions"]).await;
     sc.run("start-one", "redis").await;
     let back = eventually(RECOVERY, || async { s.login(&login, "correct horse").await.status == 200 }).await;
     assert!(back, "auth recovers when redis is back");
+    assert_eq!(probe(&s.http, &s.auth, "/readyz").await.0, 200, "auth ready again");
+    assert_eq!(probe(&s.http, &s.calls, "/readyz").await.0, 200, "calls ready again");
     s.shutdown().await;
 }
 
@@ -123,6 +161,11 @@ async fn tarantool_down_then_back() {
     assert_503(&s.post(format!("{}/v1/calls", s.calls), Some(&owner), json!({})).await, "start with tarantool down");
     assert_503(&s.join(&call, &other).await, "join with tarantool down");
     assert_503(&s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await, "get with tarantool down");
+    let text = scrape(&s.http, &s.calls).await;
+    let line = "corecast_store_errors_total{service=\"calls\",store=\"calls\",op=\"start\",kind=\"unavailable\"}";
+    assert_eq!(sample(&text, line), Some(1.0), "{text}");
+    assert!(store_errors(&s, "calls", "calls").await >= 3.0, "start, join and get failed: {text}");
+    unready(&s, &s.calls, &["calls"]).await;
     sc.run("start-one", "tarantool").await;
     let url = format!("{}/v1/calls/{call}", s.calls);
     let back = eventually(RECOVERY, || async { s.get(url.clone(), Some(&owner)).await.status == 200 }).await;
@@ -135,5 +178,6 @@ async fn tarantool_down_then_back() {
     let r = s.post(format!("{}/v1/calls", s.calls), Some(&owner), json!({})).await;
     assert_eq!((r.status, r.body["router"].as_str()), (201, Some("127.0.0.1:41301")), "placed on it: {:?}", r.body);
     assert_eq!(s.delete(url.clone(), Some(&owner)).await.status, 204);
+    assert_eq!(probe(&s.http, &s.calls, "/readyz").await.0, 200, "ready again");
     s.shutdown().await;
 }

@@ -22,6 +22,7 @@ use serde_json::json;
 
 struct LiveRouter {
     server: Arc<RouterServer>,
+    admin: String,
 }
 
 async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
@@ -62,11 +63,11 @@ async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
         region: region.to_owned(),
         reserve: false,
         secret: Some("test-router-secret".into()),
-        admin_url,
+        admin_url: admin_url.clone(),
         heartbeat: Duration::from_millis(200),
     };
     tokio::spawn(link::run(cfg, server.clone(), rx));
-    LiveRouter { server }
+    LiveRouter { server, admin: admin_url }
 }
 
 async fn flow(cfg: Config, dir: tempfile::TempDir) {
@@ -80,9 +81,11 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
     let (_, c) = s.user().await;
     // The call is placed on the live router once it has registered.
     let mut call = String::new();
+    let mut starts = std::collections::BTreeMap::<u16, u64>::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while call.is_empty() && std::time::Instant::now() < deadline {
         let resp = s.post(format!("{}/v1/calls", s.calls), Some(&owner), json!({})).await;
+        *starts.entry(resp.status).or_default() += 1;
         if resp.status == 201 && resp.body["router"] == json!(router_addr) {
             call = resp.body["call_id"].as_str().unwrap().to_string();
         } else {
@@ -193,9 +196,55 @@ async fn flow(cfg: Config, dir: tempfile::TempDir) {
     .await;
     assert!(dropped, "the router dropped the call");
     assert_eq!(s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await.status, 404, "no record left");
+    scrapes_agree(&s, &r, &starts).await;
     drop(clients);
     r.server.shutdown();
     s.shutdown().await;
+}
+
+/// Every service's `/metrics` after the call counts the requests and packets the flow made,
+/// and every service is live and ready.
+async fn scrapes_agree(s: &Svc, r: &LiveRouter, starts: &std::collections::BTreeMap<u16, u64>) {
+    for base in [&s.auth, &s.calls, &r.admin] {
+        assert_eq!(probe(&s.http, base, "/healthz").await.0, 200, "{base}/healthz");
+        let (status, body) = probe(&s.http, base, "/readyz").await;
+        assert_eq!(status, 200, "{base}/readyz: {body}");
+    }
+    // Auth: three users registered and logged in on the auth listener.
+    let auth = scrape(&s.http, &s.auth).await;
+    let req = |route: &str, method: &str, status: u16| {
+        format!("corecast_http_requests_total{{service=\"auth\",route=\"{route}\",method=\"{method}\",status=\"{status}\"}}")
+    };
+    assert_eq!(sample(&auth, &req("/v1/register", "POST", 201)), Some(3.0), "{auth}");
+    assert_eq!(sample(&auth, &req("/v1/login", "POST", 200)), Some(3.0), "{auth}");
+    let count = "corecast_http_request_duration_seconds_count{service=\"auth\",route=\"/v1/login\",method=\"POST\"}";
+    assert_eq!(sample(&auth, count), Some(3.0), "{auth}");
+    assert!(!auth.contains("corecast_store_errors_total{"), "no store failed: {auth}");
+    // Calls: the starts (until the router had registered), three joins, a leave, an end.
+    let calls = scrape(&s.http, &s.calls).await;
+    let req = |route: &str, method: &str, status: u16| {
+        format!("corecast_http_requests_total{{service=\"calls\",route=\"{route}\",method=\"{method}\",status=\"{status}\"}}")
+    };
+    for (status, n) in starts {
+        assert_eq!(sample(&calls, &req("/v1/calls", "POST", *status)), Some(*n as f64), "{calls}");
+    }
+    assert_eq!(sample(&calls, &req("/v1/calls/{id}/join", "POST", 200)), Some(3.0), "{calls}");
+    assert_eq!(sample(&calls, &req("/v1/calls/{id}/leave", "POST", 200)), Some(1.0), "{calls}");
+    assert_eq!(sample(&calls, &req("/v1/calls/{id}", "DELETE", 204)), Some(1.0), "{calls}");
+    assert_eq!(sample(&calls, &req("/v1/calls/{id}", "GET", 404)), Some(1.0), "{calls}");
+    assert!(sample(&calls, &req("/v1/routers", "POST", 200)).unwrap_or(0.0) >= 1.0, "heartbeats: {calls}");
+    let count =
+        "corecast_http_request_duration_seconds_count{service=\"calls\",route=\"/v1/calls/{id}/join\",method=\"POST\"}";
+    assert_eq!(sample(&calls, count), Some(3.0), "{calls}");
+    assert!(!calls.contains("corecast_store_errors_total{"), "no store failed: {calls}");
+    // Router: three joins; each participant's 300 packets forwarded to the two others.
+    let router = scrape(&s.http, &r.admin).await;
+    assert_eq!(sample(&router, "corecast_joins_total{worker=\"0\"}"), Some(3.0), "{router}");
+    assert_eq!(sample(&router, "corecast_forwarded_rtp_total{worker=\"0\"}"), Some(1800.0), "{router}");
+    assert_eq!(sample(&router, "corecast_timeouts_total{worker=\"0\"}"), Some(1.0), "{router}");
+    assert_eq!(sample(&router, "corecast_participants{worker=\"0\"}"), Some(0.0), "{router}");
+    assert!(sample(&router, "corecast_rx_datagrams_total{worker=\"0\"}").unwrap() >= 900.0 + 3.0, "{router}");
+    assert!(sample(&router, "corecast_tx_datagrams_total{worker=\"0\"}").unwrap() >= 1800.0, "{router}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,16 +2,17 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /healthz` | liveness |
+//! | `GET /healthz` | liveness: the admin API answers |
+//! | `GET /readyz` | readiness: `200 {"ready": true, "workers"}` when every worker runs and answers, else 503 |
 //! | `GET /v1/calls` | `{"calls":[{"call_id", "participants":[id, ...], "details":[...]}]}` |
 //! | `DELETE /v1/calls/{call_id}` | end a call: participants get CallEnded and are dropped at once |
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
 //! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer), "max_height"?: 16..=4320 (subscribers: the best simulcast layer at most this high)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` or `max_height` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
 //! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
 //! | `GET /v1/stats` | per-worker counters (JSON) |
-//! | `GET /metrics` | the same in Prometheus text format |
+//! | `GET /metrics` | the same in Prometheus text format, with `# HELP` and `# TYPE` ([`crate::metrics`]) |
 //!
-//! Every route but `/healthz` and `/metrics` needs `Authorization: Bearer <router secret>`
+//! Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <router secret>`
 //! when a secret is configured. It runs on its own thread, never on a packet worker.
 
 use corecast_proto::temporal::MAX_FPS;
@@ -57,6 +58,7 @@ fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
 pub fn routes(state: AdminState) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { Json(json!({ "ok": true })) }))
+        .route("/readyz", get(readyz))
         .route("/v1/calls", get(list_calls))
         .route("/v1/calls/{call_id}", delete(end_call))
         .route("/v1/calls/{call_id}/participants/{participant_id}", delete(remove_participant))
@@ -332,7 +334,9 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
             let r = &w.router;
             json!({
                 "calls": w.calls, "participants": w.participants, "batches": w.batches,
-                "rx_datagrams": r.rx_datagrams, "rx_bytes": r.rx_bytes, "tx_datagrams": r.tx_datagrams,
+                "rx_datagrams": r.rx_datagrams, "rx_bytes": r.rx_bytes, "tx_datagrams": r.tx_datagrams, "tx_bytes": r.tx_bytes,
+                "busy_seconds": w.busy.as_secs_f64(), "load_permille": w.load_permille,
+                "pipe_links": w.pipe_links, "piped_out": w.piped_out, "piped_in": w.piped_in, "pipe_drops": w.pipe_drops,
                 "forwarded_rtp": r.forwarded_rtp, "forwarded_rtcp": r.forwarded_rtcp, "reports_sent": r.reports_sent,
                 "joins": r.joins, "joins_refused": r.joins_refused, "joins_redirected": r.joins_redirected,
                 "address_checks": r.address_checks, "address_moves": r.address_moves,
@@ -387,68 +391,24 @@ async fn stats(State(s): State<AdminState>, headers: HeaderMap) -> Response {
 
 async fn metrics(State(s): State<AdminState>) -> Response {
     let server = s.server.clone();
-    let text = tokio::task::spawn_blocking(move || {
-        let mut out = String::new();
-        for (i, w) in server.stats().iter().enumerate() {
-            let r = &w.router;
-            for (name, v) in [
-                ("corecast_calls", w.calls as u64),
-                ("corecast_participants", w.participants as u64),
-                ("corecast_retransmit_buffers", w.buffers.retransmit_buffers),
-                ("corecast_retransmit_buffer_bytes", w.buffers.retransmit_bytes),
-                ("corecast_leaves_total", r.leaves),
-                ("corecast_rx_datagrams_total", r.rx_datagrams),
-                ("corecast_forwarded_rtp_total", r.forwarded_rtp),
-                ("corecast_forwarded_rtcp_total", r.forwarded_rtcp),
-                ("corecast_reports_sent_total", r.reports_sent),
-                ("corecast_dropped_total", r.dropped()),
-                ("corecast_joins_total", r.joins),
-                ("corecast_timeouts_total", r.timeouts),
-                ("corecast_address_checks_total", r.address_checks),
-                ("corecast_address_moves_total", r.address_moves),
-                ("corecast_dropped_bad_integrity_total", r.dropped_bad_integrity),
-                ("corecast_sd_audio_withheld_total", r.sd_audio_withheld),
-                ("corecast_sd_audio_mixed_total", r.sd_audio_mixed),
-                ("corecast_frame_rate_dropped_total", r.frame_rate_dropped),
-                ("corecast_last_n_withheld_total", r.last_n_withheld),
-                ("corecast_layer_switches_total", r.layer_switches),
-                ("corecast_twcc_feedback_total", r.twcc_feedback),
-                ("corecast_probes_sent_total", r.probes_sent),
-                ("corecast_nack_left_behind_total", r.nack_left_behind),
-                ("corecast_paced_total", r.paced),
-                ("corecast_pacer_overdue_total", r.pacer_overdue),
-                ("corecast_pacer_withdrawn_total", r.pacer_withdrawn),
-                ("corecast_keyframes_for_loss_total", r.keyframes_for_loss),
-                ("corecast_layers_skipped_total", r.layers_skipped),
-                ("corecast_overload_shed_total", r.overload_shed),
-                ("corecast_overload_layers_lowered_total", r.overload_layers_lowered),
-                ("corecast_red_sent_total", r.red_sent),
-                ("corecast_overload_restored_total", r.overload_restored),
-                ("corecast_duplicates_dropped_total", r.duplicates_dropped),
-                ("corecast_retransmitted_total", r.retransmitted),
-                ("corecast_nack_answered_total", r.nack_answered),
-                ("corecast_nack_missed_total", r.nack_missed),
-                ("corecast_nacks_upstream_total", r.nacks_upstream),
-                ("corecast_retransmit_refused_total", r.retransmit_refused),
-                ("corecast_nack_throttled_total", r.nack_throttled),
-                ("corecast_replies_withheld_total", r.replies_withheld),
-                ("corecast_rtx_received_total", r.rtx_received),
-                ("corecast_ice_checks_total", r.ice_checks),
-                ("corecast_dtls_connected_total", r.dtls_connected),
-                ("corecast_dtls_failed_total", r.dtls_failed),
-                ("corecast_srtp_auth_failures_total", r.dropped_srtp_auth),
-                ("corecast_srtp_replays_total", r.dropped_srtp_replay),
-                ("corecast_gso_sends_total", w.io.gso_sends),
-                ("corecast_send_errors_total", w.io.send_errors),
-            ] {
-                out.push_str(&format!("{name}{{worker=\"{i}\"}} {v}\n"));
-            }
+    match tokio::task::spawn_blocking(move || crate::metrics::render(server.stats())).await {
+        Ok(text) => ([("content-type", crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed"),
+    }
+}
+
+/// Ready when every worker is running and answers (a worker whose loop
+/// ended, or that is stuck, makes the router unready).
+async fn readyz(State(s): State<AdminState>) -> Response {
+    let server = s.server.clone();
+    match tokio::task::spawn_blocking(move || (server.workers_answering(), server.addresses().len())).await {
+        Ok((up, all)) if up == all => Json(json!({ "ready": true, "workers": all })).into_response(),
+        Ok((up, all)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "workers": all, "answering": up })))
+                .into_response()
         }
-        out
-    })
-    .await
-    .unwrap_or_default();
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "readiness check failed"),
+    }
 }
 
 #[cfg(test)]

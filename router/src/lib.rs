@@ -9,7 +9,8 @@
 //! - [`server`]: starts the workers, places calls on them and gives the control
 //!   plane a handle (end a call, list calls, collect events and counters);
 //! - [`config`]: the TOML configuration with environment overrides;
-//! - [`admin`]: the admin HTTP API (end a call, list calls, counters, metrics);
+//! - [`admin`]: the admin HTTP API (end a call, list calls, counters, health);
+//! - [`metrics`]: the workers' counters in the Prometheus text format;
 //! - [`link`]: registration, heartbeat, re-sync and event reports to the calls service.
 #![recursion_limit = "256"]
 #![deny(unsafe_code)]
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod config;
 pub mod link;
+pub mod metrics;
 #[allow(unsafe_code)]
 pub mod net;
 pub mod server;

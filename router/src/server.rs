@@ -266,6 +266,16 @@ impl RouterServer {
         all
     }
 
+    /// Workers whose loop runs and that answer a request (within 2 s each):
+    /// all of them ([`addresses`](Self::addresses)`.len()`) when the router is ready.
+    pub fn workers_answering(&self) -> usize {
+        self.workers
+            .iter()
+            .filter(|w| w.thread.lock().ok().is_some_and(|t| t.as_ref().is_some_and(|t| !t.is_finished())))
+            .filter(|w| ask(w, WorkerCommand::Stats).is_some())
+            .count()
+    }
+
     /// Stops every worker and waits for them.
     pub fn stop(self) {
         self.shutdown();

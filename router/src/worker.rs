@@ -101,6 +101,13 @@ pub struct WorkerStats {
     pub piped_in: u64,
     /// Pipe media dropped because a ring was full.
     pub pipe_drops: u64,
+    /// Pipe transports to other workers' shares of calls (a gauge).
+    pub pipe_links: usize,
+    /// Time the loop spent on work rather than waiting in `recv`, summed
+    /// over the load windows that ended (the overload protection's figure).
+    pub busy: Duration,
+    /// The last load window's busy share, in permille (a gauge).
+    pub load_permille: u16,
 }
 
 /// One message in a pipe ring.
@@ -166,6 +173,9 @@ struct Worker {
     /// waiting in `recv` since (the rest is busy).
     load_since: Instant,
     idle: Duration,
+    /// Busy time over every load window that ended, and the last window's share.
+    busy_total: Duration,
+    load_permille: u16,
 }
 
 /// How often the worker tells its core how busy it was (`Input::Load`).
@@ -197,6 +207,8 @@ pub fn run(
         pipe_drops: 0,
         load_since: Instant::now(),
         idle: Duration::ZERO,
+        busy_total: Duration::ZERO,
+        load_permille: 0,
     };
     w.run()
 }
@@ -226,9 +238,11 @@ impl Worker {
                 self.idle += received.duration_since(waiting);
             }
             if received.duration_since(self.load_since) >= LOAD_WINDOW {
-                let window = received.duration_since(self.load_since).as_secs_f64();
-                let busy = (1.0 - self.idle.as_secs_f64() / window).clamp(0.0, 1.0);
-                self.router.handle_input(received, Input::Load { busy_permille: (busy * 1000.0).round() as u16 });
+                let window = received.duration_since(self.load_since);
+                let busy = (1.0 - self.idle.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0);
+                self.busy_total += window.saturating_sub(self.idle);
+                self.load_permille = (busy * 1000.0).round() as u16;
+                self.router.handle_input(received, Input::Load { busy_permille: self.load_permille });
                 self.drain();
                 self.load_since = received;
                 self.idle = Duration::ZERO;
@@ -306,6 +320,9 @@ impl Worker {
                         piped_out: self.piped_out,
                         piped_in: self.piped_in,
                         pipe_drops: self.pipe_drops,
+                        pipe_links: self.router.pipe_count(),
+                        busy: self.busy_total,
+                        load_permille: self.load_permille,
                     });
                 }
                 WorkerCommand::Stop => return Ok(false),

@@ -17,7 +17,8 @@
 # reported (which one, its exit code) and the script goes on.
 #
 # Environment: CORECAST_BIN_DIR (default ./target/release, e.g. a debug build's
-# target/debug), AUTH_PORT, CALLS_PORT, ROUTER_PORT, ADMIN_PORT, RUN_SECONDS;
+# target/debug), AUTH_PORT, CALLS_PORT, ROUTER_PORT, ADMIN_PORT, CODEC_PORT (the codec pool's
+# /healthz, /readyz and /metrics; default ADMIN_PORT + 100), RUN_SECONDS;
 # ROUTER_LISTEN (the router's UDP bind, default the ROUTER address 127.0.0.1:ROUTER_PORT; e.g.
 # 0.0.0.0:40000 to reach it from other interfaces: its WebRTC answers then list every interface
 # address present when it starts as ICE host candidates, loopback last; native clients are still
@@ -34,6 +35,7 @@ AUTH=http://127.0.0.1:${AUTH_PORT:-8081}
 CALLS=http://127.0.0.1:${CALLS_PORT:-8082}
 ROUTER=127.0.0.1:${ROUTER_PORT:-40000}
 ADMIN=127.0.0.1:${ADMIN_PORT:-40100}
+CODEC=127.0.0.1:${CODEC_PORT:-$((${ADMIN_PORT:-40100} + 100))}
 mkdir -p .run
 mkdir -p -m 700 .run/data
 cat > .run/control.toml <<TOML
@@ -95,7 +97,7 @@ RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "${ROUTER_LIST
   --heartbeat-ms 1000 --stats-interval 0 > .run/router.out 2> .run/router.log &
 svc_pids+=($!) svc_names+=(router)
 CORECAST_ROUTER_SECRET=$SECRET RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-codec" --router-admin "http://$ADMIN" \
-  --calls-url "$CALLS" --poll-ms 200 > .run/codec.out 2> .run/codec.log &
+  --calls-url "$CALLS" --poll-ms 200 --listen "$CODEC" > .run/codec.out 2> .run/codec.log &
 svc_pids+=($!) svc_names+=(codec)
 for _ in $(seq 100); do
   curl -sf "http://$ADMIN/healthz" >/dev/null 2>&1 && break
@@ -111,8 +113,9 @@ corecast is running:
   app     $CALLS/   <- open this in a browser: register, start a call, share its link
   auth    $AUTH     (its /v1/register, /v1/login, /v1/logout, /v1/me also on the app's origin)
   calls   $CALLS
-  router  $ROUTER (UDP)   admin http://$ADMIN   (/v1/stats, /metrics)
-  codec   SD composites for calls with SD receivers (corecast-codec)
+  router  $ROUTER (UDP)   admin http://$ADMIN   (/v1/stats)
+  codec   SD composites for calls with SD receivers (corecast-codec)   http://$CODEC
+  health  /healthz, /readyz and Prometheus /metrics on $AUTH, $CALLS, http://$ADMIN and http://$CODEC
   logs    .run/*.log
 TXT
 

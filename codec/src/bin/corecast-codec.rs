@@ -52,6 +52,9 @@ struct Args {
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Serve `/healthz`, `/readyz` and `/metrics` (Prometheus) here, e.g. 127.0.0.1:40200.
+    #[arg(long, env = "CORECAST_CODEC_LISTEN")]
+    listen: Option<SocketAddr>,
 }
 
 /// Calls of the router with SD receivers (non-mixer participants asking for SD).
@@ -84,7 +87,16 @@ fn main() -> anyhow::Result<()> {
         .init();
     let a = Args::parse();
     let mixer = MixerConfig { preset: a.preset, bitrate_kbps: a.bitrate_kbps, fps: a.fps, ..MixerConfig::default() };
-    let pool = CodecPool::start(PoolConfig { workers: a.workers, cpus: a.cpus.clone(), mixer, ..Default::default() })?;
+    let pool = std::sync::Arc::new(CodecPool::start(PoolConfig {
+        workers: a.workers,
+        cpus: a.cpus.clone(),
+        mixer,
+        ..Default::default()
+    })?);
+    if let Some(addr) = a.listen {
+        let bound = corecast_codec::admin::spawn(addr, pool.clone()).with_context(|| format!("listening on {addr}"))?;
+        tracing::info!(%bound, "codec pool HTTP: /healthz, /readyz, /metrics");
+    }
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(3)).build()?;
     let admin = format!("{}/v1/calls", a.router_admin.trim_end_matches('/'));
     let until = a.seconds.map(|s| Instant::now() + Duration::from_secs(s));
@@ -135,6 +147,8 @@ fn main() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(a.poll_ms.max(50)));
     }
+    // The HTTP thread holds the pool too: leave the calls now.
+    pool.shutdown();
     Ok(())
 }
 

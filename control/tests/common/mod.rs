@@ -161,6 +161,26 @@ impl Svc {
     }
 }
 
+/// The value of one sample of a Prometheus text scrape (`name{labels}` exactly as written).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `GET {base}/metrics` (a 200 in the Prometheus text format), as text.
+pub async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    let r = http.get(format!("{base}/metrics")).send().await.expect("scrape");
+    assert_eq!(r.status().as_u16(), 200, "{base}/metrics");
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{base}/metrics: {ct}");
+    r.text().await.expect("metrics text")
+}
+
+/// The status of `GET {base}{path}` (`/healthz`, `/readyz`) and its body.
+pub async fn probe(http: &reqwest::Client, base: &str, path: &str) -> (u16, String) {
+    let r = http.get(format!("{base}{path}")).send().await.expect("probe");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 /// A fake router admin API recording `DELETE /v1/calls/{id}`.
 pub struct FakeRouter {
     pub admin: String,

@@ -203,6 +203,12 @@ impl Router {
         self.by_addr.len() + self.by_ufrag.len()
     }
 
+    /// Pipe transports (links to this worker's share of a call on another
+    /// worker) over all calls.
+    pub fn pipe_count(&self) -> usize {
+        self.calls.values().map(|c| c.pipes.len()).sum()
+    }
+
     /// What the retransmission buffers of every producer on this worker hold
     /// (walks every buffer: for stats requests, not the packet path).
     pub fn buffer_stats(&self) -> BufferStats {

@@ -130,6 +130,7 @@ impl Outbox {
             }
         }
         self.stats.tx_datagrams += 1;
+        self.stats.tx_bytes += contents.len() as u64;
         self.queue.push_back(Output::Transmit(Transmit { destination, contents }));
     }
 

@@ -38,6 +38,8 @@ pub struct RouterStats {
     pub rx_bytes: u64,
     /// Datagrams emitted as transmits.
     pub tx_datagrams: u64,
+    /// Bytes of the datagrams emitted as transmits.
+    pub tx_bytes: u64,
     /// RTP packets forwarded (one per receiver).
     pub forwarded_rtp: u64,
     /// Media packets (RTP and RTCP) handed to pipe transports (one per pipe).
@@ -228,6 +230,7 @@ impl RouterStats {
             rx_datagrams,
             rx_bytes,
             tx_datagrams,
+            tx_bytes,
             forwarded_rtp,
             pipe_media,
             pipe_control,
