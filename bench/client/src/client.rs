@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::join_key::{JoinKey, JoinSecret};
+use corecast_proto::rtcp::{self, RtcpPacket};
 use corecast_proto::session::{self, join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
 use corecast_proto::token::{self, Role};
 use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
@@ -529,7 +530,18 @@ fn receive_loop(
                 }
                 Err(_) => rep.corrupt += 1,
             },
-            Kind::Rtcp => rep.rtcp += 1,
+            Kind::Rtcp => {
+                rep.rtcp += 1;
+                // The router's speakers list (Last-N): the stage, the dominant speaker first.
+                let packets = rtcp::parse_compound(b).into_iter().flatten();
+                for list in packets.filter_map(|p| match p {
+                    RtcpPacket::App(a) => session::speakers::parse(&a),
+                    _ => None,
+                }) {
+                    rep.speakers = list.iter().map(|s| s.0).collect();
+                    rep.speaker_updates += 1;
+                }
+            }
             Kind::Stun => {
                 rep.session += 1;
                 // Only the router's notice, signed with this participant's key, ends the call.

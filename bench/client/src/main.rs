@@ -147,6 +147,11 @@ enum Cmd {
         /// Receive the SD composite instead of every stream.
         #[arg(long)]
         sd: bool,
+        /// Last-N: receive only the video of the call's N most active
+        /// speakers (the router ranks them by their audio levels and tells
+        /// this client who is on the stage, the dominant speaker first).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
+        last_n: Option<u8>,
         /// Send real AV1 video: a moving test pattern in this participant's colour.
         #[arg(long)]
         av1: bool,
@@ -303,6 +308,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             packets_per_frame,
             audio_level,
             sd,
+            last_n,
             av1,
             av1_size,
             ivf,
@@ -400,6 +406,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                 return Ok(());
             }
             let rx = client.start_receiving(false);
+            if let Some(n) = last_n {
+                client.set_last_n(n)?;
+            }
             let plan = MediaPlan {
                 video_fps: fps,
                 video_packets_per_frame: packets_per_frame,
@@ -435,6 +444,14 @@ fn run(args: Args) -> anyhow::Result<()> {
                 );
                 for (sender, n) in &rep.per_sender {
                     out += &format!("{who}:   from participant {sender}: {n} packets\n");
+                }
+                if let Some(first) = rep.speakers.first() {
+                    let list: Vec<String> = rep.speakers.iter().map(|s| format!("{s:08x}")).collect();
+                    out += &format!(
+                        "{who}:   speakers (video SSRCs, {} updates): {}; dominant {first:08x}\n",
+                        rep.speaker_updates,
+                        list.join(" ")
+                    );
                 }
                 say(out)?;
             }

@@ -48,6 +48,12 @@ pub struct RecvReport {
     pub session: u64,
     /// Whether the router said the call ended.
     pub call_ended: bool,
+    /// The router's latest speakers list (sent to Last-N receivers when who
+    /// is on the stage, or first on it, changes): the video SSRCs of the
+    /// call's most active speakers, the dominant speaker first.
+    pub speakers: Vec<u32>,
+    /// Speakers lists received.
+    pub speaker_updates: u64,
     /// Distinct packets per sending participant.
     pub per_sender: BTreeMap<u64, u64>,
     /// Latency of verified packets.
