@@ -63,6 +63,10 @@ pub struct CallView {
     pub router: String,
     /// Participants, in join order.
     pub participants: Vec<ParticipantView>,
+    /// The participant the router last named the call's dominant speaker (the loudest by
+    /// the RFC 6464 audio levels publishers send, held with hysteresis), while it is in the
+    /// call; `null` until someone is heard.
+    pub dominant_speaker: Option<u64>,
 }
 
 /// Builds the view of `call`, its participants' names looked up in `users` (a failed
@@ -88,5 +92,13 @@ pub async fn call_view(call: Call, router: String, users: Option<&dyn UserStore>
         };
         participants.push(ParticipantView::of(p, name));
     }
-    CallView { call_id: call.id, owner: call.owner, created_at: call.created_at, router, participants }
+    let dominant_speaker = call.dominant_speaker.filter(|d| participants.iter().any(|p| p.participant_id == *d));
+    CallView {
+        call_id: call.id,
+        owner: call.owner,
+        created_at: call.created_at,
+        router,
+        participants,
+        dominant_speaker,
+    }
 }

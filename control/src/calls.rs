@@ -483,12 +483,13 @@ async fn reconcile_once(
 /// One router → calls event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouterEvent {
-    /// `left`, `timeout` or `removed` (dropped by the router, e.g. on a re-sync).
+    /// `left`, `timeout` or `removed` (dropped by the router, e.g. on a re-sync), or
+    /// `dominant_speaker` (the call's loudest speaker changed).
     #[serde(rename = "type")]
     pub kind: String,
     /// The call.
     pub call_id: Uuid,
-    /// The participant who is gone.
+    /// The participant who is gone, or the new dominant speaker.
     pub participant_id: u64,
 }
 
@@ -508,11 +509,16 @@ async fn router_events(
     check_router_secret(&st, &headers)?;
     let mut removed = 0u32;
     for e in &ev.events {
-        if !matches!(e.kind.as_str(), "left" | "timeout" | "removed") {
-            return Err(ApiError::invalid("type", "event type must be \"left\", \"timeout\" or \"removed\""));
+        if !matches!(e.kind.as_str(), "left" | "timeout" | "removed" | "dominant_speaker") {
+            let m = "event type must be \"left\", \"timeout\", \"removed\" or \"dominant_speaker\"";
+            return Err(ApiError::invalid("type", m));
         }
     }
     for e in ev.events {
+        if e.kind == "dominant_speaker" {
+            st.calls.set_dominant_speaker(e.call_id, e.participant_id).await?;
+            continue;
+        }
         if st.calls.drop_participant(e.call_id, e.participant_id).await? {
             removed += 1;
             tracing::info!(router = %router_id, call_id = %e.call_id, participant_id = e.participant_id, kind = %e.kind, "participant gone (router event)");

@@ -102,6 +102,12 @@ box.once('corecast_schema_v4', function()
     box.schema.user.grant(user, 'execute', 'function', 'corecast_reserves_in_use', {if_not_exists = true})
 end)
 
+-- The dominant speaker (schema v5): corecast_speaker.
+box.once('corecast_schema_v5', function()
+    box.schema.func.create('corecast_speaker', {if_not_exists = true})
+    box.schema.user.grant(user, 'execute', 'function', 'corecast_speaker', {if_not_exists = true})
+end)
+
 local function now_ms()
     return math.floor(clock.time() * 1000)
 end
@@ -129,6 +135,7 @@ local function to_map(t)
     return {
         id = t.id:str(), owner = t.owner, created_at = t.created_at,
         router = t.router, participants = setmetatable(ps, {__serialize = 'seq'}),
+        dominant_speaker = t[6],
     }
 end
 
@@ -208,6 +215,25 @@ function corecast_drop(id_s, pid, deadline)
             box.space.calls:update(id, {{'=', 5, setmetatable(np, {__serialize = 'seq'})}})
         end
         return 'ok', found
+    end)
+end
+
+-- Records the call's dominant speaker (field 6, past the format's five) if it is a
+-- participant; returns 'ok' and whether it was recorded.
+function corecast_speaker(id_s, pid, deadline)
+    if late(deadline) then return 'late' end
+    local id = parse_id(id_s)
+    if id == nil then return 'ok', false end
+    return box.atomic(function()
+        local t = box.space.calls:get(id)
+        if t == nil then return 'ok', false end
+        for _, p in ipairs(t.participants) do
+            if p[1] == pid then
+                box.space.calls:update(id, {{'=', 6, pid}})
+                return 'ok', true
+            end
+        end
+        return 'ok', false
     end)
 end
 

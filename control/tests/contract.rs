@@ -110,6 +110,16 @@ async fn call_store_contract(s: &dyn CallStore) {
     let c = s.join(id, &part(12, 3), 3).await.unwrap();
     assert_eq!(c.participants.iter().map(|p| p.participant_id).collect::<Vec<_>>(), vec![big, 11, 12]);
     call_store_mute_contract(s, id).await;
+    // The dominant speaker: none at first, then who the router names, if in the call;
+    // joins and mutes keep it.
+    assert_eq!(s.get(id).await.unwrap().unwrap().dominant_speaker, None);
+    assert_eq!(s.set_dominant_speaker(id, 11).await, Ok(true));
+    assert_eq!(s.set_dominant_speaker(id, 99).await, Ok(false), "not a participant");
+    assert_eq!(s.set_dominant_speaker(Uuid::new_v4(), 11).await, Ok(false), "no such call");
+    assert_eq!(s.get(id).await.unwrap().unwrap().dominant_speaker, Some(11));
+    assert_eq!(s.set_dominant_speaker(id, big).await, Ok(true));
+    call_store_mute_contract(s, id).await;
+    assert_eq!(s.get(id).await.unwrap().unwrap().dominant_speaker, Some(big));
     assert_eq!(s.join(id, &part(13, 4), 3).await, Err(CallError::Full(3)));
     assert_eq!(s.join(id, &part(14, 2), 5).await, Err(CallError::AlreadyJoined));
     // WebRTC legs: the same user again (one WHEP leg per person watched): the cap

@@ -173,8 +173,16 @@ async fn router_registration_placement_events_and_end() {
     let (_, c) = s.user().await;
     let p3 = s.join(&call, &c).await.body["participant_id"].as_u64().unwrap();
     let body = json!({"events": [{"type": "removed", "call_id": call, "participant_id": p3}]});
+    // ... and name the call's dominant speaker, shown while it is in the call.
+    let dominant = |pid: u64| json!({"events": [{"type": "dominant_speaker", "call_id": call, "participant_id": pid}]});
+    let view = format!("{}/v1/calls/{call}", s.calls);
+    assert_eq!(s.get(view.clone(), Some(&owner)).await.body["dominant_speaker"], json!(null));
+    assert_eq!(s.post(ev.clone(), Some("test-router-secret"), dominant(p3)).await.status, 200);
+    assert_eq!(s.post(ev.clone(), Some("test-router-secret"), dominant(424_242)).await.status, 200, "unknown: ignored");
+    assert_eq!(s.get(view.clone(), Some(&owner)).await.body["dominant_speaker"], json!(p3));
     let r = s.post(ev.clone(), Some("test-router-secret"), body).await;
     assert_eq!((r.status, r.body["removed"].as_u64()), (200, Some(1)), "{:?}", r.body);
+    assert_eq!(s.get(view, Some(&owner)).await.body["dominant_speaker"], json!(null), "gone: not shown");
     let r = s.post(ev.clone(), None, json!({"events": []})).await;
     assert_eq!(r.status, 401);
     let r = s

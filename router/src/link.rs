@@ -96,6 +96,10 @@ fn event_json(e: &Event) -> Option<serde_json::Value> {
             };
             Some(json!({ "type": ty, "call_id": call.to_string(), "participant_id": participant.0 }))
         }
+        // The call's loudest speaker changed (held with hysteresis): calls tells browsers.
+        Event::DominantSpeaker { call, participant } => {
+            Some(json!({ "type": "dominant_speaker", "call_id": call.to_string(), "participant_id": participant.0 }))
+        }
         _ => None,
     }
 }
@@ -199,5 +203,23 @@ pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_and_the_dominant_speaker_reach_calls_and_nothing_else() {
+        let call = CallId([7; 16]);
+        let ev = |e: Event| event_json(&e).map(|v| (v["type"].clone(), v["participant_id"].clone()));
+        let left = Event::ParticipantLeft { call, participant: ParticipantId(3), reason: LeaveReason::Timeout };
+        assert_eq!(ev(left), Some((json!("timeout"), json!(3))));
+        let ended = Event::ParticipantLeft { call, participant: ParticipantId(3), reason: LeaveReason::CallEnded };
+        assert_eq!(ev(ended), None, "calls ended the call itself");
+        let d = event_json(&Event::DominantSpeaker { call, participant: ParticipantId(5) }).unwrap();
+        assert_eq!(d, json!({"type": "dominant_speaker", "call_id": call.to_string(), "participant_id": 5}));
+        assert_eq!(ev(Event::ActiveSpeakers { call, ssrcs: vec![] }), None);
     }
 }

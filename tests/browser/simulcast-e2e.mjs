@@ -282,6 +282,19 @@ async function scenario(ns) {
     return { detail: `connected ${ms} ms after the answer (from ${ns.nsAddr} in ${ns.name}), feedback ${opt.feedback}, receiver ${s.receiver}` };
   }, ['layers']);
 
+  // The router names the publisher (the only one heard: Chromium's fake microphone beeps) the
+  // call's dominant speaker; the calls service shows it to every participant.
+  await step('dominant-speaker', async () => {
+    const deadline = Date.now() + 8000; let v;
+    do {
+      v = (await http('GET', `${opt.calls}/v1/calls/${s.call}`, { token: s.users[1].session })).data;
+      if (String(v?.dominant_speaker) === s.publisher) break;
+      await sleep(250);
+    } while (Date.now() < deadline);
+    check(String(v?.dominant_speaker) === s.publisher, `GET /v1/calls/{id}: dominant_speaker ${v?.dominant_speaker}, not the publisher ${s.publisher}`);
+    return { detail: `dominant_speaker ${v.dominant_speaker} (the publisher)` };
+  }, ['receive']);
+
   // A sampler: the receiver's inbound video every 250 ms.
   const sample = async () => {
     const st = await stats('B'); const iv = st.inVideo || {};

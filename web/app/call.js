@@ -232,6 +232,10 @@ class CallPage {
     }
     this.renderPeople(view);
     this.syncLegs(view);
+    // The router's dominant speaker (the loudest, held with hysteresis): its tile stands out.
+    for (const [pid, r] of this.remotes) {
+      r.tile.el.classList.toggle('dominant', view.dominant_speaker != null && String(view.dominant_speaker) === pid);
+    }
     return undefined;
   }
 
@@ -248,12 +252,14 @@ class CallPage {
       this.audioMuted ? h('span', { class: 'tag' }, 'muted') : '')];
     for (const p of this.publishers(view)) {
       const speaking = this.remotes.get(String(p.participant_id))?.tile.el.classList.contains('speaking');
+      const dominant = view.dominant_speaker != null && view.dominant_speaker === p.participant_id;
       items.push(h('li', { dataset: { participant: String(p.participant_id) } }, p.name || `User ${p.user_id}`,
         p.role === 'screen' ? h('span', { class: 'tag' }, 'sharing screen') : '',
         p.user_id === view.owner && p.role !== 'screen' ? h('span', { class: 'tag' }, 'host') : '',
         p.audio_muted ? h('span', { class: 'tag' }, 'muted') : '',
         p.video_muted ? h('span', { class: 'tag' }, 'camera off') : '',
-        speaking ? h('span', { class: 'tag speaking' }, 'speaking') : ''));
+        speaking ? h('span', { class: 'tag speaking' }, 'speaking') : '',
+        dominant ? h('span', { class: 'tag dominant' }, 'dominant speaker') : ''));
     }
     this.people.replaceChildren(...items);
   }

@@ -114,6 +114,9 @@ impl CallStore for Counted<dyn CallStore> {
     async fn drop_participant(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError> {
         self.count_call("drop_participant", self.inner.drop_participant(id, participant_id).await)
     }
+    async fn set_dominant_speaker(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError> {
+        self.count_call("set_dominant_speaker", self.inner.set_dominant_speaker(id, participant_id).await)
+    }
     async fn set_muted(
         &self,
         id: Uuid,

@@ -139,7 +139,9 @@ impl MemoryCallStore {
         if m.contains_key(&id) {
             return Err(StoreError::Internal("duplicate call id".into()).into());
         }
-        m.insert(id, Call { id, owner, created_at, router: router.clone(), participants: Vec::new() });
+        let call =
+            Call { id, owner, created_at, router: router.clone(), participants: Vec::new(), dominant_speaker: None };
+        m.insert(id, call);
         Ok(())
     }
 }
@@ -171,6 +173,16 @@ impl CallStore for MemoryCallStore {
         let before = call.participants.len();
         call.participants.retain(|q| q.participant_id != participant_id);
         Ok(call.participants.len() != before)
+    }
+
+    async fn set_dominant_speaker(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let Some(call) = m.get_mut(&id) else { return Ok(false) };
+        if !call.participants.iter().any(|q| q.participant_id == participant_id) {
+            return Ok(false);
+        }
+        call.dominant_speaker = Some(participant_id);
+        Ok(true)
     }
 
     async fn set_muted(

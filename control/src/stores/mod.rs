@@ -188,6 +188,10 @@ pub struct Call {
     pub router: RouterRef,
     /// Current participants.
     pub participants: Vec<Participant>,
+    /// The participant its router last named the dominant speaker (the loudest, held with
+    /// hysteresis); `None` until one is heard. It may have left since.
+    #[serde(default)]
+    pub dominant_speaker: Option<u64>,
 }
 
 /// Why a call operation was refused.
@@ -238,6 +242,9 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     async fn leave(&self, id: Uuid, user_id: i32) -> Result<u64, CallError>;
     /// Removes a participant by id (router events); `Ok(false)` when already gone.
     async fn drop_participant(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError>;
+    /// Records the call's dominant speaker (router events); `Ok(false)` when the call or
+    /// the participant is gone (nothing changes then).
+    async fn set_dominant_speaker(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError>;
     /// Sets a publisher's muted flags, if `user_id` is the user who joined as it; returns the
     /// participant as stored afterwards.
     async fn set_muted(

@@ -104,6 +104,14 @@ impl CallStore for TarantoolCallStore {
         }
     }
 
+    async fn set_dominant_speaker(&self, id: Uuid, participant_id: u64) -> Result<bool, CallError> {
+        let r = self.tt.call("corecast_speaker", &(id.to_string(), participant_id, deadline())).await?;
+        match status(&r) {
+            "ok" => Ok(r.get(1).and_then(Value::as_bool).unwrap_or(false)),
+            s => Err(unexpected("speaker", s)),
+        }
+    }
+
     async fn set_muted(
         &self,
         id: Uuid,

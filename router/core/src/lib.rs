@@ -90,7 +90,7 @@ use bytes::Bytes;
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::rtcp::RtcpPacket;
 use corecast_proto::token::{CallId, ParticipantId, Role, VerifyingKey};
-use corecast_proto::Ssrc;
+use corecast_proto::{MediaKind, Ssrc};
 
 pub use api::{Command, Event, Input, LeaveReason, Output, PipeSend, Transmit};
 pub use config::{receivers_for, RouterConfig, CORE_EGRESS_PPS, DEFAULT_RECEIVERS_PER_WORKER, PUBLISHER_PPS};
@@ -360,14 +360,24 @@ impl Router {
             if let Some(ssrcs) = speakers::rank(call, n) {
                 self.out.event(Event::ActiveSpeakers { call: *id, ssrcs });
             }
-            // Last-N receivers: the stage, and who is on it.
-            if let Some(wanted) = call.participants.iter().filter_map(|p| p.last_n).max() {
-                if let Some(stage) = speakers::stage(call, wanted) {
-                    let dominant = stage.first().and_then(|s| call.producer(*s)).map(|p| p.participant);
-                    if let Some(d) = dominant.filter(|d| call.dominant != Some(*d)) {
-                        call.dominant = Some(d);
-                        self.out.event(Event::DominantSpeaker { call: *id, participant: d });
-                    }
+            // The stage (Last-N receivers get who is on it) and the dominant
+            // speaker (an event for the calls service, which tells browsers:
+            // only someone heard, not the first of a silent call), in every
+            // call of more than one participant.
+            let last_n = call.participants.iter().filter_map(|p| p.last_n).max();
+            let ranked = (last_n.is_some() || call.participants.len() > 1)
+                .then(|| speakers::stage(call, last_n.unwrap_or(1)))
+                .flatten();
+            if let Some(stage) = ranked {
+                let dominant = stage.first().and_then(|s| call.producer(*s)).map(|p| p.participant);
+                let heard = |d: &ParticipantId| {
+                    call.producers().any(|p| p.participant == *d && p.kind == MediaKind::Audio && p.loudness > 0)
+                };
+                if let Some(d) = dominant.filter(|d| call.dominant != Some(*d) && heard(d)) {
+                    call.dominant = Some(d);
+                    self.out.event(Event::DominantSpeaker { call: *id, participant: d });
+                }
+                if last_n.is_some() {
                     let app = RtcpPacket::App(corecast_proto::session::speakers::app(ROUTER_SSRC, &stage));
                     if let Ok(b) = corecast_proto::rtcp::write_compound(&[app]) {
                         let b = Bytes::from(b);

@@ -160,3 +160,22 @@ fn a_speaker_back_on_stage_continues_without_a_gap() {
     assert_eq!((d.first(), d.last()), (Some(&1), Some(&1)), "{d:?}");
     assert!(d.contains(&2), "{d:?}");
 }
+
+/// Without any Last-N receiver the dominant speaker is still followed (the
+/// calls service tells browsers), and nobody gets a stage list; a call in
+/// which nobody is heard has none.
+#[test]
+fn the_dominant_speaker_is_told_without_last_n_and_only_once_someone_is_heard() {
+    let mut h = H::new();
+    six_speakers(&mut h, 0);
+    let mut seq = 0u16;
+    let (video, _, sent) = talk(&mut h, &mut seq, 15, [127; 6]);
+    assert_eq!(video, vec![101, 201, 301, 401, 501, 601], "everyone's video");
+    assert_eq!(dominant(&h), Vec::<u64>::new(), "silence: no dominant speaker");
+    assert!(stages(&sent).is_empty());
+    let (_, _, sent) = talk(&mut h, &mut seq, 15, [80, 80, 15, 80, 80, 80]);
+    assert_eq!(dominant(&h), vec![3]);
+    let (_, _, more) = talk(&mut h, &mut seq, 30, [80, 80, 80, 80, 80, 10]);
+    assert_eq!(dominant(&h), vec![3, 6]);
+    assert!(stages(&sent).is_empty() && stages(&more).is_empty(), "no Last-N receiver, no stage list");
+}
