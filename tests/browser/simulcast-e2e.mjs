@@ -466,21 +466,29 @@ async function scenario(ns) {
   await step('climb', async () => {
     const before = await routerCounters();
     ns.unshape(); s.shaped = false;
-    const deadline = Date.now() + opt.climbWait * 1000; const trace = []; let x; let x0 = null; let n = 0;
+    const deadline = Date.now() + opt.climbWait * 1000; const trace = []; let x; let x0 = null; let n = 0; let w;
+    // Up and still up 3 s later; a climb the estimate takes back (up, then down again) is
+    // counted and waited out while the deadline allows.
+    let fellBack = 0;
     for (;;) {
       x = await sample();
       if (n++ % 8 === 0) trace.push({ s: Math.round((x.t - deadline) / 1000 + opt.climbWait), width: x.width, est: await estimate() });
-      if (x.width > s.widths[0] && x.frames > (x0 ?? x).frames) break;
-      if (Date.now() > deadline) break;
+      const up = x.width > s.widths[0] && x.frames > (x0 ?? x).frames;
+      if (up || Date.now() > deadline) {
+        w = await watch(3000);
+        if (!up || w.endWidth > s.widths[0] || Date.now() > deadline) break;
+        fellBack += 1; x0 = null;
+        continue;
+      }
       x0 = x0 ?? x;
       await sleep(250);
     }
-    const w = await watch(3000);
+    w.fellBack = fellBack;
     const after = await routerCounters();
     w.router = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
     w.trace = trace; measured.climb = w;
     const took = Math.round((x.t - (deadline - opt.climbWait * 1000)) / 100) / 10;
-    const detail = `${fmt(w)}; router +${w.router.layer_switches} layer switches, +${w.router.probes_sent} probes sent, ` +
+    const detail = `${fmt(w)}; ${fellBack} climb(s) taken back first; router +${w.router.layer_switches} layer switches, +${w.router.probes_sent} probes sent, ` +
       `+${w.router.twcc_feedback} transport-cc feedback; ` +
       `width/estimate(kbps) every 2 s: ${trace.map((t) => `${t.width}/${t.est === null ? '-' : Math.round(t.est / 1000)}`).join(' ')}`;
     if (!(x.width > s.widths[0])) {
