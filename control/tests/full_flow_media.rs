@@ -256,16 +256,7 @@ async fn full_flow_with_media_embedded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_with_media_real_servers() {
-    let rs = real_servers();
-    let (Some(pg), Some(redis), Some(tt)) = (rs.pg, rs.redis, rs.tarantool) else {
-        return skip("full_flow_with_media_real_servers", "CORECAST_TEST_PG/REDIS/TARANTOOL");
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.stores.postgres_url = Some(pg);
-    cfg.stores.redis_url = Some(redis);
-    cfg.stores.tarantool_url = Some(tt);
-    // The shared Tarantool holds other tests' routers: a region of its own keeps them apart.
-    cfg.calls.region = format!("t-{}", uniq());
+    let Some(cfg) = real_servers_config(dir.path(), "full_flow_with_media_real_servers") else { return };
     flow(cfg, dir).await;
 }

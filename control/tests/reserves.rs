@@ -60,16 +60,9 @@ async fn reserves_take_calls_only_past_the_threshold_embedded() {
 
 #[tokio::test]
 async fn reserves_take_calls_only_past_the_threshold_real_servers() {
-    let rs = real_servers();
-    let (Some(pg), Some(redis), Some(tt)) = (rs.pg, rs.redis, rs.tarantool) else {
-        return skip("reserves_take_calls_only_past_the_threshold_real_servers", "CORECAST_TEST_PG/REDIS/TARANTOOL");
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
-    cfg.stores.postgres_url = Some(pg);
-    cfg.stores.redis_url = Some(redis);
-    cfg.stores.tarantool_url = Some(tt);
-    // The shared Tarantool holds other tests' routers: a region of its own keeps them apart.
-    cfg.calls.region = format!("t-{}", uniq());
+    let Some(cfg) = real_servers_config(dir.path(), "reserves_take_calls_only_past_the_threshold_real_servers") else {
+        return;
+    };
     reserve_flow(cfg, dir).await;
 }

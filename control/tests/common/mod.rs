@@ -59,6 +59,23 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg
 }
 
+/// [`test_config`] on the real PostgreSQL, Redis and Tarantool (`None`, after saying the
+/// test `name` is skipped, when they are not configured), in a region of its own: the shared
+/// Tarantool holds other tests' routers.
+pub fn real_servers_config(dir: &std::path::Path, name: &str) -> Option<Config> {
+    let rs = real_servers();
+    let (Some(pg), Some(redis), Some(tt)) = (rs.pg, rs.redis, rs.tarantool) else {
+        skip(name, "CORECAST_TEST_PG/REDIS/TARANTOOL");
+        return None;
+    };
+    let mut cfg = test_config(dir);
+    cfg.stores.postgres_url = Some(pg);
+    cfg.stores.redis_url = Some(redis);
+    cfg.stores.tarantool_url = Some(tt);
+    cfg.calls.region = format!("t-{}", uniq());
+    Some(cfg)
+}
+
 pub async fn start(f: impl FnOnce(&mut Config)) -> Svc {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = test_config(dir.path());
