@@ -295,9 +295,23 @@ fn fits(p: &Producer, max_height: Option<u16>) -> bool {
     max_height.is_none_or(|m| p.frame_size.is_none_or(|f| f.height <= m))
 }
 
+/// What stream `s` costs a receiver that asked for frames at most
+/// `max_height` high: an SVC stream its spatial layers within that size,
+/// any other stream whole.
+fn svc_within(s: &Producer, max_height: Option<u16>) -> u64 {
+    let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) else { return s.bitrate_bps };
+    let fit = v.layers_within(max_height);
+    let sums = v.cumulative_bps();
+    if fit < sums.len() {
+        sums[fit - 1]
+    } else {
+        s.bitrate_bps
+    }
+}
+
 /// What a receiver's video costs, bits/s: every other non-mixer stream
 /// it gets (only `subscribe`'s, if it watches one participant) as measured
-/// arriving (an SVC stream whole, all its spatial layers), and each
+/// arriving (an SVC stream whole, or its spatial layers within the requested size), and each
 /// simulcast source at its lowest layer being sent (`Need::Least`: the
 /// HD/SD decision's "does HD fit") or its best (`Need::Best`: what it
 /// would take at best, as far as probing aims).
@@ -309,7 +323,7 @@ pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 
             s.participant != receiver && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
         })
     };
-    let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| s.bitrate_bps).sum();
+    let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| svc_within(s, max_height)).sum();
     // Per group: its lowest layer, and its best within the requested size (0: none is).
     let mut groups: Vec<(Ssrc, u64, u64)> = Vec::new();
     for s in others().filter(|s| s.bitrate_bps > 0) {
@@ -362,9 +376,13 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     let mut fixed = 0u64;
     for s in call.producers().filter(gets) {
         // SVC (`svc`): its spatial layers, each with what it costs with those below it.
+        // Those above the requested size left out, as simulcast layers are.
         if let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) {
-            let layers = v.cumulative_bps().into_iter().enumerate().map(|(k, c)| (Ssrc(k as u32), c)).collect();
-            sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true, too_big: None });
+            let mut layers: Vec<(Ssrc, u64)> =
+                v.cumulative_bps().into_iter().enumerate().map(|(k, c)| (Ssrc(k as u32), c)).collect();
+            let too_big = layers.get(v.layers_within(max_height)).copied();
+            layers.truncate(v.layers_within(max_height));
+            sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true, too_big });
             continue;
         }
         let Some(l) = s.layer else {

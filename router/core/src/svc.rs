@@ -12,6 +12,10 @@
 //!   packet carrying the template structure, which browsers send with
 //!   keyframes), since a higher spatial layer's frames refer to its own
 //!   earlier ones.
+//! - Spatial layers serve requested sizes: a receiver that asked for frames
+//!   at most `max_height` high (a WHEP leg's `?max_height=`) gets only the
+//!   spatial layers the structure's render resolutions show within it (at
+//!   least the base layer). A structure without resolutions caps nothing.
 //! - Overload (`overload`): a busy worker holds a receiver at spatial layer
 //!   0 of every SVC stream it gets, whatever its estimate, until the load
 //!   has fallen; then its estimate chooses again (up at the next keyframe).
@@ -90,6 +94,17 @@ impl SvcState {
     pub fn layered(&self) -> bool {
         let n = usize::from(self.spatial_layers()).min(MAX_SPATIAL);
         n > 1 && self.spatial_bps[1..n].iter().any(|b| *b > 0)
+    }
+
+    /// How many of the lowest spatial layers suit a receiver that asked for
+    /// frames at most `max_height` high: those the structure's resolutions
+    /// show no higher (at least the base layer); all of them when it gives
+    /// no resolutions or no size was asked for.
+    pub fn layers_within(&self, max_height: Option<u16>) -> usize {
+        let n = usize::from(self.spatial_layers()).min(MAX_SPATIAL);
+        let (Some(m), false) = (max_height, self.structure.resolutions.is_empty()) else { return n };
+        let fit = self.structure.resolutions.iter().take(n).take_while(|r| r.1 <= m).count();
+        fit.max(1)
     }
 
     /// What receiving spatial layers 0..=s costs, for each s, bits/s.

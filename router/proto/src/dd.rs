@@ -5,12 +5,13 @@
 //! from it without touching the payload, so end-to-end encrypted payloads
 //! (SFrame, insertable streams) are forwarded by layer all the same.
 //!
-//! Only what forwarding needs is read: the mandatory fields and, when the
-//! structure is present, its template id offset, decode target count and
-//! each template's layers (the decode target indications, frame diffs,
-//! chains and resolutions after them are not). Parsing allocates only the
-//! structure's template list, never panics, and rejects what does not fit
-//! its bit lengths.
+//! Only what forwarding needs is kept: the mandatory fields and, when the
+//! structure is present, its template id offset, decode target count, each
+//! template's layers and each spatial layer's render resolution if it has
+//! them (what a receiver's requested size is held against). The decode
+//! target indications, frame diffs and chains in between are read past, not
+//! kept. Parsing allocates only the structure's two lists, never panics, and
+//! rejects what does not fit its bit lengths (a structure cut short).
 //!
 //! ```text
 //! //= https://aomediacodec.github.io/av1-rtp-spec/#a82-syntax
@@ -28,7 +29,14 @@
 //!   ...
 //! }
 //! template_dependency_structure() {
-//!   template_id_offset f(6); dt_cnt_minus_one f(5); template_layers() ...
+//!   template_id_offset f(6); dt_cnt_minus_one f(5); template_layers()
+//!   template_dtis()        // f(2) per template per decode target
+//!   template_fdiffs()      // per template: while (f(1)) fdiff_minus_one f(4)
+//!   template_chains()      // chain_cnt ns(DtCnt + 1); if > 0: ns(chain_cnt) per
+//!                          // decode target, f(4) per template per chain
+//!   resolutions_present_flag f(1)
+//!   if (resolutions_present_flag) render_resolutions()
+//!                          // per spatial layer: width - 1 f(16), height - 1 f(16)
 //! }
 //! ```
 
@@ -59,6 +67,9 @@ pub struct DdStructure {
     pub decode_targets: u8,
     /// (spatial id, temporal id) of each template, in template order.
     pub layers: Vec<(u8, u8)>,
+    /// Each spatial layer's largest render size (width, height), lowest
+    /// layer first; empty when the structure does not give them.
+    pub resolutions: Vec<(u16, u16)>,
 }
 
 impl DdStructure {
@@ -91,6 +102,27 @@ impl Bits<'_> {
             self.at += 1;
         }
         Some(v)
+    }
+
+    /// Passes over `n` bits; `None` if fewer are left.
+    fn skip(&mut self, n: usize) -> Option<()> {
+        let end = self.at.checked_add(n)?;
+        (end <= self.b.len() * 8).then(|| self.at = end)
+    }
+
+    /// A value coded as `ns(n)` (non-symmetric: `n` possible values, some
+    /// one bit shorter than the others).
+    fn read_ns(&mut self, n: u32) -> Option<u32> {
+        let w = 32 - n.leading_zeros();
+        if w == 0 {
+            return None;
+        }
+        let m = (1u32 << w) - n;
+        let v = self.read(w as usize - 1)?;
+        if v < m {
+            return Some(v);
+        }
+        Some((v << 1) - m + self.read(1)?)
     }
 }
 
@@ -127,9 +159,39 @@ pub fn parse(ext: &[u8]) -> Option<DdFrame> {
                 _ => break,
             }
         }
-        structure = Some(DdStructure { template_id_offset, decode_targets, layers });
+        let resolutions = past_layers(&mut r, layers.len(), decode_targets, layers[layers.len() - 1].0)?;
+        structure = Some(DdStructure { template_id_offset, decode_targets, layers, resolutions });
     }
     Some(DdFrame { start_of_frame, end_of_frame, template_id, frame_number, structure })
+}
+
+/// Reads the rest of a template structure after its layers (`templates`
+/// of them, the last one's spatial id `top`): past the decode target
+/// indications, frame diffs and chains, and returns the render resolutions.
+fn past_layers(r: &mut Bits<'_>, templates: usize, decode_targets: u8, top: u8) -> Option<Vec<(u16, u16)>> {
+    let dts = usize::from(decode_targets);
+    r.skip(2 * dts * templates)?;
+    for _ in 0..templates {
+        while r.read(1)? == 1 {
+            r.read(4)?;
+        }
+    }
+    let chains = r.read_ns(u32::from(decode_targets) + 1)?;
+    if chains > 0 {
+        for _ in 0..dts {
+            r.read_ns(chains)?;
+        }
+        r.skip(4 * chains as usize * templates)?;
+    }
+    let mut resolutions = Vec::new();
+    if r.read(1)? == 1 {
+        for _ in 0..=top {
+            let w = r.read(16)? as u16;
+            let h = r.read(16)? as u16;
+            resolutions.push((w.saturating_add(1), h.saturating_add(1)));
+        }
+    }
+    Some(resolutions)
 }
 
 #[cfg(test)]
@@ -161,27 +223,24 @@ mod tests {
         assert_eq!(parse(&[0x80, 0x00]), None, "too short");
     }
 
+    /// The fields after a structure's layers for `templates` templates and
+    /// `dts` decode targets: indications all 0, no frame diffs, no chains
+    /// (`ns(dts + 1)` = 0), no resolutions.
+    fn plain_tail(templates: usize, dts: u32) -> Vec<(u32, usize)> {
+        let mut f = vec![(0, 2); templates * dts as usize];
+        f.extend(std::iter::repeat_n((0, 1), templates));
+        f.push((0, (32 - (dts + 1).leading_zeros()) as usize - 1));
+        f.push((0, 1));
+        f
+    }
+
     #[test]
     fn an_l1t3_structure_gives_each_template_its_temporal_layer() {
         // Templates: T0, T0, T1, T2, T2 (next_layer_idc 0, 1, 1, 0, 3), offset 60, 3 decode targets.
-        let d = parse(&bits(&[
-            (1, 1),
-            (1, 1),
-            (60, 6),
-            (1, 16),
-            (1, 1),
-            (0, 1),
-            (0, 3),
-            (60, 6),
-            (2, 5),
-            (0, 2),
-            (1, 2),
-            (1, 2),
-            (0, 2),
-            (3, 2),
-            (0, 16), // what follows (dtis ...), not read
-        ]))
-        .unwrap();
+        let mut f = vec![(1, 1), (1, 1), (60, 6), (1, 16), (1, 1), (0, 1), (0, 3), (60, 6), (2, 5)];
+        f.extend([(0, 2), (1, 2), (1, 2), (0, 2), (3, 2)]);
+        f.extend(plain_tail(5, 3));
+        let d = parse(&bits(&f)).unwrap();
         let s = d.structure.unwrap();
         assert_eq!(s.decode_targets, 3);
         assert_eq!(s.layers, vec![(0, 0), (0, 0), (0, 1), (0, 2), (0, 2)]);
@@ -191,13 +250,47 @@ mod tests {
         assert_eq!(s.layer_of(0), Some((0, 2)), "ids wrap at 64");
         assert_eq!(s.layer_of(1), None);
         assert_eq!(s.max_layers(), (0, 2));
+        assert!(s.resolutions.is_empty());
+    }
+
+    /// An L2T2 structure as libwebrtc writes one: indications, frame
+    /// diffs, two chains and each spatial layer's resolution.
+    fn l2t2(chains: &[(u32, usize)], chain_count: usize, resolutions: bool) -> Vec<(u32, usize)> {
+        // S0T0, S0T1, S1T0, S1T1: next_layer_idc 1, 2, 1, 3; 4 decode targets.
+        let mut f = vec![(0, 24), (1, 1), (0, 4), (0, 6), (3, 5), (1, 2), (2, 2), (1, 2), (3, 2)];
+        // Decode target indications, 2 bits each.
+        f.extend([(0b1111_1111, 8), (0b0101_1111, 8), (0b0000_1111, 8), (0b0000_0101, 8)]);
+        // Frame diffs: none; 1; 1; 2 and 1 (1-1 and 2-1 in 4 bits each).
+        f.extend([(0, 1), (1, 1), (0, 4), (0, 1), (1, 1), (0, 4), (0, 1)]);
+        f.extend([(1, 1), (1, 4), (1, 1), (0, 4), (0, 1)]);
+        f.extend_from_slice(chains);
+        f.extend(std::iter::repeat_n((3, 4), 4 * chain_count)); // each template's chain diffs
+        f.push((u32::from(resolutions), 1));
+        if resolutions {
+            f.extend([(319, 16), (179, 16), (639, 16), (359, 16)]);
+        }
+        f
     }
 
     #[test]
-    fn an_l2t2_structure_counts_spatial_layers() {
-        // S0T0, S0T1, S1T0, S1T1: next_layer_idc 1, 2, 1, 3.
-        let d = parse(&bits(&[(0, 24), (1, 1), (0, 4), (0, 6), (3, 5), (1, 2), (2, 2), (1, 2), (3, 2)])).unwrap();
-        assert_eq!(d.structure.unwrap().layers, vec![(0, 0), (0, 1), (1, 0), (1, 1)]);
+    fn an_l2t2_structure_counts_spatial_layers_and_gives_their_sizes() {
+        // chain_cnt = 2 as ns(5) (2 bits: 0b10), each target protected by
+        // chain 0 or 1 (ns(2): one bit).
+        let chains = [(2, 2), (0, 1), (0, 1), (1, 1), (1, 1)];
+        let s = parse(&bits(&l2t2(&chains, 2, true))).unwrap().structure.unwrap();
+        assert_eq!(s.layers, vec![(0, 0), (0, 1), (1, 0), (1, 1)]);
+        assert_eq!(s.resolutions, vec![(320, 180), (640, 360)]);
+        let s = parse(&bits(&l2t2(&chains, 2, false))).unwrap().structure.unwrap();
+        assert!(s.resolutions.is_empty());
+        // chain_cnt = 4: ns(5)'s longer code (0b11 then 1), protected_by ns(4) in 2 bits.
+        let chains = [(3, 2), (1, 1), (0, 2), (1, 2), (2, 2), (3, 2)];
+        let s = parse(&bits(&l2t2(&chains, 4, true))).unwrap().structure.unwrap();
+        assert_eq!(s.resolutions, vec![(320, 180), (640, 360)]);
+        // Cut anywhere inside the structure: refused.
+        let whole = bits(&l2t2(&chains, 4, true));
+        for n in 4..whole.len() {
+            assert_eq!(parse(&whole[..n]).and_then(|d| d.structure), None, "cut at {n}");
+        }
     }
 
     #[test]

@@ -18,11 +18,31 @@ fn dd(n: u16) -> Vec<u8> {
     // start and end of frame, the template id, the frame number.
     let mut v = vec![0xC0 | tid, (n >> 8) as u8, n as u8];
     if n == 0 {
-        // structure present, no active targets, no custom fields; offset 0;
-        // 3 decode targets; next_layer_idc 1, 1, 3.
-        v.extend_from_slice(&[0x80, 0x02, 0x5C]);
+        v.extend(structure(&[1, 1, 3], 3, &[]));
     }
     v
+}
+
+/// A descriptor's extended fields with a template structure (offset 0, no
+/// active targets, no custom fields): templates by `next_layer_idc`, `dts`
+/// decode targets (indications all 0, no frame diffs, no chains), and each
+/// spatial layer's (width, height) if `resolutions` has them.
+fn structure(next_layer_idc: &[u32], dts: u32, resolutions: &[(u32, u32)]) -> Vec<u8> {
+    let mut f: Vec<(u32, usize)> = vec![(1, 1), (0, 4), (0, 6), (dts - 1, 5)];
+    f.extend(next_layer_idc.iter().map(|&i| (i, 2)));
+    f.extend(std::iter::repeat_n((0, 2), next_layer_idc.len() * dts as usize));
+    f.extend(std::iter::repeat_n((0, 1), next_layer_idc.len()));
+    f.push((0, (32 - (dts + 1).leading_zeros()) as usize - 1)); // chain_cnt = 0, ns(dts + 1)
+    f.push((u32::from(!resolutions.is_empty()), 1));
+    f.extend(resolutions.iter().flat_map(|&(w, h)| [(w - 1, 16), (h - 1, 16)]));
+    let mut out = Vec::new();
+    for (at, bit) in f.iter().flat_map(|&(v, n)| (0..n).rev().map(move |i| (v >> i) & 1)).enumerate() {
+        if at % 8 == 0 {
+            out.push(0);
+        }
+        *out.last_mut().unwrap() |= (bit as u8) << (7 - at % 8);
+    }
+    out
 }
 
 /// Frame `n` from the browser: AV1 (its payload type 35) whose payload says
@@ -114,11 +134,17 @@ fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
 /// keyframe units), the payload 200, 800, 1000 bytes (S0, S1, S2) of its
 /// spatial id.
 fn spatial_frame(layers: u8, unit: u16, spatial: u8, key: bool) -> Vec<u8> {
+    sized_spatial_frame(layers, unit, spatial, key, &[])
+}
+
+/// [`spatial_frame`] whose structure gives each spatial layer's size (`resolutions`; none if empty).
+fn sized_spatial_frame(layers: u8, unit: u16, spatial: u8, key: bool, resolutions: &[(u32, u32)]) -> Vec<u8> {
     let n = unit * u16::from(layers) + u16::from(spatial);
     let mut dd = vec![0xC0 | spatial, (n >> 8) as u8, n as u8];
     if key && spatial == 0 {
-        // structure present; offset 0; `layers` decode targets; next_layer_idc 2 (next spatial) ..., 3 (end).
-        dd.extend_from_slice(if layers == 2 { &[0x80, 0x01, 0xB0] } else { &[0x80, 0x02, 0xAC] });
+        // `layers` decode targets; next_layer_idc 2 (next spatial) ..., 3 (end).
+        let idc: &[u32] = if layers == 2 { &[2, 3] } else { &[2, 2, 3] };
+        dd.extend(structure(idc, u32::from(layers), resolutions));
     }
     RtpPacket {
         pt: Pt(35),
@@ -284,4 +310,40 @@ fn overload_holds_the_heaviest_svc_receiver_at_spatial_layer_0_and_its_layers_re
     assert_eq!(h.r.stats().layers_skipped, 370);
     assert_eq!(h.r.stats().overload_layers_lowered, 1);
     assert_eq!(h.r.stats().dropped(), 0, "nothing dropped on the way");
+}
+
+#[test]
+fn a_receiver_that_asked_for_small_video_gets_the_spatial_layers_within_its_size() {
+    // L3T1 at 320x180, 640x360, 1280x720 (S0, S1, S2); receivers 2 (at
+    // most 360 high) and 3 (no size asked); then the same stream with a
+    // structure that gives no sizes.
+    for (resolutions, capped) in [(&[(320, 180), (640, 360), (1280, 720)][..], [30, 30, 0]), (&[][..], [30; 3])] {
+        let (mut h, mut a) = dd_publisher();
+        h.join(addr(2), call(1), 2, 0x2222);
+        h.join(addr(3), call(1), 3, 0x3333);
+        let c = h.r.calls.get_mut(&call(1)).unwrap();
+        let i = c.index_of(ParticipantId(2)).unwrap();
+        c.participants[i].max_height = Some(400);
+        for unit in 0..60u16 {
+            if unit == 30 {
+                h.take(); // what went before the second keyframe
+            }
+            for s in 0..3 {
+                let p = a.seal(&sized_spatial_frame(3, unit, s, unit % 30 == 0, resolutions));
+                h.input(a.addr, p);
+            }
+            if unit % 15 == 14 {
+                h.advance(Duration::from_millis(500));
+            }
+        }
+        let t = h.take();
+        // Spatial ids of the stream's packets from the second keyframe on.
+        let layers = |to| -> [usize; 3] {
+            let ids = t.iter().filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp);
+            let ids: Vec<u8> = ids.map(|t| RtpHeader::parse(&t.contents).unwrap().payload(&t.contents)[0]).collect();
+            [0, 1, 2].map(|s| ids.iter().filter(|&&x| x == s).count())
+        };
+        assert_eq!(layers(addr(2)), capped, "the capped receiver, sizes {resolutions:?}");
+        assert_eq!(layers(addr(3)), [30; 3], "the other receiver gets every layer");
+    }
 }
