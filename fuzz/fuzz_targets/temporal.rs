@@ -29,6 +29,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(!s.layers.is_empty() && s.layers.len() <= dd::MAX_TEMPLATES);
             assert!((1..=32).contains(&s.decode_targets));
             let _ = s.layer_of(f.template_id);
+            // A size for every spatial layer, or none.
+            assert!(s.resolutions.is_empty() || s.resolutions.len() == usize::from(s.max_layers().0) + 1);
         }
     }
 });
