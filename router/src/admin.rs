@@ -15,6 +15,7 @@
 //! Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <router secret>`
 //! when a secret is configured. It runs on its own thread, never on a packet worker.
 
+use corecast_proto::session::MAX_HEIGHT_RANGE;
 use corecast_proto::temporal::MAX_FPS;
 use std::sync::Arc;
 
@@ -212,15 +213,12 @@ fn max_fps_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u8>, &
 /// A leg's requested size, from the request's `max_height`: an integer
 /// 16..=4320 (pixels), for a subscriber leg only (absent or null: none).
 fn max_height_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u16>, &'static str> {
-    let range = 16..=u64::from(MAX_HEIGHT);
+    let range = u64::from(*MAX_HEIGHT_RANGE.start())..=u64::from(*MAX_HEIGHT_RANGE.end());
     let bad = "max_height must be an integer from 16 to 4320";
     let publisher = "max_height is for subscriber legs only (a publisher receives nothing)";
     let height = subscriber_limit(role, v, range, bad, publisher)?;
     Ok(height.and_then(|h| u16::try_from(h).ok()))
 }
-
-/// The largest `max_height` a leg may ask for (8K).
-const MAX_HEIGHT: u16 = 4320;
 
 /// A subscriber leg's limit from `v`: absent or null, or an integer in
 /// `range` (else `bad`); on a publisher leg only absent or null (else

@@ -280,6 +280,12 @@ impl Client {
         self.send_session(SessionMessage::LastN { txid: rand::random(), n })
     }
 
+    /// Asks for no video taller than `height` pixels where a source has a
+    /// smaller layer (0: no limit; else 16..=4320, which the router checks).
+    pub fn set_max_height(&self, height: u16) -> io::Result<()> {
+        self.send_session(SessionMessage::MaxHeight { txid: rand::random(), height })
+    }
+
     /// Declares video streams it sends (declared at the join, or sent) as
     /// simulcast layers of one source, lowest quality first (2 to 4): each
     /// receiver then gets one of them under the first SSRC (router/PROTOCOL.md §2).

@@ -152,6 +152,11 @@ enum Cmd {
         /// this client who is on the stage, the dominant speaker first).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..))]
         last_n: Option<u8>,
+        /// Requested size: no video taller than this many pixels where a
+        /// publisher sends a smaller layer (simulcast or SVC), e.g. the
+        /// height the video is shown at.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(16..=4320))]
+        max_height: Option<u16>,
         /// Send real AV1 video: a moving test pattern in this participant's colour.
         #[arg(long)]
         av1: bool,
@@ -309,6 +314,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             audio_level,
             sd,
             last_n,
+            max_height,
             av1,
             av1_size,
             ivf,
@@ -408,6 +414,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             let rx = client.start_receiving(false);
             if let Some(n) = last_n {
                 client.set_last_n(n)?;
+            }
+            if let Some(h) = max_height {
+                client.set_max_height(h)?;
             }
             let plan = MediaPlan {
                 video_fps: fps,

@@ -60,6 +60,7 @@ impl Router {
             | SessionMessage::Leave { .. }
             | SessionMessage::Quality { .. }
             | SessionMessage::LastN { .. }
+            | SessionMessage::MaxHeight { .. }
             | SessionMessage::Simulcast { .. } => {
                 // Signed with the sender's join key, or it is not the participant.
                 let Some(&(call, pid)) = self.by_addr.get(&source) else {
@@ -94,6 +95,13 @@ impl Router {
                 if let Some(p) = self.participant_mut(source) {
                     p.last_seen = now;
                     p.last_n = (n > 0).then_some(n);
+                }
+            }
+            SessionMessage::MaxHeight { height, .. } => {
+                // Applied by the next allocation (each rate sweep), as a WHEP leg's.
+                if let Some(p) = self.participant_mut(source) {
+                    p.last_seen = now;
+                    p.max_height = (height > 0).then_some(height);
                 }
             }
             SessionMessage::Simulcast { layers, .. } => self.declare_simulcast(now, call, pid, &layers),

@@ -5,6 +5,7 @@
 
 use super::simulcast::{got, plis_to, remb, round, vp8, LAYERS};
 use super::*;
+use corecast_proto::session::SessionMessage;
 
 use crate::simulcast::{need_bps, Need};
 
@@ -28,15 +29,21 @@ fn call_with_cap(max_height: u16, sized: bool) -> H {
     let c = h.r.calls.get_mut(&call(1)).unwrap();
     let i = c.index_of(ParticipantId(3)).unwrap();
     c.participants[i].max_height = Some(max_height);
+    send_layers(&mut h, sized);
+    h
+}
+
+/// The publisher's three layers for a while (keyframes first, sized as
+/// [`SIZES`] when `sized`), then a rate sweep; what went out is dropped.
+fn send_layers(h: &mut H, sized: bool) {
     for k in (0..3).rev() {
         h.input(addr(0), if sized { sized_key(k, 0, SIZES[k]) } else { vp8(k, 0, true) });
     }
     for n in 1..6 {
-        round(&mut h, n, &[]);
+        round(h, n, &[]);
     }
     h.advance(Duration::from_millis(500));
     h.take();
-    h
 }
 
 /// The layers (0..3) `to` got in `rounds`, layer `key` sending a keyframe in the first
@@ -123,4 +130,22 @@ fn a_layer_that_grows_past_the_size_is_left() {
 /// Layer `k`'s measured bitrate.
 fn rate(h: &H, k: usize) -> u64 {
     h.r.calls[&call(1)].producers().find(|p| p.ssrc == Ssrc(LAYERS[k])).unwrap().bitrate_bps
+}
+
+#[test]
+fn a_native_receiver_asks_with_a_session_message() {
+    let mut h = super::simulcast::simulcast_call();
+    // Receiver 3 (at addr 2) asks for at most 360 lines, signed with its join key.
+    h.session(addr(2), SessionMessage::MaxHeight { txid: [1; 12], height: 360 });
+    let of3 = |h: &H| h.r.calls[&call(1)].participants.iter().find(|p| p.id == ParticipantId(3)).unwrap().max_height;
+    assert_eq!(of3(&h), Some(360));
+    send_layers(&mut h, true);
+    round(&mut h, 6, &[]);
+    assert_eq!(plis_to(&h.take(), addr(0)), vec![LAYERS[1]]);
+    assert_eq!(layers_after_key(&mut h, 7..10, 1, addr(2)), vec![2, 1, 1, 1], "the middle layer from its keyframe");
+    // 0: no limit again: the top layer (no estimate holds it back).
+    h.session(addr(2), SessionMessage::MaxHeight { txid: [2; 12], height: 0 });
+    assert_eq!(of3(&h), None);
+    sweep(&mut h, 10..13);
+    assert_eq!(layers_after_key(&mut h, 13..15, 2, addr(2)), vec![2, 2]);
 }

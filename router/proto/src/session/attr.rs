@@ -34,3 +34,6 @@ pub const SRTP: u16 = 0xC00B;
 /// each, lowest quality first: one stream of which each receiver gets one
 /// layer (under the first SSRC).
 pub const SIMULCAST: u16 = 0xC00C;
+/// Requested size: the tallest video the client wants, 2 bytes, pixels
+/// ([`crate::session::MAX_HEIGHT_RANGE`]; 0: no limit).
+pub const MAX_HEIGHT: u16 = 0xC00D;

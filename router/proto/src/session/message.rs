@@ -123,6 +123,15 @@ pub enum SessionMessage {
         /// How many speakers' video.
         n: u8,
     },
+    /// Client → router: send me no video taller than `height` pixels where
+    /// a source has a smaller layer (simulcast layers, SVC spatial layers;
+    /// 0: no limit, the default). Like a WHEP leg's `max_height`.
+    MaxHeight {
+        /// Transaction id (unused, random).
+        txid: [u8; 12],
+        /// The tallest video wanted: 0 or within [`MAX_HEIGHT_RANGE`].
+        height: u16,
+    },
     /// Client → router: these video streams it sends are simulcast layers
     /// of one source, lowest quality first (2 to [`MAX_LAYERS`] SSRCs it
     /// declared or sent). Each receiver gets one layer, as one stream under
@@ -156,6 +165,10 @@ const BINDING: u16 = 1;
 
 /// Simulcast layers per source at most (a [`SessionMessage::Simulcast`]).
 pub const MAX_LAYERS: usize = 4;
+
+/// The heights a client may ask for (pixels: 16 up to 8K), in a
+/// [`SessionMessage::MaxHeight`] as in a WHEP leg's `max_height`.
+pub const MAX_HEIGHT_RANGE: std::ops::RangeInclusive<u16> = 16..=4320;
 
 fn quality_attr(q: Quality) -> Vec<u8> {
     vec![match q {
@@ -249,6 +262,15 @@ impl SessionMessage {
                         [n] => Ok(SessionMessage::LastN { txid, n: *n }),
                         _ => Err(SessionError::Attribute(attr::LAST_N)),
                     }
+                } else if let Some(v) = m.get(attr::MAX_HEIGHT) {
+                    let height = match v {
+                        [a, b] => u16::from_be_bytes([*a, *b]),
+                        _ => return Err(SessionError::Attribute(attr::MAX_HEIGHT)),
+                    };
+                    if height != 0 && !MAX_HEIGHT_RANGE.contains(&height) {
+                        return Err(SessionError::Attribute(attr::MAX_HEIGHT));
+                    }
+                    Ok(SessionMessage::MaxHeight { txid, height })
                 } else if let Some(v) = m.get(attr::SIMULCAST) {
                     let n = v.len() / 4;
                     if !v.len().is_multiple_of(4) || !(2..=MAX_LAYERS).contains(&n) {
@@ -330,6 +352,9 @@ impl SessionMessage {
                 (Class::Indication, txid, vec![(attr::QUALITY, quality_attr(*quality))])
             }
             SessionMessage::LastN { txid, n } => (Class::Indication, txid, vec![(attr::LAST_N, vec![*n])]),
+            SessionMessage::MaxHeight { txid, height } => {
+                (Class::Indication, txid, vec![(attr::MAX_HEIGHT, height.to_be_bytes().to_vec())])
+            }
             SessionMessage::Simulcast { txid, layers } => (
                 Class::Indication,
                 txid,

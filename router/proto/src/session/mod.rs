@@ -48,7 +48,7 @@ mod stun;
 pub use error::SessionError;
 pub use integrity::{sign, verify};
 pub use join::{join_reply, JoinReply};
-pub use message::{JoinErrorCode, Quality, SessionMessage, MAX_LAYERS};
+pub use message::{JoinErrorCode, Quality, SessionMessage, MAX_HEIGHT_RANGE, MAX_LAYERS};
 #[cfg(test)]
 pub(crate) use stun::parse_xor_addr;
 pub(crate) use stun::{put_attr, put_header, put_xor_addr, set_len};

@@ -121,6 +121,8 @@ fn arb_msg() -> impl Strategy<Value = SessionMessage> {
         tx.prop_map(|txid| SessionMessage::CallEnded { txid }),
         (tx, q).prop_map(|(txid, quality)| SessionMessage::Quality { txid, quality }),
         (tx, any::<u8>()).prop_map(|(txid, n)| SessionMessage::LastN { txid, n }),
+        (tx, prop_oneof![Just(0u16), MAX_HEIGHT_RANGE])
+            .prop_map(|(txid, height)| SessionMessage::MaxHeight { txid, height }),
         tx.prop_map(|txid| SessionMessage::Check { txid }),
         tx.prop_map(|txid| SessionMessage::CheckReply { txid }),
         (tx, proptest::collection::hash_set(any::<u32>(), 2..=4))
@@ -181,6 +183,20 @@ fn a_last_n_of_other_than_one_byte_is_refused() {
     }
     let b = SessionMessage::LastN { txid: [5; 12], n: 3 }.to_vec();
     assert_eq!(SessionMessage::parse(&b).unwrap(), SessionMessage::LastN { txid: [5; 12], n: 3 });
+}
+
+#[test]
+fn a_max_height_is_0_or_16_to_4320_in_two_bytes() {
+    use crate::session::stun::{Class, StunMessage};
+    for v in [vec![], vec![1], vec![0, 15], vec![0x10, 0xE1], vec![0, 16, 0]] {
+        let attrs = vec![(attr::MAX_HEIGHT, v)];
+        let b = StunMessage { class: Class::Indication, method: 1, txid: [0; 12], attrs }.to_vec();
+        assert_eq!(SessionMessage::parse(&b), Err(SessionError::Attribute(attr::MAX_HEIGHT)));
+    }
+    for height in [0, 16, 360, 4320] {
+        let m = SessionMessage::MaxHeight { txid: [6; 12], height };
+        assert_eq!(SessionMessage::parse(&m.to_vec()).unwrap(), m);
+    }
 }
 
 #[test]
