@@ -7,6 +7,7 @@
 //! | `POST /v1/calls/{id}/whep?participant=<id>` | receive one participant's audio and video |
 //! | `POST /v1/calls/{id}/whep?participant=<id>&max_fps=<1..=60>` | the same, video thinned to at most that frame rate (temporal layers) |
 //! | `POST /v1/calls/{id}/whep?participant=<id>&max_height=<16..=4320>` | the same, of a simulcast publisher the best layer at most that many pixels high |
+//! | `POST /v1/calls/{id}/whep?participant=<id>&last_n=<1..=255>` | the same, its video paused while that participant is not among the call's N most active speakers |
 //! | `POST /v1/calls/{id}/whep?view=composite` | receive the call's composite and mixed audio |
 //! | `PATCH /v1/calls/{id}/sessions/{session}` | trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`) |
 //! | `DELETE /v1/calls/{id}/sessions/{session}` | end the leg: the participant leaves |
@@ -178,19 +179,26 @@ async fn whip(
     };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    let leg =
-        Leg { stored_role, role: "publisher", subscribe: serde_json::Value::Null, max_fps: None, max_height: None };
+    let leg = Leg {
+        stored_role,
+        role: "publisher",
+        subscribe: serde_json::Value::Null,
+        max_fps: None,
+        max_height: None,
+        last_n: None,
+    };
     open_leg(&st, id, uid, leg, offer).await
 }
 
-/// `?participant=<id>` or `?view=composite`, optionally `&max_fps=<1..=60>`
-/// and `&max_height=<16..=4320>`.
+/// `?participant=<id>` or `?view=composite`, optionally `&max_fps=<1..=60>`,
+/// `&max_height=<16..=4320>` and (with a participant) `&last_n=<1..=255>`.
 #[derive(Debug, Deserialize)]
 struct WhepQuery {
     participant: Option<String>,
     view: Option<String>,
     max_fps: Option<String>,
     max_height: Option<String>,
+    last_n: Option<String>,
 }
 
 /// The tallest video a WHEP viewer may ask for (`max_height`, 8K).
@@ -236,9 +244,17 @@ async fn whep(
             _ => return Err(bad("max_height must be a whole number of pixels from 16 to 4320")),
         },
     };
+    let last_n = match q.last_n.as_deref() {
+        None => None,
+        Some(_) if q.view.is_some() => return Err(bad("last_n is for a participant's video, not the composite")),
+        Some(n) => match n.parse::<u8>() {
+            Ok(n @ 1..) => Some(n),
+            _ => return Err(bad("last_n must be a whole number from 1 to 255")),
+        },
+    };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps, max_height };
+    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps, max_height, last_n };
     open_leg(&st, id, uid, leg, offer).await
 }
 
@@ -254,6 +270,8 @@ struct Leg {
     max_fps: Option<u8>,
     /// The tallest simulcast layer it receives (pixels).
     max_height: Option<u16>,
+    /// Its Last-N: video only while its publisher is among the call's N most active speakers.
+    last_n: Option<u8>,
 }
 
 /// Allocates the participant, asks the router for the leg, and answers `201` (or
@@ -276,6 +294,9 @@ async fn open_leg(st: &CallsState, id: Uuid, uid: i32, leg: Leg, offer: String) 
     }
     if let Some(height) = leg.max_height {
         body["max_height"] = json!(height);
+    }
+    if let Some(n) = leg.last_n {
+        body["last_n"] = json!(n);
     }
     let leg = match st.router_client.open_webrtc(&admin, id, &body).await {
         Ok(leg) => leg,

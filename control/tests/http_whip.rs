@@ -406,8 +406,22 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
         let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
         assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
     }
+    for q in ["0", "256", "-1", "abc", "1.5"] {
+        let path = format!("/v1/calls/{call}/whep?participant={screen}&last_n={q}");
+        let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
+        assert_eq!((r.status, r.code()), (400, "bad_query"), "{q}: {:?}", r.body);
+    }
+    let r = e
+        .offer(
+            &format!("/v1/calls/{call}/whep?view=composite&last_n=2"),
+            Some(&viewer),
+            "application/sdp",
+            WHEP_OFFER.into(),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "bad_query"), "no Last-N of the composite: {:?}", r.body);
     assert_eq!(e.participants(&call, &owner).await, vec![camera, screen], "nothing changed");
-    let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8&max_height=360");
+    let path = format!("/v1/calls/{call}/whep?participant={screen}&max_fps=8&max_height=360&last_n=3");
     let r = e.offer(&path, Some(&viewer), "application/sdp", WHEP_OFFER.into()).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let vpid = participant_id(&r);
@@ -418,7 +432,7 @@ async fn a_screen_share_is_a_participant_of_its_own_and_a_receiver_may_ask_for_f
     .await
     .unwrap()
     .expect("the router holds the viewer's leg");
-    assert_eq!((leg.max_fps, leg.max_height), (Some(8), Some(360)), "the router was told");
+    assert_eq!((leg.max_fps, leg.max_height, leg.last_n), (Some(8), Some(360), Some(3)), "the router was told");
     e.shutdown().await;
 }
 

@@ -7,7 +7,7 @@
 //! | `GET /v1/calls` | `{"calls":[{"call_id", "participants":[id, ...], "details":[...]}]}` |
 //! | `DELETE /v1/calls/{call_id}` | end a call: participants get CallEnded and are dropped at once |
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
-//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer), "max_height"?: 16..=4320 (subscribers: the best simulcast layer at most this high)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` or `max_height` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
+//! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer), "max_height"?: 16..=4320 (subscribers: the best simulcast layer at most this high), "last_n"?: 1..=255 (subscribers: video only while its publisher is among the call's N most active speakers)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` or `max_height` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
 //! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
 //! | `GET /v1/stats` | per-worker counters (JSON) |
 //! | `GET /metrics` | the same in Prometheus text format, with `# HELP` and `# TYPE` ([`crate::metrics`]) |
@@ -96,6 +96,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
                     "sd_audible": p.sd_audible,
                     "max_fps": p.max_fps,
                     "max_height": p.max_height,
+                    "last_n": p.last_n,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -154,6 +155,8 @@ struct OpenWebRtc {
     max_fps: Option<serde_json::Value>,
     #[serde(default)]
     max_height: Option<serde_json::Value>,
+    #[serde(default)]
+    last_n: Option<serde_json::Value>,
 }
 
 /// `PATCH /v1/calls/{call_id}/webrtc/{session}` body.
@@ -220,6 +223,15 @@ fn max_height_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u16
     Ok(height.and_then(|h| u16::try_from(h).ok()))
 }
 
+/// A leg's Last-N, from the request's `last_n`: an integer 1..=255, for a
+/// subscriber leg only (absent or null: none).
+fn last_n_of(role: Role, v: Option<&serde_json::Value>) -> Result<Option<u8>, &'static str> {
+    let bad = "last_n must be an integer from 1 to 255";
+    let publisher = "last_n is for subscriber legs only (a publisher receives nothing)";
+    let n = subscriber_limit(role, v, 1..=255, bad, publisher)?;
+    Ok(n.and_then(|n| u8::try_from(n).ok()))
+}
+
 /// A subscriber leg's limit from `v`: absent or null, or an integer in
 /// `range` (else `bad`); on a publisher leg only absent or null (else
 /// `on_publisher`).
@@ -284,6 +296,10 @@ async fn open_webrtc(
         Ok(h) => h,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
+    let last_n = match last_n_of(role, req.last_n.as_ref()) {
+        Ok(n) => n,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
     if req.participant_id == 0 {
         return error(StatusCode::BAD_REQUEST, "participant_id must not be 0");
     }
@@ -296,6 +312,7 @@ async fn open_webrtc(
         expires_unix_ms: req.expires_ms,
         max_fps,
         max_height,
+        last_n,
     };
     let server = s.server.clone();
     match tokio::task::spawn_blocking(move || server.open_webrtc(offer)).await {

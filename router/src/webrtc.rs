@@ -50,6 +50,9 @@ pub struct WebRtcOffer {
     /// A subscriber's requested size (pixels high, WHEP `?max_height=`): of
     /// a simulcast source it gets the best layer at most this high.
     pub max_height: Option<u16>,
+    /// A subscriber's Last-N (WHEP `?last_n=`): the video it watches is
+    /// paused while its publisher is not among the call's `n` most active speakers.
+    pub last_n: Option<u8>,
 }
 
 /// The router's answer.
@@ -155,6 +158,7 @@ impl crate::server::RouterServer {
             quality: if offer.subscribe == Subscribe::Composite { Quality::Sd } else { Quality::Hd },
             max_fps: offer.max_fps,
             max_height: offer.max_height,
+            last_n: offer.last_n,
             pending_until: Instant::now() + wait,
         };
         self.open_leg(worker, leg).map_err(|r| match r {

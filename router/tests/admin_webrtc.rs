@@ -106,10 +106,11 @@ async fn receiver_limits_are_integers_in_range_on_subscriber_legs_only() {
     let http = reqwest::Client::new();
     let open = format!("{url}/v1/calls/{CALL}/webrtc");
     let watch = || json!({ "participant_id": 9 });
-    // max_fps 1..=60 (a frame-rate cap), max_height 16..=4320 (a requested size).
+    // max_fps 1..=60 (a frame-rate cap), max_height 16..=4320 (a requested size), last_n 1..=255.
     for (name, outside, inside) in [
         ("max_fps", [json!(0), json!(61), json!(-5), json!(7.5), json!("15")], [json!(1), json!(60)]),
         ("max_height", [json!(0), json!(15), json!(4321), json!(360.5), json!("360")], [json!(16), json!(4320)]),
+        ("last_n", [json!(0), json!(256), json!(-1), json!(1.5), json!("2")], [json!(1), json!(255)]),
     ] {
         let with = |role: &str, subscribe: Value, v: &Value| {
             let mut body = offer(role, subscribe);

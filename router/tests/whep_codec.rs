@@ -73,6 +73,7 @@ fn a_viewer_is_answered_in_the_codec_its_publisher_sends() {
                 expires_unix_ms: 0,
                 max_fps: None,
                 max_height: None,
+                last_n: None,
             })
             .expect("the router answers")
             .answer;

@@ -52,6 +52,7 @@ fn join(server: &RouterServer, call: CallId, pid: u64, publish: bool, watch: Opt
             expires_unix_ms: 0,
             max_fps: None,
             max_height: None,
+            last_n: None,
         })
         .expect("the router answers");
     peer.accept_answer(&answer.answer, Instant::now()).expect("the answer is usable");
@@ -130,6 +131,7 @@ fn a_router_certificate_that_does_not_match_the_answer_is_refused() {
             expires_unix_ms: 0,
             max_fps: None,
             max_height: None,
+            last_n: None,
         })
         .expect("the router answers");
     // Another certificate's fingerprint in place of the router's.

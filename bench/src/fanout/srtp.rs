@@ -119,6 +119,7 @@ fn leg(
             expires_unix_ms: 0,
             max_fps: None,
             max_height: None,
+            last_n: None,
         })
         .map_err(|e| anyhow::anyhow!("leg {pid}: {e}"))?;
     peer.accept_answer(&answer.answer, Instant::now())?;

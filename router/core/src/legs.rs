@@ -170,6 +170,7 @@ impl Router {
         p.subscribe = leg.subscribe;
         p.max_fps = leg.max_fps.filter(|_| leg.role == Role::Subscriber);
         p.max_height = leg.max_height.filter(|_| leg.role == Role::Subscriber);
+        p.last_n = leg.last_n.filter(|n| *n > 0 && leg.role == Role::Subscriber);
         p.learn_ssrcs = declared.is_empty() && leg.role != Role::Subscriber;
         if leg.role != Role::Subscriber {
             for (s, kind) in &declared {

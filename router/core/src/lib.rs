@@ -381,7 +381,9 @@ impl Router {
                     let app = RtcpPacket::App(corecast_proto::session::speakers::app(ROUTER_SSRC, &stage));
                     if let Ok(b) = corecast_proto::rtcp::write_compound(&[app]) {
                         let b = Bytes::from(b);
-                        for r in call.participants.iter_mut().filter(|p| p.last_n.is_some()) {
+                        // To native clients (browsers learn the stage from the calls service).
+                        let native = |p: &participant::Participant| matches!(p.transport, transport::Transport::Udp(_));
+                        for r in call.participants.iter_mut().filter(|p| p.last_n.is_some() && native(p)) {
                             r.transport.send(&mut self.out, b.clone());
                         }
                     }

@@ -56,6 +56,8 @@ pub struct ParticipantSnapshot {
     pub max_fps: Option<u8>,
     /// Its requested size as a receiver (a WHEP leg's `max_height`).
     pub max_height: Option<u16>,
+    /// Its Last-N as a receiver (a native client's `LastN`, a WHEP leg's `last_n`).
+    pub last_n: Option<u8>,
 }
 
 impl Call {
@@ -90,6 +92,7 @@ impl Call {
                     sd_audible: p.producers.iter().filter(|s| s.kind == MediaKind::Audio).any(|s| s.sd_audible),
                     max_fps: p.max_fps,
                     max_height: p.max_height,
+                    last_n: p.last_n,
                 })
                 .collect(),
         }

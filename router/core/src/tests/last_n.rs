@@ -179,3 +179,61 @@ fn the_dominant_speaker_is_told_without_last_n_and_only_once_someone_is_heard() 
     assert_eq!(dominant(&h), vec![3, 6]);
     assert!(stages(&sent).is_empty() && stages(&more).is_empty(), "no Last-N receiver, no stage list");
 }
+
+/// A WHEP leg with Last-N (`?last_n=`): the video of the participant it
+/// watches is paused while that participant is off the call's stage of
+/// `n`, and comes back (with a keyframe request) when it is on it. Its
+/// audio is not thinned.
+#[test]
+fn a_webrtc_leg_with_last_n_gets_the_video_it_watches_only_on_stage() {
+    use super::webrtc::{identity, Peer};
+    let mut h = H::new();
+    h.r.set_dtls_identity(identity());
+    six_speakers(&mut h, 0);
+    // Viewer 60 watches participant 3, Last-N 1.
+    let config = dimpl::Config::builder().build().unwrap();
+    let mut v = Peer::open_edited(&mut h, 60, (call(1), 60, false, Some(3)), config, |leg| leg.last_n = Some(1));
+    v.connect_ice(&mut h);
+    v.handshake(&mut h);
+    h.take();
+    // What the viewer got over `frames` × 20 ms at `levels`: (video, audio) packets.
+    let mut seq = 0u16;
+    let mut watch = |h: &mut H, frames: usize, levels: [u8; 6]| -> ((usize, usize), Vec<Transmit>) {
+        let mut got = (0, 0);
+        let mut other = Vec::new();
+        for _ in 0..frames {
+            seq = seq.wrapping_add(1);
+            for pid in 1..=6u64 {
+                h.input(addr(pid as u16), self::audio(pid, seq, levels[pid as usize - 1]));
+                // Native AV1 (45): what the browser's leg negotiated.
+                h.input(addr(pid as u16), rtp_pt(pid as u32 * 100 + 1, seq, 45));
+            }
+            h.advance(Duration::from_millis(20));
+            for t in h.take() {
+                if t.destination == v.addr && classify(&t.contents) == Kind::Rtp {
+                    let p = v.open_rtp(&t.contents);
+                    if p.payload.len() == 40 {
+                        got.1 += 1; // the audio helper's payload
+                    } else {
+                        got.0 += 1;
+                    }
+                } else {
+                    other.push(t);
+                }
+            }
+        }
+        (got, other)
+    };
+    // 1 speaks, 3 is near silence: 3's video paused, its audio not.
+    watch(&mut h, 15, [10, 80, 80, 80, 80, 80]);
+    let ((video, audio), _) = watch(&mut h, 10, [10, 80, 80, 80, 80, 80]);
+    assert_eq!((video, audio), (0, 10), "off stage: audio only");
+    let snapshot = h.r.snapshot();
+    let leg = snapshot[0].participants.iter().find(|p| p.participant == ParticipantId(60)).unwrap();
+    assert_eq!(leg.last_n, Some(1));
+    // 3 speaks up: its video comes back, with a keyframe request to it.
+    let (_, sent) = watch(&mut h, 25, [80, 80, 5, 80, 80, 80]);
+    let ((video, audio), _) = watch(&mut h, 10, [80, 80, 5, 80, 80, 80]);
+    assert_eq!((video, audio), (10, 10), "on stage: video and audio");
+    assert!(plis_to(&sent, 3) >= 1, "3's video resumed: a keyframe request");
+}

@@ -306,6 +306,7 @@ fn a_webrtc_publishers_streams_are_announced_to_the_other_workers_share() {
         quality: Quality::Hd,
         max_fps: None,
         max_height: None,
+        last_n: None,
         pending_until: p.now + Duration::from_secs(10),
     };
     p.w[0].open_webrtc(p.now, leg).unwrap();

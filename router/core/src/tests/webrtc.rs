@@ -149,6 +149,7 @@ impl Peer {
             quality: Quality::Hd,
             max_fps: None,
             max_height: None,
+            last_n: None,
             pending_until: h.now + Duration::from_secs(10),
         }
     }
@@ -491,6 +492,7 @@ fn without_a_certificate_webrtc_is_refused() {
         quality: Quality::Hd,
         max_fps: None,
         max_height: None,
+        last_n: None,
         pending_until: h.now,
     };
     assert_eq!(h.r.open_webrtc(h.now, leg), Err(crate::LegRefusal::NoCertificate));

@@ -75,6 +75,10 @@ pub struct WebRtcLeg {
     /// simulcast source it gets the best layer at most this high. `None`:
     /// as its bandwidth allows. Ignored on a publisher leg.
     pub max_height: Option<u16>,
+    /// A subscriber's Last-N (WHEP `?last_n=`): video only while the
+    /// publisher it watches is among the call's `n` most active speakers
+    /// (paused, not sent, otherwise). `None`: always. Ignored on a publisher leg.
+    pub last_n: Option<u8>,
     /// A leg that passed no ICE check by then is dropped.
     pub pending_until: Instant,
 }
