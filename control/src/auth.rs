@@ -4,13 +4,12 @@
 //! in a [`SessionStore`]. Passwords are hashed with argon2id on a bounded blocking pool and
 //! never stored or logged. Failed logins are throttled per login and per client address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::Argon2;
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -391,16 +390,6 @@ async fn register(
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))))
 }
 
-fn client_ip(cfg: &AuthConfig, headers: &HeaderMap, ext: &Extensions) -> IpAddr {
-    if cfg.trust_forwarded_for {
-        let fwd = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        if let Some(ip) = fwd.and_then(|v| v.split(',').next()).and_then(|s| s.trim().parse().ok()) {
-            return ip;
-        }
-    }
-    ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
-
 async fn login(
     State(st): State<Arc<AuthState>>,
     headers: HeaderMap,
@@ -415,7 +404,7 @@ async fn login(
     if password.chars().count() > *PASSWORD_LEN.end() {
         return Err(ApiError::invalid("password", "password is too long"));
     }
-    let ip = client_ip(&st.cfg, &headers, &ext);
+    let ip = util::client_ip(st.cfg.trust_forwarded_for, &headers, &ext);
     if let Some(secs) = st.throttle.check(login, ip).await? {
         return Err(ApiError::throttled(secs));
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use crate::auth::session_user;
 pub use crate::call_view::CallView;
 use crate::config::CallsConfig;
 use crate::error::{ApiError, ApiJson};
+use crate::geo::{self, RegionTable};
 use crate::health;
 use crate::metrics::ServiceMetrics;
 use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
@@ -48,6 +49,8 @@ pub struct CallsState {
     /// Where participants' names come from (absent: names are `null`).
     users: OnceLock<Arc<dyn UserStore>>,
     metrics: Arc<ServiceMetrics>,
+    /// Client address ranges to regions (`calls.regions_file`; unset: none).
+    regions: OnceLock<RegionTable>,
 }
 
 impl CallsState {
@@ -75,6 +78,7 @@ impl CallsState {
             session_ttl,
             users: OnceLock::new(),
             metrics,
+            regions: OnceLock::new(),
         })
     }
 
@@ -87,6 +91,12 @@ impl CallsState {
     /// Only the first call has an effect.
     pub fn set_users(&self, users: Arc<dyn UserStore>) {
         let _ = self.users.set(Counted::new(users, "users", &self.metrics));
+    }
+
+    /// Gives the service its table of client address ranges to regions
+    /// (`calls.regions_file`). Only the first call has an effect.
+    pub fn set_regions(&self, regions: RegionTable) {
+        let _ = self.regions.set(regions);
     }
 
     /// The user store names come from, if any.
@@ -188,11 +198,32 @@ pub(crate) async fn user(st: &CallsState, headers: &HeaderMap) -> Result<i32, Ap
     Ok(session_user(st.sessions.as_ref(), headers, st.session_ttl).await?.0)
 }
 
-async fn start(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+/// `POST /v1/calls` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The region to start the call in (its live routers); absent: the starting client's
+    /// region by `calls.regions_file`, else this instance's.
+    pub region: Option<String>,
+}
+
+async fn start(
+    State(st): State<Arc<CallsState>>,
+    headers: HeaderMap,
+    ext: Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let uid = user(&st, &headers).await?;
+    let req: StartRequest = json_body(body)?;
+    if let Some(r) = req.region.as_deref().filter(|r| !geo::valid_region(r)) {
+        return Err(ApiError::invalid("region", format!("{r:?} is not a region name (1-64 of a-z, 0-9, -, _, .)")));
+    }
+    let client = util::client_ip(st.cfg.trust_forwarded_for, &headers, &ext);
+    let wanted = req.region.or_else(|| st.regions.get().and_then(|t| t.region_of(client)).map(str::to_owned));
     let id = Uuid::new_v4();
-    let (router, status) = st.routers.start_call(&NewCall { id, owner: uid, created_at: util::now_ms() }).await?;
-    tracing::info!(call_id = %id, owner = uid, router = %router.id, "call started");
+    let call = NewCall { id, owner: uid, created_at: util::now_ms() };
+    let (router, status) = st.routers.start_call_in(&call, wanted.as_deref()).await?;
+    tracing::info!(call_id = %id, owner = uid, router = %router.id, region = ?wanted, "call started");
     let address = crate::routers::media_address(&router, status.as_ref(), id);
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "call_id": id, "router": address }))))
 }
@@ -240,7 +271,7 @@ pub struct JoinResponse {
     pub role: String,
 }
 
-fn join_body(body: Result<Bytes, BytesRejection>) -> Result<JoinRequest, ApiError> {
+fn json_body<T: Default + serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body is too large")
@@ -249,7 +280,7 @@ fn join_body(body: Result<Bytes, BytesRejection>) -> Result<JoinRequest, ApiErro
         }
     })?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(JoinRequest::default());
+        return Ok(T::default());
     }
     serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
@@ -268,7 +299,7 @@ async fn join(
 ) -> Result<Json<JoinResponse>, ApiError> {
     let uid = user(&st, &headers).await?;
     let id = parse_call_id(&id)?;
-    let req = join_body(body)?;
+    let req: JoinRequest = json_body(body)?;
     let role = match req.role.as_deref() {
         None | Some("publisher") => Role::Publisher,
         Some("subscriber") => Role::Subscriber,

@@ -16,6 +16,8 @@
 //! listen = "127.0.0.1:8082"
 //! signing_key_hex = "..."   # 64 hex digits; absent: data_dir/join-token-signing.key (generated)
 //! region = ""               # new calls go to live routers registered with this region
+//! regions_file = "/etc/corecast/regions.conf"   # optional: client address range -> region (nginx geo body)
+//! trust_forwarded_for = false  # behind nginx: the client address is X-Forwarded-For's first
 //! reserve_threshold = 0.8   # reserve routers take calls once the regular pool's load passes this
 //! reserve_release = 0.6     # ...until it falls below this
 //!
@@ -180,8 +182,16 @@ pub struct CallsConfig {
     /// compiled into the binary.
     pub web_dir: Option<PathBuf>,
     /// The region this instance serves: calls started through it are placed on the live
-    /// routers registered with the same region (empty: routers that name none).
+    /// routers registered with the same region (empty: routers that name none), unless the
+    /// start names a region or [`Self::regions_file`] places its client elsewhere.
     pub region: String,
+    /// A table of client address ranges to regions (the body of an nginx `geo` block, see
+    /// [`crate::geo`]): a call starts in the region of the client that starts it when that
+    /// region has a live router. `None`: every call starts in [`Self::region`].
+    pub regions_file: Option<PathBuf>,
+    /// Take the client's address from the first `X-Forwarded-For` entry (behind nginx,
+    /// which sets it); otherwise the connection's peer address is the client's.
+    pub trust_forwarded_for: bool,
     /// Reserve routers (`corecast-router --reserve`) take calls only once the regular pool's
     /// load (its least-loaded live router's: what the next call would get) passes this...
     pub reserve_threshold: f64,
@@ -201,6 +211,8 @@ impl Default for CallsConfig {
             cors_allow_origin: None,
             web_dir: None,
             region: String::new(),
+            regions_file: None,
+            trust_forwarded_for: false,
             reserve_threshold: 0.8,
             reserve_release: 0.6,
         }

@@ -63,8 +63,26 @@ impl RouterRegistry {
     /// default router when none is live) in one store operation; returns where it went and
     /// the router's status (`None`: the default router).
     pub async fn start_call(&self, call: &NewCall) -> Result<(RouterRef, Option<RouterStatus>), CallError> {
+        self.start_call_in(call, None).await
+    }
+
+    /// [`Self::start_call`] in `region` when it has a live router that takes calls (not
+    /// draining), else in this instance's region. Whether it has one is read first, so a
+    /// region whose last router died since falls back at the next start.
+    pub async fn start_call_in(
+        &self,
+        call: &NewCall,
+        region: Option<&str>,
+    ) -> Result<(RouterRef, Option<RouterStatus>), CallError> {
+        let mut chosen_region = self.region.clone();
+        if let Some(r) = region.filter(|r| *r != self.region) {
+            let live = self.store.list(self.ttl).await?;
+            if live.iter().any(|s| s.reg.region == r && s.live && !s.draining) {
+                chosen_region = r.to_owned();
+            }
+        }
         let placement = Placement {
-            region: self.region.clone(),
+            region: chosen_region,
             ttl: self.ttl,
             fallback: self.default.clone(),
             reserve_on: self.reserve_on,

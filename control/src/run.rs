@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, AuthState};
 use crate::calls::{self, CallsState};
 use crate::config::Config;
+use crate::geo::RegionTable;
 pub use crate::http::serve;
 use crate::keys::Keys;
 use crate::routers::RouterRegistry;
@@ -123,7 +124,18 @@ pub fn calls_state_with(cfg: &Config, sessions: Arc<dyn SessionStore>, keys: Key
     let heartbeat = Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1));
     let registry =
         RouterRegistry::new(routers, default, cfg.calls.region.clone(), heartbeat).with_reserve_thresholds(on, off);
-    Ok(CallsState::new(
+    let regions = match &cfg.calls.regions_file {
+        None => RegionTable::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("calls.regions_file {}: {e}", path.display()))?;
+            let t =
+                RegionTable::parse(&text).map_err(|e| anyhow::anyhow!("calls.regions_file {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), ranges = t.len(), "calls: regions table loaded");
+            t
+        }
+    };
+    let st = CallsState::new(
         calls,
         sessions,
         registry,
@@ -131,7 +143,9 @@ pub fn calls_state_with(cfg: &Config, sessions: Arc<dyn SessionStore>, keys: Key
         keys.signing_key,
         cfg.calls.clone(),
         Duration::from_secs(cfg.sessions.ttl_secs),
-    ))
+    );
+    st.set_regions(regions);
+    Ok(st)
 }
 
 /// The session store for a calls service running in its own process: Redis if configured,

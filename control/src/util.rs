@@ -46,6 +46,25 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
+/// The client's address: the first `X-Forwarded-For` entry when `trust_forwarded_for`
+/// (behind nginx, which sets it) and it parses, else the connection's peer (0.0.0.0 when
+/// the server recorded none).
+pub fn client_ip(
+    trust_forwarded_for: bool,
+    headers: &axum::http::HeaderMap,
+    ext: &axum::http::Extensions,
+) -> std::net::IpAddr {
+    if trust_forwarded_for {
+        let fwd = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        if let Some(ip) = fwd.and_then(|v| v.split(',').next()).and_then(|s| s.trim().parse().ok()) {
+            return ip;
+        }
+    }
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
