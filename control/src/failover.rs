@@ -83,7 +83,12 @@ async fn sweep_once(st: &Arc<CallsState>, quiet: &mut HashSet<String>) {
 /// Moves call `id` off router `from` (of `region`); when this instance moved it, schedules the
 /// drop of the participants who do not come back. Returns the router the call is on afterwards
 /// (`None`: it stays on `from`, no live router could take it).
-pub async fn move_off(st: &Arc<CallsState>, id: Uuid, from: &str, region: &str) -> Result<Option<RouterRef>, CallError> {
+pub async fn move_off(
+    st: &Arc<CallsState>,
+    id: Uuid,
+    from: &str,
+    region: &str,
+) -> Result<Option<RouterRef>, CallError> {
     let moved_at = util::now_ms();
     match st.routers.move_call(id, from, region).await {
         Ok(Moved::Moved(to)) => {
@@ -118,7 +123,9 @@ pub async fn settle(st: Arc<CallsState>, id: Uuid, to: RouterRef, moved_at: u64)
     let admin = st.routers.admin_of(&to).await;
     let held = match st.router_client.list_calls(&admin).await {
         Ok(h) => h,
-        Err(e) => return tracing::warn!(call_id = %id, router = %to.id, error = %e, "cannot read the new router's calls"),
+        Err(e) => {
+            return tracing::warn!(call_id = %id, router = %to.id, error = %e, "cannot read the new router's calls")
+        }
     };
     let on_router: HashSet<u64> =
         held.calls.iter().filter(|c| c.call_id == id).flat_map(|c| c.participants.iter().copied()).collect();

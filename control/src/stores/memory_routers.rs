@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::memory::MemoryCallStore;
-use super::{CallError, Moved, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError};
+use super::{
+    CallError, Moved, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError,
+};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -155,9 +157,8 @@ impl RouterStore for MemoryRouterStore {
 
     async fn move_call(&self, id: uuid::Uuid, from: &str, region: &str, ttl: Duration) -> Result<Moved, CallError> {
         let mut st = self.lock()?;
-        let candidates = || {
-            st.routers.values().filter(|e| e.reg.region == region && e.reg.id != from && !e.draining && e.live(ttl))
-        };
+        let candidates =
+            || st.routers.values().filter(|e| e.reg.region == region && e.reg.id != from && !e.draining && e.live(ttl));
         let best = least(candidates().filter(|e| !e.reg.reserve))
             .or_else(|| least(candidates().filter(|e| e.reg.reserve)))
             .map(|e| RouterRef { id: e.reg.id.clone(), address: e.reg.address.clone(), admin: e.reg.admin.clone() });

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{CallError, Moved, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError};
+use super::{
+    CallError, Moved, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError,
+};
 use crate::tarantool::Tarantool;
 
 /// The router registry in the Tarantool space `routers`.
