@@ -299,3 +299,69 @@ async fn drain_deadline_moves_participants_real_servers() {
     let Some(cfg) = real_servers_config(dir.path(), "drain_deadline_moves_participants_real_servers") else { return };
     drain_deadline_flow(cfg, dir).await;
 }
+
+/// Without router processes (routers registered by hand, a fake admin API): the sweeper moves
+/// a silent router's call, events from the router it moved off are ignored, a re-join is
+/// granted on the new router with the same participant, the refusals, and after the grace
+/// period the participant the new router does not hold is dropped.
+#[tokio::test]
+async fn sweeper_moves_the_call_and_rejoin_follows_it() {
+    let s = start(|c| {
+        c.router.dead_after_ms = Some(800);
+        c.calls.failover_grace_ms = 1500;
+    })
+    .await;
+    let fake = fake_router().await;
+    let url = format!("{}/v1/routers", s.calls);
+    let (x, y) = (format!("x-{}", uniq()), format!("y-{}", uniq()));
+    let register = |id: &str, port: u16| {
+        let reg = json!({"id": id, "address": format!("127.0.0.1:{port}"), "cores": 1, "load": 0.0,
+                         "admin": fake.admin.clone()});
+        s.post(url.clone(), Some(SECRET), reg)
+    };
+    assert_eq!(register(&x, 41201).await.status, 200);
+    let (_, owner) = s.user().await;
+    let (_, other) = s.user().await;
+    let call = s.start_call(&owner).await;
+    let j = s.join(&call, &owner).await;
+    assert_eq!((j.status, j.body["router"].clone()), (200, json!("127.0.0.1:41201")));
+    let pid = j.body["participant_id"].as_u64().unwrap();
+    let rejoin = |token: &str, body: serde_json::Value| {
+        let rb = s.http.post(format!("{}/v1/calls/{call}/rejoin", s.calls)).bearer_auth(token).json(&body);
+        send(rb)
+    };
+    assert_eq!(rejoin(&other, json!({"participant_id": pid})).await.status, 403, "another user's participant");
+    assert_eq!(rejoin(&owner, json!({"participant_id": 12345})).await.status, 404);
+    assert_eq!(rejoin(&owner, json!({"participant": pid})).await.status, 422);
+    let r = rejoin(&owner, json!({"participant_id": pid})).await;
+    assert_eq!(
+        (r.status, r.body["participant_id"].as_u64(), r.body["router"].clone()),
+        (200, Some(pid), json!("127.0.0.1:41201"))
+    );
+
+    // x falls silent, y beats: the sweeper moves the call to y.
+    let moved = eventually(Duration::from_secs(10), || async {
+        register(&y, 41202).await;
+        participants(&s, &owner, &call).await.0 == "127.0.0.1:41202"
+    })
+    .await;
+    assert!(moved, "the call moves off the silent router");
+    // x speaks for the call no more: its timeout report does not drop the participant.
+    let ev = json!({"events": [{"type": "timeout", "call_id": call, "participant_id": pid}]});
+    let r = s.post(format!("{url}/{x}/events"), Some(SECRET), ev).await;
+    assert_eq!((r.status, r.body["removed"].clone()), (200, json!(0)), "{:?}", r.body);
+    let r = rejoin(&owner, json!({"participant_id": pid})).await;
+    assert_eq!(
+        (r.status, r.body["participant_id"].as_u64(), r.body["router"].clone()),
+        (200, Some(pid), json!("127.0.0.1:41202"))
+    );
+    // The new router (the fake) holds nobody: after the grace period the store drops the participant.
+    let dropped = eventually(Duration::from_secs(10), || async {
+        register(&y, 41202).await;
+        participants(&s, &owner, &call).await.1.is_empty()
+    })
+    .await;
+    assert!(dropped, "a participant that did not come back is dropped");
+    assert_eq!(rejoin(&owner, json!({"participant_id": pid})).await.status, 404, "dropped: join again");
+    s.shutdown().await;
+}
