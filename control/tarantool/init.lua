@@ -108,8 +108,12 @@ box.once('corecast_schema_v5', function()
     box.schema.user.grant(user, 'execute', 'function', 'corecast_speaker', {if_not_exists = true})
 end)
 
--- Failover and drain deadlines (schema v6): corecast_move_call.
+-- Failover and drain deadlines (schema v6): corecast_move_call, and an index on the calls'
+-- router id (routers heart-beat every 500 ms and each heartbeat lists the router's calls).
 box.once('corecast_schema_v6', function()
+    box.space.calls:create_index('router', {
+        parts = {{field = 'router', path = 'id', type = 'string'}}, unique = false, if_not_exists = true,
+    })
     box.schema.func.create('corecast_move_call', {if_not_exists = true})
     box.schema.user.grant(user, 'execute', 'function', 'corecast_move_call', {if_not_exists = true})
 end)
@@ -296,8 +300,8 @@ end
 
 function corecast_by_router(router_id)
     local out = {}
-    for _, t in box.space.calls:pairs() do
-        if t.router.id == router_id then out[#out + 1] = to_map(t) end
+    for _, t in box.space.calls.index.router:pairs(router_id) do
+        out[#out + 1] = to_map(t)
     end
     return 'ok', setmetatable(out, {__serialize = 'seq'})
 end
