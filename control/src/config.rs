@@ -332,6 +332,11 @@ mod tests {
         let c = Config::parse("").unwrap();
         assert_eq!(c.calls.token_ttl_secs, 60);
         assert_eq!(c.router.dead_after(), std::time::Duration::from_millis(1500));
+        let mut r = c.router.clone();
+        r.heartbeat_interval_secs = Some(5);
+        assert_eq!(r.dead_after(), std::time::Duration::from_secs(15), "the old setting: 3 intervals");
+        r.dead_after_ms = Some(2500);
+        assert_eq!(r.dead_after(), std::time::Duration::from_millis(2500), "dead_after_ms wins");
         let c = Config::parse("[stores]\nredis_url = \"redis://x/\"\n[calls]\nmax_participants = 3\n").unwrap();
         assert_eq!(c.stores.redis_url.as_deref(), Some("redis://x/"));
         assert_eq!(c.calls.max_participants, 3);
