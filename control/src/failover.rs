@@ -75,12 +75,13 @@ async fn sweep_once(st: &Arc<CallsState>, quiet: &mut HashSet<String>) {
         }
         tracing::warn!(router = %r.reg.id, silent_ms = r.last_seen_ms_ago, calls = calls.len(), "router dead; moving its calls");
         for c in calls {
-            let _ = move_off(st, c.id, &r.reg.id, &r.reg.region).await;
+            let _ = move_off(st, c.id, &r.reg.id, &r.reg.region, "dead").await;
         }
     }
 }
 
-/// Moves call `id` off router `from` (of `region`); when this instance moved it, schedules the
+/// Moves call `id` off router `from` (of `region`; `reason`: `dead` or `drained`, counted in
+/// `corecast_calls_moved_total`); when this instance moved it, schedules the
 /// drop of the participants who do not come back. Returns the router the call is on afterwards
 /// (`None`: it stays on `from`, no live router could take it).
 pub async fn move_off(
@@ -88,11 +89,13 @@ pub async fn move_off(
     id: Uuid,
     from: &str,
     region: &str,
+    reason: &'static str,
 ) -> Result<Option<RouterRef>, CallError> {
     let moved_at = util::now_ms();
     match st.routers.move_call(id, from, region).await {
         Ok(Moved::Moved(to)) => {
-            tracing::info!(call_id = %id, from, to = %to.id, "call moved to another router");
+            tracing::info!(call_id = %id, from, to = %to.id, reason, "call moved to another router");
+            st.metrics().call_moved(reason);
             tokio::spawn(settle(st.clone(), id, to.clone(), moved_at));
             Ok(Some(to))
         }
@@ -155,7 +158,7 @@ pub fn drain_deadline(st: &Arc<CallsState>, id: String, deadline: Duration) {
         };
         tracing::info!(router = %id, calls = calls.len(), "drain deadline reached; moving its calls");
         for c in calls {
-            let _ = move_off(&st, c.id, &id, &region).await;
+            let _ = move_off(&st, c.id, &id, &region, "drained").await;
         }
     });
 }
@@ -199,7 +202,7 @@ pub async fn rejoin(
     let mut router = call.router.clone();
     if let Ok(Some(s)) = st.routers.get(&router.id).await {
         if !s.live {
-            if let Ok(Some(to)) = move_off(&st, id, &router.id, &s.reg.region).await {
+            if let Ok(Some(to)) = move_off(&st, id, &router.id, &s.reg.region, "dead").await {
                 router = to;
             }
         }

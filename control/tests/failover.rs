@@ -204,6 +204,8 @@ async fn failover_flow(cfg: Config, dir: tempfile::TempDir) {
     let exact = eventually(Duration::from_secs(10), || async { participants(&s, &owner, &call).await.1 == pids }).await;
     let (_, listed) = participants(&s, &owner, &call).await;
     assert!(exact, "the store lists exactly the connected participants {pids:?}, not the one that left ({quitter_pid}): {listed:?}");
+    let text = scrape(&s.http, &s.calls).await;
+    assert_eq!(sample(&text, "corecast_calls_moved_total{service=\"calls\",reason=\"dead\"}"), Some(1.0), "{text}");
     let settled = killed.elapsed();
     println!("failover: the call store lists exactly the 3 connected participants {:?} after the kill", settled);
 
@@ -263,6 +265,8 @@ async fn drain_deadline_flow(cfg: Config, dir: tempfile::TempDir) {
     let (router_after, pids_after) = participants(&s, &owner, &call).await;
     assert_eq!(router_after, other.addr, "the call is on the other router");
     assert_eq!(pids_after, pids_before, "the call is not lost: the same participants");
+    let text = scrape(&s.http, &s.calls).await;
+    assert_eq!(sample(&text, "corecast_calls_moved_total{service=\"calls\",reason=\"drained\"}"), Some(1.0), "{text}");
     for f in followers {
         let rep = f.thread.join().expect("follower");
         println!("drain deadline: participant {} re-joins {} in {:?} ms", rep.participant, rep.rejoins, rep.rejoin_ms);
