@@ -116,7 +116,7 @@ pub async fn move_off(
 /// `calls.failover_grace_ms` after call `id` moved to router `to` at `moved_at`: drops from
 /// the store its participants who joined before the move and are not on `to` (they did not
 /// come back). Nothing happens if the call moved again (the next move settles it) or `to`
-/// cannot be read.
+/// cannot be read (3 tries, 1 s apart).
 pub async fn settle(st: Arc<CallsState>, id: Uuid, to: RouterRef, moved_at: u64) {
     tokio::time::sleep(Duration::from_millis(st.cfg.failover_grace_ms)).await;
     let Ok(Some(call)) = st.calls.get(id).await else { return };
@@ -124,10 +124,16 @@ pub async fn settle(st: Arc<CallsState>, id: Uuid, to: RouterRef, moved_at: u64)
         return;
     }
     let admin = st.routers.admin_of(&to).await;
-    let held = match st.router_client.list_calls(&admin).await {
-        Ok(h) => h,
-        Err(e) => {
-            return tracing::warn!(call_id = %id, router = %to.id, error = %e, "cannot read the new router's calls")
+    let mut tries = 0;
+    let held = loop {
+        tries += 1;
+        match st.router_client.list_calls(&admin).await {
+            Ok(h) => break h,
+            Err(e) if tries >= 3 => {
+                let m = "cannot read the new router's calls; participants that did not come back stay listed";
+                return tracing::warn!(call_id = %id, router = %to.id, error = %e, "{m}");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     };
     let on_router: HashSet<u64> =
