@@ -31,6 +31,7 @@ fn the_dashboard_names_only_exposed_metrics() {
     exposed(&corecast_codec::metrics::render(vec![corecast_codec::PoolStats::default()]), &mut names);
     let control = corecast_control::metrics::ServiceMetrics::new("calls");
     control.store_error("calls", "get", "unavailable");
+    control.call_moved("dead");
     control.request("/v1/keys".into(), "GET", axum::http::StatusCode::OK, 0.001);
     exposed(&control.render(), &mut names);
 

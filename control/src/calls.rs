@@ -127,6 +127,7 @@ pub fn router_with(state: Arc<CallsState>, extra: Router) -> Router {
         .route("/v1/calls/{id}", get(get_call).delete(end).options(preflight_call))
         .route("/v1/calls/{id}/join", post(join))
         .route("/v1/calls/{id}/leave", post(leave))
+        .route("/v1/calls/{id}/rejoin", post(crate::failover::rejoin))
         .route("/v1/calls/{id}/mixer", post(mixer_token))
         .route("/v1/calls/{id}/participants/{participant}", patch(crate::participants::set_muted))
         .route("/v1/keys", get(keys))
@@ -313,7 +314,7 @@ async fn join(
 }
 
 /// A signed join token for `pid` in call `id` and its join key.
-async fn grant(st: &CallsState, id: Uuid, pid: u64, role: Role, router: &RouterRef) -> JoinResponse {
+pub(crate) async fn grant(st: &CallsState, id: Uuid, pid: u64, role: Role, router: &RouterRef) -> JoinResponse {
     let expires_at = util::now_ms() + st.cfg.token_ttl_secs * 1000;
     let claims = Claims {
         call_id: token::CallId(*id.as_bytes()),
@@ -550,10 +551,24 @@ async fn router_events(
             st.calls.set_dominant_speaker(e.call_id, e.participant_id).await?;
             continue;
         }
+        if !from_calls_router(&st, &router_id, e.call_id).await {
+            tracing::info!(router = %router_id, call_id = %e.call_id, participant_id = e.participant_id, kind = %e.kind, "event from a router the call has moved off; ignored");
+            continue;
+        }
         if st.calls.drop_participant(e.call_id, e.participant_id).await? {
             removed += 1;
             tracing::info!(router = %router_id, call_id = %e.call_id, participant_id = e.participant_id, kind = %e.kind, "participant gone (router event)");
         }
     }
     Ok(Json(serde_json::json!({ "removed": removed })))
+}
+
+/// Whether `router_id` is the router call `id` is on (or the call is on the configured default
+/// router, whose registered id the store does not know, or is gone): a router the call moved
+/// off (failover, drain deadline) no longer speaks for its participants.
+async fn from_calls_router(st: &CallsState, router_id: &str, id: Uuid) -> bool {
+    match st.calls.get(id).await {
+        Ok(Some(c)) => c.router.id == router_id || c.router.id == st.routers.default_router().id,
+        _ => true,
+    }
 }

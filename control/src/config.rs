@@ -197,6 +197,10 @@ pub struct CallsConfig {
     pub reserve_threshold: f64,
     /// ...until it falls below this again (hysteresis; their calls go on).
     pub reserve_release: f64,
+    /// After a call is moved off a dead or drained router, its participants have this long
+    /// (milliseconds) to re-join on the new router; then those the new router does not hold
+    /// are dropped from the call store.
+    pub failover_grace_ms: u64,
 }
 
 impl Default for CallsConfig {
@@ -215,6 +219,7 @@ impl Default for CallsConfig {
             trust_forwarded_for: false,
             reserve_threshold: 0.8,
             reserve_release: 0.6,
+            failover_grace_ms: 4000,
         }
     }
 }
@@ -230,8 +235,25 @@ pub struct RouterConfig {
     /// Shared secret routers present as a bearer token; `None`: generated into
     /// `stores.data_dir` (see [`crate::keys`]).
     pub secret: Option<String>,
-    /// Expected router heartbeat interval; a router silent for 3× this is not chosen.
-    pub heartbeat_interval_secs: u64,
+    /// A router silent for this long is dead (milliseconds, by the store's clock; default
+    /// 1500, three of the routers' default 500 ms heartbeats): it is not chosen for new calls
+    /// and its calls are moved to live routers (failover).
+    pub dead_after_ms: Option<u64>,
+    /// Deprecated: the routers' heartbeat interval in seconds; when set and `dead_after_ms`
+    /// is not, a router is dead after 3× this.
+    pub heartbeat_interval_secs: Option<u64>,
+}
+
+impl RouterConfig {
+    /// How long a router may be silent before it is dead (see [`RouterConfig::dead_after_ms`]).
+    pub fn dead_after(&self) -> std::time::Duration {
+        let ms = match (self.dead_after_ms, self.heartbeat_interval_secs) {
+            (Some(ms), _) => ms,
+            (None, Some(s)) => s.max(1) * 3000,
+            (None, None) => 1500,
+        };
+        std::time::Duration::from_millis(ms.max(100))
+    }
 }
 
 impl Default for RouterConfig {
@@ -240,7 +262,8 @@ impl Default for RouterConfig {
             address: "127.0.0.1:40000".into(),
             admin: "http://127.0.0.1:40100".into(),
             secret: None,
-            heartbeat_interval_secs: 5,
+            dead_after_ms: None,
+            heartbeat_interval_secs: None,
         }
     }
 }
@@ -320,7 +343,12 @@ mod tests {
     fn defaults_and_parse() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.calls.token_ttl_secs, 60);
-        assert_eq!(c.router.heartbeat_interval_secs, 5);
+        assert_eq!(c.router.dead_after(), std::time::Duration::from_millis(1500));
+        let mut r = c.router.clone();
+        r.heartbeat_interval_secs = Some(5);
+        assert_eq!(r.dead_after(), std::time::Duration::from_secs(15), "the old setting: 3 intervals");
+        r.dead_after_ms = Some(2500);
+        assert_eq!(r.dead_after(), std::time::Duration::from_millis(2500), "dead_after_ms wins");
         let c = Config::parse("[stores]\nredis_url = \"redis://x/\"\n[calls]\nmax_participants = 3\n").unwrap();
         assert_eq!(c.stores.redis_url.as_deref(), Some("redis://x/"));
         assert_eq!(c.calls.max_participants, 3);

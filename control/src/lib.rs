@@ -18,6 +18,7 @@ pub mod call_view;
 pub mod calls;
 pub mod config;
 pub mod error;
+pub mod failover;
 pub mod geo;
 pub mod health;
 pub mod http;

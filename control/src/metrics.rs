@@ -5,6 +5,7 @@
 //! | `corecast_http_requests_total` | counter | `service`, `route`, `method`, `status` |
 //! | `corecast_http_request_duration_seconds` | histogram | `service`, `route`, `method` |
 //! | `corecast_store_errors_total` | counter | `service`, `store`, `op`, `kind` |
+//! | `corecast_calls_moved_total` | counter (calls only) | `service`, `reason` |
 //!
 //! `route` is the matched route template (`/v1/calls/{id}/join`, never the raw path, so that
 //! the number of series stays bounded); requests no route matched are counted as
@@ -42,6 +43,11 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MoveLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     store: &'static str,
     op: &'static str,
@@ -62,6 +68,7 @@ pub struct ServiceMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Latency,
     store_errors: Family<StoreLabels, Counter>,
+    calls_moved: Family<MoveLabels, Counter>,
 }
 
 impl ServiceMetrics {
@@ -87,7 +94,20 @@ impl ServiceMetrics {
             "Store calls that failed, by store and operation",
             store_errors.clone(),
         );
-        Arc::new(ServiceMetrics { registry, requests, latency, store_errors })
+        let calls_moved = Family::<MoveLabels, Counter>::default();
+        if service == "calls" {
+            registry.register(
+                "corecast_calls_moved",
+                "Calls this instance moved off a router: reason dead (failover) or drained (drain deadline)",
+                calls_moved.clone(),
+            );
+        }
+        Arc::new(ServiceMetrics { registry, requests, latency, store_errors, calls_moved })
+    }
+
+    /// Counts a call moved off a router (`dead` or `drained`).
+    pub fn call_moved(&self, reason: &'static str) {
+        self.calls_moved.get_or_create(&MoveLabels { reason }).inc();
     }
 
     /// Counts a failed store call.

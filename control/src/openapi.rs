@@ -22,6 +22,7 @@ pub const CALLS_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/calls/{id}"),
     ("POST", "/v1/calls/{id}/join"),
     ("POST", "/v1/calls/{id}/leave"),
+    ("POST", "/v1/calls/{id}/rejoin"),
     ("POST", "/v1/calls/{id}/mixer"),
     ("PATCH", "/v1/calls/{id}/participants/{participant}"),
     ("POST", "/v1/calls/{id}/whip"),

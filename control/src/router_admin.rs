@@ -4,6 +4,9 @@
 //!   the calls placed on it since, its draining flag and how long ago it was heard from.
 //! - `PATCH /v1/routers/{id}` with `{"draining": true|false}`: a draining router takes no
 //!   new calls (its calls go on); the flag outlives heartbeats and restarts until cleared.
+//!   With `"deadline_secs": N` (draining only), N seconds later the router's calls are moved to
+//!   other routers if it is still draining ([`crate::failover::drain_deadline`]; the deadline
+//!   is kept by the instance that took the request, not in the store).
 //!
 //! Both read and write the shared store, so any calls instance answers the same.
 
@@ -45,6 +48,10 @@ pub async fn list(State(st): State<Arc<CallsState>>, headers: HeaderMap) -> Resu
 pub struct RouterChange {
     /// Take no new calls (true) or take them again (false).
     pub draining: bool,
+    /// With `draining: true`: seconds after which the router's calls are moved to other
+    /// routers (their participants re-join there), if it is still draining then.
+    #[serde(default)]
+    pub deadline_secs: Option<u64>,
 }
 
 /// `PATCH /v1/routers/{id}`.
@@ -55,9 +62,18 @@ pub async fn patch(
     ApiJson(change): ApiJson<RouterChange>,
 ) -> Result<Json<RouterStatus>, ApiError> {
     check_router_secret(&st, &headers)?;
+    if change.deadline_secs.is_some() && !change.draining {
+        return Err(ApiError::invalid("deadline_secs", "a deadline goes with draining: true"));
+    }
+    if change.deadline_secs.is_some_and(|d| d > 7 * 24 * 3600) {
+        return Err(ApiError::invalid("deadline_secs", "deadline_secs must be at most a week (604800)"));
+    }
     match st.routers.set_draining(&id, change.draining).await? {
         Some(s) => {
-            tracing::info!(router = %id, draining = s.draining, "router draining flag set by an operator");
+            tracing::info!(router = %id, draining = s.draining, deadline_secs = ?change.deadline_secs, "router draining flag set by an operator");
+            if let Some(d) = change.deadline_secs {
+                crate::failover::drain_deadline(&st, id.clone(), std::time::Duration::from_secs(d));
+            }
             Ok(Json(s))
         }
         None => Err(ApiError::not_found("no such router is registered")),

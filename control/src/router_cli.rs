@@ -5,6 +5,7 @@
 //! ```text
 //! corecast-calls --config corecast.toml routers list
 //! corecast-calls --config corecast.toml routers drain r1      # takes no new calls
+//! corecast-calls --config corecast.toml routers drain r1 --deadline-secs 600   # then moves its calls
 //! corecast-calls --config corecast.toml routers undrain r1
 //! ```
 //!
@@ -47,6 +48,10 @@ pub enum RoutersCommand {
     Drain {
         /// Router id.
         id: String,
+        /// Seconds after which, if the router is still draining, its calls are moved to
+        /// other routers (their participants re-join there); without it they run to their end.
+        #[arg(long)]
+        deadline_secs: Option<u64>,
     },
     /// Place new calls on a drained router again.
     Undrain {
@@ -110,10 +115,16 @@ pub async fn run(args: RoutersArgs, cfg: &Config) -> anyhow::Result<String> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build()?;
     let (rb, what) = match &args.command {
         RoutersCommand::List => (http.get(format!("{base}/v1/routers")), None),
-        RoutersCommand::Drain { id } | RoutersCommand::Undrain { id } => {
-            let draining = matches!(args.command, RoutersCommand::Drain { .. });
+        RoutersCommand::Drain { id, .. } | RoutersCommand::Undrain { id } => {
+            let (draining, deadline) = match args.command {
+                RoutersCommand::Drain { deadline_secs, .. } => (true, deadline_secs),
+                _ => (false, None),
+            };
             let id: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
-            let body = serde_json::json!({ "draining": draining });
+            let mut body = serde_json::json!({ "draining": draining });
+            if let Some(d) = deadline {
+                body["deadline_secs"] = d.into();
+            }
             (http.patch(format!("{base}/v1/routers/{id}")).json(&body), Some(draining))
         }
     };

@@ -31,7 +31,12 @@ impl RouterRegistry {
     /// A registry over `store` with a fallback router, this instance's region and the
     /// heartbeat interval (a router silent for 3 intervals is not live).
     pub fn new(store: Arc<dyn RouterStore>, default: RouterRef, region: String, heartbeat: Duration) -> Self {
-        RouterRegistry { store, default, region, ttl: heartbeat * 3, reserve_on: 0.8, reserve_off: 0.6 }
+        Self::with_ttl(store, default, region, heartbeat * 3)
+    }
+
+    /// A registry whose routers are dead (not chosen, their calls moved) after `ttl` of silence.
+    pub fn with_ttl(store: Arc<dyn RouterStore>, default: RouterRef, region: String, ttl: Duration) -> Self {
+        RouterRegistry { store, default, region, ttl, reserve_on: 0.8, reserve_off: 0.6 }
     }
 
     /// The same registry with its store's failures counted in `metrics` (store `routers`).
@@ -131,6 +136,22 @@ impl RouterRegistry {
     /// Sets a router's draining flag; `Ok(None)` when it is not registered.
     pub async fn set_draining(&self, id: &str, draining: bool) -> Result<Option<RouterStatus>, StoreError> {
         self.store.set_draining(id, draining, self.ttl).await
+    }
+
+    /// The router's status in the store (`Ok(None)`: not registered).
+    pub async fn get(&self, id: &str) -> Result<Option<RouterStatus>, StoreError> {
+        self.store.get(id, self.ttl).await
+    }
+
+    /// Moves call `id` off router `from` onto a live router of `region` (see
+    /// [`RouterStore::move_call`]).
+    pub async fn move_call(&self, id: Uuid, from: &str, region: &str) -> Result<crate::stores::Moved, CallError> {
+        self.store.move_call(id, from, region, self.ttl).await
+    }
+
+    /// How long a router may be silent before it is dead.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// The default router.

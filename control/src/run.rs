@@ -121,9 +121,8 @@ pub fn calls_state_with(cfg: &Config, sessions: Arc<dyn SessionStore>, keys: Key
         "calls.reserve_release ({off}) must be a number not above calls.reserve_threshold ({on})"
     );
     let (calls, routers) = call_stores(cfg)?;
-    let heartbeat = Duration::from_secs(cfg.router.heartbeat_interval_secs.max(1));
-    let registry =
-        RouterRegistry::new(routers, default, cfg.calls.region.clone(), heartbeat).with_reserve_thresholds(on, off);
+    let registry = RouterRegistry::with_ttl(routers, default, cfg.calls.region.clone(), cfg.router.dead_after())
+        .with_reserve_thresholds(on, off);
     let regions = match &cfg.calls.regions_file {
         None => RegionTable::default(),
         Some(path) => {
@@ -205,6 +204,7 @@ pub async fn start_both(
     let auth_state = auth_state_with(cfg, sessions.clone(), users.clone())?;
     let calls_state = calls_state_with(cfg, sessions, keys)?;
     calls_state.set_users(users);
+    crate::failover::spawn_sweeper(&calls_state);
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(serve(auth_listener, auth::router(auth_state.clone()), cfg.http.clone(), rx.clone())),

@@ -108,6 +108,16 @@ box.once('corecast_schema_v5', function()
     box.schema.user.grant(user, 'execute', 'function', 'corecast_speaker', {if_not_exists = true})
 end)
 
+-- Failover and drain deadlines (schema v6): corecast_move_call, and an index on the calls'
+-- router id (routers heart-beat every 500 ms and each heartbeat lists the router's calls).
+box.once('corecast_schema_v6', function()
+    box.space.calls:create_index('router', {
+        parts = {{field = 'router', path = 'id', type = 'string'}}, unique = false, if_not_exists = true,
+    })
+    box.schema.func.create('corecast_move_call', {if_not_exists = true})
+    box.schema.user.grant(user, 'execute', 'function', 'corecast_move_call', {if_not_exists = true})
+end)
+
 local function now_ms()
     return math.floor(clock.time() * 1000)
 end
@@ -290,8 +300,8 @@ end
 
 function corecast_by_router(router_id)
     local out = {}
-    for _, t in box.space.calls:pairs() do
-        if t.router.id == router_id then out[#out + 1] = to_map(t) end
+    for _, t in box.space.calls.index.router:pairs(router_id) do
+        out[#out + 1] = to_map(t)
     end
     return 'ok', setmetatable(out, {__serialize = 'seq'})
 end
@@ -424,6 +434,36 @@ function corecast_router_drain(id, draining, ttl_ms, deadline)
         if r == nil then return 'not_found' end
         r = box.space.routers:update(id, {{'=', 6, draining == true}})
         return 'ok', router_status(r, now_ms(), ttl_ms)
+    end)
+end
+
+-- Moves a call off router `from_id` (dead, or drained past its deadline) onto the least-loaded
+-- live, not draining router of `region` other than it (regular routers before reserves),
+-- counting the placement, in one transaction, and only while the call is still on `from_id`:
+-- of several calls instances trying at once one moves it. Returns 'ok' with 'moved' (and the
+-- new router), 'already' (and the router the call is on now) or 'none' (no router can take it).
+function corecast_move_call(id_s, from_id, region, ttl_ms, deadline)
+    if late(deadline) then return 'late' end
+    local id = parse_id(id_s)
+    if id == nil then return 'not_found' end
+    return box.atomic(function()
+        local t = box.space.calls:get(id)
+        if t == nil then return 'not_found' end
+        if t.router.id ~= from_id then return 'ok', 'already', t.router end
+        local now = now_ms()
+        local best, best_score = nil, nil
+        for _, r in box.space.routers.index.region:pairs(region) do
+            if r.id ~= from_id and not r.draining and now - r.last_seen < ttl_ms then
+                local sc = score(r)
+                if r.reg.reserve == true then sc = sc + 1e9 end
+                if better(r, sc, best, best_score) then best, best_score = r, sc end
+            end
+        end
+        if best == nil then return 'ok', 'none' end
+        best = box.space.routers:update(best.id, {{'+', 5, 1}})
+        local router = {id = best.id, address = best.reg.address, admin = best.reg.admin}
+        box.space.calls:update(id, {{'=', 4, router}})
+        return 'ok', 'moved', router
     end)
 end
 

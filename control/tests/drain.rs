@@ -84,6 +84,15 @@ async fn drain_flow(cfg: Config, dir: tempfile::TempDir) {
     let (ok, out, _) = cli(&s.calls, &["undrain", &a]).await;
     assert!(ok && out.contains("takes new calls again"), "{out}");
 
+    // A deadline goes with draining only (control/tests/failover.rs moves calls at one).
+    let r = patch(&a, json!({"draining": false, "deadline_secs": 5}), Some(SECRET)).await;
+    assert_eq!((r.status, r.field()), (422, "deadline_secs"), "{:?}", r.body);
+    let r = patch(&a, json!({"draining": true, "deadline_secs": 700_000}), Some(SECRET)).await;
+    assert_eq!((r.status, r.field()), (422, "deadline_secs"), "{:?}", r.body);
+    let (ok, out, err) = cli(&s.calls, &["drain", &a, "--deadline-secs", "3600"]).await;
+    assert!(ok && out.contains("draining"), "{out} {err}");
+    assert!(cli(&s.calls, &["undrain", &a]).await.0, "undrained before its deadline: its calls stay");
+
     // The CLI's failures are errors with the service's answer.
     let (ok, _, err) = cli(&s.calls, &["drain", "no-such-router"]).await;
     assert!(!ok && err.contains("404"), "{err}");

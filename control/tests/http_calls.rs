@@ -118,7 +118,7 @@ async fn bad_ids_roles_and_bodies() {
 
 #[tokio::test]
 async fn router_registration_placement_events_and_end() {
-    let s = start(|c| c.router.heartbeat_interval_secs = 1).await;
+    let s = start(|c| c.router.dead_after_ms = Some(3000)).await;
     let fake = fake_router().await;
     let reg = json!({"id": "r1", "address": "127.0.0.1:41000", "cores": 2, "load": 0.1, "admin": fake.admin});
     let url = format!("{}/v1/routers", s.calls);
@@ -237,7 +237,7 @@ async fn least_loaded_router_wins() {
 #[tokio::test]
 async fn restarted_router_is_reconciled() {
     let s = start(|c| {
-        c.router.heartbeat_interval_secs = 1;
+        c.router.dead_after_ms = Some(3000);
         c.calls.token_ttl_secs = 1;
     })
     .await;
@@ -268,7 +268,7 @@ async fn restarted_router_is_reconciled() {
 
 #[tokio::test]
 async fn calls_unknown_to_the_store_are_ended_on_the_router() {
-    let s = start(|c| c.router.heartbeat_interval_secs = 1).await;
+    let s = start(|c| c.router.dead_after_ms = Some(3000)).await;
     let fake = fake_router().await;
     let stale = "11111111-2222-4333-8444-555555555555";
     *fake.held.lock().unwrap() = json!({"calls": [{"call_id": stale, "participants": [7]}]});

@@ -154,12 +154,54 @@ async fn reserve_contract(a: &dyn RouterStore, b: &dyn RouterStore) {
     assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), x, "pool at 0.3: released again");
 }
 
+/// Failover and drain deadlines: a call moves off a router to the least-loaded other live, not
+/// draining router of the region (regular before reserve), once: of two handles racing, one
+/// moves it and the other is told where it went; participants stay.
+async fn move_contract(a: &dyn RouterStore, b: &dyn RouterStore, calls: &dyn CallStore) {
+    let region = format!("c-{}", uniq());
+    let (x, y, w, v) = (format!("{region}-x"), format!("{region}-y"), format!("{region}-w"), format!("{region}-v"));
+    let fallback = RouterRef { id: "default".into(), address: "127.0.0.1:40000".into(), admin: "http://d:9".into() };
+    let p = Placement { region: region.clone(), ttl: TTL, fallback, reserve_on: 0.8, reserve_off: 0.6 };
+    assert!(a.heartbeat(&reg(&x, &region, 0.0), TTL).await.unwrap());
+    let c = new_call();
+    assert_eq!(a.place_call(&c, &p).await.unwrap().unwrap().reg.id, x);
+    let joined = Participant::new(11, 7, "publisher", 1);
+    calls.join(c.id, &joined, 8).await.unwrap();
+    // Nowhere to go: it stays.
+    assert_eq!(a.move_call(c.id, &x, &region, TTL).await.unwrap(), Moved::Nowhere);
+    assert_eq!(calls.get(c.id).await.unwrap().unwrap().router.id, x);
+    // A reserve only when no regular router is there; a draining one never.
+    assert!(b.heartbeat(&reserve(&v, &region, 0.0), TTL).await.unwrap());
+    assert!(b.heartbeat(&reg(&w, &region, 0.0), TTL).await.unwrap());
+    a.set_draining(&w, true, TTL).await.unwrap();
+    assert!(b.heartbeat(&reg(&y, &region, 0.5), TTL).await.unwrap());
+    let placed_before = b.get(&y, TTL).await.unwrap().unwrap().placed;
+    let (ra, rb) = tokio::join!(a.move_call(c.id, &x, &region, TTL), b.move_call(c.id, &x, &region, TTL));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let to = |m: &Moved| match m {
+        Moved::Moved(r) | Moved::Already(r) => r.id.clone(),
+        Moved::Nowhere => String::new(),
+    };
+    assert_eq!((to(&ra), to(&rb)), (y.clone(), y.clone()), "{ra:?} {rb:?}");
+    assert_eq!([&ra, &rb].iter().filter(|m| matches!(m, Moved::Moved(_))).count(), 1, "one mover: {ra:?} {rb:?}");
+    let call = calls.get(c.id).await.unwrap().unwrap();
+    assert_eq!((call.router.id.clone(), call.participants), (y.clone(), vec![joined]));
+    assert_eq!(b.get(&y, TTL).await.unwrap().unwrap().placed, placed_before + 1, "the move is counted");
+    // Off a router it is no longer on: told where it is, nothing moves.
+    assert_eq!(a.move_call(c.id, &x, &region, TTL).await.unwrap(), Moved::Already(call.router));
+    assert!(matches!(a.move_call(Uuid::new_v4(), &x, &region, TTL).await, Err(CallError::NotFound)));
+    // Only a reserve left (the regular one drained): it takes the call.
+    a.set_draining(&x, true, TTL).await.unwrap();
+    assert_eq!(to(&b.move_call(c.id, &y, &region, TTL).await.unwrap()), v);
+}
+
 #[tokio::test]
 async fn memory_router_store() {
     let calls = Arc::new(MemoryCallStore::new());
     let s = MemoryRouterStore::new(calls.clone());
     router_store_contract(&s, &s, calls.as_ref()).await;
     reserve_contract(&s, &s).await;
+    move_contract(&s, &s, calls.as_ref()).await;
 }
 
 #[tokio::test]
@@ -170,6 +212,7 @@ async fn tarantool_router_store() {
     t1.wait_ready(Duration::from_secs(10)).await.unwrap();
     let a = TarantoolRouterStore::new(t1.clone());
     let b = TarantoolRouterStore::new(t2);
-    router_store_contract(&a, &b, &TarantoolCallStore::new(t1)).await;
+    router_store_contract(&a, &b, &TarantoolCallStore::new(t1.clone())).await;
     reserve_contract(&a, &b).await;
+    move_contract(&a, &b, &TarantoolCallStore::new(t1)).await;
 }

@@ -135,7 +135,7 @@ async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
         reserve: false,
         secret: Some(SECRET.into()),
         admin_url,
-        // As deployed: 1/3 of the time-to-live (3 x calls' 1 s heartbeat_interval_secs).
+        // As deployed: 1/3 of the time-to-live (calls' dead_after_ms of 3 s).
         heartbeat: Duration::from_secs(1),
     };
     let link = tokio::spawn(link::run(cfg, server.clone(), rx));
@@ -156,7 +156,7 @@ async fn two_calls_instances_share_the_router_registry_and_the_calls() {
         cfg.stores.redis_url = Some(redis.clone());
         cfg.stores.tarantool_url = Some(tt.clone());
         cfg.calls.region = region.clone();
-        cfg.router.heartbeat_interval_secs = 1;
+        cfg.router.dead_after_ms = Some(3000);
         cfg
     };
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -23,7 +23,7 @@
 //! reserve = false                    # true: a reserve router, given calls only at peaks
 //! router_secret = "..."              # shared with the calls service
 //! router_secret_file = "/var/lib/corecast/router-secret"  # or read from this file (calls writes it)
-//! heartbeat_ms = 5000
+//! heartbeat_ms = 500                # calls moves the calls of a router silent for 1.5 s
 //! insecure_dev_keys = false          # true: the PUBLIC dev key and secret, loopback only
 //! ```
 //!
@@ -87,7 +87,7 @@ pub struct FileConfig {
     pub router_secret_file: Option<PathBuf>,
     /// Use the public development key and secret when none is configured (loopback only).
     pub insecure_dev_keys: Option<bool>,
-    /// Registration / heartbeat interval.
+    /// Registration / heartbeat interval (default 500 ms).
     pub heartbeat_ms: Option<u64>,
 }
 

@@ -82,7 +82,8 @@ struct Args {
     /// A file holding the router secret (e.g. the calls service's `data_dir/router-secret`).
     #[arg(long, env = "CORECAST_ROUTER_SECRET_FILE")]
     router_secret_file: Option<PathBuf>,
-    /// Registration / heartbeat interval in milliseconds.
+    /// Registration / heartbeat interval in milliseconds (default 500: calls declares a
+    /// router dead after `router.dead_after_ms`, 1500 by default, and moves its calls).
     #[arg(long, env = "CORECAST_ROUTER_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
     /// Print counters every this many seconds (0: never).
@@ -159,7 +160,7 @@ fn main() -> anyhow::Result<()> {
     let region = args.region.or(file.region).unwrap_or_default();
     let reserve = args.reserve || file.reserve.unwrap_or(false);
     let router_id = args.router_id.or(file.router_id).unwrap_or_else(|| format!("router-{}", server.addresses()[0]));
-    let heartbeat = Duration::from_millis(args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(5000).max(100));
+    let heartbeat = Duration::from_millis(args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(500).max(100));
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();

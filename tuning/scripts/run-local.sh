@@ -94,7 +94,7 @@ SECRET_FILE=.run/data/router-secret
 SECRET=$(cat "$SECRET_FILE")
 RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-router" --listen "${ROUTER_LISTEN:-$ROUTER}" --admin-listen "$ADMIN" \
   --calls-url "$CALLS" --router-id local --public-key-hex "$PUBLIC_KEY" --router-secret-file "$SECRET_FILE" \
-  --heartbeat-ms 1000 --stats-interval 0 > .run/router.out 2> .run/router.log &
+  --heartbeat-ms 500 --stats-interval 0 > .run/router.out 2> .run/router.log &
 svc_pids+=($!) svc_names+=(router)
 CORECAST_ROUTER_SECRET=$SECRET RUST_LOG=${RUST_LOG:-warn} setsid "$bin/corecast-codec" --router-admin "http://$ADMIN" \
   --calls-url "$CALLS" --poll-ms 200 --listen "$CODEC" > .run/codec.out 2> .run/codec.log &

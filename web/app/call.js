@@ -24,6 +24,17 @@ export async function callView(nav, user, callId) {
 }
 
 // What a refused join or leg means to the person.
+// Runs open() again while the call's router is unreachable (503, 502, or no answer): after a
+// router failure calls moves the call to a live router within a couple of seconds.
+async function retryUnavailable(open, tries = 6) {
+  for (let i = 1; ; i++) {
+    try { return await open(); } catch (e) {
+      if (i >= tries || ![0, 502, 503].includes(e.status)) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 function joinMessage(e) {
   if (e.status === 404) return { id: 'call-ended', text: 'This call has ended, or the link is wrong.' };
   if (e.code === 'call_full' || (e.status === 409 && /full/i.test(e.message))) {
@@ -296,7 +307,7 @@ class CallPage {
       onTrack: (t) => r.tile.addTrack(t), onState: (s) => this.legState(leg, s, r.tile.name) });
     r.leg = leg; r.prev = null;
     r.tile.resetStats();
-    leg.open().catch((e) => {
+    retryUnavailable(() => (leg.closed ? Promise.resolve(leg) : leg.open())).catch((e) => {
       if (leg.closed) return;
       if (e.status === 404 && query === 'view=composite') return this.note('error', `The SD view is not available: ${e.message}`, 'sd-error');
       if (e.status === 404) return undefined; // they left in the meantime: the next poll removes the tile
@@ -459,8 +470,10 @@ class CallPage {
       this.reconnecting.delete(leg);
       if (!this.reconnecting.size) this.clearNote('reconnecting');
     } else if (state === 'disconnected') {
-      // Often recovers by itself within seconds; restart ICE if it does not.
-      setTimeout(() => { if (!leg.closed && leg.pc.connectionState === 'disconnected') this.reconnect(leg, what); }, 3000);
+      // May recover by itself; if not within 1 s, restart ICE, and if the router is gone (it
+      // died, or its calls moved at a drain deadline) open new sessions: calls places them on
+      // the call's router now.
+      setTimeout(() => { if (!leg.closed && leg.pc.connectionState === 'disconnected') this.reconnect(leg, what); }, 1000);
     } else if (state === 'failed') {
       this.reconnect(leg, what);
     }
@@ -499,7 +512,7 @@ class CallPage {
     this.note('warn', `${why}. Reconnecting…`, 'reconnecting');
     old.close();
     try {
-      this.whip = await this.openWhip();
+      this.whip = await retryUnavailable(() => this.openWhip());
       this.whipPrev = null;
       this.settle();
       await this.sendMute();

@@ -325,7 +325,7 @@ impl Client {
     pub fn start_receiving(&self, record: bool) -> ReceiveHandle {
         let socket = self.socket.clone();
         let stop = Arc::new(AtomicBool::new(false));
-        let progress = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::default());
         let (s, p) = (stop.clone(), progress.clone());
         let router = self.router;
         let keepalive_every = Duration::from_millis((self.timeout_ms as u64 / 3).clamp(100, 5000));
@@ -338,6 +338,12 @@ impl Client {
     /// Sends media per `plan`, paced, on the calling thread. A subscriber
     /// sends nothing and returns at once.
     pub fn send_media(&self, plan: &MediaPlan, record: bool) -> SendReport {
+        self.send_media_while(plan, record, &|| true)
+    }
+
+    /// [`send_media`](Self::send_media), stopping early once `go_on` returns false (asked
+    /// before every packet time, at least every 20 ms with audio).
+    pub fn send_media_while(&self, plan: &MediaPlan, record: bool, go_on: &dyn Fn() -> bool) -> SendReport {
         let mut rep = SendReport::default();
         if !self.sends {
             return rep;
@@ -353,7 +359,7 @@ impl Client {
         let limit = plan.max_packets.unwrap_or(u64::MAX);
         loop {
             let now = Instant::now();
-            if now >= end || rep.sent >= limit {
+            if now >= end || rep.sent >= limit || !go_on() {
                 break;
             }
             if plan.audio && now >= next_audio {
@@ -406,7 +412,7 @@ impl Client {
             let next = if plan.video_fps > 0 { next.min(next_video) } else { next };
             let now = Instant::now();
             if next > now {
-                std::thread::sleep((next - now).min(end.saturating_duration_since(now)));
+                std::thread::sleep((next - now).min(end.saturating_duration_since(now)).min(Duration::from_millis(50)));
             }
         }
         rep
@@ -425,18 +431,43 @@ impl Client {
     }
 }
 
+/// What a running receiver has seen so far.
+#[derive(Debug, Default)]
+struct Progress {
+    received: AtomicU64,
+    /// When the last datagram arrived (`crate::now_us`; 0: none yet).
+    last_datagram_us: AtomicU64,
+    /// The router said the call ended (a signed notice).
+    call_ended: AtomicBool,
+}
+
 /// A running receiver.
 #[derive(Debug)]
 pub struct ReceiveHandle {
     stop: Arc<AtomicBool>,
-    progress: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     thread: Option<JoinHandle<RecvReport>>,
 }
 
 impl ReceiveHandle {
     /// Verified packets so far (duplicates included).
     pub fn received(&self) -> u64 {
-        self.progress.load(Ordering::Relaxed)
+        self.progress.received.load(Ordering::Relaxed)
+    }
+
+    /// How long since the router's last datagram (media, RTCP or session message); `None`
+    /// before the first.
+    pub fn silent_for(&self) -> Option<Duration> {
+        match self.progress.last_datagram_us.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(Duration::from_micros(crate::now_us().saturating_sub(t))),
+        }
+    }
+
+    /// Whether the router said the call ended (for this participant: the call may have moved
+    /// to another router; ask the calls service).
+    pub fn call_ended(&self) -> bool {
+        self.progress.call_ended.load(Ordering::Relaxed)
     }
 
     /// Waits until `received() >= n` or `timeout` passes; true if reached.
@@ -487,7 +518,7 @@ fn receive_loop(
     key: &JoinKey,
     mut opener: Opener,
     stop: &AtomicBool,
-    progress: &AtomicU64,
+    progress: &Progress,
     record: bool,
     keepalive_every: Duration,
 ) -> RecvReport {
@@ -507,6 +538,7 @@ fn receive_loop(
             Err(_) => continue,
         };
         rep.datagrams += 1;
+        progress.last_datagram_us.store(crate::now_us(), Ordering::Relaxed);
         let Some(b) = opener.open(&buf[..n]) else {
             rep.corrupt += 1;
             continue;
@@ -517,7 +549,7 @@ fn receive_loop(
                     let lat = crate::now_us().saturating_sub(probe.sent_us);
                     rep.samples.push(lat.min(u32::MAX as u64) as u32);
                     rep.received += 1;
-                    progress.fetch_add(1, Ordering::Relaxed);
+                    progress.received.fetch_add(1, Ordering::Relaxed);
                     let st = streams.entry(h.ssrc.0).or_default();
                     let before = st.ext.highest();
                     let e = st.ext.extend(h.seq);
@@ -553,6 +585,7 @@ fn receive_loop(
                 // Only the router's notice, signed with this participant's key, ends the call.
                 if let Ok(SessionMessage::CallEnded { .. }) = SessionMessage::parse(b) {
                     rep.call_ended |= session::verify(b, key.as_bytes()).is_ok();
+                    progress.call_ended.store(rep.call_ended, Ordering::Relaxed);
                 }
                 answer_check(socket, router, b, key);
             }

@@ -69,6 +69,22 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, ControlError> {
     v.get(name).ok_or_else(|| ControlError::Unexpected(format!("no `{name}` in {v}")))
 }
 
+/// A join grant from a `join` or `rejoin` answer.
+fn grant_of(v: &Value) -> Result<JoinGrant, ControlError> {
+    let router = field(v, "router")?
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ControlError::Unexpected(v.to_string()))?;
+    Ok(JoinGrant {
+        participant_id: field(v, "participant_id")?.as_u64().unwrap_or_default(),
+        router,
+        token: field(v, "token")?.as_str().unwrap_or_default().to_string(),
+        key: JoinKey::from_text(field(v, "join_key")?.as_str().unwrap_or_default())
+            .map_err(|e| ControlError::Unexpected(format!("join_key: {e}")))?,
+        expires_at: v.get("expires_at").and_then(|x| x.as_u64()).unwrap_or_default(),
+    })
+}
+
 impl ControlClient {
     /// A client with a 10-second timeout per request.
     pub fn new() -> ControlClient {
@@ -123,19 +139,25 @@ impl ControlClient {
         if let Some(r) = role {
             rq = rq.json(&json!({ "role": r }));
         }
-        let v = check(rq.send()?)?;
-        let router = field(&v, "router")?
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ControlError::Unexpected(v.to_string()))?;
-        Ok(JoinGrant {
-            participant_id: field(&v, "participant_id")?.as_u64().unwrap_or_default(),
-            router,
-            token: field(&v, "token")?.as_str().unwrap_or_default().to_string(),
-            key: JoinKey::from_text(field(&v, "join_key")?.as_str().unwrap_or_default())
-                .map_err(|e| ControlError::Unexpected(format!("join_key: {e}")))?,
-            expires_at: v.get("expires_at").and_then(|x| x.as_u64()).unwrap_or_default(),
-        })
+        grant_of(&check(rq.send()?)?)
+    }
+
+    /// `POST /v1/calls/{id}/rejoin`: a new grant for the same participant on the router the
+    /// call is on now (its router stopped answering, or said the call ended).
+    pub fn rejoin_call(
+        &self,
+        calls: &str,
+        session: &str,
+        call_id: &str,
+        participant_id: u64,
+    ) -> Result<JoinGrant, ControlError> {
+        let rq = self
+            .http
+            .post(format!("{calls}/v1/calls/{call_id}/rejoin"))
+            .bearer_auth(session)
+            .timeout(Duration::from_secs(3))
+            .json(&json!({ "participant_id": participant_id }));
+        grant_of(&check(rq.send()?)?)
     }
 
     /// `POST /v1/calls/{id}/leave`.

@@ -19,12 +19,14 @@
 pub mod av1;
 pub mod client;
 pub mod control;
+pub mod follow;
 pub mod media;
 pub mod report;
 pub mod webrtc;
 
 pub use client::{Client, ClientError, MediaPlan, ReceiveHandle, SendReport};
 pub use control::{ControlClient, ControlError, JoinGrant};
+pub use follow::{follow, FollowConfig, FollowProgress, FollowReport, Via};
 pub use report::{Latency, RecvReport};
 
 /// Microseconds since the Unix epoch (the clock probes carry).

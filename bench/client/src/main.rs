@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use corecast_client::av1::Av1Source;
-use corecast_client::{Client, ControlClient, ControlError, MediaPlan};
+use corecast_client::{follow, Client, ControlClient, ControlError, FollowConfig, FollowProgress, MediaPlan, Via};
 use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
@@ -325,6 +325,25 @@ fn run(args: Args) -> anyhow::Result<()> {
                 (Some(c), Some(s), Some(id)) => Some((c.clone(), s.clone(), id.clone())),
                 _ => None,
             };
+            // (Last-N and AV1 runs keep to the router they joined.)
+            let media_only = !(av1 || ivf.is_some() || save_ivf.is_some()) && last_n.is_none();
+            if let (Some((c, s, id)), None, true) = (&via_calls, router, media_only) {
+                // Through calls: follow the call to another router if this one goes silent.
+                let via = Via { calls: c.clone(), session: s.clone(), call: id.clone() };
+                let plan = MediaPlan {
+                    video_fps: fps,
+                    video_packets_per_frame: packets_per_frame,
+                    duration: Duration::from_secs(seconds),
+                    audio: true,
+                    audio_level: Some(audio_level),
+                    ..Default::default()
+                };
+                let quality = if sd { Quality::Sd } else { Quality::Hd };
+                let cfg = FollowConfig { plan, quality, role: role.clone(), ..Default::default() };
+                let rep = follow(&ControlClient::new(), &via, &cfg, &FollowProgress::default())?;
+                say(if json { serde_json::to_string_pretty(&rep.json())? } else { rep.text() })?;
+                return Ok(());
+            }
             let (router, text, key) = match (&via_calls, router, text) {
                 (_, Some(r), Some(t)) => (r, t, None),
                 (Some((c, s, id)), _, _) => {

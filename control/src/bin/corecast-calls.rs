@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     if cfg.stores.postgres_url.is_some() {
         state.set_users(corecast_control::run::user_store(&cfg).await?);
     }
+    corecast_control::failover::spawn_sweeper(&state);
     tracing::info!(addr = %listener.local_addr()?, "calls listening");
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    Call, CallError, CallStore, FailureStore, MuteChange, NewCall, NewUser, Participant, Placement, RouterRef,
+    Call, CallError, CallStore, FailureStore, Moved, MuteChange, NewCall, NewUser, Participant, Placement, RouterRef,
     RouterRegistration, RouterStatus, RouterStore, SessionStore, StoreError, User, UserStore,
 };
 use crate::metrics::ServiceMetrics;
@@ -156,6 +156,9 @@ impl RouterStore for Counted<dyn RouterStore> {
     }
     async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError> {
         self.count("set_draining", self.inner.set_draining(id, draining, ttl).await)
+    }
+    async fn move_call(&self, id: Uuid, from: &str, region: &str, ttl: Duration) -> Result<Moved, CallError> {
+        self.count_call("move_call", self.inner.move_call(id, from, region, ttl).await)
     }
 }
 

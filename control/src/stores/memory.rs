@@ -133,6 +133,28 @@ impl MemoryCallStore {
         Ok(call.clone())
     }
 
+    /// Re-places a call: if it is on router `from`, `to(call)` may name its new router, which
+    /// is then stored. Returns the router the call is on afterwards and whether it moved.
+    pub(crate) fn move_if_on(
+        &self,
+        id: Uuid,
+        from: &str,
+        to: impl FnOnce() -> Option<RouterRef>,
+    ) -> Result<(RouterRef, bool), CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let call = m.get_mut(&id).ok_or(CallError::NotFound)?;
+        if call.router.id != from {
+            return Ok((call.router.clone(), false));
+        }
+        match to() {
+            Some(r) => {
+                call.router = r.clone();
+                Ok((r, true))
+            }
+            None => Ok((call.router.clone(), false)),
+        }
+    }
+
     /// Stores a new call (no other call may have its id).
     pub(crate) fn insert(&self, id: Uuid, owner: i32, created_at: u64, router: &RouterRef) -> Result<(), CallError> {
         let mut m = self.map.lock().map_err(|_| poisoned())?;

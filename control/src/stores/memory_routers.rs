@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::memory::MemoryCallStore;
-use super::{CallError, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError};
+use super::{
+    CallError, Moved, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError,
+};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -151,5 +153,22 @@ impl RouterStore for MemoryRouterStore {
             e.draining = draining;
             e.status(ttl)
         }))
+    }
+
+    async fn move_call(&self, id: uuid::Uuid, from: &str, region: &str, ttl: Duration) -> Result<Moved, CallError> {
+        let mut st = self.lock()?;
+        let candidates =
+            || st.routers.values().filter(|e| e.reg.region == region && e.reg.id != from && !e.draining && e.live(ttl));
+        let best = least(candidates().filter(|e| !e.reg.reserve))
+            .or_else(|| least(candidates().filter(|e| e.reg.reserve)))
+            .map(|e| RouterRef { id: e.reg.id.clone(), address: e.reg.address.clone(), admin: e.reg.admin.clone() });
+        let (r, moved) = self.calls.move_if_on(id, from, || best)?;
+        if !moved {
+            return Ok(if r.id == from { Moved::Nowhere } else { Moved::Already(r) });
+        }
+        if let Some(e) = st.routers.get_mut(&r.id) {
+            e.placed = e.placed.saturating_add(1);
+        }
+        Ok(Moved::Moved(r))
     }
 }

@@ -359,4 +359,21 @@ pub trait RouterStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, ttl: Duration) -> Result<Vec<RouterStatus>, StoreError>;
     /// Sets a router's draining flag; `Ok(None)` when no such router is registered.
     async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError>;
+    /// Moves call `id` off router `from` (dead, or drained past its deadline) onto the
+    /// least-loaded live, not draining router of `region` other than `from` (regular routers
+    /// before reserves), counting the placement, in one atomic step, and only while the call is
+    /// still on `from`: of several calls instances trying at once, one moves it and the others
+    /// get [`Moved::Already`]. [`CallError::NotFound`] when the call is gone.
+    async fn move_call(&self, id: Uuid, from: &str, region: &str, ttl: Duration) -> Result<Moved, CallError>;
+}
+
+/// What [`RouterStore::move_call`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// This caller moved the call onto this router.
+    Moved(RouterRef),
+    /// The call was no longer on the router to move it off (moved by someone else): it is here.
+    Already(RouterRef),
+    /// No live router can take it; it stays where it is.
+    Nowhere,
 }

@@ -1,7 +1,7 @@
 //! The router registry in Tarantool (space `routers`), shared by every calls instance over the
 //! same server: each operation is one stored procedure of `control/tarantool/init.lua`
 //! (`corecast_router_beat`, `corecast_start_placed`, `corecast_router_get`,
-//! `corecast_router_list`, `corecast_router_drain`, `corecast_reserves_in_use`), so a placement chosen by one instance
+//! `corecast_router_list`, `corecast_router_drain`, `corecast_reserves_in_use`, `corecast_move_call`), so a placement chosen by one instance
 //! is counted before any other instance places the next call.
 
 use std::time::Duration;
@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{CallError, NewCall, Placement, RouterRegistration, RouterStatus, RouterStore, StoreError};
+use super::{
+    CallError, Moved, NewCall, Placement, RouterRef, RouterRegistration, RouterStatus, RouterStore, StoreError,
+};
 use crate::tarantool::Tarantool;
 
 /// The router registry in the Tarantool space `routers`.
@@ -143,6 +145,23 @@ impl RouterStore for TarantoolRouterStore {
             "ok" => decode("router_drain", r.get(1)),
             "not_found" => Ok(None),
             s => Err(unexpected("router_drain", s)),
+        }
+    }
+
+    async fn move_call(&self, id: uuid::Uuid, from: &str, region: &str, ttl: Duration) -> Result<Moved, CallError> {
+        let args = (id.to_string(), from, region, ttl_ms(ttl), deadline());
+        let r = self.tt.call("corecast_move_call", &args).await?;
+        let router = |v: Option<&Value>| -> Result<RouterRef, CallError> {
+            v.cloned()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .ok_or_else(|| StoreError::Internal("tarantool move_call: bad router".into()).into())
+        };
+        match (status(&r), r.get(1).and_then(Value::as_str)) {
+            ("ok", Some("moved")) => Ok(Moved::Moved(router(r.get(2))?)),
+            ("ok", Some("already")) => Ok(Moved::Already(router(r.get(2))?)),
+            ("ok", Some("none")) => Ok(Moved::Nowhere),
+            ("not_found", _) => Err(CallError::NotFound),
+            (s, _) => Err(unexpected("move_call", s).into()),
         }
     }
 }

@@ -56,6 +56,9 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     cfg.router.secret = Some("test-router-secret".into());
     cfg.router.address = "127.0.0.1:40000".into();
     cfg.router.admin = "http://127.0.0.1:9".into();
+    // The tests' routers register by hand, now and then: not dead for a while (failover.rs
+    // sets its own).
+    cfg.router.dead_after_ms = Some(15_000);
     cfg
 }
 
