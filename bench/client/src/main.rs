@@ -325,19 +325,19 @@ fn run(args: Args) -> anyhow::Result<()> {
                 (Some(c), Some(s), Some(id)) => Some((c.clone(), s.clone(), id.clone())),
                 _ => None,
             };
-            // (Last-N and AV1 runs keep to the router they joined.)
-            let media_only = !(av1 || ivf.is_some() || save_ivf.is_some()) && last_n.is_none();
+            let plan = MediaPlan {
+                video_fps: fps,
+                video_packets_per_frame: packets_per_frame,
+                duration: Duration::from_secs(seconds),
+                audio: true,
+                audio_level: Some(audio_level),
+                ..Default::default()
+            };
+            // (Last-N, requested-size and AV1 runs keep to the router they joined.)
+            let media_only = !(av1 || ivf.is_some() || save_ivf.is_some()) && last_n.is_none() && max_height.is_none();
             if let (Some((c, s, id)), None, true) = (&via_calls, router, media_only) {
                 // Through calls: follow the call to another router if this one goes silent.
                 let via = Via { calls: c.clone(), session: s.clone(), call: id.clone() };
-                let plan = MediaPlan {
-                    video_fps: fps,
-                    video_packets_per_frame: packets_per_frame,
-                    duration: Duration::from_secs(seconds),
-                    audio: true,
-                    audio_level: Some(audio_level),
-                    ..Default::default()
-                };
                 let quality = if sd { Quality::Sd } else { Quality::Hd };
                 let cfg = FollowConfig { plan, quality, role: role.clone(), ..Default::default() };
                 let rep = follow(&ControlClient::new(), &via, &cfg, &FollowProgress::default())?;
@@ -437,14 +437,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             if let Some(h) = max_height {
                 client.set_max_height(h)?;
             }
-            let plan = MediaPlan {
-                video_fps: fps,
-                video_packets_per_frame: packets_per_frame,
-                duration: Duration::from_secs(seconds),
-                audio: true,
-                audio_level: Some(audio_level),
-                ..Default::default()
-            };
             let sent = if client.sends() {
                 client.send_media(&plan, false)
             } else {
