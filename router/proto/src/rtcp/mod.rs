@@ -20,6 +20,7 @@
 //! - `fir`: [`Fir`] (PSFB FMT 4);
 //! - `remb`: [`Remb`] (PSFB FMT 15) and [`remb_representable`];
 //! - `twcc`: [`TransportFeedback`] (RTPFB FMT 15);
+//! - `xr`: [`ExtendedReport`] (RFC 3611: the RRTR and DLRR blocks);
 //! - `twcc_recorder`: [`TwccRecorder`], the receiver side that turns packet
 //!   arrivals into [`TransportFeedback`].
 
@@ -34,6 +35,7 @@ mod sdes;
 mod sr;
 mod twcc;
 mod twcc_recorder;
+mod xr;
 
 pub use app::App;
 pub use bye::Bye;
@@ -51,6 +53,7 @@ pub use twcc::{
 pub use twcc_recorder::{
     TwccRecorder, TWCC_FEEDBACK_INTERVAL, TWCC_HISTORY, TWCC_MAX_FEEDBACK_BYTES, TWCC_MAX_HISTORY_PACKETS,
 };
+pub use xr::{DlrrItem, ExtendedReport, MAX_DLRR_ITEMS};
 
 use crate::ids::Ssrc;
 
@@ -87,6 +90,8 @@ pub mod pt {
     pub const RTPFB: u8 = 205;
     /// Payload-specific feedback (RFC 4585).
     pub const PSFB: u8 = 206;
+    /// Extended report (RFC 3611).
+    pub const XR: u8 = 207;
 }
 
 /// One RTCP packet of a compound.
@@ -112,6 +117,8 @@ pub enum RtcpPacket {
     Remb(Remb),
     /// RTPFB transport-wide congestion control feedback.
     TransportFeedback(TransportFeedback),
+    /// XR (its RRTR and DLRR blocks).
+    ExtendedReport(ExtendedReport),
     /// Anything else, kept whole (header included).
     Unknown {
         /// Packet type.
@@ -174,6 +181,7 @@ pub fn parse_one(b: &[u8]) -> Result<(RtcpPacket, usize), RtcpError> {
         pt::SDES => RtcpPacket::Sdes(sdes::parse(body, count)?),
         pt::BYE => RtcpPacket::Bye(Bye::parse(body, count)?),
         pt::APP => RtcpPacket::App(App::parse(body, count as u8)?),
+        pt::XR => RtcpPacket::ExtendedReport(ExtendedReport::parse(body)?),
         pt::RTPFB | pt::PSFB => {
             // Common feedback header (RFC 4585 §6.1): sender and media SSRC.
             if body.len() < 8 {
@@ -230,6 +238,7 @@ impl RtcpPacket {
             RtcpPacket::Fir(f) => f.write(out),
             RtcpPacket::Remb(r) => r.write(out),
             RtcpPacket::TransportFeedback(t) => t.write(out),
+            RtcpPacket::ExtendedReport(x) => x.write(out),
             RtcpPacket::Unknown { raw, .. } => {
                 if !raw.len().is_multiple_of(4) || raw.len() < 4 {
                     return Err(RtcpError::Range);
