@@ -13,7 +13,7 @@ use corecast_core::RouterConfig;
 use corecast_router::server::RouterServer;
 
 mod common;
-use common::netns::{VethPair, CLIENT_IP, ROUTER_IP};
+use common::netns::{veth_or_skip, VethPair, CLIENT_IP, ROUTER_IP};
 use common::*;
 
 fn start_xdp(pair: &VethPair, workers: usize, core: RouterConfig) -> RouterServer {
@@ -35,7 +35,7 @@ fn assert_bypassed(server: &RouterServer, at_least: u64) {
 
 #[test]
 fn four_participants_receive_exactly_the_others_packets_over_xdp() {
-    let Some(pair) = VethPair::create_or_skip("exact", 1) else { return };
+    let Some(pair) = veth_or_skip("exact", 1) else { return };
     let server = start_xdp(&pair, 1, RouterConfig::default());
     pair.in_clients(|| exact_call_on(&server, "xdp", false));
     assert_bypassed(&server, 4 * 1000);
@@ -44,7 +44,7 @@ fn four_participants_receive_exactly_the_others_packets_over_xdp() {
 
 #[test]
 fn bad_actors_get_nothing_forwarded_over_xdp() {
-    let Some(pair) = VethPair::create_or_skip("bad", 1) else { return };
+    let Some(pair) = veth_or_skip("bad", 1) else { return };
     let server = start_xdp(&pair, 1, RouterConfig::default());
     pair.in_clients(|| bad_actors_get_nothing(&server, "xdp", IpAddr::V4(CLIENT_IP)));
     assert_bypassed(&server, 2 * 200);
@@ -54,7 +54,7 @@ fn bad_actors_get_nothing_forwarded_over_xdp() {
 #[test]
 fn call_spread_over_two_workers_is_exact_over_xdp() {
     // Two queues: one AF_XDP socket per worker.
-    let Some(pair) = VethPair::create_or_skip("spread", 2) else { return };
+    let Some(pair) = veth_or_skip("spread", 2) else { return };
     let core = RouterConfig { max_receivers_per_worker: 2, ..Default::default() };
     let server = start_xdp(&pair, 2, core);
     pair.in_clients(|| exact_call_on(&server, "xdp", true));

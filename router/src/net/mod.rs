@@ -125,6 +125,19 @@ pub enum BackendKind {
     Xdp,
 }
 
+impl BackendKind {
+    /// The name [`FromStr`](std::str::FromStr) takes (`auto`, `basic`, `mmsg`, `uring`, `xdp`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Basic => "basic",
+            BackendKind::Mmsg => "mmsg",
+            BackendKind::Uring => "uring",
+            BackendKind::Xdp => "xdp",
+        }
+    }
+}
+
 impl std::str::FromStr for BackendKind {
     type Err = io::Error;
     fn from_str(s: &str) -> io::Result<Self> {

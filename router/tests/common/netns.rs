@@ -1,115 +1,24 @@
-//! A veth pair between two network namespaces of the test's own, for the
-//! `xdp` backend's tests: the router's end in one namespace, the clients' in
-//! the other. Needs root (CI runs as root).
-//!
-//! Whether a missing capability fails or skips: with `CORECAST_REQUIRE_XDP=1`
-//! (`make test` / `make unit` set it) it fails; otherwise (a developer's
-//! `cargo test` without root) the test says why and returns.
+//! The veth pair of the `xdp` tests (see `corecast_router::net::xdp::veth`)
+//! and whether a machine without one fails or skips them: with
+//! `CORECAST_REQUIRE_XDP=1` (`make unit`, so `make test`) it fails; otherwise
+//! (a developer's `cargo test` without root) the test says why and returns.
 
-use std::net::Ipv4Addr;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+#[allow(unused_imports)] // e2e.rs uses none of it
+pub use corecast_router::net::xdp::veth::{VethPair, CLIENT_IP, ROUTER_IP};
 
-/// The router's address on its end.
-pub const ROUTER_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 1);
-/// The clients' address on theirs.
-pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 2);
-
-/// Two namespaces joined by a veth pair; both removed on drop.
-#[derive(Debug)]
-pub struct VethPair {
-    /// The router's namespace.
-    pub router_ns: String,
-    /// The clients' namespace.
-    pub client_ns: String,
-    /// The router's interface.
-    pub router_if: String,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// Whether a missing veth/XDP set-up fails the test (see the module docs).
+/// Whether a missing veth/XDP set-up fails the test.
 pub fn required() -> bool {
     std::env::var("CORECAST_REQUIRE_XDP").is_ok_and(|v| v == "1")
 }
 
-impl VethPair {
-    /// Creates `ccx_r_<tag>_<pid>` and `ccx_c_<tag>_<pid>` joined by a veth
-    /// pair with `queues` queues each way, addresses up.
-    pub fn create(tag: &str, queues: u32) -> Result<VethPair, String> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let p = VethPair {
-            router_ns: format!("ccx_r_{tag}_{pid}_{n}"),
-            client_ns: format!("ccx_c_{tag}_{pid}_{n}"),
-            router_if: format!("ccxr{:x}{n}", pid & 0xffff),
-        };
-        let client_if = format!("ccxc{:x}{n}", pid & 0xffff);
-        let q = queues.to_string();
-        // Removed by Drop from here on, whatever fails next.
-        ip(&["netns", "add", &p.router_ns])?;
-        ip(&["netns", "add", &p.client_ns])?;
-        #[rustfmt::skip]
-        ip(&["-n", &p.router_ns, "link", "add", &p.router_if, "numtxqueues", &q, "numrxqueues", &q, "type", "veth",
-             "peer", "name", &client_if, "netns", &p.client_ns, "numtxqueues", &q, "numrxqueues", &q])?;
-        ip(&["-n", &p.router_ns, "addr", "add", &format!("{ROUTER_IP}/24"), "dev", &p.router_if])?;
-        ip(&["-n", &p.client_ns, "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &client_if])?;
-        ip(&["-n", &p.router_ns, "link", "set", &p.router_if, "up"])?;
-        ip(&["-n", &p.client_ns, "link", "set", &client_if, "up"])?;
-        ip(&["-n", &p.router_ns, "link", "set", "lo", "up"])?;
-        ip(&["-n", &p.client_ns, "link", "set", "lo", "up"])?;
-        Ok(p)
-    }
-
-    /// `create`, or `None` after saying why when XDP tests are not required.
-    pub fn create_or_skip(tag: &str, queues: u32) -> Option<VethPair> {
-        match VethPair::create(tag, queues) {
-            Ok(p) => Some(p),
-            Err(e) if !required() => {
-                eprintln!("SKIP: no network namespaces here ({e}); CORECAST_REQUIRE_XDP=1 makes this a failure");
-                None
-            }
-            Err(e) => panic!("cannot set up the veth pair for the xdp tests: {e}"),
+/// [`VethPair::create`], or `None` after saying why when XDP tests are not required.
+pub fn veth_or_skip(tag: &str, queues: u32) -> Option<VethPair> {
+    match VethPair::create(tag, queues) {
+        Ok(p) => Some(p),
+        Err(e) if !required() => {
+            eprintln!("SKIP: no network namespaces here ({e}); CORECAST_REQUIRE_XDP=1 makes this a failure");
+            None
         }
-    }
-
-    /// Runs `f` on a thread inside the router's namespace (threads it starts
-    /// and sockets it opens live there too).
-    pub fn in_router<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.router_ns, f)
-    }
-
-    /// Runs `f` on a thread inside the clients' namespace.
-    pub fn in_clients<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.client_ns, f)
-    }
-}
-
-/// Runs `f` on a new thread that has joined namespace `ns` first.
-pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("namespace file");
-            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end in it (and so its peer).
-        let _ = ip(&["netns", "del", &self.router_ns]);
-        let _ = ip(&["netns", "del", &self.client_ns]);
+        Err(e) => panic!("cannot set up the veth pair for the xdp tests: {e}"),
     }
 }
