@@ -323,9 +323,7 @@ pub(super) const OVERLOAD_OFF: u16 = u16::MAX;
 /// consecutive sockets). The router's worker threads are found by name.
 pub(super) fn start_corecast(
     listen: SocketAddr,
-    kind: BackendKind,
-    gso: bool,
-    retransmission: bool,
+    (kind, gso, retransmission): (BackendKind, bool, bool),
     cores: usize,
     participants: usize,
     sockets: &[UdpSocket],

@@ -186,9 +186,7 @@ pub(super) fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Figur
             let start = || {
                 start_corecast(
                     SocketAddr::new(router_ip, 0),
-                    kind,
-                    gso,
-                    retransmission,
+                    (kind, gso, retransmission),
                     args.router_cores,
                     args.participants,
                     &sockets,
