@@ -544,3 +544,12 @@ fn zero_timeout_polling_receives() {
         assert_eq!(out.len(), 5, "{kind:?}");
     }
 }
+
+#[test]
+fn xdp_refuses_loopback_wildcard_and_ipv6_addresses_with_the_reason() {
+    for a in ["127.0.0.1:0", "0.0.0.0:0", "[::1]:0"] {
+        let s = sock::bind(a.parse().unwrap(), &sock::SocketOptions::default()).unwrap();
+        let e = corecast_router::net::xdp::XdpBackend::new(s, &BackendOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("IPv4 address of an Ethernet interface"), "{a}: {e}");
+    }
+}
