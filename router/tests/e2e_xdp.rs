@@ -61,3 +61,61 @@ fn call_spread_over_two_workers_is_exact_over_xdp() {
     assert_bypassed(&server, 1000);
     server.stop();
 }
+
+/// The backend alone over veth (MTU 1000): the first datagram to a
+/// neighbour the kernel has not resolved goes through the kernel socket (which
+/// sends the ARP request), later ones are framed by the router; a datagram
+/// longer than the MTU allows goes through the kernel (fragmented) and arrives
+/// whole; fragments from the client reach the backend through its kernel
+/// socket, whole datagrams through AF_XDP.
+#[test]
+fn neighbours_and_the_mtu_over_xdp() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use corecast_router::net::{self, BackendKind, BackendOptions};
+
+    let Some(pair) = veth_or_skip("mtu", 1) else { return };
+    for (ns, end) in [(&pair.router_ns, &pair.router_if), (&pair.client_ns, &pair.client_if)] {
+        let ok = std::process::Command::new("ip").args(["-n", ns, "link", "set", "dev", end, "mtu", "1000"]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "setting the MTU");
+    }
+    let listen = SocketAddr::new(IpAddr::V4(ROUTER_IP), 0);
+    let mut backend = pair.in_router(|| net::open(BackendKind::Xdp, listen, &BackendOptions::default()).unwrap());
+    let router = backend.local_addr();
+    let client = pair.in_clients(|| UdpSocket::bind((CLIENT_IP, 0)).unwrap());
+    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let to_client = client.local_addr().unwrap();
+    let mut buf = [0u8; 2048];
+    let mut out = Vec::new();
+    let mut send = |backend: &mut Box<dyn net::IoBackend>, len: usize, fill: u8| {
+        backend.queue(to_client, Bytes::from(vec![fill; len]));
+        backend.flush().unwrap();
+        let (n, from) = client.recv_from(&mut buf).expect("the client receives");
+        assert_eq!((n, from), (len, router));
+        assert!(buf[..n].iter().all(|&b| b == fill));
+        backend.stats().xdp_sent_datagrams
+    };
+    // 1. Unknown neighbour: through the kernel, which resolves it.
+    assert_eq!(send(&mut backend, 100, 1), 0, "the first datagram goes through the kernel");
+    std::thread::sleep(Duration::from_millis(200));
+    // 2. Now framed by the router.
+    assert_eq!(send(&mut backend, 100, 2), 1, "the second is framed for the resolved neighbour");
+    // 3. Longer than the MTU allows (1000 - 28 bytes): the kernel fragments it.
+    assert_eq!(send(&mut backend, 1200, 3), 1, "an oversize datagram is not framed");
+    assert_eq!(send(&mut backend, 972, 4), 2, "exactly the MTU is framed");
+    // 4. The client's datagrams: whole ones through AF_XDP, fragments through the kernel.
+    for (len, via_xdp) in [(500usize, 1u64), (1500, 1)] {
+        client.send_to(&vec![9u8; len], router).unwrap();
+        out.clear();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while out.is_empty() && std::time::Instant::now() < deadline {
+            backend.recv(Some(Duration::from_millis(50)), &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1, "{len} bytes arrive");
+        assert_eq!((out[0].source, out[0].contents.len()), (to_client, len));
+        assert_eq!(backend.stats().xdp_recv_datagrams, via_xdp, "{len} bytes");
+    }
+    assert_eq!(backend.stats().recv_datagrams, 2);
+}

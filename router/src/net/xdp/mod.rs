@@ -45,6 +45,7 @@ use super::{BackendOptions, Datagram, IoBackend, IoStats};
 pub mod loader;
 pub mod neigh;
 pub mod packet;
+pub mod rtnl;
 pub mod veth;
 pub mod xsk;
 

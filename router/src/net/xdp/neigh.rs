@@ -1,7 +1,7 @@
 //! Where the `xdp` backend's frames go: the interface that owns the router's
 //! address (name, index, MAC, MTU, queues) and next-hop MAC addresses from
-//! the kernel's neighbour table (`/proc/thread-self/net/arp`: the calling
-//! thread's network namespace), with the default gateway (`.../net/route`) for destinations off the interface's subnet.
+//! the kernel's neighbour table (an `RTM_GETNEIGH` dump, [`super::rtnl`]), with
+//! the default gateway (`/proc/thread-self/net/route`, read once at start) for destinations off the interface's subnet.
 //!
 //! The kernel keeps resolving: a destination without a complete entry, or
 //! whose entry has not been confirmed for [`CONFIRM_EVERY`], gets its next
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use corecast_core::hash::FxHashMap;
 
 use super::packet::Mac;
+use super::rtnl::Rtnl;
 
 /// How often a destination's next datagram goes through the kernel, so that
 /// the kernel re-confirms its neighbour entry (its default reachable time is 30 s).
@@ -134,6 +135,9 @@ pub struct Neighbours {
     gateway: Option<Ipv4Addr>,
     entries: FxHashMap<Ipv4Addr, Entry>,
     last_read: Option<Instant>,
+    /// The kernel's table, asked over a netlink socket of the router's namespace.
+    rtnl: Option<Rtnl>,
+    scratch: Vec<(Ipv4Addr, Mac)>,
 }
 
 impl Neighbours {
@@ -141,7 +145,10 @@ impl Neighbours {
     pub fn new(iface: Interface, local: Vec<Ipv4Addr>) -> Self {
         let gateway =
             std::fs::read_to_string("/proc/thread-self/net/route").ok().and_then(|t| default_gateway(&t, &iface.name));
-        Neighbours { iface, local, gateway, entries: FxHashMap::default(), last_read: None }
+        let rtnl = Rtnl::open()
+            .map_err(|e| tracing::warn!(error = %e, "no rtnetlink socket: every datagram goes through the kernel"))
+            .ok();
+        Neighbours { iface, local, gateway, entries: FxHashMap::default(), last_read: None, rtnl, scratch: Vec::new() }
     }
 
     /// The interface.
@@ -173,10 +180,14 @@ impl Neighbours {
         }
         if self.last_read.is_none_or(|t| now.duration_since(t) >= REREAD_EVERY) {
             self.last_read = Some(now);
-            if let Ok(t) = std::fs::read_to_string("/proc/thread-self/net/arp") {
-                for (ip, mac) in parse_arp(&t, &self.iface.name) {
-                    self.entries.entry(ip).or_insert(Entry { mac, confirmed: now });
+            self.scratch.clear();
+            if let Some(r) = &mut self.rtnl {
+                if let Err(e) = r.neighbours(self.iface.index, &mut self.scratch) {
+                    tracing::debug!(error = %e, "neighbour dump failed");
                 }
+            }
+            for &(ip, mac) in &self.scratch {
+                self.entries.entry(ip).or_insert(Entry { mac, confirmed: now });
             }
             if let Some(e) = self.entries.get(&hop) {
                 return Route::Frame(e.mac);
@@ -225,23 +236,6 @@ fn ethtool(fd: std::os::fd::RawFd, name: &str, data: *mut u8) -> io::Result<()> 
     }
 }
 
-/// Complete entries of `/proc/net/arp` for `dev`.
-pub fn parse_arp(text: &str, dev: &str) -> Vec<(Ipv4Addr, Mac)> {
-    const ATF_COM: u32 = 0x02;
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 6 || f[5] != dev {
-                return None;
-            }
-            let flags = u32::from_str_radix(f[2].trim_start_matches("0x"), 16).ok()?;
-            let mac = parse_mac(f[3])?;
-            (flags & ATF_COM != 0 && mac != [0; 6]).then_some((f[0].parse().ok()?, mac))
-        })
-        .collect()
-}
-
 /// The default route's gateway on `dev` from `/proc/net/route`.
 pub fn default_gateway(text: &str, dev: &str) -> Option<Ipv4Addr> {
     text.lines().skip(1).find_map(|l| {
@@ -259,12 +253,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arp_and_route_tables_parse() {
-        let arp = "IP address       HW type     Flags       HW address            Mask     Device\n\
-                   10.9.0.2         0x1         0x2         aa:bb:cc:00:11:22     *        ccx0\n\
-                   10.9.0.3         0x1         0x0         00:00:00:00:00:00     *        ccx0\n\
-                   10.9.0.4         0x1         0x2         aa:bb:cc:00:11:23     *        eth0\n";
-        assert_eq!(parse_arp(arp, "ccx0"), vec![("10.9.0.2".parse().unwrap(), [0xaa, 0xbb, 0xcc, 0, 0x11, 0x22])]);
+    fn the_route_table_and_macs_parse() {
         let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
                      eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
                      eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";

@@ -23,6 +23,8 @@ pub struct VethPair {
     pub client_ns: String,
     /// The router's interface.
     pub router_if: String,
+    /// The clients' interface.
+    pub client_if: String,
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {
@@ -48,8 +50,9 @@ impl VethPair {
             router_ns: format!("ccx_r_{tag}_{pid}_{n}"),
             client_ns: format!("ccx_c_{tag}_{pid}_{n}"),
             router_if: format!("ccxr{:x}{n}", pid & 0xffff),
+            client_if: format!("ccxc{:x}{n}", pid & 0xffff),
         };
-        let client_if = format!("ccxc{:x}{n}", pid & 0xffff);
+        let client_if = p.client_if.clone();
         let q = queues.to_string();
         // Removed by Drop from here on, whatever fails next.
         ip(&["netns", "add", &p.router_ns])?;
