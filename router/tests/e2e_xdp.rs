@@ -23,14 +23,16 @@ fn start_xdp(pair: &VethPair, workers: usize, core: RouterConfig) -> RouterServe
     server
 }
 
-/// Stats of every worker, then asserts most media went through AF_XDP both ways.
-fn assert_bypassed(server: &RouterServer, at_least: u64) {
+/// Asserts at least `recv_min` datagrams came in and `sent_min` went out
+/// through AF_XDP (a few sends may go through the kernel: one per
+/// destination every `CONFIRM_EVERY`, so that the kernel confirms its neighbour).
+fn assert_bypassed(server: &RouterServer, recv_min: u64, sent_min: u64) {
     let stats = server.stats();
     let recv: u64 = stats.iter().map(|s| s.io.xdp_recv_datagrams).sum();
     let sent: u64 = stats.iter().map(|s| s.io.xdp_sent_datagrams).sum();
     let io: Vec<_> = stats.iter().map(|s| s.io).collect();
     eprintln!("AF_XDP carried {recv} datagrams in, {sent} out; per worker: {io:?}");
-    assert!(recv >= at_least && sent >= at_least, "AF_XDP carried {recv} in, {sent} out: {io:?}");
+    assert!(recv >= recv_min && sent >= sent_min, "AF_XDP carried {recv} in, {sent} out: {io:?}");
 }
 
 #[test]
@@ -38,7 +40,7 @@ fn four_participants_receive_exactly_the_others_packets_over_xdp() {
     let Some(pair) = veth_or_skip("exact", 1) else { return };
     let server = start_xdp(&pair, 1, RouterConfig::default());
     pair.in_clients(|| exact_call_on(&server, "xdp", false));
-    assert_bypassed(&server, 4 * 1000);
+    assert_bypassed(&server, 4 * 1000, 11_900);
     server.stop();
 }
 
@@ -47,7 +49,7 @@ fn bad_actors_get_nothing_forwarded_over_xdp() {
     let Some(pair) = veth_or_skip("bad", 1) else { return };
     let server = start_xdp(&pair, 1, RouterConfig::default());
     pair.in_clients(|| bad_actors_get_nothing(&server, "xdp", IpAddr::V4(CLIENT_IP)));
-    assert_bypassed(&server, 2 * 200);
+    assert_bypassed(&server, 2 * 200, 380);
     server.stop();
 }
 
@@ -58,7 +60,11 @@ fn call_spread_over_two_workers_is_exact_over_xdp() {
     let core = RouterConfig { max_receivers_per_worker: 2, ..Default::default() };
     let server = start_xdp(&pair, 2, core);
     pair.in_clients(|| exact_call_on(&server, "xdp", true));
-    assert_bypassed(&server, 1000);
+    // Which veth queue a client's datagrams arrive on follows its socket's
+    // random flow hash: a worker's port on the other worker's queue reaches
+    // it through its kernel socket (on a NIC, steer ports to queues). So only
+    // the sending side is certain to be AF_XDP here.
+    assert_bypassed(&server, 0, 11_900);
     server.stop();
 }
 
