@@ -125,3 +125,57 @@ fn neighbours_and_the_mtu_over_xdp() {
     }
     assert_eq!(backend.stats().recv_datagrams, 2);
 }
+
+/// A `corecast_xdp` program attached the old way (netlink, as `ip link` does;
+/// it outlives its process) is detached when the backend starts; any other
+/// program is left alone and the start fails saying so. The backend's own
+/// program goes with the backend.
+#[test]
+fn a_stale_corecast_program_is_replaced_and_a_foreign_one_refused() {
+    use corecast_router::net::{self, BackendKind, BackendOptions};
+
+    let Some(pair) = veth_or_skip("stale", 1) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip").args(["-n", &pair.router_ns]).args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let attached = || ip(&["-d", "link", "show", "dev", &pair.router_if]).contains("prog/xdp");
+    let listen = SocketAddr::new(IpAddr::V4(ROUTER_IP), 0);
+    for (name, stale) in [("corecast_xdp", true), ("someone_elses", false)] {
+        let c = dir.path().join(format!("{name}.c"));
+        let o = dir.path().join(format!("{name}.o"));
+        std::fs::write(
+            &c,
+            format!(
+                "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+                 SEC(\"xdp\") int {name}(struct xdp_md *c) {{ return XDP_PASS; }}\n\
+                 char L[] SEC(\"license\") = \"GPL\";\n"
+            ),
+        )
+        .unwrap();
+        let arch = format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH);
+        let st = std::process::Command::new("clang")
+            .args(["-O2", "-target", "bpf", &arch, "-c"])
+            .arg(&c)
+            .arg("-o")
+            .arg(&o)
+            .status()
+            .unwrap();
+        assert!(st.success(), "clang");
+        ip(&["link", "set", "dev", &pair.router_if, "xdpdrv", "obj", o.to_str().unwrap(), "sec", "xdp"]);
+        assert!(attached());
+        let r = pair.in_router(|| net::open(BackendKind::Xdp, listen, &BackendOptions::default()));
+        if stale {
+            let backend = r.expect("the stale program is replaced");
+            drop(backend);
+            assert!(!attached(), "the backend's program goes with it");
+        } else {
+            let e = r.err().expect("a foreign program is not replaced").to_string();
+            assert!(e.contains("another XDP program is attached"), "{e}");
+            assert!(attached(), "the foreign program stays");
+            ip(&["link", "set", "dev", &pair.router_if, "xdp", "off"]);
+        }
+    }
+}

@@ -9,9 +9,10 @@
 //! mode first, generic (skb) mode if the driver refuses.
 //!
 //! A link lives as long as its file descriptor: when the router exits, or
-//! crashes, the kernel detaches the program. A program attached the old way
-//! (netlink) by a crashed run of an older router or by `ip link` makes the
-//! attach fail with `EBUSY`; [`Attachment::attach`] says so and how to clear it.
+//! crashes, the kernel detaches the program. A `corecast_xdp` program
+//! attached the old way (netlink, which outlives its process) is detached at
+//! the next start; any other program makes the attach fail with `EBUSY`, and
+//! [`Attachment::attach`] says so and how to clear it.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -168,7 +169,9 @@ impl Attachment {
         } else {
             &[(XdpMode::Native, XDP_FLAGS_DRV_MODE), (XdpMode::Generic, XDP_FLAGS_SKB_MODE)]
         };
-        for &(mode, flags) in modes {
+        let mut stale_cleared = false;
+        let mut i = 0;
+        'modes: while let Some(&(mode, flags)) = modes.get(i) {
             let mut attr = [0u8; 128];
             put_u32(&mut attr, 0, prog.as_raw_fd() as u32);
             put_u32(&mut attr, 4, ifindex);
@@ -178,7 +181,11 @@ impl Attachment {
                 Ok(fd) => {
                     return Ok(Attachment { ifindex, mode, xsks, ports, _prog: prog, _link: owned(fd) });
                 }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) && !stale_cleared => {
+                    stale_cleared = true;
+                    if detach_stale(ifindex, ifname) {
+                        continue 'modes;
+                    }
                     return Err(io::Error::new(
                         e.kind(),
                         format!(
@@ -187,11 +194,58 @@ impl Attachment {
                         ),
                     ));
                 }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("another XDP program is attached to {ifname} ({e}), held by a live process"),
+                    ));
+                }
                 Err(e) => refusals.push(format!("{mode:?}: {e}")),
             }
+            i += 1;
         }
         Err(io::Error::other(format!("{ifname} refused the XDP program ({})", refusals.join("; "))))
     }
+}
+
+/// When the program attached to `ifindex` is a `corecast_xdp` attached the
+/// old way (netlink, e.g. by a crashed run of an older router), detaches it
+/// and says so; true if it did. A program held by a live BPF link (another
+/// router running) cannot be detached this way: the kernel refuses.
+fn detach_stale(ifindex: u32, ifname: &str) -> bool {
+    let Ok(mut rtnl) = super::rtnl::Rtnl::open() else { return false };
+    let id = match rtnl.xdp_prog_id(ifindex) {
+        Ok(id) if id != 0 => id,
+        _ => return false,
+    };
+    if prog_name(id).as_deref() != Some("corecast_xdp") {
+        return false;
+    }
+    for flags in [XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE] {
+        if rtnl.detach_xdp(ifindex, flags).is_ok() && rtnl.xdp_prog_id(ifindex).is_ok_and(|id| id == 0) {
+            tracing::warn!(ifname, prog_id = id, "detached a stale corecast XDP program left by an earlier run");
+            return true;
+        }
+    }
+    false
+}
+
+/// The name of BPF program `id` (`BPF_PROG_GET_FD_BY_ID`, `BPF_OBJ_GET_INFO_BY_FD`).
+fn prog_name(id: u32) -> Option<String> {
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    let mut attr = [0u8; 128];
+    put_u32(&mut attr, 0, id);
+    let fd = owned(bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).ok()?);
+    // struct bpf_prog_info: the name is 16 bytes at offset 64.
+    let mut info = [0u8; 128];
+    let mut attr = [0u8; 128];
+    put_u32(&mut attr, 0, fd.as_raw_fd() as u32);
+    put_u32(&mut attr, 4, info.len() as u32);
+    put_u64(&mut attr, 8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).ok()?;
+    let name = &info[64..80];
+    Some(String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(16)]).into_owned())
 }
 
 /// `BPF_PROG_LOAD`; on refusal, loads again with the verifier's log for the error.

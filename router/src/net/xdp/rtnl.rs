@@ -85,6 +85,109 @@ impl Rtnl {
     }
 }
 
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const NLM_F_ACK: u16 = 0x4;
+const IFINFOMSG: usize = 16;
+const IFLA_XDP: u16 = 43;
+const IFLA_XDP_FD: u16 = 1;
+const IFLA_XDP_PROG_ID: u16 = 4;
+const IFLA_XDP_FLAGS: u16 = 3;
+const NLA_F_NESTED: u16 = 1 << 15;
+
+impl Rtnl {
+    /// One request (header, `ifinfomsg` for `ifindex`, then `attrs`) and the
+    /// kernel's answer: the first message of this sequence number.
+    fn link_request(&mut self, kind: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> io::Result<Vec<u8>> {
+        self.seq = self.seq.wrapping_add(1);
+        let len = NLMSG_HDR + IFINFOMSG + attrs.len();
+        let mut req = vec![0u8; NLMSG_HDR + IFINFOMSG];
+        req[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        req[4..6].copy_from_slice(&kind.to_ne_bytes());
+        req[6..8].copy_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
+        req[NLMSG_HDR] = libc::AF_UNSPEC as u8;
+        req[NLMSG_HDR + 4..NLMSG_HDR + 8].copy_from_slice(&ifindex.to_ne_bytes());
+        req.extend_from_slice(attrs);
+        // SAFETY: `req` is live for the call and its length is passed.
+        let r = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        loop {
+            // SAFETY: `buf` is live and writable for its whole length.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let b = &self.buf[..n as usize];
+            if b.len() >= NLMSG_HDR && u32::from_ne_bytes([b[8], b[9], b[10], b[11]]) == self.seq {
+                let len = (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize).min(b.len());
+                return Ok(b[..len].to_vec());
+            }
+        }
+    }
+
+    /// The id of the XDP program attached to `ifindex` (0: none).
+    pub fn xdp_prog_id(&mut self, ifindex: u32) -> io::Result<u32> {
+        let m = self.link_request(RTM_GETLINK, 0, ifindex, &[])?;
+        check_ack(&m)?;
+        if m.len() < NLMSG_HDR + IFINFOMSG || u16::from_ne_bytes([m[4], m[5]]) != RTM_NEWLINK {
+            return Ok(0);
+        }
+        let xdp = attrs(&m[NLMSG_HDR + IFINFOMSG..]).find(|(k, _)| *k == IFLA_XDP).map(|(_, v)| v);
+        Ok(xdp
+            .and_then(|x| attrs(x).find(|(k, v)| *k == IFLA_XDP_PROG_ID && v.len() == 4))
+            .map_or(0, |(_, v)| u32::from_ne_bytes([v[0], v[1], v[2], v[3]])))
+    }
+
+    /// Detaches the XDP program attached to `ifindex` with netlink (in the
+    /// mode `flags`). The kernel refuses (`EBUSY`) when a live BPF link holds it.
+    pub fn detach_xdp(&mut self, ifindex: u32, flags: u32) -> io::Result<()> {
+        let mut inner = Vec::new();
+        inner.extend_from_slice(&8u16.to_ne_bytes());
+        inner.extend_from_slice(&IFLA_XDP_FD.to_ne_bytes());
+        inner.extend_from_slice(&(-1i32).to_ne_bytes());
+        inner.extend_from_slice(&8u16.to_ne_bytes());
+        inner.extend_from_slice(&IFLA_XDP_FLAGS.to_ne_bytes());
+        inner.extend_from_slice(&flags.to_ne_bytes());
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + inner.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&(IFLA_XDP | NLA_F_NESTED).to_ne_bytes());
+        a.extend_from_slice(&inner);
+        let m = self.link_request(RTM_SETLINK, NLM_F_ACK, ifindex, &a)?;
+        check_ack(&m)
+    }
+}
+
+/// An `NLMSG_ERROR` answer as an error (0: an acknowledgement).
+fn check_ack(m: &[u8]) -> io::Result<()> {
+    if m.len() >= NLMSG_HDR + 4 && u16::from_ne_bytes([m[4], m[5]]) == NLMSG_ERROR {
+        let errno = -i32::from_ne_bytes([m[16], m[17], m[18], m[19]]);
+        if errno != 0 {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+    }
+    Ok(())
+}
+
+/// The attributes (`struct nlattr`) in `b`: (type without flags, value).
+fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        let item = (u16::from_ne_bytes([b[2], b[3]]) & 0x3fff, &b[4..len]);
+        b = &b[((len + 3) & !3).min(b.len())..];
+        Some(item)
+    })
+}
+
 /// Parses one datagram of a neighbour dump into `out`; true once the dump is done.
 pub fn parse_dump(mut b: &[u8], seq: u32, ifindex: u32, out: &mut Vec<(Ipv4Addr, Mac)>) -> io::Result<bool> {
     let u16_at = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
