@@ -25,6 +25,9 @@ fn main() {
         Err(e) => format!("cannot run {clang}: {e}"),
     };
     println!("cargo:warning=XDP program not built, the xdp backend will refuse to start: {why}");
+    // Try again once they are installed (a path that does not exist counts as changed).
+    println!("cargo:rerun-if-changed=/usr/include/bpf/bpf_helpers.h");
+    println!("cargo:rerun-if-changed=/usr/bin/{clang}");
     std::fs::write(&out, b"").expect("write empty XDP object");
     println!("cargo:rustc-env=CORECAST_XDP_BUILD_ERROR={why}");
 }
