@@ -311,10 +311,13 @@ impl Xsk {
 
     /// The `len` bytes at UMEM address `addr` (within one frame).
     pub fn frame(&self, addr: u64, len: u32) -> &[u8] {
-        let start = (addr as usize).min(FRAMES * FRAME_SIZE);
+        let start = addr as usize;
+        if start >= FRAMES * FRAME_SIZE {
+            return &[]; // not a UMEM address (the kernel never hands one out)
+        }
         let len = (len as usize).min(FRAME_SIZE - start % FRAME_SIZE);
-        // SAFETY: `start..start + len` lies inside the UMEM mapping (clamped
-        // above to the frame holding `start`); the frame is ours (taken from
+        // SAFETY: `start..start + len` lies inside the UMEM mapping (`start`
+        // checked above, `len` cut at the end of its frame); the frame is ours (taken from
         // the RX ring and not yet back on the fill ring) while the borrow lasts.
         unsafe { std::slice::from_raw_parts(self.umem.add(start), len) }
     }
