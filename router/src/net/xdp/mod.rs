@@ -20,8 +20,8 @@
 //! both checksums) into the socket's TX frames, grouped per destination as the
 //! other backends group them (one neighbour lookup per destination and flush),
 //! and the kernel is kicked once per 32 frames in copy mode (its per-call
-//! budget) or only when it asks in zero-copy mode. Received datagrams are
-//! copied out of their frames into one [`BytesMut`] per batch (as `mmsg`
+//! budget; [`xsk::TX_BUDGET`] where the kernel lets it be raised) or only
+//! when it asks in zero-copy mode. Received datagrams are copied out of their frames into one [`BytesMut`] per batch (as `mmsg`
 //! does), so each frame goes back on the fill ring at once; nothing is
 //! allocated per packet on either path through AF_XDP.
 //!

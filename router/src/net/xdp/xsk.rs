@@ -19,6 +19,8 @@ pub const RING_SIZE: u32 = 2048;
 /// Frames in the UMEM: half for receiving (all of them on the fill ring at
 /// first), half for sending.
 pub const FRAMES: usize = 2 * RING_SIZE as usize;
+/// Frames the kernel sends per wake-up in copy mode, where it allows more than its 32.
+pub const TX_BUDGET: u32 = 256;
 /// Bytes the kernel keeps in front of a received packet in copy mode
 /// (`XDP_PACKET_HEADROOM`); a received frame holds at most this much less.
 pub const RX_HEADROOM: usize = 256;
@@ -274,6 +276,10 @@ impl Xsk {
         setopt(raw, libc::XDP_UMEM_COMPLETION_RING, &RING_SIZE, "completion ring")?;
         setopt(raw, libc::XDP_RX_RING, &RING_SIZE, "RX ring")?;
         setopt(raw, libc::XDP_TX_RING, &RING_SIZE, "TX ring")?;
+        // Copy mode: frames sent per `sendto` (the kernel's default is 32);
+        // `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+; older kernels refuse it: fine).
+        const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+        let _ = setopt(raw, XDP_MAX_TX_SKB_BUDGET, &TX_BUDGET, "TX budget");
         // SAFETY: all-zero is a valid xdp_mmap_offsets (plain integers).
         let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
         let mut optlen = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
