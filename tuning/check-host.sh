@@ -49,5 +49,27 @@ for dev in /sys/class/net/*; do
     done
   fi
 done
+echo "AF_XDP (router backend xdp; features from the kernel's netdev netlink family, kernel >= 6.3)"
+xdp_feats=$(python3 "$(dirname "$0")/scripts/xdp-features.py" 2>/dev/null) || xdp_feats=""
+for dev in /sys/class/net/*; do
+  n=$(basename "$dev"); [ "$n" = lo ] && continue
+  q=$(ls -d "$dev"/queues/rx-* 2>/dev/null | wc -l)
+  drv=$(basename "$(readlink "$dev/device/driver" 2>/dev/null)" 2>/dev/null)
+  [ -z "$drv" ] && drv=$(ip -d -o link show dev "$n" 2>/dev/null | grep -oE ' (veth|bridge|vlan|macvlan|ipvlan|ifb|tun|dummy|vxlan|bond|geneve|wireguard) ' | head -1 | tr -d ' ')
+  line=$(printf '%s\n' "$xdp_feats" | awk -v n="$n" '$2 == n')
+  if [ -z "$line" ]; then
+    info "$n xdp" "driver ${drv:-?}, $q rx queue(s); XDP features unknown (no python3 or kernel < 6.3); the router would try native, then generic XDP, and zero-copy, then copy mode"
+    continue
+  fi
+  set -- $line
+  native=$([ "$3$4" = 11 ] && echo yes || echo no)
+  zc=$([ "$6" = 1 ] && echo yes || echo no)
+  if [ "$native" = yes ] && [ "$zc" = yes ]; then use="native XDP, zero-copy AF_XDP"
+  elif [ "$native" = yes ]; then use="native XDP, copy mode"
+  else use="generic XDP, copy mode (slower than mmsg+gso: keep mmsg)"; fi
+  steer=""
+  [ "$q" -gt 1 ] && steer="; one worker per queue, steer each worker's port to its queue (ethtool -N $n flow-type udp4 dst-port PORT action QUEUE)"
+  info "$n xdp" "driver ${drv:-?}, native ${native}, generic yes, zero-copy ${zc}, $q rx queue(s): router would use ${use}${steer}"
+done
 [ $bad -eq 0 ] && echo "all checks passed" || echo "some checks want attention (tuning/apply.sh applies the fixes)"
 exit $bad

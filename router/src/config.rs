@@ -6,7 +6,7 @@
 //! advertise_ip = "203.0.113.7"  # address clients are redirected to
 //! workers = 2                   # one per core
 //! cpus = [0, 1]                 # pin worker i to cpus[i]
-//! backend = "auto"              # auto | basic | mmsg | uring
+//! backend = "auto"              # auto | basic | mmsg | uring | xdp (xdp: listen on a NIC's IPv4 address, root)
 //! public_key_hex = "..."        # Ed25519 key of the calls service (64 hex digits, its GET /v1/keys)
 //! silence_timeout_ms = 15000
 //! max_participants_per_call = 100  # over every worker the call spreads to

@@ -31,7 +31,7 @@ struct Args {
     /// Pin worker i to CPU i (or to the configured `cpus`).
     #[arg(long, env = "CORECAST_ROUTER_PIN")]
     pin: bool,
-    /// Socket backend: auto, basic, mmsg or uring.
+    /// Socket backend: auto, basic, mmsg, uring or xdp (AF_XDP; --listen on a NIC's IPv4 address, root).
     #[arg(long, env = "CORECAST_BACKEND")]
     backend: Option<String>,
     /// Verifying key of the calls service (64 hex digits: its `GET /v1/keys`).

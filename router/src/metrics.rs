@@ -104,6 +104,8 @@ const COUNTERS: &[(&str, &str, Count)] = &[
     ("corecast_send_errors", "Datagrams that could not be sent", |w| w.io.send_errors),
     ("corecast_recv_drops", "Datagrams dropped on receive (buffer exhaustion, truncation)", |w| w.io.recv_drops),
     ("corecast_recv_ring_exhausted", "Times the io_uring buffer ring ran out", |w| w.io.recv_ring_exhausted),
+    ("corecast_xdp_recv_datagrams", "Datagrams received through AF_XDP (xdp backend)", |w| w.io.xdp_recv_datagrams),
+    ("corecast_xdp_sent_datagrams", "Datagrams sent through AF_XDP (xdp backend)", |w| w.io.xdp_sent_datagrams),
 ];
 
 /// Gauges: name, help, value.

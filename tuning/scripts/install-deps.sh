@@ -10,7 +10,7 @@
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-build_pkgs=(build-essential pkg-config curl jq python3 cmake libopus-dev)
+build_pkgs=(build-essential pkg-config curl jq python3 cmake libopus-dev clang libbpf-dev ethtool iproute2)
 server_pkgs=(postgresql-15 redis-server tarantool)
 codec_pkgs=(libdav1d-dev libsvtav1enc-dev libclang-dev clang)
 browser_pkgs=(chromium ffmpeg nftables)

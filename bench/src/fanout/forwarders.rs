@@ -251,6 +251,7 @@ fn make_backend(kind: BackendKind, socket: UdpSocket, opts: &BackendOptions) -> 
         BackendKind::Basic => Box::new(BasicBackend::new(socket)?),
         BackendKind::Mmsg | BackendKind::Auto => Box::new(MmsgBackend::new(socket, opts)?),
         BackendKind::Uring => Box::new(UringBackend::new(socket, opts)?),
+        BackendKind::Xdp => Box::new(corecast_router::net::xdp::XdpBackend::new(socket, opts)?),
     })
 }
 
@@ -321,9 +322,8 @@ pub(super) const OVERLOAD_OFF: u16 = u16::MAX;
 /// client socket with a dev-key token (participants of one call are
 /// consecutive sockets). The router's worker threads are found by name.
 pub(super) fn start_corecast(
-    kind: BackendKind,
-    gso: bool,
-    retransmission: bool,
+    listen: SocketAddr,
+    (kind, gso, retransmission): (BackendKind, bool, bool),
     cores: usize,
     participants: usize,
     sockets: &[UdpSocket],
@@ -332,17 +332,11 @@ pub(super) fn start_corecast(
     let key = token::dev_signing_key();
     let before = worker_tids();
     let server = RouterServer::start(ServerConfig {
-        listen: "127.0.0.1:0".parse()?,
+        listen,
         advertise_ip: None,
         workers: cores,
         cpus: cpus.to_vec(),
-        backend: match kind {
-            BackendKind::Auto => "auto",
-            BackendKind::Basic => "basic",
-            BackendKind::Mmsg => "mmsg",
-            BackendKind::Uring => "uring",
-        }
-        .into(),
+        backend: kind.name().into(),
         core: RouterConfig {
             max_participants_per_call: participants.max(2),
             max_receivers_per_worker: participants.max(2),

@@ -3,7 +3,7 @@
 //! one run of the load through a forwarder with the forwarder's CPU time.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use corecast_router::net::mmsg::MmsgBackend;
 use corecast_router::net::msghdr::RecvMsgs;
 use corecast_router::net::sock::{self, SocketOptions};
+use corecast_router::net::xdp::veth;
 use corecast_router::net::{BackendOptions, IoBackend, IoStats};
 
 use super::forwarders::{start_corecast, start_forwarder, FanoutTable};
@@ -158,26 +159,44 @@ pub(super) fn run_one(args: &FanoutArgs, fwd: Forwarder) -> anyhow::Result<Figur
     };
     let mut sockets = Vec::with_capacity(n_clients);
     let mut addrs = Vec::with_capacity(n_clients);
-    for _ in 0..n_clients {
-        let s = sock::bind("127.0.0.1:0".parse()?, &client_opts.socket)?;
-        addrs.push(s.local_addr()?);
-        sockets.push(s);
-    }
+    // Over veth (`--backend xdp`) the clients' sockets live in the clients'
+    // namespace and the router in its own; loopback otherwise.
+    let (client_ip, router_ip) = match &args.veth {
+        Some(_) => (IpAddr::V4(veth::CLIENT_IP), IpAddr::V4(veth::ROUTER_IP)),
+        None => (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 1])),
+    };
+    let in_clients = |f: &mut (dyn FnMut() -> io::Result<()> + Send)| match &args.veth {
+        Some(v) => v.in_clients(f),
+        None => f(),
+    };
+    in_clients(&mut || {
+        for _ in 0..n_clients {
+            let s = sock::bind(SocketAddr::new(client_ip, 0), &client_opts.socket)?;
+            addrs.push(s.local_addr()?);
+            sockets.push(s);
+        }
+        Ok(())
+    })?;
     let calls: Vec<Vec<SocketAddr>> = addrs.chunks(args.participants).map(|c| c.to_vec()).collect();
     let table = Arc::new(FanoutTable::new(&calls));
     let stop_fwd = Arc::new(AtomicBool::new(false));
     let (mut corecast, mut handles) = (None, Vec::new());
     let (dests, ssrcs, tids) = match fwd {
         Forwarder::Corecast { kind, gso, retransmission } => {
-            let (c, tids) = start_corecast(
-                kind,
-                gso,
-                retransmission,
-                args.router_cores,
-                args.participants,
-                &sockets,
-                &place.router,
-            )?;
+            let start = || {
+                start_corecast(
+                    SocketAddr::new(router_ip, 0),
+                    (kind, gso, retransmission),
+                    args.router_cores,
+                    args.participants,
+                    &sockets,
+                    &place.router,
+                )
+            };
+            let (c, tids) = match &args.veth {
+                Some(v) => v.in_router(start)?,
+                None => start()?,
+            };
             let r = (c.dests.clone(), c.ssrcs.clone(), tids);
             corecast = Some(c);
             r
@@ -305,4 +324,6 @@ pub(super) fn add_io(sum: &mut IoStats, s: &IoStats) {
     sum.send_errors += s.send_errors;
     sum.recv_drops += s.recv_drops;
     sum.recv_datagrams += s.recv_datagrams;
+    sum.xdp_recv_datagrams += s.xdp_recv_datagrams;
+    sum.xdp_sent_datagrams += s.xdp_sent_datagrams;
 }

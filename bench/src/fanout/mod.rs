@@ -92,7 +92,10 @@ pub struct FanoutArgs {
     /// Forwarder threads (one socket each, SO_REUSEPORT on one address).
     #[arg(long, default_value_t = 1)]
     pub router_cores: usize,
-    /// Router backend: auto, basic, mmsg, uring, or all (mmsg, mmsg+gso, uring, uring+gso).
+    /// Router backend: auto, basic, mmsg, uring, or all (mmsg, mmsg+gso, uring, uring+gso);
+    /// or xdp: the AF_XDP backend, then mmsg and mmsg+gso, all three over the same veth
+    /// pair between two network namespaces the bench makes (root; the router in one, the
+    /// load in the other; the reference forwarders, which run on loopback, are left out).
     #[arg(long, default_value = "all")]
     pub backend: String,
     /// Also run the bare socket backends under a trivial fan-out loop (no core).
@@ -161,6 +164,10 @@ pub struct FanoutArgs {
     /// `fanout` receivers of one stream each, the shape of the SRTP groups.
     #[arg(skip)]
     pub senders_per_call: usize,
+    /// `--backend xdp`: the veth pair every run goes over (the router's end
+    /// in one namespace, the load generator's in the other).
+    #[arg(skip)]
+    pub veth: Option<std::sync::Arc<corecast_router::net::xdp::veth::VethPair>>,
 }
 
 fn parse_profile(s: &str) -> Result<corecast_proto::srtp::SrtpProfile, String> {
@@ -192,12 +199,7 @@ enum Forwarder {
 impl Forwarder {
     fn label(&self) -> String {
         let backend = |kind: &BackendKind, gso: bool| {
-            let k = match kind {
-                BackendKind::Auto => "auto",
-                BackendKind::Basic => "basic",
-                BackendKind::Mmsg => "mmsg",
-                BackendKind::Uring => "uring",
-            };
+            let k = kind.name();
             if gso && *kind != BackendKind::Basic {
                 format!("{k}+gso")
             } else {
@@ -230,6 +232,20 @@ pub fn run(mut args: FanoutArgs) -> anyhow::Result<()> {
     }
     let uring_ok = uring::probe().map_err(|e| eprintln!("io_uring unavailable, skipping it: {e}")).is_ok();
     let kinds: Vec<(BackendKind, bool)> = match args.backend.as_str() {
+        "xdp" => {
+            if args.transport != "plain" {
+                bail!("--backend xdp runs the plain transport only");
+            }
+            let pair = corecast_router::net::xdp::veth::VethPair::create("bench", args.router_cores as u32)
+                .map_err(|e| anyhow::anyhow!("--backend xdp needs a veth pair between network namespaces: {e}"))?;
+            eprintln!(
+                "fanout: over veth {} (namespace {}) <-> namespace {}",
+                pair.router_if, pair.router_ns, pair.client_ns
+            );
+            args.veth = Some(std::sync::Arc::new(pair));
+            args.no_references = true;
+            vec![(BackendKind::Xdp, false), (BackendKind::Mmsg, false), (BackendKind::Mmsg, true)]
+        }
         "all" => {
             let mut k = vec![(BackendKind::Mmsg, false), (BackendKind::Mmsg, true)];
             if uring_ok {

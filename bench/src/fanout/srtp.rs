@@ -62,13 +62,7 @@ fn start_router(
         advertise_ip: None,
         workers: args.router_cores,
         cpus: cpus.to_vec(),
-        backend: match kind {
-            BackendKind::Auto => "auto",
-            BackendKind::Basic => "basic",
-            BackendKind::Mmsg => "mmsg",
-            BackendKind::Uring => "uring",
-        }
-        .into(),
+        backend: kind.name().into(),
         core: RouterConfig {
             max_participants_per_call: args.participants.max(2),
             max_receivers_per_worker: args.participants.max(2),

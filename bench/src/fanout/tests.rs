@@ -126,6 +126,31 @@ fn tiny_args() -> FanoutArgs {
         transport: "plain".into(),
         srtp_profiles: vec![SrtpProfile::AeadAes128Gcm],
         senders_per_call: 0,
+        veth: None,
+    }
+}
+
+/// `--backend xdp`'s runs: the AF_XDP router, mmsg and mmsg+gso over one
+/// veth pair between two network namespaces; every row delivers everything.
+/// Needs root: skipped without, unless `CORECAST_REQUIRE_XDP=1` (`make unit`).
+#[test]
+fn tiny_runs_over_veth_with_the_xdp_backend() {
+    let _one = one_router_at_a_time();
+    let pair = match corecast_router::net::xdp::veth::VethPair::create("tiny", 1) {
+        Ok(p) => p,
+        Err(e) if std::env::var("CORECAST_REQUIRE_XDP").as_deref() != Ok("1") => {
+            eprintln!("SKIP: no network namespaces here ({e})");
+            return;
+        }
+        Err(e) => panic!("no veth pair for the xdp bench: {e}"),
+    };
+    let args = FanoutArgs { veth: Some(std::sync::Arc::new(pair)), ..tiny_args() };
+    for (kind, gso) in [(BackendKind::Xdp, false), (BackendKind::Mmsg, false), (BackendKind::Mmsg, true)] {
+        let f = run_one(&args, Forwarder::Corecast { kind, gso, retransmission: true }).unwrap();
+        assert_eq!(f.received, f.expected, "{}: {}", f.label, f.note);
+        if kind == BackendKind::Xdp {
+            assert!(f.io.xdp_sent_datagrams > 0 && f.io.xdp_recv_datagrams > 0, "{:?}", f.io);
+        }
     }
 }
 

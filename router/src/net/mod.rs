@@ -10,7 +10,9 @@
 //!   when the kernel has UDP GSO;
 //! - [`uring`]: io_uring with multishot `recvmsg` and a provided-buffer ring;
 //!   what `Auto` runs without UDP GSO, where it moved more packets per core
-//!   (the measurements are under [`open`]).
+//!   (the measurements are under [`open`]);
+//! - [`xdp`]: AF_XDP kernel bypass with the router's own XDP program and its
+//!   own Ethernet/IPv4/UDP framing; only when asked for (`xdp`), never by `Auto`.
 //!
 //! The fast backends share [`plan`] (grouping a flush's datagrams by
 //! destination into GSO runs), [`msghdr`] (the `msghdr`s and GSO control
@@ -39,6 +41,7 @@ pub mod msghdr;
 pub mod plan;
 pub mod sock;
 pub mod uring;
+pub mod xdp;
 
 pub use sock::SocketOptions;
 
@@ -74,11 +77,16 @@ pub struct IoStats {
     /// re-armed; datagrams wait in the socket buffer meanwhile, and any the
     /// socket buffer could not hold are counted in `recv_drops`).
     pub recv_ring_exhausted: u64,
+    /// Of `recv_datagrams`, those that came through AF_XDP (`xdp` backend;
+    /// the rest came through its kernel socket).
+    pub xdp_recv_datagrams: u64,
+    /// Of `sent_datagrams`, those framed and sent through AF_XDP.
+    pub xdp_sent_datagrams: u64,
 }
 
 /// A UDP socket driver the worker loop runs on.
 pub trait IoBackend: Send {
-    /// Short name for logs and bench output (`basic`, `mmsg`, `uring`).
+    /// Short name for logs and bench output (`basic`, `mmsg`, `uring`, `xdp`).
     fn name(&self) -> &'static str;
     /// Address the socket is bound to.
     fn local_addr(&self) -> SocketAddr;
@@ -112,6 +120,22 @@ pub enum BackendKind {
     Mmsg,
     /// [`uring::UringBackend`].
     Uring,
+    /// [`xdp::XdpBackend`] (AF_XDP; an error, not a fallback, when the
+    /// kernel or the NIC refuses it).
+    Xdp,
+}
+
+impl BackendKind {
+    /// The name [`FromStr`](std::str::FromStr) takes (`auto`, `basic`, `mmsg`, `uring`, `xdp`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Basic => "basic",
+            BackendKind::Mmsg => "mmsg",
+            BackendKind::Uring => "uring",
+            BackendKind::Xdp => "xdp",
+        }
+    }
 }
 
 impl std::str::FromStr for BackendKind {
@@ -122,6 +146,7 @@ impl std::str::FromStr for BackendKind {
             "basic" => Ok(BackendKind::Basic),
             "mmsg" => Ok(BackendKind::Mmsg),
             "uring" | "io_uring" | "io-uring" => Ok(BackendKind::Uring),
+            "xdp" | "af_xdp" | "af-xdp" => Ok(BackendKind::Xdp),
             other => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unknown backend {other:?}"))),
         }
     }
@@ -184,7 +209,7 @@ impl BackendOptions {
 
 /// Opens a UDP socket on `addr` and wraps it in a backend.
 ///
-/// `CORECAST_BACKEND=basic|mmsg|uring|auto` overrides `kind`; `CORECAST_GSO=0`
+/// `CORECAST_BACKEND=basic|mmsg|uring|xdp|auto` overrides `kind`; `CORECAST_GSO=0`
 /// and `CORECAST_GRO=0` override `opts`. If io_uring is asked for but the
 /// kernel lacks what it needs (probed at startup), `mmsg` runs instead.
 ///
@@ -223,6 +248,10 @@ pub fn open(kind: BackendKind, addr: SocketAddr, opts: &BackendOptions) -> io::R
     };
     let backend: Box<dyn IoBackend> = match kind {
         BackendKind::Basic => Box::new(basic::BasicBackend::new(socket)?),
+        BackendKind::Xdp => Box::new(
+            xdp::XdpBackend::new(socket, &opts)
+                .map_err(|e| io::Error::new(e.kind(), format!("xdp backend on {addr}: {e}")))?,
+        ),
         BackendKind::Mmsg | BackendKind::Auto => Box::new(mmsg::MmsgBackend::new(socket, &opts)?),
         BackendKind::Uring => {
             // The ring gets a duplicate of the socket, so a failure leaves the
