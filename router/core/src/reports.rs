@@ -35,7 +35,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use corecast_proto::rtcp::{ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
+use corecast_proto::rtcp::{DlrrItem, ExtendedReport, ReceiverReport, ReportBlock, RtcpPacket, SenderReport};
 use corecast_proto::{MediaKind, MediaTime, Ssrc};
 
 use crate::call::Call;
@@ -223,8 +223,13 @@ pub(crate) struct LegReports {
     sent: Vec<SentStream>,
     /// Where the last packet's stream was in `sent` (a frame's packets come together).
     last: usize,
-    /// Latest round trip measured from its report blocks.
+    /// Latest round trip measured from its report blocks, or from its
+    /// DLRRs (a publish-only leg: it is sent no SR to report on).
     pub rtt: Option<Duration>,
+    /// The last two RRTRs sent to it (RFC 3611 §4.4): compact NTP and when,
+    /// and the time their NTP timestamps count from (its first RRTR).
+    rrtrs: [(u32, Option<Instant>); 2],
+    rrtr_epoch: Option<Instant>,
     next: Option<Instant>,
     /// SRs about SSRCs it had not claimed yet (a publisher that claims by
     /// sending sends its first SR just before its first packet).
@@ -281,6 +286,33 @@ impl LegReports {
     }
 }
 
+impl LegReports {
+    /// The NTP timestamp of an RRTR sent now (counted from the leg's first,
+    /// plus a second so that its compact form is never 0, "none"), remembered
+    /// for the DLRR that echoes it.
+    fn rrtr(&mut self, now: Instant) -> u64 {
+        let epoch = *self.rrtr_epoch.get_or_insert(now);
+        let ntp = ntp_add(1 << 32, now.saturating_duration_since(epoch));
+        self.rrtrs = [(compact(ntp), Some(now)), self.rrtrs[0]];
+        ntp
+    }
+
+    /// Takes the leg's DLRR sub-blocks: one about an RRTR the router sent
+    /// (sender [`ROUTER_SSRC`]) gives the RTT.
+    pub fn on_dlrr(&mut self, items: &[DlrrItem], now: Instant) {
+        for d in items.iter().filter(|d| d.ssrc == ROUTER_SSRC && d.last_rr != 0) {
+            let Some(sent_at) = self.rrtrs.iter().find(|(lrr, at)| *lrr == d.last_rr && at.is_some()).and_then(|x| x.1)
+            else {
+                continue;
+            };
+            //= https://www.rfc-editor.org/rfc/rfc3611#section-4.5
+            //# the sender can compute the round-trip propagation delay as A - LRR - DLRR
+            let held = from_compact(d.delay_since_last_rr);
+            self.rtt = Some(now.saturating_duration_since(sent_at).saturating_sub(held));
+        }
+    }
+}
+
 impl Router {
     /// Sends the reports that are due and sets the next tick.
     pub(crate) fn send_reports(&mut self, now: Instant) {
@@ -321,6 +353,13 @@ fn leg_reports(call: &mut Call, i: usize, now: Instant) -> Vec<Bytes> {
     }
     for chunk in blocks.chunks(BLOCKS_PER_RR) {
         pkts.push(RtcpPacket::ReceiverReport(ReceiverReport { ssrc: ROUTER_SSRC, reports: chunk.to_vec() }));
+    }
+    // A publisher gets an RRTR with its RR: the DLRR it answers gives the
+    // round trip even when it is sent nothing (a WHIP leg).
+    if !blocks.is_empty() {
+        let ntp = p.reports.rrtr(now);
+        let xr = ExtendedReport { ssrc: ROUTER_SSRC, rrtr: Some(ntp), dlrr: Vec::new() };
+        pkts.insert(1, RtcpPacket::ExtendedReport(xr));
     }
     let mut sent = std::mem::take(&mut call.participants[i].reports.sent);
     // Streams whose producer is gone are forgotten.

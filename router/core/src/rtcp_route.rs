@@ -152,6 +152,13 @@ pub(crate) fn route(
                 on_blocks(call, participant, &rr.reports, now, &mut res);
                 routed_any = true;
             }
+            // A DLRR answering the router's RRTR: the leg's round trip. Terminated here.
+            RtcpPacket::ExtendedReport(xr) => {
+                if let Some(i) = participant {
+                    call.participants[i].reports.on_dlrr(&xr.dlrr, now);
+                }
+                routed_any = true;
+            }
             RtcpPacket::Sdes(chunks) => {
                 let own: Vec<_> = chunks.into_iter().filter(|c| owns(call, c.ssrc)).collect();
                 if !own.is_empty() {

@@ -329,6 +329,7 @@ impl Sim {
             srs_in: Vec::new(),
             rrs_in: Vec::new(),
             last_sr: BTreeMap::new(),
+            last_rrtr: None,
         });
         i
     }

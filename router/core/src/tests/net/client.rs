@@ -64,6 +64,9 @@ pub struct Client {
     pub rrs_in: Vec<(Instant, ReceiverReport)>,
     /// Per SSRC: the last SR's compact NTP time and when it came (its reports' LSR/DLSR).
     pub(super) last_sr: BTreeMap<u32, (u32, Instant)>,
+    /// The last RRTR that reached it (RFC 3611): from whom, its compact NTP
+    /// time and when; its reports carry a DLRR about it, as libwebrtc's do.
+    pub(super) last_rrtr: Option<(Ssrc, u32, Instant)>,
 }
 
 impl Client {
@@ -104,6 +107,11 @@ impl Client {
                             self.srs_in.push((now, sr, got));
                         }
                         RtcpPacket::ReceiverReport(rr) => self.rrs_in.push((now, rr)),
+                        RtcpPacket::ExtendedReport(xr) => {
+                            if let Some(ntp) = xr.rrtr {
+                                self.last_rrtr = Some((xr.ssrc, (ntp >> 16) as u32, now));
+                            }
+                        }
                         RtcpPacket::Nack(n) => {
                             for seq in n.lost() {
                                 self.nacked.push((n.media_ssrc.0, seq.0));
@@ -201,8 +209,13 @@ impl Client {
                     })
                     .collect();
             self.reports.push((now, reports.iter().map(|b| b.fraction_lost).collect()));
-            let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports });
-            self.up.send(now, Bytes::from(rtcp::write_compound(&[rr]).expect("a valid report")));
+            let mut compound = vec![RtcpPacket::ReceiverReport(ReceiverReport { ssrc: reporter, reports })];
+            if let Some((ssrc, last_rr, at)) = self.last_rrtr {
+                let delay_since_last_rr = ((now - at).as_nanos() * 65_536 / 1_000_000_000) as u32;
+                let dlrr = vec![rtcp::DlrrItem { ssrc, last_rr, delay_since_last_rr }];
+                compound.push(RtcpPacket::ExtendedReport(rtcp::ExtendedReport { ssrc: reporter, rrtr: None, dlrr }));
+            }
+            self.up.send(now, Bytes::from(rtcp::write_compound(&compound).expect("a valid report")));
             if self.remb.is_some() {
                 self.send_remb(now);
             }
