@@ -51,13 +51,33 @@ pub enum Command {
     EndCall(CallId),
     /// Remove one participant.
     RemoveParticipant(CallId, ParticipantId),
+    /// Link the call's share here to its share on the router whose media
+    /// address (for this call: its owning worker's) is `peer` (cascading;
+    /// only the call's owning worker acts, see `cascade`). Both routers
+    /// get it, each naming the other.
+    OpenPipe {
+        /// The call.
+        call: CallId,
+        /// The other router's address for the call.
+        peer: SocketAddr,
+    },
+    /// Close that link (the far end is told).
+    ClosePipe {
+        /// The call.
+        call: CallId,
+        /// The other router's address for the call.
+        peer: SocketAddr,
+    },
 }
 
 impl Command {
     /// The call the command is about.
     pub fn call(&self) -> CallId {
         match self {
-            Command::EndCall(c) | Command::RemoveParticipant(c, _) => *c,
+            Command::EndCall(c)
+            | Command::RemoveParticipant(c, _)
+            | Command::OpenPipe { call: c, .. }
+            | Command::ClosePipe { call: c, .. } => *c,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! pair of workers); media crosses as the received buffer itself and is
 //! parsed again on the far side.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -78,10 +79,19 @@ pub(crate) struct Seat {
     pub granted_at: Option<Instant>,
 }
 
-/// The link to another worker's share of a call.
+/// The far end of a pipe: another worker of this router, or (cascading,
+/// see `cascade`) the owning worker of the call on another router, at its
+/// media address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PipePeer {
+    Worker(usize),
+    Router(SocketAddr),
+}
+
+/// The link to another worker's (or router's) share of a call.
 #[derive(Debug)]
 pub(crate) struct PipeTransport {
-    pub worker: usize,
+    pub peer: PipePeer,
     /// Producers announced by the far side.
     pub producers: Vec<Producer>,
     /// On the hub: the seats on the far side (always empty elsewhere).
@@ -89,24 +99,27 @@ pub(crate) struct PipeTransport {
 }
 
 impl PipeTransport {
-    pub fn new(worker: usize) -> PipeTransport {
-        PipeTransport { worker, producers: Vec::new(), seats: Vec::new() }
+    pub fn new(peer: PipePeer) -> PipeTransport {
+        PipeTransport { peer, producers: Vec::new(), seats: Vec::new() }
     }
 
     pub fn send(&self, out: &mut Outbox, call: CallId, message: PipeMessage) {
-        out.pipe(self.worker, call, message);
+        match self.peer {
+            PipePeer::Worker(w) => out.pipe(w, call, message),
+            PipePeer::Router(a) => out.cascade(a, call, &message),
+        }
     }
 
     #[inline]
     pub fn send_media(&self, out: &mut Outbox, call: CallId, contents: Bytes) {
-        out.pipe(self.worker, call, PipeMessage::Media(contents));
+        self.send(out, call, PipeMessage::Media(contents));
     }
 }
 
 impl Call {
     /// Sends `m` on every pipe it goes on from here (see `fanout::to_pipe`).
-    pub(crate) fn broadcast_pipes(&self, out: &mut Outbox, from_pipe: Option<usize>, hub: bool, m: &PipeMessage) {
-        for p in self.pipes.iter().filter(|p| crate::fanout::to_pipe(from_pipe, p.worker, hub)) {
+    pub(crate) fn broadcast_pipes(&self, out: &mut Outbox, from_pipe: Option<PipePeer>, m: &PipeMessage) {
+        for p in self.pipes.iter().filter(|p| crate::fanout::to_pipe(from_pipe, p.peer)) {
             p.send(out, self.id, m.clone());
         }
     }
@@ -115,12 +128,12 @@ impl Call {
 impl Router {
     /// Opens the pipe from the hub to `worker` for `call`, and announces
     /// every producer known here so the far side can route them at once.
-    pub(crate) fn open_pipe(&mut self, call_id: CallId, worker: usize) {
+    pub(crate) fn open_pipe(&mut self, call_id: CallId, peer: PipePeer) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
-        if call.pipe_index(worker).is_some() {
+        if call.pipe_index(peer).is_some() {
             return;
         }
-        let pipe = PipeTransport::new(worker);
+        let pipe = PipeTransport::new(peer);
         pipe.send(&mut self.out, call_id, PipeMessage::Open);
         for p in call.producers() {
             pipe.send(&mut self.out, call_id, PipeMessage::producer(p));
@@ -128,7 +141,7 @@ impl Router {
         call.pipes.push(pipe);
     }
 
-    pub(crate) fn handle_pipe(&mut self, now: Instant, from: usize, call_id: CallId, message: PipeMessage) {
+    pub(crate) fn handle_pipe(&mut self, now: Instant, from: PipePeer, call_id: CallId, message: PipeMessage) {
         let hub = self.config.placement.owns(&call_id);
         if let PipeMessage::Media(contents) = message {
             if self.calls.get(&call_id).is_none_or(|c| c.pipe_index(from).is_none()) {
@@ -139,6 +152,11 @@ impl Router {
                 Kind::Rtcp => self.route_rtcp(now, call_id, Origin::Pipe(from), &contents),
                 _ => self.out.drop_packet(DropReason::Malformed),
             };
+        }
+        if let (PipeMessage::Open, PipePeer::Router(_)) = (&message, from) {
+            // The far router opened its end (perhaps after ours): it gets
+            // what we announced before it listened.
+            return self.reannounce(call_id, from);
         }
         if let PipeMessage::Open = message {
             if self.ended.contains_key(&call_id) || hub {
@@ -154,6 +172,8 @@ impl Router {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.pipe_index(from) else { return };
         match message {
+            // Seats are the workers' business: another router admits its own joins.
+            PipeMessage::Grant(_) | PipeMessage::Joined(_) if matches!(from, PipePeer::Router(_)) => {}
             PipeMessage::Grant(pid) => {
                 call.granted.retain(|g| g.0 != pid);
                 call.granted.push((pid, now + grant_for));
@@ -168,10 +188,14 @@ impl Router {
             PipeMessage::Producer { participant, role, ssrc, kind, layer } => {
                 match call.ssrc_owner.get(&ssrc) {
                     Some(Owner::Pipe(w)) if *w == from => {
-                        if let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) {
-                            p.kind = kind;
-                            p.layer = layer;
+                        let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) else { return };
+                        // Announced again as it was (links to other routers
+                        // refresh their announcements): nothing to pass on.
+                        if p.kind == kind && p.layer == layer {
+                            return;
                         }
+                        p.kind = kind;
+                        p.layer = layer;
                     }
                     Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
                     None => {
@@ -184,24 +208,14 @@ impl Router {
                 call.broadcast_pipes(
                     &mut self.out,
                     Some(from),
-                    hub,
                     &PipeMessage::Producer { participant, role, ssrc, kind, layer },
                 );
             }
             PipeMessage::Left(pid) => {
                 call.drop_remote_participant(i, pid);
-                call.broadcast_pipes(&mut self.out, Some(from), hub, &PipeMessage::Left(pid));
+                call.broadcast_pipes(&mut self.out, Some(from), &PipeMessage::Left(pid));
             }
-            PipeMessage::Close => {
-                let pipe = call.pipes.swap_remove(i);
-                for p in &pipe.producers {
-                    call.ssrc_owner.remove(&p.ssrc);
-                }
-                if call.participants.is_empty() && call.pipes.is_empty() {
-                    self.calls.remove(&call_id);
-                    self.out.event(Event::CallClosed(call_id));
-                }
-            }
+            PipeMessage::Close => self.drop_pipe(call_id, i),
             PipeMessage::Media(_) | PipeMessage::Open => {}
         }
     }
