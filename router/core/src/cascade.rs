@@ -46,6 +46,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use corecast_proto::demux::{classify, Kind};
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
@@ -81,6 +82,10 @@ pub struct LinkStats {
     pub media_out: u64,
     /// Media packets received from it.
     pub media_in: u64,
+    /// Of the media sent, RTCP compounds (the rest is RTP).
+    pub rtcp_out: u64,
+    /// Of the media received, RTCP compounds.
+    pub rtcp_in: u64,
     /// Control messages (opens, producers, leaves, closes) sent to it.
     pub control_out: u64,
     /// Control messages received from it.
@@ -189,11 +194,11 @@ impl Outbox {
     /// A message to `call`'s share on the router at `peer`, counted per link.
     pub fn cascade(&mut self, peer: SocketAddr, call: CallId, message: &PipeMessage) {
         let Some(b) = encode(call, message) else { return };
-        let media = matches!(message, PipeMessage::Media(_));
         let link = self.links.entry(peer).or_default();
         link.bytes_out += b.len() as u64;
-        if media {
+        if let PipeMessage::Media(m) = message {
             link.media_out += 1;
+            link.rtcp_out += u64::from(classify(m) == Kind::Rtcp);
             self.stats.cascade_media_out += 1;
         } else {
             link.control_out += 1;
@@ -227,8 +232,9 @@ impl Router {
         }
         let link = self.out.links.entry(source).or_default();
         link.bytes_in += contents.len() as u64;
-        if matches!(message, PipeMessage::Media(_)) {
+        if let PipeMessage::Media(m) = &message {
             link.media_in += 1;
+            link.rtcp_in += u64::from(classify(m) == Kind::Rtcp);
             self.out.stats.cascade_media_in += 1;
         } else {
             link.control_in += 1;
