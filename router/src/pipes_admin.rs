@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /v1/calls/{call_id}/pipe` | `{"address"}`: where this router takes the call's pipe datagrams (the call's owning worker) |
-//! | `POST /v1/calls/{call_id}/pipes` | open the link to another router: `{"peer": "<ip:port>"}` (its `address` for the call) → `200 {"address"}`; 400 malformed |
+//! | `POST /v1/calls/{call_id}/pipes` | open the link to another router: `{"peer": "<ip:port>", "uplink"?: bool}` (its `address` for the call; `uplink`: the peer is the call's home, and this end closes the link once no participant is left here) → `200 {"address"}`; 400 malformed |
 //! | `DELETE /v1/calls/{call_id}/pipes/{peer}` | close that link (the far end is told) → 204; 400 malformed |
 //!
 //! All need `Authorization: Bearer <router secret>`: only the calls service
@@ -31,6 +31,10 @@ use crate::admin::{authorized, error, AdminState};
 #[serde(deny_unknown_fields)]
 struct OpenPipe {
     peer: String,
+    /// `peer` is the call's home router: the link closes by itself once no
+    /// participant is left here.
+    #[serde(default)]
+    uplink: bool,
 }
 
 /// The cascading routes (merged into [`crate::admin::routes`]).
@@ -89,7 +93,7 @@ async fn open_pipe(
         Ok(p) => p,
         Err(r) => return refused(r),
     };
-    s.server.command(Command::OpenPipe { call, peer });
+    s.server.command(Command::OpenPipe { call, peer, uplink: req.uplink });
     Json(json!({ "address": s.server.address_for(&call).to_string() })).into_response()
 }
 

@@ -60,6 +60,10 @@ pub enum Command {
         call: CallId,
         /// The other router's address for the call.
         peer: SocketAddr,
+        /// `peer` is the call's home router (this one a leaf of the star):
+        /// the link closes once no participant is left here (the last one
+        /// left, or none joined within the silence timeout).
+        uplink: bool,
     },
     /// Close that link (the far end is told).
     ClosePipe {

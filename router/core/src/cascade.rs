@@ -6,7 +6,10 @@
 //! naming the other's media address for the call (the owning worker's:
 //! [`Placement::owner`](crate::Placement::owner)); only the call's owning
 //! worker acts on it. A pipe datagram from an address no open link names
-//! is dropped and counted ([`DropReason::PipeUnadmitted`]).
+//! is dropped and counted ([`DropReason::PipeUnadmitted`]). A leaf's link to
+//! the home (`uplink`) closes by itself once the leaf's last participant
+//! leaves, or when nobody joined within the silence timeout of its opening;
+//! the control plane opens it again for the next join it places there.
 //!
 //! **Topology: a tree, with split horizon.** The calls service links every
 //! other router of a call to the call's home router only (a star of routers
@@ -245,12 +248,29 @@ impl Router {
 
     /// Opens (on the call's owning worker) the link to `call`'s share on
     /// the router at `peer`, announcing every producer known here.
-    pub(crate) fn open_cascade(&mut self, call_id: CallId, peer: SocketAddr) {
+    pub(crate) fn open_cascade(&mut self, now: Instant, call_id: CallId, peer: SocketAddr, uplink: bool) {
         if !self.config.placement.owns(&call_id) || self.ended.contains_key(&call_id) {
             return;
         }
         self.calls.entry(call_id).or_insert_with(|| Call::new(call_id, true));
-        self.open_pipe(call_id, PipePeer::Router(peer));
+        self.open_pipe(call_id, PipePeer::Router(peer), uplink.then_some(now));
+    }
+
+    /// A leaf's share with no participant left and only its uplink(s):
+    /// the links close (and the share with them). Whether it did.
+    pub(crate) fn close_idle_uplink(&mut self, call_id: CallId) -> bool {
+        let Some(call) = self.calls.get(&call_id) else { return false };
+        if !call.participants.is_empty() || call.pipes.is_empty() || call.pipes.iter().any(|p| p.uplink_since.is_none())
+        {
+            return false;
+        }
+        let peers: Vec<PipePeer> = call.pipes.iter().map(|p| p.peer).collect();
+        for peer in peers {
+            if let PipePeer::Router(a) = peer {
+                self.close_cascade(call_id, a);
+            }
+        }
+        true
     }
 
     /// Closes the link to `peer` for `call`: the far end is told, its
@@ -300,7 +320,21 @@ impl Router {
 
     /// At every [`REANNOUNCE_SWEEPS`]th sweep: every link to another router
     /// gets its producers again.
-    pub(crate) fn sweep_cascade(&mut self) {
+    pub(crate) fn sweep_cascade(&mut self, now: Instant) {
+        // Uplinks opened for a join that never came.
+        let grace = self.config.silence_timeout;
+        let idle: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.participants.is_empty()
+                    && c.pipes.iter().any(|p| p.uplink_since.is_some_and(|t| now.saturating_duration_since(t) >= grace))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            self.close_idle_uplink(id);
+        }
         self.sweeps = self.sweeps.wrapping_add(1);
         if !self.sweeps.is_multiple_of(REANNOUNCE_SWEEPS) {
             return;

@@ -360,7 +360,7 @@ impl Router {
         self.sweep_checks(now);
         self.sweep_webrtc(now);
         self.sweep_pipes(now);
-        self.sweep_cascade();
+        self.sweep_cascade(now);
         self.ended.retain(|_, until| *until > now);
     }
 

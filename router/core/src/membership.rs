@@ -267,7 +267,7 @@ impl Router {
             }
             None => return false,
         };
-        self.open_pipe(j.call, PipePeer::Worker(target));
+        self.open_pipe(j.call, PipePeer::Worker(target), None);
         let Some(call) = self.calls.get_mut(&j.call) else { return false };
         let Some(pi) = call.pipe_index(PipePeer::Worker(target)) else { return false };
         let pipe = &mut call.pipes[pi];
@@ -381,6 +381,9 @@ impl Router {
         self.out.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });
         // The hub keeps the call while any pipe remains; another worker's
         // share closes with its last participant.
+        if self.close_idle_uplink(call_id) {
+            return;
+        }
         let call = &self.calls[&call_id];
         if call.participants.is_empty() && (!hub || call.pipes.is_empty()) {
             if hub {
@@ -413,7 +416,7 @@ impl Router {
             Command::RemoveParticipant(call_id, pid) => {
                 self.remove_participant(call_id, pid, LeaveReason::Removed, true);
             }
-            Command::OpenPipe { call, peer } => self.open_cascade(call, peer),
+            Command::OpenPipe { call, peer, uplink } => self.open_cascade(now, call, peer, uplink),
             Command::ClosePipe { call, peer } => self.close_cascade(call, peer),
         }
     }

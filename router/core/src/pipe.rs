@@ -96,11 +96,15 @@ pub(crate) struct PipeTransport {
     pub producers: Vec<Producer>,
     /// On the hub: the seats on the far side (always empty elsewhere).
     pub seats: Vec<Seat>,
+    /// A link to another router towards the call's home router, and since
+    /// when: this router's share closes it once no participant is left here
+    /// (see `cascade`).
+    pub uplink_since: Option<Instant>,
 }
 
 impl PipeTransport {
     pub fn new(peer: PipePeer) -> PipeTransport {
-        PipeTransport { peer, producers: Vec::new(), seats: Vec::new() }
+        PipeTransport { peer, producers: Vec::new(), seats: Vec::new(), uplink_since: None }
     }
 
     pub fn send(&self, out: &mut Outbox, call: CallId, message: PipeMessage) {
@@ -128,12 +132,15 @@ impl Call {
 impl Router {
     /// Opens the pipe from the hub to `worker` for `call`, and announces
     /// every producer known here so the far side can route them at once.
-    pub(crate) fn open_pipe(&mut self, call_id: CallId, peer: PipePeer) {
+    pub(crate) fn open_pipe(&mut self, call_id: CallId, peer: PipePeer, uplink_since: Option<Instant>) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
-        if call.pipe_index(peer).is_some() {
+        if let Some(i) = call.pipe_index(peer) {
+            // Opened again (a join placed here): the grace starts again.
+            call.pipes[i].uplink_since = call.pipes[i].uplink_since.and(uplink_since);
             return;
         }
-        let pipe = PipeTransport::new(peer);
+        let mut pipe = PipeTransport::new(peer);
+        pipe.uplink_since = uplink_since;
         pipe.send(&mut self.out, call_id, PipeMessage::Open);
         for p in call.producers() {
             pipe.send(&mut self.out, call_id, PipeMessage::producer(p));

@@ -110,7 +110,8 @@ impl Net {
     }
 
     fn open(&mut self, r: usize, peer: usize) {
-        self.input(r, Input::Command(Command::OpenPipe { call: call(1), peer: router_addr(peer) }));
+        let uplink = peer == 0;
+        self.input(r, Input::Command(Command::OpenPipe { call: call(1), peer: router_addr(peer), uplink }));
         self.run();
     }
 
@@ -306,7 +307,7 @@ fn unadmitted_pipe_datagrams_are_dropped_and_counted() {
 #[test]
 fn a_closed_link_takes_its_participants_away_and_an_empty_leaf_closes() {
     let mut n = three_routers();
-    // Participants 5 and 6 leave router 2; the calls service then closes its link.
+    // Participants 5 and 6 leave router 2: its uplink closes by itself.
     for pid in [5, 6] {
         let m = SessionMessage::Leave { txid: [2; 12] };
         let claims = Claims {
@@ -318,9 +319,8 @@ fn a_closed_link_takes_its_participants_away_and_an_empty_leaf_closes() {
         let tok = token::sign(&n.key, &claims).to_vec();
         n.send(pid, signed(&m, &tok));
     }
-    n.input(2, Input::Command(Command::ClosePipe { call: call(1), peer: router_addr(0) }));
     n.run();
-    assert_eq!(n.routers[2].call_count(), 0, "the leaf's share closed");
+    assert_eq!(n.routers[2].call_count(), 0, "the leaf's share closed with its last participant");
     assert_eq!(n.routers[0].cascade_count(), 1, "the home keeps its link to router 1");
     assert!(n.routers[0].calls[&call(1)].producer(Ssrc(500)).is_none());
     assert!(n.routers[1].calls[&call(1)].producer(Ssrc(500)).is_none(), "router 1 was told too");
@@ -350,4 +350,33 @@ fn producers_are_announced_again_on_every_link() {
     // A leaf announces its own 4 producers (not those the home told it of).
     assert_eq!(announced(1, 0), 4);
     assert_eq!(announced(2, 0), 4);
+}
+
+#[test]
+fn a_leaf_link_nobody_joined_closes_after_the_silence_timeout_and_the_home_is_told() {
+    let mut n = Net::new();
+    n.open(1, 0);
+    n.open(0, 1);
+    n.open(2, 0); // the home never linked back: router 2's datagrams are refused there
+    assert_eq!((n.routers[1].cascade_count(), n.routers[0].cascade_count()), (1, 1));
+    n.advance(RouterConfig::default().silence_timeout - Duration::from_millis(600));
+    assert_eq!(n.routers[1].cascade_count(), 1);
+    for _ in 0..4 {
+        n.advance(Duration::from_millis(500));
+    }
+    assert_eq!(n.routers[1].call_count(), 0, "the idle leaf closed its share");
+    assert_eq!(n.routers[2].call_count(), 0);
+    assert_eq!(n.routers[0].cascade_count(), 0, "the home was told");
+    assert_eq!(n.routers[0].call_count(), 0, "and its empty share closed");
+}
+
+#[test]
+fn an_explicit_close_from_the_home_drops_the_link_on_both_ends() {
+    let mut n = three_routers();
+    n.input(0, Input::Command(Command::ClosePipe { call: call(1), peer: router_addr(1) }));
+    n.run();
+    assert_eq!(n.routers[0].cascade_count(), 1);
+    assert_eq!(n.routers[1].cascade_count(), 0);
+    assert!(n.routers[1].calls[&call(1)].producer(Ssrc(100)).is_none(), "router 1 forgot the home's producers");
+    assert!(n.routers[2].calls[&call(1)].producer(Ssrc(300)).is_none(), "router 2 forgot router 1's");
 }
