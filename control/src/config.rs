@@ -18,6 +18,7 @@
 //! region = ""               # new calls go to live routers registered with this region
 //! reserve_threshold = 0.8   # reserve routers take calls once the regular pool's load passes this
 //! reserve_release = 0.6     # ...until it falls below this
+//! cascade_threshold = 0.9   # joins go to another router, linked to the call's home, past this load
 //!
 //! [http]
 //! header_read_timeout_ms = 10000   # a request head not complete by then: connection closed
@@ -187,6 +188,9 @@ pub struct CallsConfig {
     pub reserve_threshold: f64,
     /// ...until it falls below this again (hysteresis; their calls go on).
     pub reserve_release: f64,
+    /// Cascading: a join goes to another router of the region (linked to the call's home
+    /// router) when the home is draining or its load has reached this (see `cascade`).
+    pub cascade_threshold: f64,
 }
 
 impl Default for CallsConfig {
@@ -203,6 +207,7 @@ impl Default for CallsConfig {
             region: String::new(),
             reserve_threshold: 0.8,
             reserve_release: 0.6,
+            cascade_threshold: 0.9,
         }
     }
 }

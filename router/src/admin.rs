@@ -80,6 +80,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
             json!({
                 "call_id": c.call.to_string(),
                 "participants": c.participants.iter().map(|p| p.participant.0).collect::<Vec<_>>(),
+                "links": c.links.iter().map(|(peer, uplink)| json!({ "peer": peer.to_string(), "uplink": uplink })).collect::<Vec<_>>(),
                 "details": c.participants.iter().map(|p| json!({
                     "participant_id": p.participant.0,
                     "role": p.role.name(),

@@ -284,6 +284,16 @@ impl Router {
         self.drop_pipe(call_id, i);
     }
 
+    /// Closes every link of `call` to another router (the call ends here).
+    pub(crate) fn close_links(&mut self, call_id: CallId) {
+        loop {
+            let Some(call) = self.calls.get(&call_id) else { return };
+            let Some(i) = call.pipes.iter().position(|p| matches!(p.peer, PipePeer::Router(_))) else { return };
+            call.pipes[i].send(&mut self.out, call_id, PipeMessage::Close);
+            self.drop_pipe(call_id, i);
+        }
+    }
+
     /// Removes pipe `i` of `call` (its far end closed, or we did): its
     /// producers' participants leave the other links too.
     pub(crate) fn drop_pipe(&mut self, call_id: CallId, i: usize) {

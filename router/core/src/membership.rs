@@ -401,6 +401,8 @@ impl Router {
         match c {
             Command::EndCall(call_id) => {
                 self.ended.insert(call_id, now + self.config.ended_call_memory);
+                // Other routers' shares are told (a leaf's share ends with its home's).
+                self.close_links(call_id);
                 let pids: Vec<ParticipantId> = match self.calls.get(&call_id) {
                     Some(call) => call.participants.iter().map(|p| p.id).collect(),
                     None => return,

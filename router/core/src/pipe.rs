@@ -222,7 +222,15 @@ impl Router {
                 call.drop_remote_participant(i, pid);
                 call.broadcast_pipes(&mut self.out, Some(from), &PipeMessage::Left(pid));
             }
-            PipeMessage::Close => self.drop_pipe(call_id, i),
+            PipeMessage::Close => {
+                // The home closes a leaf's uplink only when the call ends there
+                // (or the operator cut the leaf off): the call ends here too.
+                let uplink = call.pipes[i].uplink_since.is_some();
+                self.drop_pipe(call_id, i);
+                if uplink {
+                    self.handle_command(now, crate::Command::EndCall(call_id));
+                }
+            }
             PipeMessage::Media(_) | PipeMessage::Open => {}
         }
     }

@@ -371,12 +371,45 @@ fn a_leaf_link_nobody_joined_closes_after_the_silence_timeout_and_the_home_is_to
 }
 
 #[test]
-fn an_explicit_close_from_the_home_drops_the_link_on_both_ends() {
+fn a_leaf_the_home_cuts_off_ends_the_call_there() {
     let mut n = three_routers();
+    n.got.clear();
     n.input(0, Input::Command(Command::ClosePipe { call: call(1), peer: router_addr(1) }));
     n.run();
     assert_eq!(n.routers[0].cascade_count(), 1);
-    assert_eq!(n.routers[1].cascade_count(), 0);
-    assert!(n.routers[1].calls[&call(1)].producer(Ssrc(100)).is_none(), "router 1 forgot the home's producers");
-    assert!(n.routers[2].calls[&call(1)].producer(Ssrc(300)).is_none(), "router 2 forgot router 1's");
+    assert_eq!(n.routers[1].call_count(), 0, "the call ended on router 1");
+    for pid in [3, 4] {
+        let got = n.got.get(&client(pid)).cloned().unwrap_or_default();
+        assert!(got.iter().any(|b| matches!(SessionMessage::parse(b), Ok(SessionMessage::CallEnded { .. }))));
+    }
+    assert!(n.routers[2].calls[&call(1)].producer(Ssrc(300)).is_none(), "router 2 forgot router 1's producers");
+    assert!(n.routers[2].calls[&call(1)].producer(Ssrc(100)).is_some());
+}
+
+#[test]
+fn a_call_ended_on_its_home_ends_on_every_leaf() {
+    let mut n = three_routers();
+    n.got.clear();
+    n.input(0, Input::Command(Command::EndCall(call(1))));
+    n.run();
+    for r in 0..3 {
+        assert_eq!(n.routers[r].call_count(), 0, "router {r}");
+    }
+    for pid in PIDS {
+        let got = n.got.get(&client(pid)).cloned().unwrap_or_default();
+        let ended = got.iter().filter(|b| matches!(SessionMessage::parse(b), Ok(SessionMessage::CallEnded { .. })));
+        assert_eq!(ended.count(), 1, "participant {pid} was told");
+    }
+    // Nothing crossed after the end: only the open race's drops on the home.
+    let drops: Vec<u64> = n.routers.iter().map(|r| r.stats().dropped()).collect();
+    assert_eq!(drops, vec![8, 0, 0]);
+}
+
+#[test]
+fn snapshots_name_the_links_and_the_uplink() {
+    let n = three_routers();
+    assert_eq!(n.routers[1].snapshot()[0].links, vec![(router_addr(0), true)]);
+    let home = &n.routers[0].snapshot()[0];
+    assert_eq!(home.links.len(), 2);
+    assert!(home.links.iter().all(|(_, uplink)| !uplink));
 }
