@@ -204,6 +204,22 @@ async fn a_call_spans_three_routers_exactly_when_its_home_drains() {
         .await;
     assert!(unlinked, "an empty leaf drops its link");
 
+    // A participant of the third router leaves through the calls service: the home is told,
+    // and the third router, told by the home over their link, drops it at once.
+    let left = s.post(format!("{}/v1/calls/{call}/leave", s.calls), Some(&users[4]), json!({})).await;
+    assert_eq!(left.status, 200, "{:?}", left.body);
+    let third_srv = routers[third].server.clone();
+    let dropped = eventually(Duration::from_secs(10), || {
+        let ts = third_srv.clone();
+        async move {
+            tokio::task::spawn_blocking(move || ts.stats().iter().map(|w| w.participants).sum::<usize>() == 1)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(dropped, "a leave through calls reaches the leaf that holds the participant");
+
     // The call ends (on its home): the third router's share ends too.
     assert_eq!(s.delete(format!("{}/v1/calls/{call}", s.calls), Some(&users[0])).await.status, 204);
     let srvs: Vec<_> = routers.iter().map(|r| r.server.clone()).collect();

@@ -43,6 +43,7 @@
 //!               (0xFF: no layer)
 //! T=4 Left      participant u64
 //! T=5 Close     (empty)
+//! T=6 Remove    participant u64 (home to leaf: the control plane removed it)
 //! ```
 
 use std::net::SocketAddr;
@@ -76,6 +77,7 @@ const OPEN: u8 = 2;
 const PRODUCER: u8 = 3;
 const LEFT: u8 = 4;
 const CLOSE: u8 = 5;
+const REMOVE: u8 = 6;
 const NO_LAYER: u8 = 0xFF;
 
 /// Counters of the links to one other router (all calls together).
@@ -113,6 +115,7 @@ pub fn encode(call: CallId, m: &PipeMessage) -> Option<Bytes> {
         PipeMessage::Producer { .. } => (PRODUCER, 19),
         PipeMessage::Left(_) => (LEFT, 8),
         PipeMessage::Close => (CLOSE, 0),
+        PipeMessage::Remove(_) => (REMOVE, 8),
         // Seats are the workers' business, never sent to another router.
         PipeMessage::Grant(_) | PipeMessage::Joined(_) => return None,
     };
@@ -134,7 +137,7 @@ pub fn encode(call: CallId, m: &PipeMessage) -> Option<Bytes> {
             b.put_u32(layer.map_or(0, |l| l.group.0));
             b.put_u8(layer.map_or(NO_LAYER, |l| l.index));
         }
-        PipeMessage::Left(p) => b.put_u64(p.0),
+        PipeMessage::Left(p) | PipeMessage::Remove(p) => b.put_u64(p.0),
         _ => {}
     }
     Some(b.freeze())
@@ -168,6 +171,7 @@ pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), ParseError> {
         OPEN => PipeMessage::Open,
         CLOSE => PipeMessage::Close,
         LEFT => PipeMessage::Left(ParticipantId(u64_at(0).ok_or(ParseError::Truncated)?)),
+        REMOVE => PipeMessage::Remove(ParticipantId(u64_at(0).ok_or(ParseError::Truncated)?)),
         PRODUCER => {
             if body.len() < 19 {
                 return Err(ParseError::Truncated);
@@ -284,6 +288,18 @@ impl Router {
         self.drop_pipe(call_id, i);
     }
 
+    /// A participant the control plane removed that is not here: the
+    /// leaves linked to this router (its home) are told, the one holding it removes it.
+    pub(crate) fn remove_on_leaves(&mut self, call_id: CallId, pid: ParticipantId) {
+        let Some(call) = self.calls.get(&call_id) else { return };
+        if call.index_of(pid).is_some() {
+            return;
+        }
+        for p in call.pipes.iter().filter(|p| matches!(p.peer, PipePeer::Router(_)) && p.uplink_since.is_none()) {
+            p.send(&mut self.out, call_id, PipeMessage::Remove(pid));
+        }
+    }
+
     /// Closes every link of `call` to another router (the call ends here).
     pub(crate) fn close_links(&mut self, call_id: CallId) {
         loop {
@@ -377,6 +393,7 @@ mod tests {
             PipeMessage::Open,
             PipeMessage::Close,
             PipeMessage::Left(ParticipantId(u64::MAX)),
+            PipeMessage::Remove(ParticipantId(7)),
             PipeMessage::Producer {
                 participant: ParticipantId(9),
                 role: Role::Mixer,

@@ -416,6 +416,7 @@ impl Router {
                 }
             }
             Command::RemoveParticipant(call_id, pid) => {
+                self.remove_on_leaves(call_id, pid);
                 self.remove_participant(call_id, pid, LeaveReason::Removed, true);
             }
             Command::OpenPipe { call, peer, uplink } => self.open_cascade(now, call, peer, uplink),

@@ -63,6 +63,9 @@ pub enum PipeMessage {
     Left(ParticipantId),
     /// The sending side's share of the call is empty: the pipe closes.
     Close,
+    /// From a call's home router to a leaf (cascading): the control plane
+    /// removed this participant, which is on the leaf.
+    Remove(ParticipantId),
 }
 
 impl PipeMessage {
@@ -229,6 +232,12 @@ impl Router {
                 self.drop_pipe(call_id, i);
                 if uplink {
                     self.handle_command(now, crate::Command::EndCall(call_id));
+                }
+            }
+            PipeMessage::Remove(pid) => {
+                // Only the home removes a leaf's participants (the uplink's far end).
+                if call.pipes[i].uplink_since.is_some() {
+                    self.remove_participant(call_id, pid, crate::LeaveReason::Removed, true);
                 }
             }
             PipeMessage::Media(_) | PipeMessage::Open => {}

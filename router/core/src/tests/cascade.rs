@@ -413,3 +413,21 @@ fn snapshots_name_the_links_and_the_uplink() {
     assert_eq!(home.links.len(), 2);
     assert!(home.links.iter().all(|(_, uplink)| !uplink));
 }
+
+#[test]
+fn a_participant_removed_on_the_home_is_removed_on_its_leaf() {
+    let mut n = three_routers();
+    n.got.clear();
+    n.input(0, Input::Command(Command::RemoveParticipant(call(1), ParticipantId(5))));
+    n.run();
+    let got = n.got.get(&client(5)).cloned().unwrap_or_default();
+    assert!(got.iter().any(|b| matches!(SessionMessage::parse(b), Ok(SessionMessage::CallEnded { .. }))));
+    assert!(n.routers[2].calls[&call(1)].index_of(ParticipantId(5)).is_none());
+    assert!(n.routers[1].calls[&call(1)].producer(Ssrc(500)).is_none(), "the others forgot its streams");
+    assert!(n.routers[2].calls[&call(1)].index_of(ParticipantId(6)).is_some(), "its neighbour stays");
+    // A leaf cannot remove the home's participants.
+    let forged = cascade::encode(call(1), &PipeMessage::Remove(ParticipantId(1))).unwrap();
+    n.input(0, Input::Receive { source: router_addr(1), contents: forged });
+    n.run();
+    assert!(n.routers[0].calls[&call(1)].index_of(ParticipantId(1)).is_some());
+}
