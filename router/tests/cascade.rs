@@ -26,11 +26,6 @@ fn tok(call: CallId, pid: u64) -> Vec<u8> {
     token::sign(&token::dev_signing_key(), &c).to_vec()
 }
 
-/// The value of one sample (`name{labels}`, exactly as written), if present.
-fn sample(text: &str, series: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// One router and its admin API.
 struct Node {
     server: Arc<RouterServer>,
@@ -49,16 +44,18 @@ impl Admin {
         Admin { rt, http }
     }
 
-    fn start(&self) -> Node {
+    /// A router with `workers` workers, each taking at most `per_worker` receivers of a call.
+    fn start(&self, workers: usize, per_worker: usize) -> Node {
         let server = Arc::new(
             RouterServer::start(ServerConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 advertise_ip: None,
-                workers: 1,
+                workers,
                 cpus: Vec::new(),
                 backend: "mmsg".into(),
                 core: RouterConfig {
                     join_secret: Some(corecast_proto::join_key::JoinSecret::dev()),
+                    max_receivers_per_worker: per_worker,
                     ..Default::default()
                 },
                 public_key: token::dev_signing_key().verifying_key(),
@@ -108,23 +105,54 @@ impl Admin {
     }
 }
 
+/// A per-link counter summed over the router's workers.
+fn link_sum(text: &str, name: &str, peer: SocketAddr) -> u64 {
+    let tail = format!(",peer=\"{peer}\"}}");
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let labels = series.strip_prefix(name)?.strip_prefix("{worker=\"")?;
+            labels.ends_with(&tail).then(|| value.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
 /// Media packets on the link from `node` to `peer`, RTP only, as its metrics count them.
 fn rtp_out(text: &str, peer: SocketAddr) -> u64 {
-    let labels = format!("{{worker=\"0\",peer=\"{peer}\"}}");
-    sample(text, &format!("corecast_link_media_out_total{labels}")).unwrap_or(0)
-        - sample(text, &format!("corecast_link_rtcp_out_total{labels}")).unwrap_or(0)
+    link_sum(text, "corecast_link_media_out_total", peer) - link_sum(text, "corecast_link_rtcp_out_total", peer)
 }
 
 fn rtp_in(text: &str, peer: SocketAddr) -> u64 {
-    let labels = format!("{{worker=\"0\",peer=\"{peer}\"}}");
-    sample(text, &format!("corecast_link_media_in_total{labels}")).unwrap_or(0)
-        - sample(text, &format!("corecast_link_rtcp_in_total{labels}")).unwrap_or(0)
+    link_sum(text, "corecast_link_media_in_total", peer) - link_sum(text, "corecast_link_rtcp_in_total", peer)
+}
+
+/// A per-worker series summed over the router's workers.
+fn worker_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            series.strip_prefix(name)?.strip_prefix("{worker=\"")?.strip_suffix("\"}")?;
+            value.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 #[test]
 fn a_call_over_three_routers_is_exact_and_each_packet_crosses_each_link_once() {
+    three_routers(1, RouterConfig::default().max_receivers_per_worker);
+}
+
+/// Two workers per router, one receiver of the call per worker: on each router the second
+/// participant is spread to the other worker, so the call's pipes are a star of workers on
+/// each router joined to the star of routers at the owning workers (one tree).
+#[test]
+fn a_call_over_three_two_worker_routers_spread_over_their_workers_is_exact() {
+    three_routers(2, 1);
+}
+
+fn three_routers(workers: usize, per_worker: usize) {
     let admin = Admin::new();
-    let nodes: Vec<Node> = (0..3).map(|_| admin.start()).collect();
+    let nodes: Vec<Node> = (0..3).map(|_| admin.start(workers, per_worker)).collect();
     let call = CallId(rand::random());
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| admin.pipe_address(n, call)).collect();
     // A star around router 0, the call's home.
@@ -144,7 +172,11 @@ fn a_call_over_three_routers_is_exact_and_each_packet_crosses_each_link_once() {
     let clients: Vec<Client> = (1..=6u64)
         .map(|pid| {
             let c = Client::join_dev(addrs[router_of(pid)], &tok(call, pid), pid, Quality::Hd).unwrap();
-            assert_eq!(c.router(), addrs[router_of(pid)]);
+            let on = &nodes[router_of(pid)].server;
+            assert!(on.addresses().contains(&c.router()), "participant {pid} on its router");
+            // With one receiver per worker, a router's second participant is on its other worker.
+            let spread = per_worker == 1 && pid % 2 == 0;
+            assert_eq!(c.router() != addrs[router_of(pid)], spread, "participant {pid}");
             c
         })
         .collect();
@@ -197,13 +229,13 @@ fn a_call_over_three_routers_is_exact_and_each_packet_crosses_each_link_once() {
         assert_eq!(rtp_out(&m[0], addrs[leaf]), 2 * by_router, "home -> leaf {leaf}: the home's and leaf {other}'s");
         assert_eq!(rtp_in(&m[leaf], addrs[0]), 2 * by_router, "leaf {leaf} <- home");
         assert_eq!(rtp_out(&m[leaf], addrs[other]), 0, "leaves are not linked");
-        assert_eq!(sample(&m[leaf], "corecast_cascade_links{worker=\"0\"}"), Some(1));
+        assert_eq!(worker_sum(&m[leaf], "corecast_cascade_links"), 1);
     }
-    assert_eq!(sample(&m[0], "corecast_cascade_links{worker=\"0\"}"), Some(2));
+    assert_eq!(worker_sum(&m[0], "corecast_cascade_links"), 2);
     // At most the `Open` of an end that opened before the other did.
-    for (i, text) in m.iter().enumerate() {
-        let refused = sample(text, "corecast_dropped_total{worker=\"0\",reason=\"pipe_unadmitted\"}");
-        assert!(refused.is_some_and(|r| r <= 1), "router {i}: {refused:?}");
+    for (i, n) in nodes.iter().enumerate() {
+        let refused: u64 = n.server.stats().iter().map(|w| w.router.dropped_pipe_unadmitted).sum();
+        assert!(refused <= 1, "router {i}: {refused}");
     }
     // Each router forwarded to its own two receivers only: 5 senders' packets each.
     for (i, n) in nodes.iter().enumerate() {
