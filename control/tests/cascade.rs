@@ -3,7 +3,8 @@
 //! which the calls service links to the home before answering. Five participants on three
 //! routers: each gets every other's packets byte for byte, and the routers' `/metrics`
 //! count each packet once per link of the star. A leaf whose last participant leaves drops
-//! its link; the end of the call on its home ends it on the leaves. Embedded stores.
+//! its link; the end of the call on its home ends it on the leaves. On the embedded stores,
+//! and on PostgreSQL + Redis + Tarantool when `CORECAST_TEST_*` is set.
 
 mod common;
 
@@ -28,7 +29,7 @@ struct LiveRouter {
     admin: String,
 }
 
-async fn start_router(calls_url: &str) -> LiveRouter {
+async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
     let server = Arc::new(
         RouterServer::start(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -59,7 +60,7 @@ async fn start_router(calls_url: &str) -> LiveRouter {
     let cfg = link::LinkConfig {
         calls_url: calls_url.to_string(),
         router_id: id.clone(),
-        region: String::new(),
+        region: region.to_owned(),
         reserve: false,
         secret: Some(SECRET.into()),
         admin_url: admin_url.clone(),
@@ -83,16 +84,30 @@ fn cascade_links(server: &RouterServer) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_spans_three_routers_exactly_when_its_home_drains() {
+async fn a_call_spans_three_routers_exactly_when_its_home_drains_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
+    let cfg = test_config(dir.path());
+    flow(cfg, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_spans_three_routers_exactly_when_its_home_drains_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "a_call_spans_three_routers_exactly_when_its_home_drains_real_servers";
+    let Some(cfg) = real_servers_config(dir.path(), name) else { return };
+    flow(cfg, dir).await;
+}
+
+async fn flow(mut cfg: corecast_control::config::Config, dir: tempfile::TempDir) {
     cfg.calls.max_participants = 16;
+    let region = cfg.calls.region.clone();
     let s = start_with(cfg, dir).await;
-    let routers: Vec<LiveRouter> = start_routers(&s.calls).await;
+    let routers: Vec<LiveRouter> = start_routers(&s.calls, &region).await;
     let url = format!("{}/v1/routers", s.calls);
     let all_live = eventually(Duration::from_secs(10), || async {
         let r = s.get(url.clone(), Some(SECRET)).await;
-        let live = r.body["routers"].as_array().map(|a| a.iter().filter(|r| r["live"] == json!(true)).count());
+        let ours = |r: &&serde_json::Value| r["live"] == json!(true) && r["region"] == json!(region);
+        let live = r.body["routers"].as_array().map(|a| a.iter().filter(ours).count());
         live == Some(3)
     })
     .await;
@@ -236,10 +251,10 @@ async fn a_call_spans_three_routers_exactly_when_its_home_drains() {
     s.shutdown().await;
 }
 
-async fn start_routers(calls: &str) -> Vec<LiveRouter> {
+async fn start_routers(calls: &str, region: &str) -> Vec<LiveRouter> {
     let mut v = Vec::new();
     for _ in 0..3 {
-        v.push(start_router(calls).await);
+        v.push(start_router(calls, region).await);
     }
     v
 }
