@@ -62,7 +62,7 @@ pub enum Command {
         peer: SocketAddr,
         /// `peer` is the call's home router (this one a leaf of the star):
         /// the link closes once no participant is left here (the last one
-        /// left, or none joined within the silence timeout).
+        /// left, or none joined within `RouterConfig::uplink_grace`).
         uplink: bool,
     },
     /// Close that link (the far end is told).

@@ -160,6 +160,13 @@ impl Call {
             + self.pipes.iter().map(|p| p.seats.len()).sum::<usize>()
     }
 
+    /// A participant joined here: uplinks to other routers count it (see `cascade`).
+    pub fn mark_joined(&mut self) {
+        for p in self.pipes.iter_mut().filter(|p| p.uplink_since.is_some()) {
+            p.joined = true;
+        }
+    }
+
     /// Forgets the producers of `pid` announced over pipe `i`.
     pub fn drop_remote_participant(&mut self, i: usize, pid: ParticipantId) {
         let pipe = &mut self.pipes[i];

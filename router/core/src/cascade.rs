@@ -8,7 +8,8 @@
 //! worker acts on it. A pipe datagram from an address no open link names
 //! is dropped and counted ([`DropReason::PipeUnadmitted`]). A leaf's link to
 //! the home (`uplink`) closes by itself once the leaf's last participant
-//! leaves, or when nobody joined within the silence timeout of its opening;
+//! leaves (at least [`UPLINK_HOLD`] after the link's last opening), or when
+//! nobody joined within `uplink_grace` (60 s) of it;
 //! the control plane opens it again for the next join it places there.
 //!
 //! **Topology: a tree, with split horizon.** The calls service links every
@@ -71,6 +72,10 @@ const VERSION: u8 = 0x10;
 pub const PIPE_HEADER: usize = 18;
 /// Every this many sweeps, each end announces its producers again.
 pub const REANNOUNCE_SWEEPS: u32 = 4;
+/// A leaf's uplink (re)opened less than this long ago stays when its last
+/// participant leaves (the calls service may just have placed a join here
+/// and opened it again); the sweep closes it afterwards if still empty.
+pub const UPLINK_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
 
 const MEDIA: u8 = 1;
 const OPEN: u8 = 2;
@@ -261,11 +266,17 @@ impl Router {
     }
 
     /// A leaf's share with no participant left and only its uplink(s):
-    /// the links close (and the share with them). Whether it did.
-    pub(crate) fn close_idle_uplink(&mut self, call_id: CallId) -> bool {
+    /// the links close (and the share with them) once [`UPLINK_HOLD`] has
+    /// passed since the last opening (a participant joined since), or
+    /// `uplink_grace` (nobody did). Whether it did.
+    pub(crate) fn close_idle_uplink(&mut self, call_id: CallId, now: Instant) -> bool {
         let Some(call) = self.calls.get(&call_id) else { return false };
-        if !call.participants.is_empty() || call.pipes.is_empty() || call.pipes.iter().any(|p| p.uplink_since.is_none())
-        {
+        let grace = self.config.uplink_grace;
+        let idle = |p: &crate::pipe::PipeTransport| {
+            let wait = if p.joined { UPLINK_HOLD.min(grace) } else { grace };
+            p.uplink_since.is_some_and(|t| now.saturating_duration_since(t) >= wait)
+        };
+        if !call.participants.is_empty() || call.pipes.is_empty() || !call.pipes.iter().all(idle) {
             return false;
         }
         let peers: Vec<PipePeer> = call.pipes.iter().map(|p| p.peer).collect();
@@ -347,19 +358,15 @@ impl Router {
     /// At every [`REANNOUNCE_SWEEPS`]th sweep: every link to another router
     /// gets its producers again.
     pub(crate) fn sweep_cascade(&mut self, now: Instant) {
-        // Uplinks opened for a join that never came.
-        let grace = self.config.silence_timeout;
+        // Leaves' shares left empty (or opened for a join that never came).
         let idle: Vec<CallId> = self
             .calls
             .iter()
-            .filter(|(_, c)| {
-                c.participants.is_empty()
-                    && c.pipes.iter().any(|p| p.uplink_since.is_some_and(|t| now.saturating_duration_since(t) >= grace))
-            })
+            .filter(|(_, c)| c.participants.is_empty() && c.pipes.iter().any(|p| p.uplink_since.is_some()))
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
-            self.close_idle_uplink(id);
+            self.close_idle_uplink(id, now);
         }
         self.sweeps = self.sweeps.wrapping_add(1);
         if !self.sweeps.is_multiple_of(REANNOUNCE_SWEEPS) {

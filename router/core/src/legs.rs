@@ -183,6 +183,7 @@ impl Router {
             call.broadcast_pipes(&mut self.out, None, &PipeMessage::producer(prod));
         }
         call.participants.push(p);
+        call.mark_joined();
         self.by_ufrag.insert(leg.ice.local_ufrag.clone(), (leg.call, leg.participant));
         self.out.stats.joins += 1;
         if created {

@@ -306,6 +306,7 @@ impl Router {
             call.broadcast_pipes(&mut self.out, None, &PipeMessage::producer(prod));
         }
         call.participants.push(p);
+        call.mark_joined();
         if j.role == Role::Mixer {
             call.speakers_sent.clear(); // a new mixer is told who speaks at the next ranking
         }
@@ -381,7 +382,7 @@ impl Router {
         self.out.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });
         // The hub keeps the call while any pipe remains; another worker's
         // share closes with its last participant.
-        if self.close_idle_uplink(call_id) {
+        if self.close_idle_uplink(call_id, self.out.now()) {
             return;
         }
         let call = &self.calls[&call_id];

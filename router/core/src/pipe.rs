@@ -103,11 +103,13 @@ pub(crate) struct PipeTransport {
     /// when: this router's share closes it once no participant is left here
     /// (see `cascade`).
     pub uplink_since: Option<Instant>,
+    /// On an uplink: a participant joined this share since it was (re)opened.
+    pub joined: bool,
 }
 
 impl PipeTransport {
     pub fn new(peer: PipePeer) -> PipeTransport {
-        PipeTransport { peer, producers: Vec::new(), seats: Vec::new(), uplink_since: None }
+        PipeTransport { peer, producers: Vec::new(), seats: Vec::new(), uplink_since: None, joined: false }
     }
 
     pub fn send(&self, out: &mut Outbox, call: CallId, message: PipeMessage) {
@@ -139,7 +141,9 @@ impl Router {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         if let Some(i) = call.pipe_index(peer) {
             // Opened again (a join placed here): the grace starts again.
-            call.pipes[i].uplink_since = call.pipes[i].uplink_since.and(uplink_since);
+            let pipe = &mut call.pipes[i];
+            pipe.uplink_since = pipe.uplink_since.and(uplink_since);
+            pipe.joined &= uplink_since.is_none();
             return;
         }
         let mut pipe = PipeTransport::new(peer);
