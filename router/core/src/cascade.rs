@@ -150,7 +150,7 @@ pub fn encode(call: CallId, m: &PipeMessage) -> Option<Bytes> {
 
 /// Why a pipe datagram was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
+pub enum CascadeParseError {
     /// Shorter than its type needs.
     Truncated,
     /// Not the magic byte, another version, or an unknown type or code.
@@ -158,12 +158,12 @@ pub enum ParseError {
 }
 
 /// Parses one pipe datagram; media is a slice of `b` (no copy).
-pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), ParseError> {
+pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), CascadeParseError> {
     if b.len() < PIPE_HEADER {
-        return Err(ParseError::Truncated);
+        return Err(CascadeParseError::Truncated);
     }
     if b[0] != PIPE_MAGIC || b[1] & 0xF0 != VERSION {
-        return Err(ParseError::Unknown);
+        return Err(CascadeParseError::Unknown);
     }
     let mut call = [0u8; 16];
     call.copy_from_slice(&b[2..PIPE_HEADER]);
@@ -172,32 +172,32 @@ pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), ParseError> {
     let u32_at = |i: usize| body.get(i..i + 4).map(|s| u32::from_be_bytes(s.try_into().unwrap_or_default()));
     let m = match b[1] & 0x0F {
         MEDIA if !body.is_empty() => PipeMessage::Media(b.slice(PIPE_HEADER..)),
-        MEDIA => return Err(ParseError::Truncated),
+        MEDIA => return Err(CascadeParseError::Truncated),
         OPEN => PipeMessage::Open,
         CLOSE => PipeMessage::Close,
-        LEFT => PipeMessage::Left(ParticipantId(u64_at(0).ok_or(ParseError::Truncated)?)),
-        REMOVE => PipeMessage::Remove(ParticipantId(u64_at(0).ok_or(ParseError::Truncated)?)),
+        LEFT => PipeMessage::Left(ParticipantId(u64_at(0).ok_or(CascadeParseError::Truncated)?)),
+        REMOVE => PipeMessage::Remove(ParticipantId(u64_at(0).ok_or(CascadeParseError::Truncated)?)),
         PRODUCER => {
             if body.len() < 19 {
-                return Err(ParseError::Truncated);
+                return Err(CascadeParseError::Truncated);
             }
-            let participant = ParticipantId(u64_at(0).ok_or(ParseError::Truncated)?);
-            let role = Role::from_code(body[8]).ok_or(ParseError::Unknown)?;
-            let ssrc = Ssrc(u32_at(9).ok_or(ParseError::Truncated)?);
+            let participant = ParticipantId(u64_at(0).ok_or(CascadeParseError::Truncated)?);
+            let role = Role::from_code(body[8]).ok_or(CascadeParseError::Unknown)?;
+            let ssrc = Ssrc(u32_at(9).ok_or(CascadeParseError::Truncated)?);
             let kind = match body[13] {
                 0 => MediaKind::Unknown,
                 1 => MediaKind::Audio,
                 2 => MediaKind::Video,
-                _ => return Err(ParseError::Unknown),
+                _ => return Err(CascadeParseError::Unknown),
             };
-            let group = Ssrc(u32_at(14).ok_or(ParseError::Truncated)?);
+            let group = Ssrc(u32_at(14).ok_or(CascadeParseError::Truncated)?);
             let layer = match body[18] {
                 NO_LAYER => None,
                 index => Some(Layer { group, index }),
             };
             PipeMessage::Producer { participant, role, ssrc, kind, layer }
         }
-        _ => return Err(ParseError::Unknown),
+        _ => return Err(CascadeParseError::Unknown),
     };
     Ok((CallId(call), m))
 }
@@ -432,11 +432,11 @@ mod tests {
         }
         let mut v = good.to_vec();
         v[1] = 0x20 | LEFT;
-        assert_eq!(parse(&Bytes::from(v.clone())), Err(ParseError::Unknown));
+        assert_eq!(parse(&Bytes::from(v.clone())), Err(CascadeParseError::Unknown));
         v[1] = VERSION | 9;
-        assert_eq!(parse(&Bytes::from(v)), Err(ParseError::Unknown));
+        assert_eq!(parse(&Bytes::from(v)), Err(CascadeParseError::Unknown));
         let media = encode(call(), &PipeMessage::Media(Bytes::new())).unwrap();
-        assert_eq!(parse(&media), Err(ParseError::Truncated));
+        assert_eq!(parse(&media), Err(CascadeParseError::Truncated));
     }
 
     proptest::proptest! {
