@@ -105,7 +105,7 @@ bench: build
 # a crash's input to fuzz/artifacts/<target>/). One build, then the binaries directly (cargo fuzz
 # run would check the build again for each). `make fuzz`: FUZZ_SECONDS each; `make fuzz-smoke`
 # (part of `make test`): FUZZ_SMOKE_SECONDS each.
-FUZZ_TARGETS := rtp rtp_ext rtcp session ice dtls twcc token router pipes sdp srtp temporal av1 ivf
+FUZZ_TARGETS := rtp rtp_ext rtcp session ice dtls twcc token router pipes cascade sdp srtp temporal av1 ivf
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 fuzz-build:

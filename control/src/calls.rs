@@ -309,8 +309,9 @@ async fn join(
     let pid = util::participant_id();
     let p = Participant::new(pid, uid, role.name(), util::now_ms());
     let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
-    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "joined");
-    Ok(Json(grant(&st, id, pid, role, &call.router).await))
+    let router = crate::cascade::place_join(&st, id, &call.router).await;
+    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, router = %router.id, "joined");
+    Ok(Json(grant(&st, id, pid, role, &router).await))
 }
 
 /// A signed join token for `pid` in call `id` and its join key.

@@ -20,6 +20,7 @@
 //! trust_forwarded_for = false  # behind nginx: the client address is X-Forwarded-For's first
 //! reserve_threshold = 0.8   # reserve routers take calls once the regular pool's load passes this
 //! reserve_release = 0.6     # ...until it falls below this
+//! cascade_threshold = 0.9   # joins go to another router, linked to the call's home, past this load
 //!
 //! [http]
 //! header_read_timeout_ms = 10000   # a request head not complete by then: connection closed
@@ -201,6 +202,9 @@ pub struct CallsConfig {
     /// (milliseconds) to re-join on the new router; then those the new router does not hold
     /// are dropped from the call store.
     pub failover_grace_ms: u64,
+    /// Cascading: a join goes to another router of the region (linked to the call's home
+    /// router) when the home is draining or its load has reached this (see `cascade`).
+    pub cascade_threshold: f64,
 }
 
 impl Default for CallsConfig {
@@ -220,6 +224,7 @@ impl Default for CallsConfig {
             reserve_threshold: 0.8,
             reserve_release: 0.6,
             failover_grace_ms: 4000,
+            cascade_threshold: 0.9,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! * [`auth`]: users (PostgreSQL or embedded redb) and sessions (Redis or memory).
 //! * [`calls`]: active calls (Tarantool or memory), join tokens, router placement and the
-//!   router link; [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs;
+//!   router link; [`cascade`]: a call over several routers (placement of joins, links);
+//!   [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs;
 //!   [`participants`]: a publisher's muted state; [`web`]: the web app (`web/`).
 //!
 //! * [`metrics`] and [`health`]: `/metrics` (requests by route and status, latency, store
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod call_view;
 pub mod calls;
+pub mod cascade;
 pub mod config;
 pub mod error;
 pub mod failover;

@@ -103,7 +103,7 @@ impl RouterRegistry {
 
     /// The router's status in the store, if registered; a store failure reads as unknown
     /// (the caller falls back to what the call records).
-    async fn status_of(&self, r: &RouterRef) -> Option<RouterStatus> {
+    pub(crate) async fn status_of(&self, r: &RouterRef) -> Option<RouterStatus> {
         match self.store.get(&r.id, self.ttl).await {
             Ok(s) => s,
             Err(e) => {
@@ -180,8 +180,8 @@ pub fn media_address(r: &RouterRef, status: Option<&RouterStatus>, call: Uuid) -
 /// Tells routers about ended calls: `DELETE {admin}/v1/calls/{id}`, best effort with retries.
 #[derive(Debug, Clone)]
 pub struct RouterClient {
-    http: reqwest::Client,
-    secret: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) secret: String,
     retries: u32,
 }
 

@@ -9,7 +9,8 @@
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
 //! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer), "max_height"?: 16..=4320 (subscribers: the best simulcast layer at most this high), "last_n"?: 1..=255 (subscribers: video only while its publisher is among the call's N most active speakers)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` or `max_height` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
 //! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
-//! | `GET /v1/stats` | per-worker counters (JSON) |
+//! | `GET /v1/calls/{call_id}/pipe`, `POST /v1/calls/{call_id}/pipes`, `DELETE /v1/calls/{call_id}/pipes/{peer}` | cascading: links between routers ([`crate::pipes_admin`]) |
+//! | `GET /v1/stats` | per-worker counters (JSON; `cascade`: links to other routers and their counters per peer) |
 //! | `GET /metrics` | the same in Prometheus text format, with `# HELP` and `# TYPE` ([`crate::metrics`]) |
 //!
 //! Every route but `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <router secret>`
@@ -42,11 +43,11 @@ pub struct AdminState {
     pub secret: Option<String>,
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
+pub(crate) fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "error": msg }))).into_response()
 }
 
-fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
     let Some(secret) = &state.secret else { return true };
     let got = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     // Constant-time comparison: the secret must not leak through timing.
@@ -67,6 +68,7 @@ pub fn routes(state: AdminState) -> axum::Router {
         .route("/v1/calls/{call_id}/webrtc/{session}", patch(patch_webrtc))
         .route("/v1/stats", get(stats))
         .route("/metrics", get(metrics))
+        .merge(crate::pipes_admin::routes())
         .with_state(state)
 }
 
@@ -79,6 +81,7 @@ pub fn calls_json(server: &RouterServer) -> serde_json::Value {
             json!({
                 "call_id": c.call.to_string(),
                 "participants": c.participants.iter().map(|p| p.participant.0).collect::<Vec<_>>(),
+                "links": c.links.iter().map(|(peer, uplink)| json!({ "peer": peer.to_string(), "uplink": uplink })).collect::<Vec<_>>(),
                 "details": c.participants.iter().map(|p| json!({
                     "participant_id": p.participant.0,
                     "role": p.role.name(),
@@ -352,6 +355,17 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                 "rx_datagrams": r.rx_datagrams, "rx_bytes": r.rx_bytes, "tx_datagrams": r.tx_datagrams, "tx_bytes": r.tx_bytes,
                 "busy_seconds": w.busy.as_secs_f64(), "load_permille": w.load_permille,
                 "pipe_links": w.pipe_links, "piped_out": w.piped_out, "piped_in": w.piped_in, "pipe_drops": w.pipe_drops,
+                "cascade": {
+                    "links": w.cascade_links,
+                    "media_out": r.cascade_media_out, "media_in": r.cascade_media_in,
+                    "control_out": r.cascade_control_out, "control_in": r.cascade_control_in,
+                    "peers": w.links.iter().map(|(peer, l)| json!({
+                        "peer": peer.to_string(), "media_out": l.media_out, "media_in": l.media_in,
+                        "rtcp_out": l.rtcp_out, "rtcp_in": l.rtcp_in,
+                        "control_out": l.control_out, "control_in": l.control_in,
+                        "bytes_out": l.bytes_out, "bytes_in": l.bytes_in,
+                    })).collect::<Vec<_>>(),
+                },
                 "forwarded_rtp": r.forwarded_rtp, "forwarded_rtcp": r.forwarded_rtcp, "reports_sent": r.reports_sent,
                 "joins": r.joins, "joins_refused": r.joins_refused, "joins_redirected": r.joins_redirected,
                 "address_checks": r.address_checks, "address_moves": r.address_moves,
@@ -375,7 +389,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                     "not_publisher": r.dropped_not_publisher, "keyframe_throttled": r.dropped_keyframe_throttled,
                     "rtcp_unroutable": r.dropped_rtcp_unroutable, "ice_refused": r.dropped_ice_refused,
                     "srtp_auth": r.dropped_srtp_auth, "srtp_replay": r.dropped_srtp_replay,
-                    "not_ready": r.dropped_not_ready,
+                    "not_ready": r.dropped_not_ready, "pipe_unadmitted": r.dropped_pipe_unadmitted,
                 },
                 "webrtc": {
                     "ice_checks": r.ice_checks, "dtls_connected": r.dtls_connected, "dtls_failed": r.dtls_failed,

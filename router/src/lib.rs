@@ -11,6 +11,7 @@
 //! - [`config`]: the TOML configuration with environment overrides;
 //! - [`admin`]: the admin HTTP API (end a call, list calls, counters, health);
 //! - [`metrics`]: the workers' counters in the Prometheus text format;
+//! - [`pipes_admin`]: the admin routes that link routers for cascading;
 //! - [`link`]: registration, heartbeat, re-sync and event reports to the calls service.
 #![recursion_limit = "256"]
 #![deny(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod link;
 pub mod metrics;
 #[allow(unsafe_code)]
 pub mod net;
+pub mod pipes_admin;
 pub mod server;
 pub mod webrtc;
 pub mod worker;

@@ -186,7 +186,16 @@ pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
             .unwrap_or_default();
         want.insert(id, ps);
     }
-    for call in server.snapshot() {
+    let calls = server.snapshot();
+    // A leaf's share of a call whose home is another router (cascading): the
+    // calls service lists the call for its home only; the share ends with the
+    // home's (its link closes) or with its last participant.
+    let leaf: HashSet<CallId> =
+        calls.iter().filter(|c| c.links.iter().any(|(_, uplink)| *uplink)).map(|c| c.call).collect();
+    for call in calls {
+        if leaf.contains(&call.call) && !want.contains_key(&call.call) {
+            continue;
+        }
         match want.get(&call.call) {
             None => {
                 tracing::info!(call = %call.call, "re-sync: call unknown to the calls service, ending it");

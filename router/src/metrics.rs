@@ -97,6 +97,18 @@ const COUNTERS: &[(&str, &str, Count)] = &[
     ("corecast_piped_out", "Pipe messages handed to other workers", |w| w.piped_out),
     ("corecast_piped_in", "Pipe messages taken from other workers", |w| w.piped_in),
     ("corecast_pipe_drops", "Pipe media dropped: a ring to another worker was full", |w| w.pipe_drops),
+    ("corecast_cascade_media_out", "Media packets sent over links to other routers (one per link)", |w| {
+        w.router.cascade_media_out
+    }),
+    ("corecast_cascade_media_in", "Media packets received over links from other routers", |w| {
+        w.router.cascade_media_in
+    }),
+    ("corecast_cascade_control_out", "Control messages sent over links to other routers", |w| {
+        w.router.cascade_control_out
+    }),
+    ("corecast_cascade_control_in", "Control messages received over links from other routers", |w| {
+        w.router.cascade_control_in
+    }),
     ("corecast_recv_calls", "Receive system calls (or completions) that returned data", |w| w.io.recv_calls),
     ("corecast_send_calls", "Send system calls (or submissions)", |w| w.io.send_calls),
     ("corecast_gso_sends", "Sends that carried several datagrams as one GSO buffer", |w| w.io.gso_sends),
@@ -113,6 +125,7 @@ const GAUGES: &[(&str, &str, Count)] = &[
     ("corecast_calls", "Live calls (shares of calls) on the worker", |w| w.calls as u64),
     ("corecast_participants", "Admitted participants on the worker", |w| w.participants as u64),
     ("corecast_pipe_links", "Pipe transports to other workers' shares of calls", |w| w.pipe_links as u64),
+    ("corecast_cascade_links", "Links to other routers' shares of calls (cascading)", |w| w.cascade_links as u64),
     ("corecast_retransmit_buffers", "Retransmission buffers held", |w| w.buffers.retransmit_buffers),
     ("corecast_retransmit_buffer_bytes", "Bytes the retransmission buffers hold", |w| w.buffers.retransmit_bytes),
 ];
@@ -133,6 +146,21 @@ const DROPS: &[(&str, DropCount)] = &[
     ("srtp_auth", |r| r.dropped_srtp_auth),
     ("srtp_replay", |r| r.dropped_srtp_replay),
     ("not_ready", |r| r.dropped_not_ready),
+    ("pipe_unadmitted", |r| r.dropped_pipe_unadmitted),
+];
+
+type LinkCount = fn(&corecast_core::LinkStats) -> u64;
+
+/// Counters per link to another router (labels `worker` and `peer`, its address).
+const LINKS: &[(&str, &str, LinkCount)] = &[
+    ("corecast_link_media_out", "Media packets sent to another router", |l| l.media_out),
+    ("corecast_link_media_in", "Media packets received from another router", |l| l.media_in),
+    ("corecast_link_rtcp_out", "RTCP compounds (of the media) sent to another router", |l| l.rtcp_out),
+    ("corecast_link_rtcp_in", "RTCP compounds (of the media) received from another router", |l| l.rtcp_in),
+    ("corecast_link_control_out", "Control messages sent to another router", |l| l.control_out),
+    ("corecast_link_control_in", "Control messages received from another router", |l| l.control_in),
+    ("corecast_link_bytes_out", "Bytes sent to another router", |l| l.bytes_out),
+    ("corecast_link_bytes_in", "Bytes received from another router", |l| l.bytes_in),
 ];
 
 /// One scrape's worth of worker counters.
@@ -173,6 +201,15 @@ impl Collector for Workers {
             for &(reason, value) in DROPS {
                 let labels = [("worker", i.to_string()), ("reason", reason.to_owned())];
                 ConstCounter::new(value(&w.router)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        for &(name, help, value) in LINKS {
+            let mut m = enc.encode_descriptor(name, help, None, ConstCounter::<u64>::TYPE)?;
+            for (i, w) in self.0.iter().enumerate() {
+                for (peer, l) in &w.links {
+                    let labels = [("worker", i.to_string()), ("peer", peer.to_string())];
+                    ConstCounter::new(value(l)).encode(m.encode_family(&labels)?)?;
+                }
             }
         }
         self.per_worker(
@@ -217,6 +254,8 @@ mod tests {
         a.participants = 3;
         a.busy = Duration::from_millis(1500);
         a.load_permille = 250;
+        let peer = std::net::SocketAddr::from(([10, 0, 0, 2], 5000));
+        a.links = vec![(peer, corecast_core::LinkStats { media_out: 5, ..Default::default() })];
         let text = render(vec![a, WorkerStats::default()]);
         assert!(text.contains("# HELP corecast_rx_datagrams_total Datagrams received\n"), "{text}");
         assert!(text.contains("# TYPE corecast_rx_datagrams_total counter\n"), "{text}");
@@ -229,6 +268,7 @@ mod tests {
         assert!(text.contains("corecast_worker_busy_seconds_total{worker=\"0\"} 1.5\n"), "{text}");
         assert!(text.contains("corecast_worker_load_ratio{worker=\"0\"} 0.25\n"), "{text}");
         assert!(text.contains("corecast_workers 2\n"), "{text}");
+        assert!(text.contains("corecast_link_media_out_total{worker=\"0\",peer=\"10.0.0.2:5000\"} 5\n"), "{text}");
         // Every sample line belongs to a family announced with HELP and TYPE.
         let typed: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -81,7 +81,7 @@ pub enum WorkerCommand {
 }
 
 /// Counters of one worker.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkerStats {
     /// The core's counters.
     pub router: RouterStats,
@@ -103,6 +103,10 @@ pub struct WorkerStats {
     pub pipe_drops: u64,
     /// Pipe transports to other workers' shares of calls (a gauge).
     pub pipe_links: usize,
+    /// Of those, links to other routers' shares of calls (cascading; a gauge).
+    pub cascade_links: usize,
+    /// Counters of the links to each other router, by its address.
+    pub links: Vec<(std::net::SocketAddr, corecast_core::LinkStats)>,
     /// Time the loop spent on work rather than waiting in `recv`, summed
     /// over the load windows that ended (the overload protection's figure).
     pub busy: Duration,
@@ -321,6 +325,8 @@ impl Worker {
                         piped_in: self.piped_in,
                         pipe_drops: self.pipe_drops,
                         pipe_links: self.router.pipe_count(),
+                        cascade_links: self.router.cascade_count(),
+                        links: self.router.link_stats(),
                         busy: self.busy_total,
                         load_permille: self.load_permille,
                     });

@@ -51,13 +51,37 @@ pub enum Command {
     EndCall(CallId),
     /// Remove one participant.
     RemoveParticipant(CallId, ParticipantId),
+    /// Link the call's share here to its share on the router whose media
+    /// address (for this call: its owning worker's) is `peer` (cascading;
+    /// only the call's owning worker acts, see `cascade`). Both routers
+    /// get it, each naming the other.
+    OpenPipe {
+        /// The call.
+        call: CallId,
+        /// The other router's address for the call.
+        peer: SocketAddr,
+        /// `peer` is the call's home router (this one a leaf of the star):
+        /// the link closes once no participant is left here (the last one
+        /// left, or none joined within `RouterConfig::uplink_grace`).
+        uplink: bool,
+    },
+    /// Close that link (the far end is told).
+    ClosePipe {
+        /// The call.
+        call: CallId,
+        /// The other router's address for the call.
+        peer: SocketAddr,
+    },
 }
 
 impl Command {
     /// The call the command is about.
     pub fn call(&self) -> CallId {
         match self {
-            Command::EndCall(c) | Command::RemoveParticipant(c, _) => *c,
+            Command::EndCall(c)
+            | Command::RemoveParticipant(c, _)
+            | Command::OpenPipe { call: c, .. }
+            | Command::ClosePipe { call: c, .. } => *c,
         }
     }
 }

@@ -11,7 +11,7 @@ use corecast_proto::Ssrc;
 use crate::hash::FxHashMap;
 use crate::outbox::Outbox;
 use crate::participant::Participant;
-use crate::pipe::PipeTransport;
+use crate::pipe::{PipePeer, PipeTransport};
 use crate::producer::Producer;
 
 /// Who produces an SSRC: a participant on this worker, or one on the worker
@@ -19,7 +19,7 @@ use crate::producer::Producer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Owner {
     Participant(ParticipantId),
-    Pipe(usize),
+    Pipe(PipePeer),
 }
 
 /// Where a packet came from or goes to within the call: a participant's
@@ -78,8 +78,8 @@ impl Call {
     }
 
     #[inline]
-    pub fn pipe_index(&self, worker: usize) -> Option<usize> {
-        self.pipes.iter().position(|p| p.worker == worker)
+    pub fn pipe_index(&self, peer: PipePeer) -> Option<usize> {
+        self.pipes.iter().position(|p| p.peer == peer)
     }
 
     /// Every producer of the call known here: local ones, then those
@@ -158,6 +158,13 @@ impl Call {
     pub fn members(&self) -> usize {
         self.participants.iter().filter(|p| !p.is_watch_leg()).count()
             + self.pipes.iter().map(|p| p.seats.len()).sum::<usize>()
+    }
+
+    /// A participant joined here: uplinks to other routers count it (see `cascade`).
+    pub fn mark_joined(&mut self) {
+        for p in self.pipes.iter_mut().filter(|p| p.uplink_since.is_some()) {
+            p.joined = true;
+        }
     }
 
     /// Forgets the producers of `pid` announced over pipe `i`.

@@ -37,6 +37,10 @@ pub const fn receivers_for(core_pps: u64, publisher_pps: u64) -> usize {
 pub struct RouterConfig {
     /// A participant silent (no RTP, RTCP or keepalive) for this long is removed.
     pub silence_timeout: Duration,
+    /// Cascading: a leaf's link to the call's home that no participant took
+    /// closes after this long (the calls service opens it before answering
+    /// a join; the join token it issues lives 60 s by default).
+    pub uplink_grace: Duration,
     /// How often silence and housekeeping are checked.
     pub sweep_interval: Duration,
     /// Most participants one call may have, over every worker its share is
@@ -119,6 +123,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             silence_timeout: Duration::from_secs(15),
+            uplink_grace: Duration::from_secs(60),
             sweep_interval: Duration::from_millis(500),
             max_participants_per_call: 100,
             max_calls: 100_000,

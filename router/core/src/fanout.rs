@@ -6,6 +6,8 @@ use corecast_proto::session::Quality;
 use corecast_proto::token::Role;
 use corecast_proto::MediaKind;
 
+use crate::pipe::PipePeer;
+
 /// The packet's producer, as the decision sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sending {
@@ -72,16 +74,19 @@ pub(crate) fn decide(s: Sending, r: Receiving) -> Decision {
     }
 }
 
-/// Whether a packet goes on to the pipe transport to `pipe_worker`:
-/// everything produced on this worker does; what came in over a pipe goes on
-/// only from the hub (the call's owner, the centre of the star of pipes) to
-/// the other pipes, never back where it came from.
+/// Whether a packet goes on to the pipe transport to `to`: everything
+/// produced on this worker does; what came in over a pipe goes on to every
+/// other pipe, never back where it came from (split horizon).
+///
+/// The pipes of a call form a tree (a star of workers around the call's
+/// owning worker on each router, and a star of routers around the call's
+/// home router, joined at the owning workers; see `cascade`): a worker that
+/// is not a centre has one pipe only, so it passes nothing on, and flooding
+/// a tree minus the link a packet came in on carries each packet over each
+/// link exactly once, with no loop.
 #[inline]
-pub(crate) fn to_pipe(from_pipe: Option<usize>, pipe_worker: usize, hub: bool) -> bool {
-    match from_pipe {
-        None => true,
-        Some(w) => hub && w != pipe_worker,
-    }
+pub(crate) fn to_pipe(from_pipe: Option<PipePeer>, to: PipePeer) -> bool {
+    from_pipe != Some(to)
 }
 
 #[cfg(test)]
@@ -140,17 +145,22 @@ mod tests {
     }
 
     #[test]
-    fn pipes_form_a_star_around_the_hub() {
-        // (came from pipe, pipe to, this worker is the hub) → forwarded
+    fn pipes_split_horizon() {
+        use PipePeer::{Router, Worker};
+        let r = |p| Router(std::net::SocketAddr::from(([10, 0, 0, 1], p)));
+        // (came from pipe, pipe to) → forwarded
         let table = [
-            (None, 1, false, true),
-            (None, 1, true, true),
-            (Some(1), 1, true, false),
-            (Some(1), 2, true, true),
-            (Some(0), 2, false, false),
+            (None, Worker(1), true),
+            (None, r(1), true),
+            (Some(Worker(1)), Worker(1), false),
+            (Some(Worker(1)), Worker(2), true),
+            (Some(Worker(1)), r(1), true),
+            (Some(r(1)), r(1), false),
+            (Some(r(1)), r(2), true),
+            (Some(r(1)), Worker(1), true),
         ];
-        for (from, to, hub, want) in table {
-            assert_eq!(to_pipe(from, to, hub), want, "{from:?} -> {to} hub={hub}");
+        for (from, to, want) in table {
+            assert_eq!(to_pipe(from, to), want, "{from:?} -> {to:?}");
         }
     }
 }

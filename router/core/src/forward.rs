@@ -17,7 +17,7 @@ use crate::consumer::Consumed;
 use crate::fanout::{self, Decision, Receiving, Sending};
 use crate::hash::FxHashMap;
 use crate::outbox::Outbox;
-use crate::pipe::PipeMessage;
+use crate::pipe::{PipeMessage, PipePeer};
 use crate::reports::{self, PublisherSr};
 use crate::retransmit::Stored;
 use crate::simulcast::{self, GroupView, LayerPacket};
@@ -32,8 +32,8 @@ use crate::Router;
 pub(crate) enum Origin {
     /// A participant on this worker.
     Participant(ParticipantId),
-    /// The pipe from another worker.
-    Pipe(usize),
+    /// The pipe from another worker or router.
+    Pipe(PipePeer),
 }
 
 impl Origin {
@@ -74,7 +74,6 @@ impl Router {
             Err(_) => return self.out.drop_packet(DropReason::Malformed),
         };
         let Some((call, from)) = locate(&mut self.calls, &mut self.out, call_id, origin) else { return };
-        let hub = call.hub;
         let sender_idx = match from {
             Endpoint::Participant(i) => Some(i),
             Endpoint::Pipe(_) => None,
@@ -217,7 +216,7 @@ impl Router {
         // A learned stream is announced to the other workers (with its
         // resolved kind) before its first packet crosses a pipe.
         if let Some(m) = announcement {
-            for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.worker, hub)) {
+            for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.peer)) {
                 pipe.send(&mut self.out, call_id, m.clone());
             }
         }
@@ -225,7 +224,7 @@ impl Router {
         if let Some(b) =
             claimed_sr.and_then(|sr| corecast_proto::rtcp::write_compound(&[RtcpPacket::SenderReport(sr)]).ok())
         {
-            for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.worker, hub)) {
+            for pipe in call.pipes.iter().filter(|p| fanout::to_pipe(origin.pipe(), p.peer)) {
                 pipe.send_media(&mut self.out, call_id, Bytes::from(b.clone()));
             }
         }
@@ -328,7 +327,7 @@ impl Router {
             }
         }
         for pipe in &call.pipes {
-            if fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
+            if fanout::to_pipe(origin.pipe(), pipe.peer) {
                 pipe.send_media(&mut self.out, call_id, contents.clone());
             }
         }
@@ -421,8 +420,8 @@ fn layered(codec: Option<Codec>) -> Option<LayeredCodec> {
 }
 
 impl Origin {
-    /// The worker of the pipe the packet came in on.
-    pub(crate) fn pipe(self) -> Option<usize> {
+    /// The pipe the packet came in on.
+    pub(crate) fn pipe(self) -> Option<PipePeer> {
         match self {
             Origin::Pipe(w) => Some(w),
             Origin::Participant(_) => None,

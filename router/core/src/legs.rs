@@ -181,9 +181,10 @@ impl Router {
         // Its streams are announced to the call's shares on other workers
         // (a call spread over several), as a native join's are.
         for prod in &p.producers {
-            call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::producer(prod));
+            call.broadcast_pipes(&mut self.out, None, &PipeMessage::producer(prod));
         }
         call.participants.push(p);
+        call.mark_joined();
         self.by_ufrag.insert(leg.ice.local_ufrag.clone(), (leg.call, leg.participant));
         self.out.stats.joins += 1;
         if created {

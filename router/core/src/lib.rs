@@ -31,6 +31,7 @@
 //! - `api`: [`Input`], [`Output`], [`Command`], [`Event`] (the boundary);
 //! - `config`, `placement`: [`RouterConfig`] and [`Placement`] (which worker owns a call);
 //! - `call`, `participant`, `producer`, `consumer`, `transport`, `pipe`: the state;
+//!   `cascade`: pipes between routers (one call over several routers: the wire format, links);
 //! - `membership`: joins, leaves, commands, silence timeouts, spreading;
 //!   `address_check`: signed joins moving only after a check, revoked tokens;
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);
@@ -53,6 +54,7 @@ mod address_check;
 mod api;
 mod bwe;
 mod call;
+mod cascade;
 mod config;
 mod consumer;
 mod fanout;
@@ -93,6 +95,7 @@ use corecast_proto::token::{CallId, ParticipantId, Role, VerifyingKey};
 use corecast_proto::{MediaKind, Ssrc};
 
 pub use api::{Command, Event, Input, LeaveReason, Output, PipeSend, Transmit};
+pub use cascade::{encode as cascade_encode, parse as cascade_parse, CascadeParseError, LinkStats, PIPE_MAGIC};
 pub use config::{receivers_for, RouterConfig, CORE_EGRESS_PPS, DEFAULT_RECEIVERS_PER_WORKER, PUBLISHER_PPS};
 pub use legs::LegRefusal;
 pub use pipe::PipeMessage;
@@ -150,6 +153,8 @@ pub struct Router {
     overload: overload::Overload,
     /// The next tick of the report timer (see `reports`).
     next_reports: Option<Instant>,
+    /// Sweeps so far (links to other routers are announced again every few: `cascade`).
+    sweeps: u32,
 }
 
 impl Router {
@@ -180,6 +185,7 @@ impl Router {
             next_nack: None,
             overload: overload::Overload::default(),
             next_reports: None,
+            sweeps: 0,
         }
     }
 
@@ -237,7 +243,9 @@ impl Router {
         self.start_timers(now);
         match input {
             Input::Receive { source, contents } => self.handle_receive(now, source, contents),
-            Input::Pipe { from_worker, call, message } => self.handle_pipe(now, from_worker, call, message),
+            Input::Pipe { from_worker, call, message } => {
+                self.handle_pipe(now, pipe::PipePeer::Worker(from_worker), call, message)
+            }
             Input::Timeout => self.handle_timeout(now),
             Input::Command(c) => self.handle_command(now, c),
             Input::Load { busy_permille } => self.on_load(now, busy_permille),
@@ -273,6 +281,9 @@ impl Router {
         self.out.stats.rx_bytes += contents.len() as u64;
         if contents.len() > MAX_DATAGRAM {
             return self.out.drop_packet(DropReason::Malformed);
+        }
+        if cascade::is_pipe_datagram(&contents) {
+            return self.handle_pipe_datagram(now, source, contents);
         }
         let kind = classify(&contents);
         if kind == Kind::Stun {
@@ -349,6 +360,7 @@ impl Router {
         self.sweep_checks(now);
         self.sweep_webrtc(now);
         self.sweep_pipes(now);
+        self.sweep_cascade(now);
         self.ended.retain(|_, until| *until > now);
     }
 

@@ -13,7 +13,7 @@ use corecast_proto::{MediaKind, Ssrc};
 use crate::api::{Command, Event, LeaveReason};
 use crate::call::{Call, Owner};
 use crate::participant::Participant;
-use crate::pipe::{PipeMessage, Seat};
+use crate::pipe::{PipeMessage, PipePeer, Seat};
 use crate::quality::QualityState;
 use crate::stats::DropReason;
 use crate::transport::Transport;
@@ -264,8 +264,9 @@ impl Router {
         let index = self.config.placement.index;
         let Some(call) = self.calls.get_mut(&j.call) else { return false };
         let seated = call.pipes.iter().find(|p| p.seats.iter().any(|s| s.participant == j.participant));
-        let target = match seated {
-            Some(p) => p.worker,
+        let target = match seated.map(|p| p.peer) {
+            Some(PipePeer::Worker(w)) => w,
+            Some(PipePeer::Router(_)) => return false,
             None if workers > 1 && call.participants.len() >= self.config.max_receivers_per_worker => {
                 let others: Vec<usize> = (0..workers).filter(|&w| w != index).collect();
                 let t = others[call.next_spread % others.len()];
@@ -274,9 +275,9 @@ impl Router {
             }
             None => return false,
         };
-        self.open_pipe(j.call, target);
+        self.open_pipe(j.call, PipePeer::Worker(target), None);
         let Some(call) = self.calls.get_mut(&j.call) else { return false };
-        let Some(pi) = call.pipe_index(target) else { return false };
+        let Some(pi) = call.pipe_index(PipePeer::Worker(target)) else { return false };
         let pipe = &mut call.pipes[pi];
         match pipe.seats.iter_mut().find(|s| s.participant == j.participant) {
             Some(s) if s.granted_at.is_some() => s.granted_at = Some(now),
@@ -307,12 +308,13 @@ impl Router {
         }
         call.granted.retain(|g| g.0 != j.participant);
         if !hub {
-            call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::Joined(j.participant));
+            call.broadcast_pipes(&mut self.out, None, &PipeMessage::Joined(j.participant));
         }
         for prod in &p.producers {
-            call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::producer(prod));
+            call.broadcast_pipes(&mut self.out, None, &PipeMessage::producer(prod));
         }
         call.participants.push(p);
+        call.mark_joined();
         if j.role == Role::Mixer {
             call.speakers_sent.clear(); // a new mixer is told who speaks at the next ranking
         }
@@ -355,7 +357,7 @@ impl Router {
         for prod in &p.producers {
             call.ssrc_owner.remove(&prod.ssrc);
         }
-        call.broadcast_pipes(&mut self.out, None, hub, &PipeMessage::Left(pid));
+        call.broadcast_pipes(&mut self.out, None, &PipeMessage::Left(pid));
         match &p.transport {
             Transport::Udp(u) => {
                 self.by_addr.remove(&u.remote);
@@ -388,6 +390,9 @@ impl Router {
         self.out.event(Event::ParticipantLeft { call: call_id, participant: pid, reason });
         // The hub keeps the call while any pipe remains; another worker's
         // share closes with its last participant.
+        if self.close_idle_uplink(call_id, self.out.now()) {
+            return;
+        }
         let call = &self.calls[&call_id];
         if call.participants.is_empty() && (!hub || call.pipes.is_empty()) {
             if hub {
@@ -405,6 +410,8 @@ impl Router {
         match c {
             Command::EndCall(call_id) => {
                 self.ended.insert(call_id, now + self.config.ended_call_memory);
+                // Other routers' shares are told (a leaf's share ends with its home's).
+                self.close_links(call_id);
                 let pids: Vec<ParticipantId> = match self.calls.get(&call_id) {
                     Some(call) => call.participants.iter().map(|p| p.id).collect(),
                     None => return,
@@ -418,8 +425,11 @@ impl Router {
                 }
             }
             Command::RemoveParticipant(call_id, pid) => {
+                self.remove_on_leaves(call_id, pid);
                 self.remove_participant(call_id, pid, LeaveReason::Removed, true);
             }
+            Command::OpenPipe { call, peer, uplink } => self.open_cascade(now, call, peer, uplink),
+            Command::ClosePipe { call, peer } => self.close_cascade(call, peer),
         }
     }
 

@@ -32,6 +32,8 @@ pub(crate) struct Outbox {
     /// and the earliest time one of them may send.
     paced_legs: Vec<(CallId, ParticipantId)>,
     pace_due: Option<Instant>,
+    /// Counters per other router this worker has a link to (`cascade`).
+    pub links: crate::hash::FxHashMap<SocketAddr, crate::cascade::LinkStats>,
 }
 
 /// The arena grows by this much at a time: once every packet split off a
@@ -50,6 +52,7 @@ impl Outbox {
             reply_limit: None,
             paced_legs: Vec::new(),
             pace_due: None,
+            links: Default::default(),
         }
     }
 

@@ -17,6 +17,7 @@
 //! pair of workers); media crosses as the received buffer itself and is
 //! parsed again on the far side.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -62,6 +63,9 @@ pub enum PipeMessage {
     Left(ParticipantId),
     /// The sending side's share of the call is empty: the pipe closes.
     Close,
+    /// From a call's home router to a leaf (cascading): the control plane
+    /// removed this participant, which is on the leaf.
+    Remove(ParticipantId),
 }
 
 impl PipeMessage {
@@ -78,35 +82,53 @@ pub(crate) struct Seat {
     pub granted_at: Option<Instant>,
 }
 
-/// The link to another worker's share of a call.
+/// The far end of a pipe: another worker of this router, or (cascading,
+/// see `cascade`) the owning worker of the call on another router, at its
+/// media address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PipePeer {
+    Worker(usize),
+    Router(SocketAddr),
+}
+
+/// The link to another worker's (or router's) share of a call.
 #[derive(Debug)]
 pub(crate) struct PipeTransport {
-    pub worker: usize,
+    pub peer: PipePeer,
     /// Producers announced by the far side.
     pub producers: Vec<Producer>,
     /// On the hub: the seats on the far side (always empty elsewhere).
     pub seats: Vec<Seat>,
+    /// A link to another router towards the call's home router, and since
+    /// when: this router's share closes it once no participant is left here
+    /// (see `cascade`).
+    pub uplink_since: Option<Instant>,
+    /// On an uplink: a participant joined this share since it was (re)opened.
+    pub joined: bool,
 }
 
 impl PipeTransport {
-    pub fn new(worker: usize) -> PipeTransport {
-        PipeTransport { worker, producers: Vec::new(), seats: Vec::new() }
+    pub fn new(peer: PipePeer) -> PipeTransport {
+        PipeTransport { peer, producers: Vec::new(), seats: Vec::new(), uplink_since: None, joined: false }
     }
 
     pub fn send(&self, out: &mut Outbox, call: CallId, message: PipeMessage) {
-        out.pipe(self.worker, call, message);
+        match self.peer {
+            PipePeer::Worker(w) => out.pipe(w, call, message),
+            PipePeer::Router(a) => out.cascade(a, call, &message),
+        }
     }
 
     #[inline]
     pub fn send_media(&self, out: &mut Outbox, call: CallId, contents: Bytes) {
-        out.pipe(self.worker, call, PipeMessage::Media(contents));
+        self.send(out, call, PipeMessage::Media(contents));
     }
 }
 
 impl Call {
     /// Sends `m` on every pipe it goes on from here (see `fanout::to_pipe`).
-    pub(crate) fn broadcast_pipes(&self, out: &mut Outbox, from_pipe: Option<usize>, hub: bool, m: &PipeMessage) {
-        for p in self.pipes.iter().filter(|p| crate::fanout::to_pipe(from_pipe, p.worker, hub)) {
+    pub(crate) fn broadcast_pipes(&self, out: &mut Outbox, from_pipe: Option<PipePeer>, m: &PipeMessage) {
+        for p in self.pipes.iter().filter(|p| crate::fanout::to_pipe(from_pipe, p.peer)) {
             p.send(out, self.id, m.clone());
         }
     }
@@ -115,12 +137,17 @@ impl Call {
 impl Router {
     /// Opens the pipe from the hub to `worker` for `call`, and announces
     /// every producer known here so the far side can route them at once.
-    pub(crate) fn open_pipe(&mut self, call_id: CallId, worker: usize) {
+    pub(crate) fn open_pipe(&mut self, call_id: CallId, peer: PipePeer, uplink_since: Option<Instant>) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
-        if call.pipe_index(worker).is_some() {
+        if let Some(i) = call.pipe_index(peer) {
+            // Opened again (a join placed here): the grace starts again.
+            let pipe = &mut call.pipes[i];
+            pipe.uplink_since = pipe.uplink_since.and(uplink_since);
+            pipe.joined &= uplink_since.is_none();
             return;
         }
-        let pipe = PipeTransport::new(worker);
+        let mut pipe = PipeTransport::new(peer);
+        pipe.uplink_since = uplink_since;
         pipe.send(&mut self.out, call_id, PipeMessage::Open);
         for p in call.producers() {
             pipe.send(&mut self.out, call_id, PipeMessage::producer(p));
@@ -128,7 +155,7 @@ impl Router {
         call.pipes.push(pipe);
     }
 
-    pub(crate) fn handle_pipe(&mut self, now: Instant, from: usize, call_id: CallId, message: PipeMessage) {
+    pub(crate) fn handle_pipe(&mut self, now: Instant, from: PipePeer, call_id: CallId, message: PipeMessage) {
         let hub = self.config.placement.owns(&call_id);
         if let PipeMessage::Media(contents) = message {
             if self.calls.get(&call_id).is_none_or(|c| c.pipe_index(from).is_none()) {
@@ -139,6 +166,11 @@ impl Router {
                 Kind::Rtcp => self.route_rtcp(now, call_id, Origin::Pipe(from), &contents),
                 _ => self.out.drop_packet(DropReason::Malformed),
             };
+        }
+        if let (PipeMessage::Open, PipePeer::Router(_)) = (&message, from) {
+            // The far router opened its end (perhaps after ours): it gets
+            // what we announced before it listened.
+            return self.reannounce(call_id, from);
         }
         if let PipeMessage::Open = message {
             if self.ended.contains_key(&call_id) || hub {
@@ -154,6 +186,8 @@ impl Router {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.pipe_index(from) else { return };
         match message {
+            // Seats are the workers' business: another router admits its own joins.
+            PipeMessage::Grant(_) | PipeMessage::Joined(_) if matches!(from, PipePeer::Router(_)) => {}
             PipeMessage::Grant(pid) => {
                 call.granted.retain(|g| g.0 != pid);
                 call.granted.push((pid, now + grant_for));
@@ -168,10 +202,14 @@ impl Router {
             PipeMessage::Producer { participant, role, ssrc, kind, layer } => {
                 match call.ssrc_owner.get(&ssrc) {
                     Some(Owner::Pipe(w)) if *w == from => {
-                        if let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) {
-                            p.kind = kind;
-                            p.layer = layer;
+                        let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) else { return };
+                        // Announced again as it was (links to other routers
+                        // refresh their announcements): nothing to pass on.
+                        if p.kind == kind && p.layer == layer {
+                            return;
                         }
+                        p.kind = kind;
+                        p.layer = layer;
                     }
                     Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
                     None => {
@@ -184,22 +222,26 @@ impl Router {
                 call.broadcast_pipes(
                     &mut self.out,
                     Some(from),
-                    hub,
                     &PipeMessage::Producer { participant, role, ssrc, kind, layer },
                 );
             }
             PipeMessage::Left(pid) => {
                 call.drop_remote_participant(i, pid);
-                call.broadcast_pipes(&mut self.out, Some(from), hub, &PipeMessage::Left(pid));
+                call.broadcast_pipes(&mut self.out, Some(from), &PipeMessage::Left(pid));
             }
             PipeMessage::Close => {
-                let pipe = call.pipes.swap_remove(i);
-                for p in &pipe.producers {
-                    call.ssrc_owner.remove(&p.ssrc);
+                // The home closes a leaf's uplink only when the call ends there
+                // (or the operator cut the leaf off): the call ends here too.
+                let uplink = call.pipes[i].uplink_since.is_some();
+                self.drop_pipe(call_id, i);
+                if uplink {
+                    self.handle_command(now, crate::Command::EndCall(call_id));
                 }
-                if call.participants.is_empty() && call.pipes.is_empty() {
-                    self.calls.remove(&call_id);
-                    self.out.event(Event::CallClosed(call_id));
+            }
+            PipeMessage::Remove(pid) => {
+                // Only the home removes a leaf's participants (the uplink's far end).
+                if call.pipes[i].uplink_since.is_some() {
+                    self.remove_participant(call_id, pid, crate::LeaveReason::Removed, true);
                 }
             }
             PipeMessage::Media(_) | PipeMessage::Open => {}

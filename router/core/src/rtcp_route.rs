@@ -31,7 +31,7 @@
 //!
 //! Nothing about an SSRC the sender does not own is forwarded. A producer on
 //! another worker is reached through its pipe; what comes in over a pipe is
-//! routed the same way (and passed on by the hub to the other pipes).
+//! routed the same way (and passed on to the other pipes, never back: see `fanout::to_pipe`).
 
 use std::time::Instant;
 
@@ -91,13 +91,11 @@ pub(crate) struct Routed {
     pub feedback: bool,
 }
 
-/// Who sent a compound: its origin, where that sits in the call, and
-/// whether this worker is the call's hub.
+/// Who sent a compound: its origin and where that sits in the call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct From {
     pub origin: Origin,
     pub endpoint: Endpoint,
-    pub hub: bool,
 }
 
 /// Routes one parsed compound.
@@ -109,7 +107,7 @@ pub(crate) fn route(
     cfg: &RouterConfig,
     stats: &mut RouterStats,
 ) -> Routed {
-    let From { origin, endpoint: from, hub } = sent_by;
+    let From { origin, endpoint: from } = sent_by;
     let mut res = Routed::default();
     let sender = origin.owner();
     let participant = match from {
@@ -136,7 +134,7 @@ pub(crate) fn route(
                     p.recv.last_sr = Some(PublisherSr::of(&sr, now));
                 }
                 let bare = RtcpPacket::SenderReport(SenderReport { reports: Vec::new(), ..sr });
-                to_pipes(call, origin, hub, &bare, &mut out);
+                to_pipes(call, origin, &bare, &mut out);
                 routed_any = true;
             }
             RtcpPacket::SenderReport(sr) => {
@@ -162,7 +160,7 @@ pub(crate) fn route(
             RtcpPacket::Sdes(chunks) => {
                 let own: Vec<_> = chunks.into_iter().filter(|c| owns(call, c.ssrc)).collect();
                 if !own.is_empty() {
-                    broadcast(call, origin, from, hub, &RtcpPacket::Sdes(own), &mut out);
+                    broadcast(call, origin, from, &RtcpPacket::Sdes(own), &mut out);
                     routed_any = true;
                 }
             }
@@ -177,7 +175,7 @@ pub(crate) fn route(
                         Endpoint::Pipe(i) => &mut call.pipes[i].producers,
                     };
                     producers.retain(|p| !bye.ssrcs.contains(&p.ssrc));
-                    broadcast(call, origin, from, hub, &RtcpPacket::Bye(bye), &mut out);
+                    broadcast(call, origin, from, &RtcpPacket::Bye(bye), &mut out);
                     routed_any = true;
                 }
             }
@@ -292,23 +290,23 @@ pub(crate) fn route(
 }
 
 /// To every participant but the sender, and on along the pipes.
-fn broadcast(call: &Call, origin: Origin, from: Endpoint, hub: bool, p: &RtcpPacket, out: &mut PerEndpoint) {
+fn broadcast(call: &Call, origin: Origin, from: Endpoint, p: &RtcpPacket, out: &mut PerEndpoint) {
     for i in 0..call.participants.len() {
         if from != Endpoint::Participant(i) {
             out.push(Endpoint::Participant(i), p.clone());
         }
     }
     for (i, pipe) in call.pipes.iter().enumerate() {
-        if crate::fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
+        if crate::fanout::to_pipe(origin.pipe(), pipe.peer) {
             out.push(Endpoint::Pipe(i), p.clone());
         }
     }
 }
 
 /// On along the pipes only (the router's own SRs replace it towards participants).
-fn to_pipes(call: &Call, origin: Origin, hub: bool, p: &RtcpPacket, out: &mut PerEndpoint) {
+fn to_pipes(call: &Call, origin: Origin, p: &RtcpPacket, out: &mut PerEndpoint) {
     for (i, pipe) in call.pipes.iter().enumerate() {
-        if crate::fanout::to_pipe(origin.pipe(), pipe.worker, hub) {
+        if crate::fanout::to_pipe(origin.pipe(), pipe.peer) {
             out.push(Endpoint::Pipe(i), p.clone());
         }
     }
@@ -382,8 +380,7 @@ impl Router {
             Err(_) => return self.out.drop_packet(DropReason::Malformed),
         };
         let Some((call, from)) = locate(&mut self.calls, &mut self.out, call_id, origin) else { return };
-        let hub = call.hub;
-        let sent_by = From { origin, endpoint: from, hub };
+        let sent_by = From { origin, endpoint: from };
         let routed = route(call, sent_by, pkts, now, &self.config, &mut self.out.stats);
         if let Some(i) = routed.resend_to {
             let transport = &mut call.participants[i].transport;

@@ -533,11 +533,10 @@ impl crate::Router {
         let Some(added) = declare(call, i, layers, max) else {
             return self.out.drop_packet(DropReason::Malformed);
         };
-        let hub = call.hub;
         let announce: Vec<PipeMessage> =
             call.participants[i].producers.iter().filter(|p| p.layer.is_some()).map(PipeMessage::producer).collect();
         for m in &announce {
-            call.broadcast_pipes(&mut self.out, None, hub, m);
+            call.broadcast_pipes(&mut self.out, None, m);
         }
         for ssrc in added {
             self.out.event(crate::Event::ProducerAdded { call: call_id, participant: pid, ssrc });

@@ -15,6 +15,10 @@ pub struct CallSnapshot {
     pub call: CallId,
     /// Its participants on this worker.
     pub participants: Vec<ParticipantSnapshot>,
+    /// Links to the call's shares on other routers (cascading), by their
+    /// address, and whether each is this share's uplink (towards the call's
+    /// home router: this router is a leaf of the call).
+    pub links: Vec<(SocketAddr, bool)>,
 }
 
 /// A participant as the admin API shows it.
@@ -93,6 +97,14 @@ impl Call {
                     max_fps: p.max_fps,
                     max_height: p.max_height,
                     last_n: p.last_n,
+                })
+                .collect(),
+            links: self
+                .pipes
+                .iter()
+                .filter_map(|p| match p.peer {
+                    crate::pipe::PipePeer::Router(a) => Some((a, p.uplink_since.is_some())),
+                    crate::pipe::PipePeer::Worker(_) => None,
                 })
                 .collect(),
         }

@@ -27,6 +27,8 @@ pub enum DropReason {
     SrtpReplay,
     /// Media on a WebRTC leg before its DTLS handshake keyed SRTP.
     NotReady,
+    /// A pipe datagram (cascading) from an address no open link of its call names.
+    PipeUnadmitted,
 }
 
 /// Counters of one worker.
@@ -46,6 +48,14 @@ pub struct RouterStats {
     pub pipe_media: u64,
     /// Control messages on pipe transports (opens, seats, producers, leaves).
     pub pipe_control: u64,
+    /// Media packets sent over links to other routers (one per link).
+    pub cascade_media_out: u64,
+    /// Media packets received over links from other routers.
+    pub cascade_media_in: u64,
+    /// Control messages sent over links to other routers.
+    pub cascade_control_out: u64,
+    /// Control messages received over links from other routers.
+    pub cascade_control_in: u64,
     /// RTCP compounds forwarded (one per receiver).
     pub forwarded_rtcp: u64,
     /// RTCP compounds of the router's own reports (RRs to publishers, SRs to
@@ -174,6 +184,8 @@ pub struct RouterStats {
     pub dropped_srtp_replay: u64,
     /// Dropped: media on a WebRTC leg not keyed yet.
     pub dropped_not_ready: u64,
+    /// Dropped: [`DropReason::PipeUnadmitted`].
+    pub dropped_pipe_unadmitted: u64,
     /// ICE checks answered (WebRTC legs).
     pub ice_checks: u64,
     /// DTLS handshakes completed (WebRTC legs keyed).
@@ -203,6 +215,7 @@ impl RouterStats {
             DropReason::SrtpAuth => &mut self.dropped_srtp_auth,
             DropReason::SrtpReplay => &mut self.dropped_srtp_replay,
             DropReason::NotReady => &mut self.dropped_not_ready,
+            DropReason::PipeUnadmitted => &mut self.dropped_pipe_unadmitted,
         };
         *c += 1;
     }
@@ -221,6 +234,7 @@ impl RouterStats {
             + self.dropped_srtp_auth
             + self.dropped_srtp_replay
             + self.dropped_not_ready
+            + self.dropped_pipe_unadmitted
     }
 
     /// Adds another worker's counters to these.
@@ -234,6 +248,10 @@ impl RouterStats {
             forwarded_rtp,
             pipe_media,
             pipe_control,
+            cascade_media_out,
+            cascade_media_in,
+            cascade_control_out,
+            cascade_control_in,
             forwarded_rtcp,
             reports_sent,
             session_messages,
@@ -284,6 +302,7 @@ impl RouterStats {
             dropped_srtp_auth,
             dropped_srtp_replay,
             dropped_not_ready,
+            dropped_pipe_unadmitted,
             ice_checks,
             dtls_connected,
             dtls_failed,

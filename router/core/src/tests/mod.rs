@@ -178,6 +178,7 @@ fn dests(t: &[Transmit]) -> Vec<SocketAddr> {
 mod abuse;
 mod admission;
 mod bwe;
+mod cascade;
 mod composite;
 mod framerate;
 mod hijack;

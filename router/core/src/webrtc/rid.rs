@@ -84,7 +84,7 @@ impl Router {
         let announce = p.producers.last().map(PipeMessage::producer);
         call.ssrc_owner.insert(h.ssrc, Owner::Participant(pid));
         if let Some(m) = announce {
-            call.broadcast_pipes(&mut self.out, None, call.hub, &m);
+            call.broadcast_pipes(&mut self.out, None, &m);
         }
         self.out.event(crate::Event::ProducerAdded { call: call_id, participant: pid, ssrc: h.ssrc });
     }

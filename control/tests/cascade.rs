@@ -1,0 +1,268 @@
+//! Cascading (#16 item 2) with three real routers registered with the calls service: a
+//! call starts on one (its home); once the home is draining, joins go to another router,
+//! which the calls service links to the home before answering. Five participants on three
+//! routers: each gets every other's packets byte for byte, and the routers' `/metrics`
+//! count each packet once per link of the star. A leaf whose last participant leaves drops
+//! its link; the end of the call on its home ends it on the leaves. On the embedded stores,
+//! and on PostgreSQL + Redis + Tarantool when `CORECAST_TEST_*` is set.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use corecast_client::{Client, MediaPlan};
+use corecast_core::RouterConfig;
+use corecast_proto::join_key::{JoinKey, JoinSecret};
+use corecast_proto::session::Quality;
+use corecast_proto::token;
+use corecast_router::server::{RouterServer, ServerConfig};
+use corecast_router::{admin, link};
+use serde_json::json;
+
+const SECRET: &str = "test-router-secret";
+
+struct LiveRouter {
+    id: String,
+    server: Arc<RouterServer>,
+    admin: String,
+}
+
+async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
+    let server = Arc::new(
+        RouterServer::start(ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise_ip: None,
+            workers: 1,
+            cpus: vec![],
+            backend: "auto".into(),
+            core: RouterConfig { join_secret: Some(JoinSecret::new(SECRET.as_bytes())), ..RouterConfig::default() },
+            public_key: token::dev_signing_key().verifying_key(),
+            io: Default::default(),
+        })
+        .expect("router starts"),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_url = format!("http://{}", l.local_addr().unwrap());
+    let app = admin::routes(admin::AdminState { server: server.clone(), secret: Some(SECRET.into()) });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = server.events().clone();
+    std::thread::spawn(move || {
+        while let Ok(e) = events.recv() {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    let id = format!("c-{}", uniq());
+    let cfg = link::LinkConfig {
+        calls_url: calls_url.to_string(),
+        router_id: id.clone(),
+        region: region.to_owned(),
+        reserve: false,
+        secret: Some(SECRET.into()),
+        admin_url: admin_url.clone(),
+        heartbeat: Duration::from_millis(200),
+    };
+    tokio::spawn(link::run(cfg, server.clone(), rx));
+    LiveRouter { id, server, admin: admin_url }
+}
+
+/// RTP packets on the link from a router to `peer`, as its `/metrics` count them
+/// (`out`: sent to it, else received from it).
+fn link_rtp(text: &str, peer: &str, out: bool) -> f64 {
+    let dir = if out { "out" } else { "in" };
+    let labels = format!("{{worker=\"0\",peer=\"{peer}\"}}");
+    sample(text, &format!("corecast_link_media_{dir}_total{labels}")).unwrap_or(0.0)
+        - sample(text, &format!("corecast_link_rtcp_{dir}_total{labels}")).unwrap_or(0.0)
+}
+
+fn cascade_links(server: &RouterServer) -> usize {
+    server.stats().iter().map(|w| w.cascade_links).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_spans_three_routers_exactly_when_its_home_drains_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    flow(cfg, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_spans_three_routers_exactly_when_its_home_drains_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "a_call_spans_three_routers_exactly_when_its_home_drains_real_servers";
+    let Some(cfg) = real_servers_config(dir.path(), name) else { return };
+    flow(cfg, dir).await;
+}
+
+async fn flow(mut cfg: corecast_control::config::Config, dir: tempfile::TempDir) {
+    cfg.calls.max_participants = 16;
+    let region = cfg.calls.region.clone();
+    let s = start_with(cfg, dir).await;
+    let routers: Vec<LiveRouter> = start_routers(&s.calls, &region).await;
+    let url = format!("{}/v1/routers", s.calls);
+    let all_live = eventually(Duration::from_secs(10), || async {
+        let r = s.get(url.clone(), Some(SECRET)).await;
+        let ours = |r: &&serde_json::Value| r["live"] == json!(true) && r["region"] == json!(region);
+        let live = r.body["routers"].as_array().map(|a| a.iter().filter(ours).count());
+        live == Some(3)
+    })
+    .await;
+    assert!(all_live, "three routers registered");
+    let drain = |id: String| {
+        let rb = s.http.patch(format!("{url}/{id}")).json(&json!({"draining": true})).bearer_auth(SECRET);
+        async move { assert_eq!(send(rb).await.status, 200) }
+    };
+
+    let mut users = Vec::new();
+    for _ in 0..5 {
+        users.push(s.user().await.1);
+    }
+    let call = s.start_call(&users[0]).await;
+    let addr_of = |r: &LiveRouter| r.server.addresses()[0].to_string();
+    let by_addr = |a: &str| routers.iter().position(|r| addr_of(r) == a).expect("a router of the test");
+    let mut grants = Vec::new();
+    let join = |t: String| {
+        let (s, call) = (&s, call.clone());
+        async move {
+            let resp = s.join(&call, &t).await;
+            assert_eq!(resp.status, 200, "{:?}", resp.body);
+            let grant = (
+                resp.body["router"].as_str().unwrap().to_owned(),
+                resp.body["participant_id"].as_u64().unwrap(),
+                token::decode_text(resp.body["token"].as_str().unwrap()).unwrap(),
+                JoinKey::from_text(resp.body["join_key"].as_str().unwrap()).unwrap(),
+            );
+            grant
+        }
+    };
+    // Two on the home; the home drains: the next on a second router; that one drains:
+    // the last two on the third.
+    grants.push(join(users[0].clone()).await);
+    grants.push(join(users[1].clone()).await);
+    let home = by_addr(&grants[0].0);
+    assert_eq!(by_addr(&grants[1].0), home);
+    drain(routers[home].id.clone()).await;
+    grants.push(join(users[2].clone()).await);
+    let second = by_addr(&grants[2].0);
+    assert_ne!(second, home, "a join for a draining home goes to another router");
+    drain(routers[second].id.clone()).await;
+    grants.push(join(users[3].clone()).await);
+    grants.push(join(users[4].clone()).await);
+    let third = by_addr(&grants[3].0);
+    assert_eq!(by_addr(&grants[4].0), third);
+    assert!(third != home && third != second);
+    assert_eq!(cascade_links(&routers[home].server), 2, "the home is linked to both leaves");
+    let placed: Vec<usize> = grants.iter().map(|g| by_addr(&g.0)).collect();
+
+    let per_client = 300u64;
+    let (sent, reports, clients) = tokio::task::spawn_blocking(move || {
+        let clients: Vec<Client> = grants
+            .iter()
+            .map(|(a, pid, tok, key)| Client::join(a.parse().unwrap(), tok, key, *pid, Quality::Hd).expect("admitted"))
+            .collect();
+        // The last joins' announcements cross before any media.
+        std::thread::sleep(Duration::from_millis(300));
+        let rx: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
+        let plan = MediaPlan { video_fps: 50, max_packets: Some(per_client), ..Default::default() };
+        let sent: Vec<_> = std::thread::scope(|sc| {
+            let hs: Vec<_> = clients.iter().map(|c| sc.spawn(|| c.send_media(&plan, true))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for h in &rx {
+            h.wait_for(4 * per_client, Duration::from_secs(20));
+        }
+        std::thread::sleep(Duration::from_millis(300)); // would-be duplicates
+        let reps: Vec<_> = rx.into_iter().map(|h| h.finish()).collect();
+        (sent, reps, clients)
+    })
+    .await
+    .unwrap();
+    for (i, rep) in reports.iter().enumerate() {
+        let mut want: Vec<&Vec<u8>> =
+            sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
+        let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got.len() as u64, 4 * per_client, "participant {i} (router {})", placed[i]);
+        assert!(got == want, "participant {i}: the others' packets byte for byte");
+        assert_eq!((rep.duplicates, rep.corrupt), (0, 0));
+    }
+
+    // Each packet crossed each link of the star once, from the routers' own metrics.
+    let m: Vec<String> = scrape_all(&s, &routers).await;
+    let (h, a, b) = (addr_of(&routers[home]), addr_of(&routers[second]), addr_of(&routers[third]));
+    let n = per_client as f64;
+    assert_eq!(link_rtp(&m[second], &h, true), n, "the second router's one publisher to the home");
+    assert_eq!(link_rtp(&m[third], &h, true), 2.0 * n, "the third's two");
+    assert_eq!(link_rtp(&m[home], &a, false), n);
+    assert_eq!(link_rtp(&m[home], &b, false), 2.0 * n);
+    assert_eq!(link_rtp(&m[home], &a, true), 4.0 * n, "the home's two and the third's two to the second");
+    assert_eq!(link_rtp(&m[home], &b, true), 3.0 * n, "the home's two and the second's one to the third");
+    assert_eq!(link_rtp(&m[second], &b, true) + link_rtp(&m[third], &a, true), 0.0, "leaves are not linked");
+
+    // The second router's only participant leaves: its link closes, the home keeps one.
+    let clients = Arc::new(clients);
+    clients[2].leave().unwrap();
+    let home_srv = routers[home].server.clone();
+    let second_srv = routers[second].server.clone();
+    let unlinked =
+        eventually(Duration::from_secs(10), || {
+            let (hs, ss) = (home_srv.clone(), second_srv.clone());
+            async move {
+                tokio::task::spawn_blocking(move || cascade_links(&ss) == 0 && cascade_links(&hs) == 1).await.unwrap()
+            }
+        })
+        .await;
+    assert!(unlinked, "an empty leaf drops its link");
+
+    // A participant of the third router leaves through the calls service: the home is told,
+    // and the third router, told by the home over their link, drops it at once.
+    let left = s.post(format!("{}/v1/calls/{call}/leave", s.calls), Some(&users[4]), json!({})).await;
+    assert_eq!(left.status, 200, "{:?}", left.body);
+    let third_srv = routers[third].server.clone();
+    let dropped = eventually(Duration::from_secs(10), || {
+        let ts = third_srv.clone();
+        async move {
+            tokio::task::spawn_blocking(move || ts.stats().iter().map(|w| w.participants).sum::<usize>() == 1)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert!(dropped, "a leave through calls reaches the leaf that holds the participant");
+
+    // The call ends (on its home): the third router's share ends too.
+    assert_eq!(s.delete(format!("{}/v1/calls/{call}", s.calls), Some(&users[0])).await.status, 204);
+    let srvs: Vec<_> = routers.iter().map(|r| r.server.clone()).collect();
+    let ended = eventually(Duration::from_secs(10), || {
+        let srvs = srvs.clone();
+        async move { tokio::task::spawn_blocking(move || srvs.iter().all(|s| s.snapshot().is_empty())).await.unwrap() }
+    })
+    .await;
+    assert!(ended, "every router dropped the call");
+    drop(clients);
+    for r in routers {
+        r.server.shutdown();
+    }
+    s.shutdown().await;
+}
+
+async fn start_routers(calls: &str, region: &str) -> Vec<LiveRouter> {
+    let mut v = Vec::new();
+    for _ in 0..3 {
+        v.push(start_router(calls, region).await);
+    }
+    v
+}
+
+async fn scrape_all(s: &Svc, routers: &[LiveRouter]) -> Vec<String> {
+    let mut v = Vec::new();
+    for r in routers {
+        v.push(scrape(&s.http, &r.admin).await);
+    }
+    v
+}
