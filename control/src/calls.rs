@@ -99,6 +99,13 @@ impl CallsState {
         let _ = self.regions.set(regions);
     }
 
+    /// The region of the client of a request, by `calls.regions_file` (its address: the
+    /// connection's, or `X-Forwarded-For`'s first with `calls.trust_forwarded_for`).
+    pub(crate) fn region_of_client(&self, headers: &HeaderMap, ext: &Extensions) -> Option<String> {
+        let client = util::client_ip(self.cfg.trust_forwarded_for, headers, ext);
+        self.regions.get().and_then(|t| t.region_of(client)).map(str::to_owned)
+    }
+
     /// The user store names come from, if any.
     pub(crate) fn users(&self) -> Option<&dyn UserStore> {
         self.users.get().map(|u| u.as_ref())
@@ -219,8 +226,7 @@ async fn start(
     if let Some(r) = req.region.as_deref().filter(|r| !geo::valid_region(r)) {
         return Err(ApiError::invalid("region", format!("{r:?} is not a region name (1-64 of a-z, 0-9, -, _, .)")));
     }
-    let client = util::client_ip(st.cfg.trust_forwarded_for, &headers, &ext);
-    let wanted = req.region.or_else(|| st.regions.get().and_then(|t| t.region_of(client)).map(str::to_owned));
+    let wanted = req.region.or_else(|| st.region_of_client(&headers, &ext));
     let id = Uuid::new_v4();
     let call = NewCall { id, owner: uid, created_at: util::now_ms() };
     let (router, status) = st.routers.start_call_in(&call, wanted.as_deref()).await?;
@@ -295,6 +301,7 @@ fn json_body<T: Default + serde::de::DeserializeOwned>(body: Result<Bytes, Bytes
 async fn join(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
+    ext: Extensions,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<JoinResponse>, ApiError> {
@@ -309,7 +316,8 @@ async fn join(
     let pid = util::participant_id();
     let p = Participant::new(pid, uid, role.name(), util::now_ms());
     let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
-    let router = crate::cascade::place_join(&st, id, &call.router).await;
+    let near = st.region_of_client(&headers, &ext);
+    let router = crate::cascade::place_join(&st, id, &call.router, near.as_deref()).await;
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, router = %router.id, "joined");
     Ok(Json(grant(&st, id, pid, role, &router).await))
 }

@@ -1,9 +1,11 @@
 //! Cascading (#16 item 2): one call over several routers.
 //!
 //! A call lives on its home router (where it was placed when it started). A join goes
-//! there unless the home cannot take it: it is draining, or its load has reached
-//! `calls.cascade_threshold`. Then the participant is placed on the least-loaded other live
-//! router of this instance's region (reserve routers only while the reserves are in use),
+//! there unless the participant is in another region (by `calls.regions_file`, see
+//! [`crate::geo`]) that has a router to take it, or the home cannot take it: it is
+//! draining, or its load has reached `calls.cascade_threshold`. Then the participant is
+//! placed on the least-loaded live router of its region, else another of this instance's
+//! region (reserve routers only while the reserves are in use),
 //! and before the join is answered both routers are told to link their shares of the call
 //! (`POST {admin}/v1/calls/{id}/pipes`, router secret): the leaf names the home as its
 //! `uplink`. The routers form a star around the home, so every packet crosses each
@@ -20,10 +22,10 @@ use crate::calls::CallsState;
 use crate::routers::RouterClient;
 use crate::stores::{RouterRef, RouterStatus};
 
-/// Where a join for call `id`, whose home is `home`, goes: the home, or another router
-/// now linked to it.
-pub(crate) async fn place_join(st: &CallsState, id: Uuid, home: &RouterRef) -> RouterRef {
-    let Some(leaf) = leaf_for(st, home).await else { return home.clone() };
+/// Where a join for call `id`, whose home is `home`, from a participant in region `near`
+/// (if known) goes: the home, or another router now linked to it.
+pub(crate) async fn place_join(st: &CallsState, id: Uuid, home: &RouterRef, near: Option<&str>) -> RouterRef {
+    let Some(leaf) = leaf_for(st, home, near).await else { return home.clone() };
     let leaf_ref = RouterRef { id: leaf.reg.id.clone(), address: leaf.reg.address.clone(), admin: leaf.reg.admin };
     let home_admin = st.routers.admin_of(home).await;
     match link(&st.router_client, id, &home_admin, &leaf_ref.admin).await {
@@ -38,26 +40,37 @@ pub(crate) async fn place_join(st: &CallsState, id: Uuid, home: &RouterRef) -> R
     }
 }
 
-/// The router a join goes to instead of the call's home, if the home cannot take it.
-async fn leaf_for(st: &CallsState, home: &RouterRef) -> Option<RouterStatus> {
+/// The router a join goes to instead of the call's home: one of the participant's region
+/// when the home is in another, else, if the home cannot take it, another of this
+/// instance's region.
+async fn leaf_for(st: &CallsState, home: &RouterRef, near: Option<&str>) -> Option<RouterStatus> {
     let threshold = st.cfg.cascade_threshold;
     let home_status = st.routers.status_of(home).await?;
-    if !home_status.draining && home_status.reg.load < threshold {
+    let elsewhere = near.filter(|r| *r != home_status.reg.region);
+    let home_full = home_status.draining || home_status.reg.load >= threshold;
+    if elsewhere.is_none() && !home_full {
         return None;
     }
     let routers = st.routers.list().await.ok()?;
     let reserves = st.routers.reserves_in_use().await.unwrap_or(false);
-    routers
-        .into_iter()
-        .filter(|r| {
-            r.live
-                && !r.draining
-                && r.reg.id != home.id
-                && r.reg.region == st.routers.region()
-                && (!r.reg.reserve || reserves)
-                && r.reg.load < threshold
-        })
-        .min_by(|a, b| a.reg.load.total_cmp(&b.reg.load))
+    let least_loaded_in = |region: &str| {
+        routers
+            .iter()
+            .filter(|r| {
+                r.live
+                    && !r.draining
+                    && r.reg.id != home.id
+                    && r.reg.region == region
+                    && (!r.reg.reserve || reserves)
+                    && r.reg.load < threshold
+            })
+            .min_by(|a, b| a.reg.load.total_cmp(&b.reg.load))
+            .cloned()
+    };
+    if let Some(r) = elsewhere.and_then(least_loaded_in) {
+        return Some(r);
+    }
+    home_full.then(|| least_loaded_in(st.routers.region())).flatten()
 }
 
 /// Links the home's and the leaf's shares of call `id`: the leaf's address for the call,

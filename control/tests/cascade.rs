@@ -4,7 +4,8 @@
 //! routers: each gets every other's packets byte for byte, and the routers' `/metrics`
 //! count each packet once per link of the star. A leaf whose last participant leaves drops
 //! its link; the end of the call on its home ends it on the leaves. On the embedded stores,
-//! and on PostgreSQL + Redis + Tarantool when `CORECAST_TEST_*` is set.
+//! and on PostgreSQL + Redis + Tarantool when `CORECAST_TEST_*` is set. And by region: a
+//! participant from another region joins on a router of its region, linked to the home.
 
 mod common;
 
@@ -265,4 +266,88 @@ async fn scrape_all(s: &Svc, routers: &[LiveRouter]) -> Vec<String> {
         v.push(scrape(&s.http, &r.admin).await);
     }
     v
+}
+
+/// By region: a call homed in region A; a participant whose address the operator's table
+/// puts in region B joins on B's router, linked to the home; one from A joins on the home.
+/// Both get each other's packets byte for byte over the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_from_another_region_joins_on_a_router_of_its_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    let (a, b) = (format!("a-{}", uniq()), format!("b-{}", uniq()));
+    let table = dir.path().join("regions.conf");
+    std::fs::write(&table, format!("10.1.0.0/16 {a};\n10.2.0.0/16 {b};\n")).unwrap();
+    cfg.calls.region = a.clone();
+    cfg.calls.regions_file = Some(table);
+    cfg.calls.trust_forwarded_for = true;
+    let s = start_with(cfg, dir).await;
+    let routers = vec![start_router(&s.calls, &a).await, start_router(&s.calls, &b).await];
+    let url = format!("{}/v1/routers", s.calls);
+    let both_live = eventually(Duration::from_secs(10), || async {
+        let r = s.get(url.clone(), Some(SECRET)).await;
+        let ours =
+            |x: &&serde_json::Value| x["live"] == json!(true) && (x["region"] == json!(a) || x["region"] == json!(b));
+        r.body["routers"].as_array().map(|v| v.iter().filter(ours).count()) == Some(2)
+    })
+    .await;
+    assert!(both_live, "both routers registered");
+    let (_, owner) = s.user().await;
+    let (_, far) = s.user().await;
+    let call = s.start_call(&owner).await;
+    let join = |t: String, from: &'static str| {
+        let rb =
+            s.http.post(format!("{}/v1/calls/{call}/join", s.calls)).bearer_auth(t).header("x-forwarded-for", from);
+        async move {
+            let resp = send(rb.json(&json!({}))).await;
+            assert_eq!(resp.status, 200, "{:?}", resp.body);
+            (
+                resp.body["router"].as_str().unwrap().to_owned(),
+                resp.body["participant_id"].as_u64().unwrap(),
+                token::decode_text(resp.body["token"].as_str().unwrap()).unwrap(),
+                JoinKey::from_text(resp.body["join_key"].as_str().unwrap()).unwrap(),
+            )
+        }
+    };
+    let near = join(owner.clone(), "10.1.4.4").await;
+    let away = join(far.clone(), "10.2.9.9").await;
+    let addr_of = |r: &LiveRouter| r.server.addresses()[0].to_string();
+    assert_eq!(near.0, addr_of(&routers[0]), "region A's participant on the home (region A)");
+    assert_eq!(away.0, addr_of(&routers[1]), "region B's participant on region B's router");
+    assert_eq!(cascade_links(&routers[0].server), 1, "the two routers linked");
+
+    let per_client = 100u64;
+    let grants = vec![near, away];
+    let (sent, reports) = tokio::task::spawn_blocking(move || {
+        let clients: Vec<Client> = grants
+            .iter()
+            .map(|(a, pid, tok, key)| Client::join(a.parse().unwrap(), tok, key, *pid, Quality::Hd).expect("admitted"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let rx: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
+        let plan = MediaPlan { video_fps: 50, max_packets: Some(per_client), ..Default::default() };
+        let sent: Vec<_> = std::thread::scope(|sc| {
+            let hs: Vec<_> = clients.iter().map(|c| sc.spawn(|| c.send_media(&plan, true))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for h in &rx {
+            h.wait_for(per_client, Duration::from_secs(20));
+        }
+        let reps: Vec<_> = rx.into_iter().map(|h| h.finish()).collect();
+        drop(clients);
+        (sent, reps)
+    })
+    .await
+    .unwrap();
+    for (i, rep) in reports.iter().enumerate() {
+        let mut want: Vec<&Vec<u8>> = sent[1 - i].recorded.iter().collect();
+        let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
+        want.sort();
+        got.sort();
+        assert!(got == want, "participant {i}: the other's packets byte for byte ({} of {})", got.len(), want.len());
+    }
+    for r in routers {
+        r.server.shutdown();
+    }
+    s.shutdown().await;
 }
