@@ -317,7 +317,7 @@ async fn a_participant_from_another_region_joins_on_a_router_of_its_region() {
     assert_eq!(cascade_links(&routers[0].server), 1, "the two routers linked");
 
     let per_client = 100u64;
-    let grants = vec![near, away];
+    let grants = [near, away];
     let (sent, reports) = tokio::task::spawn_blocking(move || {
         let clients: Vec<Client> = grants
             .iter()
