@@ -11,7 +11,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config curl jq python3 cmake libopus-dev clang libbpf-dev ethtool iproute2)
-server_pkgs=(postgresql-15 redis-server tarantool)
+server_pkgs=(postgresql-15 redis-server tarantool nginx-light)
 codec_pkgs=(libdav1d-dev libsvtav1enc-dev libclang-dev clang)
 browser_pkgs=(chromium ffmpeg nftables)
 firefox_pkgs=(firefox-esr)
