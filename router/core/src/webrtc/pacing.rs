@@ -247,14 +247,6 @@ impl PacedQueue {
 }
 
 /// Sends one packet and records it in the send history.
-///
-/// The output queue's slot is written first: its value is built on the
-/// stack and copied in with wider loads than the stores that built it
-/// (which cannot be forwarded, so each waits for those stores to reach the
-/// cache), and the send history's slot is usually a cache miss. Written
-/// first, the history's store would hold the stack's stores (stores reach
-/// the cache in order) and so the copy for as long as the miss takes: some
-/// 60 ns a packet at 400 legs (`bench/RESULTS.md`, thirteenth session).
 fn send_now(
     out: &mut Outbox,
     dest: SocketAddr,
@@ -263,11 +255,10 @@ fn send_now(
     cluster: ClusterId,
     history: Option<&mut SendHistory>,
 ) {
-    let now = out.now();
-    out.transmit(dest, contents);
     if let Some(h) = history {
-        h.on_sent(now, size, cluster);
+        h.on_sent(out.now(), size, cluster);
     }
+    out.transmit(dest, contents);
 }
 
 #[cfg(test)]
