@@ -20,13 +20,17 @@ pub(crate) const HISTORY_SLOTS: usize = 2048;
 /// A probe cluster's id on its packets (0: not a probe).
 pub(crate) type ClusterId = u16;
 
-/// One remembered send.
+/// One remembered send: 16 bytes, four to a cache line (the ring of 400
+/// legs is written one slot a packet, so a slot's size is what each send's
+/// cache misses cost).
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    /// The unwrapped sequence number plus one (0: empty).
-    seq_plus_one: u64,
-    /// Sent at, µs since the history's epoch.
-    sent_us: i64,
+    /// The unwrapped sequence number's low 32 bits (meaningful unless `Empty`:
+    /// the ring holds numbers within [`HISTORY_SLOTS`] of the newest, so the
+    /// low bits tell them apart).
+    seq: u32,
+    /// Sent at, µs since the history's current epoch ([`SendHistory::rebase`]).
+    sent_us: u32,
     /// Bytes on the wire (RTP header and payload, before the SRTP tag).
     size: u16,
     /// The probe cluster it belongs to (0: none).
@@ -35,13 +39,24 @@ struct Slot {
     state: Reported,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Reported {
+    /// Nothing recorded here (never written, or the send was withdrawn).
     #[default]
+    Empty,
     Not,
     Lost,
     Received,
 }
+
+/// When a send would be this far (µs) past the epoch, the epoch moves on
+/// by [`REBASE_US`] (some 36 minutes; a slot's `u32` holds 71).
+const REBASE_AT_US: u64 = 3 << 30;
+/// How far the epoch moves; slots older than the new epoch are forgotten
+/// (no feedback is about packets sent more than half an hour before).
+const REBASE_US: u32 = 1 << 31;
 
 /// The fate of one sent packet, as feedback reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +80,11 @@ pub(crate) struct SendHistory {
     slots: Box<[Slot]>,
     /// The unwrapped number the next send gets.
     next: u64,
-    /// Send times are kept relative to this (the first send).
+    /// Send times are kept relative to this (the first send, moved on by [`Self::rebase`]).
     epoch: Option<Instant>,
+    /// How far the epoch moved since the first send, µs: results give send
+    /// times relative to the first send.
+    rebased_us: i64,
     /// The last feedback's reference time, unwrapped (64 ms units).
     last_reference: Option<i64>,
 }
@@ -78,10 +96,10 @@ impl Default for SendHistory {
 }
 
 impl SendHistory {
-    /// An empty history; the ring (48 KiB) is allocated at the first send,
+    /// An empty history; the ring (32 KiB) is allocated at the first send,
     /// so a leg that is never sent anything costs nothing.
     pub fn new() -> SendHistory {
-        SendHistory { slots: Box::default(), next: 0, epoch: None, last_reference: None }
+        SendHistory { slots: Box::default(), next: 0, epoch: None, rebased_us: 0, last_reference: None }
     }
 
     /// The number the next packet is to carry on the wire.
@@ -99,12 +117,38 @@ impl SendHistory {
             self.slots = vec![Slot::default(); HISTORY_SLOTS].into_boxed_slice();
         }
         let epoch = *self.epoch.get_or_insert(now);
-        let sent_us = now.saturating_duration_since(epoch).as_micros() as i64;
+        let mut sent_us = now.saturating_duration_since(epoch).as_micros() as u64;
+        if sent_us >= REBASE_AT_US {
+            sent_us -= self.rebase(sent_us);
+        }
         let size = size.min(usize::from(u16::MAX)) as u16;
         let seq = self.next;
         self.slots[(seq as usize) & (HISTORY_SLOTS - 1)] =
-            Slot { seq_plus_one: seq + 1, sent_us, size, cluster, state: Reported::Not };
+            Slot { seq: seq as u32, sent_us: sent_us as u32, size, cluster, state: Reported::Not };
         self.next += 1;
+    }
+
+    /// Moves the epoch on so that a send `sent_us` past it fits a slot
+    /// (called once every half hour or so of sending, or after a long
+    /// pause): slots sent before the new epoch are forgotten, the others
+    /// shifted; how far (µs) it moved.
+    #[cold]
+    fn rebase(&mut self, sent_us: u64) -> u64 {
+        // Far enough that `sent_us` is below REBASE_AT_US after it.
+        let steps = (sent_us - REBASE_AT_US) / u64::from(REBASE_US) + 1;
+        let by = steps * u64::from(REBASE_US);
+        for slot in self.slots.iter_mut() {
+            if u64::from(slot.sent_us) < by {
+                *slot = Slot::default();
+            } else {
+                slot.sent_us -= by as u32;
+            }
+        }
+        if let Some(e) = self.epoch.as_mut() {
+            *e += std::time::Duration::from_micros(by);
+        }
+        self.rebased_us += by as i64;
+        by
     }
 
     /// The packet numbered [`Self::next_seq`] was not sent after all (a
@@ -153,7 +197,7 @@ impl SendHistory {
             }
             let seq = seq as u64;
             let Some(slot) = self.slots.get_mut((seq as usize) & (HISTORY_SLOTS - 1)) else { continue };
-            if slot.seq_plus_one != seq + 1 {
+            if slot.state == Reported::Empty || slot.seq != seq as u32 {
                 continue;
             }
             let new_state = if arrival.is_some() { Reported::Received } else { Reported::Lost };
@@ -161,7 +205,8 @@ impl SendHistory {
                 continue;
             }
             slot.state = new_state;
-            let (sent_us, size, cluster) = (slot.sent_us, u32::from(slot.size), slot.cluster);
+            let sent_us = self.rebased_us + i64::from(slot.sent_us);
+            let (size, cluster) = (u32::from(slot.size), slot.cluster);
             out.push(PacketResult { seq, sent_us, size, arrival_us: arrival, cluster });
         }
     }
@@ -241,5 +286,31 @@ mod tests {
         assert_eq!(out.len(), 1);
         // A full-size message of extremes: bounded, no panic.
         h.on_feedback(&fb(40_000, i32::MIN, vec![Some(i16::MIN); 65_535]), &mut out);
+    }
+
+    #[test]
+    fn send_times_stay_relative_to_the_first_send_across_hours() {
+        let t0 = Instant::now();
+        let mut h = SendHistory::new();
+        // One send every 10 minutes for 5 hours (the epoch moves on several
+        // times), then one two hours later still.
+        for i in 0..30u64 {
+            h.on_sent(t0 + Duration::from_secs(600 * i), 100 + i as usize, 0);
+        }
+        let mut out = Vec::new();
+        h.on_feedback(&fb(27, 0, vec![Some(0), Some(4), Some(8)]), &mut out);
+        let got: Vec<_> = out.iter().map(|r| (r.seq, r.sent_us, r.size)).collect();
+        assert_eq!(got, vec![(27, 16_200_000_000, 127), (28, 16_800_000_000, 128), (29, 17_400_000_000, 129)]);
+        // Two hours later: what was sent before the epoch moved past it is forgotten.
+        h.on_sent(t0 + Duration::from_secs(600 * 29 + 7200), 7, 0);
+        out.clear();
+        h.on_feedback(&fb(29, 1, vec![Some(0), Some(4)]), &mut out);
+        let got: Vec<_> = out.iter().map(|r| (r.seq, r.sent_us, r.size)).collect();
+        assert_eq!(got, vec![(30, 24_600_000_000, 7)]);
+        // A withdrawn number is never reported.
+        h.on_withdrawn();
+        out.clear();
+        h.on_feedback(&fb(31, 0, vec![None]), &mut out);
+        assert!(out.is_empty());
     }
 }
