@@ -12,63 +12,19 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::live_router::{self, LiveRouter};
 use common::*;
-use corecast_client::{Client, MediaPlan};
-use corecast_core::RouterConfig;
-use corecast_proto::join_key::{JoinKey, JoinSecret};
+use corecast_client::{Client, MediaPlan, RecvReport, SendReport};
+use corecast_proto::join_key::JoinKey;
 use corecast_proto::session::Quality;
 use corecast_proto::token;
-use corecast_router::server::{RouterServer, ServerConfig};
-use corecast_router::{admin, link};
+use corecast_router::server::RouterServer;
 use serde_json::json;
 
 const SECRET: &str = "test-router-secret";
 
-struct LiveRouter {
-    id: String,
-    server: Arc<RouterServer>,
-    admin: String,
-}
-
 async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
-    let server = Arc::new(
-        RouterServer::start(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise_ip: None,
-            workers: 1,
-            cpus: vec![],
-            backend: "auto".into(),
-            core: RouterConfig { join_secret: Some(JoinSecret::new(SECRET.as_bytes())), ..RouterConfig::default() },
-            public_key: token::dev_signing_key().verifying_key(),
-            io: Default::default(),
-        })
-        .expect("router starts"),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_url = format!("http://{}", l.local_addr().unwrap());
-    let app = admin::routes(admin::AdminState { server: server.clone(), secret: Some(SECRET.into()) });
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let events = server.events().clone();
-    std::thread::spawn(move || {
-        while let Ok(e) = events.recv() {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    let id = format!("c-{}", uniq());
-    let cfg = link::LinkConfig {
-        calls_url: calls_url.to_string(),
-        router_id: id.clone(),
-        region: region.to_owned(),
-        reserve: false,
-        secret: Some(SECRET.into()),
-        admin_url: admin_url.clone(),
-        heartbeat: Duration::from_millis(200),
-    };
-    tokio::spawn(link::run(cfg, server.clone(), rx));
-    LiveRouter { id, server, admin: admin_url }
+    live_router::start(calls_url, region, "c", Duration::from_millis(200)).await
 }
 
 /// RTP packets on the link from a router to `peer`, as its `/metrics` count them
@@ -160,28 +116,7 @@ async fn flow(mut cfg: corecast_control::config::Config, dir: tempfile::TempDir)
     let placed: Vec<usize> = grants.iter().map(|g| by_addr(&g.0)).collect();
 
     let per_client = 300u64;
-    let (sent, reports, clients) = tokio::task::spawn_blocking(move || {
-        let clients: Vec<Client> = grants
-            .iter()
-            .map(|(a, pid, tok, key)| Client::join(a.parse().unwrap(), tok, key, *pid, Quality::Hd).expect("admitted"))
-            .collect();
-        // The last joins' announcements cross before any media.
-        std::thread::sleep(Duration::from_millis(300));
-        let rx: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
-        let plan = MediaPlan { video_fps: 50, max_packets: Some(per_client), ..Default::default() };
-        let sent: Vec<_> = std::thread::scope(|sc| {
-            let hs: Vec<_> = clients.iter().map(|c| sc.spawn(|| c.send_media(&plan, true))).collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        for h in &rx {
-            h.wait_for(4 * per_client, Duration::from_secs(20));
-        }
-        std::thread::sleep(Duration::from_millis(300)); // would-be duplicates
-        let reps: Vec<_> = rx.into_iter().map(|h| h.finish()).collect();
-        (sent, reps, clients)
-    })
-    .await
-    .unwrap();
+    let (sent, reports, clients) = tokio::task::spawn_blocking(move || exchange(&grants, per_client)).await.unwrap();
     for (i, rep) in reports.iter().enumerate() {
         let mut want: Vec<&Vec<u8>> =
             sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
@@ -318,27 +253,7 @@ async fn a_participant_from_another_region_joins_on_a_router_of_its_region() {
 
     let per_client = 100u64;
     let grants = [near, away];
-    let (sent, reports) = tokio::task::spawn_blocking(move || {
-        let clients: Vec<Client> = grants
-            .iter()
-            .map(|(a, pid, tok, key)| Client::join(a.parse().unwrap(), tok, key, *pid, Quality::Hd).expect("admitted"))
-            .collect();
-        std::thread::sleep(Duration::from_millis(300));
-        let rx: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
-        let plan = MediaPlan { video_fps: 50, max_packets: Some(per_client), ..Default::default() };
-        let sent: Vec<_> = std::thread::scope(|sc| {
-            let hs: Vec<_> = clients.iter().map(|c| sc.spawn(|| c.send_media(&plan, true))).collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        for h in &rx {
-            h.wait_for(per_client, Duration::from_secs(20));
-        }
-        let reps: Vec<_> = rx.into_iter().map(|h| h.finish()).collect();
-        drop(clients);
-        (sent, reps)
-    })
-    .await
-    .unwrap();
+    let (sent, reports, _) = tokio::task::spawn_blocking(move || exchange(&grants, per_client)).await.unwrap();
     for (i, rep) in reports.iter().enumerate() {
         let mut want: Vec<&Vec<u8>> = sent[1 - i].recorded.iter().collect();
         let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
@@ -350,4 +265,31 @@ async fn a_participant_from_another_region_joins_on_a_router_of_its_region() {
         r.server.shutdown();
     }
     s.shutdown().await;
+}
+
+/// What calls answered a join: the router's address, the participant, its token and join key.
+type Grant = (String, u64, [u8; token::TOKEN_LEN], JoinKey);
+
+/// The grants joined as native clients: each sends `per_client` packets and waits for
+/// everyone else's. What each sent and received, and the clients (still in the call).
+fn exchange(grants: &[Grant], per_client: u64) -> (Vec<SendReport>, Vec<RecvReport>, Vec<Client>) {
+    let clients: Vec<Client> = grants
+        .iter()
+        .map(|(a, pid, tok, key)| Client::join(a.parse().unwrap(), tok, key, *pid, Quality::Hd).expect("admitted"))
+        .collect();
+    // The last joins' announcements cross before any media.
+    std::thread::sleep(Duration::from_millis(300));
+    let rx: Vec<_> = clients.iter().map(|c| c.start_receiving(true)).collect();
+    let plan = MediaPlan { video_fps: 50, max_packets: Some(per_client), ..Default::default() };
+    let sent: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = clients.iter().map(|c| sc.spawn(|| c.send_media(&plan, true))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let others = (grants.len() as u64 - 1) * per_client;
+    for h in &rx {
+        h.wait_for(others, Duration::from_secs(20));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // would-be duplicates
+    let reps: Vec<_> = rx.into_iter().map(|h| h.finish()).collect();
+    (sent, reps, clients)
 }

@@ -12,14 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::live_router::{self, LiveRouter};
 use common::*;
 use corecast_control::stores::tarantool::TarantoolCallStore;
 use corecast_control::stores::CallStore;
 use corecast_control::tarantool::{Tarantool, TarantoolUrl};
-use corecast_proto::join_key::JoinSecret;
-use corecast_proto::token;
-use corecast_router::server::{RouterServer, ServerConfig};
-use corecast_router::{admin, link};
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-router-secret";
@@ -76,70 +73,10 @@ async fn balancer(backends: Vec<String>) -> Balancer {
     Balancer { url, registrations }
 }
 
-/// A real router (one worker, its admin API) whose link registers through `calls_url`.
-struct LiveRouter {
-    id: String,
-    server: Arc<RouterServer>,
-    link: tokio::task::JoinHandle<()>,
-}
-
-impl LiveRouter {
-    fn address(&self) -> String {
-        self.server.addresses()[0].to_string()
-    }
-
-    async fn holds(&self, call: &str) -> Option<Vec<u64>> {
-        let s = self.server.clone();
-        let snap = tokio::task::spawn_blocking(move || s.snapshot()).await.unwrap();
-        snap.into_iter()
-            .find(|c| c.call.to_string() == call)
-            .map(|c| c.participants.iter().map(|p| p.participant.0).collect())
-    }
-}
-
+/// A real router registering through `calls_url`, beating every second (as deployed: 1/3 of
+/// the time-to-live, calls' dead_after_ms of 3 s).
 async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
-    let server = Arc::new(
-        RouterServer::start(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise_ip: None,
-            workers: 1,
-            cpus: vec![],
-            backend: "auto".into(),
-            core: corecast_core::RouterConfig {
-                join_secret: Some(JoinSecret::new(SECRET.as_bytes())),
-                ..Default::default()
-            },
-            public_key: token::dev_signing_key().verifying_key(),
-            io: Default::default(),
-        })
-        .expect("router starts"),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_url = format!("http://{}", l.local_addr().unwrap());
-    let app = admin::routes(admin::AdminState { server: server.clone(), secret: Some(SECRET.into()) });
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let events = server.events().clone();
-    std::thread::spawn(move || {
-        while let Ok(e) = events.recv() {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    let id = format!("so-{}", uniq());
-    let cfg = link::LinkConfig {
-        calls_url: calls_url.to_string(),
-        router_id: id.clone(),
-        region: region.to_owned(),
-        reserve: false,
-        secret: Some(SECRET.into()),
-        admin_url,
-        // As deployed: 1/3 of the time-to-live (calls' dead_after_ms of 3 s).
-        heartbeat: Duration::from_secs(1),
-    };
-    let link = tokio::spawn(link::run(cfg, server.clone(), rx));
-    LiveRouter { id, server, link }
+    live_router::start(calls_url, region, "so", Duration::from_secs(1)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Shared test harness: starts both services in-process on ephemeral ports.
 #![allow(dead_code)]
 
+pub mod live_router;
+
 use std::time::Duration;
 
 use corecast_control::config::Config;

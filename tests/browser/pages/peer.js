@@ -160,7 +160,8 @@ const cc = (() => {
             keyFramesDecoded: x.keyFramesDecoded, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
             framesPerSecond: x.framesPerSecond, bytesReceived: x.bytesReceived, packetsReceived: x.packetsReceived,
             packetsLost: x.packetsLost, nackCount: x.nackCount, pliCount: x.pliCount, freezeCount: x.freezeCount,
-            decoder: x.decoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
+            totalFreezesDuration: x.totalFreezesDuration, jitterBufferDelay: x.jitterBufferDelay,
+            jitterBufferEmittedCount: x.jitterBufferEmittedCount, decoder: x.decoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
         } else if (x.type === 'inbound-rtp' && x.kind === 'audio') {
           const a = { packetsReceived: x.packetsReceived, bytesReceived: x.bytesReceived, packetsLost: x.packetsLost,
             ssrc: x.ssrc, totalSamplesReceived: x.totalSamplesReceived, concealedSamples: x.concealedSamples,
