@@ -59,29 +59,45 @@ impl Rtnl {
 
     /// The IPv4 neighbours with a link-layer address on interface `ifindex`.
     pub fn neighbours(&mut self, ifindex: u32, out: &mut Vec<(Ipv4Addr, Mac)>) -> io::Result<()> {
+        let mut ndmsg = [0u8; NDMSG];
+        ndmsg[0] = libc::AF_INET as u8;
+        ndmsg[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+        self.send_request(RTM_GETNEIGH, NLM_F_DUMP, &ndmsg)?;
+        loop {
+            let n = self.recv()?;
+            if parse_dump(&self.buf[..n], self.seq, ifindex, out)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends one request of `kind` (the next sequence number, `NLM_F_REQUEST | flags`)
+    /// whose body, after the netlink header, is `body`.
+    fn send_request(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
-        let mut req = [0u8; NLMSG_HDR + NDMSG];
-        req[0..4].copy_from_slice(&((NLMSG_HDR + NDMSG) as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&RTM_GETNEIGH.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        req[16] = libc::AF_INET as u8;
-        req[20..24].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut req = Vec::with_capacity(NLMSG_HDR + body.len());
+        req.extend_from_slice(&((NLMSG_HDR + body.len()) as u32).to_ne_bytes());
+        req.extend_from_slice(&kind.to_ne_bytes());
+        req.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+        req.extend_from_slice(&self.seq.to_ne_bytes());
+        req.extend_from_slice(&[0; 4]); // port id: the kernel's
+        req.extend_from_slice(body);
         // SAFETY: `req` is live for the call and its length is passed.
         let r = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        loop {
-            // SAFETY: `buf` is live and writable for its whole length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if parse_dump(&self.buf[..n as usize], self.seq, ifindex, out)? {
-                return Ok(());
-            }
+        Ok(())
+    }
+
+    /// Receives one datagram of answers into the buffer; its length.
+    fn recv(&mut self) -> io::Result<usize> {
+        // SAFETY: `buf` is live and writable for its whole length.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
+        Ok(n as usize)
     }
 }
 
@@ -100,28 +116,14 @@ impl Rtnl {
     /// One request (header, `ifinfomsg` for `ifindex`, then `attrs`) and the
     /// kernel's answer: the first message of this sequence number.
     fn link_request(&mut self, kind: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> io::Result<Vec<u8>> {
-        self.seq = self.seq.wrapping_add(1);
-        let len = NLMSG_HDR + IFINFOMSG + attrs.len();
-        let mut req = vec![0u8; NLMSG_HDR + IFINFOMSG];
-        req[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-        req[4..6].copy_from_slice(&kind.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
-        req[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        req[NLMSG_HDR] = libc::AF_UNSPEC as u8;
-        req[NLMSG_HDR + 4..NLMSG_HDR + 8].copy_from_slice(&ifindex.to_ne_bytes());
-        req.extend_from_slice(attrs);
-        // SAFETY: `req` is live for the call and its length is passed.
-        let r = unsafe { libc::send(self.fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let mut body = vec![0u8; IFINFOMSG];
+        body[0] = libc::AF_UNSPEC as u8;
+        body[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+        body.extend_from_slice(attrs);
+        self.send_request(kind, flags, &body)?;
         loop {
-            // SAFETY: `buf` is live and writable for its whole length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let b = &self.buf[..n as usize];
+            let n = self.recv()?;
+            let b = &self.buf[..n];
             if b.len() >= NLMSG_HDR && u32::from_ne_bytes([b[8], b[9], b[10], b[11]]) == self.seq {
                 let len = (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize).min(b.len());
                 return Ok(b[..len].to_vec());
