@@ -118,11 +118,7 @@ async fn flow(mut cfg: corecast_control::config::Config, dir: tempfile::TempDir)
     let per_client = 300u64;
     let (sent, reports, clients) = tokio::task::spawn_blocking(move || exchange(&grants, per_client)).await.unwrap();
     for (i, rep) in reports.iter().enumerate() {
-        let mut want: Vec<&Vec<u8>> =
-            sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
-        let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
-        want.sort();
-        got.sort();
+        let (want, got) = rep.others_and_got(&sent, i);
         assert_eq!(got.len() as u64, 4 * per_client, "participant {i} (router {})", placed[i]);
         assert!(got == want, "participant {i}: the others' packets byte for byte");
         assert_eq!((rep.duplicates, rep.corrupt), (0, 0));
@@ -255,10 +251,7 @@ async fn a_participant_from_another_region_joins_on_a_router_of_its_region() {
     let grants = [near, away];
     let (sent, reports, _) = tokio::task::spawn_blocking(move || exchange(&grants, per_client)).await.unwrap();
     for (i, rep) in reports.iter().enumerate() {
-        let mut want: Vec<&Vec<u8>> = sent[1 - i].recorded.iter().collect();
-        let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
-        want.sort();
-        got.sort();
+        let (want, got) = rep.others_and_got(&sent, i);
         assert!(got == want, "participant {i}: the other's packets byte for byte ({} of {})", got.len(), want.len());
     }
     for r in routers {

@@ -207,11 +207,7 @@ fn three_routers(workers: usize, per_worker: usize) {
     std::thread::sleep(Duration::from_millis(300)); // would-be duplicates or loops
     let reports: Vec<_> = receivers.into_iter().map(|r| r.finish()).collect();
     for (i, rep) in reports.iter().enumerate() {
-        let mut want: Vec<&Vec<u8>> =
-            sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
-        let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
-        want.sort();
-        got.sort();
+        let (want, got) = rep.others_and_got(&sent, i);
         assert_eq!(got.len() as u64, others, "participant {} received {} of {others}", i + 1, got.len());
         assert!(got == want, "participant {} did not get the others' packets byte for byte", i + 1);
         assert_eq!((rep.duplicates, rep.corrupt), (0, 0));

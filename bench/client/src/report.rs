@@ -65,3 +65,21 @@ pub struct RecvReport {
     #[serde(skip)]
     pub samples: Vec<u32>,
 }
+
+impl RecvReport {
+    /// The packets receiver `i` of a call should have got (what every other sender in
+    /// `sent` recorded) and what it recorded, each sorted: equal when it got exactly the
+    /// others' packets, byte for byte, in whatever order they came.
+    pub fn others_and_got<'a>(
+        &'a self,
+        sent: &'a [crate::SendReport],
+        i: usize,
+    ) -> (Vec<&'a Vec<u8>>, Vec<&'a Vec<u8>>) {
+        let mut want: Vec<&Vec<u8>> =
+            sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
+        let mut got: Vec<&Vec<u8>> = self.recorded.iter().collect();
+        want.sort();
+        got.sort();
+        (want, got)
+    }
+}

@@ -88,11 +88,7 @@ pub fn exact_call_on(server: &RouterServer, backend: &str, spread: bool) {
     std::thread::sleep(Duration::from_millis(200)); // would-be duplicates
     let reports: Vec<_> = receivers.into_iter().map(|r| r.finish()).collect();
     for (i, rep) in reports.iter().enumerate() {
-        let mut want: Vec<&Vec<u8>> =
-            sent.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, s)| &s.recorded).collect();
-        let mut got: Vec<&Vec<u8>> = rep.recorded.iter().collect();
-        want.sort();
-        got.sort();
+        let (want, got) = rep.others_and_got(&sent, i);
         assert_eq!(got.len(), 3000, "{backend}: participant {i} received {} of 3000", got.len());
         assert!(got == want, "{backend}: participant {i} did not receive the others' packets byte for byte");
         assert_eq!((rep.duplicates, rep.corrupt), (0, 0));
