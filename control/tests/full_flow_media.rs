@@ -9,65 +9,20 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::live_router::{self, LiveRouter};
 use common::*;
 use corecast_client::{Client, MediaPlan};
 use corecast_control::config::Config;
 use corecast_core::RouterConfig;
-use corecast_proto::join_key::{JoinKey, JoinSecret};
+use corecast_proto::join_key::JoinKey;
 use corecast_proto::session::Quality;
 use corecast_proto::token;
-use corecast_router::server::{RouterServer, ServerConfig};
-use corecast_router::{admin, link};
 use serde_json::json;
 
-struct LiveRouter {
-    server: Arc<RouterServer>,
-    admin: String,
-}
-
 async fn start_router(calls_url: &str, region: &str) -> LiveRouter {
-    let server = Arc::new(
-        RouterServer::start(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise_ip: None,
-            workers: 1,
-            cpus: vec![],
-            backend: "auto".into(),
-            // Short, so that the test can watch a silent participant time out.
-            core: RouterConfig {
-                silence_timeout: Duration::from_secs(3),
-                join_secret: Some(JoinSecret::new(b"test-router-secret")),
-                ..RouterConfig::default()
-            },
-            public_key: token::dev_signing_key().verifying_key(),
-            io: Default::default(),
-        })
-        .expect("router starts"),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_url = format!("http://{}", l.local_addr().unwrap());
-    let app = admin::routes(admin::AdminState { server: server.clone(), secret: Some("test-router-secret".into()) });
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let events = server.events().clone();
-    std::thread::spawn(move || {
-        while let Ok(e) = events.recv() {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    let cfg = link::LinkConfig {
-        calls_url: calls_url.to_string(),
-        router_id: format!("live-{}", uniq()),
-        region: region.to_owned(),
-        reserve: false,
-        secret: Some("test-router-secret".into()),
-        admin_url: admin_url.clone(),
-        heartbeat: Duration::from_millis(200),
-    };
-    tokio::spawn(link::run(cfg, server.clone(), rx));
-    LiveRouter { server, admin: admin_url }
+    // A short silence timeout, so that the test can watch a silent participant time out.
+    let core = RouterConfig { silence_timeout: Duration::from_secs(3), ..RouterConfig::default() };
+    live_router::start_with(calls_url, region, "live", Duration::from_millis(200), core).await
 }
 
 async fn flow(cfg: Config, dir: tempfile::TempDir) {

@@ -43,6 +43,17 @@ impl LiveRouter {
 /// Starts a router of `region` whose link reaches calls at `calls_url` every `heartbeat`;
 /// its id is `prefix` and a unique suffix.
 pub async fn start(calls_url: &str, region: &str, prefix: &str, heartbeat: Duration) -> LiveRouter {
+    start_with(calls_url, region, prefix, heartbeat, RouterConfig::default()).await
+}
+
+/// [`start`] with the core configured as `core` (its join secret set to the test's).
+pub async fn start_with(
+    calls_url: &str,
+    region: &str,
+    prefix: &str,
+    heartbeat: Duration,
+    core: RouterConfig,
+) -> LiveRouter {
     let server = Arc::new(
         RouterServer::start(ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -50,7 +61,7 @@ pub async fn start(calls_url: &str, region: &str, prefix: &str, heartbeat: Durat
             workers: 1,
             cpus: vec![],
             backend: "auto".into(),
-            core: RouterConfig { join_secret: Some(JoinSecret::new(SECRET.as_bytes())), ..RouterConfig::default() },
+            core: RouterConfig { join_secret: Some(JoinSecret::new(SECRET.as_bytes())), ..core },
             public_key: token::dev_signing_key().verifying_key(),
             io: Default::default(),
         })

@@ -380,8 +380,9 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         if let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) {
             let mut layers: Vec<(Ssrc, u64)> =
                 v.cumulative_bps().into_iter().enumerate().map(|(k, c)| (Ssrc(k as u32), c)).collect();
-            let too_big = layers.get(v.layers_within(max_height)).copied();
-            layers.truncate(v.layers_within(max_height));
+            let fit = v.layers_within(max_height);
+            let too_big = layers.get(fit).copied();
+            layers.truncate(fit);
             sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true, too_big });
             continue;
         }
