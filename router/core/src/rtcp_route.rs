@@ -345,6 +345,9 @@ fn on_transport_feedback(
         bwe.set_rtt(rtt);
     }
     bwe.on_feedback(now, history, fb);
+    if let Some(drain) = bwe.take_drain() {
+        w.hold_paced(now + drain);
+    }
     let due = bwe.signal_due(now);
     p.update_estimate();
     if due {

@@ -128,6 +128,14 @@ impl Aimd {
         }
     }
 
+    /// Down to `bps` now (an overflow seen by [`super::heavy_loss`]), as a
+    /// decrease: held until the detector says the queue is gone.
+    pub fn cut_to(&mut self, now: Instant, bps: u64) {
+        self.rate_bps = self.rate_bps.min(bps as f64).clamp(self.min_bps, self.max_bps);
+        self.last_decrease = Some(now);
+        self.state = State::Hold;
+    }
+
     /// One update: the detector's `usage` and the acknowledged bitrate
     /// (`None` while not measured yet); the new rate.
     pub fn update(&mut self, now: Instant, usage: BandwidthUsage, acked_bps: Option<u64>) -> u64 {

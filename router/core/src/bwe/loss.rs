@@ -96,6 +96,15 @@ impl LossBased {
         self.rate_bps = self.rate_bps.max((bps as f64).min(self.max_bps));
     }
 
+    /// Down to `bps` now (an overflow seen by [`super::heavy_loss`]); the
+    /// interval under way, which counted that overflow, starts anew.
+    pub fn cut_to(&mut self, now: Instant, bps: u64) {
+        self.rate_bps = self.rate_bps.min(bps as f64).clamp(self.min_bps, self.max_bps);
+        self.lost = 0;
+        self.total = 0;
+        self.since = Some(now);
+    }
+
     /// Packets reported (`lost` of `total`) by one feedback; `acted_bps` is
     /// the estimate acted on now (a decrease starts from it), `acked_bps`
     /// what gets through (with low loss the rate is never below it). Updates

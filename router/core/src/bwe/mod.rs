@@ -11,6 +11,7 @@
 //! - `aimd`: the delay-based rate (AIMD on the detector's signal);
 //! - `acked`: the acknowledged bitrate (what got through);
 //! - `loss`: the loss-based rate;
+//! - `heavy_loss`: the fast cut when a feedback reports most of a burst lost;
 //! - `probe`: when to probe above the estimate, and what a probe measured;
 //! - `pacer`: a pacing budget at 2.5 × the estimate (the leg's send queue,
 //!   `webrtc::pacing`, sends by it).
@@ -21,6 +22,7 @@
 
 mod acked;
 mod aimd;
+mod heavy_loss;
 mod loss;
 mod pacer;
 mod probe;
@@ -63,6 +65,11 @@ pub(crate) const SIGNAL_INTERVAL: Duration = Duration::from_secs(1);
 /// ... unless it fell below this fraction of what was last offered.
 pub(crate) const DROP_SIGNAL: f64 = 0.9;
 
+/// An estimate that falls to this fraction (numerator, denominator) or
+/// less in one feedback has the leg wait for the bottleneck's queue to
+/// drain ([`Bwe::take_drain`]).
+const DRAIN_FALL: (u64, u64) = (1, 2);
+
 /// One receiver's congestion controller.
 #[derive(Debug)]
 pub(crate) struct Bwe {
@@ -70,6 +77,14 @@ pub(crate) struct Bwe {
     trend: Trendline,
     aimd: Aimd,
     loss: LossBased,
+    heavy: heavy_loss::HeavyLoss,
+    /// The first transport-wide number sent after the last overflow cut:
+    /// the fates of packets before it (queued or in flight when it cut)
+    /// are not counted as loss again.
+    cut_seq: u64,
+    cut_pending: bool,
+    /// The last cut's drain, not yet taken by the leg ([`Bwe::take_drain`]).
+    drain: Option<Duration>,
     acked: AckedBitrate,
     probes: ProbeController,
     probe_measure: ProbeEstimator,
@@ -99,6 +114,10 @@ impl Bwe {
             trend: Trendline::default(),
             aimd: Aimd::new(START_BPS, MIN_BPS, MAX_BPS),
             loss: LossBased::new(START_BPS, MIN_BPS, MAX_BPS),
+            heavy: heavy_loss::HeavyLoss::default(),
+            cut_seq: 0,
+            cut_pending: false,
+            drain: None,
             acked: AckedBitrate::default(),
             probes: ProbeController::default(),
             probe_measure: ProbeEstimator::default(),
@@ -178,6 +197,9 @@ impl Bwe {
         history.on_feedback(fb, &mut results);
         self.on_results(now, &results);
         self.results = results;
+        if std::mem::take(&mut self.cut_pending) {
+            self.cut_seq = history.sent_count();
+        }
         self.estimate_bps()
     }
 
@@ -188,12 +210,14 @@ impl Bwe {
         }
         let first = *self.first_feedback.get_or_insert(now);
         self.settled |= now.saturating_duration_since(first) >= SETTLE;
+        let before = self.estimate_bps();
         let (mut lost, mut total) = (0u32, 0u32);
         let mut overuse = false;
         let mut probe_result = None;
         let pending = self.probes.pending();
         for r in results {
-            total += 1;
+            let counted = r.seq >= self.cut_seq;
+            total += u32::from(counted);
             if let Some(c) = pending.filter(|c| r.cluster != 0 && c.id == r.cluster) {
                 let packets = self.probe_packets.max(1);
                 if let Some(bps) = self.probe_measure.add(r, packets, c.bitrate_bps) {
@@ -201,10 +225,11 @@ impl Bwe {
                 }
             }
             let Some(at) = r.arrival_us else {
-                lost += 1;
+                lost += u32::from(counted);
                 continue;
             };
             self.acked.on_arrival(at, r.size);
+            self.heavy.on_arrival(now, r.sent_us, at, r.size);
             if let Some(d) = self.inter.add(r.sent_us, at) {
                 overuse |= self.trend.update(d) == BandwidthUsage::Overusing;
             }
@@ -216,6 +241,19 @@ impl Bwe {
         }
         self.aimd.update(now, self.usage, self.acked.bps());
         self.loss.on_feedback(now, lost, total, self.estimate_bps(), self.acked.bps());
+        if let Some(bps) = self.heavy.on_feedback(now, lost, total) {
+            // An overflow: down to what gets through at once (both rates,
+            // so neither lifts the estimate back before it is measured again).
+            self.aimd.cut_to(now, bps);
+            self.loss.cut_to(now, bps);
+            self.last_overuse = Some(now);
+            self.cut_pending = true;
+        }
+        // Fallen to half or less at once (an overflow, or a delay-based
+        // decrease from far above the link): the queue that told is still full.
+        if self.estimate_bps().saturating_mul(DRAIN_FALL.1) <= before.saturating_mul(DRAIN_FALL.0) {
+            self.drain = Some(self.heavy.queue_delay());
+        }
         if let Some((id, bps)) = probe_result {
             self.probes.on_result(id, bps);
             // Taken only on a clean link: with loss the loss-based rate may
@@ -230,6 +268,13 @@ impl Bwe {
                 self.loss.raise_to(bps);
             }
         }
+    }
+
+    /// After the estimate fell by half or more at once (an overflow cut, a
+    /// steep delay-based decrease): how long the queue that made it fall
+    /// takes to drain (the leg holds its video that long); once per fall.
+    pub fn take_drain(&mut self) -> Option<Duration> {
+        self.drain.take().filter(|d| !d.is_zero())
     }
 
     /// A probe cluster to send now, if one is due: at the start, and while

@@ -108,6 +108,11 @@ impl SendHistory {
         SeqNo(self.next as u16)
     }
 
+    /// How many packets were recorded: the unwrapped number of the next.
+    pub fn sent_count(&self) -> u64 {
+        self.next
+    }
+
     /// Records that the packet numbered [`Self::next_seq`] went out at `now`,
     /// `size` bytes, as part of probe `cluster` (0: none); the next number follows.
     #[inline]

@@ -31,6 +31,8 @@ struct Link {
     bucket: f64,
     tokens: f64,
     tokens_at_us: i64,
+    /// The longest a packet queues before it is dropped (tail drop), µs.
+    max_queue_us: i64,
 }
 
 impl Link {
@@ -41,7 +43,7 @@ impl Link {
             return self.police(at_us, size);
         }
         let start = at_us.max(self.free_at_us);
-        if start - at_us > MAX_QUEUE_US {
+        if start - at_us > self.max_queue_us {
             return None;
         }
         self.free_at_us = start + (size as i64 * 8_000_000) / self.capacity_bps as i64;
@@ -61,7 +63,7 @@ impl Link {
         let wait_us =
             if tokens >= size as f64 { 0 } else { ((size as f64 - tokens) * 8e6 / self.capacity_bps as f64) as i64 };
         let leave = t + wait_us;
-        if leave - at_us > MAX_QUEUE_US {
+        if leave - at_us > self.max_queue_us {
             return None;
         }
         self.tokens = (tokens - size as f64).max(0.0);
@@ -105,6 +107,7 @@ impl Sim {
                 bucket: 0.0,
                 tokens: 0.0,
                 tokens_at_us: 0,
+                max_queue_us: MAX_QUEUE_US,
             },
             in_flight: VecDeque::new(),
             recorder: TwccRecorder::new(),
@@ -337,4 +340,41 @@ proptest::proptest! {
             proptest::prop_assert!((MIN_BPS..=MAX_BPS).contains(&e));
         }
     }
+}
+
+#[test]
+fn a_link_policed_to_a_fifth_of_the_layer_is_followed_down_at_once() {
+    // The browser test's shaping: an HD layer (1.5 Mbit/s) on a clean link,
+    // then `tc tbf` at 300 kbit/s (16 kB bucket, 100 ms of queue) and 5%
+    // loss. The queue overflows ~230 ms later; the first feedback that
+    // reports it cuts the estimate to what gets through, not a second later
+    // after loss intervals halve it step by step, and the packets lost from
+    // the queue it had already filled do not cut it again.
+    let mut sim = Sim::new(2_500_000);
+    sim.media_cap_bps = 1_500_000;
+    sim.run(8000);
+    assert!(sim.bwe.estimate_bps() > 1_500_000, "{}", sim.bwe.estimate_bps());
+    sim.link.capacity_bps = 300_000;
+    sim.link.bucket = 16_000.0;
+    sim.link.tokens = 16_000.0;
+    sim.link.tokens_at_us = sim.now_us;
+    sim.link.lose_every = 20;
+    sim.link.max_queue_us = 100_000;
+    let mut s = Vec::new();
+    let mut drains = Vec::new();
+    for ms in 0..3000 {
+        sim.step();
+        drains.extend(sim.bwe.take_drain());
+        if ms % 100 == 99 {
+            s.push(sim.bwe.estimate_bps());
+        }
+    }
+    // The fall says how long the queue it came from takes to drain (the
+    // leg holds its video that long): about the link's 100 ms of queue,
+    // once for the delay-based fall and once for the overflow cut at most.
+    assert!((1..=2).contains(&drains.len()), "{drains:?}");
+    assert!(drains.iter().all(|d| (Duration::from_millis(60)..=Duration::from_millis(110)).contains(d)), "{drains:?}");
+    let below = s.iter().position(|&e| e < 400_000);
+    assert!(below.is_some_and(|i| i < 5), "below 400 kbit/s within 500 ms: {s:?}");
+    assert!(s[5..].iter().all(|&e| (200_000..330_000).contains(&e)), "near the link after: {s:?}");
 }

@@ -323,6 +323,11 @@ impl WebRtcTransport {
         self.paced.withdraw(ssrc.0);
     }
 
+    /// Holds the leg's paced sending until `until` ([`pacing::PacedQueue::hold`]).
+    pub fn hold_paced(&mut self, until: Instant) {
+        self.paced.hold(until);
+    }
+
     /// The leg's wake-up for its pace came: what may go now goes.
     pub fn drain_paced(&mut self, out: &mut Outbox) {
         self.paced.unlist();

@@ -26,6 +26,12 @@
 //!   numbers passed over, counted as `pacer_withdrawn`).
 //! - A leg with no estimate (before its estimator settles, or without
 //!   transport-cc and REMB) is not paced.
+//! - After an overflow (the estimator's fast cut, `bwe::heavy_loss`), the
+//!   queue ahead at the receiver's bottleneck is full: video waits
+//!   ([`PacedQueue::hold`]) for as long as that queue takes to drain, so
+//!   the lower layer's keyframe enters an empty queue instead of being
+//!   dropped at the tail of a full one. [`MAX_QUEUE_DELAY`] counts from the
+//!   hold's end.
 //!
 //! The leg asks the outbox to wake it when its head may go
 //! ([`Outbox::wake_pacer`]); any send on the leg also lets due packets go first.
@@ -81,6 +87,9 @@ pub(crate) struct PacedQueue {
     queue: VecDeque<Queued>,
     /// On the outbox's list of legs to wake.
     listed: bool,
+    /// Video waits until then ([`Self::hold`]; kept once past: what waited
+    /// through it has its deadline from there).
+    hold_until: Option<Instant>,
 }
 
 impl PacedQueue {
@@ -109,6 +118,19 @@ impl PacedQueue {
             }
         }
         self.offered_bytes += size as u64;
+    }
+
+    /// Holds the leg's video, retransmissions and probes until `until` (the
+    /// receiver's bottleneck drains); audio still goes. Only a paced leg holds.
+    pub fn hold(&mut self, until: Instant) {
+        if self.pacer.is_some() {
+            self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+        }
+    }
+
+    /// The hold's end if one is on at `now`.
+    fn held(&self, now: Instant) -> Option<Instant> {
+        self.hold_until.filter(|&h| now < h && self.pacer.is_some())
     }
 
     /// Whether the leg is paced now.
@@ -140,7 +162,7 @@ impl PacedQueue {
         let now = out.now();
         self.offered(now, size);
         self.drain(out, leg, dest, history.as_deref_mut());
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.held(now).is_none() {
             let go = match self.pacer.as_mut() {
                 None => true,
                 Some(p) if cluster != 0 => {
@@ -185,6 +207,7 @@ impl PacedQueue {
         mut history: Option<&mut SendHistory>,
     ) {
         let now = out.now();
+        let held = self.held(now);
         while let Some(head) = self.queue.front() {
             if head.withdrawn {
                 self.queue.pop_front();
@@ -194,7 +217,10 @@ impl PacedQueue {
                 }
                 continue;
             }
-            let overdue = now.saturating_duration_since(head.queued_at) >= MAX_QUEUE_DELAY;
+            if held.is_some() {
+                break;
+            }
+            let overdue = now.saturating_duration_since(self.deadline_base(head.queued_at)) >= MAX_QUEUE_DELAY;
             let go = match self.pacer.as_mut() {
                 None => true,
                 Some(p) if head.cluster != 0 || overdue => {
@@ -228,6 +254,12 @@ impl PacedQueue {
         }
     }
 
+    /// Where a packet queued at `queued_at` starts its [`MAX_QUEUE_DELAY`]:
+    /// then, or the end of the hold it waited through.
+    fn deadline_base(&self, queued_at: Instant) -> Instant {
+        self.hold_until.map_or(queued_at, |h| h.max(queued_at))
+    }
+
     /// Marks the leg as taken off the outbox's list (its wake-up came).
     pub fn unlist(&mut self) {
         self.listed = false;
@@ -235,12 +267,15 @@ impl PacedQueue {
 
     /// Asks the outbox to wake the leg when its head may go.
     fn list(&mut self, out: &mut Outbox, leg: (CallId, ParticipantId), now: Instant) {
-        let Some(head) = self.queue.front() else { return };
-        let latest = head.queued_at + MAX_QUEUE_DELAY;
+        let Some(queued_at) = self.queue.front().map(|h| h.queued_at) else { return };
+        let cluster = self.queue.front().map_or(0, |h| h.cluster);
+        let latest = self.deadline_base(queued_at) + MAX_QUEUE_DELAY;
+        let held = self.held(now);
         let at = match self.pacer.as_mut() {
-            Some(p) if head.cluster == 0 => p.next_send(now).max(now + TICK).min(latest),
+            Some(p) if cluster == 0 => p.next_send(now).max(now + TICK).min(latest),
             _ => now,
         };
+        let at = held.map_or(at, |h| at.max(h));
         out.wake_pacer(leg, at, !self.listed);
         self.listed = true;
     }
@@ -348,6 +383,33 @@ mod tests {
         q.drain(&mut out, LEG, dest(), Some(&mut h));
         assert_eq!(sent(&mut out), vec![2, 3]);
         assert_eq!(out.stats.pacer_overdue, 1);
+    }
+
+    #[test]
+    fn a_hold_keeps_video_back_until_the_bottleneck_drains_then_the_deadline_counts_from_its_end() {
+        let (mut out, mut q, mut h, t0) = paced();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        q.hold(ms(300));
+        // Video, however small and with the budget full, waits; audio does not.
+        q.send(&mut out, LEG, dest(), packet(0, 500), 500, 0, Some(&mut h));
+        q.send_unpaced(&mut out, dest(), packet(100, 100));
+        q.send(&mut out, LEG, dest(), packet(1, 500), 500, 0, Some(&mut h));
+        assert_eq!(sent(&mut out), vec![100]);
+        assert_eq!(out.pace_due(), Some(ms(300)), "woken at the hold's end");
+        // Past MAX_QUEUE_DELAY but within the hold: still waiting.
+        out.set_now(ms(299));
+        q.drain(&mut out, LEG, dest(), Some(&mut h));
+        assert_eq!(sent(&mut out), Vec::<u8>::new());
+        // At its end: in order, at the pace, not counted overdue.
+        out.set_now(ms(300));
+        q.drain(&mut out, LEG, dest(), Some(&mut h));
+        assert_eq!(sent(&mut out), vec![0, 1]);
+        assert_eq!((out.stats.pacer_overdue, h.next_seq().0), (0, 2));
+        // A leg with no pace holds nothing.
+        let mut free = PacedQueue::default();
+        free.hold(ms(1000));
+        free.send(&mut out, LEG, dest(), packet(2, 500), 500, 0, Some(&mut h));
+        assert_eq!(sent(&mut out), vec![2]);
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! The fast path down: a feedback that reports most of a burst lost means
+//! a queue overflowing now (a link whose capacity just fell under what is
+//! sent: a policer, a handover), not the random loss the loss-based rate
+//! weighs over its 300 ms intervals. Waiting for that interval, and then
+//! cutting by half the loss per interval, takes a second or more to come
+//! down from an HD layer to a link a fifth of it; meanwhile everything the
+//! receiver gets is in pieces and its picture stands still.
+//!
+//! So when one feedback (at least [`MIN_PACKETS`] packets) reports
+//! [`HEAVY_LOSS`] or more lost, the estimate is cut at once to
+//! [`BETA`](super::aimd::BETA) × what arrived lately — over the last
+//! [`RATE_WINDOW_US`] of the receiver's clock, which on an overflowing link
+//! is the link's own rate — and then not cut this way again for
+//! [`HOLD`] (the packets already queued or in flight when it cut are lost
+//! too; they are not a new signal). libwebrtc's loss-based v2 does the
+//! like with its "instant upper bound" from the acknowledged rate.
+//!
+//! The queue the overflow filled is still there when the cut is made: what
+//! is sent next waits behind it, or is dropped at its tail — a keyframe
+//! for the lower layer the cut moves the receiver to would be, and then
+//! repaired by retransmissions through the same lossy queue. So each cut
+//! also says how long that queue takes to drain ([`HeavyLoss::queue_delay`]:
+//! the newest arrival's one-way delay above the lowest seen lately), and
+//! the leg holds its video for that long ([`crate::webrtc::pacing`]).
+
+use std::time::{Duration, Instant};
+
+use super::aimd::BETA;
+
+/// A feedback reporting this fraction lost, or more, is an overflow.
+pub(crate) const HEAVY_LOSS: f64 = 0.3;
+/// ... when it reports this many packets at least.
+const MIN_PACKETS: u32 = 8;
+/// No second cut within this long of one.
+pub(crate) const HOLD: Duration = Duration::from_millis(300);
+/// The arrivals the rate is measured over, µs of the receiver's clock.
+const RATE_WINDOW_US: i64 = 150_000;
+/// Arrivals kept (a ring: no allocation).
+const KEPT: usize = 32;
+/// The longest a cut's drain may be (a larger measured delay is a
+/// receiver clock jump, or a queue not worth waiting for).
+pub(crate) const MAX_DRAIN: Duration = Duration::from_millis(600);
+/// The lowest delay is kept over two windows this long (so it follows a
+/// route change, and clock drift, within twice this).
+const BASE_WINDOW: Duration = Duration::from_secs(10);
+/// No rate from fewer arrivals than this, or a shorter span.
+const MIN_ARRIVALS: usize = 3;
+const MIN_SPAN_US: i64 = 10_000;
+
+/// The overflow detector (see the module's text).
+#[derive(Debug)]
+pub(crate) struct HeavyLoss {
+    /// The last arrivals: (arrival µs, bytes), a ring.
+    arrivals: [(i64, u32); KEPT],
+    len: usize,
+    next: usize,
+    last_cut: Option<Instant>,
+    /// The newest arrival's one-way delay (arrival − send, µs, across clocks).
+    delay_us: Option<i64>,
+    /// The lowest delay in the current window and in the one before, and
+    /// when the current window began.
+    base_us: (Option<i64>, Option<i64>),
+    base_since: Option<Instant>,
+}
+
+impl Default for HeavyLoss {
+    fn default() -> Self {
+        HeavyLoss {
+            arrivals: [(0, 0); KEPT],
+            len: 0,
+            next: 0,
+            last_cut: None,
+            delay_us: None,
+            base_us: (None, None),
+            base_since: None,
+        }
+    }
+}
+
+impl HeavyLoss {
+    /// A packet of `size` bytes sent at `sent_us` (router clock) arrived at
+    /// `arrival_us` (receiver clock), reported at `now`.
+    pub fn on_arrival(&mut self, now: Instant, sent_us: i64, arrival_us: i64, size: u32) {
+        self.arrivals[self.next] = (arrival_us, size);
+        self.next = (self.next + 1) % KEPT;
+        self.len = (self.len + 1).min(KEPT);
+        let d = arrival_us.saturating_sub(sent_us);
+        self.delay_us = Some(d);
+        let since = *self.base_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= BASE_WINDOW {
+            self.base_us = (None, self.base_us.0);
+            self.base_since = Some(now);
+        }
+        self.base_us.0 = Some(self.base_us.0.map_or(d, |b| b.min(d)));
+    }
+
+    /// How long the newest reported packet queued on the way: its delay
+    /// above the lowest of the last [`BASE_WINDOW`]s, at most [`MAX_DRAIN`].
+    pub fn queue_delay(&self) -> Duration {
+        let base = match self.base_us {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return Duration::ZERO,
+        };
+        let queued = self.delay_us.map_or(0, |d| d.saturating_sub(base)).max(0) as u64;
+        Duration::from_micros(queued).min(MAX_DRAIN)
+    }
+
+    /// The rate of the arrivals within [`RATE_WINDOW_US`] of the newest,
+    /// bits/s: the bytes after the first over their span.
+    pub fn recent_bps(&self) -> Option<u64> {
+        let kept = &self.arrivals[..self.len];
+        let newest = kept.iter().map(|a| a.0).max()?;
+        let within = kept.iter().filter(|a| newest - a.0 <= RATE_WINDOW_US);
+        let (mut first, mut first_size, mut bytes, mut n) = (i64::MAX, 0u32, 0u64, 0usize);
+        for &(at, size) in within {
+            n += 1;
+            bytes += u64::from(size);
+            if at < first {
+                first = at;
+                first_size = size;
+            }
+        }
+        let span = newest - first;
+        if n < MIN_ARRIVALS || span < MIN_SPAN_US {
+            return None;
+        }
+        Some((bytes - u64::from(first_size)) * 8_000_000 / span as u64)
+    }
+
+    /// One feedback reported `lost` of `total`: the rate to cut to now, if
+    /// it is an overflow and no cut was made within [`HOLD`].
+    pub fn on_feedback(&mut self, now: Instant, lost: u32, total: u32) -> Option<u64> {
+        if total < MIN_PACKETS || f64::from(lost) < HEAVY_LOSS * f64::from(total) {
+            return None;
+        }
+        if self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < HOLD) {
+            return None;
+        }
+        let bps = self.recent_bps()?;
+        self.last_cut = Some(now);
+        Some((BETA * bps as f64) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recent_rate_is_over_the_last_150_ms_of_arrivals() {
+        let t0 = Instant::now();
+        let mut h = HeavyLoss::default();
+        assert_eq!(h.recent_bps(), None);
+        // 1200 bytes every 32 ms: 300 kbit/s.
+        for k in 0..20 {
+            h.on_arrival(t0, k * 32_000, k * 32_000, 1200);
+        }
+        assert_eq!(h.recent_bps(), Some(300_000));
+        // Older, faster arrivals fall out of the window.
+        let mut h = HeavyLoss::default();
+        for k in 0..10 {
+            h.on_arrival(t0, k * 6_400, k * 6_400, 1200); // 1.5 Mbit/s
+        }
+        for k in 0..8 {
+            h.on_arrival(t0, 400_000 + k * 32_000, 400_000 + k * 32_000, 1200);
+        }
+        assert_eq!(h.recent_bps(), Some(300_000));
+    }
+
+    #[test]
+    fn a_heavy_loss_cuts_once_per_hold_and_light_or_thin_feedback_does_not() {
+        let t0 = Instant::now();
+        let mut h = HeavyLoss::default();
+        for k in 0..20 {
+            h.on_arrival(t0, k * 32_000, k * 32_000, 1200);
+        }
+        assert_eq!(h.on_feedback(t0, 2, 20), None, "10%: the loss-based rate's business");
+        assert_eq!(h.on_feedback(t0, 5, 7), None, "too few packets to tell");
+        assert_eq!(h.on_feedback(t0, 6, 20), Some(255_000));
+        assert_eq!(h.on_feedback(t0 + Duration::from_millis(299), 16, 20), None);
+        assert_eq!(h.on_feedback(t0 + HOLD, 16, 20), Some(255_000));
+    }
+
+    #[test]
+    fn the_queue_delay_is_the_newest_delay_above_the_lowest_of_late() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut h = HeavyLoss::default();
+        assert_eq!(h.queue_delay(), Duration::ZERO);
+        // Clocks 5 s apart; 20 ms one way, then a queue builds to 250 ms.
+        h.on_arrival(ms(0), 0, 5_020_000, 1200);
+        h.on_arrival(ms(100), 100_000, 5_120_000, 1200);
+        assert_eq!(h.queue_delay(), Duration::ZERO);
+        h.on_arrival(ms(400), 300_000, 5_570_000, 1200);
+        assert_eq!(h.queue_delay(), Duration::from_millis(250));
+        // Capped.
+        h.on_arrival(ms(500), 400_000, 6_420_000, 1200);
+        assert_eq!(h.queue_delay(), MAX_DRAIN);
+        // A lowest delay two windows old is forgotten: the route's delay rose for good.
+        h.on_arrival(ms(10_500), 10_000_000, 15_120_000, 1200);
+        h.on_arrival(ms(20_600), 20_000_000, 25_120_000, 1200);
+        assert_eq!(h.queue_delay(), Duration::ZERO);
+    }
+
+    #[test]
+    fn no_cut_without_a_measured_rate() {
+        let mut h = HeavyLoss::default();
+        h.on_arrival(Instant::now(), 0, 0, 1200);
+        assert_eq!(h.on_feedback(Instant::now(), 18, 20), None);
+    }
+}
