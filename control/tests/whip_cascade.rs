@@ -4,7 +4,8 @@
 //! peer: ICE, DTLS-SRTP) and a WHEP viewer of the native client are placed on the other
 //! router, linked to the home. The native client gets the publisher's packets and the viewer
 //! the native client's, byte for byte; PATCH and DELETE reach the leaf; after the DELETEs the
-//! store and the leaf drop both legs and the leaf's link closes. By region: a WHIP publisher
+//! store and the leaf drop both legs and the leaf's link closes. A composite viewer stays on
+//! the home (the codec pool's mixer is there). By region: a WHIP publisher
 //! from region B's address goes to B's router; when that router dies, its leg leaves the
 //! store and the home drops its link. On the embedded stores, and on PostgreSQL + Redis +
 //! Tarantool when `CORECAST_TEST_*` is set.
@@ -144,6 +145,20 @@ async fn drain_flow(cfg: corecast_control::config::Config, dir: tempfile::TempDi
     assert_eq!(holds(&routers[home], &call).await, vec![native_pid], "the home holds the native client only");
     assert_eq!(cascade_links(&routers[home].server), 1, "the leaf is linked to the home");
     assert_eq!(participants(&s, &call, &owner).await, vec![native_pid, pub_pid, view_pid]);
+    // The composite stays on the home: the codec pool's mixer joins the call there.
+    let offer =
+        WebRtcPeer::new(PeerConfig { publish: None, cname: "t".into(), srtp_profiles: vec![] }).unwrap().offer();
+    let rb = s.http.post(format!("{}/v1/calls/{call}/whep?view=composite", s.calls)).bearer_auth(&guest);
+    let r = send(rb.header("content-type", "application/sdp").body(offer)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let composite_pid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let composite_loc = r.headers["location"].to_str().unwrap().to_owned();
+    let mut on_home = holds(&routers[home], &call).await;
+    on_home.sort();
+    let mut want = vec![native_pid, composite_pid];
+    want.sort();
+    assert_eq!(on_home, want, "a composite viewer on the draining home");
+    assert_eq!(s.delete(format!("{}{composite_loc}", s.calls), Some(&guest)).await.status, 200);
 
     // Media both ways across the link.
     let (from_native, to_native) =
@@ -252,9 +267,21 @@ fn exchange(
 /// on B's router (linked to the home in region A); B's router falls silent: the sweeper drops
 /// the leg from the store and the home closes its link to B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whip_leg_from_another_region_goes_to_its_router_and_leaves_the_store_when_it_dies() {
+async fn a_whip_leg_from_another_region_goes_to_its_router_and_leaves_the_store_when_it_dies_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(dir.path());
+    let cfg = test_config(dir.path());
+    region_flow(cfg, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_leg_from_another_region_goes_to_its_router_and_leaves_the_store_when_it_dies_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "a_whip_leg_from_another_region_goes_to_its_router_and_leaves_the_store_when_it_dies_real_servers";
+    let Some(cfg) = real_servers_config(dir.path(), name) else { return };
+    region_flow(cfg, dir).await;
+}
+
+async fn region_flow(mut cfg: corecast_control::config::Config, dir: tempfile::TempDir) {
     let (a, b) = (format!("a-{}", uniq()), format!("b-{}", uniq()));
     let table = dir.path().join("regions.conf");
     std::fs::write(&table, format!("10.1.0.0/16 {a};\n10.2.0.0/16 {b};\n")).unwrap();
