@@ -131,8 +131,10 @@ async fn drain_flow(cfg: corecast_control::config::Config, dir: tempfile::TempDi
 
     // A WHIP publisher and a WHEP viewer of the native client: both on the leaf.
     let (calls, c, g) = (s.calls.clone(), call.clone(), guest.clone());
+    let t0 = Instant::now();
     let (publisher, pub_loc, pub_pid) =
         tokio::task::spawn_blocking(move || webrtc_leg(&calls, &c, "whip", &g, true)).await.unwrap();
+    eprintln!("WHIP on the leaf (link set up, offer answered, ICE + DTLS): {:?}", t0.elapsed());
     let (calls, c, g) = (s.calls.clone(), call.clone(), guest.clone());
     let watch = format!("whep?participant={native_pid}");
     let (viewer, view_loc, view_pid) =
@@ -188,10 +190,18 @@ async fn drain_flow(cfg: corecast_control::config::Config, dir: tempfile::TempDi
     let r = send(rb.header("content-type", "application/trickle-ice-sdpfrag").body(FRAGMENT)).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert!(r.body.as_str().is_some_and(|f| f.contains("a=ice-ufrag:")), "{:?}", r.body);
-    // DELETE: the store and the leaf drop the legs; the empty leaf closes its link.
-    for loc in [&view_loc, &pub_loc] {
-        assert_eq!(s.delete(format!("{}{loc}", s.calls), Some(&guest)).await.status, 200);
-    }
+    // The leaf drops the viewer itself (here told through its admin API): its event reaches
+    // calls, which takes it from the leaf that holds the leg and drops the participant.
+    let url = format!("{}/v1/calls/{call}/participants/{view_pid}", routers[leaf].admin);
+    assert_eq!(send(s.http.delete(url).bearer_auth(SECRET)).await.status, 204);
+    let dropped = eventually(Duration::from_secs(10), || async {
+        participants(&s, &call, &owner).await == vec![native_pid, pub_pid]
+    })
+    .await;
+    assert!(dropped, "the leaf's event about its leg reached the store");
+    assert_eq!(s.delete(format!("{}{view_loc}", s.calls), Some(&guest)).await.status, 404, "already gone");
+    // DELETE: the store and the leaf drop the publisher; the empty leaf closes its link.
+    assert_eq!(s.delete(format!("{}{pub_loc}", s.calls), Some(&guest)).await.status, 200);
     assert_eq!(participants(&s, &call, &owner).await, vec![native_pid], "the store dropped both legs");
     let (hs, ls) = (routers[home].server.clone(), routers[leaf].server.clone());
     let unlinked = eventually(Duration::from_secs(10), || {
