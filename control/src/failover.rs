@@ -102,6 +102,7 @@ pub async fn move_off(
         Ok(Moved::Moved(to)) => {
             tracing::info!(call_id = %id, from, to = %to.id, reason, "call moved to another router");
             st.metrics().call_moved(reason);
+            crate::leg_router::drop_off_home_legs(st, id, &to).await;
             tokio::spawn(settle(st.clone(), id, to.clone(), moved_at));
             Ok(Some(to))
         }

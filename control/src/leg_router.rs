@@ -12,7 +12,9 @@
 //! - The failover sweep, finding a router dead, drops from the store the legs held on it
 //!   ([`drop_held_on`]) and tells each such call's home to close its link to it (its
 //!   publishers leave the other links): a web page re-posts its offers, as after a home's
-//!   failover.
+//!   failover. When a call's home dies (or is drained past its deadline) and the call moves,
+//!   its legs on leaves, linked to the old home only, are dropped and their leaves told
+//!   ([`drop_off_home_legs`]).
 
 use uuid::Uuid;
 
@@ -83,6 +85,32 @@ pub(crate) async fn drop_held_on(st: &CallsState, dead: &RouterStatus) -> usize 
         }
     }
     held.len()
+}
+
+/// Call `id` has just moved to router `to` (its home died or was drained past its deadline):
+/// the legs held on other routers hang off the old home's links, so they are dropped from the
+/// store and their leaves told to drop them (a leaf left empty closes its link); their pages
+/// post their offers again, placed anew against the new home. A leg held on `to` itself is now
+/// on the home and stays. Returns how many it dropped.
+pub(crate) async fn drop_off_home_legs(st: &CallsState, id: Uuid, to: &RouterRef) -> usize {
+    let Ok(Some(call)) = st.calls.get(id).await else { return 0 };
+    let mut dropped = 0;
+    for p in &call.participants {
+        if p.router.as_deref().is_none_or(|r| r == to.id) {
+            continue;
+        }
+        if let Ok(true) = st.calls.drop_participant(id, p.participant_id).await {
+            dropped += 1;
+            tracing::info!(call_id = %id, participant_id = p.participant_id, router = ?p.router, "leg on a leaf of the old home dropped");
+            let admin = admin_holding(st, &call, p).await;
+            let client = st.router_client.clone();
+            let pid = p.participant_id;
+            tokio::spawn(async move {
+                client.remove_participant(&admin, id, pid).await;
+            });
+        }
+    }
+    dropped
 }
 
 impl RouterClient {

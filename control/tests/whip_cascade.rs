@@ -7,7 +7,8 @@
 //! store and the leaf drop both legs and the leaf's link closes. A composite viewer stays on
 //! the home (the codec pool's mixer is there). By region: a WHIP publisher
 //! from region B's address goes to B's router; when that router dies, its leg leaves the
-//! store and the home drops its link. On the embedded stores, and on PostgreSQL + Redis +
+//! store and the home drops its link; when the home dies, the call moves on and the legs on its
+//! leaves are dropped. On the embedded stores, and on PostgreSQL + Redis +
 //! Tarantool when `CORECAST_TEST_*` is set.
 
 mod common;
@@ -339,6 +340,90 @@ async fn region_flow(mut cfg: corecast_control::config::Config, dir: tempfile::T
     .await;
     assert!(cleaned, "the dead leaf's leg left the store and the home dropped its link");
     assert_eq!(participants(&s, &call, &owner).await.len(), 1, "the native participant stays");
+    for r in routers {
+        r.server.shutdown();
+    }
+    s.shutdown().await;
+}
+
+/// The home dies with a WHIP leg on a leaf: the call moves to a third router, and the leg,
+/// linked to the dead home only, leaves the store and its leaf (whose link then closes); the
+/// page would post its offer again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_home_dies_its_leaves_legs_are_dropped_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    home_dies_flow(cfg, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_home_dies_its_leaves_legs_are_dropped_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "when_the_home_dies_its_leaves_legs_are_dropped_real_servers";
+    let Some(cfg) = real_servers_config(dir.path(), name) else { return };
+    home_dies_flow(cfg, dir).await;
+}
+
+async fn home_dies_flow(mut cfg: corecast_control::config::Config, dir: tempfile::TempDir) {
+    cfg.router.dead_after_ms = Some(1500);
+    let region = cfg.calls.region.clone();
+    let s = start_with(cfg, dir).await;
+    let beat = Duration::from_millis(200);
+    let mut routers = Vec::new();
+    for _ in 0..3 {
+        routers.push(live_router::start(&s.calls, &region, "h", beat).await);
+    }
+    assert!(live_in(&s, &[&region], 3).await, "three routers registered");
+    let (_, owner) = s.user().await;
+    let (_, guest) = s.user().await;
+    let call = s.start_call(&owner).await;
+    let j = s.join(&call, &owner).await;
+    let home = routers.iter().position(|r| json!(r.address()) == j.body["router"]).expect("a router of the test");
+    let patch = |id: String, draining: bool| {
+        let rb = s.http.patch(format!("{}/v1/routers/{id}", s.calls)).json(&json!({ "draining": draining }));
+        async move { assert_eq!(send(rb.bearer_auth(SECRET)).await.status, 200) }
+    };
+    patch(routers[home].id.clone(), true).await;
+    let rb = s.http.post(format!("{}/v1/calls/{call}/whip", s.calls)).bearer_auth(&guest);
+    let offer = WebRtcPeer::new(PeerConfig { publish: Some((AUDIO, VIDEO)), cname: "t".into(), srtp_profiles: vec![] })
+        .unwrap()
+        .offer();
+    let r = send(rb.header("content-type", "application/sdp").body(offer)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let pid: u64 = r.headers["x-participant-id"].to_str().unwrap().parse().unwrap();
+    let mut leaf = None;
+    for (i, r) in routers.iter().enumerate() {
+        if holds(r, &call).await.contains(&pid) {
+            leaf = Some(i);
+        }
+    }
+    let leaf = leaf.expect("the leg on a router");
+    assert_ne!(leaf, home);
+    // The leaf drains (the call cannot move onto it); the home falls silent.
+    patch(routers[leaf].id.clone(), true).await;
+    routers[home].link.abort();
+    let third = 3 - home - leaf;
+    let leaf_srv = routers[leaf].server.clone();
+    let moved = eventually(Duration::from_secs(15), || {
+        let (s, call, owner, leaf_srv) = (&s, call.clone(), owner.clone(), leaf_srv.clone());
+        let third_addr = json!(routers[third].address());
+        async move {
+            let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(&owner)).await;
+            let ps = participants(s, &call, &owner).await;
+            let on_third = r.body["router"] == third_addr;
+            let leaf_empty = tokio::task::spawn_blocking(move || {
+                leaf_srv.stats().iter().map(|w| w.participants).sum::<usize>() == 0 && cascade_links(&leaf_srv) == 0
+            })
+            .await
+            .unwrap();
+            on_third && !ps.contains(&pid) && leaf_empty
+        }
+    })
+    .await;
+    assert!(
+        moved,
+        "the call moved to the third router; the leaf's leg left the store and the leaf, which dropped its link"
+    );
     for r in routers {
         r.server.shutdown();
     }
