@@ -28,7 +28,7 @@ use crate::health;
 use crate::metrics::ServiceMetrics;
 use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
 use crate::stores::counted::Counted;
-use crate::stores::{CallError, CallStore, NewCall, Participant, RouterRef, SessionStore, UserStore};
+use crate::stores::{Call, CallError, CallStore, NewCall, Participant, RouterRef, SessionStore, UserStore};
 use crate::util;
 use crate::whip_resource::ResourceKey;
 
@@ -503,7 +503,9 @@ async fn reconcile_once(
     let mut dropped = 0;
     for call in &ours {
         for p in &call.participants {
-            let on_router = held_map.get(&call.id).is_some_and(|s| s.contains(&p.participant_id));
+            // A leg held on a leaf is not this router's to hold.
+            let elsewhere = p.router.as_deref().is_some_and(|r| r != router_id);
+            let on_router = elsewhere || held_map.get(&call.id).is_some_and(|s| s.contains(&p.participant_id));
             let expired = p.joined_at.saturating_add(grace_ms) < now;
             if !on_router && expired && st.calls.drop_participant(call.id, p.participant_id).await? {
                 dropped += 1;
@@ -560,7 +562,7 @@ async fn router_events(
             st.calls.set_dominant_speaker(e.call_id, e.participant_id).await?;
             continue;
         }
-        if !from_calls_router(&st, &router_id, e.call_id).await {
+        if !from_calls_router(&st, &router_id, e.call_id, e.participant_id).await {
             tracing::info!(router = %router_id, call_id = %e.call_id, participant_id = e.participant_id, kind = %e.kind, "event from a router the call has moved off; ignored");
             continue;
         }
@@ -573,11 +575,14 @@ async fn router_events(
 }
 
 /// Whether `router_id` is the router call `id` is on (or the call is on the configured default
-/// router, whose registered id the store does not know, or is gone): a router the call moved
-/// off (failover, drain deadline) no longer speaks for its participants.
-async fn from_calls_router(st: &CallsState, router_id: &str, id: Uuid) -> bool {
+/// router, whose registered id the store does not know, or is gone), or the leaf holding
+/// participant `pid` (a WHIP/WHEP leg): a router the call moved off (failover, drain deadline)
+/// no longer speaks for its participants.
+async fn from_calls_router(st: &CallsState, router_id: &str, id: Uuid, pid: u64) -> bool {
+    let holds =
+        |c: &Call| c.participants.iter().any(|p| p.participant_id == pid && p.router.as_deref() == Some(router_id));
     match st.calls.get(id).await {
-        Ok(Some(c)) => c.router.id == router_id || c.router.id == st.routers.default_router().id,
+        Ok(Some(c)) => c.router.id == router_id || c.router.id == st.routers.default_router().id || holds(&c),
         _ => true,
     }
 }

@@ -8,6 +8,8 @@
 //! - Participants re-join through calls: `POST /v1/calls/{id}/rejoin` with
 //!   `{"participant_id"}` hands a native participant a token for the call's router now (the
 //!   same participant id); web pages delete their WHIP/WHEP sessions and post new ones.
+//! - WHIP/WHEP legs a dead router held for calls homed on another router are dropped from the
+//!   store at once, and the home unlinks it ([`crate::leg_router::drop_held_on`]).
 //! - `calls.failover_grace_ms` after a move, the participants the new router does not hold
 //!   (and who joined before the move) are dropped from the call store ([`settle`]): the store
 //!   lists the participants that came back.
@@ -69,8 +71,12 @@ async fn sweep_once(st: &Arc<CallsState>, quiet: &mut HashSet<String>) {
                 continue;
             }
         };
+        // WHIP/WHEP legs held on it for calls homed elsewhere (cascading): dropped.
+        let legs = crate::leg_router::drop_held_on(st, &r).await;
         if calls.is_empty() {
-            quiet.insert(r.reg.id.clone());
+            if legs == 0 {
+                quiet.insert(r.reg.id.clone());
+            }
             continue;
         }
         tracing::warn!(router = %r.reg.id, silent_ms = r.last_seen_ms_ago, calls = calls.len(), "router dead; moving its calls");
@@ -96,6 +102,7 @@ pub async fn move_off(
         Ok(Moved::Moved(to)) => {
             tracing::info!(call_id = %id, from, to = %to.id, reason, "call moved to another router");
             st.metrics().call_moved(reason);
+            crate::leg_router::drop_off_home_legs(st, id, &to).await;
             tokio::spawn(settle(st.clone(), id, to.clone(), moved_at));
             Ok(Some(to))
         }

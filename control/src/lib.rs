@@ -3,7 +3,8 @@
 //! * [`auth`]: users (PostgreSQL or embedded redb) and sessions (Redis or memory).
 //! * [`calls`]: active calls (Tarantool or memory), join tokens, router placement and the
 //!   router link; [`cascade`]: a call over several routers (placement of joins, links);
-//!   [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs;
+//!   [`whip`]: WHIP (RFC 9725) and WHEP ingest/egress of WebRTC legs, placed like joins
+//!   ([`leg_router`]);
 //!   [`participants`]: a publisher's muted state; [`web`]: the web app (`web/`).
 //!
 //! * [`metrics`] and [`health`]: `/metrics` (requests by route and status, latency, store
@@ -25,6 +26,7 @@ pub mod geo;
 pub mod health;
 pub mod http;
 pub mod keys;
+pub mod leg_router;
 pub mod metrics;
 pub mod openapi;
 pub mod participants;

@@ -13,20 +13,22 @@
 //! | `DELETE /v1/calls/{id}/sessions/{session}` | end the leg: the participant leaves |
 //! | `OPTIONS` on all of them | CORS preflight |
 //!
-//! A POST authenticates the bearer session like a native join, allocates the participant
-//! with the same call-store procedure (`corecast_join`, so the per-call cap and an ended call
-//! answer as for join; a user may hold several legs: one WHIP, one WHEP per remote
-//! participant), and forwards the offer to the call's router
+//! A POST authenticates the bearer session like a native join, places the leg like a native
+//! join (the call's home, or a router linked to it: [`crate::leg_router`]), allocates the
+//! participant with the same call-store procedure (`corecast_join`, so the per-call cap and an
+//! ended call answer as for join; a user may hold several legs: one WHIP, one WHEP per remote
+//! participant; the record keeps a leaf router's id), and forwards the offer to that router
 //! (`POST {admin}/v1/calls/{id}/webrtc`, router secret). A router refusal releases the
 //! participant again and is passed on with its status and message as `text/plain`. The
 //! session resource is stateless (see [`crate::whip_resource`]); who may PATCH or DELETE it
-//! is checked against the participant record (the user who created it).
+//! is checked against the participant record (the user who created it), and the record
+//! names the router the PATCH or DELETE goes to.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use axum::Router;
@@ -162,6 +164,7 @@ struct WhipQuery {
 async fn whip(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
+    ext: Extensions,
     Path(id): Path<String>,
     query: Result<Query<WhipQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
@@ -186,6 +189,7 @@ async fn whip(
         max_fps: None,
         max_height: None,
         last_n: None,
+        near: st.region_of_client(&headers, &ext),
     };
     open_leg(&st, id, uid, leg, offer).await
 }
@@ -208,6 +212,7 @@ const MAX_HEIGHT: u16 = 4320;
 async fn whep(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
+    ext: Extensions,
     Path(id): Path<String>,
     query: Result<Query<WhepQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
@@ -254,7 +259,8 @@ async fn whep(
     };
     require_content_type(&headers, SDP)?;
     let offer = read_text(&headers, body).await?;
-    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps, max_height, last_n };
+    let near = st.region_of_client(&headers, &ext);
+    let leg = Leg { stored_role: "subscriber", role: "subscriber", subscribe, max_fps, max_height, last_n, near };
     open_leg(&st, id, uid, leg, offer).await
 }
 
@@ -272,16 +278,21 @@ struct Leg {
     max_height: Option<u16>,
     /// Its Last-N: video only while its publisher is among the call's N most active speakers.
     last_n: Option<u8>,
+    /// The caller's region by its address (placement, as for a native join).
+    near: Option<String>,
 }
 
-/// Allocates the participant, asks the router for the leg, and answers `201` (or
-/// releases the participant and passes the router's refusal on).
+/// Places the leg, allocates the participant, asks the router for the leg, and answers `201`
+/// (or releases the participant and passes the router's refusal on).
 async fn open_leg(st: &CallsState, id: Uuid, uid: i32, leg: Leg, offer: String) -> Result<Response, ApiError> {
     let pid = util::participant_id();
     let role = leg.stored_role;
-    let p = Participant::new(pid, uid, role, util::now_ms());
-    let call = st.calls.join_leg(id, &p, st.cfg.max_participants).await?;
-    let admin = st.routers.admin_of(&call.router).await;
+    let call = st.calls.get(id).await?.ok_or(CallError::NotFound)?;
+    let composite = leg.subscribe == json!("composite");
+    let (router, held) = crate::leg_router::place_leg(st, &call, composite, leg.near.as_deref()).await;
+    let p = Participant::new(pid, uid, role, util::now_ms()).held_on(held);
+    st.calls.join_leg(id, &p, st.cfg.max_participants).await?;
+    let admin = st.routers.admin_of(&router).await;
     let mut body = json!({
         "participant_id": pid,
         "role": leg.role,
@@ -306,7 +317,7 @@ async fn open_leg(st: &CallsState, id: Uuid, uid: i32, leg: Leg, offer: String) 
             return Ok(router_reply(e));
         }
     };
-    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, role, "WebRTC leg opened");
+    tracing::info!(call_id = %id, user_id = uid, participant_id = pid, role, router = %router.id, "WebRTC leg opened");
     let resource = st.resource_key.encode(id, pid, &leg.session);
     let mut r = (StatusCode::CREATED, [(header::CONTENT_TYPE, SDP)], leg.answer).into_response();
     let h = r.headers_mut();
@@ -340,24 +351,24 @@ fn etag(ufrag: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{ufrag}\"")).ok()
 }
 
-/// The caller's session resource: 404 when it is not one of ours or the participant is
-/// gone, 403 when another user created it.
+/// The caller's session resource and its participant: 404 when it is not one of ours or the
+/// participant is gone, 403 when another user created it.
 async fn owned_resource(
     st: &CallsState,
     headers: &HeaderMap,
     id: &str,
     resource: &str,
-) -> Result<(Call, SessionResource), ApiError> {
+) -> Result<(Call, SessionResource, Participant), ApiError> {
     let uid = user(st, headers).await?;
     let id = parse_call_id(id)?;
     let gone = || ApiError::not_found("no such session");
     let res = st.resource_key.decode(id, resource).ok_or_else(gone)?;
     let call = st.calls.get(id).await?.ok_or_else(gone)?;
-    let owner = call.participants.iter().find(|p| p.participant_id == res.participant_id).ok_or_else(gone)?.user_id;
-    if owner != uid {
+    let p = call.participants.iter().find(|p| p.participant_id == res.participant_id).ok_or_else(gone)?.clone();
+    if p.user_id != uid {
         return Err(ApiError::forbidden("only the user who opened a session may change or end it"));
     }
-    Ok((call, res))
+    Ok((call, res, p))
 }
 
 /// `PATCH /v1/calls/{id}/sessions/{session}`: trickle ICE, or an ICE restart
@@ -368,10 +379,10 @@ async fn patch_leg(
     Path((id, resource)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (call, res) = owned_resource(&st, &headers, &id, &resource).await?;
+    let (call, res, p) = owned_resource(&st, &headers, &id, &resource).await?;
     require_content_type(&headers, SDPFRAG)?;
     let fragment = read_text(&headers, body).await?;
-    let admin = st.routers.admin_of(&call.router).await;
+    let admin = crate::leg_router::admin_holding(&st, &call, &p).await;
     match st.router_client.patch_webrtc(&admin, call.id, &res.session, &fragment).await {
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Some(answer)) => {
@@ -391,17 +402,18 @@ fn ice_ufrag(fragment: &str) -> Option<&str> {
 }
 
 /// `DELETE /v1/calls/{id}/sessions/{session}`: the participant leaves as with a native
-/// leave (call store, then the router drops its media at once).
+/// leave (call store, then the router holding the leg drops its media at once; a leaf left
+/// without participants closes its link to the home).
 async fn end_leg(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
     Path((id, resource)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (call, res) = owned_resource(&st, &headers, &id, &resource).await?;
+    let (call, res, p) = owned_resource(&st, &headers, &id, &resource).await?;
     let pid = res.participant_id;
     if st.calls.drop_participant(call.id, pid).await? {
-        tracing::info!(call_id = %call.id, participant_id = pid, "left (WebRTC session deleted)");
-        let admin = st.routers.admin_of(&call.router).await;
+        tracing::info!(call_id = %call.id, participant_id = pid, router = ?p.router, "left (WebRTC session deleted)");
+        let admin = crate::leg_router::admin_holding(&st, &call, &p).await;
         let client = st.router_client.clone();
         let id = call.id;
         tokio::spawn(async move {

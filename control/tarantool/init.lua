@@ -2,8 +2,9 @@
 --
 -- Space `calls {id uuid, owner, created_at, router, participants[]}` where router is
 -- {id, address, admin} and each participant is
--- {participant_id, user_id, role, joined_at, audio_muted, video_muted} (the last two absent
--- in records written before corecast_mute existed: read as false);
+-- {participant_id, user_id, role, joined_at, audio_muted, video_muted, router} (muted flags
+-- absent in records written before corecast_mute existed: read as false; router, the id of
+-- the router holding a WHIP/WHEP leg placed on a leaf (cascading), absent for the rest);
 -- every change is one
 -- stored procedure (atomic: no yield between read and write, wrapped in box.atomic).
 -- Each mutating procedure takes a deadline (Unix ms): a request that reaches the server
@@ -118,6 +119,13 @@ box.once('corecast_schema_v6', function()
     box.schema.user.grant(user, 'execute', 'function', 'corecast_move_call', {if_not_exists = true})
 end)
 
+-- WebRTC legs held on a leaf router (schema v7, named for its change so that another v7
+-- merged beside it cannot shadow it): corecast_held_on.
+box.once('corecast_schema_v7_held_on', function()
+    box.schema.func.create('corecast_held_on', {if_not_exists = true})
+    box.schema.user.grant(user, 'execute', 'function', 'corecast_held_on', {if_not_exists = true})
+end)
+
 local function now_ms()
     return math.floor(clock.time() * 1000)
 end
@@ -133,8 +141,10 @@ local function parse_id(s)
 end
 
 local function participant_map(p)
+    local router = nil
+    if type(p[7]) == 'string' then router = p[7] end
     return {participant_id = p[1], user_id = p[2], role = p[3], joined_at = p[4] or 0,
-            audio_muted = p[5] == true, video_muted = p[6] == true}
+            audio_muted = p[5] == true, video_muted = p[6] == true, router = router}
 end
 
 local function to_map(t)
@@ -166,8 +176,9 @@ end
 
 -- same_user_ok = true (WHIP/WHEP legs): the user may already have participants in the call
 -- (one leg per published or received stream); the cap still holds. Absent: a native join,
--- one participant per user.
-function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at, same_user_ok)
+-- one participant per user. router_id: the router holding the participant when it is not the
+-- call's home (a string), else absent.
+function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at, same_user_ok, router_id)
     if late(deadline) then return 'late' end
     local id = parse_id(id_s)
     if id == nil then return 'not_found' end
@@ -187,7 +198,11 @@ function corecast_join(id_s, pid, user_id, role, cap, deadline, joined_at, same_
         if not present and people >= cap then return 'full' end
         local np = {}
         for i, p in ipairs(ps) do np[i] = p end
-        np[#np + 1] = {pid, user_id, role, joined_at or 0}
+        if type(router_id) == 'string' then
+            np[#np + 1] = {pid, user_id, role, joined_at or 0, false, false, router_id}
+        else
+            np[#np + 1] = {pid, user_id, role, joined_at or 0}
+        end
         t = box.space.calls:update(id, {{'=', 5, np}})
         return 'ok', to_map(t)
     end)
@@ -265,7 +280,7 @@ function corecast_mute(id_s, pid, user_id, audio, video, deadline)
                 local v = p[6] == true
                 if type(audio) == 'boolean' then a = audio end
                 if type(video) == 'boolean' then v = video end
-                found = {p[1], p[2], p[3], p[4] or 0, a, v}
+                found = {p[1], p[2], p[3], p[4] or 0, a, v, p[7]}
                 np[i] = found
             else
                 np[i] = p
@@ -302,6 +317,20 @@ function corecast_by_router(router_id)
     local out = {}
     for _, t in box.space.calls.index.router:pairs(router_id) do
         out[#out + 1] = to_map(t)
+    end
+    return 'ok', setmetatable(out, {__serialize = 'seq'})
+end
+
+-- The participants held on router_id while their call's home is another: {call id, participant
+-- id} pairs. A scan of every call (the failover sweep calls it when it finds a router dead).
+function corecast_held_on(router_id)
+    local out = {}
+    for _, t in box.space.calls:pairs() do
+        if t.router.id ~= router_id then
+            for _, p in ipairs(t.participants) do
+                if p[7] == router_id then out[#out + 1] = {t.id:str(), p[1]} end
+            end
+        end
     end
     return 'ok', setmetatable(out, {__serialize = 'seq'})
 end

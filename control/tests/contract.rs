@@ -185,6 +185,26 @@ async fn call_store_mute_contract(s: &dyn CallStore, id: Uuid) {
     assert_eq!(p, part(11, 2), "both flags cleared");
 }
 
+/// A WebRTC leg held on a leaf router (cascading): the record keeps the router through a
+/// mute; `held_on` lists it for that router only, not the home's own participants.
+async fn call_store_leaf_contract(s: &dyn CallStore) {
+    let (home, leaf) = (format!("h-{}", uniq()), format!("l-{}", uniq()));
+    let id = Uuid::new_v4();
+    s.start(id, 1, 1, &router(&home)).await.unwrap();
+    s.join(id, &part(31, 1), 5).await.unwrap();
+    let c = s.join_leg(id, &part(32, 2).held_on(Some(leaf.clone())), 5).await.unwrap();
+    assert_eq!(c.participants.iter().map(|p| p.router.clone()).collect::<Vec<_>>(), vec![None, Some(leaf.clone())]);
+    let muted = s.set_muted(id, 32, 2, MuteChange { audio_muted: Some(true), video_muted: None }).await.unwrap();
+    assert_eq!((muted.audio_muted, muted.router.as_deref()), (true, Some(leaf.as_str())), "a mute keeps the router");
+    let stored = s.get(id).await.unwrap().unwrap();
+    assert_eq!(stored.participants[1].router.as_deref(), Some(leaf.as_str()));
+    assert_eq!(s.held_on(&leaf).await.unwrap(), vec![(id, 32)]);
+    assert_eq!(s.held_on(&home).await.unwrap(), vec![], "the home's own participants are the home's calls");
+    assert_eq!(s.drop_participant(id, 32).await, Ok(true));
+    assert_eq!(s.held_on(&leaf).await.unwrap(), vec![]);
+    s.end(id, 1).await.unwrap();
+}
+
 /// Concurrent joins never exceed the cap (atomicity).
 async fn call_store_cap_is_atomic(s: Arc<dyn CallStore>) {
     let id = Uuid::new_v4();
@@ -226,6 +246,7 @@ async fn memory_failure_store() {
 #[tokio::test]
 async fn memory_call_store() {
     call_store_contract(&MemoryCallStore::new()).await;
+    call_store_leaf_contract(&MemoryCallStore::new()).await;
     call_store_cap_is_atomic(Arc::new(MemoryCallStore::new())).await;
 }
 
@@ -260,5 +281,6 @@ async fn tarantool_call_store() {
     let tt = Tarantool::new(&TarantoolUrl::parse(&url).unwrap());
     tt.wait_ready(Duration::from_secs(10)).await.unwrap();
     call_store_contract(&TarantoolCallStore::new(tt.clone())).await;
+    call_store_leaf_contract(&TarantoolCallStore::new(tt.clone())).await;
     call_store_cap_is_atomic(Arc::new(TarantoolCallStore::new(tt))).await;
 }

@@ -135,6 +135,9 @@ impl CallStore for Counted<dyn CallStore> {
     async fn by_router(&self, router_id: &str) -> Result<Vec<Call>, CallError> {
         self.count_call("by_router", self.inner.by_router(router_id).await)
     }
+    async fn held_on(&self, router_id: &str) -> Result<Vec<(Uuid, u64)>, CallError> {
+        self.count_call("held_on", self.inner.held_on(router_id).await)
+    }
 }
 
 #[async_trait]

@@ -253,4 +253,12 @@ impl CallStore for MemoryCallStore {
         let m = self.map.lock().map_err(|_| poisoned())?;
         Ok(m.values().filter(|c| c.router.id == router_id).cloned().collect())
     }
+
+    async fn held_on(&self, router_id: &str) -> Result<Vec<(Uuid, u64)>, CallError> {
+        let m = self.map.lock().map_err(|_| poisoned())?;
+        let on = |c: &Call, p: &Participant| c.router.id != router_id && p.router.as_deref() == Some(router_id);
+        Ok(m.values()
+            .flat_map(|c| c.participants.iter().filter(|p| on(c, p)).map(|p| (c.id, p.participant_id)))
+            .collect())
+    }
 }

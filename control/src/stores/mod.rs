@@ -149,6 +149,10 @@ pub struct Participant {
     /// The participant says its camera is off.
     #[serde(default)]
     pub video_muted: bool,
+    /// The router holding the participant's media when it is not the call's home (a
+    /// WHIP/WHEP leg placed on a leaf, see [`crate::cascade`]); `None`: the call's router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<String>,
 }
 
 impl Participant {
@@ -161,7 +165,14 @@ impl Participant {
             joined_at,
             audio_muted: false,
             video_muted: false,
+            router: None,
         }
+    }
+
+    /// The same participant, held on router `id` (not the call's home).
+    pub fn held_on(mut self, id: Option<String>) -> Self {
+        self.router = id;
+        self
     }
 }
 
@@ -260,6 +271,10 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: Uuid) -> Result<Option<Call>, CallError>;
     /// Lists the calls placed on a router.
     async fn by_router(&self, router_id: &str) -> Result<Vec<Call>, CallError>;
+    /// The participants held on router `router_id` while their call's home is another (WebRTC
+    /// legs placed on a leaf: [`Participant::router`]), as (call, participant id). Not indexed:
+    /// a scan of every call, for the failover sweep when a router is found dead.
+    async fn held_on(&self, router_id: &str) -> Result<Vec<(Uuid, u64)>, CallError>;
 }
 
 /// What a router reports when it registers or heart-beats (`POST /v1/routers`).

@@ -41,9 +41,20 @@ impl TarantoolCallStore {
     }
 
     /// `corecast_join`; `same_user_ok` for WebRTC legs (an older init.lua ignores the extra
-    /// argument and refuses a second participant of the user as before).
+    /// argument and refuses a second participant of the user as before), and the router
+    /// holding the participant when it is not the call's home (an older init.lua ignores it).
     async fn add(&self, id: Uuid, p: &Participant, cap: u32, same_user_ok: bool) -> Result<Call, CallError> {
-        let args = (id.to_string(), p.participant_id, p.user_id, &p.role, cap, deadline(), p.joined_at, same_user_ok);
+        let args = (
+            id.to_string(),
+            p.participant_id,
+            p.user_id,
+            &p.role,
+            cap,
+            deadline(),
+            p.joined_at,
+            same_user_ok,
+            p.router.as_deref(),
+        );
         let r = self.tt.call("corecast_join", &args).await?;
         match status(&r) {
             "ok" => decode_call(r.get(1)),
@@ -165,6 +176,24 @@ impl CallStore for TarantoolCallStore {
                 _ => Ok(Vec::new()),
             },
             s => Err(unexpected("by_router", s)),
+        }
+    }
+
+    async fn held_on(&self, router_id: &str) -> Result<Vec<(Uuid, u64)>, CallError> {
+        let r = self.tt.call("corecast_held_on", &(router_id,)).await?;
+        let bad = || CallError::from(StoreError::Internal("tarantool held_on: bad entry".into()));
+        match status(&r) {
+            "ok" => match r.get(1) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        let call = v.get(0).and_then(Value::as_str).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+                        Ok((call, v.get(1).and_then(Value::as_u64).ok_or_else(bad)?))
+                    })
+                    .collect(),
+                _ => Ok(Vec::new()),
+            },
+            s => Err(unexpected("held_on", s)),
         }
     }
 }

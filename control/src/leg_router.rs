@@ -1,0 +1,128 @@
+//! Which router holds a WHIP/WHEP leg (cascading, #16 item 2).
+//!
+//! - A leg is placed exactly like a native join ([`crate::cascade::place_join`]): on the
+//!   call's home, or, when the participant's address is in another region that has a router
+//!   or the home is draining or loaded past `calls.cascade_threshold`, on another router that
+//!   is linked to the home before the offer is forwarded to it. The composite view
+//!   (`WHEP ?view=composite`) stays on the home: the codec pool's mixer joins the call's home
+//!   and the composite is asked for there (a leaf does not ask the pool for it).
+//! - The participant record keeps the router when it is not the home
+//!   ([`Participant::router`]); `PATCH` (trickle, ICE restart) and `DELETE` go to it, and a
+//!   leaf told to drop its last participant closes its link to the home itself.
+//! - The failover sweep, finding a router dead, drops from the store the legs held on it
+//!   ([`drop_held_on`]) and tells each such call's home to close its link to it (its
+//!   publishers leave the other links): a web page re-posts its offers, as after a home's
+//!   failover. When a call's home dies (or is drained past its deadline) and the call moves,
+//!   its legs on leaves, linked to the old home only, are dropped and their leaves told
+//!   ([`drop_off_home_legs`]).
+
+use uuid::Uuid;
+
+use crate::calls::CallsState;
+use crate::routers::RouterClient;
+use crate::stores::{Call, Participant, RouterRef, RouterStatus};
+
+/// Where a new leg of `call` goes (`composite`: a WHEP of the composite view), for a
+/// participant in region `near` (if known). `None` in the result's second half: the home.
+pub(crate) async fn place_leg(
+    st: &CallsState,
+    call: &Call,
+    composite: bool,
+    near: Option<&str>,
+) -> (RouterRef, Option<String>) {
+    if composite {
+        return (call.router.clone(), None);
+    }
+    let r = crate::cascade::place_join(st, call.id, &call.router, near).await;
+    let held = (r.id != call.router.id).then(|| r.id.clone());
+    (r, held)
+}
+
+/// The admin URL of the router holding participant `p` of `call`: its leaf when the record
+/// names one the registry knows, else the call's home.
+pub(crate) async fn admin_holding(st: &CallsState, call: &Call, p: &Participant) -> String {
+    if let Some(id) = p.router.as_deref().filter(|id| *id != call.router.id) {
+        match st.routers.get(id).await {
+            Ok(Some(s)) => return s.reg.admin,
+            Ok(None) => {
+                tracing::warn!(call_id = %call.id, router = id, "the leg's router is not registered; trying the call's home")
+            }
+            Err(e) => {
+                tracing::warn!(call_id = %call.id, router = id, error = %e, "router registry unreadable; trying the call's home")
+            }
+        }
+    }
+    st.routers.admin_of(&call.router).await
+}
+
+/// Drops from the store the legs held on `dead` (a leaf found dead) and has each of their
+/// calls' homes close its link to it. Returns how many legs it found.
+pub(crate) async fn drop_held_on(st: &CallsState, dead: &RouterStatus) -> usize {
+    let held = match st.calls.held_on(&dead.reg.id).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(router = %dead.reg.id, error = %e, "failover sweep: legs on the router unreadable");
+            return 0;
+        }
+    };
+    let mut unlinked: Vec<Uuid> = Vec::new();
+    for &(id, pid) in &held {
+        if let Ok(true) = st.calls.drop_participant(id, pid).await {
+            tracing::info!(call_id = %id, participant_id = pid, router = %dead.reg.id, "leg on a dead router dropped");
+        }
+        if unlinked.contains(&id) {
+            continue;
+        }
+        unlinked.push(id);
+        let Ok(Some(call)) = st.calls.get(id).await else { continue };
+        let leaf =
+            RouterRef { id: dead.reg.id.clone(), address: dead.reg.address.clone(), admin: dead.reg.admin.clone() };
+        // The dead leaf's address for the call, as it gave it when linked.
+        let peer = crate::routers::media_address(&leaf, Some(dead), id);
+        let home = st.routers.admin_of(&call.router).await;
+        if let Err(e) = st.router_client.close_pipe(&home, id, &peer).await {
+            tracing::warn!(call_id = %id, router = %dead.reg.id, error = %e, "could not unlink the call's home from a dead router");
+        }
+    }
+    held.len()
+}
+
+/// Call `id` has just moved to router `to` (its home died or was drained past its deadline):
+/// the legs held on other routers hang off the old home's links, so they are dropped from the
+/// store and their leaves told to drop them (a leaf left empty closes its link); their pages
+/// post their offers again, placed anew against the new home. A leg held on `to` itself is now
+/// on the home and stays. Returns how many it dropped.
+pub(crate) async fn drop_off_home_legs(st: &CallsState, id: Uuid, to: &RouterRef) -> usize {
+    let Ok(Some(call)) = st.calls.get(id).await else { return 0 };
+    let mut dropped = 0;
+    for p in &call.participants {
+        if p.router.as_deref().is_none_or(|r| r == to.id) {
+            continue;
+        }
+        if let Ok(true) = st.calls.drop_participant(id, p.participant_id).await {
+            dropped += 1;
+            tracing::info!(call_id = %id, participant_id = p.participant_id, router = ?p.router, "leg on a leaf of the old home dropped");
+            let admin = admin_holding(st, &call, p).await;
+            let client = st.router_client.clone();
+            let pid = p.participant_id;
+            tokio::spawn(async move {
+                client.remove_participant(&admin, id, pid).await;
+            });
+        }
+    }
+    dropped
+}
+
+impl RouterClient {
+    /// `DELETE {admin}/v1/calls/{id}/pipes/{peer}`: the router closes its link to `peer`.
+    pub async fn close_pipe(&self, admin: &str, call_id: Uuid, peer: &str) -> Result<(), String> {
+        let url = format!("{}/v1/calls/{call_id}/pipes/{peer}", admin.trim_end_matches('/'));
+        let r =
+            self.http.delete(url).bearer_auth(&self.secret).send().await.map_err(|e| e.without_url().to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("router answered {}", r.status()))
+        }
+    }
+}
