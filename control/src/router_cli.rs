@@ -98,6 +98,11 @@ fn line(r: &RouterStatus) -> String {
     if r.draining {
         state.push_str(",draining");
     }
+    if r.drain_due {
+        state.push_str(",deadline-passed");
+    } else if let Some(d) = r.drain_deadline {
+        state.push_str(&format!(",deadline={d}"));
+    }
     if r.reg.reserve {
         state.push_str(",reserve");
     }
