@@ -90,7 +90,7 @@ async fn drain_flow(cfg: Config, dir: tempfile::TempDir) {
     let r = patch(&a, json!({"draining": true, "deadline_secs": 700_000}), Some(SECRET)).await;
     assert_eq!((r.status, r.field()), (422, "deadline_secs"), "{:?}", r.body);
     let (ok, out, err) = cli(&s.calls, &["drain", &a, "--deadline-secs", "3600"]).await;
-    assert!(ok && out.contains("draining"), "{out} {err}");
+    assert!(ok && out.contains("draining") && out.contains(",deadline-in-"), "{out} {err}");
     assert!(cli(&s.calls, &["undrain", &a]).await.0, "undrained before its deadline: its calls stay");
 
     // The CLI's failures are errors with the service's answer.
@@ -170,6 +170,9 @@ async fn drain_deadline_set_through_one_instance_is_enforced_by_another_real_ser
     assert!(moved, "the other instance moves the call at the deadline");
     assert!(drained_at.elapsed() >= Duration::from_millis(1900), "not before the deadline");
     assert_eq!(listed(&two, &a).await["drain_due"], json!(true));
+    let (ok, out, _) = cli(&two.calls, &["list"]).await;
+    let line = out.lines().find(|l| l.starts_with(&a)).unwrap_or_else(|| panic!("{a} listed: {out}"));
+    assert!(ok && line.contains("live,draining,deadline-passed"), "{line}");
     let text = scrape(&two.http, &two.calls).await;
     assert_eq!(sample(&text, "corecast_calls_moved_total{service=\"calls\",reason=\"drained\"}"), Some(1.0), "{text}");
 
