@@ -77,11 +77,15 @@ browser-e2e: browser-deps
 # for browser-e2e; the speaking highlight, the network indicator, the automatic SD move and the
 # reconnect after a lost connection (real loss on the router's packets to the browsers: nftables,
 # as root; those two steps are skipped otherwise). WEB_E2E_ARGS go to the script (e.g.
-# --doc-screenshot docs/call.png).
+# --doc-screenshot docs/call.png). Then, on a system of its own, the web app's failover
+# (tests/browser/webapp-failover.mjs): two routers of the test's, two pages in a call, kill -9 of
+# the call's router, both pages decode each other's video again on the other within 10 s and the
+# call store lists exactly their legs. WEB_FAILOVER_ARGS go to that script (e.g. --bound 6).
 web-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	node --test tests/browser/quality.test.mjs
 	E2E_TEST=webapp E2E_TIMEOUT=$${E2E_TIMEOUT:-360} timeout 480 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
+	E2E_TEST=webfailover E2E_TIMEOUT=$${FAILOVER_E2E_TIMEOUT:-120} timeout 200 bash tuning/scripts/browser-e2e.sh $(WEB_FAILOVER_ARGS)
 
 # Issue #13 in real browsers (tests/browser/simulcast-e2e.mjs; as root: ip netns, tc, nft): a
 # Chromium publisher sends 3 simulcast layers over WHIP; a Chromium receiver in a network namespace

@@ -13,10 +13,12 @@
 //! - `calls.failover_grace_ms` after a move, the participants the new router does not hold
 //!   (and who joined before the move) are dropped from the call store ([`settle`]): the store
 //!   lists the participants that came back.
-//! - `PATCH /v1/routers/{id}` with `{"draining": true, "deadline_secs": N}`: N seconds later, if
-//!   the router is still draining, its calls are moved the same way ([`drain_deadline`]). The
-//!   router's next heartbeat answer no longer lists them, so it ends them, and its clients,
-//!   told the call ended, ask calls and find it on another router.
+//! - `PATCH /v1/routers/{id}` with `{"draining": true, "deadline_secs": N}` stores the deadline
+//!   with the router in the shared store (by the store's clock); once it has passed, while the
+//!   router is still draining, every instance's sweeper moves its calls the same way (one
+//!   atomic move per call, whichever instance took the drain, even if that one has stopped).
+//!   The router's next heartbeat answer no longer lists them, so it ends them, and its
+//!   clients, told the call ended, ask calls and find it on another router.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
@@ -35,8 +37,9 @@ use crate::stores::{CallError, Moved, RouterRef};
 use crate::util;
 
 /// Starts this instance's sweeper: every half of the dead-router time-to-live (at most 1 s) it
-/// moves the calls of dead routers. It stops when the state is dropped.
-pub fn spawn_sweeper(st: &Arc<CallsState>) {
+/// moves the calls of dead routers and of draining routers past their deadline. It stops when
+/// the state is dropped or the returned task is aborted (a stopped instance moves nothing).
+pub fn spawn_sweeper(st: &Arc<CallsState>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(st);
     let every = (st.routers.ttl() / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
     tokio::spawn(async move {
@@ -48,7 +51,7 @@ pub fn spawn_sweeper(st: &Arc<CallsState>) {
             let Some(st) = Weak::upgrade(&weak) else { return };
             sweep_once(&st, &mut quiet).await;
         }
-    });
+    })
 }
 
 async fn sweep_once(st: &Arc<CallsState>, quiet: &mut HashSet<String>) {
@@ -59,6 +62,9 @@ async fn sweep_once(st: &Arc<CallsState>, quiet: &mut HashSet<String>) {
     for r in routers {
         if r.live {
             quiet.remove(&r.reg.id);
+            if r.draining && r.drain_due {
+                move_drained(st, &r).await;
+            }
             continue;
         }
         if quiet.contains(&r.reg.id) {
@@ -154,26 +160,20 @@ pub async fn settle(st: Arc<CallsState>, id: Uuid, to: RouterRef, moved_at: u64)
     }
 }
 
-/// At `deadline` after an operator drained router `id`: if it is still draining, moves its calls.
-pub fn drain_deadline(st: &Arc<CallsState>, id: String, deadline: Duration) {
-    let weak = Arc::downgrade(st);
-    tokio::spawn(async move {
-        tokio::time::sleep(deadline).await;
-        let Some(st) = Weak::upgrade(&weak) else { return };
-        let region = match st.routers.get(&id).await {
-            Ok(Some(s)) if s.draining => s.reg.region,
-            Ok(_) => return tracing::info!(router = %id, "drain deadline: no longer draining; calls stay"),
-            Err(e) => return tracing::warn!(router = %id, error = %e, "drain deadline: registry unreadable"),
-        };
-        let calls = match st.calls.by_router(&id).await {
-            Ok(c) => c,
-            Err(e) => return tracing::warn!(router = %id, error = %e, "drain deadline: calls unreadable"),
-        };
-        tracing::info!(router = %id, calls = calls.len(), "drain deadline reached; moving its calls");
-        for c in calls {
-            let _ = move_off(&st, c.id, &id, &region, "drained").await;
-        }
-    });
+/// A live router drained past its deadline (by the store's clock): moves its calls. Every
+/// instance's sweeper may try at once; the store moves each call once.
+async fn move_drained(st: &Arc<CallsState>, r: &crate::stores::RouterStatus) {
+    let calls = match st.calls.by_router(&r.reg.id).await {
+        Ok(c) => c,
+        Err(e) => return tracing::warn!(router = %r.reg.id, error = %e, "drain deadline: calls unreadable"),
+    };
+    if calls.is_empty() {
+        return;
+    }
+    tracing::info!(router = %r.reg.id, calls = calls.len(), "drain deadline passed; moving its calls");
+    for c in calls {
+        let _ = move_off(st, c.id, &r.reg.id, &r.reg.region, "drained").await;
+    }
 }
 
 /// `POST /v1/calls/{id}/rejoin` body.

@@ -5,8 +5,9 @@
 //! - `PATCH /v1/routers/{id}` with `{"draining": true|false}`: a draining router takes no
 //!   new calls (its calls go on); the flag outlives heartbeats and restarts until cleared.
 //!   With `"deadline_secs": N` (draining only), N seconds later the router's calls are moved to
-//!   other routers if it is still draining ([`crate::failover::drain_deadline`]; the deadline
-//!   is kept by the instance that took the request, not in the store).
+//!   other routers if it is still draining: the deadline is kept with the router in the shared
+//!   store (`drain_deadline`, Unix ms by the store's clock) and every calls instance's sweeper
+//!   enforces it ([`crate::failover`]); undraining clears it.
 //!
 //! Both read and write the shared store, so any calls instance answers the same.
 
@@ -68,12 +69,10 @@ pub async fn patch(
     if change.deadline_secs.is_some_and(|d| d > 7 * 24 * 3600) {
         return Err(ApiError::invalid("deadline_secs", "deadline_secs must be at most a week (604800)"));
     }
-    match st.routers.set_draining(&id, change.draining).await? {
+    let deadline = change.deadline_secs.map(std::time::Duration::from_secs);
+    match st.routers.set_draining(&id, change.draining, deadline).await? {
         Some(s) => {
             tracing::info!(router = %id, draining = s.draining, deadline_secs = ?change.deadline_secs, "router draining flag set by an operator");
-            if let Some(d) = change.deadline_secs {
-                crate::failover::drain_deadline(&st, id.clone(), std::time::Duration::from_secs(d));
-            }
             Ok(Json(s))
         }
         None => Err(ApiError::not_found("no such router is registered")),

@@ -98,6 +98,13 @@ fn line(r: &RouterStatus) -> String {
     if r.draining {
         state.push_str(",draining");
     }
+    if r.drain_due {
+        state.push_str(",deadline-passed");
+    } else if let Some(d) = r.drain_deadline {
+        // By this machine's clock (the store's may differ by a little).
+        let secs = d.saturating_sub(crate::util::now_ms()).div_ceil(1000);
+        state.push_str(&format!(",deadline-in-{secs}s"));
+    }
     if r.reg.reserve {
         state.push_str(",reserve");
     }

@@ -133,9 +133,15 @@ impl RouterRegistry {
         self.store.list(self.ttl).await
     }
 
-    /// Sets a router's draining flag; `Ok(None)` when it is not registered.
-    pub async fn set_draining(&self, id: &str, draining: bool) -> Result<Option<RouterStatus>, StoreError> {
-        self.store.set_draining(id, draining, self.ttl).await
+    /// Sets a router's draining flag and drain deadline (`deadline` from now; cleared when
+    /// undrained); `Ok(None)` when it is not registered.
+    pub async fn set_draining(
+        &self,
+        id: &str,
+        draining: bool,
+        deadline: Option<Duration>,
+    ) -> Result<Option<RouterStatus>, StoreError> {
+        self.store.set_draining(id, draining, deadline, self.ttl).await
     }
 
     /// The router's status in the store (`Ok(None)`: not registered).
@@ -394,9 +400,9 @@ mod tests {
         assert!(r.heartbeat(&reg("a", 0.5)).await.unwrap(), "expired router counts as fresh");
         assert_eq!(r.start_call(&new_call()).await.unwrap().0.id, "a");
         // Draining: no new calls; the flag survives heartbeats.
-        assert!(r.set_draining("a", true).await.unwrap().unwrap().draining);
+        assert!(r.set_draining("a", true, None).await.unwrap().unwrap().draining);
         assert!(!r.heartbeat(&reg("a", 0.5)).await.unwrap());
         assert_eq!(r.start_call(&new_call()).await.unwrap().0, d);
-        assert_eq!(r.set_draining("nobody", true).await.unwrap(), None);
+        assert_eq!(r.set_draining("nobody", true, None).await.unwrap(), None);
     }
 }

@@ -171,11 +171,13 @@ pub struct Running {
     pub calls: Arc<CallsState>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    sweeper: JoinHandle<()>,
 }
 
 impl Running {
     /// Stops both services and waits for them.
     pub async fn shutdown(self) {
+        self.sweeper.abort();
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -204,7 +206,7 @@ pub async fn start_both(
     let auth_state = auth_state_with(cfg, sessions.clone(), users.clone())?;
     let calls_state = calls_state_with(cfg, sessions, keys)?;
     calls_state.set_users(users);
-    crate::failover::spawn_sweeper(&calls_state);
+    let sweeper = crate::failover::spawn_sweeper(&calls_state);
     let (stop, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(serve(auth_listener, auth::router(auth_state.clone()), cfg.http.clone(), rx.clone())),
@@ -217,7 +219,7 @@ pub async fn start_both(
         )),
     ];
     tracing::info!(%auth_addr, %calls_addr, "control plane listening");
-    Ok(Running { auth_addr, calls_addr, calls: calls_state, stop, tasks })
+    Ok(Running { auth_addr, calls_addr, calls: calls_state, stop, tasks, sweeper })
 }
 
 /// Loads `--config` (optional) and the environment overrides.

@@ -10,10 +10,11 @@
 -- Each mutating procedure takes a deadline (Unix ms): a request that reaches the server
 -- after its client gave up is refused instead of applied late.
 --
--- Space `routers {id, region, reg, last_seen, placed, draining}` is the router registry shared
--- by every calls instance: reg is {address, admin, cores, load, workers} as the router last
+-- Space `routers {id, region, reg, last_seen, placed, draining, drain_deadline}` is the router
+-- registry shared by every calls instance: reg is {address, admin, cores, load, workers} as the router last
 -- reported it, last_seen the server's clock (Unix ms) at its last heartbeat, placed the calls
--- placed on it since then, draining the operator's flag. Liveness is judged by this server's
+-- placed on it since then, draining the operator's flag, drain_deadline (nil: none) when its
+-- calls are to be moved to other routers (Unix ms by this server's clock). Liveness is judged by this server's
 -- clock against a time-to-live each caller passes (3x its heartbeat interval). A reserve router
 -- (reg.reserve) takes calls only while its region's reserves are in use: space
 -- `reserves {region, in_use}` holds that state so every calls instance applies the same
@@ -119,11 +120,18 @@ box.once('corecast_schema_v6', function()
     box.schema.user.grant(user, 'execute', 'function', 'corecast_move_call', {if_not_exists = true})
 end)
 
--- WebRTC legs held on a leaf router (schema v7, named for its change so that another v7
--- merged beside it cannot shadow it): corecast_held_on.
+-- WebRTC legs held on a leaf router (schema v7): corecast_held_on.
 box.once('corecast_schema_v7_held_on', function()
     box.schema.func.create('corecast_held_on', {if_not_exists = true})
     box.schema.user.grant(user, 'execute', 'function', 'corecast_held_on', {if_not_exists = true})
+end)
+
+-- Drain deadlines in the store (schema v8): the routers' drain_deadline field, so every calls
+-- instance's sweeper enforces a deadline whichever instance took the drain.
+box.once('corecast_schema_v8', function()
+    local f = box.space.routers:format()
+    f[7] = {name = 'drain_deadline', type = 'unsigned', is_nullable = true}
+    box.space.routers:format(f)
 end)
 
 local function now_ms()
@@ -342,6 +350,8 @@ local function seq(t)
 end
 
 local function router_status(r, now, ttl_ms)
+    local dl = r.drain_deadline
+    if dl == box.NULL then dl = nil end
     local age = now - r.last_seen
     if age < 0 then age = 0 end
     local ws = {}
@@ -350,12 +360,13 @@ local function router_status(r, now, ttl_ms)
         id = r.id, region = r.region, address = r.reg.address, admin = r.reg.admin,
         cores = r.reg.cores, load = r.reg.load, workers = seq(ws), reserve = r.reg.reserve == true,
         placed = r.placed, draining = r.draining, last_seen_ms_ago = age, live = age < ttl_ms,
+        drain_deadline = dl, drain_due = dl ~= nil and now >= dl,
     }
 end
 
 -- A registration or heartbeat: stores what the router reports with this server's clock, resets
--- its placement count, keeps its draining flag. Returns 'ok' and whether it was not live
--- before (new, restarted or expired): one caller alone sees true for one comeback.
+-- its placement count, keeps its draining flag and drain deadline. Returns 'ok' and whether it
+-- was not live before (new, restarted or expired): one caller alone sees true for one comeback.
 function corecast_router_beat(id, region, address, admin, cores, load, workers, ttl_ms, deadline, reserve)
     if late(deadline) then return 'late' end
     local ws = {}
@@ -367,7 +378,9 @@ function corecast_router_beat(id, region, address, admin, cores, load, workers, 
         local old = box.space.routers:get(id)
         local fresh = old == nil or now - old.last_seen >= ttl_ms
         local draining = old ~= nil and old.draining
-        box.space.routers:replace{id, region, reg, now, 0, draining}
+        local dl = box.NULL
+        if old ~= nil and old.drain_deadline ~= nil then dl = old.drain_deadline end
+        box.space.routers:replace{id, region, reg, now, 0, draining, dl}
         return 'ok', fresh
     end)
 end
@@ -455,14 +468,21 @@ function corecast_router_list(ttl_ms)
     return 'ok', seq(out)
 end
 
--- Sets a router's draining flag (an operator's decision: it outlives heartbeats and restarts).
-function corecast_router_drain(id, draining, ttl_ms, deadline)
+-- Sets a router's draining flag (an operator's decision: it outlives heartbeats and restarts)
+-- and its drain deadline, `after_ms` from now by this server's clock (nil, and always when
+-- undrained: none).
+function corecast_router_drain(id, draining, ttl_ms, deadline, after_ms)
     if late(deadline) then return 'late' end
     return box.atomic(function()
         local r = box.space.routers:get(id)
         if r == nil then return 'not_found' end
-        r = box.space.routers:update(id, {{'=', 6, draining == true}})
-        return 'ok', router_status(r, now_ms(), ttl_ms)
+        local now = now_ms()
+        local dl = box.NULL
+        if draining == true and after_ms ~= nil then dl = now + after_ms end
+        local t = r:totable()
+        t[6], t[7] = draining == true, dl
+        r = box.space.routers:replace(t)
+        return 'ok', router_status(r, now, ttl_ms)
     end)
 end
 

@@ -92,14 +92,30 @@ async fn router_store_contract(a: &dyn RouterStore, b: &dyn RouterStore, calls: 
     assert_eq!(b.place_call(&new_call(), &placement).await.unwrap().unwrap().reg.id, x);
 
     // Draining (through one handle): the other places nothing there; heartbeats keep the flag.
-    assert!(a.set_draining(&x, true, TTL).await.unwrap().unwrap().draining);
+    assert!(a.set_draining(&x, true, None, TTL).await.unwrap().unwrap().draining);
     assert!(!b.heartbeat(&reg(&x, &region, 0.0), TTL).await.unwrap());
     for _ in 0..3 {
         assert_eq!(b.place_call(&new_call(), &placement).await.unwrap().unwrap().reg.id, y);
     }
     assert!(b.get(&x, TTL).await.unwrap().unwrap().draining);
-    assert_eq!(a.set_draining("no-such-router", true, TTL).await.unwrap(), None);
-    assert!(!b.set_draining(&x, false, TTL).await.unwrap().unwrap().draining);
+    assert_eq!(a.set_draining("no-such-router", true, None, TTL).await.unwrap(), None);
+    assert!(!b.set_draining(&x, false, None, TTL).await.unwrap().unwrap().draining);
+
+    // A drain deadline (through one handle) is kept in the store: the other sees it, a
+    // heartbeat keeps it, it falls due by the store's clock, and undraining clears it.
+    let s = a.set_draining(&x, true, Some(Duration::from_millis(300)), TTL).await.unwrap().unwrap();
+    assert!(s.draining && s.drain_deadline.is_some() && !s.drain_due, "{s:?}");
+    assert!(!b.heartbeat(&reg(&x, &region, 0.0), TTL).await.unwrap());
+    let seen = b.get(&x, TTL).await.unwrap().unwrap();
+    assert_eq!((seen.drain_deadline, seen.drain_due), (s.drain_deadline, false), "{seen:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(b.get(&x, TTL).await.unwrap().unwrap().drain_due, "due after the deadline");
+    let cleared = b.set_draining(&x, false, None, TTL).await.unwrap().unwrap();
+    assert_eq!((cleared.draining, cleared.drain_deadline, cleared.drain_due), (false, None, false));
+    let no_deadline = a.set_draining(&x, true, None, TTL).await.unwrap().unwrap();
+    assert_eq!((no_deadline.drain_deadline, no_deadline.drain_due), (None, false), "a drain without a deadline");
+    assert!(!b.set_draining(&x, false, Some(Duration::from_secs(5)), TTL).await.unwrap().unwrap().drain_due);
+    assert_eq!(a.get(&x, TTL).await.unwrap().unwrap().drain_deadline, None, "no deadline without draining");
     assert_eq!(a.place_call(&new_call(), &placement).await.unwrap().unwrap().reg.id, x);
 
     // Listing: both handles see every router.
@@ -147,10 +163,10 @@ async fn reserve_contract(a: &dyn RouterStore, b: &dyn RouterStore) {
     assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), x);
     assert!(!a.reserves_in_use(&region).await.unwrap());
     // No regular router live (drained): the reserves take the calls.
-    a.set_draining(&x, true, TTL).await.unwrap();
+    a.set_draining(&x, true, None, TTL).await.unwrap();
     assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), v);
     assert!(a.reserves_in_use(&region).await.unwrap());
-    a.set_draining(&x, false, TTL).await.unwrap();
+    a.set_draining(&x, false, None, TTL).await.unwrap();
     assert_eq!(on(b.place_call(&new_call(), &p).await.unwrap()), x, "pool at 0.3: released again");
 }
 
@@ -173,7 +189,7 @@ async fn move_contract(a: &dyn RouterStore, b: &dyn RouterStore, calls: &dyn Cal
     // A reserve only when no regular router is there; a draining one never.
     assert!(b.heartbeat(&reserve(&v, &region, 0.0), TTL).await.unwrap());
     assert!(b.heartbeat(&reg(&w, &region, 0.0), TTL).await.unwrap());
-    a.set_draining(&w, true, TTL).await.unwrap();
+    a.set_draining(&w, true, None, TTL).await.unwrap();
     assert!(b.heartbeat(&reg(&y, &region, 0.5), TTL).await.unwrap());
     let placed_before = b.get(&y, TTL).await.unwrap().unwrap().placed;
     let (ra, rb) = tokio::join!(a.move_call(c.id, &x, &region, TTL), b.move_call(c.id, &x, &region, TTL));
@@ -191,7 +207,7 @@ async fn move_contract(a: &dyn RouterStore, b: &dyn RouterStore, calls: &dyn Cal
     assert_eq!(a.move_call(c.id, &x, &region, TTL).await.unwrap(), Moved::Already(call.router));
     assert!(matches!(a.move_call(Uuid::new_v4(), &x, &region, TTL).await, Err(CallError::NotFound)));
     // Only a reserve left (the regular one drained): it takes the call.
-    a.set_draining(&x, true, TTL).await.unwrap();
+    a.set_draining(&x, true, None, TTL).await.unwrap();
     assert_eq!(to(&b.move_call(c.id, &y, &region, TTL).await.unwrap()), v);
 }
 

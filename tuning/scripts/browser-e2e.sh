@@ -12,6 +12,10 @@
 # E2E_TEST=webapp runs the web app's test instead (tests/browser/webapp-e2e.mjs, `make web-e2e`),
 # which impairs the router's packets to the browser with an nftables table of its own
 # (tests/browser/lib/impair.mjs); the trap deletes that table too, whatever happened.
+# E2E_TEST=webfailover runs the web app's failover test (tests/browser/webapp-failover.mjs, part of
+# `make web-e2e`): it starts two routers of its own next to the system's (their pids in
+# .run/webapp-failover/routers.pid, which the trap kills, whatever happened) and drains the
+# system's own for the run.
 #
 # Environment: CORECAST_BIN_DIR (default $CARGO_TARGET_DIR/debug or ./target/debug, what `make test` builds), AUTH_PORT,
 # CALLS_PORT, ROUTER_PORT, ADMIN_PORT (run-local.sh's defaults: 8081, 8082, 40000, 40100),
@@ -35,7 +39,7 @@ for p in "$AUTH_PORT" "$CALLS_PORT" "$ADMIN_PORT"; do
   fi
 done
 
-case "${E2E_TEST:-webrtc}" in webrtc|webapp|simulcast) ;; *) echo "browser-e2e: E2E_TEST is webrtc, webapp or simulcast" >&2; exit 2 ;; esac
+case "${E2E_TEST:-webrtc}" in webrtc|webapp|webfailover|simulcast) ;; *) echo "browser-e2e: E2E_TEST is webrtc, webapp, webfailover or simulcast" >&2; exit 2 ;; esac
 if [ "${E2E_TEST:-webrtc}" = simulcast ]; then
   if [ "$(id -u)" != 0 ]; then echo "SKIP simulcast-e2e: needs root (ip netns, tc, nft)"; exit 0; fi
   # Before the router starts (its host candidates), and always deleted by stop() below.
@@ -46,6 +50,7 @@ fi
 
 mkdir -p .run
 log=.run/browser-e2e-system.log
+fo_pids=.run/webapp-failover/routers.pid
 # The system stays up a little longer than the test may take; run-local.sh stops its services
 # on TERM or when RUN_SECONDS are up.
 RUN_DEMO=0 RUN_SECONDS=$((timeout_s + 60)) bash tuning/scripts/run-local.sh >"$log" 2>&1 &
@@ -56,6 +61,10 @@ stop() {
     nft delete table inet "corecast_e2e_$ROUTER_PORT" 2>/dev/null || true
   fi
   [ "${E2E_TEST:-webrtc}" = simulcast ] && node tests/browser/lib/netns.mjs down
+  if [ "${E2E_TEST:-webrtc}" = webfailover ] && [ -f "$fo_pids" ]; then
+    while read -r p; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done <"$fo_pids" || true
+    rm -f "$fo_pids"
+  fi
   kill -TERM "$sys" 2>/dev/null || true
   wait "$sys" 2>/dev/null || true
 }
@@ -77,12 +86,16 @@ case "${E2E_TEST:-webrtc}" in
     --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
   webapp) timeout --kill-after=10 "$timeout_s" node tests/browser/webapp-e2e.mjs \
     --base "http://127.0.0.1:$CALLS_PORT" --router-port "$ROUTER_PORT" --timeout $((timeout_s - 10)) --artifacts .run/webapp-e2e "$@" || rc=$? ;;
+  webfailover) timeout --kill-after=10 "$timeout_s" node tests/browser/webapp-failover.mjs \
+    --base "http://127.0.0.1:$CALLS_PORT" --bin-dir "$CORECAST_BIN_DIR" --secret-file .run/data/router-secret \
+    --timeout $((timeout_s - 10)) --artifacts .run/webapp-failover --pid-file "$fo_pids" "$@" || rc=$? ;;
   simulcast) timeout --kill-after=10 "$timeout_s" node tests/browser/simulcast-e2e.mjs \
     --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --admin "http://127.0.0.1:$ADMIN_PORT" \
     --secret-file .run/data/router-secret --router-port "$ROUTER_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
 esac
 if [ "$rc" -ne 0 ]; then
   echo "browser-e2e: failed (exit code $rc); the services' logs:" >&2
+  [ "${E2E_TEST:-webrtc}" = webfailover ] && for f in .run/webapp-failover/router-*.log; do [ -s "$f" ] && { echo "--- $f (last 10 lines)" >&2; tail -10 "$f" >&2; }; done
   for f in control router codec; do [ -s ".run/$f.log" ] && { echo "--- .run/$f.log (last 15 lines)" >&2; tail -15 ".run/$f.log" >&2; }; done
 fi
 kill -0 "$sys" 2>/dev/null || { echo "browser-e2e: a service exited during the test:" >&2; tail -5 "$log" >&2; rc=1; }

@@ -233,6 +233,11 @@ class CallPage {
     this.clearNote('poll-error');
     this.view = view;
     this.endBtn.hidden = view.owner !== this.user.id;
+    // The call moved to another router (its router died, or a drain deadline passed): open new
+    // sessions now rather than when the connections notice, which takes seconds (calls drops
+    // whom the new router does not hold once its grace is over).
+    if (this.router && view.router && view.router !== this.router) this.moved();
+    this.router = view.router;
     // My publisher gone from the store (e.g. the router timed it out): publish again.
     if (this.whip && !this.reconnecting.has(this.whip) && !view.participants.some((p) => String(p.participant_id) === this.whip.participantId)) {
       this.rejoin(this.whip, 'You were disconnected');
@@ -476,6 +481,21 @@ class CallPage {
       setTimeout(() => { if (!leg.closed && leg.pc.connectionState === 'disconnected') this.reconnect(leg, what); }, 1000);
     } else if (state === 'failed') {
       this.reconnect(leg, what);
+    }
+  }
+
+  // Every leg is on the call's old router: publish again and open the others' legs anew (a
+  // leg already being reconnected goes on by itself).
+  moved() {
+    console.info('corecast: the call moved to another router: new sessions');
+    if (this.whip && !this.reconnecting.has(this.whip)) this.rejoin(this.whip, 'The call moved to another server');
+    if (this.screen?.leg && !this.reconnecting.has(this.screen.leg)) this.reshare(this.screen.leg);
+    for (const r of [...this.remotes.values(), this.composite]) {
+      if (!r?.leg || this.reconnecting.has(r.leg)) continue;
+      const { query } = r.leg;
+      r.leg.close();
+      this.settle(10000);
+      this.openWhep(r, query);
     }
   }
 

@@ -157,8 +157,14 @@ impl RouterStore for Counted<dyn RouterStore> {
     async fn list(&self, ttl: Duration) -> Result<Vec<RouterStatus>, StoreError> {
         self.count("list", self.inner.list(ttl).await)
     }
-    async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError> {
-        self.count("set_draining", self.inner.set_draining(id, draining, ttl).await)
+    async fn set_draining(
+        &self,
+        id: &str,
+        draining: bool,
+        deadline: Option<Duration>,
+        ttl: Duration,
+    ) -> Result<Option<RouterStatus>, StoreError> {
+        self.count("set_draining", self.inner.set_draining(id, draining, deadline, ttl).await)
     }
     async fn move_call(&self, id: Uuid, from: &str, region: &str, ttl: Duration) -> Result<Moved, CallError> {
         self.count_call("move_call", self.inner.move_call(id, from, region, ttl).await)

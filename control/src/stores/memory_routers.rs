@@ -19,6 +19,8 @@ struct Entry {
     last_seen: Instant,
     placed: u32,
     draining: bool,
+    /// Unix ms (this process's clock: the memory store serves one process).
+    drain_deadline: Option<u64>,
 }
 
 impl Entry {
@@ -31,6 +33,8 @@ impl Entry {
             reg: self.reg.clone(),
             placed: self.placed,
             draining: self.draining,
+            drain_deadline: self.drain_deadline,
+            drain_due: self.drain_deadline.is_some_and(|d| crate::util::now_ms() >= d),
             last_seen_ms_ago: u64::try_from(self.last_seen.elapsed().as_millis()).unwrap_or(u64::MAX),
             live: self.live(ttl),
         }
@@ -94,8 +98,9 @@ impl RouterStore for MemoryRouterStore {
         let mut st = self.lock()?;
         let old = st.routers.get(&reg.id);
         let fresh = old.is_none_or(|e| !e.live(ttl));
-        let draining = old.is_some_and(|e| e.draining);
-        st.routers.insert(reg.id.clone(), Entry { reg: reg.clone(), last_seen: Instant::now(), placed: 0, draining });
+        let (draining, drain_deadline) = old.map_or((false, None), |e| (e.draining, e.drain_deadline));
+        let e = Entry { reg: reg.clone(), last_seen: Instant::now(), placed: 0, draining, drain_deadline };
+        st.routers.insert(reg.id.clone(), e);
         Ok(fresh)
     }
 
@@ -147,10 +152,19 @@ impl RouterStore for MemoryRouterStore {
         Ok(v)
     }
 
-    async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError> {
+    async fn set_draining(
+        &self,
+        id: &str,
+        draining: bool,
+        deadline: Option<Duration>,
+        ttl: Duration,
+    ) -> Result<Option<RouterStatus>, StoreError> {
         let mut st = self.lock()?;
         Ok(st.routers.get_mut(id).map(|e| {
             e.draining = draining;
+            e.drain_deadline = deadline
+                .filter(|_| draining)
+                .map(|d| crate::util::now_ms().saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
             e.status(ttl)
         }))
     }

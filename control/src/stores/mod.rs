@@ -314,6 +314,15 @@ pub struct RouterStatus {
     pub placed: u32,
     /// An operator marked it draining: it takes no new calls (its calls go on).
     pub draining: bool,
+    /// With draining: when its calls are to be moved to other routers (Unix milliseconds by
+    /// the store's clock; absent: no deadline). Kept with the router in the shared store, so
+    /// every calls instance enforces it, whichever took the drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_deadline: Option<u64>,
+    /// The drain deadline has passed (by the store's clock): every calls instance's sweeper
+    /// moves the router's calls ([`crate::failover`]).
+    #[serde(default)]
+    pub drain_due: bool,
     /// Milliseconds since its last heartbeat, by the store's clock.
     pub last_seen_ms_ago: u64,
     /// Heard from within the registry's time-to-live.
@@ -372,8 +381,16 @@ pub trait RouterStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: &str, ttl: Duration) -> Result<Option<RouterStatus>, StoreError>;
     /// Every router the registry holds, live or not, by id.
     async fn list(&self, ttl: Duration) -> Result<Vec<RouterStatus>, StoreError>;
-    /// Sets a router's draining flag; `Ok(None)` when no such router is registered.
-    async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError>;
+    /// Sets a router's draining flag and its drain deadline, `deadline` from now by the store's
+    /// clock (`None`, and always when undrained: no deadline); the deadline outlives
+    /// heartbeats like the flag. `Ok(None)` when no such router is registered.
+    async fn set_draining(
+        &self,
+        id: &str,
+        draining: bool,
+        deadline: Option<Duration>,
+        ttl: Duration,
+    ) -> Result<Option<RouterStatus>, StoreError>;
     /// Moves call `id` off router `from` (dead, or drained past its deadline) onto the
     /// least-loaded live, not draining router of `region` other than `from` (regular routers
     /// before reserves), counting the placement, in one atomic step, and only while the call is

@@ -139,8 +139,16 @@ impl RouterStore for TarantoolRouterStore {
         }
     }
 
-    async fn set_draining(&self, id: &str, draining: bool, ttl: Duration) -> Result<Option<RouterStatus>, StoreError> {
-        let r = self.tt.call("corecast_router_drain", &(id, draining, ttl_ms(ttl), deadline())).await?;
+    async fn set_draining(
+        &self,
+        id: &str,
+        draining: bool,
+        drain_deadline: Option<Duration>,
+        ttl: Duration,
+    ) -> Result<Option<RouterStatus>, StoreError> {
+        // The deadline travels as milliseconds from now: the server adds its own clock.
+        let after_ms = drain_deadline.filter(|_| draining).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let r = self.tt.call("corecast_router_drain", &(id, draining, ttl_ms(ttl), deadline(), after_ms)).await?;
         match status(&r) {
             "ok" => decode("router_drain", r.get(1)),
             "not_found" => Ok(None),
