@@ -335,7 +335,14 @@ impl Router {
 
     /// Opens (on the call's owning worker) the link to `call`'s share on
     /// the router at `peer`, announcing every producer known here.
-    pub(crate) fn open_cascade(&mut self, now: Instant, call_id: CallId, peer: SocketAddr, uplink: bool, key: &PipeKey) {
+    pub(crate) fn open_cascade(
+        &mut self,
+        now: Instant,
+        call_id: CallId,
+        peer: SocketAddr,
+        uplink: bool,
+        key: &PipeKey,
+    ) {
         if !self.config.placement.owns(&call_id) || self.ended.contains_key(&call_id) {
             return;
         }

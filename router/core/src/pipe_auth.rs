@@ -56,7 +56,8 @@ impl LinkCrypto {
     /// end seal with it too.
     #[inline]
     pub fn open(&mut self, id: u32, packet: &[u8], header_len: usize, out: &mut BytesMut) -> Result<(), DropReason> {
-        let i = self.keys.iter().position(|k| k.as_ref().is_some_and(|k| k.id == id)).ok_or(DropReason::PipeAuthFailed)?;
+        let i =
+            self.keys.iter().position(|k| k.as_ref().is_some_and(|k| k.id == id)).ok_or(DropReason::PipeAuthFailed)?;
         let keys = self.keys[i].as_mut().ok_or(DropReason::PipeAuthFailed)?;
         match keys.opener.open(packet, header_len, out) {
             Ok(_) => {
