@@ -25,18 +25,25 @@
 //! other pipes) when the link opens, again when the far end's `Open`
 //! arrives (it may have opened later and dropped ours), and every
 //! [`REANNOUNCE_SWEEPS`] sweeps (UDP may lose one). Media crosses as the
-//! packet as received (SRTP removed), behind an 18-byte header; RTCP (NACK,
+//! packet as received (SRTP removed), behind a 30-byte header; RTCP (NACK,
 //! PLI, FIR, reports) follows the producer's owner across the links, and the
 //! audio-level extension crosses with the audio, so each router ranks every
 //! speaker of the call.
 //!
-//! Wire format (big-endian; see `router/PROTOCOL.md`):
+//! Every datagram is sealed with the link's key (`pipe_auth`,
+//! `corecast_proto::pipe_seal`): AES-256-GCM, the header as AAD, the
+//! header's per-direction counter as nonce; one that fails authentication
+//! or is replayed is dropped and counted ([`DropReason::PipeAuthFailed`],
+//! [`DropReason::PipeReplayed`]). It is sealed once per link crossing, in
+//! the outbox's arena.
+//!
+//! Wire format (big-endian, version 2; see `router/PROTOCOL.md`):
 //!
 //! ```text
-//! 0      1      2                 18
-//! +------+------+-----------------+-------------------------------------
-//! | 0xCC | 0x1T | call id (16)    | body by type T
-//! +------+------+-----------------+-------------------------------------
+//! 0      1      2                 18          22          30
+//! +------+------+-----------------+-----------+-----------+------------------+-----+
+//! | 0xCC | 0x2T | call id (16)    | key id u32| counter u64| body by type T  | tag |
+//! +------+------+-----------------+-----------+-----------+------------------+-----+
 //! T=1 Media     the RTP or RTCP packet
 //! T=2 Open      (empty)
 //! T=3 Producer  participant u64, role u8, ssrc u32, kind u8 (0 unknown,
