@@ -29,8 +29,8 @@ use serde_json::json;
 
 use crate::admin::{authorized, error, AdminState};
 
-/// `POST /v1/calls/{call_id}/pipes` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/calls/{call_id}/pipes` body (its `Debug` leaves the key out).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OpenPipe {
     peer: String,
@@ -40,6 +40,12 @@ struct OpenPipe {
     uplink: bool,
     /// The link's key (hex), drawn by the calls service for this opening.
     key: String,
+}
+
+impl std::fmt::Debug for OpenPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenPipe").field("peer", &self.peer).field("uplink", &self.uplink).finish_non_exhaustive()
+    }
 }
 
 /// The cascading routes (merged into [`crate::admin::routes`]).
