@@ -130,3 +130,21 @@ async fn address_of(r: Result<reqwest::Response, reqwest::Error>) -> Result<Stri
     let v: serde_json::Value = r.json().await.map_err(|e| e.without_url().to_string())?;
     v["address"].as_str().map(str::to_owned).ok_or_else(|| "router answer without an address".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_link_opening_draws_its_own_key_and_debug_shows_none() {
+        let keys: Vec<PipeKey> = (0..64).map(|_| link_key()).collect();
+        let mut ids: Vec<u32> = keys.iter().map(PipeKey::id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), keys.len(), "64 draws, 64 keys");
+        for k in &keys {
+            assert_eq!(format!("{k:?}"), "PipeKey(..)");
+            assert_eq!(k.to_hex().len(), 64);
+        }
+    }
+}
