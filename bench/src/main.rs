@@ -14,6 +14,7 @@ mod codec;
 mod demo;
 mod fanout;
 mod measure;
+mod pipe_seal;
 mod plot;
 mod report;
 mod soak;
@@ -41,6 +42,9 @@ enum Cmd {
     /// (both started here, on loopback), checking for growth in memory, file
     /// descriptors and buffers, for participants left behind and for panics.
     Soak(soak::SoakArgs),
+    /// Cost of sealing and opening one cascading pipe datagram (router to
+    /// router, per-link AES-256-GCM), on one core, no sockets.
+    PipeSeal(pipe_seal::PipeSealArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fanout(a) => fanout::run(a),
         Cmd::Codec(a) => codec::run(a),
         Cmd::Soak(a) => soak::run(a),
+        Cmd::PipeSeal(a) => pipe_seal::run(a),
     }
 }

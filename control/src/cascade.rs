@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use corecast_proto::pipe_seal::{PipeKey, PIPE_KEY_LEN};
 use uuid::Uuid;
 
 use crate::calls::CallsState;
@@ -74,12 +75,24 @@ async fn leaf_for(st: &CallsState, home: &RouterRef, near: Option<&str>) -> Opti
 }
 
 /// Links the home's and the leaf's shares of call `id`: the leaf's address for the call,
-/// the home told to link to it, the leaf told to link to the home (its uplink).
+/// the home told to link to it, the leaf told to link to the home (its uplink), in that
+/// order (the leaf seals with a new key at once, the home once the leaf used it), both
+/// with a fresh random key for this opening: every datagram on the link is sealed with it
+/// (`corecast_proto::pipe_seal`). The key goes only to the two routers, never to a log.
 async fn link(client: &RouterClient, id: Uuid, home_admin: &str, leaf_admin: &str) -> Result<(), String> {
+    let key = link_key();
     let leaf_addr = client.pipe_address(leaf_admin, id).await?;
-    let home_addr = client.open_pipe(home_admin, id, &leaf_addr, false).await?;
-    client.open_pipe(leaf_admin, id, &home_addr, true).await?;
+    let home_addr = client.open_pipe(home_admin, id, &leaf_addr, false, &key).await?;
+    client.open_pipe(leaf_admin, id, &home_addr, true, &key).await?;
     Ok(())
+}
+
+/// A fresh link key (the OS CSPRNG).
+fn link_key() -> PipeKey {
+    use rand::RngCore as _;
+    let mut b = [0u8; PIPE_KEY_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    PipeKey::new(b)
 }
 
 impl RouterClient {
@@ -90,11 +103,19 @@ impl RouterClient {
         address_of(rb.send().await).await
     }
 
-    /// `POST {admin}/v1/calls/{id}/pipes {"peer", "uplink"}`: links the router's share of
-    /// the call to the router at `peer`; returns this router's address for the call.
-    pub async fn open_pipe(&self, admin: &str, call_id: Uuid, peer: &str, uplink: bool) -> Result<String, String> {
+    /// `POST {admin}/v1/calls/{id}/pipes {"peer", "uplink", "key"}`: links the router's
+    /// share of the call to the router at `peer` with the link's `key`; returns this
+    /// router's address for the call.
+    pub async fn open_pipe(
+        &self,
+        admin: &str,
+        call_id: Uuid,
+        peer: &str,
+        uplink: bool,
+        key: &PipeKey,
+    ) -> Result<String, String> {
         let url = format!("{}/v1/calls/{call_id}/pipes", admin.trim_end_matches('/'));
-        let body = serde_json::json!({ "peer": peer, "uplink": uplink });
+        let body = serde_json::json!({ "peer": peer, "uplink": uplink, "key": key.to_hex() });
         let rb = self.http.post(url).json(&body).bearer_auth(&self.secret).timeout(Duration::from_secs(2));
         address_of(rb.send().await).await
     }
@@ -108,4 +129,22 @@ async fn address_of(r: Result<reqwest::Response, reqwest::Error>) -> Result<Stri
     }
     let v: serde_json::Value = r.json().await.map_err(|e| e.without_url().to_string())?;
     v["address"].as_str().map(str::to_owned).ok_or_else(|| "router answer without an address".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_link_opening_draws_its_own_key_and_debug_shows_none() {
+        let keys: Vec<PipeKey> = (0..64).map(|_| link_key()).collect();
+        let mut ids: Vec<u32> = keys.iter().map(PipeKey::id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), keys.len(), "64 draws, 64 keys");
+        for k in &keys {
+            assert_eq!(format!("{k:?}"), "PipeKey(..)");
+            assert_eq!(k.to_hex().len(), 64);
+        }
+    }
 }

@@ -390,6 +390,7 @@ fn stats_json(server: &RouterServer) -> serde_json::Value {
                     "rtcp_unroutable": r.dropped_rtcp_unroutable, "ice_refused": r.dropped_ice_refused,
                     "srtp_auth": r.dropped_srtp_auth, "srtp_replay": r.dropped_srtp_replay,
                     "not_ready": r.dropped_not_ready, "pipe_unadmitted": r.dropped_pipe_unadmitted,
+                    "pipe_auth_failed": r.dropped_pipe_auth_failed, "pipe_replayed": r.dropped_pipe_replayed,
                 },
                 "webrtc": {
                     "ice_checks": r.ice_checks, "dtls_connected": r.dtls_connected, "dtls_failed": r.dtls_failed,

@@ -147,6 +147,8 @@ const DROPS: &[(&str, DropCount)] = &[
     ("srtp_replay", |r| r.dropped_srtp_replay),
     ("not_ready", |r| r.dropped_not_ready),
     ("pipe_unadmitted", |r| r.dropped_pipe_unadmitted),
+    ("pipe_auth_failed", |r| r.dropped_pipe_auth_failed),
+    ("pipe_replayed", |r| r.dropped_pipe_replayed),
 ];
 
 type LinkCount = fn(&corecast_core::LinkStats) -> u64;

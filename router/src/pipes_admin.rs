@@ -4,12 +4,14 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /v1/calls/{call_id}/pipe` | `{"address"}`: where this router takes the call's pipe datagrams (the call's owning worker) |
-//! | `POST /v1/calls/{call_id}/pipes` | open the link to another router: `{"peer": "<ip:port>", "uplink"?: bool}` (its `address` for the call; `uplink`: the peer is the call's home, and this end closes the link once no participant is left here) → `200 {"address"}`; 400 malformed |
+//! | `POST /v1/calls/{call_id}/pipes` | open the link to another router: `{"peer": "<ip:port>", "uplink"?: bool, "key": "<64 hex digits>"}` (its `address` for the call; `uplink`: the peer is the call's home, and this end closes the link once no participant is left here; `key`: the link's key, the same on both ends, new at each opening) → `200 {"address"}`; 400 malformed or no key |
 //! | `DELETE /v1/calls/{call_id}/pipes/{peer}` | close that link (the far end is told) → 204; 400 malformed |
 //!
 //! All need `Authorization: Bearer <router secret>`: only the calls service
 //! links routers, and a router takes pipe datagrams only from a peer an open
-//! link names (others are dropped and counted as `pipe_unadmitted`).
+//! link names (others are dropped and counted as `pipe_unadmitted`), sealed
+//! with the link's key (others: `pipe_auth_failed`, `pipe_replayed`). The
+//! key is never logged.
 
 use std::net::SocketAddr;
 
@@ -20,14 +22,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
 use corecast_core::Command;
+use corecast_proto::pipe_seal::PipeKey;
 use corecast_proto::token::CallId;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::admin::{authorized, error, AdminState};
 
-/// `POST /v1/calls/{call_id}/pipes` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/calls/{call_id}/pipes` body (its `Debug` leaves the key out).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OpenPipe {
     peer: String,
@@ -35,6 +38,14 @@ struct OpenPipe {
     /// participant is left here.
     #[serde(default)]
     uplink: bool,
+    /// The link's key (hex), drawn by the calls service for this opening.
+    key: String,
+}
+
+impl std::fmt::Debug for OpenPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenPipe").field("peer", &self.peer).field("uplink", &self.uplink).finish_non_exhaustive()
+    }
 }
 
 /// The cascading routes (merged into [`crate::admin::routes`]).
@@ -93,7 +104,10 @@ async fn open_pipe(
         Ok(p) => p,
         Err(r) => return refused(r),
     };
-    s.server.command(Command::OpenPipe { call, peer, uplink: req.uplink });
+    let Some(key) = PipeKey::from_hex(&req.key) else {
+        return error(StatusCode::BAD_REQUEST, "key must be 64 hex digits");
+    };
+    s.server.command(Command::OpenPipe { call, peer, uplink: req.uplink, key });
     Json(json!({ "address": s.server.address_for(&call).to_string() })).into_response()
 }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corecast_client::{Client, MediaPlan};
-use corecast_core::RouterConfig;
+use corecast_core::{cascade_open, cascade_seal, PipeMessage, RouterConfig};
+use corecast_proto::pipe_seal::PipeKey;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
 use corecast_router::admin;
@@ -93,10 +94,12 @@ impl Admin {
         v["address"].as_str().unwrap().parse().unwrap()
     }
 
-    /// Links `node`'s share of `call` to the router at `peer`.
-    fn open(&self, node: &Node, call: CallId, peer: SocketAddr) {
+    /// Links `node`'s share of `call` to the router at `peer` with `key`
+    /// (`uplink`: `peer` is the call's home).
+    fn open(&self, node: &Node, call: CallId, peer: SocketAddr, uplink: bool, key: &PipeKey) {
         let url = format!("{}/v1/calls/{call}/pipes", node.url);
-        let (status, body) = self.request(reqwest::Method::POST, url, Some(json!({ "peer": peer.to_string() })));
+        let body = json!({ "peer": peer.to_string(), "uplink": uplink, "key": key.to_hex() });
+        let (status, body) = self.request(reqwest::Method::POST, url, Some(body));
         assert_eq!(status, 200, "{body}");
     }
 
@@ -155,15 +158,23 @@ fn three_routers(workers: usize, per_worker: usize) {
     let nodes: Vec<Node> = (0..3).map(|_| admin.start(workers, per_worker)).collect();
     let call = CallId(rand::random());
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| admin.pipe_address(n, call)).collect();
-    // A star around router 0, the call's home.
+    // A star around router 0, the call's home, a key per link (the home opened first).
     for leaf in 1..3 {
-        admin.open(&nodes[0], call, addrs[leaf]);
-        admin.open(&nodes[leaf], call, addrs[0]);
+        let key = PipeKey::new(rand::random());
+        admin.open(&nodes[0], call, addrs[leaf], false, &key);
+        admin.open(&nodes[leaf], call, addrs[0], true, &key);
     }
-    // Refused: a malformed peer, no secret.
+    // Refused: a malformed peer, no key, a malformed key, no secret.
     let url = format!("{}/v1/calls/{call}/pipes", nodes[0].url);
-    let (status, _) = admin.request(reqwest::Method::POST, url.clone(), Some(json!({ "peer": "nowhere" })));
-    assert_eq!(status, 400);
+    let key = PipeKey::new([1; 32]).to_hex();
+    for body in [
+        json!({ "peer": "nowhere", "key": key }),
+        json!({ "peer": "127.0.0.1:9" }),
+        json!({ "peer": "127.0.0.1:9", "key": "00ff" }),
+    ] {
+        let (status, _) = admin.request(reqwest::Method::POST, url.clone(), Some(body));
+        assert_eq!(status, 400);
+    }
     let status = admin.rt.block_on(async { admin.http.post(url).json(&json!({"peer": "127.0.0.1:9"})).send().await });
     assert_eq!(status.unwrap().status().as_u16(), 401);
 
@@ -228,14 +239,76 @@ fn three_routers(workers: usize, per_worker: usize) {
         assert_eq!(worker_sum(&m[leaf], "corecast_cascade_links"), 1);
     }
     assert_eq!(worker_sum(&m[0], "corecast_cascade_links"), 2);
-    // At most the `Open` of an end that opened before the other did.
+    // At most the `Open` of an end that opened before the other did; every
+    // datagram opened with its link's key.
     for (i, n) in nodes.iter().enumerate() {
         let refused: u64 = n.server.stats().iter().map(|w| w.router.dropped_pipe_unadmitted).sum();
         assert!(refused <= 1, "router {i}: {refused}");
+        let unauthentic: u64 =
+            n.server.stats().iter().map(|w| w.router.dropped_pipe_auth_failed + w.router.dropped_pipe_replayed).sum();
+        assert_eq!(unauthentic, 0, "router {i}");
     }
     // Each router forwarded to its own two receivers only: 5 senders' packets each.
     for (i, n) in nodes.iter().enumerate() {
         let forwarded: u64 = n.server.stats().iter().map(|s| s.router.forwarded_rtp).sum();
         assert_eq!(forwarded, 2 * others, "router {i}");
     }
+}
+
+/// The counter of drops for `reason`, summed over workers, once it reaches `want` (or the
+/// wait ends).
+fn dropped_until(admin: &Admin, node: &Node, reason: &str, want: u64) -> u64 {
+    let series = format!("corecast_dropped_total{{worker=\"0\",reason=\"{reason}\"}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = admin.metrics(node);
+        let v = text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse::<u64>().ok()).unwrap_or(0);
+        if v >= want || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A socket the test owns, linked to a real router as if it were the leaf: what comes
+/// from its address is taken only if sealed with the link's key, never twice.
+#[test]
+fn a_pipe_datagram_from_a_linked_address_without_the_key_is_dropped_and_counted() {
+    let admin = Admin::new();
+    let node = admin.start(1, RouterConfig::default().max_receivers_per_worker);
+    let call = CallId(rand::random());
+    let home = admin.pipe_address(&node, call);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let key = PipeKey::new(rand::random());
+    admin.open(&node, call, sock.local_addr().unwrap(), false, &key);
+    // What the router sends on the link is sealed: it opens with the leaf's keys only.
+    let mut leaf = key.keys(false);
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).expect("the home's Open");
+    assert_eq!(cascade_open(&mut leaf, &buf[..n]), Ok((call, PipeMessage::Open)));
+    assert!(cascade_open(&mut PipeKey::new([7; 32]).keys(false), &buf[..n]).is_err());
+
+    // Spoofed from the linked address: another key under the link's key id, a plain
+    // (version 1) datagram, then a genuine one twice.
+    let mut forged =
+        cascade_seal(&PipeKey::new(rand::random()).keys(false), call, &PipeMessage::Open).unwrap().to_vec();
+    forged[18..22].copy_from_slice(&key.id().to_be_bytes());
+    sock.send_to(&forged, home).unwrap();
+    assert_eq!(dropped_until(&admin, &node, "pipe_auth_failed", 1), 1);
+    let mut plain = vec![0xCC, 0x12];
+    plain.extend_from_slice(&call.0);
+    sock.send_to(&plain, home).unwrap();
+    assert_eq!(dropped_until(&admin, &node, "malformed", 1), 1);
+    let genuine = cascade_seal(&leaf, call, &PipeMessage::Left(corecast_proto::token::ParticipantId(9))).unwrap();
+    sock.send_to(&genuine, home).unwrap();
+    sock.send_to(&genuine, home).unwrap();
+    assert_eq!(dropped_until(&admin, &node, "pipe_replayed", 1), 1);
+    let taken: u64 = node.server.stats().iter().map(|w| w.router.cascade_control_in).sum();
+    assert_eq!(taken, 1, "the genuine datagram, once");
+    let text = admin.metrics(&node);
+    for reason in ["pipe_auth_failed", "pipe_replayed"] {
+        assert!(text.contains(&format!("reason=\"{reason}\"")), "{reason} in /metrics");
+    }
+    assert!(text.contains("# HELP corecast_dropped"), "HELP");
 }

@@ -64,6 +64,10 @@ pub enum Command {
         /// the link closes once no participant is left here (the last one
         /// left, or none joined within `RouterConfig::uplink_grace`).
         uplink: bool,
+        /// The link's key, drawn by the calls service for this opening
+        /// (both ends get the same; every datagram is sealed with it, see
+        /// `pipe_auth`). Opening an open link with a new key re-keys it.
+        key: corecast_proto::pipe_seal::PipeKey,
     },
     /// Close that link (the far end is told).
     ClosePipe {

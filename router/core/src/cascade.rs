@@ -25,18 +25,25 @@
 //! other pipes) when the link opens, again when the far end's `Open`
 //! arrives (it may have opened later and dropped ours), and every
 //! [`REANNOUNCE_SWEEPS`] sweeps (UDP may lose one). Media crosses as the
-//! packet as received (SRTP removed), behind an 18-byte header; RTCP (NACK,
+//! packet as received (SRTP removed), behind a 30-byte header; RTCP (NACK,
 //! PLI, FIR, reports) follows the producer's owner across the links, and the
 //! audio-level extension crosses with the audio, so each router ranks every
 //! speaker of the call.
 //!
-//! Wire format (big-endian; see `router/PROTOCOL.md`):
+//! Every datagram is sealed with the link's key (`pipe_auth`,
+//! `corecast_proto::pipe_seal`): AES-256-GCM, the header as AAD, the
+//! header's per-direction counter as nonce; one that fails authentication
+//! or is replayed is dropped and counted ([`DropReason::PipeAuthFailed`],
+//! [`DropReason::PipeReplayed`]). It is sealed once per link crossing, in
+//! the outbox's arena.
+//!
+//! Wire format (big-endian, version 2; see `router/PROTOCOL.md`):
 //!
 //! ```text
-//! 0      1      2                 18
-//! +------+------+-----------------+-------------------------------------
-//! | 0xCC | 0x1T | call id (16)    | body by type T
-//! +------+------+-----------------+-------------------------------------
+//! 0      1      2                 18          22          30
+//! +------+------+-----------------+-----------+-----------+------------------+-----+
+//! | 0xCC | 0x2T | call id (16)    | key id u32| counter u64| body by type T  | tag |
+//! +------+------+-----------------+-----------+-----------+------------------+-----+
 //! T=1 Media     the RTP or RTCP packet
 //! T=2 Open      (empty)
 //! T=3 Producer  participant u64, role u8, ssrc u32, kind u8 (0 unknown,
@@ -52,6 +59,7 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use corecast_proto::demux::{classify, Kind};
+use corecast_proto::pipe_seal::{LinkKeys, PipeKey, PipeSealError, PIPE_TAG_LEN};
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
@@ -59,6 +67,7 @@ use crate::api::Event;
 use crate::call::Call;
 use crate::outbox::Outbox;
 use crate::pipe::{PipeMessage, PipePeer};
+use crate::pipe_auth::LinkCrypto;
 use crate::simulcast::Layer;
 use crate::stats::DropReason;
 use crate::Router;
@@ -66,10 +75,11 @@ use crate::Router;
 /// The first byte of every pipe datagram (unused by RFC 7983's demux:
 /// not STUN, DTLS, TURN or RTP/RTCP).
 pub const PIPE_MAGIC: u8 = 0xCC;
-/// The version in the second byte's high nibble.
-const VERSION: u8 = 0x10;
-/// Magic, version and type, call id.
-pub const PIPE_HEADER: usize = 18;
+/// The version in the second byte's high nibble: 2, sealed (version 1
+/// was plain and is refused, counted as malformed).
+const VERSION: u8 = 0x20;
+/// Magic, version and type, call id, key id, counter: the AAD.
+pub const PIPE_HEADER: usize = 30;
 /// Every this many sweeps, each end announces its producers again.
 pub const REANNOUNCE_SWEEPS: u32 = 4;
 /// A leaf's uplink (re)opened less than this long ago stays when its last
@@ -112,53 +122,105 @@ pub fn is_pipe_datagram(b: &[u8]) -> bool {
     b.first() == Some(&PIPE_MAGIC)
 }
 
-/// Encodes one message of `call` for the link (media: copied behind the header).
-pub fn encode(call: CallId, m: &PipeMessage) -> Option<Bytes> {
-    let (t, len) = match m {
-        PipeMessage::Media(b) => (MEDIA, b.len()),
-        PipeMessage::Open => (OPEN, 0),
-        PipeMessage::Producer { .. } => (PRODUCER, 19),
-        PipeMessage::Left(_) => (LEFT, 8),
-        PipeMessage::Close => (CLOSE, 0),
-        PipeMessage::Remove(_) => (REMOVE, 8),
+/// Writes one message of `call` under key `key_id` to `out`: the header
+/// (its counter left zero, for the sealer) and the plaintext body. `false`
+/// (nothing written): a message never sent to another router.
+pub fn encode_into(out: &mut BytesMut, call: CallId, key_id: u32, m: &PipeMessage) -> bool {
+    let t = match m {
+        PipeMessage::Media(_) => MEDIA,
+        PipeMessage::Open => OPEN,
+        PipeMessage::Producer { .. } => PRODUCER,
+        PipeMessage::Left(_) => LEFT,
+        PipeMessage::Close => CLOSE,
+        PipeMessage::Remove(_) => REMOVE,
         // Seats are the workers' business, never sent to another router.
-        PipeMessage::Grant(_) | PipeMessage::Joined(_) => return None,
+        PipeMessage::Grant(_) | PipeMessage::Joined(_) => return false,
     };
-    let mut b = BytesMut::with_capacity(PIPE_HEADER + len);
-    b.put_u8(PIPE_MAGIC);
-    b.put_u8(VERSION | t);
-    b.put_slice(&call.0);
+    out.put_u8(PIPE_MAGIC);
+    out.put_u8(VERSION | t);
+    out.put_slice(&call.0);
+    out.put_u32(key_id);
+    out.put_u64(0);
     match m {
-        PipeMessage::Media(p) => b.put_slice(p),
+        PipeMessage::Media(p) => out.put_slice(p),
         PipeMessage::Producer { participant, role, ssrc, kind, layer } => {
-            b.put_u64(participant.0);
-            b.put_u8(role.code());
-            b.put_u32(ssrc.0);
-            b.put_u8(match kind {
+            out.put_u64(participant.0);
+            out.put_u8(role.code());
+            out.put_u32(ssrc.0);
+            out.put_u8(match kind {
                 MediaKind::Unknown => 0,
                 MediaKind::Audio => 1,
                 MediaKind::Video => 2,
             });
-            b.put_u32(layer.map_or(0, |l| l.group.0));
-            b.put_u8(layer.map_or(NO_LAYER, |l| l.index));
+            out.put_u32(layer.map_or(0, |l| l.group.0));
+            out.put_u8(layer.map_or(NO_LAYER, |l| l.index));
         }
-        PipeMessage::Left(p) | PipeMessage::Remove(p) => b.put_u64(p.0),
+        PipeMessage::Left(p) | PipeMessage::Remove(p) => out.put_u64(p.0),
         _ => {}
     }
+    true
+}
+
+/// Seals one message of `call` with `keys` (this end's) as one datagram:
+/// for tests, fuzzing and tools (the router seals in its arena, see
+/// [`Outbox::cascade`]). `None`: never sent to another router, or the
+/// counter is used up.
+pub fn seal(keys: &LinkKeys, call: CallId, m: &PipeMessage) -> Option<Bytes> {
+    let mut b = BytesMut::with_capacity(PIPE_HEADER + 64 + PIPE_TAG_LEN);
+    if !encode_into(&mut b, call, keys.id, m) {
+        return None;
+    }
+    keys.sealer.seal(&mut b, 0, PIPE_HEADER).ok()?;
     Some(b.freeze())
+}
+
+/// Opens a datagram with `keys` (this end's) and parses it: for tests,
+/// fuzzing and tools (the router keeps two keys a link, see `pipe_auth`).
+pub fn open(keys: &mut LinkKeys, b: &[u8]) -> Result<(CallId, PipeMessage), CascadeParseError> {
+    let (_, id) = parse_header(b)?;
+    if id != keys.id {
+        return Err(CascadeParseError::Unauthentic);
+    }
+    let mut out = BytesMut::new();
+    keys.opener.open(b, PIPE_HEADER, &mut out).map_err(|e| match e {
+        PipeSealError::Replayed => CascadeParseError::Replayed,
+        _ => CascadeParseError::Unauthentic,
+    })?;
+    parse_opened(&out.freeze())
 }
 
 /// Why a pipe datagram was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CascadeParseError {
-    /// Shorter than its type needs.
+    /// Shorter than its type needs (or than a header and a tag).
     Truncated,
     /// Not the magic byte, another version, or an unknown type or code.
     Unknown,
+    /// Failed authentication (another key, tampered).
+    Unauthentic,
+    /// Replayed (its counter seen before, or older than the window).
+    Replayed,
 }
 
-/// Parses one pipe datagram; media is a slice of `b` (no copy).
-pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), CascadeParseError> {
+/// The header of a sealed pipe datagram: its call and key id, once the
+/// magic, the version and the length (a header and a tag at least) are right.
+pub fn parse_header(b: &[u8]) -> Result<(CallId, u32), CascadeParseError> {
+    if b.len() < PIPE_HEADER + PIPE_TAG_LEN {
+        return Err(CascadeParseError::Truncated);
+    }
+    if b[0] != PIPE_MAGIC || b[1] & 0xF0 != VERSION {
+        return Err(CascadeParseError::Unknown);
+    }
+    let mut call = [0u8; 16];
+    call.copy_from_slice(&b[2..18]);
+    let mut id = [0u8; 4];
+    id.copy_from_slice(&b[18..22]);
+    Ok((CallId(call), u32::from_be_bytes(id)))
+}
+
+/// Parses an opened pipe datagram (header and plaintext); media is a slice
+/// of `b` (no copy).
+pub fn parse_opened(b: &Bytes) -> Result<(CallId, PipeMessage), CascadeParseError> {
     if b.len() < PIPE_HEADER {
         return Err(CascadeParseError::Truncated);
     }
@@ -166,7 +228,7 @@ pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), CascadeParseError> {
         return Err(CascadeParseError::Unknown);
     }
     let mut call = [0u8; 16];
-    call.copy_from_slice(&b[2..PIPE_HEADER]);
+    call.copy_from_slice(&b[2..18]);
     let body = &b[PIPE_HEADER..];
     let u64_at = |i: usize| body.get(i..i + 8).map(|s| u64::from_be_bytes(s.try_into().unwrap_or_default()));
     let u32_at = |i: usize| body.get(i..i + 4).map(|s| u32::from_be_bytes(s.try_into().unwrap_or_default()));
@@ -203,9 +265,21 @@ pub fn parse(b: &Bytes) -> Result<(CallId, PipeMessage), CascadeParseError> {
 }
 
 impl Outbox {
-    /// A message to `call`'s share on the router at `peer`, counted per link.
-    pub fn cascade(&mut self, peer: SocketAddr, call: CallId, message: &PipeMessage) {
-        let Some(b) = encode(call, message) else { return };
+    /// A message to `call`'s share on the router at `peer`, sealed with
+    /// the link's key in the arena (once per link crossing), counted per link.
+    pub fn cascade(&mut self, peer: SocketAddr, call: CallId, message: &PipeMessage, link: &LinkCrypto) {
+        let Some(keys) = link.sealing() else { return };
+        let arena = self.arena();
+        let start = arena.len();
+        if !encode_into(arena, call, keys.id, message) {
+            arena.truncate(start);
+            return;
+        }
+        if keys.sealer.seal(arena, start, PIPE_HEADER).is_err() {
+            self.discard_arena();
+            return;
+        }
+        let b = self.take_arena();
         let link = self.links.entry(peer).or_default();
         link.bytes_out += b.len() as u64;
         if let PipeMessage::Media(m) = message {
@@ -233,15 +307,26 @@ impl Router {
         self.calls.values().flat_map(|c| c.pipes.iter()).filter(|p| matches!(p.peer, PipePeer::Router(_))).count()
     }
 
-    /// A pipe datagram from `source`: taken only from an open link's peer.
+    /// A pipe datagram from `source`: taken only from an open link's peer,
+    /// and only if it opens with the link's key and is no replay.
     pub(crate) fn handle_pipe_datagram(&mut self, now: Instant, source: SocketAddr, contents: Bytes) {
-        let Ok((call_id, message)) = parse(&contents) else {
+        let Ok((call_id, key_id)) = parse_header(&contents) else {
             return self.out.drop_packet(DropReason::Malformed);
         };
         let peer = PipePeer::Router(source);
-        if self.calls.get(&call_id).is_none_or(|c| c.pipe_index(peer).is_none()) {
+        let Some(call) = self.calls.get_mut(&call_id) else {
             return self.out.drop_packet(DropReason::PipeUnadmitted);
+        };
+        let Some(crypto) = call.pipe_index(peer).and_then(|i| call.pipes[i].crypto.as_deref_mut()) else {
+            return self.out.drop_packet(DropReason::PipeUnadmitted);
+        };
+        if let Err(r) = crypto.open(key_id, &contents, PIPE_HEADER, self.out.arena()) {
+            return self.out.drop_packet(r);
         }
+        let opened = self.out.take_arena();
+        let Ok((_, message)) = parse_opened(&opened) else {
+            return self.out.drop_packet(DropReason::Malformed);
+        };
         let link = self.out.links.entry(source).or_default();
         link.bytes_in += contents.len() as u64;
         if let PipeMessage::Media(m) = &message {
@@ -257,12 +342,19 @@ impl Router {
 
     /// Opens (on the call's owning worker) the link to `call`'s share on
     /// the router at `peer`, announcing every producer known here.
-    pub(crate) fn open_cascade(&mut self, now: Instant, call_id: CallId, peer: SocketAddr, uplink: bool) {
+    pub(crate) fn open_cascade(
+        &mut self,
+        now: Instant,
+        call_id: CallId,
+        peer: SocketAddr,
+        uplink: bool,
+        key: &PipeKey,
+    ) {
         if !self.config.placement.owns(&call_id) || self.ended.contains_key(&call_id) {
             return;
         }
         self.calls.entry(call_id).or_insert_with(|| Call::new(call_id, true));
-        self.open_pipe(call_id, PipePeer::Router(peer), uplink.then_some(now));
+        self.open_pipe(call_id, PipePeer::Router(peer), uplink.then_some(now), Some(key));
     }
 
     /// A leaf's share with no participant left and only its uplink(s):
@@ -392,8 +484,14 @@ mod tests {
         CallId([7; 16])
     }
 
+    fn ends() -> (LinkKeys, LinkKeys) {
+        let key = PipeKey::new([0x42; 32]);
+        (key.keys(true), key.keys(false))
+    }
+
     #[test]
     fn round_trip() {
+        let (home, mut leaf) = ends();
         let layer = Some(Layer { group: Ssrc(5), index: 2 });
         let msgs = [
             PipeMessage::Media(Bytes::from_static(&[0x80, 96, 0, 1])),
@@ -417,37 +515,57 @@ mod tests {
             },
         ];
         for m in msgs {
-            let b = encode(call(), &m).unwrap();
+            let b = seal(&home, call(), &m).unwrap();
             assert!(is_pipe_datagram(&b));
-            assert_eq!(parse(&b), Ok((call(), m)));
+            assert_eq!(parse_header(&b), Ok((call(), home.id)));
+            assert_eq!(open(&mut leaf, &b), Ok((call(), m)));
         }
-        assert_eq!(encode(call(), &PipeMessage::Grant(ParticipantId(1))), None);
+        assert_eq!(seal(&home, call(), &PipeMessage::Grant(ParticipantId(1))), None);
+        // Media is encrypted: its bytes do not appear on the wire.
+        let secret = [0x80, 96, 0xAB, 0xCD, 0xEF, 0x12, 0x34, 0x56];
+        let b = seal(&home, call(), &PipeMessage::Media(Bytes::copy_from_slice(&secret))).unwrap();
+        assert!(!b.windows(4).any(|w| w == &secret[2..6]));
     }
 
     #[test]
-    fn malformed_is_refused() {
-        let good = encode(call(), &PipeMessage::Left(ParticipantId(3))).unwrap();
+    fn malformed_tampered_and_replayed_are_refused() {
+        let (home, mut leaf) = ends();
+        let good = seal(&home, call(), &PipeMessage::Left(ParticipantId(3))).unwrap();
         for n in 0..good.len() {
-            assert!(parse(&good.slice(..n)).is_err(), "truncated to {n}");
+            assert!(open(&mut leaf, &good[..n]).is_err(), "truncated to {n}");
         }
-        let mut v = good.to_vec();
-        v[1] = 0x20 | LEFT;
-        assert_eq!(parse(&Bytes::from(v.clone())), Err(CascadeParseError::Unknown));
-        v[1] = VERSION | 9;
-        assert_eq!(parse(&Bytes::from(v)), Err(CascadeParseError::Unknown));
-        let media = encode(call(), &PipeMessage::Media(Bytes::new())).unwrap();
-        assert_eq!(parse(&media), Err(CascadeParseError::Truncated));
+        for i in 0..good.len() {
+            let mut v = good.to_vec();
+            v[i] ^= 0x80;
+            assert!(open(&mut leaf, &v).is_err(), "byte {i} flipped");
+        }
+        // Version 1 (plain) is refused before any key is tried.
+        let mut v1 = good.to_vec();
+        v1[1] = 0x10 | LEFT;
+        assert_eq!(parse_header(&v1), Err(CascadeParseError::Unknown));
+        assert_eq!(open(&mut leaf, &good), Ok((call(), PipeMessage::Left(ParticipantId(3)))));
+        assert_eq!(open(&mut leaf, &good), Err(CascadeParseError::Replayed));
+        // Opened, but an unknown type or an empty media body.
+        let mut t = BytesMut::new();
+        assert!(encode_into(&mut t, call(), home.id, &PipeMessage::Open));
+        t[1] = VERSION | 9;
+        home.sealer.seal(&mut t, 0, PIPE_HEADER).unwrap();
+        assert_eq!(open(&mut leaf, &t), Err(CascadeParseError::Unknown));
+        let media = seal(&home, call(), &PipeMessage::Media(Bytes::new())).unwrap();
+        assert_eq!(open(&mut leaf, &media), Err(CascadeParseError::Truncated));
     }
 
     proptest::proptest! {
         #[test]
-        fn never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+        fn never_panics(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            let (_, mut leaf) = ends();
             let mut b = b;
             if b.len() > 1 {
                 b[0] = PIPE_MAGIC;
                 b[1] = VERSION | (b[1] & 0x0F);
             }
-            let _ = parse(&Bytes::from(b));
+            let _ = open(&mut leaf, &b);
+            let _ = parse_opened(&Bytes::from(b));
         }
     }
 }

@@ -70,6 +70,7 @@ mod overload;
 mod participant;
 mod picture_id;
 mod pipe;
+mod pipe_auth;
 mod placement;
 mod producer;
 mod quality;
@@ -95,7 +96,7 @@ use corecast_proto::token::{CallId, ParticipantId, Role, VerifyingKey};
 use corecast_proto::{MediaKind, Ssrc};
 
 pub use api::{Command, Event, Input, LeaveReason, Output, PipeSend, Transmit};
-pub use cascade::{encode as cascade_encode, parse as cascade_parse, CascadeParseError, LinkStats, PIPE_MAGIC};
+pub use cascade::{open as cascade_open, seal as cascade_seal, CascadeParseError, LinkStats, PIPE_HEADER, PIPE_MAGIC};
 pub use config::{receivers_for, RouterConfig, CORE_EGRESS_PPS, DEFAULT_RECEIVERS_PER_WORKER, PUBLISHER_PPS};
 pub use legs::LegRefusal;
 pub use pipe::PipeMessage;

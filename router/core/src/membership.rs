@@ -275,7 +275,7 @@ impl Router {
             }
             None => return false,
         };
-        self.open_pipe(j.call, PipePeer::Worker(target), None);
+        self.open_pipe(j.call, PipePeer::Worker(target), None, None);
         let Some(call) = self.calls.get_mut(&j.call) else { return false };
         let Some(pi) = call.pipe_index(PipePeer::Worker(target)) else { return false };
         let pipe = &mut call.pipes[pi];
@@ -428,7 +428,7 @@ impl Router {
                 self.remove_on_leaves(call_id, pid);
                 self.remove_participant(call_id, pid, LeaveReason::Removed, true);
             }
-            Command::OpenPipe { call, peer, uplink } => self.open_cascade(now, call, peer, uplink),
+            Command::OpenPipe { call, peer, uplink, key } => self.open_cascade(now, call, peer, uplink, &key),
             Command::ClosePipe { call, peer } => self.close_cascade(call, peer),
         }
     }

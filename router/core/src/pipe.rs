@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use corecast_proto::demux::{classify, Kind};
+use corecast_proto::pipe_seal::PipeKey;
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 
@@ -29,6 +30,7 @@ use crate::api::Event;
 use crate::call::{Call, Owner};
 use crate::forward::Origin;
 use crate::outbox::Outbox;
+use crate::pipe_auth::LinkCrypto;
 use crate::producer::Producer;
 use crate::simulcast::Layer;
 use crate::stats::DropReason;
@@ -105,17 +107,30 @@ pub(crate) struct PipeTransport {
     pub uplink_since: Option<Instant>,
     /// On an uplink: a participant joined this share since it was (re)opened.
     pub joined: bool,
+    /// A link to another router: its keys (every datagram is sealed).
+    pub crypto: Option<Box<LinkCrypto>>,
 }
 
 impl PipeTransport {
     pub fn new(peer: PipePeer) -> PipeTransport {
-        PipeTransport { peer, producers: Vec::new(), seats: Vec::new(), uplink_since: None, joined: false }
+        PipeTransport {
+            peer,
+            producers: Vec::new(),
+            seats: Vec::new(),
+            uplink_since: None,
+            joined: false,
+            crypto: None,
+        }
     }
 
     pub fn send(&self, out: &mut Outbox, call: CallId, message: PipeMessage) {
         match self.peer {
             PipePeer::Worker(w) => out.pipe(w, call, message),
-            PipePeer::Router(a) => out.cascade(a, call, &message),
+            PipePeer::Router(a) => {
+                if let Some(link) = &self.crypto {
+                    out.cascade(a, call, &message, link);
+                }
+            }
         }
     }
 
@@ -135,19 +150,40 @@ impl Call {
 }
 
 impl Router {
-    /// Opens the pipe from the hub to `worker` for `call`, and announces
-    /// every producer known here so the far side can route them at once.
-    pub(crate) fn open_pipe(&mut self, call_id: CallId, peer: PipePeer, uplink_since: Option<Instant>) {
+    /// Opens the pipe from the hub to `worker` (or to another router, with
+    /// the link's `key`) for `call`, and announces every producer known here
+    /// so the far side can route them at once.
+    pub(crate) fn open_pipe(
+        &mut self,
+        call_id: CallId,
+        peer: PipePeer,
+        uplink_since: Option<Instant>,
+        key: Option<&PipeKey>,
+    ) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let home = uplink_since.is_none();
         if let Some(i) = call.pipe_index(peer) {
             // Opened again (a join placed here): the grace starts again.
             let pipe = &mut call.pipes[i];
             pipe.uplink_since = pipe.uplink_since.and(uplink_since);
             pipe.joined &= uplink_since.is_none();
+            // With a new key (see `pipe_auth`): the leaf tells the home it has it.
+            let rekeyed = match (key, pipe.crypto.as_deref_mut()) {
+                (Some(k), Some(c)) => c.rekey(k, home),
+                (Some(k), None) => {
+                    pipe.crypto = Some(Box::new(LinkCrypto::new(k, home)));
+                    true
+                }
+                _ => false,
+            };
+            if rekeyed && !home {
+                pipe.send(&mut self.out, call_id, PipeMessage::Open);
+            }
             return;
         }
         let mut pipe = PipeTransport::new(peer);
         pipe.uplink_since = uplink_since;
+        pipe.crypto = key.map(|k| Box::new(LinkCrypto::new(k, home)));
         pipe.send(&mut self.out, call_id, PipeMessage::Open);
         for p in call.producers() {
             pipe.send(&mut self.out, call_id, PipeMessage::producer(p));

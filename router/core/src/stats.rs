@@ -29,6 +29,11 @@ pub enum DropReason {
     NotReady,
     /// A pipe datagram (cascading) from an address no open link of its call names.
     PipeUnadmitted,
+    /// A pipe datagram from a linked router's address that fails
+    /// authentication (tampered, another or unknown key, truncated).
+    PipeAuthFailed,
+    /// A pipe datagram replayed (its counter seen, or older than the window).
+    PipeReplayed,
 }
 
 /// Counters of one worker.
@@ -186,6 +191,10 @@ pub struct RouterStats {
     pub dropped_not_ready: u64,
     /// Dropped: [`DropReason::PipeUnadmitted`].
     pub dropped_pipe_unadmitted: u64,
+    /// Dropped: [`DropReason::PipeAuthFailed`].
+    pub dropped_pipe_auth_failed: u64,
+    /// Dropped: [`DropReason::PipeReplayed`].
+    pub dropped_pipe_replayed: u64,
     /// ICE checks answered (WebRTC legs).
     pub ice_checks: u64,
     /// DTLS handshakes completed (WebRTC legs keyed).
@@ -216,6 +225,8 @@ impl RouterStats {
             DropReason::SrtpReplay => &mut self.dropped_srtp_replay,
             DropReason::NotReady => &mut self.dropped_not_ready,
             DropReason::PipeUnadmitted => &mut self.dropped_pipe_unadmitted,
+            DropReason::PipeAuthFailed => &mut self.dropped_pipe_auth_failed,
+            DropReason::PipeReplayed => &mut self.dropped_pipe_replayed,
         };
         *c += 1;
     }
@@ -235,6 +246,8 @@ impl RouterStats {
             + self.dropped_srtp_replay
             + self.dropped_not_ready
             + self.dropped_pipe_unadmitted
+            + self.dropped_pipe_auth_failed
+            + self.dropped_pipe_replayed
     }
 
     /// Adds another worker's counters to these.
@@ -303,6 +316,8 @@ impl RouterStats {
             dropped_srtp_replay,
             dropped_not_ready,
             dropped_pipe_unadmitted,
+            dropped_pipe_auth_failed,
+            dropped_pipe_replayed,
             ice_checks,
             dtls_connected,
             dtls_failed,

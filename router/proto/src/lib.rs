@@ -12,6 +12,7 @@
 //! - [`ice`]: the STUN side of ICE-lite: Binding requests parsed and verified (MESSAGE-INTEGRITY, FINGERPRINT), responses written;
 //! - [`token`]: the join token the calls service signs and the router verifies;
 //! - [`join_key`]: the per-join key a native client signs its session messages with;
+//! - [`pipe_seal`]: the per-link keys and AEAD that seal router-to-router pipe datagrams (cascading);
 //! - [`placement`]: which router worker owns a call (a hash stable across processes and languages);
 //! - [`demux`]: first-byte (RFC 7983) classification of a datagram;
 //! - [`ids`]: SSRC, sequence number, RTP timestamp, payload type and media kind;
@@ -32,6 +33,7 @@ pub mod ice;
 pub mod ids;
 pub mod join_key;
 pub mod keyframe;
+pub mod pipe_seal;
 pub mod placement;
 pub mod rtcp;
 pub mod rtp;

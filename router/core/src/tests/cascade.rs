@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use super::*;
 use crate::cascade;
 use crate::PipeMessage;
+use corecast_proto::pipe_seal::{LinkKeys, PipeKey};
 
 /// The routers' media addresses: 0 is the call's home.
 fn router_addr(i: usize) -> SocketAddr {
@@ -30,6 +31,10 @@ struct Crossing {
     from: usize,
     to: usize,
     message: PipeMessage,
+    /// The datagram as sealed, its key id and counter.
+    raw: Bytes,
+    key_id: u32,
+    counter: u64,
 }
 
 struct Net {
@@ -41,6 +46,16 @@ struct Net {
     /// What each client got.
     got: HashMap<SocketAddr, Vec<Bytes>>,
     crossings: Vec<Crossing>,
+    /// The key the calls service hands out for the link of each leaf to the
+    /// home (by leaf), and an onlooker's copy of every receiving end's
+    /// keys, to read the wire with.
+    link_keys: HashMap<usize, PipeKey>,
+    onlooker: HashMap<(usize, usize), Vec<LinkKeys>>,
+}
+
+/// The link key of `leaf`'s link, generation `g`.
+fn key_of(leaf: usize, g: u8) -> PipeKey {
+    PipeKey::new([leaf as u8 * 16 + g; 32])
 }
 
 impl Net {
@@ -49,7 +64,16 @@ impl Net {
         let now = Instant::now();
         let cfg = || keyed(RouterConfig::default());
         let routers = (0..3).map(|_| Router::new(cfg(), key.verifying_key(), now, EPOCH_MS)).collect();
-        Net { routers, now, key, wire: VecDeque::new(), got: HashMap::new(), crossings: Vec::new() }
+        Net {
+            routers,
+            now,
+            key,
+            wire: VecDeque::new(),
+            got: HashMap::new(),
+            crossings: Vec::new(),
+            link_keys: HashMap::new(),
+            onlooker: HashMap::new(),
+        }
     }
 
     fn input(&mut self, r: usize, input: Input) {
@@ -74,8 +98,14 @@ impl Net {
             match (0..3).find(|&i| router_addr(i) == t.destination) {
                 Some(to) => {
                     let from = (0..3).find(|&i| router_addr(i) == source).expect("only routers send to routers");
-                    let (_, message) = cascade::parse(&t.contents).expect("a pipe datagram");
-                    self.crossings.push(Crossing { from, to, message });
+                    let (_, key_id) = cascade::parse_header(&t.contents).expect("a pipe datagram");
+                    let mut c = [0u8; 8];
+                    c.copy_from_slice(&t.contents[cascade::PIPE_HEADER - 8..cascade::PIPE_HEADER]);
+                    let keys = self.onlooker.get_mut(&(from, to)).and_then(|v| v.iter_mut().find(|k| k.id == key_id));
+                    let keys = keys.expect("sealed with a key the calls service handed out");
+                    let (_, message) = cascade::open(keys, &t.contents).expect("opens with the link's key");
+                    let (raw, counter) = (t.contents.clone(), u64::from_be_bytes(c));
+                    self.crossings.push(Crossing { from, to, message, raw, key_id, counter });
                     self.input(to, Input::Receive { source, contents: t.contents });
                 }
                 None => self.got.entry(t.destination).or_default().push(t.contents),
@@ -109,9 +139,20 @@ impl Net {
         );
     }
 
+    /// Opens `r`'s end of its link to `peer` with the link's current key.
     fn open(&mut self, r: usize, peer: usize) {
         let uplink = peer == 0;
-        self.input(r, Input::Command(Command::OpenPipe { call: call(1), peer: router_addr(peer), uplink }));
+        let leaf = r.max(peer);
+        let key = self.link_keys.entry(leaf).or_insert_with(|| key_of(leaf, 0)).clone();
+        // Both ways, as each end opens them.
+        for (from, to) in [(peer, r), (r, peer)] {
+            let keys = self.onlooker.entry((from, to)).or_default();
+            if !keys.iter().any(|k| k.id == key.id()) {
+                keys.push(key.keys(to == 0));
+            }
+        }
+        let cmd = Command::OpenPipe { call: call(1), peer: router_addr(peer), uplink, key };
+        self.input(r, Input::Command(cmd));
         self.run();
     }
 
@@ -210,6 +251,18 @@ fn every_participant_gets_every_other_packet_once_and_each_crosses_each_link_onc
         }
     }
     assert!(crossed.is_empty(), "nothing else crossed (no loop, nothing back): {:?}", crossed.len());
+    // Every datagram sealed under its own nonce: no counter repeats on a link's direction.
+    let mut nonces = std::collections::HashSet::new();
+    for c in &n.crossings {
+        assert!(
+            nonces.insert((c.from, c.to, c.key_id, c.counter)),
+            "{}->{} reused counter {}",
+            c.from,
+            c.to,
+            c.counter
+        );
+    }
+    assert_eq!(nonces.len(), n.crossings.len());
     assert!(n.crossings.iter().all(|c| c.from == 0 || c.to == 0), "leaves talk only to the home");
     // The routers' own counters agree with the wire, per link and both ways.
     for (a, b) in [(0, 1), (1, 0), (0, 2), (2, 0)] {
@@ -291,7 +344,8 @@ fn each_router_ranks_every_speaker_of_the_call() {
 fn unadmitted_pipe_datagrams_are_dropped_and_counted() {
     let mut n = three_routers();
     let before = n.routers[0].stats().dropped_pipe_unadmitted;
-    let forged = cascade::encode(call(1), &PipeMessage::Media(Bytes::from(media(901, 1)))).unwrap();
+    let stranger = PipeKey::new([99; 32]).keys(false);
+    let forged = cascade::seal(&stranger, call(1), &PipeMessage::Media(Bytes::from(media(901, 1)))).unwrap();
     // From a client's address, and from router 2 to router 1 (no link between leaves).
     n.input(0, Input::Receive { source: client(1), contents: forged.clone() });
     n.input(1, Input::Receive { source: router_addr(2), contents: forged });
@@ -300,7 +354,7 @@ fn unadmitted_pipe_datagrams_are_dropped_and_counted() {
     assert_eq!(n.routers[1].stats().dropped_pipe_unadmitted, 1);
     assert!(n.rtp_got(2).is_empty() && n.rtp_got(3).is_empty());
     // Garbage after the magic byte is malformed.
-    n.input(0, Input::Receive { source: router_addr(1), contents: Bytes::from_static(&[0xCC, 0x11, 1]) });
+    n.input(0, Input::Receive { source: router_addr(1), contents: Bytes::from_static(&[0xCC, 0x21, 1]) });
     assert_eq!(n.routers[0].stats().dropped_malformed, 1);
 }
 
@@ -427,9 +481,105 @@ fn a_participant_removed_on_the_home_is_removed_on_its_leaf() {
     assert!(n.routers[2].calls[&call(1)].index_of(ParticipantId(5)).is_none());
     assert!(n.routers[1].calls[&call(1)].producer(Ssrc(500)).is_none(), "the others forgot its streams");
     assert!(n.routers[2].calls[&call(1)].index_of(ParticipantId(6)).is_some(), "its neighbour stays");
-    // A leaf cannot remove the home's participants.
-    let forged = cascade::encode(call(1), &PipeMessage::Remove(ParticipantId(1))).unwrap();
+    // A leaf cannot remove the home's participants (sealed with router 1's
+    // own key, past every counter it used).
+    let leaf = key_of(1, 0).keys(false);
+    for _ in 0..=link(&n.routers[1], 0).control_out + link(&n.routers[1], 0).media_out {
+        cascade::seal(&leaf, call(1), &PipeMessage::Open);
+    }
+    let forged = cascade::seal(&leaf, call(1), &PipeMessage::Remove(ParticipantId(1))).unwrap();
     n.input(0, Input::Receive { source: router_addr(1), contents: forged });
     n.run();
     assert!(n.routers[0].calls[&call(1)].index_of(ParticipantId(1)).is_some());
+}
+
+/// The first datagram on the wire from `from` to `to` carrying `ssrc`'s RTP.
+fn sealed_rtp(n: &Net, from: usize, to: usize, ssrc: u32) -> Bytes {
+    let c = n.crossings.iter().find(|c| {
+        (c.from, c.to) == (from, to)
+            && matches!(&c.message, PipeMessage::Media(b) if RtpHeader::parse(b).is_ok_and(|h| h.ssrc.0 == ssrc))
+    });
+    c.expect("it crossed").raw.clone()
+}
+
+#[test]
+fn forged_tampered_replayed_and_truncated_pipe_datagrams_are_dropped_and_counted() {
+    let mut n = three_routers();
+    // Participant 3's packet leaves router 1 for the home, and is held back.
+    n.input(1, Input::Receive { source: client(3), contents: Bytes::from(media(300, 1)) });
+    let held = n.wire.iter().position(|(_, t)| t.destination == router_addr(0)).expect("sent to the home");
+    let genuine = n.wire.remove(held).expect("held").1.contents;
+    n.run();
+    n.got.clear();
+    let before = *n.routers[0].stats();
+    let from_leaf = |n: &mut Net, b: Vec<u8>| {
+        n.input(0, Input::Receive { source: router_addr(1), contents: Bytes::from(b) });
+        n.run();
+    };
+    // Tampered: a byte of the key id, the counter, the body, the tag.
+    for i in [19, 27, cascade::PIPE_HEADER + 5, genuine.len() - 1] {
+        let mut t = genuine.to_vec();
+        t[i] ^= 0x04;
+        from_leaf(&mut n, t);
+    }
+    // Another key, under the link's key id (and a counter never used).
+    let other = key_of(1, 9).keys(false);
+    let mut forged = bytes::BytesMut::new();
+    let m = PipeMessage::Media(Bytes::from(media(300, 2)));
+    assert!(cascade::encode_into(&mut forged, call(1), key_of(1, 0).id(), &m));
+    for _ in 0..1000 {
+        cascade::seal(&other, call(1), &PipeMessage::Open);
+    }
+    other.sealer.seal(&mut forged, 0, cascade::PIPE_HEADER).unwrap();
+    from_leaf(&mut n, forged.to_vec());
+    // Truncated: one byte short (fails authentication); shorter than a header and a tag (malformed).
+    from_leaf(&mut n, genuine[..genuine.len() - 1].to_vec());
+    from_leaf(&mut n, genuine[..40].to_vec());
+    let after = *n.routers[0].stats();
+    assert_eq!(after.dropped_pipe_auth_failed - before.dropped_pipe_auth_failed, 6);
+    assert_eq!(after.dropped_malformed - before.dropped_malformed, 1);
+    assert_eq!(after.cascade_media_in, before.cascade_media_in, "none taken");
+    assert!(n.got.is_empty(), "nothing forwarded: {:?}", n.got.keys());
+    // Nothing was kept: the genuine datagram goes through, once.
+    from_leaf(&mut n, genuine.to_vec());
+    assert_eq!(n.rtp_got(1), vec![Bytes::from(media(300, 1))]);
+    n.got.clear();
+    from_leaf(&mut n, genuine.to_vec());
+    assert!(n.got.is_empty(), "a replay is not forwarded");
+    let last = *n.routers[0].stats();
+    assert_eq!(last.dropped_pipe_replayed - before.dropped_pipe_replayed, 1);
+    assert_eq!(last.dropped(), after.dropped() + 1);
+}
+
+#[test]
+fn a_reopened_link_is_rekeyed_without_losing_a_packet() {
+    let mut n = three_routers();
+    let drops: Vec<u64> = n.routers.iter().map(|r| r.stats().dropped()).collect();
+    // The same key again (another join placed on router 1 by an older calls): nothing changes.
+    n.crossings.clear();
+    n.open(0, 1);
+    n.open(1, 0);
+    assert!(n.crossings.is_empty(), "{:?}", n.crossings);
+    // A new key: the calls service opens the home's end first, then the leaf's.
+    let (old, new) = (key_of(1, 0).id(), key_of(1, 1).id());
+    n.link_keys.insert(1, key_of(1, 1));
+    n.open(0, 1);
+    n.send(1, media(100, 1));
+    assert_eq!(sealed_rtp(&n, 0, 1, 100)[18..22], old.to_be_bytes(), "the home waits for the leaf to have it");
+    n.crossings.clear();
+    n.open(1, 0);
+    // The leaf's `Open` under the new key told the home, which answered under it.
+    assert!(n.crossings.iter().any(|c| (c.from, c.to, c.key_id) == (1, 0, new)));
+    assert!(n.crossings.iter().any(|c| (c.from, c.to, c.key_id) == (0, 1, new)));
+    n.got.clear();
+    n.crossings.clear();
+    for pid in [1, 3] {
+        n.send(pid, media(pid as u32 * 100, 2));
+    }
+    assert!(n.crossings.iter().filter(|c| c.from + c.to == 1).all(|c| c.key_id == new));
+    assert_eq!(n.rtp_got(3), vec![Bytes::from(media(100, 2))]);
+    assert_eq!(n.rtp_got(1), vec![Bytes::from(media(300, 2))]);
+    assert_eq!(n.rtp_got(5).len(), 2, "the other link was left alone");
+    let now: Vec<u64> = n.routers.iter().map(|r| r.stats().dropped()).collect();
+    assert_eq!(now, drops, "no datagram lost to the re-key");
 }

@@ -38,7 +38,8 @@ mod vectors;
 
 use bytes::BytesMut;
 
-use replay::{estimate_rtp_index, ReplayWindow, StreamTable};
+pub(crate) use replay::ReplayWindow;
+use replay::{estimate_rtp_index, StreamTable};
 
 /// How many SSRCs one context tracks before refusing new ones.
 pub const MAX_STREAMS: usize = 64;
