@@ -7,6 +7,9 @@
 //! - The test heals the link: A's next heartbeat is answered `"fenced": true` without the call,
 //!   A ends it and tells its participants the call ended, and they re-join through calls on B
 //!   and receive there; A holds nothing, the store lists both participants on B.
+//! - A partition longer than calls' failover grace: calls drops the participants that did not
+//!   come to B (they are on A, cut off); on heal they are told, find that they were dropped
+//!   (404 on re-join) and join the call anew, on B.
 //! - The heartbeat answer's `fenced` flag: true for a new router and for one back after being
 //!   declared dead, false while it beats.
 //!
@@ -107,12 +110,22 @@ async fn live(s: &Svc, r: &LiveRouter) -> bool {
     rs.iter().any(|x| x["id"] == json!(r.id) && x["live"] == json!(true))
 }
 
-async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir) {
-    // As deployed: dead after 1.5 s of silence (routers beat every 500 ms). The grace before
-    // participants who did not come back are dropped is longer than the test's partition plus
-    // the heal, so that the clients held by A are still the call's when they re-join.
+/// How long the partition lasts.
+#[derive(Clone, Copy, PartialEq)]
+enum Partition {
+    /// Healed before calls' failover grace ends: A's clients re-join as themselves.
+    Short,
+    /// Healed once calls has dropped A's clients from the call: they join anew.
+    Long,
+}
+
+async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir, how: Partition) {
+    // As deployed: dead after 1.5 s of silence (routers beat every 500 ms). Short: the grace
+    // before participants who did not come back are dropped is longer than the test's
+    // partition plus the heal, so that the clients held by A are still the call's when they
+    // re-join; long: the test waits for the drop.
     cfg.router.dead_after_ms = None;
-    cfg.calls.failover_grace_ms = 10_000;
+    cfg.calls.failover_grace_ms = if how == Partition::Short { 10_000 } else { 1500 };
     cfg.calls.max_participants = 8;
     let region = cfg.calls.region.clone();
     let s = start_with(cfg, dir).await;
@@ -149,6 +162,14 @@ async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir) {
         assert!(f.progress.leg_received.load(Ordering::Relaxed) > *before, "A still serves its clients");
     }
     assert!(a.holds(&call).await.is_some(), "A still holds the call during the partition");
+    let first: Vec<u64> = followers.iter().map(|f| f.progress.participant.load(Ordering::Relaxed)).collect();
+    if how == Partition::Long {
+        let dropped =
+            eventually(Duration::from_secs(10), || async { participants(&s, &owner, &call).await.1.is_empty() }).await;
+        assert!(dropped, "after the grace, calls drops the participants that did not come to B");
+        let held = a.holds(&call).await.unwrap_or_default();
+        assert_eq!(held.len(), 2, "A still serves both, cut off from calls");
+    }
 
     // The heal: A's next heartbeat is fenced; A ends the call, its clients re-join on B.
     proxy.heal();
@@ -161,9 +182,15 @@ async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir) {
     .await;
     let back_after = healed.elapsed();
     assert!(on_b, "the participants held by A are told on heal and receive on B");
-    println!("partition: call moved to B {moved_after:?} after the cut; both participants receiving on B {back_after:?} after the heal");
+    let label = if how == Partition::Short { "short" } else { "long" };
+    println!("partition ({label}): call moved to B {moved_after:?} after the cut; both participants receiving on B {back_after:?} after the heal");
+    let now: Vec<u64> = followers.iter().map(|f| f.progress.participant.load(Ordering::Relaxed)).collect();
+    match how {
+        Partition::Short => assert_eq!(now, first, "the same participants re-joined"),
+        Partition::Long => assert!(now.iter().all(|p| !first.contains(p)), "dropped: they joined anew"),
+    }
     let pids: Vec<u64> = {
-        let mut v: Vec<u64> = followers.iter().map(|f| f.progress.participant.load(Ordering::Relaxed)).collect();
+        let mut v = now;
         v.sort_unstable();
         v
     };
@@ -192,7 +219,7 @@ async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir) {
 async fn partitioned_router_is_fenced_on_heal_and_its_clients_move_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = test_config(dir.path());
-    partition_flow(cfg, dir).await;
+    partition_flow(cfg, dir, Partition::Short).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +227,22 @@ async fn partitioned_router_is_fenced_on_heal_and_its_clients_move_real_servers(
     let dir = tempfile::tempdir().unwrap();
     let name = "partitioned_router_is_fenced_on_heal_and_its_clients_move_real_servers";
     let Some(cfg) = real_servers_config(dir.path(), name) else { return };
-    partition_flow(cfg, dir).await;
+    partition_flow(cfg, dir, Partition::Short).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_partition_dropped_clients_join_anew_on_heal_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path());
+    partition_flow(cfg, dir, Partition::Long).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_partition_dropped_clients_join_anew_on_heal_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "long_partition_dropped_clients_join_anew_on_heal_real_servers";
+    let Some(cfg) = real_servers_config(dir.path(), name) else { return };
+    partition_flow(cfg, dir, Partition::Long).await;
 }
 
 /// The heartbeat answer says `fenced` when the registry had the router as not live: new, or
