@@ -10,6 +10,8 @@
 //! - A partition longer than calls' failover grace: calls drops the participants that did not
 //!   come to B (they are on A, cut off); on heal they are told, find that they were dropped
 //!   (404 on re-join) and join the call anew, on B.
+//! - Then B is drained past a deadline: the call moves back to A, which ended it when fenced
+//!   and admits it again (calls lists it for A), and the participants follow it there.
 //! - The heartbeat answer's `fenced` flag: true for a new router and for one back after being
 //!   declared dead, false while it beats.
 //!
@@ -137,7 +139,7 @@ async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir, how: Partition)
     let (_, owner) = s.user().await;
     let call = s.start_call(&owner).await;
     let users = [s.user().await.1, s.user().await.1];
-    let followers: Vec<Follower> = users.iter().map(|u| start_follower(&s.calls, u, &call, 16)).collect();
+    let followers: Vec<Follower> = users.iter().map(|u| start_follower(&s.calls, u, &call, 18)).collect();
     let receiving = |n: u64| {
         let fs = &followers;
         move || async move { fs.iter().all(|f| f.progress.leg_received.load(Ordering::Relaxed) >= n) }
@@ -200,14 +202,37 @@ async fn partition_flow(mut cfg: Config, dir: tempfile::TempDir, how: Partition)
     assert_eq!(a.holds(&call).await, None, "A ended the call it no longer has");
     assert_eq!(participants(&s, &owner, &call).await, (b.address(), pids.clone()), "the store: both, on B");
 
+    // Back to A: B is drained with a 1 s deadline, the call moves to A, which ended it when
+    // fenced and now admits it again (it is listed for A), and the participants follow it.
+    let mut routers_seen = vec![a.address(), b.address()];
+    if how == Partition::Short {
+        let drain = json!({"draining": true, "deadline_secs": 1});
+        let r = send(s.http.patch(format!("{}/v1/routers/{}", s.calls, b.id)).bearer_auth(SECRET).json(&drain)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let drained = Instant::now();
+        let on_a = eventually(Duration::from_secs(10), || async {
+            followers.iter().all(|f| {
+                f.progress.rejoins.load(Ordering::Relaxed) >= 2 && f.progress.leg_received.load(Ordering::Relaxed) >= 10
+            })
+        })
+        .await;
+        assert!(on_a, "the call moved back to A admits its participants again");
+        println!("partition: moved back to A and receiving there {:?} after B's drain", drained.elapsed());
+        let mut on_a_pids = a.holds(&call).await.unwrap_or_default();
+        on_a_pids.sort_unstable();
+        assert_eq!(on_a_pids, pids, "A holds both participants again");
+        routers_seen.push(a.address());
+    }
+
     for f in followers {
         let rep = f.thread.join().expect("follower");
         println!(
             "partition: participant {} re-joined {} time(s) in {:?} ms; routers {:?}; per sender {:?}",
             rep.participant, rep.rejoins, rep.rejoin_ms, rep.routers, rep.recv.per_sender
         );
-        assert_eq!(rep.rejoins, 1, "one re-join each");
-        assert_eq!(rep.routers.last().map(|r| r.to_string()), Some(b.address()));
+        assert_eq!(rep.rejoins as usize, routers_seen.len() - 1, "one re-join per move");
+        let routers: Vec<String> = rep.routers.iter().map(|r| r.to_string()).collect();
+        assert_eq!(routers, routers_seen);
         assert!(!rep.ended, "the call went on");
     }
     a.link.abort();
