@@ -13,6 +13,10 @@
 //!   error, and by eu-west again once they are back; a burst on `/v1/login` over its rate gets
 //!   429 beyond the burst allowance while requests within the rate pass; `/v1/routers` is
 //!   refused on the public address.
+//! - The same with the real services behind it (auth and calls in the test's process, every
+//!   calls upstream one calls instance reading the same regions table, trusting nginx's
+//!   X-Forwarded-For): a user registers and logs in through nginx, and a call started through
+//!   nginx from 127.0.0.2 is placed on eu-west's router, from 127.0.0.3 on us-east's.
 //!
 //! Needs Debian's `nginx-light` (`make deps`) and curl (the client: TLS from a chosen source
 //! address). Without them the tests are skipped, and fail under `make test`
@@ -354,4 +358,86 @@ async fn nginx_routes_by_region_fails_over_and_limits_rates() {
         assert_eq!(a.first().map(|x| x.0), Some(200), "request {i} within the rate: {:?}", who(&a));
     }
     drop(nginx);
+}
+
+/// One request through curl from source address `from`, with a JSON body and a bearer token:
+/// the status and the JSON answer.
+async fn curl_json(
+    from: &str,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut c = tokio::process::Command::new(CURL);
+    c.args(["-sk", "--interface", from, "-X", method, "--max-time", "20", "-H", "content-type: application/json"]);
+    if let Some(t) = token {
+        c.args(["-H", &format!("authorization: Bearer {t}")]);
+    }
+    c.args(["-d", &body.to_string(), "-w", "\n%{http_code}", url]);
+    let out = c.stderr(Stdio::inherit()).output().await.expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), serde_json::from_str(json).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_brings_each_region_to_its_routers_through_the_real_services() {
+    if !tools("nginx_brings_each_region_to_its_routers_through_the_real_services") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let regions = "127.0.0.2/32 eu-west;\n127.0.0.3/32 us-east;\n";
+    let sdir = tempfile::tempdir().unwrap();
+    let table = sdir.path().join("regions.conf");
+    std::fs::write(&table, regions).unwrap();
+    let mut cfg = common::test_config(sdir.path());
+    cfg.calls.regions_file = Some(table);
+    cfg.calls.trust_forwarded_for = true;
+    let fallback = cfg.router.address.clone();
+    let s = common::start_with(cfg, sdir).await;
+    let port = |url: &str| url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let calls = port(&s.calls);
+    let p = Ports { public: free_port(), internal: free_port(), auth: port(&s.auth), calls, regions: [calls; 4] };
+    render(&d, regions, &p);
+    for (id, addr, region) in [("eu-1", "127.0.0.1:41401", "eu-west"), ("us-1", "127.0.0.1:41402", "us-east")] {
+        let reg = serde_json::json!({"id": id, "address": addr, "cores": 1, "load": 0.1,
+                                     "admin": "http://127.0.0.1:9", "region": region});
+        assert_eq!(s.post(format!("{}/v1/routers", s.calls), Some("test-router-secret"), reg).await.status, 200);
+    }
+    let child = Command::new(NGINX)
+        .args(["-p", &d, "-c", &format!("{d}/nginx.conf")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("nginx starts");
+    let nginx = Nginx { child, dir: d.clone() };
+    let public: SocketAddr = format!("127.0.0.1:{}", p.public).parse().unwrap();
+    let up =
+        common::eventually(Duration::from_secs(10), || async { tokio::net::TcpStream::connect(public).await.is_ok() })
+            .await;
+    assert!(up, "nginx listens: {}", nginx.error_log());
+    let base = format!("https://127.0.0.1:{}", p.public);
+    let login = format!("u{}", common::uniq());
+    let user = serde_json::json!({"login": login, "email": format!("{login}@example.org"), "name": "Test User", "password": "correct horse"});
+    let (st, body) = curl_json("127.0.0.2", "POST", &format!("{base}/v1/register"), None, &user).await;
+    assert_eq!(st, 201, "register through nginx: {body}");
+    let creds = serde_json::json!({"login": login, "password": "correct horse"});
+    let (st, body) = curl_json("127.0.0.2", "POST", &format!("{base}/v1/login"), None, &creds).await;
+    assert_eq!(st, 200, "login through nginx: {body}");
+    let session = body["session"].as_str().expect("session").to_owned();
+    let start = |from: &'static str| {
+        let (url, session) = (format!("{base}/v1/calls"), session.clone());
+        async move { curl_json(from, "POST", &url, Some(&session), &serde_json::json!({})).await }
+    };
+    for (from, router) in
+        [("127.0.0.2", "127.0.0.1:41401"), ("127.0.0.3", "127.0.0.1:41402"), ("127.0.0.6", fallback.as_str())]
+    {
+        let (st, body) = start(from).await;
+        assert_eq!((st, body["router"].as_str()), (201, Some(router)), "a call started from {from}: {body}");
+    }
+    drop(nginx);
+    s.shutdown().await;
 }
