@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiJson};
 use crate::geo::{self, RegionTable};
 use crate::health;
 use crate::metrics::ServiceMetrics;
-use crate::routers::{RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
+use crate::routers::{RouterBeatReply, RouterCall, RouterCalls, RouterClient, RouterRegistration, RouterRegistry};
 use crate::stores::counted::Counted;
 use crate::stores::{Call, CallError, CallStore, NewCall, Participant, RouterRef, SessionStore, UserStore};
 use crate::util;
@@ -427,7 +427,7 @@ async fn register_router(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
     ApiJson(reg): ApiJson<RouterRegistration>,
-) -> Result<Json<RouterCalls>, ApiError> {
+) -> Result<Json<RouterBeatReply>, ApiError> {
     check_router_secret(&st, &headers)?;
     if reg.id.is_empty() || reg.id.len() > 64 {
         return Err(ApiError::invalid("id", "router id must be 1 to 64 characters"));
@@ -446,12 +446,16 @@ async fn register_router(
     }
     let id = reg.id.clone();
     let admin = reg.admin.clone();
-    if st.routers.heartbeat(&reg).await? {
-        tracing::info!(router = %id, "router registered (new or restarted); reconciling");
+    // Not live until now (new, restarted, or back from a partition after being declared
+    // dead): fenced, it ends what is no longer placed on it.
+    let fenced = st.routers.heartbeat(&reg).await?;
+    if fenced {
+        tracing::info!(router = %id, "router registered (new, restarted or back after being declared dead); fencing and reconciling");
         tokio::spawn(reconcile_router(st.clone(), id.clone(), admin));
     }
     let calls = st.calls.by_router(&id).await?;
-    Ok(Json(RouterCalls {
+    Ok(Json(RouterBeatReply {
+        fenced,
         calls: calls
             .into_iter()
             .map(|c| RouterCall {

@@ -335,6 +335,20 @@ pub struct RouterCalls {
     pub calls: Vec<RouterCall>,
 }
 
+/// The `POST /v1/routers` answer: the calls placed on the router and, when the registry had
+/// it as not live (new, restarted, or declared dead after its heartbeats stopped arriving:
+/// a partition), `"fenced": true`: its calls may have moved, so it must end every call it
+/// holds that is not listed (fencing on heal; routers that do not know the field end them
+/// anyway, all but their shares of calls homed elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RouterBeatReply {
+    /// The calls placed on the router and their participants.
+    pub calls: Vec<RouterCall>,
+    /// The router was not live in the registry until this heartbeat.
+    #[serde(default)]
+    pub fenced: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

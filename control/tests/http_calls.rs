@@ -128,7 +128,7 @@ async fn router_registration_placement_events_and_end() {
     assert_eq!(r.status, 401);
     let r = s.post(url.clone(), Some("test-router-secret"), reg.clone()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body, json!({"calls": []}));
+    assert_eq!(r.body, json!({"calls": [], "fenced": true}), "new: fenced (it holds nothing to end)");
 
     let (_, owner) = s.user().await;
     let (_, b) = s.user().await;

@@ -4,7 +4,14 @@
 //!   with `{id, address, workers, cores, load, admin, region, reserve}`. The answer lists the
 //!   calls (and their participants) the calls service believes live on this
 //!   router; the router drops anything else, so a router that restarted, or
-//!   missed an end-of-call, converges on what the calls service holds.
+//!   missed an end-of-call, converges on what the calls service holds. A listed
+//!   call this router had ended (it moved away and back) admits its tokens again.
+//! - Fencing after a partition: an answer with `"fenced": true` says the calls
+//!   service had this router as not live (declared dead after its heartbeats
+//!   stopped reaching it, or new): its calls were moved, so the router ends
+//!   every call it holds that is not listed, its shares of calls homed on other
+//!   routers too, and the participants, told the call ended, re-join through
+//!   calls on the call's router now.
 //! - Participants that leave or time out are reported in batches:
 //!   `POST {calls}/v1/routers/{id}/events` with
 //!   `{"events":[{"type":"left"|"timeout"|"removed","call_id","participant_id"}]}`,
@@ -164,16 +171,19 @@ async fn register(cfg: &LinkConfig, http: &reqwest::Client, server: &Arc<RouterS
         Err(e) => return tracing::debug!(error = %e, "calls service unreachable for registration"),
     };
     let Ok(v) = resp.json::<serde_json::Value>().await else { return };
+    let fenced = v.get("fenced").and_then(|f| f.as_bool()).unwrap_or(false);
     if let Some(list) = v.get("calls").and_then(|c| c.as_array()) {
         let s = server.clone();
         let list = list.clone();
-        let _ = tokio::task::spawn_blocking(move || resync(&s, &list)).await;
+        let _ = tokio::task::spawn_blocking(move || resync(&s, &list, fenced)).await;
     }
 }
 
 /// Drops every call and participant the calls service does not know (but
-/// not the calls' mixers, which it does not list).
-pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
+/// not the calls' mixers, which it does not list), and lets the listed calls
+/// it does not hold be joined (again). `fenced`: calls had this router as not
+/// live, so shares of calls homed elsewhere that calls does not list end too.
+pub fn resync(server: &RouterServer, known: &[serde_json::Value], fenced: bool) {
     let mut want: HashMap<CallId, HashSet<u64>> = HashMap::new();
     for c in known {
         let Some(id) = c.get("call_id").and_then(|v| v.as_str()).and_then(|s| CallId::parse(s).ok()) else {
@@ -187,13 +197,23 @@ pub fn resync(server: &RouterServer, known: &[serde_json::Value]) {
         want.insert(id, ps);
     }
     let calls = server.snapshot();
+    // A call placed here that this router does not hold may be one it ended (fenced, or
+    // drained) and that came back: its new tokens admit again.
+    let held: HashSet<CallId> = calls.iter().map(|c| c.call).collect();
+    for id in want.keys().filter(|id| !held.contains(id)) {
+        server.command(Command::ReopenCall(*id));
+    }
+    let stale = calls.iter().filter(|c| !want.contains_key(&c.call)).count();
+    if fenced && stale > 0 {
+        tracing::warn!(calls = stale, "fenced: calls had this router as dead; ending the calls moved away");
+    }
     // A leaf's share of a call whose home is another router (cascading): the
     // calls service lists the call for its home only; the share ends with the
     // home's (its link closes) or with its last participant.
     let leaf: HashSet<CallId> =
         calls.iter().filter(|c| c.links.iter().any(|(_, uplink)| *uplink)).map(|c| c.call).collect();
     for call in calls {
-        if leaf.contains(&call.call) && !want.contains_key(&call.call) {
+        if !fenced && leaf.contains(&call.call) && !want.contains_key(&call.call) {
             continue;
         }
         match want.get(&call.call) {

@@ -1,5 +1,6 @@
 //! The router's admin API and its link to the calls service: registration
-//! with re-sync, leave reports, and ending a call over HTTP.
+//! with re-sync (fenced after a partition: shares of calls homed elsewhere end too; a call
+//! listed again admits again), leave reports, and ending a call over HTTP.
 //!
 //! The calls side here is a minimal stand-in that records what it is sent;
 //! the control crate's full-flow test runs the real calls service.
@@ -158,5 +159,52 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
     let metrics =
         rt.block_on(async { http.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap() });
     assert!(metrics.contains("corecast_joins_total{worker=\"0\"} 5"), "{metrics}");
+    server.shutdown();
+}
+
+/// Re-sync after a partition: an answer without `fenced` leaves a share of a call homed on
+/// another router (this router a leaf) alone; a fenced answer ends it too and tells its
+/// participant. A call this router ended is admitted again once calls lists it here.
+#[test]
+fn a_fenced_resync_ends_leaf_shares_and_a_listed_call_admits_again() {
+    let server = RouterServer::start(ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise_ip: None,
+        workers: 1,
+        cpus: vec![],
+        backend: "basic".into(),
+        core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..Default::default() },
+        public_key: token::dev_signing_key().verifying_key(),
+        io: Default::default(),
+    })
+    .unwrap();
+    let router = server.addresses()[0];
+    let (leaf, ended) = (CallId([0xC; 16]), CallId([0xD; 16]));
+    // This router's share of `leaf` links up to the call's home (another router).
+    let home: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    server.command(corecast_core::Command::OpenPipe { call: leaf, peer: home, uplink: true });
+    let p = Client::join_dev(router, &tok(leaf, 1), 1, Quality::Hd).unwrap();
+    let rx = p.start_receiving(false);
+    wait_until("the leaf share", || server.snapshot().iter().any(|c| c.call == leaf && c.links == vec![(home, true)]));
+    link::resync(&server, &[], false);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.snapshot().iter().any(|c| c.call == leaf), "not fenced: the leaf share stays");
+    link::resync(&server, &[], true);
+    wait_until("fenced: the leaf share ends", || server.snapshot().iter().all(|c| c.call != leaf));
+    wait_until("its participant is told", || rx.call_ended());
+
+    // A call ended here refuses its tokens...
+    let q = Client::join_dev(router, &tok(ended, 2), 2, Quality::Hd).unwrap();
+    server.end_call(ended);
+    wait_until("call end", || server.snapshot().iter().all(|c| c.call != ended));
+    drop(q);
+    assert!(Client::join_dev(router, &tok(ended, 3), 3, Quality::Hd).is_err(), "an ended call refuses its tokens");
+    // ...until calls lists it for this router again (it moved back).
+    link::resync(&server, &[json!({"call_id": ended.to_string(), "participants": [3]})], false);
+    let mut back = None;
+    wait_until("the moved-back call admits", || {
+        back = Client::join_dev(router, &tok(ended, 3), 3, Quality::Hd).ok();
+        back.is_some()
+    });
     server.shutdown();
 }

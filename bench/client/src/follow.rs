@@ -7,8 +7,10 @@
 //! joins the router it is given: the call's new router after a failover or a drain deadline.
 //! While calls still names the silent router (it has not yet declared it dead), it asks again
 //! every 200 ms, for at most [`FollowConfig::same_router_patience`], then joins it anyway (the
-//! silence was the network's). A 404 or 403 (the call ended, or the participant was dropped)
-//! ends the run.
+//! silence was the network's). A 404 (no such participant: it was dropped after a long
+//! absence, e.g. its router was cut off from calls for longer than calls' failover grace and
+//! kept serving it) makes it join the call anew, as a new participant; a 404 there (the call
+//! ended) or a 403 ends the run.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -62,7 +64,7 @@ impl Default for FollowConfig {
 /// Live figures, readable while [`follow`] runs (tests watch them).
 #[derive(Debug, Default)]
 pub struct FollowProgress {
-    /// The participant id (0 until the first join).
+    /// The participant id (0 until the first join; a new one if it joined anew).
     pub participant: AtomicU64,
     /// Verified packets received in all.
     pub received: AtomicU64,
@@ -75,7 +77,7 @@ pub struct FollowProgress {
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct FollowReport {
-    /// The participant id.
+    /// The participant id (the last one, if it joined anew).
     pub participant: u64,
     /// Packets sent on every router.
     pub sent: u64,
@@ -204,11 +206,12 @@ pub fn follow(
         // The router is gone (or ended the call): ask calls where the call is now.
         let noticed = Instant::now();
         let silent = client.router();
+        let mut pid = grant.participant_id;
         let next = loop {
             if Instant::now() >= end {
                 break None;
             }
-            match ctl.rejoin_call(&via.calls, &via.session, &via.call, grant.participant_id) {
+            match ctl.rejoin_call(&via.calls, &via.session, &via.call, pid) {
                 Ok(g) if g.router != silent || noticed.elapsed() >= cfg.same_router_patience => {
                     match join_router(&g, cfg.quality) {
                         Ok(c) => break Some((g, c)),
@@ -216,7 +219,26 @@ pub fn follow(
                     }
                 }
                 Ok(_) => std::thread::sleep(Duration::from_millis(200)),
-                Err(ControlError::Status { status: 403 | 404, .. }) => {
+                Err(ControlError::Status { status: 404, .. }) => {
+                    // Dropped from the call (or the call ended): join it anew.
+                    match ctl.join_call(&via.calls, &via.session, &via.call, cfg.role.as_deref()) {
+                        Ok(g) => {
+                            pid = g.participant_id;
+                            rep.participant = pid;
+                            progress.participant.store(pid, Ordering::Relaxed);
+                            match join_router(&g, cfg.quality) {
+                                Ok(c) => break Some((g, c)),
+                                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                            }
+                        }
+                        Err(ControlError::Status { status: 403 | 404, .. }) => {
+                            rep.ended = true;
+                            break None;
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                }
+                Err(ControlError::Status { status: 403, .. }) => {
                     rep.ended = true;
                     break None;
                 }

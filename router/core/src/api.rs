@@ -49,6 +49,10 @@ pub enum Input {
 pub enum Command {
     /// The call ended: drop every participant now and refuse its tokens.
     EndCall(CallId),
+    /// The calls service places the call on this router (again: it ended here, moved to another
+    /// router, and moved back): forget that it ended, so that its tokens admit again. Tokens of
+    /// participants who left or were removed stay refused until they expire.
+    ReopenCall(CallId),
     /// Remove one participant.
     RemoveParticipant(CallId, ParticipantId),
     /// Link the call's share here to its share on the router whose media
@@ -83,6 +87,7 @@ impl Command {
     pub fn call(&self) -> CallId {
         match self {
             Command::EndCall(c)
+            | Command::ReopenCall(c)
             | Command::RemoveParticipant(c, _)
             | Command::OpenPipe { call: c, .. }
             | Command::ClosePipe { call: c, .. } => *c,

@@ -424,6 +424,9 @@ impl Router {
                     self.out.event(Event::CallClosed(call_id));
                 }
             }
+            Command::ReopenCall(call_id) => {
+                self.ended.remove(&call_id);
+            }
             Command::RemoveParticipant(call_id, pid) => {
                 self.remove_on_leaves(call_id, pid);
                 self.remove_participant(call_id, pid, LeaveReason::Removed, true);

@@ -216,6 +216,47 @@ fn leave_and_end_call() {
     ));
 }
 
+#[test]
+fn a_call_moved_back_is_admitted_again_and_who_left_stays_out() {
+    // The call was here, ended (its router was fenced after a partition: the call had moved),
+    // and the calls service placed it here again.
+    let mut h = H::new();
+    for i in 0..3u16 {
+        h.join(addr(i), call(1), i as u64 + 1, 100 + i as u32);
+    }
+    h.session(addr(2), SessionMessage::Leave { txid: [0; 12] });
+    h.r.handle_input(h.now, Input::Command(Command::EndCall(call(1))));
+    h.drain();
+    h.take();
+    let refused = {
+        let t = h.token(call(1), 1, Role::Publisher);
+        h.join_with(addr(0), t, vec![])
+    };
+    assert!(matches!(refused, SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }), "{refused:?}");
+    // Another call's mark is not touched.
+    h.r.handle_input(h.now, Input::Command(Command::EndCall(call(2))));
+    h.r.handle_input(h.now, Input::Command(Command::ReopenCall(call(1))));
+    h.drain();
+    h.take();
+    let back = {
+        let t = h.token(call(1), 1, Role::Publisher);
+        h.join_with(addr(0), t, vec![])
+    };
+    assert!(matches!(back, SessionMessage::JoinAck { .. }), "the moved-back call admits again: {back:?}");
+    assert_eq!(h.r.call_count(), 1);
+    // The participant who left before the end cannot come back with its token.
+    let left = {
+        let t = h.token(call(1), 3, Role::Publisher);
+        h.join_with(addr(3), t, vec![])
+    };
+    assert!(matches!(left, SessionMessage::JoinError { code: JoinErrorCode::Unauthorized, .. }), "{left:?}");
+    let other = {
+        let t = h.token(call(2), 7, Role::Publisher);
+        h.join_with(addr(4), t, vec![])
+    };
+    assert!(matches!(other, SessionMessage::JoinError { code: JoinErrorCode::Forbidden, .. }), "{other:?}");
+}
+
 proptest! {
     /// Whatever arrives, from admitted or unadmitted addresses, the router
     /// never panics and only forwards valid RTP whose SSRC the sender owns.
