@@ -182,7 +182,12 @@ fn a_fenced_resync_ends_leaf_shares_and_a_listed_call_admits_again() {
     let (leaf, ended) = (CallId([0xC; 16]), CallId([0xD; 16]));
     // This router's share of `leaf` links up to the call's home (another router).
     let home: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    server.command(corecast_core::Command::OpenPipe { call: leaf, peer: home, uplink: true });
+    server.command(corecast_core::Command::OpenPipe {
+        call: leaf,
+        peer: home,
+        uplink: true,
+        key: corecast_proto::pipe_seal::PipeKey::new([7; 32]),
+    });
     let p = Client::join_dev(router, &tok(leaf, 1), 1, Quality::Hd).unwrap();
     let rx = p.start_receiving(false);
     wait_until("the leaf share", || server.snapshot().iter().any(|c| c.call == leaf && c.links == vec![(home, true)]));
