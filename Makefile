@@ -71,8 +71,8 @@ browser-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	timeout 300 bash tuning/scripts/browser-e2e.sh $(E2E_ARGS)
 
-# The web app (web/, served by calls) in headless Chromium: the HD/SD rule's unit test
-# (node:test, no browser), then people register, start, join, mute, switch to SD, leave and
+# The web app (web/, served by calls) in headless Chromium: the HD/SD rule's and the simulcast
+# layers' unit tests (node:test, no browser), then people register, start, join, mute, switch to SD, leave and
 # end calls through the pages (tests/browser/webapp-e2e.mjs) against the system started as
 # for browser-e2e; the speaking highlight, the network indicator, the automatic SD move and the
 # reconnect after a lost connection (real loss on the router's packets to the browsers: nftables,
