@@ -189,6 +189,9 @@ async function scenario() {
     try {
       small = await shown(pb, A.name, (t) => t.maxHeight === '180' && Number(t.frameHeight) > 0 && Number(t.frameHeight) <= 180)
         .catch(async (e) => { throw new Fail(`${e.message}: B's small tile ${JSON.stringify((await tiles(pb)).find((x) => x.name === A.name))}`); });
+      await sleep(2500); // the bitrate of the small layer, past its first key frame
+      small = (await tiles(pb)).find((x) => x.name === A.name) || small;
+      check(Number(small.frameHeight) <= 180, `B's small tile went up to ${small.frameHeight} px`);
     } finally { await pb.setViewportSize({ width: 390, height: 844 }); }
     const smallMs = Date.now() - t0;
     const top = async (page, name, sender) => shown(page, name, () => true).then(() => playing(page, name, sender, 20000));
@@ -196,7 +199,7 @@ async function scenario() {
     check(Number(big.maxHeight) >= 360, `B's tile widened again asks for ${big.maxHeight}`);
     const onA = await top(pa, B.name, pages.B.page);
     check(Number(onA.maxHeight) >= 360, `A's tile of B asks for ${onA.maxHeight}`);
-    return { detail: `A sends ${sent.sentLayers}; the router's producers of A ${JSON.stringify(producers)}; B at 300 px wide asks max_height=180 and decodes ${small.frameWidth}x${small.frameHeight} (${smallMs} ms), widened asks ${big.maxHeight} and decodes ${big.frameWidth}x${big.frameHeight}; A's tile of B asks ${onA.maxHeight}, decodes ${onA.frameWidth}x${onA.frameHeight}` };
+    return { detail: `A sends ${sent.sentLayers}; the router's producers of A ${JSON.stringify(producers)}; B at 300 px wide asks max_height=180 and decodes ${small.frameWidth}x${small.frameHeight} at ${small.kbps} kbps (${smallMs} ms), widened asks ${big.maxHeight} and decodes ${big.frameWidth}x${big.frameHeight} at ${big.kbps} kbps; A's tile of B asks ${onA.maxHeight}, decodes ${onA.frameWidth}x${onA.frameHeight}` };
   }, ['media']);
 
   await step('mute', async () => {
