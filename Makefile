@@ -71,8 +71,8 @@ browser-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	timeout 300 bash tuning/scripts/browser-e2e.sh $(E2E_ARGS)
 
-# The web app (web/, served by calls) in headless Chromium: the HD/SD rule's unit test
-# (node:test, no browser), then people register, start, join, mute, switch to SD, leave and
+# The web app (web/, served by calls) in headless Chromium: the HD/SD rule's and the simulcast
+# layers' unit tests (node:test, no browser), then people register, start, join, mute, switch to SD, leave and
 # end calls through the pages (tests/browser/webapp-e2e.mjs) against the system started as
 # for browser-e2e; the speaking highlight, the network indicator, the automatic SD move and the
 # reconnect after a lost connection (real loss on the router's packets to the browsers: nftables,
@@ -83,7 +83,7 @@ browser-e2e: browser-deps
 # call store lists exactly their legs. WEB_FAILOVER_ARGS go to that script (e.g. --bound 6).
 web-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
-	node --test tests/browser/quality.test.mjs
+	node --test tests/browser/quality.test.mjs tests/browser/layers.test.mjs
 	E2E_TEST=webapp E2E_TIMEOUT=$${E2E_TIMEOUT:-360} timeout 480 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
 	E2E_TEST=webfailover E2E_TIMEOUT=$${FAILOVER_E2E_TIMEOUT:-120} timeout 200 bash tuning/scripts/browser-e2e.sh $(WEB_FAILOVER_ARGS)
 

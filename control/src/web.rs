@@ -35,6 +35,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("webrtc.js", JS, include_str!("../../web/app/webrtc.js")),
     ("stats.js", JS, include_str!("../../web/app/stats.js")),
     ("quality.js", JS, include_str!("../../web/app/quality.js")),
+    ("layers.js", JS, include_str!("../../web/app/layers.js")),
     ("screen.js", JS, include_str!("../../web/app/screen.js")),
 ];
 

@@ -7,7 +7,8 @@ import { h, show, banner, announce, button } from './ui.js';
 import { Leg, getMedia } from './webrtc.js';
 import { inbound, outbound } from './stats.js';
 import { QualityGovernor } from './quality.js';
-import { Tile } from './grid.js';
+import { Tile, SizeWatch } from './grid.js';
+import { cameraEncodings } from './layers.js';
 import { ScreenShare, screenProblem } from './screen.js';
 
 const POLL_MS = 750; // a muted state or a leave shows on the others within ~1 s
@@ -57,6 +58,7 @@ class CallPage {
     this.screen = null; // ScreenShare while this person shares their screen
     this.screenFps = ''; // '' : others' screen shares at their full frame rate, else at most this many
     this.link = `${location.origin}/c/${callId}`;
+    this.sizes = new SizeWatch(() => this.fitTiles()); // remote tiles resized: ask for what they show
   }
 
   // ------------------------------------------------------------------ lobby
@@ -178,8 +180,12 @@ class CallPage {
     await this.poll();
   }
 
+  // The camera goes out as simulcast layers planned from its capture size (layers.js); the
+  // router sends each viewer the best one that fits its tile and its network.
   async openWhip() {
+    const video = this.stream?.getVideoTracks()[0];
     const leg = new Leg({ callId: this.callId, kind: 'whip', stream: this.stream,
+      encodings: video ? cameraEncodings(video.getSettings()) : undefined,
       onState: (s) => this.legState(leg, s, 'your camera and microphone') });
     return leg.open();
   }
@@ -285,10 +291,11 @@ class CallPage {
     const want = new Map(pubs.map((p) => [String(p.participant_id), p]));
     for (const [pid, r] of this.remotes) {
       if (!want.has(pid)) {
-        r.leg?.close(); r.tile.remove(); this.remotes.delete(pid); // no leg in SD
+        r.leg?.close(); this.sizes.unwatch(r.tile); r.tile.remove(); this.remotes.delete(pid); // no leg in SD
         announce(`${r.tile.name} left`);
       }
     }
+    const added = []; // opened once all are in the grid: each asks for its tile's final size
     for (const [pid, p] of want) {
       const screen = p.role === 'screen';
       const name = screen ? `${p.name || `User ${p.user_id}`}'s screen` : p.name || `User ${p.user_id}`;
@@ -298,12 +305,14 @@ class CallPage {
         tile.el.classList.toggle('screen', screen);
         r = { tile, leg: null, prev: null, pid, screen };
         this.remotes.set(pid, r);
-        if (this.mode === 'hd') { this.grid.append(tile.el); this.openWhep(r, this.whepQuery(r)); }
+        this.sizes.watch(tile);
+        if (this.mode === 'hd') { this.grid.append(tile.el); added.push(r); }
         announce(screen ? `${name} is shared` : `${name} joined`);
       }
       r.tile.setName(name);
       r.tile.setMuted(p.audio_muted, p.video_muted);
     }
+    for (const r of added) this.openWhep(r, this.whepQuery(r));
     if (this.mode === 'sd' && !this.composite) this.openComposite();
   }
 
@@ -312,6 +321,7 @@ class CallPage {
       onTrack: (t) => r.tile.addTrack(t), onState: (s) => this.legState(leg, s, r.tile.name) });
     r.leg = leg; r.prev = null;
     r.tile.resetStats();
+    r.tile.el.dataset.maxHeight = new URLSearchParams(query).get('max_height') || ''; // what it asked for
     retryUnavailable(() => (leg.closed ? Promise.resolve(leg) : leg.open())).catch((e) => {
       if (leg.closed) return;
       if (e.status === 404 && query === 'view=composite') return this.note('error', `The SD view is not available: ${e.message}`, 'sd-error');
@@ -342,14 +352,37 @@ class CallPage {
       announce('SD view: one composite video of the call');
     } else {
       this.closeComposite();
-      for (const r of this.remotes.values()) { this.grid.append(r.tile.el); this.openWhep(r, this.whepQuery(r)); }
+      for (const r of this.remotes.values()) this.grid.append(r.tile.el);
+      for (const r of this.remotes.values()) this.openWhep(r, this.whepQuery(r));
       announce('HD view: every participant\'s video');
     }
   }
 
-  // What a remote tile receives: the participant, a screen share at the chosen frame rate.
+  // What a remote tile receives: the participant, a screen share at the chosen frame rate, a
+  // camera at most as high as its tile shows it (the router sends the best simulcast layer that
+  // fits: a small tile gets a small layer).
   whepQuery(r) {
-    return r.screen && this.screenFps ? `participant=${r.pid}&max_fps=${this.screenFps}` : `participant=${r.pid}`;
+    if (r.screen) return this.screenFps ? `participant=${r.pid}&max_fps=${this.screenFps}` : `participant=${r.pid}`;
+    const height = r.tile.maxHeight();
+    return height ? `participant=${r.pid}&max_height=${height}` : `participant=${r.pid}`;
+  }
+
+  // The tiles' sizes settled after a change (a tile came or went, the window was resized): a
+  // camera whose tile now asks for another max_height gets a new session with it. The router
+  // takes max_height only when a WHEP session opens (a PATCH restarts ICE, nothing else), and
+  // the steps (layers.js) are a factor of 1.5-2 apart, so this is rare.
+  fitTiles() {
+    if (this.state !== 'in-call' || this.mode !== 'hd') return;
+    for (const r of this.remotes.values()) {
+      if (r.screen || !r.leg || this.reconnecting.has(r.leg)) continue;
+      const query = this.whepQuery(r);
+      if (query === r.leg.query) continue;
+      console.info(`corecast: ${r.leg.query} → ${query}: the tile's size changed`);
+      r.leg.close();
+      r.tile.stream = new MediaStream();
+      this.settle(); // its video starts over at a key frame: no SD move for it
+      this.openWhep(r, query);
+    }
   }
 
   // ------------------------------------------------------------------ screen share
@@ -492,10 +525,9 @@ class CallPage {
     if (this.screen?.leg && !this.reconnecting.has(this.screen.leg)) this.reshare(this.screen.leg);
     for (const r of [...this.remotes.values(), this.composite]) {
       if (!r?.leg || this.reconnecting.has(r.leg)) continue;
-      const { query } = r.leg;
       r.leg.close();
       this.settle(10000);
-      this.openWhep(r, query);
+      this.openWhep(r, r === this.composite ? 'view=composite' : this.whepQuery(r));
     }
   }
 
@@ -522,7 +554,7 @@ class CallPage {
       const r = [...this.remotes.values(), this.composite].find((x) => x && x.leg === leg);
       leg.close();
       this.settle(10000);
-      if (r) this.openWhep(r, leg.query);
+      if (r) this.openWhep(r, r === this.composite ? 'view=composite' : this.whepQuery(r));
     }
   }
 
@@ -547,7 +579,7 @@ class CallPage {
 
   // ------------------------------------------------------------------ leaving, ending
   closeLegs() {
-    for (const r of this.remotes.values()) { r.leg?.close(); r.tile.remove(); }
+    for (const r of this.remotes.values()) { r.leg?.close(); this.sizes.unwatch(r.tile); r.tile.remove(); }
     this.remotes.clear();
     this.closeComposite();
     this.stopScreen();
@@ -595,6 +627,7 @@ class CallPage {
 
   teardown() {
     this.stopTimers();
+    this.sizes.stop();
     this.closeLegs();
     this.stopMedia();
     this.state = 'gone';

@@ -3,6 +3,7 @@
 // attributes (frames decoded, frame size), for people who inspect and for the tests.
 import { h } from './ui.js';
 import { grade, describe } from './stats.js';
+import { tileMaxHeight } from './layers.js';
 
 export class Tile {
   // key: what the tile shows (participant id, 'self', 'composite'); self: own preview (muted).
@@ -75,10 +76,33 @@ export class Tile {
 
   setSent(s) {
     Object.assign(this.el.dataset, { sentWidth: String(s.width), sentHeight: String(s.height), sentKbps: String(s.kbps),
-      framesSent: String(s.framesSent) });
+      framesSent: String(s.framesSent), sentLayers: s.layers || '', sentSsrcs: s.layerSsrcs || '',
+      availableKbps: String(s.availableKbps ?? ''), sentLimit: s.limit || '', sentCodec: s.codec || '' });
   }
 
   setSpeaking(on) { this.el.classList.toggle('speaking', on); this.el.dataset.speaking = String(on); }
 
   remove() { this.video.srcObject = null; this.el.remove(); }
+
+  // The `max_height` this tile asks for: the device pixels it shows, rounded up to a step
+  // (layers.js); null while it is not laid out.
+  maxHeight() {
+    return tileMaxHeight(this.el.getBoundingClientRect().height, globalThis.devicePixelRatio || 1);
+  }
+}
+
+// Calls onChange() once the watched tiles' sizes have settled (settleMs after the last change):
+// a tile came or went, the window was resized or rotated, the page zoomed.
+export class SizeWatch {
+  constructor(onChange, settleMs = 1000) {
+    this.timer = null;
+    this.ro = typeof ResizeObserver === 'function'
+      ? new ResizeObserver(() => { clearTimeout(this.timer); this.timer = setTimeout(onChange, settleMs); }) : null;
+  }
+
+  watch(tile) { this.ro?.observe(tile.el); }
+
+  unwatch(tile) { this.ro?.unobserve(tile.el); }
+
+  stop() { clearTimeout(this.timer); this.ro?.disconnect(); }
 }

@@ -33,7 +33,8 @@ const attr = (sdp, name) => {
 // One WHIP or WHEP session. kind: 'whip' (stream: the camera and microphone, or with
 // query 'source=screen' a screen share) or 'whep' (query: 'participant=<id>[&max_fps=<n>]' or
 // 'view=composite'). kinds: the m-lines a WHIP session sends; encodings: the video's
-// sendEncodings (a screen share's temporal layers). onTrack(track, streams), onState(state).
+// sendEncodings (a camera's simulcast layers, layers.js; a screen share's temporal layers).
+// onTrack(track, streams), onState(state).
 export class Leg {
   constructor({ callId, kind, stream = null, query = '', kinds = ['audio', 'video'], encodings = undefined,
     onTrack = () => {}, onState = () => {} }) {
