@@ -226,6 +226,9 @@ pub async fn rejoin(
             }
         }
     }
+    if let Some(leaf) = p.router.as_deref() {
+        crate::leg_router::unlink_if_dead(&st, id, &router, leaf).await;
+    }
     // Placed again like a join: on the home, or a leaf linked to it (recorded either way).
     let near = st.region_of_client(&headers, &ext);
     let router =

@@ -86,19 +86,38 @@ pub(crate) async fn drop_held_on(st: &CallsState, dead: &RouterStatus) -> usize 
         }
         unlinked.push(id);
         let Ok(Some(call)) = st.calls.get(id).await else { continue };
-        let leaf =
-            RouterRef { id: dead.reg.id.clone(), address: dead.reg.address.clone(), admin: dead.reg.admin.clone() };
-        // The dead leaf's address for the call, as it gave it when linked.
-        let peer = crate::routers::media_address(&leaf, Some(dead), id);
-        let home = st.routers.admin_of(&call.router).await;
-        if let Err(e) = st.router_client.close_pipe(&home, id, &peer).await {
-            tracing::warn!(call_id = %id, router = %dead.reg.id, error = %e, "could not unlink the call's home from a dead router");
-        }
+        unlink(st, id, &call.router, dead).await;
     }
     if grace_over {
         0
     } else {
         held.len()
+    }
+}
+
+/// Has `home`, call `id`'s home, close its link to the leaf `dead`.
+async fn unlink(st: &CallsState, id: Uuid, home: &RouterRef, dead: &RouterStatus) {
+    let leaf = RouterRef { id: dead.reg.id.clone(), address: dead.reg.address.clone(), admin: dead.reg.admin.clone() };
+    // The dead leaf's address for the call, as it gave it when linked.
+    let peer = crate::routers::media_address(&leaf, Some(dead), id);
+    let admin = st.routers.admin_of(home).await;
+    if let Err(e) = st.router_client.close_pipe(&admin, id, &peer).await {
+        tracing::warn!(call_id = %id, router = %dead.reg.id, error = %e, "could not unlink the call's home from a dead router");
+    }
+}
+
+/// A native participant of call `id` (home `home`) re-joins from leaf `leaf`: when that leaf
+/// is dead, the home closes its link to it first, so the participant's streams, known to the
+/// home as the link's, are its own again when it re-joins there (the sweeper would close it
+/// too, up to a sweep later).
+pub(crate) async fn unlink_if_dead(st: &CallsState, id: Uuid, home: &RouterRef, leaf: &str) {
+    if leaf == home.id {
+        return;
+    }
+    if let Ok(Some(s)) = st.routers.get(leaf).await {
+        if !s.live {
+            unlink(st, id, home, &s).await;
+        }
     }
 }
 

@@ -35,6 +35,7 @@ async fn leaf_failover_flow(mut cfg: Config, dir: tempfile::TempDir) {
     // As deployed: dead after 1.5 s of silence (routers beat every 500 ms).
     cfg.router.dead_after_ms = None;
     cfg.calls.failover_grace_ms = 3000;
+    cfg.calls.max_participants = 8;
     let region = cfg.calls.region.clone();
     let s = start_with(cfg, dir).await;
     let routers = router_proc::spawn_live(&s, &region, 2).await;
@@ -44,11 +45,17 @@ async fn leaf_failover_flow(mut cfg: Config, dir: tempfile::TempDir) {
     let home = routers.iter().position(|r| r.addr == home_addr).expect("the call on a router of the test");
     let leaf = 1 - home;
 
-    // A native client on the home; then the home drains and the next joins go to the leaf.
+    // Two native clients on the home (each hears the other while the leaf's client is away:
+    // a client that hears nothing for 1 s takes its router for gone); then the home drains
+    // and the next joins go to the leaf.
     let (_, u_home) = s.user().await;
+    let (_, u_home2) = s.user().await;
     let on_home = start_follower(&s.calls, &u_home, &call, 16);
-    let up = eventually(Duration::from_secs(10), || async { on_home.participant() != 0 }).await;
-    assert!(up, "the home client joins");
+    let on_home2 = start_follower(&s.calls, &u_home2, &call, 16);
+    let up =
+        eventually(Duration::from_secs(10), || async { on_home.participant() != 0 && on_home2.participant() != 0 })
+            .await;
+    assert!(up, "the home clients join");
     let rb = s.http.patch(format!("{}/v1/routers/{}", s.calls, routers[home].id)).json(&json!({"draining": true}));
     assert_eq!(send(rb.bearer_auth(SECRET)).await.status, 200);
     let (_, u_leaf) = s.user().await;
@@ -66,50 +73,66 @@ async fn leaf_failover_flow(mut cfg: Config, dir: tempfile::TempDir) {
         .await
         .unwrap()
         .expect("the second leaf client joins");
-    let flowing = eventually(Duration::from_secs(15), || async {
-        on_home.leg_received() >= 50 && on_leaf.leg_received() >= 50
-    })
-    .await;
+    let flowing =
+        eventually(Duration::from_secs(15), || async { on_home.leg_received() >= 50 && on_leaf.leg_received() >= 50 })
+            .await;
     assert!(flowing, "media flows across the link before the kill");
-    assert_eq!(participants(&s, &owner, &call).await.1.len(), 3);
+    assert_eq!(participants(&s, &owner, &call).await.1.len(), 4);
 
     // kill -9 of the leaf: no goodbye to calls or to its clients.
     let mut routers = routers;
     routers[leaf].child.kill().expect("kill -9");
     let killed = Instant::now();
     drop(quitter);
-    let back = eventually(Duration::from_secs(15), || async { on_leaf.rejoins() >= 1 && on_leaf.leg_received() >= 10 })
-        .await;
+    let back =
+        eventually(Duration::from_secs(15), || async { on_leaf.rejoins() >= 1 && on_leaf.leg_received() >= 10 }).await;
     let back_ms = killed.elapsed().as_millis();
     println!("leaf failover: the leaf's client back in the call and receiving (10 packets on its new router) {back_ms} ms after the kill");
+    if !back {
+        let log = std::fs::read_to_string(s.dir.path().join(format!("{}.log", routers[home].id))).unwrap_or_default();
+        eprintln!("--- home router {} ---\n{log}", routers[home].id);
+    }
     assert!(back, "the leaf's client is back in the call");
     assert!(back_ms <= 5000, "back within 5 s of the kill: {back_ms} ms");
 
     // After the grace the store lists exactly the connected participants.
-    let mut pids = vec![on_home.participant(), on_leaf.participant()];
+    let mut pids = vec![on_home.participant(), on_home2.participant(), on_leaf.participant()];
     pids.sort_unstable();
     let exact = eventually(Duration::from_secs(15), || async { participants(&s, &owner, &call).await.1 == pids }).await;
     let (router_after, listed) = participants(&s, &owner, &call).await;
-    println!("leaf failover: the store lists exactly the 2 connected participants {:?} after the kill", killed.elapsed());
+    println!(
+        "leaf failover: the store lists exactly the 3 connected participants {:?} after the kill",
+        killed.elapsed()
+    );
     assert!(exact, "the store lists {pids:?}, not the leaf client that did not come back ({quitter_pid}): {listed:?}");
     assert_eq!(router_after, routers[home].addr, "the call stays on its home");
 
     let home_rep = on_home.thread.join().expect("home follower");
+    let home2_rep = on_home2.thread.join().expect("second home follower");
     let leaf_rep = on_leaf.thread.join().expect("leaf follower");
     println!("leaf failover: home client {}", home_rep.text().trim_end());
     println!("leaf failover: leaf client {}", leaf_rep.text().trim_end());
-    assert_eq!(home_rep.rejoins, 0, "the home client never left its router");
+    assert_eq!((home_rep.rejoins, home2_rep.rejoins), (0, 0), "the home clients never left their router");
     assert_eq!(leaf_rep.rejoins, 1, "one re-join");
-    assert_eq!(leaf_rep.participant, pids.iter().copied().find(|&p| p != home_rep.participant).unwrap());
+    assert!(pids.contains(&leaf_rep.participant), "the same participant id");
     assert_eq!(
         leaf_rep.routers.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
         vec![routers[leaf].addr.clone(), routers[home].addr.clone()],
         "from the leaf to the home"
     );
     assert!(
-        leaf_rep.recv.per_sender.keys().any(|&p| p == home_rep.participant),
+        leaf_rep.recv.per_sender.contains_key(&home_rep.participant),
         "the leaf client heard the home client: {:?}",
         leaf_rep.recv.per_sender
+    );
+    // What the home's clients got from the leaf's client (before the kill over the link, after
+    // it on their own router): printed, not asserted. Seen from 28 to 842 of about 840 packets
+    // over runs: the leaf-to-home direction is not yet reliable (see the report of #16 item 3).
+    let from_leaf = |r: &corecast_client::FollowReport| r.recv.per_sender.get(&leaf_rep.participant).copied();
+    println!(
+        "leaf failover: the home clients received {:?} and {:?} packets from the leaf's client",
+        from_leaf(&home_rep),
+        from_leaf(&home2_rep)
     );
     drop(routers);
     s.shutdown().await;

@@ -101,6 +101,11 @@ impl Follower {
         self.progress.leg_received.load(Ordering::Relaxed)
     }
 
+    /// Packets received in all.
+    pub fn received(&self) -> u64 {
+        self.progress.received.load(Ordering::Relaxed)
+    }
+
     /// Re-joins so far.
     pub fn rejoins(&self) -> u32 {
         self.progress.rejoins.load(Ordering::Relaxed)
