@@ -317,7 +317,7 @@ async fn join(
     let p = Participant::new(pid, uid, role.name(), util::now_ms());
     let call = st.calls.join(id, &p, st.cfg.max_participants).await?;
     let near = st.region_of_client(&headers, &ext);
-    let router = crate::cascade::place_join(&st, id, &call.router, near.as_deref()).await;
+    let router = crate::cascade::place_participant(&st, id, &call.router, pid, None, near.as_deref()).await?;
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, router = %router.id, "joined");
     Ok(Json(grant(&st, id, pid, role, &router).await))
 }
@@ -366,11 +366,14 @@ async fn leave(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let uid = user(&st, &headers).await?;
     let id = parse_call_id(&id)?;
+    let before = st.calls.get(id).await?;
     let pid = st.calls.leave(id, uid).await?;
     tracing::info!(call_id = %id, user_id = uid, participant_id = pid, "left");
-    // Best effort: the router stops the participant's media now (else at its silence timeout).
-    if let Ok(Some(call)) = st.calls.get(id).await {
-        let admin = st.routers.admin_of(&call.router).await;
+    // Best effort: the router holding it (the home or a leaf) stops the participant's media
+    // now (else at its silence timeout).
+    let held = before.as_ref().and_then(|c| c.participants.iter().find(|p| p.participant_id == pid).map(|p| (c, p)));
+    if let Some((call, p)) = held {
+        let admin = crate::leg_router::admin_holding(&st, call, p).await;
         let client = st.router_client.clone();
         tokio::spawn(async move {
             client.remove_participant(&admin, id, pid).await;
@@ -580,7 +583,7 @@ async fn router_events(
 
 /// Whether `router_id` is the router call `id` is on (or the call is on the configured default
 /// router, whose registered id the store does not know, or is gone), or the leaf holding
-/// participant `pid` (a WHIP/WHEP leg): a router the call moved off (failover, drain deadline)
+/// participant `pid` (a native participant or a WHIP/WHEP leg placed there): a router the call moved off (failover, drain deadline)
 /// no longer speaks for its participants.
 async fn from_calls_router(st: &CallsState, router_id: &str, id: Uuid, pid: u64) -> bool {
     let holds =

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::calls::CallsState;
 use crate::routers::RouterClient;
-use crate::stores::{RouterRef, RouterStatus};
+use crate::stores::{CallError, RouterRef, RouterStatus};
 
 /// Where a join for call `id`, whose home is `home`, from a participant in region `near`
 /// (if known) goes: the home, or another router now linked to it.
@@ -39,6 +39,26 @@ pub(crate) async fn place_join(st: &CallsState, id: Uuid, home: &RouterRef, near
             home.clone()
         }
     }
+}
+
+/// Places native participant `pid` of call `id` (home `home`; held now on `was`, `None`: the
+/// home or nowhere yet) like a join ([`place_join`]) and records in the store where it is
+/// held when that changed ([`crate::stores::Participant::router`]: a leaf, or `None` for the
+/// home), so a leaf's events count for it and a leaf's failover covers it.
+pub(crate) async fn place_participant(
+    st: &CallsState,
+    id: Uuid,
+    home: &RouterRef,
+    pid: u64,
+    was: Option<&str>,
+    near: Option<&str>,
+) -> Result<RouterRef, CallError> {
+    let r = place_join(st, id, home, near).await;
+    let held = (r.id != home.id).then_some(r.id.as_str());
+    if held != was {
+        st.calls.set_router(id, pid, held).await?;
+    }
+    Ok(r)
 }
 
 /// The router a join goes to instead of the call's home: one of the participant's region

@@ -8,8 +8,11 @@
 //! - Participants re-join through calls: `POST /v1/calls/{id}/rejoin` with
 //!   `{"participant_id"}` hands a native participant a token for the call's router now (the
 //!   same participant id); web pages delete their WHIP/WHEP sessions and post new ones.
-//! - WHIP/WHEP legs a dead router held for calls homed on another router are dropped from the
-//!   store at once, and the home unlinks it ([`crate::leg_router::drop_held_on`]).
+//! - A dead leaf (a router holding participants of calls homed on another: native joins and
+//!   WHIP/WHEP legs placed there, [`crate::cascade`]) is unlinked from each call's home at
+//!   once; its native participants re-join through `/rejoin`, placed again (on the home or
+//!   another leaf); those still recorded on it after the grace are dropped from the store
+//!   ([`crate::leg_router::drop_held_on`]).
 //! - `calls.failover_grace_ms` after a move, the participants the new router does not hold
 //!   (and who joined before the move) are dropped from the call store ([`settle`]): the store
 //!   lists the participants that came back.
@@ -25,7 +28,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::Json;
 use corecast_proto::token::Role;
 use serde::Deserialize;
@@ -77,7 +80,7 @@ async fn sweep_once(st: &Arc<CallsState>, quiet: &mut HashSet<String>) {
                 continue;
             }
         };
-        // WHIP/WHEP legs held on it for calls homed elsewhere (cascading): dropped.
+        // Participants held on it for calls homed elsewhere (cascading): dropped after the grace.
         let legs = crate::leg_router::drop_held_on(st, &r).await;
         if calls.is_empty() {
             if legs == 0 {
@@ -152,7 +155,9 @@ pub async fn settle(st: Arc<CallsState>, id: Uuid, to: RouterRef, moved_at: u64)
     let on_router: HashSet<u64> =
         held.calls.iter().filter(|c| c.call_id == id).flat_map(|c| c.participants.iter().copied()).collect();
     for p in call.participants {
-        if p.joined_at <= moved_at && !on_router.contains(&p.participant_id) {
+        // Re-joined onto a leaf of the new home: that leaf's events and failover cover it.
+        let on_leaf = p.router.as_deref().is_some_and(|r| r != to.id);
+        if p.joined_at <= moved_at && !on_leaf && !on_router.contains(&p.participant_id) {
             if let Ok(true) = st.calls.drop_participant(id, p.participant_id).await {
                 tracing::info!(call_id = %id, participant_id = p.participant_id, "participant did not come back after the move; dropped");
             }
@@ -190,6 +195,7 @@ pub struct RejoinRequest {
 pub async fn rejoin(
     State(st): State<Arc<CallsState>>,
     headers: HeaderMap,
+    ext: Extensions,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RejoinRequest>,
 ) -> Result<Json<JoinResponse>, ApiError> {
@@ -220,6 +226,14 @@ pub async fn rejoin(
             }
         }
     }
+    if let Some(leaf) = p.router.as_deref() {
+        crate::leg_router::unlink_if_dead(&st, id, &router, leaf).await;
+    }
+    // Placed again like a join: on the home, or a leaf linked to it (recorded either way).
+    let near = st.region_of_client(&headers, &ext);
+    let router =
+        crate::cascade::place_participant(&st, id, &router, p.participant_id, p.router.as_deref(), near.as_deref())
+            .await?;
     tracing::info!(call_id = %id, participant_id = p.participant_id, router = %router.id, "re-joined");
     Ok(Json(grant(&st, id, p.participant_id, role, &router).await))
 }

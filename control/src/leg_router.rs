@@ -9,10 +9,12 @@
 //! - The participant record keeps the router when it is not the home
 //!   ([`Participant::router`]); `PATCH` (trickle, ICE restart) and `DELETE` go to it, and a
 //!   leaf told to drop its last participant closes its link to the home itself.
-//! - The failover sweep, finding a router dead, drops from the store the legs held on it
-//!   ([`drop_held_on`]) and tells each such call's home to close its link to it (its
-//!   publishers leave the other links): a web page re-posts its offers, as after a home's
-//!   failover. When a call's home dies (or is drained past its deadline) and the call moves,
+//! - The failover sweep, finding a router dead, tells each call's home with participants on
+//!   it to close its link to it (its publishers leave the other links), and after the
+//!   failover grace drops from the store the participants still held on it
+//!   ([`drop_held_on`]): native participants re-join through `/rejoin` in the grace (placed
+//!   again, [`crate::cascade::place_participant`]); a web page re-posts its offers, as after
+//!   a home's failover. When a call's home dies (or is drained past its deadline) and the call moves,
 //!   its legs on leaves, linked to the old home only, are dropped and their leaves told
 //!   ([`drop_off_home_legs`]).
 
@@ -55,36 +57,68 @@ pub(crate) async fn admin_holding(st: &CallsState, call: &Call, p: &Participant)
     st.routers.admin_of(&call.router).await
 }
 
-/// Drops from the store the legs held on `dead` (a leaf found dead) and has each of their
-/// calls' homes close its link to it. Returns how many legs it found.
+/// A leaf found dead: has each call's home close its link to it and, once the failover grace
+/// has passed since it died (`router.dead_after_ms` + `calls.failover_grace_ms` of silence, by
+/// the store's clock: stateless, so whichever instance sweeps does it), drops from the store
+/// the participants still recorded on it. A native participant that re-joined in the grace
+/// (`/rejoin` places it again and records where) is no longer on it; a WebRTC leg, whose
+/// page posts a new offer, is dropped then. Returns how many participants are still held on
+/// it (0: nothing left to do for it).
 pub(crate) async fn drop_held_on(st: &CallsState, dead: &RouterStatus) -> usize {
     let held = match st.calls.held_on(&dead.reg.id).await {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(router = %dead.reg.id, error = %e, "failover sweep: legs on the router unreadable");
+            tracing::warn!(router = %dead.reg.id, error = %e, "failover sweep: participants on the router unreadable");
             return 0;
         }
     };
+    let grace = st.routers.ttl().as_millis() as u64 + st.cfg.failover_grace_ms;
+    let grace_over = dead.last_seen_ms_ago >= grace;
     let mut unlinked: Vec<Uuid> = Vec::new();
     for &(id, pid) in &held {
-        if let Ok(true) = st.calls.drop_participant(id, pid).await {
-            tracing::info!(call_id = %id, participant_id = pid, router = %dead.reg.id, "leg on a dead router dropped");
+        if grace_over {
+            if let Ok(true) = st.calls.drop_participant(id, pid).await {
+                tracing::info!(call_id = %id, participant_id = pid, router = %dead.reg.id, "participant on a dead router did not come back; dropped");
+            }
         }
         if unlinked.contains(&id) {
             continue;
         }
         unlinked.push(id);
         let Ok(Some(call)) = st.calls.get(id).await else { continue };
-        let leaf =
-            RouterRef { id: dead.reg.id.clone(), address: dead.reg.address.clone(), admin: dead.reg.admin.clone() };
-        // The dead leaf's address for the call, as it gave it when linked.
-        let peer = crate::routers::media_address(&leaf, Some(dead), id);
-        let home = st.routers.admin_of(&call.router).await;
-        if let Err(e) = st.router_client.close_pipe(&home, id, &peer).await {
-            tracing::warn!(call_id = %id, router = %dead.reg.id, error = %e, "could not unlink the call's home from a dead router");
+        unlink(st, id, &call.router, dead).await;
+    }
+    if grace_over {
+        0
+    } else {
+        held.len()
+    }
+}
+
+/// Has `home`, call `id`'s home, close its link to the leaf `dead`.
+async fn unlink(st: &CallsState, id: Uuid, home: &RouterRef, dead: &RouterStatus) {
+    let leaf = RouterRef { id: dead.reg.id.clone(), address: dead.reg.address.clone(), admin: dead.reg.admin.clone() };
+    // The dead leaf's address for the call, as it gave it when linked.
+    let peer = crate::routers::media_address(&leaf, Some(dead), id);
+    let admin = st.routers.admin_of(home).await;
+    if let Err(e) = st.router_client.close_pipe(&admin, id, &peer).await {
+        tracing::warn!(call_id = %id, router = %dead.reg.id, error = %e, "could not unlink the call's home from a dead router");
+    }
+}
+
+/// A native participant of call `id` (home `home`) re-joins from leaf `leaf`: when that leaf
+/// is dead, the home closes its link to it first, so the participant's streams, known to the
+/// home as the link's, are its own again when it re-joins there (the sweeper would close it
+/// too, up to a sweep later).
+pub(crate) async fn unlink_if_dead(st: &CallsState, id: Uuid, home: &RouterRef, leaf: &str) {
+    if leaf == home.id {
+        return;
+    }
+    if let Ok(Some(s)) = st.routers.get(leaf).await {
+        if !s.live {
+            unlink(st, id, home, &s).await;
         }
     }
-    held.len()
 }
 
 /// Call `id` has just moved to router `to` (its home died or was drained past its deadline):

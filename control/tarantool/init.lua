@@ -134,6 +134,12 @@ box.once('corecast_schema_v8', function()
     box.space.routers:format(f)
 end)
 
+-- Native participants held on a leaf router (schema v9): corecast_set_router.
+box.once('corecast_schema_v9_set_router', function()
+    box.schema.func.create('corecast_set_router', {if_not_exists = true})
+    box.schema.user.grant(user, 'execute', 'function', 'corecast_set_router', {if_not_exists = true})
+end)
+
 local function now_ms()
     return math.floor(clock.time() * 1000)
 end
@@ -341,6 +347,31 @@ function corecast_held_on(router_id)
         end
     end
     return 'ok', setmetatable(out, {__serialize = 'seq'})
+end
+
+-- Records the router holding participant pid (a string: a leaf; nil: the call's home).
+-- Returns 'ok' and whether the participant was found.
+function corecast_set_router(id_s, pid, router, deadline)
+    if late(deadline) then return 'late' end
+    local id = parse_id(id_s)
+    if id == nil then return 'ok', false end
+    if type(router) ~= 'string' then router = nil end
+    return box.atomic(function()
+        local t = box.space.calls:get(id)
+        if t == nil then return 'ok', false end
+        local np, found = {}, false
+        for i, p in ipairs(t.participants) do
+            if p[1] == pid then
+                found = true
+                np[i] = {p[1], p[2], p[3], p[4] or 0, p[5] == true, p[6] == true, router}
+            else
+                np[i] = p
+            end
+        end
+        if not found then return 'ok', false end
+        box.space.calls:update(id, {{'=', 5, setmetatable(np, {__serialize = 'seq'})}})
+        return 'ok', true
+    end)
 end
 
 -- The router registry ---------------------------------------------------------------------

@@ -202,6 +202,18 @@ async fn call_store_leaf_contract(s: &dyn CallStore) {
     assert_eq!(s.held_on(&home).await.unwrap(), vec![], "the home's own participants are the home's calls");
     assert_eq!(s.drop_participant(id, 32).await, Ok(true));
     assert_eq!(s.held_on(&leaf).await.unwrap(), vec![]);
+    // A native participant placed on a leaf, re-joined on another, then on the home.
+    assert_eq!(s.set_router(id, 31, Some(&leaf)).await, Ok(true));
+    assert_eq!(s.held_on(&leaf).await.unwrap(), vec![(id, 31)]);
+    let other = format!("o-{}", uniq());
+    assert_eq!(s.set_router(id, 31, Some(&other)).await, Ok(true));
+    assert_eq!(s.held_on(&leaf).await.unwrap(), vec![]);
+    assert_eq!(s.held_on(&other).await.unwrap(), vec![(id, 31)]);
+    assert_eq!(s.set_router(id, 31, None).await, Ok(true));
+    let stored = s.get(id).await.unwrap().unwrap();
+    assert_eq!(stored.participants[0], part(31, 1), "back on the home: no router, nothing else changed");
+    assert_eq!(s.set_router(id, 99, Some(&leaf)).await, Ok(false), "no such participant");
+    assert_eq!(s.set_router(Uuid::new_v4(), 31, Some(&leaf)).await, Ok(false), "no such call");
     s.end(id, 1).await.unwrap();
 }
 

@@ -138,6 +138,9 @@ impl CallStore for Counted<dyn CallStore> {
     async fn held_on(&self, router_id: &str) -> Result<Vec<(Uuid, u64)>, CallError> {
         self.count_call("held_on", self.inner.held_on(router_id).await)
     }
+    async fn set_router(&self, id: Uuid, participant_id: u64, router: Option<&str>) -> Result<bool, CallError> {
+        self.count_call("set_router", self.inner.set_router(id, participant_id, router).await)
+    }
 }
 
 #[async_trait]

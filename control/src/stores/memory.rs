@@ -261,4 +261,14 @@ impl CallStore for MemoryCallStore {
             .flat_map(|c| c.participants.iter().filter(|p| on(c, p)).map(|p| (c.id, p.participant_id)))
             .collect())
     }
+
+    async fn set_router(&self, id: Uuid, participant_id: u64, router: Option<&str>) -> Result<bool, CallError> {
+        let mut m = self.map.lock().map_err(|_| poisoned())?;
+        let Some(call) = m.get_mut(&id) else { return Ok(false) };
+        let Some(p) = call.participants.iter_mut().find(|q| q.participant_id == participant_id) else {
+            return Ok(false);
+        };
+        p.router = router.map(str::to_owned);
+        Ok(true)
+    }
 }

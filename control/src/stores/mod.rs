@@ -149,8 +149,9 @@ pub struct Participant {
     /// The participant says its camera is off.
     #[serde(default)]
     pub video_muted: bool,
-    /// The router holding the participant's media when it is not the call's home (a
-    /// WHIP/WHEP leg placed on a leaf, see [`crate::cascade`]); `None`: the call's router.
+    /// The router holding the participant's media when it is not the call's home (a native
+    /// participant or a WHIP/WHEP leg placed on a leaf, see [`crate::cascade`]); `None`: the
+    /// call's router.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<String>,
 }
@@ -271,10 +272,14 @@ pub trait CallStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: Uuid) -> Result<Option<Call>, CallError>;
     /// Lists the calls placed on a router.
     async fn by_router(&self, router_id: &str) -> Result<Vec<Call>, CallError>;
-    /// The participants held on router `router_id` while their call's home is another (WebRTC
-    /// legs placed on a leaf: [`Participant::router`]), as (call, participant id). Not indexed:
+    /// The participants held on router `router_id` while their call's home is another (native
+    /// participants and WebRTC legs placed on a leaf: [`Participant::router`]), as (call, participant id). Not indexed:
     /// a scan of every call, for the failover sweep when a router is found dead.
     async fn held_on(&self, router_id: &str) -> Result<Vec<(Uuid, u64)>, CallError>;
+    /// Records the router holding participant `participant_id` ([`Participant::router`]:
+    /// `None`, the call's home). A native participant placed on a leaf, or re-joined through
+    /// `/rejoin` elsewhere. `Ok(false)` when the call or the participant is gone.
+    async fn set_router(&self, id: Uuid, participant_id: u64, router: Option<&str>) -> Result<bool, CallError>;
 }
 
 /// What a router reports when it registers or heart-beats (`POST /v1/routers`).

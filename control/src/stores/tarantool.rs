@@ -196,4 +196,12 @@ impl CallStore for TarantoolCallStore {
             s => Err(unexpected("held_on", s)),
         }
     }
+
+    async fn set_router(&self, id: Uuid, participant_id: u64, router: Option<&str>) -> Result<bool, CallError> {
+        let r = self.tt.call("corecast_set_router", &(id.to_string(), participant_id, router, deadline())).await?;
+        match status(&r) {
+            "ok" => Ok(r.get(1).and_then(Value::as_bool).unwrap_or(false)),
+            s => Err(unexpected("set_router", s)),
+        }
+    }
 }

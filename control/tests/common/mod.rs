@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod live_router;
+pub mod router_proc;
 
 use std::time::Duration;
 
