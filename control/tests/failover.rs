@@ -14,69 +14,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::router_proc::{self, participants, start_follower, Follower, RouterProc, SECRET};
 use common::*;
-use corecast_client::{follow, Client, ControlClient, FollowConfig, FollowProgress, FollowReport, MediaPlan, Via};
+use corecast_client::Client;
 use corecast_control::config::Config;
 use corecast_proto::session::Quality;
 use corecast_proto::token;
 use serde_json::json;
-
-const SECRET: &str = "test-router-secret";
-
-fn bin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CORECAST_BIN_DIR") {
-        return d.into();
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_owned()
-}
-
-/// A `corecast-router` process.
-struct RouterProc {
-    child: std::process::Child,
-    id: String,
-    addr: String,
-}
-
-impl Drop for RouterProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let t = std::net::TcpListener::bind(format!("127.0.0.1:{}", u.local_addr().unwrap().port()));
-    match t {
-        Ok(t) => t.local_addr().unwrap().port(),
-        Err(_) => free_port(),
-    }
-}
-
-fn spawn_router(calls: &str, region: &str, public_key: &str, log: &std::path::Path) -> RouterProc {
-    let bin = bin_dir().join("corecast-router");
-    assert!(bin.exists(), "{} missing: cargo build -p corecast-router --bins", bin.display());
-    let id = format!("fo-{}", uniq());
-    let addr = format!("127.0.0.1:{}", free_port());
-    let admin = format!("127.0.0.1:{}", free_port());
-    let err = std::fs::File::create(log.join(format!("{id}.log"))).unwrap();
-    let child = std::process::Command::new(bin)
-        .args(["--listen", &addr, "--admin-listen", &admin, "--workers", "1", "--stats-interval", "0"])
-        .args(["--calls-url", calls, "--router-id", &id, "--region", region, "--public-key-hex", public_key])
-        .args(["--router-secret", SECRET, "--insecure-dev-keys"])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("corecast-router starts");
-    RouterProc { child, id, addr }
-}
 
 fn failover_config(mut cfg: Config) -> Config {
     // As deployed: dead after 1.5 s of silence (routers beat every 500 ms).
@@ -88,58 +35,14 @@ fn failover_config(mut cfg: Config) -> Config {
 
 /// Two routers registered and live in the calls service's region.
 async fn two_routers(s: &Svc, region: &str) -> (RouterProc, RouterProc) {
-    let pk = s.get(format!("{}/v1/keys", s.calls), None).await.body["public_key_hex"].as_str().unwrap().to_owned();
-    let (a, b) = (spawn_router(&s.calls, region, &pk, s.dir.path()), spawn_router(&s.calls, region, &pk, s.dir.path()));
-    let live = eventually(Duration::from_secs(20), || async {
-        let r = s.get(format!("{}/v1/routers", s.calls), Some(SECRET)).await;
-        let rs = r.body["routers"].as_array().cloned().unwrap_or_default();
-        [&a.id, &b.id].iter().all(|id| rs.iter().any(|r| r["id"] == json!(id) && r["live"] == json!(true)))
-    })
-    .await;
-    if !live {
-        for r in [&a, &b] {
-            let log = std::fs::read_to_string(s.dir.path().join(format!("{}.log", r.id))).unwrap_or_default();
-            eprintln!("--- {} ---\n{log}", r.id);
-        }
-    }
-    assert!(live, "both routers register");
-    (a, b)
-}
-
-struct Follower {
-    progress: Arc<FollowProgress>,
-    thread: std::thread::JoinHandle<FollowReport>,
-}
-
-fn start_follower(calls: &str, session: &str, call: &str, seconds: u64) -> Follower {
-    let via = Via { calls: calls.to_owned(), session: session.to_owned(), call: call.to_owned() };
-    // Modest rates: audio at 50 packets/s and 10 video frames of 1 packet a second.
-    let plan = MediaPlan {
-        video_fps: 10,
-        video_packets_per_frame: 1,
-        video_packet_size: 600,
-        duration: Duration::from_secs(seconds),
-        ..Default::default()
-    };
-    let cfg = FollowConfig { plan, quality: Quality::Hd, ..Default::default() };
-    let progress = Arc::new(FollowProgress::default());
-    let p = progress.clone();
-    let thread = std::thread::spawn(move || follow(&ControlClient::new(), &via, &cfg, &p).expect("follower joins"));
-    Follower { progress, thread }
+    let mut rs = router_proc::spawn_live(s, region, 2).await;
+    let b = rs.pop().expect("two");
+    (rs.pop().expect("two"), b)
 }
 
 /// Waits (bounded) until every follower has received `n` packets on its current router.
 async fn all_receiving(fs: &[Follower], n: u64, max: Duration) -> bool {
     eventually(max, || async { fs.iter().all(|f| f.progress.leg_received.load(Ordering::Relaxed) >= n) }).await
-}
-
-async fn participants(s: &Svc, owner: &str, call: &str) -> (String, Vec<u64>) {
-    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(owner)).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let mut ps: Vec<u64> =
-        r.body["participants"].as_array().unwrap().iter().filter_map(|p| p["participant_id"].as_u64()).collect();
-    ps.sort_unstable();
-    (r.body["router"].as_str().unwrap_or_default().to_owned(), ps)
 }
 
 async fn failover_flow(cfg: Config, dir: tempfile::TempDir) {

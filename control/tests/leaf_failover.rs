@@ -14,22 +14,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::router_proc::{self, start_follower, SECRET};
+use common::router_proc::{self, participants, start_follower, SECRET};
 use common::*;
 use corecast_client::Client;
 use corecast_control::config::Config;
 use corecast_proto::session::Quality;
 use corecast_proto::token;
 use serde_json::json;
-
-async fn participants(s: &Svc, owner: &str, call: &str) -> (String, Vec<u64>) {
-    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(owner)).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let mut ps: Vec<u64> =
-        r.body["participants"].as_array().unwrap().iter().filter_map(|p| p["participant_id"].as_u64()).collect();
-    ps.sort_unstable();
-    (r.body["router"].as_str().unwrap_or_default().to_owned(), ps)
-}
 
 async fn leaf_failover_flow(mut cfg: Config, dir: tempfile::TempDir) {
     // As deployed: dead after 1.5 s of silence (routers beat every 500 ms).

@@ -22,14 +22,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::live_router::{self, LiveRouter};
+use common::router_proc::{participants, start_follower, Follower};
 use common::*;
-use corecast_client::{follow, ControlClient, FollowConfig, FollowProgress, FollowReport, MediaPlan, Via};
 use corecast_control::config::Config;
-use corecast_proto::session::Quality;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -73,37 +71,6 @@ impl LinkProxy {
     fn heal(&self) {
         self.cut.send_replace(false);
     }
-}
-
-struct Follower {
-    progress: Arc<FollowProgress>,
-    thread: std::thread::JoinHandle<FollowReport>,
-}
-
-fn start_follower(calls: &str, session: &str, call: &str, seconds: u64) -> Follower {
-    let via = Via { calls: calls.to_owned(), session: session.to_owned(), call: call.to_owned() };
-    // Modest rates: audio at 50 packets/s and 10 video frames of 1 packet a second.
-    let plan = MediaPlan {
-        video_fps: 10,
-        video_packets_per_frame: 1,
-        video_packet_size: 600,
-        duration: Duration::from_secs(seconds),
-        ..Default::default()
-    };
-    let cfg = FollowConfig { plan, quality: Quality::Hd, ..Default::default() };
-    let progress = Arc::new(FollowProgress::default());
-    let p = progress.clone();
-    let thread = std::thread::spawn(move || follow(&ControlClient::new(), &via, &cfg, &p).expect("follower joins"));
-    Follower { progress, thread }
-}
-
-async fn participants(s: &Svc, owner: &str, call: &str) -> (String, Vec<u64>) {
-    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(owner)).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let mut ps: Vec<u64> =
-        r.body["participants"].as_array().unwrap().iter().filter_map(|p| p["participant_id"].as_u64()).collect();
-    ps.sort_unstable();
-    (r.body["router"].as_str().unwrap_or_default().to_owned(), ps)
 }
 
 async fn live(s: &Svc, r: &LiveRouter) -> bool {

@@ -134,3 +134,13 @@ pub fn start_follower(calls: &str, session: &str, call: &str, seconds: u64) -> F
     let thread = std::thread::spawn(move || follow(&ControlClient::new(), &via, &cfg, &p).expect("follower joins"));
     Follower { progress, thread }
 }
+
+/// Call `call` as its owner sees it: the router it is on and its participants' ids, sorted.
+pub async fn participants(s: &Svc, owner: &str, call: &str) -> (String, Vec<u64>) {
+    let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(owner)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut ps: Vec<u64> =
+        r.body["participants"].as_array().unwrap().iter().filter_map(|p| p["participant_id"].as_u64()).collect();
+    ps.sort_unstable();
+    (r.body["router"].as_str().unwrap_or_default().to_owned(), ps)
+}
