@@ -101,6 +101,9 @@ pub struct Client {
     key: JoinKey,
     /// SRTP keyed from it (`None`: a plain leg).
     srtp: Option<Arc<NativeSrtp>>,
+    /// The next audio and video sequence numbers (random at the join; see
+    /// [`Client::continue_sequences`]).
+    seqs: std::sync::Mutex<(SeqNo, SeqNo)>,
 }
 
 fn too_many_redirects() -> ClientError {
@@ -216,6 +219,7 @@ impl Client {
                             timeout_ms,
                             key: key.clone(),
                             srtp: srtp.then(|| Arc::new(NativeSrtp::new(key))),
+                            seqs: std::sync::Mutex::new((SeqNo(rand::random()), SeqNo(rand::random()))),
                         });
                     }
                     Some(JoinReply::Redirect(alt)) if redirects < 3 => {
@@ -353,7 +357,7 @@ impl Client {
         let audio_every = Duration::from_millis(20);
         let video_every = if plan.video_fps > 0 { Duration::from_secs(1) / plan.video_fps } else { Duration::MAX };
         let (mut next_audio, mut next_video) = (start, start);
-        let (mut aseq, mut vseq) = (SeqNo(rand::random()), SeqNo(rand::random()));
+        let (mut aseq, mut vseq) = *self.seqs.lock().unwrap_or_else(|e| e.into_inner());
         let (mut aframe, mut vframe) = (0u32, 0u32);
         let mut buf = Vec::with_capacity(1500);
         let limit = plan.max_packets.unwrap_or(u64::MAX);
@@ -415,7 +419,19 @@ impl Client {
                 std::thread::sleep((next - now).min(end.saturating_duration_since(now)).min(Duration::from_millis(50)));
             }
         }
+        *self.seqs.lock().unwrap_or_else(|e| e.into_inner()) = (aseq, vseq);
         rep
+    }
+
+    /// Sends on from where `before` (this participant's previous leg, on a
+    /// router it left) stopped: the same SSRCs go on with the next sequence
+    /// numbers. A router refuses to seal a packet index it has already used
+    /// towards a receiver (SRTP: a keystream never twice), so a stream that
+    /// restarted its numbers below where receivers' contexts are would not
+    /// be forwarded until it passed them.
+    pub fn continue_sequences(&self, before: &Client) {
+        let seqs = *before.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        *self.seqs.lock().unwrap_or_else(|e| e.into_inner()) = seqs;
     }
 
     fn send(&self, b: &[u8], record: bool, rep: &mut SendReport) {

@@ -252,6 +252,8 @@ pub fn follow(
                 progress.rejoins.fetch_add(1, Ordering::Relaxed);
                 progress.leg_received.store(0, Ordering::Relaxed);
                 grant = g;
+                // Its streams go on where they stopped, not from new numbers.
+                c.continue_sequences(&client);
                 client = c;
             }
             None => return Ok(rep),
