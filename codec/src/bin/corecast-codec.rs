@@ -4,8 +4,10 @@
 //! call it asks the calls service for a mixer token
 //! (`POST /v1/calls/{id}/mixer`, router secret) and mixes the call; when a
 //! call has no SD receiver left (the router then also lets the mixer go) or
-//! is gone, it stops. Worker threads can be pinned away from the router's
-//! cores with `--cpus`.
+//! is gone, it stops. When the router stops answering (`--router-dead-ms`) it
+//! stops mixing that router's calls: the calls service moves them (failover),
+//! and the pool of the router they land on mixes them there. Worker threads can
+//! be pinned away from the router's cores with `--cpus`.
 #![deny(unsafe_code)]
 
 use std::collections::HashMap;
@@ -49,6 +51,11 @@ struct Args {
     /// Composite frame rate.
     #[arg(long, default_value_t = 30)]
     fps: u32,
+    /// Milliseconds without an answer from the router's admin API after which the pool takes
+    /// the router for dead and stops mixing its calls (the calls service moves them to another
+    /// router, whose pool mixes them there).
+    #[arg(long, default_value_t = 3000)]
+    router_dead_ms: u64,
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     seconds: Option<u64>,
@@ -102,6 +109,8 @@ fn main() -> anyhow::Result<()> {
     let until = a.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     // Calls being mixed (or joining), with when we asked.
     let mut mixing: HashMap<CallId, Instant> = HashMap::new();
+    // When the router's admin API last answered.
+    let mut answered = Instant::now();
     tracing::info!(router_admin = %a.router_admin, calls = %a.calls_url, workers = a.workers, "codec pool running");
     while until.is_none_or(|u| Instant::now() < u) {
         while let Ok(e) = pool.events().try_recv() {
@@ -117,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         }
         match http.get(&admin).bearer_auth(&a.router_secret).send().and_then(|r| r.error_for_status()) {
             Ok(r) => {
+                answered = Instant::now();
                 let v: Value = r.json().unwrap_or(Value::Null);
                 let wanted = calls_wanting_sd(&v);
                 for call in &wanted {
@@ -143,7 +153,17 @@ fn main() -> anyhow::Result<()> {
                     mixing.remove(&call);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "router admin API unreachable"),
+            Err(e) => {
+                tracing::warn!(error = %e, "router admin API unreachable");
+                if !mixing.is_empty() && answered.elapsed() >= Duration::from_millis(a.router_dead_ms) {
+                    // Its router is gone: its calls are moved elsewhere; these mixers would
+                    // only send into the void.
+                    tracing::warn!(calls = mixing.len(), "router silent: stopping its calls' mixers");
+                    for (call, _) in mixing.drain() {
+                        pool.stop(call);
+                    }
+                }
+            }
         }
         std::thread::sleep(Duration::from_millis(a.poll_ms.max(50)));
     }

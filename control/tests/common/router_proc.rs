@@ -31,6 +31,8 @@ pub struct RouterProc {
     pub child: std::process::Child,
     pub id: String,
     pub addr: String,
+    /// Its admin API (`host:port`).
+    pub admin: String,
 }
 
 impl Drop for RouterProc {
@@ -66,7 +68,7 @@ pub fn spawn(calls: &str, region: &str, public_key: &str, log: &Path) -> RouterP
         .stderr(err)
         .spawn()
         .expect("corecast-router starts");
-    RouterProc { child, id, addr }
+    RouterProc { child, id, addr, admin }
 }
 
 /// `n` routers registered and live in `region` (their logs printed if they do not).
@@ -120,6 +122,11 @@ impl Follower {
 /// Joins call `call` as the user of `session` and follows it for `seconds`, at modest rates
 /// (audio at 50 packets/s, 10 video frames of 1 packet a second).
 pub fn start_follower(calls: &str, session: &str, call: &str, seconds: u64) -> Follower {
+    start_follower_with(calls, session, call, seconds, Quality::Hd)
+}
+
+/// [`start_follower`] asking for `quality` (SD: the codec pool's composite).
+pub fn start_follower_with(calls: &str, session: &str, call: &str, seconds: u64, quality: Quality) -> Follower {
     let via = Via { calls: calls.to_owned(), session: session.to_owned(), call: call.to_owned() };
     let plan = MediaPlan {
         video_fps: 10,
@@ -128,11 +135,44 @@ pub fn start_follower(calls: &str, session: &str, call: &str, seconds: u64) -> F
         duration: Duration::from_secs(seconds),
         ..Default::default()
     };
-    let cfg = FollowConfig { plan, quality: Quality::Hd, ..Default::default() };
+    let cfg = FollowConfig { plan, quality, ..Default::default() };
     let progress = Arc::new(FollowProgress::default());
     let p = progress.clone();
     let thread = std::thread::spawn(move || follow(&ControlClient::new(), &via, &cfg, &p).expect("follower joins"));
     Follower { progress, thread }
+}
+
+/// A `corecast-codec` process (killed when dropped).
+pub struct CodecProc {
+    pub child: std::process::Child,
+    /// Its `/metrics` URL.
+    pub metrics: String,
+}
+
+impl Drop for CodecProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a codec pool for `router` (its admin API), getting mixer tokens from `calls`; it
+/// takes its router for dead after `router_dead_ms` without an answer. Log in `log/<name>.log`.
+pub fn spawn_codec(calls: &str, router: &RouterProc, router_dead_ms: u64, log: &Path) -> CodecProc {
+    let bin = bin_dir().join("corecast-codec");
+    assert!(bin.exists(), "{} missing: cargo build -p corecast-codec --bins", bin.display());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let err = std::fs::File::create(log.join(format!("codec-{}.log", router.id))).unwrap();
+    let child = std::process::Command::new(bin)
+        .args(["--router-admin", &format!("http://{}", router.admin), "--calls-url", calls])
+        .args(["--router-secret", SECRET, "--listen", &listen, "--poll-ms", "200"])
+        .args(["--router-dead-ms", &router_dead_ms.to_string(), "--fps", "10", "--bitrate-kbps", "200"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("corecast-codec starts");
+    CodecProc { child, metrics: format!("http://{listen}/metrics") }
 }
 
 /// Call `call` as its owner sees it: the router it is on and its participants' ids, sorted.
