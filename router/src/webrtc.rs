@@ -150,6 +150,7 @@ impl crate::server::RouterServer {
                 rid: n.extensions.rid,
                 repaired_rid: n.extensions.repaired_rid,
                 dependency_descriptor: n.extensions.dependency_descriptor,
+                allow_mixed: n.extensions.allow_mixed,
             },
             subscribe: match offer.subscribe {
                 Subscribe::Participant(p) => Some(p),

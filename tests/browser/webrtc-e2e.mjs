@@ -5,7 +5,7 @@
 //
 //   node tests/browser/webrtc-e2e.mjs --calls http://127.0.0.1:8082 --auth http://127.0.0.1:8081
 //   node tests/browser/webrtc-e2e.mjs --selftest
-//   node tests/browser/webrtc-e2e.mjs --only whip-whep        (groups: whip-whep, composite, leave)
+//   node tests/browser/webrtc-e2e.mjs --only whip-whep        (groups: whip-whep, composite, leave, svc)
 //
 // Prints one line per step (PASS/FAIL/SKIP, its time and numbers), then the summary as one JSON
 // line, then "webrtc-e2e: N passed, N failed". Exit code 0 only if every step that ran passed.
@@ -30,7 +30,7 @@ const HELP = `usage: webrtc-e2e.mjs [options]
                         script, the pages and the CORS contract; not corecast)
   --calls URL           calls service (default $CORECAST_CALLS or http://127.0.0.1:8082)
   --auth URL            auth service (default $CORECAST_AUTH or http://127.0.0.1:8081)
-  --only G[,G]          groups to run: whip-whep, composite, leave (default: all three)
+  --only G[,G]          groups to run: whip-whep, composite, leave, svc (default: all four)
   --seconds N           media time before the checks (default 10)
   --codec C             av1 (default: AV1 first, then VP8, H.264), vp8, h264, none (browser's order)
   --picture P           busy (default: noise, so the encoder wants > 1 Mbps) or plain (flat, moving)
@@ -282,9 +282,11 @@ const GROUPS = {
   'whip-whep': ['auth', 'call', 'whip', 'whep', 'media'],
   composite: ['auth', 'call', 'whip', 'composite'],
   leave: ['auth', 'call', 'whip', 'leave'],
+  svc: ['auth', 'svc-whip', 'svc-whep', 'svc-media'],
 };
 async function scenario() {
-  const groups = opt.only || Object.keys(GROUPS);
+  // (The mock's relay page does no SVC: not part of --mock's default.)
+  const groups = opt.only || Object.keys(GROUPS).filter((g) => !(opt.mock && g === 'svc'));
   for (const g of groups) if (!GROUPS[g]) die(`--only: unknown group ${g} (${Object.keys(GROUPS).join(', ')})`);
   const want = new Set(groups.flatMap((g) => GROUPS[g]));
   const s = {}; // state shared by the steps
@@ -303,14 +305,14 @@ async function scenario() {
     return { detail: `${s.users.map((u) => u.login).join(', ')}` };
   });
 
-  await step('call', async () => {
+  if (want.has('call')) await step('call', async () => {
     const r = await http('POST', `${opt.calls}/v1/calls`, { token: s.users[0].session });
     check(r.status === 201 && r.data?.call_id, `POST /v1/calls: ${r.status} ${r.text.slice(0, 200)}`);
     s.call = r.data.call_id;
     return { detail: `call ${s.call} on router ${r.data.router}`, call: s.call };
   }, ['auth']);
 
-  await step('whip', async () => {
+  if (want.has('whip')) await step('whip', async () => {
     await openPage('A');
     const { sdp, preferred } = await ev('A', (o) => cc.publisher(o), { width: opt.width, height: opt.height, codecs: CODECS[opt.codec] });
     const r = await signal('A', `${opt.calls}/v1/calls/${s.call}/whip`, s.users[0].session, sdp);
@@ -403,11 +405,83 @@ async function scenario() {
     return { detail: `DELETE ${d.status}; participants now [${listed.join(', ')}]` };
   }, ['whip']);
 
+  if (want.has('svc-whip')) await svcSteps(s);
+
   // Clean up what is left (not a checked step): the viewers' sessions, then the call.
-  for (const [k, u] of [['whep', 1], ['composite', 1]]) {
+  for (const [k, u] of [['whep', 1], ['composite', 1], ['svcWhip', 0], ['svcDd', 1], ['svcPlain', 1]]) {
     if (s[k]?.location) await http('DELETE', s[k].location, { token: s.users[u].session, timeoutMs: 3000 }).catch(() => {});
   }
-  if (s.call) await http('DELETE', `${opt.calls}/v1/calls/${s.call}`, { token: s.users[0].session, timeoutMs: 3000 }).catch(() => {});
+  for (const c of [s.call, s.svcCall]) {
+    if (c) await http('DELETE', `${opt.calls}/v1/calls/${c}`, { token: s.users[0].session, timeoutMs: 3000 }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- SVC (issue #13)
+// A publisher sends AV1 with two spatial layers in one stream (scalabilityMode L2T3: 320x180 and
+// 640x360 of the 640x360 camera; Chromium makes L3T3 at this size L2T3 anyway), described by the
+// Dependency Descriptor, in a call of its own. Viewer D negotiated the descriptor: the router
+// forwards the publisher's (the two-byte header form for the template structure) and D decodes
+// every layer, 640x360. Viewer P did not: Chromium decodes nothing of several spatial layers
+// without it, so the router sends P the base layer only (read from the descriptor, never the
+// payload), the marker bit on the last packet of each of its frames (the end of P's temporal
+// unit), and P decodes 320x180.
+const SVC_MODE = 'L2T3';
+async function svcSteps(s) {
+  await step('svc-whip', async () => {
+    // The pages of the steps before are closed: three encoders and decoders at once starve 2 cores.
+    for (const [n, p] of Object.entries(pages)) { await p.ctx.close().catch(() => {}); delete pages[n]; }
+    const c = await http('POST', `${opt.calls}/v1/calls`, { token: s.users[0].session });
+    check(c.status === 201 && c.data?.call_id, `POST /v1/calls: ${c.status} ${c.text.slice(0, 200)}`);
+    s.svcCall = c.data.call_id;
+    await openPage('S');
+    const { sdp } = await ev('S', (o) => cc.publisher(o), { width: opt.width, height: opt.height,
+      codecs: ['video/av1'], onlyCodecs: true, scalabilityMode: SVC_MODE });
+    check(/dependency-descriptor/.test(sdp), 'the publisher offered no Dependency Descriptor');
+    s.svcWhip = await signal('S', `${opt.calls}/v1/calls/${s.svcCall}/whip`, s.users[0].session, sdp);
+    const ms = await waitConnected('S', 10000);
+    return { detail: `call ${s.svcCall}, participant ${s.svcWhip.participantId}, connected ${ms} ms after the answer` };
+  }, ['auth']);
+  await step('svc-whep', async () => {
+    const url = `${opt.calls}/v1/calls/${s.svcCall}/whep?participant=${encodeURIComponent(s.svcWhip.participantId)}`;
+    for (const [name, key, dd] of [['D', 'svcDd', true], ['P', 'svcPlain', false]]) {
+      await openPage(name);
+      const { sdp } = await ev(name, (o) => cc.viewer(o), { codecs: ['video/av1'], dd });
+      s[key] = await signal(name, url, s.users[1].session, sdp);
+      const answered = /dependency-descriptor/.test(s[key].body);
+      check(answered === dd, `viewer ${name}: the answer ${answered ? 'takes' : 'leaves'} the Dependency Descriptor`);
+      await waitConnected(name, 10000);
+    }
+    s.svcViewing = Date.now();
+    return { detail: 'viewers D (descriptor) and P (none)' };
+  }, ['svc-whip']);
+  await step('svc-media', async () => {
+    const seconds = Math.max(6, opt.seconds - 2);
+    await sleep(Math.max(0, seconds * 1000 - (Date.now() - s.svcViewing) - 2000));
+    const first = { D: await stats('D'), P: await stats('P'), S: await stats('S') };
+    await sleep(2000);
+    const pub = (await stats('S')).outVideo || {};
+    const pubRecent = (pub.framesEncoded ?? 0) - (first.S.outVideo?.framesEncoded ?? 0);
+    const errs = []; const parts = [];
+    const minFrames = Math.round(opt.minFrames * 0.2 * seconds / opt.seconds);
+    for (const [n, height] of [['D', opt.height], ['P', opt.height / 2]]) {
+      const a = first[n].inVideo || {}; const b = (await stats(n)).inVideo || {};
+      const recent = (b.framesDecoded ?? 0) - (a.framesDecoded ?? 0);
+      parts.push(`${n}: ${b.framesDecoded} frames ${b.frameWidth}x${b.frameHeight} (${recent} in the last 2 s; ` +
+        `received ${b.framesReceived}, dropped ${b.framesDropped}, ${b.packetsReceived} packets), ` +
+        `freezes ${b.freezeCount ?? '?'} (${b.totalFreezesDuration ?? '?'} s), lost ${b.packetsLost}, plis ${b.pliCount}`);
+      if (!((b.framesDecoded ?? 0) >= minFrames)) errs.push(`${n}: framesDecoded ${b.framesDecoded ?? 'none'} < ${minFrames}`);
+      if (b.frameHeight !== height) errs.push(`${n}: decodes ${b.frameWidth}x${b.frameHeight}, not ${height} lines high`);
+      // The encoder skips frames of a layer when its rate runs short: a stall, not a rate, is checked.
+      if (!(recent >= 6)) errs.push(`${n}: only ${recent} frames decoded in the last 2 s (stalled?)`);
+    }
+    if (pub.frameHeight !== opt.height) errs.push(`the publisher sends ${pub.frameWidth}x${pub.frameHeight}, not ${opt.height} high`);
+    if (pub.scalabilityMode && pub.scalabilityMode !== SVC_MODE) errs.push(`the publisher encodes ${pub.scalabilityMode}, not ${SVC_MODE}`);
+    const detail = `publisher ${pub.frameWidth}x${pub.frameHeight} ${pub.scalabilityMode ?? '?'} (${pub.codec}, ${pub.encoder}), ` +
+      `${pub.framesEncoded} frames (${pubRecent} in the last 2 s, ${pub.framesPerSecond} fps, limited by ${pub.qualityLimitationReason}); ${parts.join('; ')}`;
+    measured.svc = { publisher: pub, detail };
+    if (errs.length) throw new Fail(`${errs.join('; ')} [${detail}; load average ${loadavg()[0].toFixed(1)}]`);
+    return { detail };
+  }, ['svc-whep']);
 }
 
 // ---------------------------------------------------------------- main

@@ -8,6 +8,16 @@ import { ApiError, errorOf, networkError, session } from './api.js';
 // Video codecs in this order first: the codec pool composites AV1 sources.
 const VIDEO_ORDER = ['video/av1', 'video/vp8', 'video/h264'];
 
+// A viewer offers the Dependency Descriptor (not in Chromium's default offer): a publisher's
+// scalable video (several spatial layers in one stream) then reaches it layer by layer, which
+// Chromium decodes only with the descriptor (without it the router sends the base layer only).
+function offerDependencyDescriptor(tr) {
+  if (!tr.getHeaderExtensionsToNegotiate || !tr.setHeaderExtensionsToNegotiate) return;
+  const exts = tr.getHeaderExtensionsToNegotiate();
+  for (const e of exts) if (/dependency-descriptor/.test(e.uri)) e.direction = 'sendrecv';
+  try { tr.setHeaderExtensionsToNegotiate(exts); } catch { /* this browser keeps its own list */ }
+}
+
 function preferCodecs(transceiver) {
   if (!transceiver.setCodecPreferences || !RTCRtpReceiver.getCapabilities) return;
   const caps = RTCRtpReceiver.getCapabilities('video').codecs;
@@ -62,7 +72,7 @@ export class Leg {
       }
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
-      pc.addTransceiver('video', { direction: 'recvonly' });
+      offerDependencyDescriptor(pc.addTransceiver('video', { direction: 'recvonly' }));
     }
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc, 3000);

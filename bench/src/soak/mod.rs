@@ -236,7 +236,17 @@ fn soak(a: &SoakArgs, sys: &mut System, seconds: u64, warmup: u64, say: &dyn Fn(
         }
     });
     anyhow::ensure!(exited.is_empty(), "services exited during the soak: {exited:?}");
-    let (start, end) = (start.context("the run ended before the warm-up")?, end.context("no end sample")?);
+    let start = start.context("the run ended before the warm-up")?;
+    // The churn can finish while a sample is being taken (a slow one, on a loaded machine)
+    // and the loop then ends before its end sample: taken now, as the churn has just ended.
+    let end = match end {
+        Some(end) => end,
+        None => {
+            let end = sample(sys, &http, started.elapsed().as_secs_f64());
+            samples.push(end);
+            end
+        }
+    };
     // Everyone has left; the router lets go of calls and participants at
     // once (at worst a lost leave times one out: 15 s of silence).
     let limit = Instant::now() + Duration::from_secs(25);

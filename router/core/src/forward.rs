@@ -22,7 +22,7 @@ use crate::reports::{self, PublisherSr};
 use crate::retransmit::Stored;
 use crate::simulcast::{self, GroupView, LayerPacket};
 use crate::stats::DropReason;
-use crate::svc::SvcState;
+use crate::svc::{self, Spatial, SvcState};
 use crate::transport::Transport;
 use crate::webrtc::{Codec, Source};
 use crate::Router;
@@ -147,7 +147,7 @@ impl Router {
             producer.codec = codec;
         }
         // What WebRTC receivers need to rewrite the packet for themselves.
-        let source = webrtc_source(codec, audio_level, producer.kind);
+        let source = webrtc_source(codec, audio_level, dd_ext, producer.kind);
         // Video (not RTX) is kept for retransmission; a duplicate goes no further.
         if self.config.retransmission && producer.kind == MediaKind::Video && codec != Some(Codec::Rtx) {
             let buffer = producer.retransmit.get_or_insert_default();
@@ -296,10 +296,15 @@ impl Router {
                 continue;
             }
             // SVC: frames of the spatial layers above the receiver's are skipped, gap-free.
+            let mut mark = false;
             if let (true, Some(p)) = (want, spatial) {
-                if !r.consumers.on_spatial(header.ssrc, p) {
-                    spatial_skipped += 1;
-                    continue;
+                match r.consumers.on_spatial(header.ssrc, p, r.svc_base_only()) {
+                    Spatial::Skip => {
+                        spatial_skipped += 1;
+                        continue;
+                    }
+                    Spatial::SendMarked => mark = true,
+                    Spatial::Send => {}
                 }
             }
             // A frame-rate cap: frames of the layers above it are skipped, gap-free.
@@ -311,12 +316,14 @@ impl Router {
             }
             match r.consumers.on_packet(header.ssrc, header.seq, prev_seq, want, keep_state, &contents) {
                 Consumed::Send(b) => {
+                    let b = if mark { svc::marked(b) } else { b };
                     if send_forwarded(r, &mut self.out, b, &header, source, red) {
                         r.reports.on_sent(header.ssrc, header.payload_len);
                     }
                     forwarded += 1;
                 }
                 Consumed::Resumed(b) => {
+                    let b = if mark { svc::marked(b) } else { b };
                     if send_forwarded(r, &mut self.out, b, &header, source, red) {
                         r.reports.on_sent(header.ssrc, header.payload_len);
                     }
@@ -396,15 +403,15 @@ fn send_forwarded(
 
 /// How a WebRTC receiver is to rewrite a packet of `codec` (`None`: no
 /// WebRTC leg takes it: an unknown codec, or a retransmission); `audio_level`
-/// is the sender's audio-level extension id.
-fn webrtc_source(codec: Option<Codec>, audio_level: u8, kind: MediaKind) -> Option<Source> {
+/// and `dd` are the sender's audio-level and Dependency Descriptor extension ids.
+fn webrtc_source(codec: Option<Codec>, audio_level: u8, dd: u8, kind: MediaKind) -> Option<Source> {
     let codec = codec?;
     let kind = match (kind, codec) {
         (MediaKind::Unknown, Codec::Opus) => MediaKind::Audio,
         (MediaKind::Unknown, _) => MediaKind::Video,
         (k, _) => k,
     };
-    (codec != Codec::Rtx).then_some(Source { codec, kind, audio_level })
+    (codec != Codec::Rtx).then_some(Source { codec, kind, audio_level, dd })
 }
 
 /// Codecs whose frames carry a temporal layer the router reads (RTX is

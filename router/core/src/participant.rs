@@ -122,6 +122,16 @@ impl Participant {
         }
     }
 
+    /// Of an SVC stream, only its base spatial layer: a WebRTC leg that did
+    /// not negotiate the Dependency Descriptor. Without it Chromium finds no
+    /// decodable picture in a stream of several spatial layers (it decodes
+    /// none: tried with AV1 `L2T3`), while the base layer alone it decodes;
+    /// with it, every layer (`svc`).
+    #[inline]
+    pub fn svc_base_only(&self) -> bool {
+        matches!(&self.transport, Transport::WebRtc(w) if w.format.extensions.dependency_descriptor.is_none())
+    }
+
     /// A WHEP leg watching one participant (not a person of its own).
     pub fn is_watch_leg(&self) -> bool {
         self.role == Role::Subscriber && self.subscribe.is_some()

@@ -227,6 +227,12 @@ pub(crate) fn answer_nack(
     let transport = &call.participants[receiver].transport;
     let pps = p.packet_rate;
     let buffer = p.retransmit.as_deref();
+    // SVC: the receiver's highest spatial layer, whose frames' ends it got marked.
+    let spatial_on = call.participants[receiver].consumers.get(media).and_then(|c| c.spatial_on);
+    let ends_unit = |b: &[u8], src: Option<Source>| match (p.svc.as_deref(), spatial_on, src) {
+        (Some(svc), Some(on), Some(src)) if src.dd != 0 => svc.ends_unit_for(b, src.dd, on),
+        _ => false,
+    };
     let mut found = Vec::new();
     let mut upstream = Vec::new();
     for &(seq, out) in lost {
@@ -236,7 +242,8 @@ pub(crate) fn answer_nack(
             Some(_) if buffer.is_some_and(|b| b.in_flight(seq, now)) => stats.nack_answered += 1,
             Some((b, src)) => {
                 stats.nack_answered += 1;
-                found.push((seq, out, Bytes::copy_from_slice(b), src));
+                let b = Bytes::copy_from_slice(b);
+                found.push((seq, out, if ends_unit(&b, src) { crate::svc::marked(b) } else { b }, src));
             }
             None => {
                 // Counted as a miss where the buffer could have answered it.

@@ -298,9 +298,9 @@ fn fits(p: &Producer, max_height: Option<u16>) -> bool {
 /// What stream `s` costs a receiver that asked for frames at most
 /// `max_height` high: an SVC stream its spatial layers within that size,
 /// any other stream whole.
-fn svc_within(s: &Producer, max_height: Option<u16>) -> u64 {
+fn svc_within(s: &Producer, max_height: Option<u16>, base_only: bool) -> u64 {
     let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) else { return s.bitrate_bps };
-    let fit = v.layers_within(max_height);
+    let fit = v.layers_within(max_height, base_only);
     let sums = v.cumulative_bps();
     if fit < sums.len() {
         sums[fit - 1]
@@ -318,12 +318,13 @@ fn svc_within(s: &Producer, max_height: Option<u16>) -> u64 {
 pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 {
     let r = call.index_of(receiver).map(|i| &call.participants[i]);
     let (subscribe, max_height) = (r.and_then(|r| r.subscribe), r.and_then(|r| r.max_height));
+    let base_only = r.is_some_and(|r| r.svc_base_only());
     let others = || {
         call.producers().filter(move |s| {
             s.participant != receiver && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
         })
     };
-    let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| svc_within(s, max_height)).sum();
+    let plain: u64 = others().filter(|s| s.layer.is_none()).map(|s| svc_within(s, max_height, base_only)).sum();
     // Per group: its lowest layer, and its best within the requested size (0: none is).
     let mut groups: Vec<(Ssrc, u64, u64)> = Vec::new();
     for s in others().filter(|s| s.bitrate_bps > 0) {
@@ -368,7 +369,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
     if r.role == Role::Mixer {
         return;
     }
-    let (rid, subscribe, max_height) = (r.id, r.subscribe, r.max_height);
+    let (rid, subscribe, max_height, base_only) = (r.id, r.subscribe, r.max_height, r.svc_base_only());
     let gets = |s: &&Producer| {
         s.participant != rid && s.role != Role::Mixer && subscribe.is_none_or(|only| only == s.participant)
     };
@@ -380,7 +381,7 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         if let Some(v) = s.svc.as_ref().filter(|v| v.spatial_layers() > 1) {
             let mut layers: Vec<(Ssrc, u64)> =
                 v.cumulative_bps().into_iter().enumerate().map(|(k, c)| (Ssrc(k as u32), c)).collect();
-            let fit = v.layers_within(max_height);
+            let fit = v.layers_within(max_height, base_only);
             let too_big = layers.get(fit).copied();
             layers.truncate(fit);
             sources.push(Source { group: s.ssrc, stage: s.stage, layers, svc: true, too_big });

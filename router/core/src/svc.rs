@@ -20,7 +20,9 @@
 //!   0 of every SVC stream it gets, whatever its estimate, until the load
 //!   has fallen; then its estimate chooses again (up at the next keyframe).
 
+use bytes::Bytes;
 use corecast_proto::dd::{self, DdStructure};
+use corecast_proto::rtp::RtpHeader;
 use corecast_proto::Ssrc;
 
 use crate::consumer::Consumers;
@@ -37,6 +39,10 @@ pub(crate) struct SvcPacket {
     pub keyframe: bool,
     /// The first packet of its frame.
     pub starts: bool,
+    /// The last packet of its frame.
+    pub ends: bool,
+    /// The stream's highest spatial layer (by the structure).
+    pub top: u8,
 }
 
 /// A producer's SVC: its latest template structure and each spatial layer's bitrate.
@@ -72,7 +78,8 @@ impl SvcState {
         if let Some(b) = st.window_bytes.get_mut(usize::from(spatial)) {
             *b += len as u64;
         }
-        Some(SvcPacket { spatial, temporal, keyframe, starts: frame.start_of_frame })
+        let top = st.structure.max_layers().0;
+        Some(SvcPacket { spatial, temporal, keyframe, starts: frame.start_of_frame, ends: frame.end_of_frame, top })
     }
 
     /// Ends a rate window of `secs` seconds.
@@ -99,12 +106,31 @@ impl SvcState {
     /// How many of the lowest spatial layers suit a receiver that asked for
     /// frames at most `max_height` high: those the structure's resolutions
     /// show no higher (at least the base layer); all of them when it gives
-    /// no resolutions or no size was asked for.
-    pub fn layers_within(&self, max_height: Option<u16>) -> usize {
+    /// no resolutions or no size was asked for; the base layer alone for a
+    /// receiver that takes no more (`base_only`: `Participant::svc_base_only`).
+    pub fn layers_within(&self, max_height: Option<u16>, base_only: bool) -> usize {
+        if base_only {
+            return 1;
+        }
         let n = usize::from(self.spatial_layers()).min(MAX_SPATIAL);
         let (Some(m), false) = (max_height, self.structure.resolutions.is_empty()) else { return n };
         let fit = self.structure.resolutions.iter().take(n).take_while(|r| r.1 <= m).count();
         fit.max(1)
+    }
+
+    /// Whether packet `b`, with its descriptor under extension id `dd`,
+    /// ends a temporal unit for a receiver whose highest spatial layer is
+    /// `on`: the last packet of a frame of that layer, below the stream's
+    /// top (a retransmission of it goes with the marker bit it was first
+    /// sent with: [`Consumers::on_spatial`]).
+    pub fn ends_unit_for(&self, b: &[u8], dd: u8, on: u8) -> bool {
+        let Ok(h) = RtpHeader::parse(b) else { return false };
+        let Some(f) = h.extensions(b).flatten().find(|e| e.id == dd).and_then(|e| dd::parse(e.data)) else {
+            return false;
+        };
+        let structure = f.structure.as_ref().unwrap_or(&self.structure);
+        let layer = structure.layer_of(f.template_id).map(|l| l.0);
+        f.end_of_frame && on < structure.max_layers().0 && layer == Some(on)
     }
 
     /// What receiving spatial layers 0..=s costs, for each s, bits/s.
@@ -123,9 +149,19 @@ impl SvcState {
 impl Consumers {
     /// Whether a receiver gets this packet of SVC stream `ssrc` with its
     /// spatial cap (see the module's documentation); a packet it does not
-    /// get shifts its numbers (`Consumer::skip`).
-    pub fn on_spatial(&mut self, ssrc: Ssrc, p: SvcPacket) -> bool {
+    /// get shifts its numbers (`Consumer::skip`). [`Spatial::SendMarked`]:
+    /// the last packet of the frame of its highest spatial layer below the
+    /// stream's, which ends its temporal unit: sent with the RTP marker bit
+    /// (the AV1 RTP format's end of a temporal unit, where a receiver
+    /// without the descriptor, as a browser's by default, takes a picture
+    /// as complete; the publisher set it on the top layer's last packet,
+    /// which this receiver does not get).
+    pub fn on_spatial(&mut self, ssrc: Ssrc, p: SvcPacket, base_only: bool) -> Spatial {
         let c = self.entry(ssrc);
+        if base_only {
+            // Held at the base layer from its first packet (the allocation agrees: `layers_within`).
+            c.spatial_target = Some(0);
+        }
         let target = c.spatial_target;
         match c.spatial_on {
             // Down at once (at a frame's start), up at a keyframe.
@@ -134,10 +170,35 @@ impl Consumers {
             None if p.keyframe || target.is_none() => c.spatial_on = Some(target.unwrap_or(u8::MAX)),
             _ => {}
         }
-        if p.spatial <= c.spatial_on.unwrap_or(0) {
-            return true;
+        let on = c.spatial_on.unwrap_or(0);
+        if p.spatial > on {
+            c.skip();
+            return Spatial::Skip;
         }
-        c.skip();
-        false
+        if p.spatial == on && p.ends && on < p.top {
+            return Spatial::SendMarked;
+        }
+        Spatial::Send
     }
+}
+
+/// What a receiver makes of an SVC packet ([`Consumers::on_spatial`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spatial {
+    /// Sent as it came.
+    Send,
+    /// Sent with the marker bit set: it ends the receiver's temporal unit.
+    SendMarked,
+    /// Above the receiver's spatial layer: not sent, its numbers closed over.
+    Skip,
+}
+
+/// `b` (an RTP packet) with its marker bit set.
+pub(crate) fn marked(b: Bytes) -> Bytes {
+    if b.len() < 2 || b[1] & 0x80 != 0 {
+        return b;
+    }
+    let mut v = b.to_vec();
+    v[1] |= 0x80;
+    Bytes::from(v)
 }

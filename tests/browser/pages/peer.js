@@ -61,13 +61,15 @@ const cc = (() => {
 
     // A publisher: camera + microphone, sendonly; returns the offer SDP.
     // simulcast: sendEncodings ({rid, scaleResolutionDownBy, maxBitrate}, lowest first) for the video.
-    async publisher({ width = 640, height = 360, codecs = [], onlyCodecs = false, gatherMs = 3000, simulcast = null } = {}) {
+    // scalabilityMode: one encoding with spatial/temporal layers (SVC, e.g. 'L3T3'; AV1 or VP9).
+    async publisher({ width = 640, height = 360, codecs = [], onlyCodecs = false, gatherMs = 3000, simulcast = null,
+      scalabilityMode = null } = {}) {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: true, video: { width: { exact: width }, height: { exact: height }, frameRate: 30 } });
       newPc();
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
       const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream],
-        ...(simulcast ? { sendEncodings: simulcast } : {}) });
+        ...(simulcast ? { sendEncodings: simulcast } : scalabilityMode ? { sendEncodings: [{ scalabilityMode }] } : {}) });
       const first = preferCodecs(vt, codecs, onlyCodecs);
       // The resolution check compares sent and received sizes: do not let CPU adaptation scale.
       const p = vt.sender.getParameters();
@@ -80,11 +82,18 @@ const cc = (() => {
     // A viewer: recvonly audio + video; returns the offer SDP.
     // codecs, onlyCodecs: as for publisher() (the router answers a viewer with its own preference, AV1 first,
     // whatever the publisher sends: a viewer of a VP8 publisher offers VP8 only).
-    async viewer({ gatherMs = 3000, codecs = [], onlyCodecs = false } = {}) {
+    // dd: also offer the Dependency Descriptor (not in Chromium's default offer; a page that
+    // decrypts end-to-end encrypted frames needs it to assemble them).
+    async viewer({ gatherMs = 3000, codecs = [], onlyCodecs = false, dd = false } = {}) {
       newPc();
       pc.addTransceiver('audio', { direction: 'recvonly' });
       const vt = pc.addTransceiver('video', { direction: 'recvonly' });
       preferCodecs(vt, codecs, onlyCodecs);
+      if (dd) {
+        const exts = vt.getHeaderExtensionsToNegotiate();
+        for (const e of exts) if (/dependency-descriptor/.test(e.uri)) e.direction = 'sendrecv';
+        vt.setHeaderExtensionsToNegotiate(exts);
+      }
       return { sdp: await offer(gatherMs) };
     },
 
@@ -151,7 +160,7 @@ const cc = (() => {
           s.outVideo = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, framesEncoded: x.framesEncoded,
             framesSent: x.framesSent, frameWidth: x.frameWidth, frameHeight: x.frameHeight,
             framesPerSecond: x.framesPerSecond, targetBitrate: x.targetBitrate, nackCount: x.nackCount,
-            pliCount: x.pliCount, qualityLimitationReason: x.qualityLimitationReason,
+            pliCount: x.pliCount, qualityLimitationReason: x.qualityLimitationReason, scalabilityMode: x.scalabilityMode,
             encoder: x.encoderImplementation, codec: codecs[x.codecId], timestamp: x.timestamp };
         } else if (x.type === 'outbound-rtp' && x.kind === 'audio') {
           s.outAudio = { bytesSent: x.bytesSent, packetsSent: x.packetsSent, ssrc: x.ssrc, codec: codecs[x.codecId] };

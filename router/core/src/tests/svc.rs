@@ -153,6 +153,8 @@ fn sized_spatial_frame(layers: u8, unit: u16, spatial: u8, key: bool, resolution
         timestamp: corecast_proto::MediaTime(3000 * u32::from(unit)),
         extensions: vec![(DD_EXT, dd)],
         payload: vec![spatial; [200, 800, 1000][usize::from(spatial)]],
+        // The end of the temporal unit (its top layer's last packet).
+        marker: spatial + 1 == layers,
         ..Default::default()
     }
     .to_vec()
@@ -345,5 +347,70 @@ fn a_receiver_that_asked_for_small_video_gets_the_spatial_layers_within_its_size
         };
         assert_eq!(layers(addr(2)), capped, "the capped receiver, sizes {resolutions:?}");
         assert_eq!(layers(addr(3)), [30; 3], "the other receiver gets every layer");
+    }
+}
+
+/// Browser viewers that asked for at most 400 lines (`max_height`) of an
+/// L3T1 stream of 180, 360 and 720 lines: the one that negotiated the
+/// Dependency Descriptor (with `extmap-allow-mixed`) gets S0 and S1 and the
+/// publisher's descriptor on every packet under its own id (the template
+/// structure's in the two-byte header form); the one that did not gets the
+/// base layer only (all a browser decodes of several spatial layers
+/// without the descriptor) and no descriptor. For each, the last packet of
+/// each frame of its highest layer carries the marker bit (the end of its
+/// temporal unit, which the publisher set on S2's), nothing else does.
+#[test]
+fn browser_viewers_get_the_spatial_layers_they_can_decode_with_marked_temporal_units() {
+    let (mut h, mut a) = dd_publisher();
+    let viewer = |h: &mut H, i: u16, dd: bool| {
+        let config = dimpl::Config::builder().build().unwrap();
+        let mut v = Peer::open_edited(h, i, (call(1), u64::from(i), false, Some(1)), config, |leg| {
+            leg.max_height = Some(400);
+            if dd {
+                leg.extensions.dependency_descriptor = Some(7);
+                leg.extensions.allow_mixed = true;
+            }
+        });
+        v.connect_ice(h);
+        v.handshake(h);
+        v
+    };
+    let mut b = viewer(&mut h, 2, true);
+    let mut c = viewer(&mut h, 3, false);
+    let sizes = [(320, 180), (640, 360), (1280, 720)];
+    for unit in 0..60u16 {
+        if unit == 30 {
+            h.take(); // what went before the second keyframe
+        }
+        for s in 0..3 {
+            let p = a.seal(&sized_spatial_frame(3, unit, s, unit % 30 == 0, &sizes));
+            h.input(a.addr, p);
+        }
+        if unit % 15 == 14 {
+            h.advance(Duration::from_millis(500));
+        }
+    }
+    let t = h.take();
+    for (v, dd) in [(&mut b, true), (&mut c, false)] {
+        let to = v.addr;
+        let got: Vec<RtpPacket> = t
+            .iter()
+            .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
+            .map(|t| v.open_rtp(&t.contents))
+            .filter(|q| q.ssrc == Ssrc(VIDEO_SSRC))
+            .collect();
+        let top = if dd { 1 } else { 0 };
+        assert_eq!(got.len(), 30 * (top + 1), "S0 to S{top} of 30 units");
+        for q in &got {
+            let spatial = q.payload[0];
+            assert!(usize::from(spatial) <= top, "S{spatial}: above 400 lines, or more than S0 without the descriptor");
+            assert_eq!(q.marker, usize::from(spatial) == top, "the marker ends the viewer's temporal unit");
+            let desc = q.extensions.iter().find(|e| e.0 == 7).map(|e| corecast_proto::dd::parse(&e.1).unwrap());
+            assert_eq!(desc.is_some(), dd, "the descriptor only where it was negotiated");
+            if let Some(d) = desc {
+                assert_eq!(d.structure.is_some(), q.seq == got[0].seq, "the keyframe's structure: {d:?}");
+                assert_eq!(d.template_id, spatial);
+            }
+        }
     }
 }

@@ -65,8 +65,14 @@ pub struct LegExtensions {
     pub rid: Option<u8>,
     /// `urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id`: the RID an RTX stream repairs.
     pub repaired_rid: Option<u8>,
-    /// The Dependency Descriptor (a publisher's video layers without the payload: `corecast_proto::dd`).
+    /// The Dependency Descriptor (a publisher's video layers without the
+    /// payload: `corecast_proto::dd`); on a subscriber's leg, the
+    /// publishers' descriptors are forwarded under it.
     pub dependency_descriptor: Option<u8>,
+    /// `a=extmap-allow-mixed` (RFC 8285 §6): the two-byte header form may be
+    /// sent, as a descriptor longer than 16 bytes (with its template
+    /// structure) needs.
+    pub allow_mixed: bool,
 }
 
 /// How one sender's packets are to be read: the codec of each payload type
@@ -96,6 +102,8 @@ pub(crate) struct Source {
     pub kind: MediaKind,
     /// The sender's audio-level extension id (0: none).
     pub audio_level: u8,
+    /// The sender's Dependency Descriptor extension id (0: none).
+    pub dd: u8,
 }
 
 /// The per-leg media description the router writes packets for.
@@ -192,37 +200,68 @@ impl LegFormat {
         }
     }
 
-    /// The one-byte-header extensions (RFC 8285) the leg negotiated, into
-    /// `ext` (unpadded): the `mid` of `line`, the audio level `level`, the
-    /// transport-wide sequence number `twcc`; their length.
-    fn write_extensions(&self, line: &SendLine, level: Option<u8>, twcc: Option<u16>, ext: &mut [u8; 64]) -> usize {
-        let one_byte = |id: &u8| (1..=14).contains(id);
-        let mut n = 0;
-        if let Some(id) = self.extensions.mid.filter(one_byte) {
-            let mid = &line.mid[..usize::from(line.mid_len)];
-            if !mid.is_empty() {
-                ext[n] = (id << 4) | (mid.len() as u8 - 1);
-                ext[n + 1..n + 1 + mid.len()].copy_from_slice(mid);
-                n += 1 + mid.len();
+    /// The header extensions (RFC 8285) the leg negotiated, appended to
+    /// `out` as an extension block (profile, length, elements, padding):
+    /// the `mid` of `line`, the audio level `level`, the transport-wide
+    /// sequence number `twcc`, the publisher's Dependency Descriptor `dd`.
+    /// The one-byte form, or the two-byte form when the descriptor is
+    /// longer than 16 bytes (only where the leg allows it: else the
+    /// descriptor is left out). Whether it wrote any.
+    fn write_extensions(
+        &self,
+        line: &SendLine,
+        level: Option<u8>,
+        twcc: Option<u16>,
+        dd: Option<&[u8]>,
+        out: &mut BytesMut,
+    ) -> bool {
+        let dd = dd.filter(|d| (1..=255).contains(&d.len()));
+        let two = dd.is_some_and(|d| d.len() > 16);
+        let dd = dd.filter(|_| !two || self.extensions.allow_mixed);
+        let two = two && dd.is_some();
+        let id_fits = |id: &u8| if two { *id > 0 } else { (1..=14).contains(id) };
+        let mid = &line.mid[..usize::from(line.mid_len)];
+        let mid = self.extensions.mid.filter(id_fits).filter(|_| !mid.is_empty()).map(|id| (id, mid));
+        let level = self.extensions.audio_level.filter(id_fits).zip(level);
+        let twcc = self.extensions.transport_cc.filter(id_fits).zip(twcc);
+        let dd = self.extensions.dependency_descriptor.filter(id_fits).zip(dd);
+        if mid.is_none() && level.is_none() && twcc.is_none() && dd.is_none() {
+            return false;
+        }
+        let at = out.len();
+        out.extend_from_slice(if two { &[0x10, 0x00, 0, 0] } else { &[0xBE, 0xDE, 0, 0] });
+        let mut put = |id: u8, data: &[u8]| {
+            if two {
+                out.extend_from_slice(&[id, data.len() as u8]);
+            } else {
+                out.extend_from_slice(&[(id << 4) | (data.len() as u8 - 1)]);
             }
+            out.extend_from_slice(data);
+        };
+        if let Some((id, mid)) = mid {
+            put(id, mid);
         }
-        if let (Some(id), Some(level)) = (self.extensions.audio_level.filter(one_byte), level) {
-            ext[n] = id << 4;
-            ext[n + 1] = level;
-            n += 2;
+        if let Some((id, level)) = level {
+            put(id, &[level]);
         }
-        if let (Some(id), Some(seq)) = (self.extensions.transport_cc.filter(one_byte), twcc) {
-            ext[n] = (id << 4) | 1;
-            ext[n + 1..n + 3].copy_from_slice(&seq.to_be_bytes());
-            n += 3;
+        if let Some((id, seq)) = twcc {
+            put(id, &seq.to_be_bytes());
         }
-        n
+        if let Some((id, dd)) = dd {
+            put(id, dd);
+        }
+        let body = out.len() - at - 4;
+        let words = body.div_ceil(4);
+        out.resize(at + 4 + words * 4, 0);
+        out[at + 2..at + 4].copy_from_slice(&(words as u16).to_be_bytes());
+        true
     }
 
     /// Appends `packet` (parsed as `h`) to `out` as this leg receives it:
     /// its payload type, its `mid`, the audio level under its id, the
     /// transport-wide sequence number `twcc` (when the leg negotiated
-    /// transport-cc and the router numbers what it sends it), nothing
+    /// transport-cc and the router numbers what it sends it), the
+    /// publisher's Dependency Descriptor (when both negotiated it), nothing
     /// else of the sender's extensions. `false`: the leg has no m-line for
     /// this stream (it is not sent).
     pub fn rewrite(&self, packet: &[u8], h: &RtpHeader, src: Source, twcc: Option<u16>, out: &mut BytesMut) -> bool {
@@ -237,18 +276,18 @@ impl LegFormat {
         } else {
             None
         };
-        let mut ext = [0u8; 64];
-        let n = self.write_extensions(&line, level, twcc, &mut ext);
-        let padded = n.div_ceil(4) * 4;
+        let dd = if src.dd != 0 && src.kind == MediaKind::Video && self.extensions.dependency_descriptor.is_some() {
+            h.extensions(packet).flatten().find(|e| e.id == src.dd).map(|e| e.data)
+        } else {
+            None
+        };
         let csrcs = 12 + 4 * h.csrc_count as usize;
-        // V=2, P as received, X when there are extensions, CC as received.
-        let b0 = (packet[0] & 0xEF) | if n > 0 { 0x10 } else { 0 };
-        out.extend_from_slice(&[b0, (packet[1] & 0x80) | (pt & 0x7F)]);
+        let start = out.len();
+        // V=2, P as received, X when there are extensions (below), CC as received.
+        out.extend_from_slice(&[packet[0] & 0xEF, (packet[1] & 0x80) | (pt & 0x7F)]);
         out.extend_from_slice(&packet[2..csrcs]);
-        if n > 0 {
-            out.extend_from_slice(&[0xBE, 0xDE]);
-            out.extend_from_slice(&((padded / 4) as u16).to_be_bytes());
-            out.extend_from_slice(&ext[..padded]);
+        if self.write_extensions(&line, level, twcc, dd, out) {
+            out[start] |= 0x10;
         }
         out.extend_from_slice(&packet[h.payload_offset..]);
         true
@@ -387,18 +426,14 @@ impl LegFormat {
     ) -> bool {
         let Some((line, _)) = self.send_line(MediaKind::Video, codec) else { return false };
         let (Some(rtx_pt), true) = (line.rtx_payload_type, padding > 0) else { return false };
-        let mut ext = [0u8; 64];
-        let n = self.write_extensions(&line, None, twcc, &mut ext);
-        let padded = n.div_ceil(4) * 4;
-        // V=2, P, X when there are extensions, no CSRC.
-        out.extend_from_slice(&[0xA0 | if n > 0 { 0x10 } else { 0 }, rtx_pt & 0x7F]);
+        let start = out.len();
+        // V=2, P, X when there are extensions (below), no CSRC.
+        out.extend_from_slice(&[0xA0, rtx_pt & 0x7F]);
         out.extend_from_slice(&rtx_seq.to_be_bytes());
         out.extend_from_slice(&ts.to_be_bytes());
         out.extend_from_slice(&rtx_ssrc.to_be_bytes());
-        if n > 0 {
-            out.extend_from_slice(&[0xBE, 0xDE]);
-            out.extend_from_slice(&((padded / 4) as u16).to_be_bytes());
-            out.extend_from_slice(&ext[..padded]);
+        if self.write_extensions(&line, None, twcc, None, out) {
+            out[start] |= 0x10;
         }
         let at = out.len();
         out.resize(at + usize::from(padding), 0);

@@ -59,7 +59,7 @@ fn video_gets_the_receivers_payload_type_and_mid_only() {
     let p = packet(45, vec![(1, vec![0x85]), (4, vec![1, 2, 3])]);
     let h = RtpHeader::parse(&p).unwrap();
     let mut out = BytesMut::new();
-    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 1 };
+    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 1, dd: 0 };
     assert!(leg().rewrite(&p, &h, src, None, &mut out));
     let q = RtpPacket::parse(&out).unwrap();
     assert_eq!(q.pt, Pt(39));
@@ -74,7 +74,7 @@ fn audio_keeps_its_level_under_the_receivers_id() {
     let p = packet(111, vec![(1, vec![0x85])]);
     let h = RtpHeader::parse(&p).unwrap();
     let mut out = BytesMut::new();
-    let src = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
+    let src = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1, dd: 0 };
     assert!(leg().rewrite(&p, &h, src, None, &mut out));
     let q = RtpPacket::parse(&out).unwrap();
     assert_eq!(q.extensions, vec![(9, b"0".to_vec()), (3, vec![0x85])]);
@@ -84,7 +84,7 @@ fn audio_keeps_its_level_under_the_receivers_id() {
 fn a_codec_the_leg_did_not_negotiate_is_not_sent() {
     let p = packet(96, vec![]);
     let h = RtpHeader::parse(&p).unwrap();
-    let src = Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 };
+    let src = Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0, dd: 0 };
     assert!(!leg().rewrite(&p, &h, src, None, &mut BytesMut::new()));
 }
 
@@ -95,7 +95,7 @@ fn no_extensions_without_mid_or_level() {
     let p = packet(45, vec![(1, vec![0x85])]);
     let h = RtpHeader::parse(&p).unwrap();
     let mut out = BytesMut::new();
-    let src = Source { codec: Codec::Rtx, kind: MediaKind::Video, audio_level: 1 };
+    let src = Source { codec: Codec::Rtx, kind: MediaKind::Video, audio_level: 1, dd: 0 };
     assert!(l.rewrite(&p, &h, src, None, &mut out));
     let q = RtpPacket::parse(&out).unwrap();
     assert_eq!((q.pt, q.extensions.len()), (Pt(40), 0));
@@ -105,7 +105,7 @@ fn no_extensions_without_mid_or_level() {
 fn a_retransmission_goes_as_rtx_with_the_original_number_in_front() {
     let p = packet(45, vec![(1, vec![0x85])]);
     let h = RtpHeader::parse(&p).unwrap();
-    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0 };
+    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0, dd: 0 };
     assert!(leg().has_rtx(Codec::Av1));
     let mut out = BytesMut::from(&b"before"[..]);
     assert!(leg().rewrite_rtx(&p, &h, src, rtx_ssrc(0x1234), 500, None, &mut out));
@@ -117,7 +117,7 @@ fn a_retransmission_goes_as_rtx_with_the_original_number_in_front() {
     assert_eq!(q.payload, vec![0, 7, 1, 2, 3, 4, 5], "OSN 7, then the payload");
     assert_ne!(rtx_ssrc(0x1234), 0x1234);
     // Audio has no RTX line; a leg without RTX for the codec sends none.
-    let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0 };
+    let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0, dd: 0 };
     assert!(!leg().rewrite_rtx(&p, &h, opus, 1, 1, None, &mut BytesMut::new()));
     let mut l = leg();
     l = LegFormat::new(
@@ -138,7 +138,7 @@ fn red_carries_the_previous_payload_then_this_one() {
     assert!(l.has_red() && !leg().has_red());
     let p = packet(111, vec![(1, vec![0x85])]);
     let h = RtpHeader::parse(&p).unwrap();
-    let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
+    let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1, dd: 0 };
     let mut out = BytesMut::new();
     assert!(l.rewrite_red(&p, &h, opus, &[9, 9, 9], 960, None, &mut out));
     let q = RtpPacket::parse(&out).unwrap();
@@ -220,17 +220,35 @@ fn lines_past_those_kept_inline_and_long_mids_read_as_negotiated() {
     let p = packet(45, vec![]);
     let h = RtpHeader::parse(&p).unwrap();
     let mut out = BytesMut::new();
-    assert!(l.rewrite(&p, &h, Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0 }, None, &mut out));
+    assert!(l.rewrite(
+        &p,
+        &h,
+        Source { codec: Codec::Vp8, kind: MediaKind::Video, audio_level: 0, dd: 0 },
+        None,
+        &mut out
+    ));
     let q = RtpPacket::parse(&out).unwrap();
     assert_eq!((q.pt, q.extensions.clone()), (Pt(96), vec![(9, b"vp8-line".to_vec())]));
     // A mid longer than 16 bytes does not fit the extension: none is written.
     let mut out = BytesMut::new();
-    assert!(l.rewrite(&p, &h, Source { codec: Codec::H264, kind: MediaKind::Video, audio_level: 0 }, None, &mut out));
+    assert!(l.rewrite(
+        &p,
+        &h,
+        Source { codec: Codec::H264, kind: MediaKind::Video, audio_level: 0, dd: 0 },
+        None,
+        &mut out
+    ));
     let q = RtpPacket::parse(&out).unwrap();
     assert_eq!((q.pt, q.extensions.len()), (Pt(102), 0));
     // The first audio line of the first four, as before.
     let mut out = BytesMut::new();
-    assert!(l.rewrite(&p, &h, Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0 }, None, &mut out));
+    assert!(l.rewrite(
+        &p,
+        &h,
+        Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 0, dd: 0 },
+        None,
+        &mut out
+    ));
     assert_eq!(RtpPacket::parse(&out).unwrap().pt, Pt(100));
 }
 
@@ -238,7 +256,7 @@ fn lines_past_those_kept_inline_and_long_mids_read_as_negotiated() {
 fn a_transport_wide_number_is_stamped_when_given_and_negotiated() {
     let p = packet(45, vec![(1, vec![0x85])]);
     let h = RtpHeader::parse(&p).unwrap();
-    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0 };
+    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0, dd: 0 };
     let mut out = BytesMut::new();
     assert!(leg().rewrite(&p, &h, src, Some(0x1234), &mut out));
     let q = RtpPacket::parse(&out).unwrap();
@@ -252,7 +270,7 @@ fn a_transport_wide_number_is_stamped_when_given_and_negotiated() {
     let mut media = leg().media;
     media[0].red_payload_type = Some(63);
     let l = LegFormat::new(media, leg().extensions);
-    let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1 };
+    let opus = Source { codec: Codec::Opus, kind: MediaKind::Audio, audio_level: 1, dd: 0 };
     let a = packet(111, vec![(1, vec![0x85])]);
     let mut out = BytesMut::new();
     assert!(l.rewrite_red(&a, &RtpHeader::parse(&a).unwrap(), opus, &[9], 960, Some(10), &mut out));
@@ -281,4 +299,36 @@ fn a_probe_is_padding_only_rtx() {
     assert!(!leg().write_padding(Codec::Opus, 1, 1, 1, None, 200, &mut out));
     assert!(!leg().write_padding(Codec::Av1, 1, 1, 1, None, 0, &mut out));
     assert_eq!(out.len(), 12 + 4 + 12 + 200);
+}
+
+/// The publisher's Dependency Descriptor goes to a leg that negotiated it:
+/// a short one in the one-byte form, one with its template structure (over
+/// 16 bytes) in the two-byte form where the leg allows it, and not at all
+/// where it does not (the one-byte form cannot carry it).
+#[test]
+fn the_dependency_descriptor_is_forwarded_in_the_form_it_needs() {
+    let src = Source { codec: Codec::Av1, kind: MediaKind::Video, audio_level: 0, dd: 12 };
+    let (short, long) = (vec![0xC0, 0, 7], (0..40u8).collect::<Vec<u8>>());
+    for (allow_mixed, dd, want) in
+        [(false, &short, Some(&short)), (true, &short, Some(&short)), (true, &long, Some(&long)), (false, &long, None)]
+    {
+        let mut l = leg();
+        l.extensions.dependency_descriptor = Some(11);
+        l.extensions.allow_mixed = allow_mixed;
+        let p = packet(45, vec![(12, dd.clone())]);
+        let h = RtpHeader::parse(&p).unwrap();
+        let mut out = BytesMut::new();
+        assert!(l.rewrite(&p, &h, src, Some(0x0102), &mut out));
+        let q = RtpPacket::parse(&out).unwrap();
+        let two = u16::from_be_bytes([out[16], out[17]]) == 0x1000;
+        assert_eq!(two, want.is_some_and(|d| d.len() > 16), "the header form");
+        assert_eq!(q.extensions.iter().find(|e| e.0 == 11).map(|e| &e.1), want);
+        assert_eq!(q.extensions[..2], [(9, b"video".to_vec()), (5, vec![1, 2])]);
+        assert_eq!(q.payload, vec![1, 2, 3, 4, 5]);
+    }
+    // A leg that did not negotiate it gets none.
+    let p = packet(45, vec![(12, short.clone())]);
+    let mut out = BytesMut::new();
+    assert!(leg().rewrite(&p, &RtpHeader::parse(&p).unwrap(), src, None, &mut out));
+    assert_eq!(RtpPacket::parse(&out).unwrap().extensions, vec![(9, b"video".to_vec())]);
 }

@@ -137,6 +137,11 @@ pub struct Extensions {
     /// The Dependency Descriptor (AV1 RTP payload format, appendix A): a
     /// video frame's layers, read without the payload (`crate::dd`).
     pub dependency_descriptor: Option<u8>,
+    /// The offer has `a=extmap-allow-mixed` (RFC 8285 §6), and so the
+    /// answer: packets to the peer may use the two-byte header form, which
+    /// a Dependency Descriptor longer than 16 bytes (one with its template
+    /// structure) needs.
+    pub allow_mixed: bool,
 }
 
 /// The RTCP feedback negotiated for a media section's codec.
@@ -335,6 +340,8 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
         return Err(AnswerError::IceLite);
     }
     let bundle = offer.bundle();
+    let allow_mixed =
+        offer.has_attribute("extmap-allow-mixed") || offer.media.iter().any(|m| m.has_attribute("extmap-allow-mixed"));
     let mut tracks: Vec<Option<&SendTrack>> = match &cfg.mode {
         Mode::Publish => Vec::new(),
         Mode::Subscribe(t) => t.iter().map(Some).collect(),
@@ -403,9 +410,11 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
             send,
         };
         // The router reads the Dependency Descriptor of what it receives and
-        // sends none of its own: a subscriber's answer does not take it.
+        // forwards the publisher's to a subscriber that offered it, with
+        // the two-byte header form a descriptor with its template structure
+        // needs (over 16 bytes): without `extmap-allow-mixed` it is not taken.
         let mut exts = extensions(offer, m);
-        if !publish {
+        if !publish && !allow_mixed {
             exts.retain(|(_, uri)| *uri != super::negotiate::DEPENDENCY_DESCRIPTOR);
         }
         accepted.push(Accepted { index, exts, chosen, media, rids, simulcast });
@@ -417,9 +426,10 @@ pub fn answer(offer: &SessionDescription, cfg: &AnswerConfig) -> Result<Answer, 
     if matches!(cfg.mode, Mode::Publish) && accepted.iter().all(|a| a.media.direction == Direction::Inactive) {
         return Err(AnswerError::NothingToReceive);
     }
-    let extensions = merge_extensions(&accepted)?;
+    let mut extensions = merge_extensions(&accepted)?;
+    extensions.allow_mixed = allow_mixed;
     let rtcp_rsize = accepted.iter().all(|a| offer.media[a.index].rtcp_rsize());
-    let sdp = write_answer(offer, cfg, &accepted, bundle.is_some());
+    let sdp = write_answer(offer, cfg, &accepted, bundle.is_some(), allow_mixed);
     let negotiated = Negotiated {
         remote_ufrag: transport.ufrag,
         remote_pwd: transport.pwd,
@@ -470,6 +480,7 @@ fn write_answer(
     cfg: &AnswerConfig,
     accepted: &[Accepted],
     bundle: bool,
+    allow_mixed: bool,
 ) -> SessionDescription {
     let mut sdp = SessionDescription {
         version: 0,
@@ -482,6 +493,9 @@ fn write_answer(
     if bundle {
         let mids = accepted.iter().map(|a| a.media.mid.clone()).collect();
         sdp.attributes.push(Attribute::new("group", Group { semantics: "BUNDLE".into(), mids }));
+    }
+    if allow_mixed {
+        sdp.attributes.push(Attribute::flag("extmap-allow-mixed"));
     }
     let candidates: Vec<Candidate> = cfg
         .candidates

@@ -225,3 +225,27 @@ fn red_only_where_the_router_sends_audio() {
     let a = answer(&other, &config(Mode::Subscribe(tracks()))).unwrap();
     assert_eq!(a.negotiated.media.iter().find(|m| m.kind == MediaKind::Audio).unwrap().red_payload_type, None);
 }
+
+/// A WHEP viewer that offers the Dependency Descriptor (Chromium does after
+/// `setHeaderExtensionsToNegotiate`) gets it, with `extmap-allow-mixed`:
+/// the router forwards the publisher's descriptors, whose template
+/// structure needs the two-byte header form. Without `extmap-allow-mixed`
+/// the descriptor is not taken.
+#[test]
+fn a_viewer_takes_the_dependency_descriptor_with_two_byte_headers() {
+    const DD: &str = "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
+    let offered = WHEP
+        .replace("a=extmap:8 http://www.webrtc.org/experiments/rtp-hdrext/color-space", &format!("a=extmap:12 {DD}"));
+    let a = answer(&SessionDescription::parse(&offered).unwrap(), &config(Mode::Subscribe(tracks()))).unwrap();
+    assert_eq!((a.negotiated.extensions.dependency_descriptor, a.negotiated.extensions.allow_mixed), (Some(12), true));
+    let text = a.sdp.to_sdp();
+    assert!(text.contains("a=extmap-allow-mixed\r\n") && text.contains(&format!("a=extmap:12 {DD}\r\n")), "{text}");
+    let plain = offered.replace("a=extmap-allow-mixed\r\n", "").replace("a=extmap-allow-mixed\n", "");
+    let a = answer(&SessionDescription::parse(&plain).unwrap(), &config(Mode::Subscribe(tracks()))).unwrap();
+    assert_eq!((a.negotiated.extensions.dependency_descriptor, a.negotiated.extensions.allow_mixed), (None, false));
+    let text = a.sdp.to_sdp();
+    assert!(!text.contains("allow-mixed") && !text.contains(DD), "{text}");
+    // The fixture as Chromium offers it by default: no descriptor, two-byte headers allowed.
+    let a = answer(&SessionDescription::parse(WHEP).unwrap(), &config(Mode::Subscribe(tracks()))).unwrap();
+    assert_eq!((a.negotiated.extensions.dependency_descriptor, a.negotiated.extensions.allow_mixed), (None, true));
+}
