@@ -269,6 +269,25 @@ impl RouterClient {
         }
     }
 
+    /// A WHEP leg's new preferences (`{"max_height", "max_fps", "last_n"}`, as the router's
+    /// admin API takes them): `PATCH {admin}/v1/calls/{call_id}/webrtc/{session}`, `204`.
+    pub async fn set_webrtc_preferences(
+        &self,
+        admin: &str,
+        call_id: Uuid,
+        session: &str,
+        preferences: &serde_json::Value,
+    ) -> Result<(), RouterReply> {
+        let session: String = session.bytes().map(|b| format!("%{b:02X}")).collect();
+        let url = format!("{}/v1/calls/{call_id}/webrtc/{session}", admin.trim_end_matches('/'));
+        let body = serde_json::json!({ "preferences": preferences });
+        let r = self.webrtc_request(self.http.patch(url).json(&body)).await?;
+        match r.status() {
+            reqwest::StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(refused(r).await),
+        }
+    }
+
     async fn webrtc_request(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, RouterReply> {
         rb.bearer_auth(&self.secret)
             .timeout(Duration::from_secs(5))

@@ -9,7 +9,7 @@
 //! | `POST /v1/calls/{id}/whep?participant=<id>&max_height=<16..=4320>` | the same, of a simulcast publisher the best layer at most that many pixels high |
 //! | `POST /v1/calls/{id}/whep?participant=<id>&last_n=<1..=255>` | the same, its video paused while that participant is not among the call's N most active speakers |
 //! | `POST /v1/calls/{id}/whep?view=composite` | receive the call's composite and mixed audio |
-//! | `PATCH /v1/calls/{id}/sessions/{session}` | trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`) |
+//! | `PATCH /v1/calls/{id}/sessions/{session}` | trickle ICE / ICE restart (`application/trickle-ice-sdpfrag`); or, of a WHEP session, new `max_height`/`max_fps`/`last_n` while it plays (`application/json`, 0 lifts one) |
 //! | `DELETE /v1/calls/{id}/sessions/{session}` | end the leg: the participant leaves |
 //! | `OPTIONS` on all of them | CORS preflight |
 //!
@@ -50,6 +50,7 @@ pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+const JSON: &str = "application/json";
 const X_PARTICIPANT_ID: HeaderName = HeaderName::from_static("x-participant-id");
 
 /// The WHIP/WHEP routes, with their CORS headers (merged into [`crate::calls::router`]).
@@ -94,7 +95,8 @@ async fn preflight_post() -> Response {
 async fn preflight_leg() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("PATCH, DELETE, OPTIONS"));
-    r.headers_mut().insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    r.headers_mut()
+        .insert("accept-patch", HeaderValue::from_static("application/trickle-ice-sdpfrag, application/json"));
     r.headers_mut().insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     r
 }
@@ -380,6 +382,9 @@ async fn patch_leg(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (call, res, p) = owned_resource(&st, &headers, &id, &resource).await?;
+    if require_content_type(&headers, JSON).is_ok() {
+        return set_preferences(&st, &call, &res, &p, &headers, body).await;
+    }
     require_content_type(&headers, SDPFRAG)?;
     let fragment = read_text(&headers, body).await?;
     let admin = crate::leg_router::admin_holding(&st, &call, &p).await;
@@ -393,6 +398,69 @@ async fn patch_leg(
             Ok(r)
         }
         Err(e) => Ok(router_reply(e)),
+    }
+}
+
+/// A WHEP session's new preferences while it plays (`PATCH` with
+/// `Content-Type: application/json`): `{"max_height"?, "max_fps"?,
+/// "last_n"?}`, each in its WHEP query's range or 0 (lifted); absent: kept.
+/// `204`, applied by the router holding the leg.
+async fn set_preferences(
+    st: &CallsState,
+    call: &Call,
+    res: &SessionResource,
+    p: &Participant,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if p.role != "subscriber" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_a_viewer",
+            "preferences are for WHEP sessions (a WHIP session receives nothing)",
+        ));
+    }
+    let text = read_text(headers, body).await?;
+    let prefs = LegPreferences::parse(&text).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m))?;
+    let admin = crate::leg_router::admin_holding(st, call, p).await;
+    match st.router_client.set_webrtc_preferences(&admin, call.id, &res.session, &prefs.to_json()).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => Ok(router_reply(e)),
+    }
+}
+
+/// What a WHEP viewer asks to change while it plays (`set_preferences`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegPreferences {
+    max_height: Option<u32>,
+    max_fps: Option<u32>,
+    last_n: Option<u32>,
+}
+
+impl LegPreferences {
+    /// The body's preferences, each 0 or in its WHEP query's range, at least one.
+    fn parse(text: &str) -> Result<LegPreferences, String> {
+        let p: LegPreferences = serde_json::from_str(text).map_err(|e| format!("the body: {e}"))?;
+        let ok = |v: Option<u32>, range: std::ops::RangeInclusive<u32>| v.is_none_or(|v| v == 0 || range.contains(&v));
+        if !ok(p.max_height, 16..=u32::from(MAX_HEIGHT)) {
+            return Err("max_height must be 0 (none) or a whole number of pixels from 16 to 4320".into());
+        }
+        if !ok(p.max_fps, 1..=u32::from(MAX_FPS)) {
+            return Err("max_fps must be 0 (none) or a whole number of frames per second from 1 to 60".into());
+        }
+        if !ok(p.last_n, 1..=255) {
+            return Err("last_n must be 0 (none) or a whole number from 1 to 255".into());
+        }
+        if p.max_height.is_none() && p.max_fps.is_none() && p.last_n.is_none() {
+            return Err("nothing to change: give max_height, max_fps or last_n".into());
+        }
+        Ok(p)
+    }
+
+    /// As the router's admin API takes them.
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "max_height": self.max_height, "max_fps": self.max_fps, "last_n": self.last_n })
     }
 }
 

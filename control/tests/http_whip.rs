@@ -560,6 +560,28 @@ async fn whip_and_whep_open_legs_and_delete_makes_the_participant_leave() {
     let r = e.patch(&location, &owner, "application/trickle-ice-sdpfrag", FRAGMENT).await;
     assert_eq!(r.status, 204, "{:?}", r.body);
 
+    // A WHEP session's preferences while it plays (JSON): applied by the router, 0 lifts one.
+    let leg = |srv: Arc<RouterServer>| {
+        let p = srv.snapshot().into_iter().flat_map(|c| c.participants).find(|p| p.participant.0 == vpid).unwrap();
+        (p.max_height, p.max_fps, p.last_n)
+    };
+    let prefs = r#"{"max_height": 360, "max_fps": 15, "last_n": 2}"#;
+    let r = e.patch(&viewer_location, &viewer, "application/json", prefs).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(leg(e.router.clone()), (Some(360), Some(15), Some(2)));
+    let r = e.patch(&viewer_location, &viewer, "application/json", r#"{"max_fps": 0}"#).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(leg(e.router.clone()), (Some(360), None, Some(2)), "lifted the one given, kept the others");
+    for bad in [r#"{"max_height": 15}"#, r#"{"max_fps": 61}"#, r#"{"last_n": 256}"#, r#"{}"#, r#"{"size": 1}"#, "["] {
+        let r = e.patch(&viewer_location, &viewer, "application/json", bad).await;
+        assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+    }
+    assert_eq!(leg(e.router.clone()), (Some(360), None, Some(2)), "a refused PATCH changes nothing");
+    let r = e.patch(&location, &owner, "application/json", r#"{"max_height": 360}"#).await;
+    assert_eq!(r.status, 409, "a WHIP session receives nothing: {:?}", r.body);
+    let r = e.patch(&viewer_location, &owner, "application/json", r#"{"max_height": 360}"#).await;
+    assert_eq!(r.status, 403, "another user's session: {:?}", r.body);
+
     let r = e.s.delete(e.url(&viewer_location), Some(&viewer)).await;
     assert_eq!(r.status, 200);
     let r = e.s.delete(e.url(&location), Some(&owner)).await;

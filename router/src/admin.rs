@@ -8,7 +8,7 @@
 //! | `DELETE /v1/calls/{call_id}` | end a call: participants get CallEnded and are dropped at once |
 //! | `DELETE /v1/calls/{call_id}/participants/{participant_id}` | remove one participant |
 //! | `POST /v1/calls/{call_id}/webrtc` | open a WebRTC leg (WHIP/WHEP, for the calls service): `{"participant_id", "role": "publisher"\|"subscriber", "subscribe": null\|{"participant_id"}\|"composite", "offer": "<sdp>", "expires_ms", "max_fps"?: 1..=60 (subscribers: frame-rate cap by temporal layer), "max_height"?: 16..=4320 (subscribers: the best simulcast layer at most this high), "last_n"?: 1..=255 (subscribers: video only while its publisher is among the call's N most active speakers)}` → `201 {"answer", "session"}`; 400 malformed (also `max_fps` or `max_height` out of range or on a publisher), 422 unsupported, 404 no such call, 409 call full (errors `{"error": msg}`) |
-//! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; 400, 404 |
+//! | `PATCH /v1/calls/{call_id}/webrtc/{session}` | trickle ICE / ICE restart: `{"fragment": "<sdpfrag>"}` → `204`, or `200 {"fragment"}` with the router's new credentials on an ICE restart; or a subscriber leg's new preferences while it plays: `{"preferences": {"max_fps"?, "max_height"?, "last_n"?}}` (ranges as at opening, 0 lifts one, absent keeps it) → `204`; 400, 404 |
 //! | `GET /v1/calls/{call_id}/pipe`, `POST /v1/calls/{call_id}/pipes`, `DELETE /v1/calls/{call_id}/pipes/{peer}` | cascading: links between routers ([`crate::pipes_admin`]) |
 //! | `GET /v1/stats` | per-worker counters (JSON; `cascade`: links to other routers and their counters per peer) |
 //! | `GET /metrics` | the same in Prometheus text format, with `# HELP` and `# TYPE` ([`crate::metrics`]) |
@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::Json;
-use corecast_core::Command;
+use corecast_core::{Command, LegPreferences};
 use corecast_proto::token::{CallId, ParticipantId, Role};
 use serde::Deserialize;
 use serde_json::json;
@@ -162,11 +162,41 @@ struct OpenWebRtc {
     last_n: Option<serde_json::Value>,
 }
 
-/// `PATCH /v1/calls/{call_id}/webrtc/{session}` body.
+/// `PATCH /v1/calls/{call_id}/webrtc/{session}` body: an ICE fragment, or
+/// new preferences of a subscriber leg.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchWebRtc {
-    fragment: String,
+    #[serde(default)]
+    fragment: Option<String>,
+    #[serde(default)]
+    preferences: Option<Preferences>,
+}
+
+/// A subscriber leg's preferences, as its opening's: each absent (or null)
+/// is kept, 0 lifts it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Preferences {
+    #[serde(default)]
+    max_fps: Option<serde_json::Value>,
+    #[serde(default)]
+    max_height: Option<serde_json::Value>,
+    #[serde(default)]
+    last_n: Option<serde_json::Value>,
+}
+
+impl Preferences {
+    /// Checked as a subscriber leg's opening checks them, 0 also taken (lifts).
+    fn parse(&self) -> Result<LegPreferences, &'static str> {
+        let zero = |v: &Option<serde_json::Value>| v.as_ref().is_some_and(|v| v.as_u64() == Some(0));
+        let sub = Role::Subscriber;
+        Ok(LegPreferences {
+            max_fps: if zero(&self.max_fps) { Some(0) } else { max_fps_of(sub, self.max_fps.as_ref())? },
+            max_height: if zero(&self.max_height) { Some(0) } else { max_height_of(sub, self.max_height.as_ref())? },
+            last_n: if zero(&self.last_n) { Some(0) } else { last_n_of(sub, self.last_n.as_ref())? },
+        })
+    }
 }
 
 fn refusal(r: &WebRtcRefusal) -> Response {
@@ -336,7 +366,22 @@ async fn patch_webrtc(
         Err(response) => return *response,
     };
     let server = s.server.clone();
-    match tokio::task::spawn_blocking(move || server.patch_webrtc(call, &session, &req.fragment)).await {
+    let fragment = match (req.fragment, req.preferences) {
+        (Some(f), None) => f,
+        (None, Some(p)) => {
+            let prefs = match p.parse() {
+                Ok(prefs) => prefs,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
+            };
+            return match tokio::task::spawn_blocking(move || server.set_leg_preferences(&call, &session, prefs)).await {
+                Ok(true) => StatusCode::NO_CONTENT.into_response(),
+                Ok(false) => error(StatusCode::NOT_FOUND, "no such call or session"),
+                Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "changing the leg failed"),
+            };
+        }
+        _ => return error(StatusCode::BAD_REQUEST, "the body has either fragment or preferences"),
+    };
+    match tokio::task::spawn_blocking(move || server.patch_webrtc(call, &session, &fragment)).await {
         Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Ok(Some(fragment))) => Json(json!({ "fragment": fragment })).into_response(),
         Ok(Err(r)) => refusal(&r),

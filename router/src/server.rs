@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use corecast_core::webrtc::{DtlsIdentity, IceCredentials, WebRtcLeg};
-use corecast_core::{CallSnapshot, Command, LegRefusal, Placement, Router, RouterConfig};
+use corecast_core::{CallSnapshot, Command, LegPreferences, LegRefusal, Placement, Router, RouterConfig};
 use corecast_proto::token::{CallId, ParticipantId, VerifyingKey};
 use corecast_proto::{MediaKind, Ssrc};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -214,6 +214,13 @@ impl RouterServer {
     /// ICE restart of the WebRTC session `session` on worker `w`.
     pub fn restart_ice(&self, w: usize, session: &str, creds: IceCredentials) -> bool {
         self.ask(w, |tx| WorkerCommand::RestartIce(session.to_owned(), creds, tx)).unwrap_or(false)
+    }
+
+    /// New preferences of the WebRTC session `session` of `call`
+    /// (`Router::set_leg_preferences`); `false`: no such session.
+    pub fn set_leg_preferences(&self, call: &CallId, session: &str, prefs: LegPreferences) -> bool {
+        let w = self.worker_for(call);
+        self.ask(w, |tx| WorkerCommand::Preferences(session.to_owned(), prefs, tx)).unwrap_or(false)
     }
 
     /// Hands a WebRTC leg to worker `w` and waits for its verdict.

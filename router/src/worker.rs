@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 
 use corecast_core::webrtc::{IceCredentials, WebRtcLeg};
 use corecast_core::{
-    BufferStats, Command, Event, Input, LegRefusal, Output, PipeMessage, PipeSend, Router, RouterStats,
+    BufferStats, Command, Event, Input, LegPreferences, LegRefusal, Output, PipeMessage, PipeSend, Router, RouterStats,
 };
 use corecast_proto::token::{CallId, ParticipantId};
 use corecast_proto::{MediaKind, Ssrc};
@@ -76,6 +76,8 @@ pub enum WorkerCommand {
     RemoteUfrag(String, Sender<Option<String>>),
     /// ICE restart of a WebRTC session: the new credentials; reply whether it took.
     RestartIce(String, IceCredentials, Sender<bool>),
+    /// A WebRTC session's new preferences (`Router::set_leg_preferences`); reply whether it took.
+    Preferences(String, LegPreferences, Sender<bool>),
     /// Stop the loop.
     Stop,
 }
@@ -309,6 +311,9 @@ impl Worker {
                 }
                 WorkerCommand::RestartIce(session, creds, reply) => {
                     let _ = reply.send(self.router.restart_ice(&session, creds));
+                }
+                WorkerCommand::Preferences(session, prefs, reply) => {
+                    let _ = reply.send(self.router.set_leg_preferences(&session, prefs));
                 }
                 WorkerCommand::Snapshot(reply) => {
                     let _ = reply.send(self.router.snapshot());

@@ -138,3 +138,38 @@ async fn receiver_limits_are_integers_in_range_on_subscriber_legs_only() {
     }
     server.shutdown();
 }
+
+/// `PATCH .../webrtc/{session}` with `preferences`: each checked as at the
+/// leg's opening, 0 also taken (it lifts the limit); a body with both a
+/// fragment and preferences, or neither, is refused; a well-formed one for
+/// an unknown session is a 404 (an existing leg's change: the core's
+/// `a_viewers_requested_size_changes_while_it_plays`, and in Chromium
+/// webrtc-e2e's `svc-patch`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leg_preferences_are_checked_as_at_opening_and_zero_lifts() {
+    let (server, url) = admin_api().await;
+    let http = reqwest::Client::new();
+    let patch = format!("{url}/v1/calls/{CALL}/webrtc/abcd");
+    for (prefs, name) in [
+        (json!({ "max_height": 15 }), "max_height"),
+        (json!({ "max_height": "360" }), "max_height"),
+        (json!({ "max_fps": 61 }), "max_fps"),
+        (json!({ "last_n": 256 }), "last_n"),
+        (json!({ "last_n": -1 }), "last_n"),
+    ] {
+        let (s, v) = call(http.patch(&patch).bearer_auth("s3cret").json(&json!({ "preferences": prefs }))).await;
+        assert_eq!(s, 400, "{prefs}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains(name)), "{prefs}: {v}");
+    }
+    for body in
+        [json!({}), json!({ "fragment": "a=mid:0", "preferences": {} }), json!({ "preferences": { "size": 1 } })]
+    {
+        let (s, _) = call(http.patch(&patch).bearer_auth("s3cret").json(&body)).await;
+        assert_eq!(s, 400, "{body}");
+    }
+    for prefs in [json!({ "max_height": 0 }), json!({ "max_height": 360, "max_fps": 0, "last_n": 3 }), json!({})] {
+        let (s, v) = call(http.patch(&patch).bearer_auth("s3cret").json(&json!({ "preferences": prefs }))).await;
+        assert_eq!(s, 404, "{prefs}: past the checks, no such session: {v}");
+    }
+    server.shutdown();
+}

@@ -282,7 +282,7 @@ const GROUPS = {
   'whip-whep': ['auth', 'call', 'whip', 'whep', 'media'],
   composite: ['auth', 'call', 'whip', 'composite'],
   leave: ['auth', 'call', 'whip', 'leave'],
-  svc: ['auth', 'svc-whip', 'svc-whep', 'svc-media'],
+  svc: ['auth', 'svc-whip', 'svc-whep', 'svc-media', 'svc-patch'],
 };
 async function scenario() {
   // (The mock's relay page does no SVC: not part of --mock's default.)
@@ -482,6 +482,39 @@ async function svcSteps(s) {
     if (errs.length) throw new Fail(`${errs.join('; ')} [${detail}; load average ${loadavg()[0].toFixed(1)}]`);
     return { detail };
   }, ['svc-whep']);
+  // D's requested size changed while it plays (JSON PATCH on its session): down to S0 (180
+  // lines) within the next allocation, then lifted (0): back to 360 lines at the keyframe the
+  // router asks the publisher for. A WHIP session takes no preferences (409).
+  await step('svc-patch', async () => {
+    const prefs = (location, json, user = 1) => http('PATCH', location, { token: s.users[user].session, json });
+    const decodesAt = async (height, ms) => {
+      const deadline = Date.now() + ms; let st;
+      for (;;) {
+        st = (await stats('D')).inVideo || {};
+        if (st.frameHeight === height || Date.now() > deadline) break;
+        await sleep(200);
+      }
+      const a = st.framesDecoded ?? 0; await sleep(1000);
+      const b = (await stats('D')).inVideo || {};
+      check(b.frameHeight === height && (b.framesDecoded ?? 0) > a,
+        `D decodes ${b.frameWidth}x${b.frameHeight} (${(b.framesDecoded ?? 0) - a} frames in 1 s), not ${height} lines high, ${ms} ms after the PATCH`);
+    };
+    const t0 = Date.now();
+    let r = await prefs(s.svcDd.location, { max_height: opt.height / 2 });
+    check(r.status === 204, `PATCH {max_height: ${opt.height / 2}}: ${r.status} ${r.text.slice(0, 200)}`);
+    await decodesAt(opt.height / 2, 6000);
+    const down = Date.now() - t0;
+    const t1 = Date.now();
+    r = await prefs(s.svcDd.location, { max_height: 0 });
+    check(r.status === 204, `PATCH {max_height: 0}: ${r.status} ${r.text.slice(0, 200)}`);
+    await decodesAt(opt.height, 8000);
+    const up = Date.now() - t1;
+    r = await prefs(s.svcDd.location, { max_height: 5 });
+    check(r.status === 400, `PATCH {max_height: 5}: ${r.status}, want 400`);
+    r = await prefs(s.svcWhip.location, { max_height: 180 }, 0);
+    check(r.status === 409, `PATCH on the WHIP session: ${r.status}, want 409`);
+    return { detail: `down to ${opt.height / 2} lines within ${down} ms, back to ${opt.height} within ${up} ms (each includes 1 s of decoding at it)` };
+  }, ['svc-media']);
 }
 
 // ---------------------------------------------------------------- main

@@ -306,6 +306,12 @@ impl Router {
                     Spatial::SendMarked => mark = true,
                     Spatial::Send => {}
                 }
+                // Up to a higher spatial layer: at its next keyframe, asked for.
+                if r.consumers.spatial_waits(header.ssrc) && !waits.contains(&Some(header.ssrc)) {
+                    if let Some(slot) = waits.iter_mut().find(|w| w.is_none()) {
+                        *slot = Some(header.ssrc);
+                    }
+                }
             }
             // A frame-rate cap: frames of the layers above it are skipped, gap-free.
             if let (true, Some(cap), Some(f)) = (want, r.max_fps, frame.as_ref()) {

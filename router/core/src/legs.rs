@@ -34,6 +34,18 @@ use crate::Router;
 /// recorder says it is due: every 50 ms while packets arrive).
 pub(crate) const FEEDBACK_TICK: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// What a WHEP leg asks for ([`Router::set_leg_preferences`]): each `None`
+/// keeps the leg's, `Some(0)` lifts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegPreferences {
+    /// The tallest video it wants (pixels).
+    pub max_height: Option<u16>,
+    /// Its frame-rate cap (frames per second).
+    pub max_fps: Option<u8>,
+    /// Only while the watched participant is among the call's N most active speakers.
+    pub last_n: Option<u8>,
+}
+
 /// Why the router refused to open a WebRTC leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegRefusal {
@@ -117,6 +129,33 @@ impl Router {
         }
         self.by_ufrag.insert(creds.local_ufrag.clone(), (call, pid));
         w.ice.restart(creds);
+        true
+    }
+
+    /// Changes what the WHEP leg named `session` asks for, as its WHEP
+    /// query did when it opened (`max_height`, `max_fps`, `last_n`): each
+    /// preference given replaces the leg's (0 lifts it), one not given is
+    /// kept. A requested size applies from the next allocation (every rate
+    /// sweep, 0.5 s), a frame-rate cap from the next frame (a higher one
+    /// from the next base-layer frame), Last-N from the next packet (video
+    /// resumed with a keyframe request). `false`: no such leg.
+    pub fn set_leg_preferences(&mut self, session: &str, prefs: LegPreferences) -> bool {
+        let Some(&(call, pid)) = self.by_ufrag.get(session) else { return false };
+        let Some(c) = self.calls.get_mut(&call) else { return false };
+        let Some(i) = c.index_of(pid) else { return false };
+        let p = &mut c.participants[i];
+        if !matches!(p.transport, Transport::WebRtc(_)) {
+            return false;
+        }
+        if let Some(h) = prefs.max_height {
+            p.max_height = (h > 0).then_some(h);
+        }
+        if let Some(f) = prefs.max_fps {
+            p.max_fps = (f > 0).then_some(f);
+        }
+        if let Some(n) = prefs.last_n {
+            p.last_n = (n > 0).then_some(n);
+        }
         true
     }
 

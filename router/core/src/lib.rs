@@ -98,7 +98,7 @@ use corecast_proto::{MediaKind, Ssrc};
 pub use api::{Command, Event, Input, LeaveReason, Output, PipeSend, Transmit};
 pub use cascade::{open as cascade_open, seal as cascade_seal, CascadeParseError, LinkStats, PIPE_HEADER, PIPE_MAGIC};
 pub use config::{receivers_for, RouterConfig, CORE_EGRESS_PPS, DEFAULT_RECEIVERS_PER_WORKER, PUBLISHER_PPS};
-pub use legs::LegRefusal;
+pub use legs::{LegPreferences, LegRefusal};
 pub use pipe::PipeMessage;
 pub use placement::Placement;
 pub use simulcast::Layer;

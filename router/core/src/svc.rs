@@ -182,6 +182,16 @@ impl Consumers {
     }
 }
 
+impl Consumers {
+    /// Whether the receiver waits for a keyframe of SVC stream `ssrc` to
+    /// move up to the spatial layer it is to get (its estimate, or a
+    /// requested size, went up): the router asks the publisher for one, as
+    /// for a simulcast layer (throttled per stream).
+    pub fn spatial_waits(&self, ssrc: Ssrc) -> bool {
+        self.get(ssrc).is_some_and(|c| c.spatial_on.is_some_and(|on| c.spatial_target.unwrap_or(u8::MAX) > on))
+    }
+}
+
 /// What a receiver makes of an SVC packet ([`Consumers::on_spatial`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Spatial {

@@ -414,3 +414,62 @@ fn browser_viewers_get_the_spatial_layers_they_can_decode_with_marked_temporal_u
         }
     }
 }
+
+/// A WHEP leg's requested size changed while it plays
+/// (`set_leg_preferences`, calls' JSON `PATCH` on the session): down to
+/// the layers within it from the next allocation, up again (the cap
+/// lifted with 0) at the next keyframe; an unknown session changes nothing.
+#[test]
+fn a_viewers_requested_size_changes_while_it_plays() {
+    let (mut h, mut a) = dd_publisher();
+    let config = dimpl::Config::builder().build().unwrap();
+    let mut v = Peer::open_edited(&mut h, 2, (call(1), 2, false, Some(1)), config, |leg| {
+        leg.extensions.dependency_descriptor = Some(7);
+        leg.extensions.allow_mixed = true;
+    });
+    v.connect_ice(&mut h);
+    v.handshake(&mut h);
+    let sizes = [(320, 180), (640, 360), (1280, 720)];
+    let (mut unit, mut plis) = (0u16, 0usize);
+    // `key`: the first unit is a keyframe (the publisher sends none otherwise after the first).
+    let mut layers = |h: &mut H, v: &mut Peer, units: u16, key: bool| -> [usize; 3] {
+        let mut got = [0; 3];
+        for k in 0..units {
+            for s in 0..3 {
+                let p = a.seal(&sized_spatial_frame(3, unit, s, unit == 0 || (key && k == 0), &sizes));
+                h.input(a.addr, p);
+            }
+            unit += 1;
+            if unit % 15 == 0 {
+                h.advance(Duration::from_millis(500));
+            }
+            let to = v.addr;
+            for t in h.take() {
+                if t.destination == a.addr && classify(&t.contents) == Kind::Rtcp {
+                    let pli = |p: &RtcpPacket| matches!(p, RtcpPacket::Pli(x) if x.media_ssrc == Ssrc(VIDEO_SSRC));
+                    plis += a.open_rtcp(&t.contents).iter().filter(|p| pli(p)).count();
+                }
+                if t.destination != to || classify(&t.contents) != Kind::Rtp {
+                    continue;
+                }
+                let q = v.open_rtp(&t.contents);
+                if q.ssrc == Ssrc(VIDEO_SSRC) {
+                    got[usize::from(q.payload[0])] += 1;
+                }
+            }
+        }
+        got
+    };
+    assert_eq!(layers(&mut h, &mut v, 15, false), [15; 3], "no size asked: every layer");
+    let prefs = |max_height| crate::LegPreferences { max_height: Some(max_height), ..Default::default() };
+    assert!(!h.r.set_leg_preferences("no-such-leg", prefs(400)));
+    assert!(h.r.set_leg_preferences(&v.router_ufrag, prefs(400)));
+    // The next allocation (the rate sweep after 15 more units) lowers it at the next frame.
+    assert_eq!(layers(&mut h, &mut v, 15, false), [15; 3]);
+    assert_eq!(layers(&mut h, &mut v, 15, false), [15, 15, 0], "at most 400 lines: S0 and S1");
+    assert!(h.r.set_leg_preferences(&v.router_ufrag, prefs(0)));
+    assert_eq!(layers(&mut h, &mut v, 30, false), [30, 30, 0], "up only at a keyframe");
+    assert_eq!(layers(&mut h, &mut v, 15, true), [15; 3], "every layer again from the keyframe");
+    drop(layers);
+    assert!(plis >= 1, "the move up asked the publisher for a keyframe");
+}

@@ -22,7 +22,7 @@ pub(super) const VIDEO_RTX_SSRC: u32 = 0xB1;
 pub(super) struct Peer {
     pub(super) addr: SocketAddr,
     ufrag: String,
-    router_ufrag: String,
+    pub(super) router_ufrag: String,
     router_pwd: String,
     dtls: dimpl::Dtls,
     pub(super) tx: Option<SrtpContext>,
