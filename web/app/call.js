@@ -368,20 +368,26 @@ class CallPage {
   }
 
   // The tiles' sizes settled after a change (a tile came or went, the window was resized): a
-  // camera whose tile now asks for another max_height gets a new session with it. The router
-  // takes max_height only when a WHEP session opens (a PATCH restarts ICE, nothing else), and
-  // the steps (layers.js) are a factor of 1.5-2 apart, so this is rare.
+  // camera whose tile now asks for another max_height tells its running session (a JSON PATCH;
+  // the steps in layers.js are a factor of 1.5-2 apart, so this is rare); a session that
+  // refuses it is replaced by a new one with it.
   fitTiles() {
     if (this.state !== 'in-call' || this.mode !== 'hd') return;
     for (const r of this.remotes.values()) {
       if (r.screen || !r.leg || this.reconnecting.has(r.leg)) continue;
-      const query = this.whepQuery(r);
-      if (query === r.leg.query) continue;
-      console.info(`corecast: ${r.leg.query} → ${query}: the tile's size changed`);
-      r.leg.close();
-      r.tile.stream = new MediaStream();
-      this.settle(); // its video starts over at a key frame: no SD move for it
-      this.openWhep(r, query);
+      const query = this.whepQuery(r); const leg = r.leg;
+      if (query === leg.query || query === leg.asking) continue;
+      console.info(`corecast: ${leg.query} → ${query}: the tile's size changed`);
+      leg.asking = query;
+      leg.setPreferences({ max_height: r.tile.maxHeight() || 0 }, query).then(() => {
+        r.tile.el.dataset.maxHeight = new URLSearchParams(query).get('max_height') || ''; // what it asks for now
+      }, () => {
+        if (leg.closed || r.leg !== leg) return;
+        leg.close();
+        r.tile.stream = new MediaStream();
+        this.settle(); // its video starts over at a key frame: no SD move for it
+        this.openWhep(r, query);
+      });
     }
   }
 

@@ -116,6 +116,20 @@ export class Leg {
     await pc.setRemoteDescription({ type: 'answer', sdp: remote });
   }
 
+  // A WHEP session's new preferences while it plays ({ max_height, max_fps, last_n }: 0 lifts
+  // one): the router applies them to the running session (no new negotiation, no key frame
+  // wait for a smaller layer). Throws on refusal (the caller then opens a new session).
+  async setPreferences(prefs, query) {
+    if (!this.location || this.closed) throw new ApiError(0, 'closed', 'no session');
+    let r;
+    try {
+      r = await fetch(this.location, { method: 'PATCH', body: JSON.stringify(prefs), signal: AbortSignal.timeout(10000),
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${session.get()}` } });
+    } catch (e) { throw networkError(e); }
+    if (r.status !== 204) throw await errorOf(r);
+    this.query = query;
+  }
+
   // Ends the session (best effort: the router's silence timeout removes it otherwise).
   close() {
     if (this.closed) return;
