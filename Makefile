@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # SVT-AV1 logs its banner at info level: errors only.
 export SVT_LOG ?= 1
 
-.PHONY: all deps build run test lint fmt unit demo-check soak-smoke bench demo clean fuzz fuzz-build fuzz-smoke browser-deps browser-selftest browser-e2e web-e2e simulcast-e2e
+.PHONY: all deps build run test lint fmt unit demo-check soak-smoke bench demo clean fuzz fuzz-build fuzz-smoke browser-deps browser-selftest browser-e2e firefox-e2e web-e2e simulcast-e2e
 
 all: build
 
@@ -51,7 +51,7 @@ soak-smoke:
 	$(CARGO) build --locked --workspace --bins
 	timeout 300 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench soak --seconds 60
 
-test: deps lint unit demo-check soak-smoke fuzz-smoke browser-e2e web-e2e simulcast-e2e
+test: deps lint unit demo-check soak-smoke fuzz-smoke browser-e2e firefox-e2e web-e2e simulcast-e2e
 
 # Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs);
 # browser-e2e is part of `test`. browser-selftest needs no corecast (two pages call each other over
@@ -70,6 +70,15 @@ browser-selftest: browser-deps
 browser-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	timeout 300 bash tuning/scripts/browser-e2e.sh $(E2E_ARGS)
+
+# Firefox ESR (Debian's firefox-esr, headless, installed here) against the system started as for
+# browser-e2e, with Chromium on the other end (tests/browser/firefox-e2e.mjs): Firefox publishes
+# over WHIP and a Chromium page decodes it over WHEP, a Chromium page publishes and Firefox decodes
+# it; the router listens on 0.0.0.0 (Firefox pairs no loopback candidates). FF_ARGS go to the script.
+firefox-e2e: browser-deps
+	bash tuning/scripts/install-deps.sh firefox
+	$(CARGO) build --locked --workspace --bins
+	E2E_TEST=firefox E2E_TIMEOUT=$${E2E_TIMEOUT:-120} timeout 240 bash tuning/scripts/browser-e2e.sh $(FF_ARGS)
 
 # The web app (web/, served by calls) in headless Chromium: the HD/SD rule's and the simulcast
 # layers' unit tests (node:test, no browser), then people register, start, join, mute, switch to SD, leave and

@@ -16,6 +16,9 @@
 # `make web-e2e`): it starts two routers of its own next to the system's (their pids in
 # .run/webapp-failover/routers.pid, which the trap kills, whatever happened) and drains the
 # system's own for the run.
+# E2E_TEST=firefox runs tests/browser/firefox-e2e.mjs (`make firefox-e2e`): Firefox ESR publishes
+# and views over WHIP/WHEP with Chromium on the other end; the router listens on 0.0.0.0 (Firefox
+# pairs no loopback candidates, so it checks the router's other host candidates).
 #
 # Environment: CORECAST_BIN_DIR (default $CARGO_TARGET_DIR/debug or ./target/debug, what `make test` builds), AUTH_PORT,
 # CALLS_PORT, ROUTER_PORT, ADMIN_PORT (run-local.sh's defaults: 8081, 8082, 40000, 40100),
@@ -39,7 +42,7 @@ for p in "$AUTH_PORT" "$CALLS_PORT" "$ADMIN_PORT"; do
   fi
 done
 
-case "${E2E_TEST:-webrtc}" in webrtc|webapp|webfailover|simulcast) ;; *) echo "browser-e2e: E2E_TEST is webrtc, webapp, webfailover or simulcast" >&2; exit 2 ;; esac
+case "${E2E_TEST:-webrtc}" in webrtc|webapp|webfailover|simulcast|firefox) ;; *) echo "browser-e2e: E2E_TEST is webrtc, webapp, webfailover, simulcast or firefox" >&2; exit 2 ;; esac
 if [ "${E2E_TEST:-webrtc}" = simulcast ]; then
   if [ "$(id -u)" != 0 ]; then echo "SKIP simulcast-e2e: needs root (ip netns, tc, nft)"; exit 0; fi
   # Before the router starts (its host candidates), and always deleted by stop() below.
@@ -47,6 +50,9 @@ if [ "${E2E_TEST:-webrtc}" = simulcast ]; then
   node tests/browser/lib/netns.mjs up || exit 2
   export ROUTER_LISTEN=0.0.0.0:$ROUTER_PORT
 fi
+
+# Firefox pairs no loopback candidates: the router listens on every address (and lists them).
+[ "${E2E_TEST:-webrtc}" = firefox ] && export ROUTER_LISTEN=${ROUTER_LISTEN:-0.0.0.0:$ROUTER_PORT}
 
 mkdir -p .run
 log=.run/browser-e2e-system.log
@@ -89,6 +95,8 @@ case "${E2E_TEST:-webrtc}" in
   webfailover) timeout --kill-after=10 "$timeout_s" node tests/browser/webapp-failover.mjs \
     --base "http://127.0.0.1:$CALLS_PORT" --bin-dir "$CORECAST_BIN_DIR" --secret-file .run/data/router-secret \
     --timeout $((timeout_s - 10)) --artifacts .run/webapp-failover --pid-file "$fo_pids" "$@" || rc=$? ;;
+  firefox) timeout --kill-after=10 "$timeout_s" node tests/browser/firefox-e2e.mjs \
+    --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;
   simulcast) timeout --kill-after=10 "$timeout_s" node tests/browser/simulcast-e2e.mjs \
     --calls "http://127.0.0.1:$CALLS_PORT" --auth "http://127.0.0.1:$AUTH_PORT" --admin "http://127.0.0.1:$ADMIN_PORT" \
     --secret-file .run/data/router-secret --router-port "$ROUTER_PORT" --timeout $((timeout_s - 10)) "$@" || rc=$? ;;

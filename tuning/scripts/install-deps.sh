@@ -5,7 +5,8 @@
 #            network impairment: loss on the router's packets to the browser), then `npm ci` of
 #            tests/browser (playwright-core, no browser download) for tests/browser/webrtc-e2e.mjs;
 #            needs the machine's Node.js >= 20 (Debian 12's own is 18: too old for playwright-core).
-#   firefox: firefox-esr, only for tests/browser/capture-offers.mjs (the SDP fixtures).
+#   firefox: firefox-esr, for tests/browser/firefox-e2e.mjs (`make firefox-e2e`, part of `make test`)
+#            and tests/browser/capture-offers.mjs (the SDP fixtures).
 #   Neither is part of `all` (yet): `make browser-e2e` asks for `browser`.
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail

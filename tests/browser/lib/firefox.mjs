@@ -29,6 +29,9 @@ const PREFS = {
   'network.captive-portal-service.enabled': false,
   'network.connectivity-service.enabled': false,
   'network.trr.mode': 5,
+  // Every name resolves to 127.0.0.1 without a DNS query (Firefox looks up its remote settings'
+  // host whatever services.settings.server says).
+  'network.dns.forceResolve': '127.0.0.1',
   'app.update.enabled': false, 'app.update.auto': false,
   'app.normandy.enabled': false,
   'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
