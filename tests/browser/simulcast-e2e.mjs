@@ -19,6 +19,8 @@ import { tmpdir, loadavg } from 'node:os';
 import { dirname, join, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium } from './lib/chromium.mjs';
+import { http } from './lib/api.mjs';
+import { Fail, check } from './lib/report.mjs';
 import { Netns, netnsProblem, downOnExit } from './lib/netns.mjs';
 import { parseArgs } from './lib/simulcast-args.mjs';
 
@@ -36,9 +38,7 @@ const measured = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let closed = false;
 function line(s) { if (!closed) process.stdout.write(s + '\n'); }
-class Fail extends Error {}
 class Pending extends Error {}
-const check = (cond, msg) => { if (!cond) throw new Fail(msg); };
 
 // One step: PASS/FAIL/PEND line with its time; a step whose prerequisite did not pass is skipped.
 async function step(name, fn, needs = []) {
@@ -85,18 +85,6 @@ function makeY4m(w, h) {
 }
 
 // ---------------------------------------------------------------- HTTP
-async function http(method, url, { token, json, body, type, timeoutMs = 10000 } = {}) {
-  const headers = {};
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (json !== undefined) { headers['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
-  else if (type) headers['Content-Type'] = type;
-  let r;
-  try { r = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) }); }
-  catch (e) { throw new Fail(`${method} ${url}: ${e.cause ? e.cause.code || e.cause.message : e.message}`); }
-  const text = await r.text();
-  let data = null; try { data = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: r.status, headers: r.headers, text, data };
-}
 let secret = null;
 const admin = async (path) => {
   const r = await http('GET', `${opt.admin}${path}`, { token: secret, timeoutMs: 5000 });

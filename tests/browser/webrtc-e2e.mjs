@@ -18,6 +18,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveStatic } from './lib/server.mjs';
 import { launchChromium } from './lib/chromium.mjs';
+import { http } from './lib/api.mjs';
+import { Fail, check } from './lib/report.mjs';
 import { startMock } from './lib/mock-corecast.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -98,8 +100,6 @@ const measured = {};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let closed = false; // set once the summary is out: nothing printed after it
 function line(s) { if (!closed) process.stdout.write(s + '\n'); }
-class Fail extends Error {}
-const check = (cond, msg) => { if (!cond) throw new Fail(msg); };
 
 // Runs one step: PASS/FAIL line with its time; a failed step's dependants are skipped.
 async function step(name, fn, needs = []) {
@@ -156,20 +156,6 @@ function makeY4m(kind, w, h, grain = opt.grain) {
   closeSync(fd);
   renameSync(tmp, file);
   return { file, by: 'node' };
-}
-
-// ---------------------------------------------------------------- HTTP (auth, calls)
-async function http(method, url, { token, json, body, type, timeoutMs = 10000 } = {}) {
-  const headers = {};
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (json !== undefined) { headers['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
-  else if (type) headers['Content-Type'] = type;
-  let r;
-  try { r = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) }); }
-  catch (e) { throw new Fail(`${method} ${url}: ${e.cause ? e.cause.code || e.cause.message : e.message}`); }
-  const text = await r.text();
-  let data = null; try { data = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: r.status, headers: r.headers, text, data };
 }
 
 // ---------------------------------------------------------------- pages
