@@ -56,16 +56,34 @@ const cc = (() => {
     return pc.localDescription.sdp;
   }
 
+  function canvasTrack(width, height) {
+    const c = document.createElement('canvas');
+    c.width = width; c.height = height;
+    const g = c.getContext('2d');
+    let n = 0;
+    setInterval(() => {
+      n++;
+      g.fillStyle = '#335'; g.fillRect(0, 0, width, height);
+      g.fillStyle = '#eee'; g.fillRect((n * 8) % width, 0, 32, height);
+      g.font = `${Math.round(height / 6)}px sans-serif`; g.fillText(String(n), width / 10, height / 2);
+    }, 33);
+    return c.captureStream(30).getVideoTracks()[0];
+  }
+
   return {
     log: () => log.slice(),
 
     // A publisher: camera + microphone, sendonly; returns the offer SDP.
     // simulcast: sendEncodings ({rid, scaleResolutionDownBy, maxBitrate}, lowest first) for the video.
     // scalabilityMode: one encoding with spatial/temporal layers (SVC, e.g. 'L3T3'; AV1 or VP9).
+    // canvas: the video is a canvas drawn here (a moving bar and a counter: cheap to encode, so
+    // the encoder keeps every layer from the start instead of skipping some until its
+    // bandwidth estimate has ramped up); the microphone still comes from getUserMedia.
     async publisher({ width = 640, height = 360, codecs = [], onlyCodecs = false, gatherMs = 3000, simulcast = null,
-      scalabilityMode = null } = {}) {
+      scalabilityMode = null, canvas = false } = {}) {
       stream = await navigator.mediaDevices.getUserMedia({
-        audio: true, video: { width: { exact: width }, height: { exact: height }, frameRate: 30 } });
+        audio: true, video: canvas ? false : { width: { exact: width }, height: { exact: height }, frameRate: 30 } });
+      if (canvas) stream.addTrack(canvasTrack(width, height));
       newPc();
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly', streams: [stream] });
       const vt = pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream],
