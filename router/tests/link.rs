@@ -5,6 +5,8 @@
 //! The calls side here is a minimal stand-in that records what it is sent;
 //! the control crate's full-flow test runs the real calls service.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +16,6 @@ use corecast_client::Client;
 use corecast_core::RouterConfig;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
-use corecast_router::server::{RouterServer, ServerConfig};
 use corecast_router::{admin, link};
 use serde_json::{json, Value};
 
@@ -37,19 +38,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
-    let server = Arc::new(
-        RouterServer::start(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise_ip: None,
-            workers: 1,
-            cpus: vec![],
-            backend: "basic".into(),
-            core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..Default::default() },
-            public_key: token::dev_signing_key().verifying_key(),
-            io: Default::default(),
-        })
-        .unwrap(),
-    );
+    let server = Arc::new(common::start_with("basic", 1, RouterConfig::default()));
     let router = server.addresses()[0];
     let (call_a, call_b) = (CallId([0xA; 16]), CallId([0xB; 16]));
     let p1 = Client::join_dev(router, &tok(call_a, 1), 1, Quality::Hd).unwrap();
@@ -167,17 +156,7 @@ fn registration_resyncs_leaves_are_reported_and_admin_ends_calls() {
 /// participant. A call this router ended is admitted again once calls lists it here.
 #[test]
 fn a_fenced_resync_ends_leaf_shares_and_a_listed_call_admits_again() {
-    let server = RouterServer::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        advertise_ip: None,
-        workers: 1,
-        cpus: vec![],
-        backend: "basic".into(),
-        core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..Default::default() },
-        public_key: token::dev_signing_key().verifying_key(),
-        io: Default::default(),
-    })
-    .unwrap();
+    let server = common::start_with("basic", 1, RouterConfig::default());
     let router = server.addresses()[0];
     let (leaf, ended) = (CallId([0xC; 16]), CallId([0xD; 16]));
     // This router's share of `leaf` links up to the call's home (another router).

@@ -4,6 +4,8 @@
 //! Modest rates and bounded waits (a loaded 2-core machine must pass it).
 
 use std::net::UdpSocket;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +14,7 @@ use corecast_core::RouterConfig;
 use corecast_proto::session::Quality;
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
 use corecast_router::admin;
-use corecast_router::server::{RouterServer, ServerConfig};
+use corecast_router::server::RouterServer;
 
 fn tok(call: CallId, pid: u64) -> Vec<u8> {
     let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 60_000;
@@ -75,19 +77,7 @@ impl Admin {
 
 #[test]
 fn a_scrape_after_a_call_counts_what_the_test_sent() {
-    let server = Arc::new(
-        RouterServer::start(ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise_ip: None,
-            workers: 1,
-            cpus: vec![],
-            backend: "basic".into(),
-            core: RouterConfig { join_secret: Some(corecast_proto::join_key::JoinSecret::dev()), ..Default::default() },
-            public_key: token::dev_signing_key().verifying_key(),
-            io: Default::default(),
-        })
-        .unwrap(),
-    );
+    let server = Arc::new(common::start_with("basic", 1, RouterConfig::default()));
     let router = server.addresses()[0];
     let admin = Admin::start(server.clone());
 
