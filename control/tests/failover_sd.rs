@@ -46,10 +46,7 @@ async fn the_sd_composite_is_mixed_again_on_the_router_the_call_moves_to() {
     let routers = router_proc::spawn_live(&s, &region, 2).await;
     let pools: Vec<CodecProc> = routers.iter().map(|r| spawn_codec(&s.calls, r, 2000, s.dir.path())).collect();
 
-    let (_, owner) = s.user().await;
-    let call = s.start_call(&owner).await;
-    let (home_addr, _) = participants(&s, &owner, &call).await;
-    let a = routers.iter().position(|r| r.addr == home_addr).expect("the call on a router of the test");
+    let (owner, call, a) = router_proc::new_call_on(&s, &routers).await;
     let b = 1 - a;
     // Two HD publishers and one SD receiver, following the call.
     let (_, u1) = s.user().await;

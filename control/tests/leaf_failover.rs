@@ -30,10 +30,7 @@ async fn leaf_failover_flow(mut cfg: Config, dir: tempfile::TempDir) {
     let region = cfg.calls.region.clone();
     let s = start_with(cfg, dir).await;
     let routers = router_proc::spawn_live(&s, &region, 2).await;
-    let (_, owner) = s.user().await;
-    let call = s.start_call(&owner).await;
-    let (home_addr, _) = participants(&s, &owner, &call).await;
-    let home = routers.iter().position(|r| r.addr == home_addr).expect("the call on a router of the test");
+    let (owner, call, home) = router_proc::new_call_on(&s, &routers).await;
     let leaf = 1 - home;
 
     // Two native clients on the home (each hears the other while the leaf's client is away:

@@ -175,6 +175,15 @@ pub fn spawn_codec(calls: &str, router: &RouterProc, router_dead_ms: u64, log: &
     CodecProc { child, metrics: format!("http://{listen}/metrics") }
 }
 
+/// A fresh user starts a call: its token, the call id, and which of `routers` the call is on.
+pub async fn new_call_on(s: &Svc, routers: &[RouterProc]) -> (String, String, usize) {
+    let (_, owner) = s.user().await;
+    let call = s.start_call(&owner).await;
+    let (home_addr, _) = participants(s, &owner, &call).await;
+    let home = routers.iter().position(|r| r.addr == home_addr).expect("the call on a router of the test");
+    (owner, call, home)
+}
+
 /// Call `call` as its owner sees it: the router it is on and its participants' ids, sorted.
 pub async fn participants(s: &Svc, owner: &str, call: &str) -> (String, Vec<u64>) {
     let r = s.get(format!("{}/v1/calls/{call}", s.calls), Some(owner)).await;
