@@ -239,32 +239,9 @@ fn exchange(
     // The legs' announcements cross the link before any media.
     std::thread::sleep(Duration::from_millis(300));
     std::thread::scope(|s| {
-        let rx = s.spawn(|| {
-            let mut got = BTreeMap::new();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while got.len() < usize::from(N) {
-                let Some(plain) = viewer.recv_rtp(deadline).unwrap() else { break };
-                let p = RtpPacket::parse(&plain).expect("RTP");
-                got.insert((p.ssrc.0, p.seq.0), (p.pt, p.payload));
-            }
-            got
-        });
-        let native_rx = s.spawn(|| {
-            let mut got = BTreeMap::new();
-            let mut buf = vec![0u8; 2048];
-            let mut opener = native.opener();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while got.len() < usize::from(N) && Instant::now() < deadline {
-                let Ok((len, _)) = native.socket().recv_from(&mut buf) else { continue };
-                let Some(plain) = opener.open(&buf[..len]) else { continue };
-                if let Ok(p) = RtpPacket::parse(plain) {
-                    if p.ssrc.0 == AUDIO || p.ssrc.0 == VIDEO {
-                        got.insert((p.ssrc.0, p.seq.0), p.payload);
-                    }
-                }
-            }
-            got
-        });
+        let rx = s.spawn(|| viewer.collect_rtp(usize::from(N), Instant::now() + Duration::from_secs(20)).unwrap());
+        let native_rx =
+            s.spawn(|| native.collect_rtp(&[AUDIO, VIDEO], usize::from(N), Instant::now() + Duration::from_secs(20)));
         for i in 0..N {
             native.send_packet(&packet(i, (n_audio.0, n_video.0)).to_vec().unwrap()).unwrap();
             publisher.send_rtp(&packet(i, (AUDIO, VIDEO)).to_vec().unwrap()).unwrap();

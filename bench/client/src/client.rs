@@ -1,6 +1,6 @@
 //! A participant: one UDP socket, a join, a paced sender and a verifying receiver.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use corecast_proto::demux::{classify, Kind};
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::join_key::{JoinKey, JoinSecret};
 use corecast_proto::rtcp::{self, RtcpPacket};
+use corecast_proto::rtp::RtpPacket;
 use corecast_proto::session::{self, join_reply, JoinErrorCode, JoinReply, Quality, SessionMessage};
 use corecast_proto::token::{self, Role};
 use corecast_proto::{MediaKind, MediaTime, Pt, SeqNo, Ssrc};
@@ -322,6 +323,25 @@ impl Client {
     /// What a receiving thread opens the router's packets with.
     pub fn opener(&self) -> Opener {
         self.srtp.as_ref().map_or_else(Opener::plain, |s| s.opener())
+    }
+
+    /// The router's RTP packets of streams `ssrcs` received until `n`
+    /// distinct (SSRC, sequence number) pairs have arrived or `deadline`
+    /// passes, opened: each one's payload (anything else is skipped).
+    pub fn collect_rtp(&self, ssrcs: &[u32], n: usize, deadline: Instant) -> BTreeMap<(u32, u16), Vec<u8>> {
+        let mut got = BTreeMap::new();
+        let mut buf = vec![0u8; 2048];
+        let mut opener = self.opener();
+        while got.len() < n && Instant::now() < deadline {
+            let Ok((len, _)) = self.socket.recv_from(&mut buf) else { continue };
+            let Some(plain) = opener.open(&buf[..len]) else { continue };
+            if let Ok(p) = RtpPacket::parse(plain) {
+                if ssrcs.contains(&p.ssrc.0) {
+                    got.insert((p.ssrc.0, p.seq.0), p.payload);
+                }
+            }
+        }
+        got
     }
 
     /// Starts a thread that receives and verifies until [`ReceiveHandle::finish`].

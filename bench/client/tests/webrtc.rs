@@ -179,32 +179,9 @@ fn native_and_webrtc_participants_see_each_others_media() {
 
     const N: u16 = 60;
     let (from_native, to_native) = std::thread::scope(|s| {
-        let rx = s.spawn(|| {
-            let mut got = BTreeMap::new();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while got.len() < usize::from(N) {
-                let Some(plain) = viewer.recv_rtp(deadline).unwrap() else { break };
-                let p = RtpPacket::parse(&plain).expect("RTP");
-                got.insert((p.ssrc.0, p.seq.0), (p.pt, p.payload));
-            }
-            got
-        });
-        let native_rx = s.spawn(|| {
-            let mut got = BTreeMap::new();
-            let mut buf = vec![0u8; 2048];
-            let mut opener = n.opener();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while got.len() < usize::from(N) && Instant::now() < deadline {
-                let Ok((len, _)) = n.socket().recv_from(&mut buf) else { continue };
-                let Some(plain) = opener.open(&buf[..len]) else { continue };
-                if let Ok(p) = RtpPacket::parse(plain) {
-                    if p.ssrc.0 == AUDIO || p.ssrc.0 == VIDEO {
-                        got.insert((p.ssrc.0, p.seq.0), p.payload);
-                    }
-                }
-            }
-            got
-        });
+        let rx = s.spawn(|| viewer.collect_rtp(usize::from(N), Instant::now() + Duration::from_secs(20)).unwrap());
+        let native_rx =
+            s.spawn(|| n.collect_rtp(&[AUDIO, VIDEO], usize::from(N), Instant::now() + Duration::from_secs(20)));
         for i in 0..N {
             // The native client sends (over SRTP) corecast's payload types (Opus 111, AV1 45).
             let mut p = packet(i);

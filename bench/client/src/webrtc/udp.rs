@@ -1,14 +1,20 @@
 //! A thin blocking UDP driver for [`WebRtcPeer`]: one socket, every
 //! datagram to and from the answer's candidate; time from [`Instant::now`].
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::BytesMut;
+use corecast_proto::rtp::RtpPacket;
+use corecast_proto::Pt;
 
 use super::peer::{Incoming, WebRtcPeer};
+
+/// RTP packets by (SSRC, sequence number): payload type and payload ([`UdpPeer::collect_rtp`]).
+pub type Collected = BTreeMap<(u32, u16), (Pt, Vec<u8>)>;
 
 /// A peer on a UDP socket.
 #[derive(Debug)]
@@ -112,5 +118,17 @@ impl UdpPeer {
             }
         }
         Ok(None)
+    }
+
+    /// RTP packets received until `n` distinct (SSRC, sequence number) pairs
+    /// have arrived or `deadline` passes: each one's payload type and payload.
+    pub fn collect_rtp(&mut self, n: usize, deadline: Instant) -> anyhow::Result<Collected> {
+        let mut got = BTreeMap::new();
+        while got.len() < n {
+            let Some(plain) = self.recv_rtp(deadline)? else { break };
+            let p = RtpPacket::parse(&plain).context("a received packet is not RTP")?;
+            got.insert((p.ssrc.0, p.seq.0), (p.pt, p.payload));
+        }
+        Ok(got)
     }
 }
