@@ -189,7 +189,11 @@ impl Router {
     pub(crate) fn probe(&mut self, now: Instant, call_id: CallId, pid: ParticipantId) {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
-        let target = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Best);
+        // With the headroom a move up asks for (`simulcast::UP_HEADROOM`), when there are layers to move up to.
+        let best = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Best);
+        let least = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Least);
+        let (num, den) = crate::simulcast::UP_HEADROOM;
+        let target = if best > least { best * num / den } else { best };
         let p = &mut call.participants[i];
         let (Some(bwe), crate::transport::Transport::WebRtc(w)) = (p.bwe.as_mut(), &mut p.transport) else { return };
         if let Some(cluster) = bwe.wants_probe(now, target) {

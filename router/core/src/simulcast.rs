@@ -187,6 +187,16 @@ impl Consumers {
                 Some(last.wrapping_add(ticks).wrapping_sub(p.ts.0))
             });
             c.ts_offset = ts_offset.unwrap_or(0);
+            // A decoder drops a frame that is not after the last it got (the
+            // layers' clocks agree by their sender reports, so the new layer's
+            // keyframe may have the timestamp of the frame just sent): one tick
+            // after it then (mediasoup does the like).
+            if let Some((last, _)) = c.last_ts {
+                let ts = p.ts.0.wrapping_add(c.ts_offset);
+                if ts.wrapping_sub(last) as i32 <= 0 {
+                    c.ts_offset = c.ts_offset.wrapping_add(last.wrapping_sub(ts)).wrapping_add(1);
+                }
+            }
             c.offset = c.last_out.map_or(0, |l| l.next().0.wrapping_sub(p.seq.0));
             if p.vp8 {
                 c.pictures.on_switch(&Vp8Ids::read(p.contents));
@@ -437,11 +447,29 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
                 left = left.saturating_sub(s.layers.first().map_or(0, |l| l.1));
                 picks.push(0);
             }
+            let consumers = &call.participants[i].consumers;
             for (s, pick) in sources.iter().zip(picks.iter_mut()) {
                 let base = s.layers.first().map_or(0, |l| l.1);
-                if let Some(best) = (1..s.layers.len()).rev().find(|&k| s.layers[k].1 - base.min(s.layers[k].1) <= left)
-                {
-                    left -= s.layers[best].1 - base.min(s.layers[best].1);
+                // Hysteresis: a layer above the one the receiver gets needs
+                // headroom ([`UP_HEADROOM`]), the one it gets is kept with
+                // some excess ([`STAY_SLACK`]: a layer's rate over a sweep
+                // rises by a fifth with a keyframe, the one a move up asks
+                // for). A budget just at a layer's rate would otherwise move
+                // the receiver up and down again as the rate moves.
+                let on = consumers.get(s.group).and_then(|c| c.layer_on.or(c.target));
+                let on_cost = on.and_then(|on| s.layers.iter().find(|l| l.0 == on)).map_or(u64::MAX, |l| l.1);
+                let fits = |k: usize| {
+                    let extra = s.layers[k].1 - base.min(s.layers[k].1);
+                    let (num, den) = match s.layers[k].1.cmp(&on_cost) {
+                        _ if s.svc => (1, 1),
+                        std::cmp::Ordering::Greater => UP_HEADROOM,
+                        std::cmp::Ordering::Equal if on == Some(s.layers[k].0) => STAY_SLACK,
+                        _ => (1, 1),
+                    };
+                    extra * num / den <= left
+                };
+                if let Some(best) = (1..s.layers.len()).rev().find(|&k| fits(k)) {
+                    left = left.saturating_sub(s.layers[best].1 - base.min(s.layers[best].1));
                     *pick = best;
                 }
             }
@@ -483,6 +511,13 @@ pub(crate) fn allocate(call: &mut Call, i: usize) {
         }
     }
 }
+
+/// A move up to a layer counts this fraction (numerator, denominator) of
+/// what it adds in the allocation: a tenth more than it measures.
+pub(crate) const UP_HEADROOM: (u64, u64) = (11, 10);
+/// The layer a receiver gets counts this fraction of what it adds: it is
+/// kept until it measures a ninth above the budget.
+const STAY_SLACK: (u64, u64) = (9, 10);
 
 /// A receiver whose estimate is below this fraction (numerator,
 /// denominator) of the layer it gets stops getting it at once when it moves

@@ -22,6 +22,19 @@
 //! also says how long that queue takes to drain ([`HeavyLoss::queue_delay`]:
 //! the newest arrival's one-way delay above the lowest seen lately), and
 //! the leg holds its video for that long ([`crate::webrtc::pacing`]).
+//!
+//! A queue can also say it overflows before any loss does: a policer or a
+//! shaper with a deep buffer (`tc tbf` with 100 ms of latency holds half a
+//! second at 300 kbit/s) delays what it lets through long before it drops,
+//! and a loss shows only when a packet behind it has come through that
+//! queue. So a feedback whose newest arrival waited [`QUEUE_CUT`] or more,
+//! in a queue that grew by [`QUEUE_GROWTH_US`] over the window's queued
+//! arrivals while those came at under [`QUEUE_FRACTION`] of the estimate,
+//! cuts as an overflow does: to [`BETA`] × the rate they came at (a busy
+//! link's own rate: each of them waited, so the link never idled between
+//! them). Keyframe bursts on a link that fits the estimate arrive at the
+//! link's rate, above that fraction; a route whose delay steps up does not
+//! keep growing.
 
 use std::time::{Duration, Instant};
 
@@ -46,12 +59,23 @@ const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// No rate from fewer arrivals than this, or a shorter span.
 const MIN_ARRIVALS: usize = 3;
 const MIN_SPAN_US: i64 = 10_000;
+/// A standing queue cuts when the newest arrival waited this long ...
+pub(crate) const QUEUE_CUT: Duration = Duration::from_millis(100);
+/// ... the queue grew this much (µs) over the window's queued arrivals ...
+const QUEUE_GROWTH_US: i64 = 50_000;
+/// ... and those came at under this fraction of the estimate.
+const QUEUE_FRACTION: f64 = 0.5;
+/// An arrival that waited this long (µs) came off a busy link.
+const QUEUED_US: i64 = 10_000;
+/// Queued arrivals a rate is measured from, at least, and their span (µs).
+const QUEUED_ARRIVALS: usize = 4;
+const QUEUED_SPAN_US: i64 = 20_000;
 
 /// The overflow detector (see the module's text).
 #[derive(Debug)]
 pub(crate) struct HeavyLoss {
-    /// The last arrivals: (arrival µs, bytes), a ring.
-    arrivals: [(i64, u32); KEPT],
+    /// The last arrivals: (arrival µs, bytes, one-way delay µs), a ring.
+    arrivals: [(i64, u32, i64); KEPT],
     len: usize,
     next: usize,
     last_cut: Option<Instant>,
@@ -66,7 +90,7 @@ pub(crate) struct HeavyLoss {
 impl Default for HeavyLoss {
     fn default() -> Self {
         HeavyLoss {
-            arrivals: [(0, 0); KEPT],
+            arrivals: [(0, 0, 0); KEPT],
             len: 0,
             next: 0,
             last_cut: None,
@@ -81,10 +105,10 @@ impl HeavyLoss {
     /// A packet of `size` bytes sent at `sent_us` (router clock) arrived at
     /// `arrival_us` (receiver clock), reported at `now`.
     pub fn on_arrival(&mut self, now: Instant, sent_us: i64, arrival_us: i64, size: u32) {
-        self.arrivals[self.next] = (arrival_us, size);
+        let d = arrival_us.saturating_sub(sent_us);
+        self.arrivals[self.next] = (arrival_us, size, d);
         self.next = (self.next + 1) % KEPT;
         self.len = (self.len + 1).min(KEPT);
-        let d = arrival_us.saturating_sub(sent_us);
         self.delay_us = Some(d);
         let since = *self.base_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= BASE_WINDOW {
@@ -97,47 +121,72 @@ impl HeavyLoss {
     /// How long the newest reported packet queued on the way: its delay
     /// above the lowest of the last [`BASE_WINDOW`]s, at most [`MAX_DRAIN`].
     pub fn queue_delay(&self) -> Duration {
-        let base = match self.base_us {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return Duration::ZERO,
-        };
+        let Some(base) = self.base() else { return Duration::ZERO };
         let queued = self.delay_us.map_or(0, |d| d.saturating_sub(base)).max(0) as u64;
         Duration::from_micros(queued).min(MAX_DRAIN)
+    }
+
+    /// The lowest delay of the last [`BASE_WINDOW`]s.
+    fn base(&self) -> Option<i64> {
+        match self.base_us {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        }
+    }
+
+    /// Over the arrivals within [`RATE_WINDOW_US`] of the newest (those that
+    /// waited `min_queue_us` or more above the lowest delay): their number,
+    /// span (µs), rate (bits/s: the bytes after the first over the span)
+    /// and how much the queue grew across them (µs).
+    fn window(&self, min_queue_us: Option<i64>) -> Option<(usize, i64, u64, i64)> {
+        let floor = match min_queue_us {
+            Some(q) => self.base()?.saturating_add(q),
+            None => i64::MIN,
+        };
+        let kept = &self.arrivals[..self.len];
+        let newest = kept.iter().map(|a| a.0).max()?;
+        let within = || kept.iter().filter(|a| newest - a.0 <= RATE_WINDOW_US && a.2 >= floor);
+        let first = within().min_by_key(|a| a.0)?;
+        let last = within().max_by_key(|a| a.0)?;
+        let (n, bytes) = within().fold((0usize, 0u64), |(n, b), a| (n + 1, b + u64::from(a.1)));
+        let span = last.0 - first.0;
+        let bps = if span > 0 { (bytes - u64::from(first.1)) * 8_000_000 / span as u64 } else { 0 };
+        Some((n, span, bps, last.2 - first.2))
     }
 
     /// The rate of the arrivals within [`RATE_WINDOW_US`] of the newest,
     /// bits/s: the bytes after the first over their span.
     pub fn recent_bps(&self) -> Option<u64> {
-        let kept = &self.arrivals[..self.len];
-        let newest = kept.iter().map(|a| a.0).max()?;
-        let within = kept.iter().filter(|a| newest - a.0 <= RATE_WINDOW_US);
-        let (mut first, mut first_size, mut bytes, mut n) = (i64::MAX, 0u32, 0u64, 0usize);
-        for &(at, size) in within {
-            n += 1;
-            bytes += u64::from(size);
-            if at < first {
-                first = at;
-                first_size = size;
-            }
-        }
-        let span = newest - first;
-        if n < MIN_ARRIVALS || span < MIN_SPAN_US {
-            return None;
-        }
-        Some((bytes - u64::from(first_size)) * 8_000_000 / span as u64)
+        let (n, span, bps, _) = self.window(None)?;
+        (n >= MIN_ARRIVALS && span >= MIN_SPAN_US).then_some(bps)
     }
 
-    /// One feedback reported `lost` of `total`: the rate to cut to now, if
-    /// it is an overflow and no cut was made within [`HOLD`].
-    pub fn on_feedback(&mut self, now: Instant, lost: u32, total: u32) -> Option<u64> {
-        if total < MIN_PACKETS || f64::from(lost) < HEAVY_LOSS * f64::from(total) {
-            return None;
-        }
+    /// The rate of the window's arrivals that queued ([`QUEUED_US`]), and
+    /// how much the queue grew across them.
+    fn queued_rate(&self) -> Option<(u64, i64)> {
+        let (n, span, bps, growth) = self.window(Some(QUEUED_US))?;
+        (n >= QUEUED_ARRIVALS && span >= QUEUED_SPAN_US).then_some((bps, growth))
+    }
+
+    /// One feedback reported `lost` of `total` with the estimate at
+    /// `estimate_bps`: the rate to cut to now, if it is an overflow (most of
+    /// a burst lost, or a standing queue that grows while the link carries a
+    /// fraction of the estimate) and no cut was made within [`HOLD`].
+    pub fn on_feedback(&mut self, now: Instant, lost: u32, total: u32, estimate_bps: u64) -> Option<u64> {
         if self.last_cut.is_some_and(|t| now.saturating_duration_since(t) < HOLD) {
             return None;
         }
-        let bps = self.recent_bps()?;
+        let bps = if total >= MIN_PACKETS && f64::from(lost) >= HEAVY_LOSS * f64::from(total) {
+            self.recent_bps()?
+        } else {
+            let (bps, growth) = self.queued_rate()?;
+            let standing = self.queue_delay() >= QUEUE_CUT && growth >= QUEUE_GROWTH_US;
+            if !standing || bps as f64 >= QUEUE_FRACTION * estimate_bps as f64 {
+                return None;
+            }
+            bps
+        };
         self.last_cut = Some(now);
         Some((BETA * bps as f64) as u64)
     }
@@ -175,11 +224,11 @@ mod tests {
         for k in 0..20 {
             h.on_arrival(t0, k * 32_000, k * 32_000, 1200);
         }
-        assert_eq!(h.on_feedback(t0, 2, 20), None, "10%: the loss-based rate's business");
-        assert_eq!(h.on_feedback(t0, 5, 7), None, "too few packets to tell");
-        assert_eq!(h.on_feedback(t0, 6, 20), Some(255_000));
-        assert_eq!(h.on_feedback(t0 + Duration::from_millis(299), 16, 20), None);
-        assert_eq!(h.on_feedback(t0 + HOLD, 16, 20), Some(255_000));
+        assert_eq!(h.on_feedback(t0, 2, 20, 300_000), None, "10%: the loss-based rate's business");
+        assert_eq!(h.on_feedback(t0, 5, 7, 300_000), None, "too few packets to tell");
+        assert_eq!(h.on_feedback(t0, 6, 20, 300_000), Some(255_000));
+        assert_eq!(h.on_feedback(t0 + Duration::from_millis(299), 16, 20, 300_000), None);
+        assert_eq!(h.on_feedback(t0 + HOLD, 16, 20, 300_000), Some(255_000));
     }
 
     #[test]
@@ -207,6 +256,6 @@ mod tests {
     fn no_cut_without_a_measured_rate() {
         let mut h = HeavyLoss::default();
         h.on_arrival(Instant::now(), 0, 0, 1200);
-        assert_eq!(h.on_feedback(Instant::now(), 18, 20), None);
+        assert_eq!(h.on_feedback(Instant::now(), 18, 20, 300_000), None);
     }
 }

@@ -16,8 +16,8 @@ pub(crate) const HIGH_LOSS: f64 = 0.10;
 /// Low loss: increase.
 pub(crate) const LOW_LOSS: f64 = 0.02;
 /// The recent loss ([`LossBased::recent_loss`]) is over the last
-/// [`RECENT_INTERVALS`] intervals (at least 160 packets), of those that
-/// ended within this long.
+/// [`RECENT_INTERVALS`] intervals (at least 160 packets: a link losing 5%
+/// loses at most one of them once in 500 times), of those that ended within this long.
 const RECENT: Duration = Duration::from_secs(10);
 /// ... this many.
 const RECENT_INTERVALS: usize = 8;
@@ -39,6 +39,9 @@ pub(crate) struct LossBased {
     next_recent: usize,
     /// [`Self::recent_loss`] as of the last interval's end.
     recent_at_last: f64,
+    /// Intervals ended since the last overflow cut ([`Self::cut_to`]), up
+    /// to [`RECENT_INTERVALS`]; `None` before any cut.
+    since_cut: Option<usize>,
 }
 
 impl LossBased {
@@ -55,6 +58,7 @@ impl LossBased {
             recent: [(None, 0, 0); RECENT_INTERVALS],
             next_recent: 0,
             recent_at_last: 0.0,
+            since_cut: None,
         }
     }
 
@@ -74,6 +78,14 @@ impl LossBased {
         } else {
             f64::from(lost) / f64::from(total)
         }
+    }
+
+    /// Whether the link is clean enough to probe: [`Self::recent_loss`]
+    /// under `threshold`, and, after an overflow cut, measured over as many
+    /// intervals since as it takes (what the link did before the overflow
+    /// says nothing of it now; the overflow's own loss was not counted).
+    pub fn clean(&self, now: Instant, threshold: f64) -> bool {
+        self.since_cut.is_none_or(|n| n >= RECENT_INTERVALS) && self.recent_loss(now) < threshold
     }
 
     /// The current loss-based rate, bits/s.
@@ -103,6 +115,8 @@ impl LossBased {
         self.lost = 0;
         self.total = 0;
         self.since = Some(now);
+        self.recent = [(None, 0, 0); RECENT_INTERVALS];
+        self.since_cut = Some(0);
     }
 
     /// Packets reported (`lost` of `total`) by one feedback; `acted_bps` is
@@ -121,6 +135,7 @@ impl LossBased {
         self.recent[self.next_recent] = (Some(now), self.lost, self.total);
         self.next_recent = (self.next_recent + 1) % RECENT_INTERVALS;
         self.recent_at_last = self.recent_loss(now);
+        self.since_cut = self.since_cut.map(|n| (n + 1).min(RECENT_INTERVALS));
         let dt =
             self.last_update.map_or(Duration::ZERO, |t| now.saturating_duration_since(t)).min(Duration::from_secs(1));
         self.last_update = Some(now);

@@ -241,7 +241,7 @@ impl Bwe {
         }
         self.aimd.update(now, self.usage, self.acked.bps());
         self.loss.on_feedback(now, lost, total, self.estimate_bps(), self.acked.bps());
-        if let Some(bps) = self.heavy.on_feedback(now, lost, total) {
+        if let Some(bps) = self.heavy.on_feedback(now, lost, total, self.estimate_bps()) {
             // An overflow: down to what gets through at once (both rates,
             // so neither lifts the estimate back before it is measured again).
             self.aimd.cut_to(now, bps);
@@ -271,9 +271,7 @@ impl Bwe {
             // Taken only on a clean link: with loss the loss-based rate may
             // not grow (gcc-02 §6: it holds from 2%), and a probe's short
             // burst passes a policer's bucket that steady sending would not.
-            if self.usage != BandwidthUsage::Overusing
-                && self.loss.recent_loss(now) < PROBE_LOSS
-                && bps > self.estimate_bps()
+            if self.usage != BandwidthUsage::Overusing && self.loss.clean(now, PROBE_LOSS) && bps > self.estimate_bps()
             {
                 self.probes.raised(now);
                 self.aimd.raise_to(bps);
@@ -297,7 +295,7 @@ impl Bwe {
     pub fn wants_probe(&mut self, now: Instant, target_bps: u64) -> Option<ProbeCluster> {
         // Not while the link is overusing or losing: a probe would only add to the queue.
         let overused = self.last_overuse.is_some_and(|t| now.saturating_duration_since(t) < QUIET_AFTER_OVERUSE);
-        let quiet = overused || self.loss.recent_loss(now) >= PROBE_LOSS;
+        let quiet = overused || !self.loss.clean(now, PROBE_LOSS);
         let c = self.probes.wants_probe(now, self.estimate_bps(), target_bps, quiet)?;
         self.probe_packets = c.min_packets;
         Some(c)

@@ -195,6 +195,7 @@ mod requested_size;
 mod retransmit;
 mod rtcp_routing;
 mod scenarios;
+mod shaped;
 mod simulcast;
 mod simulcast_net;
 mod speakers;
