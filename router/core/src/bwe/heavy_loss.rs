@@ -253,6 +253,59 @@ mod tests {
     }
 
     #[test]
+    fn a_standing_queue_that_grows_cuts_before_any_loss_and_a_burst_or_a_longer_route_does_not() {
+        let t0 = Instant::now();
+        let at = |us: i64| t0 + Duration::from_micros(us as u64);
+        // A 20 ms path for a second: the lowest delay.
+        let mut h = HeavyLoss::default();
+        for k in 0..50 {
+            h.on_arrival(at(k * 20_000), k * 20_000, k * 20_000 + 20_000, 1200);
+        }
+        assert_eq!(h.on_feedback(at(1_000_000), 0, 20, 2_500_000), None, "a clean link");
+        // Then 1.5 Mbit/s into a 300 kbit/s shaper: one packet out every 32 ms,
+        // each sent 6.4 ms after the one before; none lost yet.
+        let mut cut = None;
+        for k in 0..12 {
+            let sent = 1_000_000 + k * 6_400;
+            let arrival = 1_020_000 + k * 32_000;
+            h.on_arrival(at(arrival), sent, arrival, 1200);
+            if let Some(bps) = h.on_feedback(at(arrival), 0, 1, 2_500_000) {
+                cut = Some((k, bps));
+                break;
+            }
+        }
+        let (k, bps) = cut.expect("a cut");
+        assert_eq!(bps, 255_000, "to 0.85 x the shaper's rate");
+        assert!(
+            h.queue_delay() >= QUEUE_CUT && k <= 6,
+            "at the first feedback over {QUEUE_CUT:?} of queue: packet {k}"
+        );
+
+        // A keyframe burst on a link that fits the estimate: 40 packets sent at
+        // once, arriving at 2.5 Mbit/s (a queue of 150 ms at its end).
+        let mut h = HeavyLoss::default();
+        for k in 0..50 {
+            h.on_arrival(at(k * 20_000), k * 20_000, k * 20_000 + 20_000, 1200);
+        }
+        for k in 0..40 {
+            let arrival = 1_020_000 + k * 3_840;
+            h.on_arrival(at(arrival), 1_000_000, arrival, 1200);
+            assert_eq!(h.on_feedback(at(arrival), 0, 1, 2_500_000), None, "a burst at the link's rate");
+        }
+        // A route 150 ms longer for good, the receiver getting a low layer
+        // (300 kbit/s against an estimate of 2.5 Mbit/s): a queue that does not grow.
+        let mut h = HeavyLoss::default();
+        for k in 0..50 {
+            h.on_arrival(at(k * 32_000), k * 32_000, k * 32_000 + 20_000, 1200);
+        }
+        for k in 50..80 {
+            let sent = k * 32_000;
+            h.on_arrival(at(sent + 170_000), sent, sent + 170_000, 1200);
+            assert_eq!(h.on_feedback(at(sent + 170_000), 0, 1, 2_500_000), None, "a longer route");
+        }
+    }
+
+    #[test]
     fn no_cut_without_a_measured_rate() {
         let mut h = HeavyLoss::default();
         h.on_arrival(Instant::now(), 0, 0, 1200);

@@ -11,7 +11,8 @@
 //! - `aimd`: the delay-based rate (AIMD on the detector's signal);
 //! - `acked`: the acknowledged bitrate (what got through);
 //! - `loss`: the loss-based rate;
-//! - `heavy_loss`: the fast cut when a feedback reports most of a burst lost;
+//! - `heavy_loss`: the fast cut when a feedback reports most of a burst lost,
+//!   or a standing queue growing while the link carries a fraction of the estimate;
 //! - `probe`: when to probe above the estimate, and what a probe measured;
 //! - `pacer`: a pacing budget at 2.5 × the estimate (the leg's send queue,
 //!   `webrtc::pacing`, sends by it).

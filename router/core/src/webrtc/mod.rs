@@ -294,9 +294,12 @@ impl WebRtcTransport {
         };
         let format = &self.format;
         let queued = paced || !self.paced.active();
-        // Numbers are stamped in queue order: past those still waiting.
+        // Numbers are stamped in queue order: past those still waiting. An
+        // unpaced packet (audio) that finds nothing waiting takes the next
+        // one as it leaves at once; behind waiting packets it goes unnumbered.
         let waiting = self.paced.len() as u16;
-        let twcc = self.send_history.as_ref().filter(|_| queued).map(|s| s.next_seq().0.wrapping_add(waiting));
+        let numbered = queued || waiting == 0;
+        let twcc = self.send_history.as_ref().filter(|_| numbered).map(|s| s.next_seq().0.wrapping_add(waiting));
         let mut size = 0;
         let sealed = srtp.seal(out, |arena| {
             let start = arena.len();
@@ -308,7 +311,8 @@ impl WebRtcTransport {
         if queued {
             self.paced.send(out, self.leg, dest, b, size, cluster, self.send_history.as_mut());
         } else {
-            self.paced.send_unpaced(out, dest, b);
+            let history = self.send_history.as_mut().filter(|_| numbered);
+            self.paced.send_unpaced(out, dest, b, size, history);
         }
         Some(true)
     }

@@ -12,8 +12,10 @@
 //!   budget allows it.
 //! - Probe packets never wait for the budget (a probe is meant to exceed
 //!   the pace): they leave as soon as they reach the head.
-//! - Audio does not wait at all: it leaves at once, unnumbered (it would
-//!   otherwise take a number out of order), and is charged to the budget.
+//! - Audio does not wait at all: it leaves at once and is charged to the
+//!   budget; numbered when nothing waits (the common case: the estimator
+//!   counts it, as a browser's does), unnumbered behind waiting packets
+//!   (it would otherwise take a number out of order).
 //!   (Retransmissions left unnumbered the same way made Chromium's
 //!   feedback, and so the estimate, collapse in the browser test: they
 //!   stay numbered, in the queue, which the pace keeps short.)
@@ -187,14 +189,23 @@ impl PacedQueue {
         self.list(out, leg, now);
     }
 
-    /// A packet that is not numbered and does not wait (audio): sent at
-    /// once, charged to the budget.
-    pub fn send_unpaced(&mut self, out: &mut Outbox, dest: SocketAddr, contents: Bytes) {
+    /// A packet that does not wait (audio): sent at once, charged to the
+    /// budget; recorded in `history` when it carries the next
+    /// transport-wide number (only with nothing waiting).
+    pub fn send_unpaced(
+        &mut self,
+        out: &mut Outbox,
+        dest: SocketAddr,
+        contents: Bytes,
+        size: usize,
+        history: Option<&mut SendHistory>,
+    ) {
+        debug_assert!(history.is_none() || self.queue.is_empty(), "numbered past waiting packets");
         self.offered(out.now(), contents.len());
         if let Some(p) = self.pacer.as_mut() {
             p.charge(out.now(), contents.len());
         }
-        out.transmit(dest, contents);
+        send_now(out, dest, contents, size, 0, history);
     }
 
     /// Sends what may go now (called when the leg's wake-up is due, and
@@ -338,8 +349,8 @@ mod tests {
         // 5 000 bytes of budget: five packets at once, the rest wait.
         assert_eq!(sent(&mut out), vec![0, 1, 2, 3, 4]);
         assert_eq!((q.len(), out.stats.paced), (7, 7));
-        // Audio goes past them at once.
-        q.send_unpaced(&mut out, dest(), packet(100, 100));
+        // Audio goes past them at once, unnumbered.
+        q.send_unpaced(&mut out, dest(), packet(100, 100), 100, None);
         assert_eq!(sent(&mut out), vec![100]);
         // The budget was spent to the byte when the sixth came: a wake-up
         // one tick later (one byte of budget would take 8 µs).
@@ -361,6 +372,9 @@ mod tests {
         // The send history numbered each as it left: twelve sends, in order.
         assert_eq!(h.next_seq().0, 12);
         assert_eq!(out.stats.pacer_overdue, 0);
+        // With nothing waiting, audio takes the next number as it goes.
+        q.send_unpaced(&mut out, dest(), packet(101, 100), 100, Some(&mut h));
+        assert_eq!((sent(&mut out), h.next_seq().0), (vec![101], 13));
     }
 
     #[test]
@@ -392,7 +406,7 @@ mod tests {
         q.hold(ms(300));
         // Video, however small and with the budget full, waits; audio does not.
         q.send(&mut out, LEG, dest(), packet(0, 500), 500, 0, Some(&mut h));
-        q.send_unpaced(&mut out, dest(), packet(100, 100));
+        q.send_unpaced(&mut out, dest(), packet(100, 100), 100, None);
         q.send(&mut out, LEG, dest(), packet(1, 500), 500, 0, Some(&mut h));
         assert_eq!(sent(&mut out), vec![100]);
         assert_eq!(out.pace_due(), Some(ms(300)), "woken at the hold's end");
