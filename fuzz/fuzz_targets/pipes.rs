@@ -5,10 +5,12 @@
 #![no_main]
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corecast_proto::join_key::JoinSecret;
+use corecast_core::webrtc::{Codec, SenderFormat};
 use corecast_core::{Input, Layer, Output, PipeMessage, Placement, Router, RouterConfig};
 use corecast_proto::demux::{classify, Kind};
 use corecast_proto::rtp::RtpHeader;
@@ -16,6 +18,9 @@ use corecast_proto::session::{Quality, SessionMessage};
 use corecast_proto::token::{self, CallId, Claims, ParticipantId, Role};
 use corecast_proto::{MediaKind, Ssrc};
 use libfuzzer_sys::fuzz_target;
+
+/// The codecs a fuzzed sender format names.
+const CODECS: [Codec; 5] = [Codec::Opus, Codec::Av1, Codec::Vp8, Codec::H264, Codec::Rtx];
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 21_000 + (i % 4) as u16))
@@ -108,12 +113,22 @@ fuzz_target!(|data: &[u8]| {
                     Some(&[g, i]) if g & 1 == 1 => Some(Layer { group: Ssrc(u32::from(g >> 1)), index: i }),
                     _ => None,
                 };
+                // Sometimes its sender's format, as the fuzzer writes it: extension
+                // ids, then payload type and codec pairs.
+                let format = match pkt.get(3..6) {
+                    Some(&[flag, audio_level, dependency_descriptor]) if flag & 1 == 1 => {
+                        let codecs = pkt[6..].chunks_exact(2).map(|c| (c[0], CODECS[usize::from(c[1]) % CODECS.len()]));
+                        Some(Arc::new(SenderFormat { codecs: codecs.collect(), audio_level, dependency_descriptor }))
+                    }
+                    _ => None,
+                };
                 let message = PipeMessage::Producer {
                     participant: pid,
                     role: Role::Publisher,
                     ssrc: Ssrc(ssrc),
                     kind: MediaKind::Video,
                     layer,
+                    format,
                 };
                 Input::Pipe { from_worker: 1 - worker, call: c, message }
             }

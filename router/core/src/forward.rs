@@ -116,19 +116,6 @@ impl Router {
                 });
             }
         }
-        // Each sender's own id for audio levels (a browser's from its SDP).
-        let level_ext = match sender_idx {
-            _ if !self.config.ranks_speakers() => 0,
-            Some(si) => call.participants[si].format.audio_level,
-            None => self.config.audio_level_ext_id,
-        };
-        // How receivers are to read the packet (payload types → codecs).
-        let format = match sender_idx {
-            Some(si) => &call.participants[si].format,
-            None => &self.config.native_format,
-        };
-        let (codec, audio_level) = (format.codec(header.pt.0), format.audio_level);
-        let dd_ext = format.dependency_descriptor;
         // The router NACKs publishers itself (retransmission on): native
         // ones and WebRTC ones (those answer with RTX, unwrapped in `legs`).
         let nacks_sender = self.config.retransmission && sender_idx.is_some();
@@ -140,6 +127,15 @@ impl Router {
         let Some(producer) = producers.iter_mut().find(|p| p.ssrc == header.ssrc) else {
             return self.out.drop_packet(DropReason::SsrcNotOwned);
         };
+        // How receivers are to read the packet: its sender's payload types
+        // → codecs and extension ids (a browser's from its SDP; over a
+        // pipe, as announced with the producer, else as a native client's).
+        let native = &self.config.native_format;
+        let (codec, audio_level, dd_ext) = match producer.format.as_deref() {
+            Some(f) => (f.codec(header.pt.0), f.audio_level, f.dependency_descriptor),
+            None => (native.codec(header.pt.0), self.config.audio_level_ext_id, native.dependency_descriptor),
+        };
+        let level_ext = if self.config.ranks_speakers() { audio_level } else { 0 };
         let announce = producer.kind == MediaKind::Unknown;
         producer.resolve_kind(header.pt.0, &self.config.audio_payload_types);
         if producer.packets == 0 {

@@ -31,7 +31,7 @@
 //! - `api`: [`Input`], [`Output`], [`Command`], [`Event`] (the boundary);
 //! - `config`, `placement`: [`RouterConfig`] and [`Placement`] (which worker owns a call);
 //! - `call`, `participant`, `producer`, `consumer`, `transport`, `pipe`: the state;
-//!   `cascade`: pipes between routers (one call over several routers: the wire format, links);
+//!   `cascade`: pipes between routers (one call over several routers: the links; `cascade::wire`: their format);
 //! - `membership`: joins, leaves, commands, silence timeouts, spreading;
 //!   `address_check`: signed joins moving only after a check, revoked tokens;
 //! - `forward` (the RTP hot path) over `fanout` (the policy, a pure function);

@@ -1,5 +1,6 @@
 //! Participants: the members of a call on this worker.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use corecast_proto::token::{ParticipantId, Role};
@@ -45,8 +46,9 @@ pub(crate) struct Participant {
     /// control from its transport-wide feedback: WebRTC legs that negotiated
     /// transport-cc), made at its first feedback.
     pub bwe: Option<Box<Bwe>>,
-    /// How its packets are read (payload types → codecs, extension ids).
-    pub format: SenderFormat,
+    /// How its packets are read (payload types → codecs, extension ids);
+    /// each of its producers shares it (and announces it over pipes).
+    pub format: Arc<SenderFormat>,
     /// Receives only this participant's streams (a WHEP leg for one publisher).
     pub subscribe: Option<ParticipantId>,
     /// Frame-rate cap (a WHEP leg's `max_fps`): of video with temporal
@@ -90,7 +92,7 @@ impl Participant {
             estimate_bps: None,
             remb_bps: None,
             bwe: None,
-            format,
+            format: Arc::new(format),
             subscribe: None,
             max_fps: None,
             max_height: None,
@@ -147,6 +149,8 @@ impl Participant {
     }
 
     pub fn add_producer(&mut self, ssrc: Ssrc, kind: MediaKind) {
-        self.producers.push(Producer::new(ssrc, kind, self.id, self.role));
+        let mut p = Producer::new(ssrc, kind, self.id, self.role);
+        p.format = Some(self.format.clone());
+        self.producers.push(p);
     }
 }

@@ -8,16 +8,19 @@
 //! it. The pipes form a star around the owner (the hub): every share sends
 //! what its participants produce to the hub, and the hub sends everything to
 //! every other share. Each end announces its producers (SSRC, kind, who
-//! sends it, in which role) before their first packet, so the far side
-//! applies the same fan-out policy as for its own participants. The hub
-//! counts every seat on every worker, so the per-call participant cap holds
-//! across workers.
+//! sends it, in which role, how its sender's packets read) before their
+//! first packet, so the far side applies the same fan-out policy as for
+//! its own participants and reads a browser's payload types and header
+//! extensions as the publisher's own worker does. The hub counts every
+//! seat on every worker, so the per-call participant cap holds across
+//! workers.
 //!
 //! Messages on one pipe arrive in order (the driver's rings are FIFO per
 //! pair of workers); media crosses as the received buffer itself and is
 //! parsed again on the far side.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,6 +37,7 @@ use crate::pipe_auth::LinkCrypto;
 use crate::producer::Producer;
 use crate::simulcast::Layer;
 use crate::stats::DropReason;
+use crate::webrtc::SenderFormat;
 use crate::Router;
 
 /// What crosses a pipe between two workers' shares of a call.
@@ -60,6 +64,12 @@ pub enum PipeMessage {
         kind: MediaKind,
         /// A simulcast layer: its group and place (announced again once declared).
         layer: Option<Layer>,
+        /// How its sender's packets read (payload types → codecs, the
+        /// audio-level and Dependency Descriptor ids: a browser's from its
+        /// SDP), so the far side reads them as this side does. `None`: not
+        /// said (a router from before formats were announced): read as a
+        /// native client's (`RouterConfig::native_format`).
+        format: Option<Arc<SenderFormat>>,
     },
     /// A participant on the sending side left; its producers go with it.
     Left(ParticipantId),
@@ -72,7 +82,14 @@ pub enum PipeMessage {
 
 impl PipeMessage {
     pub(crate) fn producer(p: &Producer) -> PipeMessage {
-        PipeMessage::Producer { participant: p.participant, role: p.role, ssrc: p.ssrc, kind: p.kind, layer: p.layer }
+        PipeMessage::Producer {
+            participant: p.participant,
+            role: p.role,
+            ssrc: p.ssrc,
+            kind: p.kind,
+            layer: p.layer,
+            format: p.format.clone(),
+        }
     }
 }
 
@@ -235,30 +252,32 @@ impl Router {
                     None => seats.push(Seat { participant: pid, granted_at: None }),
                 }
             }
-            PipeMessage::Producer { participant, role, ssrc, kind, layer } => {
+            PipeMessage::Producer { participant, role, ssrc, kind, layer, format } => {
                 match call.ssrc_owner.get(&ssrc) {
                     Some(Owner::Pipe(w)) if *w == from => {
                         let Some(p) = call.pipes[i].producers.iter_mut().find(|p| p.ssrc == ssrc) else { return };
                         // Announced again as it was (links to other routers
                         // refresh their announcements): nothing to pass on.
-                        if p.kind == kind && p.layer == layer {
+                        if p.kind == kind && p.layer == layer && p.format == format {
                             return;
                         }
                         p.kind = kind;
                         p.layer = layer;
+                        p.format.clone_from(&format);
                     }
                     Some(_) => return self.out.drop_packet(DropReason::SsrcNotOwned),
                     None => {
                         call.ssrc_owner.insert(ssrc, Owner::Pipe(from));
                         let mut p = Producer::new(ssrc, kind, participant, role);
                         p.layer = layer;
+                        p.format.clone_from(&format);
                         call.pipes[i].producers.push(p);
                     }
                 }
                 call.broadcast_pipes(
                     &mut self.out,
                     Some(from),
-                    &PipeMessage::Producer { participant, role, ssrc, kind, layer },
+                    &PipeMessage::Producer { participant, role, ssrc, kind, layer, format },
                 );
             }
             PipeMessage::Left(pid) => {

@@ -1,5 +1,7 @@
 //! Producers: the streams (one SSRC each) that participants send.
 
+use std::sync::Arc;
+
 use corecast_proto::ids::SeqExtender;
 use corecast_proto::rtp::RtpHeader;
 use corecast_proto::token::{ParticipantId, Role};
@@ -12,7 +14,7 @@ use crate::reports::ReceiveStats;
 use crate::retransmit::RetransmitBuffer;
 use crate::simulcast::Layer;
 use crate::svc::SvcState;
-use crate::webrtc::Codec;
+use crate::webrtc::{Codec, SenderFormat};
 use corecast_proto::frame_size::FrameSize;
 
 /// A stream a participant sends (one SSRC), on this worker or, for a
@@ -81,6 +83,10 @@ pub(crate) struct Producer {
     /// and AV1 keyframes and H.264 SPSs carry one): what a receiver's
     /// `max_height` is held against.
     pub frame_size: Option<FrameSize>,
+    /// How its sender's packets read (payload types → codecs, extension
+    /// ids): its participant's, shared; over a pipe, the one announced with
+    /// it (`None`: announced without one, read as a native client's).
+    pub format: Option<Arc<SenderFormat>>,
 }
 
 /// An audio stream's previous packet, kept to send as RED's redundant block.
@@ -127,6 +133,7 @@ impl Producer {
             svc: None,
             codec: None,
             frame_size: None,
+            format: None,
         }
     }
 

@@ -188,6 +188,7 @@ mod net;
 mod overload;
 mod pacing;
 mod picture_ids;
+mod pipe_format;
 mod quality;
 mod red;
 mod reports;

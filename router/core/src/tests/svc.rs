@@ -7,7 +7,7 @@
 use super::webrtc::{identity, Peer, VIDEO_SSRC};
 use super::*;
 
-const DD_EXT: u8 = 12;
+pub(super) const DD_EXT: u8 = 12;
 
 /// The Dependency Descriptor of frame `n` of an L1T3 stream (temporal
 /// layers 0, 2, 1, 2, ...; one packet per frame), the first with the
@@ -124,7 +124,7 @@ fn a_malformed_descriptor_falls_back_to_the_payload_and_drops_nothing() {
 
 /// Frame `n` of an L2T1 stream (two spatial layers, both in every
 /// temporal unit: S0 then S1), as [`spatial_frame`] makes it.
-fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
+pub(super) fn l2t1(unit: u16, spatial: u8, key: bool) -> Vec<u8> {
     spatial_frame(2, unit, spatial, key)
 }
 
