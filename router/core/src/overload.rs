@@ -14,7 +14,7 @@
 //! receivers back to HD, then layers back to what their estimates allow.
 //!
 //! The driver measures how busy the worker is (the share of wall time not
-//! spent waiting for packets) and passes it in as [`Input::Load`]
+//! spent waiting for packets) and passes it in as [`crate::Input::Load`]
 //! (`crate::Input`); the core keeps no clock of its own. "Heaviest" is the
 //! receiver whose HD copy of the call costs the most to send: the summed
 //! bitrate of the video streams it gets (an SVC stream with all its

@@ -8,7 +8,7 @@
 //!
 //! So when one feedback (at least [`MIN_PACKETS`] packets) reports
 //! [`HEAVY_LOSS`] or more lost, the estimate is cut at once to
-//! [`BETA`](super::aimd::BETA) × what arrived lately — over the last
+//! [`BETA`] × what arrived lately — over the last
 //! [`RATE_WINDOW_US`] of the receiver's clock, which on an overflowing link
 //! is the link's own rate — and then not cut this way again for
 //! [`HOLD`] (the packets already queued or in flight when it cut are lost
@@ -21,7 +21,7 @@
 //! repaired by retransmissions through the same lossy queue. So each cut
 //! also says how long that queue takes to drain ([`HeavyLoss::queue_delay`]:
 //! the newest arrival's one-way delay above the lowest seen lately), and
-//! the leg holds its video for that long ([`crate::webrtc::pacing`]).
+//! the leg holds its video for that long (`webrtc::pacing`).
 //!
 //! A queue can also say it overflows before any loss does: a policer or a
 //! shaper with a deep buffer (`tc tbf` with 100 ms of latency holds half a
@@ -160,6 +160,17 @@ impl HeavyLoss {
     pub fn recent_bps(&self) -> Option<u64> {
         let (n, span, bps, _) = self.window(None)?;
         (n >= MIN_ARRIVALS && span >= MIN_SPAN_US).then_some(bps)
+    }
+
+    /// The link's own rate as the window's arrivals tell it, bits/s: those
+    /// that queued, if enough did (each waited, so the link never idled
+    /// between them), else all of them.
+    pub fn link_bps(&self) -> Option<u64> {
+        let queued = self.queued_rate().map(|q| q.0);
+        match (queued, self.recent_bps()) {
+            (Some(q), Some(r)) => Some(q.min(r)),
+            (q, r) => q.or(r),
+        }
     }
 
     /// The rate of the window's arrivals that queued ([`QUEUED_US`]), and

@@ -253,12 +253,14 @@ impl Bwe {
         // Fallen to half or less at once (an overflow, or a delay-based
         // decrease from far above the link): the queue that told is still full.
         // The link is full now, so what arrived over the last 150 ms is its
-        // rate: no higher than 0.85 of that (the 500 ms acknowledged rate a
-        // delay-based decrease starts from still holds the rate from before
-        // the fall, and would take a second step down, a second keyframe).
+        // rate (of what queued, if enough did: the arrivals before the
+        // queue formed came at the rate sent): no higher than 0.85 of that
+        // (the 500 ms acknowledged rate a delay-based decrease starts from
+        // still holds the rate from before the fall, and would take a second
+        // step down, a second keyframe).
         if self.estimate_bps().saturating_mul(DRAIN_FALL.1) <= before.saturating_mul(DRAIN_FALL.0) {
             self.drain = Some(self.heavy.queue_delay());
-            if let Some(r) = self.heavy.recent_bps() {
+            if let Some(r) = self.heavy.link_bps() {
                 let bps = (aimd::BETA * r as f64) as u64;
                 if bps < self.estimate_bps() {
                     self.aimd.cut_to(now, bps);
