@@ -192,6 +192,10 @@ pub(crate) enum Consumed {
 pub(crate) struct Consumers(Vec<Consumer>);
 
 impl Consumers {
+    pub fn iter(&self) -> impl Iterator<Item = &Consumer> {
+        self.0.iter()
+    }
+
     pub fn get(&self, ssrc: Ssrc) -> Option<&Consumer> {
         self.0.iter().find(|c| c.ssrc == ssrc)
     }

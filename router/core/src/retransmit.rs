@@ -135,46 +135,68 @@ impl RetransmitBuffer {
 /// A receiver's retransmission budget: a token bucket that refills at a
 /// tenth of the NACKed stream's packet rate (at least [`BUDGET_MIN_PPS`]),
 /// holding at most [`BUDGET_BURST`] tokens, and the packets resent to it
-/// lately, so that the same packet is not resent within [`RESEND_GAP`]
-/// (about a round trip: a second NACK for it before then is a repeat of
-/// the first, not a sign that the resend was lost).
+/// lately, so that the same packet is not resent within a round trip of the
+/// receiver (at least [`RESEND_GAP`], at most [`MAX_RESEND_GAP`]): a second
+/// NACK for it before then is a repeat of the first, not a sign that the
+/// resend was lost. On a link whose queue is full the round trip is its
+/// queue: resending every 100 ms what takes half a second to arrive filled
+/// it with copies (a browser re-NACKs at its own pace), and the copies' loss
+/// with more NACKs.
 #[derive(Debug, Clone)]
 pub(crate) struct RetransmitBudget {
     tokens: f64,
     refilled: Option<Instant>,
     recent: [(u32, u16, Option<Instant>); RECENT],
     next: usize,
+    /// The same packet is not resent within this long.
+    gap: Duration,
 }
 
 /// The floor of a receiver's retransmission rate, packets/s.
 pub(crate) const BUDGET_MIN_PPS: f64 = 20.0;
 /// The most retransmissions a receiver gets at once.
 pub(crate) const BUDGET_BURST: f64 = 40.0;
-/// The same packet is resent to the same receiver at most once in this long.
+/// The same packet is resent to the same receiver at most once in this
+/// long, or in its round trip when that is longer ...
 pub(crate) const RESEND_GAP: Duration = Duration::from_millis(100);
-/// Resends remembered per receiver for [`RESEND_GAP`].
+/// ... up to this.
+pub(crate) const MAX_RESEND_GAP: Duration = Duration::from_millis(1000);
+/// Resends remembered per receiver for their gap.
 const RECENT: usize = 64;
 
 impl Default for RetransmitBudget {
     fn default() -> Self {
-        RetransmitBudget { tokens: BUDGET_BURST, refilled: None, recent: [(0, 0, None); RECENT], next: 0 }
+        RetransmitBudget {
+            tokens: BUDGET_BURST,
+            refilled: None,
+            recent: [(0, 0, None); RECENT],
+            next: 0,
+            gap: RESEND_GAP,
+        }
     }
 }
 
 /// Why a resend was not allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// Resent within [`RESEND_GAP`] already (not counted: the NACK repeats).
+    /// Resent within the gap already (not counted: the NACK repeats).
     Recent,
     /// The budget is spent.
     Budget,
 }
 
 impl RetransmitBudget {
+    /// The receiver's round trip (`None`: not measured): the gap between
+    /// two resends of one packet follows it.
+    pub fn set_rtt(&mut self, rtt: Option<Duration>) {
+        self.gap = rtt.map_or(RESEND_GAP, |r| r.clamp(RESEND_GAP, MAX_RESEND_GAP));
+    }
+
     /// Whether packet `seq` of `ssrc` (a stream of `stream_pps` packets/s)
     /// may be resent now; records it if so.
     pub fn allow(&mut self, ssrc: u32, seq: u16, stream_pps: u64, now: Instant) -> Result<(), Refused> {
-        let recent = |at: Option<Instant>| at.is_some_and(|t| now.saturating_duration_since(t) < RESEND_GAP);
+        let gap = self.gap;
+        let recent = |at: Option<Instant>| at.is_some_and(|t| now.saturating_duration_since(t) < gap);
         if self.recent.iter().any(|&(s, q, at)| s == ssrc && q == seq && recent(at)) {
             return Err(Refused::Recent);
         }
@@ -254,7 +276,9 @@ pub(crate) fn answer_nack(
             }
         }
     }
+    let rtt = call.participants[receiver].reports.rtt;
     let budget = call.participants[receiver].retransmit.get_or_insert_default();
+    budget.set_rtt(rtt);
     for (seq, out, b, src) in found {
         match budget.allow(media.0, seq.0, pps, now) {
             Ok(()) if out == seq => resend.push((b, src)),
@@ -397,6 +421,28 @@ mod tests {
         // 20 packets/s (the floor over a tenth of 100): one more token every 50 ms.
         assert_eq!(b.allow(1, 999, 100, t + RESEND_GAP + Duration::from_millis(49)), Err(Refused::Budget));
         assert_eq!(b.allow(1, 999, 100, t + RESEND_GAP + Duration::from_millis(100)), Ok(()));
+    }
+
+    #[test]
+    fn the_gap_between_two_resends_of_a_packet_follows_the_receivers_round_trip() {
+        let t = Instant::now();
+        let ms = |n: u64| t + Duration::from_millis(n);
+        let mut b = RetransmitBudget::default();
+        // Half a second of round trip (a full queue on the way): a NACK
+        // repeated within it is not answered again.
+        b.set_rtt(Some(Duration::from_millis(500)));
+        assert_eq!(b.allow(1, 5, 30, t), Ok(()));
+        assert_eq!(b.allow(1, 5, 30, ms(300)), Err(Refused::Recent));
+        assert_eq!(b.allow(1, 5, 30, ms(500)), Ok(()));
+        // Bounded both ways; unmeasured: the least.
+        b.set_rtt(Some(Duration::from_secs(5)));
+        assert_eq!(b.allow(1, 5, 30, ms(1400)), Err(Refused::Recent));
+        assert_eq!(b.allow(1, 5, 30, ms(1500)), Ok(()));
+        b.set_rtt(Some(Duration::from_millis(10)));
+        assert_eq!(b.allow(1, 5, 30, ms(1600)), Ok(()));
+        b.set_rtt(None);
+        assert_eq!(b.allow(1, 5, 30, ms(1650)), Err(Refused::Recent));
+        assert_eq!(b.allow(1, 5, 30, ms(1700)), Ok(()));
     }
 
     proptest! {

@@ -266,7 +266,8 @@ pub(crate) fn route(
             }
             RtcpPacket::TransportFeedback(fb) => {
                 if let Some(i) = participant {
-                    if on_transport_feedback(&mut call.participants[i], &fb, now, &mut res) {
+                    let upper = crate::simulcast::on_upper_layer(call, i);
+                    if on_transport_feedback(&mut call.participants[i], &fb, now, upper, &mut res) {
                         stats.twcc_feedback += 1;
                         routed_any = true;
                     }
@@ -330,12 +331,17 @@ fn on_blocks(call: &mut Call, participant: Option<usize>, blocks: &[ReportBlock]
 /// A receiver's transport-wide feedback about what the router sent it:
 /// fed to its bandwidth estimate (made at the first), which then updates
 /// the estimate acted on (offered to the HD/SD switching at most once per
-/// [`crate::bwe::SIGNAL_INTERVAL`]). `false`: not a leg the router numbers
-/// its sends on (a native leg, or no transport-cc), nothing done.
+/// [`crate::bwe::SIGNAL_INTERVAL`]). After a steep fall the leg holds its
+/// video while the bottleneck drains, so that the lower layer's keyframe
+/// enters an empty queue — only if it gets a layer above the lowest
+/// (`upper`): with none to move down to, no keyframe is coming and
+/// holding would only stall its picture. `false`: not a leg the router
+/// numbers its sends on (a native leg, or no transport-cc), nothing done.
 fn on_transport_feedback(
     p: &mut crate::participant::Participant,
     fb: &corecast_proto::rtcp::TransportFeedback,
     now: Instant,
+    upper: bool,
     res: &mut Routed,
 ) -> bool {
     let Transport::WebRtc(w) = &mut p.transport else { return false };
@@ -345,7 +351,7 @@ fn on_transport_feedback(
         bwe.set_rtt(rtt);
     }
     bwe.on_feedback(now, history, fb);
-    if let Some(drain) = bwe.take_drain() {
+    if let Some(drain) = bwe.take_drain().filter(|_| upper) {
         w.hold_paced(now + drain);
     }
     let due = bwe.signal_due(now);

@@ -546,6 +546,20 @@ pub(crate) fn above_lowest(call: &Call, i: usize) -> bool {
     groups.iter().any(|g| g.1 > 1)
 }
 
+/// Whether receiver `i` gets a layer above the lowest being sent of some
+/// source (a simulcast layer, or an SVC spatial layer above the base): a
+/// move down would lower it.
+pub(crate) fn on_upper_layer(call: &Call, i: usize) -> bool {
+    call.participants[i].consumers.iter().any(|c| {
+        if c.spatial_on.is_some_and(|s| s > 0) {
+            return true;
+        }
+        let Some(on) = c.layer_on.and_then(|s| call.producer(s)).and_then(|p| p.layer) else { return false };
+        call.producers()
+            .any(|p| p.bitrate_bps > 0 && p.layer.is_some_and(|l| l.group == on.group && l.index < on.index))
+    })
+}
+
 /// [`allocate`] for every receiver of a call that has simulcast sources.
 pub(crate) fn allocate_all(call: &mut Call) {
     if !call.producers().any(|p| p.layer.is_some() || p.svc.is_some()) {
