@@ -29,8 +29,10 @@ use crate::webrtc::Source;
 pub(crate) const SLOTS: usize = 512;
 
 /// A packet older than this (by arrival) is no longer retransmitted: the
-/// receiver's jitter buffer has given up on it.
-pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
+/// receiver's jitter buffer has given up on it. (mediasoup keeps video 2 s
+/// too: behind a full shaper queue of half a second a lost packet's NACK
+/// comes 0.6 s after it, and a lost resend's second one after as long again.)
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(2);
 
 /// One stored packet (`at` is `None` while the slot is empty).
 #[derive(Debug, Clone, Default)]
@@ -159,8 +161,8 @@ pub(crate) const BUDGET_BURST: f64 = 40.0;
 /// The same packet is resent to the same receiver at most once in this
 /// long, or in its round trip when that is longer ...
 pub(crate) const RESEND_GAP: Duration = Duration::from_millis(100);
-/// ... up to this.
-pub(crate) const MAX_RESEND_GAP: Duration = Duration::from_millis(1000);
+/// ... up to this (two resends fit in [`MAX_AGE`] on a link whose round trip is this).
+pub(crate) const MAX_RESEND_GAP: Duration = Duration::from_millis(600);
 /// Resends remembered per receiver for their gap.
 const RECENT: usize = 64;
 
@@ -436,13 +438,13 @@ mod tests {
         assert_eq!(b.allow(1, 5, 30, ms(500)), Ok(()));
         // Bounded both ways; unmeasured: the least.
         b.set_rtt(Some(Duration::from_secs(5)));
-        assert_eq!(b.allow(1, 5, 30, ms(1400)), Err(Refused::Recent));
-        assert_eq!(b.allow(1, 5, 30, ms(1500)), Ok(()));
+        assert_eq!(b.allow(1, 5, 30, ms(1099)), Err(Refused::Recent));
+        assert_eq!(b.allow(1, 5, 30, ms(1100)), Ok(()));
         b.set_rtt(Some(Duration::from_millis(10)));
-        assert_eq!(b.allow(1, 5, 30, ms(1600)), Ok(()));
+        assert_eq!(b.allow(1, 5, 30, ms(1200)), Ok(()));
         b.set_rtt(None);
-        assert_eq!(b.allow(1, 5, 30, ms(1650)), Err(Refused::Recent));
-        assert_eq!(b.allow(1, 5, 30, ms(1700)), Ok(()));
+        assert_eq!(b.allow(1, 5, 30, ms(1250)), Err(Refused::Recent));
+        assert_eq!(b.allow(1, 5, 30, ms(1300)), Ok(()));
     }
 
     proptest! {

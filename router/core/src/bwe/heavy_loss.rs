@@ -163,10 +163,11 @@ impl HeavyLoss {
     }
 
     /// The link's own rate as the window's arrivals tell it, bits/s: those
-    /// that queued, if enough did (each waited, so the link never idled
-    /// between them), else all of them.
+    /// that queued, if two did at least (each waited, so the link never
+    /// idled between them: a steep fall has said already that the link is
+    /// full, so two are enough), else all of them.
     pub fn link_bps(&self) -> Option<u64> {
-        let queued = self.queued_rate().map(|q| q.0);
+        let queued = self.window(Some(QUEUED_US)).filter(|&(n, span, _, _)| n >= 2 && span >= MIN_SPAN_US).map(|w| w.2);
         match (queued, self.recent_bps()) {
             (Some(q), Some(r)) => Some(q.min(r)),
             (q, r) => q.or(r),
