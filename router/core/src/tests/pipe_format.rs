@@ -207,17 +207,6 @@ fn join_spread(hs: &mut [H; 2], c: CallId, pid: u64, a: SocketAddr, ssrc: u32) -
     panic!("redirected twice");
 }
 
-/// The simulcast stream `to` got from `t`: (SSRC, number, timestamp, layer).
-fn stream_to(t: &[Transmit], to: SocketAddr) -> Vec<(u32, u16, u32, u8)> {
-    t.iter()
-        .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
-        .map(|t| {
-            let h = RtpHeader::parse(&t.contents).unwrap();
-            (h.ssrc.0, h.seq.0, h.timestamp.0, h.payload(&t.contents)[2])
-        })
-        .collect()
-}
-
 /// A browser sends VP8 simulcast (its payload type 100, layers learned by
 /// RID) on the call's owning worker; native receiver 2 is on that worker,
 /// receiver 3 was spread to the other. Both start on the best layer at its
@@ -284,7 +273,7 @@ fn a_receiver_on_another_worker_switches_a_browsers_simulcast_at_its_keyframes()
         .collect();
     assert!(plis.contains(&Ssrc(LAYERS[1])), "the middle layer's keyframe is asked for: {plis:?}");
     got.extend(rounds(&mut hs, &mut a, (7, 9), &[1]));
-    let (here, there) = (stream_to(&got, addr(2)), stream_to(&got, addr(3)));
+    let (here, there) = (super::simulcast::got(&got, addr(2)), super::simulcast::got(&got, addr(3)));
     assert_eq!(there, here, "the receiver on the other worker gets what the one on the publisher's does");
     let layers: Vec<u8> = there.iter().map(|p| p.3).collect();
     // f from round 0 (its keyframe) to 7 (sent before h's keyframe), then h.

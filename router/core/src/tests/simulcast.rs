@@ -71,7 +71,7 @@ fn measured(h: &mut H, n: u16) {
     h.take();
 }
 
-/// The RTP packets `to` got: (SSRC, number, timestamp, payload's first byte = the layer).
+/// The RTP packets `to` got: (SSRC, number, timestamp, the payload's third byte: the layer).
 pub(super) fn got(t: &[Transmit], to: SocketAddr) -> Vec<(u32, u16, u32, u8)> {
     t.iter()
         .filter(|t| t.destination == to && classify(&t.contents) == Kind::Rtp)
