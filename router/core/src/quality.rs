@@ -190,8 +190,7 @@ impl Router {
         let Some(call) = self.calls.get_mut(&call_id) else { return };
         let Some(i) = call.index_of(pid) else { return };
         // With the headroom a move up asks for (`simulcast::UP_HEADROOM`), when there are layers to move up to.
-        let best = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Best);
-        let least = crate::simulcast::need_bps(call, pid, crate::simulcast::Need::Least);
+        let (least, best) = crate::simulcast::needs_bps(call, pid);
         let (num, den) = crate::simulcast::UP_HEADROOM;
         let target = if best > least { best * num / den } else { best };
         let p = &mut call.participants[i];

@@ -266,10 +266,10 @@ pub(crate) fn route(
             }
             RtcpPacket::TransportFeedback(fb) => {
                 if let Some(i) = participant {
-                    let upper = crate::simulcast::on_upper_layer(call, i);
-                    if on_transport_feedback(&mut call.participants[i], &fb, now, upper, &mut res) {
+                    if on_transport_feedback(&mut call.participants[i], &fb, now, &mut res) {
                         stats.twcc_feedback += 1;
                         routed_any = true;
+                        hold_for_drain(call, i, now);
                     }
                 }
             }
@@ -331,17 +331,12 @@ fn on_blocks(call: &mut Call, participant: Option<usize>, blocks: &[ReportBlock]
 /// A receiver's transport-wide feedback about what the router sent it:
 /// fed to its bandwidth estimate (made at the first), which then updates
 /// the estimate acted on (offered to the HD/SD switching at most once per
-/// [`crate::bwe::SIGNAL_INTERVAL`]). After a steep fall the leg holds its
-/// video while the bottleneck drains, so that the lower layer's keyframe
-/// enters an empty queue — only if it gets a layer above the lowest
-/// (`upper`): with none to move down to, no keyframe is coming and
-/// holding would only stall its picture. `false`: not a leg the router
-/// numbers its sends on (a native leg, or no transport-cc), nothing done.
+/// [`crate::bwe::SIGNAL_INTERVAL`]). `false`: not a leg the router numbers
+/// its sends on (a native leg, or no transport-cc), nothing done.
 fn on_transport_feedback(
     p: &mut crate::participant::Participant,
     fb: &corecast_proto::rtcp::TransportFeedback,
     now: Instant,
-    upper: bool,
     res: &mut Routed,
 ) -> bool {
     let Transport::WebRtc(w) = &mut p.transport else { return false };
@@ -351,9 +346,6 @@ fn on_transport_feedback(
         bwe.set_rtt(rtt);
     }
     bwe.on_feedback(now, history, fb);
-    if let Some(drain) = bwe.take_drain().filter(|_| upper) {
-        w.hold_paced(now + drain);
-    }
     let due = bwe.signal_due(now);
     p.update_estimate();
     if due {
@@ -361,6 +353,21 @@ fn on_transport_feedback(
     }
     res.feedback = true;
     true
+}
+
+/// After a steep fall of receiver `i`'s estimate, its leg holds its video
+/// while the bottleneck drains, so that the lower layer's keyframe enters an
+/// empty queue — only if it gets a layer above the lowest: with none to
+/// move down to, no keyframe is coming and holding would only stall its
+/// picture.
+fn hold_for_drain(call: &mut Call, i: usize, now: Instant) {
+    let Some(drain) = call.participants[i].bwe.as_mut().and_then(|b| b.take_drain()) else { return };
+    if !crate::simulcast::on_upper_layer(call, i) {
+        return;
+    }
+    if let Transport::WebRtc(w) = &mut call.participants[i].transport {
+        w.hold_paced(now + drain);
+    }
 }
 
 /// The loss over every stream a report covers, in 1/256: each block's

@@ -326,6 +326,15 @@ fn svc_within(s: &Producer, max_height: Option<u16>, base_only: bool) -> u64 {
 /// HD/SD decision's "does HD fit") or its best (`Need::Best`: what it
 /// would take at best, as far as probing aims).
 pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 {
+    let (least, best) = needs_bps(call, receiver);
+    match need {
+        Need::Least => least,
+        Need::Best => best,
+    }
+}
+
+/// [`need_bps`] both ways at once: (`Need::Least`, `Need::Best`).
+pub(crate) fn needs_bps(call: &Call, receiver: ParticipantId) -> (u64, u64) {
     let r = call.index_of(receiver).map(|i| &call.participants[i]);
     let (subscribe, max_height) = (r.and_then(|r| r.subscribe), r.and_then(|r| r.max_height));
     let base_only = r.is_some_and(|r| r.svc_base_only());
@@ -345,7 +354,9 @@ pub(crate) fn need_bps(call: &Call, receiver: ParticipantId, need: Need) -> u64 
             None => groups.push((l.group, s.bitrate_bps, fit)),
         }
     }
-    plain + groups.iter().map(|g| if need == Need::Least || g.2 == 0 { g.1 } else { g.2 }).sum::<u64>()
+    let least: u64 = groups.iter().map(|g| g.1).sum();
+    let best: u64 = groups.iter().map(|g| if g.2 == 0 { g.1 } else { g.2 }).sum();
+    (plain + least, plain + best)
 }
 
 /// Which layer of each simulcast source [`need_bps`] counts.

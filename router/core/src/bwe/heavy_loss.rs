@@ -167,7 +167,7 @@ impl HeavyLoss {
     /// idled between them: a steep fall has said already that the link is
     /// full, so two are enough), else all of them.
     pub fn link_bps(&self) -> Option<u64> {
-        let queued = self.window(Some(QUEUED_US)).filter(|&(n, span, _, _)| n >= 2 && span >= MIN_SPAN_US).map(|w| w.2);
+        let queued = self.queued_rate(2, MIN_SPAN_US).map(|q| q.0);
         match (queued, self.recent_bps()) {
             (Some(q), Some(r)) => Some(q.min(r)),
             (q, r) => q.or(r),
@@ -175,10 +175,11 @@ impl HeavyLoss {
     }
 
     /// The rate of the window's arrivals that queued ([`QUEUED_US`]), and
-    /// how much the queue grew across them.
-    fn queued_rate(&self) -> Option<(u64, i64)> {
+    /// how much the queue grew across them: from `min_arrivals` of them
+    /// over `min_span_us` at least.
+    fn queued_rate(&self, min_arrivals: usize, min_span_us: i64) -> Option<(u64, i64)> {
         let (n, span, bps, growth) = self.window(Some(QUEUED_US))?;
-        (n >= QUEUED_ARRIVALS && span >= QUEUED_SPAN_US).then_some((bps, growth))
+        (n >= min_arrivals && span >= min_span_us).then_some((bps, growth))
     }
 
     /// One feedback reported `lost` of `total` with the estimate at
@@ -192,7 +193,7 @@ impl HeavyLoss {
         let bps = if total >= MIN_PACKETS && f64::from(lost) >= HEAVY_LOSS * f64::from(total) {
             self.recent_bps()?
         } else {
-            let (bps, growth) = self.queued_rate()?;
+            let (bps, growth) = self.queued_rate(QUEUED_ARRIVALS, QUEUED_SPAN_US)?;
             let standing = self.queue_delay() >= QUEUE_CUT && growth >= QUEUE_GROWTH_US;
             if !standing || bps as f64 >= QUEUE_FRACTION * estimate_bps as f64 {
                 return None;
