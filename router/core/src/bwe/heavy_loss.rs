@@ -50,6 +50,9 @@ pub(crate) const HOLD: Duration = Duration::from_millis(300);
 const RATE_WINDOW_US: i64 = 150_000;
 /// Arrivals kept (a ring: no allocation).
 const KEPT: usize = 32;
+/// Arrivals this close (µs) to the window's first came with it (transport-cc
+/// tells arrival times in steps of 250 µs).
+const SAME_INSTANT_US: i64 = 250;
 /// The longest a cut's drain may be (a larger measured delay is a
 /// receiver clock jump, or a queue not worth waiting for).
 pub(crate) const MAX_DRAIN: Duration = Duration::from_millis(600);
@@ -137,11 +140,20 @@ impl HeavyLoss {
 
     /// Over the arrivals within [`RATE_WINDOW_US`] of the newest (those that
     /// waited `min_queue_us` or more above the lowest delay): their number,
-    /// span (µs), rate (bits/s: the bytes after the first over the span)
-    /// and how much the queue grew across them (µs).
+    /// span (µs), rate (bits/s) and how much the queue grew across them (µs).
+    ///
+    /// The rate is the bytes that crossed the link within the span over it:
+    /// - those that came with the first (a GSO send the shaper let through as
+    ///   one, a batch the receiver read at once) crossed it before the span
+    ///   began, unless
+    /// - the first of the queued ones waited longer than the time since the
+    ///   arrival before it: it was in the queue then, so the link was busy
+    ///   from that arrival on, and the span begins there (the first queued
+    ///   arrivals after a shaper's bucket ran dry can all come at one instant).
     fn window(&self, min_queue_us: Option<i64>) -> Option<(usize, i64, u64, i64)> {
+        let base = self.base();
         let floor = match min_queue_us {
-            Some(q) => self.base()?.saturating_add(q),
+            Some(q) => base?.saturating_add(q),
             None => i64::MIN,
         };
         let kept = &self.arrivals[..self.len];
@@ -149,14 +161,25 @@ impl HeavyLoss {
         let within = || kept.iter().filter(|a| newest - a.0 <= RATE_WINDOW_US && a.2 >= floor);
         let first = within().min_by_key(|a| a.0)?;
         let last = within().max_by_key(|a| a.0)?;
-        let (n, bytes) = within().fold((0usize, 0u64), |(n, b), a| (n + 1, b + u64::from(a.1)));
-        let span = last.0 - first.0;
-        let bps = if span > 0 { (bytes - u64::from(first.1)) * 8_000_000 / span as u64 } else { 0 };
+        let busy_since = min_queue_us
+            .and(base)
+            .and_then(|base| kept.iter().map(|a| a.0).filter(|&t| t < first.0).max().map(|prev| (prev, base)))
+            .filter(|&(prev, base)| first.0 - prev <= first.2 - base)
+            .map(|(prev, _)| prev);
+        let (start, counted) = match busy_since {
+            Some(prev) => (prev, i64::MIN),
+            None => (first.0, first.0 + SAME_INSTANT_US),
+        };
+        let (n, bytes) = within().fold((0usize, 0u64), |(n, b), a| {
+            (n + 1, b + if a.0 > counted { u64::from(a.1) } else { 0 })
+        });
+        let span = last.0 - start;
+        let bps = if span > 0 { bytes * 8_000_000 / span as u64 } else { 0 };
         Some((n, span, bps, last.2 - first.2))
     }
 
     /// The rate of the arrivals within [`RATE_WINDOW_US`] of the newest,
-    /// bits/s: the bytes after the first over their span.
+    /// bits/s: the bytes that came after the first instant over their span.
     pub fn recent_bps(&self) -> Option<u64> {
         let (n, span, bps, _) = self.window(None)?;
         (n >= MIN_ARRIVALS && span >= MIN_SPAN_US).then_some(bps)
@@ -323,5 +346,54 @@ mod tests {
         let mut h = HeavyLoss::default();
         h.on_arrival(Instant::now(), 0, 0, 1200);
         assert_eq!(h.on_feedback(Instant::now(), 18, 20, 300_000), None);
+    }
+
+    #[test]
+    fn arrivals_that_come_together_are_counted_once_from_the_first_instant() {
+        let t0 = Instant::now();
+        // GSO sends of three 1200-byte datagrams that a 300 kbit/s shaper
+        // lets through as one: three at once every 96 ms, each waiting longer.
+        let mut h = HeavyLoss::default();
+        h.on_arrival(t0, 0, 0, 1200);
+        for k in 0..4 {
+            for _ in 0..3 {
+                h.on_arrival(t0, 20_000 + k * 10_000, 20_000 + 96_000 + k * 96_000, 1200);
+            }
+        }
+        // Not 5 datagrams over 96 ms (500 kbit/s): those that came with the
+        // first crossed the link before the span.
+        let bps = h.recent_bps().unwrap();
+        assert!((290_000..=310_000).contains(&bps), "{bps}");
+        assert!(h.link_bps().is_some_and(|b| (290_000..=310_000).contains(&b)), "{:?}", h.link_bps());
+    }
+
+    #[test]
+    fn the_first_queued_arrivals_at_one_instant_tell_the_rate_when_the_link_was_busy_before_them() {
+        let t0 = Instant::now();
+        let unqueued = |h: &mut HeavyLoss| {
+            for k in 0..10 {
+                h.on_arrival(t0, k * 5_000, k * 5_000 + 1_000, 1200);
+            }
+        };
+        // A shaper's bucket ran dry: a send of six made at 30 ms came
+        // through 192 ms after the last arrival (at 46 ms), all at once,
+        // having waited 207 ms. It was queued all that while, so the link
+        // carried it in those 192 ms.
+        let mut h = HeavyLoss::default();
+        unqueued(&mut h);
+        for _ in 0..6 {
+            h.on_arrival(t0, 30_000, 238_000, 1200);
+        }
+        assert_eq!(h.recent_bps(), None, "one instant: no span");
+        let bps = h.link_bps().unwrap();
+        assert!((290_000..=310_000).contains(&bps), "{bps}");
+        // The same six at the same instant having waited only 99 ms: the
+        // link may have idled before them, so they tell no rate.
+        let mut h = HeavyLoss::default();
+        unqueued(&mut h);
+        for _ in 0..6 {
+            h.on_arrival(t0, 138_000, 238_000, 1200);
+        }
+        assert_eq!(h.link_bps(), None);
     }
 }

@@ -31,6 +31,8 @@ const MTU_PAYLOAD: usize = 1100;
 /// The browser's payload types: VP8 and its RTX (its audio is Opus, 111).
 const VP8_PT: u8 = 96;
 const RTX_PT: u8 = 97;
+/// Most datagrams one GSO send carries (the router's backends: 64).
+const GSO_SEGMENTS: usize = 64;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -363,22 +365,27 @@ impl Scene {
     }
 
     /// The router's sends: the browser's through the link, the publisher's keyframe requests.
+    ///
+    /// What one flush sends the browser goes out as the router's backend
+    /// sends it: runs of datagrams of one size (the last may be shorter) as
+    /// one GSO send, which the shaper queues and lets out as one (so a run's
+    /// datagrams arrive together); nftables drops at the browser's input,
+    /// after the shaper.
     fn route(&mut self) {
         let now = self.h.now;
+        let mut run: Vec<Bytes> = Vec::new();
         for t in self.h.take() {
             if t.destination == self.b.peer.addr {
-                if self.rng.chance(self.loss) {
-                    continue;
-                }
-                let at = match self.tbf.as_mut() {
-                    Some(tbf) => match tbf.send(now, t.contents.len() + 28) {
-                        Some(at) => at + ms(1),
-                        None => continue,
-                    },
-                    None => now + ms(1),
+                let joins = match (run.first(), run.last()) {
+                    (Some(first), Some(last)) => {
+                        last.len() == first.len() && t.contents.len() <= first.len() && run.len() < GSO_SEGMENTS
+                    }
+                    _ => true,
                 };
-                let i = self.flight.partition_point(|(a, _)| *a <= at);
-                self.flight.insert(i, (at, t.contents));
+                if !joins {
+                    self.link(now, std::mem::take(&mut run));
+                }
+                run.push(t.contents);
             } else if t.destination == addr(1) && classify(&t.contents) == Kind::Rtcp {
                 for p in rtcp::parse_compound(&t.contents).unwrap_or_default() {
                     let asked = match p {
@@ -394,6 +401,36 @@ impl Scene {
                     }
                 }
             }
+        }
+        if !run.is_empty() {
+            self.link(now, run);
+        }
+    }
+
+    /// One send of `run` (a GSO run) to the browser: through the shaper as
+    /// one, each datagram then dropped with the link's loss.
+    fn link(&mut self, now: Instant, run: Vec<Bytes>) {
+        let size: usize = run.iter().map(|b| b.len() + 28).sum();
+        if run.len() > 1 && self.tbf.as_ref().is_some_and(|tbf| size as f64 > tbf.burst) {
+            // tbf cuts a send larger than its bucket into its datagrams.
+            for b in run {
+                self.link(now, vec![b]);
+            }
+            return;
+        }
+        let at = match self.tbf.as_mut() {
+            Some(tbf) => match tbf.send(now, size) {
+                Some(at) => at + ms(1),
+                None => return,
+            },
+            None => now + ms(1),
+        };
+        for b in run {
+            if self.rng.chance(self.loss) {
+                continue;
+            }
+            let i = self.flight.partition_point(|(a, _)| *a <= at);
+            self.flight.insert(i, (at, b));
         }
     }
 
