@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= never
 # SVT-AV1 logs its banner at info level: errors only.
 export SVT_LOG ?= 1
 
-.PHONY: all deps build run test lint fmt unit demo-check soak-smoke bench demo clean fuzz fuzz-build fuzz-smoke browser-deps browser-selftest browser-e2e firefox-e2e web-e2e simulcast-e2e
+.PHONY: all deps build run test lint fmt unit demo-check soak-smoke bench demo clean fuzz fuzz-build fuzz-smoke browser-deps browser-selftest browser-e2e firefox-e2e web-e2e simulcast-e2e simulcast-e2e-test
 
 all: build
 
@@ -51,7 +51,7 @@ soak-smoke:
 	$(CARGO) build --locked --workspace --bins
 	timeout 300 $${CARGO_TARGET_DIR:-target}/debug/corecast-bench soak --seconds 60
 
-test: deps lint unit demo-check soak-smoke fuzz-smoke browser-e2e firefox-e2e web-e2e simulcast-e2e
+test: deps lint unit demo-check soak-smoke fuzz-smoke browser-e2e firefox-e2e web-e2e simulcast-e2e-test
 
 # Real-browser tests (headless Debian Chromium driven by tests/browser/webrtc-e2e.mjs);
 # browser-e2e is part of `test`. browser-selftest needs no corecast (two pages call each other over
@@ -99,15 +99,22 @@ web-e2e: browser-deps
 # Issue #13 in real browsers (tests/browser/simulcast-e2e.mjs; as root: ip netns, tc, nft): a
 # Chromium publisher sends 3 simulcast layers over WHIP; a Chromium receiver in a network namespace
 # (veth 10.213.0.1 <-> 10.213.0.2, the router on 0.0.0.0) views it over WHEP; its link is shaped
-# (tbf 300 kbit/s + 5 % nftables loss, router -> receiver), then unshaped. In `make test` without
-# --strict: the no-freeze and low-layer rules PEND rather than FAIL (see tests/browser/README.md). Ports of its own (8181, 8182, 40400, 40500), so that it does not
-# collide with a `make run` or browser-e2e on the defaults. SIM_ARGS go to the script
-# (e.g. --feedback remb).
+# (tbf 300 kbit/s + 5 % nftables loss, router -> receiver), then unshaped. Strict: a freeze over
+# 1 s or leaving the low layer while shaped FAILs (SIM_STRICT= makes them PEND instead). Ports of
+# its own (8181, 8182, 40400, 40500), so that it does not collide with a `make run` or browser-e2e
+# on the defaults. SIM_ARGS go to the script (e.g. --feedback remb).
+SIM_STRICT ?= --strict
 simulcast-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
 	E2E_TEST=simulcast E2E_TIMEOUT=$${E2E_TIMEOUT:-180} AUTH_PORT=$${SIM_AUTH_PORT:-8181} CALLS_PORT=$${SIM_CALLS_PORT:-8182} \
 	  ROUTER_PORT=$${SIM_ROUTER_PORT:-40400} ADMIN_PORT=$${SIM_ADMIN_PORT:-40500} \
-	  timeout 300 bash tuning/scripts/browser-e2e.sh $(SIM_ARGS)
+	  timeout 300 bash tuning/scripts/browser-e2e.sh $(SIM_STRICT) $(SIM_ARGS)
+
+# In `make test`: a failed run gets one more, whole (a shaped link's timing on a loaded 2-core
+# machine: the move down's freeze was 263-726 ms in 9 runs, the line is 1 s; both runs print).
+simulcast-e2e-test:
+	$(MAKE) --no-print-directory simulcast-e2e || { echo "simulcast-e2e: FAILED once; one more run"; \
+	  $(MAKE) --no-print-directory simulcast-e2e; }
 
 bench: build
 	./target/release/corecast-bench demo --participants 4 --seconds 5

@@ -170,9 +170,8 @@ impl HeavyLoss {
             Some(prev) => (prev, i64::MIN),
             None => (first.0, first.0 + SAME_INSTANT_US),
         };
-        let (n, bytes) = within().fold((0usize, 0u64), |(n, b), a| {
-            (n + 1, b + if a.0 > counted { u64::from(a.1) } else { 0 })
-        });
+        let (n, bytes) =
+            within().fold((0usize, 0u64), |(n, b), a| (n + 1, b + if a.0 > counted { u64::from(a.1) } else { 0 }));
         let span = last.0 - start;
         let bps = if span > 0 { bytes * 8_000_000 / span as u64 } else { 0 };
         Some((n, span, bps, last.2 - first.2))

@@ -1,8 +1,9 @@
 //! A browser receiver behind the link the browser test shapes
-//! (`tests/browser/simulcast-e2e.mjs`): nftables drops 5% of what the router
-//! sends it, then `tc tbf` lets 300 kbit/s through with a 16 kB bucket and
-//! 100 ms of latency (a queue of 100 ms at the rate plus the bucket, about
-//! 20 kB: half a second of waiting when full). The publisher sends three VP8
+//! (`tests/browser/simulcast-e2e.mjs`): `tc tbf` lets 300 kbit/s of what the
+//! router sends it through with a 16 kB bucket and 100 ms of latency (a
+//! queue of 100 ms at the rate plus the bucket, about 20 kB: half a second
+//! of waiting when full), a GSO send as one; nftables drops 5% of what comes
+//! out, at the browser's input. The publisher sends three VP8
 //! simulcast layers (150, 350 and 1 400 kbit/s at 30 fps) and audio; the
 //! browser numbers what arrives (transport-cc feedback every 50 ms), NACKs
 //! gaps, asks for a keyframe when it has decoded nothing for a while, and
@@ -516,6 +517,10 @@ fn shaped_and_lifted(seed: u64, busy: u64) {
         s.h.r.calls[&call(50)].participants[1].estimate(),
     );
     assert!(gap < ms(1000), "no freeze over 1 s: {gap:?} from {:?} after the shaping", at - t0);
+    // Straight down to the low layer: no step through the middle one (a
+    // second keyframe, a second freeze).
+    let asked: Vec<u32> = s.key_requests.iter().filter(|r| r.0 >= t0).map(|r| r.1).collect();
+    assert!(asked.iter().all(|&l| l == LAYERS[0]), "keyframes asked while shaped, by layer: {asked:?}");
     assert!(low[0] >= 200 && low[1] == 0 && low[2] == 0, "on the low layer from 2 s on: {low:?}");
 
     s.unshape();
