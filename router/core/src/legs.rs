@@ -80,28 +80,40 @@ impl Router {
         self.dtls = Some(identity);
     }
 
-    /// The streams a participant of a call produces on this worker, with
+    /// The streams a participant of a call produces, on this worker or
+    /// piped here from another worker's or router's share of the call, with
     /// their kinds (what a WHEP answer announces).
     pub fn streams_of(&self, call: CallId, participant: ParticipantId) -> Option<Vec<(Ssrc, MediaKind)>> {
         let c = self.calls.get(&call)?;
-        let p = &c.participants[c.index_of(participant)?];
-        Some(p.producers.iter().map(|s| (s.ssrc, s.kind)).collect())
+        let streams: Vec<_> =
+            c.producers().filter(|s| s.participant == participant).map(|s| (s.ssrc, s.kind)).collect();
+        (c.index_of(participant).is_some() || !streams.is_empty()).then_some(streams)
     }
 
-    /// The video codec participant `participant` publishes: that of its
-    /// first video packet, else the one its WebRTC leg negotiated to send
-    /// (`None`: not known yet). A WHEP answer for it prefers that codec, so
-    /// that the viewer takes what is sent (no transcoding here).
+    /// The video codec participant `participant` publishes, here or on
+    /// another worker or router whose share of the call pipes it here: that
+    /// of its first video packet, else the first video codec its format
+    /// names (a pipe's producer announces its sender's format), else the one
+    /// its WebRTC leg here negotiated to send (`None`: not known yet). A WHEP
+    /// answer for it prefers that codec, so that the viewer takes what is
+    /// sent (no transcoding here).
     pub fn video_codec_of(&self, call: CallId, participant: ParticipantId) -> Option<Codec> {
         let c = self.calls.get(&call)?;
-        let p = &c.participants[c.index_of(participant)?];
-        let sent = p.producers.iter().filter(|s| s.kind == MediaKind::Video).find_map(|s| s.codec);
-        sent.filter(|c| *c != Codec::Rtx).or_else(|| match &p.transport {
-            Transport::WebRtc(w) => {
-                w.format.media.iter().find(|m| m.receives && m.kind == MediaKind::Video).map(|m| m.codec)
+        let video = || c.producers().filter(|s| s.participant == participant && s.kind == MediaKind::Video);
+        let is_video = |c: &Codec| matches!(c, Codec::Av1 | Codec::Vp8 | Codec::H264);
+        let sent = video().find_map(|s| s.codec.filter(is_video));
+        let announced =
+            || video().find_map(|s| s.format.as_ref().and_then(|f| f.codecs.iter().map(|c| c.1).find(is_video)));
+        let negotiated = || {
+            let p = &c.participants[c.index_of(participant)?];
+            match &p.transport {
+                Transport::WebRtc(w) => {
+                    w.format.media.iter().find(|m| m.receives && m.kind == MediaKind::Video).map(|m| m.codec)
+                }
+                Transport::Udp(_) => None,
             }
-            Transport::Udp(_) => None,
-        })
+        };
+        sent.or_else(negotiated).or_else(announced)
     }
 
     /// The peer's ICE ufrag of the WebRTC leg the router knows as `local_ufrag`.

@@ -138,6 +138,14 @@ fn browser_viewers_behind_a_link_get_a_browsers_svc_as_viewers_on_its_router_do(
             assert_eq!(p.4, descriptor, "the publisher's descriptor where negotiated, the structure first");
         }
     }
+    // A WHEP answer on the leaf for the publisher names its streams and
+    // prefers its codec, as one on its own router does.
+    let pid = ParticipantId(1);
+    assert_eq!(hs[1].r.video_codec_of(call(1), pid), Some(Codec::Av1), "the leaf knows the codec it sends");
+    assert_eq!(hs[0].r.video_codec_of(call(1), pid), Some(Codec::Av1));
+    let leaf_streams = hs[1].r.streams_of(call(1), pid).unwrap();
+    assert!(leaf_streams.contains(&(Ssrc(VIDEO_SSRC), MediaKind::Video)), "{leaf_streams:?}");
+    assert_eq!(hs[1].r.streams_of(call(1), ParticipantId(99)), None, "nobody of that id");
 }
 
 /// The RID header extension's id on the simulcast publisher's leg.
