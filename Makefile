@@ -92,7 +92,7 @@ firefox-e2e: browser-deps
 # call store lists exactly their legs. WEB_FAILOVER_ARGS go to that script (e.g. --bound 6).
 web-e2e: browser-deps
 	$(CARGO) build --locked --workspace --bins
-	node --test tests/browser/quality.test.mjs tests/browser/layers.test.mjs
+	node --test tests/browser/quality.test.mjs tests/browser/layers.test.mjs tests/browser/lastn.test.mjs
 	E2E_TEST=webapp E2E_TIMEOUT=$${E2E_TIMEOUT:-360} timeout 480 bash tuning/scripts/browser-e2e.sh $(WEB_E2E_ARGS)
 	E2E_TEST=webfailover E2E_TIMEOUT=$${FAILOVER_E2E_TIMEOUT:-120} timeout 200 bash tuning/scripts/browser-e2e.sh $(WEB_FAILOVER_ARGS)
 

@@ -37,6 +37,8 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("quality.js", JS, include_str!("../../web/app/quality.js")),
     ("layers.js", JS, include_str!("../../web/app/layers.js")),
     ("screen.js", JS, include_str!("../../web/app/screen.js")),
+    ("recovery.js", JS, include_str!("../../web/app/recovery.js")),
+    ("lastn.js", JS, include_str!("../../web/app/lastn.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

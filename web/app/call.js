@@ -1,6 +1,7 @@
 // The call page: lobby (camera preview, share link, Join), then the call: publish over WHIP,
 // one WHEP session per other participant (or one composite in SD), the participants list,
-// mute, leave, end, reconnects, the automatic SD move. GET /v1/calls/{id} every 750 ms keeps
+// mute, leave, end, the automatic SD move, video of the most active speakers only (lastn.js);
+// reconnects are recovery.js's. GET /v1/calls/{id} every 750 ms keeps
 // the page in step with the call store (who is in, who is muted, whether the call still is).
 import { api } from './api.js';
 import { h, show, banner, announce, button } from './ui.js';
@@ -10,6 +11,8 @@ import { QualityGovernor } from './quality.js';
 import { Tile, SizeWatch } from './grid.js';
 import { cameraEncodings } from './layers.js';
 import { ScreenShare, screenProblem } from './screen.js';
+import { SPEAKER_CHOICES, lastNFor, withLastN, watchPause } from './lastn.js';
+import { recovery, retryUnavailable, joinMessage } from './recovery.js';
 
 const POLL_MS = 750; // a muted state or a leave shows on the others within ~1 s
 const STATS_MS = 1000;
@@ -24,28 +27,6 @@ export async function callView(nav, user, callId) {
   return () => { removeEventListener('pagehide', gone); page.teardown(); };
 }
 
-// What a refused join or leg means to the person.
-// Runs open() again while the call's router is unreachable (503, 502, or no answer): after a
-// router failure calls moves the call to a live router within a couple of seconds.
-async function retryUnavailable(open, tries = 6) {
-  for (let i = 1; ; i++) {
-    try { return await open(); } catch (e) {
-      if (i >= tries || ![0, 502, 503].includes(e.status)) throw e;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
-
-function joinMessage(e) {
-  if (e.status === 404) return { id: 'call-ended', text: 'This call has ended, or the link is wrong.' };
-  if (e.code === 'call_full' || (e.status === 409 && /full/i.test(e.message))) {
-    return { id: 'call-full', text: `This call is full: ${e.message.replace(/^the call /i, 'it ')}. Try again when someone leaves.` };
-  }
-  if (e.status === 0) return { id: 'join-error', text: e.message };
-  if (e.status >= 500) return { id: 'join-error', text: `The server could not connect you (${e.status}): ${e.message}` };
-  return { id: 'join-error', text: e.message };
-}
-
 class CallPage {
   constructor(nav, user, callId) {
     Object.assign(this, { nav, user, callId });
@@ -57,6 +38,7 @@ class CallPage {
     this.timers = []; this.state = 'lobby'; this.reconnecting = new Set(); this.settleUntil = 0;
     this.screen = null; // ScreenShare while this person shares their screen
     this.screenFps = ''; // '' : others' screen shares at their full frame rate, else at most this many
+    this.speakers = 0; // 0: every camera's video, else only the video of this many most active speakers
     this.link = `${location.origin}/c/${callId}`;
     this.sizes = new SizeWatch(() => this.fitTiles()); // remote tiles resized: ask for what they show
   }
@@ -210,6 +192,9 @@ class CallPage {
     this.fpsSelect = h('select', { id: 'screen-fps', onchange: () => this.setScreenFps(this.fpsSelect.value) },
       h('option', { value: '' }, 'full frame rate'), h('option', { value: '8' }, 'at most 8 fps (saves bandwidth)'));
     const fps = h('span', { class: 'select' }, h('label', { for: 'screen-fps' }, 'Screen shares'), this.fpsSelect);
+    this.speakersSelect = h('select', { id: 'last-n', onchange: () => this.setSpeakers(Number(this.speakersSelect.value)) },
+      ...SPEAKER_CHOICES.map((n) => h('option', { value: String(n) }, n ? `the ${n} most active speaker${n > 1 ? 's' : ''}` : 'everyone')));
+    const speakers = h('span', { class: 'select' }, h('label', { for: 'last-n' }, 'Video of'), this.speakersSelect);
     const leave = button('Leave', () => this.leave(), { id: 'leave', class: 'danger' });
     // Shown to the owner once the first poll says who owns the call.
     this.endBtn = button('End call for everyone', () => this.end(), { id: 'end', class: 'danger', hidden: true });
@@ -219,7 +204,7 @@ class CallPage {
       h('div', { class: 'stage' }, this.grid,
         h('aside', { class: 'side', 'aria-labelledby': 'people-title' }, h('h2', { id: 'people-title' }, 'People'), this.people, this.shareBox())),
       h('div', { class: 'controls', role: 'toolbar', 'aria-label': 'Call controls' },
-        this.mic, this.cam, this.shareBtn, this.sdBtn, fps, leave, this.endBtn)));
+        this.mic, this.cam, this.shareBtn, this.sdBtn, fps, speakers, leave, this.endBtn)));
   }
 
   // ------------------------------------------------------------------ the call store
@@ -319,8 +304,9 @@ class CallPage {
   openWhep(r, query) {
     const leg = new Leg({ callId: this.callId, kind: 'whep', query,
       onTrack: (t) => r.tile.addTrack(t), onState: (s) => this.legState(leg, s, r.tile.name) });
-    r.leg = leg; r.prev = null;
+    r.leg = leg; r.prev = null; r.pause = null;
     r.tile.resetStats();
+    r.tile.setPaused(false);
     r.tile.el.dataset.maxHeight = new URLSearchParams(query).get('max_height') || ''; // what it asked for
     retryUnavailable(() => (leg.closed ? Promise.resolve(leg) : leg.open())).catch((e) => {
       if (leg.closed) return;
@@ -360,26 +346,37 @@ class CallPage {
 
   // What a remote tile receives: the participant, a screen share at the chosen frame rate, a
   // camera at most as high as its tile shows it (the router sends the best simulcast layer that
-  // fits: a small tile gets a small layer).
+  // fits: a small tile gets a small layer), and only while among the most active speakers when
+  // the person chose so (lastn.js).
   whepQuery(r) {
     if (r.screen) return this.screenFps ? `participant=${r.pid}&max_fps=${this.screenFps}` : `participant=${r.pid}`;
     const height = r.tile.maxHeight();
-    return height ? `participant=${r.pid}&max_height=${height}` : `participant=${r.pid}`;
+    const base = height ? `participant=${r.pid}&max_height=${height}` : `participant=${r.pid}`;
+    return withLastN(base, this.speakers, Boolean(this.whip));
   }
 
-  // The tiles' sizes settled after a change (a tile came or went, the window was resized): a
-  // camera whose tile now asks for another max_height tells its running session (a JSON PATCH;
-  // the steps in layers.js are a factor of 1.5-2 apart, so this is rare); a session that
-  // refuses it is replaced by a new one with it.
+  // Video of everyone (0) or of the n most active speakers: the cameras' running sessions are
+  // told (fitTiles).
+  setSpeakers(n) {
+    this.speakers = n;
+    this.fitTiles();
+    announce(n ? `Video of the ${n} most active speaker${n > 1 ? 's' : ''} only` : 'Video of everyone');
+  }
+
+  // The tiles' sizes settled after a change (a tile came or went, the window was resized), or
+  // the speakers' choice changed: a camera whose session now asks for another max_height or
+  // last_n tells its running session (a JSON PATCH; the steps in layers.js are a factor of 1.5-2
+  // apart, so a new size is rare); a session that refuses it is replaced by a new one with it.
   fitTiles() {
     if (this.state !== 'in-call' || this.mode !== 'hd') return;
     for (const r of this.remotes.values()) {
       if (r.screen || !r.leg || this.reconnecting.has(r.leg)) continue;
       const query = this.whepQuery(r); const leg = r.leg;
       if (query === leg.query || query === leg.asking) continue;
-      console.info(`corecast: ${leg.query} → ${query}: the tile's size changed`);
+      console.info(`corecast: ${leg.query} → ${query}: the tile's size or the speakers' choice changed`);
       leg.asking = query;
-      leg.setPreferences({ max_height: r.tile.maxHeight() || 0 }, query).then(() => {
+      const prefs = { max_height: r.tile.maxHeight() || 0, last_n: lastNFor(this.speakers, Boolean(this.whip)) };
+      leg.setPreferences(prefs, query).then(() => {
         r.tile.el.dataset.maxHeight = new URLSearchParams(query).get('max_height') || ''; // what it asks for now
       }, () => {
         if (leg.closed || r.leg !== leg) return;
@@ -470,9 +467,16 @@ class CallPage {
       if (r.prev) {
         r.tile.setStats(s);
         lost += s.lost - r.prev.lost; got += s.packets - r.prev.packets;
-        // A camera that is off sends next to no frames, a screen share's rate follows its content
-        // (and its cap): neither is a stalled video.
-        if (r.leg.pc.connectionState === 'connected' && s.framesDecoded > 0 && r.tile.el.dataset.videoMuted !== 'true' && !r.screen) fps.push(s.fps);
+        // A camera the router paused for the speakers' choice decodes nothing: shown as such.
+        const connected = r.leg.pc.connectionState === 'connected';
+        const camera = connected && r.tile.el.dataset.videoMuted !== 'true' && !r.screen;
+        if (r !== this.composite) {
+          r.pause = watchPause(r.pause, s.framesDecoded, now, camera && this.speakers > 0);
+          r.tile.setPaused(r.pause.paused, this.speakers);
+        }
+        // A camera that is off or paused sends next to no frames, a screen share's rate follows
+        // its content (and its cap): none is a stalled video.
+        if (camera && s.framesDecoded > 0 && !r.pause?.paused) fps.push(s.fps);
         if (s.audioLevel > 0.02 && (!loudest || s.audioLevel > loudest.level)) loudest = { r, level: s.audioLevel };
       }
       r.prev = s;
@@ -503,84 +507,6 @@ class CallPage {
       this.setMode('hd');
       this.note('info', 'Back to the HD view: the network recovered.', 'auto-sd');
     }
-  }
-
-  // ------------------------------------------------------------------ lost connections
-  legState(leg, state, what) {
-    if (leg.closed || this.state !== 'in-call') return;
-    console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ${state}`); // the recovery's trace, for people who look (and the tests)
-    if (state === 'connected') {
-      if (this.reconnecting.has(leg)) this.settle();
-      this.reconnecting.delete(leg);
-      if (!this.reconnecting.size) this.clearNote('reconnecting');
-    } else if (state === 'disconnected') {
-      // May recover by itself; if not within 1 s, restart ICE, and if the router is gone (it
-      // died, or its calls moved at a drain deadline) open new sessions: calls places them on
-      // the call's router now.
-      setTimeout(() => { if (!leg.closed && leg.pc.connectionState === 'disconnected') this.reconnect(leg, what); }, 1000);
-    } else if (state === 'failed') {
-      this.reconnect(leg, what);
-    }
-  }
-
-  // Every leg is on the call's old router: publish again and open the others' legs anew (a
-  // leg already being reconnected goes on by itself).
-  moved() {
-    console.info('corecast: the call moved to another router: new sessions');
-    if (this.whip && !this.reconnecting.has(this.whip)) this.rejoin(this.whip, 'The call moved to another server');
-    if (this.screen?.leg && !this.reconnecting.has(this.screen.leg)) this.reshare(this.screen.leg);
-    for (const r of [...this.remotes.values(), this.composite]) {
-      if (!r?.leg || this.reconnecting.has(r.leg)) continue;
-      r.leg.close();
-      this.settle(10000);
-      this.openWhep(r, r === this.composite ? 'view=composite' : this.whepQuery(r));
-    }
-  }
-
-  // No automatic SD decision for a few seconds (a leg is back and waits for a key frame).
-  settle(ms = 5000) { this.settleUntil = Math.max(this.settleUntil, performance.now() + ms); }
-
-  async reconnect(leg, what) {
-    if (this.reconnecting.has(leg) || leg.closed) return;
-    this.reconnecting.add(leg);
-    this.note('warn', `Connection lost (${what}). Reconnecting…`, 'reconnecting');
-    try {
-      await leg.restartIce();
-      const t0 = performance.now();
-      while (performance.now() - t0 < 8000 && leg.pc.connectionState !== 'connected' && !leg.closed) await new Promise((r) => setTimeout(r, 250));
-      if (leg.pc.connectionState === 'connected') return;
-      console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} still ${leg.pc.connectionState} 8 s after the ICE restart: a new session`);
-    } catch (e) { // the session is gone on the server: open a new one
-      console.info(`corecast: ${leg.kind}${leg.query ? ` ${leg.query}` : ''} ICE restart failed (${e.message}): a new session`);
-    }
-    if (leg === this.whip) await this.rejoin(leg, 'Connection lost');
-    else if (leg === this.screen?.leg) { this.reconnecting.delete(leg); await this.reshare(leg); }
-    else {
-      this.reconnecting.delete(leg);
-      const r = [...this.remotes.values(), this.composite].find((x) => x && x.leg === leg);
-      leg.close();
-      this.settle(10000);
-      if (r) this.openWhep(r, r === this.composite ? 'view=composite' : this.whepQuery(r));
-    }
-  }
-
-  // Publishes again with a new WHIP session (the old participant is gone or unreachable).
-  async rejoin(old, why) {
-    this.reconnecting.add(old);
-    this.note('warn', `${why}. Reconnecting…`, 'reconnecting');
-    old.close();
-    try {
-      this.whip = await retryUnavailable(() => this.openWhip());
-      this.whipPrev = null;
-      this.settle();
-      await this.sendMute();
-      this.clearNote('reconnecting');
-    } catch (e) {
-      if (e.status === 404) return this.finish('ended');
-      this.note('error', `Could not reconnect: ${joinMessage(e).text}`, 'reconnecting',
-        button('Try again', () => this.rejoin(this.whip, 'Reconnecting'), { id: 'reconnect' }));
-    } finally { this.reconnecting.delete(old); }
-    return undefined;
   }
 
   // ------------------------------------------------------------------ leaving, ending
@@ -639,3 +565,5 @@ class CallPage {
     this.state = 'gone';
   }
 }
+
+Object.assign(CallPage.prototype, recovery);

@@ -82,6 +82,16 @@ export class Tile {
 
   setSpeaking(on) { this.el.classList.toggle('speaking', on); this.el.dataset.speaking = String(on); }
 
+  // The router paused this camera's video: the person is not among the `n` most active
+  // speakers the viewer chose to see (lastn.js); their audio goes on.
+  setPaused(on, n) {
+    this.el.classList.toggle('paused', Boolean(on));
+    this.el.dataset.paused = String(Boolean(on));
+    this.pausedEl ??= this.el.insertBefore(h('p', { class: 'paused-note', hidden: true }), this.el.firstChild.nextSibling);
+    this.pausedEl.hidden = !on;
+    if (on) this.pausedEl.textContent = `Video paused: not among the ${n} most active speaker${n > 1 ? 's' : ''}`;
+  }
+
   remove() { this.video.srcObject = null; this.el.remove(); }
 
   // The `max_height` this tile asks for: the device pixels it shows, rounded up to a step
