@@ -1,8 +1,8 @@
 //! The loss-based part of Google congestion control
 //! (draft-ietf-rmcat-gcc-02 §6): over each interval of feedback with enough
 //! packets, more than 10% lost cuts the rate by half the loss
-//! (`rate × (1 − 0.5 × loss)`); under 2% lets it grow (8% a second); in
-//! between it holds. The estimate acted on is the lower of this and the
+//! (`rate × (1 − 0.5 × loss)`); under 2% lets it grow (8% a second), if
+//! the last 8 intervals together lost under 2% too; in between it holds. The estimate acted on is the lower of this and the
 //! delay-based one.
 
 use std::time::{Duration, Instant};
@@ -141,7 +141,12 @@ impl LossBased {
         self.last_update = Some(now);
         if loss > HIGH_LOSS {
             self.rate_bps = self.rate_bps.min(acted_bps as f64) * (1.0 - 0.5 * loss);
-        } else if loss < LOW_LOSS {
+        } else if loss < LOW_LOSS && self.recent_at_last < LOW_LOSS {
+            // Grows only when the recent intervals are under it too: one
+            // interval of 20 packets on a link losing 5% has none lost one
+            // time in three, and those would let the rate walk upwards past
+            // the link (a third of the intervals grow by 2.3%, one in 13
+            // cuts by about 7%).
             let grown = self.rate_bps * 1.08f64.powf(dt.as_secs_f64()) + 1000.0 * dt.as_secs_f64();
             self.rate_bps = grown.max(acked_bps.unwrap_or(0) as f64);
         }
@@ -170,9 +175,30 @@ mod tests {
         // 5%: holds (whatever got through).
         l.on_feedback(t0 + Duration::from_millis(600), 2, 40, 720_000, Some(5_000_000));
         assert_eq!(l.rate_bps(), 720_000);
-        // None lost over a second: +8% (+1 kbit).
+        // None lost over a second, but the intervals so far lost 10 of 180: holds.
         l.on_feedback(t0 + Duration::from_millis(1600), 0, 100, 720_000, Some(500_000));
+        assert_eq!(l.rate_bps(), 720_000);
+        // None lost over another, the intervals now under 2% (10 of 580): +8% (+1 kbit).
+        l.on_feedback(t0 + Duration::from_millis(2600), 0, 400, 720_000, Some(500_000));
         assert!((778_590..=778_610).contains(&l.rate_bps()), "{}", l.rate_bps());
+    }
+
+    #[test]
+    fn steady_random_loss_of_5_percent_does_not_walk_the_rate_up() {
+        let t0 = Instant::now();
+        let mut l = LossBased::new(300_000, 10_000, 10_000_000);
+        // Intervals of 20 packets, 5% lost on the whole: most intervals lose
+        // none or one, now and then one loses 3 (15%).
+        // Once the recent intervals hold 8 of them, the rate never grows.
+        let pattern = [0, 1, 0, 2, 1, 0, 0, 3, 1, 2];
+        let mut settled = u64::MAX;
+        for k in 0..100u64 {
+            l.on_feedback(t0 + Duration::from_millis(300 * k), pattern[k as usize % 10], 20, 300_000, None);
+            if k >= 9 {
+                assert!(l.rate_bps() <= settled, "interval {k}: {} after {settled}", l.rate_bps());
+                settled = l.rate_bps();
+            }
+        }
     }
 
     #[test]
