@@ -21,6 +21,7 @@ pub mod client;
 pub mod control;
 pub mod follow;
 pub mod media;
+pub mod receive;
 pub mod report;
 pub mod webrtc;
 
