@@ -109,3 +109,25 @@ export async function joinCall(page) {
   await page.click('#join');
   await page.locator('#leave').waitFor({ timeout: 20000 });
 }
+
+// A page's "Video of" the 1 most active speaker: the silent one's tile shows paused and
+// decodes nothing for 2 s while the speaker's goes on; "everyone" again: it decodes again.
+// inHd(): whether the page is (back) in HD.
+export async function speakersOnly(page, inHd, { speaker, silent }) {
+  const tile = async (name) => (await tiles(page)).find((t) => t.name === name);
+  const frames = async (name) => Number((await tile(name))?.framesDecoded || 0);
+  await page.selectOption('#last-n', '1');
+  await until(15000, async () => await inHd() && (await tile(silent))?.paused === 'true' && (await tile(speaker))?.paused === 'false',
+    `the tile of the silent ${silent} paused, ${speaker}'s not`);
+  const before = { silent: await frames(silent), speaker: await frames(speaker) };
+  await sleep(2000);
+  const after = { silent: await frames(silent), speaker: await frames(speaker) };
+  check(after.silent === before.silent, `${silent}'s video paused: ${before.silent} → ${after.silent} frames in 2 s`);
+  check(after.speaker > before.speaker, `${speaker}'s video goes on: ${before.speaker} → ${after.speaker} frames in 2 s`);
+  await page.selectOption('#last-n', '0');
+  const t0 = Date.now();
+  await until(15000, async () => await inHd() && (await frames(silent)) > after.silent && (await tile(silent))?.paused === 'false',
+    `the tile of ${silent} decoding again with everyone's video`);
+  return `with the 1 most active speaker: ${silent}'s video paused (${before.silent} → ${after.silent} frames in 2 s), ` +
+    `${speaker}'s on (${before.speaker} → ${after.speaker}); everyone: ${silent} decoding again after ${Date.now() - t0} ms`;
+}
