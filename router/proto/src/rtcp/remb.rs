@@ -4,6 +4,10 @@
 use super::{finish, header, pt, u32_at, RtcpError};
 use crate::ids::Ssrc;
 
+/// The largest bitrate a REMB carries in a `u64`: the full 18-bit mantissa
+/// at the exponent that keeps it within 64 bits.
+const REMB_MAX_BPS: u64 = 0x3_ffff << 46;
+
 /// Receiver estimated maximum bitrate.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Remb {
@@ -31,7 +35,9 @@ impl Remb {
             return Err(RtcpError::Malformed);
         }
         let ssrcs = (0..n).map(|i| Ssrc(u32_at(fci, 8 + 4 * i))).collect();
-        let bitrate_bps = mantissa.checked_shl(exp as u32).filter(|v| v >> exp == mantissa).unwrap_or(u64::MAX);
+        // A value past u64 (exponent up to 63) reads as the largest one the
+        // form can carry in a u64, which writes back as itself.
+        let bitrate_bps = mantissa.checked_shl(exp as u32).filter(|v| v >> exp == mantissa).unwrap_or(REMB_MAX_BPS);
         Ok(Remb { sender_ssrc, bitrate_bps, ssrcs })
     }
 

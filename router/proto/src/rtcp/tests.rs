@@ -50,6 +50,21 @@ fn remb_vector() {
 }
 
 #[test]
+fn remb_past_u64_reads_as_the_largest_it_writes() {
+    // Exponent 50 on a full mantissa is past 2^64 (found by the rtcp fuzz target: it read as
+    // u64::MAX, which wrote back as 0x3ffff << 46 and so parsed unequal).
+    let mut b =
+        write_compound(&[RtcpPacket::Remb(Remb { sender_ssrc: Ssrc(1), bitrate_bps: 1, ssrcs: vec![] })]).unwrap();
+    b[17] = (50 << 2) | 3;
+    b[18] = 0xff;
+    b[19] = 0xff;
+    let p = parse_compound(&b).unwrap();
+    let RtcpPacket::Remb(r) = &p[0] else { panic!("{p:?}") };
+    assert_eq!(r.bitrate_bps, 0x3_ffff << 46);
+    assert_eq!(parse_compound(&write_compound(&p).unwrap()).unwrap(), p);
+}
+
+#[test]
 fn unknown_is_skipped_not_fatal() {
     let mut b = write_compound(&[RtcpPacket::Pli(Pli::default())]).unwrap();
     b.extend_from_slice(&[0x80, 210, 0, 1, 1, 2, 3, 4]); // unknown PT 210
