@@ -4,7 +4,7 @@
 //! RIDs). Each receiver gets one layer at a time, as one continuous stream
 //! under the group's SSRC (its first layer's):
 //!
-//! - **Choice** ([`allocate`], in `allocate.rs`): layers rank by their measured bitrates (in
+//! - **Choice** ([`allocate`], in `allocation.rs`): layers rank by their measured bitrates (in
 //!   the order declared until measured); with no bandwidth estimate, the
 //!   best layer the publisher sends; with one, each source starts at its lowest layer
 //!   and the budget left (after the streams that have no layers) lifts
@@ -48,8 +48,8 @@ use crate::reports::PublisherSr;
 use crate::stats::DropReason;
 use crate::webrtc::Codec;
 
-mod allocate;
-pub(crate) use allocate::*;
+mod allocation;
+pub(crate) use allocation::*;
 
 /// A producer's place in a simulcast group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
